@@ -1,0 +1,94 @@
+/**
+ * The one interface every dump format implements. Tools above this line (hash, info, kernel
+ * awareness, writers) never look at format details.
+ *
+ * Units: page frame numbers, physical addresses and file offsets are JS numbers (exact up to
+ * 2^53, i.e. 8 PiB); values that are genuinely 64-bit (phys_base, virtual addresses, register
+ * contents) are bigint.
+ */
+import type { ElfNote } from './format/elf/notes.js';
+
+/** What a page frame holds in this dump. */
+export type PageState =
+  | 'data' // stored in the file (possibly compressed)
+  | 'zero' // present and known to be zero without reading (shared zero page, p_memsz > p_filesz tail)
+  | 'excluded' // RAM, but filtered out by the producer (kdump: RAM bitmap 1, dumpable bitmap 0)
+  | 'missing' // should be in the file but is not (incomplete dump, file cut short)
+  | 'hole'; // not RAM according to the dump (outside every range / RAM bitmap 0)
+
+/** `data` and `zero` pages are "present": they can be read and are hashed. */
+export function isPresent(s: PageState): boolean {
+  return s === 'data' || s === 'zero';
+}
+
+export interface PageRun {
+  startPfn: number;
+  /** Exclusive. */
+  endPfn: number;
+  state: PageState;
+}
+
+export type DumpFormat = 'elf' | 'kdump' | 'celf';
+export type Producer = 'qemu' | 'makedumpfile' | 'kernel' | 'vmcore' | 'unknown';
+
+export interface PhysicalMemory {
+  readonly pageSize: number;
+  /** One past the highest page frame the dump describes. */
+  readonly maxPfn: number;
+  /** State of one page frame. */
+  pageState(pfn: number): Promise<PageState>;
+  /**
+   * Runs of equal state over [startPfn, endPfn), ascending, covering the whole interval
+   * (holes included). Cheap: reads only metadata.
+   */
+  pageRuns(startPfn?: number, endPfn?: number): AsyncIterable<PageRun>;
+  /**
+   * Read one present page (`data` or `zero`). Throws PAGE_NOT_PRESENT naming the pfn and its
+   * state for any other page. The returned buffer may be shared with a cache: do not modify.
+   */
+  readPage(pfn: number): Promise<Uint8Array>;
+  /**
+   * Read a physical byte range. Pages that are not present raise PAGE_NOT_PRESENT unless
+   * `fillMissing` is set, in which case they read as zeros.
+   */
+  readPhys(addr: number, length: number, opts?: { fillMissing?: boolean }): Promise<Uint8Array>;
+}
+
+export interface Dump extends PhysicalMemory {
+  readonly format: DumpFormat;
+  /** Human-readable variant: "ELF64 LE", "kdump v6 flattened", ... */
+  readonly variant: string;
+  /** The files the dump was read from (a split set has several). */
+  readonly files: readonly { name: string; size: number }[];
+  readonly arch: string; // 'x86_64', 'i386', 'aarch64', ... or 'unknown'
+  readonly littleEndian: boolean;
+  readonly is64: boolean;
+  /** ELF notes: PT_NOTE of an ELF dump, the note blob of a kdump file. */
+  readonly notes: readonly ElfNote[];
+  /** VMCOREINFO text as stored in the file (note or kdump offset_vmcoreinfo), if any. */
+  readonly vmcoreinfoText: string | undefined;
+  /** Problems found while opening that do not prevent reading. */
+  readonly warnings: string[];
+  /** Format-specific details for `info` (headers, flags, codec page counts ...). */
+  details(): Promise<FormatDetails>;
+  close(): Promise<void>;
+}
+
+export interface FormatDetails {
+  /** kdump: header fields; elf: ELF header summary; celf: its header. JSON-safe values only. */
+  header: Record<string, unknown>;
+  /** Page counts per codec (kdump/celf): {"zlib": n, "raw": n, "zero": n}. */
+  codecs?: Record<string, number>;
+  /** phys_base as written in the file's header (kdump sub-header), 64-bit. */
+  headerPhysBase?: bigint;
+  /** utsname as written in the file's header, if the format has one. */
+  utsname?: { sysname: string; nodename: string; release: string; version: string; machine: string; domainname: string };
+  /** Crash time from the header, seconds since the epoch, when set. */
+  timestamp?: number;
+  nrCpus?: number;
+  incomplete?: boolean;
+  /** Evidence for the producer, collected by the format reader. */
+  producerHints: string[];
+  /** ELF: PT_LOAD segments; kdump: none. */
+  segments?: { paddr: number; vaddr: bigint; offset: number; filesz: number; memsz: number }[];
+}

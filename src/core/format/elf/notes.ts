@@ -1,0 +1,108 @@
+/**
+ * ELF note streams (PT_NOTE of an ELF dump, the note blob of a kdump file): parsing and
+ * building. Name and descriptor are padded to 4 bytes (Linux core notes use 4-byte alignment
+ * in ELF64 too).
+ */
+import { VmcoreError } from '../../errors.js';
+import { defineStruct } from '../../struct.js';
+
+export const Nhdr = defineStruct('Elf_Nhdr', 12, {
+  n_namesz: { off: 0, type: 'u32' },
+  n_descsz: { off: 4, type: 'u32' },
+  n_type: { off: 8, type: 'u32' },
+});
+
+export const NT_PRSTATUS = 1;
+export const NT_PRFPREG = 2;
+export const NT_TASKSTRUCT = 4;
+export const NT_VMCOREDD = 0x700;
+export const XEN_ELFNOTE_CRASH_INFO = 0x1000001;
+export const XEN_ELFNOTE_CRASH_REGS = 0x1000002;
+
+export interface ElfNote {
+  name: string;
+  type: number;
+  desc: Uint8Array;
+  /** File offset of the note header, when known. */
+  offset?: number;
+  /** File offset of the descriptor, when known. */
+  descOffset?: number;
+}
+
+const latin1 = new TextDecoder('latin1');
+const align4 = (n: number) => (n + 3) & ~3;
+
+/**
+ * Parse a note stream. Stops at a zero header (n_namesz = n_descsz = n_type = 0, the kernel's
+ * terminator) or at the end; a note running past the end raises TRUNCATED.
+ */
+export function parseNotes(buf: Uint8Array, le: boolean, ctx: { file?: string; base?: number } = {}): ElfNote[] {
+  const out: ElfNote[] = [];
+  let p = 0;
+  const base = ctx.base ?? 0;
+  while (p + 12 <= buf.length) {
+    const h = Nhdr.read(buf, p, le, ctx);
+    if (h.n_namesz === 0 && h.n_descsz === 0 && h.n_type === 0) break;
+    const nameEnd = p + 12 + h.n_namesz;
+    const descStart = p + 12 + align4(h.n_namesz);
+    const descEnd = descStart + h.n_descsz;
+    if (h.n_namesz > 4096 || descEnd > buf.length || nameEnd > buf.length) {
+      throw new VmcoreError('TRUNCATED', `note runs past the end of the note area (namesz ${h.n_namesz}, descsz ${h.n_descsz})`, {
+        file: ctx.file,
+        offset: base + p,
+        field: 'Elf_Nhdr.n_descsz',
+      });
+    }
+    let name = latin1.decode(buf.subarray(p + 12, nameEnd));
+    const nul = name.indexOf('\0');
+    if (nul >= 0) name = name.slice(0, nul);
+    out.push({ name, type: h.n_type, desc: buf.slice(descStart, descEnd), offset: base + p, descOffset: base + descStart });
+    p = descStart + align4(h.n_descsz);
+  }
+  return out;
+}
+
+/** Serialise notes into a stream (no terminator). */
+export function buildNotes(notes: readonly Pick<ElfNote, 'name' | 'type' | 'desc'>[], le: boolean): Uint8Array {
+  let size = 0;
+  for (const n of notes) size += 12 + align4(n.name.length + 1) + align4(n.desc.length);
+  const out = new Uint8Array(size);
+  let p = 0;
+  for (const n of notes) {
+    Nhdr.write({ n_namesz: n.name.length + 1, n_descsz: n.desc.length, n_type: n.type }, out, p, le);
+    for (let i = 0; i < n.name.length; i++) out[p + 12 + i] = n.name.charCodeAt(i) & 0xff;
+    const d = p + 12 + align4(n.name.length + 1);
+    out.set(n.desc, d);
+    p = d + align4(n.desc.length);
+  }
+  return out;
+}
+
+/** Offset, inside a stream built by buildNotes, of note `index`'s descriptor. */
+export function noteDescOffset(notes: readonly Pick<ElfNote, 'name' | 'desc'>[], index: number): number {
+  let p = 0;
+  for (let i = 0; i < index; i++) p += 12 + align4(notes[i]!.name.length + 1) + align4(notes[i]!.desc.length);
+  return p + 12 + align4(notes[index]!.name.length + 1);
+}
+
+export function findVmcoreinfoNote(notes: readonly ElfNote[]): ElfNote | undefined {
+  return notes.find((n) => n.name === 'VMCOREINFO');
+}
+
+export function noteTypeName(n: Pick<ElfNote, 'name' | 'type'>): string {
+  if (n.name === 'CORE') {
+    if (n.type === NT_PRSTATUS) return 'NT_PRSTATUS';
+    if (n.type === NT_PRFPREG) return 'NT_PRFPREG';
+    if (n.type === NT_TASKSTRUCT) return 'NT_TASKSTRUCT';
+  }
+  if (n.name === 'QEMU' && n.type === 0) return 'QEMU CPU state';
+  if (n.name === 'VMCOREINFO') return 'VMCOREINFO';
+  if (n.name === 'VMCOREINFO_XEN') return 'VMCOREINFO_XEN';
+  if (n.name === 'Xen') {
+    if (n.type === XEN_ELFNOTE_CRASH_INFO) return 'XEN_ELFNOTE_CRASH_INFO';
+    if (n.type === XEN_ELFNOTE_CRASH_REGS) return 'XEN_ELFNOTE_CRASH_REGS';
+  }
+  if (n.name === 'ERASEINFO') return 'ERASEINFO';
+  if (n.type === NT_VMCOREDD) return 'NT_VMCOREDD';
+  return `type 0x${n.type.toString(16)}`;
+}

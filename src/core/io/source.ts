@@ -1,0 +1,102 @@
+/**
+ * Random-access byte sources. The format code only ever sees this interface, so a file, a
+ * buffer, a browser Blob or an HTTP range source are interchangeable.
+ */
+import { VmcoreError } from '../errors.js';
+
+export interface ByteSource {
+  /** Name used in error messages (a path, a URL, "buffer"). */
+  readonly name: string;
+  /** Total size in bytes. */
+  readonly size: number;
+  /**
+   * Read `length` bytes at `offset`. Returns fewer bytes only when the source ends first.
+   * Never reads past `size`.
+   */
+  read(offset: number, length: number): Promise<Uint8Array>;
+  close?(): Promise<void>;
+}
+
+/** Reads exactly `length` bytes or throws TRUNCATED naming the field being read. */
+export async function readExact(src: ByteSource, offset: number, length: number, field: string): Promise<Uint8Array> {
+  if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0) {
+    throw new VmcoreError('OUT_OF_BOUNDS', `bad read of ${length} bytes`, { file: src.name, offset, field });
+  }
+  if (offset + length > src.size) {
+    throw new VmcoreError('TRUNCATED', `${field} needs ${length} bytes but the file ends at 0x${src.size.toString(16)}`, {
+      file: src.name,
+      offset,
+      field,
+    });
+  }
+  const b = await src.read(offset, length);
+  if (b.length !== length) {
+    throw new VmcoreError('TRUNCATED', `short read: ${b.length} of ${length} bytes`, { file: src.name, offset, field });
+  }
+  return b;
+}
+
+export class BufferSource implements ByteSource {
+  readonly size: number;
+  constructor(
+    private readonly buf: Uint8Array,
+    readonly name = 'buffer',
+  ) {
+    this.size = buf.length;
+  }
+  async read(offset: number, length: number): Promise<Uint8Array> {
+    const end = Math.min(this.size, offset + length);
+    return this.buf.subarray(Math.min(offset, end), end);
+  }
+}
+
+/** A Blob (browser File) as a source. */
+export class BlobSource implements ByteSource {
+  readonly size: number;
+  constructor(
+    private readonly blob: Blob,
+    readonly name = 'blob',
+  ) {
+    this.size = blob.size;
+  }
+  async read(offset: number, length: number): Promise<Uint8Array> {
+    const end = Math.min(this.size, offset + length);
+    return new Uint8Array(await this.blob.slice(offset, end).arrayBuffer());
+  }
+}
+
+/** Wraps a source and counts reads and bytes (for tests and diagnostics). */
+export class CountingSource implements ByteSource {
+  reads = 0;
+  bytes = 0;
+  constructor(private readonly inner: ByteSource) {}
+  get name(): string {
+    return this.inner.name;
+  }
+  get size(): number {
+    return this.inner.size;
+  }
+  async read(offset: number, length: number): Promise<Uint8Array> {
+    this.reads++;
+    const b = await this.inner.read(offset, length);
+    this.bytes += b.length;
+    return b;
+  }
+}
+
+/**
+ * A source presenting a region [base, base+size) of another source as bytes 0..size.
+ */
+export class SliceSource implements ByteSource {
+  constructor(
+    private readonly inner: ByteSource,
+    private readonly base: number,
+    readonly size: number,
+    readonly name = inner.name,
+  ) {}
+  async read(offset: number, length: number): Promise<Uint8Array> {
+    const end = Math.min(this.size, offset + length);
+    if (offset >= end) return new Uint8Array(0);
+    return this.inner.read(this.base + offset, end - offset);
+  }
+}

@@ -1,0 +1,107 @@
+/**
+ * Native codecs for Node: node:zlib, the lzo binding (lzo1x-1), snappy (napi-rs) and zstd-napi.
+ * Each is optional; a codec whose native module is missing falls back to the portable one
+ * (which may be decompress-only, e.g. zstd via fzstd).
+ */
+import { createRequire } from 'node:module';
+import { constants as zc, deflateSync, inflateSync } from 'node:zlib';
+import { MapCodecRegistry, type Codec, type CodecName } from '../core/codec/types.js';
+import { portableCodecs } from '../core/codec/portable.js';
+
+const require = createRequire(import.meta.url);
+
+function exact(out: Uint8Array, expected: number, what: string): Uint8Array {
+  if (out.length !== expected) throw new Error(`${what} produced ${out.length} bytes, expected ${expected}`);
+  return out;
+}
+
+function u8(b: Buffer): Uint8Array {
+  return new Uint8Array(b.buffer, b.byteOffset, b.length);
+}
+
+export const nodeZlib: Codec = {
+  name: 'zlib',
+  impl: 'node:zlib',
+  decompress: (src, n) => exact(u8(inflateSync(src, { maxOutputLength: Math.max(n, 1) })), n, 'zlib'),
+  compress: (src, level = 1) => u8(deflateSync(src, { level, strategy: zc.Z_DEFAULT_STRATEGY })),
+};
+
+function tryLoad<T>(name: string): T | undefined {
+  try {
+    return require(name) as T;
+  } catch {
+    return undefined;
+  }
+}
+
+interface LzoModule {
+  compress(b: Buffer): Buffer;
+  decompress(b: Buffer, size: number): Buffer;
+}
+interface SnappyModule {
+  compressSync(b: Uint8Array): Buffer;
+  uncompressSync(b: Uint8Array): Buffer | string;
+}
+interface ZstdModule {
+  Compressor: new () => { setParameters(p: Record<string, number>): void; compress(b: Uint8Array): Buffer };
+  Decompressor: new () => { decompress(b: Uint8Array): Buffer };
+  compress(b: Uint8Array, p?: Record<string, number>): Buffer;
+  decompress(b: Uint8Array): Buffer;
+}
+
+let cached: MapCodecRegistry | undefined;
+
+/** The best codecs available in this Node process. */
+export function nodeCodecs(): MapCodecRegistry {
+  if (cached) return cached;
+  const reg = portableCodecs();
+  reg.register(nodeZlib);
+  const lzo = tryLoad<LzoModule>('lzo');
+  if (lzo) {
+    reg.register({
+      name: 'lzo',
+      impl: 'lzo (native lzo1x-1)',
+      decompress: (src, n) => exact(u8(lzo.decompress(Buffer.from(src.buffer, src.byteOffset, src.length), n)), n, 'lzo'),
+      compress: (src) => u8(lzo.compress(Buffer.from(src.buffer, src.byteOffset, src.length))),
+    });
+  }
+  const snappy = tryLoad<SnappyModule>('snappy');
+  if (snappy) {
+    reg.register({
+      name: 'snappy',
+      impl: 'snappy (napi-rs)',
+      decompress: (src, n) => {
+        const r = snappy.uncompressSync(src);
+        return exact(typeof r === 'string' ? new TextEncoder().encode(r) : u8(r), n, 'snappy');
+      },
+      compress: (src) => u8(snappy.compressSync(src)),
+    });
+  }
+  const zstd = tryLoad<ZstdModule>('zstd-napi');
+  if (zstd) {
+    const cctxByLevel = new Map<number, { compress(b: Uint8Array): Buffer }>();
+    const dctx = new zstd.Decompressor();
+    reg.register({
+      name: 'zstd',
+      impl: 'zstd-napi',
+      decompress: (src, n) => exact(u8(dctx.decompress(src)), n, 'zstd'),
+      compress: (src, level = 1) => {
+        let c = cctxByLevel.get(level);
+        if (!c) {
+          const cc = new zstd.Compressor();
+          cc.setParameters({ compressionLevel: level });
+          c = cc;
+          cctxByLevel.set(level, c);
+        }
+        return u8(c.compress(src));
+      },
+    });
+  }
+  cached = reg;
+  return reg;
+}
+
+export function codecImplementations(): Record<CodecName, string> {
+  const r = nodeCodecs();
+  return Object.fromEntries(r.list().map((c) => [c.name, c.impl])) as Record<CodecName, string>;
+}
