@@ -7,3 +7,4 @@ export { portableCodecs } from './codec/portable.js';
 export { lzo1xDecompress } from './codec/lzo1x.js';
 export * from './dump.js';
 export * from './format/elf/notes.js';
+export * from './memory.js';
