@@ -8,3 +8,4 @@ export { lzo1xDecompress } from './codec/lzo1x.js';
 export * from './dump.js';
 export * from './format/elf/notes.js';
 export * from './memory.js';
+export * from './kernel/vmcoreinfo.js';
