@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Build the test guest's initramfs: busybox-static, scripts/guest/init.sh as /init, the
+# kernel's qemu_fw_cfg module (for -device vmcoreinfo) and a seed of realistic data that /init
+# copies into a tmpfs when asked to fill memory.
+#
+#   scripts/guest/build-initramfs.sh OUT.cpio.gz [--seed-mib N]
+#
+# Needs: busybox-static, cpio, gzip, the kernel unpacked by fetch-kernel.sh (KVER and the
+# cache from the environment or found by running fetch-kernel.sh).
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+OUT=${1:?usage: $0 OUT.cpio.gz [--seed-mib N]}
+shift
+SEED_MIB=16
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --seed-mib) SEED_MIB=$2; shift 2 ;;
+    *) echo "unknown option $1" >&2; exit 2 ;;
+  esac
+done
+eval "$("$HERE/fetch-kernel.sh")"
+KDIR=$(dirname "$(dirname "$VMLINUZ")")
+BUSYBOX=$(command -v busybox || true)
+[ -x /bin/busybox ] && BUSYBOX=/bin/busybox
+file -L "$BUSYBOX" 2>/dev/null | grep -q 'statically linked' || {
+  echo "build-initramfs: need busybox-static (apt-get install busybox-static)" >&2; exit 1; }
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/vmcore-initramfs.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+R=$WORK/root
+mkdir -p "$R"/{bin,sbin,dev,proc,sys,tmp,lib/modules,seed}
+cp "$BUSYBOX" "$R/bin/busybox"
+cp "$HERE/init.sh" "$R/init"
+chmod 755 "$R/init" "$R/bin/busybox"
+FWCFG=$(find "$KDIR/lib/modules" -name 'qemu_fw_cfg.ko*' | head -n1)
+case "$FWCFG" in
+  *.ko) cp "$FWCFG" "$R/lib/modules/qemu_fw_cfg.ko" ;;
+  *.ko.xz) xz -dc "$FWCFG" > "$R/lib/modules/qemu_fw_cfg.ko" ;;
+  *.ko.zst) zstd -qdc "$FWCFG" > "$R/lib/modules/qemu_fw_cfg.ko" ;;
+  *) echo "build-initramfs: no qemu_fw_cfg module; -device vmcoreinfo will stay empty" >&2 ;;
+esac
+
+if [ "$SEED_MIB" -gt 0 ]; then
+  set +o pipefail # head closes the pipes early
+  q=$((SEED_MIB * 1048576 / 4))
+  # text: kernel config, symbol map, licences, a number listing
+  { cat "$KDIR/boot/config-$KVER" "$KDIR/boot/System.map-$KVER"; cat /usr/share/common-licenses/* 2>/dev/null;
+    seq 1 2000000; } | head -c "$q" > "$R/seed/text"
+  # binaries: kernel modules and busybox
+  { find "$KDIR/lib/modules" -name '*.ko' -print0 | sort -z | xargs -0 cat; cat "$BUSYBOX"; } 2>/dev/null \
+    | head -c "$q" > "$R/seed/binary"
+  # compressed: the kernel image and gzip of the modules
+  { cat "$VMLINUZ"; find "$KDIR/lib/modules" -name '*.ko' -print0 | sort -z | xargs -0 cat | gzip -1; } 2>/dev/null \
+    | head -c "$q" > "$R/seed/compressed"
+  head -c "$q" /dev/urandom > "$R/seed/random"
+  set -o pipefail
+fi
+(cd "$R" && find . -print0 | LC_ALL=C sort -z | cpio --null -o -H newc --quiet) | gzip -1 > "$OUT.tmp"
+mv "$OUT.tmp" "$OUT"
+echo "build-initramfs: $OUT ($(du -h "$OUT" | cut -f1)) for $KVER, seed ${SEED_MIB} MiB" >&2

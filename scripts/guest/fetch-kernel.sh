@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Download (never install) the current Debian cloud kernel and, optionally, its debug symbols,
+# and unpack them into a cache directory outside the repository.
+#
+#   scripts/guest/fetch-kernel.sh [--dbg]
+#
+# Environment:
+#   VMCORE_GUEST_CACHE  cache directory (default /tmp/vmcore-guest)
+#   VMCORE_KERNEL_ABI   force an ABI such as 6.1.0-56 (default: what the linux-image-cloud-amd64
+#                       meta-package currently depends on)
+#
+# Prints shell assignments on stdout (eval-able):
+#   KVER=6.1.0-56-cloud-amd64 VMLINUZ=... VMLINUX=... (VMLINUX only with --dbg)
+set -euo pipefail
+
+CACHE=${VMCORE_GUEST_CACHE:-/tmp/vmcore-guest}
+WANT_DBG=0
+for a in "$@"; do
+  case "$a" in
+    --dbg) WANT_DBG=1 ;;
+    *) echo "usage: $0 [--dbg]" >&2; exit 2 ;;
+  esac
+done
+mkdir -p "$CACHE/debs"
+
+log() { echo "fetch-kernel: $*" >&2; }
+
+if [ -n "${VMCORE_KERNEL_ABI:-}" ]; then
+  KVER="${VMCORE_KERNEL_ABI}-cloud-amd64"
+else
+  # The meta-package always points at the current ABI; Debian drops old ones from the archive.
+  KVER=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null \
+    | sed -n 's/^ *Depends: linux-image-\([0-9][^ ]*-cloud-amd64\)$/\1/p' | head -n1)
+  if [ -z "$KVER" ]; then
+    log "cannot find the current cloud kernel with apt-cache (run apt-get update?)"
+    exit 1
+  fi
+fi
+
+fetch_pkg() { # $1 package name, $2 unpack dir
+  local pkg=$1 dir=$2
+  if [ -f "$dir/.done" ]; then return 0; fi
+  local deb
+  deb=$(ls "$CACHE/debs/${pkg}_"*.deb 2>/dev/null | head -n1 || true)
+  if [ -z "$deb" ]; then
+    log "downloading $pkg"
+    (cd "$CACHE/debs" && apt-get download "$pkg" >&2)
+    deb=$(ls "$CACHE/debs/${pkg}_"*.deb | head -n1)
+  fi
+  log "unpacking $(basename "$deb")"
+  rm -rf "$dir.tmp" && mkdir -p "$dir.tmp"
+  dpkg-deb -x "$deb" "$dir.tmp"
+  rm -rf "$dir" && mv "$dir.tmp" "$dir"
+  touch "$dir/.done"
+}
+
+fetch_pkg "linux-image-$KVER" "$CACHE/image-$KVER"
+VMLINUZ="$CACHE/image-$KVER/boot/vmlinuz-$KVER"
+[ -f "$VMLINUZ" ] || { log "no $VMLINUZ in the package"; exit 1; }
+echo "KVER=$KVER"
+echo "VMLINUZ=$VMLINUZ"
+echo "SYSTEM_MAP=$CACHE/image-$KVER/boot/System.map-$KVER"
+
+if [ "$WANT_DBG" = 1 ]; then
+  fetch_pkg "linux-image-$KVER-dbg" "$CACHE/dbg-$KVER"
+  VMLINUX="$CACHE/dbg-$KVER/usr/lib/debug/boot/vmlinux-$KVER"
+  [ -f "$VMLINUX" ] || VMLINUX="$CACHE/dbg-$KVER/usr/lib/debug/vmlinux-$KVER"
+  echo "VMLINUX=$VMLINUX"
+fi

@@ -1,0 +1,63 @@
+#!/bin/busybox sh
+# /init of the test guest (copied into the initramfs by build-initramfs.sh).
+# Kernel command line parameters (all optional):
+#   vmcore_tag=NAME      name used in the marker lines
+#   vmcore_fill=MIB      fill a tmpfs with about MIB MiB of realistic data (text, binaries,
+#                        compressed and random data) built from /seed
+#   vmcore_mode=idle|panic   after setup: idle (default) or crash the kernel via sysrq-c
+/bin/busybox mkdir -p /proc /sys /dev /tmp /bin /sbin /usr/bin /usr/sbin
+/bin/busybox --install -s
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev 2>/dev/null
+
+TAG=guest FILL=0 MODE=idle
+for w in $(cat /proc/cmdline); do
+  case "$w" in
+    vmcore_tag=*) TAG=${w#vmcore_tag=} ;;
+    vmcore_fill=*) FILL=${w#vmcore_fill=} ;;
+    vmcore_mode=*) MODE=${w#vmcore_mode=} ;;
+  esac
+done
+say() { echo "GUEST: $*"; }
+say "init started tag=$TAG fill=$FILL mode=$MODE"
+# The vmcoreinfo device is only written by the qemu_fw_cfg driver (a module in Debian).
+if [ -f /lib/modules/qemu_fw_cfg.ko ]; then
+  insmod /lib/modules/qemu_fw_cfg.ko 2>/dev/null && say "qemu_fw_cfg loaded"
+fi
+echo "VMCORE-GUEST-MARKER $TAG" > /dev/kmsg
+say "kallsyms:"
+grep -E ' (_text|_stext|phys_base|init_uts_ns|vmcoreinfo_note|_end)$' /proc/kallsyms
+say "iomem:"
+cat /proc/iomem
+say "iomem end"
+[ -f /sys/kernel/vmcoreinfo ] && say "sys_kernel_vmcoreinfo: $(cat /sys/kernel/vmcoreinfo)"
+
+if [ "$FILL" -gt 0 ] 2>/dev/null; then
+  mkdir -p /fill && mount -t tmpfs -o size=100% fill /fill
+  # Every copy starts with a pad of a different, non page-aligned length so that no two
+  # copies share page contents.
+  i=0 done=0
+  want=$((FILL * 1024 * 1024))
+  while [ "$done" -lt "$want" ]; do
+    for s in /seed/*; do
+      [ -f "$s" ] || continue
+      pad=$(( (i * 1031) % 4093 + 1 ))
+      { head -c "$pad" /seed/text 2>/dev/null; cat "$s"; } > "/fill/$i.$(basename "$s")"
+      sz=$(stat -c %s "/fill/$i.$(basename "$s")")
+      done=$((done + sz)); i=$((i + 1))
+      [ "$done" -ge "$want" ] && break
+    done
+  done
+  say "filled $((done / 1048576)) MiB in $i files"
+fi
+free
+echo "VMCORE-GUEST-READY $TAG" > /dev/kmsg
+say "ready"
+if [ "$MODE" = panic ]; then
+  say "triggering panic"
+  echo 1 > /proc/sys/kernel/sysrq
+  echo c > /proc/sysrq-trigger
+fi
+while true; do sleep 3600; done
