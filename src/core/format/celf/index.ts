@@ -2,3 +2,4 @@
 export * from './structs.js';
 export * from './writer.js';
 export * from './reader.js';
+export { registerCelf } from './register.js';

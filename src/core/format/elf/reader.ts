@@ -1,0 +1,429 @@
+/**
+ * ELF vmcore reader: ELF32/ELF64, both byte orders, ET_CORE. PT_LOAD segments give physical
+ * ranges (p_paddr); the p_memsz > p_filesz tail reads as zeros; overlapping segments (the
+ * kernel-text PT_LOAD of /proc/vmcore lies inside a RAM one) are merged; PN_XNUM is honoured;
+ * section headers are tolerated (QEMU writes them, with a bogus e_ehsize).
+ */
+import { VmcoreError } from '../../errors.js';
+import { readExact, type ByteSource } from '../../io/source.js';
+import type { Dump, FormatDetails, PageRun, PageState } from '../../dump.js';
+import { notPresent, readPhysGeneric } from '../../memory.js';
+import { LruCache } from '../../io/lru.js';
+import { findVmcoreinfoNote, parseNotes, type ElfNote } from './notes.js';
+import {
+  DUMP_ELF_INCOMPLETE,
+  ELFCLASS32,
+  ELFCLASS64,
+  ELFDATA2LSB,
+  ELFDATA2MSB,
+  ELFMAG,
+  ET_CORE,
+  Elf32_Ehdr,
+  Elf32_Phdr,
+  Elf32_Shdr,
+  Elf64_Ehdr,
+  Elf64_Phdr,
+  Elf64_Shdr,
+  MACHINES,
+  PN_XNUM,
+  PT_LOAD,
+  PT_NOTE,
+  type ElfHeader,
+  type ProgramHeader,
+  type SectionHeader,
+} from './structs.js';
+
+const MAX_NOTE_BYTES = 64 << 20;
+const PAGE = 4096;
+
+export function isElf(head: Uint8Array): boolean {
+  return head.length >= 4 && ELFMAG.every((b, i) => head[i] === b);
+}
+
+export interface ElfLayout {
+  header: ElfHeader;
+  phdrs: ProgramHeader[];
+  shdrs: SectionHeader[];
+  warnings: string[];
+}
+
+/** Parse ELF header, program headers and (tolerantly) section headers. */
+export async function readElfLayout(src: ByteSource): Promise<ElfLayout> {
+  const file = src.name;
+  const ident = await readExact(src, 0, 16, 'e_ident');
+  if (!isElf(ident)) throw new VmcoreError('BAD_MAGIC', 'not an ELF file', { file, offset: 0, field: 'e_ident' });
+  const cls = ident[4];
+  const data = ident[5];
+  if (cls !== ELFCLASS32 && cls !== ELFCLASS64) throw new VmcoreError('BAD_FIELD', `bad ELF class ${cls}`, { file, offset: 4, field: 'e_ident[EI_CLASS]' });
+  if (data !== ELFDATA2LSB && data !== ELFDATA2MSB) throw new VmcoreError('BAD_FIELD', `bad ELF data encoding ${data}`, { file, offset: 5, field: 'e_ident[EI_DATA]' });
+  const is64 = cls === ELFCLASS64;
+  const le = data === ELFDATA2LSB;
+  const E = is64 ? Elf64_Ehdr : Elf32_Ehdr;
+  const eb = await readExact(src, 0, E.size, E.name);
+  const e = E.read(eb, 0, le, { file });
+  const warnings: string[] = [];
+  const header: ElfHeader = {
+    is64,
+    littleEndian: le,
+    type: e.e_type,
+    machine: e.e_machine,
+    phoff: Number(e.e_phoff),
+    shoff: Number(e.e_shoff),
+    flags: e.e_flags,
+    ehsize: e.e_ehsize,
+    phentsize: e.e_phentsize,
+    phnum: e.e_phnum,
+    shentsize: e.e_shentsize,
+    shnum: e.e_shnum,
+    shstrndx: e.e_shstrndx,
+  };
+  if (header.type !== ET_CORE) throw new VmcoreError('UNSUPPORTED', `ELF type ${header.type} is not ET_CORE (4): not a core dump`, { file, offset: 16, field: 'e_type' });
+  if (header.ehsize !== E.size) warnings.push(`e_ehsize is ${header.ehsize}, not ${E.size} (ignored; QEMU writes a bogus value)`);
+  const P = is64 ? Elf64_Phdr : Elf32_Phdr;
+  const S = is64 ? Elf64_Shdr : Elf32_Shdr;
+  // Section headers: needed for PN_XNUM and by the compressed-ELF reader; tolerated otherwise.
+  const shdrs: SectionHeader[] = [];
+  if (header.shoff) {
+    if (header.shentsize !== S.size) warnings.push(`e_shentsize ${header.shentsize} is not ${S.size}; section headers ignored`);
+    else {
+      try {
+        const first = S.read(await readExact(src, header.shoff, S.size, 'section header 0'), 0, le, { file, base: header.shoff });
+        let shnum = header.shnum;
+        if (shnum === 0) shnum = Number(first.sh_size);
+        if (header.shoff + shnum * S.size > src.size) throw new VmcoreError('TRUNCATED', `${shnum} section headers run past the end of the file`, { file, offset: header.shoff, field: 'e_shnum' });
+        const sb = await readExact(src, header.shoff, shnum * S.size, 'section headers');
+        for (let i = 0; i < shnum; i++) {
+          const s = S.read(sb, i * S.size, le, { file, base: header.shoff });
+          shdrs.push({
+            name: s.sh_name,
+            type: s.sh_type,
+            flags: BigInt(s.sh_flags),
+            addr: BigInt(s.sh_addr),
+            offset: Number(s.sh_offset),
+            size: Number(s.sh_size),
+            link: s.sh_link,
+            info: s.sh_info,
+            addralign: BigInt(s.sh_addralign),
+            entsize: BigInt(s.sh_entsize),
+          });
+        }
+      } catch (err) {
+        if (header.phnum === PN_XNUM) throw err;
+        warnings.push(`section headers unreadable: ${(err as Error).message}`);
+      }
+    }
+  }
+  let phnum = header.phnum;
+  if (phnum === PN_XNUM) {
+    if (!shdrs.length) throw new VmcoreError('BAD_FIELD', 'e_phnum is PN_XNUM but there is no section header 0 with the real count', { file, offset: 56, field: 'e_phnum' });
+    phnum = shdrs[0]!.info;
+  }
+  if (phnum && header.phentsize !== P.size) throw new VmcoreError('BAD_FIELD', `e_phentsize ${header.phentsize} is not ${P.size}`, { file, offset: is64 ? 54 : 42, field: 'e_phentsize' });
+  if (header.phoff + phnum * P.size > src.size) {
+    throw new VmcoreError('TRUNCATED', `${phnum} program headers at 0x${header.phoff.toString(16)} run past the end of the file`, { file, offset: header.phoff, field: 'e_phnum' });
+  }
+  const pb = phnum ? await readExact(src, header.phoff, phnum * P.size, 'program headers') : new Uint8Array(0);
+  const phdrs: ProgramHeader[] = [];
+  for (let i = 0; i < phnum; i++) {
+    const p = P.read(pb, i * P.size, le, { file, base: header.phoff });
+    phdrs.push({
+      type: p.p_type,
+      flags: p.p_flags,
+      offset: Number(p.p_offset),
+      vaddr: BigInt(p.p_vaddr),
+      paddr: BigInt(p.p_paddr),
+      filesz: Number(p.p_filesz),
+      memsz: Number(p.p_memsz),
+      align: BigInt(p.p_align),
+    });
+  }
+  header.phnum = phnum;
+  return { header, phdrs, shdrs, warnings };
+}
+
+/** A byte range of physical memory with one source. */
+interface Piece {
+  start: number; // physical
+  end: number;
+  kind: 'data' | 'zero' | 'missing';
+  fileOffset: number; // for data: file offset of `start`
+}
+
+export class ElfDump implements Dump {
+  readonly format = 'elf' as const;
+  readonly variant: string;
+  readonly files: { name: string; size: number }[];
+  readonly arch: string;
+  readonly littleEndian: boolean;
+  readonly is64: boolean;
+  readonly pageSize = PAGE;
+  readonly maxPfn: number;
+  readonly warnings: string[];
+  readonly notes: ElfNote[];
+  readonly vmcoreinfoText: string | undefined;
+  /** Page runs (sorted, disjoint, holes omitted). */
+  private readonly runsArr: PageRun[];
+  private readonly pieces: Piece[];
+  private readonly chunkCache = new LruCache<number, Uint8Array>(8);
+  private static readonly CHUNK = 1 << 20;
+
+  private constructor(
+    readonly src: ByteSource,
+    readonly layout: ElfLayout,
+    notes: ElfNote[],
+  ) {
+    const { header, phdrs } = layout;
+    this.files = [{ name: src.name, size: src.size }];
+    this.littleEndian = header.littleEndian;
+    this.is64 = header.is64;
+    this.arch = MACHINES[header.machine] ?? `e_machine ${header.machine}`;
+    this.warnings = [...layout.warnings];
+    this.notes = notes;
+    const vn = findVmcoreinfoNote(notes);
+    this.vmcoreinfoText = vn ? new TextDecoder('latin1').decode(vn.desc).replace(/\0+$/, '') : undefined;
+    this.variant = `ELF${header.is64 ? 64 : 32} ${header.littleEndian ? 'little' : 'big'}-endian`;
+    this.pieces = buildPieces(phdrs, src.size, this.warnings, src.name);
+    this.runsArr = piecesToRuns(this.pieces, PAGE);
+    const last = this.runsArr[this.runsArr.length - 1];
+    this.maxPfn = last ? last.endPfn : 0;
+    if (header.flags & DUMP_ELF_INCOMPLETE) this.warnings.push('the dump is marked incomplete (e_flags bit 0): its writer stopped early');
+  }
+
+  static async open(src: ByteSource): Promise<ElfDump> {
+    const layout = await readElfLayout(src);
+    const notes: ElfNote[] = [];
+    for (const p of layout.phdrs) {
+      if (p.type !== PT_NOTE || p.filesz === 0) continue;
+      if (p.filesz > MAX_NOTE_BYTES) throw new VmcoreError('OUT_OF_BOUNDS', `PT_NOTE of ${p.filesz} bytes is too large`, { file: src.name, field: 'p_filesz' });
+      const b = await readExact(src, p.offset, p.filesz, 'PT_NOTE');
+      notes.push(...parseNotes(b, layout.header.littleEndian, { file: src.name, base: p.offset }));
+    }
+    return new ElfDump(src, layout, notes);
+  }
+
+  private findRun(pfn: number): PageRun | undefined {
+    const a = this.runsArr;
+    let lo = 0;
+    let hi = a.length - 1;
+    while (lo <= hi) {
+      const m = (lo + hi) >> 1;
+      const r = a[m]!;
+      if (pfn < r.startPfn) hi = m - 1;
+      else if (pfn >= r.endPfn) lo = m + 1;
+      else return r;
+    }
+    return undefined;
+  }
+
+  async pageState(pfn: number): Promise<PageState> {
+    return this.findRun(pfn)?.state ?? 'hole';
+  }
+
+  async *pageRuns(start = 0, end = this.maxPfn): AsyncIterable<PageRun> {
+    let pos = start;
+    for (const r of this.runsArr) {
+      if (r.endPfn <= start) continue;
+      if (r.startPfn >= end) break;
+      const s = Math.max(r.startPfn, start);
+      if (s > pos) yield { startPfn: pos, endPfn: s, state: 'hole' };
+      const e = Math.min(r.endPfn, end);
+      yield { startPfn: s, endPfn: e, state: r.state };
+      pos = e;
+    }
+    if (pos < end) yield { startPfn: pos, endPfn: end, state: 'hole' };
+  }
+
+  /** Read file bytes through a 1 MiB chunk cache (sequential page reads cost one read per MiB). */
+  private async fileBytes(offset: number, length: number): Promise<Uint8Array> {
+    const C = ElfDump.CHUNK;
+    const ci = Math.floor(offset / C);
+    if (Math.floor((offset + length - 1) / C) !== ci) return readExact(this.src, offset, length, 'PT_LOAD data');
+    let chunk = this.chunkCache.get(ci);
+    if (!chunk) {
+      chunk = await this.src.read(ci * C, Math.min(C, this.src.size - ci * C));
+      this.chunkCache.set(ci, chunk);
+    }
+    const o = offset - ci * C;
+    if (o + length > chunk.length) return readExact(this.src, offset, length, 'PT_LOAD data');
+    return chunk.subarray(o, o + length);
+  }
+
+  async readPage(pfn: number): Promise<Uint8Array> {
+    const st = await this.pageState(pfn);
+    if (st === 'zero') return new Uint8Array(PAGE);
+    if (st !== 'data') throw notPresent(pfn, st, this.src.name);
+    const a = pfn * PAGE;
+    const b = a + PAGE;
+    // fast path: one data piece covers the page
+    const i = this.pieceIndex(a);
+    const p = this.pieces[i];
+    if (p && p.kind === 'data' && p.start <= a && p.end >= b) return this.fileBytes(p.fileOffset + (a - p.start), PAGE);
+    const out = new Uint8Array(PAGE);
+    for (let k = Math.max(0, i); k < this.pieces.length; k++) {
+      const q = this.pieces[k]!;
+      if (q.start >= b) break;
+      if (q.end <= a || q.kind !== 'data') continue;
+      const s = Math.max(a, q.start);
+      const e = Math.min(b, q.end);
+      out.set(await this.fileBytes(q.fileOffset + (s - q.start), e - s), s - a);
+    }
+    return out;
+  }
+
+  private pieceIndex(addr: number): number {
+    let lo = 0;
+    let hi = this.pieces.length - 1;
+    let ans = -1;
+    while (lo <= hi) {
+      const m = (lo + hi) >> 1;
+      if (this.pieces[m]!.start <= addr) {
+        ans = m;
+        lo = m + 1;
+      } else hi = m - 1;
+    }
+    return ans;
+  }
+
+  readPhys(addr: number, length: number, opts?: { fillMissing?: boolean }): Promise<Uint8Array> {
+    return readPhysGeneric(this, addr, length, opts, this.src.name);
+  }
+
+  async details(): Promise<FormatDetails> {
+    const { header, phdrs, shdrs } = this.layout;
+    const loads = phdrs.filter((p) => p.type === PT_LOAD);
+    const hints: string[] = [];
+    if (this.notes.some((n) => n.name.startsWith('QEMU'))) hints.push('QEMU CPU-state notes');
+    if (shdrs.length && header.shoff === (header.is64 ? 64 : 52)) hints.push('section headers right after the ELF header (QEMU layout)');
+    if (header.ehsize !== (header.is64 ? 64 : 52)) hints.push(`bogus e_ehsize ${header.ehsize}`);
+    const ktext = loads.some((p) => p.vaddr >= 0xffffffff80000000n && p.vaddr < 0xffffffffc0000000n);
+    if (ktext) hints.push('PT_LOAD with a kernel-text virtual address');
+    if (loads.length && loads.every((p) => p.vaddr === p.paddr || p.vaddr === 0n)) hints.push('PT_LOAD p_vaddr = p_paddr or 0 (no kernel virtual addresses)');
+    if (loads.some((p) => p.memsz > p.filesz)) hints.push('PT_LOAD with p_memsz > p_filesz (excluded or zero pages)');
+    if (this.vmcoreinfoText) hints.push('VMCOREINFO note');
+    if (this.notes.some((n) => n.name === 'VMCORE')) hints.push('vmcore producer note');
+    if (header.phoff !== (header.is64 ? 64 : 52)) hints.push(`program headers at 0x${header.phoff.toString(16)}, not right after the ELF header`);
+    const nrCpus = this.notes.filter((n) => n.name === 'CORE' && n.type === 1).length;
+    return {
+      header: {
+        class: header.is64 ? 'ELF64' : 'ELF32',
+        endian: header.littleEndian ? 'little' : 'big',
+        e_machine: header.machine,
+        e_flags: header.flags,
+        e_ehsize: header.ehsize,
+        e_phoff: header.phoff,
+        e_phnum: header.phnum,
+        e_shoff: header.shoff,
+        e_shnum: shdrs.length,
+        pt_load: loads.length,
+      },
+      producerHints: hints,
+      nrCpus: nrCpus || undefined,
+      incomplete: (header.flags & DUMP_ELF_INCOMPLETE) !== 0,
+      segments: loads.map((p) => ({ paddr: Number(p.paddr), vaddr: p.vaddr, offset: p.offset, filesz: p.filesz, memsz: p.memsz })),
+    };
+  }
+
+  async close(): Promise<void> {
+    await this.src.close?.();
+  }
+}
+
+const RANK: Record<Piece['kind'], number> = { data: 3, missing: 2, zero: 1 };
+
+/** Disjoint, sorted physical pieces from (possibly overlapping) PT_LOADs. */
+function buildPieces(phdrs: ProgramHeader[], fileSize: number, warnings: string[], file: string): Piece[] {
+  const raw: Piece[] = [];
+  for (const p of phdrs) {
+    if (p.type !== PT_LOAD) continue;
+    if (p.paddr === 0xffffffffffffffffn) continue; // /proc/kcore style: no physical address
+    if (p.paddr > BigInt(Number.MAX_SAFE_INTEGER) || p.paddr + BigInt(p.memsz) > BigInt(Number.MAX_SAFE_INTEGER)) {
+      warnings.push(`PT_LOAD at p_paddr 0x${p.paddr.toString(16)} is beyond 2^53 and was ignored`);
+      continue;
+    }
+    if (p.filesz > p.memsz) throw new VmcoreError('BAD_FIELD', `PT_LOAD p_filesz ${p.filesz} > p_memsz ${p.memsz}`, { file, offset: p.offset, field: 'p_filesz' });
+    const start = Number(p.paddr);
+    const inFile = Math.max(0, Math.min(p.filesz, fileSize - p.offset));
+    if (inFile > 0) raw.push({ start, end: start + inFile, kind: 'data', fileOffset: p.offset });
+    if (inFile < p.filesz) {
+      raw.push({ start: start + inFile, end: start + p.filesz, kind: 'missing', fileOffset: 0 });
+      warnings.push(`PT_LOAD at 0x${start.toString(16)}: the file ends ${p.filesz - inFile} bytes early (truncated dump); those pages are missing`);
+    }
+    if (p.memsz > p.filesz) raw.push({ start: start + p.filesz, end: start + p.memsz, kind: 'zero', fileOffset: 0 });
+  }
+  if (raw.length > 1) raw.sort((a, b) => a.start - b.start);
+  // Resolve overlaps: higher rank wins; equal rank keeps the earlier piece.
+  const bounds = new Set<number>();
+  let overlap = false;
+  for (let i = 0; i < raw.length; i++) {
+    if (i && raw[i]!.start < raw[i - 1]!.end) overlap = true;
+  }
+  if (!overlap) return raw;
+  for (const r of raw) {
+    bounds.add(r.start);
+    bounds.add(r.end);
+  }
+  const pts = [...bounds].sort((a, b) => a - b);
+  const out: Piece[] = [];
+  for (let i = 0; i + 1 < pts.length; i++) {
+    const s = pts[i]!;
+    const e = pts[i + 1]!;
+    let best: Piece | undefined;
+    for (const r of raw) {
+      if (r.start > s) break;
+      if (r.end <= s) continue;
+      if (!best || RANK[r.kind] > RANK[best.kind]) best = r;
+    }
+    if (!best) continue;
+    const piece: Piece = { start: s, end: e, kind: best.kind, fileOffset: best.kind === 'data' ? best.fileOffset + (s - best.start) : 0 };
+    const prev = out[out.length - 1];
+    if (prev && prev.end === s && prev.kind === piece.kind && (piece.kind !== 'data' || prev.fileOffset + (prev.end - prev.start) === piece.fileOffset)) prev.end = e;
+    else out.push(piece);
+  }
+  return out;
+}
+
+/** Page runs from byte pieces: a page's state is the strongest of the pieces it touches. */
+function piecesToRuns(pieces: Piece[], ps: number): PageRun[] {
+  const runs: PageRun[] = [];
+  const push = (s: number, e: number, st: PageState) => {
+    if (e <= s) return;
+    const last = runs[runs.length - 1];
+    if (last && last.endPfn > s) {
+      // overlapping boundary page: combine
+      if (last.endPfn - last.startPfn === 1 && e - s === 1) {
+        last.state = strongest(last.state, st);
+        return;
+      }
+      // split: the shared page is the last of `last` and the first of the new run
+      const shared = s;
+      if (last.endPfn - 1 === shared) {
+        const combined = strongest(last.state, st);
+        if (combined !== last.state) {
+          last.endPfn = shared;
+          if (last.endPfn <= last.startPfn) runs.pop();
+          mergePush(runs, { startPfn: shared, endPfn: shared + 1, state: combined });
+        }
+        mergePush(runs, { startPfn: shared + 1, endPfn: e, state: st });
+        return;
+      }
+    }
+    mergePush(runs, { startPfn: s, endPfn: e, state: st });
+  };
+  for (const p of pieces) {
+    const st: PageState = p.kind;
+    push(Math.floor(p.start / ps), Math.ceil(p.end / ps), st);
+  }
+  return runs;
+}
+
+function mergePush(runs: PageRun[], r: PageRun): void {
+  if (r.endPfn <= r.startPfn) return;
+  const last = runs[runs.length - 1];
+  if (last && last.state === r.state && last.endPfn === r.startPfn) last.endPfn = r.endPfn;
+  else runs.push(r);
+}
+
+const STRENGTH: Record<PageState, number> = { missing: 4, data: 3, zero: 2, excluded: 1, hole: 0 };
+function strongest(a: PageState, b: PageState): PageState {
+  return STRENGTH[a] >= STRENGTH[b] ? a : b;
+}

@@ -1,0 +1,724 @@
+/**
+ * kdump-compressed reader: header versions 1-6, 32/64-bit layouts, both byte orders, two
+ * bitmaps (or the single bitmap of old diskdump files), page descriptors, the four codecs, the
+ * shared zero page, split sets and incomplete dumps. Random access: bitmap blocks and
+ * descriptors are read on demand; a per-block prefix count (built once by streaming the
+ * dumpable bitmap) turns "descriptor index of pfn" into O(1) plus one small popcount.
+ */
+import { VmcoreError } from '../../errors.js';
+import { readExact, type ByteSource } from '../../io/source.js';
+import type { CodecName, CodecRegistry } from '../../codec/types.js';
+import type { Dump, FormatDetails, PageRun, PageState } from '../../dump.js';
+import { notPresent, readPhysGeneric } from '../../memory.js';
+import { findVmcoreinfoNote, parseNotes, type ElfNote } from '../elf/notes.js';
+import {
+  DISKDUMP_SIGNATURE,
+  DUMP_DH_COMPRESSED_INCOMPLETE,
+  DUMP_DH_COMPRESSED_LZO,
+  DUMP_DH_COMPRESSED_SNAPPY,
+  DUMP_DH_COMPRESSED_ZLIB,
+  DUMP_DH_COMPRESSED_ZSTD,
+  DUMP_DH_EXCLUDED_VMEMMAP,
+  DiskDumpHeader32,
+  DiskDumpHeader64,
+  KDUMP_SIGNATURE,
+  KdumpSubHeader32,
+  KdumpSubHeader64,
+  PAGE_DESC_SIZE,
+} from './structs.js';
+import { LruCache } from '../../io/lru.js';
+
+const MAX_NOTE_BYTES = 64 << 20;
+const MAX_BLOCK_SIZE = 1 << 20;
+
+export interface KdumpHeaderInfo {
+  signature: string;
+  headerVersion: number;
+  layout: '64' | '32';
+  littleEndian: boolean;
+  utsname: { sysname: string; nodename: string; release: string; version: string; machine: string; domainname: string };
+  timestampSec: number;
+  timestampUsec: number;
+  status: number;
+  blockSize: number;
+  subHdrSize: number;
+  bitmapBlocks: number;
+  maxMapnr32: number;
+  nrCpus: number;
+  currentCpu: number;
+  // sub-header (normalised; zero where the header version lacks the field)
+  physBase: bigint;
+  dumpLevel: number;
+  split: number;
+  startPfn: number;
+  endPfn: number;
+  offsetVmcoreinfo: number;
+  sizeVmcoreinfo: number;
+  offsetNote: number;
+  sizeNote: number;
+  offsetEraseinfo: number;
+  sizeEraseinfo: number;
+  maxMapnr: number;
+}
+
+const latin1 = new TextDecoder('latin1');
+
+export function isKdump(head: Uint8Array): boolean {
+  const sig = latin1.decode(head.subarray(0, 8));
+  return sig === KDUMP_SIGNATURE || sig === DISKDUMP_SIGNATURE;
+}
+
+function isPow2(n: number): boolean {
+  return n > 0 && (n & (n - 1)) === 0;
+}
+
+/** Parse main and sub header, choosing byte order and 32/64-bit layout by plausibility. */
+export async function readKdumpHeader(src: ByteSource): Promise<KdumpHeaderInfo> {
+  const file = src.name;
+  const head = await readExact(src, 0, Math.min(src.size, 4096), 'disk_dump_header');
+  if (!isKdump(head)) throw new VmcoreError('BAD_MAGIC', 'not a kdump-compressed file', { file, offset: 0, field: 'signature' });
+  if (head.length < DiskDumpHeader64.size) throw new VmcoreError('TRUNCATED', 'file ends inside the kdump header', { file, offset: 0 });
+  let chosen: { h: ReturnType<typeof DiskDumpHeader64.read> | ReturnType<typeof DiskDumpHeader32.read>; layout: '64' | '32'; le: boolean } | undefined;
+  for (const le of [true, false]) {
+    for (const layout of ['64', '32'] as const) {
+      const S = layout === '64' ? DiskDumpHeader64 : DiskDumpHeader32;
+      const h = S.read(head, 0, le, { file });
+      const bs = h.block_size;
+      if (!isPow2(bs) || bs < 512 || bs > MAX_BLOCK_SIZE) continue;
+      if (h.sub_hdr_size < 0 || h.sub_hdr_size > 1 << 20) continue;
+      if (h.header_version < 0 || h.header_version > 100) continue;
+      // For 32-bit candidates require a 32-bit machine name, since 64-bit is the norm.
+      if (layout === '32' && !/^(i[3-6]86|arm.*|ppc|mips.*|s390)$/.test(h.machine)) continue;
+      chosen = { h, layout, le };
+      break;
+    }
+    if (chosen) break;
+  }
+  if (!chosen) {
+    throw new VmcoreError('BAD_FIELD', 'no byte order / layout gives a sane block_size', { file, offset: 428, field: 'disk_dump_header.block_size' });
+  }
+  const { h, layout, le } = chosen;
+  const bs = h.block_size;
+  const info: KdumpHeaderInfo = {
+    signature: h.signature,
+    headerVersion: h.header_version,
+    layout,
+    littleEndian: le,
+    utsname: { sysname: h.sysname, nodename: h.nodename, release: h.release, version: h.version, machine: h.machine, domainname: h.domainname },
+    timestampSec: Number(h.timestamp_sec),
+    timestampUsec: Number(h.timestamp_usec),
+    status: h.status,
+    blockSize: bs,
+    subHdrSize: h.sub_hdr_size,
+    bitmapBlocks: h.bitmap_blocks,
+    maxMapnr32: h.max_mapnr,
+    nrCpus: h.nr_cpus,
+    currentCpu: h.current_cpu,
+    physBase: 0n,
+    dumpLevel: 0,
+    split: 0,
+    startPfn: 0,
+    endPfn: 0,
+    offsetVmcoreinfo: 0,
+    sizeVmcoreinfo: 0,
+    offsetNote: 0,
+    sizeNote: 0,
+    offsetEraseinfo: 0,
+    sizeEraseinfo: 0,
+    maxMapnr: h.max_mapnr,
+  };
+  const hv = h.header_version;
+  if (h.signature === KDUMP_SIGNATURE && hv >= 1) {
+    const S = layout === '64' ? KdumpSubHeader64 : KdumpSubHeader32;
+    const sb = await readExact(src, bs, S.size, 'kdump_sub_header');
+    const s = S.read(sb, 0, le, { file, base: bs });
+    info.physBase = typeof s.phys_base === 'bigint' ? s.phys_base : BigInt(s.phys_base);
+    info.dumpLevel = s.dump_level;
+    if (hv >= 2) {
+      info.split = s.split;
+      info.startPfn = s.start_pfn;
+      info.endPfn = s.end_pfn;
+    }
+    if (hv >= 3) {
+      info.offsetVmcoreinfo = s.offset_vmcoreinfo;
+      info.sizeVmcoreinfo = s.size_vmcoreinfo;
+    }
+    if (hv >= 4) {
+      info.offsetNote = s.offset_note;
+      info.sizeNote = s.size_note;
+    }
+    if (hv >= 5) {
+      info.offsetEraseinfo = s.offset_eraseinfo;
+      info.sizeEraseinfo = s.size_eraseinfo;
+    }
+    if (hv >= 6) {
+      info.startPfn = s.start_pfn_64;
+      info.endPfn = s.end_pfn_64;
+      info.maxMapnr = s.max_mapnr_64;
+    }
+  }
+  return info;
+}
+
+const CODEC_BY_FLAG: [number, CodecName][] = [
+  [DUMP_DH_COMPRESSED_ZLIB, 'zlib'],
+  [DUMP_DH_COMPRESSED_LZO, 'lzo'],
+  [DUMP_DH_COMPRESSED_SNAPPY, 'snappy'],
+  [DUMP_DH_COMPRESSED_ZSTD, 'zstd'],
+];
+
+export function codecOfFlags(flags: number): CodecName | 'raw' | undefined {
+  if (flags === 0) return 'raw';
+  for (const [f, n] of CODEC_BY_FLAG) if (flags === f) return n;
+  return undefined;
+}
+
+export function statusNames(status: number): string[] {
+  const out: string[] = [];
+  for (const [f, n] of CODEC_BY_FLAG) if (status & f) out.push(n);
+  if (status & DUMP_DH_COMPRESSED_INCOMPLETE) out.push('incomplete');
+  if (status & DUMP_DH_EXCLUDED_VMEMMAP) out.push('excluded-vmemmap');
+  return out;
+}
+
+const POP8 = new Uint8Array(256).map((_, i) => {
+  let c = 0;
+  for (let v = i; v; v >>= 1) c += v & 1;
+  return c;
+});
+
+function popcount(b: Uint8Array, from: number, to: number): number {
+  let c = 0;
+  for (let i = from; i < to; i++) c += POP8[b[i]!]!;
+  return c;
+}
+
+interface Desc {
+  offset: number;
+  size: number;
+  flags: number;
+}
+
+/**
+ * One kdump file. In a split set each file owns [startPfn, endPfn); a standalone file owns
+ * [0, maxMapnr).
+ */
+export class KdumpFile {
+  readonly file: string;
+  readonly bitmapOffset: number;
+  readonly bitmapBytes: number; // bytes of ONE bitmap
+  readonly twoBitmaps: boolean;
+  readonly descOffset: number;
+  readonly ownStart: number;
+  readonly ownEnd: number;
+  /** Number of page descriptors (set bits of the dumpable bitmap inside the owned range). */
+  numDescs = 0;
+  /** Offset of the shared zero page, or -1. */
+  zeroOffset = -1;
+  readonly warnings: string[] = [];
+  /** cumulative dumpable-bit count at the start of each bitmap block, relative to ownStart */
+  private prefix = new Float64Array(0);
+  private readonly bitmapCache = new LruCache<number, { bits: Uint8Array; sub: Uint16Array }>(64);
+  private readonly descCache = new LruCache<number, Uint8Array>(64);
+  private readonly pageCache = new LruCache<number, Uint8Array>(256);
+  private readonly bitsPerBlock: number;
+
+  constructor(
+    readonly src: ByteSource,
+    readonly h: KdumpHeaderInfo,
+    private readonly codecs: CodecRegistry,
+  ) {
+    this.file = src.name;
+    const bs = h.blockSize;
+    this.bitsPerBlock = bs * 8;
+    this.bitmapOffset = (1 + h.subHdrSize) * bs;
+    const total = h.bitmapBlocks * bs;
+    const need = Math.ceil(h.maxMapnr / 8);
+    this.twoBitmaps = total / 2 >= need;
+    this.bitmapBytes = this.twoBitmaps ? total / 2 : total;
+    this.descOffset = (1 + h.subHdrSize + h.bitmapBlocks) * bs;
+    if (h.split) {
+      this.ownStart = h.startPfn;
+      this.ownEnd = Math.min(h.endPfn, h.maxMapnr);
+    } else {
+      this.ownStart = 0;
+      this.ownEnd = h.maxMapnr;
+    }
+  }
+
+  /** Validate geometry and build the prefix index (streams the dumpable bitmap once). */
+  async init(): Promise<void> {
+    const { h, src, file } = this;
+    const bs = h.blockSize;
+    if (h.maxMapnr > 2 ** 44) throw new VmcoreError('OUT_OF_BOUNDS', `max_mapnr ${h.maxMapnr} is beyond any real machine`, { file, field: 'max_mapnr_64' });
+    if (!this.twoBitmaps && this.bitmapBytes < Math.ceil(h.maxMapnr / 8)) {
+      throw new VmcoreError('BAD_FIELD', `bitmap_blocks ${h.bitmapBlocks} too small for max_mapnr ${h.maxMapnr}`, { file, offset: 436, field: 'bitmap_blocks' });
+    }
+    if (this.descOffset > src.size) {
+      throw new VmcoreError('TRUNCATED', `bitmaps end at 0x${this.descOffset.toString(16)}, beyond the end of the file (0x${src.size.toString(16)})`, {
+        file,
+        offset: this.bitmapOffset,
+        field: 'bitmap_blocks',
+      });
+    }
+    if (this.ownStart > this.ownEnd) throw new VmcoreError('BAD_FIELD', `split range start ${this.ownStart} > end ${this.ownEnd}`, { file, field: 'start_pfn_64' });
+    const blocks = Math.ceil(h.maxMapnr / this.bitsPerBlock) + 1;
+    this.prefix = new Float64Array(blocks + 1);
+    const dumpBase = this.bitmapOffset + (this.twoBitmaps ? this.bitmapBytes : 0);
+    let count = 0;
+    const CH = 256 * bs;
+    for (let blk = 0; blk * bs < this.bitmapBytes; ) {
+      const n = Math.min(CH, this.bitmapBytes - blk * bs);
+      const buf = await readExact(src, dumpBase + blk * bs, n, 'dumpable bitmap');
+      for (let o = 0; o < n; o += bs, blk++) {
+        if (blk < this.prefix.length) this.prefix[blk] = count;
+        count += this.countOwned(buf.subarray(o, Math.min(n, o + bs)), blk * this.bitsPerBlock);
+      }
+    }
+    for (let b = Math.ceil(this.bitmapBytes / bs); b < this.prefix.length; b++) this.prefix[b] = count;
+    this.numDescs = count;
+    if (this.descOffset + count * PAGE_DESC_SIZE > src.size) {
+      const msg = `page descriptors end beyond the file (${count} descriptors); pages without one are reported missing`;
+      if (!(h.status & DUMP_DH_COMPRESSED_INCOMPLETE)) this.warnings.push(`${file}: ${msg}`);
+    }
+    // Shared zero page: the first page of the data area when it is all zeros.
+    const dataStart = this.descOffset + count * PAGE_DESC_SIZE;
+    if (count > 0 && dataStart + bs <= src.size) {
+      const d0 = await this.descAt(0);
+      if (d0 && d0.offset === dataStart && d0.flags === 0 && d0.size === bs) {
+        const z = await src.read(dataStart, bs);
+        if (z.length === bs && z.every((x) => x === 0)) this.zeroOffset = dataStart;
+      } else {
+        const z = await src.read(dataStart, bs);
+        if (z.length === bs && z.every((x) => x === 0)) this.zeroOffset = dataStart;
+      }
+    }
+  }
+
+  /** Count set bits of a bitmap block, restricted to the owned pfn range. */
+  private countOwned(bits: Uint8Array, firstPfn: number): number {
+    const lo = Math.max(this.ownStart, firstPfn);
+    const hi = Math.min(this.ownEnd, firstPfn + bits.length * 8);
+    if (lo >= hi) return 0;
+    return countBits(bits, lo - firstPfn, hi - firstPfn);
+  }
+
+  private async bitmapBlock(which: 0 | 1, blk: number): Promise<{ bits: Uint8Array; sub: Uint16Array }> {
+    const key = which * 2 ** 40 + blk;
+    const hit = this.bitmapCache.get(key);
+    if (hit) return hit;
+    const bs = this.h.blockSize;
+    const base = this.bitmapOffset + (which === 1 && this.twoBitmaps ? this.bitmapBytes : 0);
+    const bits = await readExact(this.src, base + blk * bs, Math.min(bs, this.bitmapBytes - blk * bs), which ? 'dumpable bitmap' : 'RAM bitmap');
+    // sub[i] = owned set bits in bytes [0, 64*i) of this block
+    const sub = new Uint16Array(Math.ceil(bits.length / 64) + 1);
+    if (which === 1) {
+      const firstPfn = blk * this.bitsPerBlock;
+      let c = 0;
+      for (let i = 0; i * 64 < bits.length; i++) {
+        sub[i] = c;
+        c += this.countOwned(bits.subarray(i * 64, Math.min(bits.length, i * 64 + 64)), firstPfn + i * 512);
+      }
+      sub[sub.length - 1] = c;
+    }
+    const v = { bits, sub };
+    this.bitmapCache.set(key, v);
+    return v;
+  }
+
+  async bit(which: 0 | 1, pfn: number): Promise<boolean> {
+    if (pfn < 0 || pfn >= this.h.maxMapnr) return false;
+    const blk = Math.floor(pfn / this.bitsPerBlock);
+    const { bits } = await this.bitmapBlock(which, blk);
+    const i = pfn - blk * this.bitsPerBlock;
+    return ((bits[i >> 3] ?? 0) & (1 << (i & 7))) !== 0;
+  }
+
+  /** Index of pfn's descriptor (pfn must be dumpable and owned). */
+  private async descIndex(pfn: number): Promise<number> {
+    const blk = Math.floor(pfn / this.bitsPerBlock);
+    const { bits, sub } = await this.bitmapBlock(1, blk);
+    const i = pfn - blk * this.bitsPerBlock;
+    const chunk = i >> 9; // 512 bits per 64-byte chunk
+    const firstPfn = blk * this.bitsPerBlock + chunk * 512;
+    const lo = Math.max(this.ownStart, firstPfn);
+    const extra = pfn > lo ? countBits(bits, lo - blk * this.bitsPerBlock, i) : 0;
+    return this.prefix[blk]! + sub[chunk]! + extra;
+  }
+
+  private async descAt(index: number): Promise<Desc | undefined> {
+    const DPB = 170; // descriptors per 4080-byte cache block
+    const cb = Math.floor(index / DPB);
+    let buf = this.descCache.get(cb);
+    if (!buf) {
+      const start = this.descOffset + cb * DPB * PAGE_DESC_SIZE;
+      const n = Math.min(DPB, this.numDescs - cb * DPB) * PAGE_DESC_SIZE;
+      buf = await this.src.read(start, n);
+      this.descCache.set(cb, buf);
+    }
+    const o = (index % 170) * PAGE_DESC_SIZE;
+    if (o + PAGE_DESC_SIZE > buf.length) return undefined; // descriptor area cut short
+    const dv = new DataView(buf.buffer, buf.byteOffset + o, PAGE_DESC_SIZE);
+    const le = this.h.littleEndian;
+    const off = dv.getBigInt64(0, le);
+    return {
+      offset: off > BigInt(Number.MAX_SAFE_INTEGER) || off < 0n ? -1 : Number(off),
+      size: dv.getUint32(8, le),
+      flags: dv.getUint32(12, le),
+    };
+  }
+
+  async desc(pfn: number): Promise<Desc | undefined> {
+    return this.descAt(await this.descIndex(pfn));
+  }
+
+  owns(pfn: number): boolean {
+    return pfn >= this.ownStart && pfn < this.ownEnd;
+  }
+
+  async pageState(pfn: number): Promise<PageState> {
+    if (!this.owns(pfn)) return 'hole';
+    const dumpable = await this.bit(1, pfn);
+    if (!dumpable) return (await this.bit(0, pfn)) ? 'excluded' : 'hole';
+    return this.stateOfDesc(await this.desc(pfn));
+  }
+
+  stateOfDesc(d: Desc | undefined): PageState {
+    if (!d || d.offset <= 0) return 'missing';
+    if (d.offset === this.zeroOffset && d.flags === 0 && d.size === this.h.blockSize) return 'zero';
+    if (d.offset + d.size > this.src.size) return 'missing';
+    return 'data';
+  }
+
+  async readPage(pfn: number): Promise<Uint8Array> {
+    const hit = this.pageCache.get(pfn);
+    if (hit) return hit;
+    const bs = this.h.blockSize;
+    const d = await this.desc(pfn);
+    const st = this.stateOfDesc(d);
+    if (st === 'zero') return new Uint8Array(bs);
+    if (st !== 'data' || !d) throw notPresent(pfn, st, this.file);
+    const descOff = this.descOffset + (await this.descIndex(pfn)) * PAGE_DESC_SIZE;
+    if (d.size === 0 || d.size > bs * 2 + 4096) {
+      throw new VmcoreError('BAD_FIELD', `page descriptor of pfn 0x${pfn.toString(16)} has size ${d.size}`, { file: this.file, offset: descOff, field: 'page_desc.size' });
+    }
+    const raw = await readExact(this.src, d.offset, d.size, `page data of pfn 0x${pfn.toString(16)}`);
+    let page: Uint8Array;
+    const kind = codecOfFlags(d.flags);
+    if (kind === 'raw') {
+      if (d.size !== bs) {
+        throw new VmcoreError('DECOMPRESS', `uncompressed page of pfn 0x${pfn.toString(16)} has size ${d.size}, not ${bs}`, {
+          file: this.file,
+          offset: descOff,
+          field: 'page_desc.size',
+        });
+      }
+      page = raw;
+    } else if (kind === undefined) {
+      throw new VmcoreError('BAD_FIELD', `unknown compression flags 0x${d.flags.toString(16)} for pfn 0x${pfn.toString(16)}`, {
+        file: this.file,
+        offset: descOff + 12,
+        field: 'page_desc.flags',
+      });
+    } else {
+      const codec = this.codecs.get(kind);
+      if (!codec) throw new VmcoreError('CODEC_UNAVAILABLE', `no ${kind} codec available`, { file: this.file, offset: d.offset });
+      try {
+        page = codec.decompress(raw, bs);
+      } catch (e) {
+        throw new VmcoreError('DECOMPRESS', `${kind} page of pfn 0x${pfn.toString(16)} does not decompress to one page: ${(e as Error).message}`, {
+          file: this.file,
+          offset: d.offset,
+          field: 'page data',
+          cause: e,
+        });
+      }
+    }
+    this.pageCache.set(pfn, page);
+    return page;
+  }
+
+  /** Runs over [start, end) ∩ owned range; pfns outside are not yielded. */
+  async *runs(start: number, end: number): AsyncIterable<PageRun> {
+    const s0 = Math.max(start, this.ownStart);
+    const e0 = Math.min(end, this.ownEnd);
+    let cur: PageRun | undefined;
+    for (let pfn = s0; pfn < e0; ) {
+      const blk = Math.floor(pfn / this.bitsPerBlock);
+      const blockEnd = Math.min(e0, (blk + 1) * this.bitsPerBlock);
+      const ram = await this.bitmapBlock(0, blk);
+      const dmp = await this.bitmapBlock(1, blk);
+      let idx = -1;
+      for (; pfn < blockEnd; pfn++) {
+        const i = pfn - blk * this.bitsPerBlock;
+        const byte = i >> 3;
+        // skip whole zero bytes of both bitmaps quickly
+        if ((i & 7) === 0 && pfn + 8 <= blockEnd && (ram.bits[byte] ?? 0) === 0 && (dmp.bits[byte] ?? 0) === 0) {
+          if (cur && cur.state === 'hole') cur.endPfn = pfn + 8;
+          else {
+            if (cur) yield cur;
+            cur = { startPfn: pfn, endPfn: pfn + 8, state: 'hole' };
+          }
+          pfn += 7;
+          continue;
+        }
+        const m = 1 << (i & 7);
+        let st: PageState;
+        if ((dmp.bits[byte] ?? 0) & m) {
+          idx = idx < 0 ? await this.descIndex(pfn) : idx + 1;
+          st = this.stateOfDesc(await this.descAt(idx));
+        } else st = (ram.bits[byte] ?? 0) & m ? 'excluded' : 'hole';
+        if (cur && cur.state === st) cur.endPfn = pfn + 1;
+        else {
+          if (cur) yield cur;
+          cur = { startPfn: pfn, endPfn: pfn + 1, state: st };
+        }
+      }
+    }
+    if (cur) yield cur;
+  }
+
+  /** Count pages by codec (reads every descriptor). */
+  async codecCounts(): Promise<Record<string, number>> {
+    const out: Record<string, number> = {};
+    for (let i = 0; i < this.numDescs; i++) {
+      const d = await this.descAt(i);
+      const st = this.stateOfDesc(d);
+      const k = st === 'zero' ? 'zero (shared)' : st === 'missing' ? 'missing' : (codecOfFlags(d!.flags) ?? `flags 0x${d!.flags.toString(16)}`);
+      out[k] = (out[k] ?? 0) + 1;
+    }
+    return out;
+  }
+}
+
+function countBits(bits: Uint8Array, fromBit: number, toBit: number): number {
+  if (toBit <= fromBit) return 0;
+  let c = 0;
+  let b = fromBit;
+  while (b < toBit && b & 7) {
+    if (bits[b >> 3]! & (1 << (b & 7))) c++;
+    b++;
+  }
+  const fullEnd = toBit & ~7;
+  if (b < fullEnd) {
+    c += popcount(bits, b >> 3, fullEnd >> 3);
+    b = fullEnd;
+  }
+  while (b < toBit) {
+    if (bits[b >> 3]! & (1 << (b & 7))) c++;
+    b++;
+  }
+  return c;
+}
+
+/** A kdump dump: one file or a split set. */
+export class KdumpDump implements Dump {
+  readonly format = 'kdump' as const;
+  readonly variant: string;
+  readonly files: { name: string; size: number }[];
+  readonly arch: string;
+  readonly littleEndian: boolean;
+  readonly is64: boolean;
+  readonly pageSize: number;
+  readonly maxPfn: number;
+  readonly warnings: string[] = [];
+  notes: ElfNote[] = [];
+  vmcoreinfoText: string | undefined;
+
+  private constructor(
+    readonly parts: KdumpFile[],
+    readonly flattened: boolean,
+  ) {
+    const h = parts[0]!.h;
+    this.files = parts.map((p) => ({ name: p.file, size: p.src.size }));
+    this.pageSize = h.blockSize;
+    this.maxPfn = h.maxMapnr;
+    this.littleEndian = h.littleEndian;
+    this.is64 = h.layout === '64';
+    this.arch = normaliseArch(h.utsname.machine) ?? 'unknown';
+    const codecs = statusNames(h.status).filter((s) => ['zlib', 'lzo', 'snappy', 'zstd'].includes(s));
+    this.variant =
+      `${h.signature === DISKDUMP_SIGNATURE ? 'diskdump' : 'kdump'} v${h.headerVersion}` +
+      `${flattened ? ' flattened' : ''}${parts.length > 1 ? ` split ×${parts.length}` : ''}` +
+      `${codecs.length ? ' ' + codecs.join('+') : ' uncompressed'}`;
+  }
+
+  static async open(sources: { src: ByteSource; flattened: boolean }[], codecs: CodecRegistry): Promise<KdumpDump> {
+    const parts: KdumpFile[] = [];
+    for (const { src } of sources) {
+      const h = await readKdumpHeader(src);
+      const f = new KdumpFile(src, h, codecs);
+      await f.init();
+      parts.push(f);
+    }
+    parts.sort((a, b) => a.ownStart - b.ownStart);
+    if (parts.length > 1) {
+      for (const p of parts) {
+        if (!p.h.split) throw new VmcoreError('USAGE', 'several files given but this one is not part of a split set', { file: p.file, field: 'split' });
+      }
+      for (let i = 1; i < parts.length; i++) {
+        const a = parts[i - 1]!;
+        const b = parts[i]!;
+        if (a.ownEnd > b.ownStart) throw new VmcoreError('BAD_FIELD', `split ranges overlap with ${a.file}`, { file: b.file, field: 'start_pfn_64' });
+        if (b.h.maxMapnr !== a.h.maxMapnr || b.h.blockSize !== a.h.blockSize) {
+          throw new VmcoreError('BAD_FIELD', `split files disagree on max_mapnr/block_size with ${a.file}`, { file: b.file });
+        }
+      }
+    }
+    const d = new KdumpDump(
+      parts,
+      sources.some((s) => s.flattened),
+    );
+    await d.loadNotes();
+    for (const p of parts) d.warnings.push(...p.warnings);
+    if (parts.length === 1 && parts[0]!.h.split) {
+      const p = parts[0]!;
+      d.warnings.push(`${p.file}: one part of a split set (pfns 0x${p.ownStart.toString(16)}-0x${p.ownEnd.toString(16)}); open all parts together`);
+    } else if (parts.length > 1) {
+      let expect = 0;
+      for (const p of parts) {
+        if (p.ownStart !== expect) d.warnings.push(`split set has a gap: pfns 0x${expect.toString(16)}-0x${p.ownStart.toString(16)} are in no file`);
+        expect = p.ownEnd;
+      }
+      if (expect < d.maxPfn) d.warnings.push(`split set ends at pfn 0x${expect.toString(16)}, below max_mapnr 0x${d.maxPfn.toString(16)}`);
+    }
+    if (parts.some((p) => p.h.status & DUMP_DH_COMPRESSED_INCOMPLETE)) d.warnings.push('the dump is marked incomplete (DUMP_DH_COMPRESSED_INCOMPLETE): its writer stopped early');
+    return d;
+  }
+
+  private async loadNotes(): Promise<void> {
+    const p = this.parts[0]!;
+    const h = p.h;
+    const file = p.file;
+    const le = h.littleEndian;
+    if (h.sizeNote > 0) {
+      if (h.sizeNote > MAX_NOTE_BYTES) throw new VmcoreError('OUT_OF_BOUNDS', `size_note ${h.sizeNote} is too large`, { file, field: 'size_note' });
+      const b = await readExact(p.src, h.offsetNote, h.sizeNote, 'note blob (offset_note/size_note)');
+      this.notes = parseNotes(b, le, { file, base: h.offsetNote });
+    }
+    const vn = findVmcoreinfoNote(this.notes);
+    if (vn) this.vmcoreinfoText = trimText(vn.desc);
+    else if (h.sizeVmcoreinfo > 0 && h.offsetVmcoreinfo > 0) {
+      if (h.sizeVmcoreinfo > MAX_NOTE_BYTES) throw new VmcoreError('OUT_OF_BOUNDS', `size_vmcoreinfo ${h.sizeVmcoreinfo} is too large`, { file, field: 'size_vmcoreinfo' });
+      const b = await readExact(p.src, h.offsetVmcoreinfo, h.sizeVmcoreinfo, 'VMCOREINFO (offset_vmcoreinfo/size_vmcoreinfo)');
+      this.vmcoreinfoText = trimText(b);
+    }
+  }
+
+  private partFor(pfn: number): KdumpFile | undefined {
+    for (const p of this.parts) if (p.owns(pfn)) return p;
+    return undefined;
+  }
+
+  async pageState(pfn: number): Promise<PageState> {
+    const p = this.partFor(pfn);
+    return p ? p.pageState(pfn) : 'hole';
+  }
+
+  async *pageRuns(start = 0, end = this.maxPfn): AsyncIterable<PageRun> {
+    end = Math.min(end, this.maxPfn);
+    let cur: PageRun | undefined;
+    let pos = start;
+    const emit = function* (r: PageRun): Generator<PageRun> {
+      if (r.endPfn <= r.startPfn) return;
+      if (cur && cur.state === r.state && cur.endPfn === r.startPfn) cur.endPfn = r.endPfn;
+      else {
+        if (cur) yield cur;
+        cur = { ...r };
+      }
+    };
+    for (const p of this.parts) {
+      if (p.ownEnd <= pos || p.ownStart >= end) continue;
+      if (p.ownStart > pos) yield* emit({ startPfn: pos, endPfn: p.ownStart, state: 'hole' });
+      for await (const r of p.runs(pos, end)) yield* emit(r);
+      pos = Math.min(end, p.ownEnd);
+    }
+    if (pos < end) yield* emit({ startPfn: pos, endPfn: end, state: 'hole' });
+    if (cur) yield cur;
+  }
+
+  async readPage(pfn: number): Promise<Uint8Array> {
+    const p = this.partFor(pfn);
+    if (!p) throw notPresent(pfn, 'hole', this.files[0]?.name);
+    const st = await p.pageState(pfn);
+    if (st === 'zero') return new Uint8Array(this.pageSize);
+    if (st !== 'data') throw notPresent(pfn, st, p.file);
+    return p.readPage(pfn);
+  }
+
+  readPhys(addr: number, length: number, opts?: { fillMissing?: boolean }): Promise<Uint8Array> {
+    return readPhysGeneric(this, addr, length, opts, this.files[0]?.name);
+  }
+
+  async details(): Promise<FormatDetails> {
+    const p = this.parts[0]!;
+    const h = p.h;
+    const codecs: Record<string, number> = {};
+    for (const part of this.parts) for (const [k, v] of Object.entries(await part.codecCounts())) codecs[k] = (codecs[k] ?? 0) + v;
+    const hints: string[] = [];
+    const qemuNote = this.notes.some((n) => n.name.startsWith('QEMU'));
+    const utsOnlyMachine = !h.utsname.sysname && !h.utsname.release && !!h.utsname.machine;
+    if (qemuNote) hints.push('QEMU CPU-state notes');
+    if (utsOnlyMachine) hints.push('header utsname has only machine set');
+    if (h.timestampSec === 0 && h.timestampUsec === 0) hints.push('header timestamp 0');
+    if (this.flattened) hints.push('flattened format');
+    if (this.notes.some((n) => n.name === 'VMCORE')) hints.push('vmcore producer note');
+    if (h.utsname.sysname === 'Linux' && h.utsname.release) hints.push('header utsname filled from the kernel');
+    return {
+      header: {
+        signature: h.signature,
+        header_version: h.headerVersion,
+        layout: h.layout === '64' ? '64-bit' : '32-bit',
+        endian: h.littleEndian ? 'little' : 'big',
+        utsname: h.utsname,
+        timestamp: { sec: h.timestampSec, usec: h.timestampUsec },
+        status: h.status,
+        status_flags: statusNames(h.status),
+        block_size: h.blockSize,
+        sub_hdr_size: h.subHdrSize,
+        bitmap_blocks: h.bitmapBlocks,
+        max_mapnr: h.maxMapnr32,
+        max_mapnr_64: h.maxMapnr,
+        nr_cpus: h.nrCpus,
+        phys_base: '0x' + h.physBase.toString(16),
+        dump_level: h.dumpLevel,
+        split: h.split,
+        start_pfn: h.startPfn,
+        end_pfn: h.endPfn,
+        offset_vmcoreinfo: h.offsetVmcoreinfo,
+        size_vmcoreinfo: h.sizeVmcoreinfo,
+        offset_note: h.offsetNote,
+        size_note: h.sizeNote,
+        offset_eraseinfo: h.offsetEraseinfo,
+        size_eraseinfo: h.sizeEraseinfo,
+        bitmaps: p.twoBitmaps ? 2 : 1,
+        descriptors: this.parts.reduce((a, x) => a + x.numDescs, 0),
+        parts: this.parts.map((x) => ({ file: x.file, start_pfn: x.ownStart, end_pfn: x.ownEnd })),
+      },
+      codecs,
+      headerPhysBase: h.physBase,
+      utsname: h.utsname,
+      timestamp: h.timestampSec || undefined,
+      nrCpus: h.nrCpus,
+      incomplete: this.parts.some((x) => (x.h.status & DUMP_DH_COMPRESSED_INCOMPLETE) !== 0),
+      producerHints: hints,
+    };
+  }
+
+  async close(): Promise<void> {
+    for (const p of this.parts) await p.src.close?.();
+  }
+}
+
+function trimText(b: Uint8Array): string {
+  let end = b.length;
+  while (end > 0 && b[end - 1] === 0) end--;
+  return latin1.decode(b.subarray(0, end));
+}
+
+export function normaliseArch(machine: string): string | undefined {
+  if (!machine) return undefined;
+  if (/^i[3-6]86$/.test(machine)) return 'i386';
+  if (machine === 'arm64') return 'aarch64';
+  return machine;
+}

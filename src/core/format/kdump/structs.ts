@@ -1,0 +1,130 @@
+/**
+ * kdump-compressed ("diskdump") structures, declared once (reference formats.md §1).
+ * All fields are in the dumped machine's byte order; flattened-format records are big-endian.
+ */
+import { defineStruct } from '../../struct.js';
+
+export const KDUMP_SIGNATURE = 'KDUMP   ';
+export const DISKDUMP_SIGNATURE = 'DISKDUMP';
+export const FLAT_SIGNATURE = 'makedumpfile';
+export const FLAT_HEADER_SIZE = 4096;
+
+export const DUMP_DH_COMPRESSED_ZLIB = 0x1;
+export const DUMP_DH_COMPRESSED_LZO = 0x2;
+export const DUMP_DH_COMPRESSED_SNAPPY = 0x4;
+export const DUMP_DH_COMPRESSED_INCOMPLETE = 0x8;
+export const DUMP_DH_EXCLUDED_VMEMMAP = 0x10;
+export const DUMP_DH_COMPRESSED_ZSTD = 0x20;
+
+export const UTS_FIELD = 65;
+
+const uts = (base: number) =>
+  ({
+    sysname: { off: base, type: 'char', size: UTS_FIELD },
+    nodename: { off: base + 65, type: 'char', size: UTS_FIELD },
+    release: { off: base + 130, type: 'char', size: UTS_FIELD },
+    version: { off: base + 195, type: 'char', size: UTS_FIELD },
+    machine: { off: base + 260, type: 'char', size: UTS_FIELD },
+    domainname: { off: base + 325, type: 'char', size: UTS_FIELD },
+  }) as const;
+
+/** struct disk_dump_header, 64-bit layout (x86_64, aarch64, ppc64, s390x ...). */
+export const DiskDumpHeader64 = defineStruct('disk_dump_header', 464, {
+  signature: { off: 0, type: 'char', size: 8 },
+  header_version: { off: 8, type: 'i32' },
+  ...uts(12),
+  timestamp_sec: { off: 408, type: 'i64' },
+  timestamp_usec: { off: 416, type: 'i64' },
+  status: { off: 424, type: 'u32' },
+  block_size: { off: 428, type: 'i32' },
+  sub_hdr_size: { off: 432, type: 'i32' },
+  bitmap_blocks: { off: 436, type: 'u32' },
+  max_mapnr: { off: 440, type: 'u32' },
+  total_ram_blocks: { off: 444, type: 'u32' },
+  device_blocks: { off: 448, type: 'u32' },
+  written_blocks: { off: 452, type: 'u32' },
+  current_cpu: { off: 456, type: 'u32' },
+  nr_cpus: { off: 460, type: 'i32' },
+});
+
+/** struct disk_dump_header, i386 layout (32-bit timeval). */
+export const DiskDumpHeader32 = defineStruct('disk_dump_header', 452, {
+  signature: { off: 0, type: 'char', size: 8 },
+  header_version: { off: 8, type: 'i32' },
+  ...uts(12),
+  timestamp_sec: { off: 404, type: 'i32' },
+  timestamp_usec: { off: 408, type: 'i32' },
+  status: { off: 412, type: 'u32' },
+  block_size: { off: 416, type: 'i32' },
+  sub_hdr_size: { off: 420, type: 'i32' },
+  bitmap_blocks: { off: 424, type: 'u32' },
+  max_mapnr: { off: 428, type: 'u32' },
+  total_ram_blocks: { off: 432, type: 'u32' },
+  device_blocks: { off: 436, type: 'u32' },
+  written_blocks: { off: 440, type: 'u32' },
+  current_cpu: { off: 444, type: 'u32' },
+  nr_cpus: { off: 448, type: 'i32' },
+});
+
+/** struct kdump_sub_header, 64-bit layout. Fields valid from the header_version in comments. */
+export const KdumpSubHeader64 = defineStruct('kdump_sub_header', 104, {
+  phys_base: { off: 0, type: 'u64' }, // hv >= 1
+  dump_level: { off: 8, type: 'i32' }, // hv >= 1
+  split: { off: 12, type: 'i32' }, // hv >= 2
+  start_pfn: { off: 16, type: 'u64n' }, // hv >= 2 (obsolete)
+  end_pfn: { off: 24, type: 'u64n' },
+  offset_vmcoreinfo: { off: 32, type: 'i64n' }, // hv >= 3
+  size_vmcoreinfo: { off: 40, type: 'u64n' },
+  offset_note: { off: 48, type: 'i64n' }, // hv >= 4
+  size_note: { off: 56, type: 'u64n' },
+  offset_eraseinfo: { off: 64, type: 'i64n' }, // hv >= 5
+  size_eraseinfo: { off: 72, type: 'u64n' },
+  start_pfn_64: { off: 80, type: 'u64n' }, // hv >= 6
+  end_pfn_64: { off: 88, type: 'u64n' },
+  max_mapnr_64: { off: 96, type: 'u64n' },
+});
+
+/** struct kdump_sub_header, i386 layout ("32pack": 64-bit members 4-aligned). */
+export const KdumpSubHeader32 = defineStruct('kdump_sub_header', 80, {
+  phys_base: { off: 0, type: 'u32' },
+  dump_level: { off: 4, type: 'i32' },
+  split: { off: 8, type: 'i32' },
+  start_pfn: { off: 12, type: 'u32' },
+  end_pfn: { off: 16, type: 'u32' },
+  offset_vmcoreinfo: { off: 20, type: 'i64n' },
+  size_vmcoreinfo: { off: 28, type: 'u32' },
+  offset_note: { off: 32, type: 'i64n' },
+  size_note: { off: 40, type: 'u32' },
+  offset_eraseinfo: { off: 44, type: 'i64n' },
+  size_eraseinfo: { off: 52, type: 'u32' },
+  start_pfn_64: { off: 56, type: 'u64n' },
+  end_pfn_64: { off: 64, type: 'u64n' },
+  max_mapnr_64: { off: 72, type: 'u64n' },
+});
+
+/** struct page_desc: same 24-byte layout on every architecture. */
+export const PageDesc = defineStruct('page_desc', 24, {
+  offset: { off: 0, type: 'i64n' },
+  size: { off: 8, type: 'u32' },
+  flags: { off: 12, type: 'u32' },
+  page_flags: { off: 16, type: 'u64' },
+});
+export const PAGE_DESC_SIZE = 24;
+
+/** Flattened format (makedumpfile -F): file header, padded to 4096 bytes, big-endian. */
+export const FlatHeader = defineStruct('makedumpfile_header', 32, {
+  signature: { off: 0, type: 'char', size: 16 },
+  type: { off: 16, type: 'i64n' },
+  version: { off: 24, type: 'i64n' },
+});
+export const FLAT_TYPE = 1;
+export const FLAT_VERSION = 1;
+
+/** Flattened record header: where the following buf_size bytes go in the rebuilt file. */
+export const FlatDataHeader = defineStruct('makedumpfile_data_header', 16, {
+  offset: { off: 0, type: 'i64' },
+  buf_size: { off: 8, type: 'i64' },
+});
+
+export type KdumpHeader = ReturnType<typeof DiskDumpHeader64.read>;
+export type KdumpSubHeader = ReturnType<typeof KdumpSubHeader64.read>;

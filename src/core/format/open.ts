@@ -1,0 +1,89 @@
+/**
+ * Open any supported dump from byte sources, recognising the format by content (never by
+ * file name): ELF (and compressed ELF), kdump-compressed, flattened kdump, split sets.
+ */
+import { VmcoreError } from '../errors.js';
+import type { ByteSource } from '../io/source.js';
+import type { CodecRegistry } from '../codec/types.js';
+import type { Dump } from '../dump.js';
+import { ElfDump, isElf } from './elf/reader.js';
+import { KdumpDump, isKdump } from './kdump/reader.js';
+import { FlattenedSource, isFlattened } from './kdump/flattened.js';
+
+export type SourceKind = 'elf' | 'kdump' | 'flattened' | 'unknown';
+
+export interface CelfHook {
+  /** Returns a Dump when `src` is a compressed ELF dump, undefined for a plain ELF. */
+  tryOpen(src: ByteSource, codecs: CodecRegistry): Promise<Dump | undefined>;
+}
+const celfHooks: CelfHook[] = [];
+/** Lets the compressed-ELF reader claim ELF files before the plain ELF reader. */
+export function registerElfVariant(h: CelfHook): void {
+  celfHooks.push(h);
+}
+
+export async function sniff(src: ByteSource): Promise<SourceKind> {
+  const head = await src.read(0, Math.min(32, src.size));
+  if (isElf(head)) return 'elf';
+  if (isFlattened(head)) return 'flattened';
+  if (isKdump(head)) return 'kdump';
+  return 'unknown';
+}
+
+const latin1 = new TextDecoder('latin1');
+const OTHER_MAGIC: [string, (h: Uint8Array) => boolean][] = [
+  ['a QEMU savevm/migration stream (virsh dump without --memory-only); it holds no plain memory image', (h) => latin1.decode(h.subarray(0, 4)) === 'QEVM'],
+  ['a libvirt save image', (h) => latin1.decode(h.subarray(0, 4)) === 'Libv'],
+  ['a Windows crash dump (QEMU win-dmp)', (h) => /^PAGEDU(64|MP)/.test(latin1.decode(h.subarray(0, 8)))],
+  ['an LKCD dump', (h) => h.length >= 8 && h[0] === 0xed && h[1] === 0x23 && h[2] === 0x8f && h[3] === 0x61],
+  ['an s390 stand-alone dump', (h) => h.length >= 8 && h[0] === 0xa8 && h[1] === 0x19 && h[7] === 0xfd],
+  ['a sadump', (h) => latin1.decode(h.subarray(0, 6)) === 'sadump' || (h[0] === 0x73 && h[1] === 0x61 && h[2] === 0x64 && h[3] === 0x75)],
+  ['a Xen xc_core dump (pre-ELF)', (h) => h.length >= 4 && h[0] === 0xed && h[1] === 0xeb && h[2] === 0x0f && (h[3] === 0xf0 || h[3] === 0xf0)],
+  ['a gzip file (decompress it first)', (h) => h[0] === 0x1f && h[1] === 0x8b],
+  ['a zstd file (decompress it first: zstd -d)', (h) => h[0] === 0x28 && h[1] === 0xb5 && h[2] === 0x2f && h[3] === 0xfd],
+  ['an xz file (decompress it first)', (h) => h[0] === 0xfd && h[1] === 0x37 && h[2] === 0x7a && h[3] === 0x58],
+];
+
+export async function openDump(sources: ByteSource[], codecs: CodecRegistry): Promise<Dump> {
+  if (!sources.length) throw new VmcoreError('USAGE', 'no dump file given');
+  const kinds: SourceKind[] = [];
+  for (const s of sources) {
+    if (s.size === 0) throw new VmcoreError('TRUNCATED', 'the file is empty', { file: s.name, offset: 0 });
+    kinds.push(await sniff(s));
+  }
+  for (let i = 0; i < sources.length; i++) {
+    if (kinds[i] === 'unknown') {
+      const head = await sources[i]!.read(0, Math.min(16, sources[i]!.size));
+      const other = OTHER_MAGIC.find(([, t]) => t(head));
+      throw new VmcoreError(other ? 'UNSUPPORTED' : 'BAD_MAGIC', other ? `this is ${other[0]}, not a kernel memory dump vmcore reads` : 'not a dump vmcore recognises (no ELF, KDUMP or makedumpfile signature)', {
+        file: sources[i]!.name,
+        offset: 0,
+        field: 'magic',
+      });
+    }
+  }
+  if (kinds.every((k) => k === 'elf')) {
+    if (sources.length > 1) throw new VmcoreError('USAGE', 'several ELF files given: only kdump split sets can be opened together');
+    for (const h of celfHooks) {
+      const d = await h.tryOpen(sources[0]!, codecs);
+      if (d) return d;
+    }
+    return ElfDump.open(sources[0]!);
+  }
+  if (kinds.some((k) => k === 'elf')) throw new VmcoreError('USAGE', 'cannot mix ELF and kdump files in one set');
+  const opened = [];
+  for (let i = 0; i < sources.length; i++) {
+    if (kinds[i] === 'flattened') {
+      const fs = await FlattenedSource.open(sources[i]!);
+      const inner = await sniff(fs);
+      if (inner !== 'kdump') {
+        if (inner === 'elf' && sources.length === 1) {
+          return ElfDump.open(fs);
+        }
+        throw new VmcoreError('UNSUPPORTED', `flattened stream holds ${inner === 'elf' ? 'an ELF dump' : 'no recognisable dump'}`, { file: sources[i]!.name, offset: 4096 });
+      }
+      opened.push({ src: fs as ByteSource, flattened: true });
+    } else opened.push({ src: sources[i]!, flattened: false });
+  }
+  return KdumpDump.open(opened, codecs);
+}

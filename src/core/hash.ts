@@ -1,0 +1,74 @@
+/**
+ * The memory digest: SHA-256 over, for each present page in ascending pfn order, the pfn as
+ * 8-byte little-endian followed by the page's bytes. Present = `data` or `zero` (an ELF
+ * PT_LOAD, zero tail included, or a set bit of the kdump dumpable bitmap). With `skipZero`,
+ * all-zero pages are left out, so an ELF dump and a zero-excluding kdump of the same memory
+ * give the same digest.
+ */
+import { sha256 } from '@noble/hashes/sha256';
+import { bytesToHex } from '@noble/hashes/utils';
+import { isPresent, type PhysicalMemory } from './dump.js';
+import { isZeroPage } from './memory.js';
+
+export interface Hasher {
+  update(b: Uint8Array): unknown;
+  digestHex(): string;
+}
+
+export function portableSha256(): Hasher {
+  const h = sha256.create();
+  return { update: (b) => h.update(b), digestHex: () => bytesToHex(h.digest()) };
+}
+
+export interface MemoryDigest {
+  sha256: string;
+  /** Pages hashed. */
+  pages: number;
+  /** Present pages that are all zeros (hashed or, with skipZero, skipped). */
+  zeroPages: number;
+  /** Pages the dump should hold but does not (incomplete dump): not hashed. */
+  missingPages: number;
+}
+
+export interface HashOptions {
+  skipZero?: boolean;
+  hasher?: () => Hasher;
+  onProgress?: (pfnDone: number, maxPfn: number) => void;
+}
+
+export async function hashMemory(mem: PhysicalMemory, opts: HashOptions = {}): Promise<MemoryDigest> {
+  const h = (opts.hasher ?? portableSha256)();
+  const pfnBuf = new Uint8Array(8);
+  const dv = new DataView(pfnBuf.buffer);
+  const zero = new Uint8Array(mem.pageSize);
+  let pages = 0;
+  let zeroPages = 0;
+  let missing = 0;
+  let lastReport = 0;
+  for await (const run of mem.pageRuns(0, mem.maxPfn)) {
+    if (run.state === 'missing') missing += run.endPfn - run.startPfn;
+    if (!isPresent(run.state)) continue;
+    for (let pfn = run.startPfn; pfn < run.endPfn; pfn++) {
+      let page: Uint8Array;
+      let isZero: boolean;
+      if (run.state === 'zero') {
+        page = zero;
+        isZero = true;
+      } else {
+        page = await mem.readPage(pfn);
+        isZero = isZeroPage(page);
+      }
+      if (isZero) zeroPages++;
+      if (isZero && opts.skipZero) continue;
+      dv.setBigUint64(0, BigInt(pfn), true);
+      h.update(pfnBuf);
+      h.update(page);
+      pages++;
+      if (opts.onProgress && pfn - lastReport >= 65536) {
+        lastReport = pfn;
+        opts.onProgress(pfn, mem.maxPfn);
+      }
+    }
+  }
+  return { sha256: h.digestHex(), pages, zeroPages, missingPages: missing };
+}

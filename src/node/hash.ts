@@ -1,0 +1,8 @@
+import { createHash } from 'node:crypto';
+import type { Hasher } from '../core/hash.js';
+
+/** node:crypto SHA-256 (OpenSSL): several times faster than the portable one. */
+export function nodeSha256(): Hasher {
+  const h = createHash('sha256');
+  return { update: (b) => h.update(b), digestHex: () => h.digest('hex') };
+}
