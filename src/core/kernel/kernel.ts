@@ -1,0 +1,194 @@
+/**
+ * Kernel awareness for x86_64 dumps: VMCOREINFO (from the file, or recovered from memory), the
+ * proven phys_base, CPU registers, utsname read from memory, and kernel virtual memory access.
+ * This is what `info`, `dmesg`, `read --virt` and `fix` build on.
+ */
+import { VmcoreError, isVmcoreError } from '../errors.js';
+import type { Dump, PhysicalMemory } from '../dump.js';
+import type { ElfNote } from '../format/elf/notes.js';
+import { findVmcoreinfoNote } from '../format/elf/notes.js';
+import { Vmcoreinfo } from './vmcoreinfo.js';
+import { cpuToJSON, parseCpuNotes, type CpuRegisters } from './cpu.js';
+import { recoverVmcoreinfo, type RecoveredVmcoreinfo, type RecoverOptions } from './recover.js';
+import { decodeUtsname, findPhysBase, hex64s, NEW_UTSNAME_SIZE, physBaseToJSON, type PhysBaseResult, type Utsname } from './physbase.js';
+import { PageTables, X86_64Translator, textToPhys, PTE_ADDR_MASK } from './x86_64.js';
+
+export type VmcoreinfoSource = 'note' | 'kdump header' | `memory scan at 0x${string}` | 'none';
+
+export interface KernelInfo {
+  vmcoreinfo: Vmcoreinfo | undefined;
+  vmcoreinfoSource: VmcoreinfoSource;
+  /** Every VMCOREINFO copy found by the memory scan (when one was run), best first. */
+  recovered: RecoveredVmcoreinfo[];
+  physBase: PhysBaseResult;
+  cpus: CpuRegisters[];
+  /** utsname read from memory through the proven mapping (init_uts_ns). */
+  utsname: Utsname | undefined;
+  /** CRASHTIME from VMCOREINFO (seconds since the epoch), when the kernel crashed. */
+  crashTime: number | undefined;
+  /** Undefined when neither a proven phys_base nor CPU page tables are available. */
+  translator: X86_64Translator | undefined;
+  warnings: string[];
+  /** Read kernel virtual memory (text mapping, direct map, vmalloc ... via page tables). */
+  readVirt(va: bigint, length: number): Promise<Uint8Array>;
+  virtToPhys(va: bigint): Promise<number>;
+  /** JSON-safe summary for `info` (64-bit values as hex strings). */
+  summary(): Record<string, unknown>;
+}
+
+export interface AnalyzeOptions {
+  /** Scan memory for VMCOREINFO when the file has none (default true). */
+  recover?: boolean;
+  recoverOptions?: RecoverOptions;
+  /** Allow the 2 MiB brute-force phys_base search (default true). */
+  bruteForce?: boolean;
+}
+
+/** The parts of a Dump the analysis uses (so tests can pass SparseMemory plus notes). */
+export interface KernelInput extends PhysicalMemory {
+  readonly notes: readonly ElfNote[];
+  readonly vmcoreinfoText: string | undefined;
+  readonly littleEndian?: boolean;
+  readonly arch?: string;
+  readonly files?: readonly { name: string }[];
+  details?: Dump['details'];
+}
+
+export async function analyzeKernel(dump: KernelInput, opts: AnalyzeOptions = {}): Promise<KernelInfo> {
+  const warnings: string[] = [];
+  const file = dump.files?.[0]?.name;
+  if (dump.arch !== undefined && dump.arch !== 'x86_64' && dump.arch !== 'unknown') {
+    warnings.push(`architecture ${dump.arch}: only x86_64 address translation is implemented`);
+  }
+  const details = dump.details ? await dump.details() : undefined;
+  const { cpus, skipped } = parseCpuNotes(dump.notes, dump.littleEndian ?? true);
+  warnings.push(...skipped);
+
+  let vmcoreinfo: Vmcoreinfo | undefined;
+  let source: VmcoreinfoSource = 'none';
+  let recovered: RecoveredVmcoreinfo[] = [];
+  if (dump.vmcoreinfoText !== undefined && dump.vmcoreinfoText.length > 0) {
+    vmcoreinfo = new Vmcoreinfo(dump.vmcoreinfoText);
+    source = findVmcoreinfoNote(dump.notes) ? 'note' : 'kdump header';
+  }
+  const physBaseInput = {
+    mem: dump as PhysicalMemory,
+    ...(details?.headerPhysBase !== undefined ? { headerPhysBase: details.headerPhysBase } : {}),
+    ...(details?.segments ? { segments: details.segments } : {}),
+    cpus,
+    ...(file ? { file } : {}),
+    bruteForce: opts.bruteForce ?? true,
+  };
+
+  let physBase: PhysBaseResult | undefined;
+  if (!vmcoreinfo && (opts.recover ?? true)) {
+    recovered = await recoverVmcoreinfo(dump, opts.recoverOptions);
+    // take the best-ranked copy that proves a phys_base; else the best-ranked copy
+    for (const r of recovered.slice(0, 8)) {
+      const vi = new Vmcoreinfo(r.text);
+      const pb = await findPhysBase({ ...physBaseInput, vmcoreinfo: vi, bruteForce: false });
+      if (pb.value !== undefined) {
+        vmcoreinfo = vi;
+        source = r.source as VmcoreinfoSource;
+        physBase = pb;
+        break;
+      }
+    }
+    if (!vmcoreinfo && recovered[0]) {
+      vmcoreinfo = new Vmcoreinfo(recovered[0].text);
+      source = recovered[0].source as VmcoreinfoSource;
+    }
+    if (recovered.length > 1) warnings.push(`${recovered.length} VMCOREINFO copies found in memory; using the one at ${source.replace('memory scan at ', '')}`);
+  }
+  physBase ??= await findPhysBase({ ...physBaseInput, ...(vmcoreinfo ? { vmcoreinfo } : {}) });
+  if (physBase.verdict === 'header wrong') {
+    warnings.push(`the file's header phys_base ${hex64s(physBase.header!)} is wrong; the true value is ${hex64s(physBase.value!)}`);
+  }
+  if (physBase.verdict === 'cannot prove') warnings.push('phys_base could not be proven; kernel virtual addresses in the text mapping cannot be trusted');
+
+  // translator: page tables from init_top_pgt when phys_base is proven, else from a CPU's CR3
+  let translator: X86_64Translator | undefined;
+  const physLimit = dump.maxPfn * dump.pageSize;
+  const sme = vmcoreinfo?.number('sme_mask') ?? 0n;
+  let root = physBase.pgd;
+  if (root === undefined) {
+    const c = cpus.find((x) => x.cr3 !== undefined && x.cr3 !== 0n && (x.cr3 & PTE_ADDR_MASK) < BigInt(physLimit));
+    if (c) root = Number(c.cr3! & PTE_ADDR_MASK);
+  }
+  let pageTables: PageTables | undefined;
+  if (root !== undefined) {
+    try {
+      pageTables = new PageTables(dump, { root, levels: physBase.levels, smeMask: sme, ...(file ? { file } : {}) });
+    } catch (e) {
+      if (!isVmcoreError(e)) throw e;
+      warnings.push(e.message);
+    }
+  }
+  if (pageTables || physBase.value !== undefined) {
+    translator = new X86_64Translator({
+      ...(pageTables ? { pageTables } : {}),
+      ...(physBase.value !== undefined ? { physBase: physBase.value } : {}),
+      physLimit,
+      ...(file ? { file } : {}),
+    });
+  }
+
+  // utsname from memory through the proven mapping
+  let utsname: Utsname | undefined;
+  const uts = vmcoreinfo?.symbol('init_uts_ns');
+  const off = vmcoreinfo?.offset('uts_namespace.name');
+  if (physBase.value !== undefined && uts !== undefined && off !== undefined) {
+    const pa = textToPhys(uts + BigInt(off), physBase.value);
+    if (pa + BigInt(NEW_UTSNAME_SIZE) <= BigInt(physLimit)) {
+      try {
+        utsname = decodeUtsname(await dump.readPhys(Number(pa), NEW_UTSNAME_SIZE));
+      } catch (e) {
+        if (!isVmcoreError(e)) throw e;
+        warnings.push(`utsname: ${e.message}`);
+      }
+    }
+  }
+
+  const noTranslator = () =>
+    new VmcoreError(
+      vmcoreinfo ? 'ADDRESS_TRANSLATION' : 'NO_VMCOREINFO',
+      vmcoreinfo
+        ? 'kernel virtual addresses cannot be translated: phys_base is not proven and no CPU page tables are available'
+        : 'kernel virtual addresses cannot be translated: no VMCOREINFO in the file or in memory, and no CPU page tables',
+      { ...(file ? { file } : {}) },
+    );
+
+  const info: KernelInfo = {
+    vmcoreinfo,
+    vmcoreinfoSource: source,
+    recovered,
+    physBase,
+    cpus,
+    utsname,
+    crashTime: vmcoreinfo?.crashTime,
+    translator,
+    warnings,
+    async readVirt(va, length) {
+      if (!translator) throw noTranslator();
+      return translator.readVirt(dump, va, length);
+    },
+    async virtToPhys(va) {
+      if (!translator) throw noTranslator();
+      return translator.virtToPhys(va);
+    },
+    summary() {
+      return {
+        vmcoreinfoSource: source,
+        osrelease: vmcoreinfo?.osrelease ?? null,
+        crashTime: vmcoreinfo?.crashTime ?? null,
+        kernelOffset: vmcoreinfo?.kernelOffset === undefined ? null : hex64s(vmcoreinfo.kernelOffset),
+        physBase: physBaseToJSON(physBase!),
+        utsname: utsname ?? null,
+        cpus: cpus.map(cpuToJSON),
+        recoveredCopies: recovered.map((r) => ({ addr: '0x' + r.addr.toString(16), form: r.form, hasCrashTime: r.hasCrashTime, length: r.text.length })),
+        warnings,
+      };
+    },
+  };
+  return info;
+}

@@ -1,0 +1,478 @@
+/**
+ * Find the true x86_64 phys_base and prove it (reference analysis.md §2.4–2.5, formats.md §3.3
+ * and §4). Candidates come from every source (kdump header, VMCOREINFO NUMBER(phys_base), the
+ * inverse of QEMU's hex misparse of that number, a kernel-made ELF's text PT_LOAD, CPU CR3 walks,
+ * common load addresses, and a bounded 2 MiB brute force). A candidate is accepted only when
+ * checks that cannot pass by chance pass: the kernel's own page tables map init_top_pgt to
+ * itself and _stext to T(_stext), and init_uts_ns holds "Linux" + OSRELEASE.
+ */
+import { isVmcoreError } from '../errors.js';
+import { isPresent, type PhysicalMemory } from '../dump.js';
+import type { Vmcoreinfo } from './vmcoreinfo.js';
+import { CR4_LA57, type CpuRegisters } from './cpu.js';
+import { KERNEL_TEXT_END, PTE_ADDR_MASK, PageTables, START_KERNEL_MAP, textToPhys } from './x86_64.js';
+
+export type PhysBaseVerdict = 'header correct' | 'header wrong' | 'header absent' | 'cannot prove';
+
+export interface PhysBaseCandidate {
+  value: bigint;
+  /** Where the value came from (several sources can give the same value). */
+  sources: string[];
+  /** Checks that passed. */
+  passed: string[];
+  /** Checks that the candidate contradicts (it is wrong). */
+  failed: string[];
+  /** Checks that could not be run (symbol missing, page not in the dump). */
+  unavailable: string[];
+  accepted: boolean;
+}
+
+export interface PhysBaseResult {
+  /** Value in the file's header (kdump sub-header), if any. */
+  header?: bigint;
+  /** VMCOREINFO NUMBER(phys_base), if any. */
+  vmcoreinfo?: bigint;
+  /** The proven phys_base; undefined when it could not be proven. */
+  value?: bigint;
+  verdict: PhysBaseVerdict;
+  /** Names of the checks the accepted value passed. */
+  proof: string[];
+  /** Sources of the accepted value. */
+  sources: string[];
+  candidates: PhysBaseCandidate[];
+  /** Paging levels used. */
+  levels: 4 | 5;
+  /** Physical address of init_top_pgt (or the CR3 page table used), when known. */
+  pgd?: number;
+  /** Best unproven value (e.g. from a CR3 walk alone), for diagnostics only. */
+  unprovenGuess?: bigint;
+  notes: string[];
+}
+
+export interface PhysBaseInput {
+  mem: PhysicalMemory;
+  vmcoreinfo?: Vmcoreinfo;
+  headerPhysBase?: bigint;
+  /** ELF PT_LOADs (paddr, vaddr). */
+  segments?: readonly { paddr: number; vaddr: bigint }[];
+  cpus?: readonly CpuRegisters[];
+  file?: string;
+  /** Run the 2 MiB brute-force search when nothing else is proven (default true). */
+  bruteForce?: boolean;
+}
+
+const MiB = 1n << 20n;
+const ALIGN_2M = 2n * MiB;
+const MASK64 = (1n << 64n) - 1n;
+const u64 = (v: bigint) => v & MASK64;
+const i64 = (v: bigint) => BigInt.asIntN(64, v);
+
+/**
+ * QEMU parses the kernel's decimal NUMBER(phys_base) as hex (strtou64 base 16; a leading '-'
+ * negates). Undo that: when the header's hex digits (or those of its negation) are all decimal
+ * digits, read them as decimal. 0x6291456 → 6291456; 0xfffffffbad67b7ce → −452984832.
+ */
+export function qemuMisparseInverse(header: bigint): bigint | undefined {
+  header = u64(header);
+  if (header === 0n) return undefined;
+  const pos = header.toString(16);
+  if (/^[0-9]+$/.test(pos) && pos.length <= 19) return u64(BigInt(pos));
+  const neg = ((1n << 64n) - header).toString(16);
+  if (/^[0-9]+$/.test(neg) && neg.length <= 19) return u64(-BigInt(neg));
+  return undefined;
+}
+
+export function hex64s(v: bigint): string {
+  return '0x' + u64(v).toString(16);
+}
+
+interface Ctx {
+  mem: PhysicalMemory;
+  physLimit: number;
+  levels: 4 | 5;
+  sme: bigint;
+  vi?: Vmcoreinfo;
+  cr3s: { cpu: number; root: number }[];
+  file?: string;
+}
+
+type CheckOutcome = 'pass' | 'fail' | 'na';
+
+async function present(mem: PhysicalMemory, pa: bigint, len: number, physLimit: number): Promise<boolean> {
+  if (pa < 0n || pa + BigInt(len) > BigInt(physLimit)) return false;
+  const ps = BigInt(mem.pageSize);
+  for (let p = pa / ps; p <= (pa + BigInt(len) - 1n) / ps; p++) {
+    if (!isPresent(await mem.pageState(Number(p)))) return false;
+  }
+  return true;
+}
+
+/** Read bytes when the range is present; undefined otherwise. */
+async function tryRead(mem: PhysicalMemory, pa: bigint, len: number, physLimit: number): Promise<Uint8Array | undefined> {
+  if (!(await present(mem, pa, len, physLimit))) return undefined;
+  try {
+    return await mem.readPhys(Number(pa), len);
+  } catch (e) {
+    if (isVmcoreError(e)) return undefined;
+    throw e;
+  }
+}
+
+const latin1 = new TextDecoder('latin1');
+export interface Utsname {
+  sysname: string;
+  nodename: string;
+  release: string;
+  version: string;
+  machine: string;
+  domainname: string;
+}
+export const UTS_LEN = 65;
+export const NEW_UTSNAME_SIZE = 6 * UTS_LEN;
+
+/** Decode struct new_utsname (6 × 65 bytes). Fields must be NUL-terminated and printable. */
+export function decodeUtsname(b: Uint8Array): Utsname | undefined {
+  if (b.length < NEW_UTSNAME_SIZE) return undefined;
+  const f: string[] = [];
+  for (let i = 0; i < 6; i++) {
+    const raw = b.subarray(i * UTS_LEN, (i + 1) * UTS_LEN);
+    const nul = raw.indexOf(0);
+    if (nul < 0) return undefined;
+    for (let j = 0; j < nul; j++) if (raw[j]! < 0x20 || raw[j]! > 0x7e) return undefined;
+    f.push(latin1.decode(raw.subarray(0, nul)));
+  }
+  return { sysname: f[0]!, nodename: f[1]!, release: f[2]!, version: f[3]!, machine: f[4]!, domainname: f[5]! };
+}
+
+function pgdSymbol(vi: Vmcoreinfo): bigint | undefined {
+  return vi.symbol('init_top_pgt') ?? vi.symbol('swapper_pg_dir') ?? vi.symbol('init_level4_pgt');
+}
+
+/** Run the validation recipe for one candidate. */
+async function validate(pb: bigint, ctx: Ctx): Promise<Omit<PhysBaseCandidate, 'sources' | 'value' | 'accepted'>> {
+  const passed: string[] = [];
+  const failed: string[] = [];
+  const unavailable: string[] = [];
+  const note = (name: string, o: CheckOutcome) => (o === 'pass' ? passed : o === 'fail' ? failed : unavailable).push(name);
+  const vi = ctx.vi!;
+  const mem = ctx.mem;
+
+  // 1 + 2: init_top_pgt is a page-aligned RAM page that maps itself
+  const pgdSym = pgdSymbol(vi);
+  let pt: PageTables | undefined;
+  if (pgdSym === undefined) {
+    note('init_top_pgt in RAM', 'na');
+    note('init_top_pgt maps itself', 'na');
+  } else {
+    const pgdPa = textToPhys(pgdSym, pb);
+    const inRam = (pgdPa & 0xfffn) === 0n && (await present(mem, pgdPa, 4096, ctx.physLimit));
+    if (!inRam) {
+      // not page aligned or outside RAM contradicts; excluded page is just unavailable
+      const outside = (pgdPa & 0xfffn) !== 0n || pgdPa >= BigInt(ctx.physLimit);
+      note('init_top_pgt in RAM', outside ? 'fail' : 'na');
+      note('init_top_pgt maps itself', 'na');
+    } else {
+      note('init_top_pgt in RAM', 'pass');
+      pt = new PageTables(mem, { root: Number(pgdPa), levels: ctx.levels, smeMask: ctx.sme, ...(ctx.file ? { file: ctx.file } : {}) });
+      note('init_top_pgt maps itself', await walkEquals(pt, pgdSym, pgdPa));
+    }
+  }
+  // 3: _stext walks to T(_stext)
+  const stext = vi.symbol('_stext');
+  if (stext === undefined || !pt) note('_stext maps to T(_stext)', 'na');
+  else note('_stext maps to T(_stext)', await walkEquals(pt, stext, textToPhys(stext, pb)));
+
+  // 4: utsname at T(init_uts_ns + OFFSET(uts_namespace.name))
+  const uts = vi.symbol('init_uts_ns');
+  const off = vi.offset('uts_namespace.name');
+  const rel = vi.osrelease;
+  if (uts === undefined || off === undefined || rel === undefined) note('init_uts_ns holds Linux + OSRELEASE', 'na');
+  else {
+    const b = await tryRead(mem, textToPhys(uts + BigInt(off), pb), NEW_UTSNAME_SIZE, ctx.physLimit);
+    if (!b) {
+      const pa = textToPhys(uts + BigInt(off), pb);
+      note('init_uts_ns holds Linux + OSRELEASE', pa >= BigInt(ctx.physLimit) ? 'fail' : 'na');
+    } else {
+      const u = decodeUtsname(b);
+      note('init_uts_ns holds Linux + OSRELEASE', u && u.sysname === 'Linux' && u.release === rel ? 'pass' : 'fail');
+    }
+  }
+  // 5: a CPU's CR3 shares the kernel half of init_top_pgt (PGD[511])
+  if (pt && ctx.cr3s.length) {
+    let outcome: CheckOutcome = 'na';
+    try {
+      const mine = await pt.entry(pt.root, 511, START_KERNEL_MAP, 'PGD');
+      for (const c of ctx.cr3s) {
+        for (const root of [c.root, c.root & ~0x1000]) {
+          const theirs = await readEntry(mem, root + 511 * 8, ctx.physLimit);
+          if (theirs === undefined) continue;
+          if (theirs === mine && (mine & 1n) === 1n) outcome = 'pass';
+          else if (outcome !== 'pass') outcome = 'fail';
+        }
+      }
+    } catch (e) {
+      if (!isVmcoreError(e)) throw e;
+    }
+    note('CPU CR3 shares PGD[511]', outcome);
+  }
+  return { passed, failed, unavailable };
+}
+
+async function readEntry(mem: PhysicalMemory, pa: number, physLimit: number): Promise<bigint | undefined> {
+  const b = await tryRead(mem, BigInt(pa), 8, physLimit);
+  if (!b) return undefined;
+  return new DataView(b.buffer, b.byteOffset, 8).getBigUint64(0, true);
+}
+
+async function walkEquals(pt: PageTables, va: bigint, expect: bigint): Promise<CheckOutcome> {
+  try {
+    const r = await pt.walk(va);
+    return BigInt(r.pa) === expect ? 'pass' : 'fail';
+  } catch (e) {
+    if (!isVmcoreError(e)) throw e;
+    // a table page missing from the dump proves nothing; an unmapped address contradicts
+    return /not in the dump/.test(e.message) ? 'na' : 'fail';
+  }
+}
+
+const STRONG = ['init_top_pgt maps itself', '_stext maps to T(_stext)', 'init_uts_ns holds Linux + OSRELEASE'];
+
+function acceptable(c: Omit<PhysBaseCandidate, 'sources' | 'value' | 'accepted'>): boolean {
+  return c.failed.length === 0 && c.passed.some((p) => STRONG.includes(p));
+}
+
+/** Kernel text mapping found by walking from a CR3: lowest mapped VA ≥ __START_KERNEL_map. */
+export async function physBaseFromCr3(
+  mem: PhysicalMemory,
+  root: number,
+  levels: 4 | 5,
+  sme = 0n,
+): Promise<{ value: bigint; va: bigint; pa: number; linearPages: number } | undefined> {
+  let pt: PageTables;
+  try {
+    pt = new PageTables(mem, { root, levels, smeMask: sme });
+  } catch {
+    return undefined;
+  }
+  const m = await pt.lowestMapping(START_KERNEL_MAP, KERNEL_TEXT_END);
+  if (!m) return undefined;
+  const value = u64(BigInt(m.pa) - (m.va - START_KERNEL_MAP));
+  // how far does the mapping stay linear (2 MiB steps, bounded by the text mapping)?
+  let linear = 0;
+  for (let va = m.va & ~(ALIGN_2M - 1n); va < KERNEL_TEXT_END && linear < 512; va += ALIGN_2M) {
+    try {
+      const r = await pt.walk(va);
+      if (u64(BigInt(r.pa) - (va - START_KERNEL_MAP)) !== value) break;
+      linear++;
+    } catch {
+      break;
+    }
+  }
+  return { value, va: m.va, pa: m.pa, linearPages: linear };
+}
+
+/** Search a physical range for a struct new_utsname with sysname "Linux" (kdumpid's method). */
+export async function findUtsname(
+  mem: PhysicalMemory,
+  start: number,
+  end: number,
+  physLimit: number,
+): Promise<{ pa: number; uts: Utsname } | undefined> {
+  const CHUNK = 1 << 20;
+  end = Math.min(end, physLimit);
+  for (let a = start; a < end; a += CHUNK) {
+    const len = Math.min(CHUNK + NEW_UTSNAME_SIZE, physLimit - a);
+    let b: Uint8Array;
+    try {
+      b = await mem.readPhys(a, len, { fillMissing: true });
+    } catch (e) {
+      if (isVmcoreError(e)) continue;
+      throw e;
+    }
+    for (let i = 0; i + NEW_UTSNAME_SIZE <= b.length && i < CHUNK; i++) {
+      if (b[i] !== 0x4c || b[i + 1] !== 0x69 || b[i + 2] !== 0x6e || b[i + 3] !== 0x75 || b[i + 4] !== 0x78 || b[i + 5] !== 0) continue;
+      if (i > 0 && b[i - 1] !== 0) continue;
+      const u = decodeUtsname(b.subarray(i, i + NEW_UTSNAME_SIZE));
+      if (!u || !u.release || !u.version || !u.nodename) continue;
+      if (!['x86_64', 'i686', 'i386', 'aarch64', 's390x', 'ppc64le', 'ppc64', 'riscv64'].includes(u.machine)) continue;
+      return { pa: a + i, uts: u };
+    }
+  }
+  return undefined;
+}
+
+function cpuRoots(cpus: readonly CpuRegisters[], physLimit: number): { cpu: number; root: number; levels: 4 | 5 }[] {
+  const out: { cpu: number; root: number; levels: 4 | 5 }[] = [];
+  for (const c of cpus) {
+    if (c.cr3 === undefined || c.cr3 === 0n) continue;
+    const root = c.cr3 & PTE_ADDR_MASK;
+    if (root >= BigInt(physLimit)) continue;
+    out.push({ cpu: c.cpu, root: Number(root), levels: c.cr4 !== undefined && (c.cr4 & CR4_LA57) !== 0n ? 5 : 4 });
+  }
+  return out;
+}
+
+/** Find and prove phys_base. Never throws for bad memory contents; reports instead. */
+export async function findPhysBase(input: PhysBaseInput): Promise<PhysBaseResult> {
+  const { mem, vmcoreinfo: vi } = input;
+  const physLimit = mem.maxPfn * mem.pageSize;
+  const roots = cpuRoots(input.cpus ?? [], physLimit);
+  const l5 = vi?.number('pgtable_l5_enabled');
+  const levels: 4 | 5 = l5 !== undefined ? (l5 === 1n ? 5 : 4) : roots.some((r) => r.levels === 5) ? 5 : 4;
+  const sme = vi?.number('sme_mask') ?? 0n;
+  const ctx: Ctx = { mem, physLimit, levels, sme, cr3s: roots, ...(vi ? { vi } : {}), ...(input.file ? { file: input.file } : {}) };
+  const notes: string[] = [];
+  const header = input.headerPhysBase === undefined ? undefined : u64(input.headerPhysBase);
+  const viValue = vi?.number('phys_base');
+  const result: PhysBaseResult = {
+    ...(header !== undefined ? { header } : {}),
+    ...(viValue !== undefined ? { vmcoreinfo: u64(viValue) } : {}),
+    verdict: 'cannot prove',
+    proof: [],
+    sources: [],
+    candidates: [],
+    levels,
+    notes,
+  };
+
+  // ---- candidates, in priority order
+  const cands = new Map<bigint, string[]>();
+  const add = (v: bigint | undefined, src: string) => {
+    if (v === undefined) return;
+    v = u64(v);
+    const l = cands.get(v);
+    if (l) {
+      if (!l.includes(src)) l.push(src);
+    } else cands.set(v, [src]);
+  };
+  add(viValue, 'VMCOREINFO NUMBER(phys_base)');
+  add(header, 'kdump header');
+  if (header !== undefined) add(qemuMisparseInverse(header), 'kdump header read back as decimal (QEMU hex misparse)');
+  for (const s of input.segments ?? []) {
+    if (s.vaddr >= START_KERNEL_MAP && s.vaddr < KERNEL_TEXT_END) add(BigInt(s.paddr) - (s.vaddr - START_KERNEL_MAP), 'ELF kernel-text PT_LOAD');
+  }
+  const cr3Results: { cpu: number; root: number; value: bigint; pa: number; linearPages: number; levels: 4 | 5 }[] = [];
+  for (const r of roots) {
+    const x = await physBaseFromCr3(mem, r.root, r.levels, sme);
+    if (x) {
+      cr3Results.push({ cpu: r.cpu, root: r.root, value: x.value, pa: x.pa, linearPages: x.linearPages, levels: r.levels });
+      add(x.value, `CR3 walk (cpu ${r.cpu}) to the lowest kernel-text mapping`);
+    }
+  }
+  const ko = vi?.kernelOffset;
+  if (vi) {
+    for (const p of [16n * MiB, 32n * MiB, 64n * MiB, 2n * MiB]) add(p - 16n * MiB - (ko ?? 0n), `load address 0x${p.toString(16)} − 16 MiB − KERNELOFFSET`);
+  }
+
+  if (!vi || pgdSymbol(vi) === undefined && vi.symbol('init_uts_ns') === undefined) {
+    // ---- no VMCOREINFO: CR3 walk + utsname inside the kernel image
+    notes.push(vi ? 'VMCOREINFO has no init_top_pgt / init_uts_ns symbols' : 'no VMCOREINFO: only CPU page tables can be used');
+    for (const r of cr3Results) {
+      const cand: PhysBaseCandidate = { value: r.value, sources: cands.get(r.value) ?? [], passed: [], failed: [], unavailable: [], accepted: false };
+      if (r.linearPages >= 2) cand.passed.push(`CR3 (cpu ${r.cpu}) kernel-text mapping linear over ${r.linearPages} × 2 MiB`);
+      else cand.unavailable.push('CR3 kernel-text mapping linear');
+      const imgStart = r.pa - (r.pa % (2 * 1024 * 1024));
+      const found = await findUtsname(mem, imgStart, imgStart + r.linearPages * 2 * 1024 * 1024, physLimit);
+      if (found) cand.passed.push(`utsname "${found.uts.sysname} ${found.uts.release}" inside the kernel image at 0x${found.pa.toString(16)}`);
+      else cand.failed.push('utsname inside the kernel image');
+      cand.accepted = cand.failed.length === 0 && cand.passed.length >= 2;
+      result.candidates.push(cand);
+      if (cand.accepted && result.value === undefined) {
+        result.value = r.value;
+        result.proof = cand.passed;
+        result.sources = cand.sources;
+        result.pgd = r.root;
+      }
+    }
+    if (result.value === undefined) {
+      const g = cr3Results[0]?.value ?? header;
+      if (g !== undefined) result.unprovenGuess = g;
+    }
+    return finish(result);
+  }
+
+  for (const [value, sources] of cands) {
+    const v = await validate(value, ctx);
+    const cand: PhysBaseCandidate = { value, sources, ...v, accepted: acceptable(v) };
+    result.candidates.push(cand);
+  }
+  let winner = result.candidates.find((c) => c.accepted);
+
+  if (!winner && (input.bruteForce ?? true)) {
+    // ---- bounded brute force over 2 MiB steps, keyed on the cheapest strong check
+    const uts = vi.symbol('init_uts_ns');
+    const off = vi.offset('uts_namespace.name');
+    const probe = uts !== undefined && off !== undefined ? uts + BigInt(off) : pgdSymbol(vi)!;
+    const rel = probe - START_KERNEL_MAP;
+    // pb such that T(probe) lies in [0, physLimit): pb ∈ [−rel, physLimit − rel)
+    let pb = -rel - (i64(-rel) % ALIGN_2M + ALIGN_2M) % ALIGN_2M;
+    const endPb = BigInt(physLimit) - rel;
+    let tried = 0;
+    notes.push(`brute force over 2 MiB steps from ${hex64s(pb)} to ${hex64s(endPb)}`);
+    for (; pb < endPb && tried < 1 << 20; pb += ALIGN_2M, tried++) {
+      if (cands.has(u64(pb))) continue;
+      const pa = pb + rel;
+      if (pa < 0n) continue;
+      const b = await tryRead(mem, pa, uts !== undefined ? NEW_UTSNAME_SIZE : 8, physLimit);
+      if (!b) continue;
+      if (uts !== undefined) {
+        const u = decodeUtsname(b);
+        if (!u || u.sysname !== 'Linux' || u.release !== vi.osrelease) continue;
+      }
+      const v = await validate(u64(pb), ctx);
+      const cand: PhysBaseCandidate = { value: u64(pb), sources: ['brute force (2 MiB steps)'], ...v, accepted: acceptable(v) };
+      result.candidates.push(cand);
+      if (cand.accepted) {
+        winner = cand;
+        break;
+      }
+    }
+  }
+  if (winner) {
+    result.value = winner.value;
+    result.proof = winner.passed;
+    result.sources = winner.sources;
+    const others = result.candidates.filter((c) => c.accepted && c !== winner);
+    if (others.length) notes.push(`other values also passed the checks: ${others.map((c) => hex64s(c.value)).join(', ')}`);
+    const pgdSym = pgdSymbol(vi);
+    if (pgdSym !== undefined) {
+      const pgd = textToPhys(pgdSym, winner.value);
+      if (pgd < BigInt(physLimit)) result.pgd = Number(pgd);
+    }
+  } else {
+    const g = cr3Results[0]?.value;
+    if (g !== undefined) result.unprovenGuess = g;
+  }
+  return finish(result);
+}
+
+function finish(r: PhysBaseResult): PhysBaseResult {
+  if (r.value === undefined) r.verdict = 'cannot prove';
+  else if (r.header === undefined) r.verdict = 'header absent';
+  else r.verdict = r.header === r.value ? 'header correct' : 'header wrong';
+  return r;
+}
+
+/** JSON-safe summary (64-bit values as hex strings). */
+export function physBaseToJSON(r: PhysBaseResult): Record<string, unknown> {
+  return {
+    value: r.value === undefined ? null : hex64s(r.value),
+    verdict: r.verdict,
+    proof: r.proof,
+    sources: r.sources,
+    header: r.header === undefined ? null : hex64s(r.header),
+    vmcoreinfo: r.vmcoreinfo === undefined ? null : hex64s(r.vmcoreinfo),
+    levels: r.levels,
+    pgd: r.pgd === undefined ? null : '0x' + r.pgd.toString(16),
+    ...(r.unprovenGuess !== undefined ? { unprovenGuess: hex64s(r.unprovenGuess) } : {}),
+    candidates: r.candidates.map((c) => ({
+      value: hex64s(c.value),
+      sources: c.sources,
+      accepted: c.accepted,
+      passed: c.passed,
+      failed: c.failed,
+      unavailable: c.unavailable,
+    })),
+    notes: r.notes,
+  };
+}

@@ -1,0 +1,90 @@
+/**
+ * A PhysicalMemory (or Dump) wrapper that records which page frames an analysis read, so that a
+ * small excerpt of a big dump (only those pages) can be made into a test fixture.
+ *
+ * Whole-memory scans (VMCOREINFO recovery) read every page only to reject it; they use
+ * `readPageUnrecorded`, and only the pages they keep are read again through `readPage`.
+ */
+import type { Dump, PageRun, PageState, PhysicalMemory } from '../dump.js';
+
+export interface UnrecordedReader {
+  /** Read a page without recording it (for scans that discard most pages). */
+  readPageUnrecorded(pfn: number): Promise<Uint8Array>;
+}
+
+export function hasUnrecordedRead(m: PhysicalMemory): m is PhysicalMemory & UnrecordedReader {
+  return typeof (m as Partial<UnrecordedReader>).readPageUnrecorded === 'function';
+}
+
+/** Read a page for a scan: unrecorded when the memory records reads. */
+export function scanReadPage(m: PhysicalMemory, pfn: number): Promise<Uint8Array> {
+  return hasUnrecordedRead(m) ? m.readPageUnrecorded(pfn) : m.readPage(pfn);
+}
+
+export class RecordingMemory implements PhysicalMemory, UnrecordedReader {
+  /** Page frames whose contents were read. */
+  readonly readPfns = new Set<number>();
+  /** Page frames whose state was asked (pageState). */
+  readonly statePfns = new Set<number>();
+
+  constructor(readonly inner: PhysicalMemory) {}
+
+  get pageSize(): number {
+    return this.inner.pageSize;
+  }
+  get maxPfn(): number {
+    return this.inner.maxPfn;
+  }
+  pageState(pfn: number): Promise<PageState> {
+    this.statePfns.add(pfn);
+    return this.inner.pageState(pfn);
+  }
+  pageRuns(startPfn?: number, endPfn?: number): AsyncIterable<PageRun> {
+    return this.inner.pageRuns(startPfn, endPfn);
+  }
+  readPage(pfn: number): Promise<Uint8Array> {
+    this.readPfns.add(pfn);
+    return this.inner.readPage(pfn);
+  }
+  readPageUnrecorded(pfn: number): Promise<Uint8Array> {
+    return scanReadPage(this.inner, pfn);
+  }
+  readPhys(addr: number, length: number, opts?: { fillMissing?: boolean }): Promise<Uint8Array> {
+    if (Number.isSafeInteger(addr) && Number.isSafeInteger(length) && addr >= 0 && length > 0) {
+      const ps = this.inner.pageSize;
+      const last = Math.floor((addr + length - 1) / ps);
+      for (let p = Math.floor(addr / ps); p <= last && p - Math.floor(addr / ps) < 1 << 18; p++) this.readPfns.add(p);
+    }
+    return this.inner.readPhys(addr, length, opts);
+  }
+  /** Sorted list of pfns read. */
+  pfns(): number[] {
+    return [...this.readPfns].sort((a, b) => a - b);
+  }
+}
+
+/** A Dump whose memory reads are recorded; everything else is the original dump's. */
+export function recordingDump(dump: Dump): { dump: Dump; recorder: RecordingMemory } {
+  const recorder = new RecordingMemory(dump);
+  const wrapped: Dump = {
+    get format() { return dump.format; },
+    get variant() { return dump.variant; },
+    get files() { return dump.files; },
+    get arch() { return dump.arch; },
+    get littleEndian() { return dump.littleEndian; },
+    get is64() { return dump.is64; },
+    get notes() { return dump.notes; },
+    get vmcoreinfoText() { return dump.vmcoreinfoText; },
+    get warnings() { return dump.warnings; },
+    details: () => dump.details(),
+    close: () => dump.close(),
+    get pageSize() { return dump.pageSize; },
+    get maxPfn() { return dump.maxPfn; },
+    pageState: (pfn) => recorder.pageState(pfn),
+    pageRuns: (s, e) => recorder.pageRuns(s, e),
+    readPage: (pfn) => recorder.readPage(pfn),
+    readPhys: (a, l, o) => recorder.readPhys(a, l, o),
+  };
+  Object.defineProperty(wrapped, 'readPageUnrecorded', { value: (pfn: number) => recorder.readPageUnrecorded(pfn) });
+  return { dump: wrapped, recorder };
+}
