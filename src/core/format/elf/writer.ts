@@ -33,7 +33,6 @@ import {
   PN_XNUM,
   PT_LOAD,
   PT_NOTE,
-  PT_NULL,
 } from './structs.js';
 import { PAGE_ZERO, type CompressedBatch } from '../kdump/writer.js';
 
@@ -97,6 +96,7 @@ export class ElfWriter {
   readonly noteBlob: Uint8Array;
   readonly dataOffset: number;
   private readonly segs: SegState[];
+  private readonly aliasParts: { seg: number; delta: number; len: number; vaddr: bigint }[] = [];
   private cur = 0;
   private pos: number;
   readonly counts = { stored: 0, zero: 0 };
@@ -106,7 +106,18 @@ export class ElfWriter {
     const ehsize = is64 ? Elf64_Ehdr.size : Elf32_Ehdr.size;
     const phent = is64 ? Elf64_Phdr.size : Elf32_Phdr.size;
     const shent = is64 ? Elf64_Shdr.size : Elf32_Shdr.size;
-    this.phnum = 1 + segments.length + (params.aliases?.length ?? 0);
+    // Each alias becomes one PT_LOAD per planned segment it overlaps.
+    for (const a of params.aliases ?? []) {
+      const aEnd = a.paddr + a.size;
+      segments.forEach((s, idx) => {
+        const sS = s.startPfn * pageSize;
+        const sE = sS + s.pages * pageSize;
+        const lo = Math.max(sS, a.paddr);
+        const hi = Math.min(sE, aEnd);
+        if (hi > lo) this.aliasParts.push({ seg: idx, delta: lo - sS, len: hi - lo, vaddr: a.vaddr + BigInt(lo - a.paddr) });
+      });
+    }
+    this.phnum = 1 + segments.length + this.aliasParts.length;
     if (this.phnum > 0xffffffff) throw new VmcoreError('OUT_OF_BOUNDS', `too many program headers (${this.phnum})`, { field: 'e_phnum' });
     const xnum = this.phnum >= PN_XNUM;
     this.headerSize = ehsize + this.phnum * phent + (xnum ? shent : 0);
@@ -256,7 +267,18 @@ export class ElfWriter {
         memsz: s.spec.pages * pageSize,
       });
     }
-    for (const a of this.params.aliases ?? []) phdrs.push(this.resolveAlias(a));
+    for (const a of this.aliasParts) {
+      const s = this.segs[a.seg]!;
+      phdrs.push({
+        type: PT_LOAD,
+        flags: 7,
+        offset: (s.offset < 0 ? this.pos : s.offset) + a.delta,
+        vaddr: a.vaddr,
+        paddr: BigInt(s.paddr + a.delta),
+        filesz: Math.max(0, Math.min(a.len, s.filesz - a.delta)),
+        memsz: a.len,
+      });
+    }
     let p = ehsize;
     for (const h of phdrs) {
       if (is64) {
@@ -285,15 +307,7 @@ export class ElfWriter {
     return this.segs.map((s) => ({ paddr: s.paddr, offset: s.offset, filesz: s.filesz, memsz: s.spec.pages * this.params.pageSize }));
   }
 
-  private resolveAlias(a: ElfAliasSpec) {
-    for (const s of this.segs) {
-      if (a.paddr >= s.paddr && a.paddr < s.paddr + s.filesz && s.offset >= 0) {
-        const size = Math.min(a.size, s.paddr + s.filesz - a.paddr);
-        return { type: PT_LOAD, flags: 7, offset: s.offset + (a.paddr - s.paddr), vaddr: a.vaddr, paddr: BigInt(a.paddr), filesz: size, memsz: size };
-      }
-    }
-    return { type: PT_NULL, flags: 0, offset: 0, vaddr: 0n, paddr: 0n, filesz: 0, memsz: 0 };
-  }
+
 }
 
 /**

@@ -1,0 +1,49 @@
+/**
+ * Kernel virtual addresses for ELF program headers (x86_64), so that readers which translate
+ * kernel addresses through p_vaddr (vmcore-dmesg, gdb) work on our ELF output:
+ *  - the direct map: p_vaddr = page_offset_base + paddr. page_offset_base is read from memory
+ *    through SYMBOL(page_offset_base) when VMCOREINFO has it (KASLR kernels), else it is the
+ *    fixed 0xffff888000000000 (4-level) / 0xff11000000000000 (5-level) when KASLR is off
+ *    (no KERNELOFFSET, or KERNELOFFSET=0);
+ *  - the kernel image: an alias PT_LOAD from SYMBOL(_stext) (virtual) to
+ *    _stext - __START_KERNEL_map + phys_base (physical), like the kernel's own /proc/vmcore.
+ * Returns nothing for other architectures or without VMCOREINFO.
+ */
+import type { Dump } from '../../core/dump.js';
+import type { Vmcoreinfo } from '../../core/kernel/vmcoreinfo.js';
+import type { ElfAliasSpec } from '../../core/format/elf/writer.js';
+
+const START_KERNEL_MAP = 0xffffffff80000000n;
+const KERNEL_IMAGE_SIZE = 1n << 30n;
+
+export interface KernelMappings {
+  directMapBase?: bigint;
+  kernelImage?: ElfAliasSpec;
+}
+
+export async function kernelMappings(dump: Dump, vmci: Vmcoreinfo | undefined, physBase: bigint): Promise<KernelMappings> {
+  if (!vmci || dump.arch !== 'x86_64') return {};
+  const out: KernelMappings = {};
+  const kphys = (v: bigint) => BigInt.asUintN(64, v - START_KERNEL_MAP + physBase);
+  const pob = vmci.symbol('page_offset_base');
+  if (pob !== undefined && pob >= START_KERNEL_MAP) {
+    try {
+      const b = await dump.readPhys(Number(kphys(pob)), 8);
+      const v = new DataView(b.buffer, b.byteOffset, 8).getBigUint64(0, true);
+      if (v >= 0xff00000000000000n) out.directMapBase = v;
+    } catch {
+      /* not readable: leave p_vaddr = p_paddr */
+    }
+  } else {
+    const ko = vmci.kernelOffset;
+    if (ko === undefined || ko === 0n) out.directMapBase = vmci.number('pgtable_l5_enabled') === 1n ? 0xff11000000000000n : 0xffff888000000000n;
+  }
+  const stext = vmci.symbol('_stext');
+  if (stext !== undefined && stext >= START_KERNEL_MAP) {
+    const paddr = kphys(stext);
+    if (paddr < BigInt(Number.MAX_SAFE_INTEGER)) {
+      out.kernelImage = { vaddr: stext, paddr: Number(paddr), size: Number(KERNEL_IMAGE_SIZE - (stext - START_KERNEL_MAP)) };
+    }
+  }
+  return out;
+}

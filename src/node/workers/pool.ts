@@ -1,0 +1,154 @@
+/**
+ * A pool of compression workers. Batches go out as transferred ArrayBuffers; results come back
+ * in submission order (a reorder buffer holds results that finish early). `submit` resolves
+ * only when there is room for another batch in flight, so the producer cannot run ahead of the
+ * workers, and the consumer's own awaits (disk writes) hold back the producer too.
+ */
+import { Worker } from 'node:worker_threads';
+import { VmcoreError } from '../../core/errors.js';
+import type { CompressedBatch } from '../../core/format/kdump/writer.js';
+import { pageCompressor, type WorkerConfig } from './page-codec.js';
+
+export interface BatchIn {
+  startPfn: number;
+  count: number;
+  /** count * pageSize bytes, owned by the pool from now on (it is transferred). */
+  buf: ArrayBuffer;
+}
+
+export interface BatchOut extends CompressedBatch {
+  /** The underlying buffer, free for reuse once `data` has been written. */
+  buffer: ArrayBuffer;
+}
+
+interface Pending {
+  startPfn: number;
+  count: number;
+  resolve: (b: BatchOut) => void;
+  reject: (e: Error) => void;
+  promise: Promise<BatchOut>;
+}
+
+export class CompressPool {
+  private readonly workers: Worker[] = [];
+  private readonly idle: Worker[] = [];
+  private readonly queue: { id: number; buf: ArrayBuffer; count: number }[] = [];
+  private readonly pending = new Map<number, Pending>();
+  private readonly byWorker = new Map<Worker, number>();
+  private nextId = 0;
+  private failed: Error | undefined;
+  private readonly inline: ((page: Uint8Array, out: Uint8Array, outOff: number) => number) | undefined;
+
+  /** threads = 0 compresses on the calling thread (no workers). */
+  constructor(
+    private readonly cfg: WorkerConfig,
+    readonly threads: number,
+  ) {
+    if (threads === 0) {
+      this.inline = pageCompressor(cfg);
+      return;
+    }
+    const url = new URL('./compress-worker.js', import.meta.url);
+    for (let i = 0; i < threads; i++) {
+      const w = new Worker(url);
+      w.postMessage({ init: cfg });
+      w.on('message', (m: { id: number; error?: string; buf: ArrayBuffer; count: number; kinds: ArrayBuffer; sizes: ArrayBuffer; dataLen: number }) => {
+        this.byWorker.delete(w);
+        const p = this.pending.get(m.id);
+        this.pending.delete(m.id);
+        if (p) {
+          if (m.error) p.reject(new VmcoreError('IO', `compression failed at pfn 0x${p.startPfn.toString(16)}: ${m.error}`));
+          else
+            p.resolve({
+              startPfn: p.startPfn,
+              count: m.count,
+              kinds: new Uint8Array(m.kinds),
+              sizes: new Uint32Array(m.sizes),
+              data: new Uint8Array(m.buf, 0, m.dataLen),
+              buffer: m.buf,
+            });
+        }
+        this.dispatch(w);
+      });
+      w.on('error', (e) => this.fail(e));
+      w.on('exit', (code) => {
+        if (code !== 0 && !this.closing) this.fail(new Error(`compression worker exited with code ${code}`));
+      });
+      this.workers.push(w);
+      this.idle.push(w);
+    }
+  }
+
+  private closing = false;
+
+  private fail(e: Error): void {
+    if (this.failed) return;
+    this.failed = e instanceof VmcoreError ? e : new VmcoreError('IO', `compression worker failed: ${e.message}`, { cause: e });
+    for (const p of this.pending.values()) p.reject(this.failed);
+    this.pending.clear();
+  }
+
+  private dispatch(w: Worker): void {
+    const j = this.queue.shift();
+    if (!j) {
+      this.idle.push(w);
+      return;
+    }
+    this.byWorker.set(w, j.id);
+    w.postMessage({ job: j }, [j.buf]);
+  }
+
+  /** Start compressing a batch; returns its result promise (results are awaited in order by the caller). */
+  submit(b: BatchIn): Promise<BatchOut> {
+    if (this.failed) return Promise.reject(this.failed);
+    if (this.inline !== undefined || this.threads === 0) return Promise.resolve(this.runInline(b));
+    const id = this.nextId++;
+    let resolve!: (x: BatchOut) => void;
+    let reject!: (e: Error) => void;
+    const promise = new Promise<BatchOut>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    promise.catch(() => undefined); // surfaced when awaited
+    this.pending.set(id, { startPfn: b.startPfn, count: b.count, resolve, reject, promise });
+    this.queue.push({ id, buf: b.buf, count: b.count });
+    const w = this.idle.pop();
+    if (w) this.dispatch(w);
+    return promise;
+  }
+
+  private runInline(b: BatchIn): BatchOut {
+    const ps = this.cfg.pageSize;
+    const buf = new Uint8Array(b.buf);
+    const kinds = new Uint8Array(b.count);
+    const sizes = new Uint32Array(b.count);
+    let out = 0;
+    for (let i = 0; i < b.count; i++) {
+      const page = buf.subarray(i * ps, (i + 1) * ps);
+      if (this.cfg.detectZero && isZero(page)) continue;
+      const n = this.inline ? this.inline(page, buf, out) : -1;
+      if (n > 0 && n < ps) {
+        kinds[i] = 2;
+        sizes[i] = n;
+        out += n;
+      } else {
+        if (out !== i * ps) buf.copyWithin(out, i * ps, (i + 1) * ps);
+        kinds[i] = 1;
+        sizes[i] = ps;
+        out += ps;
+      }
+    }
+    return { startPfn: b.startPfn, count: b.count, kinds, sizes, data: buf.subarray(0, out), buffer: b.buf };
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    await Promise.all(this.workers.map((w) => w.terminate()));
+  }
+}
+
+function isZero(p: Uint8Array): boolean {
+  const w = new BigUint64Array(p.buffer, p.byteOffset, p.length >> 3);
+  for (let i = 0; i < w.length; i++) if (w[i] !== 0n) return false;
+  return true;
+}
