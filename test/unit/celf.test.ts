@@ -1,0 +1,243 @@
+/**
+ * Compressed ELF (celf): round trips of synthetic memory through the writer and the reader,
+ * checked page by page against the source memory (the independent truth), plus the ELF-level
+ * invariants of the specification (docs/compressed-elf.md).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { SparseMemory, notPresent } from '../../src/core/memory.js';
+import { buildNotes } from '../../src/core/format/elf/notes.js';
+import { BufferSource, CountingSource } from '../../src/core/io/source.js';
+import { isPresent, type PageRun, type PageState, type PhysicalMemory } from '../../src/core/dump.js';
+import { nodeCodecs } from '../../src/node/codecs.js';
+import { portableCodecs } from '../../src/core/codec/portable.js';
+import { MapCodecRegistry, type CodecName } from '../../src/core/codec/types.js';
+import { Elf64_Ehdr, Elf64_Shdr, Elf64_Phdr, PT_LOAD, PT_NOTE, SHF_COMPRESSED, SHF_ALLOC } from '../../src/core/format/elf/structs.js';
+import { BufferSink, isCelf, openCelf, writeCelf, type WriteCelfOptions } from '../../src/core/format/celf/index.js';
+import { openDump } from '../../src/core/format/open.js';
+
+const PS = 4096;
+const enc = new TextEncoder();
+
+/** Deterministic page content that compresses like real text. */
+function pageText(pfn: number): Uint8Array {
+  return enc.encode(`pfn ${pfn.toString(16)} `.repeat(1000).slice(0, PS));
+}
+
+/** Memory with data, zero-state pages, data pages that are all zero, excluded, missing, holes, and RAM above 4 GiB. */
+function sampleMemory(): SparseMemory {
+  const m = new SparseMemory(0x140000); // 5 GiB
+  for (let p = 0; p < 37; p++) m.set(p, pageText(p));
+  for (let p = 37; p < 60; p++) m.set(p, new Uint8Array(PS)); // data pages that happen to be zero
+  m.set(45, pageText(45)); // one non-zero page inside the zero run
+  for (let p = 60; p < 200; p++) m.setState(p, 'zero');
+  for (let p = 200; p < 210; p++) m.setState(p, 'excluded');
+  for (let p = 210; p < 212; p++) m.setState(p, 'missing');
+  for (let p = 0x100000 - 5; p < 0x100000 + 40; p++) m.set(p, pageText(p)); // crosses 4 GiB
+  const rnd = new Uint8Array(PS);
+  let x = 12345;
+  for (let i = 0; i < PS; i++) rnd[i] = (x = (x * 1103515245 + 12345) >>> 0) >>> 24; // incompressible
+  m.set(0x120000, rnd);
+  m.set(0x13ffff, pageText(0x13ffff)); // last page
+  return m;
+}
+
+function notes(le = true): Uint8Array {
+  return buildNotes(
+    [
+      { name: 'CORE', type: 1, desc: new Uint8Array(336).fill(7) },
+      { name: 'VMCOREINFO', type: 0, desc: enc.encode('OSRELEASE=6.1.0\nPAGESIZE=4096\n') },
+    ],
+    le,
+  );
+}
+
+async function toCelf(mem: PhysicalMemory, o: Partial<WriteCelfOptions> = {}): Promise<Uint8Array> {
+  const sink = new BufferSink();
+  await writeCelf(mem, sink, { codec: 'zstd', codecs: nodeCodecs(), machine: 62, notes: notes(o.littleEndian ?? true), chunkSize: 16384, ...o });
+  return sink.bytes();
+}
+
+/** The corpus digest: SHA-256 over (pfn u64 LE || page) of present pages in pfn order. */
+async function pagesSha256(mem: PhysicalMemory): Promise<string> {
+  const h = createHash('sha256');
+  const pfnBuf = Buffer.alloc(8);
+  for await (const r of mem.pageRuns()) {
+    if (!isPresent(r.state)) continue;
+    for (let p = r.startPfn; p < r.endPfn; p++) {
+      pfnBuf.writeBigUInt64LE(BigInt(p));
+      h.update(pfnBuf);
+      h.update(await mem.readPage(p));
+    }
+  }
+  return h.digest('hex');
+}
+
+async function runs(mem: PhysicalMemory): Promise<PageRun[]> {
+  const out: PageRun[] = [];
+  for await (const r of mem.pageRuns()) out.push(r);
+  return out;
+}
+
+/** Collapse 'zero' into 'data' (a writer may store zero pages either way). */
+function presence(rs: PageRun[]): string {
+  const m: PageRun[] = [];
+  for (const r of rs) {
+    const s: PageState = r.state === 'zero' ? 'data' : r.state;
+    const last = m[m.length - 1];
+    if (last && last.state === s && last.endPfn === r.startPfn) last.endPfn = r.endPfn;
+    else m.push({ ...r, state: s });
+  }
+  return m.map((r) => `${r.startPfn.toString(16)}-${r.endPfn.toString(16)}:${r.state}`).join(' ');
+}
+
+for (const codec of ['zstd', 'zlib', 'lzo', 'snappy', 'none'] as const) {
+  test(`celf round trip (${codec}): same pages, states and digest as the source memory`, async () => {
+    const src = sampleMemory();
+    const file = await toCelf(src, { codec });
+    const d = await openCelf(new BufferSource(file, 'rt.celf'), nodeCodecs());
+    assert.equal(d.format, 'celf');
+    assert.equal(d.maxPfn, src.maxPfn);
+    assert.equal(d.arch, 'x86_64');
+    assert.equal(presence(await runs(d)), presence(await runs(src)));
+    assert.equal(await pagesSha256(d), await pagesSha256(src));
+    for (const pfn of [0, 36, 45, 59, 60, 199, 0xfffff, 0x100000, 0x120000, 0x13ffff]) {
+      assert.deepEqual(await d.readPage(pfn), await src.readPage(pfn), `pfn 0x${pfn.toString(16)}`);
+    }
+    assert.equal(await d.pageState(205), 'excluded');
+    assert.equal(await d.pageState(211), 'missing');
+    assert.equal(await d.pageState(300), 'hole');
+    await assert.rejects(d.readPage(205), (e: { code?: string }) => e.code === 'PAGE_NOT_PRESENT');
+    // readPhys across 4 GiB and across a hole with fillMissing
+    const cross = await d.readPhys(0x100000000 - 100, 200);
+    assert.deepEqual(cross, await src.readPhys(0x100000000 - 100, 200));
+    const filled = await d.readPhys(212 * PS - 10, 20, { fillMissing: true });
+    assert.equal(filled.filter((b) => b !== 0).length, 0);
+    assert.equal(d.vmcoreinfoText, 'OSRELEASE=6.1.0\nPAGESIZE=4096\n');
+    assert.equal(d.notes.length, 2);
+  });
+}
+
+test('celf is what a standard ELF reader sees: ET_CORE, one PT_NOTE, no PT_LOAD, memory only in non-alloc sections', async () => {
+  const file = await toCelf(sampleMemory());
+  const dv = new DataView(file.buffer, file.byteOffset, file.length);
+  const eh = Elf64_Ehdr.read(file, 0, true);
+  assert.equal(eh.e_type, 4);
+  assert.equal(eh.e_phnum, 1);
+  const ph = Elf64_Phdr.read(file, eh.e_phoff, true);
+  assert.equal(ph.p_type, PT_NOTE);
+  assert.notEqual(ph.p_type, PT_LOAD);
+  let compressed = 0;
+  for (let i = 0; i < eh.e_shnum; i++) {
+    const sh = Elf64_Shdr.read(file, eh.e_shoff + i * 64, true);
+    assert.equal(sh.sh_flags & BigInt(SHF_ALLOC), 0n, `section ${i} must not be SHF_ALLOC`);
+    if (sh.sh_flags & BigInt(SHF_COMPRESSED)) {
+      compressed++;
+      assert.equal(sh.sh_offset % 8, 0, 'Chdr aligned');
+      assert.equal(dv.getUint32(sh.sh_offset, true), 2, 'ELFCOMPRESS_ZSTD');
+    }
+  }
+  assert.ok(compressed > 3);
+  assert.equal(eh.e_shoff + eh.e_shnum * 64, file.length);
+});
+
+test('zero memory costs no file space; data compresses', async () => {
+  const big = new SparseMemory(0x40000);
+  for (let p = 0; p < 0x1000; p++) big.setState(p, 'zero');
+  for (let p = 0x1000; p < 0x2000; p++) big.set(p, new Uint8Array(PS)); // zero content, 'data' state
+  big.set(0x3000, pageText(1));
+  const file = await toCelf(big);
+  assert.ok(file.length < 4096, `32 MiB of zero memory + 1 page stored in ${file.length} bytes`);
+  const d = await openCelf(new BufferSource(file), nodeCodecs());
+  assert.equal(await d.pageState(0x1800), 'zero');
+  assert.deepEqual(await d.readPage(0x3000), pageText(1));
+});
+
+test('reading one page reads one chunk, not the file', async () => {
+  const m = new SparseMemory(0x1000);
+  for (let p = 0; p < 0x1000; p++) m.set(p, pageText(p * 7919));
+  const file = await toCelf(m, { chunkSize: 65536 });
+  const cs = new CountingSource(new BufferSource(file));
+  const d = await openCelf(cs, nodeCodecs());
+  const before = cs.bytes;
+  assert.deepEqual(await d.readPage(0x7a3), pageText(0x7a3 * 7919));
+  const used = cs.bytes - before;
+  assert.ok(used > 0 && used < 65536, `one chunk read: ${used} bytes`);
+  const again = cs.bytes;
+  await d.readPage(0x7a4); // same chunk: cached
+  assert.equal(cs.bytes, again);
+});
+
+test('more than 65535 sections: e_shnum 0 and the count in section 0 sh_size', async () => {
+  // 70000 one-page chunks: every other page present so that no two pages share a chunk
+  const n = 70000;
+  const mem: PhysicalMemory = {
+    pageSize: PS,
+    maxPfn: 2 * n,
+    async pageState(pfn) {
+      return pfn % 2 === 0 ? 'data' : 'hole';
+    },
+    async *pageRuns(s = 0, e = 2 * n) {
+      for (let p = s; p < e; p++) yield { startPfn: p, endPfn: p + 1, state: p % 2 === 0 ? 'data' : 'hole' };
+    },
+    async readPage(pfn) {
+      if (pfn % 2) throw notPresent(pfn, 'hole');
+      const b = new Uint8Array(PS);
+      new DataView(b.buffer).setUint32(0, pfn, true);
+      b.fill(0x5a, 4);
+      return b;
+    },
+    async readPhys(addr, len) {
+      return (await this.readPage(addr / PS)).subarray(0, len);
+    },
+  };
+  const file = await toCelf(mem, { codec: 'lzo', chunkSize: 4096 });
+  const eh = Elf64_Ehdr.read(file, 0, true);
+  assert.equal(eh.e_shnum, 0);
+  const sh0 = Elf64_Shdr.read(file, eh.e_shoff, true);
+  assert.equal(sh0.sh_size, n + 4);
+  const d = await openCelf(new BufferSource(file), nodeCodecs());
+  const p = await d.readPage(2 * 69999);
+  assert.equal(new DataView(p.buffer, p.byteOffset).getUint32(0, true), 2 * 69999);
+  assert.equal(await d.pageState(2 * 69999 + 1), 'hole');
+  assert.equal((await d.details()).header.chunkSections, n);
+});
+
+test('portable codecs read what native codecs wrote (zlib, zstd, lzo, snappy)', async () => {
+  for (const codec of ['zlib', 'zstd', 'lzo', 'snappy'] as CodecName[]) {
+    const src = sampleMemory();
+    const file = await toCelf(src, { codec });
+    const d = await openCelf(new BufferSource(file), portableCodecs());
+    assert.equal(await pagesSha256(d), await pagesSha256(src), codec);
+  }
+});
+
+test('a missing codec is CODEC_UNAVAILABLE when a page is read, not at open', async () => {
+  const file = await toCelf(sampleMemory(), { codec: 'snappy' });
+  const d = await openCelf(new BufferSource(file, 'x.celf'), new MapCodecRegistry([]));
+  await assert.rejects(d.readPage(0), (e: { code?: string; file?: string }) => e.code === 'CODEC_UNAVAILABLE' && e.file === 'x.celf');
+});
+
+test('openDump routes celf to the celf reader and plain ELF away from it', async () => {
+  await import('../../src/core/format/celf/register.js');
+  const file = await toCelf(sampleMemory());
+  const src = new BufferSource(file, 'a.celf');
+  assert.equal(await isCelf(src), true);
+  const d = await openDump([src], nodeCodecs());
+  assert.equal(d.format, 'celf');
+  // a plain ELF core (no celf index section) is not celf
+  const plain = file.slice(0, 120);
+  Elf64_Ehdr.write({ e_shoff: 0, e_shnum: 0, e_shstrndx: 0 }, plain, 0, true);
+  assert.equal(await isCelf(new BufferSource(plain)), false);
+});
+
+test('big-endian celf round trip', async () => {
+  const src = sampleMemory();
+  const file = await toCelf(src, { littleEndian: false, codec: 'zlib', machine: 22 });
+  assert.equal(file[5], 2);
+  const d = await openCelf(new BufferSource(file), nodeCodecs());
+  assert.equal(d.littleEndian, false);
+  assert.equal(d.arch, 's390x');
+  assert.equal(await pagesSha256(d), await pagesSha256(src));
+});
