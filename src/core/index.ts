@@ -23,3 +23,4 @@ export * from './kernel/physbase.js';
 export * from './kernel/kernel.js';
 export * from './kernel/recording.js';
 export * from './hash.js';
+export * from './info.js';

@@ -1,0 +1,159 @@
+/**
+ * vmcore convert IN... OUT — what makedumpfile does (kdump / ELF / flattened / split /
+ * reassemble / -R), with worker threads.
+ */
+import { Option, type Command } from 'commander';
+import { VmcoreError } from '../../core/errors.js';
+import type { OutputCodec } from '../../core/format/kdump/writer.js';
+import { openDumpFiles } from '../../node/open.js';
+import { convertDump, type ConvertProgress, type ConvertSummary } from '../../node/convert/index.js';
+import { humanBytes, parseBigint, printJson } from '../util.js';
+
+interface Opts {
+  format?: string;
+  compress?: string;
+  level?: string;
+  excludeZero?: boolean;
+  dumpLevel?: string;
+  threads?: string;
+  flatten?: boolean;
+  split?: string;
+  force?: boolean;
+  quiet?: boolean;
+  json?: boolean;
+  keepIncomplete?: boolean;
+  physBase?: string;
+  c?: boolean;
+  l?: boolean;
+  p?: boolean;
+  z?: boolean;
+  E?: boolean;
+  native?: boolean;
+}
+
+function int(s: string | undefined, what: string): number | undefined {
+  if (s === undefined) return undefined;
+  if (!/^\d+$/.test(s)) throw new VmcoreError('USAGE', `${what}: not a number: ${s}`);
+  return Number(s);
+}
+
+export function register(program: Command): void {
+  program
+    .command('convert')
+    .description(
+      'Convert a dump (ELF, kdump, flattened, split set) into kdump-compressed or ELF, in one pass with worker threads. OUT "-" writes the flattened stream to stdout.',
+    )
+    .argument('<in...>', 'input dump (several files: a split set), then OUT')
+    .addOption(new Option('--format <fmt>', 'output format').choices(['kdump', 'elf']))
+    .addOption(new Option('--compress <codec>', 'kdump page codec (default zlib)').choices(['zlib', 'lzo', 'snappy', 'zstd', 'none']))
+    .option('--level <n>', 'codec level for zlib/zstd (default 1, as makedumpfile and QEMU)')
+    .option('--exclude-zero', 'zero pages cost nothing: one shared zero page (kdump), not stored (ELF); dump level 1')
+    .option('-d, --dump-level <n>', 'makedumpfile dump level: 0 or 1 (other levels are not supported yet)')
+    .option('--threads <n>', 'compression worker threads (default: number of cores; 0 = none)')
+    .option('-F, --flatten', 'write the makedumpfile -F flattened stream (implied by OUT "-")')
+    .option('--split <n>', 'write N files OUT.1..OUT.N, each its own pfn range (makedumpfile --split)')
+    .option('--force', 'overwrite OUT if it exists')
+    .option('--keep-incomplete', 'on failure keep the partial output, marked incomplete')
+    .option('--phys-base <value>', 'phys_base to record in the kdump header (default: VMCOREINFO, else the source header)')
+    .option('--no-native', 'use node:zlib even when the libdeflate addon is built')
+    .option('--quiet', 'no progress bar')
+    .option('--json', 'print a JSON summary')
+    .option('-c', 'zlib (makedumpfile -c)')
+    .option('-l', 'lzo (makedumpfile -l)')
+    .option('-p', 'snappy (makedumpfile -p)')
+    .option('-z', 'zstd (makedumpfile -z)')
+    .option('-E', 'ELF output (makedumpfile -E)')
+    .action(async (args: string[], o: Opts) => {
+      if (args.length < 2) throw new VmcoreError('USAGE', 'convert needs IN... OUT');
+      const inputs = args.slice(0, -1);
+      const out = args[args.length - 1]!;
+      const shortCodecs = [o.c && 'zlib', o.l && 'lzo', o.p && 'snappy', o.z && 'zstd'].filter(Boolean) as OutputCodec[];
+      if (shortCodecs.length > 1 || (shortCodecs.length && o.compress && o.compress !== shortCodecs[0])) {
+        throw new VmcoreError('USAGE', 'give one codec (-c, -l, -p, -z or --compress)');
+      }
+      const format = o.E ? 'elf' : ((o.format ?? 'kdump') as 'kdump' | 'elf');
+      if (o.E && o.format === 'kdump') throw new VmcoreError('USAGE', '-E and --format kdump contradict each other');
+      const codec = (shortCodecs[0] ?? o.compress ?? 'zlib') as OutputCodec;
+      if (format === 'elf' && (shortCodecs.length || o.compress)) throw new VmcoreError('USAGE', 'ELF output is not compressed: drop the codec option');
+      let dumpLevel = int(o.dumpLevel, '--dump-level') ?? 0;
+      if (o.excludeZero) dumpLevel = Math.max(dumpLevel, 1) === 1 ? 1 : dumpLevel;
+      if (dumpLevel !== 0 && dumpLevel !== 1) {
+        throw new VmcoreError('USAGE', `dump level ${dumpLevel} is not supported yet: use -d 0 (everything) or -d 1 (zero pages cost nothing); page-type filtering (-d 2..31) needs kernel awareness and comes later`);
+      }
+      const toStdout = out === '-';
+      const split = int(o.split, '--split');
+      const showBar = !o.quiet && !o.json && process.stderr.isTTY;
+
+      const dump = await openDumpFiles(inputs);
+      const ac = new AbortController();
+      const onSig = () => ac.abort();
+      process.once('SIGINT', onSig);
+      process.once('SIGTERM', onSig);
+      let bar: import('cli-progress').SingleBar | undefined;
+      let t0 = Date.now();
+      try {
+        for (const w of dump.warnings) if (!o.quiet) process.stderr.write(`warning: ${w}\n`);
+        if (showBar) {
+          const { SingleBar, Presets } = await import('cli-progress');
+          bar = new SingleBar(
+            {
+              format: ' {phase} [{bar}] {percentage}% | {value}/{total} pages | {rate} MB/s | ETA {eta_formatted}',
+              hideCursor: true,
+              stream: process.stderr,
+              etaBuffer: 50,
+            },
+            Presets.shades_classic,
+          );
+        }
+        let started = false;
+        const onProgress = (p: ConvertProgress) => {
+          if (!bar) return;
+          if (!started) {
+            started = true;
+            t0 = Date.now();
+            bar.start(p.pagesTotal, 0, { phase: p.phase, rate: '0' });
+          }
+          const s = (Date.now() - t0) / 1000;
+          bar.update(p.pagesDone, { phase: p.phase, rate: s > 0 ? (p.bytesIn / 1e6 / s).toFixed(0) : '0' });
+        };
+        const summary: ConvertSummary = await convertDump(dump, toStdout ? process.stdout : out, {
+          format,
+          codec: format === 'elf' ? 'none' : codec,
+          ...(o.level !== undefined ? { level: int(o.level, '--level')! } : {}),
+          dumpLevel,
+          ...(o.threads !== undefined ? { threads: int(o.threads, '--threads')! } : {}),
+          flatten: !!o.flatten || toStdout,
+          ...(split !== undefined ? { split } : {}),
+          force: !!o.force,
+          keepIncomplete: !!o.keepIncomplete,
+          ...(o.physBase !== undefined ? { physBase: parseBigint(o.physBase, '--phys-base') } : {}),
+          noNative: o.native === false,
+          signal: ac.signal,
+          onProgress,
+          inputFiles: inputs,
+        });
+        bar?.stop();
+        bar = undefined;
+        for (const w of summary.warnings) if (!o.quiet) process.stderr.write(`warning: ${w}\n`);
+        if (o.json) {
+          await printJson(summary);
+        } else if (!o.quiet) {
+          const p = summary.pages;
+          process.stderr.write(
+            `${summary.outputs.map((x) => x.name).join(', ')}: ${summary.format}${summary.codec !== 'none' ? ` ${summary.codec} (${summary.codecImpl})` : ''}, ` +
+              `${p.total} pages (${p.compressed} compressed, ${p.raw} raw, ${p.zero} zero; ${p.excluded} excluded), ` +
+              `${humanBytes(summary.bytesIn)} -> ${humanBytes(summary.bytesOut)} in ${summary.seconds.toFixed(1)} s ` +
+              `(${(summary.bytesIn / 1048576 / Math.max(summary.seconds, 1e-3)).toFixed(0)} MiB/s, ${summary.threads} threads)\n`,
+          );
+        }
+      } catch (e) {
+        bar?.stop();
+        if (ac.signal.aborted) throw new VmcoreError('INTERRUPTED', `interrupted${o.keepIncomplete ? ' (partial output kept, marked incomplete)' : ': output removed'}`);
+        throw e;
+      } finally {
+        process.off('SIGINT', onSig);
+        process.off('SIGTERM', onSig);
+        await dump.close();
+      }
+    });
+}

@@ -1,0 +1,28 @@
+import type { Command } from 'commander';
+import { hashMemory } from '../../core/hash.js';
+import { openDumpFiles } from '../../node/open.js';
+import { nodeSha256 } from '../../node/hash.js';
+import { printJson, writeStdout } from '../util.js';
+
+export function register(program: Command): void {
+  program
+    .command('hash')
+    .description(
+      'SHA-256 of the physical memory held by a dump: for each present page in ascending pfn order, the pfn as 8-byte little-endian then the page bytes. Proves two dumps hold the same memory.',
+    )
+    .argument('<dump...>', 'dump file (several files: one split set)')
+    .option('--skip-zero', 'leave all-zero pages out (compare an ELF with a zero-excluding kdump)')
+    .option('--json', 'print {"sha256", "pages"} as JSON')
+    .action(async (files: string[], o: { skipZero?: boolean; json?: boolean }) => {
+      const dump = await openDumpFiles(files);
+      try {
+        const r = await hashMemory(dump, { skipZero: !!o.skipZero, hasher: nodeSha256 });
+        for (const w of dump.warnings) process.stderr.write(`warning: ${w}\n`);
+        if (r.missingPages) process.stderr.write(`warning: ${r.missingPages} pages are missing from the dump and were not hashed\n`);
+        if (o.json) await printJson({ sha256: r.sha256, pages: r.pages, zeroPages: r.zeroPages, missingPages: r.missingPages });
+        else await writeStdout(`${r.sha256}  ${r.pages} pages\n`);
+      } finally {
+        await dump.close();
+      }
+    });
+}

@@ -1,0 +1,7 @@
+/** Every CLI command module; each exports register(program). */
+import type { Command } from 'commander';
+import * as info from './info.js';
+import * as read from './read.js';
+import * as hash from './hash.js';
+
+export const commands: { register(p: Command): void }[] = [info, read, hash];

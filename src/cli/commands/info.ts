@@ -1,0 +1,80 @@
+import type { Command } from 'commander';
+import { describeDump, type InfoReport } from '../../core/info.js';
+import { analyzeKernel } from '../../core/kernel/kernel.js';
+import { panicSummary } from '../../core/kernel/panic.js';
+import { openDumpFiles } from '../../node/open.js';
+import { humanBytes, printJson, writeStdout } from '../util.js';
+
+export function register(program: Command): void {
+  program
+    .command('info')
+    .description('Describe dumps: format, producer and evidence, kernel, crash, phys_base (header vs proven), memory ranges, page counts.')
+    .argument('<dump...>', 'dump files; several files are opened as one split set (use --each to describe them one by one)')
+    .option('--json', 'machine-readable report (keys documented in the README)')
+    .option('--each', 'treat every file as its own dump')
+    .option('--no-kernel', 'skip the kernel analysis (phys_base proof, VMCOREINFO recovery, panic summary)')
+    .action(async (files: string[], o: { json?: boolean; each?: boolean; kernel?: boolean }) => {
+      const sets = o.each ? files.map((f) => [f]) : [files];
+      const reports: InfoReport[] = [];
+      for (const set of sets) {
+        const dump = await openDumpFiles(set);
+        try {
+          let kernel;
+          let panic = null;
+          if (o.kernel !== false && (dump.arch === 'x86_64' || dump.arch === 'unknown')) {
+            kernel = await analyzeKernel(dump);
+            panic = (await panicSummary(kernel, undefined, dump.littleEndian)) as Record<string, unknown> | null;
+          }
+          const r = await describeDump(dump, kernel, { panic });
+          reports.push(r);
+          if (!o.json) await writeStdout(formatInfo(r) + '\n');
+        } finally {
+          await dump.close();
+        }
+      }
+      if (o.json) await printJson(o.each ? reports : reports[0]);
+    });
+}
+
+export function formatInfo(r: InfoReport): string {
+  const L: string[] = [];
+  const row = (k: string, v: string) => L.push(`${k.padEnd(14)}${v}`);
+  for (const f of r.files) row(r.files.length > 1 ? 'File (part)' : 'File', `${f.name}  ${humanBytes(f.size)}`);
+  row('Format', `${r.variant}  (${r.arch}, ${r.endian}-endian, page ${r.pageSize})`);
+  row('Producer', `${r.producer}${r.producerEvidence.length ? '  — ' + r.producerEvidence.join('; ') : ''}`);
+  const k = r.kernel;
+  row('Kernel', k.release ? `${k.release}${k.version ? '  ' + k.version : ''}${k.releaseSource ? `  [${k.releaseSource}]` : ''}` : 'unknown');
+  if (r.crashTime) row('Crash time', r.crashTime);
+  if (r.panic) {
+    const p = r.panic as { message: string | null; cpu: number | null; registers: Record<string, string> | null; registersSource: string | null };
+    if (p.message) row('Panic', `${p.message}${p.cpu !== null ? `  (CPU ${p.cpu})` : ''}`);
+    if (p.registers) {
+      const g = p.registers;
+      const regs = ['rip', 'rsp', 'rbp', 'cr3', 'cr4'].filter((x) => g[x] !== undefined).map((x) => `${x.toUpperCase()} ${g[x]}`);
+      row('Registers', `${regs.join('  ')}  [${p.registersSource}]`);
+    }
+  }
+  row('CPUs', r.nrCpus === null ? 'unknown' : String(r.nrCpus));
+  row('VMCOREINFO', r.vmcoreinfo.present ? `yes (${r.vmcoreinfo.source})` : 'none');
+  const pb = r.physBase;
+  row('phys_base', `${pb.verdict.toUpperCase()}`);
+  row('  header', pb.header ?? '(format has no phys_base field)');
+  if (pb.vmcoreinfo !== null) row('  VMCOREINFO', `NUMBER(phys_base)=${pb.vmcoreinfo}`);
+  row('  true', pb.value ?? 'not proven');
+  if (pb.proof.length) row('  proof', pb.proof.join('; '));
+  row('Memory', `${humanBytes(r.pages.ram * r.pageSize)} RAM in ${r.ranges.length} range${r.ranges.length === 1 ? '' : 's'}`);
+  const shown = r.ranges.slice(0, 8);
+  for (const x of shown) L.push(`${''.padEnd(14)}${x.start.padStart(14)} - ${x.end.padEnd(14)} ${String(x.pages).padStart(9)} pages`);
+  if (r.ranges.length > shown.length) L.push(`${''.padEnd(14)}... ${r.ranges.length - shown.length} more (--json lists all)`);
+  const p = r.pages;
+  row('Pages', `ram ${p.ram}  dumped ${p.dumped} (data ${p.data}, zero-shared ${p.zeroShared})  excluded ${p.excluded}  missing ${p.missing}`);
+  const codecs = Object.entries(r.codecs);
+  if (codecs.length) row('Storage', codecs.map(([c, n]) => `${c} ${n}`).join('  '));
+  row('File size', `${humanBytes(r.fileBytes)}${r.fileToRamRatio !== null ? `  (${(r.fileToRamRatio * 100).toFixed(1)}% of RAM)` : ''}`);
+  if (r.notes.length) {
+    row('Notes', `${r.notes.length}`);
+    for (const n of r.notes) L.push(`${''.padEnd(14)}${n.name.padEnd(12)} ${n.type.padEnd(18)} ${n.size} bytes`);
+  }
+  for (const w of r.warnings) L.push(`warning: ${w}`);
+  return L.join('\n');
+}

@@ -1,0 +1,43 @@
+import type { Command } from 'commander';
+import { writeFile } from 'node:fs/promises';
+import { VmcoreError } from '../../core/errors.js';
+import { analyzeKernel } from '../../core/kernel/kernel.js';
+import { openDumpFiles } from '../../node/open.js';
+import { hexdump, parseBigint, parseNumber, writeStdout } from '../util.js';
+
+export function register(program: Command): void {
+  program
+    .command('read')
+    .description('Read raw memory from a dump: physical (--phys) or kernel virtual (--virt). Hex dump on a terminal, raw bytes otherwise.')
+    .argument('<dump...>', 'dump file (several files: one split set)')
+    .option('--phys <addr>', 'physical start address')
+    .option('--virt <addr>', 'kernel virtual start address (translated with the proven phys_base and the kernel page tables)')
+    .requiredOption('--length <n>', 'number of bytes (suffixes k, m, g allowed)')
+    .option('-o, --output <file>', 'write the bytes to a file')
+    .option('--fill-missing', 'read pages that are not in the dump as zeros instead of failing')
+    .option('--hex', 'always print a hex dump')
+    .action(async (files: string[], o: { phys?: string; virt?: string; length: string; output?: string; fillMissing?: boolean; hex?: boolean }) => {
+      if ((o.phys === undefined) === (o.virt === undefined)) throw new VmcoreError('USAGE', 'give exactly one of --phys and --virt');
+      const length = parseNumber(o.length, '--length');
+      if (length > 1 << 30) throw new VmcoreError('USAGE', '--length is limited to 1 GiB per read');
+      const dump = await openDumpFiles(files);
+      try {
+        let data: Uint8Array;
+        let base: number | bigint;
+        if (o.phys !== undefined) {
+          base = parseNumber(o.phys, '--phys');
+          data = await dump.readPhys(base, length, { fillMissing: !!o.fillMissing });
+        } else {
+          const va = parseBigint(o.virt!, '--virt');
+          const k = await analyzeKernel(dump);
+          data = await k.readVirt(va, length);
+          base = va;
+        }
+        if (o.output) await writeFile(o.output, data);
+        else if (o.hex || process.stdout.isTTY) await writeStdout(hexdump(data, base));
+        else await writeStdout(data);
+      } finally {
+        await dump.close();
+      }
+    });
+}

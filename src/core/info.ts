@@ -1,0 +1,182 @@
+/**
+ * `vmcore info`: everything a kernel or hypervisor engineer wants to know first about a dump,
+ * as a JSON-safe report with stable keys (documented in the README).
+ */
+import type { Dump, Producer } from './dump.js';
+import { noteTypeName } from './format/elf/notes.js';
+import { Vmcoreinfo, hex64 } from './kernel/vmcoreinfo.js';
+import type { KernelInfo } from './kernel/kernel.js';
+
+export interface RangeInfo {
+  start: string;
+  end: string;
+  pages: number;
+}
+
+export interface PageCounts {
+  /** RAM page frames (every state but hole). */
+  ram: number;
+  /** Present: stored data + known-zero pages. */
+  dumped: number;
+  data: number;
+  /** Shared zero page (kdump) or zero tail (ELF p_memsz > p_filesz). */
+  zeroShared: number;
+  excluded: number;
+  missing: number;
+}
+
+export interface InfoReport {
+  files: { name: string; size: number }[];
+  format: string;
+  variant: string;
+  producer: Producer;
+  producerEvidence: string[];
+  arch: string;
+  endian: 'little' | 'big';
+  pageSize: number;
+  kernel: { release: string | null; version: string | null; machine: string | null; releaseSource: string | null };
+  crashTime: string | null;
+  nrCpus: number | null;
+  notes: { name: string; type: string; size: number }[];
+  vmcoreinfo: { present: boolean; source: string };
+  physBase: {
+    header: string | null;
+    vmcoreinfo: string | null;
+    value: string | null;
+    verdict: string;
+    proof: string[];
+  };
+  ranges: RangeInfo[];
+  pages: PageCounts;
+  codecs: Record<string, number>;
+  fileBytes: number;
+  fileToRamRatio: number | null;
+  header: Record<string, unknown>;
+  panic: Record<string, unknown> | null;
+  warnings: string[];
+}
+
+export async function describeDump(dump: Dump, kernel?: KernelInfo, extra: { panic?: Record<string, unknown> | null } = {}): Promise<InfoReport> {
+  const det = await dump.details();
+  const pages: PageCounts = { ram: 0, dumped: 0, data: 0, zeroShared: 0, excluded: 0, missing: 0 };
+  const ranges: RangeInfo[] = [];
+  let cur: { s: number; e: number } | undefined;
+  for await (const r of dump.pageRuns(0, dump.maxPfn)) {
+    const n = r.endPfn - r.startPfn;
+    if (r.state === 'hole') continue;
+    pages.ram += n;
+    if (r.state === 'data') pages.data += n;
+    if (r.state === 'zero') pages.zeroShared += n;
+    if (r.state === 'excluded') pages.excluded += n;
+    if (r.state === 'missing') pages.missing += n;
+    if (cur && cur.e === r.startPfn) cur.e = r.endPfn;
+    else {
+      if (cur) ranges.push(rangeOf(cur, dump.pageSize));
+      cur = { s: r.startPfn, e: r.endPfn };
+    }
+  }
+  if (cur) ranges.push(rangeOf(cur, dump.pageSize));
+  pages.dumped = pages.data + pages.zeroShared;
+
+  const vi = kernel?.vmcoreinfo ?? (dump.vmcoreinfoText ? new Vmcoreinfo(dump.vmcoreinfoText) : undefined);
+  const { producer, evidence } = guessProducer(dump, det.producerHints);
+  const uts = det.utsname;
+  let release: string | null = null;
+  let releaseSource: string | null = null;
+  if (uts?.release) {
+    release = uts.release;
+    releaseSource = 'header utsname';
+  } else if (vi?.osrelease) {
+    release = vi.osrelease;
+    releaseSource = kernel && kernel.vmcoreinfoSource !== 'note' && kernel.vmcoreinfoSource !== 'kdump header' ? `VMCOREINFO (${kernel.vmcoreinfoSource})` : 'VMCOREINFO';
+  } else if (kernel?.utsname?.release) {
+    release = kernel.utsname.release;
+    releaseSource = 'init_uts_ns in memory';
+  }
+  const version = uts?.version || kernel?.utsname?.version || null;
+  const machine = uts?.machine || kernel?.utsname?.machine || (dump.arch !== 'unknown' ? dump.arch : null);
+  const crash = kernel?.crashTime ?? vi?.crashTime ?? det.timestamp;
+  const fileBytes = dump.files.reduce((a, f) => a + f.size, 0);
+  const ramBytes = pages.ram * dump.pageSize;
+  const pb = kernel?.physBase;
+  const vmciPb = vi?.get('NUMBER(phys_base)');
+  const warnings = [...dump.warnings, ...(kernel?.warnings ?? []).filter((w) => !w.startsWith("the file's header phys_base"))];
+  if (det.incomplete && !warnings.some((w) => w.includes('incomplete'))) warnings.push('the dump is marked incomplete');
+  if (pages.missing) warnings.push(`${pages.missing} pages are missing from the file (incomplete or truncated dump)`);
+  if (pb?.verdict === 'header wrong') warnings.push(`the header's phys_base ${pb.header === undefined ? '' : hex64(pb.header)} is wrong: readers that trust it (libkdumpfile, drgn, makedumpfile) misread kernel memory; run \`vmcore fix\``);
+  return {
+    files: dump.files.map((f) => ({ name: f.name, size: f.size })),
+    format: dump.format,
+    variant: dump.variant,
+    producer,
+    producerEvidence: evidence,
+    arch: dump.arch,
+    endian: dump.littleEndian ? 'little' : 'big',
+    pageSize: dump.pageSize,
+    kernel: { release, version, machine, releaseSource },
+    crashTime: crash ? new Date(crash * 1000).toISOString() : null,
+    nrCpus: det.nrCpus ?? (kernel?.cpus.length || null),
+    notes: dump.notes.map((n) => ({ name: n.name, type: noteTypeName(n), size: n.desc.length })),
+    vmcoreinfo: { present: !!vi, source: kernel?.vmcoreinfoSource ?? (dump.vmcoreinfoText ? 'note' : 'none') },
+    physBase: {
+      header: det.headerPhysBase === undefined ? null : hex64(det.headerPhysBase),
+      vmcoreinfo: vmciPb === undefined ? null : vmciPb,
+      value: pb?.value === undefined ? null : hex64(pb.value),
+      verdict: pb?.verdict ?? (kernel ? 'cannot prove' : 'not analysed'),
+      proof: pb?.proof ?? [],
+    },
+    ranges,
+    pages,
+    codecs: det.codecs ?? {},
+    fileBytes,
+    fileToRamRatio: ramBytes ? Math.round((fileBytes / ramBytes) * 10000) / 10000 : null,
+    header: det.header,
+    panic: extra.panic ?? null,
+    warnings,
+  };
+}
+
+function rangeOf(r: { s: number; e: number }, ps: number): RangeInfo {
+  return { start: '0x' + (r.s * ps).toString(16), end: '0x' + (r.e * ps).toString(16), pages: r.e - r.s };
+}
+
+export function guessProducer(dump: Dump, hints: string[]): { producer: Producer; evidence: string[] } {
+  const has = (s: string) => hints.some((h) => h.startsWith(s));
+  if (has('vmcore producer note')) return { producer: 'vmcore', evidence: hints.filter((h) => h.startsWith('vmcore')) };
+  const qemu = hints.filter(
+    (h) =>
+      h.startsWith('QEMU CPU-state notes') ||
+      h.startsWith('header utsname has only machine set') ||
+      h.startsWith('section headers right after the ELF header') ||
+      h.startsWith('bogus e_ehsize'),
+  );
+  if (dump.format === 'kdump') {
+    // A kdump header tells its writer: QEMU fills only utsname.machine; makedumpfile copies the
+    // kernel's utsname. Notes alone do not tell (makedumpfile copies QEMU's notes from its input).
+    if (has('header utsname has only machine set')) {
+      const ev = ['header utsname has only machine set'];
+      if (has('header timestamp 0')) ev.push('header timestamp 0');
+      if (has('QEMU CPU-state notes')) ev.push('QEMU CPU-state notes');
+      if (has('flattened format')) ev.push('flattened format (QEMU kdump-* output)');
+      return { producer: 'qemu', evidence: ev };
+    }
+    const ev = hints.filter((h) => h.startsWith('header utsname filled') || h.startsWith('flattened'));
+    ev.push('kdump-compressed file with the kernel utsname in its header');
+    if (has('QEMU CPU-state notes')) ev.push('notes copied from a QEMU dump (its input was a QEMU ELF)');
+    return { producer: 'makedumpfile', evidence: ev };
+  }
+  if (qemu.length) {
+    const ev = [...qemu];
+    if (has('PT_LOAD p_vaddr = p_paddr')) ev.push('PT_LOAD p_vaddr = p_paddr or 0 (no kernel virtual addresses)');
+    return { producer: 'qemu', evidence: ev };
+  }
+  if (dump.format === 'elf') {
+    if (has('PT_LOAD with p_memsz > p_filesz')) {
+      return { producer: 'makedumpfile', evidence: hints.filter((h) => h.startsWith('PT_LOAD with p_memsz') || h.startsWith('VMCOREINFO')) };
+    }
+    if (has('PT_LOAD with a kernel-text') && has('VMCOREINFO note')) {
+      return { producer: 'kernel', evidence: ['PT_LOAD with a kernel-text virtual address', 'VMCOREINFO note', 'no QEMU notes (a /proc/vmcore copy)'] };
+    }
+  }
+  return { producer: 'unknown', evidence: hints };
+}

@@ -1,0 +1,51 @@
+/**
+ * Panic summary: when the dump shows a crash, the panic line from the kernel log, the CPU that
+ * logged it and that CPU's registers (NT_PRSTATUS or QEMU CPU state).
+ */
+import type { KernelInfo } from './kernel.js';
+import { readDmesg, type DmesgLog } from './dmesg.js';
+import { cpuToJSON } from './cpu.js';
+
+const PANIC_RE = /Kernel panic - not syncing: .*|BUG: .*|general protection fault.*|Oops: .*/;
+
+export interface PanicSummary {
+  message: string | null;
+  cpu: number | null;
+  crashTime: string | null;
+  registers: Record<string, unknown> | null;
+  registersSource: string | null;
+}
+
+export async function panicSummary(kernel: KernelInfo, log?: DmesgLog, littleEndian = true): Promise<PanicSummary | null> {
+  let dmesg = log;
+  if (!dmesg && kernel.vmcoreinfo && kernel.translator) {
+    try {
+      dmesg = await readDmesg({ vmcoreinfo: kernel.vmcoreinfo, readVirt: (va, n) => kernel.readVirt(va, n), littleEndian });
+    } catch {
+      dmesg = undefined;
+    }
+  }
+  const dec = new TextDecoder('latin1');
+  let message: string | null = null;
+  let cpu: number | null = null;
+  if (dmesg) {
+    for (const r of dmesg.records) {
+      const t = dec.decode(r.text);
+      const m = PANIC_RE.exec(t);
+      if (m && (message === null || t.includes('Kernel panic'))) {
+        message = m[0];
+        if (r.callerId !== undefined && r.callerId & 0x80000000) cpu = r.callerId & 0x7fffffff;
+        if (t.includes('Kernel panic')) break;
+      }
+    }
+  }
+  if (message === null && kernel.crashTime === undefined) return null;
+  const regs = cpu !== null ? (kernel.cpus.find((c) => c.cpu === cpu && c.source === 'NT_PRSTATUS') ?? kernel.cpus.find((c) => c.cpu === cpu)) : kernel.cpus[0];
+  return {
+    message,
+    cpu,
+    crashTime: kernel.crashTime ? new Date(kernel.crashTime * 1000).toISOString() : null,
+    registers: regs ? cpuToJSON(regs) : null,
+    registersSource: regs ? `${regs.source} (cpu ${regs.cpu})` : null,
+  };
+}
