@@ -1,0 +1,113 @@
+/** `vmcore dmesg`: the kernel log from a dump, without vmlinux. */
+import type { Command } from 'commander';
+import { writeFile } from 'node:fs/promises';
+import { VmcoreError } from '../../core/errors.js';
+import { analyzeKernel } from '../../core/kernel/kernel.js';
+import { readDmesg, formatDmesg, dmesgToJson } from '../../core/kernel/dmesg.js';
+import { openDumpFiles } from '../../node/open.js';
+import { printJson, writeStdout } from '../util.js';
+
+interface DmesgCliOptions {
+  json?: boolean;
+  caller?: boolean;
+  level?: boolean;
+  levelNames?: boolean;
+  utf8?: boolean;
+  sinceClear?: boolean;
+  staticRing?: boolean;
+  output?: string;
+  force?: boolean;
+  quiet?: boolean;
+}
+
+const HELP_AFTER = `
+Output (default): byte-identical to \`makedumpfile --dump-dmesg\` (1.7.2): "[%5lu.%06lu] " then the
+text; lines after the first of a multi-line record are indented under the prefix; bytes that are
+neither printable nor white space are escaped as makedumpfile does (\\xNN, and \\xffffffNN for bytes
+>= 0x80 unless --utf8); records without text (lost, empty) are left out. Kernels before 3.5 (plain
+log_buf): the buffer bytes unchanged.
+
+  --caller       adds "[%8s] " with T<pid> or C<cpu> after the timestamp (makedumpfile 1.7.3+ layout)
+  --level        prefixes "<prio>" (facility*8+level) as \`dmesg -r\` does
+  --level-names  prefixes "facility:level: " as \`dmesg -x\` does ("kern  :err   : [ ...")
+  --json         {kind, ring, stats, warnings, records: [{seq, timestamp_ns, timestamp, level,
+                 level_name, facility, facility_name, caller {tid|cpu}, text, subsystem, device,
+                 continuation, committed, empty, lost, truncated, desc_id}]}; includes records
+                 whose text was lost, with the reason.
+
+Needs VMCOREINFO (from the file, or recovered from memory when the file has none) and a proven
+phys_base; both come from the kernel analysis that \`vmcore info\` shows.`;
+
+export function register(program: Command): void {
+  program
+    .command('dmesg')
+    .description('Print the kernel log (dmesg) stored in a dump, without vmlinux (Linux 2.6 to current: lockless ringbuffer, printk_log records, plain log_buf).')
+    .argument('<dump...>', 'dump file(s); several files are opened as one split set')
+    .option('--json', 'machine-readable records (see below)')
+    .option('--caller', 'add the caller column [T<pid>] / [C<cpu>]')
+    .option('--level', 'prefix each record with its syslog priority, <6>, as `dmesg -r` does')
+    .option('--level-names', 'prefix each record with facility and level names, "kern  :info  : ", as `dmesg -x` does')
+    .option('--utf8', 'print bytes >= 0x80 as they are (UTF-8 text) instead of escaping them')
+    .option('--since-clear', 'only records logged after the last "dmesg -c" (like makedumpfile --partial-dmesg)')
+    .option('--static-ring', '5.10+: read the boot-time ring printk_rb_static instead of the one prb points to')
+    .option('-o, --output <file>', 'write the log to a file instead of standard output')
+    .option('-f, --force', 'overwrite the --output file')
+    .option('-q, --quiet', 'do not print warnings on standard error')
+    .addHelpText('after', HELP_AFTER)
+    .action(async (files: string[], o: DmesgCliOptions) => {
+      if (o.level && o.levelNames) throw new VmcoreError('USAGE', '--level and --level-names exclude each other');
+      const level = o.level ? ('prio' as const) : o.levelNames ? ('name' as const) : undefined;
+
+      const dump = await openDumpFiles(files);
+      try {
+        const kernel = await analyzeKernel(dump);
+        if (!kernel.vmcoreinfo) {
+          throw new VmcoreError('NO_VMCOREINFO', 'the dump has no VMCOREINFO and none was found in memory: the kernel log cannot be located', { file: files[0] });
+        }
+        const log = await readDmesg(
+          { vmcoreinfo: kernel.vmcoreinfo, readVirt: (va, len) => kernel.readVirt(va, len), littleEndian: dump.littleEndian, file: files[0] },
+          { ...(o.sinceClear ? { sinceClear: true } : {}), ...(o.staticRing ? { ring: 'static' as const } : {}) },
+        );
+        if (!o.quiet) {
+          const notes: string[] = [];
+          if (kernel.vmcoreinfoSource.startsWith('memory scan')) notes.push(`VMCOREINFO recovered from memory (${kernel.vmcoreinfoSource})`);
+          if (kernel.physBase.value === undefined) notes.push('phys_base could not be proven; the log may be unreadable or wrong');
+          for (const w of [...notes, ...log.warnings]) process.stderr.write(`vmcore: warning: ${w}\n`);
+        }
+        if (o.json) {
+          const j = { file: files.length === 1 ? files[0] : files, vmcoreinfo_source: kernel.vmcoreinfoSource, ...dmesgToJson(log) };
+          if (o.output) await writeOut(o.output, JSON.stringify(j, null, 2) + '\n', o.force);
+          else await printJson(j);
+          return;
+        }
+        const out = formatDmesg(log, { ...(o.caller ? { caller: true } : {}), ...(level ? { level } : {}), ...(o.utf8 ? { utf8: true } : {}) });
+        if (o.output) await writeOut(o.output, out, o.force);
+        else await writeStdoutQuietPipe(out);
+      } finally {
+        await dump.close();
+      }
+    });
+}
+
+async function writeOut(path: string, data: Uint8Array | string, force?: boolean): Promise<void> {
+  try {
+    await writeFile(path, data, { flag: force ? 'w' : 'wx' });
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    if (err.code === 'EEXIST') throw new VmcoreError('EXISTS', `${path} exists (use --force to overwrite)`, { file: path });
+    throw new VmcoreError('IO', `cannot write: ${err.message}`, { file: path, cause: e });
+  }
+}
+
+/** stdout, but a closed pipe (`| head`) ends the command quietly. */
+async function writeStdoutQuietPipe(data: Uint8Array): Promise<void> {
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE') throw e;
+  });
+  try {
+    await writeStdout(data);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EPIPE') return;
+    throw e;
+  }
+}
