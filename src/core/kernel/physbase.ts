@@ -98,13 +98,21 @@ interface Ctx {
 
 type CheckOutcome = 'pass' | 'fail' | 'na';
 
-async function present(mem: PhysicalMemory, pa: bigint, len: number, physLimit: number): Promise<boolean> {
-  if (pa < 0n || pa + BigInt(len) > BigInt(physLimit)) return false;
+/** 'present' when every page of the range can be read; 'hole' when some page is not RAM (or beyond the dump); else 'absent' (excluded/missing). */
+async function rangeState(mem: PhysicalMemory, pa: bigint, len: number, physLimit: number): Promise<'present' | 'hole' | 'absent'> {
+  if (pa < 0n || pa + BigInt(len) > BigInt(physLimit)) return 'hole';
   const ps = BigInt(mem.pageSize);
+  let out: 'present' | 'absent' = 'present';
   for (let p = pa / ps; p <= (pa + BigInt(len) - 1n) / ps; p++) {
-    if (!isPresent(await mem.pageState(Number(p)))) return false;
+    const st = await mem.pageState(Number(p));
+    if (st === 'hole') return 'hole';
+    if (!isPresent(st)) out = 'absent';
   }
-  return true;
+  return out;
+}
+
+async function present(mem: PhysicalMemory, pa: bigint, len: number, physLimit: number): Promise<boolean> {
+  return (await rangeState(mem, pa, len, physLimit)) === 'present';
 }
 
 /** Read bytes when the range is present; undefined otherwise. */
@@ -165,11 +173,10 @@ async function validate(pb: bigint, ctx: Ctx): Promise<Omit<PhysBaseCandidate, '
     note('init_top_pgt maps itself', 'na');
   } else {
     const pgdPa = textToPhys(pgdSym, pb);
-    const inRam = (pgdPa & 0xfffn) === 0n && (await present(mem, pgdPa, 4096, ctx.physLimit));
-    if (!inRam) {
-      // not page aligned or outside RAM contradicts; excluded page is just unavailable
-      const outside = (pgdPa & 0xfffn) !== 0n || pgdPa >= BigInt(ctx.physLimit);
-      note('init_top_pgt in RAM', outside ? 'fail' : 'na');
+    const st = (pgdPa & 0xfffn) !== 0n ? 'hole' : await rangeState(mem, pgdPa, 4096, ctx.physLimit);
+    if (st !== 'present') {
+      // not page aligned or not RAM contradicts; an excluded page is just unavailable
+      note('init_top_pgt in RAM', st === 'hole' ? 'fail' : 'na');
       note('init_top_pgt maps itself', 'na');
     } else {
       note('init_top_pgt in RAM', 'pass');
@@ -188,10 +195,11 @@ async function validate(pb: bigint, ctx: Ctx): Promise<Omit<PhysBaseCandidate, '
   const rel = vi.osrelease;
   if (uts === undefined || off === undefined || rel === undefined) note('init_uts_ns holds Linux + OSRELEASE', 'na');
   else {
-    const b = await tryRead(mem, textToPhys(uts + BigInt(off), pb), NEW_UTSNAME_SIZE, ctx.physLimit);
+    const pa = textToPhys(uts + BigInt(off), pb);
+    const b = await tryRead(mem, pa, NEW_UTSNAME_SIZE, ctx.physLimit);
     if (!b) {
-      const pa = textToPhys(uts + BigInt(off), pb);
-      note('init_uts_ns holds Linux + OSRELEASE', pa >= BigInt(ctx.physLimit) ? 'fail' : 'na');
+      const st = await rangeState(mem, pa, NEW_UTSNAME_SIZE, ctx.physLimit);
+      note('init_uts_ns holds Linux + OSRELEASE', st === 'hole' ? 'fail' : 'na');
     } else {
       const u = decodeUtsname(b);
       note('init_uts_ns holds Linux + OSRELEASE', u && u.sysname === 'Linux' && u.release === rel ? 'pass' : 'fail');

@@ -22,7 +22,13 @@ const PTE_PRESENT = 1n;
 const PTE_PSE = 0x80n;
 const MASK64 = (1n << 64n) - 1n;
 
-export const LEVEL_NAMES = ['PTE', 'PMD', 'PUD', 'P4D', 'PGD'] as const;
+export const PT_LEVEL_NAMES = ['PTE', 'PMD', 'PUD', 'P4D', 'PGD'] as const;
+export type PtLevelName = (typeof PT_LEVEL_NAMES)[number];
+
+/** Name of table level `lvl` (0 = PTE); the top level is always called PGD. */
+export function levelName(lvl: number, levels: 4 | 5): PtLevelName {
+  return lvl === levels - 1 ? 'PGD' : PT_LEVEL_NAMES[lvl]!;
+}
 
 /** 64-bit hex for messages. */
 export function hexVa(v: bigint): string {
@@ -41,7 +47,7 @@ export function canonical(va: bigint, levels: 4 | 5): bigint {
 }
 
 export interface WalkStep {
-  level: (typeof LEVEL_NAMES)[number];
+  level: PtLevelName;
   index: number;
   /** Physical address of the entry. */
   entryAddr: number;
@@ -126,7 +132,7 @@ export class PageTables {
     const steps: WalkStep[] = [];
     let table = this.root;
     for (let lvl = this.levels - 1; lvl >= 0; lvl--) {
-      const name = LEVEL_NAMES[lvl]!;
+      const name = levelName(lvl, this.levels);
       const shift = 12n + 9n * BigInt(lvl);
       const index = Number((va >> shift) & 511n);
       const e = await this.entry(table, index, va, name);
@@ -176,7 +182,7 @@ export class PageTables {
       if (budget-- <= 0) return undefined;
       const shift = 12n + 9n * BigInt(lvl);
       const span = 1n << shift;
-      const name = LEVEL_NAMES[lvl]!;
+      const name = levelName(lvl, this.levels);
       for (let i = 0; i < 512; i++) {
         const lo = canonical(base + BigInt(i) * span, this.levels);
         const hi = lo + span;
