@@ -226,17 +226,14 @@ export class KdumpFormat implements OutputFormat {
       sharedZeroPage: this.o.dumpLevel >= 1,
     });
     this.placer = new KdumpPagePlacer(this.layout, this.o.codec);
+    // Everything before the descriptors is known now: write it first, so that a flattened
+    // stream starts with the headers (crash reads the first record as the header).
+    await this.writeMeta(false);
     const z = this.placer.zeroPage();
     if (z) await sink.write(z.offset, z.bytes);
   }
 
-  async writeBatch(b: CompressedBatch): Promise<void> {
-    const { data, descs } = this.placer.place(b);
-    if (data.bytes.length) await this.sink.write(data.offset, data.bytes);
-    await this.sink.write(descs.offset, descs.bytes);
-  }
-
-  async finish({ incomplete }: { incomplete: boolean }): Promise<number> {
+  private async writeMeta(incomplete: boolean): Promise<void> {
     const { plan, layout } = this;
     const lo = plan.part?.startPfn ?? 0;
     const hi = plan.part?.endPfn ?? plan.maxPfn;
@@ -246,14 +243,27 @@ export class KdumpFormat implements OutputFormat {
       incomplete,
       ...(plan.part ? { split: { startPfn: lo, endPfn: hi } } : {}),
     };
+    if (!incomplete) {
+      await this.sink.write(0, encodeKdumpHeader(layout, info));
+      await this.sink.write(layout.pageSize, encodeKdumpSubHeader(layout, info));
+    }
     // Bitmaps: 1st = RAM (whole machine), 2nd = pages with a descriptor in this file. After an
     // abort, only the pages actually placed keep their bit.
-    await this.sink.write(layout.bitmap1Offset, rangesToBitmap(plan.maxPfn, layout.bitmapLen, plan.ram).bytes);
-    let present = plan.present;
-    if (incomplete) present = firstPages(present, lo, hi, this.placer.placed);
+    if (!incomplete) await this.sink.write(layout.bitmap1Offset, rangesToBitmap(plan.maxPfn, layout.bitmapLen, plan.ram).bytes);
+    const present = incomplete ? firstPages(plan.present, lo, hi, this.placer.placed) : plan.present;
     await this.sink.write(layout.bitmap2Offset, rangesToBitmap(plan.maxPfn, layout.bitmapLen, present, lo, hi).bytes);
-    await this.sink.write(layout.pageSize, encodeKdumpSubHeader(layout, info));
-    await this.sink.write(0, encodeKdumpHeader(layout, info));
+    if (incomplete) await this.sink.write(0, encodeKdumpHeader(layout, info));
+  }
+
+  async writeBatch(b: CompressedBatch): Promise<void> {
+    const { data, descs } = this.placer.place(b);
+    if (data.bytes.length) await this.sink.write(data.offset, data.bytes);
+    await this.sink.write(descs.offset, descs.bytes);
+  }
+
+  async finish({ incomplete }: { incomplete: boolean }): Promise<number> {
+    const { layout } = this;
+    if (incomplete) await this.writeMeta(true);
     return Math.max(this.placer.end, layout.dataOffset);
   }
 

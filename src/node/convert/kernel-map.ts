@@ -10,7 +10,7 @@
  * Returns nothing for other architectures or without VMCOREINFO.
  */
 import type { Dump } from '../../core/dump.js';
-import type { Vmcoreinfo } from '../../core/kernel/vmcoreinfo.js';
+import { parseHex, type Vmcoreinfo } from '../../core/kernel/vmcoreinfo.js';
 import type { ElfAliasSpec } from '../../core/format/elf/writer.js';
 
 const START_KERNEL_MAP = 0xffffffff80000000n;
@@ -42,7 +42,18 @@ export async function kernelMappings(dump: Dump, vmci: Vmcoreinfo | undefined, p
   if (stext !== undefined && stext >= START_KERNEL_MAP) {
     const paddr = kphys(stext);
     if (paddr < BigInt(Number.MAX_SAFE_INTEGER)) {
-      out.kernelImage = { vaddr: stext, paddr: Number(paddr), size: Number(KERNEL_IMAGE_SIZE - (stext - START_KERNEL_MAP)) };
+      // The image ends at _end, which VMCOREINFO does not give: cover up to the highest
+      // kernel-image symbol it lists, rounded up to 2 MiB, plus 16 MiB for data/bss beyond it.
+      let top = stext;
+      for (const [k, v] of vmci.entries) {
+        if (!k.startsWith('SYMBOL(')) continue;
+        const a = parseHex(v);
+        if (a !== undefined && a >= stext && a < START_KERNEL_MAP + KERNEL_IMAGE_SIZE && a > top) top = a;
+      }
+      const MB2 = 1n << 21n;
+      let end = ((top + MB2) / MB2) * MB2 + (16n << 20n);
+      if (end > START_KERNEL_MAP + KERNEL_IMAGE_SIZE) end = START_KERNEL_MAP + KERNEL_IMAGE_SIZE;
+      out.kernelImage = { vaddr: stext, paddr: Number(paddr), size: Number(end - stext) };
     }
   }
   return out;

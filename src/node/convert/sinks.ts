@@ -8,7 +8,6 @@
  */
 import { open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { once } from 'node:events';
 import type { Writable } from 'node:stream';
 import { VmcoreError } from '../../core/errors.js';
 import { FLAT_HEADER_SIZE, FLAT_SIGNATURE, FLAT_TYPE, FLAT_VERSION, FlatHeader } from '../../core/format/kdump/structs.js';
@@ -172,8 +171,20 @@ export class FlatSink implements OutputSink {
     if (this.error) throw ioError(this.error, this.name, 'writing the flattened stream');
     this.bytesOut += b.length;
     if (!this.out.write(b)) {
-      await Promise.race([once(this.out, 'drain'), once(this.out, 'error').then(([e]) => Promise.reject(e))]).catch((e) => {
-        throw ioError(e, this.name, 'writing the flattened stream');
+      await new Promise<void>((res, rej) => {
+        const done = (e?: unknown) => {
+          this.out.off('drain', onDrain);
+          this.out.off('error', onErr);
+          this.out.off('close', onClose);
+          if (e) rej(ioError(e, this.name, 'writing the flattened stream'));
+          else res();
+        };
+        const onDrain = () => done();
+        const onErr = (e: unknown) => done(e);
+        const onClose = () => done(Object.assign(new Error('output closed'), { code: 'EPIPE' }));
+        this.out.on('drain', onDrain);
+        this.out.on('error', onErr);
+        this.out.on('close', onClose);
       });
     }
   }
