@@ -24,7 +24,7 @@ function letters(seed: number): Uint8Array {
   return b;
 }
 
-async function sample(codec: CodecName = 'zstd'): Promise<Uint8Array> {
+async function sample(codec: CodecName | 'none' = 'zstd'): Promise<Uint8Array> {
   const m = new SparseMemory(0x200);
   for (let p = 0; p < 64; p++) m.set(p, letters(p));
   for (let p = 64; p < 96; p++) m.setState(p, 'zero');
@@ -83,15 +83,29 @@ test('sane file reads', async () => {
   await readAll(await sample());
 });
 
-test('bad Chdr ch_size (smaller and larger than the index entry) is BAD_FIELD', async () => {
-  for (const delta of [-PS, PS, 1]) {
+test('bad Chdr ch_size: not a page multiple, too large, or not what the stream holds', async () => {
+  const cases: [number | ((n: number) => number), string, RegExp][] = [
+    [(n) => n + 1, 'BAD_FIELD', /ch_size/],
+    [() => 2 ** 40, 'BAD_FIELD', /ch_size/],
+    [() => 0, 'BAD_FIELD', /ch_size/],
+    [(n) => n + PS, 'DECOMPRESS', /section 4/], // the zstd frame declares the true size
+    [(n) => n - PS, 'DECOMPRESS', /section 4/],
+  ];
+  for (const [f0, code, field] of cases) {
     const f = await sample();
     const l = layout(f);
     const s4 = l.sec(4);
     const ch = Elf64_Chdr.read(f, s4.sh_offset, true);
-    Elf64_Chdr.write({ ch_size: ch.ch_size + delta }, f, s4.sh_offset, true);
-    await assert.rejects(readAll(f), check('BAD_FIELD', /ch_size/));
+    Elf64_Chdr.write({ ch_size: typeof f0 === 'number' ? f0 : f0(ch.ch_size) }, f, s4.sh_offset, true);
+    await assert.rejects(readAll(f), check(code, field));
   }
+  // zlib has no declared size: a smaller ch_size makes the index entries reach past the chunk
+  const f = await sample('zlib');
+  const l = layout(f);
+  const s4 = l.sec(4);
+  const ch = Elf64_Chdr.read(f, s4.sh_offset, true);
+  Elf64_Chdr.write({ ch_size: ch.ch_size - PS }, f, s4.sh_offset, true);
+  await assert.rejects(readAll(f), check('DECOMPRESS', /section 4/));
 });
 
 test('a chunk that inflates beyond its ch_size is DECOMPRESS (zlib)', async () => {
@@ -151,7 +165,12 @@ test('overlapping chunks: index entries that overlap, share a section, or sectio
   f = await sample();
   l = layout(f);
   CelfIndexEntry.write({ shndx: CelfIndexEntry.read(f, l.entryOff(0), true).shndx }, f, l.entryOff(1), true);
-  await assert.rejects(open(f), check('BAD_FIELD', /shndx/));
+  await assert.rejects(open(f), check('BAD_FIELD', /offset/));
+  // an entry reaching past its (uncompressed) section
+  f = await sample('none');
+  l = layout(f);
+  CelfIndexEntry.write({ offset: l.sec(CelfIndexEntry.read(f, l.entryOff(0), true).shndx).sh_size }, f, l.entryOff(0), true);
+  await assert.rejects(open(f), check('OUT_OF_BOUNDS', /offset/));
   // section 5's bytes overlap section 4's
   f = await sample();
   l = layout(f);
@@ -189,8 +208,8 @@ test('sizes that point outside the file are OUT_OF_BOUNDS or TRUNCATED', async (
 test('uncompressed section of the wrong size, unaligned entry, unknown kind, bad magic are typed errors', async () => {
   let f = await sample();
   let l = layout(f);
-  Elf64_Shdr.write({ sh_flags: 0n }, f, l.secOff(4), true);
-  await assert.rejects(open(f), check('BAD_FIELD', /size/));
+  Elf64_Shdr.write({ sh_flags: 0n }, f, l.secOff(4), true); // compressed bytes presented as raw memory
+  await assert.rejects(open(f), check('OUT_OF_BOUNDS', /offset/));
   f = await sample();
   l = layout(f);
   CelfIndexEntry.write({ paddr: 100 }, f, l.entryOff(0), true);

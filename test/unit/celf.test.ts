@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { SparseMemory, notPresent } from '../../src/core/memory.js';
+import { SparseMemory } from '../../src/core/memory.js';
 import { buildNotes } from '../../src/core/format/elf/notes.js';
 import { BufferSource, CountingSource } from '../../src/core/io/source.js';
 import { isPresent, type PageRun, type PageState, type PhysicalMemory } from '../../src/core/dump.js';
@@ -14,7 +14,7 @@ import { nodeCodecs } from '../../src/node/codecs.js';
 import { portableCodecs } from '../../src/core/codec/portable.js';
 import { MapCodecRegistry, type CodecName } from '../../src/core/codec/types.js';
 import { Elf64_Ehdr, Elf64_Shdr, Elf64_Phdr, PT_LOAD, PT_NOTE, SHF_COMPRESSED, SHF_ALLOC } from '../../src/core/format/elf/structs.js';
-import { BufferSink, isCelf, openCelf, writeCelf, type WriteCelfOptions } from '../../src/core/format/celf/index.js';
+import { BufferSink, CelfLayout, compressChunk, isCelf, openCelf, writeCelf, type WriteCelfOptions } from '../../src/core/format/celf/index.js';
 import { openDump } from '../../src/core/format/open.js';
 
 const PS = 4096;
@@ -170,37 +170,33 @@ test('reading one page reads one chunk, not the file', async () => {
 });
 
 test('more than 65535 sections: e_shnum 0 and the count in section 0 sh_size', async () => {
-  // 70000 one-page chunks: every other page present so that no two pages share a chunk
+  // 70000 one-page chunks (every other page present), placed with the layout API directly
   const n = 70000;
-  const mem: PhysicalMemory = {
-    pageSize: PS,
-    maxPfn: 2 * n,
-    async pageState(pfn) {
-      return pfn % 2 === 0 ? 'data' : 'hole';
-    },
-    async *pageRuns(s = 0, e = 2 * n) {
-      for (let p = s; p < e; p++) yield { startPfn: p, endPfn: p + 1, state: p % 2 === 0 ? 'data' : 'hole' };
-    },
-    async readPage(pfn) {
-      if (pfn % 2) throw notPresent(pfn, 'hole');
-      const b = new Uint8Array(PS);
-      new DataView(b.buffer).setUint32(0, pfn, true);
-      b.fill(0x5a, 4);
-      return b;
-    },
-    async readPhys(addr, len) {
-      return (await this.readPage(addr / PS)).subarray(0, len);
-    },
-  };
-  const file = await toCelf(mem, { codec: 'lzo', chunkSize: 4096 });
+  const layout = new CelfLayout({ machine: 62, pageSize: PS, maxPfn: 2 * n, notes: notes(), chunkSize: PS, codec: 'lzo' });
+  const lzo = nodeCodecs().get('lzo')!;
+  const sink = new BufferSink();
+  await sink.write(layout.head());
+  const page = new Uint8Array(PS).fill(0x5a);
+  for (let i = 0; i < n; i++) {
+    new DataView(page.buffer).setUint32(0, 2 * i, true);
+    const placed = layout.addWindow(2 * i * PS, compressChunk(lzo, page), [{ paddr: 2 * i * PS, size: PS, kind: 'data' }]);
+    for (const piece of placed.pieces) await sink.write(piece);
+  }
+  const fin = layout.finish();
+  await sink.write(fin.tail);
+  await sink.writeAt(0, fin.header);
+  const file = sink.bytes();
+  assert.equal(file.length, fin.size);
   const eh = Elf64_Ehdr.read(file, 0, true);
   assert.equal(eh.e_shnum, 0);
   const sh0 = Elf64_Shdr.read(file, eh.e_shoff, true);
   assert.equal(sh0.sh_size, n + 4);
   const d = await openCelf(new BufferSource(file), nodeCodecs());
-  const p = await d.readPage(2 * 69999);
-  assert.equal(new DataView(p.buffer, p.byteOffset).getUint32(0, true), 2 * 69999);
-  assert.equal(await d.pageState(2 * 69999 + 1), 'hole');
+  for (const i of [0, 65535, 65536, n - 1]) {
+    const p = await d.readPage(2 * i);
+    assert.equal(new DataView(p.buffer, p.byteOffset).getUint32(0, true), 2 * i);
+    assert.equal(await d.pageState(2 * i + 1), 'hole');
+  }
   assert.equal((await d.details()).header.chunkSections, n);
 });
 

@@ -225,7 +225,7 @@ export class CelfDump implements Dump {
   readonly files: { name: string; size: number }[];
   readonly variant: string;
   readonly arch: string;
-  private readonly cache = new Map<number, Promise<Uint8Array>>();
+  private readonly cache = new Map<number, { bytes: Promise<Uint8Array>; size: number }>();
   private cacheUsed = 0;
   private readonly cacheLimit: number;
 
@@ -237,11 +237,12 @@ export class CelfDump implements Dump {
     readonly notes: ElfNote[],
     readonly index: CelfIndexInfo,
     private readonly secs: Sections,
-    /** Entries, columnar: start/end pfn (end exclusive), kind, section index. */
+    /** Entries, columnar: start/end pfn (end exclusive), kind, section index, offset in the chunk. */
     private readonly eStart: Float64Array,
     private readonly eEnd: Float64Array,
     private readonly eKind: Uint8Array,
     private readonly eShndx: Float64Array,
+    private readonly eOffset: Float64Array,
     opts: CelfOpenOptions,
   ) {
     this.files = [{ name: src.name, size: src.size }];
@@ -337,6 +338,7 @@ export class CelfDump implements Dump {
     const eEnd = new Float64Array(n);
     const eKind = new Uint8Array(n);
     const eShndx = new Float64Array(n);
+    const eOffset = new Float64Array(n);
     const used = new Uint8Array(secs.count);
     used[idx] = 1;
     let prevEnd = 0;
@@ -361,26 +363,26 @@ export class CelfDump implements Dump {
         if (!kind) throw ebad('kind', `unknown kind ${e.kind}`);
         if (e.kind === ENTRY_DATA) {
           const sh = e.shndx;
-          if (sh < 1 || sh >= secs.count) throw ebad('shndx', `section index ${sh} is outside the ${secs.count} sections`, 'OUT_OF_BOUNDS');
-          if (used[sh]) throw ebad('shndx', `section ${sh} is already used (chunks may not share a section)`);
-          used[sh] = 1;
-          if (secs.type[sh] !== SHT_PROGBITS) throw ebad('shndx', `section ${sh} has sh_type 0x${secs.type[sh]!.toString(16)}, expected SHT_PROGBITS`);
-          if (secs.flags[sh]! & SHF_ALLOC) throw ebad('shndx', `section ${sh} is SHF_ALLOC`);
-          if (e.size > CELF_MAX_CHUNK) throw ebad('size', `data chunk of ${e.size} bytes exceeds ${CELF_MAX_CHUNK}`, 'OUT_OF_BOUNDS');
-          if (secs.addr[sh] !== e.paddr) throw ebad('paddr', `section ${sh} has sh_addr 0x${secs.addr[sh]!.toString(16)}`);
-          if (secs.flags[sh]! & SHF_COMPRESSED) {
-            if (secs.size[sh]! < Elf64_Chdr.size) throw ebad('shndx', `compressed section ${sh} is smaller than its Elf64_Chdr`);
-          } else if (secs.size[sh] !== e.size) {
-            throw ebad('size', `uncompressed section ${sh} holds ${secs.size[sh]} bytes`);
+          if (sh < 1 || sh >= secs.count || sh === idx) throw ebad('shndx', `section index ${sh} is not a chunk section`, 'OUT_OF_BOUNDS');
+          if (!used[sh]) {
+            if (secs.type[sh] !== SHT_PROGBITS) throw ebad('shndx', `section ${sh} has sh_type 0x${secs.type[sh]!.toString(16)}, expected SHT_PROGBITS`);
+            if (secs.flags[sh]! & SHF_ALLOC) throw ebad('shndx', `section ${sh} is SHF_ALLOC`);
+            if (secs.flags[sh]! & SHF_COMPRESSED && secs.size[sh]! < Elf64_Chdr.size) throw ebad('shndx', `compressed section ${sh} is smaller than its Elf64_Chdr`);
+            used[sh] = 1;
+            chunkSections++;
           }
-          chunkSections++;
-        } else if (e.shndx !== 0) {
+          // the range must lie inside the chunk's uncompressed bytes (ch_size is checked on read)
+          const limit = secs.flags[sh]! & SHF_COMPRESSED ? CELF_MAX_CHUNK : secs.size[sh]!;
+          if (e.offset + e.size > limit) throw ebad('offset', `bytes 0x${e.offset.toString(16)}+0x${e.size.toString(16)} lie outside section ${sh} (0x${limit.toString(16)} bytes)`, 'OUT_OF_BOUNDS');
+          if (secs.addr[sh]! + e.offset !== e.paddr) throw ebad('offset', `section ${sh} sh_addr 0x${secs.addr[sh]!.toString(16)} + offset does not give paddr`);
+        } else if (e.shndx !== 0 || e.offset !== 0) {
           throw ebad('shndx', `a ${kind} entry names section ${e.shndx}`);
         }
         eStart[k] = s;
         eEnd[k] = end;
         eKind[k] = e.kind;
         eShndx[k] = e.shndx;
+        eOffset[k] = e.offset;
         prevEnd = end;
       }
     }
@@ -411,7 +413,7 @@ export class CelfDump implements Dump {
       entries: n,
       chunkSections,
     };
-    const d = new CelfDump(src, codecs, le, ehdr.e_machine, notes, info, secs, eStart, eEnd, eKind, eShndx, opts);
+    const d = new CelfDump(src, codecs, le, ehdr.e_machine, notes, info, secs, eStart, eEnd, eKind, eShndx, eOffset, opts);
     d.warnings.push(...warnings);
     if (ih.flags & CELF_FLAG_INCOMPLETE) d.warnings.push('the dump is marked incomplete by its producer');
     return d;
@@ -464,8 +466,16 @@ export class CelfDump implements Dump {
     const kind = i < 0 ? ENTRY_EXCLUDED + 100 : this.eKind[i]!;
     if (kind === ENTRY_ZERO) return new Uint8Array(this.pageSize);
     if (kind !== ENTRY_DATA) throw notPresent(pfn, i < 0 ? 'hole' : KIND_STATE[kind]!, this.src.name);
-    const chunk = await this.chunk(i);
-    const o = (pfn - this.eStart[i]!) * this.pageSize;
+    const sh = this.eShndx[i]!;
+    const chunk = await this.chunk(sh);
+    const o = this.eOffset[i]! + (pfn - this.eStart[i]!) * this.pageSize;
+    if (o + this.pageSize > chunk.length) {
+      throw new VmcoreError('OUT_OF_BOUNDS', `index entry ${i} reaches past the ${chunk.length} bytes of section ${sh}`, {
+        file: this.src.name,
+        offset: this.secs.offset[sh]!,
+        field: 'celf_index_entry.offset',
+      });
+    }
     return chunk.subarray(o, o + this.pageSize);
   }
 
@@ -473,42 +483,47 @@ export class CelfDump implements Dump {
     return readPhysGeneric(this, addr, length, opts, this.src.name);
   }
 
-  /** Decompressed bytes of the data entry `i` (cached). */
-  private chunk(i: number): Promise<Uint8Array> {
-    const hit = this.cache.get(i);
+  /** Decompressed bytes of chunk section `sh` (cached). */
+  private chunk(sh: number): Promise<Uint8Array> {
+    const hit = this.cache.get(sh);
     if (hit) {
-      this.cache.delete(i);
-      this.cache.set(i, hit);
-      return hit;
+      this.cache.delete(sh);
+      this.cache.set(sh, hit);
+      return hit.bytes;
     }
-    const size = (this.eEnd[i]! - this.eStart[i]!) * this.pageSize;
-    const p = this.loadChunk(i, size);
-    this.cache.set(i, p);
-    this.cacheUsed += size;
-    p.catch(() => {
-      if (this.cache.get(i) === p) {
-        this.cache.delete(i);
-        this.cacheUsed -= size;
-      }
-    });
-    for (const [k] of this.cache) {
-      if (this.cacheUsed <= this.cacheLimit || k === i) break;
+    const entry = { bytes: this.loadChunk(sh), size: this.index.chunkSize };
+    this.cache.set(sh, entry);
+    entry.bytes.then(
+      (b) => {
+        this.cacheUsed += b.length - entry.size;
+        entry.size = b.length;
+      },
+      () => {
+        if (this.cache.get(sh) === entry) {
+          this.cache.delete(sh);
+          this.cacheUsed -= entry.size;
+        }
+      },
+    );
+    this.cacheUsed += entry.size;
+    for (const [k, v] of this.cache) {
+      if (this.cacheUsed <= this.cacheLimit || k === sh) break;
       this.cache.delete(k);
-      this.cacheUsed -= (this.eEnd[k]! - this.eStart[k]!) * this.pageSize;
+      this.cacheUsed -= v.size;
     }
-    return p;
+    return entry.bytes;
   }
 
-  private async loadChunk(i: number, size: number): Promise<Uint8Array> {
+  private async loadChunk(sh: number): Promise<Uint8Array> {
     const file = this.src.name;
-    const sh = this.eShndx[i]!;
     const off = this.secs.offset[sh]!;
     const ssize = this.secs.size[sh]!;
+    if (!(this.secs.flags[sh]! & SHF_COMPRESSED)) return readExact(this.src, off, ssize, `section ${sh}`);
     const bytes = await readExact(this.src, off, ssize, `section ${sh}`);
-    if (!(this.secs.flags[sh]! & SHF_COMPRESSED)) return bytes;
     const ch = Elf64_Chdr.read(bytes, 0, this.littleEndian, { file, base: off });
-    if (ch.ch_size !== size) {
-      throw new VmcoreError('BAD_FIELD', `section ${sh}: ch_size ${ch.ch_size} differs from the index entry's ${size} bytes`, { file, offset: off + 8, field: 'Elf64_Chdr.ch_size' });
+    const size = ch.ch_size;
+    if (size === 0 || size > CELF_MAX_CHUNK || size % this.pageSize !== 0) {
+      throw new VmcoreError('BAD_FIELD', `section ${sh}: ch_size ${size} is not a page multiple in 1..${CELF_MAX_CHUNK}`, { file, offset: off + 8, field: 'Elf64_Chdr.ch_size' });
     }
     const name = codecOfChType(ch.ch_type);
     if (!name) throw new VmcoreError('UNSUPPORTED', `section ${sh}: unknown ch_type 0x${ch.ch_type.toString(16)}`, { file, offset: off, field: 'Elf64_Chdr.ch_type' });
@@ -545,6 +560,7 @@ export class CelfDump implements Dump {
     const codecs: Record<string, number> = {};
     const add = (k: string, v: number) => (codecs[k] = (codecs[k] ?? 0) + v);
     const exact = this.index.chunkSections <= 100000;
+    const seen = new Map<number, string>();
     for (let i = 0; i < this.eKind.length; i++) {
       const pages = this.eEnd[i]! - this.eStart[i]!;
       if (this.eKind[i] === ENTRY_ZERO) add('zero', pages);
@@ -553,9 +569,14 @@ export class CelfDump implements Dump {
         if (!(this.secs.flags[sh]! & SHF_COMPRESSED)) add('raw', pages);
         else if (!exact) add(this.index.codec, pages);
         else {
-          const b = await readExact(this.src, this.secs.offset[sh]!, 4, 'Elf64_Chdr.ch_type');
-          const t = new DataView(b.buffer, b.byteOffset, 4).getUint32(0, this.littleEndian);
-          add(codecOfChType(t) ?? `ch_type 0x${t.toString(16)}`, pages);
+          let name = seen.get(sh);
+          if (name === undefined) {
+            const b = await readExact(this.src, this.secs.offset[sh]!, 4, 'Elf64_Chdr.ch_type');
+            const t = new DataView(b.buffer, b.byteOffset, 4).getUint32(0, this.littleEndian);
+            name = codecOfChType(t) ?? `ch_type 0x${t.toString(16)}`;
+            seen.set(sh, name);
+          }
+          add(name, pages);
         }
       }
     }

@@ -58,12 +58,17 @@ export const CelfIndexHeader = defineStruct('celf_index_header', 64, {
   reserved: { off: 56, type: 'u64' },
 });
 
-export const CelfIndexEntry = defineStruct('celf_index_entry', 32, {
+/**
+ * One physical range. DATA ranges are bytes [offset, offset + size) of the uncompressed
+ * contents of chunk section `shndx`; other kinds have shndx = offset = 0.
+ */
+export const CelfIndexEntry = defineStruct('celf_index_entry', 40, {
   paddr: { off: 0, type: 'u64n' },
   size: { off: 8, type: 'u64n' },
   kind: { off: 16, type: 'u32' },
   reserved: { off: 20, type: 'u32' },
   shndx: { off: 24, type: 'u64n' },
+  offset: { off: 32, type: 'u64n' },
 });
 
 /** Limits a reader enforces (a writer never exceeds them). */

@@ -57,13 +57,28 @@ export const SHNDX_SHSTRTAB = 1;
 export const SHNDX_NOTE = 2;
 export const SHNDX_INDEX = 3;
 export const FIRST_CHUNK_SHNDX = 4;
-const SHN_LORESERVE = 0xff00;
+export const SHN_LORESERVE = 0xff00;
 
 export type RangeKind = 'zero' | 'excluded' | 'missing';
 const KIND_CODE: Record<RangeKind, number> = { zero: ENTRY_ZERO, excluded: ENTRY_EXCLUDED, missing: ENTRY_MISSING };
 
+/** A part of a chunk window: stored data, or a zero run cut out of it (not stored). */
+export interface CelfPart {
+  paddr: number;
+  size: number;
+  kind: 'data' | 'zero';
+}
+
+/**
+ * What a writer puts into the file, in ascending physical order:
+ *  - `window`: one chunk. `data` holds the uncompressed bytes of [paddr, paddr + data.length)
+ *    (zero-filled where a part is zero); `parts` says which of those bytes are memory (data)
+ *    and which zero runs are recorded as zero ranges instead. Parts may extend beyond `data`
+ *    only with kind 'zero'.
+ *  - `range`: excluded or missing memory (or a zero run outside any chunk).
+ */
 export type CelfItem =
-  | { type: 'data'; paddr: number; data: Uint8Array }
+  | { type: 'window'; paddr: number; data: Uint8Array; parts: CelfPart[] }
   | { type: 'range'; paddr: number; size: number; kind: RangeKind };
 
 export interface CelfPlanOptions {
@@ -75,6 +90,8 @@ export interface CelfPlanOptions {
   startPfn?: number;
   endPfn?: number;
 }
+
+export const DEFAULT_MIN_ZERO_RUN = 8;
 
 export function checkChunkSize(chunkSize: number, pageSize: number): number {
   if (
@@ -93,19 +110,63 @@ export function checkChunkSize(chunkSize: number, pageSize: number): number {
   return chunkSize;
 }
 
+/**
+ * Split the consecutive pages [firstPfn, firstPfn + zero.length) of one window into parts:
+ * zero runs of at least `minZeroRun` pages (or the whole window) become zero parts, the rest
+ * data parts (short zero runs stay inside the data, where they compress to almost nothing).
+ * Returns the parts and the page extent of the data parts.
+ */
+export function carveWindow(
+  zero: ArrayLike<boolean | number>,
+  firstPfn: number,
+  pageSize: number,
+  minZeroRun = DEFAULT_MIN_ZERO_RUN,
+): { parts: CelfPart[]; firstData: number; endData: number } {
+  const n = zero.length;
+  const parts: CelfPart[] = [];
+  let firstData = -1;
+  let endData = -1;
+  let dataStart = -1;
+  const pushData = (a: number, b: number) => {
+    parts.push({ paddr: (firstPfn + a) * pageSize, size: (b - a) * pageSize, kind: 'data' });
+    if (firstData < 0) firstData = a;
+    endData = b;
+  };
+  let i = 0;
+  while (i < n) {
+    if (zero[i]) {
+      let j = i;
+      while (j < n && zero[j]) j++;
+      if (j - i >= minZeroRun || (i === 0 && j === n)) {
+        if (dataStart >= 0) {
+          pushData(dataStart, i);
+          dataStart = -1;
+        }
+        parts.push({ paddr: (firstPfn + i) * pageSize, size: (j - i) * pageSize, kind: 'zero' });
+      } else if (dataStart < 0) dataStart = i;
+      i = j;
+    } else {
+      if (dataStart < 0) dataStart = i;
+      i++;
+    }
+  }
+  if (dataStart >= 0) pushData(dataStart, n);
+  return { parts, firstData, endData };
+}
+
 function rangeKind(s: PageState): RangeKind | undefined {
   return s === 'excluded' ? 'excluded' : s === 'missing' ? 'missing' : undefined;
 }
 
 /**
- * Walk the memory and yield chunks and ranges in ascending physical order. Memory held at any
- * time: one chunk.
+ * Walk the memory and yield windows and ranges in ascending physical order. Memory held at
+ * any time: one chunk.
  */
 export async function* planCelf(mem: PhysicalMemory, opts: CelfPlanOptions = {}): AsyncGenerator<CelfItem> {
   const ps = mem.pageSize;
   const chunkSize = checkChunkSize(opts.chunkSize ?? CELF_DEFAULT_CHUNK, ps);
   const chunkPages = chunkSize / ps;
-  const minZeroRun = Math.max(1, opts.minZeroRun ?? 8);
+  const minZeroRun = Math.max(1, opts.minZeroRun ?? DEFAULT_MIN_ZERO_RUN);
   const start = opts.startPfn ?? 0;
   const end = Math.min(opts.endPfn ?? mem.maxPfn, mem.maxPfn);
 
@@ -115,38 +176,22 @@ export async function* planCelf(mem: PhysicalMemory, opts: CelfPlanOptions = {})
 
   function* flush(): Generator<CelfItem> {
     if (!pages.length) return;
-    const n = pages.length;
-    let i = 0;
-    let dataStart = -1;
-    const emitData = function* (a: number, b: number): Generator<CelfItem> {
-      const data = new Uint8Array((b - a) * ps);
-      for (let k = a; k < b; k++) {
+    const { parts, firstData, endData } = carveWindow(
+      pages.map((p) => p === null),
+      winFirst,
+      ps,
+      minZeroRun,
+    );
+    if (firstData < 0) {
+      for (const p of parts) yield { type: 'range', paddr: p.paddr, size: p.size, kind: 'zero' };
+    } else {
+      const data = new Uint8Array((endData - firstData) * ps);
+      for (let k = firstData; k < endData; k++) {
         const p = pages[k];
-        if (p) data.set(p, (k - a) * ps);
+        if (p) data.set(p, (k - firstData) * ps);
       }
-      yield { type: 'data', paddr: (winFirst + a) * ps, data };
-    };
-    while (i < n) {
-      if (pages[i] === null) {
-        let j = i;
-        while (j < n && pages[j] === null) j++;
-        const whole = i === 0 && j === n;
-        if (j - i >= minZeroRun || whole) {
-          if (dataStart >= 0) {
-            yield* emitData(dataStart, i);
-            dataStart = -1;
-          }
-          yield { type: 'range', paddr: (winFirst + i) * ps, size: (j - i) * ps, kind: 'zero' };
-        } else if (dataStart < 0) {
-          dataStart = i;
-        }
-        i = j;
-      } else {
-        if (dataStart < 0) dataStart = i;
-        i++;
-      }
+      yield { type: 'window', paddr: (winFirst + firstData) * ps, data, parts };
     }
-    if (dataStart >= 0) yield* emitData(dataStart, n);
     pages = [];
     winFirst = -1;
   }
@@ -220,33 +265,45 @@ interface Entry {
   size: number;
   kind: number;
   shndx: number;
+  offset: number;
 }
 
 interface ChunkSection {
   offset: number;
   size: number;
-  paddr: number;
+  addr: number;
   compressed: boolean;
 }
 
 const align = (n: number, a: number) => Math.ceil(n / a) * a;
 const ascii = (s: string) => Uint8Array.from(s, (c) => c.charCodeAt(0));
 
+/** Bytes to write at `offset`, in order. */
+export interface CelfPlacement {
+  offset: number;
+  pieces: Uint8Array[];
+  /** Total length of `pieces`. */
+  length: number;
+}
+
 /**
  * Sequential layout of a celf file:
  * Ehdr | Phdr(PT_NOTE) | notes | chunk sections ... | index | .shstrtab | section headers.
- * Call `head()` first, then `addChunk` / `addRange` in ascending physical order, then `finish()`.
+ * Call `head()` first, then `addSection` / `addData` / `addRange` (or `addWindow`) in
+ * ascending physical order, then `finish()`. Memory: 40 bytes per index entry and 32 per
+ * chunk section until finish().
  */
 export class CelfLayout {
   readonly le: boolean;
   private pos = 0;
   private readonly entries: Entry[] = [];
   private readonly chunks: ChunkSection[] = [];
+  private readonly rawSizes: number[] = [];
   private notesOffset = 0;
   private lastEnd = 0;
   private headDone = false;
-  /** Counts for statistics: pages stored per ch_type name, zero pages. */
-  readonly stats = { chunks: 0, rawChunks: 0, dataBytes: 0, storedBytes: 0, zeroBytes: 0 };
+  /** Statistics: chunk sections, those stored raw, memory bytes stored, file bytes used, zero bytes. */
+  readonly stats = { chunks: 0, rawChunks: 0, dataBytes: 0, storedBytes: 0, zeroBytes: 0, excludedBytes: 0 };
 
   constructor(readonly opts: CelfLayoutOptions) {
     this.le = opts.littleEndian ?? true;
@@ -275,7 +332,7 @@ export class CelfLayout {
         e_phentsize: Elf64_Phdr.size,
         e_phnum: 1,
         e_shentsize: shnum ? Elf64_Shdr.size : 0,
-        // more than SHN_LORESERVE sections: e_shnum 0, real count in section 0's sh_size
+        // SHN_LORESERVE sections or more: e_shnum 0, the real count in section 0's sh_size
         e_shnum: shnum >= SHN_LORESERVE ? 0 : shnum,
         e_shstrndx: shnum ? SHNDX_SHSTRTAB : 0,
       },
@@ -293,16 +350,7 @@ export class CelfLayout {
     const out = new Uint8Array(end);
     out.set(this.ehdr(0, 0), 0);
     Elf64_Phdr.write(
-      {
-        p_type: PT_NOTE,
-        p_flags: 0,
-        p_offset: this.notesOffset,
-        p_vaddr: 0n,
-        p_paddr: 0n,
-        p_filesz: notes.length,
-        p_memsz: notes.length,
-        p_align: 4n,
-      },
+      { p_type: PT_NOTE, p_flags: 0, p_offset: this.notesOffset, p_vaddr: 0n, p_paddr: 0n, p_filesz: notes.length, p_memsz: notes.length, p_align: 4n },
       out,
       Elf64_Ehdr.size,
       this.le,
@@ -323,10 +371,15 @@ export class CelfLayout {
     this.lastEnd = paddr + size;
   }
 
-  /** Append one data chunk; returns the bytes to write at the current offset (in order). */
-  addChunk(paddr: number, chunk: CompressedChunk): Uint8Array[] {
-    this.order(paddr, chunk.rawSize);
-    if (chunk.rawSize > CELF_MAX_CHUNK) throw new VmcoreError('BAD_FIELD', `chunk of ${chunk.rawSize} bytes exceeds the maximum`, { field: 'ch_size' });
+  /**
+   * Append one chunk section whose uncompressed byte 0 is physical address `addr`; returns its
+   * section index and the bytes to write. Index entries pointing into it follow via addData.
+   */
+  addSection(addr: number, chunk: CompressedChunk): { shndx: number } & CelfPlacement {
+    if (!this.headDone) throw new Error('CelfLayout: head() must come first');
+    if (chunk.rawSize <= 0 || chunk.rawSize > CELF_MAX_CHUNK) {
+      throw new VmcoreError('BAD_FIELD', `chunk of ${chunk.rawSize} bytes is empty or exceeds the maximum`, { field: 'ch_size' });
+    }
     const start = this.pos;
     const pieces: Uint8Array[] = [];
     let size: number;
@@ -343,13 +396,23 @@ export class CelfLayout {
     if (padded > size) pieces.push(new Uint8Array(padded - size));
     this.pos += padded;
     const shndx = FIRST_CHUNK_SHNDX + this.chunks.length;
-    this.chunks.push({ offset: start, size, paddr, compressed: chunk.chType !== 0 });
-    this.entries.push({ paddr, size: chunk.rawSize, kind: ENTRY_DATA, shndx });
+    this.chunks.push({ offset: start, size, addr, compressed: chunk.chType !== 0 });
+    this.rawSizes.push(chunk.rawSize);
     this.stats.chunks++;
     if (!chunk.chType) this.stats.rawChunks++;
-    this.stats.dataBytes += chunk.rawSize;
     this.stats.storedBytes += size;
-    return pieces;
+    return { shndx, offset: start, pieces, length: padded };
+  }
+
+  /** Record memory [paddr, paddr + size) as bytes [offset, offset + size) of chunk `shndx`. */
+  addData(paddr: number, size: number, shndx: number, offset: number): void {
+    this.order(paddr, size);
+    const raw = this.rawSizes[shndx - FIRST_CHUNK_SHNDX];
+    if (raw === undefined || offset < 0 || offset + size > raw || this.chunks[shndx - FIRST_CHUNK_SHNDX]!.addr + offset !== paddr) {
+      throw new VmcoreError('BAD_FIELD', `data range 0x${paddr.toString(16)}+0x${size.toString(16)} does not lie in chunk section ${shndx}`, { field: 'shndx' });
+    }
+    this.stats.dataBytes += size;
+    this.entries.push({ paddr, size, kind: ENTRY_DATA, shndx, offset });
   }
 
   /** Record a range that is not stored (zero, excluded, missing); merges with a neighbour. */
@@ -357,22 +420,34 @@ export class CelfLayout {
     this.order(paddr, size);
     const code = KIND_CODE[kind];
     if (kind === 'zero') this.stats.zeroBytes += size;
+    else this.stats.excludedBytes += size;
     const last = this.entries[this.entries.length - 1];
     if (last && last.kind === code && last.paddr + last.size === paddr) last.size += size;
-    else this.entries.push({ paddr, size, kind: code, shndx: 0 });
+    else this.entries.push({ paddr, size, kind: code, shndx: 0, offset: 0 });
+  }
+
+  /**
+   * Place one window: its chunk (uncompressed byte 0 at physical `addr`) and its parts.
+   * Returns the bytes to write.
+   */
+  addWindow(addr: number, chunk: CompressedChunk, parts: readonly CelfPart[]): CelfPlacement {
+    const sec = this.addSection(addr, chunk);
+    for (const p of parts) {
+      if (p.kind === 'zero') this.addRange(p.paddr, p.size, 'zero');
+      else this.addData(p.paddr, p.size, sec.shndx, p.paddr - addr);
+    }
+    return sec;
   }
 
   /**
    * Finish the file. Returns `tail` (to append at the current offset) and `header` (to write
    * at offset 0 over the provisional one).
    */
-  finish(): { tail: Uint8Array; header: Uint8Array; size: number } {
+  finish(opts: { incomplete?: boolean } = {}): { tail: Uint8Array; tailOffset: number; header: Uint8Array; size: number } {
     const le = this.le;
     const o = this.opts;
-    // index
     const indexOffset = this.pos;
     const indexSize = CelfIndexHeader.size + this.entries.length * CelfIndexEntry.size;
-    // .shstrtab: "\0.shstrtab\0.note\0.celf.index\0.celf.mem\0"
     const names = ['.shstrtab', CELF_NOTE_NAME, CELF_INDEX_NAME, CELF_MEM_NAME];
     const nameOff: Record<string, number> = {};
     let strSize = 1;
@@ -397,7 +472,7 @@ export class CelfLayout {
         max_pfn: o.maxPfn,
         chunk_size: o.chunkSize,
         ch_type: o.codec === 'none' ? 0 : CH_TYPES[o.codec],
-        flags: o.incomplete ? CELF_FLAG_INCOMPLETE : 0,
+        flags: opts.incomplete || o.incomplete ? CELF_FLAG_INCOMPLETE : 0,
         reserved: 0n,
       },
       tail,
@@ -406,7 +481,7 @@ export class CelfLayout {
     );
     let p = CelfIndexHeader.size;
     for (const e of this.entries) {
-      CelfIndexEntry.write({ paddr: e.paddr, size: e.size, kind: e.kind, reserved: 0, shndx: e.shndx }, tail, p, le);
+      CelfIndexEntry.write({ paddr: e.paddr, size: e.size, kind: e.kind, reserved: 0, shndx: e.shndx, offset: e.offset }, tail, p, le);
       p += CelfIndexEntry.size;
     }
     p = strOffset - indexOffset;
@@ -420,13 +495,7 @@ export class CelfLayout {
     // [0] SHT_NULL; carries the section count when it does not fit e_shnum
     put({ sh_size: shnum >= SHN_LORESERVE ? shnum : 0 });
     put({ sh_name: nameOff['.shstrtab']!, sh_type: SHT_STRTAB, sh_offset: strOffset, sh_size: strSize, sh_addralign: 1n });
-    put({
-      sh_name: nameOff[CELF_NOTE_NAME]!,
-      sh_type: SHT_NOTE,
-      sh_offset: this.notesOffset,
-      sh_size: o.notes.length,
-      sh_addralign: 4n,
-    });
+    put({ sh_name: nameOff[CELF_NOTE_NAME]!, sh_type: SHT_NOTE, sh_offset: this.notesOffset, sh_size: o.notes.length, sh_addralign: 4n });
     put({
       sh_name: nameOff[CELF_INDEX_NAME]!,
       sh_type: SHT_CELF_INDEX,
@@ -434,21 +503,20 @@ export class CelfLayout {
       sh_size: indexSize,
       sh_addralign: 8n,
       sh_entsize: BigInt(CelfIndexEntry.size),
-      sh_link: SHNDX_SHSTRTAB,
     });
     for (const c of this.chunks) {
       put({
         sh_name: nameOff[CELF_MEM_NAME]!,
         sh_type: SHT_PROGBITS,
         sh_flags: c.compressed ? BigInt(SHF_COMPRESSED) : 0n,
-        sh_addr: BigInt(c.paddr),
+        sh_addr: BigInt(c.addr),
         sh_offset: c.offset,
         sh_size: c.size,
         sh_addralign: 8n,
       });
     }
     this.pos = total;
-    return { tail, header: this.ehdr(shoff, shnum), size: total };
+    return { tail, tailOffset: indexOffset, header: this.ehdr(shoff, shnum), size: total };
   }
 }
 
@@ -493,7 +561,7 @@ export async function writeCelf(
   await sink.write(layout.head());
   for await (const item of planCelf(mem, { ...opts, chunkSize })) {
     if (item.type === 'range') layout.addRange(item.paddr, item.size, item.kind);
-    else for (const piece of layout.addChunk(item.paddr, compressChunk(codec, item.data, opts.level))) await sink.write(piece);
+    else for (const piece of layout.addWindow(item.paddr, compressChunk(codec, item.data, opts.level), item.parts).pieces) await sink.write(piece);
   }
   const { tail, header, size } = layout.finish();
   await sink.write(tail);
