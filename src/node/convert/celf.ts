@@ -1,0 +1,279 @@
+/**
+ * Compressed ELF ("celf") output for `convertDump`: an OutputFormat plug-in.
+ *
+ * The pipeline's workers only classify pages (zero / data; `codec: 'none'`), because celf
+ * compresses chunks of many pages, not pages. The plug-in gathers the pages of each aligned
+ * chunk window into one buffer and hands whole windows to its own CompressPool, whose "page"
+ * is the chunk size, so chunks are compressed on all cores while the main thread places the
+ * results in order. At most `2 * threads + 2` windows are in flight (bounded memory), and the
+ * plug-in waits for the sink on every placement, so a slow disk holds the pipeline back.
+ *
+ * A compressed chunk covers its whole window (absent pages inside read as zero and are not
+ * named by any index entry); a window that does not compress is stored raw, trimmed to its
+ * first..last data page. Long zero runs become zero ranges, RAM the source does not deliver
+ * (excluded / missing) becomes excluded ranges. Format: docs/compressed-elf.md.
+ */
+import { availableParallelism } from 'node:os';
+import { VmcoreError } from '../../core/errors.js';
+import { buildNotes } from '../../core/format/elf/notes.js';
+import { elfMachine } from '../../core/format/elf/writer.js';
+import type { CompressedBatch, OutputCodec } from '../../core/format/kdump/writer.js';
+import { CH_TYPES, CELF_DEFAULT_CHUNK } from '../../core/format/celf/structs.js';
+import { CelfLayout, carveWindow, checkChunkSize, DEFAULT_MIN_ZERO_RUN, type CelfPart } from '../../core/format/celf/writer.js';
+import { CompressPool, type BatchOut } from '../workers/pool.js';
+import type { ConvertPlan, OutputFormat, OutputFormatFactory, PfnRange } from './index.js';
+import type { OutputSink } from './sinks.js';
+
+export interface CelfFormatOptions {
+  codec: OutputCodec;
+  level?: number;
+  /** Uncompressed bytes per chunk (default CELF_DEFAULT_CHUNK). */
+  chunkSize?: number;
+  /** Chunk compression threads (default: cores; 0 = on the main thread). */
+  threads?: number;
+  minZeroRun?: number;
+  /** Use node:zlib even when the libdeflate addon is present. */
+  noNative?: boolean;
+}
+
+/** `convertDump(..., { outputFormat: celfOutput({ chunkSize }) })`. */
+export function celfOutput(o: Omit<CelfFormatOptions, 'codec' | 'level'> = {}): OutputFormatFactory {
+  return (f) => new CelfFormat({ ...o, codec: f.codec, level: f.level });
+}
+
+interface Window {
+  /** First pfn of the window (aligned to the chunk size). */
+  pfn: number;
+  buf: ArrayBuffer;
+  /** Per page: 0 = not delivered, 1 = zero, 2 = data. */
+  state: Uint8Array;
+  any: boolean;
+}
+
+interface InFlight {
+  win: Window;
+  parts: CelfPart[];
+  firstData: number;
+  endData: number;
+  result: Promise<BatchOut> | undefined; // undefined: nothing to store (all zero)
+}
+
+export class CelfFormat implements OutputFormat {
+  readonly name = 'celf';
+  /** Workers of the main pipeline only detect zero pages; chunks are compressed here. */
+  readonly compression = { codec: 'none' as OutputCodec, detectZero: true };
+  private readonly chunkSize: number;
+  private readonly threads: number;
+  private plan!: ConvertPlan;
+  private sink!: OutputSink;
+  private layout!: CelfLayout;
+  private pool: CompressPool | undefined;
+  private win: Window | undefined;
+  private readonly inflight: InFlight[] = [];
+  private readonly free: ArrayBuffer[] = [];
+  private chunkPages = 0;
+  /** RAM the source does not deliver (excluded, missing), ascending, and a cursor into it. */
+  private absent: PfnRange[] = [];
+  private absentAt = 0;
+  private readonly pageCounts = { compressed: 0, raw: 0, zero: 0 };
+
+  constructor(private readonly o: CelfFormatOptions) {
+    this.chunkSize = o.chunkSize ?? CELF_DEFAULT_CHUNK;
+    this.threads = o.threads ?? Math.max(1, Math.min(availableParallelism(), 16));
+  }
+
+  async begin(plan: ConvertPlan, sink: OutputSink): Promise<void> {
+    if (plan.part) throw new VmcoreError('USAGE', 'celf output cannot be split into several files');
+    this.plan = plan;
+    this.sink = sink;
+    const ps = plan.pageSize;
+    checkChunkSize(this.chunkSize, ps);
+    this.chunkPages = this.chunkSize / ps;
+    this.layout = new CelfLayout({
+      littleEndian: plan.littleEndian,
+      machine: elfMachine(plan.arch),
+      pageSize: ps,
+      maxPfn: plan.maxPfn,
+      notes: buildNotes(plan.notes, plan.littleEndian),
+      chunkSize: this.chunkSize,
+      codec: this.o.codec,
+    });
+    if (this.o.codec !== 'none') {
+      if (!(this.o.codec in CH_TYPES)) throw new VmcoreError('USAGE', `celf cannot use codec ${this.o.codec}`);
+      this.pool = new CompressPool(
+        { codec: this.o.codec, level: this.o.level ?? 1, pageSize: this.chunkSize, detectZero: false, noNative: !!this.o.noNative },
+        this.threads,
+      );
+    }
+    this.absent = subtract(plan.ram, plan.present);
+    await sink.write(0, this.layout.head());
+  }
+
+  async writeBatch(b: CompressedBatch): Promise<void> {
+    const ps = this.plan.pageSize;
+    let dataOff = 0;
+    for (let i = 0; i < b.count; i++) {
+      const pfn = b.startPfn + i;
+      const wpfn = pfn - (pfn % this.chunkPages);
+      if (this.win && this.win.pfn !== wpfn) await this.closeWindow();
+      if (!this.win) this.win = this.newWindow(wpfn);
+      const w = this.win;
+      const k = pfn - wpfn;
+      if (b.kinds[i] === 0) {
+        w.state[k] = 1;
+      } else {
+        const size = b.sizes[i]!;
+        if (size !== ps) throw new VmcoreError('BAD_FIELD', `celf: page 0x${pfn.toString(16)} arrived compressed`, { field: 'batch' });
+        new Uint8Array(w.buf, k * ps, ps).set(b.data.subarray(dataOff, dataOff + ps));
+        dataOff += size;
+        w.state[k] = 2;
+      }
+      w.any = true;
+    }
+  }
+
+  private newWindow(pfn: number): Window {
+    const buf = this.free.pop() ?? new ArrayBuffer(this.chunkSize);
+    return { pfn, buf, state: new Uint8Array(this.chunkPages), any: false };
+  }
+
+  /** Carve the current window and start compressing it; place finished windows in order. */
+  private async closeWindow(): Promise<void> {
+    const w = this.win;
+    this.win = undefined;
+    if (!w || !w.any) return;
+    const ps = this.plan.pageSize;
+    const parts: CelfPart[] = [];
+    let firstData = -1;
+    let endData = -1;
+    // contiguous delivered segments of the window, each carved on its own
+    for (let i = 0; i < this.chunkPages; ) {
+      if (!w.state[i]) {
+        i++;
+        continue;
+      }
+      let j = i;
+      while (j < this.chunkPages && w.state[j]) j++;
+      const seg = carveWindow(
+        Array.from(w.state.subarray(i, j), (s) => s === 1),
+        w.pfn + i,
+        ps,
+        this.o.minZeroRun ?? DEFAULT_MIN_ZERO_RUN,
+      );
+      parts.push(...seg.parts);
+      if (seg.firstData >= 0) {
+        if (firstData < 0) firstData = i + seg.firstData;
+        endData = i + seg.endData;
+      }
+      i = j;
+    }
+    // zero-fill what previous use of the buffer left in pages that are not data
+    const bytes = new Uint8Array(w.buf);
+    for (let i = 0; i < this.chunkPages; i++) if (w.state[i] !== 2) bytes.fill(0, i * ps, (i + 1) * ps);
+    let result: Promise<BatchOut> | undefined;
+    if (firstData >= 0 && this.pool) result = this.pool.submit({ startPfn: w.pfn, count: 1, buf: w.buf });
+    this.inflight.push({ win: w, parts, firstData, endData, result });
+    const max = Math.max(2, this.threads * 2 + 2);
+    while (this.inflight.length >= max) await this.placeOldest();
+  }
+
+  private async placeOldest(): Promise<void> {
+    const f = this.inflight.shift()!;
+    const ps = this.plan.pageSize;
+    const base = f.win.pfn * ps;
+    let shndx = -1;
+    let addr = 0;
+    let buffer: ArrayBuffer = f.win.buf;
+    if (f.firstData >= 0) {
+      let placed;
+      const r = f.result ? await f.result : undefined;
+      if (r && r.kinds[0] === 2) {
+        addr = base;
+        placed = this.layout.addSection(addr, { chType: CH_TYPES[this.o.codec as keyof typeof CH_TYPES], payload: r.data, rawSize: this.chunkSize });
+        this.countPages(f.parts, 'compressed');
+      } else {
+        // stored raw: only the first..last data page
+        addr = base + f.firstData * ps;
+        const raw = new Uint8Array(r ? r.buffer : f.win.buf, f.firstData * ps, (f.endData - f.firstData) * ps);
+        placed = this.layout.addSection(addr, { chType: 0, payload: raw, rawSize: raw.length });
+        this.countPages(f.parts, 'raw');
+      }
+      if (r) buffer = r.buffer;
+      shndx = placed.shndx;
+      let off = placed.offset;
+      for (const piece of placed.pieces) {
+        await this.sink.write(off, piece);
+        off += piece.length;
+      }
+    }
+    for (const p of f.parts) {
+      await this.absentUpTo(p.paddr / ps);
+      if (p.kind === 'zero') {
+        this.layout.addRange(p.paddr, p.size, 'zero');
+        this.pageCounts.zero += p.size / ps;
+      } else this.layout.addData(p.paddr, p.size, shndx, p.paddr - addr);
+    }
+    if (buffer.byteLength === this.chunkSize && this.free.length < 4) this.free.push(buffer);
+  }
+
+  private countPages(parts: CelfPart[], k: 'compressed' | 'raw'): void {
+    for (const p of parts) if (p.kind === 'data') this.pageCounts[k] += p.size / this.plan.pageSize;
+  }
+
+  /** Record the excluded/missing RAM below `pfn`. */
+  private async absentUpTo(pfn: number): Promise<void> {
+    const ps = this.plan.pageSize;
+    while (this.absentAt < this.absent.length) {
+      const r = this.absent[this.absentAt]!;
+      if (r.startPfn >= pfn) return;
+      const end = Math.min(r.endPfn, pfn);
+      this.layout.addRange(r.startPfn * ps, (end - r.startPfn) * ps, 'excluded');
+      if (end < r.endPfn) {
+        this.absent[this.absentAt] = { startPfn: end, endPfn: r.endPfn };
+        return;
+      }
+      this.absentAt++;
+    }
+  }
+
+  async finish({ incomplete }: { incomplete: boolean }): Promise<number> {
+    try {
+      await this.closeWindow();
+      while (this.inflight.length) await this.placeOldest();
+      // after an abort, RAM beyond what was written is not known to be excluded: leave it out
+      if (!incomplete) await this.absentUpTo(this.plan.maxPfn);
+      const fin = this.layout.finish({ incomplete });
+      await this.sink.write(fin.tailOffset, fin.tail);
+      await this.sink.write(0, fin.header);
+      return fin.size;
+    } finally {
+      await this.pool?.close();
+    }
+  }
+
+  counts(): { compressed: number; raw: number; zero: number } {
+    return { ...this.pageCounts };
+  }
+}
+
+/** Ranges of `a` not covered by `b` (both ascending, disjoint). */
+function subtract(a: readonly PfnRange[], b: readonly PfnRange[]): PfnRange[] {
+  const out: PfnRange[] = [];
+  let j = 0;
+  for (const r of a) {
+    let s = r.startPfn;
+    while (j < b.length && b[j]!.endPfn <= s) j++;
+    let k = j;
+    while (s < r.endPfn) {
+      const c = b[k];
+      if (!c || c.startPfn >= r.endPfn) {
+        out.push({ startPfn: s, endPfn: r.endPfn });
+        break;
+      }
+      if (c.startPfn > s) out.push({ startPfn: s, endPfn: c.startPfn });
+      s = Math.max(s, c.endPfn);
+      k++;
+    }
+  }
+  return out;
+}
