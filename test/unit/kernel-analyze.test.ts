@@ -88,3 +88,29 @@ test('nothing usable: NO_VMCOREINFO from readVirt', async () => {
   assert.equal(k.physBase.verdict, 'cannot prove');
   await assert.rejects(k.readVirt(0xffffffff81000000n, 4), (e: unknown) => (e as { code?: string }).code === 'NO_VMCOREINFO');
 });
+
+test('several copies in memory: the one that proves phys_base wins over a better-ranked stale one', async () => {
+  const s = synthKernel({ physBase: 0x1000000n });
+  // a stale copy (another kernel's: different symbols) with CRASHTIME ranks first but cannot validate
+  const stale = s.vmcoreinfoText
+    .replace(/SYMBOL\(init_top_pgt\)=\w+/, 'SYMBOL(init_top_pgt)=ffffffff83e0a000')
+    .replace(/SYMBOL\(swapper_pg_dir\)=\w+/, 'SYMBOL(swapper_pg_dir)=ffffffff83e0a000')
+    .replace(/SYMBOL\(init_uts_ns\)=\w+/, 'SYMBOL(init_uts_ns)=ffffffff83c0c040')
+    .replace(/SYMBOL\(_stext\)=\w+/, 'SYMBOL(_stext)=ffffffff81200000') + 'CRASHTIME=1700000000\n';
+  s.mem.set(0x3000, vmcoreinfoNote(stale));
+  s.mem.set(0x5000, vmcoreinfoNote(s.vmcoreinfoText));
+  const k = await analyzeKernel(input(s.mem, [], undefined, 0x16777216n));
+  assert.equal(k.recovered.length, 2);
+  assert.equal(k.recovered[0]!.addr, 0x3000000, 'the stale copy ranks first');
+  assert.equal(k.vmcoreinfoSource, 'memory scan at 0x5000000');
+  assert.equal(k.physBase.value, 0x1000000n);
+  assert.equal(k.physBase.verdict, 'header wrong');
+});
+
+test('other architectures: no x86_64 guessing', async () => {
+  const s = synthKernel({ physBase: 0n });
+  const k = await analyzeKernel({ ...input(s.mem, [], s.vmcoreinfoText), arch: 'aarch64' });
+  assert.equal(k.physBase.verdict, 'cannot prove');
+  assert.equal(k.physBase.candidates.length, 0);
+  assert.ok(k.warnings.some((w) => /aarch64/.test(w)));
+});

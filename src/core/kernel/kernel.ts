@@ -11,6 +11,7 @@ import { Vmcoreinfo } from './vmcoreinfo.js';
 import { cpuToJSON, parseCpuNotes, type CpuRegisters } from './cpu.js';
 import { recoverVmcoreinfo, type RecoveredVmcoreinfo, type RecoverOptions } from './recover.js';
 import { decodeUtsname, findPhysBase, hex64s, NEW_UTSNAME_SIZE, physBaseToJSON, type PhysBaseResult, type Utsname } from './physbase.js';
+import { recordingDump } from './recording.js';
 import { PageTables, X86_64Translator, textToPhys, PTE_ADDR_MASK } from './x86_64.js';
 
 export type VmcoreinfoSource = 'note' | 'kdump header' | `memory scan at 0x${string}` | 'none';
@@ -54,12 +55,25 @@ export interface KernelInput extends PhysicalMemory {
   details?: Dump['details'];
 }
 
+/**
+ * Run the analysis through a recorder and return the page frames it read: the pages a small
+ * excerpt fixture of `dump` must keep for the analysis to give the same answer. Further reads
+ * through `info.readVirt` (e.g. the kernel log) are recorded too; call `pfns()` again after them.
+ */
+export async function analyzeKernelRecorded(
+  dump: Dump,
+  opts: AnalyzeOptions = {},
+): Promise<{ info: KernelInfo; pfns: () => number[] }> {
+  const { dump: wrapped, recorder } = recordingDump(dump);
+  const info = await analyzeKernel(wrapped, opts);
+  return { info, pfns: () => recorder.pfns() };
+}
+
 export async function analyzeKernel(dump: KernelInput, opts: AnalyzeOptions = {}): Promise<KernelInfo> {
   const warnings: string[] = [];
   const file = dump.files?.[0]?.name;
-  if (dump.arch !== undefined && dump.arch !== 'x86_64' && dump.arch !== 'unknown') {
-    warnings.push(`architecture ${dump.arch}: only x86_64 address translation is implemented`);
-  }
+  const x86_64 = dump.arch === undefined || dump.arch === 'x86_64' || dump.arch === 'unknown';
+  if (!x86_64) warnings.push(`architecture ${dump.arch}: only x86_64 address translation is implemented`);
   const details = dump.details ? await dump.details() : undefined;
   const { cpus, skipped } = parseCpuNotes(dump.notes, dump.littleEndian ?? true);
   warnings.push(...skipped);
@@ -84,7 +98,7 @@ export async function analyzeKernel(dump: KernelInput, opts: AnalyzeOptions = {}
   if (!vmcoreinfo && (opts.recover ?? true)) {
     recovered = await recoverVmcoreinfo(dump, opts.recoverOptions);
     // take the best-ranked copy that proves a phys_base; else the best-ranked copy
-    for (const r of recovered.slice(0, 8)) {
+    for (const r of x86_64 ? recovered.slice(0, 8) : []) {
       const vi = new Vmcoreinfo(r.text);
       const pb = await findPhysBase({ ...physBaseInput, vmcoreinfo: vi, bruteForce: false });
       if (pb.value !== undefined) {
@@ -100,18 +114,32 @@ export async function analyzeKernel(dump: KernelInput, opts: AnalyzeOptions = {}
     }
     if (recovered.length > 1) warnings.push(`${recovered.length} VMCOREINFO copies found in memory; using the one at ${source.replace('memory scan at ', '')}`);
   }
+  if (!x86_64) {
+    // x86_64 page tables and phys_base mean nothing on other architectures: report, do not guess
+    const v = vmcoreinfo?.number('phys_base');
+    physBase ??= {
+      ...(details?.headerPhysBase !== undefined ? { header: details.headerPhysBase } : {}),
+      ...(v !== undefined ? { vmcoreinfo: v } : {}),
+      verdict: 'cannot prove',
+      proof: [],
+      sources: [],
+      candidates: [],
+      levels: 4,
+      notes: [`not analysed: architecture ${dump.arch}`],
+    };
+  }
   physBase ??= await findPhysBase({ ...physBaseInput, ...(vmcoreinfo ? { vmcoreinfo } : {}) });
   if (physBase.verdict === 'header wrong') {
     warnings.push(`the file's header phys_base ${hex64s(physBase.header!)} is wrong; the true value is ${hex64s(physBase.value!)}`);
   }
-  if (physBase.verdict === 'cannot prove') warnings.push('phys_base could not be proven; kernel virtual addresses in the text mapping cannot be trusted');
+  if (physBase.verdict === 'cannot prove' && x86_64) warnings.push('phys_base could not be proven; kernel virtual addresses in the text mapping cannot be trusted');
 
   // translator: page tables from init_top_pgt when phys_base is proven, else from a CPU's CR3
   let translator: X86_64Translator | undefined;
   const physLimit = dump.maxPfn * dump.pageSize;
   const sme = vmcoreinfo?.number('sme_mask') ?? 0n;
   let root = physBase.pgd;
-  if (root === undefined) {
+  if (root === undefined && x86_64) {
     const c = cpus.find((x) => x.cr3 !== undefined && x.cr3 !== 0n && (x.cr3 & PTE_ADDR_MASK) < BigInt(physLimit));
     if (c) root = Number(c.cr3! & PTE_ADDR_MASK);
   }
