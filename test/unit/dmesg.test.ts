@@ -456,6 +456,29 @@ test('hostile sizes are refused before allocating', async () => {
   await assert.rejects(readDmesg({ vmcoreinfo: new Vmcoreinfo('OSRELEASE=6.1.0\n'), readVirt: src.readVirt }), (e: unknown) => e instanceof VmcoreError && e.code === 'NO_VMCOREINFO');
 });
 
+test('garbage in the rings: every record is read or reported, nothing throws, nothing loops', async () => {
+  let seed = 12345;
+  const rnd = () => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 8) & 0xff;
+  for (let round = 0; round < 6; round++) {
+    const b = new RingBuilder(5, 10);
+    for (let i = 0; i < 20; i++) b.push(`m${i}`.padEnd(10 + i * 3, '.'));
+    const src = b.finish();
+    // overwrite descriptors, infos and text with noise, keeping some of the real state words
+    for (const [pa, n] of [[DESCS_PA, 32 * 24], [INFOS_PA, 32 * 88], [DATA_PA, 1024]] as const) {
+      const noise = new Uint8Array(n);
+      for (let i = 0; i < n; i++) noise[i] = rnd();
+      const orig = await b.mem.readPhys(pa, n);
+      for (let i = 0; i < n; i++) if (rnd() < 64 * (round % 4)) noise[i] = orig[i]!;
+      b.mem.write(pa, noise);
+    }
+    const log = await readDmesg(src);
+    assert.ok(log.records.length <= 32);
+    for (const r of log.records) assert.ok(r.lost !== undefined || r.empty === true || r.text.length <= 1024);
+    formatDmesg(log, { caller: true, level: 'name' });
+    dmesgToJson(log);
+  }
+});
+
 // ------------------------------------------------------------------------------------------------
 // 3.5–5.9: struct printk_log (x86_64: packed, 16 bytes; 20 with caller_id)
 

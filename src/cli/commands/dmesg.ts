@@ -66,7 +66,12 @@ export function register(program: Command): void {
         }
         const log = await readDmesg(
           { vmcoreinfo: kernel.vmcoreinfo, readVirt: (va, len) => kernel.readVirt(va, len), littleEndian: dump.littleEndian, file: files[0] },
-          { ...(o.sinceClear ? { sinceClear: true } : {}), ...(o.staticRing ? { ring: 'static' as const } : {}) },
+          {
+            ...(o.sinceClear ? { sinceClear: true } : {}),
+            ...(o.staticRing ? { ring: 'static' as const } : {}),
+            // the log lives in RAM: a ring claiming more than the dump describes is corrupt
+            maxLogBytes: Math.min(2 ** 31, dump.maxPfn * dump.pageSize),
+          },
         );
         if (!o.quiet) {
           const notes: string[] = [];
