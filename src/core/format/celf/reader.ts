@@ -26,10 +26,13 @@ import {
   PT_NOTE,
   SHF_ALLOC,
   SHF_COMPRESSED,
+  SHN_XINDEX,
   SHT_PROGBITS,
+  SHT_STRTAB,
 } from '../elf/structs.js';
 import {
   CELF_FLAG_INCOMPLETE,
+  CELF_INDEX_NAME,
   CELF_MAGIC,
   CELF_MAX_CHUNK,
   CELF_VERSION,
@@ -39,7 +42,6 @@ import {
   ENTRY_EXCLUDED,
   ENTRY_MISSING,
   ENTRY_ZERO,
-  SHT_CELF_INDEX,
   codecOfChType,
 } from './structs.js';
 
@@ -61,8 +63,8 @@ export interface CelfOpenOptions {
 interface Sections {
   count: number;
   type: Uint32Array;
+  name: Uint32Array;
   flags: Float64Array; // low 32 bits are enough for the flags we test
-  addr: Float64Array;
   offset: Float64Array;
   size: Float64Array;
 }
@@ -89,7 +91,10 @@ export async function isCelf(src: ByteSource): Promise<boolean> {
     const le = head[5] === ELFDATA2LSB;
     const ehdr = Elf64_Ehdr.read(head, 0, le, { file: src.name });
     const secs = await readSections(src, ehdr, le);
-    return findIndexSection(secs, src.name, false) >= 0;
+    const idx = await findIndexSection(src, ehdr, secs, false);
+    if (idx < 0 || secs.size[idx]! < 8) return false;
+    const magic = await readExact(src, secs.offset[idx]!, 8, 'celf index magic');
+    return String.fromCharCode(...magic.subarray(0, CELF_MAGIC.length)) === CELF_MAGIC && magic[CELF_MAGIC.length] === 0;
   } catch {
     return false;
   }
@@ -121,8 +126,8 @@ async function readSections(
     count,
     sh0,
     type: new Uint32Array(count),
+    name: new Uint32Array(count),
     flags: new Float64Array(count),
-    addr: new Float64Array(count),
     offset: new Float64Array(count),
     size: new Float64Array(count),
   };
@@ -135,9 +140,9 @@ async function readSections(
     for (let i = 0; i < n; i++) {
       const o = i * Elf64_Shdr.size;
       const k = first + i;
+      secs.name[k] = dv.getUint32(o, le);
       secs.type[k] = dv.getUint32(o + 4, le);
       secs.flags[k] = Number(dv.getBigUint64(o + 8, le) & 0xffffffffn);
-      secs.addr[k] = Number(dv.getBigUint64(o + 16, le));
       const off = dv.getBigUint64(o + 24, le);
       const size = dv.getBigUint64(o + 32, le);
       if (off + size > BigInt(src.size)) {
@@ -155,13 +160,38 @@ async function readSections(
   return secs;
 }
 
-function findIndexSection(secs: Sections, file: string, strict: boolean): number {
+const MAX_SHSTRTAB = 16 << 20;
+const INDEX_NAME = Uint8Array.from(CELF_INDEX_NAME + '\0', (c) => c.charCodeAt(0));
+
+/**
+ * The index section: the one SHT_PROGBITS section named ".celf.index". Returns -1 when there
+ * is none; with `strict`, two of them or a broken string table are errors.
+ */
+async function findIndexSection(
+  src: ByteSource,
+  ehdr: ReturnType<typeof Elf64_Ehdr.read>,
+  secs: Sections & { sh0: ReturnType<typeof Elf64_Shdr.read> },
+  strict: boolean,
+): Promise<number> {
+  const file = src.name;
+  const strndx = ehdr.e_shstrndx === SHN_XINDEX ? secs.sh0.sh_link : ehdr.e_shstrndx;
+  if (strndx === 0) return -1;
+  if (strndx >= secs.count || secs.type[strndx] !== SHT_STRTAB || secs.size[strndx]! > MAX_SHSTRTAB) {
+    if (!strict) return -1;
+    throw new VmcoreError('BAD_FIELD', `section name table ${strndx} is missing, not SHT_STRTAB or too large`, { file, offset: 62, field: 'Elf64_Ehdr.e_shstrndx' });
+  }
+  const strtab = await readExact(src, secs.offset[strndx]!, secs.size[strndx]!, '.shstrtab');
   let found = -1;
   for (let i = 1; i < secs.count; i++) {
-    if (secs.type[i] !== SHT_CELF_INDEX) continue;
+    if (secs.type[i] !== SHT_PROGBITS) continue;
+    const at = secs.name[i]!;
+    if (at + INDEX_NAME.length > strtab.length) continue;
+    let same = true;
+    for (let k = 0; k < INDEX_NAME.length && same; k++) same = strtab[at + k] === INDEX_NAME[k];
+    if (!same) continue;
     if (found >= 0) {
       if (!strict) return found;
-      throw new VmcoreError('BAD_FIELD', `two celf index sections (${found} and ${i})`, { file, field: `section ${i} sh_type` });
+      throw new VmcoreError('BAD_FIELD', `two ${CELF_INDEX_NAME} sections (${found} and ${i})`, { file, field: `section ${i} sh_name` });
     }
     found = i;
   }
@@ -280,7 +310,7 @@ export class CelfDump implements Dump {
     if (ehdr.e_type !== ET_CORE) throw new VmcoreError('BAD_FIELD', `e_type ${ehdr.e_type} is not ET_CORE`, { file, offset: 16, field: 'Elf64_Ehdr.e_type' });
     if (ehdr.e_shoff === 0) throw new VmcoreError('BAD_MAGIC', 'ELF core without section headers: not a celf file', { file, offset: 40, field: 'Elf64_Ehdr.e_shoff' });
     const secs = await readSections(src, ehdr, le);
-    const idx = findIndexSection(secs, file, true);
+    const idx = await findIndexSection(src, ehdr, secs, true);
     if (idx < 0) throw new VmcoreError('BAD_MAGIC', 'ELF core without a celf index section: not a celf file', { file, field: 'section headers' });
     const warnings: string[] = [];
 
@@ -374,7 +404,6 @@ export class CelfDump implements Dump {
           // the range must lie inside the chunk's uncompressed bytes (ch_size is checked on read)
           const limit = secs.flags[sh]! & SHF_COMPRESSED ? CELF_MAX_CHUNK : secs.size[sh]!;
           if (e.offset + e.size > limit) throw ebad('offset', `bytes 0x${e.offset.toString(16)}+0x${e.size.toString(16)} lie outside section ${sh} (0x${limit.toString(16)} bytes)`, 'OUT_OF_BOUNDS');
-          if (secs.addr[sh]! + e.offset !== e.paddr) throw ebad('offset', `section ${sh} sh_addr 0x${secs.addr[sh]!.toString(16)} + offset does not give paddr`);
         } else if (e.shndx !== 0 || e.offset !== 0) {
           throw ebad('shndx', `a ${kind} entry names section ${e.shndx}`);
         }

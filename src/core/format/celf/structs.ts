@@ -7,8 +7,6 @@ import { defineStruct } from '../../struct.js';
 import { ELFCOMPRESS_ZLIB, ELFCOMPRESS_ZSTD } from '../elf/structs.js';
 import type { CodecName } from '../../codec/types.js';
 
-/** sh_type of the index section (OS-specific range SHT_LOOS..SHT_HIOS; ASCII "celf"). */
-export const SHT_CELF_INDEX = 0x63656c66;
 export const CELF_INDEX_NAME = '.celf.index';
 export const CELF_MEM_NAME = '.celf.mem';
 export const CELF_NOTE_NAME = '.note';

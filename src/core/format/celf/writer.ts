@@ -49,7 +49,6 @@ import {
   ENTRY_EXCLUDED,
   ENTRY_MISSING,
   ENTRY_ZERO,
-  SHT_CELF_INDEX,
 } from './structs.js';
 
 /** Sections with fixed indices; memory chunks start at FIRST_CHUNK_SHNDX. */
@@ -498,18 +497,17 @@ export class CelfLayout {
     put({ sh_name: nameOff[CELF_NOTE_NAME]!, sh_type: SHT_NOTE, sh_offset: this.notesOffset, sh_size: o.notes.length, sh_addralign: 4n });
     put({
       sh_name: nameOff[CELF_INDEX_NAME]!,
-      sh_type: SHT_CELF_INDEX,
+      sh_type: SHT_PROGBITS,
       sh_offset: indexOffset,
       sh_size: indexSize,
       sh_addralign: 8n,
-      sh_entsize: BigInt(CelfIndexEntry.size),
     });
     for (const c of this.chunks) {
       put({
         sh_name: nameOff[CELF_MEM_NAME]!,
         sh_type: SHT_PROGBITS,
         sh_flags: c.compressed ? BigInt(SHF_COMPRESSED) : 0n,
-        sh_addr: BigInt(c.addr),
+        sh_addr: 0n, // not part of a memory image (gABI); the index gives the physical address
         sh_offset: c.offset,
         sh_size: c.size,
         sh_addralign: 8n,
