@@ -106,6 +106,24 @@ for (const [name, truth] of cases) {
           assert.equal(q?.cr3, BigInt('0x' + cr3));
         }
         t.diagnostic(`pages read by the analysis: ${recorder.pfns().length}; vmcoreinfo: ${k.vmcoreinfoSource}; verdict: ${k.physBase.verdict}`);
+        if (f.kind === 'qemu-kdump') {
+          // the same dump with VMCOREINFO hidden and no memory scan: CPU page tables alone
+          const blind = {
+            pageSize: dump.pageSize,
+            maxPfn: dump.maxPfn,
+            pageState: (p: number) => dump.pageState(p),
+            pageRuns: (a?: number, b?: number) => dump.pageRuns(a, b),
+            readPage: (p: number) => dump.readPage(p),
+            readPhys: (a: number, l: number, o?: { fillMissing?: boolean }) => dump.readPhys(a, l, o),
+            notes: dump.notes.filter((n) => n.name !== 'VMCOREINFO'),
+            vmcoreinfoText: undefined,
+            arch: dump.arch,
+            details: () => dump.details(),
+          };
+          const b = await analyzeKernel(blind, { recover: false });
+          assert.equal(b.physBase.value, want, 'from CR3 alone');
+          assert.equal(b.physBase.proof.length, 2);
+        }
       } finally {
         await dump.close();
       }
