@@ -54,6 +54,7 @@ import { CompressPool, type BatchOut } from '../workers/pool.js';
 import { compressorImpl } from '../workers/page-codec.js';
 import { checkOutput, FileSink, FlatSink, type OutputSink } from './sinks.js';
 import { kernelMappings } from './kernel-map.js';
+import { DirectElfReader } from './direct.js';
 import { availableParallelism } from 'node:os';
 import type { Writable } from 'node:stream';
 
@@ -508,13 +509,20 @@ function* chunks(ranges: readonly PfnRange[], cuts: readonly number[], max: numb
 
 async function* dumpBatches(dump: Dump, ranges: readonly PfnRange[], cuts: number[], max: number, pool: BufferPool): AsyncGenerator<RawBatch> {
   const ps = dump.pageSize;
-  for (const c of chunks(ranges, cuts, max)) {
-    const n = c.endPfn - c.startPfn;
-    const data = await dump.readPhys(c.startPfn * ps, n * ps, { fillMissing: true });
-    if (data.length !== n * ps) throw new VmcoreError('TRUNCATED', `short read at pfn 0x${c.startPfn.toString(16)}`, { file: dump.files[0]?.name });
-    const buf = pool.get(n * ps);
-    new Uint8Array(buf).set(data);
-    yield { startPfn: c.startPfn, count: n, buf };
+  const direct = await DirectElfReader.open(dump);
+  try {
+    for (const c of chunks(ranges, cuts, max)) {
+      const n = c.endPfn - c.startPfn;
+      const buf = pool.get(n * ps);
+      if (!direct || !(await direct.read(c.startPfn * ps, new Uint8Array(buf)))) {
+        const data = await dump.readPhys(c.startPfn * ps, n * ps, { fillMissing: true });
+        if (data.length !== n * ps) throw new VmcoreError('TRUNCATED', `short read at pfn 0x${c.startPfn.toString(16)}`, { file: dump.files[0]?.name });
+        new Uint8Array(buf).set(data);
+      }
+      yield { startPfn: c.startPfn, count: n, buf };
+    }
+  } finally {
+    await direct?.close();
   }
 }
 

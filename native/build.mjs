@@ -1,0 +1,33 @@
+#!/usr/bin/env node
+// Install step for the OPTIONAL libdeflate addon: try node-gyp; on any failure (no compiler,
+// no libdeflate-dev) print one line and succeed, so the package still installs and zlib
+// output falls back to node:zlib.
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+if (process.env.VMCORE_NO_NATIVE) process.exit(0);
+let gyp;
+try {
+  gyp = createRequire(import.meta.url).resolve('node-gyp/bin/node-gyp.js');
+} catch {
+  const npmDir = process.env.npm_execpath ? dirname(dirname(process.env.npm_execpath)) : undefined;
+  const candidates = [
+    npmDir && join(npmDir, 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'),
+    join(dirname(dirname(process.execPath)), 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'),
+  ].filter(Boolean);
+  gyp = candidates.find((c) => existsSync(c));
+}
+// Use the installed Node headers when present (no download needed).
+const prefix = dirname(dirname(process.execPath));
+const args = [gyp, 'rebuild'];
+if (!process.env.npm_config_nodedir && existsSync(join(prefix, 'include', 'node', 'node_api.h'))) args.push(`--nodedir=${prefix}`);
+const r = gyp ? spawnSync(process.execPath, args, { cwd: root, stdio: ['ignore', 'ignore', 'pipe'] }) : { status: 1, stderr: Buffer.from('node-gyp not found') };
+if (r.status !== 0) {
+  const why = String(r.stderr ?? '').split('\n').find((l) => /error|fatal/i.test(l)) ?? 'build failed';
+  console.error(`vmcore: optional libdeflate addon not built (${why.trim()}); zlib output uses node:zlib`);
+}
+process.exit(0);
