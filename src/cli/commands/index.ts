@@ -3,5 +3,6 @@ import type { Command } from 'commander';
 import * as info from './info.js';
 import * as read from './read.js';
 import * as hash from './hash.js';
+import * as fix from './fix.js';
 
-export const commands: { register(p: Command): void }[] = [info, read, hash];
+export const commands: { register(p: Command): void }[] = [info, read, hash, fix];

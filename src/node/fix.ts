@@ -1,0 +1,325 @@
+/**
+ * `fixDump`: rewrite a dump (QEMU's above all) so that every reader gets it right.
+ *
+ *  - kdump input (seekable or flattened): a seekable kdump file with the proved phys_base in
+ *    the sub-header, the VMCOREINFO recovered from memory added to the note blob (with
+ *    offset/size_vmcoreinfo), and utsname / nr_cpus / timestamp filled in. Compressed pages,
+ *    bitmaps and descriptors are copied, not recompressed (see src/core/fix/kdump.ts).
+ *  - `inPlace` (seekable kdump only): the 8-byte phys_base field alone, one aligned write
+ *    inside one sector followed by fdatasync; nothing else in the file changes.
+ *  - ELF input: a copy laid out as the kernel's /proc/vmcore: program headers right after the
+ *    ELF header, PT_LOAD p_vaddr = direct-map addresses plus a kernel-text alias PT_LOAD, and a
+ *    VMCOREINFO note (recovered from memory when the file had none).
+ * The input is never modified unless `inPlace`; the output goes to a temporary name and is
+ * renamed into place when complete; an existing output is kept unless `force`.
+ */
+import { open } from 'node:fs/promises';
+import { VmcoreError } from '../core/errors.js';
+import type { Dump, FormatDetails, PageRun, PageState } from '../core/dump.js';
+import type { ElfNote } from '../core/format/elf/notes.js';
+import type { CodecRegistry } from '../core/codec/types.js';
+import { KdumpDump } from '../core/format/kdump/reader.js';
+import { readKdumpHeader } from '../core/format/kdump/reader.js';
+import { analyzeKernel, type KernelInfo } from '../core/kernel/kernel.js';
+import { kdumpFixWrites, planKdumpFix, planPhysBaseInPlace, singleKdumpPart } from '../core/fix/kdump.js';
+import { kernelMemoryEnd } from '../core/fix/memsection.js';
+import { openDumpFiles } from './open.js';
+import { FileSource } from './file-source.js';
+import { convertDump } from './convert/index.js';
+import { checkOutput, FileSink, ioError } from './convert/sinks.js';
+
+export interface FixOptions {
+  /** Output path (a new file). Exactly one of `out` and `inPlace`. */
+  out?: string;
+  /** Correct the phys_base of a seekable kdump file in place. */
+  inPlace?: boolean;
+  /** Overwrite an existing `out`. */
+  force?: boolean;
+  /** 'auto' (default): the proved value; refuses when it cannot be proved. Or a given value. */
+  physBase?: 'auto' | bigint;
+  codecs?: CodecRegistry;
+  /** Worker threads for the ELF copy (default: cores). */
+  threads?: number;
+  /**
+   * Keep kdump pages above the end of the kernel's memory model (firmware ROM blocks in QEMU
+   * dumps). Default false: they are dropped, since makedumpfile cannot re-filter such a file.
+   */
+  keepAllPages?: boolean;
+}
+
+export interface FixResult {
+  input: string;
+  output: string;
+  inPlace: boolean;
+  inputVariant: string;
+  outputFormat: 'kdump' | 'elf';
+  physBase: {
+    /** Header value before the fix (kdump), if any. */
+    before: string | null;
+    after: string;
+    source: 'proved' | 'given';
+    verdict: string;
+    proof: string[];
+  };
+  vmcoreinfo: { source: string; added: boolean };
+  changes: string[];
+  warnings: string[];
+  bytes: number;
+}
+
+const hex = (v: bigint) => '0x' + BigInt.asUintN(64, v).toString(16);
+const NOTE_VMCOREINFO = 'VMCOREINFO';
+
+function textBytes(s: string): Uint8Array {
+  const b = new Uint8Array(s.length);
+  for (let i = 0; i < s.length; i++) b[i] = s.charCodeAt(i) & 0xff;
+  return b;
+}
+
+/** The phys_base to write: the given value, else the proved one; refuses when unproved. */
+export function choosePhysBase(k: KernelInfo, given: 'auto' | bigint | undefined, file: string, warnings: string[]): { value: bigint; source: 'proved' | 'given' } {
+  const pb = k.physBase;
+  if (given !== undefined && given !== 'auto') {
+    if (pb.value !== undefined && BigInt.asUintN(64, pb.value) !== BigInt.asUintN(64, given)) {
+      warnings.push(`the given phys_base ${hex(given)} differs from the proved value ${hex(pb.value)}`);
+    }
+    const vi = pb.vmcoreinfo;
+    if (vi !== undefined && BigInt.asUintN(64, vi) !== BigInt.asUintN(64, given)) {
+      warnings.push(`VMCOREINFO says NUMBER(phys_base)=${hex(vi)}: readers that prefer VMCOREINFO (libkdumpfile, crash, makedumpfile) will use that, not ${hex(given)}`);
+    }
+    return { value: given, source: 'given' };
+  }
+  if (pb.value === undefined || pb.verdict === 'cannot prove') {
+    const guess = pb.unprovenGuess !== undefined ? ` (best unproved guess ${hex(pb.unprovenGuess)})` : '';
+    throw new VmcoreError('ADDRESS_TRANSLATION', `phys_base cannot be proved from this dump${guess}; give it with --phys-base VALUE if you know it`, {
+      file,
+      field: 'phys_base',
+    });
+  }
+  return { value: pb.value, source: 'proved' };
+}
+
+/** A Dump with a different note list / VMCOREINFO text (for the ELF copy). */
+class NoteOverlay implements Dump {
+  constructor(
+    private readonly d: Dump,
+    readonly notes: readonly ElfNote[],
+    readonly vmcoreinfoText: string | undefined,
+  ) {}
+  get format() {
+    return this.d.format;
+  }
+  get variant() {
+    return this.d.variant;
+  }
+  get files() {
+    return this.d.files;
+  }
+  get arch() {
+    return this.d.arch;
+  }
+  get littleEndian() {
+    return this.d.littleEndian;
+  }
+  get is64() {
+    return this.d.is64;
+  }
+  get warnings() {
+    return this.d.warnings;
+  }
+  get pageSize() {
+    return this.d.pageSize;
+  }
+  get maxPfn() {
+    return this.d.maxPfn;
+  }
+  details(): Promise<FormatDetails> {
+    return this.d.details();
+  }
+  close(): Promise<void> {
+    return this.d.close();
+  }
+  pageState(pfn: number): Promise<PageState> {
+    return this.d.pageState(pfn);
+  }
+  pageRuns(s?: number, e?: number): AsyncIterable<PageRun> {
+    return this.d.pageRuns(s, e);
+  }
+  readPage(pfn: number): Promise<Uint8Array> {
+    return this.d.readPage(pfn);
+  }
+  readPhys(addr: number, len: number, o?: { fillMissing?: boolean }): Promise<Uint8Array> {
+    return this.d.readPhys(addr, len, o);
+  }
+}
+
+function checkOpts(input: string, o: FixOptions): void {
+  if (!!o.out === !!o.inPlace) throw new VmcoreError('USAGE', o.out ? '-o OUT and --in-place exclude each other' : 'give -o OUT (write a fixed copy) or --in-place', { file: input });
+  if (o.inPlace && o.force) throw new VmcoreError('USAGE', '--force applies to -o OUT, not to --in-place', { file: input });
+}
+
+export async function fixDump(input: string, opts: FixOptions): Promise<FixResult> {
+  checkOpts(input, opts);
+  const dump = await openDumpFiles([input], opts.codecs ? { codecs: opts.codecs } : {});
+  let closed = false;
+  const close = async () => {
+    if (!closed) {
+      closed = true;
+      await dump.close();
+    }
+  };
+  try {
+    const warnings: string[] = [];
+    if (dump.arch !== 'x86_64') {
+      throw new VmcoreError('UNSUPPORTED', `architecture ${dump.arch}: only x86_64 dumps can be fixed (phys_base is proved with x86_64 page tables)`, { file: input });
+    }
+    if (opts.inPlace && !(dump instanceof KdumpDump && !dump.flattened)) {
+      throw new VmcoreError(
+        'USAGE',
+        dump instanceof KdumpDump
+          ? '--in-place needs a seekable kdump file; this one is flattened: write a fixed copy with -o OUT'
+          : `--in-place only corrects a kdump header; this is ${dump.variant}: write a fixed copy with -o OUT`,
+        { file: input },
+      );
+    }
+    if (dump instanceof KdumpDump) singleKdumpPart(dump); // refuse split parts before the analysis
+    const k = await analyzeKernel(dump);
+    warnings.push(...dump.warnings);
+    const { value: physBase, source } = choosePhysBase(k, opts.physBase, input, warnings);
+    const vmciText = dump.vmcoreinfoText ?? k.vmcoreinfo?.text;
+    const vmciAdded = dump.vmcoreinfoText === undefined && vmciText !== undefined;
+    if (vmciText === undefined) warnings.push('no VMCOREINFO in the file or in memory: readers that need it (drgn, makedumpfile, vmcore-dmesg) will still fail');
+    const pbReport = {
+      before: k.physBase.header !== undefined ? hex(k.physBase.header) : null,
+      after: hex(physBase),
+      source,
+      verdict: k.physBase.verdict,
+      proof: k.physBase.proof,
+    };
+    const base = {
+      input,
+      inputVariant: dump.variant,
+      physBase: pbReport,
+      warnings,
+    };
+
+    if (dump instanceof KdumpDump) {
+      const part = singleKdumpPart(dump);
+      if (opts.inPlace) {
+        const w = planPhysBaseInPlace(part, physBase);
+        const changes: string[] = [];
+        if (BigInt.asUintN(64, part.h.physBase) !== BigInt.asUintN(64, physBase)) changes.push(`phys_base ${hex(part.h.physBase)} -> ${hex(physBase)}`);
+        if (vmciAdded) warnings.push('--in-place corrects phys_base only: the VMCOREINFO recovered from memory is not added (write a fixed copy with -o OUT for that)');
+        if (!part.h.utsname.release) warnings.push('--in-place corrects phys_base only: the header utsname stays empty (write a fixed copy with -o OUT)');
+        await close();
+        if (changes.length) await writeInPlace(input, w.offset, w.bytes);
+        return {
+          ...base,
+          output: input,
+          inPlace: true,
+          outputFormat: 'kdump',
+          vmcoreinfo: { source: k.vmcoreinfoSource, added: false },
+          changes,
+          bytes: changes.length ? w.bytes.length : 0,
+        };
+      }
+      const out = opts.out!;
+      let maxPfn: number | undefined;
+      if (!opts.keepAllPages) {
+        const end = await kernelMemoryEnd(k, dump.pageSize);
+        if (end && end.endPfn < dump.maxPfn) maxPfn = end.endPfn;
+        else if (!end) warnings.push("the kernel's mem_section could not be read: max_mapnr is kept as it is (makedumpfile may refuse to re-filter the file if it covers firmware above RAM)");
+      }
+      const plan = await planKdumpFix(dump, {
+        ...(maxPfn !== undefined ? { maxPfn } : {}),
+        physBase,
+        ...(vmciText !== undefined ? { vmcoreinfoText: vmciText } : {}),
+        ...(k.utsname ? { utsname: k.utsname } : {}),
+        nrCpus: Math.max(1, k.cpus.length),
+        ...(k.crashTime ? { timestampSec: k.crashTime } : {}),
+      });
+      if (dump.flattened) plan.changes.unshift('flattened stream written as a seekable kdump file');
+      await checkOutput(out, !!opts.force, [input]);
+      const sink = await FileSink.create(out);
+      try {
+        for await (const w of kdumpFixWrites(plan)) await sink.write(w.offset, w.bytes);
+        await sink.finish(plan.outputSize);
+      } catch (e) {
+        await sink.abort(false);
+        throw e;
+      }
+      return {
+        ...base,
+        output: out,
+        inPlace: false,
+        outputFormat: 'kdump',
+        vmcoreinfo: { source: k.vmcoreinfoSource, added: plan.vmcoreinfoAdded },
+        changes: plan.changes,
+        bytes: plan.outputSize,
+      };
+    }
+
+    // ELF (or compressed ELF): a /proc/vmcore-like ELF copy
+    const out = opts.out!;
+    const notes: ElfNote[] = [...dump.notes];
+    const changes: string[] = ['program headers right after the ELF header', 'PT_LOAD p_vaddr: direct map and kernel text'];
+    if (vmciAdded) {
+      notes.push({ name: NOTE_VMCOREINFO, type: 0, desc: textBytes(vmciText!) });
+      changes.push(`VMCOREINFO note added (${vmciText!.length} bytes recovered from memory)`);
+    }
+    const overlay = new NoteOverlay(dump, notes, vmciText);
+    const summary = await convertDump(overlay, out, {
+      format: 'elf',
+      dumpLevel: 0,
+      physBase,
+      force: !!opts.force,
+      inputFiles: [input],
+      ...(opts.threads !== undefined ? { threads: opts.threads } : {}),
+    });
+    warnings.push(...summary.warnings);
+    return {
+      ...base,
+      output: out,
+      inPlace: false,
+      outputFormat: 'elf',
+      vmcoreinfo: { source: k.vmcoreinfoSource, added: vmciAdded },
+      changes,
+      bytes: summary.bytesOut,
+    };
+  } finally {
+    await close();
+  }
+}
+
+/**
+ * Write `bytes` at `offset` of an existing file: one positional write that stays inside one
+ * 512-byte sector, then fdatasync; the header is re-read and compared afterwards.
+ */
+async function writeInPlace(path: string, offset: number, bytes: Uint8Array): Promise<void> {
+  if (Math.floor(offset / 512) !== Math.floor((offset + bytes.length - 1) / 512) || offset % bytes.length !== 0) {
+    throw new VmcoreError('BAD_FIELD', 'the phys_base field is not naturally aligned inside one sector; refusing to write in place', { file: path, offset, field: 'phys_base' });
+  }
+  let fh;
+  try {
+    fh = await open(path, 'r+');
+  } catch (e) {
+    throw ioError(e, path, 'opening the dump for writing');
+  }
+  try {
+    const { bytesWritten } = await fh.write(bytes, 0, bytes.length, offset);
+    if (bytesWritten !== bytes.length) throw new VmcoreError('IO', `short write (${bytesWritten} of ${bytes.length} bytes)`, { file: path, offset, field: 'phys_base' });
+    await fh.datasync();
+  } catch (e) {
+    throw ioError(e, path, 'writing phys_base');
+  } finally {
+    await fh.close().catch(() => undefined);
+  }
+  const src = await FileSource.open(path);
+  try {
+    const back = await src.read(offset, bytes.length);
+    if (back.length !== bytes.length || back.some((b, i) => b !== bytes[i])) throw new VmcoreError('IO', 'phys_base reads back different from what was written', { file: path, offset, field: 'phys_base' });
+    await readKdumpHeader(src); // still a valid header
+  } finally {
+    await src.close();
+  }
+}
