@@ -5,3 +5,4 @@ export { nodeCodecs, codecImplementations } from './codecs.js';
 export { openDumpFiles } from './open.js';
 export { nodeSha256 } from './hash.js';
 export { convertDump, splitParts, KdumpFormat, ElfFormat, type ConvertOptions, type ConvertSummary, type ConvertInput, type PageStreamInput, type ConvertPlan, type OutputFormat, type OutputFormatFactory, type OutputSink, type ConvertProgress } from './convert/index.js';
+export { CelfFormat, celfOutput, type CelfFormatOptions } from './convert/celf.js';

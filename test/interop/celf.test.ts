@@ -30,7 +30,7 @@ import { celfOutput } from '../../src/node/convert/celf.js';
 import { Elf64_Ehdr, Elf64_Shdr } from '../../src/core/format/elf/structs.js';
 import type { CodecName } from '../../src/core/codec/types.js';
 import {
-  BufferSink,
+  CelfBufferSink,
   CelfIndexEntry,
   CelfIndexHeader,
   CelfLayout,
@@ -82,7 +82,7 @@ function notes(): Uint8Array {
 }
 
 async function writeSynthetic(codec: CodecName, path: string, mem: PhysicalMemory = synthetic()): Promise<Uint8Array> {
-  const sink = new BufferSink();
+  const sink = new CelfBufferSink();
   await writeCelf(mem, sink, { codec, codecs: nodeCodecs(), machine: 62, notes: notes(), chunkSize: 65536 });
   const b = sink.bytes();
   writeFileSync(path, b);
@@ -151,7 +151,7 @@ test('readelf: no warnings, notes and sections listed, zlib and zstd chunks deco
 test('readelf accepts more than 65535 sections (extended numbering) without warnings', { skip: !haveReadelf && 'readelf not installed' }, async () => {
   const n = 70000;
   const layout = new CelfLayout({ machine: 62, pageSize: PS, maxPfn: 2 * n, notes: notes(), chunkSize: PS, codec: 'zstd' });
-  const sink = new BufferSink();
+  const sink = new CelfBufferSink();
   await sink.write(layout.head());
   const zstd = nodeCodecs().get('zstd')!;
   for (let i = 0; i < n; i++) {

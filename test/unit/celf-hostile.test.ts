@@ -10,7 +10,7 @@ import { BufferSource } from '../../src/core/io/source.js';
 import { VmcoreError } from '../../src/core/errors.js';
 import { nodeCodecs } from '../../src/node/codecs.js';
 import { Elf64_Ehdr, Elf64_Shdr, Elf64_Chdr } from '../../src/core/format/elf/structs.js';
-import { BufferSink, CelfIndexEntry, CelfIndexHeader, openCelf, writeCelf } from '../../src/core/format/celf/index.js';
+import { CelfBufferSink, CelfIndexEntry, CelfIndexHeader, openCelf, writeCelf } from '../../src/core/format/celf/index.js';
 import type { CodecName } from '../../src/core/codec/types.js';
 
 const PS = 4096;
@@ -29,7 +29,7 @@ async function sample(codec: CodecName | 'none' = 'zstd'): Promise<Uint8Array> {
   for (let p = 0; p < 64; p++) m.set(p, letters(p));
   for (let p = 64; p < 96; p++) m.setState(p, 'zero');
   for (let p = 128; p < 140; p++) m.set(p, new TextEncoder().encode(`high ${p} `.repeat(500)));
-  const sink = new BufferSink();
+  const sink = new CelfBufferSink();
   await writeCelf(m, sink, { codec, codecs: nodeCodecs(), machine: 62, notes: new Uint8Array(0), chunkSize: CHUNK });
   return sink.bytes();
 }

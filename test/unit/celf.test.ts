@@ -14,7 +14,7 @@ import { nodeCodecs } from '../../src/node/codecs.js';
 import { portableCodecs } from '../../src/core/codec/portable.js';
 import { MapCodecRegistry, type CodecName } from '../../src/core/codec/types.js';
 import { Elf64_Ehdr, Elf64_Shdr, Elf64_Phdr, PT_LOAD, PT_NOTE, SHF_COMPRESSED, SHF_ALLOC } from '../../src/core/format/elf/structs.js';
-import { BufferSink, CelfLayout, compressChunk, isCelf, openCelf, writeCelf, type WriteCelfOptions } from '../../src/core/format/celf/index.js';
+import { CelfBufferSink, CelfLayout, compressChunk, isCelf, openCelf, writeCelf, type WriteCelfOptions } from '../../src/core/format/celf/index.js';
 import { openDump } from '../../src/core/format/open.js';
 
 const PS = 4096;
@@ -54,7 +54,7 @@ function notes(le = true): Uint8Array {
 }
 
 async function toCelf(mem: PhysicalMemory, o: Partial<WriteCelfOptions> = {}): Promise<Uint8Array> {
-  const sink = new BufferSink();
+  const sink = new CelfBufferSink();
   await writeCelf(mem, sink, { codec: 'zstd', codecs: nodeCodecs(), machine: 62, notes: notes(o.littleEndian ?? true), chunkSize: 16384, ...o });
   return sink.bytes();
 }
@@ -174,7 +174,7 @@ test('more than 65535 sections: e_shnum 0 and the count in section 0 sh_size', a
   const n = 70000;
   const layout = new CelfLayout({ machine: 62, pageSize: PS, maxPfn: 2 * n, notes: notes(), chunkSize: PS, codec: 'lzo' });
   const lzo = nodeCodecs().get('lzo')!;
-  const sink = new BufferSink();
+  const sink = new CelfBufferSink();
   await sink.write(layout.head());
   const page = new Uint8Array(PS).fill(0x5a);
   for (let i = 0; i < n; i++) {

@@ -568,7 +568,7 @@ export async function writeCelf(
 }
 
 /** A sink collecting everything in memory (tests, small dumps, browsers). */
-export class BufferSink implements CelfSink {
+export class CelfBufferSink implements CelfSink {
   private parts: Uint8Array[] = [];
   private len = 0;
   private patches: { offset: number; bytes: Uint8Array }[] = [];
