@@ -7,6 +7,8 @@ import { VmcoreError } from '../../core/errors.js';
 import type { OutputCodec } from '../../core/format/kdump/writer.js';
 import { openDumpFiles } from '../../node/open.js';
 import { convertDump, type ConvertProgress, type ConvertSummary } from '../../node/convert/index.js';
+import { celfOutput } from '../../node/convert/celf.js';
+import { checkChunkSize, parseChunkSize } from '../../core/format/celf/writer.js';
 import { humanBytes, parseBigint, printJson } from '../util.js';
 
 interface Opts {
@@ -29,6 +31,7 @@ interface Opts {
   z?: boolean;
   E?: boolean;
   native?: boolean;
+  chunk?: string;
 }
 
 function int(s: string | undefined, what: string): number | undefined {
@@ -44,7 +47,7 @@ export function register(program: Command): void {
       'Convert a dump (ELF, kdump, flattened, split set) into kdump-compressed or ELF, in one pass with worker threads. OUT "-" writes the flattened stream to stdout.',
     )
     .argument('<in...>', 'input dump (several files: a split set), then OUT')
-    .addOption(new Option('--format <fmt>', 'output format').choices(['kdump', 'elf']))
+    .addOption(new Option('--format <fmt>', 'output format (celf: compressed ELF, docs/compressed-elf.md)').choices(['kdump', 'elf', 'celf']))
     .addOption(new Option('--compress <codec>', 'kdump page codec (default zlib)').choices(['zlib', 'lzo', 'snappy', 'zstd', 'none']))
     .option('--level <n>', 'codec level for zlib/zstd (default 1, as makedumpfile and QEMU)')
     .option('--exclude-zero', 'zero pages cost nothing: one shared zero page (kdump), not stored (ELF); dump level 1')
@@ -55,6 +58,7 @@ export function register(program: Command): void {
     .option('--force', 'overwrite OUT if it exists')
     .option('--keep-incomplete', 'on failure keep the partial output, marked incomplete')
     .option('--phys-base <value>', 'phys_base to record in the kdump header (default: VMCOREINFO, else the source header)')
+    .option('--chunk <size>', 'celf: uncompressed bytes per chunk, e.g. 64K (default 64K)')
     .option('--no-native', 'use node:zlib even when the libdeflate addon is built')
     .option('--quiet', 'no progress bar')
     .option('--json', 'print a JSON summary')
@@ -71,7 +75,13 @@ export function register(program: Command): void {
       if (shortCodecs.length > 1 || (shortCodecs.length && o.compress && o.compress !== shortCodecs[0])) {
         throw new VmcoreError('USAGE', 'give one codec (-c, -l, -p, -z or --compress)');
       }
-      const format = o.E ? 'elf' : ((o.format ?? 'kdump') as 'kdump' | 'elf');
+      const celf = o.format === 'celf';
+      const format = o.E ? 'elf' : celf ? 'kdump' : ((o.format ?? 'kdump') as 'kdump' | 'elf');
+      if (celf && (o.E || o.flatten || out === '-' || o.split !== undefined)) {
+        throw new VmcoreError('USAGE', 'celf output is one seekable file: -E, --flatten, --split and OUT "-" do not apply');
+      }
+      if (o.chunk !== undefined && !celf) throw new VmcoreError('USAGE', '--chunk applies to --format celf only');
+      const chunkSize = o.chunk !== undefined ? checkChunkSize(parseChunkSize(o.chunk), 4096) : undefined;
       if (o.E && o.format === 'kdump') throw new VmcoreError('USAGE', '-E and --format kdump contradict each other');
       const codec = (shortCodecs[0] ?? o.compress ?? 'zlib') as OutputCodec;
       if (format === 'elf' && (shortCodecs.length || o.compress)) throw new VmcoreError('USAGE', 'ELF output is not compressed: drop the codec option');
@@ -128,6 +138,15 @@ export function register(program: Command): void {
           keepIncomplete: !!o.keepIncomplete,
           ...(o.physBase !== undefined ? { physBase: parseBigint(o.physBase, '--phys-base') } : {}),
           noNative: o.native === false,
+          ...(celf
+            ? {
+                outputFormat: celfOutput({
+                  ...(chunkSize !== undefined ? { chunkSize } : {}),
+                  ...(o.threads !== undefined ? { threads: int(o.threads, '--threads')! } : {}),
+                  noNative: o.native === false,
+                }),
+              }
+            : {}),
           signal: ac.signal,
           onProgress,
           inputFiles: inputs,

@@ -590,3 +590,11 @@ export class CelfBufferSink implements CelfSink {
     return out;
   }
 }
+
+/** Parse a chunk size such as "65536", "64K", "64KiB", "1M" (powers of 1024). */
+export function parseChunkSize(s: string): number {
+  const m = /^(\d+)\s*([kKmM])?(?:i?[bB])?$/.exec(s.trim());
+  if (!m) throw new VmcoreError('USAGE', `chunk size "${s}": expected a number of bytes, optionally with K or M`, { field: 'chunk' });
+  const unit = m[2] ? (m[2].toLowerCase() === 'k' ? 1024 : 1024 * 1024) : 1;
+  return Number(m[1]) * unit;
+}
