@@ -3,6 +3,8 @@ import type { Command } from 'commander';
 import * as info from './info.js';
 import * as read from './read.js';
 import * as hash from './hash.js';
+import * as dmesg from './dmesg.js';
+import * as vmcoreinfo from './vmcoreinfo.js';
 import * as fix from './fix.js';
 
 export const commands: { register(p: Command): void }[] = [info, read, hash, fix];

@@ -34,6 +34,7 @@ import {
 } from './structs.js';
 
 const MAX_NOTE_BYTES = 64 << 20;
+const MAX_PHYS = 1n << 52n;
 const PAGE = 4096;
 
 export function isElf(head: Uint8Array): boolean {
@@ -336,9 +337,13 @@ function buildPieces(phdrs: ProgramHeader[], fileSize: number, warnings: string[
   for (const p of phdrs) {
     if (p.type !== PT_LOAD) continue;
     if (p.paddr === 0xffffffffffffffffn) continue; // /proc/kcore style: no physical address
-    if (p.paddr > BigInt(Number.MAX_SAFE_INTEGER) || p.paddr + BigInt(p.memsz) > BigInt(Number.MAX_SAFE_INTEGER)) {
-      warnings.push(`PT_LOAD at p_paddr 0x${p.paddr.toString(16)} is beyond 2^53 and was ignored`);
-      continue;
+    if (p.paddr + BigInt(p.memsz) > MAX_PHYS) {
+      // No architecture has more than 52 physical address bits.
+      throw new VmcoreError('BAD_FIELD', `PT_LOAD p_paddr 0x${p.paddr.toString(16)} + p_memsz 0x${p.memsz.toString(16)} is beyond the 52-bit physical address space`, {
+        file,
+        offset: p.offset,
+        field: 'p_memsz',
+      });
     }
     if (p.filesz > p.memsz) throw new VmcoreError('BAD_FIELD', `PT_LOAD p_filesz ${p.filesz} > p_memsz ${p.memsz}`, { file, offset: p.offset, field: 'p_filesz' });
     const start = Number(p.paddr);

@@ -121,6 +121,10 @@ export class FlattenedSource implements ByteSource {
     return out;
   }
 
+  async close(): Promise<void> {
+    await this.inner.close?.();
+  }
+
   /** Index of the last piece starting at or before `offset` (-1 if none). */
   private find(offset: number): number {
     let lo = 0;
