@@ -1,0 +1,151 @@
+/**
+ * vmcore dump --qmp SOCKET OUT — dump a running QEMU guest through its QMP monitor into a
+ * compact kdump (or ELF) file in one step, converting QEMU's dump stream on the fly.
+ */
+import { Option, type Command } from 'commander';
+import { VmcoreError } from '../../core/errors.js';
+import { dumpViaQmp, type DumpCodec, type DumpOutputFormat, type QmpDumpProgress, type QmpDumpSummary } from '../../node/dump-qmp.js';
+import { humanBytes, printJson } from '../util.js';
+
+interface Opts {
+  qmp?: string;
+  format?: string;
+  compress?: string;
+  excludeZero?: boolean;
+  threads?: string;
+  paging?: boolean;
+  detachCheck?: boolean;
+  keepIncomplete?: boolean;
+  force?: boolean;
+  fixKernel?: boolean;
+  quiet?: boolean;
+  json?: boolean;
+  c?: boolean;
+  l?: boolean;
+  p?: boolean;
+  z?: boolean;
+}
+
+const hex64 = (v: bigint) => '0x' + BigInt.asUintN(64, v).toString(16);
+
+export function formatSummary(s: QmpDumpSummary): string {
+  const lines = [
+    `${s.output}: ${s.format}${s.codec !== 'none' ? `, ${s.codec} (${s.codecImpl}, ${s.threads} threads)` : ''}`,
+    `  guest memory ${humanBytes(s.guestMemory)} (QEMU ${s.qemuVersion}, guest ${s.guestStatusBefore}${s.guestStatusAfter ? ` -> ${s.guestStatusAfter}` : ''})`,
+    `  written ${humanBytes(s.bytesWritten)} (${((100 * s.bytesWritten) / Math.max(1, s.guestMemory)).toFixed(1)} % of guest memory), ` +
+      `${s.pages.total} pages (${s.pages.stored} stored, ${s.pages.zero} zero)`,
+    `  took ${(s.elapsedMs / 1000).toFixed(1)} s` + (s.guestPausedMs !== undefined ? `, guest paused ${(s.guestPausedMs / 1000).toFixed(1)} s (QEMU events)` : ''),
+  ];
+  if (s.physBase) lines.push(`  phys_base ${hex64(s.physBase.value)} (${s.physBase.patched ? 'written into the header' : 'header already right'}; ${s.physBase.verdict})`);
+  lines.push(`  VMCOREINFO: ${s.vmcoreinfo.source}${s.vmcoreinfo.added ? ' (added to the output)' : ''}`);
+  return lines.join('\n') + '\n';
+}
+
+export function register(program: Command): void {
+  program
+    .command('dump')
+    .description(
+      'Dump a running QEMU guest via its QMP monitor (unix socket or host:port) into OUT: QEMU streams its ELF dump through a FIFO and vmcore converts it on the fly (the guest memory never lands on disk uncompressed), then writes the true phys_base and, if the guest has none, the VMCOREINFO recovered from memory.',
+    )
+    .requiredOption('--qmp <socket>', 'QEMU monitor: unix socket path, unix:PATH, HOST:PORT or tcp:HOST:PORT')
+    .argument('<out>', 'output file')
+    .addOption(new Option('--format <fmt>', 'output format (default kdump)').choices(['kdump', 'elf', 'celf']))
+    .addOption(new Option('--compress <codec>', 'kdump page codec (default zlib)').choices(['zlib', 'lzo', 'snappy', 'zstd', 'none']))
+    .option('-c', 'zlib')
+    .option('-l', 'lzo')
+    .option('-p', 'snappy')
+    .option('-z', 'zstd')
+    .option('--exclude-zero', 'zero pages cost nothing (always so for kdump: one shared zero page; ELF: not stored)')
+    .option('--threads <n>', 'compression worker threads (default: number of cores)')
+    .option('--paging', 'ask QEMU for paging=true (PT_LOADs with kernel virtual addresses)')
+    .option('--detach-check', 'after the dump, check that QEMU answers and the guest is back in its former run state')
+    .option('--keep-incomplete', 'on failure keep the partial output, marked incomplete')
+    .option('--force', 'overwrite OUT if it exists')
+    .option('--no-fix-kernel', 'do not analyse the output to write phys_base / recovered VMCOREINFO')
+    .option('--quiet', 'no progress bar, no summary')
+    .option('--json', 'print a JSON summary on stdout')
+    .action(async (out: string, o: Opts) => {
+      const short = [o.c && 'zlib', o.l && 'lzo', o.p && 'snappy', o.z && 'zstd'].filter(Boolean) as DumpCodec[];
+      if (short.length > 1 || (short.length && o.compress && o.compress !== short[0])) throw new VmcoreError('USAGE', 'give one codec (-c, -l, -p, -z or --compress)');
+      const format = (o.format ?? 'kdump') as DumpOutputFormat;
+      if (format === 'elf' && (short.length || o.compress)) throw new VmcoreError('USAGE', 'ELF output is not compressed: drop the codec option');
+      let threads: number | undefined;
+      if (o.threads !== undefined) {
+        if (!/^\d+$/.test(o.threads)) throw new VmcoreError('USAGE', `--threads: not a number: ${o.threads}`);
+        threads = Number(o.threads);
+      }
+      const showBar = !o.quiet && !o.json && process.stderr.isTTY;
+      const ac = new AbortController();
+      let sigs = 0;
+      const onSig = () => {
+        if (++sigs > 1) process.exit(130);
+        process.stderr.write('\nvmcore: stopping the dump (QEMU keeps running; press Ctrl-C again to quit at once)\n');
+        ac.abort();
+      };
+      process.on('SIGINT', onSig);
+      process.on('SIGTERM', onSig);
+      let bar: import('cli-progress').SingleBar | undefined;
+      try {
+        if (showBar) {
+          const { SingleBar, Presets } = await import('cli-progress');
+          bar = new SingleBar(
+            {
+              format: ' {phase} [{bar}] {percentage}% | {done}/{all} MiB | QEMU {qemu} | out {out} MiB | {rate} MiB/s | ETA {eta_formatted}',
+              hideCursor: true,
+              stream: process.stderr,
+              etaBuffer: 30,
+            },
+            Presets.shades_classic,
+          );
+        }
+        let started = false;
+        const t0 = Date.now();
+        const onProgress = (p: QmpDumpProgress) => {
+          if (!bar) return;
+          const mib = (n: number) => (n / 1048576).toFixed(0);
+          const payload = {
+            phase: p.phase,
+            done: mib(p.memoryRead),
+            all: mib(p.memoryTotal),
+            qemu: p.qemu && p.qemu.total ? `${((100 * p.qemu.completed) / p.qemu.total).toFixed(0)}%` : '-',
+            out: mib(p.bytesOut),
+            rate: (p.memoryRead / 1048576 / Math.max(0.001, (Date.now() - t0) / 1000)).toFixed(0),
+          };
+          if (!started) {
+            started = true;
+            bar.start(Math.max(1, p.memoryTotal), 0, payload);
+          }
+          bar.update(Math.min(p.memoryRead, p.memoryTotal), payload);
+        };
+        const summary = await dumpViaQmp({
+          qmp: o.qmp!,
+          output: out,
+          format,
+          codec: format === 'elf' ? 'none' : ((short[0] ?? o.compress ?? 'zlib') as DumpCodec),
+          excludeZero: !!o.excludeZero,
+          ...(threads !== undefined ? { threads } : {}),
+          paging: !!o.paging,
+          detachCheck: !!o.detachCheck,
+          keepIncomplete: !!o.keepIncomplete,
+          force: !!o.force,
+          fixKernelInfo: o.fixKernel !== false,
+          signal: ac.signal,
+          onProgress,
+          onWarning: (w) => {
+            if (o.quiet || o.json) return;
+            if (bar) bar.stop();
+            bar = undefined;
+            process.stderr.write(`warning: ${w}\n`);
+          },
+        });
+        bar?.stop();
+        bar = undefined;
+        if (o.json) await printJson(summary);
+        else if (!o.quiet) process.stderr.write(formatSummary(summary));
+      } finally {
+        bar?.stop();
+        process.off('SIGINT', onSig);
+        process.off('SIGTERM', onSig);
+      }
+    });
+}

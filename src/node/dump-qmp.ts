@@ -1,0 +1,381 @@
+/**
+ * `vmcore dump --qmp`: dump a running QEMU guest in one step.
+ *
+ * QEMU writes its ELF dump (`dump-guest-memory`, detached) into a FIFO that vmcore created in a
+ * private directory; vmcore reads the stream once, in order, and converts it on the fly with the
+ * parallel writer. The guest's memory never lands on disk uncompressed. Afterwards the kernel
+ * analysis runs on the written output and the true phys_base (and, when the guest has none, a
+ * VMCOREINFO recovered from memory) is patched into the headers and notes, so crash, drgn and
+ * libkdumpfile read the result without help.
+ *
+ * Failures: QEMU exiting mid-dump, a full disk or an interrupt (AbortSignal) remove the partial
+ * output (or keep it marked incomplete with keepIncomplete); vmcore stops reading, which makes
+ * QEMU's write fail, then waits for QEMU's DUMP_COMPLETED so that the guest is resumed and the
+ * monitor usable before reporting what happened.
+ */
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { constants as fsc, open as openFd } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import net from 'node:net';
+import { VmcoreError, isVmcoreError } from '../core/errors.js';
+import { QmpClient, type QmpDumpStatus, type QmpEvent, type QmpStatus } from './qmp.js';
+import { ElfStream, type ElfStreamInfo, type PageBatch } from './stream/elf-stream.js';
+import { patchKernelInfo, type KernelPatchResult } from './stream/patch-kernel.js';
+import { convertDump, type PageStreamInput, type PfnRange } from './convert/index.js';
+import { celfOutput } from './convert/celf.js';
+import { findVmcoreinfoNote } from '../core/format/elf/notes.js';
+
+const execFileP = promisify(execFile);
+
+export type DumpOutputFormat = 'kdump' | 'elf' | 'celf';
+export type DumpCodec = 'zlib' | 'lzo' | 'snappy' | 'zstd' | 'none';
+
+export interface QmpDumpProgress {
+  /** 'starting' | 'dumping' | 'finishing' (kernel analysis, patching) */
+  phase: 'starting' | 'dumping' | 'finishing';
+  /** Guest memory bytes read from the stream so far. */
+  memoryRead: number;
+  /** Guest memory bytes the stream will deliver. */
+  memoryTotal: number;
+  /** Bytes of the output written so far. */
+  bytesOut: number;
+  /** What QEMU reports (query-dump), when polled. */
+  qemu?: QmpDumpStatus;
+}
+
+export interface QmpDumpOptions {
+  qmp: string;
+  output: string;
+  format?: DumpOutputFormat;
+  codec?: DumpCodec;
+  /** Do not store all-zero pages (kdump: shared zero page is used anyway; ELF: p_memsz tails). */
+  excludeZero?: boolean;
+  threads?: number;
+  /** Ask QEMU for paging=true (PT_LOADs with kernel virtual addresses). */
+  paging?: boolean;
+  force?: boolean;
+  keepIncomplete?: boolean;
+  /** After the dump, check that QEMU answers and the guest is back in its former run state. */
+  detachCheck?: boolean;
+  /** Patch phys_base / VMCOREINFO from the kernel analysis (default true). */
+  fixKernelInfo?: boolean;
+  signal?: AbortSignal;
+  onProgress?: (p: QmpDumpProgress) => void;
+  /** Also called with warnings as they occur. */
+  onWarning?: (w: string) => void;
+  /** Progress poll interval for query-dump, ms (default 500). */
+  pollMs?: number;
+}
+
+export interface QmpDumpSummary {
+  output: string;
+  format: DumpOutputFormat;
+  codec: DumpCodec;
+  codecImpl: string;
+  threads: number;
+  qemuVersion: string;
+  guestStatusBefore: string;
+  guestStatusAfter?: string;
+  /** Guest memory (sum of PT_LOAD sizes QEMU wrote). */
+  guestMemory: number;
+  /** Bytes QEMU wrote into the FIFO (the whole ELF stream). */
+  streamBytes: number;
+  /** Size of the output file. */
+  bytesWritten: number;
+  pages: { total: number; zero: number; stored: number };
+  elapsedMs: number;
+  /** From QEMU's STOP and RESUME event timestamps (a running guest is paused for the dump). */
+  guestPausedMs?: number;
+  physBase?: { value: bigint; verdict: string; method?: string; patched: boolean };
+  vmcoreinfo: { source: string; added: boolean };
+  warnings: string[];
+}
+
+/** The converter's sequential input, built from QEMU's ELF stream. */
+export function streamInput(info: ElfStreamInfo, batches: AsyncIterable<PageBatch>, name: string): PageStreamInput {
+  const ps = info.pageSize;
+  const ranges: PfnRange[] = [];
+  for (const sg of info.segments) {
+    const r = { startPfn: Math.floor(sg.paddr / ps), endPfn: Math.ceil((sg.paddr + sg.memsz) / ps) };
+    const last = ranges[ranges.length - 1];
+    if (last && last.endPfn === r.startPfn) last.endPfn = r.endPfn;
+    else ranges.push(r);
+  }
+  const vmci = findVmcoreinfoNote(info.notes);
+  const nrCpus = info.notes.filter((n) => n.name === 'CORE' && n.type === 1).length;
+  async function* pages(): AsyncGenerator<{ startPfn: number; data: Uint8Array }> {
+    let zero: Uint8Array | undefined;
+    for await (const b of batches) {
+      if (b.data) {
+        yield { startPfn: b.pfn, data: b.data };
+        continue;
+      }
+      zero ??= new Uint8Array(256 * ps);
+      for (let p = 0; p < b.count; p += 256) yield { startPfn: b.pfn + p, data: zero.subarray(0, Math.min(256, b.count - p) * ps) };
+    }
+  }
+  return {
+    kind: 'stream',
+    name,
+    pageSize: ps,
+    arch: info.arch,
+    is64: info.is64,
+    littleEndian: info.littleEndian,
+    notes: info.notes,
+    ...(vmci ? { vmcoreinfoText: new TextDecoder('latin1').decode(vmci.desc).replace(/\0+$/, '') } : {}),
+    ranges,
+    maxPfn: info.maxPfn,
+    pages: pages(),
+    segments: info.segments.map((x) => ({ paddr: x.paddr, vaddr: x.vaddr, memsz: x.memsz })),
+    ...(nrCpus ? { header: { nrCpus } } : {}),
+  };
+}
+
+function qemuVersion(c: QmpClient): string {
+  const v = c.greeting.QMP.version;
+  return `${v.qemu.major}.${v.qemu.minor}.${v.qemu.micro}${v.package ? ` (${v.package.trim()})` : ''}`;
+}
+
+/** Open the read end of a FIFO without blocking and wrap it in a stream (libuv pipe). */
+async function openFifoReader(path: string): Promise<net.Socket> {
+  // A raw descriptor (a FileHandle would close it when garbage-collected); net.Socket takes it
+  // over and closes it with the socket.
+  const fd = await new Promise<number>((res, rej) => openFd(path, fsc.O_RDONLY | fsc.O_NONBLOCK, (e, fd) => (e ? rej(e) : res(fd))));
+  return new net.Socket({ fd, readable: true, writable: false });
+}
+
+const tsMs = (e: QmpEvent | undefined) => (e?.timestamp ? e.timestamp.seconds * 1000 + e.timestamp.microseconds / 1000 : undefined);
+
+export async function dumpViaQmp(opts: QmpDumpOptions): Promise<QmpDumpSummary> {
+  const t0 = Date.now();
+  const format = opts.format ?? 'kdump';
+  const codec = format === 'elf' ? 'none' : (opts.codec ?? (format === 'celf' ? 'zstd' : 'zlib'));
+  const warnings: string[] = [];
+  const warn = (w: string) => {
+    warnings.push(w);
+    opts.onWarning?.(w);
+  };
+  if (opts.signal?.aborted) throw new VmcoreError('INTERRUPTED', 'interrupted before the dump started');
+
+  const qmp = await QmpClient.connect(opts.qmp);
+  let dir: string | undefined;
+  let reader: net.Socket | undefined;
+  let poll: NodeJS.Timeout | undefined;
+  // Events QEMU sends during the dump (registered before the command).
+  const events: QmpEvent[] = [];
+  const onEvent = (e: QmpEvent) => {
+    if (e.event === 'STOP' || e.event === 'RESUME' || e.event === 'DUMP_COMPLETED') events.push(e);
+  };
+  qmp.on('event', onEvent);
+  let dumpStarted = false;
+  let completed: Promise<QmpEvent> | undefined;
+
+  try {
+    const status = await qmp.execute<QmpStatus>('query-status', undefined, { timeoutMs: 10000 });
+    if (status.status === 'inmigrate') {
+      throw new VmcoreError('QMP', 'the guest is waiting for an incoming migration; its memory is not there yet', { file: qmp.target });
+    }
+    if (status.status === 'prelaunch') {
+      throw new VmcoreError('QMP', 'the guest has not been started (QEMU status prelaunch); there is no guest memory to dump yet', { file: qmp.target });
+    }
+    if (!status.running) warn(`the guest is not running (QEMU status ${status.status}); dumping its memory as it is`);
+    const before = await qmp.execute<QmpDumpStatus>('query-dump', undefined, { timeoutMs: 10000 });
+    if (before.status === 'active') throw new VmcoreError('QMP', 'QEMU is already writing a dump (query-dump status active); try again when it is done', { file: qmp.target });
+
+    dir = await mkdtemp(join(tmpdir(), 'vmcore-qmp-'));
+    const fifo = join(dir, 'guest.elf');
+    try {
+      await execFileP('mkfifo', ['-m', '600', fifo]);
+    } catch (e) {
+      throw new VmcoreError('IO', `cannot create a FIFO with mkfifo: ${(e as Error).message}`, { file: fifo, cause: e });
+    }
+    reader = await openFifoReader(fifo);
+    const readerErr: { e?: Error } = {};
+    reader.on('error', (e) => (readerErr.e = e));
+
+    completed = qmp.waitEvent('DUMP_COMPLETED');
+    completed.catch(() => undefined);
+    await qmp.execute('dump-guest-memory', { paging: opts.paging ?? false, protocol: `file:${fifo}`, detach: true, format: 'elf' }, { timeoutMs: 60000 });
+    dumpStarted = true;
+    // QEMU has opened the FIFO: the name is no longer needed.
+    await rm(dir, { recursive: true, force: true });
+    dir = undefined;
+
+    const stream = await ElfStream.open(reader, { name: `QEMU dump stream (${qmp.target})`, reuseBuffer: true });
+    for (const w of stream.warnings) warn(w);
+    const info = stream.info;
+    let bytesOut = 0;
+    let lastQemu: QmpDumpStatus | undefined;
+    const report = (phase: QmpDumpProgress['phase']) =>
+      opts.onProgress?.({
+        phase,
+        memoryRead: Math.max(0, stream.bytesRead - (info.segments[0]?.offset ?? 0)),
+        memoryTotal: info.memoryBytes,
+        bytesOut,
+        ...(lastQemu ? { qemu: lastQemu } : {}),
+      });
+    poll = setInterval(() => {
+      qmp
+        .execute<QmpDumpStatus>('query-dump', undefined, { timeoutMs: 5000 })
+        .then((s) => {
+          lastQemu = s;
+          report('dumping');
+        })
+        .catch(() => undefined);
+    }, opts.pollMs ?? 500);
+    report('starting');
+
+    // QEMU exiting closes the QMP socket: stop the conversion with that as the reason.
+    const abort = new AbortController();
+    let qemuGone: VmcoreError | undefined;
+    const onClosed = (e: VmcoreError) => {
+      qemuGone = e;
+      abort.abort();
+    };
+    qmp.on('closed', onClosed);
+    const onUserAbort = () => abort.abort();
+    opts.signal?.addEventListener('abort', onUserAbort);
+
+    async function* batches(): AsyncGenerator<PageBatch> {
+      for await (const b of stream.pages()) {
+        if (abort.signal.aborted) break;
+        yield b;
+        report('dumping');
+      }
+    }
+
+    let conv;
+    try {
+      conv = await convertDump(streamInput(info, batches(), `QEMU dump stream (${qmp.target})`), opts.output, {
+        format: format === 'elf' ? 'elf' : 'kdump',
+        codec,
+        ...(format === 'celf' ? { outputFormat: celfOutput(opts.threads !== undefined ? { threads: opts.threads } : {}) } : {}),
+        // kdump: zero pages share one zero page (lossless, as QEMU does); ELF: only on request
+        dumpLevel: format === 'kdump' || opts.excludeZero ? 1 : 0,
+        ...(opts.threads !== undefined ? { threads: opts.threads } : {}),
+        force: opts.force ?? false,
+        keepIncomplete: opts.keepIncomplete ?? false,
+        signal: abort.signal,
+        onProgress: (p) => (bytesOut = p.bytesOut),
+      });
+      if (abort.signal.aborted) throw new VmcoreError('INTERRUPTED', 'interrupted');
+    } catch (e) {
+      throw await explainFailure(e, { qemuGone, userAbort: opts.signal?.aborted ?? false, keep: opts.keepIncomplete ?? false, output: opts.output, readerErr: readerErr.e });
+    } finally {
+      qmp.off('closed', onClosed);
+      opts.signal?.removeEventListener('abort', onUserAbort);
+      clearInterval(poll);
+      poll = undefined;
+    }
+    const convWarnings = conv.warnings;
+
+    // The stream is at EOF: QEMU has finished writing. Its verdict:
+    const done = await withTimeout(completed, 120000, 'QEMU did not report DUMP_COMPLETED');
+    const result = (done.data?.result ?? {}) as QmpDumpStatus;
+    if (result.status !== 'completed') {
+      const why = typeof done.data?.error === 'string' ? done.data.error : `status ${result.status}`;
+      throw new VmcoreError('QMP', `QEMU reports the dump failed: ${why}`, { file: qmp.target });
+    }
+    dumpStarted = false;
+    report('finishing');
+
+    let kernel: KernelPatchResult = { vmcoreinfo: { source: 'not checked', added: false }, warnings: [] };
+    if (opts.fixKernelInfo ?? true) {
+      try {
+        kernel = await patchKernelInfo(opts.output, format);
+      } catch (e) {
+        warn(`kernel analysis of the output failed, phys_base and VMCOREINFO left as QEMU wrote them: ${(e as Error).message}`);
+      }
+    }
+    // Warnings about phys_base that the patch has resolved are noise.
+    const fixed = kernel.physBase?.value !== undefined && (kernel.physBase.patched || format !== 'kdump');
+    for (const w of [...convWarnings, ...kernel.warnings]) {
+      if (fixed && (/^phys_base unknown/.test(w) || /header phys_base .* is wrong/.test(w))) continue;
+      warn(w);
+    }
+
+    let after: string | undefined;
+    if (opts.detachCheck) {
+      // Give QEMU a moment to resume the guest after DUMP_COMPLETED.
+      const st = await qmp.execute<QmpStatus>('query-status', undefined, { timeoutMs: 10000 });
+      after = st.status;
+      if (st.running !== status.running) {
+        warn(`the guest was ${status.status} before the dump and is ${st.status} after it`);
+      }
+    }
+
+    const stop = events.find((e) => e.event === 'STOP');
+    const resume = events.find((e) => e.event === 'RESUME' && (tsMs(e) ?? 0) >= (tsMs(stop) ?? 0));
+    const pausedMs = stop && resume ? (tsMs(resume)! - tsMs(stop)!) : undefined;
+
+    return {
+      output: opts.output,
+      format,
+      codec,
+      codecImpl: conv.codecImpl,
+      threads: conv.threads,
+      qemuVersion: qemuVersion(qmp),
+      guestStatusBefore: status.status,
+      ...(after !== undefined ? { guestStatusAfter: after } : {}),
+      guestMemory: info.memoryBytes,
+      streamBytes: stream.bytesRead,
+      bytesWritten: (await stat(opts.output)).size,
+      pages: { total: conv.pages.total, zero: conv.pages.zero, stored: conv.pages.compressed + conv.pages.raw },
+      elapsedMs: Date.now() - t0,
+      ...(pausedMs !== undefined ? { guestPausedMs: Math.round(pausedMs) } : {}),
+      ...(kernel.physBase ? { physBase: kernel.physBase } : {}),
+      vmcoreinfo: kernel.vmcoreinfo,
+      warnings,
+    };
+  } catch (e) {
+    if (dumpStarted && !qmp.closed) {
+      // Stop reading so QEMU's writes fail, then wait until QEMU has given up and resumed the
+      // guest, so the monitor is usable when we return.
+      reader?.destroy();
+      if (completed) await withTimeout(completed, 60000, '').catch(() => undefined);
+    }
+    throw e;
+  } finally {
+    if (poll) clearInterval(poll);
+    reader?.destroy();
+    qmp.off('event', onEvent);
+    qmp.close();
+    if (dir) await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+  }
+}
+
+async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let t: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      p,
+      new Promise<never>((_, rej) => {
+        t = setTimeout(() => rej(new VmcoreError('QMP', `${what} within ${ms / 1000} s`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(t);
+  }
+}
+
+async function explainFailure(
+  e: unknown,
+  ctx: { qemuGone: VmcoreError | undefined; userAbort: boolean; keep: boolean; output: string; readerErr?: Error },
+): Promise<VmcoreError> {
+  const fate = ctx.keep ? `the partial output was kept and marked incomplete: ${ctx.output}` : 'the partial output was removed';
+  if (ctx.userAbort) return new VmcoreError('INTERRUPTED', `interrupted; ${fate}; QEMU and the guest keep running`, { file: ctx.output, cause: e });
+  if (ctx.qemuGone || (isVmcoreError(e) && e.code === 'TRUNCATED')) {
+    return new VmcoreError('QMP', `QEMU stopped writing the dump (${ctx.qemuGone ? 'QEMU exited or closed the monitor' : 'the stream ended early'}); ${fate}`, {
+      file: ctx.output,
+      cause: e,
+    });
+  }
+  if (isVmcoreError(e)) {
+    const msg = e.code === 'IO' ? `${e.message}; ${fate}; the dump in QEMU was cancelled and the guest resumed` : e.message;
+    return new VmcoreError(e.code, msg, { cause: e });
+  }
+  return new VmcoreError('IO', `${(e as Error)?.message ?? String(e)}; ${fate}`, { file: ctx.output, cause: e });
+}

@@ -1,0 +1,368 @@
+/**
+ * Streaming reader for an ELF core that can be read only ONCE, in order (a pipe or FIFO that
+ * QEMU's dump-guest-memory writes into).
+ *
+ * QEMU writes: ELF header, section headers, program headers, notes, then guest memory segment
+ * after segment in ascending file offset, then section data. `ElfStream.open` reads everything
+ * up to the first memory byte and returns the notes and segments; `pages()` then yields guest
+ * memory in ascending file order as batches of whole pages. Memory use is bounded (one batch
+ * plus the input chunk); hostile input raises typed VmcoreErrors, never a hang or a huge
+ * allocation.
+ */
+import { VmcoreError } from '../../core/errors.js';
+import { parseNotes, type ElfNote } from '../../core/format/elf/notes.js';
+import {
+  ELFCLASS32,
+  ELFCLASS64,
+  ELFDATA2LSB,
+  ELFDATA2MSB,
+  ELFMAG,
+  ET_CORE,
+  Elf64_Ehdr,
+  Elf64_Phdr,
+  Elf64_Shdr,
+  MACHINES,
+  PN_XNUM,
+  PT_LOAD,
+  PT_NOTE,
+} from '../../core/format/elf/structs.js';
+
+/** Limits for untrusted headers. */
+const MAX_PHNUM = 1 << 20;
+const MAX_HEADER_BYTES = 64 << 20; // headers + notes read before the first memory byte
+const MAX_NOTE_BYTES = 64 << 20;
+
+export interface StreamSegment {
+  /** Physical address of the first byte (PT_LOAD p_paddr). */
+  paddr: number;
+  vaddr: bigint;
+  offset: number;
+  filesz: number;
+  memsz: number;
+}
+
+/** A run of consecutive pages. `data` holds `count * pageSize` bytes, or is absent for zero pages (p_memsz > p_filesz tails). */
+export interface PageBatch {
+  pfn: number;
+  count: number;
+  data?: Uint8Array;
+}
+
+export interface ElfStreamInfo {
+  arch: string;
+  machine: number;
+  littleEndian: boolean;
+  is64: boolean;
+  notes: ElfNote[];
+  /** PT_LOAD segments in file order. */
+  segments: StreamSegment[];
+  pageSize: number;
+  /** One past the highest page frame any segment touches. */
+  maxPfn: number;
+  /** Total bytes of memory the stream will deliver (sum of p_filesz). */
+  memoryBytes: number;
+}
+
+/** Pulls exact byte counts out of an async chunk iterator. */
+class ChunkReader {
+  private it: AsyncIterator<Uint8Array>;
+  private cur: Uint8Array = new Uint8Array(0);
+  private pos = 0;
+  /** Bytes consumed so far = current file offset. */
+  offset = 0;
+  private done = false;
+
+  constructor(
+    input: AsyncIterable<Uint8Array>,
+    readonly name: string,
+  ) {
+    this.it = input[Symbol.asyncIterator]();
+  }
+
+  private async fill(): Promise<boolean> {
+    while (this.pos >= this.cur.length) {
+      if (this.done) return false;
+      const r = await this.it.next();
+      if (r.done) {
+        this.done = true;
+        return false;
+      }
+      this.cur = r.value instanceof Uint8Array ? r.value : new Uint8Array(r.value as ArrayBuffer);
+      this.pos = 0;
+    }
+    return true;
+  }
+
+  /** Copy exactly `n` bytes into `dst` at `at`; TRUNCATED if the stream ends first. */
+  async readInto(dst: Uint8Array, at: number, n: number, what: string): Promise<void> {
+    let done = 0;
+    while (done < n) {
+      if (!(await this.fill())) {
+        throw new VmcoreError('TRUNCATED', `the ELF stream ended after ${this.offset} bytes, inside ${what}`, {
+          file: this.name,
+          offset: this.offset,
+        });
+      }
+      const k = Math.min(n - done, this.cur.length - this.pos);
+      dst.set(this.cur.subarray(this.pos, this.pos + k), at + done);
+      this.pos += k;
+      done += k;
+      this.offset += k;
+    }
+  }
+
+  async read(n: number, what: string): Promise<Uint8Array> {
+    const b = new Uint8Array(n);
+    await this.readInto(b, 0, n, what);
+    return b;
+  }
+
+  /** Skip to file offset `to` (must not be behind). */
+  async skipTo(to: number, what: string): Promise<void> {
+    if (to < this.offset) {
+      throw new VmcoreError('UNSUPPORTED', `${what} at offset 0x${to.toString(16)} lies behind data already read; a stream must be in file order`, {
+        file: this.name,
+        offset: to,
+      });
+    }
+    while (this.offset < to) {
+      if (!(await this.fill())) {
+        throw new VmcoreError('TRUNCATED', `the ELF stream ended after ${this.offset} bytes, before ${what}`, { file: this.name, offset: this.offset });
+      }
+      const k = Math.min(to - this.offset, this.cur.length - this.pos);
+      this.pos += k;
+      this.offset += k;
+    }
+  }
+
+  /** Read and discard everything left; returns the number of bytes. */
+  async drain(): Promise<number> {
+    let n = 0;
+    while (await this.fill()) {
+      const k = this.cur.length - this.pos;
+      n += k;
+      this.offset += k;
+      this.pos = this.cur.length;
+    }
+    return n;
+  }
+
+  async close(): Promise<void> {
+    await this.it.return?.();
+  }
+}
+
+export interface ElfStreamOptions {
+  /** Name for error messages. */
+  name?: string;
+  pageSize?: number;
+  /** Pages per yielded batch (default 256 = 1 MiB of 4 KiB pages). */
+  batchPages?: number;
+  /**
+   * Reuse one batch buffer: each batch's data is valid only until the next one is requested
+   * (for consumers that copy it at once). Default false: every batch has its own ArrayBuffer.
+   */
+  reuseBuffer?: boolean;
+}
+
+export class ElfStream {
+  private consumed = false;
+
+  private constructor(
+    private readonly r: ChunkReader,
+    readonly info: ElfStreamInfo,
+    private readonly batchPages: number,
+    readonly warnings: string[],
+    private readonly reuse: boolean,
+  ) {}
+
+  /** Bytes read from the stream so far. */
+  get bytesRead(): number {
+    return this.r.offset;
+  }
+
+  /** Read the headers and notes (everything before the first memory byte). */
+  static async open(input: AsyncIterable<Uint8Array>, opts: ElfStreamOptions = {}): Promise<ElfStream> {
+    const name = opts.name ?? 'ELF stream';
+    const pageSize = opts.pageSize ?? 4096;
+    const batchPages = Math.max(1, Math.min(opts.batchPages ?? 256, 4096));
+    const r = new ChunkReader(input, name);
+    const warnings: string[] = [];
+    const ctx = { file: name };
+
+    const ident = await r.read(16, 'the ELF identification');
+    if (ELFMAG.some((b, i) => ident[i] !== b)) throw new VmcoreError('BAD_MAGIC', 'not an ELF file (no \\x7fELF magic)', { ...ctx, offset: 0 });
+    const cls = ident[4];
+    const data = ident[5];
+    if (data !== ELFDATA2LSB && data !== ELFDATA2MSB) throw new VmcoreError('BAD_FIELD', `bad EI_DATA ${data}`, { ...ctx, offset: 5, field: 'e_ident.EI_DATA' });
+    if (cls === ELFCLASS32) {
+      throw new VmcoreError('UNSUPPORTED', 'ELF32 cores cannot be streamed yet (QEMU writes ELF32 only for guests not in 64-bit mode)', { ...ctx, offset: 4, field: 'e_ident.EI_CLASS' });
+    }
+    if (cls !== ELFCLASS64) throw new VmcoreError('BAD_FIELD', `bad EI_CLASS ${cls}`, { ...ctx, offset: 4, field: 'e_ident.EI_CLASS' });
+    const le = data === ELFDATA2LSB;
+    const ehBuf = new Uint8Array(64);
+    ehBuf.set(ident, 0);
+    await r.readInto(ehBuf, 16, 48, 'the ELF header');
+    const eh = Elf64_Ehdr.read(ehBuf, 0, le, ctx);
+    if (eh.e_type !== ET_CORE) throw new VmcoreError('UNSUPPORTED', `ELF type ${eh.e_type} is not a core file (ET_CORE)`, { ...ctx, offset: 16, field: 'e_type' });
+    if (eh.e_phentsize !== Elf64_Phdr.size) {
+      throw new VmcoreError('BAD_FIELD', `e_phentsize ${eh.e_phentsize}, expected ${Elf64_Phdr.size}`, { ...ctx, offset: 54, field: 'e_phentsize' });
+    }
+    if (eh.e_phoff < 64) throw new VmcoreError('OUT_OF_BOUNDS', `e_phoff ${eh.e_phoff} overlaps the ELF header`, { ...ctx, offset: 32, field: 'e_phoff' });
+
+    // Collect the header area: section headers (needed for PN_XNUM) and program headers, in
+    // file order.
+    let phnum = eh.e_phnum;
+    const wantShdr0 = phnum === PN_XNUM;
+    if (wantShdr0) {
+      if (eh.e_shoff < 64 || eh.e_shoff > MAX_HEADER_BYTES || eh.e_shentsize !== Elf64_Shdr.size) {
+        throw new VmcoreError('UNSUPPORTED', 'e_phnum is PN_XNUM but section header 0 is not readable before the program headers', { ...ctx, offset: 40, field: 'e_shoff' });
+      }
+      if (eh.e_shoff > eh.e_phoff) {
+        throw new VmcoreError('UNSUPPORTED', 'e_phnum is PN_XNUM and the section headers follow the program headers; cannot stream', { ...ctx, offset: 40, field: 'e_shoff' });
+      }
+      await r.skipTo(eh.e_shoff, 'section header 0');
+      const sh = Elf64_Shdr.read(await r.read(Elf64_Shdr.size, 'section header 0'), 0, le, { file: name, base: eh.e_shoff });
+      phnum = sh.sh_info;
+    }
+    if (phnum > MAX_PHNUM) throw new VmcoreError('OUT_OF_BOUNDS', `${phnum} program headers (limit ${MAX_PHNUM})`, { ...ctx, offset: 56, field: 'e_phnum' });
+    const phBytes = phnum * Elf64_Phdr.size;
+    if (eh.e_phoff + phBytes > MAX_HEADER_BYTES) {
+      throw new VmcoreError('OUT_OF_BOUNDS', `program headers end at ${eh.e_phoff + phBytes}, beyond ${MAX_HEADER_BYTES} bytes`, { ...ctx, offset: 32, field: 'e_phoff' });
+    }
+    await r.skipTo(eh.e_phoff, 'the program headers');
+    const phBuf = await r.read(phBytes, 'the program headers');
+
+    const notesPh: { offset: number; size: number }[] = [];
+    const loads: StreamSegment[] = [];
+    const MAX_ADDR = 2 ** 52;
+    for (let i = 0; i < phnum; i++) {
+      const at = eh.e_phoff + i * Elf64_Phdr.size;
+      const ph = Elf64_Phdr.read(phBuf, i * Elf64_Phdr.size, le, { file: name, base: eh.e_phoff });
+      if (ph.p_type === PT_NOTE) {
+        if (ph.p_filesz > MAX_NOTE_BYTES) throw new VmcoreError('OUT_OF_BOUNDS', `PT_NOTE of ${ph.p_filesz} bytes`, { ...ctx, offset: at + 32, field: 'p_filesz' });
+        if (ph.p_filesz > 0) notesPh.push({ offset: ph.p_offset, size: ph.p_filesz });
+      } else if (ph.p_type === PT_LOAD) {
+        if (ph.p_paddr >= BigInt(MAX_ADDR) || ph.p_paddr + BigInt(ph.p_memsz) > BigInt(MAX_ADDR)) {
+          throw new VmcoreError('OUT_OF_BOUNDS', `PT_LOAD physical range 0x${ph.p_paddr.toString(16)} + 0x${ph.p_memsz.toString(16)} beyond 2^52`, {
+            ...ctx,
+            offset: at + 24,
+            field: 'p_paddr',
+          });
+        }
+        if (ph.p_filesz > ph.p_memsz) throw new VmcoreError('BAD_FIELD', `p_filesz ${ph.p_filesz} > p_memsz ${ph.p_memsz}`, { ...ctx, offset: at + 32, field: 'p_filesz' });
+        if (ph.p_memsz === 0) continue;
+        loads.push({ paddr: Number(ph.p_paddr), vaddr: ph.p_vaddr, offset: ph.p_offset, filesz: ph.p_filesz, memsz: ph.p_memsz });
+      }
+    }
+
+    // Notes come before memory; read them in file order.
+    notesPh.sort((a, b) => a.offset - b.offset);
+    const notes: ElfNote[] = [];
+    let noteTotal = 0;
+    for (const n of notesPh) {
+      noteTotal += n.size;
+      if (noteTotal > MAX_NOTE_BYTES) throw new VmcoreError('OUT_OF_BOUNDS', `more than ${MAX_NOTE_BYTES} bytes of notes`, { ...ctx, offset: n.offset });
+      const firstLoad = loads.reduce((m, s) => (s.filesz > 0 ? Math.min(m, s.offset) : m), Infinity);
+      if (n.offset > firstLoad) throw new VmcoreError('UNSUPPORTED', 'a PT_NOTE follows guest memory in the file; cannot stream', { ...ctx, offset: n.offset });
+      await r.skipTo(n.offset, 'the notes');
+      notes.push(...parseNotes(await r.read(n.size, 'the notes'), le, { file: name, base: n.offset }));
+    }
+
+    // Memory segments in file order; file ranges must not overlap (QEMU writes each byte of
+    // guest memory once). Identical duplicates (paging=true mappings of the same block) are
+    // dropped.
+    const ordered = loads.filter((s) => s.filesz > 0).map((s) => ({ ...s })).sort((a, b) => a.offset - b.offset || a.paddr - b.paddr);
+    const segs: StreamSegment[] = [];
+    for (const s of ordered) {
+      const prev = segs[segs.length - 1];
+      if (prev && s.offset < prev.offset + prev.filesz) {
+        if (s.paddr - s.offset === prev.paddr - prev.offset) {
+          // the same file bytes for the same physical addresses (paging=true mappings): merge
+          const end = Math.max(prev.offset + prev.filesz, s.offset + s.filesz);
+          if (prev.memsz === prev.filesz && s.memsz === s.filesz) {
+            prev.filesz = end - prev.offset;
+            prev.memsz = prev.filesz;
+            continue;
+          }
+          if (s.offset + s.filesz <= prev.offset + prev.filesz) continue;
+        }
+        throw new VmcoreError('UNSUPPORTED', `PT_LOAD segments overlap in the file at offset 0x${s.offset.toString(16)}`, { ...ctx, offset: s.offset, field: 'p_offset' });
+      }
+      segs.push(s);
+    }
+    // Zero tails (memsz > filesz) and memory-only segments.
+    for (const s of loads) if (s.filesz === 0) segs.push(s);
+    let maxPfn = 0;
+    let memoryBytes = 0;
+    for (const s of loads) {
+      maxPfn = Math.max(maxPfn, Math.ceil((s.paddr + s.memsz) / pageSize));
+    }
+    for (const s of segs) memoryBytes += s.filesz;
+    if (segs.some((s) => s.paddr % pageSize !== 0)) warnings.push('a PT_LOAD does not start on a page boundary; partial pages are zero-filled');
+
+    const info: ElfStreamInfo = {
+      arch: MACHINES[eh.e_machine] ?? 'unknown',
+      machine: eh.e_machine,
+      littleEndian: le,
+      is64: true,
+      notes,
+      segments: segs,
+      pageSize,
+      maxPfn,
+      memoryBytes,
+    };
+    return new ElfStream(r, info, batchPages, warnings, !!opts.reuseBuffer);
+  }
+
+  /**
+   * Guest memory in file order, as batches of consecutive whole pages. A page that two
+   * segments share (unaligned segments) is yielded once per segment, zero-filled where the
+   * segment does not cover it. Pages of `p_memsz > p_filesz` tails come as batches without
+   * data, right after their segment's data. Can be iterated once.
+   */
+  async *pages(): AsyncGenerator<PageBatch> {
+    if (this.consumed) throw new VmcoreError('USAGE', 'an ELF stream can be read only once');
+    this.consumed = true;
+    const ps = this.info.pageSize;
+    const { r } = this;
+    const B = this.batchPages;
+    const shared = this.reuse ? new Uint8Array(B * ps) : undefined;
+    function* tail(first: number, end: number): Generator<PageBatch> {
+      for (let p = first; p < end; p += B * 64) yield { pfn: p, count: Math.min(B * 64, end - p) };
+    }
+    for (const s of this.info.segments) {
+      if (s.filesz === 0) {
+        yield* tail(Math.ceil(s.paddr / ps), Math.floor((s.paddr + s.memsz) / ps));
+        continue;
+      }
+      await r.skipTo(s.offset, `the PT_LOAD at paddr 0x${s.paddr.toString(16)}`);
+      const head = s.paddr % ps; // bytes of the first page before the segment
+      let pfn = Math.floor(s.paddr / ps);
+      let left = s.filesz;
+      let first = true;
+      while (left > 0) {
+        const pagesLeft = Math.ceil((left + (first ? head : 0)) / ps);
+        const count = Math.min(B, pagesLeft);
+        const data = shared ? shared.subarray(0, count * ps) : new Uint8Array(count * ps);
+        const skip = first ? head : 0;
+        const n = Math.min(left, count * ps - skip);
+        if (shared && (skip > 0 || n < count * ps)) data.fill(0);
+        await r.readInto(data, skip, n, `the PT_LOAD at paddr 0x${s.paddr.toString(16)}`);
+        left -= n;
+        first = false;
+        yield { pfn, count, data };
+        pfn += count;
+      }
+      // memsz beyond filesz: zero pages that start after the data.
+      yield* tail(Math.ceil((s.paddr + s.filesz) / ps), Math.floor((s.paddr + s.memsz) / ps));
+    }
+    // Section data and anything else after memory: read and discard so the writer finishes.
+    await r.drain();
+  }
+
+  /** Stop reading (the writer then gets EPIPE / a write error). */
+  async close(): Promise<void> {
+    await this.r.close();
+  }
+}

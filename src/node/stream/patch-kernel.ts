@@ -1,0 +1,135 @@
+/**
+ * After a one-pass conversion (e.g. from QEMU's dump stream), give the written file what the
+ * stream could not know up front: the true phys_base (proven by the kernel analysis on the
+ * output) and, when the guest provided no VMCOREINFO, the copy recovered from its memory.
+ *
+ *  - kdump: phys_base is rewritten in the sub-header; a recovered VMCOREINFO is added by
+ *    appending a new note blob (the old notes + a VMCOREINFO note) at the end of the file and
+ *    pointing offset_note/size_note and offset_vmcoreinfo/size_vmcoreinfo at it.
+ *  - ELF: the PT_NOTE program header is pointed at such an appended blob (ELF has no phys_base
+ *    field; the VMCOREINFO note carries NUMBER(phys_base) for readers).
+ */
+import { open, type FileHandle } from 'node:fs/promises';
+import { VmcoreError } from '../../core/errors.js';
+import { buildNotes, parseNotes } from '../../core/format/elf/notes.js';
+import { DiskDumpHeader64, KdumpSubHeader64 } from '../../core/format/kdump/structs.js';
+import { Elf64_Ehdr, Elf64_Phdr, ELFCLASS64, ELFDATA2LSB, PT_NOTE } from '../../core/format/elf/structs.js';
+import { analyzeKernel } from '../../core/kernel/kernel.js';
+import { openDumpFiles } from '../open.js';
+
+export interface KernelPatchResult {
+  physBase?: { value: bigint; verdict: string; method?: string; patched: boolean };
+  vmcoreinfo: { source: string; added: boolean };
+  warnings: string[];
+}
+
+const MAX_NOTES = 64 << 20;
+const latin1 = (s: string) => Uint8Array.from(s, (c) => c.charCodeAt(0) & 0xff);
+
+async function readAt(fh: FileHandle, offset: number, length: number, file: string): Promise<Uint8Array> {
+  const b = new Uint8Array(length);
+  const { bytesRead } = await fh.read(b, 0, length, offset);
+  if (bytesRead !== length) throw new VmcoreError('TRUNCATED', `short read of ${length} bytes`, { file, offset });
+  return b;
+}
+
+async function writeAt(fh: FileHandle, offset: number, bytes: Uint8Array): Promise<void> {
+  let done = 0;
+  while (done < bytes.length) {
+    const { bytesWritten } = await fh.write(bytes, done, bytes.length - done, offset + done);
+    if (bytesWritten <= 0) throw new VmcoreError('IO', 'write returned 0');
+    done += bytesWritten;
+  }
+}
+
+/** Analyse `path` (an x86_64 dump) and patch phys_base / VMCOREINFO into it. */
+export async function patchKernelInfo(path: string, format: 'kdump' | 'elf' | 'celf'): Promise<KernelPatchResult> {
+  const dump = await openDumpFiles([path]);
+  let info;
+  try {
+    if (dump.arch !== 'x86_64') return { vmcoreinfo: { source: 'none', added: false }, warnings: [`architecture ${dump.arch}: phys_base and VMCOREINFO not checked`] };
+    info = await analyzeKernel(dump, { recover: true });
+  } finally {
+    await dump.close();
+  }
+  const warnings = [...info.warnings];
+  const pb = info.physBase;
+  const recoveredText = info.vmcoreinfoSource.startsWith('memory scan')
+    ? info.recovered.find((r) => r.source === info.vmcoreinfoSource)?.text
+    : undefined;
+  const result: KernelPatchResult = { vmcoreinfo: { source: info.vmcoreinfoSource, added: false }, warnings };
+  if (pb.value !== undefined) result.physBase = { value: pb.value, verdict: pb.verdict, method: pb.sources.join(', '), patched: false };
+  else warnings.push('phys_base could not be proven from the guest memory; the header keeps what QEMU wrote');
+
+  if (format === 'celf') {
+    if (recoveredText) warnings.push('VMCOREINFO recovered from memory is not added to celf output');
+    return result;
+  }
+  const fh = await open(path, 'r+');
+  try {
+    const size = (await fh.stat()).size;
+    if (format === 'kdump') {
+      const h = DiskDumpHeader64.read(await readAt(fh, 0, DiskDumpHeader64.size, path), 0, true, { file: path });
+      if (!h.signature.startsWith('KDUMP') || h.header_version < 6) {
+        throw new VmcoreError('UNSUPPORTED', `not a version-6 kdump file (${h.signature} v${h.header_version}); cannot patch`, { file: path });
+      }
+      const subOff = h.block_size;
+      const raw = await readAt(fh, subOff, KdumpSubHeader64.size, path);
+      const sub = KdumpSubHeader64.read(raw, 0, true, { file: path, base: subOff });
+      let dirty = false;
+      if (pb.value !== undefined && sub.phys_base !== BigInt.asUintN(64, pb.value)) {
+        sub.phys_base = BigInt.asUintN(64, pb.value);
+        result.physBase!.patched = true;
+        dirty = true;
+      }
+      if (recoveredText && sub.size_vmcoreinfo === 0) {
+        if (sub.size_note > MAX_NOTES) throw new VmcoreError('OUT_OF_BOUNDS', 'note blob too large', { file: path, field: 'size_note' });
+        const old = sub.size_note > 0 ? parseNotes(await readAt(fh, sub.offset_note, sub.size_note, path), true, { file: path, base: sub.offset_note }) : [];
+        const text = latin1(recoveredText);
+        const blob = buildNotes([...old, { name: 'VMCOREINFO', type: 0, desc: text }], true);
+        const at = Math.ceil(size / 8) * 8;
+        await writeAt(fh, at, blob);
+        sub.offset_note = at;
+        sub.size_note = blob.length;
+        sub.offset_vmcoreinfo = at + blob.length - (Math.ceil(text.length / 4) * 4);
+        sub.size_vmcoreinfo = text.length;
+        result.vmcoreinfo.added = true;
+        dirty = true;
+      }
+      if (dirty) {
+        KdumpSubHeader64.write(sub, raw, 0, true);
+        await writeAt(fh, subOff, raw);
+      }
+    } else {
+      const eb = await readAt(fh, 0, Elf64_Ehdr.size, path);
+      if (eb[4] !== ELFCLASS64 || eb[5] !== ELFDATA2LSB) throw new VmcoreError('UNSUPPORTED', 'only little-endian ELF64 output is patched', { file: path });
+      const eh = Elf64_Ehdr.read(eb, 0, true, { file: path });
+      if (recoveredText) {
+        const phs = await readAt(fh, eh.e_phoff, eh.e_phnum * Elf64_Phdr.size, path);
+        let idx = -1;
+        for (let i = 0; i < eh.e_phnum; i++) if (Elf64_Phdr.read(phs, i * Elf64_Phdr.size, true).p_type === PT_NOTE) idx = idx < 0 ? i : idx;
+        if (idx < 0) {
+          warnings.push('the ELF output has no PT_NOTE; VMCOREINFO not added');
+        } else {
+          const ph = Elf64_Phdr.read(phs, idx * Elf64_Phdr.size, true, { file: path, base: eh.e_phoff });
+          if (ph.p_filesz > MAX_NOTES) throw new VmcoreError('OUT_OF_BOUNDS', 'PT_NOTE too large', { file: path, field: 'p_filesz' });
+          const old = parseNotes(await readAt(fh, ph.p_offset, ph.p_filesz, path), true, { file: path, base: ph.p_offset });
+          if (!old.some((n) => n.name === 'VMCOREINFO')) {
+            const blob = buildNotes([...old, { name: 'VMCOREINFO', type: 0, desc: latin1(recoveredText) }], true);
+            const at = Math.ceil(size / 8) * 8;
+            await writeAt(fh, at, blob);
+            ph.p_offset = at;
+            ph.p_filesz = blob.length;
+            if (ph.p_memsz !== 0) ph.p_memsz = blob.length;
+            const one = Elf64_Phdr.encode(ph, true);
+            await writeAt(fh, eh.e_phoff + idx * Elf64_Phdr.size, one);
+            result.vmcoreinfo.added = true;
+          }
+        }
+      }
+    }
+  } finally {
+    await fh.close();
+  }
+  return result;
+}
