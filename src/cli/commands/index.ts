@@ -7,4 +7,4 @@ import * as dmesg from './dmesg.js';
 import * as vmcoreinfo from './vmcoreinfo.js';
 import * as fix from './fix.js';
 
-export const commands: { register(p: Command): void }[] = [info, read, hash, fix];
+export const commands: { register(p: Command): void }[] = [info, read, hash, dmesg, vmcoreinfo, fix];
