@@ -547,7 +547,10 @@ export class CelfDump implements Dump {
     const file = this.src.name;
     const off = this.secs.offset[sh]!;
     const ssize = this.secs.size[sh]!;
-    if (!(this.secs.flags[sh]! & SHF_COMPRESSED)) return readExact(this.src, off, ssize, `section ${sh}`);
+    if (!(this.secs.flags[sh]! & SHF_COMPRESSED)) {
+      const raw = await readExact(this.src, off, ssize, `section ${sh}`);
+      return new Uint8Array(raw.buffer, raw.byteOffset, raw.length); // a plain view, whatever the source returns
+    }
     const bytes = await readExact(this.src, off, ssize, `section ${sh}`);
     const ch = Elf64_Chdr.read(bytes, 0, this.littleEndian, { file, base: off });
     const size = ch.ch_size;
