@@ -49,6 +49,7 @@ const PY = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
 const haveLkdf = has(PY, ['-c', 'import kdumpfile']);
 const haveDrgn = has(PY, ['-c', 'import drgn']);
 const haveZstdCli = has('zstd', ['--version']);
+const haveElflint = has('eu-elflint', ['--version']);
 const tmp = mkdtempSync(join(tmpdir(), 'vmcore-celf-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
@@ -145,6 +146,16 @@ test('readelf: no warnings, notes and sections listed, zlib and zstd chunks deco
       checked++;
     }
     assert.ok(checked >= 2, `${codec}: ${checked} compressed chunks compared`);
+  }
+});
+
+test('eu-elflint finds nothing but the VMCOREINFO note type it reports for every vmcore', { skip: !haveElflint && 'eu-elflint (elfutils) not installed' }, async () => {
+  for (const codec of ['zstd', 'lzo'] as CodecName[]) {
+    const path = join(tmp, `lint-${codec}.celf`);
+    await writeSynthetic(codec, path);
+    const r = run('eu-elflint', [path]);
+    const complaints = (r.out + r.err).split('\n').filter((l) => l.trim() && !/unknown core file note type 0 /.test(l));
+    assert.deepEqual(complaints, [], `${codec}: ${r.out}${r.err}`);
   }
 });
 
