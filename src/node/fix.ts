@@ -133,8 +133,10 @@ class NoteOverlay implements Dump {
   get maxPfn() {
     return this.d.maxPfn;
   }
-  details(): Promise<FormatDetails> {
-    return this.d.details();
+  /** Without the source's PT_LOAD virtual addresses: the copy gets direct-map ones throughout. */
+  async details(): Promise<FormatDetails> {
+    const { segments: _dropped, ...rest } = await this.d.details();
+    return rest;
   }
   close(): Promise<void> {
     return this.d.close();

@@ -294,3 +294,95 @@ test('--phys-base auto refuses when nothing proves a value; a given value is wri
     await d.close();
   }
 });
+
+// ---------------------------------------------------------------------------------------------
+// ELF
+
+/** A QEMU paging=false style ELF64 core (p_vaddr = p_paddr, no VMCOREINFO), by the gABI layout. */
+function qemuLikeElf(pages: Map<number, Uint8Array>, notes: Uint8Array): Uint8Array {
+  const pfns = [...pages.keys()].sort((a, b) => a - b);
+  const runs: { s: number; e: number }[] = [];
+  for (const p of pfns) {
+    const last = runs[runs.length - 1];
+    if (last && last.e === p) last.e++;
+    else runs.push({ s: p, e: p + 1 });
+  }
+  const phnum = 1 + runs.length;
+  const notesOff = 64 + 56 * phnum;
+  const dataOff = Math.ceil((notesOff + notes.length) / 4096) * 4096;
+  const out = new Uint8Array(dataOff + pfns.length * 4096);
+  const dv = new DataView(out.buffer);
+  out.set([0x7f, 0x45, 0x4c, 0x46, 2, 1, 1], 0);
+  dv.setUint16(16, 4, true); // ET_CORE
+  dv.setUint16(18, 62, true); // EM_X86_64
+  dv.setUint32(20, 1, true);
+  dv.setBigUint64(32, 64n, true);
+  dv.setUint16(52, 64, true);
+  dv.setUint16(54, 56, true);
+  dv.setUint16(56, phnum, true);
+  dv.setUint16(58, 64, true);
+  const ph = (i: number, type: number, off: number, vaddr: bigint, paddr: number, size: number) => {
+    const o = 64 + 56 * i;
+    dv.setUint32(o, type, true);
+    dv.setBigUint64(o + 8, BigInt(off), true);
+    dv.setBigUint64(o + 16, vaddr, true);
+    dv.setBigUint64(o + 24, BigInt(paddr), true);
+    dv.setBigUint64(o + 32, BigInt(size), true);
+    dv.setBigUint64(o + 40, BigInt(size), true);
+  };
+  ph(0, 4, notesOff, 0n, 0, notes.length);
+  out.set(notes, notesOff);
+  let off = dataOff;
+  runs.forEach((r, i) => {
+    ph(1 + i, 1, off, BigInt(r.s * 4096), r.s * 4096, (r.e - r.s) * 4096);
+    for (let p = r.s; p < r.e; p++, off += 4096) out.set(pages.get(p)!, off);
+  });
+  return out;
+}
+
+test('ELF: /proc/vmcore-like copy with program headers first, kernel text and direct-map p_vaddr, recovered VMCOREINFO', async () => {
+  const sd = synthMemory();
+  const f = join(dir, 'synth.elf');
+  writeFileSync(f, qemuLikeElf(sd.pages, note('CORE', 1, prstatusDesc({ pid: 1, rip: 0xffffffff81000000n, rsp: 0n }))));
+  assert.equal(await code(fixDump(f, { inPlace: true })), 'USAGE'); // only kdump headers are fixed in place
+  const out = join(dir, 'synth.fixed.elf');
+  const r = await fixDump(f, { out, threads: 0 });
+  assert.equal(r.outputFormat, 'elf');
+  assert.equal(r.physBase.after, '0x600000');
+  assert.equal(r.vmcoreinfo.added, true);
+
+  const b = readFileSync(out);
+  const dv = new DataView(b.buffer, b.byteOffset, b.length);
+  assert.equal(dv.getBigUint64(32, true), 64n, 'e_phoff: program headers right after the ELF header');
+  const phnum = dv.getUint16(56, true);
+  const START = 0xffffffff80000000n;
+  const DIRECT = 0xffff888000000000n;
+  let text = 0;
+  let sawNote = false;
+  for (let i = 0; i < phnum; i++) {
+    const o = 64 + 56 * i;
+    const type = dv.getUint32(o, true);
+    const off = Number(dv.getBigUint64(o + 8, true));
+    const vaddr = dv.getBigUint64(o + 16, true);
+    const paddr = dv.getBigUint64(o + 24, true);
+    const filesz = Number(dv.getBigUint64(o + 32, true));
+    if (type === 4) {
+      sawNote = true;
+      assert.ok(b.subarray(off, off + filesz).toString('latin1').includes('VMCOREINFO\0\0' + sd.text), 'VMCOREINFO note with the kernel text');
+      continue;
+    }
+    assert.equal(type, 1);
+    if (vaddr >= START) {
+      // kernel text mapping: virt - __START_KERNEL_map + phys_base = phys
+      assert.equal(vaddr - START + 0x600000n, paddr);
+      text++;
+    } else assert.equal(vaddr, DIRECT + paddr, 'direct-map p_vaddr');
+    // file bytes are the source pages
+    for (let a = 0; a < filesz; a += 4096) {
+      const page = sd.pages.get(Number(paddr) / 4096 + a / 4096);
+      if (page) assert.ok(b.subarray(off + a, off + a + 4096).equals(Buffer.from(page)), `paddr 0x${(Number(paddr) + a).toString(16)}`);
+    }
+  }
+  assert.ok(sawNote);
+  assert.ok(text > 0, 'a PT_LOAD for the kernel text');
+});
