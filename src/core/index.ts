@@ -26,3 +26,5 @@ export * from './hash.js';
 export * from './info.js';
 export { readDmesg, formatDmesg, dmesgToJson, recordToJson, locateDataBlock, type DmesgLog, type DmesgRecord, type DmesgOptions, type DmesgFormatOptions, type DmesgSource, type DmesgKind, type DmesgStats, type LocklessRingInfo } from './kernel/dmesg.js';
 export * from './format/celf/index.js';
+export * from './fix/kdump.js';
+export * from './fix/memsection.js';

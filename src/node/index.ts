@@ -6,3 +6,4 @@ export { openDumpFiles } from './open.js';
 export { nodeSha256 } from './hash.js';
 export { convertDump, splitParts, KdumpFormat, ElfFormat, type ConvertOptions, type ConvertSummary, type ConvertInput, type PageStreamInput, type ConvertPlan, type OutputFormat, type OutputFormatFactory, type OutputSink, type ConvertProgress } from './convert/index.js';
 export { CelfFormat, celfOutput, type CelfFormatOptions } from './convert/celf.js';
+export { fixDump, choosePhysBase, type FixOptions, type FixResult } from './fix.js';
