@@ -169,6 +169,8 @@ export interface KdumpSpec {
   machine?: string;
   release?: string;
   dumpLevel?: number;
+  /** VMCOREINFO text: appended to the notes as a VMCOREINFO note, offset/size_vmcoreinfo set. */
+  vmcoreinfo?: string;
 }
 
 export const FLAG: Record<string, number> = { zlib: 1, lzo: 2, snappy: 4, zstd: 0x20, none: 0 };
@@ -190,7 +192,8 @@ export function buildKdump(spec: KdumpSpec): Uint8Array {
   const hv = spec.headerVersion ?? 6;
   const is32 = !!spec.layout32;
   const bs = PAGE;
-  const notes = spec.notes ?? new Uint8Array(0);
+  const vmciText = spec.vmcoreinfo === undefined ? undefined : new TextEncoder().encode(spec.vmcoreinfo);
+  const notes = vmciText ? concat([spec.notes ?? new Uint8Array(0), note('VMCOREINFO', 0, vmciText, le)]) : (spec.notes ?? new Uint8Array(0));
   const subSize = is32 ? 80 : 104;
   const subHdrBlocks = Math.ceil((subSize + notes.length) / bs);
   const bitmapBytes = Math.ceil(Math.ceil(spec.maxMapnr / 8) / bs) * bs;
@@ -262,8 +265,9 @@ export function buildKdump(spec: KdumpSpec): Uint8Array {
   const s = bs;
   const noteOff = bs + subSize;
   head.set(notes, noteOff);
-  const vmciOff = 0;
-  const vmciSize = 0;
+  // the VMCOREINFO note is last: its descriptor starts 24 bytes into the note (12 + "VMCOREINFO\0" padded to 12)
+  const vmciOff = vmciText ? noteOff + notes.length - ((vmciText.length + 3) & ~3) : 0;
+  const vmciSize = vmciText ? vmciText.length : 0;
   if (is32) {
     w(dv, s, 4, spec.physBase ?? 0n, le);
     w(dv, s + 4, 4, spec.dumpLevel ?? 1, le);
