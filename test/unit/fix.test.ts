@@ -182,7 +182,7 @@ function qemuLikeKdump(sd: SynthDump): Uint8Array {
 }
 
 /** makedumpfile -F flattened stream of `file`, in records of at most `rec` bytes, by the documented layout. */
-function flatten(file: Uint8Array, rec = 100_000): Uint8Array {
+function flatten(file: Uint8Array, rec = 100_000, extra: { offset: number; bytes: Uint8Array }[] = []): Uint8Array {
   const parts: Uint8Array[] = [];
   const head = new Uint8Array(4096);
   head.set(new TextEncoder().encode('makedumpfile'), 0);
@@ -201,6 +201,13 @@ function flatten(file: Uint8Array, rec = 100_000): Uint8Array {
     dv.setBigInt64(0, BigInt(o), false);
     dv.setBigInt64(8, BigInt(n), false);
     parts.push(r, file.subarray(o, o + n));
+  }
+  for (const x of extra) {
+    const r = new Uint8Array(16);
+    const dv = new DataView(r.buffer);
+    dv.setBigInt64(0, BigInt(x.offset), false);
+    dv.setBigInt64(8, BigInt(x.bytes.length), false);
+    parts.push(r, x.bytes);
   }
   parts.push(new Uint8Array(16).fill(0xff));
   const out = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
@@ -385,4 +392,20 @@ test('ELF: /proc/vmcore-like copy with program headers first, kernel text and di
   }
   assert.ok(sawNote);
   assert.ok(text > 0, 'a PT_LOAD for the kernel text');
+});
+
+test('a flattened stream claiming a huge sparse size: only the real data is copied', async () => {
+  const sd = synthMemory();
+  const raw = qemuLikeKdump(sd);
+  const f = join(dir, 'sparse.flat');
+  writeFileSync(f, flatten(raw, 100_000, [{ offset: 2 ** 40, bytes: Uint8Array.of(1) }]));
+  const out = join(dir, 'sparse.fixed');
+  const r = await fixDump(f, { out });
+  assert.ok(r.bytes < raw.length + 65536, `output ${r.bytes} bytes`);
+  const d = (await openDumpFiles([out])) as KdumpDump;
+  try {
+    assert.ok(Buffer.from(await d.readPage(0x2300)).subarray(0, 4).equals(Buffer.from([11, 0, 0, 0])));
+  } finally {
+    await d.close();
+  }
 });

@@ -78,12 +78,17 @@ export interface KdumpFixPlan {
   /** Size of the input (logical size for a flattened input) and of the output. */
   inputSize: number;
   outputSize: number;
+  /** End of the input's data area: the last byte a kept descriptor (or eraseinfo) points at. */
+  oldDataEnd: number;
   /** Human-readable list of what changes. */
   changes: string[];
   /** Header phys_base before the fix. */
   oldPhysBase: bigint;
   vmcoreinfoAdded: boolean;
 }
+
+/** Limit on the header, sub-header and note area of a fixed file. */
+const MAX_META_BYTES = 256 << 20;
 
 const hex = (v: bigint) => '0x' + BigInt.asUintN(64, v).toString(16);
 
@@ -180,6 +185,24 @@ export async function planKdumpFix(dump: KdumpDump, v: KdumpFixValues): Promise<
   const newDesc = newBody + 2 * newBitmapLen;
   const newDataStart = newDesc + keptDescs * PAGE_DESC_SIZE;
   const dataShift = newDataStart - oldDataStart;
+  if (newBody > MAX_META_BYTES) {
+    throw new VmcoreError('OUT_OF_BOUNDS', `sub-header area of ${newSub} blocks is beyond any real dump`, { file, offset: 432, field: 'sub_hdr_size' });
+  }
+  // The data area ends where the last kept descriptor's data (or eraseinfo) ends: bytes past it
+  // are not copied (a flattened stream can claim a huge sparse logical size).
+  let oldDataEnd = oldDataStart;
+  const keptEnd = Math.min(src.size, descStart + keptDescs * PAGE_DESC_SIZE);
+  const DCH = 170 * PAGE_DESC_SIZE * 64;
+  for (let pos = descStart; pos < keptEnd; pos += DCH) {
+    const b = await readExact(src, pos, Math.min(DCH, keptEnd - pos), 'page descriptors');
+    const dv = new DataView(b.buffer, b.byteOffset, b.length);
+    for (let o = 0; o + PAGE_DESC_SIZE <= b.length; o += PAGE_DESC_SIZE) {
+      const off = Number(dv.getBigInt64(o, le));
+      const end = off + dv.getUint32(o + 8, le);
+      if (off >= oldDataStart && end <= src.size && end > oldDataEnd) oldDataEnd = end;
+    }
+  }
+  if (h.sizeEraseinfo > 0 && h.offsetEraseinfo >= oldDataStart) oldDataEnd = Math.max(oldDataEnd, Math.min(src.size, h.offsetEraseinfo + h.sizeEraseinfo));
 
   // ---- block 0
   const head = new Uint8Array(newBody);
@@ -263,7 +286,8 @@ export async function planKdumpFix(dump: KdumpDump, v: KdumpFixValues): Promise<
     newDataStart,
     dataShift,
     inputSize: src.size,
-    outputSize: Math.max(newDataStart, src.size + dataShift),
+    outputSize: oldDataEnd + dataShift,
+    oldDataEnd,
     changes,
     oldPhysBase: h.physBase,
     vmcoreinfoAdded: vmciAdded,
@@ -342,8 +366,8 @@ export async function* kdumpFixWrites(plan: KdumpFixPlan, chunkBytes = 1 << 20):
     yield { offset: newDesc + (pos - plan.descStart), bytes: out };
   }
   // data area
-  for (let pos = plan.oldDataStart; pos < plan.inputSize; pos += chunkBytes) {
-    const n = Math.min(chunkBytes, plan.inputSize - pos);
+  for (let pos = plan.oldDataStart; pos < plan.oldDataEnd; pos += chunkBytes) {
+    const n = Math.min(chunkBytes, plan.oldDataEnd - pos);
     yield { offset: pos + dataShift, bytes: await readExact(src, pos, n, 'page data') };
   }
 }
