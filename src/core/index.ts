@@ -28,3 +28,4 @@ export { readDmesg, formatDmesg, dmesgToJson, recordToJson, locateDataBlock, typ
 export * from './format/celf/index.js';
 export * from './fix/kdump.js';
 export * from './fix/memsection.js';
+export * from './io/cached.js';

@@ -9,6 +9,7 @@ import type { Dump } from '../dump.js';
 import { ElfDump, isElf } from './elf/reader.js';
 import { KdumpDump, isKdump } from './kdump/reader.js';
 import { FlattenedSource, isFlattened } from './kdump/flattened.js';
+import { CachedSource } from '../io/cached.js';
 
 export type SourceKind = 'elf' | 'kdump' | 'flattened' | 'unknown';
 
@@ -44,8 +45,10 @@ const OTHER_MAGIC: [string, (h: Uint8Array) => boolean][] = [
   ['an xz file (decompress it first)', (h) => h[0] === 0xfd && h[1] === 0x37 && h[2] === 0x7a && h[3] === 0x58],
 ];
 
-export async function openDump(sources: ByteSource[], codecs: CodecRegistry): Promise<Dump> {
-  if (!sources.length) throw new VmcoreError('USAGE', 'no dump file given');
+export async function openDump(rawSources: ByteSource[], codecs: CodecRegistry): Promise<Dump> {
+  if (!rawSources.length) throw new VmcoreError('USAGE', 'no dump file given');
+  // Page-by-page access patterns (hash, scans, conversion) become one read per MiB.
+  const sources: ByteSource[] = rawSources.map((s) => (s instanceof CachedSource ? s : new CachedSource(s)));
   const kinds: SourceKind[] = [];
   for (const s of sources) {
     if (s.size === 0) throw new VmcoreError('TRUNCATED', 'the file is empty', { file: s.name, offset: 0 });
