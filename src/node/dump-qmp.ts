@@ -87,6 +87,8 @@ export interface QmpDumpSummary {
   bytesWritten: number;
   pages: { total: number; zero: number; stored: number };
   elapsedMs: number;
+  /** Where the time went: QEMU stream + conversion, waiting for QEMU's verdict, kernel analysis and patch. */
+  timings: { streamMs: number; qemuDoneMs: number; analysisMs: number };
   /** From QEMU's STOP and RESUME event timestamps (a running guest is paused for the dump). */
   guestPausedMs?: number;
   physBase?: { value: bigint; verdict: string; method?: string; patched: boolean };
@@ -272,6 +274,7 @@ export async function dumpViaQmp(opts: QmpDumpOptions): Promise<QmpDumpSummary> 
     }
     const convWarnings = conv.warnings;
 
+    const tStream = Date.now();
     // The stream is at EOF: QEMU has finished writing. Its verdict:
     const done = await withTimeout(completed, 120000, 'QEMU did not report DUMP_COMPLETED');
     const result = (done.data?.result ?? {}) as QmpDumpStatus;
@@ -280,6 +283,7 @@ export async function dumpViaQmp(opts: QmpDumpOptions): Promise<QmpDumpSummary> 
       throw new VmcoreError('QMP', `QEMU reports the dump failed: ${why}`, { file: qmp.target });
     }
     dumpStarted = false;
+    const tDone = Date.now();
     report('finishing');
 
     let kernel: KernelPatchResult = { vmcoreinfo: { source: 'not checked', added: false }, warnings: [] };
@@ -297,6 +301,7 @@ export async function dumpViaQmp(opts: QmpDumpOptions): Promise<QmpDumpSummary> 
       warn(w);
     }
 
+    const tPatch = Date.now();
     let after: string | undefined;
     if (opts.detachCheck) {
       // Give QEMU a moment to resume the guest after DUMP_COMPLETED.
@@ -325,6 +330,7 @@ export async function dumpViaQmp(opts: QmpDumpOptions): Promise<QmpDumpSummary> 
       bytesWritten: (await stat(opts.output)).size,
       pages: { total: conv.pages.total, zero: conv.pages.zero, stored: conv.pages.compressed + conv.pages.raw },
       elapsedMs: Date.now() - t0,
+      timings: { streamMs: tStream - t0, qemuDoneMs: tDone - tStream, analysisMs: tPatch - tDone },
       ...(pausedMs !== undefined ? { guestPausedMs: Math.round(pausedMs) } : {}),
       ...(kernel.physBase ? { physBase: kernel.physBase } : {}),
       vmcoreinfo: kernel.vmcoreinfo,
