@@ -36,10 +36,12 @@ const inputSize = statSync(input).size;
 async function convert(out, opts) {
   const d = await openDumpFiles([input]);
   const t = performance.now();
+  const c0 = process.cpuUsage(); // whole process, worker threads included
   const s = await convertDump(d, out, { ...opts, force: true });
   const sec = (performance.now() - t) / 1000;
+  const c1 = process.cpuUsage(c0);
   await d.close();
-  return { sec, bytes: statSync(out).size, pagesTotal: s.pages.total, threads: s.threads };
+  return { sec, cpu: (c1.user + c1.system) / 1e6, bytes: statSync(out).size, pagesTotal: s.pages.total, threads: s.threads };
 }
 
 /** Present pfns chosen with a fixed seed, from the input's runs. */
@@ -94,16 +96,19 @@ for (const codec of codecs) {
   const kr = await randomReads(kdump, pfns);
   const cr = await randomReads(celf, pfns);
   const row = {
-    kdump: { bytes: k[0].bytes, sec: k.map((r) => r.sec), read: kr },
-    celf: { bytes: c[0].bytes, sec: c.map((r) => r.sec), read: cr },
+    kdump: { bytes: k[0].bytes, sec: k.map((r) => r.sec), cpu: k.map((r) => r.cpu), read: kr },
+    celf: { bytes: c[0].bytes, sec: c.map((r) => r.sec), cpu: c.map((r) => r.cpu), read: cr },
     threads: k[0].threads,
   };
   results.codecs[codec] = row;
   const km = median(row.kdump.sec);
   const cm = median(row.celf.sec);
+  const kc = median(row.kdump.cpu);
+  const cc = median(row.celf.cpu);
   console.log(
-    `${codec}: kdump ${row.kdump.bytes} B, ${fmt(km, 2)} s (${fmt(inputSize / MiB / km, 0)} MiB/s), read ${fmt(kr.meanUs)} us | ` +
-      `celf ${row.celf.bytes} B (${fmt((100 * row.celf.bytes) / row.kdump.bytes - 100, 2)} %), ${fmt(cm, 2)} s (${fmt(inputSize / MiB / cm, 0)} MiB/s), read ${fmt(cr.meanUs)} us (${fmt(cr.meanUs / kr.meanUs, 2)}x)`,
+    `${codec}: kdump ${row.kdump.bytes} B, wall ${fmt(km, 2)} s (${fmt(inputSize / MiB / km, 0)} MiB/s), cpu ${fmt(kc, 2)} s, read p50 ${fmt(kr.p50Us)} us mean ${fmt(kr.meanUs)} | ` +
+      `celf ${row.celf.bytes} B (${fmt((100 * row.celf.bytes) / row.kdump.bytes - 100, 2)} %), wall ${fmt(cm, 2)} s (${fmt(inputSize / MiB / cm, 0)} MiB/s), cpu ${fmt(cc, 2)} s, ` +
+      `read p50 ${fmt(cr.p50Us)} us (${fmt(cr.p50Us / kr.p50Us, 2)}x) mean ${fmt(cr.meanUs)}`,
   );
   rmSync(kdump, { force: true });
 }
@@ -113,8 +118,8 @@ for (const chunk of chunks) {
   const celf = join(outDir, `bench.${codec}.${chunk}.celf`);
   const r = await convert(celf, { codec, outputFormat: celfOutput({ chunkSize: chunk }) });
   const rr = await randomReads(celf, pfns);
-  results.chunks.push({ codec, chunk, bytes: r.bytes, sec: r.sec, read: rr });
-  console.log(`${codec} chunk ${chunk / 1024} KiB: ${r.bytes} B, ${fmt(r.sec, 2)} s, read mean ${fmt(rr.meanUs)} us p50 ${fmt(rr.p50Us)} p99 ${fmt(rr.p99Us)}`);
+  results.chunks.push({ codec, chunk, bytes: r.bytes, sec: r.sec, cpu: r.cpu, read: rr });
+  console.log(`${codec} chunk ${chunk / 1024} KiB: ${r.bytes} B, wall ${fmt(r.sec, 2)} s, cpu ${fmt(r.cpu, 2)} s, read mean ${fmt(rr.meanUs)} us p50 ${fmt(rr.p50Us)} p99 ${fmt(rr.p99Us)}`);
   rmSync(celf, { force: true });
 }
 for (const c of codecs) rmSync(join(outDir, `bench.${c}.celf`), { force: true });

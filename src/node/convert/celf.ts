@@ -115,23 +115,35 @@ export class CelfFormat implements OutputFormat {
   async writeBatch(b: CompressedBatch): Promise<void> {
     const ps = this.plan.pageSize;
     let dataOff = 0;
-    for (let i = 0; i < b.count; i++) {
+    let i = 0;
+    while (i < b.count) {
       const pfn = b.startPfn + i;
       const wpfn = pfn - (pfn % this.chunkPages);
       if (this.win && this.win.pfn !== wpfn) await this.closeWindow();
       if (!this.win) this.win = this.newWindow(wpfn);
       const w = this.win;
-      const k = pfn - wpfn;
-      if (b.kinds[i] === 0) {
-        w.state[k] = 1;
-      } else {
-        const size = b.sizes[i]!;
-        if (size !== ps) throw new VmcoreError('BAD_FIELD', `celf: page 0x${pfn.toString(16)} arrived compressed`, { field: 'batch' });
-        new Uint8Array(w.buf, k * ps, ps).set(b.data.subarray(dataOff, dataOff + ps));
-        dataOff += size;
-        w.state[k] = 2;
-      }
+      // the run of pages of this batch that fall into this window
+      const end = Math.min(b.count, i + (wpfn + this.chunkPages - pfn));
       w.any = true;
+      while (i < end) {
+        const k = b.startPfn + i - wpfn;
+        if (b.kinds[i] === 0) {
+          w.state[k] = 1;
+          i++;
+          continue;
+        }
+        // consecutive stored pages are consecutive in b.data: copy them at once
+        let j = i;
+        while (j < end && b.kinds[j] !== 0) {
+          if (b.sizes[j] !== ps) throw new VmcoreError('BAD_FIELD', `celf: page 0x${(b.startPfn + j).toString(16)} arrived compressed`, { field: 'batch' });
+          j++;
+        }
+        const n = (j - i) * ps;
+        new Uint8Array(w.buf, k * ps, n).set(b.data.subarray(dataOff, dataOff + n));
+        w.state.fill(2, k, k + (j - i));
+        dataOff += n;
+        i = j;
+      }
     }
   }
 
