@@ -6,6 +6,7 @@ import type { Dump, Producer } from './dump.js';
 import { noteTypeName } from './format/elf/notes.js';
 import { Vmcoreinfo, hex64 } from './kernel/vmcoreinfo.js';
 import type { KernelInfo } from './kernel/kernel.js';
+import { qemuMisparseInverse } from './kernel/physbase.js';
 
 export interface RangeInfo {
   start: string;
@@ -41,10 +42,15 @@ export interface InfoReport {
   vmcoreinfo: { present: boolean; source: string };
   physBase: {
     header: string | null;
+    /** NUMBER(phys_base) from VMCOREINFO as a 64-bit hex value. */
     vmcoreinfo: string | null;
+    /** NUMBER(phys_base) exactly as written (signed decimal). */
+    vmcoreinfoRaw: string | null;
     value: string | null;
     verdict: string;
     proof: string[];
+    /** Why the header is wrong, when the cause is recognisable. */
+    explanation: string | null;
   };
   ranges: RangeInfo[];
   pages: PageCounts;
@@ -120,10 +126,12 @@ export async function describeDump(dump: Dump, kernel?: KernelInfo, extra: { pan
     vmcoreinfo: { present: !!vi, source: kernel?.vmcoreinfoSource ?? (dump.vmcoreinfoText ? 'note' : 'none') },
     physBase: {
       header: det.headerPhysBase === undefined ? null : hex64(det.headerPhysBase),
-      vmcoreinfo: vmciPb === undefined ? null : vmciPb,
+      vmcoreinfo: vi?.number('phys_base') === undefined ? null : hex64(vi.number('phys_base')!),
+      vmcoreinfoRaw: vmciPb ?? null,
       value: pb?.value === undefined ? null : hex64(pb.value),
       verdict: pb?.verdict ?? (kernel ? 'cannot prove' : 'not analysed'),
       proof: pb?.proof ?? [],
+      explanation: explainHeader(det.headerPhysBase, pb?.value, pb?.verdict, producer),
     },
     ranges,
     pages,
@@ -179,4 +187,12 @@ export function guessProducer(dump: Dump, hints: string[]): { producer: Producer
     }
   }
   return { producer: 'unknown', evidence: hints };
+}
+
+function explainHeader(header: bigint | undefined, value: bigint | undefined, verdict: string | undefined, producer: Producer): string | null {
+  if (verdict !== 'header wrong' || header === undefined || value === undefined) return null;
+  if (qemuMisparseInverse(header) === value) return "QEMU read the kernel's decimal NUMBER(phys_base) as hexadecimal (-device vmcoreinfo present)";
+  if (header === 0n && producer === 'qemu') return 'QEMU writes 0 when it cannot see the guest kernel (no -device vmcoreinfo); the kernel is not at its link address (UEFI firmware or KASLR)';
+  if (header === 0n) return 'the writer left phys_base at 0';
+  return null;
 }

@@ -59,9 +59,10 @@ export function formatInfo(r: InfoReport): string {
   const pb = r.physBase;
   row('phys_base', `${pb.verdict.toUpperCase()}`);
   row('  header', pb.header ?? '(format has no phys_base field)');
-  if (pb.vmcoreinfo !== null) row('  VMCOREINFO', `NUMBER(phys_base)=${pb.vmcoreinfo}`);
+  if (pb.vmcoreinfoRaw !== null) row('  VMCOREINFO', `NUMBER(phys_base)=${pb.vmcoreinfoRaw}${pb.vmcoreinfo !== null && pb.vmcoreinfo !== pb.vmcoreinfoRaw ? `  (${pb.vmcoreinfo})` : ''}`);
   row('  true', pb.value ?? 'not proven');
   if (pb.proof.length) row('  proof', pb.proof.join('; '));
+  if (pb.explanation) row('  why', pb.explanation);
   row('Memory', `${humanBytes(r.pages.ram * r.pageSize)} RAM in ${r.ranges.length} range${r.ranges.length === 1 ? '' : 's'}`);
   const shown = r.ranges.slice(0, 8);
   for (const x of shown) L.push(`${''.padEnd(14)}${x.start.padStart(14)} - ${x.end.padEnd(14)} ${String(x.pages).padStart(9)} pages`);
