@@ -6,5 +6,7 @@ import * as hash from './hash.js';
 import * as dmesg from './dmesg.js';
 import * as vmcoreinfo from './vmcoreinfo.js';
 import * as fix from './fix.js';
+import * as convert from './convert.js';
+import * as dump from './dump.js';
 
-export const commands: { register(p: Command): void }[] = [info, read, hash, dmesg, vmcoreinfo, fix];
+export const commands: { register(p: Command): void }[] = [info, read, hash, dmesg, vmcoreinfo, fix, convert, dump];
