@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Memory digest of a kdump file (or split set) as read by libkdumpfile: SHA-256 over each
 page the file's page map marks present, in ascending pfn order, of (pfn as u64 LE || page).
-Prints JSON {sha256, pages, zero_pages, max_pfn, format, phys_base}. Run with /usr/bin/python3."""
+Prints JSON {sha256, pages, zero_pages, max_pfn, format, phys_base}. --skip-zero leaves
+all-zero pages out; --max-pfn=N hashes only pages below N. Run with /usr/bin/python3."""
 import ctypes, hashlib, json, os, struct, sys
 import kdumpfile
 
@@ -48,12 +49,16 @@ def hash_split(paths, skip_zero):
     print(json.dumps({'sha256': h.hexdigest(), 'pages': pages, 'zero_pages': zeros, 'max_pfn': max_pfn, 'format': 'diskdump split', 'files': len(paths)}))
 
 skip_zero = '--skip-zero' in sys.argv
+limit = None
+for a in sys.argv[1:]:
+    if a.startswith('--max-pfn='):
+        limit = int(a.split('=', 1)[1], 0)
 paths = [a for a in sys.argv[1:] if not a.startswith('--')]
 if len(paths) > 1:
     hash_split(paths, skip_zero)
     sys.exit(0)
 k = kdumpfile.kdumpfile(paths[0])
-max_pfn = k.attr['max_pfn']
+max_pfn = k.attr['max_pfn'] if limit is None else min(limit, k.attr['max_pfn'])
 psize = k.attr['arch.page_size']
 pm = k.attr['file.pagemap']
 h = hashlib.sha256()
@@ -61,10 +66,15 @@ zero = bytes(psize)
 pages = zeros = 0
 pfn = 0
 while pfn < max_pfn:
-    s = pm.find_set(pfn)
+    try:
+        s = pm.find_set(pfn)
+    except kdumpfile.exceptions.NoDataException:
+        break
     if s >= max_pfn:
         break
     e = min(pm.find_clear(s), max_pfn)
+    if e <= s:  # overlapping PT_LOADs (kernel-image alias) can make find_clear lag behind
+        e = s + 1
     for p in range(s, e):
         b = k.read(kdumpfile.KDUMP_MACHPHYSADDR, p * psize, psize)
         if b == zero:
