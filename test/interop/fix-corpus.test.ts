@@ -7,7 +7,7 @@
  *    (below the fixed max_mapnr); makedumpfile -d 31 re-filters the fixed file (the result
  *    still says the true phys_base) and fails on the original; drgn (with the matching
  *    vmlinux) opens the fixed file and its dmesg has the guest's marker line, and refuses the
- *    original;
+ *    original; crash shows the true phys_base and the kernel's utsname in the fixed header;
  *  - QEMU's ELF (paging=false): vmcore-dmesg, makedumpfile and drgn fail on the original and
  *    work on the fixed file.
  * drgn needs the -dbg vmlinux of the corpus kernel: VMCORE_VMLINUX, or the guest-script cache
@@ -17,7 +17,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -36,6 +36,7 @@ function has(cmd: string, args: string[]): boolean {
 }
 const haveMakedumpfile = has('makedumpfile', ['-v']);
 const haveVmcoreDmesg = has('vmcore-dmesg', ['--help']);
+const haveCrash = has('crash', ['--version']);
 const haveZstd = has('zstd', ['--version']);
 const pyHas = (mod: string) => spawnSync(PY, ['-c', `import ${mod}`], { stdio: 'ignore' }).status === 0;
 const haveLkdf = existsSync(PY) && pyHas('kdumpfile');
@@ -167,6 +168,18 @@ for (const [name, truth] of cases) {
         assert.equal(r.phys_base, truePb, 'the re-filtered file keeps the true phys_base');
       }
       rmSync(out, { force: true });
+    });
+
+    test(`${name} kdump: crash shows the true phys_base in the fixed header, utsname filled, log readable`, { skip: !vmlinux ? `no vmlinux for ${release}` : haveCrash ? false : 'crash not installed' }, async () => {
+      await ensureFixed();
+      const cmds = join(tmp, 'crash-cmds');
+      writeFileSync(cmds, 'help -D\nlog\nquit\n');
+      const r = run('crash', ['-s', '-i', cmds, vmlinux!, fixed]);
+      assert.equal(r.status, 0, r.err.slice(-500));
+      const pbLine = /^\s+phys_base: ([0-9a-f]+)$/m.exec(r.out)?.[1];
+      assert.equal('0x' + pbLine, truePb, 'help -D sub-header phys_base');
+      assert.match(r.out, new RegExp(`^\\s+release: ${release!.replace(/[.]/g, '\\.')}$`, 'm'));
+      assert.ok(r.out.includes(marker), 'marker in crash log');
     });
 
     test(`${name} kdump: drgn opens the fixed file and reads the guest's marker from dmesg; refuses the original`, { skip: noDrgn }, async () => {
