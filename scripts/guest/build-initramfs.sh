@@ -5,7 +5,7 @@
 #
 #   scripts/guest/build-initramfs.sh OUT.cpio.gz [--seed-mib N]
 #
-# Needs: busybox-static, cpio, gzip, the kernel unpacked by fetch-kernel.sh (KVER and the
+# Needs: busybox-static, cpio, gzip, readelf (binutils), the kernel unpacked by fetch-kernel.sh (KVER and the
 # cache from the environment or found by running fetch-kernel.sh).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -22,8 +22,10 @@ eval "$("$HERE/fetch-kernel.sh")"
 KDIR=$(dirname "$(dirname "$VMLINUZ")")
 BUSYBOX=$(command -v busybox || true)
 [ -x /bin/busybox ] && BUSYBOX=/bin/busybox
-file -L "$BUSYBOX" 2>/dev/null | grep -q 'statically linked' || {
-  echo "build-initramfs: need busybox-static (apt-get install busybox-static)" >&2; exit 1; }
+# A dynamically linked busybox has a program interpreter; the initramfs has no libc.
+if [ -z "$BUSYBOX" ] || readelf -lW "$BUSYBOX" 2>/dev/null | grep -q 'program interpreter'; then
+  echo "build-initramfs: need busybox-static (apt-get install busybox-static)" >&2; exit 1
+fi
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/vmcore-initramfs.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
