@@ -34,6 +34,10 @@ cat /proc/iomem
 say "iomem end"
 [ -f /sys/kernel/vmcoreinfo ] && say "sys_kernel_vmcoreinfo: $(cat /sys/kernel/vmcoreinfo)"
 
+if [ "$FILL" -gt 0 ] 2>/dev/null && ! ls /seed/* >/dev/null 2>&1; then
+  say "no seed data in the initramfs (built with --seed-mib 0): not filling"
+  FILL=0
+fi
 if [ "$FILL" -gt 0 ] 2>/dev/null; then
   mkdir -p /fill && mount -t tmpfs -o size=100% fill /fill
   # Every copy starts with a pad of a different, non page-aligned length so that no two
