@@ -368,6 +368,28 @@ export class KdumpFile {
     };
   }
 
+  /** Sequential access to descriptors (1 MiB reads), for whole-dump walks. */
+  descCursor(): (index: number) => Promise<Desc | undefined> {
+    const PER = 43690; // descriptors per ~1 MiB read
+    let start = -1;
+    let buf: Uint8Array = new Uint8Array(0);
+    const le = this.h.littleEndian;
+    return async (index: number) => {
+      if (index < 0 || index >= this.numDescs) return undefined;
+      if (start < 0 || index < start || index >= start + buf.length / PAGE_DESC_SIZE) {
+        start = index;
+        const n = Math.min(PER, this.numDescs - index);
+        buf = await this.src.read(this.descOffset + index * PAGE_DESC_SIZE, n * PAGE_DESC_SIZE);
+        if (buf.length < PAGE_DESC_SIZE && index < this.numDescs) return undefined;
+      }
+      const o = (index - start) * PAGE_DESC_SIZE;
+      if (o + PAGE_DESC_SIZE > buf.length) return undefined; // descriptor area cut short
+      const dv = new DataView(buf.buffer, buf.byteOffset + o, PAGE_DESC_SIZE);
+      const off = dv.getBigInt64(0, le);
+      return { offset: off > BigInt(Number.MAX_SAFE_INTEGER) || off < 0n ? -1 : Number(off), size: dv.getUint32(8, le), flags: dv.getUint32(12, le) };
+    };
+  }
+
   async desc(pfn: number): Promise<Desc | undefined> {
     return this.descAt(await this.descIndex(pfn));
   }
@@ -443,6 +465,7 @@ export class KdumpFile {
     const s0 = Math.max(start, this.ownStart);
     const e0 = Math.min(end, this.ownEnd);
     let cur: PageRun | undefined;
+    const cursor = this.descCursor();
     for (let pfn = s0; pfn < e0; ) {
       const blk = Math.floor(pfn / this.bitsPerBlock);
       const blockEnd = Math.min(e0, (blk + 1) * this.bitsPerBlock);
@@ -466,7 +489,7 @@ export class KdumpFile {
         let st: PageState;
         if ((dmp.bits[byte] ?? 0) & m) {
           idx = idx < 0 ? await this.descIndex(pfn) : idx + 1;
-          st = this.stateOfDesc(await this.descAt(idx));
+          st = this.stateOfDesc(await cursor(idx));
         } else st = (ram.bits[byte] ?? 0) & m ? 'excluded' : 'hole';
         if (cur && cur.state === st) cur.endPfn = pfn + 1;
         else {
@@ -481,8 +504,9 @@ export class KdumpFile {
   /** Count pages by codec (reads every descriptor). */
   async codecCounts(): Promise<Record<string, number>> {
     const out: Record<string, number> = {};
+    const cursor = this.descCursor();
     for (let i = 0; i < this.numDescs; i++) {
-      const d = await this.descAt(i);
+      const d = await cursor(i);
       const st = this.stateOfDesc(d);
       const k = st === 'zero' ? 'zero (shared)' : st === 'missing' ? 'missing' : (codecOfFlags(d!.flags) ?? `flags 0x${d!.flags.toString(16)}`);
       out[k] = (out[k] ?? 0) + 1;
