@@ -213,6 +213,12 @@ export async function fixDump(input: string, opts: FixOptions): Promise<FixResul
         if (BigInt.asUintN(64, part.h.physBase) !== BigInt.asUintN(64, physBase)) changes.push(`phys_base ${hex(part.h.physBase)} -> ${hex(physBase)}`);
         if (vmciAdded) warnings.push('--in-place corrects phys_base only: the VMCOREINFO recovered from memory is not added (write a fixed copy with -o OUT for that)');
         if (!part.h.utsname.release) warnings.push('--in-place corrects phys_base only: the header utsname stays empty (write a fixed copy with -o OUT)');
+        const end = await kernelMemoryEnd(k, dump.pageSize);
+        if (end && end.endPfn < dump.maxPfn) {
+          warnings.push(
+            `--in-place keeps max_mapnr 0x${dump.maxPfn.toString(16)} above the kernel's memory end 0x${end.endPfn.toString(16)}: makedumpfile cannot re-filter this file (write a fixed copy with -o OUT)`,
+          );
+        }
         await close();
         if (changes.length) await writeInPlace(input, w.offset, w.bytes);
         return {

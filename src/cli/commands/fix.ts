@@ -62,7 +62,15 @@ export function register(program: Command): void {
         `${r.output}: ${r.inPlace ? 'corrected in place' : `fixed ${r.outputFormat}`} (from ${r.inputVariant})`,
         `  phys_base ${r.physBase.after} (${r.physBase.source === 'given' ? 'given' : `proved: ${r.physBase.proof.join('; ')}`})` +
           (r.physBase.before !== null ? `, header was ${r.physBase.before}` : ''),
-        `  VMCOREINFO ${r.vmcoreinfo.added ? `added (${r.vmcoreinfo.source})` : r.vmcoreinfo.source === 'none' ? 'none' : `kept (${r.vmcoreinfo.source})`}`,
+        `  VMCOREINFO ${
+          r.vmcoreinfo.added
+            ? `added (${r.vmcoreinfo.source})`
+            : r.vmcoreinfo.source === 'none'
+              ? 'none'
+              : r.vmcoreinfo.source.startsWith('memory')
+                ? `not in the file (found by ${r.vmcoreinfo.source})`
+                : `kept (${r.vmcoreinfo.source})`
+        }`,
         ...(r.changes.length ? r.changes.map((c) => `  - ${c}`) : ['  nothing to change']),
       ];
       process.stderr.write(lines.join('\n') + '\n');
