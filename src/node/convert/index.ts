@@ -388,6 +388,7 @@ async function headerFor(
   let nr: number | undefined;
   let hdrPhys: bigint | undefined;
   let segments: readonly { paddr: number; vaddr: bigint; memsz: number }[] | undefined;
+  let srcLevel = 0;
   if (isStream(input)) {
     uts = input.header?.utsname;
     ts = input.header?.timestampSec;
@@ -402,6 +403,8 @@ async function headerFor(
     nr = d.nrCpus;
     hdrPhys = d.headerPhysBase;
     segments = d.segments?.map((s) => ({ paddr: s.paddr, vaddr: s.vaddr, memsz: s.memsz }));
+    // pages a filtering producer already excluded stay excluded: keep its dump level bits
+    if (typeof d.header.dump_level === 'number' && d.header.dump_level > 0 && d.header.dump_level < 32) srcLevel = d.header.dump_level;
   }
   const arch = input.arch;
   const rel = vmci?.osrelease ?? '';
@@ -437,7 +440,7 @@ async function headerFor(
       timestampSec: ts ?? vmci?.crashTime ?? 0,
       nrCpus: nr || nPr || 1,
       physBase,
-      dumpLevel: opts.dumpLevel ?? 0,
+      dumpLevel: (opts.dumpLevel ?? 0) | srcLevel,
     },
     ...(sourceVaddr ? { sourceVaddr } : {}),
   };
