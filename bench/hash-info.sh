@@ -3,7 +3,8 @@
 # definition, test/interop/convert-lkdf.py), and `vmcore info` on a 1 GiB and a 4 GiB dump
 # (info reads headers, bitmaps and descriptors, never page data).
 #   bench/hash-info.sh [WORKDIR]        (default /tmp/vmcore-bench-hash; needs ~12 GB free)
-# Tools: hyperfine, makedumpfile, python3-libkdumpfile, /usr/bin/time.
+# The kdump inputs are written by vmcore convert (the synthetic ELF has no kernel for
+# makedumpfile to recognise). Tools: hyperfine, python3-libkdumpfile, /usr/bin/time.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 work=${1:-/tmp/vmcore-bench-hash}
@@ -11,8 +12,8 @@ mkdir -p "$work"
 vmcore="node $here/dist/src/cli/main.js"
 for g in 1 4; do
   [ -f "$work/in${g}g.elf" ] || node "$here/bench/convert-make-input.mjs" "$work/in${g}g.elf" "$g"
-  [ -f "$work/in${g}g.lzo.kdump" ] || makedumpfile -l -d 1 "$work/in${g}g.elf" "$work/in${g}g.lzo.kdump" >/dev/null
-  [ -f "$work/in${g}g.zlib.kdump" ] || makedumpfile -c -d 1 "$work/in${g}g.elf" "$work/in${g}g.zlib.kdump" >/dev/null
+  [ -f "$work/in${g}g.lzo.kdump" ] || $vmcore convert --quiet -l -d 1 "$work/in${g}g.elf" "$work/in${g}g.lzo.kdump"
+  [ -f "$work/in${g}g.zlib.kdump" ] || $vmcore convert --quiet -c -d 1 "$work/in${g}g.elf" "$work/in${g}g.zlib.kdump"
 done
 cd "$work"
 echo "## digests agree"
