@@ -380,7 +380,7 @@ async function explainFailure(
     });
   }
   if (isVmcoreError(e)) {
-    const msg = e.code === 'IO' ? `${e.message}; ${fate}; the dump in QEMU was cancelled and the guest resumed` : e.message;
+    const msg = e.code === 'IO' ? `${e.message}; ${fate}; QEMU's dump was stopped and the guest left in its former state` : e.message;
     return new VmcoreError(e.code, msg, { cause: e });
   }
   return new VmcoreError('IO', `${(e as Error)?.message ?? String(e)}; ${fate}`, { file: ctx.output, cause: e });

@@ -288,6 +288,30 @@ test('an interrupted dump removes the output; QEMU answers and the guest keeps i
   rmSync(out);
 });
 
+test('a full disk: the error says so, nothing is left behind, QEMU stays usable', { skip }, async (t) => {
+  if (!needGuest(t)) return;
+  const small = join(work, 'small');
+  sh('mkdir', ['-p', small]);
+  const m = sh('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', small]);
+  if (m.status !== 0) {
+    t.skip(`cannot mount a small tmpfs to fill (${m.stderr.trim()}); needs root`);
+    return;
+  }
+  try {
+    const r = cli(['dump', '--qmp', qmpSock, join(small, 'full.kdump'), '-l', '--quiet']);
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, /no space left/i);
+    assert.match(r.stderr, /removed/);
+    assert.deepEqual(readdirSync(small), [], 'partial output removed');
+    const st = await qmpDo<{ status: string }>('query-status');
+    assert.equal(st.status, 'paused', 'QEMU answers, the guest is as it was');
+    const qd = await qmpDo<{ status: string }>('query-dump');
+    assert.equal(qd.status, 'failed');
+  } finally {
+    sh('umount', [small]);
+  }
+});
+
 test('clear errors: no socket, a guest that never started', { skip }, async (t) => {
   if (!needGuest(t)) return;
   const r = cli(['dump', '--qmp', join(work, 'nonexistent.sock'), join(work, 'x.kdump')]);
