@@ -26,6 +26,7 @@ import { ElfStream, type ElfStreamInfo, type PageBatch } from './stream/elf-stre
 import { patchKernelInfo, type KernelPatchResult } from './stream/patch-kernel.js';
 import { convertDump, type PageStreamInput, type PfnRange } from './convert/index.js';
 import { celfOutput } from './convert/celf.js';
+import { checkOutput } from './convert/sinks.js';
 import { findVmcoreinfoNote } from '../core/format/elf/notes.js';
 
 const execFileP = promisify(execFile);
@@ -187,6 +188,8 @@ export async function dumpViaQmp(opts: QmpDumpOptions): Promise<QmpDumpSummary> 
     const before = await qmp.execute<QmpDumpStatus>('query-dump', undefined, { timeoutMs: 10000 });
     if (before.status === 'active') throw new VmcoreError('QMP', 'QEMU is already writing a dump (query-dump status active); try again when it is done', { file: qmp.target });
 
+    // Refuse an existing OUT before QEMU pauses the guest for nothing.
+    await checkOutput(opts.output, opts.force ?? false, []);
     dir = await mkdtemp(join(tmpdir(), 'vmcore-qmp-'));
     const fifo = join(dir, 'guest.elf');
     try {
@@ -280,7 +283,8 @@ export async function dumpViaQmp(opts: QmpDumpOptions): Promise<QmpDumpSummary> 
     const result = (done.data?.result ?? {}) as QmpDumpStatus;
     if (result.status !== 'completed') {
       const why = typeof done.data?.error === 'string' ? done.data.error : `status ${result.status}`;
-      throw new VmcoreError('QMP', `QEMU reports the dump failed: ${why}`, { file: qmp.target });
+      if (!opts.keepIncomplete) await rm(opts.output, { force: true });
+      throw new VmcoreError('QMP', `QEMU reports the dump failed: ${why}; ${opts.keepIncomplete ? 'the output was kept' : 'the output was removed'}`, { file: qmp.target });
     }
     dumpStarted = false;
     const tDone = Date.now();

@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { createWriteStream, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
@@ -209,6 +209,19 @@ test('interrupt: output removed, QEMU sees its write fail and reports the dump f
     );
     assert.ok(!existsSync(out));
     assert.equal(q.state.dump.status, 'failed', 'the writer saw the pipe close');
+  } finally {
+    await q.close();
+  }
+});
+
+test('an existing output is refused before QEMU is asked to dump (no needless pause)', async () => {
+  const q = await fakeQemu();
+  try {
+    const out = join(q.dir, 'exists.kdump');
+    writeFileSync(out, 'keep me');
+    await assert.rejects(dumpViaQmp({ qmp: q.path, output: out }), (e) => e instanceof VmcoreError && e.code === 'EXISTS');
+    assert.equal(q.state.dump.status, 'none', 'dump-guest-memory was never sent');
+    assert.equal(readFileSync(out, 'utf8'), 'keep me');
   } finally {
     await q.close();
   }
