@@ -752,7 +752,7 @@ export async function convertDump(input: ConvertInput, out: string | Writable, o
     { compressed: 0, raw: 0, zero: 0 },
   );
   return {
-    format: format + (flatten ? ' (flattened)' : '') + (nsplit > 1 ? ` split ${nsplit}` : ''),
+    format: (opts.outputFormat ? probe.name : format) + (flatten ? ' (flattened)' : '') + (nsplit > 1 ? ` split ${nsplit}` : ''),
     codec: probe.compression.codec,
     codecImpl: compressorImpl(probe.compression.codec, !!opts.noNative),
     threads,
