@@ -14,7 +14,7 @@ import { nodeCodecs } from '../../src/node/codecs.js';
 import { portableCodecs } from '../../src/core/codec/portable.js';
 import { MapCodecRegistry, type CodecName } from '../../src/core/codec/types.js';
 import { Elf64_Ehdr, Elf64_Shdr, Elf64_Phdr, PT_LOAD, PT_NOTE, SHF_COMPRESSED, SHF_ALLOC } from '../../src/core/format/elf/structs.js';
-import { CelfBufferSink, CelfLayout, compressChunk, isCelf, openCelf, writeCelf, type WriteCelfOptions } from '../../src/core/format/celf/index.js';
+import { CelfBufferSink, CelfLayout, checkChunkSize, compressChunk, isCelf, openCelf, parseChunkSize, writeCelf, type WriteCelfOptions } from '../../src/core/format/celf/index.js';
 import { openDump } from '../../src/core/format/open.js';
 
 const PS = 4096;
@@ -236,4 +236,32 @@ test('big-endian celf round trip', async () => {
   assert.equal(d.littleEndian, false);
   assert.equal(d.arch, 's390x');
   assert.equal(await pagesSha256(d), await pagesSha256(src));
+});
+
+test('a plain ELF reader (no celf support) sees notes and no memory: never zeros or compressed bytes', async () => {
+  const { ElfDump } = await import('../../src/core/format/elf/reader.js');
+  const file = await toCelf(sampleMemory());
+  let plain;
+  try {
+    plain = await ElfDump.open(new BufferSource(file, 'plain-view.celf'));
+  } catch (e) {
+    // refusing the file is as good as seeing no memory
+    assert.ok(e instanceof Error);
+    return;
+  }
+  for await (const r of plain.pageRuns()) assert.ok(r.state === 'hole' || r.state === 'missing', `plain ELF view has ${r.state} pages`);
+  await assert.rejects(plain.readPage(0));
+  await assert.rejects(plain.readPhys(0x100000000, 16));
+  assert.ok(plain.notes.some((n) => n.name === 'VMCOREINFO'), 'notes stay readable');
+});
+
+test('chunk size option: parsed with K/M suffixes, power of two between 4 KiB and 64 MiB', () => {
+  assert.equal(parseChunkSize('65536'), 65536);
+  assert.equal(parseChunkSize('64K'), 65536);
+  assert.equal(parseChunkSize('64KiB'), 65536);
+  assert.equal(parseChunkSize('1M'), 1 << 20);
+  assert.throws(() => parseChunkSize('64Q'), (e: { code?: string }) => e.code === 'USAGE');
+  assert.throws(() => checkChunkSize(3000, 4096), (e: { code?: string }) => e.code === 'USAGE');
+  assert.throws(() => checkChunkSize(128 << 20, 4096), (e: { code?: string }) => e.code === 'USAGE');
+  assert.equal(checkChunkSize(4096, 4096), 4096);
 });
