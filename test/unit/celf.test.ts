@@ -265,3 +265,13 @@ test('chunk size option: parsed with K/M suffixes, power of two between 4 KiB an
   assert.throws(() => checkChunkSize(128 << 20, 4096), (e: { code?: string }) => e.code === 'USAGE');
   assert.equal(checkChunkSize(4096, 4096), 4096);
 });
+
+test('extended numbering: e_shstrndx = SHN_XINDEX (index in sh_link) and e_phnum = PN_XNUM (count in sh_info)', async () => {
+  const file = await toCelf(sampleMemory());
+  const eh = Elf64_Ehdr.read(file, 0, true);
+  Elf64_Ehdr.write({ e_shstrndx: 0xffff, e_phnum: 0xffff }, file, 0, true);
+  Elf64_Shdr.write({ sh_link: eh.e_shstrndx, sh_info: 1 }, file, eh.e_shoff, true);
+  const d = await openCelf(new BufferSource(file), nodeCodecs());
+  assert.equal(d.notes.length, 2);
+  assert.deepEqual(await d.readPage(3), pageText(3));
+});
