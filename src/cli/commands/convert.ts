@@ -10,6 +10,9 @@ import { convertDump, type ConvertProgress, type ConvertSummary } from '../../no
 import { celfOutput } from '../../node/convert/celf.js';
 import { checkChunkSize, parseChunkSize } from '../../core/format/celf/writer.js';
 import { humanBytes, parseBigint, printJson } from '../util.js';
+import { analyzeKernel } from '../../core/kernel/kernel.js';
+import type { ElfNote } from '../../core/format/elf/notes.js';
+import type { Utsname } from '../../core/format/kdump/writer.js';
 
 interface Opts {
   format?: string;
@@ -31,6 +34,7 @@ interface Opts {
   z?: boolean;
   E?: boolean;
   native?: boolean;
+  kernel?: boolean;
   chunk?: string;
 }
 
@@ -60,6 +64,7 @@ export function register(program: Command): void {
     .option('--phys-base <value>', 'phys_base to record in the kdump header (default: VMCOREINFO, else the source header)')
     .option('--chunk <size>', 'celf: uncompressed bytes per chunk, e.g. 64K (default 64K)')
     .option('--no-native', 'use node:zlib even when the libdeflate addon is built')
+    .option('--no-kernel', 'do not analyse the kernel (proven phys_base, utsname and VMCOREINFO recovered from memory)')
     .option('--quiet', 'no progress bar')
     .option('--json', 'print a JSON summary')
     .option('-c', 'zlib (makedumpfile -c)')
@@ -126,7 +131,26 @@ export function register(program: Command): void {
           const s = (Date.now() - t0) / 1000;
           bar.update(p.pagesDone, { phase: p.phase, rate: s > 0 ? (p.bytesIn / 1e6 / s).toFixed(0) : '0' });
         };
+        // Kernel awareness: the proven phys_base, utsname read from memory, and VMCOREINFO
+        // recovered from memory when the file has none (so the output carries it).
+        let physBase = o.physBase !== undefined ? parseBigint(o.physBase, '--phys-base') : undefined;
+        let utsname: Utsname | undefined;
+        const extraNotes: ElfNote[] = [];
+        if (o.kernel !== false && dump.arch === 'x86_64') {
+          try {
+            const k = await analyzeKernel(dump, {});
+            if (physBase === undefined && k.physBase.value !== undefined) physBase = k.physBase.value;
+            if (k.utsname?.release) utsname = k.utsname;
+            if (!dump.vmcoreinfoText && k.vmcoreinfo) extraNotes.push({ name: 'VMCOREINFO', type: 0, desc: new TextEncoder().encode(k.vmcoreinfo.text) });
+            for (const w of k.warnings) if (!o.quiet) process.stderr.write(`warning: ${w}\n`);
+          } catch (e) {
+            if (!o.quiet) process.stderr.write(`warning: kernel analysis failed (${(e as Error).message}); header values come from the file\n`);
+          }
+        }
         const summary: ConvertSummary = await convertDump(dump, toStdout ? process.stdout : out, {
+          ...(physBase !== undefined ? { physBase } : {}),
+          ...(utsname ? { utsname } : {}),
+          extraNotes,
           format,
           codec: format === 'elf' ? 'none' : codec,
           ...(o.level !== undefined ? { level: int(o.level, '--level')! } : {}),
@@ -136,7 +160,6 @@ export function register(program: Command): void {
           ...(split !== undefined ? { split } : {}),
           force: !!o.force,
           keepIncomplete: !!o.keepIncomplete,
-          ...(o.physBase !== undefined ? { physBase: parseBigint(o.physBase, '--phys-base') } : {}),
           noNative: o.native === false,
           ...(celf
             ? {

@@ -116,6 +116,10 @@ export interface ConvertOptions {
   keepIncomplete?: boolean;
   /** The best phys_base known (kernel-awareness); else VMCOREINFO, else the source header. */
   physBase?: bigint;
+  /** utsname for the kdump header (e.g. read from memory by kernel awareness); else the source's. */
+  utsname?: Utsname;
+  /** Notes to add to the source's (e.g. a VMCOREINFO recovered from memory when the file has none). */
+  extraNotes?: readonly ElfNote[];
   /** PT_LOAD p_vaddr for ELF output: add the kernel-image alias and direct-map addresses (default true). */
   kernelVaddrs?: boolean;
   /** Pages per batch (default 256). */
@@ -407,6 +411,7 @@ async function headerFor(
     if (typeof d.header.dump_level === 'number' && d.header.dump_level > 0 && d.header.dump_level < 32) srcLevel = d.header.dump_level;
   }
   const arch = input.arch;
+  if (opts.utsname && opts.utsname.release) uts = opts.utsname;
   const rel = vmci?.osrelease ?? '';
   if (!uts || !uts.release) {
     uts = {
@@ -418,7 +423,7 @@ async function headerFor(
       domainname: uts?.domainname ?? '',
     };
   }
-  const nPr = input.notes.filter((n) => n.type === PRSTATUS && n.name === 'CORE').length;
+  const nPr = [...input.notes, ...(opts.extraNotes ?? [])].filter((n) => n.type === PRSTATUS && n.name === 'CORE').length;
   let physBase = opts.physBase;
   if (physBase === undefined && vmci) physBase = vmci.number('phys_base');
   if (physBase === undefined) physBase = hdrPhys;
@@ -632,7 +637,12 @@ export async function convertDump(input: ConvertInput, out: string | Writable, o
   const lastEnd = scan.ram.length ? scan.ram[scan.ram.length - 1]!.endPfn : 0;
   const maxPfn = Math.max(isStream(input) ? (input.maxPfn ?? 0) : input.maxPfn, lastEnd);
   if (scan.counts.missing) warnings.push(`${scan.counts.missing} pages are missing from the input (incomplete dump): written as excluded`);
-  const vmciText = isStream(input) ? input.vmcoreinfoText : input.vmcoreinfoText;
+  const notes: ElfNote[] = [...input.notes, ...(opts.extraNotes ?? [])];
+  let vmciText = input.vmcoreinfoText;
+  if (vmciText === undefined) {
+    const n = opts.extraNotes?.find((x) => x.name === 'VMCOREINFO');
+    if (n) vmciText = new TextDecoder('latin1').decode(n.desc);
+  }
   const vmci = vmciText ? new Vmcoreinfo(vmciText) : undefined;
   const { header, sourceVaddr } = await headerFor(input, vmci, { ...opts, dumpLevel }, warnings);
 
@@ -642,7 +652,7 @@ export async function convertDump(input: ConvertInput, out: string | Writable, o
     arch: input.arch,
     is64: input.is64,
     littleEndian: input.littleEndian,
-    notes: input.notes,
+    notes,
     vmcoreinfoText: vmciText,
     ram: scan.ram,
     present: scan.present,

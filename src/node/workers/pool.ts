@@ -50,7 +50,9 @@ export class CompressPool {
     }
     const url = new URL('./compress-worker.js', import.meta.url);
     for (let i = 0; i < threads; i++) {
-      const w = new Worker(url);
+      // Small young generation: the codecs allocate one short-lived buffer per page, and a
+      // large nursery per worker is what peak RSS is made of.
+      const w = new Worker(url, { resourceLimits: { maxYoungGenerationSizeMb: 4 } });
       w.postMessage({ init: cfg });
       w.on('message', (m: { id: number; error?: string; buf: ArrayBuffer; count: number; kinds: ArrayBuffer; sizes: ArrayBuffer; dataLen: number }) => {
         this.byWorker.delete(w);
