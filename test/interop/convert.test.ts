@@ -350,6 +350,20 @@ test('CLI: makedumpfile-style options, refusal to overwrite, rejected dump level
     r = run(process.execPath, [CLI, 'convert', '-E', '-d', '1', '--quiet', SAMPLE, join(dir, 'c.elf')]);
     assert.equal(r.rc, 0, r.err);
     assert.deepEqual((await readdir(dir)).sort(), ['c.elf', 'c.kdump'], 'no temporary files left');
+    if (CORPUS && HAVE.lkdf) {
+      // A QEMU dump without VMCOREINFO and with a wrong header phys_base: the CLI's kernel
+      // analysis proves phys_base and recovers VMCOREINFO from memory into the output's notes.
+      const ck = 'ovmf-nokaslr-1cpu-256M-novmci-panic';
+      const idx = JSON.parse(await readFile(join(CORPUS, 'truth', 'index.json'), 'utf8')) as { cases: Record<string, { truth_phys_base: string }> };
+      const truthK = JSON.parse(await readFile(join(CORPUS, 'truth', ck, 'qemu-kdump-zlib.vmcore.json'), 'utf8')) as { expected: { pages_sha256: string } };
+      const o = join(dir, 'nv.kdump');
+      r = run(process.execPath, [CLI, 'convert', '-l', '-d', '1', '--quiet', join(CORPUS, ck, 'qemu-kdump-zlib.vmcore'), o]);
+      assert.equal(r.rc, 0, r.err);
+      const lk = lkdf([o]);
+      assert.equal(lk.sha256, truthK.expected.pages_sha256);
+      assert.equal(BigInt(lk.phys_base!), BigInt(idx.cases[ck]!.truth_phys_base), 'proven phys_base in the header');
+      if (HAVE.crash) assert.equal(crashOsrelease([o]), RELEASE, 'crash finds the recovered VMCOREINFO');
+    }
   });
 });
 
