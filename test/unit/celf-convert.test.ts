@@ -62,15 +62,16 @@ function input(): PageStreamInput {
   };
 }
 
-for (const [codec, chunk] of [
-  ['zstd', 65536],
-  ['lzo', 16384],
-  ['zlib', 262144],
-  ['none', 32768],
-] as [OutputCodec, number][]) {
-  test(`convert stream → celf (${codec}, ${chunk / 1024} KiB chunks): pages, holes and zero ranges`, async () => {
-    const out = join(tmp, `s-${codec}.celf`);
-    const s = await convertDump(input(), out, { codec, threads: 0, outputFormat: celfOutput({ chunkSize: chunk, threads: 0 }) });
+for (const [codec, chunk, threads] of [
+  ['zstd', 65536, 0],
+  ['lzo', 16384, 0],
+  ['zlib', 262144, 0],
+  ['none', 32768, 0],
+  ['zstd', 16384, 2], // worker threads: groups of windows travel as transferred buffers
+] as [OutputCodec, number, number][]) {
+  test(`convert stream → celf (${codec}, ${chunk / 1024} KiB chunks, ${threads} threads): pages, holes and zero ranges`, async () => {
+    const out = join(tmp, `s-${codec}-${threads}.celf`);
+    const s = await convertDump(input(), out, { codec, threads, outputFormat: celfOutput({ chunkSize: chunk, threads }) });
     assert.equal(s.bytesOut > 0, true);
     const d = await openDumpFiles([out]);
     assert.equal(d.format, 'celf');

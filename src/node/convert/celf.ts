@@ -3,10 +3,11 @@
  *
  * The pipeline's workers only classify pages (zero / data; `codec: 'none'`), because celf
  * compresses chunks of many pages, not pages. The plug-in gathers the pages of each aligned
- * chunk window into one buffer and hands whole windows to its own CompressPool, whose "page"
- * is the chunk size, so chunks are compressed on all cores while the main thread places the
- * results in order. At most `2 * threads + 2` windows are in flight (bounded memory), and the
- * plug-in waits for the sink on every placement, so a slow disk holds the pipeline back.
+ * chunk window into a slot of a group buffer (about 1 MiB of windows) and hands whole groups to
+ * its own CompressPool, whose "page" is the chunk size, so chunks are compressed on all cores,
+ * one worker message per group, while the main thread places the results in order. At most
+ * `2 * threads + 2` groups are in flight (bounded memory), and the plug-in waits for the sink
+ * on every placement, so a slow disk holds the pipeline back.
  *
  * A compressed chunk covers its whole window (absent pages inside read as zero and are not
  * named by any index entry); a window that does not compress is stored raw, trimmed to its
@@ -44,18 +45,26 @@ export function celfOutput(o: Omit<CelfFormatOptions, 'codec' | 'level'> = {}): 
 interface Window {
   /** First pfn of the window (aligned to the chunk size). */
   pfn: number;
-  buf: ArrayBuffer;
+  group: Group;
+  slot: number;
   /** Per page: 0 = not delivered, 1 = zero, 2 = data. */
   state: Uint8Array;
-  any: boolean;
 }
 
-interface InFlight {
-  win: Window;
+interface Closed {
+  slot: number;
+  pfn: number;
   parts: CelfPart[];
   firstData: number;
   endData: number;
-  result: Promise<BatchOut> | undefined; // undefined: nothing to store (all zero)
+}
+
+/** Consecutive windows compressed as one pool job (slot i = bytes [i, i+1) * chunkSize). */
+interface Group {
+  buf: ArrayBuffer;
+  used: number;
+  windows: Closed[];
+  result?: Promise<BatchOut>;
 }
 
 export class CelfFormat implements OutputFormat {
@@ -69,7 +78,9 @@ export class CelfFormat implements OutputFormat {
   private layout!: CelfLayout;
   private pool: CompressPool | undefined;
   private win: Window | undefined;
-  private readonly inflight: InFlight[] = [];
+  private group: Group | undefined;
+  private groupSlots = 1;
+  private readonly inflight: Group[] = [];
   private readonly free: ArrayBuffer[] = [];
   private chunkPages = 0;
   /** RAM the source does not deliver (excluded, missing), ascending, and a cursor into it. */
@@ -92,6 +103,7 @@ export class CelfFormat implements OutputFormat {
     const ps = plan.pageSize;
     checkChunkSize(this.chunkSize, ps);
     this.chunkPages = this.chunkSize / ps;
+    this.groupSlots = Math.max(1, Math.floor((1 << 20) / this.chunkSize));
     this.layout = new CelfLayout({
       littleEndian: plan.littleEndian,
       machine: elfMachine(plan.arch),
@@ -124,7 +136,6 @@ export class CelfFormat implements OutputFormat {
       const w = this.win;
       // the run of pages of this batch that fall into this window
       const end = Math.min(b.count, i + (wpfn + this.chunkPages - pfn));
-      w.any = true;
       while (i < end) {
         const k = b.startPfn + i - wpfn;
         if (b.kinds[i] === 0) {
@@ -139,7 +150,7 @@ export class CelfFormat implements OutputFormat {
           j++;
         }
         const n = (j - i) * ps;
-        new Uint8Array(w.buf, k * ps, n).set(b.data.subarray(dataOff, dataOff + n));
+        new Uint8Array(w.group.buf, w.slot * this.chunkSize + k * ps, n).set(b.data.subarray(dataOff, dataOff + n));
         w.state.fill(2, k, k + (j - i));
         dataOff += n;
         i = j;
@@ -148,15 +159,21 @@ export class CelfFormat implements OutputFormat {
   }
 
   private newWindow(pfn: number): Window {
-    const buf = this.free.pop() ?? new ArrayBuffer(this.chunkSize);
-    return { pfn, buf, state: new Uint8Array(this.chunkPages), any: false };
+    if (!this.group) {
+      const size = this.groupSlots * this.chunkSize;
+      let buf = this.free.pop();
+      if (!buf || buf.byteLength !== size) buf = new ArrayBuffer(size);
+      this.group = { buf, used: 0, windows: [] };
+    }
+    const slot = this.group.used++;
+    return { pfn, group: this.group, slot, state: new Uint8Array(this.chunkPages) };
   }
 
-  /** Carve the current window and start compressing it; place finished windows in order. */
+  /** Carve the current window; submit its group when full; place finished groups in order. */
   private async closeWindow(): Promise<void> {
     const w = this.win;
     this.win = undefined;
-    if (!w || !w.any) return;
+    if (!w) return;
     const ps = this.plan.pageSize;
     const parts: CelfPart[] = [];
     let firstData = -1;
@@ -182,49 +199,77 @@ export class CelfFormat implements OutputFormat {
       }
       i = j;
     }
-    // zero-fill what previous use of the buffer left in pages that are not data
-    const bytes = new Uint8Array(w.buf);
-    for (let i = 0; i < this.chunkPages; i++) if (w.state[i] !== 2) bytes.fill(0, i * ps, (i + 1) * ps);
-    let result: Promise<BatchOut> | undefined;
-    if (firstData >= 0 && this.pool) result = this.pool.submit({ startPfn: w.pfn, count: 1, buf: w.buf });
-    this.inflight.push({ win: w, parts, firstData, endData, result });
+    // zero what an earlier use of the buffer left in pages that are not data
+    const bytes = new Uint8Array(w.group.buf, w.slot * this.chunkSize, this.chunkSize);
+    for (let i = 0; i < this.chunkPages; ) {
+      if (w.state[i] === 2) {
+        i++;
+        continue;
+      }
+      let j = i;
+      while (j < this.chunkPages && w.state[j] !== 2) j++;
+      bytes.fill(0, i * ps, j * ps);
+      i = j;
+    }
+    w.group.windows.push({ slot: w.slot, pfn: w.pfn, parts, firstData, endData });
+    if (w.group.used === this.groupSlots) await this.submitGroup();
+  }
+
+  private async submitGroup(): Promise<void> {
+    const g = this.group;
+    this.group = undefined;
+    if (!g || !g.used) return;
+    if (this.pool && g.windows.some((w) => w.firstData >= 0)) g.result = this.pool.submit({ startPfn: 0, count: g.used, buf: g.buf });
+    this.inflight.push(g);
     const max = Math.max(2, this.threads * 2 + 2);
     while (this.inflight.length >= max) await this.placeOldest();
   }
 
   private async placeOldest(): Promise<void> {
-    const f = this.inflight.shift()!;
+    const g = this.inflight.shift()!;
     const ps = this.plan.pageSize;
-    const base = f.win.pfn * ps;
-    let shndx = -1;
-    let addr = 0;
-    let buffer: ArrayBuffer = f.win.buf;
-    if (f.firstData >= 0) {
-      let placed;
-      const r = f.result ? await f.result : undefined;
-      if (r && r.kinds[0] === 2) {
-        addr = base;
-        placed = this.layout.addSection(addr, { chType: CH_TYPES[this.o.codec as keyof typeof CH_TYPES], payload: r.data, rawSize: this.chunkSize });
-        this.countPages(f.parts, 'compressed');
-      } else {
-        // stored raw: only the first..last data page
-        addr = base + f.firstData * ps;
-        const raw = new Uint8Array(r ? r.buffer : f.win.buf, f.firstData * ps, (f.endData - f.firstData) * ps);
-        placed = this.layout.addSection(addr, { chType: 0, payload: raw, rawSize: raw.length });
-        this.countPages(f.parts, 'raw');
+    const r = g.result ? await g.result : undefined;
+    // where each slot's stored bytes are: the pool compacts them in slot order
+    const dataAt = new Array<number>(g.used);
+    // (g.buf is detached when the group went to a worker: use the returned buffer then)
+    const buffer: ArrayBuffer = r ? r.buffer : g.buf;
+    const data: Uint8Array = r ? r.data : new Uint8Array(g.buf);
+    let off = 0;
+    for (let i = 0; i < g.used; i++) {
+      dataAt[i] = r ? off : i * this.chunkSize;
+      if (r) off += r.sizes[i]!;
+    }
+    for (const w of g.windows) {
+      const base = w.pfn * ps;
+      let shndx = -1;
+      let addr = 0;
+      if (w.firstData >= 0) {
+        let placed;
+        const at = dataAt[w.slot]!;
+        if (r && r.kinds[w.slot] === 2) {
+          addr = base;
+          const payload = data.subarray(at, at + r.sizes[w.slot]!);
+          placed = this.layout.addSection(addr, { chType: CH_TYPES[this.o.codec as keyof typeof CH_TYPES], payload, rawSize: this.chunkSize });
+          this.countPages(w.parts, 'compressed');
+        } else {
+          // stored raw: only the first..last data page
+          addr = base + w.firstData * ps;
+          const raw = data.subarray(at + w.firstData * ps, at + w.endData * ps);
+          placed = this.layout.addSection(addr, { chType: 0, payload: raw, rawSize: raw.length });
+          this.countPages(w.parts, 'raw');
+        }
+        shndx = placed.shndx;
+        await this.put(placed.offset, placed.pieces, placed.length);
       }
-      if (r) buffer = r.buffer;
-      shndx = placed.shndx;
-      await this.put(placed.offset, placed.pieces, placed.length);
+      for (const p of w.parts) {
+        await this.absentUpTo(p.paddr / ps);
+        if (p.kind === 'zero') {
+          this.layout.addRange(p.paddr, p.size, 'zero');
+          this.pageCounts.zero += p.size / ps;
+        } else this.layout.addData(p.paddr, p.size, shndx, p.paddr - addr);
+      }
     }
-    for (const p of f.parts) {
-      await this.absentUpTo(p.paddr / ps);
-      if (p.kind === 'zero') {
-        this.layout.addRange(p.paddr, p.size, 'zero');
-        this.pageCounts.zero += p.size / ps;
-      } else this.layout.addData(p.paddr, p.size, shndx, p.paddr - addr);
-    }
-    if (buffer.byteLength === this.chunkSize && this.free.length < 4) this.free.push(buffer);
+    if (buffer.byteLength === this.groupSlots * this.chunkSize && this.free.length < 4) this.free.push(buffer);
   }
 
   /**
@@ -282,6 +327,7 @@ export class CelfFormat implements OutputFormat {
   async finish({ incomplete }: { incomplete: boolean }): Promise<number> {
     try {
       await this.closeWindow();
+      await this.submitGroup();
       while (this.inflight.length) await this.placeOldest();
       await this.flushWc();
       // after an abort, RAM beyond what was written is not known to be excluded: leave it out
