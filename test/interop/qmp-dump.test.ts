@@ -28,6 +28,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createHash } from 'node:crypto';
+import net from 'node:net';
 import { QmpClient } from '../../src/node/qmp.js';
 import { dumpViaQmp } from '../../src/node/dump-qmp.js';
 import { VmcoreError } from '../../src/core/errors.js';
@@ -312,19 +313,32 @@ test('a full disk: the error says so, nothing is left behind, QEMU stays usable'
   }
 });
 
-test('clear errors: no socket, a guest that never started', { skip }, async (t) => {
+test('clear errors: no socket, a guest that never started (monitor on TCP)', { skip }, async (t) => {
   if (!needGuest(t)) return;
   const r = cli(['dump', '--qmp', join(work, 'nonexistent.sock'), join(work, 'x.kdump')]);
   assert.notEqual(r.status, 0);
   assert.match(r.stderr, /QMP.*no such socket/);
 
-  const sock = join(work, 'pre.sock');
-  const q = spawn('qemu-system-x86_64', ['-machine', 'pc,accel=tcg', '-m', '16M', '-nodefaults', '-display', 'none', '-S', '-qmp', `unix:${sock},server=on,wait=off`], {
+  // A guest that never started (-S), its monitor on TCP: also proves the TCP transport.
+  const port = await new Promise<number>((res) => {
+    const srv = net.createServer().listen(0, '127.0.0.1', () => {
+      const p = (srv.address() as net.AddressInfo).port;
+      srv.close(() => res(p));
+    });
+  });
+  const q = spawn('qemu-system-x86_64', ['-machine', 'pc,accel=tcg', '-m', '16M', '-nodefaults', '-display', 'none', '-S', '-qmp', `tcp:127.0.0.1:${port},server=on,wait=off`], {
     stdio: 'ignore',
   });
   try {
-    for (let i = 0; i < 100 && !existsSync(sock); i++) await new Promise((res) => setTimeout(res, 100));
-    const r2 = cli(['dump', '--qmp', sock, join(work, 'pre.kdump')]);
+    let c: QmpClient | undefined;
+    for (let i = 0; i < 100 && !c; i++) {
+      c = await QmpClient.connect(`127.0.0.1:${port}`).catch(() => undefined);
+      if (!c) await new Promise((res) => setTimeout(res, 100));
+    }
+    assert.ok(c, 'QMP over TCP');
+    assert.equal((await c.execute<{ status: string }>('query-status')).status, 'prelaunch');
+    c.close();
+    const r2 = cli(['dump', '--qmp', `127.0.0.1:${port}`, join(work, 'pre.kdump')]);
     assert.notEqual(r2.status, 0);
     assert.match(r2.stderr, /not been started/);
     assert.ok(!existsSync(join(work, 'pre.kdump')));
