@@ -365,3 +365,32 @@ test('safety: no overwrite without force, unsupported dump levels rejected, fail
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('32-bit sources give ELF32 and i386-layout kdump output', async () => {
+  const dir = await tmp();
+  try {
+    const { dump, expected } = syntheticDump();
+    // keep the memory below 4 GiB for a 32-bit machine
+    // (500, not 512: a 32-bit header with max_mapnr 512 also parses as a 64-bit one whose
+    // block_size, at the same offset, is 512)
+    const low = new Map([...expected].filter(([p]) => p < 500));
+    const d32: Dump = { ...dump, maxPfn: 500, is64: false, arch: 'i386', pageRuns: (s?: number, e?: number) => dump.pageRuns(s ?? 0, Math.min(e ?? 500, 500)) };
+    const e = join(dir, 'x.elf');
+    await convertDump(d32, e, { format: 'elf', dumpLevel: 0, threads: 0 });
+    const head = await readFile(e);
+    assert.equal(head[4], 1, 'ELFCLASS32');
+    assert.equal(head.readUInt16LE(18), 3, 'EM_386');
+    let r = await readBack([e], false);
+    assert.equal(r.sha, digest(low, false));
+    await r.dump.close();
+    const k = join(dir, 'x.kdump');
+    await convertDump(d32, k, { codec: 'zlib', dumpLevel: 1, threads: 0 });
+    const kh = await readFile(k);
+    assert.equal(kh.readInt32LE(416), 4096, 'i386 header: block_size at 416');
+    r = await readBack([k], false);
+    assert.equal(r.sha, digest(low, false));
+    await r.dump.close();
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
