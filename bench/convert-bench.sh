@@ -41,11 +41,12 @@ measure() { # name, command...
     cat "$IN" > /dev/null # warm input
     local load; load=$(cut -d' ' -f1 /proc/loadavg)
     /usr/bin/time -v -o "$WORK/time.txt" "$@" > /dev/null 2> "$WORK/stderr.txt" || { echo "FAILED: $name" >&2; tail -3 "$WORK/stderr.txt" >&2; }
-    local wall rss size
+    local wall rss size cpu
     wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,a,":"); s=0; for(i=1;i<=n;i++) s=s*60+a[i]; print s}' "$WORK/time.txt")
     rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$WORK/time.txt")
+    cpu=$(awk -F': ' '/User time|System time/ {s+=$2} END {print s}' "$WORK/time.txt")
     size=$(stat -c %s "$OUT" 2>/dev/null || echo 0)
-    printf '{"name":"%s","wall_s":%s,"peak_rss_kib":%s,"out_bytes":%s,"in_bytes":%s,"load_before":%s}\n' "$name" "$wall" "$rss" "$size" "$(stat -c %s "$IN")" "$load" | tee -a "$JSONL" >&2
+    printf '{"name":"%s","wall_s":%s,"cpu_s":%s,"peak_rss_kib":%s,"out_bytes":%s,"in_bytes":%s,"load_before":%s}\n' "$name" "$wall" "$cpu" "$rss" "$size" "$(stat -c %s "$IN")" "$load" | tee -a "$JSONL" >&2
   done
 }
 
@@ -72,9 +73,9 @@ fi
 python3 - "$JSONL" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
-print('| command | wall s | input MiB/s | peak RSS MiB | output bytes | load avg before |')
-print('|---|---|---|---|---|---|')
+print('| command | wall s | CPU s (user+sys) | input MiB/s | peak RSS MiB | output bytes | load avg before |')
+print('|---|---|---|---|---|---|---|')
 for r in rows:
     mibs = r['in_bytes'] / 1048576 / r['wall_s'] if r['wall_s'] else 0
-    print(f"| `{r['name']}` | {r['wall_s']:.1f} | {mibs:.0f} | {r['peak_rss_kib']/1024:.0f} | {r['out_bytes']} | {r['load_before']} |")
+    print(f"| `{r['name']}` | {r['wall_s']:.1f} | {r.get('cpu_s', 0):.1f} | {mibs:.0f} | {r['peak_rss_kib']/1024:.0f} | {r['out_bytes']} | {r['load_before']} |")
 PY
