@@ -9,7 +9,8 @@
  *    dump of the same paused guest, computed here from that file at the offsets readelf
  *    lists, and (kdump) also as libkdumpfile reads the output;
  *  - crash opens the output with the debug vmlinux, finds the guest's console lines in `log`
- *    and the true phys_base; libkdumpfile reports the true phys_base and the release;
+ *    and the true phys_base; drgn reads the release and the guest's log; libkdumpfile reports
+ *    the true phys_base and the release;
  *  - `vmcore dmesg` shows the guest's marker lines;
  *  - the true phys_base, from the guest's own /proc/kallsyms and /proc/iomem on the serial log;
  *  - failures: an interrupted dump removes the output and leaves QEMU answering and the guest
@@ -46,6 +47,7 @@ if (!has('readelf', ['--version'])) missing.push('readelf (binutils)');
 if (!has('apt-get', ['--version'])) missing.push('apt-get (to download the Debian kernel)');
 const haveCrash = has('crash', ['--version']);
 const haveLkdf = has(PY, ['-c', 'import kdumpfile']);
+const haveDrgn = has(PY, ['-c', 'import drgn']);
 const skip = missing.length ? `missing: ${missing.join(', ')}` : false;
 
 const work = mkdtempSync(join(tmpdir(), 'vmcore-qmp-test-'));
@@ -204,7 +206,7 @@ print(json.dumps({'phys_base': k.attr['linux.phys_base'] & (2**64 - 1), 'release
   return { physBase: BigInt(j.phys_base), release: j.release, sha256: j.sha256 };
 }
 
-test('vmcore dump -z: digest as QEMU ELF, true phys_base and recovered VMCOREINFO for crash, libkdumpfile and vmcore dmesg', { skip }, async (t) => {
+test('vmcore dump -z: digest as QEMU ELF, true phys_base and recovered VMCOREINFO for crash, drgn, libkdumpfile and vmcore dmesg', { skip }, async (t) => {
   if (!needGuest(t)) return;
   const out = join(work, 'z.kdump');
   const r = cli(['dump', '--qmp', qmpSock, out, '-z', '--detach-check', '--json']);
@@ -229,6 +231,22 @@ test('vmcore dump -z: digest as QEMU ELF, true phys_base and recovered VMCOREINF
     assert.match(l.release, /cloud-amd64/);
     assert.equal(l.sha256, refDigest, 'libkdumpfile reads the same memory');
   } else t.diagnostic('libkdumpfile not installed: skipped');
+
+  if (haveDrgn && vmlinux) {
+    const script = `
+import drgn, sys
+from drgn.helpers.linux.printk import get_dmesg
+p = drgn.Program()
+p.set_core_dump(sys.argv[1])
+p.load_debug_info([sys.argv[2]])
+print(p['init_uts_ns'].name.release.string_().decode())
+print(get_dmesg(p).decode())
+`;
+    const d = sh(PY, ['-c', script, out, vmlinux], { timeoutMs: 300000 });
+    assert.equal(d.status, 0, `drgn: ${d.stderr}`);
+    assert.match(d.stdout, /cloud-amd64/);
+    assert.match(d.stdout, new RegExp(`VMCORE-GUEST-MARKER ${TAG}`), 'drgn reads the guest log');
+  } else t.diagnostic('drgn or the debug vmlinux not available: skipped');
 
   if (haveCrash && vmlinux) {
     const c = sh('crash', ['-s', vmlinux, out], { input: 'sys\nlog\nhelp -D\nquit\n', timeoutMs: 300000 });

@@ -20,6 +20,8 @@ import { openDumpFiles } from '../open.js';
 export interface KernelPatchResult {
   physBase?: { value: bigint; verdict: string; method?: string; patched: boolean };
   vmcoreinfo: { source: string; added: boolean };
+  /** The kdump header utsname was completed from the kernel's memory. */
+  utsnameFilled?: boolean;
   warnings: string[];
 }
 
@@ -69,7 +71,8 @@ export async function patchKernelInfo(path: string, format: 'kdump' | 'elf' | 'c
   try {
     const size = (await fh.stat()).size;
     if (format === 'kdump') {
-      const h = DiskDumpHeader64.read(await readAt(fh, 0, DiskDumpHeader64.size, path), 0, true, { file: path });
+      const hraw = await readAt(fh, 0, DiskDumpHeader64.size, path);
+      const h = DiskDumpHeader64.read(hraw, 0, true, { file: path });
       if (!h.signature.startsWith('KDUMP') || h.header_version < 6) {
         throw new VmcoreError('UNSUPPORTED', `not a version-6 kdump file (${h.signature} v${h.header_version}); cannot patch`, { file: path });
       }
@@ -99,6 +102,22 @@ export async function patchKernelInfo(path: string, format: 'kdump' | 'elf' | 'c
       if (dirty) {
         KdumpSubHeader64.write(sub, raw, 0, true);
         await writeAt(fh, subOff, raw);
+      }
+      // libkdumpfile (and so drgn) take the architecture from the header utsname only when all
+      // of sysname, nodename, release, version and machine are set: fill them from the
+      // kernel's own init_uts_ns when the stream could not.
+      const u = info.utsname;
+      const sane = (x: { sysname: string; nodename: string; release: string; version: string; machine: string }) =>
+        !!(x.sysname && x.nodename && x.release && x.version && x.machine);
+      if (u && !sane(h) && sane(u)) {
+        DiskDumpHeader64.write(
+          { sysname: u.sysname, nodename: u.nodename, release: u.release, version: u.version, machine: u.machine, domainname: u.domainname },
+          hraw,
+          0,
+          true,
+        );
+        await writeAt(fh, 0, hraw);
+        result.utsnameFilled = true;
       }
     } else {
       const eb = await readAt(fh, 0, Elf64_Ehdr.size, path);
