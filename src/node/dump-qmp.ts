@@ -184,6 +184,9 @@ export async function dumpViaQmp(opts: QmpDumpOptions): Promise<QmpDumpSummary> 
     if (status.status === 'prelaunch') {
       throw new VmcoreError('QMP', 'the guest has not been started (QEMU status prelaunch); there is no guest memory to dump yet', { file: qmp.target });
     }
+    if (opts.paging) {
+      warn('--paging: QEMU then describes only the memory that the vCPUs\' page tables map; RAM mapped by no page table is left out of the dump');
+    }
     if (!status.running) warn(`the guest is not running (QEMU status ${status.status}); dumping its memory as it is`);
     const before = await qmp.execute<QmpDumpStatus>('query-dump', undefined, { timeoutMs: 10000 });
     if (before.status === 'active') throw new VmcoreError('QMP', 'QEMU is already writing a dump (query-dump status active); try again when it is done', { file: qmp.target });
@@ -299,7 +302,8 @@ export async function dumpViaQmp(opts: QmpDumpOptions): Promise<QmpDumpSummary> 
       }
     }
     // Warnings about phys_base that the patch has resolved are noise.
-    const fixed = kernel.physBase?.value !== undefined && (kernel.physBase.patched || format !== 'kdump');
+    const fixed =
+      kernel.physBase?.value !== undefined && (kernel.physBase.patched || format !== 'kdump' || kernel.physBase.verdict === 'header correct');
     for (const w of [...convWarnings, ...kernel.warnings]) {
       if (fixed && (/^phys_base unknown/.test(w) || /header phys_base .* is wrong/.test(w))) continue;
       warn(w);

@@ -57,7 +57,7 @@ export function register(program: Command): void {
     .option('-z', 'zstd')
     .option('--exclude-zero', 'zero pages cost nothing (always so for kdump: one shared zero page; ELF: not stored)')
     .option('--threads <n>', 'compression worker threads (default: number of cores)')
-    .option('--paging', 'ask QEMU for paging=true (PT_LOADs with kernel virtual addresses)')
+    .option('--paging', 'ask QEMU for paging=true: PT_LOADs with virtual addresses, but only memory the page tables map')
     .option('--detach-check', 'after the dump, check that QEMU answers and the guest is back in its former run state')
     .option('--keep-incomplete', 'on failure keep the partial output, marked incomplete')
     .option('--force', 'overwrite OUT if it exists')
