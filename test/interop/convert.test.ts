@@ -16,7 +16,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, stat, readdir } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, stat, readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -25,6 +25,7 @@ import { SparseMemory } from '../../src/core/memory.js';
 import type { Dump, FormatDetails } from '../../src/core/dump.js';
 import type { ElfNote } from '../../src/core/format/elf/notes.js';
 import { hashMemory } from '../../src/core/hash.js';
+import { VmcoreError } from '../../src/core/errors.js';
 import { convertDump, type ConvertOptions } from '../../src/node/convert/index.js';
 import { openDumpFiles } from '../../src/node/open.js';
 import { nodeSha256 } from '../../src/node/hash.js';
@@ -405,5 +406,36 @@ test('QEMU-made corpus dumps (VMCORE_CORPUS): QEMU ELF and QEMU flattened kdump-
     const lk = lkdf([join(dir, 'k.kdump')]);
     assert.equal(lk.sha256, truthK.expected.pages_sha256);
     assert.equal(BigInt(lk.phys_base!), BigInt(idx.cases[ck]!.truth_phys_base), 'header phys_base is the true one');
+  });
+});
+
+test('a full disk: clear error, no temporary file left; --keep-incomplete keeps a file marked incomplete', async (t) => {
+  if (process.getuid?.() !== 0 || !have('mount')) return t.skip('needs root to mount a small tmpfs');
+  await withTmp(async (dir) => {
+    const mnt = join(dir, 'small');
+    await mkdir(mnt);
+    if (run('mount', ['-t', 'tmpfs', '-o', 'size=2M', 'tmpfs', mnt]).rc !== 0) return t.skip('cannot mount a tmpfs here');
+    try {
+      const input = await openDumpFiles([SAMPLE]);
+      try {
+        await assert.rejects(
+          convertDump(input, join(mnt, 'x.kdump'), { codec: 'lzo', dumpLevel: 1 }),
+          (e: unknown) => e instanceof VmcoreError && e.code === 'IO' && /no space left/.test(e.message),
+        );
+        assert.deepEqual(await readdir(mnt), [], 'temporary file removed');
+        await assert.rejects(convertDump(input, join(mnt, 'x.kdump'), { codec: 'lzo', dumpLevel: 1, keepIncomplete: true }), VmcoreError);
+        const kept = await readFile(join(mnt, 'x.kdump'));
+        assert.equal(kept.readUInt32LE(424), 0x2 | 0x8, 'status: lzo | incomplete');
+        if (HAVE.lkdf) {
+          // readers still open it; libkdumpfile sees only the pages that were written
+          const d = lkdf([join(mnt, 'x.kdump')]);
+          assert.ok(d.pages > 0 && d.pages < 15374);
+        }
+      } finally {
+        await input.close();
+      }
+    } finally {
+      run('umount', [mnt]);
+    }
   });
 });

@@ -255,15 +255,19 @@ export class KdumpFormat implements OutputFormat {
     // Bitmaps: 1st = RAM (whole machine), 2nd = pages with a descriptor in this file. After an
     // abort, only the pages actually placed keep their bit.
     if (!incomplete) await this.sink.write(layout.bitmap1Offset, rangesToBitmap(plan.maxPfn, layout.bitmapLen, plan.ram).bytes);
-    const present = incomplete ? firstPages(plan.present, lo, hi, this.placer.placed) : plan.present;
+    const present = incomplete ? firstPages(plan.present, lo, hi, this.committed) : plan.present;
     await this.sink.write(layout.bitmap2Offset, rangesToBitmap(plan.maxPfn, layout.bitmapLen, present, lo, hi).bytes);
     if (incomplete) await this.sink.write(0, encodeKdumpHeader(layout, info));
   }
+
+  /** Pages whose data and descriptors are both on disk (what an incomplete file may claim). */
+  private committed = 0;
 
   async writeBatch(b: CompressedBatch): Promise<void> {
     const { data, descs } = this.placer.place(b);
     if (data.bytes.length) await this.sink.write(data.offset, data.bytes);
     await this.sink.write(descs.offset, descs.bytes);
+    this.committed += b.count;
   }
 
   async finish({ incomplete }: { incomplete: boolean }): Promise<number> {
