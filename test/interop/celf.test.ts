@@ -4,7 +4,8 @@
  *    decompresses a zlib and a zstd chunk to the right bytes (compared here with the source
  *    memory), also with more than 65535 sections;
  *  - libkdumpfile and drgn, which do not know celf, see no memory at all (never wrong memory);
- *  - round trips ELF/kdump → celf → kdump / ELF keep the memory digest: on synthetic memory with
+ *  - round trips ELF/kdump → celf → kdump / ELF keep the memory digest (and libkdumpfile reads the
+ *    kdump / ELF made from celf like vmcore does): on synthetic memory with
  *    holes and RAM above 4 GiB (digest computed from the source), and on every corpus file
  *    (digest from the corpus truth, i.e. libkdumpfile's reading of the original).
  * The corpus is not part of the repository: set VMCORE_CORPUS (default ../shared/corpus next to
@@ -13,6 +14,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -317,6 +319,23 @@ for (const f of files) {
       await d.close();
       const back = await openDumpFiles([out]);
       assert.equal(await digest(back), truth, `celf → ${name}`);
+      if (haveLkdf) {
+        // the other tools read what celf turns back into: libkdumpfile reads the same bytes
+        const addrs: number[] = [];
+        for await (const r of back.pageRuns()) if (r.state === 'data' && addrs.length < 3) addrs.push(r.startPfn * PS, Math.floor((r.startPfn + r.endPfn) / 2) * PS);
+        const py = run(PY, [
+          '-c',
+          `import kdumpfile,sys,hashlib
+k = kdumpfile.kdumpfile(sys.argv[1])
+for a in sys.argv[2:]:
+    print(hashlib.sha256(k.read(kdumpfile.KDUMP_MACHPHYSADDR, int(a), 4096)).hexdigest())`,
+          out,
+          ...addrs.map(String),
+        ]);
+        assert.equal(py.status, 0, py.err);
+        const ours = await Promise.all(addrs.map(async (a) => createHash('sha256').update(await back.readPhys(a, PS)).digest('hex')));
+        assert.deepEqual(py.out.trim().split('\n'), ours, `libkdumpfile reads ${name} like vmcore`);
+      }
       await back.close();
     }
     rmSync(input === f.file ? join(tmp, 'none') : input, { force: true });
