@@ -68,15 +68,18 @@ async function pickPages(n) {
 async function randomReads(path, pfns) {
   const d = await openDumpFiles([path]);
   const lat = [];
+  const c0 = process.cpuUsage();
   for (const p of pfns) {
     const t = process.hrtime.bigint();
     await d.readPage(p);
     lat.push(Number(process.hrtime.bigint() - t) / 1000);
   }
+  const c1 = process.cpuUsage(c0);
   await d.close();
   lat.sort((a, b) => a - b);
   const mean = lat.reduce((a, b) => a + b, 0) / lat.length;
-  return { meanUs: mean, p50Us: lat[Math.floor(lat.length / 2)], p99Us: lat[Math.floor(lat.length * 0.99)] };
+  const cpuUs = (c1.user + c1.system) / pfns.length;
+  return { meanUs: mean, p50Us: lat[Math.floor(lat.length / 2)], p99Us: lat[Math.floor(lat.length * 0.99)], cpuUs };
 }
 
 const pfns = await pickPages(reads);
@@ -106,9 +109,9 @@ for (const codec of codecs) {
   const kc = median(row.kdump.cpu);
   const cc = median(row.celf.cpu);
   console.log(
-    `${codec}: kdump ${row.kdump.bytes} B, wall ${fmt(km, 2)} s (${fmt(inputSize / MiB / km, 0)} MiB/s), cpu ${fmt(kc, 2)} s, read p50 ${fmt(kr.p50Us)} us mean ${fmt(kr.meanUs)} | ` +
+    `${codec}: kdump ${row.kdump.bytes} B, wall ${fmt(km, 2)} s (${fmt(inputSize / MiB / km, 0)} MiB/s), cpu ${fmt(kc, 2)} s, read p50 ${fmt(kr.p50Us)} us mean ${fmt(kr.meanUs)} cpu ${fmt(kr.cpuUs)} us | ` +
       `celf ${row.celf.bytes} B (${fmt((100 * row.celf.bytes) / row.kdump.bytes - 100, 2)} %), wall ${fmt(cm, 2)} s (${fmt(inputSize / MiB / cm, 0)} MiB/s), cpu ${fmt(cc, 2)} s, ` +
-      `read p50 ${fmt(cr.p50Us)} us (${fmt(cr.p50Us / kr.p50Us, 2)}x) mean ${fmt(cr.meanUs)}`,
+      `read p50 ${fmt(cr.p50Us)} us (${fmt(cr.p50Us / kr.p50Us, 2)}x) mean ${fmt(cr.meanUs)} cpu ${fmt(cr.cpuUs)} us (${fmt(cr.cpuUs / kr.cpuUs, 2)}x)`,
   );
   rmSync(kdump, { force: true });
 }
@@ -119,7 +122,7 @@ for (const chunk of chunks) {
   const r = await convert(celf, { codec, outputFormat: celfOutput({ chunkSize: chunk }) });
   const rr = await randomReads(celf, pfns);
   results.chunks.push({ codec, chunk, bytes: r.bytes, sec: r.sec, cpu: r.cpu, read: rr });
-  console.log(`${codec} chunk ${chunk / 1024} KiB: ${r.bytes} B, wall ${fmt(r.sec, 2)} s, cpu ${fmt(r.cpu, 2)} s, read mean ${fmt(rr.meanUs)} us p50 ${fmt(rr.p50Us)} p99 ${fmt(rr.p99Us)}`);
+  console.log(`${codec} chunk ${chunk / 1024} KiB: ${r.bytes} B, wall ${fmt(r.sec, 2)} s, cpu ${fmt(r.cpu, 2)} s, read mean ${fmt(rr.meanUs)} us p50 ${fmt(rr.p50Us)} p99 ${fmt(rr.p99Us)} cpu ${fmt(rr.cpuUs)} us`);
   rmSync(celf, { force: true });
 }
 for (const c of codecs) rmSync(join(outDir, `bench.${c}.celf`), { force: true });
