@@ -23,7 +23,7 @@ import net from 'node:net';
 import { VmcoreError, isVmcoreError } from '../core/errors.js';
 import { QmpClient, type QmpDumpStatus, type QmpEvent, type QmpStatus } from './qmp.js';
 import { ElfStream, type ElfStreamInfo, type PageBatch } from './stream/elf-stream.js';
-import { patchKernelInfo, type KernelPatchResult } from './stream/patch-kernel.js';
+import { padNote, patchKernelInfo, type KernelPatchResult } from './stream/patch-kernel.js';
 import { convertDump, type PageStreamInput, type PfnRange } from './convert/index.js';
 import { celfOutput } from './convert/celf.js';
 import { checkOutput } from './convert/sinks.js';
@@ -98,7 +98,7 @@ export interface QmpDumpSummary {
 }
 
 /** The converter's sequential input, built from QEMU's ELF stream. */
-export function streamInput(info: ElfStreamInfo, batches: AsyncIterable<PageBatch>, name: string): PageStreamInput {
+export function streamInput(info: ElfStreamInfo, batches: AsyncIterable<PageBatch>, name: string, opts: { reserveNoteSpace?: boolean } = {}): PageStreamInput {
   const ps = info.pageSize;
   const ranges: PfnRange[] = [];
   for (const sg of info.segments) {
@@ -127,7 +127,9 @@ export function streamInput(info: ElfStreamInfo, batches: AsyncIterable<PageBatc
     arch: info.arch,
     is64: info.is64,
     littleEndian: info.littleEndian,
-    notes: info.notes,
+    // ELF readers (crash) want the notes near the headers: keep room there for a VMCOREINFO
+    // recovered after the conversion (see stream/patch-kernel.ts).
+    notes: !vmci && opts.reserveNoteSpace ? [...info.notes, padNote()] : info.notes,
     ...(vmci ? { vmcoreinfoText: new TextDecoder('latin1').decode(vmci.desc).replace(/\0+$/, '') } : {}),
     ranges,
     maxPfn: info.maxPfn,
@@ -257,7 +259,8 @@ export async function dumpViaQmp(opts: QmpDumpOptions): Promise<QmpDumpSummary> 
 
     let conv;
     try {
-      conv = await convertDump(streamInput(info, batches(), `QEMU dump stream (${qmp.target})`), opts.output, {
+      const reserve = format === 'elf' && (opts.fixKernelInfo ?? true);
+      conv = await convertDump(streamInput(info, batches(), `QEMU dump stream (${qmp.target})`, { reserveNoteSpace: reserve }), opts.output, {
         format: format === 'elf' ? 'elf' : 'kdump',
         codec,
         ...(format === 'celf' ? { outputFormat: celfOutput(opts.threads !== undefined ? { threads: opts.threads } : {}) } : {}),

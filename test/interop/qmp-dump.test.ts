@@ -275,6 +275,12 @@ test('other codecs and formats keep the memory (zlib, lzo, snappy kdump; ELF; ce
       const dm = cli(['dmesg', out]);
       assert.equal(dm.status, 0, dm.stderr);
       assert.match(dm.stdout, new RegExp(`VMCORE-GUEST-MARKER ${TAG}`), 'ELF output has the recovered VMCOREINFO');
+      if (haveCrash && vmlinux) {
+        // crash reads the notes only near the ELF headers: the VMCOREINFO must be there
+        const c = sh('crash', ['-s', vmlinux, out], { input: 'log\nhelp -D\nquit\n', timeoutMs: 300000 });
+        assert.match(c.stdout, new RegExp(`VMCORE-GUEST-MARKER ${TAG}`), `crash reads the ELF output: ${c.stderr}`);
+        assert.match(c.stdout, /NUMBER\(phys_base\)=/, 'crash sees the added VMCOREINFO');
+      }
     }
     rmSync(out);
   }

@@ -36,7 +36,14 @@ export function formatSummary(s: QmpDumpSummary): string {
       `${s.pages.total} pages (${s.pages.stored} stored, ${s.pages.zero} zero)`,
     `  took ${(s.elapsedMs / 1000).toFixed(1)} s` + (s.guestPausedMs !== undefined ? `, guest paused ${(s.guestPausedMs / 1000).toFixed(1)} s (QEMU events)` : ''),
   ];
-  if (s.physBase) lines.push(`  phys_base ${hex64(s.physBase.value)} (${s.physBase.patched ? 'written into the header' : 'header already right'}; ${s.physBase.verdict})`);
+  if (s.physBase) {
+    const how = s.physBase.patched
+      ? 'written into the header'
+      : s.physBase.verdict === 'header absent'
+        ? 'this format has no header field; VMCOREINFO carries it'
+        : 'header already right';
+    lines.push(`  phys_base ${hex64(s.physBase.value)} (${how})`);
+  }
   lines.push(`  VMCOREINFO: ${s.vmcoreinfo.source}${s.vmcoreinfo.added ? ' (added to the output)' : ''}`);
   return lines.join('\n') + '\n';
 }

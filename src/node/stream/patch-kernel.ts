@@ -13,7 +13,8 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { VmcoreError } from '../../core/errors.js';
 import { buildNotes, parseNotes } from '../../core/format/elf/notes.js';
 import { DiskDumpHeader64, KdumpSubHeader64 } from '../../core/format/kdump/structs.js';
-import { Elf64_Ehdr, Elf64_Phdr, ELFCLASS64, ELFDATA2LSB, PT_NOTE } from '../../core/format/elf/structs.js';
+import { Elf64_Ehdr, Elf64_Phdr, ELFCLASS64, ELFDATA2LSB, PT_LOAD, PT_NOTE } from '../../core/format/elf/structs.js';
+import { kernelMappings } from '../convert/kernel-map.js';
 import { analyzeKernel } from '../../core/kernel/kernel.js';
 import { openDumpFiles } from '../open.js';
 
@@ -22,10 +23,23 @@ export interface KernelPatchResult {
   vmcoreinfo: { source: string; added: boolean };
   /** The kdump header utsname was completed from the kernel's memory. */
   utsnameFilled?: boolean;
+  /** ELF: PT_LOADs given direct-map virtual addresses. */
+  directMapVaddrs?: number;
   warnings: string[];
 }
 
 const MAX_NOTES = 64 << 20;
+
+/** Name of the note that holds room for a VMCOREINFO note added after the conversion. */
+export const PAD_NOTE_NAME = 'PAD';
+/** Room for the largest VMCOREINFO note (4096 bytes of text, as the kernel's buffer) and a smaller pad note. */
+const PAD_DESC = 4096 + 64;
+export function padNote(): { name: string; type: number; desc: Uint8Array } {
+  return { name: PAD_NOTE_NAME, type: 0, desc: new Uint8Array(PAD_DESC) };
+}
+const align4 = (n: number) => (n + 3) & ~3;
+/** Bytes of a note with this name and descriptor size. */
+const noteBytes = (name: string, descLen: number) => 12 + align4(name.length + 1) + align4(descLen);
 const latin1 = (s: string) => Uint8Array.from(s, (c) => c.charCodeAt(0) & 0xff);
 
 async function readAt(fh: FileHandle, offset: number, length: number, file: string): Promise<Uint8Array> {
@@ -48,9 +62,13 @@ async function writeAt(fh: FileHandle, offset: number, bytes: Uint8Array): Promi
 export async function patchKernelInfo(path: string, format: 'kdump' | 'elf' | 'celf'): Promise<KernelPatchResult> {
   const dump = await openDumpFiles([path]);
   let info;
+  let directMapBase: bigint | undefined;
   try {
     if (dump.arch !== 'x86_64') return { vmcoreinfo: { source: 'none', added: false }, warnings: [`architecture ${dump.arch}: phys_base and VMCOREINFO not checked`] };
     info = await analyzeKernel(dump, { recover: true });
+    if (format === 'elf' && info.vmcoreinfo && info.physBase.value !== undefined) {
+      directMapBase = (await kernelMappings(dump, info.vmcoreinfo, info.physBase.value)).directMapBase;
+    }
   } finally {
     await dump.close();
   }
@@ -123,8 +141,25 @@ export async function patchKernelInfo(path: string, format: 'kdump' | 'elf' | 'c
       const eb = await readAt(fh, 0, Elf64_Ehdr.size, path);
       if (eb[4] !== ELFCLASS64 || eb[5] !== ELFDATA2LSB) throw new VmcoreError('UNSUPPORTED', 'only little-endian ELF64 output is patched', { file: path });
       const eh = Elf64_Ehdr.read(eb, 0, true, { file: path });
+      if (eh.e_phnum * Elf64_Phdr.size > MAX_NOTES) throw new VmcoreError('OUT_OF_BOUNDS', 'too many program headers', { file: path, field: 'e_phnum' });
+      const phs = await readAt(fh, eh.e_phoff, eh.e_phnum * Elf64_Phdr.size, path);
+      // Direct-map virtual addresses for PT_LOADs that have none (QEMU paging=false writes
+      // p_vaddr = p_paddr), so readers that translate through p_vaddr find kernel data.
+      if (directMapBase !== undefined) {
+        let n = 0;
+        for (let i = 0; i < eh.e_phnum; i++) {
+          const ph = Elf64_Phdr.read(phs, i * Elf64_Phdr.size, true, { file: path, base: eh.e_phoff });
+          if (ph.p_type !== PT_LOAD || (ph.p_vaddr !== ph.p_paddr && ph.p_vaddr !== 0n)) continue;
+          ph.p_vaddr = BigInt.asUintN(64, directMapBase + ph.p_paddr);
+          Elf64_Phdr.write(ph, phs, i * Elf64_Phdr.size, true);
+          n++;
+        }
+        if (n) {
+          await writeAt(fh, eh.e_phoff, phs);
+          result.directMapVaddrs = n;
+        }
+      }
       if (recoveredText) {
-        const phs = await readAt(fh, eh.e_phoff, eh.e_phnum * Elf64_Phdr.size, path);
         let idx = -1;
         for (let i = 0; i < eh.e_phnum; i++) if (Elf64_Phdr.read(phs, i * Elf64_Phdr.size, true).p_type === PT_NOTE) idx = idx < 0 ? i : idx;
         if (idx < 0) {
@@ -134,14 +169,27 @@ export async function patchKernelInfo(path: string, format: 'kdump' | 'elf' | 'c
           if (ph.p_filesz > MAX_NOTES) throw new VmcoreError('OUT_OF_BOUNDS', 'PT_NOTE too large', { file: path, field: 'p_filesz' });
           const old = parseNotes(await readAt(fh, ph.p_offset, ph.p_filesz, path), true, { file: path, base: ph.p_offset });
           if (!old.some((n) => n.name === 'VMCOREINFO')) {
-            const blob = buildNotes([...old, { name: 'VMCOREINFO', type: 0, desc: latin1(recoveredText) }], true);
-            const at = Math.ceil(size / 8) * 8;
-            await writeAt(fh, at, blob);
-            ph.p_offset = at;
-            ph.p_filesz = blob.length;
-            if (ph.p_memsz !== 0) ph.p_memsz = blob.length;
-            const one = Elf64_Phdr.encode(ph, true);
-            await writeAt(fh, eh.e_phoff + idx * Elf64_Phdr.size, one);
+            const text = latin1(recoveredText);
+            const keep = old.filter((n) => n.name !== PAD_NOTE_NAME);
+            const pad = old.find((n) => n.name === PAD_NOTE_NAME);
+            const room = pad ? noteBytes(pad.name, pad.desc.length) : 0;
+            const need = noteBytes('VMCOREINFO', text.length);
+            if (pad && room - need >= noteBytes(PAD_NOTE_NAME, 0)) {
+              // In place, where the conversion left room: the notes keep their offset and size.
+              const padLeft = room - need - noteBytes(PAD_NOTE_NAME, 0);
+              const blob = buildNotes([...keep, { name: 'VMCOREINFO', type: 0, desc: text }, { name: PAD_NOTE_NAME, type: 0, desc: new Uint8Array(padLeft) }], true);
+              if (blob.length !== ph.p_filesz) throw new VmcoreError('BAD_FIELD', `note rewrite is ${blob.length} bytes, PT_NOTE holds ${ph.p_filesz}`, { file: path });
+              await writeAt(fh, ph.p_offset, blob);
+            } else {
+              const blob = buildNotes([...keep, { name: 'VMCOREINFO', type: 0, desc: text }], true);
+              const at = Math.ceil(size / 8) * 8;
+              await writeAt(fh, at, blob);
+              ph.p_offset = at;
+              ph.p_filesz = blob.length;
+              if (ph.p_memsz !== 0) ph.p_memsz = blob.length;
+              await writeAt(fh, eh.e_phoff + idx * Elf64_Phdr.size, Elf64_Phdr.encode(ph, true));
+              warnings.push('VMCOREINFO appended at the end of the ELF file (no room by the headers); crash may not see the notes');
+            }
             result.vmcoreinfo.added = true;
           }
         }
