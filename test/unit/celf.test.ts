@@ -275,3 +275,19 @@ test('extended numbering: e_shstrndx = SHN_XINDEX (index in sh_link) and e_phnum
   assert.equal(d.notes.length, 2);
   assert.deepEqual(await d.readPage(3), pageText(3));
 });
+
+test('an interrupted writer marks the file incomplete; the reader says so', async () => {
+  const layout = new CelfLayout({ machine: 62, pageSize: PS, maxPfn: 64, notes: notes(), chunkSize: 16384, codec: 'zstd' });
+  const sink = new CelfBufferSink();
+  await sink.write(layout.head());
+  const placed = layout.addWindow(0, compressChunk(nodeCodecs().get('zstd'), pageText(0)), [{ paddr: 0, size: PS, kind: 'data' }]);
+  for (const p of placed.pieces) await sink.write(p);
+  const fin = layout.finish({ incomplete: true });
+  await sink.write(fin.tail);
+  await sink.writeAt(0, fin.header);
+  const d = await openCelf(new BufferSource(sink.bytes()), nodeCodecs());
+  assert.equal((await d.details()).incomplete, true);
+  assert.ok(d.warnings.some((w) => /incomplete/.test(w)));
+  assert.deepEqual(await d.readPage(0), pageText(0));
+  assert.equal(await d.pageState(1), 'hole');
+});
