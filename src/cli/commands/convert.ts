@@ -52,7 +52,7 @@ export function register(program: Command): void {
     )
     .argument('<in...>', 'input dump (several files: a split set), then OUT')
     .addOption(new Option('--format <fmt>', 'output format (celf: compressed ELF, docs/compressed-elf.md)').choices(['kdump', 'elf', 'celf']))
-    .addOption(new Option('--compress <codec>', 'kdump page codec (default zlib)').choices(['zlib', 'lzo', 'snappy', 'zstd', 'none']))
+    .addOption(new Option('--compress <codec>', 'page codec (kdump: default zlib; celf: chunk codec, default zstd)').choices(['zlib', 'lzo', 'snappy', 'zstd', 'none']))
     .option('--level <n>', 'codec level for zlib/zstd (default 1, as makedumpfile and QEMU)')
     .option('--exclude-zero', 'zero pages cost nothing: one shared zero page (kdump), not stored (ELF); dump level 1')
     .option('-d, --dump-level <n>', 'makedumpfile dump level: 0 or 1 (other levels are not supported yet)')
@@ -88,7 +88,7 @@ export function register(program: Command): void {
       if (o.chunk !== undefined && !celf) throw new VmcoreError('USAGE', '--chunk applies to --format celf only');
       const chunkSize = o.chunk !== undefined ? checkChunkSize(parseChunkSize(o.chunk), 4096) : undefined;
       if (o.E && o.format === 'kdump') throw new VmcoreError('USAGE', '-E and --format kdump contradict each other');
-      const codec = (shortCodecs[0] ?? o.compress ?? 'zlib') as OutputCodec;
+      const codec = (shortCodecs[0] ?? o.compress ?? (celf ? 'zstd' : 'zlib')) as OutputCodec;
       if (format === 'elf' && (shortCodecs.length || o.compress)) throw new VmcoreError('USAGE', 'ELF output is not compressed: drop the codec option');
       let dumpLevel = int(o.dumpLevel, '--dump-level') ?? 0;
       if (o.excludeZero) dumpLevel = Math.max(dumpLevel, 1) === 1 ? 1 : dumpLevel;
