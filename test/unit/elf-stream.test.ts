@@ -142,3 +142,16 @@ test('zero tails (p_memsz > p_filesz) come as data-less batches', async () => {
   const dataPages = batches.filter((b) => b.data).reduce((n, b) => n + b.count, 0);
   assert.equal(dataPages, (0xc0000 + 0x20000 + 0x20000 + 0x100000) / 4096 + 16);
 });
+
+test('e_phnum = PN_XNUM: the real count comes from section header 0 (QEMU writes section headers first)', async () => {
+  const elf = new Uint8Array(gunzipSync(readFileSync(fixture('qemu-prelaunch-2m.elf.gz'))));
+  const dv = new DataView(elf.buffer);
+  const phnum = dv.getUint16(56, true);
+  const shoff = Number(dv.getBigUint64(40, true));
+  assert.equal(shoff, 64, 'QEMU 7.2 puts the section headers right after the ELF header');
+  dv.setUint16(56, 0xffff, true);
+  dv.setUint32(shoff + 44, phnum, true); // sh_info of section header 0
+  const s = await ElfStream.open(chunks(elf), { name: 'xnum' });
+  assert.equal(s.info.segments.length, phnum - 1);
+  assert.deepEqual(s.info.notes.map((n) => n.name), ['CORE', 'QEMU']);
+});
