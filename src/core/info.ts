@@ -150,7 +150,9 @@ function rangeOf(r: { s: number; e: number }, ps: number): RangeInfo {
 
 export function guessProducer(dump: Dump, hints: string[]): { producer: Producer; evidence: string[] } {
   const has = (s: string) => hints.some((h) => h.startsWith(s));
-  if (has('vmcore producer note')) return { producer: 'vmcore', evidence: hints.filter((h) => h.startsWith('vmcore')) };
+  if (has('vmcore producer note') || has('celf index section')) {
+    return { producer: 'vmcore', evidence: hints.filter((h) => h.startsWith('vmcore') || h.startsWith('celf')) };
+  }
   const qemu = hints.filter(
     (h) =>
       h.startsWith('QEMU CPU-state notes') ||
