@@ -121,7 +121,7 @@ export async function describeDump(dump: Dump, kernel?: KernelInfo, extra: { pan
     pageSize: dump.pageSize,
     kernel: { release, version, machine, releaseSource },
     crashTime: crash ? new Date(crash * 1000).toISOString() : null,
-    nrCpus: det.nrCpus ?? (kernel?.cpus.length || null),
+    nrCpus: det.nrCpus ?? (new Set(kernel?.cpus.map((c) => c.cpu)).size || null),
     notes: dump.notes.map((n) => ({ name: n.name, type: noteTypeName(n), size: n.desc.length })),
     vmcoreinfo: { present: !!vi, source: kernel?.vmcoreinfoSource ?? (dump.vmcoreinfoText ? 'note' : 'none') },
     physBase: {
