@@ -72,6 +72,7 @@ export function register(program: Command): void {
     .option('--quiet', 'no progress bar, no summary')
     .option('--json', 'print a JSON summary on stdout')
     .action(async (out: string, o: Opts) => {
+      if (out === '-') throw new VmcoreError('USAGE', 'dump writes a file (phys_base and VMCOREINFO are patched into it afterwards): give a path, not "-"');
       const short = [o.c && 'zlib', o.l && 'lzo', o.p && 'snappy', o.z && 'zstd'].filter(Boolean) as DumpCodec[];
       if (short.length > 1 || (short.length && o.compress && o.compress !== short[0])) throw new VmcoreError('USAGE', 'give one codec (-c, -l, -p, -z or --compress)');
       const format = (o.format ?? 'kdump') as DumpOutputFormat;
