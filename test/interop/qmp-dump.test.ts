@@ -311,6 +311,33 @@ test('an interrupted dump removes the output; QEMU answers and the guest keeps i
   const r = cli(['dump', '--qmp', qmpSock, out, '-l', '--quiet']);
   assert.equal(r.status, 0, r.stderr);
   rmSync(out);
+
+  // Ctrl-C on the command line: SIGINT once the output's temporary file exists.
+  const sigOut = join(work, 'sig.kdump');
+  const child = spawn(process.execPath, [CLI, 'dump', '--qmp', qmpSock, sigOut, '-c', '--threads', '1'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (d) => (stderr += d));
+  const exited = new Promise<number | null>((res) => child.on('exit', (code) => res(code)));
+  let signalled = false;
+  let done = false;
+  void exited.then(() => (done = true));
+  while (!done && !signalled) {
+    if (readdirSync(work).some((f) => f.startsWith('.sig.kdump.partial'))) {
+      child.kill('SIGINT');
+      signalled = true;
+    } else await new Promise((res) => setTimeout(res, 10));
+  }
+  const code = await exited;
+  if (!signalled) {
+    t.diagnostic('the dump finished before SIGINT could be sent; CLI interrupt not checked');
+    rmSync(sigOut, { force: true });
+  } else {
+    assert.notEqual(code, 0);
+    assert.match(stderr, /INTERRUPTED/);
+    assert.ok(!existsSync(sigOut));
+    assert.deepEqual(readdirSync(work).filter((f) => f.includes('sig.kdump')), []);
+    assert.equal((await qmpDo<{ status: string }>('query-status')).status, 'paused');
+  }
 });
 
 test('a full disk: the error says so, nothing is left behind, QEMU stays usable', { skip }, async (t) => {
