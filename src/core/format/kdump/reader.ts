@@ -461,55 +461,107 @@ export class KdumpFile {
   }
 
   /** Runs over [start, end) ∩ owned range; pfns outside are not yielded. */
+  /**
+   * Descriptors [first, first + count) as raw bytes (fewer when the descriptor area is cut
+   * short). Callers keep `count` bounded (one bitmap block's worth at most).
+   */
+  private async descBytes(first: number, count: number): Promise<Uint8Array> {
+    const n = Math.max(0, Math.min(count, this.numDescs - first));
+    if (n === 0) return new Uint8Array(0);
+    return this.src.read(this.descOffset + first * PAGE_DESC_SIZE, n * PAGE_DESC_SIZE);
+  }
+
+  /** State of descriptor `i` of a raw descriptor buffer (no allocation: hot loop). */
+  private stateAt(dv: DataView, i: number): PageState {
+    const o = i * PAGE_DESC_SIZE;
+    if (o + PAGE_DESC_SIZE > dv.byteLength) return 'missing';
+    const le = this.h.littleEndian;
+    const lo = dv.getUint32(o + (le ? 0 : 4), le);
+    const hi = dv.getInt32(o + (le ? 4 : 0), le);
+    if (hi < 0 || hi >= 0x200000) return 'missing';
+    const off = hi * 0x100000000 + lo;
+    const size = dv.getUint32(o + 8, le);
+    const flags = dv.getUint32(o + 12, le);
+    if (off <= 0) return 'missing';
+    if (off === this.zeroOffset && flags === 0 && size === this.h.blockSize) return 'zero';
+    if (off + size > this.src.size) return 'missing';
+    return 'data';
+  }
+
+  /**
+   * Runs over [start, end) ∩ owned range, block by block: two bitmap blocks and that block's
+   * descriptors (at most 32768 × 24 bytes) are read, then classified in one synchronous pass.
+   */
   async *runs(start: number, end: number): AsyncIterable<PageRun> {
     const s0 = Math.max(start, this.ownStart);
     const e0 = Math.min(end, this.ownEnd);
     let cur: PageRun | undefined;
-    const cursor = this.descCursor();
+    const out: PageRun[] = [];
+    const push = (p: number, n: number, st: PageState) => {
+      if (cur && cur.state === st && cur.endPfn === p) cur.endPfn = p + n;
+      else {
+        if (cur) out.push(cur);
+        cur = { startPfn: p, endPfn: p + n, state: st };
+      }
+    };
+    const B = this.bitsPerBlock;
     for (let pfn = s0; pfn < e0; ) {
-      const blk = Math.floor(pfn / this.bitsPerBlock);
-      const blockEnd = Math.min(e0, (blk + 1) * this.bitsPerBlock);
-      const ram = await this.bitmapBlock(0, blk);
-      const dmp = await this.bitmapBlock(1, blk);
-      let idx = -1;
-      for (; pfn < blockEnd; pfn++) {
-        const i = pfn - blk * this.bitsPerBlock;
+      const blk = Math.floor(pfn / B);
+      const blockEnd = Math.min(e0, (blk + 1) * B);
+      const ram = (await this.bitmapBlock(0, blk)).bits;
+      const dmp = (await this.bitmapBlock(1, blk)).bits;
+      const i0 = pfn - blk * B;
+      const i1 = blockEnd - blk * B;
+      const nd = countBits(dmp, i0, Math.min(i1, dmp.length * 8));
+      let dv: DataView = new DataView(new ArrayBuffer(0));
+      if (nd > 0) {
+        const d = await this.descBytes(await this.descIndex(pfn), nd);
+        dv = new DataView(d.buffer, d.byteOffset, d.length);
+      }
+      let k = 0;
+      for (let i = i0; i < i1; ) {
         const byte = i >> 3;
-        // skip whole zero bytes of both bitmaps quickly
-        if ((i & 7) === 0 && pfn + 8 <= blockEnd && (ram.bits[byte] ?? 0) === 0 && (dmp.bits[byte] ?? 0) === 0) {
-          if (cur && cur.state === 'hole') cur.endPfn = pfn + 8;
-          else {
-            if (cur) yield cur;
-            cur = { startPfn: pfn, endPfn: pfn + 8, state: 'hole' };
-          }
-          pfn += 7;
+        const r = ram[byte] ?? 0;
+        const m = dmp[byte] ?? 0;
+        if ((i & 7) === 0 && i + 8 <= i1 && r === 0 && m === 0) {
+          push(blk * B + i, 8, 'hole');
+          i += 8;
           continue;
         }
-        const m = 1 << (i & 7);
-        let st: PageState;
-        if ((dmp.bits[byte] ?? 0) & m) {
-          idx = idx < 0 ? await this.descIndex(pfn) : idx + 1;
-          st = this.stateOfDesc(await cursor(idx));
-        } else st = (ram.bits[byte] ?? 0) & m ? 'excluded' : 'hole';
-        if (cur && cur.state === st) cur.endPfn = pfn + 1;
-        else {
-          if (cur) yield cur;
-          cur = { startPfn: pfn, endPfn: pfn + 1, state: st };
-        }
+        const bit = 1 << (i & 7);
+        const st: PageState = m & bit ? this.stateAt(dv, k++) : r & bit ? 'excluded' : 'hole';
+        push(blk * B + i, 1, st);
+        i++;
+      }
+      pfn = blockEnd;
+      if (out.length) {
+        yield* out;
+        out.length = 0;
       }
     }
     if (cur) yield cur;
   }
 
-  /** Count pages by codec (reads every descriptor). */
+  /** Count pages by codec: one sequential pass over the descriptors, 1 MiB at a time. */
   async codecCounts(): Promise<Record<string, number>> {
     const out: Record<string, number> = {};
-    const cursor = this.descCursor();
-    for (let i = 0; i < this.numDescs; i++) {
-      const d = await cursor(i);
-      const st = this.stateOfDesc(d);
-      const k = st === 'zero' ? 'zero (shared)' : st === 'missing' ? 'missing' : (codecOfFlags(d!.flags) ?? `flags 0x${d!.flags.toString(16)}`);
-      out[k] = (out[k] ?? 0) + 1;
+    const PER = 43690;
+    const le = this.h.littleEndian;
+    for (let first = 0; first < this.numDescs; first += PER) {
+      const b = await this.descBytes(first, PER);
+      const dv = new DataView(b.buffer, b.byteOffset, b.length);
+      const n = Math.min(PER, this.numDescs - first);
+      for (let i = 0; i < n; i++) {
+        const st = this.stateAt(dv, i);
+        let k: string;
+        if (st === 'zero') k = 'zero (shared)';
+        else if (st === 'missing') k = 'missing';
+        else {
+          const flags = dv.getUint32(i * PAGE_DESC_SIZE + 12, le);
+          k = codecOfFlags(flags) ?? `flags 0x${flags.toString(16)}`;
+        }
+        out[k] = (out[k] ?? 0) + 1;
+      }
     }
     return out;
   }
