@@ -2,7 +2,8 @@ import type { Command } from 'commander';
 import { hashMemory } from '../../core/hash.js';
 import { openDumpFiles } from '../../node/open.js';
 import { nodeSha256 } from '../../node/hash.js';
-import { printJson, writeStdout } from '../util.js';
+import { hashDumpParallel } from '../../node/parallel-read.js';
+import { parseNumber, printJson, writeStdout } from '../util.js';
 
 export function register(program: Command): void {
   program
@@ -13,10 +14,15 @@ export function register(program: Command): void {
     .argument('<dump...>', 'dump file (several files: one split set)')
     .option('--skip-zero', 'leave all-zero pages out (compare an ELF with a zero-excluding kdump)')
     .option('--json', 'print {"sha256", "pages"} as JSON')
-    .action(async (files: string[], o: { skipZero?: boolean; json?: boolean }) => {
+    .option('--threads <n>', 'worker threads that read and decompress pages (default: number of cores; 0 = none)')
+    .action(async (files: string[], o: { skipZero?: boolean; json?: boolean; threads?: string }) => {
       const dump = await openDumpFiles(files);
       try {
-        const r = await hashMemory(dump, { skipZero: !!o.skipZero, hasher: nodeSha256 });
+        const threads = o.threads === undefined ? undefined : parseNumber(o.threads, '--threads');
+        const r =
+          threads === 0 || dump.maxPfn < 65536
+            ? await hashMemory(dump, { skipZero: !!o.skipZero, hasher: nodeSha256 })
+            : await hashDumpParallel(dump, files, { skipZero: !!o.skipZero, hasher: nodeSha256, ...(threads === undefined ? {} : { threads }) });
         for (const w of dump.warnings) process.stderr.write(`warning: ${w}\n`);
         if (r.missingPages) process.stderr.write(`warning: ${r.missingPages} pages are missing from the dump and were not hashed\n`);
         if (o.json) await printJson({ sha256: r.sha256, pages: r.pages, zeroPages: r.zeroPages, missingPages: r.missingPages });

@@ -1,0 +1,112 @@
+/**
+ * Read every present page of a dump in pfn order with decompression spread over worker
+ * threads (each opens the files itself). Memory is bounded: at most `4 × threads` jobs of
+ * `jobPages` pages are in flight.
+ */
+import { Worker } from 'node:worker_threads';
+import { availableParallelism } from 'node:os';
+import { VmcoreError, type ErrorCode } from '../core/errors.js';
+import { isPresent, type Dump } from '../core/dump.js';
+import { isZeroPage } from '../core/memory.js';
+import type { Hasher, MemoryDigest } from '../core/hash.js';
+
+interface JobSpec {
+  runs: number[];
+  pages: number;
+}
+
+async function* jobs(dump: Dump, jobPages: number): AsyncGenerator<JobSpec> {
+  let cur: JobSpec = { runs: [], pages: 0 };
+  for await (const r of dump.pageRuns(0, dump.maxPfn)) {
+    if (!isPresent(r.state)) continue;
+    for (let s = r.startPfn; s < r.endPfn; ) {
+      const n = Math.min(r.endPfn - s, jobPages - cur.pages);
+      cur.runs.push(s, s + n, r.state === 'zero' ? 1 : 0);
+      cur.pages += n;
+      s += n;
+      if (cur.pages === jobPages) {
+        yield cur;
+        cur = { runs: [], pages: 0 };
+      }
+    }
+  }
+  if (cur.pages) yield cur;
+}
+
+export interface ParallelHashOptions {
+  skipZero?: boolean;
+  threads?: number;
+  jobPages?: number;
+  hasher: () => Hasher;
+}
+
+/** hashMemory with worker threads; the same digest (pages are fed in pfn order). */
+export async function hashDumpParallel(dump: Dump, paths: string[], opts: ParallelHashOptions): Promise<MemoryDigest> {
+  const threads = Math.max(1, opts.threads ?? availableParallelism());
+  const jobPages = opts.jobPages ?? 512;
+  const ps = dump.pageSize;
+  const url = new URL('./workers/read-worker.js', import.meta.url);
+  // a small young generation per worker: pages are short-lived, and the nursery is what RSS is made of
+  const workers = Array.from({ length: threads }, () => new Worker(url, { workerData: { paths }, resourceLimits: { maxYoungGenerationSizeMb: 4 } }));
+  const ready = workers.map((w) => new Promise<void>((res, rej) => {
+    w.once('message', () => res());
+    w.once('error', rej);
+  }));
+  const h = opts.hasher();
+  const pfnBuf = new Uint8Array(8);
+  const dv = new DataView(pfnBuf.buffer);
+  let pages = 0;
+  let zeroPages = 0;
+  let missing = 0;
+  try {
+    await Promise.all(ready);
+    const results = new Map<number, { resolve: (b: ArrayBuffer) => void; reject: (e: Error) => void; promise: Promise<ArrayBuffer> }>();
+    for (const w of workers) {
+      w.on('message', (m: { id: number; buf?: ArrayBuffer; error?: { code: ErrorCode; message: string } }) => {
+        const r = results.get(m.id);
+        if (!r) return;
+        results.delete(m.id);
+        if (m.error) r.reject(VmcoreError.fromJSON(m.error));
+        else r.resolve(m.buf!);
+      });
+    }
+    for await (const r of dump.pageRuns(0, dump.maxPfn)) if (r.state === 'missing') missing += r.endPfn - r.startPfn;
+    const inflight: { spec: JobSpec; promise: Promise<ArrayBuffer> }[] = [];
+    let id = 0;
+    const consume = async () => {
+      const { spec, promise } = inflight.shift()!;
+      const buf = new Uint8Array(await promise);
+      let o = 0;
+      for (let i = 0; i < spec.runs.length; i += 3) {
+        for (let p = spec.runs[i]!; p < spec.runs[i + 1]!; p++, o += ps) {
+          const page = buf.subarray(o, o + ps);
+          const zero = spec.runs[i + 2] === 1 || isZeroPage(page);
+          if (zero) zeroPages++;
+          if (zero && opts.skipZero) continue;
+          dv.setBigUint64(0, BigInt(p), true);
+          h.update(pfnBuf);
+          h.update(page);
+          pages++;
+        }
+      }
+    };
+    for await (const spec of jobs(dump, jobPages)) {
+      const jid = id++;
+      let resolve!: (b: ArrayBuffer) => void;
+      let reject!: (e: Error) => void;
+      const promise = new Promise<ArrayBuffer>((a, b) => {
+        resolve = a;
+        reject = b;
+      });
+      promise.catch(() => undefined);
+      results.set(jid, { resolve, reject, promise });
+      workers[jid % threads]!.postMessage({ id: jid, runs: spec.runs, pages: spec.pages });
+      inflight.push({ spec, promise });
+      if (inflight.length >= 4 * threads) await consume();
+    }
+    while (inflight.length) await consume();
+    return { sha256: h.digestHex(), pages, zeroPages, missingPages: missing };
+  } finally {
+    await Promise.all(workers.map((w) => w.terminate()));
+  }
+}
