@@ -10,3 +10,4 @@ export { fixDump, choosePhysBase, type FixOptions, type FixResult } from './fix.
 export { QmpClient, QmpCommandError, parseQmpTarget, type QmpEvent, type QmpGreeting, type QmpStatus, type QmpDumpStatus } from './qmp.js';
 export { dumpViaQmp, type QmpDumpOptions, type QmpDumpSummary, type QmpDumpProgress } from './dump-qmp.js';
 export { ElfStream, type ElfStreamInfo, type PageBatch } from './stream/elf-stream.js';
+export { hashDumpParallel, type ParallelHashOptions } from './parallel-read.js';
