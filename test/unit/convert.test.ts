@@ -361,6 +361,26 @@ test('safety: no overwrite without force, unsupported dump levels rejected, fail
     } finally {
       await d.close();
     }
+    // ELF: e_flags bit 0, and what the file claims is what was written (no zero-filled tail)
+    const ac3 = new AbortController();
+    n = 0;
+    await assert.rejects(
+      convertDump(dump, join(dir, 'k.elf'), { format: 'elf', threads: 0, batchPages: 64, signal: ac3.signal, keepIncomplete: true, onProgress: () => void (++n === 3 && ac3.abort()) }),
+      (e: unknown) => e instanceof VmcoreError,
+    );
+    const ke = await readFile(join(dir, 'k.elf'));
+    assert.equal(ke.readUInt32LE(48) & 1, 1, 'e_flags incomplete');
+    const de = await openDumpFiles([join(dir, 'k.elf')]);
+    try {
+      let present = 0;
+      for await (const r of de.pageRuns(0, de.maxPfn)) {
+        if (r.state !== 'data' && r.state !== 'zero') continue;
+        for (let p = r.startPfn; p < r.endPfn; p++, present++) assert.ok(Buffer.from(await de.readPage(p)).equals(pageFor(p) ?? new Uint8Array(PS)), `pfn ${p}`);
+      }
+      assert.ok(present > 0 && present < 192 + 10, `only the written pages are claimed (${present})`);
+    } finally {
+      await de.close();
+    }
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

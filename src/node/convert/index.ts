@@ -692,6 +692,7 @@ export async function convertDump(input: ConvertInput, out: string | Writable, o
   let ok = false;
   const sizes: number[] = [];
   try {
+    if (typeof out === 'string') for (const n of names) await checkOutput(n, !!opts.force, opts.inputFiles ?? []);
     // ELF with zero runs from a random-access input: find them first (a second read pass, as
     // makedumpfile -E does), so that long zero runs become split points.
     if (format === 'elf' && dumpLevel >= 1 && !isStream(input) && !opts.outputFormat) {
@@ -699,7 +700,6 @@ export async function convertDump(input: ConvertInput, out: string | Writable, o
         progress({ phase: 'scan', pagesDone: n, pagesTotal, bytesIn: n * ps, bytesOut: 0 }),
       );
     }
-    if (typeof out === 'string') for (const n of names) await checkOutput(n, !!opts.force, opts.inputFiles ?? []);
     for (let i = 0; i < names.length; i++) {
       const name = names[i]!;
       const sink = typeof out !== 'string' ? new FlatSink('-', out) : flatten ? await FlatSink.toFile(name) : await FileSink.create(name);

@@ -224,8 +224,11 @@ export class ElfWriter {
   /** Encode Ehdr + Phdrs (+ null Shdr on overflow) + notes: the bytes for offset 0. */
   header(opts: { incomplete?: boolean } = {}): Uint8Array {
     const { is64, littleEndian: le, pageSize } = this.params;
-    // close every remaining segment
+    // close every remaining segment; in an incomplete file, segments not fully written claim
+    // only what was stored (their unwritten tail must not read as zeros)
+    const firstOpen = this.cur;
     while (this.cur < this.segs.length) this.close(this.segs[this.cur++]!);
+    const truncated = new Set(opts.incomplete ? this.segs.slice(firstOpen) : []);
     const buf = new Uint8Array(this.noteOffset + this.noteBlob.length);
     const ident = new Uint8Array(16);
     ident.set(ELFMAG, 0);
@@ -264,7 +267,7 @@ export class ElfWriter {
         vaddr: s.spec.vaddr ?? BigInt(s.paddr),
         paddr: BigInt(s.paddr),
         filesz: s.filesz,
-        memsz: s.spec.pages * pageSize,
+        memsz: truncated.has(s) ? s.filesz : s.spec.pages * pageSize,
       });
     }
     for (const a of this.aliasParts) {
