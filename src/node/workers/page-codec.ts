@@ -5,6 +5,7 @@
  * zlib stream), lzo1x-1, raw snappy, zstd level 1 (one frame per page).
  */
 import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import { nodeCodecs } from '../codecs.js';
 import { VmcoreError } from '../../core/errors.js';
 import type { OutputCodec } from '../../core/format/kdump/writer.js';
@@ -41,6 +42,23 @@ export function deflateAddon(): DeflateAddon | null {
   return addon;
 }
 
+interface LzoBinding {
+  compress(input: Buffer, output: Buffer): { err: number; len: number };
+}
+let lzoB: LzoBinding | null | undefined;
+/** The lzo package's native binding (lzo1x-1), without its allocating wrapper. */
+function lzoBinding(): LzoBinding | null {
+  if (lzoB !== undefined) return lzoB;
+  try {
+    const main = require.resolve('lzo');
+    lzoB = require(join(dirname(main), 'build', 'Release', 'node_lzo.node')) as LzoBinding;
+    if (typeof lzoB.compress !== 'function') lzoB = null;
+  } catch {
+    lzoB = null;
+  }
+  return lzoB;
+}
+
 /** Name of the implementation used for `codec` (for summaries). */
 export function compressorImpl(codec: OutputCodec, noNative = false): string {
   if (codec === 'none') return 'none';
@@ -65,6 +83,20 @@ export function pageCompressor(cfg: WorkerConfig): ((page: Uint8Array, out: Uint
         if (n <= 0) return -1;
         out.set(tmp.subarray(0, n), outOff);
         return n;
+      };
+    }
+  }
+  if (codec === 'lzo') {
+    const b = lzoBinding();
+    if (b) {
+      // Call the binding directly with one reused output buffer: the package's wrapper
+      // allocates and zero-fills a fresh buffer for every page.
+      const scratch = Buffer.alloc(pageSize + (pageSize >> 4) + 67);
+      return (page, out, outOff) => {
+        const r = b.compress(Buffer.from(page.buffer, page.byteOffset, page.length), scratch);
+        if (r.err !== 0 || r.len >= pageSize) return -1;
+        out.set(scratch.subarray(0, r.len), outOff);
+        return r.len;
       };
     }
   }
