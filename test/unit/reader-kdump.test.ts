@@ -57,6 +57,8 @@ test('header versions 1-6, 32-bit (i386) layout, big-endian', async () => {
     { layout32: true },
     { le: false },
     { layout32: true, le: false, headerVersion: 4 },
+    // i386 header whose max_mapnr (512) sits where a 64-bit header keeps block_size
+    { layout32: true, maxMapnr: 512 },
   ]) {
     const d = await openDump([new BufferSource(buildKdump({ ...base, ...spec }))], nodeCodecs());
     assert.equal((await hashMemory(d)).sha256, expected.sha256, JSON.stringify(spec));

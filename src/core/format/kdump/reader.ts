@@ -87,8 +87,12 @@ export async function readKdumpHeader(src: ByteSource): Promise<KdumpHeaderInfo>
       if (!isPow2(bs) || bs < 512 || bs > MAX_BLOCK_SIZE) continue;
       if (h.sub_hdr_size < 0 || h.sub_hdr_size > 1 << 20) continue;
       if (h.header_version < 0 || h.header_version > 100) continue;
-      // For 32-bit candidates require a 32-bit machine name, since 64-bit is the norm.
-      if (layout === '32' && !/^(i[3-6]86|arm.*|ppc|mips.*|s390)$/.test(h.machine)) continue;
+      // The bitmaps must be able to describe max_mapnr pages.
+      if (h.signature === KDUMP_SIGNATURE && h.bitmap_blocks * bs * 8 < h.max_mapnr) continue;
+      // 32-bit layouts only for a 32-bit machine name; a 64-bit layout not for one.
+      const m32 = /^(i[3-6]86|arm(v\d.*)?|armv?\d.*|ppc|mips.*|s390)$/.test(h.machine);
+      if (layout === '32' && !m32) continue;
+      if (layout === '64' && m32) continue;
       chosen = { h, layout, le };
       break;
     }
