@@ -8,7 +8,7 @@
  * Inputs: a synthetic machine (generated here: RAM above 4 GiB, a hole, excluded pages, zero
  * runs) with its digest computed from the generator; the repo sample
  * samples/seabios-128M.md-c-d31.kdump (makedumpfile -c -d 31 of a real guest) with the digest
- * libkdumpfile computed from it; when VMCORE_CORPUS points at the dump corpus, QEMU's own ELF
+ * libkdumpfile computed from it; with the dump corpus (VMCORE_CORPUS, default ../shared/corpus), QEMU's own ELF
  * and flattened kdump-zlib files too. VMCORE_VMLINUX (or the Debian dbg package path) enables
  * the crash `sys`/`log` checks. Tools that are missing make their checks skip with a message.
  */
@@ -56,7 +56,8 @@ const HAVE = {
 };
 const cliHasConvert = existsSync(CLI) && /^\s+convert\b/m.test(run(process.execPath, [CLI, '--help']).out);
 const VMLINUX = [process.env.VMCORE_VMLINUX, `/usr/lib/debug/boot/vmlinux-${RELEASE}`].find((p) => p && existsSync(p));
-const CORPUS = process.env.VMCORE_CORPUS && existsSync(join(process.env.VMCORE_CORPUS, 'truth')) ? process.env.VMCORE_CORPUS : undefined;
+const CORPUS_DIR = process.env.VMCORE_CORPUS ?? resolve(ROOT, '../shared/corpus');
+const CORPUS = existsSync(join(CORPUS_DIR, 'truth')) ? CORPUS_DIR : undefined;
 const CODECS = (['zlib', 'lzo', 'snappy', 'zstd'] as const).filter((c) => nodeCodecs().get(c)?.compress);
 
 interface LkdfDigest {
@@ -369,7 +370,7 @@ test('CLI: makedumpfile-style options, refusal to overwrite, rejected dump level
 });
 
 test('QEMU-made corpus dumps (VMCORE_CORPUS): QEMU ELF and QEMU flattened kdump-zlib to kdump, phys_base from VMCOREINFO', async (t) => {
-  if (!CORPUS) return t.skip('set VMCORE_CORPUS to the dump corpus directory to run this test');
+  if (!CORPUS) return t.skip(`corpus not found at ${CORPUS_DIR} (set VMCORE_CORPUS)`);
   if (!HAVE.lkdf || !HAVE.zstd) return t.skip('needs python3-libkdumpfile and zstd');
   await withTmp(async (dir) => {
     const cs = 'seabios-nokaslr-1cpu-128M-vmci-panic';
