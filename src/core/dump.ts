@@ -74,6 +74,16 @@ export interface Dump extends PhysicalMemory {
   close(): Promise<void>;
 }
 
+/** struct new_utsname: six NUL-padded 65-byte fields (header, init_uts_ns). */
+export interface Utsname {
+  sysname: string;
+  nodename: string;
+  release: string;
+  version: string;
+  machine: string;
+  domainname: string;
+}
+
 export interface FormatDetails {
   /** kdump: header fields; elf: ELF header summary; celf: its header. JSON-safe values only. */
   header: Record<string, unknown>;
@@ -82,7 +92,7 @@ export interface FormatDetails {
   /** phys_base as written in the file's header (kdump sub-header), 64-bit. */
   headerPhysBase?: bigint;
   /** utsname as written in the file's header, if the format has one. */
-  utsname?: { sysname: string; nodename: string; release: string; version: string; machine: string; domainname: string };
+  utsname?: Utsname;
   /** Crash time from the header, seconds since the epoch, when set. */
   timestamp?: number;
   nrCpus?: number;

@@ -25,15 +25,10 @@ import {
   PAGE_DESC_SIZE,
   UTS_FIELD,
 } from '../format/kdump/structs.js';
+import type { Utsname } from '../dump.js';
 
-export interface KdumpUtsname {
-  sysname: string;
-  nodename: string;
-  release: string;
-  version: string;
-  machine: string;
-  domainname: string;
-}
+/** The kdump header's utsname (same shape as new_utsname). */
+export type KdumpUtsname = Utsname;
 
 /** What the fixed header should say. */
 export interface KdumpFixValues {

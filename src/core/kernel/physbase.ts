@@ -127,14 +127,8 @@ async function tryRead(mem: PhysicalMemory, pa: bigint, len: number, physLimit: 
 }
 
 const latin1 = new TextDecoder('latin1');
-export interface Utsname {
-  sysname: string;
-  nodename: string;
-  release: string;
-  version: string;
-  machine: string;
-  domainname: string;
-}
+import type { Utsname } from '../dump.js';
+export type { Utsname };
 export const UTS_LEN = 65;
 export const NEW_UTSNAME_SIZE = 6 * UTS_LEN;
 

@@ -4,6 +4,7 @@
  * threads = 0). Codec settings follow makedumpfile and QEMU: zlib level 1 (Z_BEST_SPEED,
  * zlib stream), lzo1x-1, raw snappy, zstd level 1 (one frame per page).
  */
+import { isZeroPage } from '../../core/memory.js';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { nodeCodecs } from '../codecs.js';
@@ -147,4 +148,37 @@ export function pageCompressor(cfg: WorkerConfig): ((page: Uint8Array, out: Uint
     out.set(r, outOff);
     return r.length;
   };
+}
+
+/**
+ * Classify and compress a batch of pages in place: page i's stored bytes end up at or before
+ * offset i * pageSize of `buf`, so no second buffer is needed. kinds: 0 zero, 1 raw,
+ * 2 compressed. Shared by the workers and the pool's no-worker path.
+ */
+export function compressBatchInPlace(
+  buf: Uint8Array,
+  count: number,
+  cfg: WorkerConfig,
+  compress: ((page: Uint8Array, out: Uint8Array, outOff: number) => number) | undefined,
+): { kinds: Uint8Array<ArrayBuffer>; sizes: Uint32Array<ArrayBuffer>; dataLen: number } {
+  const ps = cfg.pageSize;
+  const kinds = new Uint8Array(count);
+  const sizes = new Uint32Array(count);
+  let out = 0;
+  for (let i = 0; i < count; i++) {
+    const page = buf.subarray(i * ps, (i + 1) * ps);
+    if (cfg.detectZero && isZeroPage(page)) continue; // kinds[i] = 0
+    const n = compress ? compress(page, buf, out) : -1;
+    if (n > 0 && n < ps) {
+      kinds[i] = 2;
+      sizes[i] = n;
+      out += n;
+    } else {
+      if (out !== i * ps) buf.copyWithin(out, i * ps, (i + 1) * ps);
+      kinds[i] = 1;
+      sizes[i] = ps;
+      out += ps;
+    }
+  }
+  return { kinds, sizes, dataLen: out };
 }

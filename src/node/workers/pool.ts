@@ -7,7 +7,7 @@
 import { Worker } from 'node:worker_threads';
 import { VmcoreError } from '../../core/errors.js';
 import type { CompressedBatch } from '../../core/format/kdump/writer.js';
-import { pageCompressor, type WorkerConfig } from './page-codec.js';
+import { compressBatchInPlace, pageCompressor, type WorkerConfig } from './page-codec.js';
 
 export interface BatchIn {
   startPfn: number;
@@ -120,37 +120,13 @@ export class CompressPool {
   }
 
   private runInline(b: BatchIn): BatchOut {
-    const ps = this.cfg.pageSize;
     const buf = new Uint8Array(b.buf);
-    const kinds = new Uint8Array(b.count);
-    const sizes = new Uint32Array(b.count);
-    let out = 0;
-    for (let i = 0; i < b.count; i++) {
-      const page = buf.subarray(i * ps, (i + 1) * ps);
-      if (this.cfg.detectZero && isZero(page)) continue;
-      const n = this.inline ? this.inline(page, buf, out) : -1;
-      if (n > 0 && n < ps) {
-        kinds[i] = 2;
-        sizes[i] = n;
-        out += n;
-      } else {
-        if (out !== i * ps) buf.copyWithin(out, i * ps, (i + 1) * ps);
-        kinds[i] = 1;
-        sizes[i] = ps;
-        out += ps;
-      }
-    }
-    return { startPfn: b.startPfn, count: b.count, kinds, sizes, data: buf.subarray(0, out), buffer: b.buf };
+    const { kinds, sizes, dataLen } = compressBatchInPlace(buf, b.count, this.cfg, this.inline);
+    return { startPfn: b.startPfn, count: b.count, kinds, sizes, data: buf.subarray(0, dataLen), buffer: b.buf };
   }
 
   async close(): Promise<void> {
     this.closing = true;
     await Promise.all(this.workers.map((w) => w.terminate()));
   }
-}
-
-function isZero(p: Uint8Array): boolean {
-  const w = new BigUint64Array(p.buffer, p.byteOffset, p.length >> 3);
-  for (let i = 0; i < w.length; i++) if (w[i] !== 0n) return false;
-  return true;
 }

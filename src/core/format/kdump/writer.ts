@@ -53,14 +53,8 @@ export function codecFlag(c: OutputCodec): number {
   }
 }
 
-export interface Utsname {
-  sysname: string;
-  nodename: string;
-  release: string;
-  version: string;
-  machine: string;
-  domainname: string;
-}
+import type { Utsname } from '../../dump.js';
+export type { Utsname };
 
 /** A batch of consecutive pages as it comes back from the compressor. */
 export interface CompressedBatch {
