@@ -170,8 +170,8 @@ export function guessProducer(dump: Dump, hints: string[]): { producer: Producer
       if (has('flattened format')) ev.push('flattened format (QEMU kdump-* output)');
       return { producer: 'qemu', evidence: ev };
     }
-    const ev = hints.filter((h) => h.startsWith('header utsname filled') || h.startsWith('flattened'));
-    ev.push('kdump-compressed file with the kernel utsname in its header');
+    const ev = [has('header utsname filled') ? 'header utsname filled from the kernel (QEMU fills only machine)' : 'kdump header not in QEMU\'s form'];
+    if (has('flattened format')) ev.push('flattened format (makedumpfile -F)');
     if (has('QEMU CPU-state notes')) ev.push('notes copied from a QEMU dump (its input was a QEMU ELF)');
     return { producer: 'makedumpfile', evidence: ev };
   }
