@@ -79,27 +79,36 @@ export async function readKdumpHeader(src: ByteSource): Promise<KdumpHeaderInfo>
   if (!isKdump(head)) throw new VmcoreError('BAD_MAGIC', 'not a kdump-compressed file', { file, offset: 0, field: 'signature' });
   if (head.length < DiskDumpHeader64.size) throw new VmcoreError('TRUNCATED', 'file ends inside the kdump header', { file, offset: 0 });
   let chosen: { h: ReturnType<typeof DiskDumpHeader64.read> | ReturnType<typeof DiskDumpHeader32.read>; layout: '64' | '32'; le: boolean } | undefined;
-  for (const le of [true, false]) {
-    for (const layout of ['64', '32'] as const) {
-      const S = layout === '64' ? DiskDumpHeader64 : DiskDumpHeader32;
-      const h = S.read(head, 0, le, { file });
-      const bs = h.block_size;
-      if (!isPow2(bs) || bs < 512 || bs > MAX_BLOCK_SIZE) continue;
-      if (h.sub_hdr_size < 0 || h.sub_hdr_size > 1 << 20) continue;
-      if (h.header_version < 0 || h.header_version > 100) continue;
-      // The bitmaps must be able to describe max_mapnr pages.
-      if (h.signature === KDUMP_SIGNATURE && h.bitmap_blocks * bs * 8 < h.max_mapnr) continue;
-      // 32-bit layouts only for a 32-bit machine name; a 64-bit layout not for one.
-      const m32 = /^(i[3-6]86|arm(v\d.*)?|armv?\d.*|ppc|mips.*|s390)$/.test(h.machine);
-      if (layout === '32' && !m32) continue;
-      if (layout === '64' && m32) continue;
-      chosen = { h, layout, le };
-      break;
+  // First pass: the layout must match the machine name (32-bit layouts for i386/arm/...);
+  // second pass: any plausible layout (QEMU writes "i386" in 64-bit headers of guests that were
+  // not in long mode).
+  for (const strict of [true, false]) {
+    for (const le of [true, false]) {
+      for (const layout of ['64', '32'] as const) {
+        const S = layout === '64' ? DiskDumpHeader64 : DiskDumpHeader32;
+        const h = S.read(head, 0, le, { file });
+        const bs = h.block_size;
+        if (!isPow2(bs) || bs < 512 || bs > MAX_BLOCK_SIZE) continue;
+        if (h.sub_hdr_size < 0 || h.sub_hdr_size > 1 << 20) continue;
+        if (h.header_version < 0 || h.header_version > 100) continue;
+        // The bitmaps must be able to describe max_mapnr pages.
+        if (h.signature === KDUMP_SIGNATURE && h.bitmap_blocks * bs * 8 < h.max_mapnr) continue;
+        const m32 = /^(i[3-6]86|arm(v\d.*)?|ppc|mips.*|s390)$/.test(h.machine);
+        if (strict && (layout === '32') !== m32) continue;
+        chosen = { h, layout, le };
+        break;
+      }
+      if (chosen) break;
     }
     if (chosen) break;
   }
   if (!chosen) {
-    throw new VmcoreError('BAD_FIELD', 'no byte order / layout gives a sane block_size', { file, offset: 428, field: 'disk_dump_header.block_size' });
+    const h = DiskDumpHeader64.read(head, 0, true, { file });
+    throw new VmcoreError(
+      'BAD_FIELD',
+      `no byte order / layout gives a sane header (as 64-bit LE: block_size ${h.block_size}, sub_hdr_size ${h.sub_hdr_size}, bitmap_blocks ${h.bitmap_blocks}, max_mapnr ${h.max_mapnr}, machine "${h.machine}")`,
+      { file, offset: 428, field: 'disk_dump_header.block_size' },
+    );
   }
   const { h, layout, le } = chosen;
   const bs = h.block_size;
