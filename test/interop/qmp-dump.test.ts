@@ -275,6 +275,10 @@ test('other codecs and formats keep the memory (zlib, lzo, snappy kdump; ELF; ce
       const dm = cli(['dmesg', out]);
       assert.equal(dm.status, 0, dm.stderr);
       assert.match(dm.stdout, new RegExp(`VMCORE-GUEST-MARKER ${TAG}`), 'ELF output has the recovered VMCOREINFO');
+      // the kernel-text PT_LOAD filled in after the write lets p_vaddr readers work too
+      const vd = sh('vmcore-dmesg', [out], { timeoutMs: 120000 });
+      assert.equal(vd.status, 0, `vmcore-dmesg: ${vd.stderr}`);
+      assert.match(vd.stdout, new RegExp(`VMCORE-GUEST-MARKER ${TAG}`), 'vmcore-dmesg reads the ELF output');
       if (haveCrash && vmlinux) {
         // crash reads the notes only near the ELF headers: the VMCOREINFO must be there
         const c = sh('crash', ['-s', vmlinux, out], { input: 'log\nhelp -D\nquit\n', timeoutMs: 300000 });

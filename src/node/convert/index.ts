@@ -166,6 +166,8 @@ export interface ConvertPlan {
   header: Omit<KdumpHeaderInfo, 'codec' | 'incomplete' | 'split'>;
   codec: OutputCodec;
   dumpLevel: number;
+  /** ELF: PT_NULL program-header slots to fill after the write (one-pass streams). */
+  sparePhdrs?: number;
   /** PT_LOAD virtual addresses: per-range vaddr and alias segments. */
   vaddrOf?: (paddr: number) => bigint | undefined;
   aliases?: readonly ElfAliasSpec[];
@@ -329,6 +331,7 @@ export class ElfFormat implements OutputFormat {
       segments: vsegs,
       aliases: plan.aliases ?? [],
       elideZero: this.o.dumpLevel >= 1,
+      sparePhdrs: plan.sparePhdrs ?? 0,
     });
   }
 
@@ -658,6 +661,8 @@ export async function convertDump(input: ConvertInput, out: string | Writable, o
     littleEndian: input.littleEndian,
     notes,
     vmcoreinfoText: vmciText,
+    // a stream's kernel-text alias is only known once the written file has been analysed
+    sparePhdrs: isStream(input) ? 2 : 0,
     ram: scan.ram,
     present: scan.present,
     header,

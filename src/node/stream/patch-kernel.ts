@@ -25,6 +25,8 @@ export interface KernelPatchResult {
   utsnameFilled?: boolean;
   /** ELF: PT_LOADs given direct-map virtual addresses. */
   directMapVaddrs?: number;
+  /** ELF: a PT_LOAD for the kernel text mapping was written into a spare (PT_NULL) slot. */
+  kernelTextAlias?: boolean;
   warnings: string[];
 }
 
@@ -63,11 +65,14 @@ export async function patchKernelInfo(path: string, format: 'kdump' | 'elf' | 'c
   const dump = await openDumpFiles([path]);
   let info;
   let directMapBase: bigint | undefined;
+  let kernelImage: { vaddr: bigint; paddr: number; size: number } | undefined;
   try {
     if (dump.arch !== 'x86_64') return { vmcoreinfo: { source: 'none', added: false }, warnings: [`architecture ${dump.arch}: phys_base and VMCOREINFO not checked`] };
     info = await analyzeKernel(dump, { recover: true });
     if (format === 'elf' && info.vmcoreinfo && info.physBase.value !== undefined) {
-      directMapBase = (await kernelMappings(dump, info.vmcoreinfo, info.physBase.value)).directMapBase;
+      const km = await kernelMappings(dump, info.vmcoreinfo, info.physBase.value);
+      directMapBase = km.directMapBase;
+      kernelImage = km.kernelImage;
     }
   } finally {
     await dump.close();
@@ -158,6 +163,37 @@ export async function patchKernelInfo(path: string, format: 'kdump' | 'elf' | 'c
           await writeAt(fh, eh.e_phoff, phs);
           result.directMapVaddrs = n;
         }
+      }
+      // The kernel text mapping (vmcore-dmesg and other p_vaddr readers need it), in a PT_NULL
+      // slot the one-pass writer left for it, aliasing the file bytes of the RAM PT_LOAD.
+      if (kernelImage) {
+        let slot = -1;
+        let host: ReturnType<typeof Elf64_Phdr.read> | undefined;
+        const kStart = BigInt(kernelImage.paddr);
+        const kEnd = kStart + BigInt(kernelImage.size);
+        for (let i = 0; i < eh.e_phnum; i++) {
+          const ph = Elf64_Phdr.read(phs, i * Elf64_Phdr.size, true, { file: path, base: eh.e_phoff });
+          if (ph.p_type === 0 && slot < 0) slot = i;
+          if (ph.p_type === PT_LOAD && ph.p_paddr <= kStart && kEnd <= ph.p_paddr + BigInt(ph.p_filesz) && ph.p_vaddr < 0xffffffff80000000n) host ??= ph;
+        }
+        const hasText = Array.from({ length: eh.e_phnum }, (_, i) => Elf64_Phdr.read(phs, i * Elf64_Phdr.size, true)).some(
+          (ph) => ph.p_type === PT_LOAD && ph.p_vaddr >= 0xffffffff80000000n,
+        );
+        if (!hasText && slot >= 0 && host) {
+          const alias = {
+            p_type: PT_LOAD,
+            p_flags: 7,
+            p_offset: host.p_offset + Number(kStart - host.p_paddr),
+            p_vaddr: kernelImage.vaddr,
+            p_paddr: kStart,
+            p_filesz: kernelImage.size,
+            p_memsz: kernelImage.size,
+            p_align: 0n,
+          };
+          Elf64_Phdr.write(alias, phs, slot * Elf64_Phdr.size, true);
+          await writeAt(fh, eh.e_phoff + slot * Elf64_Phdr.size, Elf64_Phdr.encode(alias, true));
+          result.kernelTextAlias = true;
+        } else if (!hasText) warnings.push('no room or no single RAM segment for a kernel-text PT_LOAD: readers that translate through p_vaddr (vmcore-dmesg) cannot read this ELF');
       }
       if (recoveredText) {
         let idx = -1;

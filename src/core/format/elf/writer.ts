@@ -63,6 +63,11 @@ export interface ElfLayoutParams {
   aliases?: readonly ElfAliasSpec[];
   /** Do not store zero pages (see the file comment). */
   elideZero: boolean;
+  /**
+   * Extra program-header slots written as PT_NULL, for entries that are only known after the
+   * data is written (a one-pass stream's kernel-text alias, filled in once phys_base is proven).
+   */
+  sparePhdrs?: number;
 }
 
 /** One write at `offset`: bytes, or `zeros` zero bytes (which a file sink may leave sparse). */
@@ -117,7 +122,7 @@ export class ElfWriter {
         if (hi > lo) this.aliasParts.push({ seg: idx, delta: lo - sS, len: hi - lo, vaddr: a.vaddr + BigInt(lo - a.paddr) });
       });
     }
-    this.phnum = 1 + segments.length + this.aliasParts.length;
+    this.phnum = 1 + segments.length + this.aliasParts.length + (params.sparePhdrs ?? 0);
     if (this.phnum > 0xffffffff) throw new VmcoreError('OUT_OF_BOUNDS', `too many program headers (${this.phnum})`, { field: 'e_phnum' });
     const xnum = this.phnum >= PN_XNUM;
     this.headerSize = ehsize + this.phnum * phent + (xnum ? shent : 0);
