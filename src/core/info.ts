@@ -7,11 +7,17 @@ import { noteTypeName } from './format/elf/notes.js';
 import { Vmcoreinfo, hex64 } from './kernel/vmcoreinfo.js';
 import type { KernelInfo } from './kernel/kernel.js';
 import { qemuMisparseInverse } from './kernel/physbase.js';
+import { kernelMemoryEnd } from './fix/memsection.js';
 
 export interface RangeInfo {
   start: string;
   end: string;
   pages: number;
+  /**
+   * false when the range lies above the kernel's memory model (the highest mem_section with a
+   * mem_map): firmware ROM or flash that QEMU dumps along with RAM. null when unknown.
+   */
+  kernelRam: boolean | null;
 }
 
 export interface PageCounts {
@@ -82,6 +88,8 @@ export async function describeDump(dump: Dump, kernel?: KernelInfo, extra: { pan
     }
   }
   if (cur) ranges.push(rangeOf(cur, dump.pageSize));
+  const memEnd = kernel ? await kernelMemoryEnd(kernel, dump.pageSize).catch(() => undefined) : undefined;
+  if (memEnd) for (const r of ranges) r.kernelRam = Number(BigInt(r.start) / BigInt(dump.pageSize)) < memEnd.endPfn;
   pages.dumped = pages.data + pages.zeroShared;
 
   const vi = kernel?.vmcoreinfo ?? (dump.vmcoreinfoText ? new Vmcoreinfo(dump.vmcoreinfoText) : undefined);
@@ -100,6 +108,7 @@ export async function describeDump(dump: Dump, kernel?: KernelInfo, extra: { pan
     releaseSource = 'init_uts_ns in memory';
   }
   const version = uts?.version || kernel?.utsname?.version || null;
+  if (releaseSource && !uts?.version && kernel?.utsname?.version) releaseSource += '; version from init_uts_ns in memory';
   const machine = uts?.machine || kernel?.utsname?.machine || (dump.arch !== 'unknown' ? dump.arch : null);
   const crash = kernel?.crashTime ?? vi?.crashTime ?? det.timestamp;
   const fileBytes = dump.files.reduce((a, f) => a + f.size, 0);
@@ -109,7 +118,14 @@ export async function describeDump(dump: Dump, kernel?: KernelInfo, extra: { pan
   const warnings = [...dump.warnings, ...(kernel?.warnings ?? []).filter((w) => !w.startsWith("the file's header phys_base"))];
   if (det.incomplete && !warnings.some((w) => w.includes('incomplete'))) warnings.push('the dump is marked incomplete');
   if (pages.missing) warnings.push(`${pages.missing} pages are missing from the file (incomplete or truncated dump)`);
-  if (pb?.verdict === 'header wrong') warnings.push(`the header's phys_base ${pb.header === undefined ? '' : hex64(pb.header)} is wrong: readers that trust it (libkdumpfile, drgn, makedumpfile) misread kernel memory; run \`vmcore fix\``);
+  if (pb?.verdict === 'header wrong') {
+    const hdr = pb.header === undefined ? '' : hex64(pb.header) + ' ';
+    warnings.push(
+      dump.vmcoreinfoText
+        ? `the header's phys_base ${hdr}is wrong: makedumpfile (re-filtering, --dump-dmesg) trusts it and misreads kernel memory; libkdumpfile, drgn and crash take NUMBER(phys_base) from the file's VMCOREINFO instead. \`vmcore fix\` corrects the header`
+        : `the header's phys_base ${hdr}is wrong and the file has no VMCOREINFO: libkdumpfile and makedumpfile trust the header and misread kernel memory, drgn refuses the file. \`vmcore fix\` corrects the header and adds the VMCOREINFO recovered from memory`,
+    );
+  }
   return {
     files: dump.files.map((f) => ({ name: f.name, size: f.size })),
     format: dump.format,
@@ -145,7 +161,7 @@ export async function describeDump(dump: Dump, kernel?: KernelInfo, extra: { pan
 }
 
 function rangeOf(r: { s: number; e: number }, ps: number): RangeInfo {
-  return { start: '0x' + (r.s * ps).toString(16), end: '0x' + (r.e * ps).toString(16), pages: r.e - r.s };
+  return { start: '0x' + (r.s * ps).toString(16), end: '0x' + (r.e * ps).toString(16), pages: r.e - r.s, kernelRam: null };
 }
 
 export function guessProducer(dump: Dump, hints: string[]): { producer: Producer; evidence: string[] } {

@@ -62,6 +62,10 @@ test('corpus: info and hash agree with the truth of every file', { skip: !index 
           assert.equal(info.variant.includes('flattened'), truth.sniffed_format === 'flattened');
         } else assert.equal(info.producer, 'qemu');
         assert.equal(info.pages.dumped, truth.expected.present_pages, `${name}/${rel}: present pages`);
+        // QEMU dumps also hold the firmware ROM below 4 GiB; it is not the kernel's RAM
+        const rom = info.ranges.find((r: { end: string }) => r.end === '0x100000000');
+        if (rom) assert.equal(rom.kernelRam, false, `${name}/${rel}: firmware range`);
+        assert.equal(info.ranges[0].kernelRam, true, `${name}/${rel}: low RAM`);
         const hash = JSON.parse(vmcore('hash', '--json', file));
         assert.equal(hash.sha256, truth.expected.pages_sha256, `${name}/${rel}: digest`);
         const nz = JSON.parse(vmcore('hash', '--json', '--skip-zero', file));

@@ -31,9 +31,14 @@ test('info --json on the real sample: stable keys and the values crash/libkdumpf
   // libkdumpfile's page map of this file: 15374 present pages, max_pfn 32768
   assert.equal(j.pages.dumped, 15374);
   assert.equal(j.pages.ram, 32768);
-  assert.deepEqual(j.ranges, [{ start: '0x0', end: '0x8000000', pages: 32768 }]);
+  // mem_section of the kernel ends at 128 MiB: the whole range is kernel RAM
+  assert.deepEqual(j.ranges, [{ start: '0x0', end: '0x8000000', pages: 32768, kernelRam: true }]);
   assert.equal(j.vmcoreinfo.source, 'note');
   assert.match(j.panic.message, /Kernel panic - not syncing: sysrq triggered crash/);
+  // the console shows "[    6.200217] Kernel panic - not syncing: sysrq triggered crash" from init (pid 1)
+  assert.equal(j.panic.uptime, '6.200217');
+  assert.equal(j.panic.task, 1);
+  assert.equal(j.panic.cpu, 0);
   assert.deepEqual(j.notes.map((n: { type: string }) => n.type), ['NT_PRSTATUS', 'QEMU CPU state', 'VMCOREINFO']);
 });
 

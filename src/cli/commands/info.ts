@@ -46,12 +46,20 @@ export function formatInfo(r: InfoReport): string {
   row('Kernel', k.release ? `${k.release}${k.version ? '  ' + k.version : ''}${k.releaseSource ? `  [${k.releaseSource}]` : ''}` : 'unknown');
   if (r.crashTime) row('Crash time', r.crashTime);
   if (r.panic) {
-    const p = r.panic as { message: string | null; cpu: number | null; registers: Record<string, string> | null; registersSource: string | null };
-    if (p.message) row('Panic', `${p.message}${p.cpu !== null ? `  (CPU ${p.cpu})` : ''}`);
+    const p = r.panic as { message: string | null; cpu: number | null; task: number | null; uptime: string | null; registers: Record<string, string> | null; registersSource: string | null };
+    if (p.message) {
+      const who = [p.cpu !== null ? `CPU ${p.cpu}` : null, p.task !== null ? `task ${p.task}` : null, p.uptime !== null ? `${p.uptime} s after boot` : null].filter(Boolean);
+      row('Panic', `${p.message}${who.length ? `  (${who.join(', ')})` : ''}`);
+    }
     if (p.registers) {
       const g = p.registers;
       const regs = ['rip', 'rsp', 'rbp', 'cr3', 'cr4'].filter((x) => g[x] !== undefined).map((x) => `${x.toUpperCase()} ${g[x]}`);
-      row('Registers', `${regs.join('  ')}  [${p.registersSource}]`);
+      // QEMU writes NT_PRSTATUS next to its CPU-state notes: the vCPU state when it stopped the
+      // guest (makedumpfile copies them from a QEMU ELF). Without them, the kernel saved the
+      // registers at the crash.
+      const qemuNotes = r.notes.some((n) => n.type === 'QEMU CPU state');
+      const when = qemuNotes ? 'when QEMU stopped the guest' : 'saved by the kernel at the crash';
+      row('Registers', `${regs.join('  ')}  [${p.registersSource}, ${when}]`);
     }
   }
   row('CPUs', r.nrCpus === null ? 'unknown' : String(r.nrCpus));
@@ -63,12 +71,17 @@ export function formatInfo(r: InfoReport): string {
   row('  true', pb.value ?? 'not proven');
   if (pb.proof.length) row('  proof', pb.proof.join('; '));
   if (pb.explanation) row('  why', pb.explanation);
-  row('Memory', `${humanBytes(r.pages.ram * r.pageSize)} RAM in ${r.ranges.length} range${r.ranges.length === 1 ? '' : 's'}`);
+  const kram = r.ranges.filter((x) => x.kernelRam !== false).reduce((a, x) => a + x.pages, 0);
+  const other = r.pages.ram - kram;
+  row('Memory', `${humanBytes(r.pages.ram * r.pageSize)} in ${r.ranges.length} range${r.ranges.length === 1 ? '' : 's'}${other > 0 ? ` (${humanBytes(kram * r.pageSize)} kernel RAM)` : ''}`);
   const shown = r.ranges.slice(0, 8);
-  for (const x of shown) L.push(`${''.padEnd(14)}${x.start.padStart(14)} - ${x.end.padEnd(14)} ${String(x.pages).padStart(9)} pages`);
+  for (const x of shown) {
+    const note = x.kernelRam === false ? '  not kernel RAM: above the kernel\'s memory map (firmware ROM/flash)' : '';
+    L.push(`${''.padEnd(14)}${x.start.padStart(14)} - ${x.end.padEnd(14)} ${String(x.pages).padStart(9)} pages${note}`);
+  }
   if (r.ranges.length > shown.length) L.push(`${''.padEnd(14)}... ${r.ranges.length - shown.length} more (--json lists all)`);
   const p = r.pages;
-  row('Pages', `ram ${p.ram}  dumped ${p.dumped} (data ${p.data}, zero-shared ${p.zeroShared})  excluded ${p.excluded}  missing ${p.missing}`);
+  row('Pages', `frames ${p.ram}  dumped ${p.dumped} (data ${p.data}, zero-shared ${p.zeroShared})  excluded ${p.excluded}  missing ${p.missing}`);
   const codecs = Object.entries(r.codecs);
   if (codecs.length) row('Storage', codecs.map(([c, n]) => `${c} ${n}`).join('  '));
   row('File size', `${humanBytes(r.fileBytes)}${r.fileToRamRatio !== null ? `  (${(r.fileToRamRatio * 100).toFixed(1)}% of RAM)` : ''}`);
