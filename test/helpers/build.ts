@@ -268,48 +268,31 @@ export function buildKdump(spec: KdumpSpec): Uint8Array {
   // the VMCOREINFO note is last: its descriptor starts 24 bytes into the note (12 + "VMCOREINFO\0" padded to 12)
   const vmciOff = vmciText ? noteOff + notes.length - ((vmciText.length + 3) & ~3) : 0;
   const vmciSize = vmciText ? vmciText.length : 0;
-  if (is32) {
-    w(dv, s, 4, spec.physBase ?? 0n, le);
-    w(dv, s + 4, 4, spec.dumpLevel ?? 1, le);
-    if (hv >= 2) {
-      w(dv, s + 8, 4, spec.split ? 1 : 0, le);
-      w(dv, s + 12, 4, Math.min(lo, 0xffffffff), le);
-      w(dv, s + 16, 4, Math.min(spec.split ? hi : 0, 0xffffffff), le);
-    }
-    if (hv >= 3) {
-      w(dv, s + 20, 8, vmciOff, le);
-      w(dv, s + 28, 4, vmciSize, le);
-    }
-    if (hv >= 4) {
-      w(dv, s + 32, 8, notes.length ? noteOff : 0, le);
-      w(dv, s + 40, 4, notes.length, le);
-    }
-    if (hv >= 6) {
-      w(dv, s + 56, 8, lo, le);
-      w(dv, s + 64, 8, spec.split ? hi : 0, le);
-      w(dv, s + 72, 8, spec.maxMapnr, le);
-    }
-  } else {
-    w(dv, s, 8, spec.physBase ?? 0n, le);
-    w(dv, s + 8, 4, spec.dumpLevel ?? 1, le);
-    if (hv >= 2) {
-      w(dv, s + 12, 4, spec.split ? 1 : 0, le);
-      w(dv, s + 16, 8, Math.min(lo, 0xffffffff), le);
-      w(dv, s + 24, 8, Math.min(spec.split ? hi : 0, 0xffffffff), le);
-    }
-    if (hv >= 3) {
-      w(dv, s + 32, 8, vmciOff, le);
-      w(dv, s + 40, 8, vmciSize, le);
-    }
-    if (hv >= 4) {
-      w(dv, s + 48, 8, notes.length ? noteOff : 0, le);
-      w(dv, s + 56, 8, notes.length, le);
-    }
-    if (hv >= 6) {
-      w(dv, s + 80, 8, lo, le);
-      w(dv, s + 88, 8, spec.split ? hi : 0, le);
-      w(dv, s + 96, 8, spec.maxMapnr, le);
-    }
+  // [offset, size] of each sub-header field in the i386 ("32pack") and 64-bit layouts, written
+  // here by hand (not from the project's declarations) so the reader is checked independently
+  const L = is32
+    ? { phys_base: [0, 4], dump_level: [4, 4], split: [8, 4], start_pfn: [12, 4], end_pfn: [16, 4], off_vmci: [20, 8], size_vmci: [28, 4], off_note: [32, 8], size_note: [40, 4], start64: [56, 8], end64: [64, 8], max64: [72, 8] }
+    : { phys_base: [0, 8], dump_level: [8, 4], split: [12, 4], start_pfn: [16, 8], end_pfn: [24, 8], off_vmci: [32, 8], size_vmci: [40, 8], off_note: [48, 8], size_note: [56, 8], start64: [80, 8], end64: [88, 8], max64: [96, 8] };
+  const put = (f: keyof typeof L, v: number | bigint) => w(dv, s + L[f][0]!, L[f][1] as 4 | 8, v, le);
+  put('phys_base', spec.physBase ?? 0n);
+  put('dump_level', spec.dumpLevel ?? 1);
+  if (hv >= 2) {
+    put('split', spec.split ? 1 : 0);
+    put('start_pfn', Math.min(lo, 0xffffffff));
+    put('end_pfn', Math.min(spec.split ? hi : 0, 0xffffffff));
+  }
+  if (hv >= 3) {
+    put('off_vmci', vmciOff);
+    put('size_vmci', vmciSize);
+  }
+  if (hv >= 4) {
+    put('off_note', notes.length ? noteOff : 0);
+    put('size_note', notes.length);
+  }
+  if (hv >= 6) {
+    put('start64', lo);
+    put('end64', spec.split ? hi : 0);
+    put('max64', spec.maxMapnr);
   }
   const bmOff = (1 + subHdrBlocks) * bs;
   head.set(bm1, bmOff);
