@@ -6,8 +6,8 @@ import type { Dump, Producer } from './dump.js';
 import { noteTypeName } from './format/elf/notes.js';
 import { Vmcoreinfo, hex64 } from './kernel/vmcoreinfo.js';
 import type { KernelInfo } from './kernel/kernel.js';
-import { qemuMisparseInverse } from './kernel/physbase.js';
-import { kernelMemoryEnd } from './fix/memsection.js';
+import { qemuMisparseInverse } from './kernel/x86_64/physbase.js';
+import { kernelMemoryEnd } from './kernel/memsection.js';
 
 export interface RangeInfo {
   start: string;

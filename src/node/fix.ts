@@ -22,7 +22,7 @@ import { KdumpDump } from '../core/format/kdump/reader.js';
 import { readKdumpHeader } from '../core/format/kdump/reader.js';
 import { analyzeKernel, type KernelInfo } from '../core/kernel/kernel.js';
 import { kdumpFixWrites, planKdumpFix, planPhysBaseInPlace, singleKdumpPart } from '../core/fix/kdump.js';
-import { kernelMemoryEnd } from '../core/fix/memsection.js';
+import { kernelMemoryEnd } from '../core/kernel/memsection.js';
 import { openDumpFiles } from './open.js';
 import { FileSource } from './file-source.js';
 import { convertDump } from './convert/index.js';

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseCpuNotes } from '../../src/core/kernel/cpu.js';
+import { parseCpuNotes } from '../../src/core/kernel/x86_64/cpu.js';
 import { Vmcoreinfo } from '../../src/core/kernel/vmcoreinfo.js';
 import { qemuCpuDesc, prstatusDesc } from './kernel-synth.js';
 
@@ -63,4 +63,22 @@ test('VMCOREINFO number formats used by the kernel analysis', () => {
   assert.equal(v.offset('uts_namespace.name'), 4);
   assert.equal(v.number('sme_mask'), 0n);
   assert.equal(v.crashTime, 1700000000);
+});
+
+test('x86_64 arch: the unwinder starts from the note RIP, RSP and RBP; no RSP, no start', async () => {
+  const { x86_64Arch } = await import('../../src/core/kernel/x86_64/arch.js');
+  const { cpus } = x86_64Arch.parseCpuNotes(
+    [
+      { name: 'CORE', type: 1, desc: prstatusDesc({ pid: 1, rip: 0xffffffff819c3643n, rsp: 0xffffc90000013d20n, rbp: 0xffffc90000013d48n }) },
+      { name: 'QEMU', type: 0, desc: qemuCpuDesc({ rip: 0xffffffff81000000n, rsp: 0n, cr3: 0x1000n }) },
+    ],
+    true,
+  );
+  const s = x86_64Arch.unwindStart(cpus[0]!);
+  assert.equal(s?.pc, 0xffffffff819c3643n);
+  assert.equal(s?.sp, 0xffffc90000013d20n);
+  assert.equal(s?.fp, 0xffffc90000013d48n);
+  assert.equal(s?.regs['rip'], 0xffffffff819c3643n);
+  assert.equal(x86_64Arch.unwindStart({ cpu: 3, source: 'QEMU', arch: 'x86_64', rip: 1n }), undefined);
+  assert.equal(x86_64Arch.unwindStart(cpus[1]!)?.regs['cr3'], 0x1000n);
 });

@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { findPhysBase, qemuMisparseInverse } from '../../src/core/kernel/physbase.js';
+import { findPhysBase, qemuMisparseInverse } from '../../src/core/kernel/x86_64/physbase.js';
 import { Vmcoreinfo } from '../../src/core/kernel/vmcoreinfo.js';
-import { parseCpuNotes } from '../../src/core/kernel/cpu.js';
+import { parseCpuNotes } from '../../src/core/kernel/x86_64/cpu.js';
 import { synthKernel, utsname, qemuCpuDesc } from './kernel-synth.js';
 
 const u = (v: bigint) => BigInt.asUintN(64, v);

@@ -177,10 +177,11 @@ export function qemuCpuDesc(r: { rip?: bigint; rsp?: bigint; cr3?: bigint; cr4?:
 }
 
 /** x86_64 elf_prstatus (336 bytes) by documented offsets: pid@32, pr_reg@112. */
-export function prstatusDesc(r: { pid: number; rip: bigint; rsp: bigint; rax?: bigint; r15?: bigint }): Uint8Array {
+export function prstatusDesc(r: { pid: number; rip: bigint; rsp: bigint; rbp?: bigint; rax?: bigint; r15?: bigint }): Uint8Array {
   const b = new Uint8Array(336);
   const dv = new DataView(b.buffer);
   dv.setInt32(32, r.pid, true);
+  dv.setBigUint64(112 + 4 * 8, r.rbp ?? 0n, true);
   dv.setBigUint64(112 + 0 * 8, r.r15 ?? 0n, true);
   dv.setBigUint64(112 + 10 * 8, r.rax ?? 0n, true);
   dv.setBigUint64(112 + 16 * 8, r.rip, true);

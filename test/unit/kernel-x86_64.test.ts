@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { PageTables, X86_64Translator } from '../../src/core/kernel/x86_64.js';
+import { PageTables, X86_64Translator } from '../../src/core/kernel/x86_64/pagetables.js';
 import { isVmcoreError } from '../../src/core/errors.js';
 import { synthKernel, MiB } from './kernel-synth.js';
 

@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { VmcoreError } from '../../core/errors.js';
 import { analyzeKernel } from '../../core/kernel/kernel.js';
-import { hex64s } from '../../core/kernel/physbase.js';
+import { hex64s } from '../../core/kernel/x86_64/physbase.js';
 import { openDumpFiles } from '../../node/open.js';
 import { printJson, writeStdout } from '../util.js';
 

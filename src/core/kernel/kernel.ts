@@ -8,11 +8,14 @@ import type { Dump, PhysicalMemory } from '../dump.js';
 import type { ElfNote } from '../format/elf/notes.js';
 import { findVmcoreinfoNote } from '../format/elf/notes.js';
 import { Vmcoreinfo } from './vmcoreinfo.js';
-import { cpuToJSON, parseCpuNotes, type CpuRegisters } from './cpu.js';
+import { cpuToJSON, parseCpuNotes, type CpuRegisters } from './x86_64/cpu.js';
 import { recoverVmcoreinfo, type RecoveredVmcoreinfo, type RecoverOptions } from './recover.js';
-import { decodeUtsname, findPhysBase, hex64s, NEW_UTSNAME_SIZE, physBaseToJSON, type PhysBaseResult, type Utsname } from './physbase.js';
+import { findPhysBase, hex64s, physBaseToJSON, type PhysBaseResult } from './x86_64/physbase.js';
+import { decodeUtsname, NEW_UTSNAME_SIZE, type Utsname } from './utsname.js';
 import { recordingDump } from './recording.js';
-import { PageTables, X86_64Translator, textToPhys, PTE_ADDR_MASK } from './x86_64.js';
+import { textToPhys } from './x86_64/addrspace.js';
+import type { X86_64Translator } from './x86_64/pagetables.js';
+import { createX86_64Translator } from './x86_64/arch.js';
 
 export type VmcoreinfoSource = 'note' | 'kdump header' | `memory scan at 0x${string}` | 'none';
 
@@ -135,30 +138,12 @@ export async function analyzeKernel(dump: KernelInput, opts: AnalyzeOptions = {}
   if (physBase.verdict === 'cannot prove' && x86_64) warnings.push('phys_base could not be proven; kernel virtual addresses in the text mapping cannot be trusted');
 
   // translator: page tables from init_top_pgt when phys_base is proven, else from a CPU's CR3
-  let translator: X86_64Translator | undefined;
   const physLimit = dump.maxPfn * dump.pageSize;
-  const sme = vmcoreinfo?.number('sme_mask') ?? 0n;
-  let root = physBase.pgd;
-  if (root === undefined && x86_64) {
-    const c = cpus.find((x) => x.cr3 !== undefined && x.cr3 !== 0n && (x.cr3 & PTE_ADDR_MASK) < BigInt(physLimit));
-    if (c) root = Number(c.cr3! & PTE_ADDR_MASK);
-  }
-  let pageTables: PageTables | undefined;
-  if (root !== undefined) {
-    try {
-      pageTables = new PageTables(dump, { root, levels: physBase.levels, smeMask: sme, ...(file ? { file } : {}) });
-    } catch (e) {
-      if (!isVmcoreError(e)) throw e;
-      warnings.push(e.message);
-    }
-  }
-  if (pageTables || physBase.value !== undefined) {
-    translator = new X86_64Translator({
-      ...(pageTables ? { pageTables } : {}),
-      ...(physBase.value !== undefined ? { physBase: physBase.value } : {}),
-      physLimit,
-      ...(file ? { file } : {}),
-    });
+  let translator: X86_64Translator | undefined;
+  if (x86_64) {
+    const t = createX86_64Translator({ mem: dump, vmcoreinfo, location: physBase, cpus, ...(file ? { file } : {}) });
+    translator = t.translator;
+    warnings.push(...t.warnings);
   }
 
   // utsname from memory through the proven mapping

@@ -4,7 +4,7 @@
  */
 import type { KernelInfo } from './kernel.js';
 import { readDmesg, type DmesgLog } from './dmesg.js';
-import { cpuToJSON } from './cpu.js';
+import { cpuToJSON } from './x86_64/cpu.js';
 
 const PANIC_RE = /Kernel panic - not syncing: .*|BUG: .*|general protection fault.*|Oops: .*/;
 

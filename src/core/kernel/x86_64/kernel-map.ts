@@ -9,12 +9,10 @@
  *    _stext - __START_KERNEL_map + phys_base (physical), like the kernel's own /proc/vmcore.
  * Returns nothing for other architectures or without VMCOREINFO.
  */
-import type { Dump } from '../../core/dump.js';
-import { parseHex, type Vmcoreinfo } from '../../core/kernel/vmcoreinfo.js';
-import type { ElfAliasSpec } from '../../core/format/elf/writer.js';
-
-const START_KERNEL_MAP = 0xffffffff80000000n;
-const KERNEL_IMAGE_SIZE = 1n << 30n;
+import type { Dump } from '../../dump.js';
+import { parseHex, type Vmcoreinfo } from '../vmcoreinfo.js';
+import type { ElfAliasSpec } from '../../format/elf/writer.js';
+import { DIRECT_MAP_DEFAULT_L4, DIRECT_MAP_DEFAULT_L5, KERNEL_IMAGE_SIZE, START_KERNEL_MAP } from './addrspace.js';
 
 export interface KernelMappings {
   directMapBase?: bigint;
@@ -36,7 +34,7 @@ export async function kernelMappings(dump: Dump, vmci: Vmcoreinfo | undefined, p
     }
   } else {
     const ko = vmci.kernelOffset;
-    if (ko === undefined || ko === 0n) out.directMapBase = vmci.number('pgtable_l5_enabled') === 1n ? 0xff11000000000000n : 0xffff888000000000n;
+    if (ko === undefined || ko === 0n) out.directMapBase = vmci.number('pgtable_l5_enabled') === 1n ? DIRECT_MAP_DEFAULT_L5 : DIRECT_MAP_DEFAULT_L4;
   }
   const stext = vmci.symbol('_stext');
   if (stext !== undefined && stext >= START_KERNEL_MAP) {

@@ -4,8 +4,8 @@
  * carries control registers, segment bases and IDTR/GDTR).
  * Layouts: reference formats.md §2.4 and §2.6.
  */
-import { defineStruct } from '../struct.js';
-import { NT_PRSTATUS, type ElfNote } from '../format/elf/notes.js';
+import { defineStruct } from '../../struct.js';
+import { NT_PRSTATUS, type ElfNote } from '../../format/elf/notes.js';
 
 /** x86_64 struct elf_prstatus (336 bytes); pr_reg is struct user_regs_struct. */
 export const PrstatusX86_64 = defineStruct('elf_prstatus_x86_64', 336, {

@@ -4,23 +4,14 @@
  * real 4- or 5-level page-table walk from a root (init_top_pgt or a CPU's CR3), with 1 GiB and
  * 2 MiB pages and the AMD SME C-bit stripped from every entry.
  */
-import { VmcoreError, isVmcoreError } from '../errors.js';
-import { isPresent, type PhysicalMemory } from '../dump.js';
-
-export const START_KERNEL_MAP = 0xffffffff80000000n;
-/** End (exclusive) of the largest kernel text mapping (KERNEL_IMAGE_SIZE 1 GiB with KASLR). */
-export const KERNEL_TEXT_END = 0xffffffffc0000000n;
-export const DIRECT_MAP_DEFAULT_L4 = 0xffff888000000000n;
-export const DIRECT_MAP_DEFAULT_L5 = 0xff11000000000000n;
-/** Direct-map region searched for page_offset_base (libaddrxlat's bounds). */
-export const DIRECT_MAP_REGION_L4 = { start: 0xffff880000000000n, end: 0xffffc80000000000n } as const;
-export const DIRECT_MAP_REGION_L5 = { start: 0xff10000000000000n, end: 0xff91000000000000n } as const;
+import { VmcoreError, isVmcoreError } from '../../errors.js';
+import { isPresent, type PhysicalMemory } from '../../dump.js';
+import { DIRECT_MAP_REGION_L4, DIRECT_MAP_REGION_L5, KERNEL_TEXT_END, START_KERNEL_MAP, textToPhys } from './addrspace.js';
 
 /** Physical-address bits of a page-table entry (bits 12..51). */
 export const PTE_ADDR_MASK = 0x000ffffffffff000n;
 const PTE_PRESENT = 1n;
 const PTE_PSE = 0x80n;
-const MASK64 = (1n << 64n) - 1n;
 
 export const PT_LEVEL_NAMES = ['PTE', 'PMD', 'PUD', 'P4D', 'PGD'] as const;
 export type PtLevelName = (typeof PT_LEVEL_NAMES)[number];
@@ -33,11 +24,6 @@ export function levelName(lvl: number, levels: 4 | 5): PtLevelName {
 /** 64-bit hex for messages. */
 export function hexVa(v: bigint): string {
   return '0x' + BigInt.asUintN(64, v).toString(16);
-}
-
-/** VA of the kernel text mapping → PA for a given phys_base (mod 2^64, as the kernel computes it). */
-export function textToPhys(va: bigint, physBase: bigint): bigint {
-  return (va - START_KERNEL_MAP + physBase) & MASK64;
 }
 
 /** Canonical form of a 48- or 57-bit address. */

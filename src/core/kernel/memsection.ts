@@ -7,7 +7,7 @@
  * this limit.
  */
 import { isVmcoreError } from '../errors.js';
-import type { KernelInfo } from '../kernel/kernel.js';
+import type { KernelInfo } from './kernel.js';
 
 const SECTION_HAS_MEM_MAP = 2n;
 /** Sanity limits: 2^16 roots, 2^12 sections per root. */
