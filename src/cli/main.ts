@@ -4,6 +4,7 @@ import { Command, CommanderError } from 'commander';
 import { createRequire } from 'node:module';
 import { isVmcoreError } from '../core/errors.js';
 import { commands } from './commands/index.js';
+import { EXIT_PIPE, EXIT_USAGE, exitCodeOf, installProcessConventions, isClosedPipe } from './util.js';
 
 const require = createRequire(import.meta.url);
 const pkg = require('../../../package.json') as { version: string };
@@ -19,15 +20,19 @@ program
 for (const c of commands) c.register(program);
 
 const debug = process.argv.includes('--debug');
+installProcessConventions();
 try {
   await program.parseAsync(process.argv);
 } catch (e) {
   if (e instanceof CommanderError) {
-    process.exitCode = e.exitCode;
+    // help and --version exit 0; everything the parser refuses is a usage error
+    process.exitCode = e.exitCode === 0 ? 0 : EXIT_USAGE;
+  } else if (isClosedPipe(e)) {
+    process.exitCode = EXIT_PIPE;
   } else {
     const msg = isVmcoreError(e) ? `vmcore: ${e.code}: ${e.message}` : `vmcore: ${(e as Error)?.message ?? String(e)}`;
     process.stderr.write(msg + '\n');
     if (debug) process.stderr.write(((e as Error)?.stack ?? '') + '\n');
-    process.exitCode = isVmcoreError(e) && e.code === 'USAGE' ? 2 : 1;
+    process.exitCode = exitCodeOf(e);
   }
 }

@@ -1,5 +1,58 @@
-/** Small shared CLI helpers: number parsing, output, error reporting. */
-import { VmcoreError } from '../core/errors.js';
+/** Small shared CLI helpers: number parsing, output, error reporting, exit codes. */
+import { writeFile } from 'node:fs/promises';
+import { isVmcoreError, VmcoreError } from '../core/errors.js';
+
+/** Exit statuses: 0 ok, 1 error, 2 usage error, 130 interrupted (SIGINT), 141 stdout closed (as SIGPIPE). */
+export const EXIT_ERROR = 1;
+export const EXIT_USAGE = 2;
+export const EXIT_INTERRUPTED = 130;
+export const EXIT_PIPE = 141;
+
+/** The exit status for an error thrown by a command. */
+export function exitCodeOf(e: unknown): number {
+  if (isClosedPipe(e)) return EXIT_PIPE;
+  if (isVmcoreError(e) && e.code === 'USAGE') return EXIT_USAGE;
+  if (isVmcoreError(e) && e.code === 'INTERRUPTED') return EXIT_INTERRUPTED;
+  return EXIT_ERROR;
+}
+
+/** A write to a pipe whose reader has gone (`| head`). */
+export function isClosedPipe(e: unknown): boolean {
+  const code = (e as NodeJS.ErrnoException | undefined)?.code;
+  return code === 'EPIPE' || code === 'ERR_STREAM_DESTROYED';
+}
+
+/**
+ * Process-wide conventions every command gets: a closed stdout ends the command quietly
+ * with status 141 (what a shell reports for a tool killed by SIGPIPE, like `cat | head`);
+ * SIGINT/SIGTERM end it with 130/143 unless the command handles the signal itself (convert
+ * and dump remove or mark their partial output first, then exit 130).
+ */
+export function installProcessConventions(): void {
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (isClosedPipe(e)) process.exit(EXIT_PIPE);
+    process.stderr.write(`vmcore: cannot write to stdout: ${e.message}\n`);
+    process.exit(EXIT_ERROR);
+  });
+  for (const [sig, status] of [['SIGINT', EXIT_INTERRUPTED], ['SIGTERM', 143]] as const) {
+    process.on(sig, () => {
+      // a command's own handler (registered later) does its cleanup and ends with INTERRUPTED
+      if (process.listenerCount(sig) > 1) return;
+      process.exit(status);
+    });
+  }
+}
+
+/** Write a whole output file; an existing file is kept unless `force` (error EXISTS). */
+export async function writeOutputFile(path: string, data: Uint8Array | string, force?: boolean): Promise<void> {
+  try {
+    await writeFile(path, data, { flag: force ? 'w' : 'wx' });
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    if (err.code === 'EEXIST') throw new VmcoreError('EXISTS', 'output exists (use --force to overwrite it)', { file: path });
+    throw new VmcoreError('IO', `cannot write: ${err.message}`, { file: path, cause: e });
+  }
+}
 
 export function parseNumber(s: string, what: string): number {
   const t = s.trim().replace(/_/g, '');

@@ -1,7 +1,7 @@
 /** The CLI as a user runs it: output, JSON keys, exit codes, one-line errors. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -81,6 +81,62 @@ test('errors: one line naming code, file and field; no stack trace without --deb
     const u = vmcore('read', SAMPLE, '--length', '16');
     assert.equal(u.rc, 2);
     assert.match(u.err, /USAGE/);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('exit codes: every parser error is a usage error (2); help and --version exit 0', () => {
+  for (const args of [
+    ['info', '--bogus', SAMPLE], // unknown option
+    ['read', SAMPLE, '--phys', '0', '--length'], // missing option argument
+    ['convert', '--format', 'xx', SAMPLE, 'out'], // bad choice
+    ['info'], // missing argument
+    ['no-such-command'],
+  ]) {
+    const r = vmcore(...args);
+    assert.equal(r.rc, 2, `${args.join(' ')}: ${r.err}`);
+  }
+  assert.equal(vmcore('--version').rc, 0);
+  assert.equal(vmcore('info', '--help').rc, 0);
+});
+
+test('a closed stdout (| head) ends the command quietly with 141, as SIGPIPE does to cat', async () => {
+  // `read ... | head -c 10`: the reader goes away after 10 bytes of 8 MiB
+  const r = await new Promise<{ rc: number | null; err: string }>((res) => {
+    const c = spawn(process.execPath, [CLI, 'read', SAMPLE, '--phys', '0', '--length', '8m', '--fill-missing'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    c.stderr.on('data', (d) => (err += d));
+    c.stdout.once('data', () => c.stdout.destroy());
+    c.on('close', (rc) => res({ rc, err }));
+  });
+  assert.equal(r.err, '', 'no stack trace, no message');
+  assert.equal(r.rc, 141);
+});
+
+test('SIGINT exits 130', async () => {
+  const rc = await new Promise<number | null>((res) => {
+    const c = spawn(process.execPath, [CLI, 'read', SAMPLE, '--phys', '0', '--length', '256m', '--fill-missing'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // once output flows, the command is running (its handlers are installed)
+    c.stdout.once('data', () => c.kill('SIGINT'));
+    c.stdout.resume();
+    c.on('close', (code) => res(code));
+  });
+  assert.equal(rc, 130);
+});
+
+test('read -o keeps an existing file unless --force', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'vmcore-cli-'));
+  try {
+    const out = join(dir, 'x.bin');
+    await writeFile(out, 'keep me');
+    const r = vmcore('read', SAMPLE, '--phys', '0x1000000', '--length', '16', '-o', out);
+    assert.equal(r.rc, 1);
+    assert.match(r.err, /EXISTS/);
+    assert.equal(await readFile(out, 'utf8'), 'keep me');
+    const f = vmcore('read', SAMPLE, '--phys', '0x1000000', '--length', '16', '-o', out, '--force');
+    assert.equal(f.rc, 0, f.err);
+    assert.equal((await readFile(out)).length, 16);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

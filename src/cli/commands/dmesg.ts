@@ -1,11 +1,10 @@
 /** `vmcore dmesg`: the kernel log from a dump, without vmlinux. */
 import type { Command } from 'commander';
-import { writeFile } from 'node:fs/promises';
 import { VmcoreError } from '../../core/errors.js';
 import { analyzeKernel } from '../../core/kernel/kernel.js';
 import { readDmesg, formatDmesg, dmesgToJson } from '../../core/kernel/dmesg.js';
 import { openDumpFiles } from '../../node/open.js';
-import { printJson, writeStdout } from '../util.js';
+import { printJson, writeOutputFile, writeStdout } from '../util.js';
 
 interface DmesgCliOptions {
   json?: boolean;
@@ -81,38 +80,15 @@ export function register(program: Command): void {
         }
         if (o.json) {
           const j = { file: files.length === 1 ? files[0] : files, vmcoreinfo_source: kernel.vmcoreinfoSource, ...dmesgToJson(log) };
-          if (o.output) await writeOut(o.output, JSON.stringify(j, null, 2) + '\n', o.force);
+          if (o.output) await writeOutputFile(o.output, JSON.stringify(j, null, 2) + '\n', o.force);
           else await printJson(j);
           return;
         }
         const out = formatDmesg(log, { ...(o.caller ? { caller: true } : {}), ...(level ? { level } : {}), ...(o.utf8 ? { utf8: true } : {}) });
-        if (o.output) await writeOut(o.output, out, o.force);
-        else await writeStdoutQuietPipe(out);
+        if (o.output) await writeOutputFile(o.output, out, o.force);
+        else await writeStdout(out);
       } finally {
         await dump.close();
       }
     });
-}
-
-async function writeOut(path: string, data: Uint8Array | string, force?: boolean): Promise<void> {
-  try {
-    await writeFile(path, data, { flag: force ? 'w' : 'wx' });
-  } catch (e) {
-    const err = e as NodeJS.ErrnoException;
-    if (err.code === 'EEXIST') throw new VmcoreError('EXISTS', `${path} exists (use --force to overwrite)`, { file: path });
-    throw new VmcoreError('IO', `cannot write: ${err.message}`, { file: path, cause: e });
-  }
-}
-
-/** stdout, but a closed pipe (`| head`) ends the command quietly. */
-async function writeStdoutQuietPipe(data: Uint8Array): Promise<void> {
-  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
-    if (e.code !== 'EPIPE') throw e;
-  });
-  try {
-    await writeStdout(data);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'EPIPE') return;
-    throw e;
-  }
 }

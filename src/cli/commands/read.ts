@@ -1,9 +1,8 @@
 import type { Command } from 'commander';
-import { writeFile } from 'node:fs/promises';
 import { VmcoreError } from '../../core/errors.js';
 import { analyzeKernel } from '../../core/kernel/kernel.js';
 import { openDumpFiles } from '../../node/open.js';
-import { hexdump, parseBigint, parseNumber, writeStdout } from '../util.js';
+import { hexdump, parseBigint, parseNumber, writeOutputFile, writeStdout } from '../util.js';
 
 export function register(program: Command): void {
   program
@@ -14,9 +13,10 @@ export function register(program: Command): void {
     .option('--virt <addr>', 'kernel virtual start address (translated with the proven phys_base and the kernel page tables)')
     .requiredOption('--length <n>', 'number of bytes (suffixes k, m, g allowed)')
     .option('-o, --output <file>', 'write the bytes to a file')
+    .option('--force', 'overwrite the --output file if it exists')
     .option('--fill-missing', 'read pages that are not in the dump as zeros instead of failing')
     .option('--hex', 'always print a hex dump')
-    .action(async (files: string[], o: { phys?: string; virt?: string; length: string; output?: string; fillMissing?: boolean; hex?: boolean }) => {
+    .action(async (files: string[], o: { phys?: string; virt?: string; length: string; output?: string; fillMissing?: boolean; hex?: boolean; force?: boolean }) => {
       if ((o.phys === undefined) === (o.virt === undefined)) throw new VmcoreError('USAGE', 'give exactly one of --phys and --virt');
       const length = parseNumber(o.length, '--length');
       if (length > 1 << 30) throw new VmcoreError('USAGE', '--length is limited to 1 GiB per read');
@@ -33,7 +33,7 @@ export function register(program: Command): void {
           data = await k.readVirt(va, length);
           base = va;
         }
-        if (o.output) await writeFile(o.output, data);
+        if (o.output) await writeOutputFile(o.output, data, o.force);
         else if (o.hex || process.stdout.isTTY) await writeStdout(hexdump(data, base));
         else await writeStdout(data);
       } finally {
