@@ -8,6 +8,7 @@ import { Vmcoreinfo, hex64 } from './kernel/vmcoreinfo.js';
 import type { KernelInfo } from './kernel/kernel.js';
 import { qemuMisparseInverse } from './kernel/x86_64/physbase.js';
 import { kernelMemoryEnd } from './kernel/memsection.js';
+import { cpuCountOfNotes } from './kernel/x86_64/cpu.js';
 
 export interface RangeInfo {
   start: string;
@@ -137,7 +138,7 @@ export async function describeDump(dump: Dump, kernel?: KernelInfo, extra: { pan
     pageSize: dump.pageSize,
     kernel: { release, version, machine, releaseSource },
     crashTime: crash ? new Date(crash * 1000).toISOString() : null,
-    nrCpus: det.nrCpus ?? (new Set(kernel?.cpus.map((c) => c.cpu)).size || null),
+    nrCpus: det.nrCpus ?? (cpuCountOfNotes(dump.notes) || null),
     notes: dump.notes.map((n) => ({ name: n.name, type: noteTypeName(n), size: n.desc.length })),
     vmcoreinfo: { present: !!vi, source: kernel?.vmcoreinfoSource ?? (dump.vmcoreinfoText ? 'note' : 'none') },
     physBase: {

@@ -27,7 +27,7 @@ import { padNote, patchKernelInfo, type KernelPatchResult } from './stream/patch
 import { convertDump, type PageStreamInput, type PfnRange } from './convert/index.js';
 import { celfOutput } from './convert/celf.js';
 import { checkOutput } from './convert/sinks.js';
-import { findVmcoreinfoNote } from '../core/format/elf/notes.js';
+import { cpuCountOfNotes, findVmcoreinfoNote } from '../core/format/elf/notes.js';
 
 const execFileP = promisify(execFile);
 
@@ -108,7 +108,7 @@ export function streamInput(info: ElfStreamInfo, batches: AsyncIterable<PageBatc
     else ranges.push(r);
   }
   const vmci = findVmcoreinfoNote(info.notes);
-  const nrCpus = info.notes.filter((n) => n.name === 'CORE' && n.type === 1).length;
+  const nrCpus = cpuCountOfNotes(info.notes);
   async function* pages(): AsyncGenerator<{ startPfn: number; data: Uint8Array }> {
     let zero: Uint8Array | undefined;
     for await (const b of batches) {

@@ -16,7 +16,7 @@
 import { open } from 'node:fs/promises';
 import { VmcoreError } from '../core/errors.js';
 import type { Dump, FormatDetails, PageRun, PageState } from '../core/dump.js';
-import type { ElfNote } from '../core/format/elf/notes.js';
+import { cpuCountOfNotes, type ElfNote } from '../core/format/elf/notes.js';
 import type { CodecRegistry } from '../core/codec/types.js';
 import { KdumpDump } from '../core/format/kdump/reader.js';
 import { readKdumpHeader } from '../core/format/kdump/reader.js';
@@ -243,7 +243,7 @@ export async function fixDump(input: string, opts: FixOptions): Promise<FixResul
         physBase,
         ...(vmciText !== undefined ? { vmcoreinfoText: vmciText } : {}),
         ...(k.utsname ? { utsname: k.utsname } : {}),
-        nrCpus: Math.max(1, k.cpus.length),
+        nrCpus: Math.max(1, cpuCountOfNotes(dump.notes)),
         ...(k.crashTime ? { timestampSec: k.crashTime } : {}),
       });
       if (dump.flattened) plan.changes.unshift('flattened stream written as a seekable kdump file');

@@ -79,6 +79,6 @@ test('x86_64 arch: the unwinder starts from the note RIP, RSP and RBP; no RSP, n
   assert.equal(s?.sp, 0xffffc90000013d20n);
   assert.equal(s?.fp, 0xffffc90000013d48n);
   assert.equal(s?.regs['rip'], 0xffffffff819c3643n);
-  assert.equal(x86_64Arch.unwindStart({ cpu: 3, source: 'QEMU', arch: 'x86_64', rip: 1n }), undefined);
+  assert.equal(x86_64Arch.unwindStart({ index: 3, cpu: 3, cpuEvidence: null, pidIsTask: false, source: 'QEMU', arch: 'x86_64', rip: 1n }), undefined);
   assert.equal(x86_64Arch.unwindStart(cpus[1]!)?.regs['cr3'], 0x1000n);
 });

@@ -46,7 +46,7 @@ export function formatInfo(r: InfoReport): string {
   row('Kernel', k.release ? `${k.release}${k.version ? '  ' + k.version : ''}${k.releaseSource ? `  [${k.releaseSource}]` : ''}` : 'unknown');
   if (r.crashTime) row('Crash time', r.crashTime);
   if (r.panic) {
-    const p = r.panic as { message: string | null; cpu: number | null; task: number | null; uptime: string | null; registers: Record<string, string> | null; registersSource: string | null };
+    const p = r.panic as { message: string | null; cpu: number | null; task: number | null; uptime: string | null; registers: Record<string, string> | null; registersSource: string | null; registersNote?: string | null };
     if (p.message) {
       const who = [p.cpu !== null ? `CPU ${p.cpu}` : null, p.task !== null ? `task ${p.task}` : null, p.uptime !== null ? `${p.uptime} s after boot` : null].filter(Boolean);
       row('Panic', `${p.message}${who.length ? `  (${who.join(', ')})` : ''}`);
@@ -60,7 +60,7 @@ export function formatInfo(r: InfoReport): string {
       const qemuNotes = r.notes.some((n) => n.type === 'QEMU CPU state');
       const when = qemuNotes ? 'when QEMU stopped the guest' : 'saved by the kernel at the crash';
       row('Registers', `${regs.join('  ')}  [${p.registersSource}, ${when}]`);
-    }
+    } else if (p.registersNote) row('Registers', `unknown: ${p.registersNote}`);
   }
   row('CPUs', r.nrCpus === null ? 'unknown' : String(r.nrCpus));
   row('VMCOREINFO', r.vmcoreinfo.present ? `yes (${r.vmcoreinfo.source})` : 'none');

@@ -19,7 +19,10 @@ export interface KernelTranslator {
 
 /** The registers an unwinder starts from on one CPU (or one task): program counter, stack pointer, frame pointer. */
 export interface UnwindStart {
-  cpu: number;
+  /** The CPU, only when the dump proves it (see CpuRegisters.cpu); else null. */
+  cpu: number | null;
+  /** The pid of the task the registers belong to, when the note says so (kernel NT_PRSTATUS). */
+  pid?: number;
   pc: bigint;
   sp: bigint;
   fp?: bigint;
@@ -49,7 +52,7 @@ export interface KernelArch<Regs, Location> {
   /** The ELF machine name used by Dump.arch ('x86_64', 'aarch64'). */
   readonly name: string;
   /** Register sets from the dump's notes; notes of unknown layout are listed in `skipped`. */
-  parseCpuNotes(notes: readonly ElfNote[], littleEndian: boolean): { cpus: Regs[]; skipped: string[] };
+  parseCpuNotes(notes: readonly ElfNote[], littleEndian: boolean, opts?: { nrCpus?: number }): { cpus: Regs[]; skipped: string[] };
   /** Find and prove the kernel's physical location; never throws for bad memory contents. */
   findKernelLocation(input: KernelLocationInput<Regs>): Promise<Location>;
   /** Kernel VA → PA for this dump, or undefined (with warnings) when nothing allows it. */

@@ -78,7 +78,7 @@ export async function analyzeKernel(dump: KernelInput, opts: AnalyzeOptions = {}
   const x86_64 = dump.arch === undefined || dump.arch === 'x86_64' || dump.arch === 'unknown';
   if (!x86_64) warnings.push(`architecture ${dump.arch}: only x86_64 address translation is implemented`);
   const details = dump.details ? await dump.details() : undefined;
-  const { cpus, skipped } = parseCpuNotes(dump.notes, dump.littleEndian ?? true);
+  const { cpus, skipped } = parseCpuNotes(dump.notes, dump.littleEndian ?? true, details?.nrCpus !== undefined ? { nrCpus: details.nrCpus } : {});
   warnings.push(...skipped);
 
   let vmcoreinfo: Vmcoreinfo | undefined;

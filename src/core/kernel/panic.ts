@@ -4,7 +4,7 @@
  */
 import type { KernelInfo } from './kernel.js';
 import { readDmesg, type DmesgLog } from './dmesg.js';
-import { cpuToJSON } from './x86_64/cpu.js';
+import { cpuLabel, cpuToJSON, registersOfCpu, registersOfTask, type CpuRegisters } from './x86_64/cpu.js';
 
 const PANIC_RE = /Kernel panic - not syncing: .*|BUG: .*|general protection fault.*|Oops: .*/;
 
@@ -19,6 +19,8 @@ export interface PanicSummary {
   crashTime: string | null;
   registers: Record<string, unknown> | null;
   registersSource: string | null;
+  /** Why no registers are shown, when there are CPU notes but none is known to be the panic's. */
+  registersNote: string | null;
 }
 
 export async function panicSummary(kernel: KernelInfo, log?: DmesgLog, littleEndian = true): Promise<PanicSummary | null> {
@@ -53,9 +55,24 @@ export async function panicSummary(kernel: KernelInfo, log?: DmesgLog, littleEnd
     }
   }
   if (message === null && kernel.crashTime === undefined) return null;
-  const nCpus = new Set(kernel.cpus.map((c) => c.cpu)).size;
-  if (cpu === null && nCpus === 1) cpu = kernel.cpus[0]!.cpu;
-  const regs = cpu !== null ? (kernel.cpus.find((c) => c.cpu === cpu && c.source === 'NT_PRSTATUS') ?? kernel.cpus.find((c) => c.cpu === cpu)) : kernel.cpus[0];
+  const cpus = kernel.cpus;
+  const prNotes = cpus.filter((c) => c.source === 'NT_PRSTATUS');
+  const oneCpu = cpus.length > 0 && cpus.every((c) => c.cpu === 0);
+  if (cpu === null && oneCpu) cpu = 0;
+  // Which note belongs to the panic: by the task that logged it (its pr_pid), by its CPU when
+  // the notes prove CPU numbers, never by position.
+  let regs: CpuRegisters | undefined;
+  if (task !== null) regs = registersOfTask(cpus, task);
+  if (!regs && cpu !== null) regs = registersOfCpu(cpus, cpu);
+  if (regs && cpu === null && regs.cpu !== null) cpu = regs.cpu;
+  let registersNote: string | null = null;
+  if (!regs && cpus.length > 0) {
+    const who = task !== null ? `task ${task}` : cpu !== null ? `CPU ${cpu}` : 'the panic';
+    registersNote =
+      prNotes.length > 0 && prNotes.every((c) => c.pidIsTask)
+        ? `no CPU note is known to be ${who}'s (${prNotes.length} NT_PRSTATUS notes, pids ${prNotes.map((c) => c.pid).join(', ')})`
+        : `no CPU note is known to be ${who}'s (the notes give vCPU numbers; which vCPU ran ${who} needs the kernel's per-CPU data)`;
+  }
   return {
     message,
     cpu,
@@ -63,6 +80,7 @@ export async function panicSummary(kernel: KernelInfo, log?: DmesgLog, littleEnd
     uptime,
     crashTime: kernel.crashTime ? new Date(kernel.crashTime * 1000).toISOString() : null,
     registers: regs ? cpuToJSON(regs) : null,
-    registersSource: regs ? `${regs.source} (cpu ${regs.cpu})` : null,
+    registersSource: regs ? `${regs.source} (${cpuLabel(regs)})` : null,
+    registersNote,
   };
 }

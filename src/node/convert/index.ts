@@ -36,7 +36,7 @@
  */
 import { VmcoreError } from '../../core/errors.js';
 import type { Dump, PageRun, PageState } from '../../core/dump.js';
-import type { ElfNote } from '../../core/format/elf/notes.js';
+import { cpuCountOfNotes, type ElfNote } from '../../core/format/elf/notes.js';
 import {
   encodeKdumpHeader,
   encodeKdumpSubHeader,
@@ -386,8 +386,6 @@ async function scanRuns(runs: AsyncIterable<PageRun>): Promise<Scan> {
   return { ram, present, counts };
 }
 
-const PRSTATUS = 1;
-
 async function headerFor(
   input: ConvertInput,
   vmci: Vmcoreinfo | undefined,
@@ -430,7 +428,7 @@ async function headerFor(
       domainname: uts?.domainname ?? '',
     };
   }
-  const nPr = [...input.notes, ...(opts.extraNotes ?? [])].filter((n) => n.type === PRSTATUS && n.name === 'CORE').length;
+  const nPr = cpuCountOfNotes([...input.notes, ...(opts.extraNotes ?? [])]);
   let physBase = opts.physBase;
   if (physBase === undefined && vmci) physBase = vmci.number('phys_base');
   if (physBase === undefined) physBase = hdrPhys;

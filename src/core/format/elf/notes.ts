@@ -106,3 +106,18 @@ export function noteTypeName(n: Pick<ElfNote, 'name' | 'type'>): string {
   if (n.type === NT_VMCOREDD) return 'NT_VMCOREDD';
   return `type 0x${n.type.toString(16)}`;
 }
+
+/**
+ * Number of CPUs the notes describe: the larger of the NT_PRSTATUS and QEMU CPU-state note
+ * counts (QEMU writes both kinds for each vCPU, so their sum would count each vCPU twice). A
+ * lower bound for kernel-written notes: a CPU that saved no registers has no note.
+ */
+export function cpuCountOfNotes(notes: readonly ElfNote[]): number {
+  let pr = 0;
+  let qemu = 0;
+  for (const n of notes) {
+    if (n.name === 'CORE' && n.type === NT_PRSTATUS) pr++;
+    else if (n.name === 'QEMU' && n.type === 0) qemu++;
+  }
+  return Math.max(pr, qemu);
+}

@@ -9,7 +9,7 @@ import { readExact, type ByteSource } from '../../io/source.js';
 import type { Dump, FormatDetails, PageRun, PageState } from '../../dump.js';
 import { notPresent, readPhysGeneric } from '../../memory.js';
 import { LruCache } from '../../io/lru.js';
-import { findVmcoreinfoNote, parseNotes, type ElfNote } from './notes.js';
+import { cpuCountOfNotes, findVmcoreinfoNote, parseNotes, type ElfNote } from './notes.js';
 import {
   DUMP_ELF_INCOMPLETE,
   ELFCLASS32,
@@ -303,7 +303,7 @@ export class ElfDump implements Dump {
     if (this.vmcoreinfoText) hints.push('VMCOREINFO note');
     if (this.notes.some((n) => n.name === 'VMCORE')) hints.push('vmcore producer note');
     if (header.phoff !== (header.is64 ? 64 : 52)) hints.push(`program headers at 0x${header.phoff.toString(16)}, not right after the ELF header`);
-    const nrCpus = this.notes.filter((n) => n.name === 'CORE' && n.type === 1).length;
+    const nrCpus = cpuCountOfNotes(this.notes);
     return {
       header: {
         class: header.is64 ? 'ELF64' : 'ELF32',

@@ -57,7 +57,7 @@ export function x86_64UnwindStart(r: CpuRegisters): UnwindStart | undefined {
   if (r.rip === undefined || r.rsp === undefined) return undefined;
   const regs: Record<string, bigint> = {};
   for (const [k, v] of Object.entries(r)) if (typeof v === 'bigint') regs[k] = v;
-  return { cpu: r.cpu, pc: r.rip, sp: r.rsp, ...(r.rbp !== undefined ? { fp: r.rbp } : {}), regs };
+  return { cpu: r.cpu, ...(r.pidIsTask && r.pid !== undefined ? { pid: r.pid } : {}), pc: r.rip, sp: r.rsp, ...(r.rbp !== undefined ? { fp: r.rbp } : {}), regs };
 }
 
 export const x86_64Arch: KernelArch<CpuRegisters, PhysBaseResult> = {

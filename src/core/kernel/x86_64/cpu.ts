@@ -6,6 +6,7 @@
  */
 import { defineStruct } from '../../struct.js';
 import { NT_PRSTATUS, type ElfNote } from '../../format/elf/notes.js';
+export { cpuCountOfNotes } from '../../format/elf/notes.js';
 
 /** x86_64 struct elf_prstatus (336 bytes); pr_reg is struct user_regs_struct. */
 export const PrstatusX86_64 = defineStruct('elf_prstatus_x86_64', 336, {
@@ -122,12 +123,26 @@ export type CpuSource = 'NT_PRSTATUS' | 'QEMU';
 
 /** One CPU's registers from one note. Register values are bigint; absent ones are undefined. */
 export interface CpuRegisters {
-  /** CPU ordinal among the notes of this source (notes are written in CPU order). */
-  cpu: number;
+  /** Position of the note among the notes of its source (0-based). Not a CPU number. */
+  index: number;
+  /**
+   * The CPU number, only when the dump proves it (`cpuEvidence` says how), else null. The
+   * kernel writes one note per CPU that saved its registers and /proc/vmcore drops the empty
+   * ones (fs/proc/vmcore.c merge_note_headers_elf64), so a note's position is not its CPU.
+   */
+  cpu: number | null;
+  cpuEvidence: string | null;
   source: CpuSource;
   arch: 'x86_64' | 'i386';
   /** NT_PRSTATUS pr_pid (the task's pid for the kernel; cpu index + 1 for QEMU). */
   pid?: number;
+  /**
+   * True when `pid` is the pid of the task that ran on that CPU (kernel-written notes:
+   * kernel/crash_core.c crash_save_cpu sets pr_pid = current->pid, 0 for an idle task).
+   * False for QEMU-written NT_PRSTATUS notes, whose pr_pid is the vCPU index + 1
+   * (qemu target/i386/arch_dump.c).
+   */
+  pidIsTask: boolean;
   rip?: bigint; rsp?: bigint; rbp?: bigint; rflags?: bigint;
   rax?: bigint; rbx?: bigint; rcx?: bigint; rdx?: bigint; rsi?: bigint; rdi?: bigint;
   r8?: bigint; r9?: bigint; r10?: bigint; r11?: bigint; r12?: bigint; r13?: bigint; r14?: bigint; r15?: bigint;
@@ -144,8 +159,17 @@ export const CR4_LA57 = 1n << 12n;
 /**
  * Parse every NT_PRSTATUS and QEMU CPU-state note. Notes whose size matches no known layout
  * are skipped (listed in `skipped`), never fatal.
+ *
+ * CPU numbers are set only where the notes prove them (see `CpuRegisters.cpu`):
+ *  - QEMU writes, for every vCPU in cpu_index order, one NT_PRSTATUS with pr_pid = index + 1
+ *    and one QEMU CPU-state note (qemu target/i386/arch_dump.c, dump/dump.c): when the
+ *    NT_PRSTATUS pids are exactly 1..n and the QEMU notes number n, note i is vCPU i, and the
+ *    NT_PRSTATUS pids are vCPU numbers, not tasks;
+ *  - a machine with one CPU (`opts.nrCpus` 1, e.g. the kdump header's nr_cpus) and one note.
+ * Kernel-written notes otherwise carry no CPU number: match them to a task by pid
+ * (`registersOfTask`), or to CPUs with the per-CPU current task (`assignCpus`).
  */
-export function parseCpuNotes(notes: readonly ElfNote[], littleEndian = true): { cpus: CpuRegisters[]; skipped: string[] } {
+export function parseCpuNotes(notes: readonly ElfNote[], littleEndian = true, opts: { nrCpus?: number } = {}): { cpus: CpuRegisters[]; skipped: string[] } {
   const cpus: CpuRegisters[] = [];
   const skipped: string[] = [];
   let nPr = 0;
@@ -156,7 +180,7 @@ export function parseCpuNotes(notes: readonly ElfNote[], littleEndian = true): {
       if (n.desc.length === PrstatusX86_64.size) {
         const r = PrstatusX86_64.read(n.desc, 0, littleEndian);
         cpus.push({
-          cpu, source: 'NT_PRSTATUS', arch: 'x86_64', pid: r.pr_pid,
+          index: cpu, cpu: null, cpuEvidence: null, pidIsTask: true, source: 'NT_PRSTATUS', arch: 'x86_64', pid: r.pr_pid,
           rip: r.rip, rsp: r.rsp, rbp: r.rbp, rflags: r.rflags,
           rax: r.rax, rbx: r.rbx, rcx: r.rcx, rdx: r.rdx, rsi: r.rsi, rdi: r.rdi,
           r8: r.r8, r9: r.r9, r10: r.r10, r11: r.r11, r12: r.r12, r13: r.r13, r14: r.r14, r15: r.r15,
@@ -167,7 +191,7 @@ export function parseCpuNotes(notes: readonly ElfNote[], littleEndian = true): {
         const r = PrstatusI386.read(n.desc, 0, littleEndian);
         const b = BigInt;
         cpus.push({
-          cpu, source: 'NT_PRSTATUS', arch: 'i386', pid: r.pr_pid,
+          index: cpu, cpu: null, cpuEvidence: null, pidIsTask: true, source: 'NT_PRSTATUS', arch: 'i386', pid: r.pr_pid,
           rip: b(r.eip), rsp: b(r.esp), rbp: b(r.ebp), rflags: b(r.eflags),
           rax: b(r.eax), rbx: b(r.ebx), rcx: b(r.ecx), rdx: b(r.edx), rsi: b(r.esi), rdi: b(r.edi),
           origRax: b(r.orig_eax), cs: b(r.cs), ss: b(r.ss), ds: b(r.ds), es: b(r.es), fs: b(r.fs), gs: b(r.gs),
@@ -188,7 +212,7 @@ export function parseCpuNotes(notes: readonly ElfNote[], littleEndian = true): {
       }
       const b = BigInt;
       cpus.push({
-        cpu, source: 'QEMU', arch: 'x86_64',
+        index: cpu, cpu: null, cpuEvidence: null, pidIsTask: false, source: 'QEMU', arch: 'x86_64',
         rip: r.rip, rsp: r.rsp, rbp: r.rbp, rflags: r.rflags,
         rax: r.rax, rbx: r.rbx, rcx: r.rcx, rdx: r.rdx, rsi: r.rsi, rdi: r.rdi,
         r8: r.r8, r9: r.r9, r10: r.r10, r11: r.r11, r12: r.r12, r13: r.r13, r14: r.r14, r15: r.r15,
@@ -200,7 +224,86 @@ export function parseCpuNotes(notes: readonly ElfNote[], littleEndian = true): {
       });
     }
   }
+  numberCpus(cpus, opts.nrCpus);
   return { cpus, skipped };
+}
+
+function numberCpus(cpus: CpuRegisters[], nrCpus: number | undefined): void {
+  const pr = cpus.filter((c) => c.source === 'NT_PRSTATUS');
+  const qemu = cpus.filter((c) => c.source === 'QEMU');
+  if (qemu.length > 0 && (pr.length === 0 || (pr.length === qemu.length && pr.every((c, i) => c.pid === i + 1)))) {
+    for (const c of qemu) {
+      c.cpu = c.index;
+      c.cpuEvidence = 'QEMU writes one CPU-state note per vCPU, in vCPU order';
+    }
+    for (const c of pr) {
+      c.cpu = c.index;
+      c.pidIsTask = false;
+      c.cpuEvidence = 'QEMU-written NT_PRSTATUS: pr_pid is the vCPU number + 1';
+    }
+    return;
+  }
+  if (nrCpus === 1 && pr.length === 1 && qemu.length === 0) {
+    pr[0]!.cpu = 0;
+    pr[0]!.cpuEvidence = 'the only CPU (nr_cpus 1)';
+  }
+}
+
+/** How a note is named to a reader: "cpu N" when its CPU is known, else its position and pid. */
+export function cpuLabel(c: CpuRegisters): string {
+  if (c.cpu !== null) return `cpu ${c.cpu}`;
+  return `note ${c.index}${c.pid !== undefined && c.pidIsTask ? `, pid ${c.pid}` : ''}`;
+}
+
+/**
+ * The registers of the task with `pid`: the kernel-written NT_PRSTATUS note whose pr_pid is
+ * `pid`. Only pid > 0 identifies a task (every idle task has pid 0), and only when exactly one
+ * note matches. Undefined when no note, or more than one, matches.
+ */
+export function registersOfTask(cpus: readonly CpuRegisters[], pid: number): CpuRegisters | undefined {
+  if (!(pid > 0)) return undefined;
+  const m = cpus.filter((c) => c.source === 'NT_PRSTATUS' && c.pidIsTask && c.pid === pid);
+  return m.length === 1 ? m[0] : undefined;
+}
+
+/** The registers of CPU `cpu`, when a note is known to be that CPU's (NT_PRSTATUS preferred). */
+export function registersOfCpu(cpus: readonly CpuRegisters[], cpu: number): CpuRegisters | undefined {
+  return cpus.find((c) => c.cpu === cpu && c.source === 'NT_PRSTATUS') ?? cpus.find((c) => c.cpu === cpu);
+}
+
+/** What the kernel says ran on one CPU: its current task's pid, and optionally that task's stack. */
+export interface PerCpuTask {
+  cpu: number;
+  /** pid of the CPU's current task (0 for its idle task). */
+  pid: number;
+  /** The task's kernel stack [stackStart, stackEnd) (task_struct.stack, THREAD_SIZE), if known. */
+  stackStart?: bigint;
+  stackEnd?: bigint;
+}
+
+/**
+ * Give kernel-written notes their CPU numbers from the per-CPU current task (read from memory
+ * with symbols: x86_64 `pcpu_hot.current_task` or `current_task`, plus `__per_cpu_offset`).
+ * A note is assigned a CPU when exactly one CPU runs a task with its pr_pid (pid > 0), or, for
+ * any pid, when its RSP lies on exactly one candidate CPU's task stack. Notes already numbered
+ * (QEMU) are returned unchanged. Returns new objects; the input is not modified.
+ */
+export function assignCpus(cpus: readonly CpuRegisters[], perCpu: readonly PerCpuTask[]): CpuRegisters[] {
+  const taken = new Set(cpus.filter((c) => c.cpu !== null).map((c) => c.cpu));
+  return cpus.map((c) => {
+    if (c.cpu !== null || c.source !== 'NT_PRSTATUS' || !c.pidIsTask || c.pid === undefined) return { ...c };
+    let cand = perCpu.filter((p) => p.pid === c.pid && !taken.has(p.cpu));
+    let how = `pr_pid ${c.pid} is the current task of that CPU only`;
+    if (cand.length !== 1 || c.pid === 0) {
+      const rsp = c.rsp;
+      const onStack = rsp === undefined ? [] : cand.filter((p) => p.stackStart !== undefined && p.stackEnd !== undefined && rsp >= p.stackStart && rsp < p.stackEnd);
+      cand = onStack;
+      how = `RSP on the stack of that CPU's current task (pid ${c.pid})`;
+    }
+    if (cand.length !== 1) return { ...c };
+    taken.add(cand[0]!.cpu);
+    return { ...c, cpu: cand[0]!.cpu, cpuEvidence: how };
+  });
 }
 
 /** JSON-safe form: 64-bit values as 0x hex strings. */

@@ -10,7 +10,7 @@ import { isVmcoreError } from '../../errors.js';
 import { isPresent, type PhysicalMemory } from '../../dump.js';
 import type { Vmcoreinfo } from '../vmcoreinfo.js';
 import { decodeUtsname, findUtsname, NEW_UTSNAME_SIZE } from '../utsname.js';
-import { CR4_LA57, type CpuRegisters } from './cpu.js';
+import { CR4_LA57, cpuLabel, type CpuRegisters } from './cpu.js';
 import { KERNEL_TEXT_END, START_KERNEL_MAP, textToPhys } from './addrspace.js';
 import { PTE_ADDR_MASK, PageTables } from './pagetables.js';
 
@@ -94,7 +94,7 @@ interface Ctx {
   levels: 4 | 5;
   sme: bigint;
   vi?: Vmcoreinfo;
-  cr3s: { cpu: number; root: number }[];
+  cr3s: { cpu: string; root: number }[];
   file?: string;
 }
 
@@ -258,13 +258,13 @@ export async function physBaseFromCr3(
   return { value, va: m.va, pa: m.pa, linearPages: linear };
 }
 
-function cpuRoots(cpus: readonly CpuRegisters[], physLimit: number): { cpu: number; root: number; levels: 4 | 5 }[] {
-  const out: { cpu: number; root: number; levels: 4 | 5 }[] = [];
+function cpuRoots(cpus: readonly CpuRegisters[], physLimit: number): { cpu: string; root: number; levels: 4 | 5 }[] {
+  const out: { cpu: string; root: number; levels: 4 | 5 }[] = [];
   for (const c of cpus) {
     if (c.cr3 === undefined || c.cr3 === 0n) continue;
     const root = c.cr3 & PTE_ADDR_MASK;
     if (root >= BigInt(physLimit)) continue;
-    out.push({ cpu: c.cpu, root: Number(root), levels: c.cr4 !== undefined && (c.cr4 & CR4_LA57) !== 0n ? 5 : 4 });
+    out.push({ cpu: cpuLabel(c), root: Number(root), levels: c.cr4 !== undefined && (c.cr4 & CR4_LA57) !== 0n ? 5 : 4 });
   }
   return out;
 }
@@ -308,12 +308,12 @@ export async function findPhysBase(input: PhysBaseInput): Promise<PhysBaseResult
   for (const s of input.segments ?? []) {
     if (s.vaddr >= START_KERNEL_MAP && s.vaddr < KERNEL_TEXT_END) add(BigInt(s.paddr) - (s.vaddr - START_KERNEL_MAP), 'ELF kernel-text PT_LOAD');
   }
-  const cr3Results: { cpu: number; root: number; value: bigint; pa: number; linearPages: number; levels: 4 | 5 }[] = [];
+  const cr3Results: { cpu: string; root: number; value: bigint; pa: number; linearPages: number; levels: 4 | 5 }[] = [];
   for (const r of roots) {
     const x = await physBaseFromCr3(mem, r.root, r.levels, sme);
     if (x) {
       cr3Results.push({ cpu: r.cpu, root: r.root, value: x.value, pa: x.pa, linearPages: x.linearPages, levels: r.levels });
-      add(x.value, `CR3 walk (cpu ${r.cpu}) to the lowest kernel-text mapping`);
+      add(x.value, `CR3 walk (${r.cpu}) to the lowest kernel-text mapping`);
     }
   }
   const ko = vi?.kernelOffset;
@@ -326,7 +326,7 @@ export async function findPhysBase(input: PhysBaseInput): Promise<PhysBaseResult
     notes.push(vi ? 'VMCOREINFO has no init_top_pgt / init_uts_ns symbols' : 'no VMCOREINFO: only CPU page tables can be used');
     for (const r of cr3Results) {
       const cand: PhysBaseCandidate = { value: r.value, sources: cands.get(r.value) ?? [], passed: [], failed: [], unavailable: [], accepted: false };
-      if (r.linearPages >= 2) cand.passed.push(`CR3 (cpu ${r.cpu}) kernel-text mapping linear over ${r.linearPages} × 2 MiB`);
+      if (r.linearPages >= 2) cand.passed.push(`CR3 (${r.cpu}) kernel-text mapping linear over ${r.linearPages} × 2 MiB`);
       else cand.unavailable.push('CR3 kernel-text mapping linear');
       const imgStart = r.pa - (r.pa % (2 * 1024 * 1024));
       const found = await findUtsname(mem, imgStart, imgStart + r.linearPages * 2 * 1024 * 1024, physLimit);

@@ -1,0 +1,118 @@
+/**
+ * CPU notes are matched to the panic by task (pr_pid) or by a proven CPU number, never by
+ * their position (issue: a note's position is not its CPU when some CPUs saved none).
+ * Inputs: the real sample with its note area rebuilt (test/helpers/sample-variants.ts).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { BufferSource } from '../../src/core/io/source.js';
+import { openDump } from '../../src/core/format/open.js';
+import { nodeCodecs } from '../../src/node/codecs.js';
+import { analyzeKernel } from '../../src/core/kernel/kernel.js';
+import { panicSummary } from '../../src/core/kernel/panic.js';
+import { describeDump } from '../../src/core/info.js';
+import { assignCpus, cpuLabel, parseCpuNotes, registersOfTask } from '../../src/core/kernel/x86_64/cpu.js';
+import { sampleWithCpuNotes } from '../helpers/sample-variants.js';
+import { prstatusDesc } from './kernel-synth.js';
+
+const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+// the sample's own NT_PRSTATUS (the panicking init task, pid 1)
+const RIP = '0xffffffff819c3643';
+const RSP = '0xffffc90000013d20';
+const idle = (i: number) => ({ pid: 0, rip: 0xffffffff81e00000n + BigInt(i), rsp: 0xffffffff82a03e00n + BigInt(i * 0x100) });
+
+async function panicOf(bytes: Uint8Array) {
+  const dump = await openDump([new BufferSource(bytes, 'variant.kdump')], nodeCodecs());
+  const kernel = await analyzeKernel(dump);
+  const panic = await panicSummary(kernel, undefined, true);
+  const info = await describeDump(dump, kernel, { panic: panic as Record<string, unknown> | null });
+  return { panic: panic!, info, kernel };
+}
+
+test('8 CPUs, 4 notes (CPUs 0-3 saved none), the panicking task second: its registers, no CPU number', async () => {
+  const b = sampleWithCpuNotes([idle(0), { pid: 1 }, idle(2), idle(3)], 8);
+  const { panic, info, kernel } = await panicOf(b);
+  assert.equal(panic.task, 1);
+  assert.equal(panic.registers!.rip, RIP);
+  assert.equal(panic.registers!.rsp, RSP);
+  assert.equal(panic.registers!.pid, 1);
+  // the notes cannot tell which CPUs saved them
+  assert.equal(panic.cpu, null);
+  assert.equal(panic.registersSource, 'NT_PRSTATUS (note 1, pid 1)');
+  assert.ok(kernel.cpus.every((c) => c.cpu === null));
+  assert.equal(info.nrCpus, 8);
+  // the text report says the same
+  const dir = mkdtempSync(join(tmpdir(), 'vmcore-cpu-'));
+  try {
+    const f = join(dir, 'v.kdump');
+    writeFileSync(f, b);
+    const r = spawnSync(process.execPath, [CLI, 'info', f], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, new RegExp(`Registers +RIP ${RIP} +RSP ${RSP} .*\\[NT_PRSTATUS \\(note 1, pid 1\\), saved by the kernel at the crash\\]`));
+    assert.doesNotMatch(r.stdout, /cpu 0/i);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('all 8 notes, the panicking task on the sixth: its registers, not note 0', async () => {
+  const specs = [0, 1, 2, 3, 4, 5, 6, 7].map((i) => (i === 5 ? { pid: 1 } : idle(i)));
+  const { panic } = await panicOf(sampleWithCpuNotes(specs, 8));
+  assert.equal(panic.registers!.rip, RIP);
+  assert.equal(panic.registers!.rsp, RSP);
+  assert.equal(panic.registersSource, 'NT_PRSTATUS (note 5, pid 1)');
+});
+
+test('no note of the panicking task: no registers, and a reason instead of note 0', async () => {
+  const { panic } = await panicOf(sampleWithCpuNotes([idle(0), idle(1)], 2));
+  assert.equal(panic.registers, null);
+  assert.match(panic.registersNote!, /no CPU note is known to be task 1's \(2 NT_PRSTATUS notes, pids 0, 0\)/);
+});
+
+test('one CPU, one kernel note: that note is CPU 0', async () => {
+  const { panic } = await panicOf(sampleWithCpuNotes([{ pid: 1 }], 1));
+  assert.equal(panic.cpu, 0);
+  assert.equal(panic.registersSource, 'NT_PRSTATUS (cpu 0)');
+});
+
+test('the real sample (QEMU notes: pr_pid is the vCPU number + 1, not a task)', async () => {
+  const { panic, kernel } = await panicOf((await import('../helpers/sample-variants.js')).sampleBytes());
+  assert.deepEqual(kernel.cpus.map((c) => [c.source, c.cpu, c.pidIsTask]), [['NT_PRSTATUS', 0, false], ['QEMU', 0, false]]);
+  assert.equal(panic.cpu, 0);
+  assert.equal(panic.registers!.rip, RIP);
+});
+
+test('QEMU notes of 2 vCPUs: CPU numbers proven; a task pid is not matched to a vCPU pid', () => {
+  const { cpus } = parseCpuNotes([
+    { name: 'CORE', type: 1, desc: prstatusDesc({ pid: 1, rip: 1n, rsp: 0n }) },
+    { name: 'CORE', type: 1, desc: prstatusDesc({ pid: 2, rip: 2n, rsp: 0n }) },
+    { name: 'QEMU', type: 0, desc: new Uint8Array(0) },
+  ]);
+  // one QEMU note for two NT_PRSTATUS (the 2nd was cut): not QEMU's pattern, so not numbered
+  assert.deepEqual(cpus.map((c) => c.cpu), [null, null]);
+  assert.equal(registersOfTask(cpus, 2)?.rip, 2n);
+});
+
+test('assignCpus: by unique pid, and idle notes by RSP on the CPU current task stack', () => {
+  const { cpus } = parseCpuNotes([
+    { name: 'CORE', type: 1, desc: prstatusDesc({ pid: 0, rip: 0n, rsp: 0x5100n }) },
+    { name: 'CORE', type: 1, desc: prstatusDesc({ pid: 77, rip: 0n, rsp: 0x9000n }) },
+    { name: 'CORE', type: 1, desc: prstatusDesc({ pid: 0, rip: 0n, rsp: 0x7100n }) },
+  ]);
+  const out = assignCpus(cpus, [
+    { cpu: 0, pid: 0, stackStart: 0x1000n, stackEnd: 0x3000n },
+    { cpu: 4, pid: 0, stackStart: 0x5000n, stackEnd: 0x7000n },
+    { cpu: 5, pid: 77 },
+    { cpu: 6, pid: 0, stackStart: 0x7000n, stackEnd: 0x9000n },
+  ]);
+  assert.deepEqual(out.map((c) => c.cpu), [4, 5, 6]);
+  assert.deepEqual(out.map(cpuLabel), ['cpu 4', 'cpu 5', 'cpu 6']);
+  assert.equal(cpus[0]!.cpu, null, 'input unchanged');
+  // two idle CPUs and no stacks: not assigned
+  assert.deepEqual(assignCpus(cpus, [{ cpu: 0, pid: 0 }, { cpu: 1, pid: 0 }]).map((c) => c.cpu), [null, null, null]);
+});
