@@ -3,7 +3,7 @@
 #
 #   scripts/guest/boot.sh --dir DIR [--ram 256M] [--bios seabios|ovmf] [--vmcoreinfo]
 #        [--kaslr|--nokaslr] [--fill MIB] [--mode idle|panic] [--tag NAME] [--smp N]
-#        [--initrd FILE] [--timeout SECONDS]
+#        [--initrd FILE] [--timeout SECONDS] [--append 'KERNEL ARGS']
 #
 # DIR receives serial.log, qmp.sock and qemu.pid. QEMU runs daemonized; stop it with
 # `kill $(cat DIR/qemu.pid)` or the QMP command `quit`. Prints eval-able assignments:
@@ -11,7 +11,7 @@
 # The true phys_base follows from the serial log (see phys-base.sh).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
-DIR= RAM=256M BIOS=seabios VMCI=0 KASLR=0 FILL=0 MODE=idle TAG=guest SMP=1 INITRD= TIMEOUT=300
+DIR= RAM=256M BIOS=seabios VMCI=0 KASLR=0 FILL=0 MODE=idle TAG=guest SMP=1 INITRD= TIMEOUT=300 XAPPEND=
 while [ $# -gt 0 ]; do
   case "$1" in
     --dir) DIR=$2; shift 2 ;;
@@ -26,6 +26,7 @@ while [ $# -gt 0 ]; do
     --smp) SMP=$2; shift 2 ;;
     --initrd) INITRD=$2; shift 2 ;;
     --timeout) TIMEOUT=$2; shift 2 ;;
+    --append) XAPPEND=$2; shift 2 ;;
     *) echo "boot.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -35,7 +36,7 @@ DIR=$(cd "$DIR" && pwd)
 CACHE=${VMCORE_GUEST_CACHE:-/tmp/vmcore-guest}
 eval "$("$HERE/fetch-kernel.sh")"
 if [ -z "$INITRD" ]; then
-  INITRD=$CACHE/initramfs.cpio.gz
+  INITRD=$CACHE/initramfs-$KVER.cpio.gz
   if [ ! -f "$INITRD" ] || [ "$HERE/init.sh" -nt "$INITRD" ] || [ "$HERE/build-initramfs.sh" -nt "$INITRD" ]; then
     "$HERE/build-initramfs.sh" "$INITRD" >&2
   fi
@@ -44,6 +45,7 @@ command -v qemu-system-x86_64 >/dev/null || { echo "boot.sh: qemu-system-x86_64 
 
 APPEND="console=ttyS0 panic=0 vmcore_tag=$TAG vmcore_fill=$FILL vmcore_mode=$MODE"
 [ "$KASLR" = 1 ] || APPEND="$APPEND nokaslr"
+[ -z "$XAPPEND" ] || APPEND="$APPEND $XAPPEND"
 ARGS=(-machine pc,accel=tcg -m "$RAM" -smp "$SMP" -nodefaults -display none
   -serial "file:$DIR/serial.log" -qmp "unix:$DIR/qmp.sock,server=on,wait=off"
   -kernel "$VMLINUZ" -initrd "$INITRD" -append "$APPEND"

@@ -3,7 +3,10 @@
 # kernel's qemu_fw_cfg module (for -device vmcoreinfo) and a seed of realistic data that /init
 # copies into a tmpfs when asked to fill memory.
 #
-#   scripts/guest/build-initramfs.sh OUT.cpio.gz [--seed-mib N]
+#   scripts/guest/build-initramfs.sh OUT.cpio.gz [--seed-mib N] [--module NAME]...
+#
+# --module NAME adds the kernel's NAME.ko (a module without dependencies) under
+# /lib/modules/extra, which /init loads after qemu_fw_cfg.
 #
 # Needs: busybox-static, cpio, gzip, readelf (binutils), the kernel unpacked by fetch-kernel.sh (KVER and the
 # cache from the environment or found by running fetch-kernel.sh).
@@ -12,9 +15,11 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 OUT=${1:?usage: $0 OUT.cpio.gz [--seed-mib N]}
 shift
 SEED_MIB=16
+EXTRA=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --seed-mib) SEED_MIB=$2; shift 2 ;;
+    --module) EXTRA+=("$2"); shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -30,7 +35,7 @@ fi
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/vmcore-initramfs.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 R=$WORK/root
-mkdir -p "$R"/{bin,sbin,dev,proc,sys,tmp,lib/modules,seed}
+mkdir -p "$R"/{bin,sbin,dev,proc,sys,tmp,lib/modules/extra,seed}
 cp "$BUSYBOX" "$R/bin/busybox"
 cp "$HERE/init.sh" "$R/init"
 chmod 755 "$R/init" "$R/bin/busybox"
@@ -41,6 +46,15 @@ case "$FWCFG" in
   *.ko.zst) zstd -qdc "$FWCFG" > "$R/lib/modules/qemu_fw_cfg.ko" ;;
   *) echo "build-initramfs: no qemu_fw_cfg module; -device vmcoreinfo will stay empty" >&2 ;;
 esac
+for m in "${EXTRA[@]}"; do
+  f=$(find "$KDIR/lib/modules" -name "$m.ko*" | head -n1)
+  case "$f" in
+    *.ko) cp "$f" "$R/lib/modules/extra/$m.ko" ;;
+    *.ko.xz) xz -dc "$f" > "$R/lib/modules/extra/$m.ko" ;;
+    *.ko.zst) zstd -qdc "$f" > "$R/lib/modules/extra/$m.ko" ;;
+    *) echo "build-initramfs: no module $m in $KVER" >&2; exit 1 ;;
+  esac
+done
 
 if [ "$SEED_MIB" -gt 0 ]; then
   set +o pipefail # head closes the pipes early
