@@ -14,6 +14,7 @@ export type ErrorCode =
   | 'PAGE_NOT_PRESENT' // a read touched a page that is not in the dump
   | 'ADDRESS_TRANSLATION' // a virtual address does not translate
   | 'NO_VMCOREINFO' // the job needs VMCOREINFO and none could be found
+  | 'NO_BTF' // the job needs kernel types (BTF) and none could be found
   | 'EXISTS' // output exists and --force was not given
   | 'IO' // an operating-system I/O error
   | 'INTERRUPTED' // the user or a signal stopped the job

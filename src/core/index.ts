@@ -33,3 +33,6 @@ export * from './format/celf/index.js';
 export * from './fix/kdump.js';
 export * from './kernel/memsection.js';
 export * from './io/cached.js';
+export { Btf, parseBtf, BtfKind, type BtfType, type BtfMember, type BtfEnumerator, type BtfOptions, type MemberPath } from './kernel/btf/btf.js';
+export { KernelTypes, KObject, readBits, type Decoded, type DecodeOptions, type ReadVirt } from './kernel/btf/reader.js';
+export { loadVmlinuxBtf, plausibleBtfHeader, type LoadedBtf, type BtfSource, type LocateBtfInput } from './kernel/btf/locate.js';

@@ -1,0 +1,648 @@
+/**
+ * BTF (BPF Type Format) parser: the kernel's own description of its types, which every
+ * mainstream distribution kernel carries in memory (CONFIG_DEBUG_INFO_BTF), between
+ * `__start_BTF` and `__stop_BTF`, and per module (CONFIG_DEBUG_INFO_BTF_MODULES, split BTF on
+ * top of vmlinux's).
+ *
+ * Facts from the kernel's Documentation/bpf/btf.rst, include/uapi/linux/btf.h and, for split
+ * BTF numbering, tools/lib/bpf/btf.c (`start_id` = base type count, `start_str_off` = base
+ * string length).
+ *
+ * The blob is indexed once (one pass over the type section, 4 bytes per type); types are decoded
+ * on demand and cached. Every offset, length, type id and kind is checked: a corrupt or hostile
+ * blob gives a VmcoreError naming the type id and field, never a hang or an unbounded allocation.
+ */
+import { VmcoreError, type ErrorCode } from '../../errors.js';
+import { BTF_INT_BOOL, BTF_INT_CHAR, BTF_INT_SIGNED, BTF_MAGIC, BTF_VERSION, BtfHeader, BtfKind, KIND_NAMES, extraSize } from './format.js';
+
+export { BtfKind } from './format.js';
+
+export interface BtfMember {
+  /** '' for an anonymous member (an unnamed struct or union). */
+  name: string;
+  type: number;
+  /** Offset from the start of the enclosing struct, in bits. */
+  bitOffset: number;
+  /** Width of a bitfield in bits; 0 for an ordinary member. */
+  bitSize: number;
+}
+
+export interface BtfEnumerator {
+  name: string;
+  value: bigint;
+}
+
+export interface BtfParam {
+  name: string;
+  type: number;
+}
+
+export interface BtfVarSecinfo {
+  type: number;
+  offset: number;
+  size: number;
+}
+
+/** One decoded BTF type. Fields beyond the common ones are set according to `kind`. */
+export interface BtfType {
+  id: number;
+  kind: number;
+  kindName: string;
+  name: string;
+  kindFlag: boolean;
+  vlen: number;
+  /** STRUCT, UNION, ENUM, ENUM64, INT, FLOAT, DATASEC: size in bytes. */
+  size?: number;
+  /** PTR, TYPEDEF, VOLATILE, CONST, RESTRICT, FUNC, FUNC_PROTO (return), VAR, DECL_TAG, TYPE_TAG: referenced type. */
+  type?: number;
+  /** INT: BTF_INT_ENCODING, BTF_INT_OFFSET, BTF_INT_BITS. */
+  int?: { signed: boolean; char: boolean; bool: boolean; offset: number; bits: number };
+  array?: { type: number; indexType: number; nelems: number };
+  members?: BtfMember[];
+  enumerators?: BtfEnumerator[];
+  /** ENUM/ENUM64: kind_flag set means signed values. */
+  signed?: boolean;
+  params?: BtfParam[];
+  /** VAR: 0 static, 1 global, 2 extern. FUNC: linkage from vlen. */
+  linkage?: number;
+  secinfo?: BtfVarSecinfo[];
+  /** DECL_TAG: -1 for the type itself, else the member or parameter index. */
+  componentIdx?: number;
+}
+
+export interface BtfOptions {
+  /** For split BTF (a module's): the vmlinux BTF it extends. */
+  base?: Btf;
+  /** Label used in error messages, e.g. `vmlinux BTF` or `BTF of module xfs`. */
+  label?: string;
+  /** Dump file name, for errors. */
+  file?: string;
+  /** Pointer size in bytes (BTF does not record it); 8 on 64-bit kernels. */
+  pointerSize?: number;
+}
+
+export interface MemberPath {
+  /** Type of the member at the end of the path. */
+  type: number;
+  /** Offset from the start of the outer type, in bits. */
+  bitOffset: number;
+  /** Bitfield width, 0 for an ordinary member. */
+  bitSize: number;
+}
+
+/** Bound on typedef/modifier chains and nested anonymous members (real kernels need < 10). */
+const MAX_CHAIN = 64;
+/** Bound on the decoded vlen total: vlen is 16 bits, so one type has at most 65535 entries. */
+
+const utf8 = new TextDecoder('utf-8');
+const latin1 = new TextDecoder('latin1');
+const NON_ASCII = /[\x80-\xff]/;
+
+/**
+ * A parsed BTF blob. Type ids run from 0 (void) to `typeCount - 1`; in split BTF the ids below
+ * `startId` belong to the base.
+ */
+export class Btf {
+  readonly littleEndian: boolean;
+  readonly base: Btf | undefined;
+  /** First type id defined by this blob (1 for vmlinux BTF, base.typeCount for split BTF). */
+  readonly startId: number;
+  /** Number of type ids, void and the base's included. */
+  readonly typeCount: number;
+  /** First string offset defined by this blob (0, or the base's string length for split BTF). */
+  readonly startStrOff: number;
+  readonly strLen: number;
+  readonly pointerSize: number;
+  readonly label: string;
+  readonly file: string | undefined;
+  readonly header: ReturnType<typeof BtfHeader.read>;
+
+  private readonly blob: Uint8Array;
+  private readonly dv: DataView;
+  private readonly typeStart: number;
+  private readonly strStart: number;
+  /** Blob offset of each own type record (index = id - startId). */
+  private readonly offsets: Uint32Array;
+  private readonly cache = new Map<number, BtfType>();
+  private nameIndex: Map<string, number[]> | undefined;
+
+  /**
+   * Parse a BTF blob. Throws VmcoreError BAD_MAGIC (not BTF), UNSUPPORTED (version), TRUNCATED
+   * or OUT_OF_BOUNDS (sections outside the blob), BAD_FIELD (unknown kind, a record that overruns
+   * the type section, a string section not NUL-terminated).
+   */
+  constructor(blob: Uint8Array, opts: BtfOptions = {}) {
+    this.label = opts.label ?? (opts.base ? 'split BTF' : 'BTF');
+    this.file = opts.file;
+    this.base = opts.base;
+    this.pointerSize = opts.pointerSize ?? opts.base?.pointerSize ?? 8;
+    this.blob = blob;
+    this.dv = new DataView(blob.buffer, blob.byteOffset, blob.byteLength);
+    if (blob.length < BtfHeader.size) this.fail('TRUNCATED', `${blob.length} bytes, a BTF header needs ${BtfHeader.size}`, 0, 'btf_header');
+    const le = this.dv.getUint16(0, true) === BTF_MAGIC;
+    const be = this.dv.getUint16(0, false) === BTF_MAGIC;
+    if (!le && !be) this.fail('BAD_MAGIC', `magic 0x${this.dv.getUint16(0, true).toString(16)} is not BTF (0xeb9f)`, 0, 'btf_header.magic');
+    this.littleEndian = le;
+    if (opts.base && opts.base.littleEndian !== le) this.fail('BAD_FIELD', 'byte order differs from the base BTF', 0, 'btf_header.magic');
+    const h = BtfHeader.read(blob, 0, le);
+    this.header = h;
+    if (h.version !== BTF_VERSION) this.fail('UNSUPPORTED', `BTF version ${h.version} (only ${BTF_VERSION} is defined)`, 2, 'btf_header.version');
+    if (h.hdr_len < BtfHeader.size || h.hdr_len > blob.length) {
+      this.fail('OUT_OF_BOUNDS', `hdr_len ${h.hdr_len} is outside ${BtfHeader.size}..${blob.length}`, 4, 'btf_header.hdr_len');
+    }
+    // a longer header (a future version) must be zero beyond what we know, as the kernel requires
+    for (let i = BtfHeader.size; i < h.hdr_len; i++) {
+      if (blob[i] !== 0) this.fail('UNSUPPORTED', `header byte ${i} beyond the known header is not zero`, i, 'btf_header');
+    }
+    const data = blob.length - h.hdr_len;
+    if (h.type_off + h.type_len > data) this.fail('TRUNCATED', `type section ${h.type_off}+${h.type_len} ends beyond the blob (${data} bytes after the header)`, 8, 'btf_header.type_len');
+    if (h.str_off + h.str_len > data) this.fail('TRUNCATED', `string section ${h.str_off}+${h.str_len} ends beyond the blob (${data} bytes after the header)`, 16, 'btf_header.str_len');
+    if (h.type_off % 4 !== 0) this.fail('BAD_FIELD', `type section offset ${h.type_off} is not 4-byte aligned`, 8, 'btf_header.type_off');
+    if (h.type_off < h.str_off + h.str_len && h.str_off < h.type_off + h.type_len) {
+      this.fail('BAD_FIELD', 'type and string sections overlap', 8, 'btf_header.type_off');
+    }
+    this.typeStart = h.hdr_len + h.type_off;
+    this.strStart = h.hdr_len + h.str_off;
+    this.strLen = h.str_len;
+    this.startStrOff = opts.base ? opts.base.startStrOff + opts.base.strLen : 0;
+    if (h.str_len > 0 && blob[this.strStart + h.str_len - 1] !== 0) this.fail('BAD_FIELD', 'string section does not end with NUL', this.strStart + h.str_len - 1, 'btf strings');
+    if (!opts.base && h.str_len > 0 && blob[this.strStart] !== 0) this.fail('BAD_FIELD', 'string section does not start with NUL', this.strStart, 'btf strings');
+    this.startId = opts.base ? opts.base.typeCount : 1;
+
+    // one pass: record offsets (a type takes at least 12 bytes, which bounds the count)
+    const end = this.typeStart + h.type_len;
+    const offs = new Uint32Array(Math.floor(h.type_len / 12));
+    let n = 0;
+    for (let p = this.typeStart; p < end; ) {
+      if (p + 12 > end) this.fail('TRUNCATED', `type ${this.startId + n} header overruns the type section`, p, `btf_type[${this.startId + n}]`);
+      const info = this.dv.getUint32(p + 4, le);
+      const kind = (info >>> 24) & 0x1f;
+      const vlen = info & 0xffff;
+      const extra = extraSize(kind, vlen);
+      if (extra < 0) this.fail('BAD_FIELD', `type ${this.startId + n}: unknown kind ${kind}`, p + 4, `btf_type[${this.startId + n}].info`);
+      if (p + 12 + extra > end) this.fail('TRUNCATED', `type ${this.startId + n} (${KIND_NAMES[kind]}, vlen ${vlen}) overruns the type section`, p, `btf_type[${this.startId + n}]`);
+      offs[n++] = p;
+      p += 12 + extra;
+    }
+    this.offsets = offs.subarray(0, n);
+    this.typeCount = this.startId + n;
+  }
+
+  /** Number of types defined by this blob itself. */
+  get ownTypeCount(): number {
+    return this.offsets.length;
+  }
+
+  private fail(code: ErrorCode, msg: string, offset: number, field: string): never {
+    throw new VmcoreError(code, `${this.label}: ${msg}`, { ...(this.file ? { file: this.file } : {}), offset, field });
+  }
+
+  /** The NUL-terminated string at `off` (split BTF: base strings below startStrOff). */
+  str(off: number, field: string | (() => string) = 'name_off'): string {
+    if (off < this.startStrOff) {
+      if (!this.base) this.fail('OUT_OF_BOUNDS', `string offset ${off}`, 0, typeof field === 'string' ? field : field());
+      return this.base.str(off, field);
+    }
+    const rel = off - this.startStrOff;
+    if (rel >= this.strLen) this.fail('OUT_OF_BOUNDS', `string offset ${off} beyond the string section (${this.startStrOff + this.strLen})`, this.strStart, typeof field === 'string' ? field : field());
+    // the section is decoded once as latin1 (one char per byte, so offsets stay valid); names
+    // are C identifiers, and any other string is re-decoded as UTF-8
+    this.strings ??= latin1.decode(this.blob.subarray(this.strStart, this.strStart + this.strLen));
+    const e = this.strings.indexOf('\0', rel); // the section ends with NUL (checked)
+    const s = this.strings.slice(rel, e);
+    return NON_ASCII.test(s) ? utf8.decode(this.blob.subarray(this.strStart + rel, this.strStart + e)) : s;
+  }
+  private strings: string | undefined;
+
+  /** The kind of own type `id` from its info word, without decoding it. */
+  private rawKind(id: number): number {
+    return (this.dv.getUint32(this.offsets[id - this.startId]! + 4, this.littleEndian) >>> 24) & 0x1f;
+  }
+
+  private checkId(id: number, field: string): void {
+    if (!Number.isInteger(id) || id < 0 || id >= this.typeCount) {
+      this.fail('BAD_FIELD', `type id ${id} does not exist (${this.typeCount} types)`, 0, field);
+    }
+  }
+
+  /** Decode type `id` (0 = void). Throws BAD_FIELD for an id that does not exist. */
+  type(id: number): BtfType {
+    this.checkId(id, 'type id');
+    if (id < this.startId) {
+      if (id === 0) return VOID;
+      return this.base!.type(id);
+    }
+    const hit = this.cache.get(id);
+    if (hit) return hit;
+    const t = this.decode(id);
+    this.cache.set(id, t);
+    return t;
+  }
+
+  private decode(id: number): BtfType {
+    const p = this.offsets[id - this.startId]!;
+    const le = this.littleEndian;
+    const dv = this.dv;
+    const u32 = (o: number) => dv.getUint32(o, le);
+    const f = `btf_type[${id}]`;
+    const info = u32(p + 4);
+    const kind = (info >>> 24) & 0x1f;
+    const vlen = info & 0xffff;
+    const kindFlag = (info >>> 31) === 1;
+    const sot = u32(p + 8);
+    const t: BtfType = { id, kind, kindName: KIND_NAMES[kind]!, name: this.str(u32(p), () => `${f}.name_off`), kindFlag, vlen };
+    const x = p + 12;
+    const count = this.typeCount;
+    const ref = (v: number, field: string) => {
+      if (v >= count) this.checkId(v, `${f}.${field}`);
+      return v;
+    };
+    switch (kind) {
+      case BtfKind.INT: {
+        const v = u32(x);
+        const enc = (v >>> 24) & 0x0f;
+        t.size = sot;
+        t.int = { signed: (enc & BTF_INT_SIGNED) !== 0, char: (enc & BTF_INT_CHAR) !== 0, bool: (enc & BTF_INT_BOOL) !== 0, offset: (v >>> 16) & 0xff, bits: v & 0xff };
+        if (sot === 0 || sot > 16 || t.int.bits > sot * 8 || t.int.offset + t.int.bits > sot * 8) {
+          this.fail('BAD_FIELD', `type ${id}: INT of size ${sot} with ${t.int.bits} bits at offset ${t.int.offset}`, x, `${f}.int`);
+        }
+        break;
+      }
+      case BtfKind.FLOAT:
+      case BtfKind.DATASEC:
+        t.size = sot;
+        break;
+      case BtfKind.PTR:
+      case BtfKind.TYPEDEF:
+      case BtfKind.VOLATILE:
+      case BtfKind.CONST:
+      case BtfKind.RESTRICT:
+      case BtfKind.FUNC:
+      case BtfKind.FUNC_PROTO:
+      case BtfKind.VAR:
+      case BtfKind.DECL_TAG:
+      case BtfKind.TYPE_TAG:
+        t.type = ref(sot, 'type');
+        break;
+      case BtfKind.STRUCT:
+      case BtfKind.UNION:
+      case BtfKind.ENUM:
+      case BtfKind.ENUM64:
+        t.size = sot;
+        break;
+    }
+    switch (kind) {
+      case BtfKind.ARRAY:
+        t.array = { type: ref(u32(x), 'array.type'), indexType: ref(u32(x + 4), 'array.index_type'), nelems: u32(x + 8) };
+        break;
+      case BtfKind.STRUCT:
+      case BtfKind.UNION: {
+        const ms: BtfMember[] = [];
+        for (let i = 0; i < vlen; i++) {
+          const m = x + 12 * i;
+          const off = u32(m + 8);
+          ms.push({
+            name: this.str(u32(m), () => `${f}.members[${i}].name_off`),
+            type: ref(u32(m + 4), 'members.type'),
+            bitOffset: kindFlag ? off & 0xffffff : off,
+            bitSize: kindFlag ? off >>> 24 : 0,
+          });
+        }
+        t.members = ms;
+        break;
+      }
+      case BtfKind.ENUM: {
+        t.signed = kindFlag;
+        const es: BtfEnumerator[] = [];
+        for (let i = 0; i < vlen; i++) {
+          const m = x + 8 * i;
+          const raw = u32(m + 4);
+          es.push({ name: this.str(u32(m), () => `${f}.enum[${i}].name_off`), value: kindFlag ? BigInt(raw | 0) : BigInt(raw) });
+        }
+        t.enumerators = es;
+        break;
+      }
+      case BtfKind.ENUM64: {
+        t.signed = kindFlag;
+        const es: BtfEnumerator[] = [];
+        for (let i = 0; i < vlen; i++) {
+          const m = x + 12 * i;
+          const v = (BigInt(u32(m + 8)) << 32n) | BigInt(u32(m + 4));
+          es.push({ name: this.str(u32(m), () => `${f}.enum64[${i}].name_off`), value: kindFlag ? BigInt.asIntN(64, v) : v });
+        }
+        t.enumerators = es;
+        break;
+      }
+      case BtfKind.FUNC_PROTO: {
+        const ps: BtfParam[] = [];
+        for (let i = 0; i < vlen; i++) {
+          const m = x + 8 * i;
+          ps.push({ name: this.str(u32(m), () => `${f}.params[${i}].name_off`), type: ref(u32(m + 4), 'params.type') });
+        }
+        t.params = ps;
+        break;
+      }
+      case BtfKind.FUNC:
+        t.linkage = vlen;
+        break;
+      case BtfKind.VAR:
+        t.linkage = u32(x);
+        break;
+      case BtfKind.DATASEC: {
+        const ss: BtfVarSecinfo[] = [];
+        for (let i = 0; i < vlen; i++) {
+          const m = x + 12 * i;
+          ss.push({ type: ref(u32(m), 'secinfo.type'), offset: u32(m + 4), size: u32(m + 8) });
+        }
+        t.secinfo = ss;
+        break;
+      }
+      case BtfKind.DECL_TAG:
+        t.componentIdx = dv.getInt32(x, le);
+        break;
+    }
+    return t;
+  }
+
+  /** Every type id with this name (base first), optionally only of the given kinds. */
+  findAll(name: string, kinds?: readonly number[]): number[] {
+    if (!this.nameIndex) {
+      const idx = new Map<string, number[]>();
+      for (let i = 0; i < this.offsets.length; i++) {
+        const p = this.offsets[i]!;
+        const off = this.dv.getUint32(p, this.littleEndian);
+        if (off === 0) continue;
+        const nm = this.str(off, () => `btf_type[${this.startId + i}].name_off`);
+        const l = idx.get(nm);
+        if (l) l.push(this.startId + i);
+        else idx.set(nm, [this.startId + i]);
+      }
+      this.nameIndex = idx;
+    }
+    const own = this.nameIndex.get(name) ?? [];
+    const all = [...(this.base ? this.base.findAll(name, kinds) : []), ...(kinds ? own.filter((id) => kinds.includes(this.rawKind(id))) : own)];
+    return all;
+  }
+
+  /**
+   * The type id named `name`. `struct foo`, `union foo`, `enum foo` select the kind; a bare name
+   * prefers a STRUCT/UNION, then a TYPEDEF, then any kind. A FWD is used only when nothing else
+   * matches. Returns undefined when there is none.
+   */
+  find(name: string, kinds?: readonly number[]): number | undefined {
+    let n = name.trim();
+    let ks = kinds;
+    const m = /^(struct|union|enum)\s+(.+)$/.exec(n);
+    if (m) {
+      n = m[2]!;
+      ks = m[1] === 'struct' ? [BtfKind.STRUCT] : m[1] === 'union' ? [BtfKind.UNION] : [BtfKind.ENUM, BtfKind.ENUM64];
+    }
+    const ids = this.findAll(n, ks);
+    if (ids.length === 0) return undefined;
+    const pref = [BtfKind.STRUCT, BtfKind.UNION, BtfKind.TYPEDEF, BtfKind.INT, BtfKind.ENUM, BtfKind.ENUM64];
+    for (const k of pref) {
+      const id = ids.find((i) => this.type(i).kind === k);
+      if (id !== undefined) return id;
+    }
+    return ids.find((i) => this.type(i).kind !== BtfKind.FWD) ?? ids[0];
+  }
+
+  /** Like find(), but throws BAD_FIELD naming the type when it is absent. */
+  need(name: string, kinds?: readonly number[]): number {
+    const id = this.find(name, kinds);
+    if (id === undefined) throw new VmcoreError('BAD_FIELD', `${this.label}: no type ${name}`, { ...(this.file ? { file: this.file } : {}), field: name });
+    return id;
+  }
+
+  /** Skip TYPEDEF, VOLATILE, CONST, RESTRICT and TYPE_TAG; a FWD is resolved by name to its definition when one exists. */
+  resolve(id: number): number {
+    let cur = id;
+    for (let i = 0; i < MAX_CHAIN; i++) {
+      const t = this.type(cur);
+      switch (t.kind) {
+        case BtfKind.TYPEDEF:
+        case BtfKind.VOLATILE:
+        case BtfKind.CONST:
+        case BtfKind.RESTRICT:
+        case BtfKind.TYPE_TAG:
+          cur = t.type!;
+          continue;
+        case BtfKind.FWD: {
+          const def = this.findAll(t.name, [t.kindFlag ? BtfKind.UNION : BtfKind.STRUCT])[0];
+          return def ?? cur;
+        }
+        default:
+          return cur;
+      }
+    }
+    return this.fail('BAD_FIELD', `type ${id}: typedef/modifier chain longer than ${MAX_CHAIN} (a loop?)`, 0, `btf_type[${id}]`);
+  }
+
+  /** Size in bytes of a value of type `id` (void and functions: 0). Arrays multiply, bounded by 2^53. */
+  sizeOf(id: number): number {
+    let mult = 1;
+    let cur = id;
+    for (let i = 0; i < MAX_CHAIN; i++) {
+      const t = this.type(this.resolve(cur));
+      switch (t.kind) {
+        case BtfKind.INT:
+        case BtfKind.STRUCT:
+        case BtfKind.UNION:
+        case BtfKind.ENUM:
+        case BtfKind.ENUM64:
+        case BtfKind.FLOAT:
+        case BtfKind.DATASEC:
+          return mult * t.size!;
+        case BtfKind.PTR:
+          return mult * this.pointerSize;
+        case BtfKind.ARRAY:
+          mult *= t.array!.nelems;
+          if (!Number.isSafeInteger(mult)) this.fail('OUT_OF_BOUNDS', `type ${id}: array size overflows`, 0, `btf_type[${t.id}].array.nelems`);
+          cur = t.array!.type;
+          continue;
+        case BtfKind.VAR:
+          cur = t.type!;
+          continue;
+        default:
+          return 0;
+      }
+    }
+    return this.fail('BAD_FIELD', `type ${id}: array nesting deeper than ${MAX_CHAIN}`, 0, `btf_type[${id}]`);
+  }
+
+  /** Members of a STRUCT or UNION (after resolve()); BAD_FIELD for another kind. */
+  members(id: number): BtfMember[] {
+    const t = this.type(this.resolve(id));
+    if (!t.members) this.fail('BAD_FIELD', `type ${id} (${this.typeName(id)}) is a ${t.kindName}, not a struct or union`, 0, `btf_type[${id}]`);
+    return t.members;
+  }
+
+  /**
+   * The bitfield width and offset of member `m`: with kind_flag the member says it; without,
+   * an INT member's BTF_INT_OFFSET/BTF_INT_BITS describe the bitfield (btf.rst, "STRUCT").
+   */
+  private memberBits(m: BtfMember): { bitOffset: number; bitSize: number } {
+    if (m.bitSize !== 0) return { bitOffset: m.bitOffset, bitSize: m.bitSize };
+    const t = this.type(this.resolve(m.type));
+    if (t.kind === BtfKind.INT && t.int && (t.int.offset !== 0 || t.int.bits !== t.size! * 8)) {
+      return { bitOffset: m.bitOffset + t.int.offset, bitSize: t.int.bits };
+    }
+    return { bitOffset: m.bitOffset, bitSize: 0 };
+  }
+
+  /**
+   * Find member `name` in struct/union `id`, descending into anonymous members. Returns the
+   * member's type, offset in bits from the start of `id`, bitfield width; undefined when absent.
+   */
+  findMember(id: number, name: string, depth = 0): MemberPath | undefined {
+    if (depth > MAX_CHAIN) this.fail('BAD_FIELD', `type ${id}: anonymous members nested deeper than ${MAX_CHAIN}`, 0, `btf_type[${id}]`);
+    const ms = this.members(id);
+    for (const m of ms) {
+      if (m.name === name) return { type: m.type, ...this.memberBits(m) };
+    }
+    for (const m of ms) {
+      if (m.name !== '') continue;
+      const k = this.type(this.resolve(m.type)).kind;
+      if (k !== BtfKind.STRUCT && k !== BtfKind.UNION) continue;
+      const sub = this.findMember(m.type, name, depth + 1);
+      if (sub) return { ...sub, bitOffset: m.bitOffset + sub.bitOffset };
+    }
+    return undefined;
+  }
+
+  /**
+   * Follow a member path such as `thread.sp`, `pids[1].pid` or `se.avg` from type `id`.
+   * Throws BAD_FIELD naming the missing member or a bad index.
+   */
+  memberPath(id: number, path: string): MemberPath {
+    let cur: MemberPath = { type: id, bitOffset: 0, bitSize: 0 };
+    const parts = path.split('.');
+    for (const part of parts) {
+      const m = /^([A-Za-z_$][\w$]*)?((?:\[\d+\])*)$/.exec(part);
+      if (!m || (!m[1] && !m[2])) this.fail('BAD_FIELD', `bad member path ${path}`, 0, path);
+      if (m[1]) {
+        if (cur.bitSize !== 0) this.fail('BAD_FIELD', `${path}: a bitfield has no members`, 0, path);
+        const k = this.type(this.resolve(cur.type)).kind;
+        if (k !== BtfKind.STRUCT && k !== BtfKind.UNION) {
+          this.fail('BAD_FIELD', `${path}: ${this.typeName(cur.type)} has no member ${m[1]}`, 0, path);
+        }
+        const mem = this.findMember(cur.type, m[1]);
+        if (!mem) this.fail('BAD_FIELD', `${this.typeName(cur.type)} has no member ${m[1]}`, 0, path);
+        cur = { type: mem.type, bitOffset: cur.bitOffset + mem.bitOffset, bitSize: mem.bitSize };
+      }
+      for (const im of (m[2] ?? '').matchAll(/\[(\d+)\]/g)) {
+        const idx = Number(im[1]);
+        const t = this.type(this.resolve(cur.type));
+        if (t.kind !== BtfKind.ARRAY) this.fail('BAD_FIELD', `${path}: ${this.typeName(cur.type)} is not an array`, 0, path);
+        // flexible arrays (nelems 0) may be indexed; others are bounds-checked
+        if (t.array!.nelems !== 0 && idx >= t.array!.nelems) this.fail('BAD_FIELD', `${path}: index ${idx} beyond ${t.array!.nelems} elements`, 0, path);
+        cur = { type: t.array!.type, bitOffset: cur.bitOffset + idx * this.sizeOf(t.array!.type) * 8, bitSize: 0 };
+      }
+    }
+    return cur;
+  }
+
+  /** Byte offset of `path` in the struct named `typeName` (`task_struct`, `thread.sp`). BAD_FIELD for a bitfield. */
+  offsetOf(typeName: string, path: string): number {
+    const r = this.memberPath(this.need(typeName, [BtfKind.STRUCT, BtfKind.UNION, BtfKind.TYPEDEF]), path);
+    if (r.bitSize !== 0 || r.bitOffset % 8 !== 0) this.fail('BAD_FIELD', `${typeName}.${path} is a bitfield at bit ${r.bitOffset}`, 0, `${typeName}.${path}`);
+    return r.bitOffset / 8;
+  }
+
+  /** Enumerators of an ENUM or ENUM64 type. */
+  enumerators(id: number): BtfEnumerator[] {
+    const t = this.type(this.resolve(id));
+    if (!t.enumerators) this.fail('BAD_FIELD', `type ${id} is a ${t.kindName}, not an enum`, 0, `btf_type[${id}]`);
+    return t.enumerators;
+  }
+
+  /**
+   * Value of enumerator `name`, searched in every ENUM/ENUM64 (or only in `enumType` when given).
+   * Undefined when absent.
+   */
+  enumValue(name: string, enumType?: string): bigint | undefined {
+    if (enumType !== undefined) {
+      const id = this.find(enumType.startsWith('enum ') ? enumType : `enum ${enumType}`);
+      if (id === undefined) return undefined;
+      return this.enumerators(id).find((e) => e.name === name)?.value;
+    }
+    if (!this.enumIndex) {
+      const idx = new Map<string, bigint>();
+      const add = (b: Btf) => {
+        for (let id = b.startId; id < b.typeCount; id++) {
+          const k = b.rawKind(id);
+          if (k !== BtfKind.ENUM && k !== BtfKind.ENUM64) continue;
+          const t = b.type(id);
+          if (t.enumerators) for (const e of t.enumerators) if (!idx.has(e.name)) idx.set(e.name, e.value);
+        }
+      };
+      if (this.base) add(this.base);
+      add(this);
+      this.enumIndex = idx;
+    }
+    return this.enumIndex.get(name);
+  }
+  private enumIndex: Map<string, bigint> | undefined;
+
+  /** The name of the enumerator of enum `id` with this value, if any. */
+  enumName(id: number, value: bigint): string | undefined {
+    return this.enumerators(id).find((e) => e.value === value)?.name;
+  }
+
+  /** A C spelling of type `id`, e.g. `struct task_struct *`, `char [16]`, `unsigned int`. */
+  typeName(id: number): string {
+    return this.declare(id, '').trim();
+  }
+
+  /**
+   * A C declaration of `name` with type `id`: `struct list_head *next`, `char comm[16]`,
+   * `void (*fn)(struct work_struct *)`. Bounded by MAX_CHAIN levels.
+   */
+  declare(id: number, name: string, depth = 0): string {
+    if (depth > MAX_CHAIN) return `<loop> ${name}`;
+    const t = this.type(id);
+    const sep = (s: string) => (s === '' || s.startsWith('[') || s.startsWith(')') ? s : ' ' + s);
+    switch (t.kind) {
+      case BtfKind.UNKN: return 'void' + sep(name);
+      case BtfKind.INT:
+      case BtfKind.FLOAT:
+      case BtfKind.TYPEDEF: return t.name + sep(name);
+      case BtfKind.STRUCT: return `struct ${t.name || '{...}'}` + sep(name);
+      case BtfKind.UNION: return `union ${t.name || '{...}'}` + sep(name);
+      case BtfKind.ENUM:
+      case BtfKind.ENUM64: return `enum ${t.name || '{...}'}` + sep(name);
+      case BtfKind.FWD: return `${t.kindFlag ? 'union' : 'struct'} ${t.name}` + sep(name);
+      case BtfKind.CONST:
+      case BtfKind.VOLATILE:
+      case BtfKind.RESTRICT: {
+        const q = t.kind === BtfKind.CONST ? 'const' : t.kind === BtfKind.VOLATILE ? 'volatile' : 'restrict';
+        const inner = this.type(t.type!);
+        if (inner.kind === BtfKind.PTR) return this.declare(t.type!, `${q}${sep(name)}`, depth + 1);
+        return `${q} ${this.declare(t.type!, name, depth + 1)}`;
+      }
+      case BtfKind.TYPE_TAG: return this.declare(t.type!, name, depth + 1);
+      case BtfKind.PTR: {
+        const inner = this.type(t.type!);
+        const wrap = inner.kind === BtfKind.ARRAY || inner.kind === BtfKind.FUNC_PROTO;
+        return this.declare(t.type!, wrap ? `(*${name})` : `*${name}`, depth + 1);
+      }
+      case BtfKind.ARRAY: return this.declare(t.array!.type, `${name}[${t.array!.nelems}]`, depth + 1);
+      case BtfKind.FUNC_PROTO: {
+        const ps = t.params!.map((p) => (p.type === 0 ? '...' : this.declare(p.type, '', depth + 1).trim()));
+        return this.declare(t.type!, `${name}(${ps.length ? ps.join(', ') : 'void'})`, depth + 1);
+      }
+      case BtfKind.FUNC: return this.declare(t.type!, t.name, depth + 1);
+      case BtfKind.VAR: return this.declare(t.type!, t.name, depth + 1);
+      case BtfKind.DATASEC: return `SEC("${t.name}")`;
+      case BtfKind.DECL_TAG: return `__attribute__((btf_decl_tag("${t.name}")))`;
+      default: return `<kind ${t.kind}>`;
+    }
+  }
+}
+
+const VOID: BtfType = Object.freeze({ id: 0, kind: 0, kindName: 'UNKN', name: '', kindFlag: false, vlen: 0 }) as BtfType;
+
+/** Parse a BTF blob; `base` for split (module) BTF. See the Btf constructor for the errors thrown. */
+export function parseBtf(blob: Uint8Array, opts: BtfOptions = {}): Btf {
+  return new Btf(blob, opts);
+}
