@@ -50,24 +50,6 @@ export function notPresent(pfn: number, state: PageState, file?: string): Vmcore
   });
 }
 
-/** Merge per-pfn states into runs. */
-export async function* runsFromStates(
-  start: number,
-  end: number,
-  stateOf: (pfn: number) => Promise<PageState> | PageState,
-): AsyncIterable<PageRun> {
-  let cur: PageRun | undefined;
-  for (let p = start; p < end; p++) {
-    const s = await stateOf(p);
-    if (cur && cur.state === s) cur.endPfn = p + 1;
-    else {
-      if (cur) yield cur;
-      cur = { startPfn: p, endPfn: p + 1, state: s };
-    }
-  }
-  if (cur) yield cur;
-}
-
 export function isZeroPage(p: Uint8Array): boolean {
   // 8 bytes at a time where aligned; early exit on the first non-zero word
   if ((p.byteOffset & 7) === 0 && (p.length & 7) === 0) {

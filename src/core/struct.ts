@@ -1,7 +1,8 @@
 /**
  * Declarative binary structures. Each on-disk structure is declared once, as a list of fields
- * with offset, size and type; readers and writers are derived from the declaration, so a layout
- * is never written twice.
+ * with offset, size and type; `read`, `write` and `encode` derive from the declaration, and code
+ * that needs a field's position (a hot loop over a table, a patch in place) takes it from
+ * `fields`, never from a number of its own.
  *
  * 64-bit fields come in two flavours:
  *  - `u64` / `i64`: read as bigint (exact, for addresses and values such as phys_base);

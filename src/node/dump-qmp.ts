@@ -315,7 +315,7 @@ export async function dumpViaQmp(opts: QmpDumpOptions): Promise<QmpDumpSummary> 
     const tPatch = Date.now();
     let after: string | undefined;
     if (opts.detachCheck) {
-      // Give QEMU a moment to resume the guest after DUMP_COMPLETED.
+      // A detached dump must leave the guest as it found it: ask QEMU for its run state now.
       const st = await qmp.execute<QmpStatus>('query-status', undefined, { timeoutMs: 10000 });
       after = st.status;
       if (st.running !== status.running) {

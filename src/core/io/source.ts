@@ -83,20 +83,3 @@ export class CountingSource implements ByteSource {
     return b;
   }
 }
-
-/**
- * A source presenting a region [base, base+size) of another source as bytes 0..size.
- */
-export class SliceSource implements ByteSource {
-  constructor(
-    private readonly inner: ByteSource,
-    private readonly base: number,
-    readonly size: number,
-    readonly name = inner.name,
-  ) {}
-  async read(offset: number, length: number): Promise<Uint8Array> {
-    const end = Math.min(this.size, offset + length);
-    if (offset >= end) return new Uint8Array(0);
-    return this.inner.read(this.base + offset, end - offset);
-  }
-}

@@ -1,8 +1,9 @@
 /**
- * A pool of compression workers. Batches go out as transferred ArrayBuffers; results come back
- * in submission order (a reorder buffer holds results that finish early). `submit` resolves
- * only when there is room for another batch in flight, so the producer cannot run ahead of the
- * workers, and the consumer's own awaits (disk writes) hold back the producer too.
+ * A pool of compression workers. Batches go out as transferred ArrayBuffers to the first idle
+ * worker (or wait in a queue); `submit` returns at once with a promise of that batch's result.
+ * The pool does not bound or order anything itself: callers keep a bounded number of batches
+ * in flight and await the results in submission order, so output stays in page order and a
+ * slow consumer (disk writes) holds back the producer.
  */
 import { Worker } from 'node:worker_threads';
 import { VmcoreError } from '../../core/errors.js';

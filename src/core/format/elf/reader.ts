@@ -8,7 +8,6 @@ import { VmcoreError } from '../../errors.js';
 import { readExact, type ByteSource } from '../../io/source.js';
 import type { Dump, FormatDetails, PageRun, PageState } from '../../dump.js';
 import { notPresent, readPhysGeneric } from '../../memory.js';
-import { LruCache } from '../../io/lru.js';
 import { cpuCountOfNotes, findVmcoreinfoNote, parseNotes, type ElfNote } from './notes.js';
 import {
   DUMP_ELF_INCOMPLETE,
@@ -165,8 +164,6 @@ export class ElfDump implements Dump {
   /** Page runs (sorted, disjoint, holes omitted). */
   private readonly runsArr: PageRun[];
   private readonly pieces: Piece[];
-  private readonly chunkCache = new LruCache<number, Uint8Array>(8);
-  private static readonly CHUNK = 1 << 20;
 
   private constructor(
     readonly src: ByteSource,
@@ -234,19 +231,9 @@ export class ElfDump implements Dump {
     if (pos < end) yield { startPfn: pos, endPfn: end, state: 'hole' };
   }
 
-  /** Read file bytes through a 1 MiB chunk cache (sequential page reads cost one read per MiB). */
-  private async fileBytes(offset: number, length: number): Promise<Uint8Array> {
-    const C = ElfDump.CHUNK;
-    const ci = Math.floor(offset / C);
-    if (Math.floor((offset + length - 1) / C) !== ci) return readExact(this.src, offset, length, 'PT_LOAD data');
-    let chunk = this.chunkCache.get(ci);
-    if (!chunk) {
-      chunk = await this.src.read(ci * C, Math.min(C, this.src.size - ci * C));
-      this.chunkCache.set(ci, chunk);
-    }
-    const o = offset - ci * C;
-    if (o + length > chunk.length) return readExact(this.src, offset, length, 'PT_LOAD data');
-    return chunk.subarray(o, o + length);
+  /** PT_LOAD bytes; chunked read-ahead comes from the CachedSource that openDump puts under every file. */
+  private fileBytes(offset: number, length: number): Promise<Uint8Array> {
+    return readExact(this.src, offset, length, 'PT_LOAD data');
   }
 
   async readPage(pfn: number): Promise<Uint8Array> {

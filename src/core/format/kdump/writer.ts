@@ -31,7 +31,6 @@ import {
   KdumpSubHeader32,
   KdumpSubHeader64,
   PAGE_DESC_SIZE,
-  PageDesc,
 } from './structs.js';
 
 export const KDUMP_HEADER_VERSION = 6;
@@ -383,9 +382,4 @@ export class KdumpPagePlacer {
     this.bytesData += b.data.length;
     return { data: { offset: dataStart, bytes: b.data }, descs: { offset: descAt, bytes: descs } };
   }
-}
-
-/** Decode one descriptor (for tests and diagnostics). */
-export function readPageDesc(buf: Uint8Array, off: number, le: boolean) {
-  return PageDesc.read(buf, off, le);
 }
