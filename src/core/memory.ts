@@ -29,14 +29,15 @@ export async function readPhysGeneric(
     if (isPresent(st)) {
       if (st === 'data') out.set((await mem.readPage(pfn)).subarray(inPage, inPage + n), done);
     } else if (!opts.fillMissing) {
-      throw notPresent(pfn, st, file);
+      throw notPresent(pfn, st, ps, file);
     }
     done += n;
   }
   return out;
 }
 
-export function notPresent(pfn: number, state: PageState, file?: string): VmcoreError {
+/** PAGE_NOT_PRESENT for page frame `pfn` (of `pageSize` bytes) in `state`, naming its physical address. */
+export function notPresent(pfn: number, state: PageState, pageSize: number, file?: string): VmcoreError {
   const why: Record<PageState, string> = {
     data: 'present',
     zero: 'present',
@@ -44,7 +45,7 @@ export function notPresent(pfn: number, state: PageState, file?: string): Vmcore
     missing: 'is missing from the file (incomplete dump)',
     hole: 'is not RAM in this dump',
   };
-  return new VmcoreError('PAGE_NOT_PRESENT', `page frame 0x${pfn.toString(16)} (physical 0x${(pfn * 4096).toString(16)}) ${why[state]}`, {
+  return new VmcoreError('PAGE_NOT_PRESENT', `page frame 0x${pfn.toString(16)} (physical 0x${(pfn * pageSize).toString(16)}) ${why[state]}`, {
     file,
     field: `pfn 0x${pfn.toString(16)}`,
   });
@@ -129,7 +130,7 @@ export class SparseMemory implements PhysicalMemory {
   async readPage(pfn: number): Promise<Uint8Array> {
     const s = await this.pageState(pfn);
     if (s === 'zero') return new Uint8Array(this.pageSize);
-    if (s !== 'data') throw notPresent(pfn, s);
+    if (s !== 'data') throw notPresent(pfn, s, this.pageSize);
     return this.pages.get(pfn) ?? new Uint8Array(this.pageSize);
   }
   readPhys(addr: number, length: number, opts?: { fillMissing?: boolean }): Promise<Uint8Array> {

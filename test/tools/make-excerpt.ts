@@ -52,7 +52,7 @@ export function excerptDump(inner: Dump, keep: Set<number>): Dump {
       }
     },
     async readPage(pfn) {
-      if (!keep.has(pfn)) throw notPresent(pfn, 'excluded');
+      if (!keep.has(pfn)) throw notPresent(pfn, 'excluded', inner.pageSize);
       return inner.readPage(pfn);
     },
     async readPhys(addr, length, opts) {
@@ -62,7 +62,7 @@ export function excerptDump(inner: Dump, keep: Set<number>): Dump {
         const pfn = Math.floor(a / inner.pageSize);
         const n = Math.min(length - o, (pfn + 1) * inner.pageSize - a);
         if (keep.has(pfn)) out.set(await inner.readPhys(a, n), o);
-        else if (!opts?.fillMissing) throw notPresent(pfn, 'excluded');
+        else if (!opts?.fillMissing) throw notPresent(pfn, 'excluded', inner.pageSize);
         o += n;
       }
       return out;

@@ -226,3 +226,22 @@ test('an existing output is refused before QEMU is asked to dump (no needless pa
     await q.close();
   }
 });
+
+test('vmcore dump --format celf compresses with zstd by default, as convert and the library do', async () => {
+  const { execFile } = await import('node:child_process');
+  const { promisify } = await import('node:util');
+  const cli = new URL('../../src/cli/main.js', import.meta.url).pathname;
+  const q = await fakeQemu();
+  try {
+    const codecOf = async (format: string, extra: string[] = []) => {
+      const out = join(q.dir, `cli.${format}${extra.length}`);
+      const r = await promisify(execFile)(process.execPath, [cli, 'dump', '--qmp', q.path, '--format', format, '--threads', '0', '--json', ...extra, out]);
+      return (JSON.parse(r.stdout) as { codec: string }).codec;
+    };
+    assert.equal(await codecOf('celf'), 'zstd');
+    assert.equal(await codecOf('kdump'), 'zlib');
+    assert.equal(await codecOf('celf', ['-c']), 'zlib');
+  } finally {
+    await q.close();
+  }
+});

@@ -57,7 +57,7 @@ export function register(program: Command): void {
     .requiredOption('--qmp <socket>', 'QEMU monitor: unix socket path, unix:PATH, HOST:PORT or tcp:HOST:PORT')
     .argument('<out>', 'output file')
     .addOption(new Option('--format <fmt>', 'output format (default kdump)').choices(['kdump', 'elf', 'celf']))
-    .addOption(new Option('--compress <codec>', 'kdump page codec (default zlib)').choices(['zlib', 'lzo', 'snappy', 'zstd', 'none']))
+    .addOption(new Option('--compress <codec>', 'page codec (default zlib for kdump, zstd for celf)').choices(['zlib', 'lzo', 'snappy', 'zstd', 'none']))
     .option('-c', 'zlib')
     .option('-l', 'lzo')
     .option('-p', 'snappy')
@@ -129,7 +129,7 @@ export function register(program: Command): void {
           qmp: o.qmp!,
           output: out,
           format,
-          codec: format === 'elf' ? 'none' : ((short[0] ?? o.compress ?? 'zlib') as DumpCodec),
+          ...(format !== 'elf' && (short[0] ?? o.compress) !== undefined ? { codec: (short[0] ?? o.compress) as DumpCodec } : {}),
           excludeZero: !!o.excludeZero,
           ...(threads !== undefined ? { threads } : {}),
           paging: !!o.paging,

@@ -494,7 +494,7 @@ export class CelfDump implements Dump {
     const i = Number.isSafeInteger(pfn) && pfn >= 0 ? this.find(pfn) : -1;
     const kind = i < 0 ? ENTRY_EXCLUDED + 100 : this.eKind[i]!;
     if (kind === ENTRY_ZERO) return new Uint8Array(this.pageSize);
-    if (kind !== ENTRY_DATA) throw notPresent(pfn, i < 0 ? 'hole' : KIND_STATE[kind]!, this.src.name);
+    if (kind !== ENTRY_DATA) throw notPresent(pfn, i < 0 ? 'hole' : KIND_STATE[kind]!, this.pageSize, this.src.name);
     const sh = this.eShndx[i]!;
     const chunk = await this.chunk(sh);
     const o = this.eOffset[i]! + (pfn - this.eStart[i]!) * this.pageSize;

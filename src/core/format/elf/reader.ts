@@ -239,7 +239,7 @@ export class ElfDump implements Dump {
   async readPage(pfn: number): Promise<Uint8Array> {
     const st = await this.pageState(pfn);
     if (st === 'zero') return new Uint8Array(PAGE);
-    if (st !== 'data') throw notPresent(pfn, st, this.src.name);
+    if (st !== 'data') throw notPresent(pfn, st, PAGE, this.src.name);
     const a = pfn * PAGE;
     const b = a + PAGE;
     // fast path: one data piece covers the page

@@ -432,7 +432,7 @@ export class KdumpFile {
     const d = await this.desc(pfn);
     const st = this.stateOfDesc(d);
     if (st === 'zero') return new Uint8Array(bs);
-    if (st !== 'data' || !d) throw notPresent(pfn, st, this.file);
+    if (st !== 'data' || !d) throw notPresent(pfn, st, bs, this.file);
     const descOff = this.descOffset + (await this.descIndex(pfn)) * PAGE_DESC_SIZE;
     if (d.size === 0 || d.size > bs * 2 + 4096) {
       throw new VmcoreError('BAD_FIELD', `page descriptor of pfn 0x${pfn.toString(16)} has size ${d.size}`, { file: this.file, offset: descOff, field: 'page_desc.size' });
@@ -728,10 +728,10 @@ export class KdumpDump implements Dump {
 
   async readPage(pfn: number): Promise<Uint8Array> {
     const p = this.partFor(pfn);
-    if (!p) throw notPresent(pfn, 'hole', this.files[0]?.name);
+    if (!p) throw notPresent(pfn, 'hole', this.pageSize, this.files[0]?.name);
     const st = await p.pageState(pfn);
     if (st === 'zero') return new Uint8Array(this.pageSize);
-    if (st !== 'data') throw notPresent(pfn, st, p.file);
+    if (st !== 'data') throw notPresent(pfn, st, this.pageSize, p.file);
     return p.readPage(pfn);
   }
 
