@@ -181,11 +181,15 @@ test('planElfSegments splits at long zero runs and drops leading ones', () => {
 
 test('splitParts gives each file about the same number of present pages', () => {
   const parts = splitParts([{ startPfn: 10, endPfn: 20 }, { startPfn: 100, endPfn: 120 }], 200, 3);
+  // exact cuts at 20 and 110, rounded up to 64-pfn words (crash counts a part's bits per word)
   assert.deepEqual(parts, [
-    { startPfn: 0, endPfn: 20 },
-    { startPfn: 20, endPfn: 110 },
-    { startPfn: 110, endPfn: 200 },
+    { startPfn: 0, endPfn: 64 },
+    { startPfn: 64, endPfn: 128 },
+    { startPfn: 128, endPfn: 200 },
   ]);
+  const big = splitParts([{ startPfn: 0, endPfn: 32768 }], 32768, 3);
+  assert.deepEqual(big.map((p) => p.endPfn - p.startPfn), [10944, 10944, 10880]);
+  for (const p of big) assert.equal(p.startPfn % 64, 0);
 });
 
 const codecs = (['zlib', 'lzo', 'snappy', 'zstd'] as const).filter((c) => nodeCodecs().get(c)?.compress);
@@ -245,6 +249,22 @@ test('flattened, split and ELF outputs hold the same pages', async () => {
     r = await readBack([1, 2, 3].map((i) => `${sp}.${i}`), false);
     assert.equal(r.sha, want);
     await r.dump.close();
+    // every part carries the whole machine's dumpable bitmap, as makedumpfile --split writes it
+    // (crash and makedumpfile --reassemble read it so); only the descriptors are per part
+    const bitmap2 = async (f: string) => {
+      const b = await readFile(f);
+      const dv = new DataView(b.buffer, b.byteOffset);
+      const bs = dv.getInt32(428, true);
+      const subHdr = dv.getInt32(432, true);
+      const blocks = dv.getUint32(436, true);
+      const half = (blocks * bs) / 2;
+      return b.subarray((1 + subHdr) * bs + half, (1 + subHdr) * bs + 2 * half);
+    };
+    const bms = await Promise.all([1, 2, 3].map((i) => bitmap2(`${sp}.${i}`)));
+    const whole = join(dir, 'whole.kdump');
+    await convertDump(dump, whole, { codec: 'lzo', dumpLevel: 1, threads: 0 });
+    const wholeBm = await bitmap2(whole);
+    for (const b of bms) assert.ok(Buffer.compare(b, wholeBm) === 0, 'part bitmap2 = whole bitmap2');
     // ELF -d 0: everything; -d 1: zero pages cost nothing (equal with zero pages skipped)
     const e0 = join(dir, 'e0.elf');
     await convertDump(dump, e0, { format: 'elf', dumpLevel: 0, threads: 0 });

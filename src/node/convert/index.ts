@@ -254,11 +254,24 @@ export class KdumpFormat implements OutputFormat {
       await this.sink.write(0, encodeKdumpHeader(layout, info));
       await this.sink.write(layout.pageSize, encodeKdumpSubHeader(layout, info));
     }
-    // Bitmaps: 1st = RAM (whole machine), 2nd = pages with a descriptor in this file. After an
-    // abort, only the pages actually placed keep their bit.
+    // Bitmaps: 1st = RAM (whole machine), 2nd = dumpable pages of the whole machine, in every
+    // part of a split set too (as makedumpfile --split writes it: crash counts descriptor
+    // positions over the whole bitmap, and makedumpfile --reassemble takes it from one part);
+    // a part holds descriptors only for its own [start_pfn, end_pfn). After an abort, only the
+    // pages actually placed keep their bit within the own range.
     if (!incomplete) await this.sink.write(layout.bitmap1Offset, rangesToBitmap(plan.maxPfn, layout.bitmapLen, plan.ram).bytes);
-    const present = incomplete ? firstPages(plan.present, lo, hi, this.committed) : plan.present;
-    await this.sink.write(layout.bitmap2Offset, rangesToBitmap(plan.maxPfn, layout.bitmapLen, present, lo, hi).bytes);
+    const bm2 = rangesToBitmap(plan.maxPfn, layout.bitmapLen, plan.present, 0, lo);
+    for (const r of incomplete ? firstPages(plan.present, lo, hi, this.committed) : plan.present) {
+      const s = Math.max(r.startPfn, lo);
+      const e = Math.min(r.endPfn, hi, plan.maxPfn);
+      if (e > s) bm2.setRange(s, e);
+    }
+    for (const r of plan.present) {
+      const s = Math.max(r.startPfn, hi);
+      const e = Math.min(r.endPfn, plan.maxPfn);
+      if (e > s) bm2.setRange(s, e);
+    }
+    await this.sink.write(layout.bitmap2Offset, bm2.bytes);
     if (incomplete) await this.sink.write(0, encodeKdumpHeader(layout, info));
   }
 
@@ -456,8 +469,18 @@ async function headerFor(
   };
 }
 
-/** Split [0, maxPfn) into n parts with about the same number of present pages (makedumpfile --split). */
+/**
+ * Split [0, maxPfn) into n parts with about the same number of present pages (makedumpfile
+ * --split). Every boundary is a multiple of 64 pfns: crash 8.x counts a part's dumpable bits in
+ * 64-bit words from its start_pfn (diskdump.c read_dump_header), so a part starting inside a
+ * word would have its descriptor positions shifted by the previous part's bits.
+ */
 export function splitParts(present: readonly PfnRange[], maxPfn: number, n: number): PfnRange[] {
+  const align = (p: number) => Math.min(maxPfn, Math.ceil(p / 64) * 64);
+  return splitPartsExact(present, maxPfn, n).map((r, i, a) => ({ startPfn: i ? align(r.startPfn) : 0, endPfn: i === a.length - 1 ? maxPfn : align(r.endPfn) }));
+}
+
+function splitPartsExact(present: readonly PfnRange[], maxPfn: number, n: number): PfnRange[] {
   const total = countIn(present, 0, maxPfn);
   const parts: PfnRange[] = [];
   let start = 0;
