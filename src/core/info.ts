@@ -48,8 +48,10 @@ export interface InfoReport {
   notes: { name: string; type: string; size: number }[];
   vmcoreinfo: { present: boolean; source: string };
   physBase: {
+    /** What the value is: 'phys_base' (x86_64) or 'PHYS_OFFSET' (aarch64 memstart_addr, which the kdump header's phys_base field carries there). */
+    name: 'phys_base' | 'PHYS_OFFSET';
     header: string | null;
-    /** NUMBER(phys_base) from VMCOREINFO as a 64-bit hex value. */
+    /** NUMBER(phys_base) (aarch64: NUMBER(PHYS_OFFSET)) from VMCOREINFO as a 64-bit hex value. */
     vmcoreinfo: string | null;
     /** NUMBER(phys_base) exactly as written (signed decimal). */
     vmcoreinfoRaw: string | null;
@@ -58,6 +60,8 @@ export interface InfoReport {
     proof: string[];
     /** Why the header is wrong, when the cause is recognisable. */
     explanation: string | null;
+    /** aarch64 only: the proven layout (physOffset, kimageVoffset, pageOffset, vaBits, granule, tableLevels, swapperPgDir, pacMask). */
+    aarch64?: unknown;
   };
   ranges: RangeInfo[];
   pages: PageCounts;
@@ -115,7 +119,10 @@ export async function describeDump(dump: Dump, kernel?: KernelInfo, extra: { pan
   const fileBytes = dump.files.reduce((a, f) => a + f.size, 0);
   const ramBytes = pages.ram * dump.pageSize;
   const pb = kernel?.physBase;
-  const vmciPb = vi?.get('NUMBER(phys_base)');
+  // on arm64 the header's phys_base field and the proof are about PHYS_OFFSET (memstart_addr)
+  const aarch64 = kernel?.arch === 'aarch64';
+  const pbKey = aarch64 ? 'PHYS_OFFSET' : 'phys_base';
+  const vmciPb = vi?.get(`NUMBER(${pbKey})`);
   const warnings = [...dump.warnings, ...(kernel?.warnings ?? []).filter((w) => !w.startsWith("the file's header phys_base"))];
   if (det.incomplete && !warnings.some((w) => w.includes('incomplete'))) warnings.push('the dump is marked incomplete');
   if (pages.missing) warnings.push(`${pages.missing} pages are missing from the file (incomplete or truncated dump)`);
@@ -133,7 +140,7 @@ export async function describeDump(dump: Dump, kernel?: KernelInfo, extra: { pan
     variant: dump.variant,
     producer,
     producerEvidence: evidence,
-    arch: dump.arch,
+    arch: (dump.arch === 'unknown' || dump.arch === 'Unknown') && kernel?.arch ? kernel.arch : dump.arch,
     endian: dump.littleEndian ? 'little' : 'big',
     pageSize: dump.pageSize,
     kernel: { release, version, machine, releaseSource },
@@ -142,13 +149,15 @@ export async function describeDump(dump: Dump, kernel?: KernelInfo, extra: { pan
     notes: dump.notes.map((n) => ({ name: n.name, type: noteTypeName(n), size: n.desc.length })),
     vmcoreinfo: { present: !!vi, source: kernel?.vmcoreinfoSource ?? (dump.vmcoreinfoText ? 'note' : 'none') },
     physBase: {
+      name: pbKey,
       header: det.headerPhysBase === undefined ? null : hex64(det.headerPhysBase),
-      vmcoreinfo: vi?.number('phys_base') === undefined ? null : hex64(vi.number('phys_base')!),
+      vmcoreinfo: vi?.number(pbKey) === undefined ? null : hex64(vi.number(pbKey)!),
       vmcoreinfoRaw: vmciPb ?? null,
       value: pb?.value === undefined ? null : hex64(pb.value),
       verdict: pb?.verdict ?? (kernel ? 'cannot prove' : 'not analysed'),
       proof: pb?.proof ?? [],
-      explanation: explainHeader(det.headerPhysBase, pb?.value, pb?.verdict, producer),
+      explanation: aarch64 ? explainAarch64Header(det.headerPhysBase, pb?.verdict, vi) : explainHeader(det.headerPhysBase, pb?.value, pb?.verdict, producer),
+      ...(aarch64 ? { aarch64: (kernel!.summary() as { aarch64?: unknown }).aarch64 ?? null } : {}),
     },
     ranges,
     pages,
@@ -206,6 +215,12 @@ export function guessProducer(dump: Dump, hints: string[]): { producer: Producer
     }
   }
   return { producer: 'unknown', evidence: hints };
+}
+
+function explainAarch64Header(header: bigint | undefined, verdict: string | undefined, vi: { has(k: string): boolean } | undefined): string | null {
+  if (verdict !== 'header wrong' || header === undefined) return null;
+  if (!vi?.has('NUMBER(PHYS_OFFSET)')) return "QEMU writes the lowest guest RAM address when it cannot see the guest kernel (no -device vmcoreinfo); the kernel's memstart_addr differs";
+  return null;
 }
 
 function explainHeader(header: bigint | undefined, value: bigint | undefined, verdict: string | undefined, producer: Producer): string | null {

@@ -21,7 +21,7 @@ export function register(program: Command): void {
         try {
           let kernel;
           let panic = null;
-          if (o.kernel !== false && (dump.arch === 'x86_64' || dump.arch === 'unknown')) {
+          if (o.kernel !== false && ['x86_64', 'aarch64', 'unknown', 'Unknown'].includes(dump.arch)) {
             kernel = await analyzeKernel(dump);
             panic = (await panicSummary(kernel, undefined, dump.littleEndian)) as Record<string, unknown> | null;
           }
@@ -53,11 +53,11 @@ export function formatInfo(r: InfoReport): string {
     }
     if (p.registers) {
       const g = p.registers;
-      const regs = ['rip', 'rsp', 'rbp', 'cr3', 'cr4'].filter((x) => g[x] !== undefined).map((x) => `${x.toUpperCase()} ${g[x]}`);
+      const regs = ['rip', 'rsp', 'rbp', 'cr3', 'cr4', 'pc', 'sp', 'fp', 'lr'].filter((x) => g[x] !== undefined).map((x) => `${x.toUpperCase()} ${g[x]}`);
       // QEMU writes NT_PRSTATUS next to its CPU-state notes: the vCPU state when it stopped the
       // guest (makedumpfile copies them from a QEMU ELF). Without them, the kernel saved the
-      // registers at the crash.
-      const qemuNotes = r.notes.some((n) => n.type === 'QEMU CPU state');
+      // registers at the crash. On arm, QEMU's NT_PRSTATUS carries pr_pid = vCPU + 1 (pidIsTask false).
+      const qemuNotes = r.notes.some((n) => n.type === 'QEMU CPU state') || (g as Record<string, unknown>).pidIsTask === false;
       const when = qemuNotes ? 'when QEMU stopped the guest' : 'saved by the kernel at the crash';
       row('Registers', `${regs.join('  ')}  [${p.registersSource}, ${when}]`);
     } else if (p.registersNote) row('Registers', `unknown: ${p.registersNote}`);
@@ -65,12 +65,14 @@ export function formatInfo(r: InfoReport): string {
   row('CPUs', r.nrCpus === null ? 'unknown' : String(r.nrCpus));
   row('VMCOREINFO', r.vmcoreinfo.present ? `yes (${r.vmcoreinfo.source})` : 'none');
   const pb = r.physBase;
-  row('phys_base', `${pb.verdict.toUpperCase()}`);
+  row(pb.name, `${pb.verdict.toUpperCase()}${pb.name === 'PHYS_OFFSET' ? '  (arm64: the header\'s phys_base field holds memstart_addr)' : ''}`);
   row('  header', pb.header ?? '(format has no phys_base field)');
-  if (pb.vmcoreinfoRaw !== null) row('  VMCOREINFO', `NUMBER(phys_base)=${pb.vmcoreinfoRaw}${pb.vmcoreinfo !== null && pb.vmcoreinfo !== pb.vmcoreinfoRaw ? `  (${pb.vmcoreinfo})` : ''}`);
+  if (pb.vmcoreinfoRaw !== null) row('  VMCOREINFO', `NUMBER(${pb.name})=${pb.vmcoreinfoRaw}${pb.vmcoreinfo !== null && pb.vmcoreinfo !== pb.vmcoreinfoRaw ? `  (${pb.vmcoreinfo})` : ''}`);
   row('  true', pb.value ?? 'not proven');
   if (pb.proof.length) row('  proof', pb.proof.join('; '));
   if (pb.explanation) row('  why', pb.explanation);
+  const a64 = pb.aarch64 as Record<string, string | number | null> | null | undefined;
+  if (a64) row('  layout', `kimage_voffset ${a64.kimageVoffset ?? '?'}  PAGE_OFFSET ${a64.pageOffset ?? '?'}  VA_BITS ${a64.vaBits ?? '?'}  granule ${a64.granule ?? '?'}  ${a64.tableLevels ?? '?'}-level tables at ${a64.swapperPgDir ?? '?'}`);
   const kram = r.ranges.filter((x) => x.kernelRam !== false).reduce((a, x) => a + x.pages, 0);
   const other = r.pages.ram - kram;
   row('Memory', `${humanBytes(r.pages.ram * r.pageSize)} in ${r.ranges.length} range${r.ranges.length === 1 ? '' : 's'}${other > 0 ? ` (${humanBytes(kram * r.pageSize)} kernel RAM)` : ''}`);

@@ -14,12 +14,18 @@ import { findPhysBase, hex64s, physBaseToJSON, type PhysBaseResult } from './x86
 import { decodeUtsname, NEW_UTSNAME_SIZE, type Utsname } from './utsname.js';
 import { recordingDump } from './recording.js';
 import { textToPhys } from './x86_64/addrspace.js';
-import type { X86_64Translator } from './x86_64/pagetables.js';
 import { createX86_64Translator } from './x86_64/arch.js';
+import type { KernelTranslator } from './arch.js';
+import { NT_PRSTATUS } from '../format/elf/notes.js';
+import { PrstatusAarch64, parseAarch64CpuNotes } from './aarch64/cpu.js';
+import { findAarch64Location, isAarch64Vmcoreinfo } from './aarch64/location.js';
+import { createAarch64Translator } from './aarch64/arch.js';
 
 export type VmcoreinfoSource = 'note' | 'kdump header' | `memory scan at 0x${string}` | 'none';
 
 export interface KernelInfo {
+  /** The kernel's architecture ('x86_64', 'aarch64'), inferred when the file does not say. */
+  arch: string;
   vmcoreinfo: Vmcoreinfo | undefined;
   vmcoreinfoSource: VmcoreinfoSource;
   /** Every VMCOREINFO copy found by the memory scan (when one was run), best first. */
@@ -30,8 +36,8 @@ export interface KernelInfo {
   utsname: Utsname | undefined;
   /** CRASHTIME from VMCOREINFO (seconds since the epoch), when the kernel crashed. */
   crashTime: number | undefined;
-  /** Undefined when neither a proven phys_base nor CPU page tables are available. */
-  translator: X86_64Translator | undefined;
+  /** Undefined when neither a proven kernel location nor CPU page tables are available. */
+  translator: KernelTranslator | undefined;
   warnings: string[];
   /** Read kernel virtual memory (text mapping, direct map, vmalloc ... via page tables). */
   readVirt(va: bigint, length: number): Promise<Uint8Array>;
@@ -75,11 +81,7 @@ export async function analyzeKernelRecorded(
 export async function analyzeKernel(dump: KernelInput, opts: AnalyzeOptions = {}): Promise<KernelInfo> {
   const warnings: string[] = [];
   const file = dump.files?.[0]?.name;
-  const x86_64 = dump.arch === undefined || dump.arch === 'x86_64' || dump.arch === 'unknown';
-  if (!x86_64) warnings.push(`architecture ${dump.arch}: only x86_64 address translation is implemented`);
   const details = dump.details ? await dump.details() : undefined;
-  const { cpus, skipped } = parseCpuNotes(dump.notes, dump.littleEndian ?? true, details?.nrCpus !== undefined ? { nrCpus: details.nrCpus } : {});
-  warnings.push(...skipped);
 
   let vmcoreinfo: Vmcoreinfo | undefined;
   let source: VmcoreinfoSource = 'none';
@@ -88,6 +90,19 @@ export async function analyzeKernel(dump: KernelInput, opts: AnalyzeOptions = {}
     vmcoreinfo = new Vmcoreinfo(dump.vmcoreinfoText);
     source = findVmcoreinfoNote(dump.notes) ? 'note' : 'kdump header';
   }
+  // The architecture: the file's, else what the notes and VMCOREINFO say (QEMU writes machine
+  // "Unknown" into arm64 kdump headers).
+  let arch = kernelArchOf(dump.arch, dump.notes, vmcoreinfo);
+  if (arch === undefined && !vmcoreinfo && (opts.recover ?? true)) {
+    recovered = await recoverVmcoreinfo(dump, opts.recoverOptions);
+    if (recovered[0]) arch = kernelArchOf(dump.arch, dump.notes, new Vmcoreinfo(recovered[0].text));
+  }
+  if (arch === 'aarch64') return analyzeAarch64(dump, opts, { vmcoreinfo, source, recovered, details, file, warnings });
+  const x86_64 = arch === undefined || arch === 'x86_64';
+  if (!x86_64) warnings.push(`architecture ${dump.arch}: kernel analysis is implemented for x86_64 and aarch64`);
+  const { cpus, skipped } = parseCpuNotes(dump.notes, dump.littleEndian ?? true, details?.nrCpus !== undefined ? { nrCpus: details.nrCpus } : {});
+  warnings.push(...skipped);
+
   const physBaseInput = {
     mem: dump as PhysicalMemory,
     ...(details?.headerPhysBase !== undefined ? { headerPhysBase: details.headerPhysBase } : {}),
@@ -99,7 +114,7 @@ export async function analyzeKernel(dump: KernelInput, opts: AnalyzeOptions = {}
 
   let physBase: PhysBaseResult | undefined;
   if (!vmcoreinfo && (opts.recover ?? true)) {
-    recovered = await recoverVmcoreinfo(dump, opts.recoverOptions);
+    if (recovered.length === 0) recovered = await recoverVmcoreinfo(dump, opts.recoverOptions);
     // take the best-ranked copy that proves a phys_base; else the best-ranked copy
     for (const r of x86_64 ? recovered.slice(0, 8) : []) {
       const vi = new Vmcoreinfo(r.text);
@@ -139,7 +154,7 @@ export async function analyzeKernel(dump: KernelInput, opts: AnalyzeOptions = {}
 
   // translator: page tables from init_top_pgt when phys_base is proven, else from a CPU's CR3
   const physLimit = dump.maxPfn * dump.pageSize;
-  let translator: X86_64Translator | undefined;
+  let translator: KernelTranslator | undefined;
   if (x86_64) {
     const t = createX86_64Translator({ mem: dump, vmcoreinfo, location: physBase, cpus, ...(file ? { file } : {}) });
     translator = t.translator;
@@ -162,16 +177,37 @@ export async function analyzeKernel(dump: KernelInput, opts: AnalyzeOptions = {}
     }
   }
 
+  return buildKernelInfo(dump, { vmcoreinfo, source, recovered, physBase, cpus, utsname, translator, warnings, file });
+}
+
+/** The KernelInfo object over a finished analysis (shared by every architecture). */
+function buildKernelInfo(
+  dump: KernelInput,
+  a: {
+    vmcoreinfo: Vmcoreinfo | undefined;
+    source: VmcoreinfoSource;
+    recovered: RecoveredVmcoreinfo[];
+    physBase: PhysBaseResult;
+    cpus: CpuRegisters[];
+    utsname: Utsname | undefined;
+    translator: KernelTranslator | undefined;
+    warnings: string[];
+    file: string | undefined;
+    arch?: string;
+    extra?: Record<string, unknown>;
+  },
+): KernelInfo {
+  const { vmcoreinfo, source, recovered, physBase, cpus, utsname, translator, warnings, file } = a;
   const noTranslator = () =>
     new VmcoreError(
       vmcoreinfo ? 'ADDRESS_TRANSLATION' : 'NO_VMCOREINFO',
       vmcoreinfo
-        ? 'kernel virtual addresses cannot be translated: phys_base is not proven and no CPU page tables are available'
+        ? `kernel virtual addresses cannot be translated: ${a.arch === 'aarch64' ? 'kimage_voffset and the translation tables are not proven' : 'phys_base is not proven and no CPU page tables are available'}`
         : 'kernel virtual addresses cannot be translated: no VMCOREINFO in the file or in memory, and no CPU page tables',
       { ...(file ? { file } : {}) },
     );
-
-  const info: KernelInfo = {
+  return {
+    arch: a.arch ?? 'x86_64',
     vmcoreinfo,
     vmcoreinfoSource: source,
     recovered,
@@ -191,11 +227,13 @@ export async function analyzeKernel(dump: KernelInput, opts: AnalyzeOptions = {}
     },
     summary() {
       return {
+        arch: a.arch ?? 'x86_64',
         vmcoreinfoSource: source,
         osrelease: vmcoreinfo?.osrelease ?? null,
         crashTime: vmcoreinfo?.crashTime ?? null,
         kernelOffset: vmcoreinfo?.kernelOffset === undefined ? null : hex64s(vmcoreinfo.kernelOffset),
-        physBase: physBaseToJSON(physBase!),
+        physBase: physBaseToJSON(physBase),
+        ...(a.extra ?? {}),
         utsname: utsname ?? null,
         cpus: cpus.map(cpuToJSON),
         recoveredCopies: recovered.map((r) => ({ addr: '0x' + r.addr.toString(16), form: r.form, hasCrashTime: r.hasCrashTime, length: r.text.length })),
@@ -203,5 +241,94 @@ export async function analyzeKernel(dump: KernelInput, opts: AnalyzeOptions = {}
       };
     },
   };
-  return info;
+}
+
+/** The kernel's architecture: the file's, else inferred from the CPU notes or VMCOREINFO. */
+export function kernelArchOf(fileArch: string | undefined, notes: readonly ElfNote[], vi: Vmcoreinfo | undefined): string | undefined {
+  if (fileArch === 'x86_64' || fileArch === 'aarch64') return fileArch;
+  if (isAarch64Vmcoreinfo(vi)) return 'aarch64';
+  if (vi?.has('NUMBER(phys_base)') || vi?.has('SYMBOL(init_top_pgt)')) return 'x86_64';
+  if (notes.some((n) => n.name === 'CORE' && n.type === NT_PRSTATUS && n.desc.length === PrstatusAarch64.size)) return 'aarch64';
+  if (fileArch && fileArch !== 'unknown' && fileArch !== 'Unknown') return fileArch;
+  return undefined;
+}
+
+/**
+ * aarch64: registers from NT_PRSTATUS, PHYS_OFFSET and kimage_voffset proven (the phys_base
+ * slot of the result carries PHYS_OFFSET, which is what the kdump header's phys_base field holds
+ * on arm64), translation through swapper_pg_dir, utsname read through it.
+ */
+async function analyzeAarch64(
+  dump: KernelInput,
+  opts: AnalyzeOptions,
+  s: {
+    vmcoreinfo: Vmcoreinfo | undefined;
+    source: VmcoreinfoSource;
+    recovered: RecoveredVmcoreinfo[];
+    details: Awaited<ReturnType<NonNullable<Dump['details']>>> | undefined;
+    file: string | undefined;
+    warnings: string[];
+  },
+): Promise<KernelInfo> {
+  const { details, file, warnings } = s;
+  let { vmcoreinfo, source, recovered } = s;
+  const { cpus, skipped } = parseAarch64CpuNotes(dump.notes, dump.littleEndian ?? true, details?.nrCpus !== undefined ? { nrCpus: details.nrCpus } : {});
+  warnings.push(...skipped);
+  if (!vmcoreinfo && (opts.recover ?? true)) {
+    if (recovered.length === 0) recovered = await recoverVmcoreinfo(dump, opts.recoverOptions);
+    if (recovered[0]) {
+      vmcoreinfo = new Vmcoreinfo(recovered[0].text);
+      source = recovered[0].source as VmcoreinfoSource;
+    }
+    if (recovered.length > 1) warnings.push(`${recovered.length} VMCOREINFO copies found in memory; using the one at ${source.replace('memory scan at ', '')}`);
+  }
+  const loc = await findAarch64Location({
+    mem: dump,
+    ...(vmcoreinfo ? { vmcoreinfo } : {}),
+    ...(details?.headerPhysBase !== undefined ? { headerPhysBase: details.headerPhysBase } : {}),
+    ...(details?.segments ? { segments: details.segments } : {}),
+    cpus,
+    ...(file ? { file } : {}),
+  });
+  if (loc.verdict === 'header wrong') {
+    warnings.push(`the file's header phys_base (PHYS_OFFSET on arm64) ${hex64s(loc.header!)} is wrong; the true value is ${hex64s(loc.value!)}`);
+  }
+  if (loc.verdict === 'cannot prove') warnings.push('aarch64: PHYS_OFFSET and kimage_voffset could not be proven; kernel virtual addresses cannot be trusted');
+  const t = createAarch64Translator({ mem: dump, vmcoreinfo, location: loc, cpus, ...(file ? { file } : {}) });
+  warnings.push(...t.warnings);
+  let utsname: Utsname | undefined;
+  const uts = vmcoreinfo?.symbol('init_uts_ns');
+  if (t.translator && uts !== undefined && loc.proof.includes('init_uts_ns holds Linux + OSRELEASE')) {
+    try {
+      utsname = decodeUtsname(await t.translator.readVirt(dump, uts + BigInt(vmcoreinfo?.offset('uts_namespace.name') ?? 0), NEW_UTSNAME_SIZE));
+    } catch (e) {
+      if (!isVmcoreError(e)) throw e;
+      warnings.push(`utsname: ${e.message}`);
+    }
+  }
+  const layout = loc.layout;
+  return buildKernelInfo(dump, {
+    vmcoreinfo,
+    source,
+    recovered,
+    physBase: loc,
+    cpus,
+    utsname,
+    translator: t.translator,
+    warnings,
+    file,
+    arch: 'aarch64',
+    extra: {
+      aarch64: {
+        physOffset: layout ? hex64s(layout.physOffset) : null,
+        kimageVoffset: layout ? hex64s(layout.kimageVoffset) : null,
+        pageOffset: layout ? hex64s(layout.pageOffset) : null,
+        vaBits: layout?.vaBits ?? null,
+        granule: loc.granule ?? null,
+        tableLevels: loc.tableLevels ?? null,
+        swapperPgDir: loc.tablesRoot === undefined ? null : '0x' + loc.tablesRoot.toString(16),
+        pacMask: layout ? hex64s(layout.pacMask) : null,
+      },
+    },
+  });
 }

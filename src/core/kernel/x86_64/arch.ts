@@ -34,7 +34,7 @@ export function createX86_64Translator(input: {
   let pageTables: PageTables | undefined;
   if (root !== undefined) {
     try {
-      pageTables = new PageTables(mem, { root, levels: physBase.levels, smeMask: sme, ...(file ? { file } : {}) });
+      pageTables = new PageTables(mem, { root, levels: physBase.levels === 5 ? 5 : 4, smeMask: sme, ...(file ? { file } : {}) });
     } catch (e) {
       if (!isVmcoreError(e)) throw e;
       warnings.push(e.message);

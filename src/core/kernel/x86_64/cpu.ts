@@ -133,7 +133,7 @@ export interface CpuRegisters {
   cpu: number | null;
   cpuEvidence: string | null;
   source: CpuSource;
-  arch: 'x86_64' | 'i386';
+  arch: 'x86_64' | 'i386' | 'aarch64';
   /** NT_PRSTATUS pr_pid (the task's pid for the kernel; cpu index + 1 for QEMU). */
   pid?: number;
   /**
@@ -151,6 +151,9 @@ export interface CpuRegisters {
   fsBase?: bigint; gsBase?: bigint; kernelGsBase?: bigint;
   cr0?: bigint; cr2?: bigint; cr3?: bigint; cr4?: bigint;
   gdtBase?: bigint; idtBase?: bigint; idtLimit?: number;
+  /** aarch64: program counter, stack pointer, PSTATE, frame pointer (x29), link register (x30), x0..x30. */
+  pc?: bigint; sp?: bigint; pstate?: bigint; fp?: bigint; lr?: bigint;
+  x?: readonly bigint[];
 }
 
 /** CR4.LA57: 5-level paging. */
@@ -309,6 +312,9 @@ export function assignCpus(cpus: readonly CpuRegisters[], perCpu: readonly PerCp
 /** JSON-safe form: 64-bit values as 0x hex strings. */
 export function cpuToJSON(c: CpuRegisters): Record<string, unknown> {
   const o: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(c)) o[k] = typeof v === 'bigint' ? '0x' + v.toString(16) : v;
+  const hex = (v: bigint) => '0x' + v.toString(16);
+  for (const [k, v] of Object.entries(c)) {
+    o[k] = typeof v === 'bigint' ? hex(v) : Array.isArray(v) ? v.map((x) => (typeof x === 'bigint' ? hex(x) : x)) : v;
+  }
   return o;
 }

@@ -42,8 +42,8 @@ export interface PhysBaseResult {
   /** Sources of the accepted value. */
   sources: string[];
   candidates: PhysBaseCandidate[];
-  /** Paging levels used. */
-  levels: 4 | 5;
+  /** Paging levels used (x86_64: 4 or 5; aarch64: translation levels of the kernel half; 0 when unknown). */
+  levels: number;
   /** Physical address of init_top_pgt (or the CR3 page table used), when known. */
   pgd?: number;
   /** Best unproven value (e.g. from a CR3 walk alone), for diagnostics only. */

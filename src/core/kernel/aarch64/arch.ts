@@ -1,0 +1,71 @@
+/**
+ * aarch64 as a KernelArch: NT_PRSTATUS notes (user_pt_regs), the proof of PHYS_OFFSET and
+ * kimage_voffset, translation through swapper_pg_dir with the linear map as a proven shortcut,
+ * and PC/SP/x29 as the unwinder's start (arm64 kernels keep frame records: x29 chains).
+ */
+import type { PhysicalMemory } from '../../dump.js';
+import type { KernelArch, UnwindStart } from '../arch.js';
+import type { Vmcoreinfo } from '../vmcoreinfo.js';
+import type { CpuRegisters } from '../x86_64/cpu.js';
+import { parseAarch64CpuNotes } from './cpu.js';
+import { findAarch64Location, type Aarch64Location } from './location.js';
+import { Aarch64PageTables, Aarch64Translator, stripPac } from './pagetables.js';
+
+/**
+ * The translator for an aarch64 dump: the proven tables at swapper_pg_dir for every kernel
+ * address, the linear map by PHYS_OFFSET; without usable tables, the linear map and (from
+ * _stext up) the kernel image by kimage_voffset as the guest's VMCOREINFO gives them.
+ */
+export function createAarch64Translator(input: {
+  mem: PhysicalMemory;
+  vmcoreinfo: Vmcoreinfo | undefined;
+  location: Aarch64Location;
+  cpus: readonly CpuRegisters[];
+  file?: string;
+}): { translator: Aarch64Translator | undefined; warnings: string[] } {
+  const { mem, location: loc, file, vmcoreinfo } = input;
+  const warnings: string[] = [];
+  const physLimit = mem.maxPfn * mem.pageSize;
+  let pageTables: Aarch64PageTables | undefined;
+  if (loc.tablesRoot !== undefined && loc.granule !== undefined && loc.layout) {
+    const t1sz = vmcoreinfo?.number('TCR_EL1_T1SZ');
+    const vaBits = t1sz !== undefined && t1sz > 0n && t1sz < 40n ? 64 - Number(t1sz) : loc.layout.vaBits;
+    pageTables = new Aarch64PageTables(mem, { root: loc.tablesRoot, granule: loc.granule, vaBits, lpa2: loc.lpa2 ?? false, ...(file ? { file } : {}) });
+  }
+  if (!pageTables && !loc.layout) {
+    warnings.push('aarch64: neither the translation tables nor the linear map could be established; kernel virtual addresses cannot be read');
+    return { translator: undefined, warnings };
+  }
+  const stext = vmcoreinfo?.symbol('_stext');
+  const image = !pageTables && stext !== undefined ? { start: stext, end: stext + (1n << 30n) } : undefined;
+  if (!pageTables) warnings.push('aarch64: no usable translation tables; only the linear map and the kernel image can be read');
+  return {
+    translator: new Aarch64Translator({
+      ...(pageTables ? { pageTables } : {}),
+      ...(loc.layout ? { layout: loc.layout } : {}),
+      ...(image ? { image } : {}),
+      physLimit,
+      ...(file ? { file } : {}),
+    }),
+    warnings,
+  };
+}
+
+/** PC, SP and the frame pointer x29 (pointer-authentication bits are not set in saved PCs). */
+export function aarch64UnwindStart(r: CpuRegisters): UnwindStart | undefined {
+  if (r.pc === undefined || r.sp === undefined) return undefined;
+  const regs: Record<string, bigint> = { pc: r.pc, sp: r.sp };
+  r.x?.forEach((v, i) => (regs[`x${i}`] = v));
+  if (r.pstate !== undefined) regs.pstate = r.pstate;
+  return { cpu: r.cpu, pc: r.pc, sp: r.sp, ...(r.fp !== undefined ? { fp: r.fp } : {}), regs };
+}
+
+export { stripPac };
+
+export const aarch64Arch: KernelArch<CpuRegisters, Aarch64Location> = {
+  name: 'aarch64',
+  parseCpuNotes: parseAarch64CpuNotes,
+  findKernelLocation: findAarch64Location,
+  createTranslator: createAarch64Translator,
+  unwindStart: aarch64UnwindStart,
+};
