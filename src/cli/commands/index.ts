@@ -8,5 +8,6 @@ import * as vmcoreinfo from './vmcoreinfo.js';
 import * as fix from './fix.js';
 import * as convert from './convert.js';
 import * as dump from './dump.js';
+import * as struct from './struct.js';
 
-export const commands: { register(p: Command): void }[] = [info, read, hash, dmesg, vmcoreinfo, fix, convert, dump];
+export const commands: { register(p: Command): void }[] = [info, read, hash, dmesg, vmcoreinfo, fix, convert, dump, struct];

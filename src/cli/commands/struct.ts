@@ -1,0 +1,104 @@
+import type { Command } from 'commander';
+import { VmcoreError } from '../../core/errors.js';
+import { analyzeKernel } from '../../core/kernel/kernel.js';
+import { BtfKind } from '../../core/kernel/btf/btf.js';
+import { loadKernelBtf, noBtf, type BtfKernel } from '../../core/kernel/btf/kernel-btf.js';
+import { decodedToJson, formatLayout, formatMembers, formatStruct, type PrintOptions } from '../../core/kernel/btf/print.js';
+import { openDumpFiles } from '../../node/open.js';
+import { parseNumber, writeStdout } from '../util.js';
+
+type Symbolizer = { symbolize?(a: bigint): { name: string; offset: bigint | number } | undefined; addressOf?(n: string): bigint | undefined };
+
+/** An address as crash takes it: hex with or without 0x, or a symbol name when symbols are loaded. */
+async function parseAddress(s: string, kernel: BtfKernel): Promise<bigint> {
+  const t = s.trim();
+  if (/^(0x)?[0-9a-f]{1,16}$/i.test(t)) return BigInt(t.startsWith('0x') || t.startsWith('0X') ? t : '0x' + t);
+  if (kernel.symbols) {
+    const syms = await kernel.symbols().catch(() => undefined);
+    const a = syms?.addressOf(t);
+    if (a !== undefined) return a;
+    throw new VmcoreError('USAGE', `ADDR: ${s} is neither a hex address nor a kernel symbol`);
+  }
+  throw new VmcoreError('USAGE', `ADDR: not a hex address: ${s}`);
+}
+
+export function register(program: Command): void {
+  program
+    .command('struct')
+    .description("Print a kernel structure at a kernel virtual address from the dump's own BTF, as crash's `struct` does. TYPE may name members: task_struct.pid,comm")
+    .argument('<dump>', 'dump file')
+    .argument('<type>', 'struct or union name (`task_struct`, `struct page`), optionally .member,member')
+    .argument('[addr]', 'kernel virtual address (hex, 0x optional) or a kernel symbol; without it, -o prints the layout')
+    .option('-o, --offsets', 'print member offsets (with ADDR: member addresses) instead of values, like crash `struct -o`')
+    .option('--depth <n>', 'expand nested structs, unions and arrays to this depth (deeper ones print as {...})')
+    .option('--json', 'JSON: {type, address, size, value}')
+    .action(async (file: string, typeArg: string, addrArg: string | undefined, o: { offsets?: boolean; depth?: string; json?: boolean }) => {
+      const depth = o.depth === undefined ? 32 : parseNumber(o.depth, '--depth');
+      if (!o.offsets && addrArg === undefined) throw new VmcoreError('USAGE', 'give ADDR, or -o for the layout');
+      const [typeName, memberList] = splitType(typeArg);
+      const dump = await openDumpFiles([file]);
+      try {
+        const kernel = (await analyzeKernel(dump)) as unknown as BtfKernel;
+        const kb = await loadKernelBtf(kernel, { file }).catch((e: unknown) => {
+          throw noBtf('struct', e);
+        });
+        for (const w of kb.warnings) process.stderr.write(`vmcore: warning: ${w}\n`);
+        const btf = kb.btf;
+        const id = btf.find(typeName, typeName.includes(' ') ? undefined : [BtfKind.STRUCT, BtfKind.UNION, BtfKind.TYPEDEF]);
+        if (id === undefined) throw new VmcoreError('BAD_FIELD', `the kernel's BTF has no type ${typeName}`, { file, field: typeName });
+        const k = btf.type(btf.resolve(id)).kind;
+        if (k !== BtfKind.STRUCT && k !== BtfKind.UNION) throw new VmcoreError('USAGE', `${typeName} is not a struct or union (${btf.typeName(id)})`);
+        const addr = addrArg === undefined ? undefined : await parseAddress(addrArg, kernel);
+        if (o.offsets) {
+          if (o.json) {
+            const members = btf.members(id).map((m) => ({ name: m.name, type: btf.typeName(m.type), offset: Math.floor(m.bitOffset / 8), bitOffset: m.bitOffset, bitSize: m.bitSize }));
+            await writeStdout(JSON.stringify({ type: btf.typeName(id), size: btf.sizeOf(id), ...(addr !== undefined ? { address: hex(addr) } : {}), members }, null, 2) + '\n');
+          } else {
+            await writeStdout(formatLayout(btf, id, addr));
+          }
+          return;
+        }
+        const obj = await kb.types.read(id, addr!);
+        const syms = kernel.symbols ? ((await kernel.symbols().catch(() => undefined)) as Symbolizer | undefined) : undefined;
+        const popts: PrintOptions = {};
+        if (syms?.symbolize) {
+          popts.symbolize = (a) => {
+            const s = syms.symbolize!(a);
+            if (!s) return undefined;
+            const off = BigInt(s.offset);
+            return off === 0n ? s.name : `${s.name}+${off}`;
+          };
+        }
+        if (memberList) {
+          const members = memberList.map((m) => ({ name: m, value: obj.member(m).decode({ depth }) }));
+          if (o.json) {
+            await writeStdout(JSON.stringify({ type: btf.typeName(id), address: hex(addr!), size: btf.sizeOf(id), value: Object.fromEntries(members.map((m) => [m.name, decodedToJson(m.value)])) }, null, 2) + '\n');
+          } else {
+            await writeStdout(formatMembers(members, popts));
+          }
+          return;
+        }
+        const v = obj.decode({ depth });
+        if (o.json) {
+          await writeStdout(JSON.stringify({ type: btf.typeName(id), address: hex(addr!), size: btf.sizeOf(id), value: decodedToJson(v) }, null, 2) + '\n');
+        } else {
+          await writeStdout(formatStruct(v, popts));
+        }
+      } finally {
+        await dump.close();
+      }
+    });
+}
+
+function hex(v: bigint): string {
+  return '0x' + v.toString(16);
+}
+
+/** `task_struct.pid,comm` → ['task_struct', ['pid', 'comm']]; `struct page` → ['struct page', undefined]. */
+function splitType(s: string): [string, string[] | undefined] {
+  const i = s.indexOf('.');
+  if (i < 0) return [s.trim(), undefined];
+  const members = s.slice(i + 1).split(',').map((m) => m.trim()).filter((m) => m.length > 0);
+  if (members.length === 0) throw new VmcoreError('USAGE', `no member named after ${s.slice(0, i)}.`);
+  return [s.slice(0, i).trim(), members];
+}
