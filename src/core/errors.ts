@@ -15,6 +15,7 @@ export type ErrorCode =
   | 'ADDRESS_TRANSLATION' // a virtual address does not translate
   | 'NO_VMCOREINFO' // the job needs VMCOREINFO and none could be found
   | 'NO_BTF' // the job needs kernel types (BTF) and none could be found
+  | 'NO_SYMBOLS' // the job needs the kernel's symbol table (kallsyms) and it could not be found
   | 'EXISTS' // output exists and --force was not given
   | 'IO' // an operating-system I/O error
   | 'INTERRUPTED' // the user or a signal stopped the job

@@ -26,6 +26,7 @@ export * from './kernel/arch.js';
 export * from './kernel/utsname.js';
 export * from './kernel/kernel.js';
 export * from './kernel/recording.js';
+export * from './kernel/kallsyms.js';
 export * from './hash.js';
 export * from './info.js';
 export { readDmesg, formatDmesg, dmesgToJson, recordToJson, locateDataBlock, type DmesgLog, type DmesgRecord, type DmesgOptions, type DmesgFormatOptions, type DmesgSource, type DmesgKind, type DmesgStats, type LocklessRingInfo } from './kernel/dmesg.js';

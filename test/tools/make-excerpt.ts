@@ -77,6 +77,8 @@ async function main() {
   const { info, pfns } = await analyzeKernelRecorded(dump);
   if (!info.vmcoreinfo) throw new Error('no VMCOREINFO');
   const log = await readDmesg({ vmcoreinfo: info.vmcoreinfo, readVirt: (va, n) => info.readVirt(va, n), littleEndian: dump.littleEndian });
+  // the kallsyms tables (Linux 6.0+ names them in VMCOREINFO)
+  const symbols = await info.symbols().catch((e: unknown) => (process.stderr.write(`no symbols: ${String(e)}\n`), undefined));
   const keep = new Set(pfns());
   // the recovered VMCOREINFO note's page(s)
   for (const r of info.recovered.slice(0, 1)) for (let a = r.addr; a < r.addr + 8192; a += dump.pageSize) keep.add(Math.floor(a / dump.pageSize));
@@ -89,7 +91,7 @@ async function main() {
     physBase: det.headerPhysBase ?? 0n,
     force: true,
   });
-  process.stdout.write(JSON.stringify({ pages: keep.size, records: log.records.length, physBase: info.summary().physBase, bytes: summary }, (_k, v) => (typeof v === 'bigint' ? v.toString(16) : v)) + '\n');
+  process.stdout.write(JSON.stringify({ pages: keep.size, records: log.records.length, symbols: symbols?.count ?? 0, physBase: info.summary().physBase, bytes: summary }, (_k, v) => (typeof v === 'bigint' ? v.toString(16) : v)) + '\n');
   await dump.close();
 }
 

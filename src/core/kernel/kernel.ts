@@ -20,6 +20,7 @@ import { NT_PRSTATUS } from '../format/elf/notes.js';
 import { PrstatusAarch64, parseAarch64CpuNotes } from './aarch64/cpu.js';
 import { findAarch64Location, isAarch64Vmcoreinfo } from './aarch64/location.js';
 import { createAarch64Translator } from './aarch64/arch.js';
+import { loadKernelSymbols, type KernelSymbols } from './kallsyms.js';
 
 export type VmcoreinfoSource = 'note' | 'kdump header' | `memory scan at 0x${string}` | 'none';
 
@@ -42,6 +43,11 @@ export interface KernelInfo {
   /** Read kernel virtual memory (text mapping, direct map, vmalloc ... via page tables). */
   readVirt(va: bigint, length: number): Promise<Uint8Array>;
   virtToPhys(va: bigint): Promise<number>;
+  /**
+   * The kernel's symbol table (kallsyms), loaded on the first call and kept (see
+   * `loadKernelSymbols`). Rejects with NO_SYMBOLS when the tables cannot be located.
+   */
+  symbols(): Promise<KernelSymbols>;
   /** JSON-safe summary for `info` (64-bit values as hex strings). */
   summary(): Record<string, unknown>;
 }
@@ -206,7 +212,8 @@ function buildKernelInfo(
         : 'kernel virtual addresses cannot be translated: no VMCOREINFO in the file or in memory, and no CPU page tables',
       { ...(file ? { file } : {}) },
     );
-  return {
+  let symbols: Promise<KernelSymbols> | undefined;
+  const info: KernelInfo = {
     arch: a.arch ?? 'x86_64',
     vmcoreinfo,
     vmcoreinfoSource: source,
@@ -225,6 +232,10 @@ function buildKernelInfo(
       if (!translator) throw noTranslator();
       return translator.virtToPhys(va);
     },
+    symbols() {
+      symbols ??= loadKernelSymbols(info, { ...(file ? { file } : {}) });
+      return symbols;
+    },
     summary() {
       return {
         arch: a.arch ?? 'x86_64',
@@ -241,6 +252,7 @@ function buildKernelInfo(
       };
     },
   };
+  return info;
 }
 
 /** The kernel's architecture: the file's, else inferred from the CPU notes or VMCOREINFO. */

@@ -1,0 +1,515 @@
+/**
+ * The kernel's own symbol table (kallsyms), decoded from a dump without vmlinux.
+ *
+ * Layout (scripts/kallsyms.c writes it, kernel/kallsyms.c reads it):
+ *  - `kallsyms_num_syms`: u32 (an `unsigned long` before 4.20, so read the low 32 bits).
+ *  - `kallsyms_names`: for each symbol, its length in tokens then that many token numbers.
+ *    Since 6.1 (commit 73bbb94466fd, "kallsyms: support big kernel symbols") a length with
+ *    bit 7 set takes two bytes: `(b0 & 0x7f) | (b1 << 7)`. Older kernels never reach a length
+ *    of 128 (KSYM_NAME_LEN was 128 characters, and a name is at least one character per
+ *    token plus the type), so the two-byte reading is used whenever bit 7 is set; when the
+ *    first reading does not end where `kallsyms_markers` begins, the one-byte reading is tried.
+ *  - `kallsyms_markers`: the offset in `kallsyms_names` of every 256th symbol (`unsigned long`,
+ *    `unsigned int` since 6.x); it follows `kallsyms_names`, and is used here only as a check.
+ *  - `kallsyms_token_table`: 256 NUL-terminated strings; `kallsyms_token_index`: u16[256],
+ *    the offset of each token in the table. The first character of an expanded name is the
+ *    symbol's type letter (`nm` style: T, t, D, d, R, r, B, b, A, W, V, ...).
+ *  - Addresses, sorted ascending, in one of four encodings:
+ *    `absolute`: `kallsyms_addresses[]`, native words (kernels built without
+ *       CONFIG_KALLSYMS_BASE_RELATIVE; the option and the table were removed in 6.11);
+ *    `absolute-percpu`: `kallsyms_offsets[]` s32 plus `kallsyms_relative_base`: a value >= 0 is
+ *       the address itself (the zero-based per-CPU symbols), a negative one means
+ *       `relative_base - 1 - value` (CONFIG_KALLSYMS_ABSOLUTE_PERCPU, x86_64 SMP before 6.15);
+ *    `relative`: `relative_base + (u32)value` (base-relative without absolute per-CPU);
+ *    `pc-relative`: `&kallsyms_offsets[i] + (s32)value` (kallsyms_relative_base removed, 7.0).
+ *    Which one applies is decided by `_stext`: the encoding that gives the `_stext` symbol the
+ *    address VMCOREINFO's SYMBOL(_stext) states wins; without it, the first encoding that
+ *    gives sorted addresses.
+ *  - 6.2 added `kallsyms_seqs_of_names` (a by-name index); the names and addresses are
+ *    unchanged by it, and it is not needed here.
+ * Since 6.0 VMCOREINFO carries SYMBOL(kallsyms_names), SYMBOL(kallsyms_num_syms),
+ * SYMBOL(kallsyms_token_table), SYMBOL(kallsyms_token_index), SYMBOL(kallsyms_offsets) and
+ * SYMBOL(kallsyms_relative_base) or SYMBOL(kallsyms_addresses) (kernel/vmcore_info.c).
+ *
+ * A symbol's size is what the kernel's get_symbol_pos() gives: up to the next symbol with a
+ * higher address (0 for the last one).
+ */
+import { VmcoreError, isVmcoreError } from '../errors.js';
+import type { Vmcoreinfo } from './vmcoreinfo.js';
+
+/** Where the kallsyms tables are (kernel virtual addresses). */
+export interface KallsymsLocations {
+  names: bigint;
+  numSyms: bigint;
+  tokenTable: bigint;
+  tokenIndex: bigint;
+  offsets?: bigint;
+  relativeBase?: bigint;
+  addresses?: bigint;
+}
+
+export type KallsymsAddressMode = 'absolute' | 'absolute-percpu' | 'relative' | 'pc-relative';
+
+/** How the tables were located: VMCOREINFO SYMBOL() entries, or a structural scan. */
+export type SymbolSource = 'VMCOREINFO' | 'scan';
+
+/** Reads kernel virtual memory; throws a VmcoreError for what it cannot read. */
+export type ReadVirt = (va: bigint, length: number) => Promise<Uint8Array>;
+
+export interface KallsymsDecodeOptions {
+  /** Byte order of the dump (default little-endian). */
+  littleEndian?: boolean;
+  /** Word size in bytes (default 8). */
+  wordSize?: 4 | 8;
+  /** The true address of `_stext` (VMCOREINFO SYMBOL(_stext)), to choose the address encoding. */
+  stext?: bigint;
+  source?: SymbolSource;
+  /** File name for error messages. */
+  file?: string;
+}
+
+/** One symbol of the table. */
+export interface KernelSymbol {
+  name: string;
+  address: bigint;
+  /** Type letter as in /proc/kallsyms. */
+  type: string;
+  /** Bytes up to the next symbol with a higher address (the kernel's rule); 0 for the last. */
+  size: bigint;
+  /** Module name, for a module's symbol; undefined for the kernel's own. */
+  module?: string;
+}
+
+/** An address resolved to the symbol that contains it. */
+export interface Symbolized extends KernelSymbol {
+  /** Bytes from the symbol's start to the queried address. */
+  offset: bigint;
+}
+
+/** Sanity limits for untrusted tables. */
+export const KALLSYMS_LIMITS = {
+  /** 6.12 distribution kernels have about 200k symbols with KALLSYMS_ALL. */
+  maxSymbols: 4_000_000,
+  /** KSYM_NAME_LEN is 512 since 6.1 (128 before); a decoded name longer than this is corruption. */
+  maxNameLength: 1024,
+  /** The names table (about 2 MiB on a distribution kernel). */
+  maxNamesBytes: 64 << 20,
+  maxTokenTableBytes: 64 << 10,
+} as const;
+
+const latin1 = new TextDecoder('latin1');
+const MASK64 = (1n << 64n) - 1n;
+
+function hex(v: bigint): string {
+  return '0x' + BigInt.asUintN(64, v).toString(16);
+}
+
+/**
+ * The kernel's symbol table: lookups by name and by address, and iteration in address order.
+ * Built by {@link decodeKallsyms} (from the dump) or directly from arrays (tests, modules).
+ */
+export class KernelSymbols implements Iterable<KernelSymbol> {
+  /** Addresses ascending (table order). */
+  readonly addresses: BigUint64Array;
+  readonly names: readonly string[];
+  /** Type letters, one per symbol. */
+  readonly types: string;
+  private byNameMap: Map<string, number | number[]> | undefined;
+  /** Kernel image bounds used by symbolize(): [_stext or _text, _end). */
+  private readonly image: { start: bigint; end: bigint } | undefined;
+  private readonly percpu: { start: bigint; end: bigint } | undefined;
+
+  constructor(
+    init: { addresses: BigUint64Array; names: readonly string[]; types: string },
+    readonly source: SymbolSource,
+    readonly addressMode: KallsymsAddressMode,
+    readonly warnings: string[] = [],
+  ) {
+    if (init.names.length !== init.addresses.length || init.types.length !== init.addresses.length) {
+      throw new Error('KernelSymbols: arrays of different lengths');
+    }
+    this.addresses = init.addresses;
+    this.names = init.names;
+    this.types = init.types;
+    const first = (n: string) => {
+      const i = this.names.indexOf(n);
+      return i < 0 ? undefined : this.addresses[i]!;
+    };
+    const start = first('_stext') ?? first('_text');
+    const text = first('_text');
+    const end = first('_end');
+    if (start !== undefined && end !== undefined && end > start) {
+      this.image = { start: text !== undefined && text < start ? text : start, end };
+    }
+    const ps = first('__per_cpu_start');
+    const pe = first('__per_cpu_end');
+    if (ps !== undefined && pe !== undefined && pe > ps) this.percpu = { start: ps, end: pe };
+  }
+
+  /** Name → table indexes, built on the first lookup by name. */
+  private get byName(): Map<string, number | number[]> {
+    if (this.byNameMap) return this.byNameMap;
+    const m = new Map<string, number | number[]>();
+    for (let i = 0; i < this.names.length; i++) {
+      const n = this.names[i]!;
+      const cur = m.get(n);
+      if (cur === undefined) m.set(n, i);
+      else if (typeof cur === 'number') m.set(n, [cur, i]);
+      else cur.push(i);
+    }
+    this.byNameMap = m;
+    return m;
+  }
+
+  /** Number of symbols. */
+  get count(): number {
+    return this.addresses.length;
+  }
+
+  /** The symbol at table index `i` (address order). */
+  at(i: number): KernelSymbol | undefined {
+    if (i < 0 || i >= this.addresses.length) return undefined;
+    return { name: this.names[i]!, address: this.addresses[i]!, type: this.types[i]!, size: this.sizeAt(i) };
+  }
+
+  /** Address of the first symbol called `name` (in address order), or undefined. */
+  addressOf(name: string): bigint | undefined {
+    const v = this.byName.get(name);
+    if (v === undefined) return undefined;
+    return this.addresses[typeof v === 'number' ? v : v[0]!];
+  }
+
+  /** Every symbol called `name` (local symbols of different files may share a name). */
+  lookup(name: string): KernelSymbol[] {
+    const v = this.byName.get(name);
+    if (v === undefined) return [];
+    return (typeof v === 'number' ? [v] : v).map((i) => this.at(i)!);
+  }
+
+  /**
+   * The symbol containing `addr`, as the kernel's kallsyms_lookup() gives it: the first of the
+   * symbols at the highest address <= addr, with the offset into it. Undefined for an address
+   * outside the kernel image (`_text`/`_stext` .. `_end`) and outside the per-CPU section.
+   */
+  symbolize(addr: bigint): Symbolized | undefined {
+    const a = addr & MASK64;
+    const inImage = this.image ? a >= this.image.start && a < this.image.end : true;
+    const inPercpu = this.percpu ? a >= this.percpu.start && a < this.percpu.end : false;
+    if (!inImage && !inPercpu) return undefined;
+    let i = this.upperIndex(a);
+    if (i < 0) return undefined;
+    while (i > 0 && this.addresses[i - 1] === this.addresses[i]) i--;
+    const s = this.at(i)!;
+    return { ...s, offset: a - s.address };
+  }
+
+  *[Symbol.iterator](): Iterator<KernelSymbol> {
+    for (let i = 0; i < this.addresses.length; i++) yield this.at(i)!;
+  }
+
+  /** Index of the last symbol with address <= a, or -1. */
+  private upperIndex(a: bigint): number {
+    let lo = 0;
+    let hi = this.addresses.length; // first index with address > a
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.addresses[mid]! <= a) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo - 1;
+  }
+
+  private sizeAt(i: number): bigint {
+    const a = this.addresses[i]!;
+    for (let j = i + 1; j < this.addresses.length; j++) {
+      const b = this.addresses[j]!;
+      if (b > a) return b - a;
+    }
+    return 0n;
+  }
+}
+
+/** The kallsyms locations named by VMCOREINFO (6.0+), or undefined when any required one is absent. */
+export function kallsymsFromVmcoreinfo(vi: Vmcoreinfo): KallsymsLocations | undefined {
+  const names = vi.symbol('kallsyms_names');
+  const numSyms = vi.symbol('kallsyms_num_syms');
+  const tokenTable = vi.symbol('kallsyms_token_table');
+  const tokenIndex = vi.symbol('kallsyms_token_index');
+  const offsets = vi.symbol('kallsyms_offsets');
+  const relativeBase = vi.symbol('kallsyms_relative_base');
+  const addresses = vi.symbol('kallsyms_addresses');
+  if (names === undefined || numSyms === undefined || tokenTable === undefined || tokenIndex === undefined) return undefined;
+  if (offsets === undefined && addresses === undefined) return undefined;
+  return {
+    names,
+    numSyms,
+    tokenTable,
+    tokenIndex,
+    ...(offsets !== undefined ? { offsets } : {}),
+    ...(relativeBase !== undefined ? { relativeBase } : {}),
+    ...(addresses !== undefined ? { addresses } : {}),
+  };
+}
+
+async function readTable(read: ReadVirt, va: bigint, n: number, table: string, file: string | undefined): Promise<Uint8Array> {
+  try {
+    return await read(va, n);
+  } catch (e) {
+    if (!isVmcoreError(e)) throw e;
+    throw new VmcoreError(e.code, `${table}: cannot read ${n} bytes at ${hex(va)}: ${e.message}`, {
+      ...(file ? { file } : {}),
+      offset: va,
+      field: table,
+      cause: e,
+    });
+  }
+}
+
+function corrupt(msg: string, va: bigint, field: string, file: string | undefined): VmcoreError {
+  return new VmcoreError('BAD_FIELD', msg, { ...(file ? { file } : {}), offset: va, field });
+}
+
+/**
+ * Decode the kallsyms tables at `loc` through `read`.
+ * @param read kernel virtual memory reader (e.g. `KernelInfo.readVirt`).
+ * @param loc table addresses (from {@link kallsymsFromVmcoreinfo} or a scan).
+ * @returns the table, sorted by address as the kernel stores it.
+ * @throws VmcoreError PAGE_NOT_PRESENT / ADDRESS_TRANSLATION (a table cannot be read; the
+ *   message names the table and address), BAD_FIELD (a count, length, token or address that
+ *   cannot be right), OUT_OF_BOUNDS (a table larger than {@link KALLSYMS_LIMITS}).
+ */
+export async function decodeKallsyms(read: ReadVirt, loc: KallsymsLocations, opts: KallsymsDecodeOptions = {}): Promise<KernelSymbols> {
+  const le = opts.littleEndian ?? true;
+  const word = opts.wordSize ?? 8;
+  const file = opts.file;
+  const warnings: string[] = [];
+
+  // count
+  const numBuf = await readTable(read, loc.numSyms, 4, 'kallsyms_num_syms', file);
+  const num = new DataView(numBuf.buffer, numBuf.byteOffset, 4).getUint32(0, le);
+  if (num === 0 || num > KALLSYMS_LIMITS.maxSymbols) {
+    throw corrupt(`kallsyms_num_syms = ${num} is not a plausible symbol count (1..${KALLSYMS_LIMITS.maxSymbols})`, loc.numSyms, 'kallsyms_num_syms', file);
+  }
+
+  // tokens
+  const idxBuf = await readTable(read, loc.tokenIndex, 512, 'kallsyms_token_index', file);
+  const idxView = new DataView(idxBuf.buffer, idxBuf.byteOffset, 512);
+  const tokenOffsets: number[] = [];
+  let maxTok = 0;
+  for (let i = 0; i < 256; i++) {
+    const o = idxView.getUint16(i * 2, le);
+    tokenOffsets.push(o);
+    maxTok = Math.max(maxTok, o);
+  }
+  // the table is read up to the last token's end; it normally sits just before the index
+  const tokLimit = loc.tokenIndex > loc.tokenTable && loc.tokenIndex - loc.tokenTable <= BigInt(KALLSYMS_LIMITS.maxTokenTableBytes)
+    ? Number(loc.tokenIndex - loc.tokenTable)
+    : Math.min(KALLSYMS_LIMITS.maxTokenTableBytes, maxTok + 256);
+  if (maxTok >= tokLimit) throw corrupt(`kallsyms_token_index holds offset ${maxTok}, beyond the token table (${tokLimit} bytes)`, loc.tokenIndex, 'kallsyms_token_index', file);
+  const tokBuf = await readTable(read, loc.tokenTable, tokLimit, 'kallsyms_token_table', file);
+  const tokenBytes: Uint8Array[] = [];
+  for (let i = 0; i < 256; i++) {
+    const o = tokenOffsets[i]!;
+    const end = tokBuf.indexOf(0, o);
+    if (end < 0) throw corrupt(`token ${i} at offset ${o} has no terminating NUL`, loc.tokenTable + BigInt(o), 'kallsyms_token_table', file);
+    tokenBytes.push(tokBuf.slice(o, end));
+  }
+  const scratch = new Uint8Array(KALLSYMS_LIMITS.maxNameLength + 1);
+
+  // names
+  const namesBound = loc.tokenTable > loc.names && loc.tokenTable - loc.names <= BigInt(KALLSYMS_LIMITS.maxNamesBytes);
+  const namesLimit = namesBound ? Number(loc.tokenTable - loc.names) : KALLSYMS_LIMITS.maxNamesBytes;
+  // the whole table is read at once: up to kallsyms_token_table when that follows it (the
+  // usual layout), else in growing steps until every name fits
+  let namesBuf = await readTable(read, loc.names, Math.min(namesLimit, namesBound ? namesLimit : 4 << 20), 'kallsyms_names', file);
+  const decodeNames = (long: boolean) => {
+    const names: string[] = new Array<string>(num);
+    const types: string[] = new Array<string>(num);
+    const markers: number[] = [];
+    const b = namesBuf;
+    let off = 0;
+    let sawLong = false;
+    for (let i = 0; i < num; i++) {
+      if ((i & 0xff) === 0) markers.push(off);
+      const at = off;
+      if (off >= b.length) return { short: true as const };
+      let len = b[off++]!;
+      if (len & 0x80) {
+        sawLong = true;
+        if (long) {
+          if (off >= b.length) return { short: true as const };
+          len = (len & 0x7f) | (b[off++]! << 7);
+        }
+      }
+      if (len === 0) throw corrupt(`symbol ${i} has length 0`, loc.names + BigInt(at), 'kallsyms_names', file);
+      if (off + len > b.length) return { short: true as const };
+      let n = 0;
+      for (let k = off; k < off + len; k++) {
+        const t = tokenBytes[b[k]!]!;
+        if (n + t.length > scratch.length) {
+          throw corrupt(`symbol ${i} decodes to more than ${KALLSYMS_LIMITS.maxNameLength} characters`, loc.names + BigInt(at), 'kallsyms_names', file);
+        }
+        scratch.set(t, n);
+        n += t.length;
+      }
+      off += len;
+      if (n < 2) throw corrupt(`symbol ${i} decodes to ${n} characters`, loc.names + BigInt(at), 'kallsyms_names', file);
+      types[i] = String.fromCharCode(scratch[0]!);
+      names[i] = latin1.decode(scratch.subarray(1, n));
+    }
+    return { short: false as const, names, types, end: off, markers, sawLong };
+  };
+  const decodeAll = async (long: boolean) => {
+    for (;;) {
+      const r = decodeNames(long);
+      if (!r.short) return r;
+      if (namesBuf.length >= namesLimit) {
+        throw new VmcoreError('OUT_OF_BOUNDS', `kallsyms_names: ${num} names do not fit in ${namesLimit} bytes`, {
+          ...(file ? { file } : {}),
+          offset: loc.names,
+          field: 'kallsyms_names',
+        });
+      }
+      namesBuf = await readTable(read, loc.names, Math.min(namesLimit, namesBuf.length * 2), 'kallsyms_names', file);
+    }
+  };
+  // two-byte lengths (6.1+) unless only the one-byte reading ends where kallsyms_markers begin
+  type Decoded = Awaited<ReturnType<typeof decodeAll>>;
+  const attempt = async (long: boolean): Promise<Decoded | VmcoreError> => {
+    try {
+      return await decodeAll(long);
+    } catch (e) {
+      if (!isVmcoreError(e)) throw e;
+      return e;
+    }
+  };
+  const long = await attempt(true);
+  let decoded: Decoded;
+  if (!(long instanceof VmcoreError) && (!long.sawLong || (await markersFollow(read, loc.names, long.end, long.markers, le)))) {
+    decoded = long;
+  } else {
+    const short = await attempt(false);
+    if (!(short instanceof VmcoreError) && short.sawLong && (await markersFollow(read, loc.names, short.end, short.markers, le))) decoded = short;
+    else if (long instanceof VmcoreError) throw long;
+    else {
+      decoded = long;
+      warnings.push('kallsyms_markers do not follow kallsyms_names where expected; names read with two-byte lengths (6.1+)');
+    }
+  }
+
+  // addresses
+  const addresses = new BigUint64Array(num);
+  let mode: KallsymsAddressMode;
+  const stextIdx = decoded.names.indexOf('_stext');
+  if (loc.addresses !== undefined) {
+    mode = 'absolute';
+    const n = num * word;
+    const buf = await readTable(read, loc.addresses, n, 'kallsyms_addresses', file);
+    const dv = new DataView(buf.buffer, buf.byteOffset, n);
+    for (let i = 0; i < num; i++) addresses[i] = word === 8 ? dv.getBigUint64(i * 8, le) : BigInt(dv.getUint32(i * 4, le));
+  } else if (loc.offsets !== undefined) {
+    const n = num * 4;
+    const buf = await readTable(read, loc.offsets, n, 'kallsyms_offsets', file);
+    const dv = new DataView(buf.buffer, buf.byteOffset, n);
+    let base: bigint | undefined;
+    if (loc.relativeBase !== undefined) {
+      const b = await readTable(read, loc.relativeBase, word, 'kallsyms_relative_base', file);
+      const bv = new DataView(b.buffer, b.byteOffset, word);
+      base = word === 8 ? bv.getBigUint64(0, le) : BigInt(bv.getUint32(0, le));
+    }
+    const wmask = word === 8 ? MASK64 : 0xffffffffn;
+    const calc: Record<'absolute-percpu' | 'relative' | 'pc-relative', (i: number) => bigint> = {
+      'absolute-percpu': (i) => {
+        const v = dv.getInt32(i * 4, le);
+        return v >= 0 ? BigInt(v) : (base! - 1n - BigInt(v)) & wmask;
+      },
+      relative: (i) => (base! + BigInt(dv.getUint32(i * 4, le))) & wmask,
+      'pc-relative': (i) => (loc.offsets! + BigInt(i * 4) + BigInt(dv.getInt32(i * 4, le))) & wmask,
+    };
+    const candidates: (keyof typeof calc)[] = base !== undefined ? ['absolute-percpu', 'relative'] : ['pc-relative'];
+    const sorted = (m: keyof typeof calc) => {
+      let prev = 0n;
+      for (let i = 0; i < num; i++) {
+        const a = calc[m](i);
+        if (a < prev) return false;
+        prev = a;
+      }
+      return true;
+    };
+    let chosen: keyof typeof calc | undefined;
+    if (opts.stext !== undefined && stextIdx >= 0) chosen = candidates.find((m) => calc[m](stextIdx) === opts.stext);
+    if (chosen === undefined && opts.stext !== undefined && stextIdx >= 0) {
+      throw corrupt(
+        `no address encoding gives _stext its VMCOREINFO address ${hex(opts.stext)} (${candidates.map((m) => `${m}: ${hex(calc[m](stextIdx))}`).join(', ')})`,
+        loc.offsets,
+        'kallsyms_offsets',
+        file,
+      );
+    }
+    chosen ??= candidates.find(sorted);
+    if (chosen === undefined) throw corrupt('kallsyms_offsets give unsorted addresses in every encoding', loc.offsets, 'kallsyms_offsets', file);
+    mode = chosen;
+    for (let i = 0; i < num; i++) addresses[i] = calc[chosen](i);
+  } else {
+    throw new VmcoreError('UNSUPPORTED', 'kallsyms: neither kallsyms_offsets nor kallsyms_addresses is known', { ...(file ? { file } : {}) });
+  }
+  // the kernel sorts the table by address; a dip means a corrupt table
+  let dips = 0;
+  for (let i = 1; i < num; i++) if (addresses[i]! < addresses[i - 1]!) dips++;
+  if (dips > 0) warnings.push(`kallsyms addresses are not sorted (${dips} places); lookups by address may be wrong`);
+  if (opts.stext !== undefined && stextIdx >= 0 && addresses[stextIdx] !== opts.stext) {
+    warnings.push(`kallsyms gives _stext ${hex(addresses[stextIdx]!)}, VMCOREINFO says ${hex(opts.stext)}`);
+  }
+  return new KernelSymbols({ addresses, names: decoded.names, types: decoded.types.join('') }, opts.source ?? 'VMCOREINFO', mode, warnings);
+}
+
+/**
+ * True when kallsyms_markers (u32 or native-word entries, aligned to 4 or 8) start within a few
+ * bytes after the names table ending at `end`, holding the offsets of every 256th symbol.
+ */
+async function markersFollow(read: ReadVirt, names: bigint, end: number, markers: number[], le: boolean): Promise<boolean> {
+  if (markers.length < 2) return true; // nothing to check against
+  let buf: Uint8Array;
+  try {
+    buf = await read(names + BigInt(end), 16 + 16);
+  } catch {
+    return false;
+  }
+  const dv = new DataView(buf.buffer, buf.byteOffset, buf.length);
+  for (let pad = 0; pad < 8; pad++) {
+    if ((end + pad) % 4 !== 0) continue;
+    if (dv.getUint32(pad, le) !== 0) continue;
+    if (dv.getUint32(pad + 4, le) === markers[1]) return true;
+    if ((end + pad) % 8 === 0 && dv.getUint32(pad + 4, le) === 0 && dv.getUint32(pad + 8, le) === markers[1]) return true;
+  }
+  return false;
+}
+
+/** The parts of the kernel analysis that symbol loading uses. */
+export interface SymbolKernel {
+  vmcoreinfo: Vmcoreinfo | undefined;
+  readVirt: ReadVirt;
+  files?: readonly { name: string }[];
+}
+
+/**
+ * Load the kernel's symbol table from a dump: through VMCOREINFO's SYMBOL(kallsyms_*) entries
+ * (Linux 6.0+).
+ * @param kernel the `analyzeKernel` result (VMCOREINFO and kernel virtual memory).
+ * @throws VmcoreError NO_SYMBOLS when the tables cannot be located, or the errors of
+ *   {@link decodeKallsyms} when they are found but cannot be read.
+ */
+export async function loadKernelSymbols(kernel: SymbolKernel, opts: { file?: string } = {}): Promise<KernelSymbols> {
+  const vi = kernel.vmcoreinfo;
+  const file = opts.file ?? kernel.files?.[0]?.name;
+  const loc = vi ? kallsymsFromVmcoreinfo(vi) : undefined;
+  if (!vi || !loc) {
+    throw new VmcoreError(
+      'NO_SYMBOLS',
+      vi ? 'VMCOREINFO has no SYMBOL(kallsyms_*) entries (Linux 6.0+ writes them)' : 'no VMCOREINFO, so the kallsyms tables cannot be located',
+      { ...(file ? { file } : {}) },
+    );
+  }
+  const stext = vi.symbol('_stext');
+  return decodeKallsyms(kernel.readVirt, loc, { source: 'VMCOREINFO', ...(stext !== undefined ? { stext } : {}), ...(file ? { file } : {}) });
+}
