@@ -129,7 +129,8 @@ export class OrcTable {
    * @param ipBase address of the first IP-table slot
    * @param ipTable the s32 relative IP table (4 bytes per entry)
    * @param orcTable the orc_entry table (6 bytes per entry), same count
-   * @param textStart/textEnd the text range the table covers (lookups outside it miss)
+   * @param textStart/textEnd the text range the table covers (lookups outside it miss); both 0n
+   *   for the table's own IP range (the kernel's table covers its text, entry and init text)
    * Throws BAD_FIELD when the two tables disagree in length or the IPs are not sorted.
    */
   constructor(
@@ -138,8 +139,8 @@ export class OrcTable {
     ipTable: Uint8Array,
     private readonly orcTable: Uint8Array,
     readonly layout: OrcLayout,
-    readonly textStart: bigint,
-    readonly textEnd: bigint,
+    public textStart: bigint,
+    public textEnd: bigint,
   ) {
     const n = Math.floor(ipTable.length / 4);
     if (orcTable.length < n * ORC_ENTRY_SIZE) {
@@ -158,6 +159,10 @@ export class OrcTable {
       }
       this.ips[i] = ip;
       prev = ip;
+    }
+    if (textStart === 0n && textEnd === 0n && n > 0) {
+      this.textStart = this.ips[0]!;
+      this.textEnd = this.ips[n - 1]! + 1n;
     }
   }
 
