@@ -6,14 +6,18 @@
 #
 # Environment:
 #   VMCORE_GUEST_CACHE  cache directory (default /tmp/vmcore-guest)
-#   VMCORE_KERNEL_ABI   force an ABI such as 6.1.0-56 (default: what the linux-image-cloud-amd64
+#   VMCORE_KERNEL_ABI   force an ABI such as 6.1.0-56 (default: what the linux-image-cloud-<arch>
 #                       meta-package currently depends on)
+#   VMCORE_KERNEL_ARCH  amd64 (default) or arm64 (needs `dpkg --add-architecture arm64` and
+#                       `apt-get update` first; the packages are downloaded, never installed)
 #
 # Prints shell assignments on stdout (eval-able):
 #   KVER=6.1.0-56-cloud-amd64 VMLINUZ=... VMLINUX=... (VMLINUX only with --dbg)
 set -euo pipefail
 
 CACHE=${VMCORE_GUEST_CACHE:-/tmp/vmcore-guest}
+KARCH=${VMCORE_KERNEL_ARCH:-amd64}
+case "$KARCH" in amd64) QUAL= ;; arm64) QUAL=:arm64 ;; *) echo "VMCORE_KERNEL_ARCH must be amd64 or arm64" >&2; exit 2 ;; esac
 WANT_DBG=0
 for a in "$@"; do
   case "$a" in
@@ -26,11 +30,11 @@ mkdir -p "$CACHE/debs"
 log() { echo "fetch-kernel: $*" >&2; }
 
 if [ -n "${VMCORE_KERNEL_ABI:-}" ]; then
-  KVER="${VMCORE_KERNEL_ABI}-cloud-amd64"
+  KVER="${VMCORE_KERNEL_ABI}-cloud-$KARCH"
 else
   # The meta-package always points at the current ABI; Debian drops old ones from the archive.
-  KVER=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null \
-    | sed -n 's/^ *Depends: linux-image-\([0-9][^ ]*-cloud-amd64\)$/\1/p' | head -n1)
+  KVER=$(apt-cache depends "linux-image-cloud-$KARCH$QUAL" 2>/dev/null \
+    | sed -n "s/^ *Depends: linux-image-\([0-9][^ :]*-cloud-$KARCH\)\(:$KARCH\)\{0,1\}\$/\1/p" | head -n1)
   if [ -z "$KVER" ]; then
     log "cannot find the current cloud kernel with apt-cache (run apt-get update?)"
     exit 1
@@ -44,7 +48,7 @@ fetch_pkg() { # $1 package name, $2 unpack dir
   deb=$(ls "$CACHE/debs/${pkg}_"*.deb 2>/dev/null | head -n1 || true)
   if [ -z "$deb" ]; then
     log "downloading $pkg"
-    (cd "$CACHE/debs" && apt-get download "$pkg" >&2)
+    (cd "$CACHE/debs" && apt-get download "$pkg$QUAL" >&2)
     deb=$(ls "$CACHE/debs/${pkg}_"*.deb | head -n1)
   fi
   log "unpacking $(basename "$deb")"

@@ -26,6 +26,7 @@ import { kernelMemoryEnd } from '../core/kernel/memsection.js';
 import { openDumpFiles } from './open.js';
 import { FileSource } from './file-source.js';
 import { convertDump } from './convert/index.js';
+import { withPageSize } from '../core/reblock.js';
 import { checkOutput, FileSink, ioError } from './convert/sinks.js';
 
 export interface FixOptions {
@@ -172,8 +173,8 @@ export async function fixDump(input: string, opts: FixOptions): Promise<FixResul
   };
   try {
     const warnings: string[] = [];
-    if (dump.arch !== 'x86_64') {
-      throw new VmcoreError('UNSUPPORTED', `architecture ${dump.arch}: only x86_64 dumps can be fixed (phys_base is proved with x86_64 page tables)`, { file: input });
+    if (!['x86_64', 'aarch64', 'unknown', 'Unknown'].includes(dump.arch)) {
+      throw new VmcoreError('UNSUPPORTED', `architecture ${dump.arch}: only x86_64 and aarch64 dumps can be fixed (the kernel's location is proved with their page tables)`, { file: input });
     }
     if (opts.inPlace && !(dump instanceof KdumpDump && !dump.flattened)) {
       throw new VmcoreError(
@@ -186,6 +187,9 @@ export async function fixDump(input: string, opts: FixOptions): Promise<FixResul
     }
     if (dump instanceof KdumpDump) singleKdumpPart(dump); // refuse split parts before the analysis
     const k = await analyzeKernel(dump);
+    if (k.arch !== 'x86_64' && k.arch !== 'aarch64') {
+      throw new VmcoreError('UNSUPPORTED', `architecture ${dump.arch}: not recognised as x86_64 or aarch64 from the notes or VMCOREINFO`, { file: input });
+    }
     warnings.push(...dump.warnings);
     const { value: physBase, source } = choosePhysBase(k, opts.physBase, input, warnings);
     const vmciText = dump.vmcoreinfoText ?? k.vmcoreinfo?.text;
@@ -213,6 +217,8 @@ export async function fixDump(input: string, opts: FixOptions): Promise<FixResul
         if (BigInt.asUintN(64, part.h.physBase) !== BigInt.asUintN(64, physBase)) changes.push(`phys_base ${hex(part.h.physBase)} -> ${hex(physBase)}`);
         if (vmciAdded) warnings.push('--in-place corrects phys_base only: the VMCOREINFO recovered from memory is not added (write a fixed copy with -o OUT for that)');
         if (!part.h.utsname.release) warnings.push('--in-place corrects phys_base only: the header utsname stays empty (write a fixed copy with -o OUT)');
+        const kps = k.vmcoreinfo?.pageSize;
+        if (kps !== undefined && kps < dump.pageSize) warnings.push(`--in-place keeps the ${dump.pageSize}-byte blocks; readers that count pages in the kernel's PAGESIZE (${kps}) still fail (write a fixed copy with -o OUT)`);
         const end = await kernelMemoryEnd(k, dump.pageSize);
         if (end && end.endPfn < dump.maxPfn) {
           warnings.push(
@@ -232,6 +238,35 @@ export async function fixDump(input: string, opts: FixOptions): Promise<FixResul
         };
       }
       const out = opts.out!;
+      const kernelPageSize = k.vmcoreinfo?.pageSize;
+      if (kernelPageSize !== undefined && kernelPageSize < dump.pageSize) {
+        // QEMU's arm64 files use 64 KiB blocks; the other readers count pages in PAGESIZE:
+        // rewrite every block as the kernel's pages (decompressed and compressed again)
+        const notes: ElfNote[] = [...dump.notes];
+        if (vmciAdded) notes.push({ name: NOTE_VMCOREINFO, type: 0, desc: textBytes(vmciText!) });
+        const det = await dump.details();
+        const codecs = Object.entries(det.codecs ?? {}).filter(([c]) => ['zlib', 'lzo', 'snappy', 'zstd'].includes(c));
+        codecs.sort((a, b) => b[1] - a[1]);
+        const codec = (codecs[0]?.[0] ?? 'zlib') as 'zlib' | 'lzo' | 'snappy' | 'zstd';
+        const summary = await convertDump(withPageSize(new NoteOverlay(dump, notes, vmciText), kernelPageSize), out, {
+          format: 'kdump',
+          codec,
+          dumpLevel: 1,
+          physBase,
+          ...(k.utsname ? { utsname: k.utsname } : {}),
+          force: !!opts.force,
+          inputFiles: [input],
+          ...(opts.threads !== undefined ? { threads: opts.threads } : {}),
+        });
+        warnings.push(...summary.warnings);
+        const changes = [
+          `${dump.pageSize}-byte blocks rewritten as the kernel's ${kernelPageSize}-byte pages (${codec}): crash, makedumpfile and libkdumpfile count pages in PAGESIZE`,
+          ...(dump.flattened ? ['flattened stream written as a seekable kdump file'] : []),
+          ...(vmciAdded ? [`VMCOREINFO note added (${vmciText!.length} bytes recovered from memory)`] : []),
+          ...(k.utsname ? [`utsname filled from the kernel: ${k.utsname.sysname} ${k.utsname.release} ${k.utsname.machine}`] : []),
+        ];
+        return { ...base, output: out, inPlace: false, outputFormat: 'kdump', vmcoreinfo: { source: k.vmcoreinfoSource, added: vmciAdded }, changes, bytes: summary.bytesOut };
+      }
       let maxPfn: number | undefined;
       if (!opts.keepAllPages) {
         const end = await kernelMemoryEnd(k, dump.pageSize);

@@ -250,3 +250,26 @@ test('arm64: a wrong kimage_voffset in VMCOREINFO is not proven, and nothing thr
     await dump.close();
   }
 });
+
+test('withPageSize: 64 KiB blocks seen as the kernel\'s 4 KiB pages', async () => {
+  const { withPageSize } = await import('../../src/core/reblock.js');
+  const dump = await open();
+  try {
+    const v = withPageSize(dump, 4096);
+    assert.equal(v.maxPfn, dump.maxPfn * 16);
+    let present = 0;
+    for await (const r of v.pageRuns()) {
+      assert.equal(await v.pageState(r.startPfn), await dump.pageState(Math.floor(r.startPfn / 16)));
+      if (r.state === 'data' && present++ < 3) {
+        const block = await dump.readPage(Math.floor(r.startPfn / 16));
+        const off = (r.startPfn % 16) * 4096;
+        assert.deepEqual(await v.readPage(r.startPfn), block.subarray(off, off + 4096));
+      }
+    }
+    assert.ok(present > 0);
+    assert.equal(withPageSize(dump, dump.pageSize), dump);
+    assert.throws(() => withPageSize(dump, 3000), (e) => isVmcoreError(e) && e.code === 'BAD_FIELD');
+  } finally {
+    await dump.close();
+  }
+});

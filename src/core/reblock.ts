@@ -1,0 +1,58 @@
+/**
+ * A dump seen with smaller page frames. QEMU writes aarch64 kdump files in 64 KiB blocks whatever
+ * the guest's page size (target/arm/arch_dump.c sets page_size = 64 KiB; reference formats.md
+ * §3.3), while crash, makedumpfile and libkdumpfile take the kdump block_size to be the kernel's
+ * PAGESIZE and count max_mapnr and the bitmaps in those pages. Converting or fixing such a file
+ * for them means writing it in the kernel's page size: this view splits every block into
+ * `pageSize` frames with the block's state, reading each frame from the block it lies in.
+ */
+import { VmcoreError } from './errors.js';
+import type { Dump, PageRun, PageState } from './dump.js';
+
+/**
+ * `dump` with page frames of `pageSize` bytes (a power of two that divides `dump.pageSize`).
+ * Returns `dump` itself when the sizes are equal. Throws BAD_FIELD for any other size.
+ */
+export function withPageSize(dump: Dump, pageSize: number): Dump {
+  if (pageSize === dump.pageSize) return dump;
+  if (!Number.isInteger(pageSize) || pageSize < 512 || pageSize > dump.pageSize || dump.pageSize % pageSize !== 0 || (pageSize & (pageSize - 1)) !== 0) {
+    throw new VmcoreError('BAD_FIELD', `page size ${pageSize} does not divide the dump's block size ${dump.pageSize}`, {
+      ...(dump.files[0] ? { file: dump.files[0].name } : {}),
+      field: 'PAGESIZE',
+    });
+  }
+  const k = dump.pageSize / pageSize;
+  const maxPfn = dump.maxPfn * k;
+  const view: Dump = {
+    format: dump.format,
+    variant: dump.variant,
+    files: dump.files,
+    arch: dump.arch,
+    littleEndian: dump.littleEndian,
+    is64: dump.is64,
+    notes: dump.notes,
+    vmcoreinfoText: dump.vmcoreinfoText,
+    warnings: dump.warnings,
+    details: () => dump.details(),
+    close: () => dump.close(),
+    pageSize,
+    maxPfn,
+    pageState(pfn: number): Promise<PageState> {
+      return dump.pageState(Math.floor(pfn / k));
+    },
+    async *pageRuns(start = 0, end = maxPfn): AsyncIterable<PageRun> {
+      for await (const r of dump.pageRuns(Math.floor(start / k), Math.ceil(end / k))) {
+        const s = Math.max(start, r.startPfn * k);
+        const e = Math.min(end, r.endPfn * k);
+        if (s < e) yield { startPfn: s, endPfn: e, state: r.state };
+      }
+    },
+    async readPage(pfn: number): Promise<Uint8Array> {
+      const block = await dump.readPage(Math.floor(pfn / k));
+      const off = (pfn % k) * pageSize;
+      return block.subarray(off, off + pageSize);
+    },
+    readPhys: (addr, length, opts) => dump.readPhys(addr, length, opts),
+  };
+  return view;
+}

@@ -1,0 +1,122 @@
+/**
+ * arm64 against the peers on the real arm64 QEMU dump (env VMCORE_CORPUS_ARM64, default
+ * ../shared/corpus-arm64 next to the repository): QEMU 7.2 kdump-zlib of a Debian 6.1 arm64
+ * guest with KASLR (64 KiB blocks, machine "Unknown", flattened).
+ *  - libkdumpfile 0.5.1 and drgn 0.0.22 cannot open QEMU's file;
+ *  - vmcore proves PHYS_OFFSET and kimage_voffset equal to what the guest printed on its console
+ *    (case.json truth), reads the kernel log with the marker and panic lines;
+ *  - after `vmcore fix`, libkdumpfile reads every page with the same digest as vmcore reads from
+ *    the original (in the kernel's 4 KiB pages) and the true PHYS_OFFSET, and drgn with the arm64
+ *    -dbg vmlinux reads init_uts_ns and the kernel log with the marker.
+ * The arm64 -dbg vmlinux: VMCORE_VMLINUX_ARM64, or scripts/guest/fetch-kernel.sh with
+ * VMCORE_KERNEL_ARCH=arm64 (cached). Under CI=true a missing corpus or vmlinux fails.
+ */
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { openDumpFiles } from '../../src/node/open.js';
+import { hashMemory } from '../../src/core/hash.js';
+import { nodeSha256 } from '../../src/node/hash.js';
+import { withPageSize } from '../../src/core/reblock.js';
+
+const root = fileURLToPath(new URL('../../../', import.meta.url));
+const corpus = process.env['VMCORE_CORPUS_ARM64'] ?? resolve(root, '../shared/corpus-arm64');
+const CASE = 'direct-max-kaslr-1cpu-256M-vmci-panic';
+const dumpPath = join(corpus, CASE, 'qemu-kdump-zlib.vmcore');
+const CLI = join(root, 'dist/src/cli/main.js');
+const PEERS = join(root, 'test/interop/fix-peers.py');
+const PY = '/usr/bin/python3';
+const CI = process.env['CI'] === 'true';
+const tmp = mkdtempSync(join(process.env['VMCORE_SCRATCH'] ?? tmpdir(), 'vmcore-arm64-'));
+after(() => rmSync(tmp, { recursive: true, force: true }));
+
+const haveCorpus = existsSync(dumpPath);
+if (CI && !haveCorpus) throw new Error(`arm64 corpus missing: ${dumpPath}`);
+
+function vmcore(args: string[]) {
+  const r = spawnSync(process.execPath, [CLI, ...args], { maxBuffer: 64 << 20 });
+  return { status: r.status, out: r.stdout.toString(), err: r.stderr.toString() };
+}
+function peer(args: string[]): Record<string, unknown> {
+  const r = spawnSync(PY, [PEERS, ...args], { maxBuffer: 64 << 20 });
+  const line = r.stdout.toString().trim().split('\n').pop() ?? '';
+  try {
+    return JSON.parse(line) as Record<string, unknown>;
+  } catch {
+    return { error: `no JSON from fix-peers.py: ${r.stderr.toString().slice(0, 400)}` };
+  }
+}
+
+function arm64Vmlinux(): string | undefined {
+  const env = process.env['VMCORE_VMLINUX_ARM64'];
+  if (env && existsSync(env)) return env;
+  const r = spawnSync('bash', [join(root, 'scripts/guest/fetch-kernel.sh'), '--dbg'], {
+    env: { ...process.env, VMCORE_KERNEL_ARCH: 'arm64', VMCORE_KERNEL_ABI: '6.1.0-56' },
+    maxBuffer: 16 << 20,
+  });
+  const m = /^VMLINUX=(.*)$/m.exec(r.stdout?.toString() ?? '');
+  return m && existsSync(m[1]!) ? m[1] : undefined;
+}
+
+const truth = haveCorpus
+  ? (JSON.parse(readFileSync(join(corpus, CASE, 'case.json'), 'utf8')) as { truth: { placement: Record<string, string>; marker: string; release: string } }).truth
+  : undefined;
+
+test('arm64 QEMU dump: libkdumpfile and drgn cannot read the original', { skip: !haveCorpus && 'no arm64 corpus' }, () => {
+  assert.ok(peer(['lkdf', dumpPath])['error'], 'libkdumpfile opened QEMU\'s flattened arm64 file');
+  const vml = arm64Vmlinux();
+  if (vml) assert.ok(peer(['drgn', dumpPath, vml])['error'], 'drgn read QEMU\'s arm64 file');
+});
+
+test('arm64 QEMU dump: vmcore proves PHYS_OFFSET and kimage_voffset as the guest printed them, and reads its log', { skip: !haveCorpus && 'no arm64 corpus' }, () => {
+  const r = vmcore(['info', '--json', dumpPath]);
+  assert.equal(r.status, 0, r.err);
+  const info = JSON.parse(r.out) as { arch: string; physBase: { name: string; value: string; verdict: string; aarch64: Record<string, unknown> }; kernel: { release: string } };
+  const P = truth!.placement;
+  assert.equal(info.arch, 'aarch64');
+  assert.equal(info.physBase.name, 'PHYS_OFFSET');
+  assert.equal(BigInt(info.physBase.value), BigInt(P['phys_offset']!));
+  assert.equal(info.physBase.verdict, 'header correct');
+  assert.equal(info.physBase.aarch64['kimageVoffset'], P['kimage_voffset']);
+  assert.equal(info.physBase.aarch64['swapperPgDir'], P['swapper_pg_dir_phys']);
+  assert.equal(info.kernel.release, truth!.release);
+  const d = vmcore(['dmesg', dumpPath]);
+  assert.equal(d.status, 0, d.err);
+  assert.ok(d.out.includes(truth!.marker), 'marker line in the log');
+  assert.ok(d.out.includes('Kernel panic - not syncing: sysrq triggered crash'));
+  const v = vmcore(['read', dumpPath, '--virt', P['init_uts_ns_vaddr']!, '--length', '5']);
+  assert.equal(v.out, 'Linux');
+});
+
+test('arm64 QEMU dump: after vmcore fix, libkdumpfile and drgn read the same memory and the true PHYS_OFFSET', { skip: !haveCorpus && 'no arm64 corpus' }, async () => {
+  const fixed = join(tmp, 'fixed.kdump');
+  const f = vmcore(['fix', dumpPath, '-o', fixed, '--json']);
+  assert.equal(f.status, 0, f.err);
+  const want = await (async () => {
+    const d = await openDumpFiles([dumpPath]);
+    try {
+      return await hashMemory(withPageSize(d, 4096), { hasher: nodeSha256 });
+    } finally {
+      await d.close();
+    }
+  })();
+  const lk = peer(['lkdf', fixed, '--digest']);
+  assert.equal(lk['error'], undefined, String(lk['error']));
+  assert.equal(lk['sha256'], want.sha256);
+  assert.equal(lk['pages'], want.pages);
+  assert.equal(lk['release'], truth!.release);
+  assert.equal(BigInt(String(lk['phys_base'])), BigInt(truth!.placement['phys_offset']!));
+  const vml = arm64Vmlinux();
+  if (!vml) {
+    if (CI) assert.fail('the arm64 -dbg vmlinux could not be fetched');
+    return;
+  }
+  const dr = peer(['drgn', fixed, vml, truth!.marker]);
+  assert.equal(dr['error'], undefined, String(dr['error']));
+  assert.equal(dr['release'], truth!.release);
+  assert.ok((dr['marker'] as string[]).length > 0, 'drgn finds the marker line');
+});
