@@ -15,7 +15,7 @@ export { ElfDump, readElfLayout, isElf } from './format/elf/reader.js';
 export * from './format/kdump/structs.js';
 export { KdumpDump, KdumpFile, readKdumpHeader, isKdump, codecOfFlags, statusNames } from './format/kdump/reader.js';
 export { FlattenedSource, isFlattened } from './format/kdump/flattened.js';
-export { openDump, sniff, registerElfVariant } from './format/open.js';
+export { openDump, sniff } from './format/open.js';
 export * from './kernel/x86_64/cpu.js';
 export * from './kernel/x86_64/addrspace.js';
 export * from './kernel/x86_64/pagetables.js';

@@ -3,7 +3,6 @@ import { openDump } from '../core/format/open.js';
 import type { Dump } from '../core/dump.js';
 import type { CodecRegistry } from '../core/codec/types.js';
 import { FileSource } from './file-source.js';
-import '../core/format/celf/register.js'; // celf files open through openDump
 import { nodeCodecs } from './codecs.js';
 
 export async function openDumpFiles(paths: string[], opts: { codecs?: CodecRegistry } = {}): Promise<Dump> {

@@ -16,6 +16,7 @@ import { MapCodecRegistry, type CodecName } from '../../src/core/codec/types.js'
 import { Elf64_Ehdr, Elf64_Shdr, Elf64_Phdr, PT_LOAD, PT_NOTE, SHF_COMPRESSED, SHF_ALLOC } from '../../src/core/format/elf/structs.js';
 import { CelfBufferSink, CelfLayout, checkChunkSize, compressChunk, isCelf, openCelf, parseChunkSize, writeCelf, type WriteCelfOptions } from '../../src/core/format/celf/index.js';
 import { openDump } from '../../src/core/format/open.js';
+import { CachedSource } from '../../src/core/io/cached.js';
 
 const PS = 4096;
 const enc = new TextEncoder();
@@ -216,7 +217,6 @@ test('a missing codec is CODEC_UNAVAILABLE when a page is read, not at open', as
 });
 
 test('openDump routes celf to the celf reader and plain ELF away from it', async () => {
-  await import('../../src/core/format/celf/register.js');
   const file = await toCelf(sampleMemory());
   const src = new BufferSource(file, 'a.celf');
   assert.equal(await isCelf(src), true);
@@ -226,6 +226,25 @@ test('openDump routes celf to the celf reader and plain ELF away from it', async
   const plain = file.slice(0, 120);
   Elf64_Ehdr.write({ e_shoff: 0, e_shnum: 0, e_shstrndx: 0 }, plain, 0, true);
   assert.equal(await isCelf(new BufferSource(plain)), false);
+});
+
+test('opening: a failing read while probing for celf is that error, not a fall-back to plain ELF', async () => {
+  const file = await toCelf(sampleMemory());
+  const inner = new BufferSource(file, 'flaky.celf');
+  // the section headers (read only by the celf probe) sit on a failing disk block
+  const shoff = Number(Elf64_Ehdr.read(file, 0, true).e_shoff);
+  const flaky = {
+    name: inner.name,
+    size: inner.size,
+    async read(offset: number, length: number) {
+      if (offset + length > shoff) throw new Error('EIO: disk read failed');
+      return inner.read(offset, length);
+    },
+  };
+  // small read-ahead chunks, so that the probe's own reads reach the source
+  await assert.rejects(openDump([new CachedSource(flaky, 64, 1)], nodeCodecs()), /EIO: disk read failed/);
+  // the same file on a good disk opens as celf
+  assert.equal((await openDump([new CachedSource(inner, 64, 1)], nodeCodecs())).format, 'celf');
 });
 
 test('big-endian celf round trip', async () => {

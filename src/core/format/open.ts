@@ -9,19 +9,20 @@ import type { Dump } from '../dump.js';
 import { ElfDump, isElf } from './elf/reader.js';
 import { KdumpDump, isKdump } from './kdump/reader.js';
 import { FlattenedSource, isFlattened } from './kdump/flattened.js';
+import { isCelf, openCelf } from './celf/reader.js';
 import { CachedSource } from '../io/cached.js';
 
 export type SourceKind = 'elf' | 'kdump' | 'flattened' | 'unknown';
 
-export interface CelfHook {
-  /** Returns a Dump when `src` is a compressed ELF dump, undefined for a plain ELF. */
-  tryOpen(src: ByteSource, codecs: CodecRegistry): Promise<Dump | undefined>;
-}
-const celfHooks: CelfHook[] = [];
-/** Lets the compressed-ELF reader claim ELF files before the plain ELF reader. */
-export function registerElfVariant(h: CelfHook): void {
-  celfHooks.push(h);
-}
+/**
+ * The formats inside an ELF container, most specific first: the first whose probe accepts the
+ * file opens it (a celf file is also a valid ELF core, so celf is asked before plain ELF).
+ * Probes throw only for I/O errors; a file that is not of their format gives false.
+ */
+const ELF_FORMATS: readonly { name: string; probe(src: ByteSource): Promise<boolean>; open(src: ByteSource, codecs: CodecRegistry): Promise<Dump> }[] = [
+  { name: 'celf', probe: isCelf, open: openCelf },
+  { name: 'elf', probe: async () => true, open: (src) => ElfDump.open(src) },
+];
 
 export async function sniff(src: ByteSource): Promise<SourceKind> {
   const head = await src.read(0, Math.min(32, src.size));
@@ -67,11 +68,7 @@ export async function openDump(rawSources: ByteSource[], codecs: CodecRegistry):
   }
   if (kinds.every((k) => k === 'elf')) {
     if (sources.length > 1) throw new VmcoreError('USAGE', 'several ELF files given: only kdump split sets can be opened together');
-    for (const h of celfHooks) {
-      const d = await h.tryOpen(sources[0]!, codecs);
-      if (d) return d;
-    }
-    return ElfDump.open(sources[0]!);
+    for (const f of ELF_FORMATS) if (await f.probe(sources[0]!)) return f.open(sources[0]!, codecs);
   }
   if (kinds.some((k) => k === 'elf')) throw new VmcoreError('USAGE', 'cannot mix ELF and kdump files in one set');
   const opened = [];

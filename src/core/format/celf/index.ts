@@ -2,4 +2,3 @@
 export * from './structs.js';
 export * from './writer.js';
 export * from './reader.js';
-export { registerCelf } from './register.js';

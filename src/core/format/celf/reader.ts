@@ -78,8 +78,14 @@ export function mayBeCelf(head: Uint8Array): boolean {
   if (head[0] !== 0x7f || head[1] !== 0x45 || head[2] !== 0x4c || head[3] !== 0x46 || head[4] !== ELFCLASS64) return false;
   const le = head[5] === ELFDATA2LSB;
   if (!le && head[5] !== ELFDATA2MSB) return false;
-  const h = Elf64_Ehdr.read(head, 0, le);
-  return h.e_type === ET_CORE && h.e_shoff !== 0;
+  try {
+    const h = Elf64_Ehdr.read(head, 0, le);
+    return h.e_type === ET_CORE && h.e_shoff !== 0;
+  } catch (e) {
+    // e.g. e_shoff beyond 2^53: not a celf file this reader can open; the ELF reader reports it
+    if (e instanceof VmcoreError) return false;
+    throw e;
+  }
 }
 
 /** True when the source is an ELF core file with a celf index section. */
@@ -95,8 +101,10 @@ export async function isCelf(src: ByteSource): Promise<boolean> {
     if (idx < 0 || secs.size[idx]! < 8) return false;
     const magic = await readExact(src, secs.offset[idx]!, 8, 'celf index magic');
     return String.fromCharCode(...magic.subarray(0, CELF_MAGIC.length)) === CELF_MAGIC && magic[CELF_MAGIC.length] === 0;
-  } catch {
-    return false;
+  } catch (e) {
+    // a malformed section table means "not celf": the plain ELF reader judges the file
+    if (e instanceof VmcoreError) return false;
+    throw e;
   }
 }
 

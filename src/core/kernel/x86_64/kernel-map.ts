@@ -10,6 +10,7 @@
  * Returns nothing for other architectures or without VMCOREINFO.
  */
 import type { Dump } from '../../dump.js';
+import { isVmcoreError } from '../../errors.js';
 import { parseHex, type Vmcoreinfo } from '../vmcoreinfo.js';
 import type { ElfAliasSpec } from '../../format/elf/writer.js';
 import { DIRECT_MAP_DEFAULT_L4, DIRECT_MAP_DEFAULT_L5, KERNEL_IMAGE_SIZE, START_KERNEL_MAP } from './addrspace.js';
@@ -29,8 +30,9 @@ export async function kernelMappings(dump: Dump, vmci: Vmcoreinfo | undefined, p
       const b = await dump.readPhys(Number(kphys(pob)), 8);
       const v = new DataView(b.buffer, b.byteOffset, 8).getBigUint64(0, true);
       if (v >= 0xff00000000000000n) out.directMapBase = v;
-    } catch {
-      /* not readable: leave p_vaddr = p_paddr */
+    } catch (e) {
+      // not in the dump: leave p_vaddr = p_paddr
+      if (!isVmcoreError(e)) throw e;
     }
   } else {
     const ko = vmci.kernelOffset;
