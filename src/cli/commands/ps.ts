@@ -1,0 +1,61 @@
+import type { Command } from 'commander';
+import { VmcoreError, isVmcoreError } from '../../core/errors.js';
+import { analyzeKernel } from '../../core/kernel/kernel.js';
+import { loadKernelBtf, noBtf, type BtfKernel, type SymbolLookup } from '../../core/kernel/btf/kernel-btf.js';
+import { panicSummary } from '../../core/kernel/panic.js';
+import { listTasks, type TaskEntry } from '../../core/kernel/tasks.js';
+import { openDumpFiles } from '../../node/open.js';
+import { writeStdout } from '../util.js';
+
+/** One `ps` row as JSON (keys documented in README.md). */
+export function taskToJson(t: TaskEntry): Record<string, unknown> {
+  return { pid: t.pid, tgid: t.tgid, ppid: t.ppid, cpu: t.cpu, state: t.state, comm: t.comm, task: '0x' + t.task.toString(16), active: t.active, panic: t.panic };
+}
+
+/** crash-like table: `>` marks a task running on its CPU, `*` the one that panicked; kernel threads in [brackets]. */
+export function formatTasks(tasks: readonly TaskEntry[]): string {
+  const rows = ['   PID    PPID  CPU       TASK        ST  COMM'];
+  for (const t of tasks) {
+    const mark = t.panic ? '*' : t.active ? '>' : ' ';
+    const comm = t.kthread ? `[${t.comm}]` : t.comm;
+    rows.push(`${mark}${String(t.pid).padStart(6)}  ${String(t.ppid).padStart(6)}  ${String(t.cpu).padStart(3)}  ${t.task.toString(16).padStart(16)}  ${t.state}   ${comm}`);
+  }
+  return rows.join('\n') + '\n';
+}
+
+export function register(program: Command): void {
+  program
+    .command('ps')
+    .description("Every task of the dump (threads and each CPU's idle task): PID, PPID, CPU, state letter, task address, COMM; > marks the running tasks, * the one that panicked. Needs the kernel's symbols (kallsyms) and BTF from the dump.")
+    .argument('<dump...>', 'dump file (several files: one split set)')
+    .option('--json', 'JSON: an array of {pid, tgid, ppid, cpu, state, comm, task, active, panic}')
+    .action(async (files: string[], o: { json?: boolean }) => {
+      const dump = await openDumpFiles(files);
+      try {
+        const info = await analyzeKernel(dump);
+        const kernel = info as unknown as BtfKernel;
+        if (!kernel.symbols) throw new VmcoreError('NO_SYMBOLS', 'ps needs the kernel symbol table (kallsyms), which this build cannot load');
+        let syms: SymbolLookup;
+        try {
+          syms = await kernel.symbols();
+        } catch (e) {
+          if (!isVmcoreError(e)) throw e;
+          throw new VmcoreError('NO_SYMBOLS', `ps needs the kernel's symbols (init_task): ${e.message}`, { cause: e });
+        }
+        const kb = await loadKernelBtf(kernel, { file: files[0]! }).catch((e: unknown) => {
+          throw noBtf('ps', e);
+        });
+        const panic = await panicSummary(info).catch(() => null);
+        const r = await listTasks({
+          types: kb.types,
+          symbol: (n) => syms.addressOf(n),
+          ...(panic ? { panic: { cpu: panic.cpu, task: panic.task } } : {}),
+        });
+        for (const w of [...kb.warnings, ...r.warnings]) process.stderr.write(`vmcore: warning: ${w}\n`);
+        if (o.json) await writeStdout(JSON.stringify(r.tasks.map(taskToJson), null, 2) + '\n');
+        else await writeStdout(formatTasks(r.tasks));
+      } finally {
+        await dump.close();
+      }
+    });
+}

@@ -1,0 +1,337 @@
+/**
+ * The task list of a dump, read through the kernel's own BTF: every process on `init_task.tasks`,
+ * every thread of each (the thread group), and each CPU's idle task, with the fields `ps` shows.
+ *
+ * Facts from the kernel sources:
+ *  - processes are linked on `init_task.tasks` (kernel/fork.c copy_process: pid 0 idle tasks
+ *    are never added); threads on `signal->thread_head` through `task->thread_node` (3.14+), or on
+ *    `task->thread_group` (removed in 6.7);
+ *  - the state letter is fs/proc/array.c `task_state_to_char()`, from include/linux/sched.h
+ *    `__task_state_index()`: (state | exit_state) & TASK_REPORT, TASK_IDLE reported as `I`,
+ *    TASK_RTLOCK_WAIT and TASK_FROZEN reported as `D`, then fls() into "RSDTtXZPI". The field is
+ *    `__state` since 5.14, `state` before. The bit values are those of 4.14 and later;
+ *  - each CPU's idle task and running task are `rq->idle` and `rq->curr` of the per-CPU
+ *    `runqueues` (kernel/sched/sched.h), at `__per_cpu_offset[cpu]` + the per-CPU symbol.
+ *
+ * Every list walk is bounded (by `nr_threads` plus slack, and a hard cap) and detects cycles; a
+ * task that cannot be read ends its list with a warning, and the answer is partial.
+ */
+import { VmcoreError, isVmcoreError } from '../errors.js';
+import type { KernelTypes, KObject } from './btf/reader.js';
+
+export interface TaskEntry {
+  pid: number;
+  tgid: number;
+  ppid: number;
+  cpu: number;
+  /** task_state_to_char(). */
+  state: string;
+  comm: string;
+  /** Address of the task_struct. */
+  task: bigint;
+  /** Running on its CPU at the time of the dump (rq->curr). */
+  active: boolean;
+  /** The task that panicked. */
+  panic: boolean;
+  /** A kernel thread (no mm). */
+  kthread: boolean;
+  /** The idle task of CPU `cpu` (pid 0). */
+  idle: boolean;
+}
+
+export interface TaskList {
+  tasks: TaskEntry[];
+  warnings: string[];
+  /** The kernel's nr_threads, when readable. */
+  nrThreads: number | undefined;
+  /** Per-CPU running task (rq->curr), by CPU number, when the runqueues were readable. */
+  current: (bigint | undefined)[];
+}
+
+export interface TaskWalkInput {
+  types: KernelTypes;
+  /** Kernel symbol resolver (kallsyms): init_task, nr_threads, runqueues, __per_cpu_offset, nr_cpu_ids. */
+  symbol: (name: string) => bigint | undefined;
+  /** Per-CPU offsets (`__per_cpu_offset[]`), when already known; else read from the symbol. */
+  perCpuOffsets?: readonly bigint[];
+  /** The panic's CPU and the pid of the task that logged it, when known. */
+  panic?: { cpu: number | null; task: number | null };
+  /** Hard cap on tasks visited (default 1 << 20). */
+  maxTasks?: number;
+}
+
+/** Bits of include/linux/sched.h (4.14+). */
+const TASK_REPORT = 0x7f;
+const TASK_UNINTERRUPTIBLE = 0x2;
+const TASK_NOLOAD = 0x400;
+const TASK_IDLE = TASK_UNINTERRUPTIBLE | TASK_NOLOAD;
+const TASK_REPORT_IDLE = TASK_REPORT + 1;
+const TASK_RTLOCK_WAIT = 0x1000;
+const TASK_FROZEN = 0x8000;
+const STATE_CHARS = 'RSDTtXZPI';
+
+/** fs/proc/array.c task_state_to_char(): the letter `ps` shows for `state` | `exitState`. */
+export function taskStateChar(state: number, exitState: number): string {
+  let s = (state | exitState) & TASK_REPORT;
+  if ((state & TASK_IDLE) === TASK_IDLE) s = TASK_REPORT_IDLE;
+  if (state & TASK_RTLOCK_WAIT || state & TASK_FROZEN) s = TASK_UNINTERRUPTIBLE;
+  const idx = s === 0 ? 0 : 32 - Math.clz32(s); // fls()
+  return STATE_CHARS[idx] ?? '?';
+}
+
+export const MAX_TASKS = 1 << 20;
+const MAX_CPUS = 8192;
+
+const hex = (v: bigint) => '0x' + v.toString(16);
+
+/**
+ * Walk every task of the dump. Throws only when `init_task` is unknown or unreadable (nothing to
+ * list); everything else becomes a warning with a partial list.
+ */
+export async function listTasks(input: TaskWalkInput): Promise<TaskList> {
+  const { types, symbol } = input;
+  const btf = types.btf;
+  const warnings: string[] = [];
+  const initTask = symbol('init_task');
+  if (initTask === undefined) {
+    throw new VmcoreError('NO_SYMBOLS', 'the task list needs the symbol init_task (kallsyms)', { field: 'init_task' });
+  }
+  const tsId = btf.need('task_struct');
+  const has = (path: string) => {
+    try {
+      btf.memberPath(tsId, path);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  const stateField = has('__state') ? '__state' : 'state';
+  const cpuField = has('thread_info.cpu') ? 'thread_info.cpu' : has('cpu') ? 'cpu' : undefined;
+  const useThreadNode = has('thread_node') && btf.find('signal_struct') !== undefined && (() => {
+    try {
+      btf.memberPath(btf.need('signal_struct'), 'thread_head');
+      return true;
+    } catch {
+      return false;
+    }
+  })();
+  const tasksOff = BigInt(btf.offsetOf('task_struct', 'tasks'));
+  const threadOff = BigInt(btf.offsetOf('task_struct', useThreadNode ? 'thread_node' : 'thread_group'));
+
+  let nrThreads: number | undefined;
+  const nrSym = symbol('nr_threads');
+  if (nrSym !== undefined) {
+    try {
+      const b = await types.readVirt(nrSym, 4);
+      nrThreads = new DataView(b.buffer, b.byteOffset, 4).getInt32(0, btf.littleEndian);
+    } catch (e) {
+      if (!isVmcoreError(e)) throw e;
+      warnings.push(`nr_threads: ${e.message}`);
+    }
+  }
+  const cap = Math.min(input.maxTasks ?? MAX_TASKS, nrThreads !== undefined && nrThreads >= 0 ? nrThreads * 2 + 1024 : MAX_TASKS);
+
+  const seen = new Map<bigint, KObject>();
+  const order: bigint[] = [];
+  const readTask = async (va: bigint): Promise<KObject | undefined> => {
+    const hit = seen.get(va);
+    if (hit) return hit;
+    try {
+      const t = await types.read(tsId, va);
+      seen.set(va, t);
+      order.push(va);
+      return t;
+    } catch (e) {
+      if (!isVmcoreError(e)) throw e;
+      warnings.push(`task_struct at ${hex(va)}: ${e.message}`);
+      return undefined;
+    }
+  };
+
+  /** Follow a circular list from `head` (the list_head's address), yielding entry addresses (entry = node - off). */
+  const walk = async (head: bigint, off: bigint, what: string, visit: (entry: bigint) => Promise<boolean>): Promise<void> => {
+    let next: bigint;
+    try {
+      next = await readPtr(types, head);
+    } catch (e) {
+      if (!isVmcoreError(e)) throw e;
+      warnings.push(`${what}: list head at ${hex(head)}: ${e.message}`);
+      return;
+    }
+    const nodes = new Set<bigint>();
+    while (next !== head) {
+      if (nodes.has(next)) {
+        warnings.push(`${what}: the list loops at ${hex(next)} without returning to its head; stopped`);
+        return;
+      }
+      if (seen.size >= cap) {
+        warnings.push(`${what}: more than ${cap} tasks${nrThreads !== undefined ? ` (nr_threads is ${nrThreads})` : ''}; stopped`);
+        return;
+      }
+      nodes.add(next);
+      const entry = BigInt.asUintN(64, next - off);
+      if (!(await visit(entry))) {
+        warnings.push(`${what}: stopped at the node ${hex(next)}, whose task cannot be read`);
+        return;
+      }
+      try {
+        next = await readPtr(types, next);
+      } catch (e) {
+        if (!isVmcoreError(e)) throw e;
+        warnings.push(`${what}: list node at ${hex(next)}: ${e.message}`);
+        return;
+      }
+    }
+  };
+
+  const init = await types.read(tsId, initTask);
+  seen.set(initTask, init);
+  order.push(initTask);
+  const leaders: bigint[] = [initTask];
+  await walk(initTask + tasksOff, tasksOff, 'init_task.tasks', async (entry) => {
+    const t = await readTask(entry);
+    if (!t) return false;
+    leaders.push(entry);
+    return true;
+  });
+  for (const leader of leaders) {
+    const t = seen.get(leader)!;
+    if (useThreadNode) {
+      const sig = t.ptr('signal');
+      if (sig === 0n) continue;
+      const headOff = BigInt(btf.offsetOf('signal_struct', 'thread_head'));
+      await walk(sig + headOff, threadOff, `threads of ${hex(leader)}`, async (entry) => (await readTask(entry)) !== undefined);
+    } else {
+      await walk(leader + threadOff, threadOff, `threads of ${hex(leader)}`, async (entry) => (await readTask(entry)) !== undefined);
+    }
+  }
+
+  // per-CPU runqueues: idle and current tasks
+  const current: (bigint | undefined)[] = [];
+  const idle: { cpu: number; task: bigint }[] = [];
+  const rqSym = symbol('runqueues');
+  const offsets = input.perCpuOffsets ?? (await readPerCpuOffsets(types, symbol, warnings));
+  if (rqSym !== undefined && offsets.length > 0 && btf.find('rq') !== undefined) {
+    for (let cpu = 0; cpu < offsets.length; cpu++) {
+      const rqVa = BigInt.asUintN(64, rqSym + offsets[cpu]!);
+      try {
+        const rq = await types.read('rq', rqVa);
+        current[cpu] = rq.ptr('curr');
+        idle.push({ cpu, task: rq.ptr('idle') });
+      } catch (e) {
+        if (!isVmcoreError(e)) throw e;
+        warnings.push(`runqueue of CPU ${cpu} at ${hex(rqVa)}: ${e.message}`);
+      }
+    }
+  } else {
+    warnings.push('per-CPU runqueues unavailable (symbols runqueues/__per_cpu_offset): running and idle tasks of other CPUs not shown');
+  }
+
+  const entries: TaskEntry[] = [];
+  const toEntry = (va: bigint, t: KObject, isIdle: boolean, idleCpu?: number): TaskEntry | undefined => {
+    try {
+      const state = Number(BigInt.asUintN(32, t.int(stateField)));
+      const exitState = Number(BigInt.asUintN(32, t.int('exit_state')));
+      let ppid = 0;
+      const parent = t.ptr('real_parent');
+      const p = seen.get(parent);
+      if (p) ppid = p.num('pid');
+      const cpu = idleCpu ?? (cpuField ? t.num(cpuField) : 0);
+      return {
+        pid: t.num('pid'),
+        tgid: t.num('tgid'),
+        ppid,
+        cpu,
+        state: taskStateChar(state, exitState),
+        comm: t.str('comm'),
+        task: va,
+        active: current[cpu] === va,
+        panic: false,
+        kthread: t.ptr('mm') === 0n,
+        idle: isIdle,
+      };
+    } catch (e) {
+      if (!isVmcoreError(e)) throw e;
+      warnings.push(`task_struct at ${hex(va)}: ${e.message}`);
+      return undefined;
+    }
+  };
+  // idle tasks first, by CPU (init_task is CPU 0's)
+  const idleSet = new Set<bigint>();
+  if (idle.length === 0) idle.push({ cpu: 0, task: initTask });
+  for (const { cpu, task } of idle) {
+    const t = task === initTask ? init : await readTask(task);
+    if (!t) continue;
+    idleSet.add(task);
+    const e = toEntry(task, t, true, cpu);
+    if (e) entries.push(e);
+  }
+  for (const va of order) {
+    if (idleSet.has(va)) continue;
+    if (va === initTask) continue;
+    const e = toEntry(va, seen.get(va)!, false);
+    if (e) entries.push(e);
+  }
+  // running tasks that the lists did not reach
+  for (let cpu = 0; cpu < current.length; cpu++) {
+    const c = current[cpu];
+    if (c === undefined || c === 0n || entries.some((x) => x.task === c)) continue;
+    const t = await readTask(c);
+    if (!t) continue;
+    warnings.push(`the running task of CPU ${cpu} (${hex(c)}) is not on the task lists`);
+    const e = toEntry(c, t, false);
+    if (e) entries.push(e);
+  }
+
+  // the panic: the task that logged it, else the task running on the panic's CPU
+  const pn = input.panic;
+  if (pn) {
+    let hit: TaskEntry | undefined;
+    if (pn.task !== null) hit = entries.find((e) => e.pid === pn.task && e.active) ?? entries.find((e) => e.pid === pn.task && !e.idle);
+    if (!hit && pn.cpu !== null) hit = entries.find((e) => e.active && e.cpu === pn.cpu);
+    if (hit) hit.panic = true;
+  }
+  entries.sort((a, b) => (a.idle !== b.idle ? (a.idle ? -1 : 1) : a.pid - b.pid || a.cpu - b.cpu));
+  const counted = entries.filter((e) => !e.idle).length;
+  if (nrThreads !== undefined && counted !== nrThreads) {
+    warnings.push(`found ${counted} tasks, the kernel's nr_threads says ${nrThreads}`);
+  }
+  return { tasks: entries, warnings, nrThreads, current };
+}
+
+async function readPtr(types: KernelTypes, va: bigint): Promise<bigint> {
+  const b = await types.readVirt(va, 8);
+  return new DataView(b.buffer, b.byteOffset, 8).getBigUint64(0, types.btf.littleEndian);
+}
+
+/** `__per_cpu_offset[0 .. nr_cpu_ids)` (include/asm-generic/percpu.h). */
+export async function readPerCpuOffsets(types: KernelTypes, symbol: (name: string) => bigint | undefined, warnings: string[]): Promise<bigint[]> {
+  const arr = symbol('__per_cpu_offset');
+  const nrSym = symbol('nr_cpu_ids');
+  if (arr === undefined) return [];
+  let n = 1;
+  if (nrSym !== undefined) {
+    try {
+      const b = await types.readVirt(nrSym, 4);
+      n = new DataView(b.buffer, b.byteOffset, 4).getUint32(0, types.btf.littleEndian);
+    } catch (e) {
+      if (!isVmcoreError(e)) throw e;
+      warnings.push(`nr_cpu_ids: ${e.message}`);
+    }
+  }
+  if (n < 1 || n > MAX_CPUS) {
+    warnings.push(`nr_cpu_ids = ${n} is implausible; using 1`);
+    n = 1;
+  }
+  try {
+    const b = await types.readVirt(arr, 8 * n);
+    const dv = new DataView(b.buffer, b.byteOffset, b.length);
+    const out: bigint[] = [];
+    for (let i = 0; i < n; i++) out.push(dv.getBigUint64(8 * i, types.btf.littleEndian));
+    return out;
+  } catch (e) {
+    if (!isVmcoreError(e)) throw e;
+    warnings.push(`__per_cpu_offset: ${e.message}`);
+    return [];
+  }
+}
