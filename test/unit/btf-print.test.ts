@@ -16,11 +16,14 @@ test('cString: gdb escapes, trailing NUL dropped, runs crossing the limit printe
   assert.equal(cString(new TextEncoder().encode('init\0\0\0\0')), '"init\\000\\000\\000"');
   assert.equal(cString(Uint8Array.of(0x7f, 10, 34, 92, 39, 0xff)), '"\\177\\n\\"\\\\\'\\377"');
   assert.equal(cString(new Uint8Array(0)), '""');
+  // the limit is checked between runs of one char: the run that crosses it is printed whole
   const long = new Uint8Array(300).fill(0x41);
   long.fill(0x42, 0, 5);
   assert.equal(cString(long, 3), '"BBBBB"...');
   long[150] = 0x43;
   assert.equal(cString(long, 6), '"BBBBB' + 'A'.repeat(145) + '"...');
+  const mixed = Uint8Array.from({ length: 300 }, (_, i) => 0x61 + (i % 2));
+  assert.equal(cString(mixed), '"' + 'ab'.repeat(128) + '"...');
 });
 
 test('formatStruct: crash layout of nested structs, anonymous unions, arrays of structs, chars, enums, bools, empty structs', async () => {

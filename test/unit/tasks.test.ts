@@ -161,3 +161,21 @@ test('task walk: bounded by nr_threads and the hard cap; no init_task symbol is 
   assert.ok(r.tasks.length <= 4);
   await assert.rejects(listTasks({ types: w.types, symbol: () => undefined }), (e: VmcoreError) => e.code === 'NO_SYMBOLS' && /init_task/.test(e.message));
 });
+
+// The bundled sample (Debian 6.1.0-56, one CPU); the truth is drgn 0.0.22's for_each_task with
+// that kernel's -dbg vmlinux (test/fixtures/ps/README.md).
+test('vmcore ps --json on the real sample: the same tasks as drgn, with pid, tgid, ppid, cpu, state, comm', async () => {
+  const { spawnSync } = await import('node:child_process');
+  const { readFileSync } = await import('node:fs');
+  const { fileURLToPath } = await import('node:url');
+  const root = fileURLToPath(new URL('../../../', import.meta.url));
+  const r = spawnSync(process.execPath, [root + 'dist/src/cli/main.js', 'ps', root + 'samples/seabios-128M.md-c-d31.kdump', '--json'], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const ours = JSON.parse(r.stdout) as { pid: number; tgid: number; ppid: number; cpu: number; state: string; comm: string; task: string; active: boolean; panic: boolean }[];
+  const truth = (JSON.parse(readFileSync(root + 'test/fixtures/ps/seabios-128M.drgn-tasks.json', 'utf8')) as { tasks: typeof ours }).tasks;
+  const strip = ({ pid, tgid, ppid, cpu, state, comm, task }: (typeof ours)[number]) => ({ pid, tgid, ppid, cpu, state, comm, task });
+  assert.deepEqual(ours.filter((t) => t.pid !== 0).map(strip), truth.map(strip).sort((a, b) => a.pid - b.pid));
+  assert.deepEqual(ours[0], { pid: 0, tgid: 0, ppid: 0, cpu: 0, state: 'R', comm: 'swapper/0', task: '0xffffffff82a1aa40', active: false, panic: false });
+  // the panic was logged by pid 1 (caller T1), running on the only CPU
+  assert.deepEqual(ours.filter((t) => t.panic || t.active).map((t) => [t.pid, t.active, t.panic]), [[1, true, true]]);
+});

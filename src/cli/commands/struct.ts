@@ -63,6 +63,8 @@ export function register(program: Command): void {
         const popts: PrintOptions = {};
         if (syms?.symbolize) {
           popts.symbolize = (a) => {
+            // gdb (crash) names addresses in the kernel half only, not per-CPU offsets
+            if (a < 1n << 63n) return undefined;
             const s = syms.symbolize!(a);
             if (!s) return undefined;
             const off = BigInt(s.offset);

@@ -4,8 +4,8 @@
  * nested structs and unions indented by two spaces, anonymous members as a bare `{`, arrays in
  * braces, char arrays as C strings with octal escapes (the final NUL left out), one-byte
  * integers as `N 'c'`, enums by name, pointers in hex with `<symbol+off>` when a symbolizer
- * knows the address, bools as true/false. At most 200 elements of an array or string are
- * printed (gdb's `print elements` default), then `...`.
+ * knows the address, bools as true/false. At most 256 elements of an array or string are
+ * printed (crash's `print elements`), then `...`.
  *
  * Also the layout view of `struct -o`: every member with its offset (or address).
  */
@@ -16,9 +16,15 @@ import type { Decoded } from './reader.js';
 export interface PrintOptions {
   /** Name of the symbol containing `addr` as `name` or `name+0xoff`, or undefined. */
   symbolize?: (addr: bigint) => string | undefined;
-  /** Elements of an array or chars of a string printed at most (default 200, gdb's default). */
+  /** Elements of an array or chars of a string printed at most (default PRINT_ELEMENTS). */
   elements?: number;
 }
+
+/**
+ * Elements of an array or chars of a string printed before `...`: crash runs gdb with `print
+ * elements` 256 (its task_struct output stops a 4 KiB char array at 256 chars, whole runs).
+ */
+export const PRINT_ELEMENTS = 256;
 
 const ESC: Record<number, string> = { 7: '\\a', 8: '\\b', 9: '\\t', 10: '\\n', 11: '\\v', 12: '\\f', 13: '\\r', 34: '\\"', 92: '\\\\' };
 
@@ -33,11 +39,11 @@ function charText(c: number, quote: '"' | "'"): string {
 }
 
 /** A char array as gdb prints it: the trailing NUL dropped, octal escapes, `...` past the limit. */
-export function cString(bytes: Uint8Array, limit = 200): string {
+export function cString(bytes: Uint8Array, limit = PRINT_ELEMENTS): string {
   let n = bytes.length;
   if (n > 0 && bytes[n - 1] === 0) n--;
-  // gdb counts whole runs of one repeated char toward the limit (count_next_character in
-  // gdb/valprint.c), so the run that crosses the limit is printed whole
+  // gdb reads the string in runs of one repeated char (count_next_character in gdb/valprint.c)
+  // and checks the limit between runs, so the run that crosses the limit is printed whole
   let shown = 0;
   while (shown < n && shown < limit) {
     const c = bytes[shown];
@@ -67,7 +73,7 @@ function scalarText(v: Decoded, o: PrintOptions): string {
       return s ? `${h} <${s}>` : h;
     }
     case 'chars':
-      return cString(v.bytes, o.elements ?? 200);
+      return cString(v.bytes, o.elements ?? PRINT_ELEMENTS);
     case 'elided':
       return '{...}';
     case 'void':
@@ -86,7 +92,7 @@ function valueText(v: Decoded, indent: number, o: PrintOptions): string {
     return `{\n${lines.join(',\n')}\n${' '.repeat(indent)}}`;
   }
   if (v.kind === 'array') {
-    const limit = o.elements ?? 200;
+    const limit = o.elements ?? PRINT_ELEMENTS;
     const shown = v.elements.slice(0, limit).map((e) => valueText(e, indent + 2, o));
     const more = v.elements.length > limit || v.truncated > 0 ? '...' : '';
     return `{${shown.join(', ')}${more}}`;
