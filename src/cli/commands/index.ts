@@ -8,7 +8,8 @@ import * as vmcoreinfo from './vmcoreinfo.js';
 import * as fix from './fix.js';
 import * as convert from './convert.js';
 import * as dump from './dump.js';
+import * as bt from './bt.js';
 import * as struct from './struct.js';
 import * as ps from './ps.js';
 
-export const commands: { register(p: Command): void }[] = [info, read, hash, dmesg, vmcoreinfo, fix, convert, dump, struct, ps];
+export const commands: { register(p: Command): void }[] = [info, read, hash, dmesg, vmcoreinfo, fix, convert, dump, struct, ps, bt];

@@ -13,6 +13,8 @@
  */
 import { VmcoreError } from '../../errors.js';
 import type { KernelTypes, KObject } from '../btf/reader.js';
+import { loadKernelBtf, type BtfKernel } from '../btf/kernel-btf.js';
+import type { KernelInfo } from '../kernel.js';
 import { registersOfCpu, registersOfTask, type CpuRegisters } from './cpu.js';
 import { orcLayoutForRelease, orcLayoutFromBtf, OrcTable, OrcTables, type OrcLayout } from './orc.js';
 import {
@@ -500,3 +502,170 @@ export function toPtRegs(c: CpuRegisters): Partial<PtRegs> {
   return r;
 }
 
+
+/** Options of {@link backtraceReport}. */
+export interface BacktraceOptions {
+  /** Only these pids (every thread of that pid number; idle tasks for 0). */
+  pids?: readonly number[];
+  /** Every task. Default: the panicking task only (or, without a known panic, every running task). */
+  all?: boolean;
+  /** pid of the task that panicked (from the log's caller id), if known. */
+  panicPid?: number | null;
+  /** CPU that panicked, if known. */
+  panicCpu?: number | null;
+  maxFrames?: number;
+}
+
+export interface BacktraceReport {
+  tasks: TaskBacktrace[];
+  /** The task address of the panicking task, when known. */
+  panicTask: bigint | undefined;
+  warnings: string[];
+}
+
+/**
+ * Select tasks and unwind them: `pids`, or `all`, or by default the panicking task (the task
+ * that logged the panic, else the current task of the panicking CPU), or, when the panic is not
+ * known, every task running on a CPU.
+ */
+export async function backtraceReport(bt: Backtracer, opts: BacktraceOptions = {}): Promise<BacktraceReport> {
+  const tasks = await bt.tasks();
+  const cpus = bt.cpuTasks();
+  let panicTask: bigint | undefined;
+  if (opts.panicPid !== undefined && opts.panicPid !== null && opts.panicPid > 0) {
+    panicTask = tasks.find((t) => t.pid === opts.panicPid && t.activeCpu !== null)?.task ?? tasks.find((t) => t.pid === opts.panicPid)?.task;
+  }
+  if (panicTask === undefined && opts.panicCpu !== undefined && opts.panicCpu !== null) panicTask = cpus.find((c) => c.cpu === opts.panicCpu)?.current;
+  let chosen: TaskInfo[];
+  if (opts.pids && opts.pids.length > 0) chosen = tasks.filter((t) => opts.pids!.includes(t.pid));
+  else if (opts.all) chosen = tasks;
+  else if (panicTask !== undefined) chosen = tasks.filter((t) => t.task === panicTask);
+  else chosen = tasks.filter((t) => t.activeCpu !== null);
+  const out: TaskBacktrace[] = [];
+  for (const t of chosen) out.push(await bt.backtrace(t, opts.maxFrames ? { maxFrames: opts.maxFrames } : {}));
+  return { tasks: out, panicTask, warnings: [...bt.warnings] };
+}
+
+const h16 = (v: bigint | undefined) => BigInt.asUintN(64, v ?? 0n).toString(16).padStart(16, '0');
+const h0x = (v: bigint) => `0x${BigInt.asUintN(64, v).toString(16)}`;
+
+/** pt_regs as crash prints them (RIP/RSP/RFLAGS, then the general registers, ORIG_RAX, CS, SS). */
+export function formatPtRegs(r: Partial<PtRegs>, partial: boolean, indent = '    '): string {
+  const cs = BigInt.asUintN(16, r.cs ?? 0n).toString(16).padStart(4, '0');
+  const ss = BigInt.asUintN(16, r.ss ?? 0n).toString(16).padStart(4, '0');
+  const lines = [`RIP: ${h16(r.ip)}  RSP: ${h16(r.sp)}  RFLAGS: ${BigInt.asUintN(64, r.flags ?? 0n).toString(16).padStart(8, '0')}`];
+  if (!partial) {
+    lines.push(
+      `RAX: ${h16(r.ax)}  RBX: ${h16(r.bx)}  RCX: ${h16(r.cx)}`,
+      `RDX: ${h16(r.dx)}  RSI: ${h16(r.si)}  RDI: ${h16(r.di)}`,
+      `RBP: ${h16(r.bp)}   R8: ${h16(r.r8)}   R9: ${h16(r.r9)}`,
+      `R10: ${h16(r.r10)}  R11: ${h16(r.r11)}  R12: ${h16(r.r12)}`,
+      `R13: ${h16(r.r13)}  R14: ${h16(r.r14)}  R15: ${h16(r.r15)}`,
+      `ORIG_RAX: ${h16(r.orig_ax)}  CS: ${cs}  SS: ${ss}`,
+    );
+  } else lines.push(`CS: ${cs}  SS: ${ss}  (partial pt_regs: IRET frame only)`);
+  return lines.map((l) => indent + l).join('\n');
+}
+
+/** `function+0xoff/0xsize [module]`, or the bare address. */
+export function frameText(f: SymbolizedFrame): string {
+  if (f.function === null) return h0x(f.pc);
+  const size = f.size !== null ? `/0x${f.size.toString(16)}` : '';
+  return `${f.function}+0x${(f.offset ?? 0).toString(16)}${size}${f.module ? ` [${f.module}]` : ''}`;
+}
+
+const STOP_TEXT: Record<StopReason, string> = {
+  end_of_stack: 'end of stack',
+  user_mode: 'entry from user mode',
+  bad_orc_entry: 'bad ORC entry',
+  no_unwind_info: 'no unwind information',
+  unreadable: 'stack unreadable',
+  off_stack: 'stack pointer off the stack',
+  wrong_direction: 'stack pointer going the wrong way',
+  bad_ip: 'return address not in kernel text',
+  frame_limit: 'frame limit reached',
+};
+
+/** One task's backtrace as text, laid out like crash's `bt` (stack switches and pt_regs inline). */
+export function formatTaskBacktrace(b: TaskBacktrace, panicTask?: bigint): string {
+  const t = b.task;
+  const cpu = t.activeCpu ?? t.cpu;
+  const mark = t.task === panicTask ? '  (panic)' : t.activeCpu !== null ? '  (active)' : '';
+  const out = [`PID: ${String(t.pid).padEnd(8)} TASK: ${t.task.toString(16)}  CPU: ${String(cpu).padEnd(4)} COMMAND: "${t.comm}"  STATE: ${t.state}${mark}`];
+  if (b.error) out.push(`    (no backtrace: ${b.error})`);
+  let stack = b.frames[0]?.stack;
+  const byLevel = new Map<number, ExceptionFrame>();
+  for (const e of b.exceptionFrames) if (e.address !== undefined) byLevel.set(e.level, e);
+  for (const f of b.frames) {
+    if (f.stack !== stack) {
+      out.push(`--- <${stack === 'irq' ? 'IRQ' : stack === 'exception' ? `${f.stackName ?? 'exception'} exception` : stack ?? 'unknown'} stack> ---`);
+      stack = f.stack;
+    }
+    const e = byLevel.get(f.level);
+    if (e) out.push(formatPtRegs(e.regs, e.partial), `--- <${e.user ? 'user' : 'kernel'} mode pt_regs at ${e.address!.toString(16)}> ---`);
+    out.push(` #${f.level} [${f.sp.toString(16)}] ${f.reliable ? '' : '? '}${frameText(f)}`);
+  }
+  const last = b.exceptionFrames[b.exceptionFrames.length - 1];
+  if (b.stop === 'user_mode' && last && last.user) out.push(formatPtRegs(last.regs, last.partial));
+  if (b.stop !== 'end_of_stack' && b.stop !== 'user_mode') out.push(`    (walk stopped: ${STOP_TEXT[b.stop]}: ${b.stopDetail})`);
+  return out.join('\n');
+}
+
+function regsToJSON(r: Partial<PtRegs>): Record<string, string> {
+  const o: Record<string, string> = {};
+  for (const [k, v] of Object.entries(r)) if (typeof v === 'bigint') o[k] = h0x(v);
+  return o;
+}
+
+/** The JSON form documented in README (`vmcore bt --json`). */
+export function taskBacktraceToJSON(b: TaskBacktrace, panicTask?: bigint): Record<string, unknown> {
+  const t = b.task;
+  return {
+    pid: t.pid,
+    tgid: t.tgid,
+    comm: t.comm,
+    task: h0x(t.task),
+    cpu: t.activeCpu ?? t.cpu,
+    state: t.state,
+    active: t.activeCpu !== null,
+    panic: t.task === panicTask,
+    start: b.start,
+    frames: b.frames.map((f) => ({
+      level: f.level,
+      sp: h0x(f.sp),
+      pc: h0x(f.pc),
+      function: f.function,
+      offset: f.offset,
+      size: f.size,
+      module: f.module,
+      reliable: f.reliable,
+      method: f.method,
+      stack: f.stack,
+    })),
+    exception_frames: b.exceptionFrames
+      .filter((e) => e.address !== undefined)
+      .map((e) => ({ level: e.level, address: h0x(e.address!), user: e.user, partial: e.partial, regs: regsToJSON(e.regs) })),
+    user: b.user ? { rip: h0x(b.user.rip), rsp: h0x(b.user.rsp) } : null,
+    stop: b.stop,
+    stop_detail: b.stopDetail,
+    error: b.error ?? null,
+  };
+}
+
+/**
+ * A Backtracer for an analysed dump: symbols from kallsyms (`kernel.symbols()`) unless
+ * `opts.symbols` is given (a System.map, see system-map.ts), types from the vmlinux BTF.
+ * Throws VmcoreError NO_SYMBOLS / NO_BTF when either is missing.
+ */
+export async function createBacktracer(kernel: KernelInfo, opts: { symbols?: KernelSymbolSource } = {}): Promise<Backtracer> {
+  const symbols = opts.symbols ?? (await kernel.symbols());
+  const btf = await loadKernelBtf(opts.symbols ? { ...pickBtfKernel(kernel), symbols: async () => opts.symbols! } : kernel);
+  const release = kernel.utsname?.release ?? kernel.vmcoreinfo?.get('OSRELEASE') ?? '';
+  const bt = await Backtracer.create({ readVirt: (va, n) => kernel.readVirt(va, n), release, symbols, types: btf.types, cpus: kernel.cpus });
+  bt.warnings.unshift(...btf.warnings);
+  return bt;
+}
+
+function pickBtfKernel(k: KernelInfo): BtfKernel {
+  return { readVirt: (va, n) => k.readVirt(va, n), vmcoreinfo: k.vmcoreinfo };
+}

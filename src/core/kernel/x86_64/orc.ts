@@ -123,7 +123,9 @@ export function encodeOrcEntry(e: OrcEntry, layout: OrcLayout): Uint8Array {
 
 /** One ORC table: the kernel's or a module's, read whole from the dump. */
 export class OrcTable {
-  private readonly ips: bigint[];
+  /** IPs relative to ipBase (exact as numbers: the table spans far less than 2^53 bytes). */
+  private readonly rel: Float64Array;
+  private readonly ipBase: bigint;
   /**
    * @param name   'vmlinux' or the module name (for messages and frames)
    * @param ipBase address of the first IP-table slot
@@ -149,25 +151,26 @@ export class OrcTable {
         field: 'orc_unwind',
       });
     }
+    this.ipBase = ipBase;
     const dv = new DataView(ipTable.buffer, ipTable.byteOffset, ipTable.length);
-    this.ips = new Array<bigint>(n);
-    let prev = -1n;
+    this.rel = new Float64Array(n);
+    let prev = -Infinity;
     for (let i = 0; i < n; i++) {
-      const ip = ipBase + BigInt(i * 4) + BigInt(dv.getInt32(i * 4, true));
-      if (ip < prev) {
+      const r = i * 4 + dv.getInt32(i * 4, true);
+      if (r < prev) {
         throw new VmcoreError('BAD_FIELD', `${name}: ORC IP table not sorted at entry ${i}`, { offset: ipBase + BigInt(i * 4), field: 'orc_unwind_ip' });
       }
-      this.ips[i] = ip;
-      prev = ip;
+      this.rel[i] = r;
+      prev = r;
     }
     if (textStart === 0n && textEnd === 0n && n > 0) {
-      this.textStart = this.ips[0]!;
-      this.textEnd = this.ips[n - 1]! + 1n;
+      this.textStart = ipBase + BigInt(this.rel[0]!);
+      this.textEnd = ipBase + BigInt(this.rel[n - 1]!) + 1n;
     }
   }
 
   get count(): number {
-    return this.ips.length;
+    return this.rel.length;
   }
 
   covers(ip: bigint): boolean {
@@ -177,12 +180,13 @@ export class OrcTable {
   /** The entry covering `ip` (the last one whose IP is <= ip), or undefined. */
   find(ip: bigint): OrcEntry | undefined {
     if (!this.covers(ip)) return undefined;
+    const target = Number(ip - this.ipBase);
     let lo = 0;
-    let hi = this.ips.length - 1;
+    let hi = this.rel.length - 1;
     let found = -1;
     while (lo <= hi) {
       const mid = (lo + hi) >> 1;
-      if (this.ips[mid]! <= ip) {
+      if (this.rel[mid]! <= target) {
         found = mid;
         lo = mid + 1;
       } else hi = mid - 1;
