@@ -6,6 +6,7 @@ import type { Dump, Producer } from './dump.js';
 import { noteTypeName } from './format/elf/notes.js';
 import { Vmcoreinfo, hex64 } from './kernel/vmcoreinfo.js';
 import type { KernelInfo } from './kernel/kernel.js';
+import type { KernelStateReport } from './kernel/state.js';
 import { qemuMisparseInverse } from './kernel/x86_64/physbase.js';
 import { kernelMemoryEnd } from './kernel/memsection.js';
 import { cpuCountOfNotes } from './kernel/x86_64/cpu.js';
@@ -70,10 +71,12 @@ export interface InfoReport {
   fileToRamRatio: number | null;
   header: Record<string, unknown>;
   panic: Record<string, unknown> | null;
+  /** From the kernel's own symbols (kallsyms): symbol source, taint, uptime, per-CPU current tasks. */
+  kernelState: KernelStateReport | null;
   warnings: string[];
 }
 
-export async function describeDump(dump: Dump, kernel?: KernelInfo, extra: { panic?: Record<string, unknown> | null } = {}): Promise<InfoReport> {
+export async function describeDump(dump: Dump, kernel?: KernelInfo, extra: { panic?: Record<string, unknown> | null; kernelState?: KernelStateReport | null } = {}): Promise<InfoReport> {
   const det = await dump.details();
   const pages: PageCounts = { ram: 0, dumped: 0, data: 0, zeroShared: 0, excluded: 0, missing: 0 };
   const ranges: RangeInfo[] = [];
@@ -166,6 +169,7 @@ export async function describeDump(dump: Dump, kernel?: KernelInfo, extra: { pan
     fileToRamRatio: ramBytes ? Math.round((fileBytes / ramBytes) * 10000) / 10000 : null,
     header: det.header,
     panic: extra.panic ?? null,
+    kernelState: extra.kernelState ?? null,
     warnings,
   };
 }

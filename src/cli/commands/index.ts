@@ -11,5 +11,6 @@ import * as dump from './dump.js';
 import * as bt from './bt.js';
 import * as struct from './struct.js';
 import * as ps from './ps.js';
+import * as sym from './sym.js';
 
-export const commands: { register(p: Command): void }[] = [info, read, hash, dmesg, vmcoreinfo, fix, convert, dump, struct, ps, bt];
+export const commands: { register(p: Command): void }[] = [info, read, hash, dmesg, vmcoreinfo, fix, convert, dump, struct, ps, bt, sym];

@@ -2,6 +2,8 @@ import type { Command } from 'commander';
 import { describeDump, type InfoReport } from '../../core/info.js';
 import { analyzeKernel } from '../../core/kernel/kernel.js';
 import { panicSummary } from '../../core/kernel/panic.js';
+import { kernelStateReport } from '../../core/kernel/state.js';
+import { loadKernelBtf } from '../../core/kernel/btf/kernel-btf.js';
 import { openDumpFiles } from '../../node/open.js';
 import { humanBytes, printJson, writeStdout } from '../util.js';
 
@@ -21,11 +23,17 @@ export function register(program: Command): void {
         try {
           let kernel;
           let panic = null;
+          let kernelState = null;
           if (o.kernel !== false && ['x86_64', 'aarch64', 'unknown', 'Unknown'].includes(dump.arch)) {
             kernel = await analyzeKernel(dump);
             panic = (await panicSummary(kernel, undefined, dump.littleEndian)) as Record<string, unknown> | null;
+            const k = kernel;
+            kernelState = await kernelStateReport(k, {
+              cpus: Math.max(1, k.cpus.length),
+              types: async () => (await loadKernelBtf(k, { file: set[0]! })).btf,
+            });
           }
-          const r = await describeDump(dump, kernel, { panic });
+          const r = await describeDump(dump, kernel, { panic, kernelState });
           reports.push(r);
           if (!o.json) await writeStdout(formatInfo(r) + '\n');
         } finally {
@@ -45,6 +53,14 @@ export function formatInfo(r: InfoReport): string {
   const k = r.kernel;
   row('Kernel', k.release ? `${k.release}${k.version ? '  ' + k.version : ''}${k.releaseSource ? `  [${k.releaseSource}]` : ''}` : 'unknown');
   if (r.crashTime) row('Crash time', r.crashTime);
+  const ks = r.kernelState;
+  if (ks) {
+    row('Symbols', ks.symbols.source === 'none' ? `none: ${ks.symbols.reason}` : `kallsyms, ${ks.symbols.count} symbols  [${ks.symbols.source}]`);
+    if (ks.taint) row('Taint', ks.taint.letters ? `${ks.taint.letters}  (tainted_mask ${ks.taint.mask})` : 'not tainted');
+    if (ks.uptime !== null) row('Uptime', `${ks.uptime.toFixed(3)} s at the last timekeeping update  [tk_core]`);
+    // task_struct running on each CPU id (#n), from the per-CPU data
+    if (ks.currentTasks.length) row('Running', ks.currentTasks.map((t, i) => `#${i} ${t ?? '?'}`).join('  ') + '  [per-CPU current task]');
+  }
   if (r.panic) {
     const p = r.panic as { message: string | null; cpu: number | null; task: number | null; uptime: string | null; registers: Record<string, string> | null; registersSource: string | null; registersNote?: string | null };
     if (p.message) {

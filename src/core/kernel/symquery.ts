@@ -1,0 +1,39 @@
+/** Symbol queries as `vmcore sym` answers them: an address or a name against a symbol table. */
+import type { KernelSymbols, KernelSymbol } from './kallsyms.js';
+
+/** One answer; addresses, offsets and sizes as 0x-prefixed lowercase hex. */
+export interface SymbolAnswer {
+  query: string;
+  name: string | null;
+  address: string | null;
+  offset: string | null;
+  size: string | null;
+  type: string | null;
+  module: string | null;
+}
+
+const hex = (v: bigint) => '0x' + BigInt.asUintN(64, v).toString(16);
+
+function answer(query: string, s: KernelSymbol, offset: bigint): SymbolAnswer {
+  return { query, name: s.name, address: hex(s.address), offset: hex(offset), size: hex(s.size), type: s.type, module: s.module ?? null };
+}
+
+/**
+ * Resolve `query`: a symbol name gives every symbol of that name (offset 0); otherwise a hex
+ * address (`0x` optional) gives the symbol containing it. `address` in an answer is the symbol's
+ * start; the queried address is `address + offset`.
+ * @returns at least one answer; a query that matches nothing gives one with name null.
+ */
+export function symbolQuery(syms: KernelSymbols, query: string): SymbolAnswer[] {
+  const q = query.trim();
+  const isHex0x = /^0x[0-9a-f]{1,16}$/i.test(q);
+  if (!isHex0x) {
+    const named = syms.lookup(q);
+    if (named.length) return named.map((s) => answer(q, s, 0n));
+  }
+  if (isHex0x || /^[0-9a-f]{1,16}$/i.test(q)) {
+    const s = syms.symbolize(BigInt(isHex0x ? q : '0x' + q));
+    if (s) return [answer(q, s, s.offset)];
+  }
+  return [{ query: q, name: null, address: null, offset: null, size: null, type: null, module: null }];
+}
