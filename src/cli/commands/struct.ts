@@ -3,6 +3,8 @@ import { VmcoreError } from '../../core/errors.js';
 import { analyzeKernel } from '../../core/kernel/kernel.js';
 import { BtfKind } from '../../core/kernel/btf/btf.js';
 import { loadKernelBtf, noBtf, type BtfKernel } from '../../core/kernel/btf/kernel-btf.js';
+import { loadModuleBtfs } from '../../core/kernel/btf/modules.js';
+import { KernelTypes } from '../../core/kernel/btf/reader.js';
 import { decodedToJson, formatLayout, formatMembers, formatStruct, type PrintOptions } from '../../core/kernel/btf/print.js';
 import { openDumpFiles } from '../../node/open.js';
 import { parseNumber, writeStdout } from '../util.js';
@@ -43,9 +45,27 @@ export function register(program: Command): void {
           throw noBtf('struct', e);
         });
         for (const w of kb.warnings) process.stderr.write(`vmcore: warning: ${w}\n`);
-        const btf = kb.btf;
-        const id = btf.find(typeName, typeName.includes(' ') ? undefined : [BtfKind.STRUCT, BtfKind.UNION, BtfKind.TYPEDEF]);
-        if (id === undefined) throw new VmcoreError('BAD_FIELD', `the kernel's BTF has no type ${typeName}`, { file, field: typeName });
+        const kinds = typeName.includes(' ') ? undefined : [BtfKind.STRUCT, BtfKind.UNION, BtfKind.TYPEDEF];
+        let btf = kb.btf;
+        let types = kb.types;
+        let id = btf.find(typeName, kinds);
+        if (id === undefined && kernel.symbols) {
+          // a module's type: look in each module's split BTF
+          const syms = await kernel.symbols().catch(() => undefined);
+          if (syms) {
+            const mods = await loadModuleBtfs(kb.types, (n) => syms.addressOf(n), { file });
+            for (const m of mods.modules) {
+              const mid = m.btf?.find(typeName, kinds);
+              if (m.btf && mid !== undefined && mid >= m.btf.startId) {
+                btf = m.btf;
+                types = new KernelTypes(m.btf, kernel.readVirt);
+                id = mid;
+                break;
+              }
+            }
+          }
+        }
+        if (id === undefined) throw new VmcoreError('BAD_FIELD', `the kernel's BTF (vmlinux and modules) has no type ${typeName}`, { file, field: typeName });
         const k = btf.type(btf.resolve(id)).kind;
         if (k !== BtfKind.STRUCT && k !== BtfKind.UNION) throw new VmcoreError('USAGE', `${typeName} is not a struct or union (${btf.typeName(id)})`);
         const addr = addrArg === undefined ? undefined : await parseAddress(addrArg, kernel);
@@ -58,7 +78,7 @@ export function register(program: Command): void {
           }
           return;
         }
-        const obj = await kb.types.read(id, addr!);
+        const obj = await types.read(id, addr!);
         const syms = kernel.symbols ? ((await kernel.symbols().catch(() => undefined)) as Symbolizer | undefined) : undefined;
         const popts: PrintOptions = {};
         if (syms?.symbolize) {

@@ -1,0 +1,134 @@
+/**
+ * Modules' BTF (CONFIG_DEBUG_INFO_BTF_MODULES): split BTF on top of vmlinux's. Where it is in a
+ * dump, from the kernel sources:
+ *  - `struct module.btf_data`/`btf_data_size` point at the module's .BTF section while it loads;
+ *    since 5.11 kernel/module (do_init_module) sets btf_data to NULL once the module is live,
+ *    because that section is freed;
+ *  - the kernel keeps its own parsed copy: kernel/bpf/btf.c links a `struct btf_module` per
+ *    module on the static list `btf_modules`, whose `btf` has `data`/`data_size` (the raw blob)
+ *    and `name`.
+ * So the module's own pointer is used when set, else the `btf_modules` list. Every walk is
+ * bounded and cycle-checked; a module whose BTF cannot be read or parsed gets an `error`.
+ */
+import { isVmcoreError } from '../../errors.js';
+import { Btf } from './btf.js';
+import type { KernelTypes } from './reader.js';
+
+/** Module BTF blobs are small (tens of KiB; the largest Debian module, under 2 MiB). */
+export const MAX_MODULE_BTF_BYTES = 16 << 20;
+export const MAX_MODULES = 8192;
+
+export interface ModuleBtf {
+  name: string;
+  /** Address of the raw blob, and its size. */
+  address: bigint;
+  size: number;
+  /** Where the blob was found: `module.btf_data` or the kernel's `btf_modules` list. */
+  source: 'module' | 'btf_modules';
+  btf?: Btf;
+  error?: string;
+}
+
+const hex = (v: bigint) => '0x' + v.toString(16);
+
+async function readPtr(types: KernelTypes, va: bigint): Promise<bigint> {
+  const b = await types.readVirt(va, 8);
+  return new DataView(b.buffer, b.byteOffset, 8).getBigUint64(0, types.btf.littleEndian);
+}
+
+/** Walk a circular list from the list_head at `head`, bounded and cycle-checked; yields node addresses. */
+async function listNodes(types: KernelTypes, head: bigint, what: string, warnings: string[]): Promise<bigint[]> {
+  const out: bigint[] = [];
+  const seen = new Set<bigint>();
+  try {
+    let next = await readPtr(types, head);
+    while (next !== head) {
+      if (seen.has(next)) {
+        warnings.push(`${what}: the list loops at ${hex(next)}; stopped`);
+        break;
+      }
+      if (out.length >= MAX_MODULES) {
+        warnings.push(`${what}: more than ${MAX_MODULES} entries; stopped`);
+        break;
+      }
+      seen.add(next);
+      out.push(next);
+      next = await readPtr(types, next);
+    }
+  } catch (e) {
+    if (!isVmcoreError(e)) throw e;
+    warnings.push(`${what}: ${e.message}`);
+  }
+  return out;
+}
+
+async function parseModuleBtf(types: KernelTypes, m: Omit<ModuleBtf, 'btf' | 'error'>, file?: string): Promise<ModuleBtf> {
+  if (m.size <= 0 || m.size > MAX_MODULE_BTF_BYTES) return { ...m, error: `BTF size ${m.size} is implausible` };
+  try {
+    const blob = await types.readVirt(m.address, m.size);
+    return { ...m, btf: new Btf(blob, { base: types.btf, label: `BTF of module ${m.name} at ${hex(m.address)}`, ...(file ? { file } : {}) }) };
+  } catch (e) {
+    if (!isVmcoreError(e)) throw e;
+    return { ...m, error: e.message };
+  }
+}
+
+/**
+ * The BTF of every loaded module that has one. `symbol` resolves `modules` and `btf_modules`
+ * (kallsyms). Returns the modules found and warnings; never throws for the dump's content.
+ */
+export async function loadModuleBtfs(
+  types: KernelTypes,
+  symbol: (name: string) => bigint | undefined,
+  opts: { file?: string } = {},
+): Promise<{ modules: ModuleBtf[]; warnings: string[] }> {
+  const btf = types.btf;
+  const warnings: string[] = [];
+  const found = new Map<string, ModuleBtf>();
+  const modulesHead = symbol('modules');
+  const modId = btf.find('module');
+  if (modulesHead !== undefined && modId !== undefined) {
+    const listOff = BigInt(btf.offsetOf('module', 'list'));
+    const hasData = (() => {
+      try {
+        btf.memberPath(modId, 'btf_data');
+        return true;
+      } catch {
+        return false;
+      }
+    })();
+    for (const node of await listNodes(types, modulesHead, 'modules', warnings)) {
+      const va = BigInt.asUintN(64, node - listOff);
+      try {
+        const m = await types.read(modId, va);
+        const name = m.str('name');
+        if (!hasData) continue;
+        const data = m.ptr('btf_data');
+        const size = m.num('btf_data_size');
+        if (data !== 0n && size > 0) found.set(name, await parseModuleBtf(types, { name, address: data, size, source: 'module' }, opts.file));
+      } catch (e) {
+        if (!isVmcoreError(e)) throw e;
+        warnings.push(`module at ${hex(va)}: ${e.message}`);
+      }
+    }
+  }
+  const bmHead = symbol('btf_modules');
+  const bmId = btf.find('btf_module');
+  if (bmHead !== undefined && bmId !== undefined) {
+    const listOff = BigInt(btf.offsetOf('btf_module', 'list'));
+    for (const node of await listNodes(types, bmHead, 'btf_modules', warnings)) {
+      const va = BigInt.asUintN(64, node - listOff);
+      try {
+        const bm = await types.read(bmId, va);
+        const b = await bm.deref('btf');
+        const name = b.str('name');
+        if (found.has(name)) continue;
+        found.set(name, await parseModuleBtf(types, { name, address: b.ptr('data'), size: b.num('data_size'), source: 'btf_modules' }, opts.file));
+      } catch (e) {
+        if (!isVmcoreError(e)) throw e;
+        warnings.push(`btf_module at ${hex(va)}: ${e.message}`);
+      }
+    }
+  }
+  return { modules: [...found.values()], warnings };
+}
