@@ -9,6 +9,9 @@
 # `kill $(cat DIR/qemu.pid)` or the QMP command `quit`. Prints eval-able assignments:
 #   QMP_SOCKET=DIR/qmp.sock SERIAL_LOG=DIR/serial.log QEMU_PID=... KVER=... VMLINUZ=...
 # The true phys_base follows from the serial log (see phys-base.sh).
+# VMCORE_KERNEL_ARCH=arm64 boots the arm64 cloud kernel under qemu-system-aarch64 (machine virt,
+# cpu max, TCG); --bios ovmf then means the AAVMF/QEMU_EFI firmware (qemu-efi-aarch64), with a
+# virtio-rng device so that the EFI stub can randomise the kernel's placement (KASLR).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 DIR= RAM=256M BIOS=seabios VMCI=0 KASLR=0 FILL=0 MODE=idle TAG=guest SMP=1 INITRD= TIMEOUT=300 XAPPEND=
@@ -41,27 +44,38 @@ if [ -z "$INITRD" ]; then
     "$HERE/build-initramfs.sh" "$INITRD" >&2
   fi
 fi
-command -v qemu-system-x86_64 >/dev/null || { echo "boot.sh: qemu-system-x86_64 not found (apt-get install qemu-system-x86)" >&2; exit 1; }
+if [ "${VMCORE_KERNEL_ARCH:-amd64}" = arm64 ]; then QEMU=qemu-system-aarch64 CONSOLE=ttyAMA0 PKG=qemu-system-arm; else QEMU=qemu-system-x86_64 CONSOLE=ttyS0 PKG=qemu-system-x86; fi
+command -v "$QEMU" >/dev/null || { echo "boot.sh: $QEMU not found (apt-get install $PKG)" >&2; exit 1; }
 
-APPEND="console=ttyS0 panic=0 vmcore_tag=$TAG vmcore_fill=$FILL vmcore_mode=$MODE"
+APPEND="console=$CONSOLE panic=0 vmcore_tag=$TAG vmcore_fill=$FILL vmcore_mode=$MODE"
 [ "$KASLR" = 1 ] || APPEND="$APPEND nokaslr"
 [ -z "$XAPPEND" ] || APPEND="$APPEND $XAPPEND"
-ARGS=(-machine pc,accel=tcg -m "$RAM" -smp "$SMP" -nodefaults -display none
+if [ "$QEMU" = qemu-system-aarch64 ]; then
+  MACHINE=(-machine virt -cpu max,pauth-impdef=on -accel tcg)
+else
+  MACHINE=(-machine pc,accel=tcg)
+fi
+ARGS=("${MACHINE[@]}" -m "$RAM" -smp "$SMP" -nodefaults -display none
   -serial "file:$DIR/serial.log" -qmp "unix:$DIR/qmp.sock,server=on,wait=off"
   -kernel "$VMLINUZ" -initrd "$INITRD" -append "$APPEND"
   -daemonize -pidfile "$DIR/qemu.pid")
 case "$BIOS" in
   seabios) ;;
   ovmf)
-    OVMF=/usr/share/ovmf/OVMF.fd
-    [ -f "$OVMF" ] || { echo "boot.sh: $OVMF not found (apt-get install ovmf)" >&2; exit 1; }
+    if [ "$QEMU" = qemu-system-aarch64 ]; then
+      OVMF=/usr/share/qemu-efi-aarch64/QEMU_EFI.fd PKG=qemu-efi-aarch64
+      ARGS+=(-device virtio-rng-pci)
+    else
+      OVMF=/usr/share/ovmf/OVMF.fd PKG=ovmf
+    fi
+    [ -f "$OVMF" ] || { echo "boot.sh: $OVMF not found (apt-get install $PKG)" >&2; exit 1; }
     ARGS+=(-bios "$OVMF") ;;
   *) echo "boot.sh: --bios seabios|ovmf" >&2; exit 2 ;;
 esac
 [ "$VMCI" = 1 ] && ARGS+=(-device vmcoreinfo)
 rm -f "$DIR/serial.log" "$DIR/qmp.sock" "$DIR/qemu.pid"
-printf '%q ' qemu-system-x86_64 "${ARGS[@]}" > "$DIR/qemu.cmdline"
-qemu-system-x86_64 "${ARGS[@]}" >&2
+printf '%q ' "$QEMU" "${ARGS[@]}" > "$DIR/qemu.cmdline"
+"$QEMU" "${ARGS[@]}" >&2
 
 if [ "$MODE" = panic ]; then WANT='end Kernel panic'; else WANT="VMCORE-GUEST-READY $TAG"; fi
 t=0

@@ -25,8 +25,21 @@ while [ $# -gt 0 ]; do
 done
 eval "$("$HERE/fetch-kernel.sh")"
 KDIR=$(dirname "$(dirname "$VMLINUZ")")
-BUSYBOX=$(command -v busybox || true)
-[ -x /bin/busybox ] && BUSYBOX=/bin/busybox
+if [ "${VMCORE_KERNEL_ARCH:-amd64}" = arm64 ]; then
+  # the arm64 guest needs Debian's arm64 busybox-static (downloaded, never installed)
+  CACHE=${VMCORE_GUEST_CACHE:-/tmp/vmcore-guest}
+  BB=$CACHE/busybox-arm64
+  if [ ! -x "$BB/bin/busybox" ]; then
+    mkdir -p "$CACHE/debs"
+    deb=$(ls "$CACHE/debs"/busybox-static_*_arm64.deb 2>/dev/null | head -n1 || true)
+    [ -n "$deb" ] || { (cd "$CACHE/debs" && apt-get download busybox-static:arm64 >&2); deb=$(ls "$CACHE/debs"/busybox-static_*_arm64.deb | head -n1); }
+    rm -rf "$BB" && mkdir -p "$BB" && dpkg-deb -x "$deb" "$BB"
+  fi
+  BUSYBOX=$BB/bin/busybox
+else
+  BUSYBOX=$(command -v busybox || true)
+  [ -x /bin/busybox ] && BUSYBOX=/bin/busybox
+fi
 # A dynamically linked busybox has a program interpreter; the initramfs has no libc.
 if [ -z "$BUSYBOX" ] || readelf -lW "$BUSYBOX" 2>/dev/null | grep -q 'program interpreter'; then
   echo "build-initramfs: need busybox-static (apt-get install busybox-static)" >&2; exit 1

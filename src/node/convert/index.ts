@@ -53,7 +53,7 @@ import { Vmcoreinfo } from '../../core/kernel/vmcoreinfo.js';
 import { CompressPool, type BatchOut } from '../workers/pool.js';
 import { compressorImpl } from '../workers/page-codec.js';
 import { checkOutput, FileSink, FlatSink, type OutputSink } from './sinks.js';
-import { kernelMappings } from '../../core/kernel/x86_64/kernel-map.js';
+import { kernelMappings } from '../../core/kernel/kernel-map.js';
 import { DirectElfReader } from './direct.js';
 import { availableParallelism } from 'node:os';
 import type { Writable } from 'node:stream';

@@ -14,7 +14,7 @@ import { VmcoreError } from '../../core/errors.js';
 import { buildNotes, parseNotes } from '../../core/format/elf/notes.js';
 import { DiskDumpHeader64, KdumpSubHeader64 } from '../../core/format/kdump/structs.js';
 import { Elf64_Ehdr, Elf64_Phdr, ELFCLASS64, ELFDATA2LSB, PT_LOAD, PT_NOTE } from '../../core/format/elf/structs.js';
-import { kernelMappings } from '../../core/kernel/x86_64/kernel-map.js';
+import { kernelMappings } from '../../core/kernel/kernel-map.js';
 import { analyzeKernel } from '../../core/kernel/kernel.js';
 import { openDumpFiles } from '../open.js';
 

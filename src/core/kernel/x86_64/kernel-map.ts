@@ -12,15 +12,11 @@
 import type { Dump } from '../../dump.js';
 import { isVmcoreError } from '../../errors.js';
 import { parseHex, type Vmcoreinfo } from '../vmcoreinfo.js';
-import type { ElfAliasSpec } from '../../format/elf/writer.js';
 import { DIRECT_MAP_DEFAULT_L4, DIRECT_MAP_DEFAULT_L5, KERNEL_IMAGE_SIZE, START_KERNEL_MAP } from './addrspace.js';
 
-export interface KernelMappings {
-  directMapBase?: bigint;
-  kernelImage?: ElfAliasSpec;
-}
+import type { KernelMappings } from '../kernel-map.js';
 
-export async function kernelMappings(dump: Dump, vmci: Vmcoreinfo | undefined, physBase: bigint): Promise<KernelMappings> {
+export async function x86_64KernelMappings(dump: Dump, vmci: Vmcoreinfo | undefined, physBase: bigint): Promise<KernelMappings> {
   if (!vmci || dump.arch !== 'x86_64') return {};
   const out: KernelMappings = {};
   const kphys = (v: bigint) => BigInt.asUintN(64, v - START_KERNEL_MAP + physBase);
