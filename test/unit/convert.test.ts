@@ -434,3 +434,23 @@ test('32-bit sources give ELF32 and i386-layout kdump output', async () => {
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('maxPfn leaves out the pages above the kernel\'s memory model and lowers max_mapnr (kdump and ELF)', async () => {
+  const dir = await tmp();
+  try {
+    const { dump, expected } = syntheticDump();
+    const low = new Map([...expected].filter(([p]) => p < 512));
+    for (const format of ['kdump', 'elf'] as const) {
+      const out = join(dir, `low.${format}`);
+      const s = await convertDump(dump, out, { format, codec: format === 'elf' ? 'none' : 'zlib', dumpLevel: 0, threads: 0, maxPfn: 512 });
+      assert.ok(s.warnings.some((w) => /^768 pages at and above pfn 0x200 /.test(w)), s.warnings.join('; '));
+      const r = await readBack([out], false);
+      assert.equal(r.sha, digest(low, false), format);
+      if (format === 'kdump') assert.equal(r.dump.maxPfn, 512);
+      assert.equal(await r.dump.pageState(GiB * 4 / PS), 'hole');
+      await r.dump.close();
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});

@@ -11,6 +11,7 @@ import { celfOutput } from '../../node/convert/celf.js';
 import { checkChunkSize, parseChunkSize } from '../../core/format/celf/writer.js';
 import { humanBytes, parseBigint, printJson } from '../util.js';
 import { analyzeKernel } from '../../core/kernel/kernel.js';
+import { kernelMemoryEnd } from '../../core/kernel/memsection.js';
 import type { ElfNote } from '../../core/format/elf/notes.js';
 import type { Utsname } from '../../core/format/kdump/writer.js';
 
@@ -36,6 +37,7 @@ interface Opts {
   native?: boolean;
   kernel?: boolean;
   chunk?: string;
+  keepAllPages?: boolean;
 }
 
 function int(s: string | undefined, what: string): number | undefined {
@@ -64,6 +66,7 @@ export function register(program: Command): void {
     .option('--phys-base <value>', 'phys_base to record in the kdump header (default: VMCOREINFO, else the source header)')
     .option('--chunk <size>', 'celf: uncompressed bytes per chunk, e.g. 64K (default 64K)')
     .option('--no-native', 'use node:zlib even when the libdeflate addon is built')
+    .option('--keep-all-pages', "keep pages above the end of the kernel's memory model (QEMU's firmware ROM); makedumpfile cannot re-filter such a file")
     .option('--no-kernel', 'do not analyse the kernel (proven phys_base, utsname and VMCOREINFO recovered from memory)')
     .option('--quiet', 'no progress bar')
     .option('--json', 'print a JSON summary')
@@ -135,6 +138,7 @@ export function register(program: Command): void {
         // recovered from memory when the file has none (so the output carries it).
         let physBase = o.physBase !== undefined ? parseBigint(o.physBase, '--phys-base') : undefined;
         let utsname: Utsname | undefined;
+        let maxPfn: number | undefined;
         const extraNotes: ElfNote[] = [];
         if (o.kernel !== false && dump.arch === 'x86_64') {
           try {
@@ -143,6 +147,11 @@ export function register(program: Command): void {
             if (k.utsname?.release) utsname = k.utsname;
             if (!dump.vmcoreinfoText && k.vmcoreinfo) extraNotes.push({ name: 'VMCOREINFO', type: 0, desc: new TextEncoder().encode(k.vmcoreinfo.text) });
             for (const w of k.warnings) if (!o.quiet) process.stderr.write(`warning: ${w}\n`);
+            // the rule `fix` follows: pages above the kernel's memory model are firmware, not memory
+            if (!o.keepAllPages) {
+              const end = await kernelMemoryEnd(k, dump.pageSize);
+              if (end && end.endPfn < dump.maxPfn) maxPfn = end.endPfn;
+            }
           } catch (e) {
             if (!o.quiet) process.stderr.write(`warning: kernel analysis failed (${(e as Error).message}); header values come from the file\n`);
           }
@@ -151,6 +160,7 @@ export function register(program: Command): void {
           ...(physBase !== undefined ? { physBase } : {}),
           ...(utsname ? { utsname } : {}),
           extraNotes,
+          ...(maxPfn !== undefined ? { maxPfn } : {}),
           format,
           codec: format === 'elf' ? 'none' : codec,
           ...(o.level !== undefined ? { level: int(o.level, '--level')! } : {}),

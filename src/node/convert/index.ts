@@ -132,6 +132,12 @@ export interface ConvertOptions {
   noNative?: boolean;
   /** Replace the built-in kdump/ELF writers (e.g. the compressed-ELF format). */
   outputFormat?: OutputFormatFactory;
+  /**
+   * Leave out every page from this pfn on and write max_mapnr = maxPfn (random-access inputs):
+   * the end of the kernel's memory model (`kernelMemoryEnd`), above which QEMU dumps firmware
+   * ROM that makedumpfile cannot re-filter. The same rule as `fixDump`'s.
+   */
+  maxPfn?: number;
 }
 
 export interface ConvertSummary {
@@ -198,6 +204,10 @@ function rangesToBitmap(maxPfn: number, len: number, ranges: readonly PfnRange[]
     if (e > s) bm.setRange(s, e);
   }
   return bm;
+}
+
+function clipRanges(ranges: readonly PfnRange[], end: number): PfnRange[] {
+  return ranges.filter((r) => r.startPfn < end).map((r) => ({ startPfn: r.startPfn, endPfn: Math.min(r.endPfn, end) }));
 }
 
 function countIn(ranges: readonly PfnRange[], lo: number, hi: number): number {
@@ -660,10 +670,18 @@ export async function convertDump(input: ConvertInput, out: string | Writable, o
     const n = countIn(present, 0, Infinity);
     scan = { ram: present.map((r) => ({ ...r })), present, counts: { data: n, zero: 0, excluded: 0, missing: 0, hole: 0 } };
   } else {
-    scan = await scanRuns(input.pageRuns(0, input.maxPfn));
+    const end = opts.maxPfn !== undefined ? Math.min(opts.maxPfn, input.maxPfn) : input.maxPfn;
+    scan = await scanRuns(input.pageRuns(0, end));
+    scan.ram = clipRanges(scan.ram, end);
+    scan.present = clipRanges(scan.present, end);
+    if (end < input.maxPfn) {
+      let dropped = 0;
+      for await (const r of input.pageRuns(end, input.maxPfn)) if (r.state === 'data' || r.state === 'zero') dropped += Math.min(r.endPfn, input.maxPfn) - Math.max(r.startPfn, end);
+      if (dropped) warnings.push(`${dropped} pages at and above pfn 0x${end.toString(16)} (the end of the kernel's memory model: firmware, not kernel memory) left out; max_mapnr 0x${end.toString(16)}`);
+    }
   }
   const lastEnd = scan.ram.length ? scan.ram[scan.ram.length - 1]!.endPfn : 0;
-  const maxPfn = Math.max(isStream(input) ? (input.maxPfn ?? 0) : input.maxPfn, lastEnd);
+  const maxPfn = isStream(input) ? Math.max(input.maxPfn ?? 0, lastEnd) : Math.max(Math.min(opts.maxPfn ?? Infinity, input.maxPfn), lastEnd);
   if (scan.counts.missing) warnings.push(`${scan.counts.missing} pages are missing from the input (incomplete dump): written as excluded`);
   const notes: ElfNote[] = [...input.notes, ...(opts.extraNotes ?? [])];
   let vmciText = input.vmcoreinfoText;
