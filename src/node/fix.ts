@@ -86,7 +86,12 @@ export function choosePhysBase(k: KernelInfo, given: 'auto' | bigint | undefined
     }
     const vi = pb.vmcoreinfo;
     if (vi !== undefined && BigInt.asUintN(64, vi) !== BigInt.asUintN(64, given)) {
-      warnings.push(`VMCOREINFO says NUMBER(phys_base)=${hex(vi)}: readers that prefer VMCOREINFO (libkdumpfile, crash, makedumpfile) will use that, not ${hex(given)}`);
+      // makedumpfile 1.7.2 takes phys_base from the kdump header (re-filtering and --dump-dmesg
+      // fail on a file whose header is wrong and whose VMCOREINFO is right), the other readers
+      // from VMCOREINFO: the same facts `info` states (src/core/info.ts)
+      warnings.push(
+        `VMCOREINFO says NUMBER(phys_base)=${hex(vi)}: libkdumpfile, drgn and crash will use that, not ${hex(given)}; makedumpfile (re-filtering, --dump-dmesg) uses the header's ${hex(given)}`,
+      );
     }
     return { value: given, source: 'given' };
   }

@@ -15,6 +15,8 @@ import { openDumpFiles } from '../../src/node/open.js';
 import { hashMemory } from '../../src/core/hash.js';
 import { nodeSha256 } from '../../src/node/hash.js';
 import { isVmcoreError } from '../../src/core/errors.js';
+import { describeDump } from '../../src/core/info.js';
+import { analyzeKernel } from '../../src/core/kernel/kernel.js';
 import type { KdumpDump } from '../../src/core/format/kdump/reader.js';
 import { encodeKdumpHeader, encodeKdumpSubHeader, KdumpLayout, KdumpPagePlacer, PAGE_RAW, PAGE_ZERO, PfnBitmap } from '../../src/core/format/kdump/writer.js';
 import type { SparseMemory } from '../../src/core/memory.js';
@@ -74,6 +76,18 @@ test('--in-place changes exactly the 8 phys_base bytes; auto restores the proved
   const r = await fixDump(f, { inPlace: true, physBase: 0x1000000n });
   assert.equal(r.physBase.source, 'given');
   assert.ok(r.warnings.some((w) => /differs from the proved value 0x0/.test(w)));
+  // fix and info say the same about who reads which value (makedumpfile 1.7.2 fails to
+  // re-filter or --dump-dmesg such a file: test/interop/peers-analyse.test.ts)
+  const w = r.warnings.find((x) => /NUMBER\(phys_base\)/.test(x)) ?? '';
+  assert.match(w, /libkdumpfile, drgn and crash will use that/);
+  assert.match(w, /makedumpfile \(re-filtering, --dump-dmesg\) uses the header's 0x1000000/);
+  const d = await openDumpFiles([f]);
+  try {
+    const rep = await describeDump(d, await analyzeKernel(d));
+    assert.ok(rep.warnings.some((x) => /makedumpfile \(re-filtering, --dump-dmesg\) trusts it/.test(x) && /libkdumpfile, drgn and crash take NUMBER\(phys_base\)/.test(x)), rep.warnings.join('\n'));
+  } finally {
+    await d.close();
+  }
   const now = readFileSync(f);
   assert.equal(now.length, orig.length);
   const diff: number[] = [];
