@@ -13,6 +13,7 @@
  * QEMU's write fail, then waits for QEMU's DUMP_COMPLETED so that the guest is resumed and the
  * monitor usable before reporting what happened.
  */
+import { producerText } from './version.js';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { constants as fsc, open as openFd } from 'node:fs';
 import { execFile } from 'node:child_process';
@@ -262,6 +263,7 @@ export async function dumpViaQmp(opts: QmpDumpOptions): Promise<QmpDumpSummary> 
       const reserve = format === 'elf' && (opts.fixKernelInfo ?? true);
       conv = await convertDump(streamInput(info, batches(), `QEMU dump stream (${qmp.target})`, { reserveNoteSpace: reserve }), opts.output, {
         format: format === 'elf' ? 'elf' : 'kdump',
+        producer: producerText('dump'),
         codec,
         ...(format === 'celf' ? { outputFormat: celfOutput(opts.threads !== undefined ? { threads: opts.threads } : {}) } : {}),
         // kdump: zero pages share one zero page (lossless, as QEMU does); ELF: only on request

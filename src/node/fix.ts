@@ -17,6 +17,7 @@ import { open } from 'node:fs/promises';
 import { VmcoreError } from '../core/errors.js';
 import type { Dump, FormatDetails, PageRun, PageState } from '../core/dump.js';
 import { cpuCountOfNotes, type ElfNote } from '../core/format/elf/notes.js';
+import { producerText } from './version.js';
 import type { CodecRegistry } from '../core/codec/types.js';
 import { KdumpDump } from '../core/format/kdump/reader.js';
 import { readKdumpHeader } from '../core/format/kdump/reader.js';
@@ -284,6 +285,7 @@ export async function fixDump(input: string, opts: FixOptions): Promise<FixResul
         ...(vmciText !== undefined ? { vmcoreinfoText: vmciText } : {}),
         ...(k.utsname ? { utsname: k.utsname } : {}),
         nrCpus: Math.max(1, cpuCountOfNotes(dump.notes)),
+        producer: producerText('fix'),
         ...(k.crashTime ? { timestampSec: k.crashTime } : {}),
       });
       if (dump.flattened) plan.changes.unshift('flattened stream written as a seekable kdump file');
@@ -317,6 +319,7 @@ export async function fixDump(input: string, opts: FixOptions): Promise<FixResul
     }
     const overlay = new NoteOverlay(dump, notes, vmciText);
     const summary = await convertDump(overlay, out, {
+      producer: producerText('fix'),
       format: 'elf',
       dumpLevel: 0,
       physBase,

@@ -141,3 +141,25 @@ test('read -o keeps an existing file unless --force', async () => {
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('info names vmcore (version and command) as the producer of what convert writes, kdump and ELF', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'vmcore-cli-'));
+  try {
+    const version = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')).version as string;
+    for (const args of [['-c'], ['-E', '-d', '1']]) {
+      const out = join(dir, `o-${args[0]}`);
+      const c = vmcore('convert', '--quiet', ...args, SAMPLE, out);
+      assert.equal(c.rc, 0, c.err);
+      const j = JSON.parse(vmcore('info', '--json', out).out);
+      assert.equal(j.producer, 'vmcore');
+      assert.deepEqual(j.producerEvidence, [`vmcore producer note: written by vmcore ${version} convert`]);
+      // converting vmcore's output again keeps one producer note
+      const again = join(dir, `again-${args[0]}`);
+      assert.equal(vmcore('convert', '--quiet', '-l', out, again).rc, 0);
+      const n = JSON.parse(vmcore('info', '--json', again).out).notes.filter((x: { name: string }) => x.name === 'VMCORE');
+      assert.equal(n.length, 1);
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});

@@ -261,7 +261,7 @@ test('synthetic QEMU flattened kdump: seekable, proved phys_base, recovered VMCO
     assert.equal(h.nrCpus, 1);
     // VMCOREINFO: a note, and offset/size_vmcoreinfo pointing at exactly its text
     assert.equal(d.vmcoreinfoText, sd.text);
-    assert.deepEqual(d.notes.map((n) => n.name), ['CORE', 'VMCOREINFO']);
+    assert.deepEqual(d.notes.map((n) => n.name), ['CORE', 'VMCOREINFO', 'VMCORE']); // VMCORE: the producer note
     assert.equal(bytes.subarray(h.offsetVmcoreinfo, h.offsetVmcoreinfo + h.sizeVmcoreinfo).toString('latin1'), sd.text);
     // every page of the source below the cut, byte for byte; the firmware page is gone
     for (const [pfn, page] of sd.pages) {

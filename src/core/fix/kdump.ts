@@ -14,7 +14,7 @@
  */
 import { VmcoreError } from '../errors.js';
 import { readExact } from '../io/source.js';
-import { buildNotes, findVmcoreinfoNote, noteDescOffset, type ElfNote } from '../format/elf/notes.js';
+import { buildNotes, findVmcoreinfoNote, noteDescOffset, producerNote, withoutProducerNote, type ElfNote } from '../format/elf/notes.js';
 import type { KdumpDump, KdumpFile } from '../format/kdump/reader.js';
 import {
   DISKDUMP_SIGNATURE,
@@ -47,6 +47,8 @@ export interface KdumpFixValues {
    * kernel's memory model, see memsection.ts). Undefined: keep every page.
    */
   maxPfn?: number;
+  /** Text of the producer note to add ("vmcore VERSION fix"); an older one is replaced. */
+  producer?: string;
 }
 
 export interface KdumpFixPlan {
@@ -127,7 +129,7 @@ export async function planKdumpFix(dump: KdumpDump, v: KdumpFixValues): Promise<
   const changes: string[] = [];
 
   // ---- notes: keep every note, add VMCOREINFO when the file has none
-  const notes: Pick<ElfNote, 'name' | 'type' | 'desc'>[] = dump.notes.map((n) => ({ name: n.name, type: n.type, desc: n.desc }));
+  const notes: Pick<ElfNote, 'name' | 'type' | 'desc'>[] = withoutProducerNote(dump.notes).map((n) => ({ name: n.name, type: n.type, desc: n.desc }));
   let vmciAdded = false;
   if (!findVmcoreinfoNote(dump.notes)) {
     const text = dump.vmcoreinfoText ?? v.vmcoreinfoText;
@@ -139,6 +141,7 @@ export async function planKdumpFix(dump: KdumpDump, v: KdumpFixValues): Promise<
       } else changes.push('VMCOREINFO note added (from the raw offset_vmcoreinfo text)');
     }
   }
+  if (v.producer !== undefined) notes.push(producerNote(v.producer));
   const blob = buildNotes(notes, le);
   const vIndex = notes.findIndex((n) => n.name === 'VMCOREINFO');
 

@@ -36,7 +36,8 @@
  */
 import { VmcoreError } from '../../core/errors.js';
 import type { Dump, PageRun, PageState } from '../../core/dump.js';
-import { cpuCountOfNotes, type ElfNote } from '../../core/format/elf/notes.js';
+import { cpuCountOfNotes, producerNote, withoutProducerNote, type ElfNote } from '../../core/format/elf/notes.js';
+import { producerText } from '../version.js';
 import {
   encodeKdumpHeader,
   encodeKdumpSubHeader,
@@ -138,6 +139,8 @@ export interface ConvertOptions {
    * ROM that makedumpfile cannot re-filter. The same rule as `fixDump`'s.
    */
   maxPfn?: number;
+  /** Text of the producer note (default "vmcore VERSION convert"). */
+  producer?: string;
 }
 
 export interface ConvertSummary {
@@ -683,7 +686,8 @@ export async function convertDump(input: ConvertInput, out: string | Writable, o
   const lastEnd = scan.ram.length ? scan.ram[scan.ram.length - 1]!.endPfn : 0;
   const maxPfn = isStream(input) ? Math.max(input.maxPfn ?? 0, lastEnd) : Math.max(Math.min(opts.maxPfn ?? Infinity, input.maxPfn), lastEnd);
   if (scan.counts.missing) warnings.push(`${scan.counts.missing} pages are missing from the input (incomplete dump): written as excluded`);
-  const notes: ElfNote[] = [...input.notes, ...(opts.extraNotes ?? [])];
+  // the producer note names vmcore (and replaces the one of an input vmcore wrote)
+  const notes: ElfNote[] = [...withoutProducerNote([...input.notes, ...(opts.extraNotes ?? [])]), producerNote(opts.producer ?? producerText('convert'))];
   let vmciText = input.vmcoreinfoText;
   if (vmciText === undefined) {
     const n = opts.extraNotes?.find((x) => x.name === 'VMCOREINFO');

@@ -19,6 +19,30 @@ export const NT_VMCOREDD = 0x700;
 export const XEN_ELFNOTE_CRASH_INFO = 0x1000001;
 export const XEN_ELFNOTE_CRASH_REGS = 0x1000002;
 
+/**
+ * The note vmcore adds to every file it writes: name "VMCORE", type 0x564d ("VM"; no reader
+ * gives this type a meaning: crash, drgn, libkdumpfile and makedumpfile look at CORE/NT_PRSTATUS,
+ * VMCOREINFO, QEMU and Xen notes), text "vmcore VERSION COMMAND". `info` names the producer from it.
+ */
+export const VMCORE_NOTE_NAME = 'VMCORE';
+export const VMCORE_NOTE_TYPE = 0x564d;
+
+/** The producer note for `text` (e.g. "vmcore 0.1.0 convert"). */
+export function producerNote(text: string): ElfNote {
+  return { name: VMCORE_NOTE_NAME, type: VMCORE_NOTE_TYPE, desc: new TextEncoder().encode(text) };
+}
+
+/** The text of the producer note, if the notes have one. */
+export function producerNoteText(notes: readonly Pick<ElfNote, 'name' | 'desc'>[]): string | undefined {
+  const n = notes.find((x) => x.name === VMCORE_NOTE_NAME);
+  return n ? new TextDecoder('latin1').decode(n.desc).replace(/\0+$/, '') : undefined;
+}
+
+/** The notes without any producer note (a file rewritten by vmcore gets a new one). */
+export function withoutProducerNote<T extends Pick<ElfNote, 'name'>>(notes: readonly T[]): T[] {
+  return notes.filter((n) => n.name !== VMCORE_NOTE_NAME);
+}
+
 export interface ElfNote {
   name: string;
   type: number;

@@ -8,7 +8,7 @@ import { VmcoreError } from '../../errors.js';
 import { readExact, type ByteSource } from '../../io/source.js';
 import type { Dump, FormatDetails, PageRun, PageState } from '../../dump.js';
 import { notPresent, readPhysGeneric } from '../../memory.js';
-import { cpuCountOfNotes, findVmcoreinfoNote, parseNotes, type ElfNote } from './notes.js';
+import { cpuCountOfNotes, findVmcoreinfoNote, parseNotes, producerNoteText, type ElfNote } from './notes.js';
 import {
   DUMP_ELF_INCOMPLETE,
   ELFCLASS32,
@@ -288,7 +288,10 @@ export class ElfDump implements Dump {
     if (loads.length && loads.every((p) => p.vaddr === p.paddr || p.vaddr === 0n)) hints.push('PT_LOAD p_vaddr = p_paddr or 0 (no kernel virtual addresses)');
     if (loads.some((p) => p.memsz > p.filesz)) hints.push('PT_LOAD with p_memsz > p_filesz (excluded or zero pages)');
     if (this.vmcoreinfoText) hints.push('VMCOREINFO note');
-    if (this.notes.some((n) => n.name === 'VMCORE')) hints.push('vmcore producer note');
+    {
+      const made = producerNoteText(this.notes);
+      if (made !== undefined) hints.push(`vmcore producer note: written by ${made}`);
+    }
     if (header.phoff !== (header.is64 ? 64 : 52)) hints.push(`program headers at 0x${header.phoff.toString(16)}, not right after the ELF header`);
     const nrCpus = cpuCountOfNotes(this.notes);
     return {

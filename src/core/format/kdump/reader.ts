@@ -10,7 +10,7 @@ import { readExact, type ByteSource } from '../../io/source.js';
 import type { CodecName, CodecRegistry } from '../../codec/types.js';
 import type { Dump, FormatDetails, PageRun, PageState } from '../../dump.js';
 import { notPresent, readPhysGeneric } from '../../memory.js';
-import { findVmcoreinfoNote, parseNotes, type ElfNote } from '../elf/notes.js';
+import { findVmcoreinfoNote, parseNotes, producerNoteText, type ElfNote } from '../elf/notes.js';
 import {
   DISKDUMP_SIGNATURE,
   DUMP_DH_COMPRESSED_INCOMPLETE,
@@ -751,7 +751,10 @@ export class KdumpDump implements Dump {
     if (utsOnlyMachine) hints.push('header utsname has only machine set');
     if (h.timestampSec === 0 && h.timestampUsec === 0) hints.push('header timestamp 0');
     if (this.flattened) hints.push('flattened format');
-    if (this.notes.some((n) => n.name === 'VMCORE')) hints.push('vmcore producer note');
+    {
+      const made = producerNoteText(this.notes);
+      if (made !== undefined) hints.push(`vmcore producer note: written by ${made}`);
+    }
     if (h.utsname.sysname === 'Linux' && h.utsname.release) hints.push('header utsname filled from the kernel');
     return {
       header: {
