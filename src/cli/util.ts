@@ -108,3 +108,26 @@ export function hexdump(b: Uint8Array, base: number | bigint): string {
   }
   return lines.join('\n') + '\n';
 }
+
+/**
+ * A progress bar on stderr, drawn only when stderr is a terminal (and not with --quiet/--json):
+ * `update(done, total)` in any unit, `stop()` when done. Without a terminal it does nothing.
+ */
+export async function progressBar(label: string, enabled: boolean): Promise<{ update(done: number, total: number): void; stop(): void }> {
+  if (!enabled || !process.stderr.isTTY) return { update: () => undefined, stop: () => undefined };
+  const { SingleBar, Presets } = await import('cli-progress');
+  const bar = new SingleBar({ format: ` ${label} [{bar}] {percentage}% | ETA {eta_formatted}`, hideCursor: true, stream: process.stderr, etaBuffer: 50 }, Presets.shades_classic);
+  let started = false;
+  return {
+    update(done, total) {
+      if (!started) {
+        started = true;
+        bar.start(total, 0);
+      }
+      bar.update(Math.min(done, total));
+    },
+    stop() {
+      if (started) bar.stop();
+    },
+  };
+}

@@ -38,6 +38,8 @@ export interface ParallelHashOptions {
   threads?: number;
   jobPages?: number;
   hasher: () => Hasher;
+  /** Called after each job with the highest pfn hashed so far and max_mapnr. */
+  onProgress?: (pfnDone: number, maxPfn: number) => void;
 }
 
 /** hashMemory with worker threads; the same digest (pages are fed in pfn order). */
@@ -89,6 +91,8 @@ export async function hashDumpParallel(dump: Dump, paths: string[], opts: Parall
           pages++;
         }
       }
+      const last = spec.runs[spec.runs.length - 2];
+      if (opts.onProgress && last !== undefined) opts.onProgress(last, dump.maxPfn);
     };
     for await (const spec of jobs(dump, jobPages)) {
       const jid = id++;

@@ -3,7 +3,7 @@ import { hashMemory } from '../../core/hash.js';
 import { openDumpFiles } from '../../node/open.js';
 import { nodeSha256 } from '../../node/hash.js';
 import { hashDumpParallel } from '../../node/parallel-read.js';
-import { parseNumber, printJson, writeStdout } from '../util.js';
+import { parseNumber, printJson, progressBar, writeStdout } from '../util.js';
 
 export function register(program: Command): void {
   program
@@ -15,14 +15,22 @@ export function register(program: Command): void {
     .option('--skip-zero', 'leave all-zero pages out (compare an ELF with a zero-excluding kdump)')
     .option('--json', 'print {"sha256", "pages"} as JSON')
     .option('--threads <n>', 'worker threads that read and decompress pages (default: number of cores; 0 = none)')
-    .action(async (files: string[], o: { skipZero?: boolean; json?: boolean; threads?: string }) => {
+    .option('--quiet', 'no progress bar (it is drawn only when stderr is a terminal)')
+    .action(async (files: string[], o: { skipZero?: boolean; json?: boolean; threads?: string; quiet?: boolean }) => {
       const dump = await openDumpFiles(files);
       try {
         const threads = o.threads === undefined ? undefined : parseNumber(o.threads, '--threads');
-        const r =
-          threads === 0 || dump.maxPfn < 65536
-            ? await hashMemory(dump, { skipZero: !!o.skipZero, hasher: nodeSha256 })
-            : await hashDumpParallel(dump, files, { skipZero: !!o.skipZero, hasher: nodeSha256, ...(threads === undefined ? {} : { threads }) });
+        const bar = await progressBar('hash', !o.quiet && !o.json);
+        const onProgress = (done: number, total: number) => bar.update(done, total);
+        let r;
+        try {
+          r =
+            threads === 0 || dump.maxPfn < 65536
+              ? await hashMemory(dump, { skipZero: !!o.skipZero, hasher: nodeSha256, onProgress })
+              : await hashDumpParallel(dump, files, { skipZero: !!o.skipZero, hasher: nodeSha256, onProgress, ...(threads === undefined ? {} : { threads }) });
+        } finally {
+          bar.stop();
+        }
         for (const w of dump.warnings) process.stderr.write(`warning: ${w}\n`);
         if (r.missingPages) process.stderr.write(`warning: ${r.missingPages} pages are missing from the dump and were not hashed\n`);
         if (o.json) await printJson({ sha256: r.sha256, pages: r.pages, zeroPages: r.zeroPages, missingPages: r.missingPages });
