@@ -27,7 +27,17 @@ const args = [gyp, 'rebuild'];
 if (!process.env.npm_config_nodedir && existsSync(join(prefix, 'include', 'node', 'node_api.h'))) args.push(`--nodedir=${prefix}`);
 const r = gyp ? spawnSync(process.execPath, args, { cwd: root, stdio: ['ignore', 'ignore', 'pipe'] }) : { status: 1, stderr: Buffer.from('node-gyp not found') };
 if (r.status !== 0) {
-  const why = String(r.stderr ?? '').split('\n').find((l) => /error|fatal/i.test(l)) ?? 'build failed';
-  console.error(`vmcore: optional libdeflate addon not built (${why.trim()}); zlib output uses node:zlib`);
+  // One calm line: the addon is optional, nothing failed. The build log is not shown (it reads
+  // like a failure); VMCORE_NATIVE_VERBOSE=1 shows it.
+  const log = String(r.stderr ?? '');
+  const why = /libdeflate\.h/.test(log)
+    ? 'libdeflate-dev is not installed'
+    : /\b(cc|gcc|g\+\+|c\+\+|make)\b.*(not found|No such file)/i.test(log)
+      ? 'no C compiler or make'
+      : !gyp
+        ? 'node-gyp not found'
+        : 'its build did not succeed';
+  console.error(`vmcore: using node:zlib; the optional faster zlib (libdeflate) is not built (${why}). To get it: apt-get install libdeflate-dev gcc make, then npm rebuild vmcore.`);
+  if (process.env.VMCORE_NATIVE_VERBOSE) console.error(log);
 }
 process.exit(0);

@@ -1,0 +1,88 @@
+/**
+ * The published package as a new user gets it: `npm pack`, install the tarball into a fresh
+ * consumer project, then compile (TypeScript, strict) and run the README's library example
+ * verbatim on the repo sample. Also: the tarball leaves the sample out, and the install prints
+ * no compiler error when the optional libdeflate addon cannot be built.
+ * Needs npm and the registry (or its cache) for the consumer's dependencies.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { copyFile, cp, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
+const SAMPLE = join(ROOT, 'samples/seabios-128M.md-c-d31.kdump');
+const SAMPLE_SHA = '03c2b8685986e5ee4bcfee31fc94ef61c42dfed7ec5029f6194829dc174feacb';
+
+function run(cmd: string, args: string[], cwd: string, env: Record<string, string> = {}) {
+  const r = spawnSync(cmd, args, { cwd, encoding: 'utf8', timeout: 600_000, maxBuffer: 64 << 20, env: { ...process.env, ...env } });
+  return { rc: r.status, out: r.stdout ?? '', err: r.stderr ?? '' };
+}
+
+/** The ```ts block of the README's "## Library" section. */
+export async function readmeExample(): Promise<string> {
+  const md = await readFile(join(ROOT, 'README.md'), 'utf8');
+  const sec = md.slice(md.indexOf('\n## Library'));
+  const m = /```ts\n([\s\S]*?)```/.exec(sec);
+  assert.ok(m, 'README has a ```ts block under ## Library');
+  return m[1]!;
+}
+
+test('npm pack: a fresh ES module project installs the tarball, compiles and runs the README example verbatim', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'vmcore-pack-'));
+  try {
+    const p = run('npm', ['pack', '--pack-destination', dir, '--ignore-scripts'], ROOT);
+    assert.equal(p.rc, 0, p.err);
+    const tgz = join(dir, p.out.trim().split('\n').pop()!);
+    const size = (await stat(tgz)).size;
+    assert.ok(size < 2 << 20, `tarball is ${size} bytes: the 15 MB sample must stay out of it`);
+    const list = run('tar', ['tzf', tgz], dir).out;
+    assert.doesNotMatch(list, /\.kdump$/m, 'no dump files in the package');
+    assert.match(list, /^package\/dist\/src\/node\/index\.js$/m);
+
+    const app = join(dir, 'app');
+    await mkdir(app);
+    await writeFile(join(app, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module' }, null, 2));
+    await writeFile(
+      join(app, 'tsconfig.json'),
+      JSON.stringify({ compilerOptions: { target: 'es2022', module: 'nodenext', moduleResolution: 'nodenext', strict: true, skipLibCheck: false, types: ['node'] } }, null, 2),
+    );
+    const ins = run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', tgz, 'typescript@5', '@types/node@20'], app);
+    assert.equal(ins.rc, 0, ins.err);
+    assert.doesNotMatch(ins.out + ins.err, /fatal error|libdeflate\.h/, 'the install prints no compiler error');
+
+    await writeFile(join(app, 'example.ts'), await readmeExample());
+    await copyFile(SAMPLE, join(app, 'vmcore')); // the example opens a file named "vmcore"
+    const tsc = run(process.execPath, [join(app, 'node_modules/typescript/bin/tsc'), '-p', '.'], app);
+    assert.equal(tsc.rc, 0, `the README example does not compile:\n${tsc.out}${tsc.err}`);
+    const r = run(process.execPath, ['example.js'], app);
+    assert.equal(r.rc, 0, `the README example fails:\n${r.err}`);
+    assert.match(r.out, /Linux version 6\.1\.0-56-cloud-amd64/, 'the kernel log');
+    assert.match(r.out, /verdict: 'header correct'/, 'describeDump().physBase');
+    assert.ok(r.out.includes(SAMPLE_SHA), 'hashMemory digest');
+    assert.ok((await stat(join(app, 'out.kdump'))).size > 0, 'convertDump wrote out.kdump');
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('the install line: one calm line, no compiler error, when libdeflate cannot be built', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'vmcore-native-'));
+  try {
+    // a copy of the addon sources, so that the build does not touch the checkout's build/
+    await cp(join(ROOT, 'native'), join(dir, 'native'), { recursive: true });
+    await copyFile(join(ROOT, 'binding.gyp'), join(dir, 'binding.gyp'));
+    await writeFile(join(dir, 'native/deflate.c'), '#include <libdeflate-missing.h>\n' + (await readFile(join(ROOT, 'native/deflate.c'), 'utf8')));
+    const r = run(process.execPath, [join(dir, 'native/build.mjs')], dir);
+    assert.equal(r.rc, 0);
+    const lines = r.err.trim().split('\n');
+    assert.equal(lines.length, 1, r.err);
+    assert.match(lines[0]!, /^vmcore: using node:zlib; the optional faster zlib \(libdeflate\) is not built \(.*\)\. To get it: .*npm rebuild vmcore\.$/);
+    assert.doesNotMatch(r.err, /fatal|error/i);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
