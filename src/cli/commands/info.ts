@@ -4,6 +4,10 @@ import { analyzeKernel } from '../../core/kernel/kernel.js';
 import { panicSummary } from '../../core/kernel/panic.js';
 import { kernelStateReport } from '../../core/kernel/state.js';
 import { loadKernelBtf } from '../../core/kernel/btf/kernel-btf.js';
+import { readDmesg } from '../../core/kernel/dmesg.js';
+import { isVmcoreError } from '../../core/errors.js';
+import type { KernelInfo } from '../../core/kernel/kernel.js';
+import { createBacktracer, panicBacktrace } from '../../core/kernel/x86_64/backtrace.js';
 import { openDumpFiles } from '../../node/open.js';
 import { humanBytes, printJson, writeStdout } from '../util.js';
 
@@ -32,6 +36,7 @@ export function register(program: Command): void {
               cpus: Math.max(1, k.cpus.length),
               types: async () => (await loadKernelBtf(k, { file: set[0]! })).btf,
             });
+            if (panic && dump.arch !== 'aarch64') await addPanicBacktrace(kernel, panic, dump.littleEndian);
           }
           const r = await describeDump(dump, kernel, { panic, kernelState });
           reports.push(r);
@@ -42,6 +47,25 @@ export function register(program: Command): void {
       }
       if (o.json) await printJson(o.each ? reports : reports[0]);
     });
+}
+
+/** panic.backtrace, panic.oops, panic.signature (README "Crash signature"); a failure is panic.backtraceError. */
+async function addPanicBacktrace(kernel: KernelInfo, panic: Record<string, unknown>, littleEndian: boolean): Promise<void> {
+  try {
+    const bt = await createBacktracer(kernel);
+    const dec = new TextDecoder('latin1');
+    const log = kernel.vmcoreinfo ? await readDmesg({ vmcoreinfo: kernel.vmcoreinfo, readVirt: (va, n) => kernel.readVirt(va, n), littleEndian }) : undefined;
+    const lines = log ? log.records.map((r) => dec.decode(r.text)) : [];
+    const pb = await panicBacktrace(bt, panic as { message: string | null; task: number | null; cpu: number | null }, lines);
+    if (!pb) {
+      panic.backtraceError = 'the panicking task is not known';
+      return;
+    }
+    Object.assign(panic, { backtrace: pb.backtrace, oops: pb.oops, signature: pb.signature, signatureReason: pb.reason, signatureChain: pb.chain });
+  } catch (e) {
+    if (!isVmcoreError(e)) throw e;
+    panic.backtraceError = `${e.code}: ${e.message}`;
+  }
 }
 
 export function formatInfo(r: InfoReport): string {
@@ -77,6 +101,15 @@ export function formatInfo(r: InfoReport): string {
       const when = qemuNotes ? 'when QEMU stopped the guest' : 'saved by the kernel at the crash';
       row('Registers', `${regs.join('  ')}  [${p.registersSource}, ${when}]`);
     } else if (p.registersNote) row('Registers', `unknown: ${p.registersNote}`);
+    const pb = r.panic as { backtrace?: { pid: number; comm: string; frames: { function: string | null; offset: number | null; size: number | null; module: string | null; reliable: boolean; pc: string }[] }; oops?: string | null; signature?: string; signatureChain?: string[]; backtraceError?: string };
+    if (pb.oops) row('Oops', pb.oops);
+    if (pb.backtrace) {
+      const fr = pb.backtrace.frames;
+      const shown = fr.slice(0, 12).map((f) => `${f.reliable ? '' : '? '}${f.function === null ? f.pc : `${f.function}+0x${(f.offset ?? 0).toString(16)}/0x${(f.size ?? 0).toString(16)}`}${f.module ? ` [${f.module}]` : ''}`);
+      row('Backtrace', `pid ${pb.backtrace.pid} (${pb.backtrace.comm}), ${fr.length} frames${fr.length > shown.length ? `, top ${shown.length}` : ''}`);
+      for (const s of shown) row('', `  ${s}`);
+    } else if (pb.backtraceError) row('Backtrace', `none: ${pb.backtraceError}`);
+    if (pb.signature) row('Signature', `${pb.signature}  (${(pb.signatureChain ?? []).join(' < ')})`);
   }
   row('CPUs', r.nrCpus === null ? 'unknown' : String(r.nrCpus));
   row('VMCOREINFO', r.vmcoreinfo.present ? `yes (${r.vmcoreinfo.source})` : 'none');

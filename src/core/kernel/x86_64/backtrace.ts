@@ -15,6 +15,7 @@ import { VmcoreError } from '../../errors.js';
 import type { KernelTypes, KObject } from '../btf/reader.js';
 import { loadKernelBtf, type BtfKernel } from '../btf/kernel-btf.js';
 import type { KernelInfo } from '../kernel.js';
+import { crashSignature, OOPS_RE, signatureChain } from '../signature.js';
 import { registersOfCpu, registersOfTask, type CpuRegisters } from './cpu.js';
 import { orcLayoutForRelease, orcLayoutFromBtf, OrcTable, OrcTables, type OrcLayout } from './orc.js';
 import {
@@ -668,4 +669,49 @@ export async function createBacktracer(kernel: KernelInfo, opts: { symbols?: Ker
 
 function pickBtfKernel(k: KernelInfo): BtfKernel {
   return { readVirt: (va, n) => k.readVirt(va, n), vmcoreinfo: k.vmcoreinfo };
+}
+
+export interface PanicBacktrace {
+  /** The task that panicked, its frames (JSON form) and how the walk ended. */
+  backtrace: Record<string, unknown>;
+  /** The oops line before the panic, when the log has one (its pt_regs trace is the chain). */
+  oops: string | null;
+  /** The frames the signature is taken from (from the oops's exception frame when there is one). */
+  chain: string[];
+  signature: string;
+  reason: string;
+}
+
+/**
+ * The panicking task's backtrace and the crash signature for `info` (see README "Crash
+ * signature"). `logLines` is the kernel log text, one record per entry, in order. Null when the
+ * panicking task is not known.
+ */
+export async function panicBacktrace(
+  bt: Backtracer,
+  panic: { message: string | null; task: number | null; cpu: number | null },
+  logLines: readonly string[],
+): Promise<PanicBacktrace | null> {
+  const report = await backtraceReport(bt, { panicPid: panic.task, panicCpu: panic.cpu });
+  if (report.panicTask === undefined) return null;
+  const b = report.tasks.find((t) => t.task.task === report.panicTask);
+  if (!b) return null;
+  let oops: string | null = null;
+  for (const l of logLines) {
+    if (/Kernel panic - not syncing/.test(l)) break;
+    const m = OOPS_RE.exec(l);
+    if (m) {
+      oops = m[0];
+      break;
+    }
+  }
+  let frames = b.frames;
+  if (oops) {
+    // the faulting context: the frames from the first kernel-mode pt_regs on the stack
+    const exc = b.exceptionFrames.find((e) => e.address !== undefined && !e.user);
+    if (exc) frames = b.frames.filter((f) => f.level >= exc.level);
+  }
+  const chain = signatureChain(frames);
+  const reason = oops ?? panic.message ?? '';
+  return { backtrace: taskBacktraceToJSON(b, report.panicTask), oops, chain, reason, signature: crashSignature(reason, chain) };
 }
