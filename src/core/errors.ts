@@ -20,7 +20,8 @@ export type ErrorCode =
   | 'IO' // an operating-system I/O error
   | 'INTERRUPTED' // the user or a signal stopped the job
   | 'USAGE' // bad arguments
-  | 'QMP'; // the QEMU monitor refused or failed
+  | 'QMP' // the QEMU monitor refused or failed
+  | 'TRIAGE'; // page filtering would lose what the analysis of the dump needs
 
 export interface ErrorDetails {
   file?: string;

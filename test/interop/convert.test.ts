@@ -346,9 +346,12 @@ test('CLI: makedumpfile-style options, refusal to overwrite, rejected dump level
     r = run(process.execPath, [CLI, 'convert', '-l', SAMPLE, out]);
     assert.notEqual(r.rc, 0);
     assert.match(r.err, /exists/);
-    r = run(process.execPath, [CLI, 'convert', '-d', '31', SAMPLE, join(dir, 'x.kdump')]);
-    assert.notEqual(r.rc, 0);
-    assert.match(r.err, /dump level 31 is not supported/);
+    r = run(process.execPath, [CLI, 'convert', '-d', '32', SAMPLE, join(dir, 'x.kdump')]);
+    assert.equal(r.rc, 2);
+    assert.match(r.err, /dump level 32: must be 0-31/);
+    r = run(process.execPath, [CLI, 'convert', '-d', '31', '--no-kernel', SAMPLE, join(dir, 'x.kdump')]);
+    assert.equal(r.rc, 2);
+    assert.match(r.err, /cannot be combined with --no-kernel/);
     r = run(process.execPath, [CLI, 'convert', '-E', '-d', '1', '--quiet', SAMPLE, join(dir, 'c.elf')]);
     assert.equal(r.rc, 0, r.err);
     assert.deepEqual((await readdir(dir)).sort(), ['c.elf', 'c.kdump'], 'no temporary files left');

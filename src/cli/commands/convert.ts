@@ -14,6 +14,8 @@ import { analyzeKernel } from '../../core/kernel/kernel.js';
 import { kernelMemoryEnd } from '../../core/kernel/memsection.js';
 import type { ElfNote } from '../../core/format/elf/notes.js';
 import type { Utsname } from '../../core/format/kdump/writer.js';
+import { DL_PAGE_TYPES } from '../../core/kernel/pagetypes.js';
+import { checkFilteredOutput, planFilter, type FilterPlan } from '../../node/convert/filter.js';
 
 interface Opts {
   format?: string;
@@ -57,7 +59,7 @@ export function register(program: Command): void {
     .addOption(new Option('--compress <codec>', 'page codec (kdump: default zlib; celf: chunk codec, default zstd)').choices(['zlib', 'lzo', 'snappy', 'zstd', 'none']))
     .option('--level <n>', 'codec level for zlib/zstd (default 1, as makedumpfile and QEMU)')
     .option('--exclude-zero', 'zero pages cost nothing: one shared zero page (kdump), not stored (ELF); dump level 1')
-    .option('-d, --dump-level <n>', 'makedumpfile dump level: 0 or 1 (other levels are not supported yet)')
+    .option('-d, --dump-level <n>', 'makedumpfile dump level 0-31: 1 zero pages, 2 page cache, 4 page cache with private data, 8 user data, 16 free pages (bits add up)')
     .option('--threads <n>', 'compression worker threads (default: number of cores; 0 = none)')
     .option('-F, --flatten', 'write the makedumpfile -F flattened stream (implied by OUT "-")')
     .option('--split <n>', 'write N files OUT.1..OUT.N, each its own pfn range (makedumpfile --split)')
@@ -95,9 +97,9 @@ export function register(program: Command): void {
       if (format === 'elf' && (shortCodecs.length || o.compress)) throw new VmcoreError('USAGE', 'ELF output is not compressed: drop the codec option');
       let dumpLevel = int(o.dumpLevel, '--dump-level') ?? 0;
       if (o.excludeZero) dumpLevel = Math.max(dumpLevel, 1) === 1 ? 1 : dumpLevel;
-      if (dumpLevel !== 0 && dumpLevel !== 1) {
-        throw new VmcoreError('USAGE', `dump level ${dumpLevel} is not supported yet: use -d 0 (everything) or -d 1 (zero pages cost nothing); page-type filtering (-d 2..31) needs kernel awareness and comes later`);
-      }
+      if (dumpLevel > 31) throw new VmcoreError('USAGE', `dump level ${dumpLevel}: must be 0-31 (makedumpfile bits: 1 zero, 2 cache, 4 private cache, 8 user, 16 free)`);
+      const filtering = (dumpLevel & DL_PAGE_TYPES) !== 0;
+      if (filtering && o.kernel === false) throw new VmcoreError('USAGE', `dump level ${dumpLevel} classifies pages through the kernel's struct pages: it cannot be combined with --no-kernel`);
       const toStdout = out === '-';
       const split = int(o.split, '--split');
       const showBar = !o.quiet && !o.json && process.stderr.isTTY;
@@ -140,22 +142,29 @@ export function register(program: Command): void {
         let utsname: Utsname | undefined;
         let maxPfn: number | undefined;
         const extraNotes: ElfNote[] = [];
-        if (o.kernel !== false && dump.arch === 'x86_64') {
+        let filter: FilterPlan | undefined;
+        const warn = (m: string) => {
+          if (!o.quiet) process.stderr.write(`warning: ${m}\n`);
+        };
+        let kernel: Awaited<ReturnType<typeof analyzeKernel>> | undefined;
+        if (o.kernel !== false && (dump.arch === 'x86_64' || filtering)) {
           try {
-            const k = await analyzeKernel(dump, {});
-            if (physBase === undefined && k.physBase.value !== undefined) physBase = k.physBase.value;
-            if (k.utsname?.release) utsname = k.utsname;
-            if (!dump.vmcoreinfoText && k.vmcoreinfo) extraNotes.push({ name: 'VMCOREINFO', type: 0, desc: new TextEncoder().encode(k.vmcoreinfo.text) });
-            for (const w of k.warnings) if (!o.quiet) process.stderr.write(`warning: ${w}\n`);
+            kernel = await analyzeKernel(dump, {});
+            if (physBase === undefined && kernel.physBase.value !== undefined) physBase = kernel.physBase.value;
+            if (kernel.utsname?.release) utsname = kernel.utsname;
+            if (!dump.vmcoreinfoText && kernel.vmcoreinfo) extraNotes.push({ name: 'VMCOREINFO', type: 0, desc: new TextEncoder().encode(kernel.vmcoreinfo.text) });
+            for (const w of kernel.warnings) warn(w);
             // the rule `fix` follows: pages above the kernel's memory model are firmware, not memory
             if (!o.keepAllPages) {
-              const end = await kernelMemoryEnd(k, dump.pageSize);
+              const end = await kernelMemoryEnd(kernel, dump.pageSize);
               if (end && end.endPfn < dump.maxPfn) maxPfn = end.endPfn;
             }
           } catch (e) {
-            if (!o.quiet) process.stderr.write(`warning: kernel analysis failed (${(e as Error).message}); header values come from the file\n`);
+            if (filtering) throw e;
+            warn(`kernel analysis failed (${(e as Error).message}); header values come from the file`);
           }
         }
+        if (filtering) filter = await planFilter(dump, kernel!, dumpLevel, { force: !!o.force, onWarning: warn });
         const summary: ConvertSummary = await convertDump(dump, toStdout ? process.stdout : out, {
           ...(physBase !== undefined ? { physBase } : {}),
           ...(utsname ? { utsname } : {}),
@@ -165,6 +174,7 @@ export function register(program: Command): void {
           codec: format === 'elf' ? 'none' : codec,
           ...(o.level !== undefined ? { level: int(o.level, '--level')! } : {}),
           dumpLevel,
+          ...(filter ? { exclude: filter.exclude } : {}),
           ...(o.threads !== undefined ? { threads: int(o.threads, '--threads')! } : {}),
           flatten: !!o.flatten || toStdout,
           ...(split !== undefined ? { split } : {}),
@@ -186,6 +196,7 @@ export function register(program: Command): void {
         });
         bar?.stop();
         bar = undefined;
+        if (filter && !toStdout) await checkFilteredOutput(summary.outputs.map((x) => x.name), filter, { force: !!o.force, onWarning: warn });
         for (const w of summary.warnings) if (!o.quiet) process.stderr.write(`warning: ${w}\n`);
         if (o.json) {
           await printJson(summary);

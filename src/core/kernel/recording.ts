@@ -27,7 +27,14 @@ export class RecordingMemory implements PhysicalMemory, UnrecordedReader {
   /** Page frames whose state was asked (pageState). */
   readonly statePfns = new Set<number>();
 
-  constructor(readonly inner: PhysicalMemory) {}
+  /**
+   * @param opts.skipTolerantReads do not record `readPhys` calls with `fillMissing` (scans that
+   *        go on over absent pages, e.g. the utsname search): only the reads that need their pages
+   */
+  constructor(
+    readonly inner: PhysicalMemory,
+    private readonly opts: { skipTolerantReads?: boolean } = {},
+  ) {}
 
   get pageSize(): number {
     return this.inner.pageSize;
@@ -50,7 +57,7 @@ export class RecordingMemory implements PhysicalMemory, UnrecordedReader {
     return scanReadPage(this.inner, pfn);
   }
   readPhys(addr: number, length: number, opts?: { fillMissing?: boolean }): Promise<Uint8Array> {
-    if (Number.isSafeInteger(addr) && Number.isSafeInteger(length) && addr >= 0 && length > 0) {
+    if (Number.isSafeInteger(addr) && Number.isSafeInteger(length) && addr >= 0 && length > 0 && !(this.opts.skipTolerantReads && opts?.fillMissing)) {
       const ps = this.inner.pageSize;
       const last = Math.floor((addr + length - 1) / ps);
       for (let p = Math.floor(addr / ps); p <= last && p - Math.floor(addr / ps) < 1 << 18; p++) this.readPfns.add(p);
@@ -64,8 +71,8 @@ export class RecordingMemory implements PhysicalMemory, UnrecordedReader {
 }
 
 /** A Dump whose memory reads are recorded; everything else is the original dump's. */
-export function recordingDump(dump: Dump): { dump: Dump; recorder: RecordingMemory } {
-  const recorder = new RecordingMemory(dump);
+export function recordingDump(dump: Dump, opts: { skipTolerantReads?: boolean } = {}): { dump: Dump; recorder: RecordingMemory } {
+  const recorder = new RecordingMemory(dump, opts);
   const wrapped: Dump = {
     get format() { return dump.format; },
     get variant() { return dump.variant; },

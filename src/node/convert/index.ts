@@ -51,6 +51,8 @@ import {
 } from '../../core/format/kdump/writer.js';
 import { ElfWriter, planElfSegments, type ElfAliasSpec, type ElfSegmentSpec } from '../../core/format/elf/writer.js';
 import { Vmcoreinfo } from '../../core/kernel/vmcoreinfo.js';
+import { subtractExcluded, type ExcludedRun, type KindCounts } from '../../core/kernel/pagefilter.js';
+import { DL_PAGE_TYPES } from '../../core/kernel/pagetypes.js';
 import { CompressPool, type BatchOut } from '../workers/pool.js';
 import { compressorImpl } from '../workers/page-codec.js';
 import { checkOutput, FileSink, FlatSink, type OutputSink } from './sinks.js';
@@ -105,8 +107,13 @@ export interface ConvertOptions {
   codec?: OutputCodec;
   /** Codec level (zlib/zstd), default 1 as makedumpfile and QEMU. */
   level?: number;
-  /** Dump level: 0 or 1 (1 = zero pages cost nothing: shared zero page in kdump, omitted in ELF). */
+  /**
+   * makedumpfile dump level 0-31 (recorded in the kdump header). Bit 1: zero pages cost nothing
+   * (shared zero page in kdump, omitted in ELF); bits 2-16 leave out the pages in `exclude`.
+   */
   dumpLevel?: number;
+  /** Page frames to leave out (page filtering, `excludedPages`): ascending, disjoint. Needed for dump levels with bits 2-16. */
+  exclude?: readonly ExcludedRun[];
   /** Worker threads (default: cores; 0 = compress on the main thread). */
   threads?: number;
   /** Write the makedumpfile -F flattened stream (implied when `out` is a stream). */
@@ -150,6 +157,8 @@ export interface ConvertSummary {
   threads: number;
   outputs: { name: string; bytes: number; startPfn?: number; endPfn?: number }[];
   pages: { total: number; compressed: number; raw: number; zero: number; excluded: number; missing: number; holes: number };
+  /** Present input pages left out by page type (dump levels 2-16, hwpoison, offline). */
+  filtered?: KindCounts;
   bytesIn: number;
   bytesOut: number;
   seconds: number;
@@ -613,14 +622,11 @@ async function* streamBatches(input: PageStreamInput, cuts: number[], max: numbe
 // ---------------------------------------------------------------------------------------------
 // Main entry
 
-export const DUMP_LEVELS_SUPPORTED = [0, 1];
-
 function validate(opts: ConvertOptions): void {
   const dl = opts.dumpLevel ?? 0;
-  if (!DUMP_LEVELS_SUPPORTED.includes(dl)) {
-    throw new VmcoreError('USAGE', `dump level ${dl} is not supported yet: only 0 (keep everything) and 1 (zero pages cost nothing) are; page-type filtering (levels 2-31) needs kernel awareness and comes later`, {
-      field: 'dump_level',
-    });
+  if (!Number.isInteger(dl) || dl < 0 || dl > 31) throw new VmcoreError('USAGE', `dump level ${dl}: must be 0-31`, { field: 'dump_level' });
+  if (dl & DL_PAGE_TYPES && !opts.exclude) {
+    throw new VmcoreError('USAGE', `dump level ${dl} leaves out pages by type: it needs the page classification (exclude, from excludedPages)`, { field: 'dump_level' });
   }
   if (opts.split !== undefined && (!Number.isInteger(opts.split) || opts.split < 1 || opts.split > 256)) {
     throw new VmcoreError('USAGE', `--split wants a number of files from 1 to 256, got ${opts.split}`);
@@ -682,6 +688,14 @@ export async function convertDump(input: ConvertInput, out: string | Writable, o
       for await (const r of input.pageRuns(end, input.maxPfn)) if (r.state === 'data' || r.state === 'zero') dropped += Math.min(r.endPfn, input.maxPfn) - Math.max(r.startPfn, end);
       if (dropped) warnings.push(`${dropped} pages at and above pfn 0x${end.toString(16)} (the end of the kernel's memory model: firmware, not kernel memory) left out; max_mapnr 0x${end.toString(16)}`);
     }
+  }
+  let filtered: KindCounts | undefined;
+  if (opts.exclude && dumpLevel & DL_PAGE_TYPES) {
+    if (isStream(input)) throw new VmcoreError('USAGE', `dump level ${dumpLevel}: page filtering of a sequential input is not supported`, { field: 'dump_level' });
+    const f = subtractExcluded(scan.present, opts.exclude);
+    scan.present = f.present;
+    scan.counts.excluded += f.total;
+    filtered = f.removed;
   }
   const lastEnd = scan.ram.length ? scan.ram[scan.ram.length - 1]!.endPfn : 0;
   const maxPfn = isStream(input) ? Math.max(input.maxPfn ?? 0, lastEnd) : Math.max(Math.min(opts.maxPfn ?? Infinity, input.maxPfn), lastEnd);
@@ -830,6 +844,7 @@ export async function convertDump(input: ConvertInput, out: string | Writable, o
       missing: scan.counts.missing,
       holes: scan.counts.hole,
     },
+    ...(filtered ? { filtered } : {}),
     bytesIn,
     bytesOut: sinks.reduce((a, s) => a + s.bytesOut, 0),
     seconds: (performance.now() - t0) / 1000,

@@ -1,0 +1,161 @@
+/**
+ * Page filtering by type: stream over SPARSEMEM's mem_section, read the struct page array of
+ * each section 512 records at a time through kernel virtual memory, and yield the page frames
+ * to leave out at a makedumpfile dump level, as sorted runs. Architecture-neutral: it only needs
+ * VMCOREINFO and a `readVirt`. Memory is bounded by one 512-record block plus the runs found.
+ */
+import { isVmcoreError, VmcoreError } from '../errors.js';
+import { memSections, type SectionWalkInput } from './memsection.js';
+import { checkLevel, classifyStructPages, pageModel, PAGE_KINDS, type PageKind, type PageModel } from './pagetypes.js';
+
+/** Struct pages read per block (makedumpfile's PGMM_CACHED). */
+export const STRUCT_PAGE_BLOCK = 512;
+
+export interface ExcludedRun {
+  startPfn: number;
+  /** Exclusive. */
+  endPfn: number;
+  kind: PageKind;
+}
+
+export interface PageFilterInput extends SectionWalkInput {
+  /** File name for errors. */
+  file?: string;
+  littleEndian?: boolean;
+}
+
+export interface PageFilterOptions {
+  /** Page frames at or above this are not classified (the dump's max pfn). */
+  maxPfn?: number;
+  /** Reuse a model (tests inject one). */
+  model?: PageModel;
+  /** Told about each unreadable struct page block (its pages are kept). */
+  onWarning?: (msg: string) => void;
+}
+
+/**
+ * The page frames to leave out at dump level `level`, ascending, adjacent runs of one kind
+ * merged. Bits 2, 4, 8, 16 of `level` are evaluated here (bit 1, zero pages, needs the page
+ * contents and is the writer's job); hwpoison and offline pages are always reported.
+ *
+ * @param k      VMCOREINFO and kernel virtual reads (KernelInfo from analyzeKernel)
+ * @param pageSize bytes per page frame
+ * @param level  makedumpfile dump level 0-31
+ * @throws VmcoreError UNSUPPORTED when the kernel's page-type encoding is unknown or the keys
+ *         for a requested bit are missing; NO_VMCOREINFO without VMCOREINFO; UNSUPPORTED when
+ *         the mem_section keys are missing or mem_section cannot be read
+ */
+export async function* excludedPages(k: PageFilterInput, pageSize: number, level: number, opts: PageFilterOptions = {}): AsyncGenerator<ExcludedRun> {
+  const file = k.file;
+  if (!Number.isInteger(level) || level < 0 || level > 31) throw new VmcoreError('USAGE', `dump level ${level}: must be 0-31`, { field: 'dump_level' });
+  const vi = k.vmcoreinfo;
+  if (!vi) throw new VmcoreError('NO_VMCOREINFO', `dump level ${level} needs VMCOREINFO (struct page layout, page flags) and the dump has none`, { ...(file ? { file } : {}) });
+  const model = opts.model ?? pageModel(vi, { ...(file ? { file } : {}), littleEndian: k.littleEndian ?? true });
+  checkLevel(model, level, file);
+  const S = model.structSize;
+  const maxPfn = opts.maxPfn ?? Number.MAX_SAFE_INTEGER;
+  let pending: ExcludedRun | undefined;
+  const out: ExcludedRun[] = [];
+  const emit = (s: number, e: number, kind: PageKind) => {
+    e = Math.min(e, maxPfn);
+    if (e <= s) return;
+    if (pending && pending.kind === kind && pending.endPfn === s) pending.endPfn = e;
+    else {
+      if (pending) out.push(pending);
+      pending = { startPfn: s, endPfn: e, kind };
+    }
+  };
+  const cursor = { skipUntil: 0 };
+  let sections = 0;
+  let unreadable = 0;
+  try {
+    for await (const sec of memSections(k, pageSize)) {
+      sections++;
+      const end = Math.min(sec.endPfn, maxPfn);
+      for (let pfn = sec.startPfn; pfn < end; pfn += STRUCT_PAGE_BLOCK) {
+        const n = Math.min(STRUCT_PAGE_BLOCK, end - pfn);
+        if (pfn + n <= cursor.skipUntil) continue;
+        let buf: Uint8Array;
+        try {
+          buf = await k.readVirt(BigInt.asUintN(64, sec.memMap + BigInt((pfn - sec.startPfn) * S)), n * S);
+        } catch (e) {
+          if (!isVmcoreError(e)) throw e;
+          unreadable++;
+          if (unreadable <= 3) opts.onWarning?.(`struct pages of pfn 0x${pfn.toString(16)}-0x${(pfn + n).toString(16)} unreadable (${e.message}): those pages are kept`);
+          continue;
+        }
+        classifyStructPages(model, level, buf, pfn, n, cursor, emit);
+        if (out.length) {
+          yield* out;
+          out.length = 0;
+        }
+      }
+    }
+  } catch (e) {
+    if (isVmcoreError(e) && e.code !== 'UNSUPPORTED') {
+      throw new VmcoreError('UNSUPPORTED', `${model.release}: mem_section cannot be walked (${e.message}): refusing dump level ${level}`, { ...(file ? { file } : {}), field: 'mem_section' });
+    }
+    throw e;
+  }
+  if (unreadable > 3) opts.onWarning?.(`${unreadable} struct page blocks unreadable in all: their pages are kept`);
+  if (sections === 0) {
+    throw new VmcoreError('UNSUPPORTED', `${model.release}: no SPARSEMEM mem_section with a mem_map found (SYMBOL(mem_section) and its keys missing or empty): refusing dump level ${level}`, {
+      ...(file ? { file } : {}),
+      field: 'mem_section',
+    });
+  }
+  if (pending) yield pending;
+}
+
+export type KindCounts = Record<PageKind, number>;
+
+export function emptyKindCounts(): KindCounts {
+  return Object.fromEntries(PAGE_KINDS.map((k) => [k, 0])) as KindCounts;
+}
+
+export interface PfnSpan {
+  startPfn: number;
+  /** Exclusive. */
+  endPfn: number;
+}
+
+/**
+ * `present` minus the excluded runs (both ascending and disjoint): the pages a filtered dump
+ * keeps, and how many present pages each kind removed.
+ */
+export function subtractExcluded(present: readonly PfnSpan[], excluded: readonly ExcludedRun[]): { present: PfnSpan[]; removed: KindCounts; total: number } {
+  const out: PfnSpan[] = [];
+  const removed = emptyKindCounts();
+  let total = 0;
+  let j = 0;
+  for (const r of present) {
+    let s = r.startPfn;
+    while (j < excluded.length && excluded[j]!.endPfn <= s) j++;
+    let k = j;
+    while (s < r.endPfn) {
+      const x = excluded[k];
+      if (!x || x.startPfn >= r.endPfn) {
+        out.push({ startPfn: s, endPfn: r.endPfn });
+        break;
+      }
+      if (x.startPfn > s) out.push({ startPfn: s, endPfn: x.startPfn });
+      const cut = Math.min(x.endPfn, r.endPfn);
+      const n = cut - Math.max(s, x.startPfn);
+      if (n > 0) {
+        removed[x.kind] += n;
+        total += n;
+      }
+      s = Math.max(s, cut);
+      if (x.endPfn <= r.endPfn) k++;
+    }
+    j = k;
+  }
+  return { present: out, removed, total };
+}
+
+/** Collect the generator's runs (sorted, disjoint). */
+export async function collectExcluded(runs: AsyncIterable<ExcludedRun>): Promise<ExcludedRun[]> {
+  const all: ExcludedRun[] = [];
+  for await (const r of runs) all.push(r);
+  return all;
+}

@@ -1,0 +1,172 @@
+/**
+ * The triage guard for filtered dumps: what `info` and `dmesg` say about a dump, reduced to the
+ * parts that must not change when pages are filtered out (kernel identity, proven phys_base,
+ * panic line, CPU registers, the whole kernel log), and the page frames that analysis reads.
+ * A filter that drops one of those pages would make the output useless for triage.
+ */
+import type { Dump, PageRun, PageState } from './dump.js';
+import { notPresent, readPhysGeneric } from './memory.js';
+import { isVmcoreError } from './errors.js';
+import { analyzeKernel, type KernelInput } from './kernel/kernel.js';
+import { formatDmesg, readDmesg } from './kernel/dmesg.js';
+import { panicSummary } from './kernel/panic.js';
+import { recordingDump } from './kernel/recording.js';
+import { hex64 } from './kernel/vmcoreinfo.js';
+import type { ExcludedRun } from './kernel/pagefilter.js';
+
+export interface TriageFingerprint {
+  release: string | null;
+  physBase: string | null;
+  utsname: string | null;
+  panic: string | null;
+  cpus: string;
+  /** The kernel log as `vmcore dmesg` prints it, or the error that stopped it. */
+  dmesg: string;
+}
+
+async function fingerprintOf(dump: KernelInput & Pick<Dump, 'littleEndian' | 'maxPfn' | 'pageSize'>): Promise<TriageFingerprint> {
+  const k = await analyzeKernel(dump, { bruteForce: false });
+  let dmesg: string;
+  let log;
+  try {
+    if (!k.vmcoreinfo) throw new Error('no VMCOREINFO');
+    log = await readDmesg({ vmcoreinfo: k.vmcoreinfo, readVirt: (va, n) => k.readVirt(va, n), littleEndian: dump.littleEndian }, { maxLogBytes: Math.min(2 ** 31, dump.maxPfn * dump.pageSize) });
+    dmesg = new TextDecoder('latin1').decode(formatDmesg(log));
+  } catch (e) {
+    if (!isVmcoreError(e) && !(e instanceof Error && e.message === 'no VMCOREINFO')) throw e;
+    dmesg = `error: ${(e as Error).message}`;
+  }
+  let panic: string | null = null;
+  try {
+    const p = await panicSummary(k, log, dump.littleEndian);
+    panic = p ? JSON.stringify(p) : null;
+  } catch (e) {
+    if (!isVmcoreError(e)) throw e;
+    panic = `error: ${e.message}`;
+  }
+  return {
+    release: k.vmcoreinfo?.osrelease ?? null,
+    physBase: k.physBase.value === undefined ? null : hex64(k.physBase.value),
+    utsname: k.utsname ? JSON.stringify(k.utsname) : null,
+    panic,
+    cpus: JSON.stringify(k.cpus.map((c) => ({ cpu: c.cpu, rip: c.rip?.toString(16) ?? null, rsp: c.rsp?.toString(16) ?? null, cr3: c.cr3?.toString(16) ?? null }))),
+    dmesg,
+  };
+}
+
+/**
+ * What triage reads of `dump`: the fingerprint and the page frames read to make it.
+ * @param dump any dump (kernel analysis is x86_64 today; elsewhere the fingerprint is mostly null)
+ */
+export async function triageRecord(dump: Dump): Promise<{ fingerprint: TriageFingerprint; pfns: number[] }> {
+  const { dump: wrapped, recorder } = recordingDump(dump, { skipTolerantReads: true });
+  const fingerprint = await fingerprintOf(wrapped);
+  return { fingerprint, pfns: recorder.pfns() };
+}
+
+/** The fingerprint of a dump (used on a filtered output). */
+export function triageFingerprint(dump: Dump): Promise<TriageFingerprint> {
+  return fingerprintOf(dump);
+}
+
+/** The fields that differ, each as "field: input … / output …" (empty when triage agrees). */
+export function compareTriage(input: TriageFingerprint, output: TriageFingerprint): string[] {
+  const diffs: string[] = [];
+  for (const key of Object.keys(input) as (keyof TriageFingerprint)[]) {
+    const a = input[key];
+    const b = output[key];
+    if (a === b) continue;
+    if (key === 'dmesg') {
+      const la = (a ?? '').split('\n');
+      const lb = (b ?? '').split('\n');
+      let i = 0;
+      while (i < la.length && la[i] === lb[i]) i++;
+      diffs.push(`dmesg: differs from line ${i + 1} (input ${la.length} lines, output ${lb.length}): input "${(la[i] ?? '').slice(0, 80)}" / output "${(lb[i] ?? '').slice(0, 80)}"`);
+    } else diffs.push(`${key}: input ${String(a).slice(0, 120)} / output ${String(b).slice(0, 120)}`);
+  }
+  return diffs;
+}
+
+/**
+ * The page frames triage needs that `excluded` would leave out (at most `limit` of them), with
+ * the kind each was classified as.
+ */
+export function neededButExcluded(pfns: readonly number[], excluded: readonly ExcludedRun[], limit = 16): { pfn: number; kind: ExcludedRun['kind'] }[] {
+  const sorted = [...pfns].sort((a, b) => a - b);
+  const hits: { pfn: number; kind: ExcludedRun['kind'] }[] = [];
+  let j = 0;
+  for (const p of sorted) {
+    while (j < excluded.length && excluded[j]!.endPfn <= p) j++;
+    const x = excluded[j];
+    if (x && x.startPfn <= p && p < x.endPfn) {
+      hits.push({ pfn: p, kind: x.kind });
+      if (hits.length >= limit) break;
+    }
+  }
+  return hits;
+}
+
+function excludedAt(excluded: readonly ExcludedRun[], pfn: number): boolean {
+  let lo = 0;
+  let hi = excluded.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (excluded[mid]!.endPfn <= pfn) lo = mid + 1;
+    else hi = mid;
+  }
+  const x = excluded[lo];
+  return x !== undefined && x.startPfn <= pfn;
+}
+
+/**
+ * `dump` as a filter would leave it: present pages inside `excluded` read as excluded. Used to
+ * check triage on the output before writing it.
+ */
+export function filteredView(dump: Dump, excluded: readonly ExcludedRun[]): Dump {
+  const file = dump.files[0]?.name;
+  const state = async (pfn: number): Promise<PageState> => {
+    const st = await dump.pageState(pfn);
+    return (st === 'data' || st === 'zero') && excludedAt(excluded, pfn) ? 'excluded' : st;
+  };
+  const view: Dump = {
+    get format() { return dump.format; },
+    get variant() { return dump.variant; },
+    get files() { return dump.files; },
+    get arch() { return dump.arch; },
+    get littleEndian() { return dump.littleEndian; },
+    get is64() { return dump.is64; },
+    get notes() { return dump.notes; },
+    get vmcoreinfoText() { return dump.vmcoreinfoText; },
+    get warnings() { return dump.warnings; },
+    details: () => dump.details(),
+    close: () => dump.close(),
+    get pageSize() { return dump.pageSize; },
+    get maxPfn() { return dump.maxPfn; },
+    pageState: state,
+    async *pageRuns(s?: number, e?: number): AsyncIterable<PageRun> {
+      for await (const r of dump.pageRuns(s, e)) {
+        if (r.state !== 'data' && r.state !== 'zero') {
+          yield r;
+          continue;
+        }
+        let p = r.startPfn;
+        for (const x of excluded) {
+          if (x.endPfn <= p) continue;
+          if (x.startPfn >= r.endPfn) break;
+          if (x.startPfn > p) yield { startPfn: p, endPfn: x.startPfn, state: r.state };
+          const end = Math.min(x.endPfn, r.endPfn);
+          yield { startPfn: Math.max(p, x.startPfn), endPfn: end, state: 'excluded' };
+          p = end;
+        }
+        if (p < r.endPfn) yield { startPfn: p, endPfn: r.endPfn, state: r.state };
+      }
+    },
+    async readPage(pfn: number): Promise<Uint8Array> {
+      const st = await state(pfn);
+      if (st === 'excluded') throw notPresent(pfn, st, dump.pageSize, file);
+      return dump.readPage(pfn);
+    },
+    readPhys: (addr, length, opts) => readPhysGeneric(view, addr, length, opts ?? {}, file),
+  };
+  return view;
+}

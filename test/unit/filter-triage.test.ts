@@ -1,0 +1,88 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openDumpFiles } from '../../src/node/open.js';
+import { analyzeKernel } from '../../src/core/kernel/kernel.js';
+import { convertDump } from '../../src/node/convert/index.js';
+import { checkFilteredOutput, planFilter } from '../../src/node/convert/filter.js';
+import { triageRecord } from '../../src/core/triage.js';
+import type { ExcludedRun } from '../../src/core/kernel/pagefilter.js';
+import { isVmcoreError } from '../../src/core/errors.js';
+
+// a real dump: makedumpfile 1.7.2 -c -d 31 of a Debian 6.1 guest
+const SAMPLE = new URL('../../../samples/seabios-128M.md-c-d31.kdump', import.meta.url).pathname;
+
+/** Wrongly classify every page triage reads (and nothing else) as page cache. */
+async function wrongRuns(): Promise<ExcludedRun[]> {
+  const d = await openDumpFiles([SAMPLE]);
+  try {
+    const { pfns } = await triageRecord(d);
+    assert.ok(pfns.length > 10);
+    return pfns.map((p) => ({ startPfn: p, endPfn: p + 1, kind: 'cache' as const }));
+  } finally {
+    await d.close();
+  }
+}
+
+test('page filter on a real 6.1 dump: level 31 again leaves out nothing more, triage agrees', async () => {
+  const d = await openDumpFiles([SAMPLE]);
+  try {
+    const k = await analyzeKernel(d);
+    const plan = await planFilter(d, k, 31);
+    assert.ok(plan);
+    assert.equal(plan.model.encoding, 'mapcount value (2.6.38-6.11)');
+    // makedumpfile already left out every page of these kinds: all runs fall on excluded pages
+    for (const r of plan.exclude) assert.equal(await d.pageState(r.startPfn), 'excluded', `pfn 0x${r.startPfn.toString(16)} ${r.kind}`);
+    assert.ok(plan.exclude.length > 10, `free, cache and user runs are found (${plan.exclude.length})`);
+    for (const kind of ['free', 'cache', 'user'] as const) assert.ok(plan.exclude.some((r) => r.kind === kind), kind);
+    assert.match(plan.triage.dmesg, /sysrq triggered crash/);
+  } finally {
+    await d.close();
+  }
+});
+
+test('triage guard: a wrong classification that drops what dmesg reads is refused before writing', async () => {
+  const bad = await wrongRuns();
+  const d = await openDumpFiles([SAMPLE]);
+  try {
+    const k = await analyzeKernel(d);
+    await assert.rejects(planFilter(d, k, 31, { alter: () => bad }), (e: unknown) => isVmcoreError(e) && e.code === 'TRIAGE' && /dmesg: differs|physBase|release/.test(e.message) && /nothing written/.test(e.message));
+    const warnings: string[] = [];
+    const plan = await planFilter(d, k, 31, { alter: () => bad, force: true, onWarning: (w) => warnings.push(w) });
+    assert.ok(plan && warnings.some((w) => /would change what info\/dmesg say/.test(w)));
+  } finally {
+    await d.close();
+  }
+});
+
+test('triage guard on the written output: removed when triage changed, kept with --force', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'vmcore-filter-'));
+  const bad = await wrongRuns();
+  const d = await openDumpFiles([SAMPLE]);
+  try {
+    const k = await analyzeKernel(d);
+    const plan = (await planFilter(d, k, 31, { alter: () => bad, force: true }))!;
+    const out = join(dir, 'bad.kdump');
+    const s = await convertDump(d, out, { dumpLevel: 31, exclude: plan.exclude, threads: 0 });
+    let presentBad = 0;
+    for (const r of bad) if (['data', 'zero'].includes(await d.pageState(r.startPfn))) presentBad++;
+    assert.equal(s.filtered?.cache, presentBad);
+    await assert.rejects(checkFilteredOutput([out], plan), (e: unknown) => isVmcoreError(e) && e.code === 'TRIAGE' && /output removed/.test(e.message));
+    await assert.rejects(stat(out));
+    await convertDump(d, out, { dumpLevel: 31, exclude: plan.exclude, threads: 0 });
+    const warnings: string[] = [];
+    await checkFilteredOutput([out], plan, { force: true, onWarning: (w) => warnings.push(w) });
+    assert.ok((await stat(out)).size > 0);
+    assert.equal(warnings.length, 1);
+    // the honest classification passes
+    const good = (await planFilter(d, k, 31))!;
+    const out2 = join(dir, 'good.kdump');
+    await convertDump(d, out2, { dumpLevel: 31, exclude: good.exclude, threads: 0 });
+    await checkFilteredOutput([out2], good);
+  } finally {
+    await d.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+});
