@@ -86,3 +86,23 @@ test('triage guard on the written output: removed when triage changed, kept with
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('usage: pages per type add up, the level-31 estimate keeps only kernel data', async () => {
+  const { memoryUsage } = await import('../../src/node/usage.js');
+  const d = await openDumpFiles([SAMPLE]);
+  try {
+    const r = await memoryUsage(d, await analyzeKernel(d), { samplePages: 256 });
+    assert.equal(r.kernel, '6.1.0-56-cloud-amd64');
+    assert.equal(r.pages, 15374);
+    assert.equal(Object.values(r.types).reduce((n, t) => n + t.pages, 0), r.pages);
+    // makedumpfile -d 31 wrote this file: nothing left to filter
+    assert.equal(r.types.kernel.pages, r.pages);
+    assert.equal(r.levels[31]!.pages, r.pages);
+    assert.ok(r.sample.pages >= 200 && r.sample.zero > 0);
+    // zero pages cost a descriptor at -d 1; the file itself (zlib, -d 31) is about the estimate
+    const est = r.levels[31]!.bytes.zlib;
+    assert.ok(r.levels[0]!.bytes.zlib > est && est > 0.7 * d.files[0]!.size && est < 1.3 * d.files[0]!.size, `estimate ${est}, file ${d.files[0]!.size}`);
+  } finally {
+    await d.close();
+  }
+});

@@ -12,5 +12,6 @@ import * as bt from './bt.js';
 import * as struct from './struct.js';
 import * as ps from './ps.js';
 import * as sym from './sym.js';
+import * as usage from './usage.js';
 
-export const commands: { register(p: Command): void }[] = [info, read, hash, dmesg, vmcoreinfo, fix, convert, dump, struct, ps, bt, sym];
+export const commands: { register(p: Command): void }[] = [info, read, hash, dmesg, vmcoreinfo, fix, convert, dump, struct, ps, bt, sym, usage];
