@@ -3,11 +3,12 @@
 # kernel's qemu_fw_cfg module (for -device vmcoreinfo) and a seed of realistic data that /init
 # copies into a tmpfs when asked to fill memory.
 #
-#   scripts/guest/build-initramfs.sh OUT.cpio.gz [--seed-mib N] [--module NAME]...
+#   scripts/guest/build-initramfs.sh OUT.cpio.gz [--seed-mib N] [--module NAME]... [--plant]
 #
 # --module NAME adds the kernel's NAME.ko (a module without dependencies) under
 # /lib/modules/extra, which /init loads after qemu_fw_cfg.
-#
+# --plant adds /bin/plant (scripts/guest/plant.c, built static with cc), which init.sh runs
+# with vmcore_plant=1: marker-filled anonymous, freed and page-cache memory.
 # Needs: busybox-static, cpio, gzip, readelf (binutils), the kernel unpacked by fetch-kernel.sh (KVER and the
 # cache from the environment or found by running fetch-kernel.sh).
 set -euo pipefail
@@ -16,10 +17,12 @@ OUT=${1:?usage: $0 OUT.cpio.gz [--seed-mib N]}
 shift
 SEED_MIB=16
 EXTRA=()
+PLANT=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --seed-mib) SEED_MIB=$2; shift 2 ;;
     --module) EXTRA+=("$2"); shift 2 ;;
+    --plant) PLANT=1; shift ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -69,6 +72,10 @@ for m in "${EXTRA[@]}"; do
   esac
 done
 
+if [ "$PLANT" = 1 ]; then
+  command -v cc >/dev/null || { echo "build-initramfs: --plant needs a C compiler (apt-get install gcc libc6-dev)" >&2; exit 1; }
+  cc -static -O2 -o "$R/bin/plant" "$HERE/plant.c"
+fi
 if [ "$SEED_MIB" -gt 0 ]; then
   set +o pipefail # head closes the pipes early
   q=$((SEED_MIB * 1048576 / 4))

@@ -8,6 +8,8 @@
 #   vmcore_procs=N       start N user processes (busybox sleep loops, plus one plain sleep) before
 #                        the ready line, list the tasks with ps and print a sample of /proc/kallsyms
 #                        and /proc/modules on the console (the analysis guest, analysis-guest.sh)
+#   vmcore_plant=1       run /bin/plant (build-initramfs.sh --plant): 8 MiB of anonymous memory,
+#                        32 MiB freed and an 8 MiB file in /tmp, each filled with its own marker
 /bin/busybox mkdir -p /proc /sys /dev /tmp /bin /sbin /usr/bin /usr/sbin
 /bin/busybox --install -s
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
@@ -15,13 +17,14 @@ mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev 2>/dev/null
 
-TAG=guest FILL=0 MODE=idle PROCS=0
+TAG=guest FILL=0 MODE=idle PROCS=0 PLANT=0
 for w in $(cat /proc/cmdline); do
   case "$w" in
     vmcore_tag=*) TAG=${w#vmcore_tag=} ;;
     vmcore_fill=*) FILL=${w#vmcore_fill=} ;;
     vmcore_mode=*) MODE=${w#vmcore_mode=} ;;
     vmcore_procs=*) PROCS=${w#vmcore_procs=} ;;
+    vmcore_plant=*) PLANT=${w#vmcore_plant=} ;;
   esac
 done
 say() { echo "GUEST: $*"; }
@@ -84,6 +87,12 @@ if [ "$PROCS" -gt 0 ] 2>/dev/null; then
   grep '\[' /proc/kallsyms | awk 'NR % 50 == 1'
   grep -E ' (_stext|_etext|init_task|sysrq_handle_crash|panic|orc_lookup|__start_orc_unwind_ip|__stop_orc_unwind_ip|__start_orc_unwind|__stop_orc_unwind|hardirq_stack_ptr|pcpu_hot|current_task|__per_cpu_offset|runqueues)$' /proc/kallsyms
   say "kallsyms sample end"
+fi
+if [ "$PLANT" = 1 ] && [ -x /bin/plant ]; then
+  mkfifo /tmp/plant.out
+  /bin/plant 8 32 /tmp/cache-marker 8 > /tmp/plant.out &
+  read -r line < /tmp/plant.out
+  say "$line"
 fi
 free
 echo "VMCORE-GUEST-READY $TAG" > /dev/kmsg
