@@ -18,6 +18,7 @@ export type ErrorCode =
   | 'NO_SYMBOLS' // the job needs the kernel's symbol table (kallsyms) and it could not be found
   | 'EXISTS' // output exists and --force was not given
   | 'IO' // an operating-system I/O error
+  | 'HTTP' // an HTTP server refused a read, ignored Range, or the file changed while it was read
   | 'INTERRUPTED' // the user or a signal stopped the job
   | 'USAGE' // bad arguments
   | 'QMP' // the QEMU monitor refused or failed

@@ -37,3 +37,4 @@ export * from './io/cached.js';
 export { Btf, parseBtf, BtfKind, type BtfType, type BtfMember, type BtfEnumerator, type BtfOptions, type MemberPath } from './kernel/btf/btf.js';
 export { KernelTypes, KObject, readBits, type Decoded, type DecodeOptions, type ReadVirt } from './kernel/btf/reader.js';
 export { loadVmlinuxBtf, plausibleBtfHeader, type LoadedBtf, type BtfSource, type LocateBtfInput } from './kernel/btf/locate.js';
+export * from './io/http.js';

@@ -25,6 +25,7 @@ import { analyzeKernel, type KernelInfo } from '../core/kernel/kernel.js';
 import { kdumpFixWrites, planKdumpFix, planPhysBaseInPlace, singleKdumpPart } from '../core/fix/kdump.js';
 import { kernelMemoryEnd } from '../core/kernel/memsection.js';
 import { openDumpFiles } from './open.js';
+import { isHttpUrl, redactUrl } from '../core/io/http.js';
 import { FileSource } from './file-source.js';
 import { convertDump } from './convert/index.js';
 import { withPageSize } from '../core/reblock.js';
@@ -164,6 +165,7 @@ class NoteOverlay implements Dump {
 
 function checkOpts(input: string, o: FixOptions): void {
   if (!!o.out === !!o.inPlace) throw new VmcoreError('USAGE', o.out ? '-o OUT and --in-place exclude each other' : 'give -o OUT (write a fixed copy) or --in-place', { file: input });
+  if (o.inPlace && isHttpUrl(input)) throw new VmcoreError('USAGE', '--in-place needs a local file, not a URL: use -o OUT', { file: redactUrl(input) });
   if (o.inPlace && o.force) throw new VmcoreError('USAGE', '--force applies to -o OUT, not to --in-place', { file: input });
 }
 

@@ -6,6 +6,8 @@ import { Option, type Command } from 'commander';
 import { VmcoreError } from '../../core/errors.js';
 import type { OutputCodec } from '../../core/format/kdump/writer.js';
 import { openDumpFiles } from '../../node/open.js';
+import { STATS_OPTION, printStats } from '../remote.js';
+import type { ByteSource } from '../../core/io/source.js';
 import { convertDump, type ConvertProgress, type ConvertSummary } from '../../node/convert/index.js';
 import { celfOutput } from '../../node/convert/celf.js';
 import { checkChunkSize, parseChunkSize } from '../../core/format/celf/writer.js';
@@ -18,6 +20,7 @@ import { DL_PAGE_TYPES } from '../../core/kernel/pagetypes.js';
 import { checkFilteredOutput, planFilter, type FilterPlan } from '../../node/convert/filter.js';
 
 interface Opts {
+  stats?: boolean;
   format?: string;
   compress?: string;
   level?: string;
@@ -71,6 +74,7 @@ export function register(program: Command): void {
     .option('--keep-all-pages', "keep pages above the end of the kernel's memory model (QEMU's firmware ROM); makedumpfile cannot re-filter such a file")
     .option('--no-kernel', 'do not analyse the kernel (proven phys_base, utsname and VMCOREINFO recovered from memory)')
     .option('--quiet', 'no progress bar')
+    .option(...STATS_OPTION)
     .option('--json', 'print a JSON summary')
     .option('-c', 'zlib (makedumpfile -c)')
     .option('-l', 'lzo (makedumpfile -l)')
@@ -104,7 +108,8 @@ export function register(program: Command): void {
       const split = int(o.split, '--split');
       const showBar = !o.quiet && !o.json && process.stderr.isTTY;
 
-      const dump = await openDumpFiles(inputs);
+      const sources: ByteSource[] = [];
+      const dump = await openDumpFiles(inputs, { sources });
       const ac = new AbortController();
       const onSig = () => ac.abort();
       process.once('SIGINT', onSig);
@@ -216,6 +221,7 @@ export function register(program: Command): void {
       } finally {
         process.off('SIGINT', onSig);
         process.off('SIGTERM', onSig);
+        printStats(sources, o);
         await dump.close();
       }
     });

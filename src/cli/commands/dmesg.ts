@@ -4,6 +4,8 @@ import { VmcoreError } from '../../core/errors.js';
 import { analyzeKernel } from '../../core/kernel/kernel.js';
 import { readDmesg, formatDmesg, dmesgToJson } from '../../core/kernel/dmesg.js';
 import { openDumpFiles } from '../../node/open.js';
+import { STATS_OPTION, printStats } from '../remote.js';
+import type { ByteSource } from '../../core/io/source.js';
 import { printJson, writeOutputFile, writeStdout } from '../util.js';
 
 interface DmesgCliOptions {
@@ -17,6 +19,7 @@ interface DmesgCliOptions {
   output?: string;
   force?: boolean;
   quiet?: boolean;
+  stats?: boolean;
 }
 
 const HELP_AFTER = `
@@ -52,12 +55,14 @@ export function register(program: Command): void {
     .option('-o, --output <file>', 'write the log to a file instead of standard output')
     .option('-f, --force', 'overwrite the --output file')
     .option('-q, --quiet', 'do not print warnings on standard error')
+    .option(...STATS_OPTION)
     .addHelpText('after', HELP_AFTER)
     .action(async (files: string[], o: DmesgCliOptions) => {
       if (o.level && o.levelNames) throw new VmcoreError('USAGE', '--level and --level-names exclude each other');
       const level = o.level ? ('prio' as const) : o.levelNames ? ('name' as const) : undefined;
 
-      const dump = await openDumpFiles(files);
+      const sources: ByteSource[] = [];
+      const dump = await openDumpFiles(files, { sources });
       try {
         const kernel = await analyzeKernel(dump);
         if (!kernel.vmcoreinfo) {
@@ -88,6 +93,7 @@ export function register(program: Command): void {
         if (o.output) await writeOutputFile(o.output, out, o.force);
         else await writeStdout(out);
       } finally {
+        printStats(sources, o);
         await dump.close();
       }
     });

@@ -3,6 +3,8 @@ import { hashMemory } from '../../core/hash.js';
 import { openDumpFiles } from '../../node/open.js';
 import { nodeSha256 } from '../../node/hash.js';
 import { hashDumpParallel } from '../../node/parallel-read.js';
+import { STATS_OPTION, fetchJson, printStats } from '../remote.js';
+import type { ByteSource } from '../../core/io/source.js';
 import { parseNumber, printJson, progressBar, writeStdout } from '../util.js';
 
 export function register(program: Command): void {
@@ -14,10 +16,13 @@ export function register(program: Command): void {
     .argument('<dump...>', 'dump file (several files: one split set)')
     .option('--skip-zero', 'leave all-zero pages out (compare an ELF with a zero-excluding kdump)')
     .option('--json', 'print {"sha256", "pages"} as JSON')
+    .option(...STATS_OPTION)
     .option('--threads <n>', 'worker threads that read and decompress pages (default: number of cores; 0 = none)')
     .option('--quiet', 'no progress bar (it is drawn only when stderr is a terminal)')
-    .action(async (files: string[], o: { skipZero?: boolean; json?: boolean; threads?: string; quiet?: boolean }) => {
-      const dump = await openDumpFiles(files);
+    .action(async (files: string[], o: { skipZero?: boolean; json?: boolean; threads?: string; quiet?: boolean; stats?: boolean }) => {
+      const sources: ByteSource[] = [];
+      const dump = await openDumpFiles(files, { sources });
+      const remote = fetchJson(sources) !== null;
       try {
         const threads = o.threads === undefined ? undefined : parseNumber(o.threads, '--threads');
         const bar = await progressBar('hash', !o.quiet && !o.json);
@@ -25,7 +30,7 @@ export function register(program: Command): void {
         let r;
         try {
           r =
-            threads === 0 || dump.maxPfn < 65536
+            threads === 0 || dump.maxPfn < 65536 || remote
               ? await hashMemory(dump, { skipZero: !!o.skipZero, hasher: nodeSha256, onProgress })
               : await hashDumpParallel(dump, files, { skipZero: !!o.skipZero, hasher: nodeSha256, onProgress, ...(threads === undefined ? {} : { threads }) });
         } finally {
@@ -33,8 +38,9 @@ export function register(program: Command): void {
         }
         for (const w of dump.warnings) process.stderr.write(`warning: ${w}\n`);
         if (r.missingPages) process.stderr.write(`warning: ${r.missingPages} pages are missing from the dump and were not hashed\n`);
-        if (o.json) await printJson({ sha256: r.sha256, pages: r.pages, zeroPages: r.zeroPages, missingPages: r.missingPages });
+        if (o.json) await printJson({ sha256: r.sha256, pages: r.pages, zeroPages: r.zeroPages, missingPages: r.missingPages, ...(remote ? { fetch: fetchJson(sources) } : {}) });
         else await writeStdout(`${r.sha256}  ${r.pages} pages\n`);
+        printStats(sources, o);
       } finally {
         await dump.close();
       }

@@ -9,6 +9,8 @@ import { isVmcoreError } from '../../core/errors.js';
 import type { KernelInfo } from '../../core/kernel/kernel.js';
 import { createBacktracer, panicBacktrace } from '../../core/kernel/x86_64/backtrace.js';
 import { openDumpFiles } from '../../node/open.js';
+import { STATS_OPTION, fetchJson, printStats } from '../remote.js';
+import type { ByteSource } from '../../core/io/source.js';
 import { humanBytes, printJson, writeStdout } from '../util.js';
 
 export function register(program: Command): void {
@@ -18,12 +20,14 @@ export function register(program: Command): void {
     .argument('<dump...>', 'dump files; several files are opened as one split set (use --each to describe them one by one)')
     .option('--json', 'machine-readable report (keys documented in the README)')
     .option('--each', 'treat every file as its own dump')
+    .option(...STATS_OPTION)
     .option('--no-kernel', 'skip the kernel analysis (phys_base proof, VMCOREINFO recovery, panic summary)')
-    .action(async (files: string[], o: { json?: boolean; each?: boolean; kernel?: boolean }) => {
+    .action(async (files: string[], o: { json?: boolean; each?: boolean; kernel?: boolean; stats?: boolean }) => {
       const sets = o.each ? files.map((f) => [f]) : [files];
-      const reports: InfoReport[] = [];
+      const reports: (InfoReport & { fetch?: ReturnType<typeof fetchJson> })[] = [];
       for (const set of sets) {
-        const dump = await openDumpFiles(set);
+        const sources: ByteSource[] = [];
+        const dump = await openDumpFiles(set, { sources });
         try {
           let kernel;
           let panic = null;
@@ -39,8 +43,10 @@ export function register(program: Command): void {
             if (panic && dump.arch !== 'aarch64') await addPanicBacktrace(kernel, panic, dump.littleEndian);
           }
           const r = await describeDump(dump, kernel, { panic, kernelState });
-          reports.push(r);
+          const fetched = fetchJson(sources);
+          reports.push(fetched ? { ...r, fetch: fetched } : r);
           if (!o.json) await writeStdout(formatInfo(r) + '\n');
+          printStats(sources, o);
         } finally {
           await dump.close();
         }

@@ -2,6 +2,8 @@ import type { Command } from 'commander';
 import { VmcoreError } from '../../core/errors.js';
 import { analyzeKernel } from '../../core/kernel/kernel.js';
 import { openDumpFiles } from '../../node/open.js';
+import { STATS_OPTION, printStats } from '../remote.js';
+import type { ByteSource } from '../../core/io/source.js';
 import { hexdump, parseBigint, parseNumber, writeOutputFile, writeStdout } from '../util.js';
 
 export function register(program: Command): void {
@@ -15,12 +17,14 @@ export function register(program: Command): void {
     .option('-o, --output <file>', 'write the bytes to a file')
     .option('--force', 'overwrite the --output file if it exists')
     .option('--fill-missing', 'read pages that are not in the dump as zeros instead of failing')
+    .option(...STATS_OPTION)
     .option('--hex', 'always print a hex dump')
-    .action(async (files: string[], o: { phys?: string; virt?: string; length: string; output?: string; fillMissing?: boolean; hex?: boolean; force?: boolean }) => {
+    .action(async (files: string[], o: { phys?: string; virt?: string; length: string; output?: string; fillMissing?: boolean; hex?: boolean; force?: boolean; stats?: boolean }) => {
       if ((o.phys === undefined) === (o.virt === undefined)) throw new VmcoreError('USAGE', 'give exactly one of --phys and --virt');
       const length = parseNumber(o.length, '--length');
       if (length > 1 << 30) throw new VmcoreError('USAGE', '--length is limited to 1 GiB per read');
-      const dump = await openDumpFiles(files);
+      const sources: ByteSource[] = [];
+      const dump = await openDumpFiles(files, { sources });
       try {
         let data: Uint8Array;
         let base: number | bigint;
@@ -36,6 +40,7 @@ export function register(program: Command): void {
         if (o.output) await writeOutputFile(o.output, data, o.force);
         else if (o.hex || process.stdout.isTTY) await writeStdout(hexdump(data, base));
         else await writeStdout(data);
+        printStats(sources, o);
       } finally {
         await dump.close();
       }

@@ -4,6 +4,8 @@ import { VmcoreError } from '../../core/errors.js';
 import { analyzeKernel } from '../../core/kernel/kernel.js';
 import { hex64s } from '../../core/kernel/x86_64/physbase.js';
 import { openDumpFiles } from '../../node/open.js';
+import { STATS_OPTION, printStats } from '../remote.js';
+import type { ByteSource } from '../../core/io/source.js';
 import { printJson, writeStdout } from '../util.js';
 
 interface VmcoreinfoCliOptions {
@@ -11,6 +13,7 @@ interface VmcoreinfoCliOptions {
   scan?: boolean;
   all?: boolean;
   quiet?: boolean;
+  stats?: boolean;
 }
 
 const HELP_AFTER = `
@@ -33,9 +36,11 @@ export function register(program: Command): void {
     .option('--no-scan', 'do not scan memory when the file has no VMCOREINFO')
     .option('--all', 'with a memory scan: print every copy found, each preceded by a "# source" line')
     .option('-q, --quiet', 'do not print the source on standard error')
+    .option(...STATS_OPTION)
     .addHelpText('after', HELP_AFTER)
     .action(async (files: string[], o: VmcoreinfoCliOptions) => {
-      const dump = await openDumpFiles(files);
+      const sources: ByteSource[] = [];
+      const dump = await openDumpFiles(files, { sources });
       try {
         const k = await analyzeKernel(dump, { recover: o.scan !== false, bruteForce: false });
         if (!k.vmcoreinfo) {
@@ -62,6 +67,7 @@ export function register(program: Command): void {
         }
         if (!o.quiet) process.stderr.write(`vmcoreinfo source: ${k.vmcoreinfoSource}\n`);
       } finally {
+        printStats(sources, o);
         await dump.close();
       }
     });

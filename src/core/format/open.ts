@@ -49,7 +49,7 @@ const OTHER_MAGIC: [string, (h: Uint8Array) => boolean][] = [
 export async function openDump(rawSources: ByteSource[], codecs: CodecRegistry): Promise<Dump> {
   if (!rawSources.length) throw new VmcoreError('USAGE', 'no dump file given');
   // Page-by-page access patterns (hash, scans, conversion) become one read per MiB.
-  const sources: ByteSource[] = rawSources.map((s) => (s instanceof CachedSource ? s : new CachedSource(s)));
+  const sources: ByteSource[] = rawSources.map((s) => (s instanceof CachedSource || s.cached ? s : new CachedSource(s)));
   const kinds: SourceKind[] = [];
   for (const s of sources) {
     if (s.size === 0) throw new VmcoreError('TRUNCATED', 'the file is empty', { file: s.name, offset: 0 });

@@ -15,6 +15,10 @@ export class LruCache<K, V> {
     else if (this.map.size >= this.capacity) this.map.delete(this.map.keys().next().value as K);
     this.map.set(k, v);
   }
+  /** True when `k` is cached (does not count as a use). */
+  has(k: K): boolean {
+    return this.map.has(k);
+  }
   clear(): void {
     this.map.clear();
   }

@@ -15,6 +15,8 @@ export interface ByteSource {
    */
   read(offset: number, length: number): Promise<Uint8Array>;
   close?(): Promise<void>;
+  /** True when the source has its own cache (HttpSource): openDump then adds no read-ahead cache. */
+  readonly cached?: boolean;
 }
 
 /** Reads exactly `length` bytes or throws TRUNCATED naming the field being read. */

@@ -1,0 +1,106 @@
+/**
+ * A local HTTP server for tests of the range source that counts what it sends and misbehaves
+ * on demand: drops connections mid-body, answers 503, ignores Range (200 with the whole
+ * file), and changes the file (new content and ETag) while a client reads it.
+ */
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+export interface RangeServer {
+  url: string;
+  /** Body bytes written to clients. */
+  bytesSent: number;
+  requests: number;
+  /** Most requests being answered at one time. */
+  maxConcurrent: number;
+  /** Range headers seen, in order. */
+  ranges: string[];
+  ifRanges: (string | undefined)[];
+  /** Drop the connection halfway through the body of the next N range answers. */
+  dropNext: number;
+  /** Answer the next N requests with 503. */
+  fail503Next: number;
+  /** Answer every request with 200 and the whole file. */
+  ignoreRange: boolean;
+  /** Send no ETag nor Last-Modified. */
+  noValidator: boolean;
+  /** Delay of each answer in ms. */
+  delayMs: number;
+  /** Replace the file: new bytes and a new ETag. */
+  change(data: Uint8Array): void;
+  close(): Promise<void>;
+}
+
+export async function startRangeServer(initial: Uint8Array, status404Path = '/missing'): Promise<RangeServer> {
+  let data = initial;
+  let version = 1;
+  let concurrent = 0;
+  const etag = () => `"v${version}-${data.length}"`;
+  const s: RangeServer = {
+    url: '',
+    bytesSent: 0,
+    requests: 0,
+    maxConcurrent: 0,
+    ranges: [],
+    ifRanges: [],
+    dropNext: 0,
+    fail503Next: 0,
+    ignoreRange: false,
+    noValidator: false,
+    delayMs: 0,
+    change(d) {
+      data = d;
+      version++;
+    },
+    close: () => new Promise((r) => server.close(() => r())),
+  };
+  const handle = async (req: IncomingMessage, res: ServerResponse) => {
+    s.requests++;
+    concurrent++;
+    s.maxConcurrent = Math.max(s.maxConcurrent, concurrent);
+    res.on('close', () => concurrent--);
+    if (s.delayMs) await new Promise((r) => setTimeout(r, s.delayMs));
+    if (req.url?.startsWith(status404Path)) {
+      res.writeHead(404).end('not found');
+      return;
+    }
+    if (s.fail503Next > 0) {
+      s.fail503Next--;
+      res.writeHead(503).end('busy');
+      return;
+    }
+    const range = req.headers.range;
+    const ifRange = req.headers['if-range'] as string | undefined;
+    s.ranges.push(range ?? '');
+    s.ifRanges.push(ifRange);
+    const validators: Record<string, string> = s.noValidator ? {} : { ETag: etag() };
+    const m = range ? /^bytes=(\d+)-(\d+)$/.exec(range) : null;
+    if (s.ignoreRange || !m || (ifRange !== undefined && ifRange !== etag())) {
+      res.writeHead(200, { 'Content-Length': data.length, ...validators });
+      s.bytesSent += data.length;
+      res.end(data);
+      return;
+    }
+    const start = Number(m[1]);
+    const end = Math.min(Number(m[2]), data.length - 1);
+    if (start >= data.length) {
+      res.writeHead(416, { 'Content-Range': `bytes */${data.length}` }).end();
+      return;
+    }
+    const body = data.subarray(start, end + 1);
+    res.writeHead(206, { 'Content-Range': `bytes ${start}-${end}/${data.length}`, 'Content-Length': body.length, ...validators });
+    if (s.dropNext > 0) {
+      s.dropNext--;
+      const half = body.subarray(0, body.length >> 1);
+      s.bytesSent += half.length;
+      res.write(half, () => res.destroy());
+      return;
+    }
+    s.bytesSent += body.length;
+    res.end(body);
+  };
+  const server = createServer((req, res) => void handle(req, res));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  s.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return s;
+}
