@@ -1,0 +1,127 @@
+/**
+ * The page's Web Worker: every read, decompression and kernel analysis runs here, so the page
+ * never freezes. Messages in: open (a File or a URL), hex (read memory). Messages out:
+ * progress, report, log, map, hex, error. Only the portable core is used.
+ */
+import { BlobSource, type ByteSource } from '../src/core/io/source.js';
+import { HttpSource } from '../src/core/io/http.js';
+import { openDump } from '../src/core/format/open.js';
+import '../src/core/format/celf/register.js';
+import { portableCodecs } from '../src/core/codec/portable.js';
+import { analyzeKernel, type KernelInfo } from '../src/core/kernel/kernel.js';
+import { panicSummary } from '../src/core/kernel/panic.js';
+import { describeDump } from '../src/core/info.js';
+import { readDmesg, recordToJson } from '../src/core/kernel/dmesg.js';
+import type { Dump, PageState } from '../src/core/dump.js';
+import type { FromWorker, ToWorker } from './protocol.js';
+
+const STATES: PageState[] = ['hole', 'data', 'zero', 'excluded', 'missing'];
+/** Most page runs sent for the map; beyond that neighbouring runs are merged (data wins). */
+const MAX_RUNS = 1 << 20;
+
+let dump: Dump | undefined;
+let kernel: KernelInfo | undefined;
+let source: ByteSource | undefined;
+
+const post = (m: FromWorker, transfer: Transferable[] = []) => (self as unknown as Worker).postMessage(m, transfer);
+const progress = (step: string, fraction: number) => post({ type: 'progress', step, fraction });
+
+function jsonSafe(v: unknown): unknown {
+  return JSON.parse(JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? '0x' + BigInt.asUintN(64, x).toString(16) : x)));
+}
+
+function errorOf(e: unknown): FromWorker {
+  const x = e as { code?: string; message?: string };
+  return { type: 'error', code: typeof x?.code === 'string' ? x.code : 'ERROR', message: String(x?.message ?? e) };
+}
+
+async function open(m: Extract<ToWorker, { type: 'open' }>): Promise<void> {
+  await dump?.close().catch(() => undefined);
+  dump = undefined;
+  kernel = undefined;
+  const t0 = performance.now();
+  progress('opening', 0);
+  source = m.file ? new BlobSource(m.file, m.file.name) : await HttpSource.open(m.url!);
+  dump = await openDump([source], portableCodecs());
+  progress('analysing the kernel', 0.2);
+  let panic = null;
+  if (dump.arch === 'x86_64' || dump.arch === 'unknown') {
+    kernel = await analyzeKernel(dump);
+    panic = (await panicSummary(kernel, undefined, dump.littleEndian)) as Record<string, unknown> | null;
+  }
+  progress('describing', 0.4);
+  const report = await describeDump(dump, kernel, { panic });
+  const fetched = source instanceof HttpSource ? { ...source.stats, size: source.size } : null;
+  post({ type: 'report', report: jsonSafe(report), ms: performance.now() - t0, fetched });
+
+  progress('reading the kernel log', 0.5);
+  if (kernel?.vmcoreinfo) {
+    try {
+      const k = kernel;
+      const log = await readDmesg(
+        { vmcoreinfo: k.vmcoreinfo!, readVirt: (va, len) => k.readVirt(va, len), littleEndian: dump.littleEndian, file: source.name },
+        { maxLogBytes: Math.min(2 ** 31, dump.maxPfn * dump.pageSize) },
+      );
+      const ts: string[] = [];
+      const level: number[] = [];
+      const text: string[] = [];
+      for (const r of log.records) {
+        if (r.lost || (!r.text.length && !r.empty)) continue;
+        const j = recordToJson(r);
+        ts.push(j.timestamp as string);
+        level.push(r.level);
+        text.push(j.text as string);
+      }
+      post({ type: 'log', ts, level, text, warnings: log.warnings });
+    } catch (e) {
+      post({ type: 'log', ts: [], level: [], text: [], warnings: [`the kernel log could not be read: ${(e as Error).message}`] });
+    }
+  } else post({ type: 'log', ts: [], level: [], text: [], warnings: ['no VMCOREINFO: the kernel log cannot be located'] });
+
+  progress('mapping memory', 0.7);
+  const starts: number[] = [];
+  const ends: number[] = [];
+  const states: number[] = [];
+  let n = 0;
+  for await (const r of dump.pageRuns()) {
+    const s = STATES.indexOf(r.state);
+    const last = starts.length - 1;
+    if (last >= 0 && ends[last] === r.startPfn && (states[last] === s || starts.length >= MAX_RUNS)) {
+      ends[last] = r.endPfn;
+      if (s === 1) states[last] = 1;
+    } else {
+      starts.push(r.startPfn);
+      ends.push(r.endPfn);
+      states.push(s);
+    }
+    if (++n % 4096 === 0) progress('mapping memory', 0.7 + 0.3 * Math.min(1, r.endPfn / Math.max(1, dump.maxPfn)));
+  }
+  const S = new Float64Array(starts);
+  const E = new Float64Array(ends);
+  const T = new Uint8Array(states);
+  post({ type: 'map', starts: S, ends: E, states: T, maxPfn: dump.maxPfn, pageSize: dump.pageSize }, [S.buffer, E.buffer, T.buffer]);
+  progress('done', 1);
+  if (source instanceof HttpSource) post({ type: 'fetched', fetched: { ...source.stats, size: source.size } });
+}
+
+async function hex(m: Extract<ToWorker, { type: 'hex' }>): Promise<void> {
+  if (!dump) throw new Error('no dump is open');
+  const len = Math.min(Math.max(1, m.length), 65536);
+  let bytes: Uint8Array;
+  if (m.space === 'phys') {
+    const a = Number(BigInt(m.addr));
+    if (!Number.isSafeInteger(a)) throw new Error('physical address too large');
+    bytes = await dump.readPhys(a, len, { fillMissing: false });
+  } else {
+    if (!kernel) throw new Error('kernel-virtual addresses need the kernel analysis (x86_64 with VMCOREINFO)');
+    bytes = await kernel.readVirt(BigInt.asUintN(64, BigInt(m.addr)), len);
+  }
+  const copy = bytes.slice();
+  post({ type: 'hex', space: m.space, addr: m.addr, bytes: copy }, [copy.buffer]);
+}
+
+self.onmessage = (ev: MessageEvent<ToWorker>) => {
+  const m = ev.data;
+  const job = m.type === 'open' ? open(m) : hex(m);
+  job.catch((e) => post(m.type === 'hex' ? { ...(errorOf(e) as { code: string; message: string }), type: 'hexError' } : errorOf(e)));
+};
