@@ -324,7 +324,7 @@ function initMap(): void {
       ev.preventDefault();
       const at = pfnAtEvent(ev);
       const f = ev.deltaY < 0 ? 0.5 : 2;
-      const span = Math.min(mapData.maxPfn, Math.max(COLS * ROWS / 64, (view[1] - view[0]) * f));
+      const span = Math.min(mapData.maxPfn, Math.max((COLS * ROWS) / 16, (view[1] - view[0]) * f));
       let a = at - (at - view[0]) * (span / (view[1] - view[0]));
       a = Math.max(0, Math.min(mapData.maxPfn - span, a));
       view = [a, a + span];
