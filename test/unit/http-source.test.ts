@@ -74,13 +74,14 @@ test('sequential reading fetches ahead: a page-by-page walk costs few requests',
 test('no more requests in flight than the parallel limit', async () => {
   const data = pattern(1 << 20, 2);
   const srv = await startRangeServer(data);
-  srv.delayMs = 20;
+  srv.delayMs = 100;
   try {
     const src = await HttpSource.open(srv.url, { ...fast, maxParallel: 3, maxCoalesce: 1 });
     const reads = Array.from({ length: 12 }, (_, i) => src.read(i * 3 * 4096 + 10000, 100));
     const got = await Promise.all(reads);
     got.forEach((b, i) => assert.deepEqual(b, data.subarray(i * 3 * 4096 + 10000, i * 3 * 4096 + 10100)));
-    assert.equal(srv.maxConcurrent, 3);
+    // at most the limit (exactly 3 on an idle machine; a loaded one may overlap fewer)
+    assert.ok(srv.maxConcurrent <= 3 && srv.maxConcurrent >= 2, `${srv.maxConcurrent} in flight`);
   } finally {
     await srv.close();
   }
