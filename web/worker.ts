@@ -6,7 +6,6 @@
 import { BlobSource, type ByteSource } from '../src/core/io/source.js';
 import { HttpSource } from '../src/core/io/http.js';
 import { openDump } from '../src/core/format/open.js';
-import '../src/core/format/celf/register.js';
 import { portableCodecs } from '../src/core/codec/portable.js';
 import { analyzeKernel, type KernelInfo } from '../src/core/kernel/kernel.js';
 import { panicSummary } from '../src/core/kernel/panic.js';
