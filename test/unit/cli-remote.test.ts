@@ -37,7 +37,13 @@ test('info, dmesg, read, vmcoreinfo, hash and convert take a URL; --stats and --
     assert.deepEqual(j.pages, local.pages);
     assert.equal(j.files[0].name, `${srv.url}/sample.kdump?…`, 'the query (credentials) is not shown');
     assert.equal(j.fetch.remoteBytes, file.length);
-    assert.ok(j.fetch.bytesFetched > 0 && j.fetch.fraction < 0.1, JSON.stringify(j.fetch));
+    // The kernel analysis (kallsyms, BTF, ORC tables for the panic backtrace) reads a fixed few
+    // MiB of the kernel image whatever the dump's size: on this 14.5 MiB sample that is a third
+    // of the file, on a multi-GiB dump well under 1 %. Bound it in bytes, and the format-level
+    // reading (headers, bitmap, descriptors) as a fraction.
+    assert.ok(j.fetch.bytesFetched > 0 && j.fetch.bytesFetched < 8 << 20, JSON.stringify(j.fetch));
+    const bare = JSON.parse((await vmcore('info', '--json', '--no-kernel', url)).out);
+    assert.ok(bare.fetch.bytesFetched > 0 && bare.fetch.fraction < 0.1, JSON.stringify(bare.fetch));
     assert.match(info.err, /^stats: fetched .* \(\d+ bytes, \d+\.\d\d% of 14\.5 MiB\) in \d+ HTTP requests\n$/);
     assert.equal(local.fetch, undefined, 'no fetch key for a local file');
 
