@@ -129,6 +129,7 @@ export async function describeDump(dump: Dump, kernel?: KernelInfo, extra: { pan
   const warnings = [...dump.warnings, ...(kernel?.warnings ?? []).filter((w) => !w.startsWith("the file's header phys_base"))];
   if (det.incomplete && !warnings.some((w) => w.includes('incomplete'))) warnings.push('the dump is marked incomplete');
   if (pages.missing) warnings.push(`${pages.missing} pages are missing from the file (incomplete or truncated dump)`);
+  if (pages.ram === 0) warnings.push('the dump describes no memory (0 RAM pages): its header was read in a layout that does not fit it, or the file is empty or damaged');
   if (pb?.verdict === 'header wrong') {
     const hdr = pb.header === undefined ? '' : hex64(pb.header) + ' ';
     warnings.push(

@@ -160,6 +160,12 @@ export interface KdumpSpec {
   le?: boolean;
   headerVersion?: number;
   layout32?: boolean;
+  /** 32-bit ABI of the headers (with layout32): i386 (default, 64-bit members 4-aligned) or ilp32 (ARM EABI etc., 8-aligned) */
+  abi32?: 'i386' | 'ilp32';
+  /** 32-bit program built with a 64-bit time_t: the main header's timeval has 64-bit members */
+  time64?: boolean;
+  /** timestamp seconds written into the main header */
+  timestampSec?: number;
   notes?: Uint8Array;
   physBase?: bigint;
   split?: { start: number; end: number };
@@ -194,7 +200,8 @@ export function buildKdump(spec: KdumpSpec): Uint8Array {
   const bs = PAGE;
   const vmciText = spec.vmcoreinfo === undefined ? undefined : new TextEncoder().encode(spec.vmcoreinfo);
   const notes = vmciText ? concat([spec.notes ?? new Uint8Array(0), note('VMCOREINFO', 0, vmciText, le)]) : (spec.notes ?? new Uint8Array(0));
-  const subSize = is32 ? 80 : 104;
+  const pad = is32 && spec.abi32 === 'ilp32';
+  const subSize = is32 ? (pad ? 96 : 80) : 104;
   const subHdrBlocks = Math.ceil((subSize + notes.length) / bs);
   const bitmapBytes = Math.ceil(Math.ceil(spec.maxMapnr / 8) / bs) * bs;
   const bitmapBlocks = (2 * bitmapBytes) / bs;
@@ -254,7 +261,9 @@ export function buildKdump(spec: KdumpSpec): Uint8Array {
   str(142, spec.release ?? '6.1.0-test');
   str(272, spec.machine ?? (is32 ? 'i686' : 'x86_64'));
   const codecStatus = FLAG[spec.codec ?? 'zlib']!;
-  const base = is32 ? 412 : 424;
+  // status: after the timeval at 404 (i386: 4-aligned) or 408 (8-aligned, and 64-bit)
+  const base = !is32 ? 424 : !spec.time64 ? 412 : pad ? 424 : 420;
+  if (spec.timestampSec !== undefined) w(dv, is32 && !(pad && spec.time64) ? 404 : 408, is32 && !spec.time64 ? 4 : 8, spec.timestampSec, le);
   w(dv, base, 4, (spec.status ?? 0) | codecStatus, le);
   w(dv, base + 4, 4, bs, le);
   w(dv, base + 8, 4, subHdrBlocks, le);
@@ -270,7 +279,9 @@ export function buildKdump(spec: KdumpSpec): Uint8Array {
   const vmciSize = vmciText ? vmciText.length : 0;
   // [offset, size] of each sub-header field in the i386 ("32pack") and 64-bit layouts, written
   // here by hand (not from the project's declarations) so the reader is checked independently
-  const L = is32
+  const L = pad
+    ? { phys_base: [0, 4], dump_level: [4, 4], split: [8, 4], start_pfn: [12, 4], end_pfn: [16, 4], off_vmci: [24, 8], size_vmci: [32, 4], off_note: [40, 8], size_note: [48, 4], start64: [72, 8], end64: [80, 8], max64: [88, 8] }
+    : is32
     ? { phys_base: [0, 4], dump_level: [4, 4], split: [8, 4], start_pfn: [12, 4], end_pfn: [16, 4], off_vmci: [20, 8], size_vmci: [28, 4], off_note: [32, 8], size_note: [40, 4], start64: [56, 8], end64: [64, 8], max64: [72, 8] }
     : { phys_base: [0, 8], dump_level: [8, 4], split: [12, 4], start_pfn: [16, 8], end_pfn: [24, 8], off_vmci: [32, 8], size_vmci: [40, 8], off_note: [48, 8], size_note: [56, 8], start64: [80, 8], end64: [88, 8], max64: [96, 8] };
   const put = (f: keyof typeof L, v: number | bigint) => w(dv, s + L[f][0]!, L[f][1] as 4 | 8, v, le);

@@ -79,6 +79,8 @@ export function formatInfo(r: InfoReport): string {
   const row = (k: string, v: string) => L.push(`${k.padEnd(14)}${v}`);
   for (const f of r.files) row(r.files.length > 1 ? 'File (part)' : 'File', `${f.name}  ${humanBytes(f.size)}`);
   row('Format', `${r.variant}  (${r.arch}, ${r.endian}-endian, page ${r.pageSize})`);
+  const lr = (r.header as { layout_reason?: unknown }).layout_reason;
+  if (typeof lr === 'string') row('Layout', lr);
   row('Producer', `${r.producer}${r.producerEvidence.length ? '  — ' + r.producerEvidence.join('; ') : ''}`);
   const k = r.kernel;
   row('Kernel', k.release ? `${k.release}${k.version ? '  ' + k.version : ''}${k.releaseSource ? `  [${k.releaseSource}]` : ''}` : 'unknown');

@@ -49,6 +49,7 @@ import {
   type OutputCodec,
   type Utsname,
 } from '../../core/format/kdump/writer.js';
+import { kdumpAbiOf } from '../../core/format/kdump/structs.js';
 import { ElfWriter, planElfSegments, type ElfAliasSpec, type ElfSegmentSpec } from '../../core/format/elf/writer.js';
 import { Vmcoreinfo } from '../../core/kernel/vmcoreinfo.js';
 import { subtractExcluded, type ExcludedRun, type KindCounts } from '../../core/kernel/pagefilter.js';
@@ -249,6 +250,7 @@ export class KdumpFormat implements OutputFormat {
       pageSize: plan.pageSize,
       maxPfn: plan.maxPfn,
       is64: plan.is64,
+      ...(kdumpAbiOf(plan.arch, plan.is64) ? { abi: kdumpAbiOf(plan.arch, plan.is64)! } : {}),
       littleEndian: plan.littleEndian,
       notes: plan.notes,
       numDumpable: countIn(plan.present, lo, hi),

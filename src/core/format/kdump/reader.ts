@@ -19,12 +19,13 @@ import {
   DUMP_DH_COMPRESSED_ZLIB,
   DUMP_DH_COMPRESSED_ZSTD,
   DUMP_DH_EXCLUDED_VMEMMAP,
-  DiskDumpHeader32,
   DiskDumpHeader64,
   KDUMP_SIGNATURE,
-  KdumpSubHeader32,
-  KdumpSubHeader64,
   PAGE_DESC_SIZE,
+  kdumpAbiOf,
+  kdumpStructs,
+  type KdumpAbi,
+  type KdumpLayoutChoice,
 } from './structs.js';
 import { LruCache } from '../../io/lru.js';
 
@@ -35,6 +36,13 @@ export interface KdumpHeaderInfo {
   signature: string;
   headerVersion: number;
   layout: '64' | '32';
+  /** The C ABI of the headers (structs.ts KdumpAbi) and the width of the timestamp's time_t. */
+  abi: KdumpAbi;
+  time64: boolean;
+  /** Which layout was used and why (machine name, or plausibility against the file). */
+  layoutReason: string;
+  /** Set when the layout could not be chosen from the machine name alone. */
+  layoutWarnings: string[];
   littleEndian: boolean;
   utsname: { sysname: string; nodename: string; release: string; version: string; machine: string; domainname: string };
   timestampSec: number;
@@ -72,37 +80,111 @@ function isPow2(n: number): boolean {
   return n > 0 && (n & (n - 1)) === 0;
 }
 
-/** Parse main and sub header, choosing byte order and 32/64-bit layout by plausibility. */
+const ABI_TEXT: Record<KdumpAbi, string> = {
+  lp64: '64-bit layout',
+  i386: 'i386 layout (64-bit members 4-aligned)',
+  ilp32: '32-bit layout with 64-bit members 8-aligned (ARM EABI, MIPS o32, PowerPC, s390)',
+};
+
+const CHOICES: KdumpLayoutChoice[] = [
+  { abi: 'lp64', time64: true },
+  { abi: 'i386', time64: false },
+  { abi: 'ilp32', time64: false },
+  { abi: 'i386', time64: true },
+  { abi: 'ilp32', time64: true },
+];
+
+interface Candidate {
+  choice: KdumpLayoutChoice;
+  le: boolean;
+  h: ReturnType<typeof DiskDumpHeader64.read>;
+  sub?: Record<string, number | bigint>;
+  /** what makes the sub-header implausible in this layout (empty: plausible) */
+  problems: string[];
+}
+
+/** Reasons a main header read in one layout cannot be right (empty: plausible). */
+function mainProblems(h: ReturnType<typeof DiskDumpHeader64.read>, time64: boolean): string[] {
+  const out: string[] = [];
+  const bs = h.block_size;
+  if (!isPow2(bs) || bs < 512 || bs > MAX_BLOCK_SIZE) out.push(`block_size ${bs}`);
+  if (h.sub_hdr_size < 0 || h.sub_hdr_size > 1 << 20) out.push(`sub_hdr_size ${h.sub_hdr_size}`);
+  if (h.header_version < 0 || h.header_version > 100) out.push(`header_version ${h.header_version}`);
+  // The bitmaps must be able to describe max_mapnr pages.
+  if (h.signature === KDUMP_SIGNATURE && isPow2(bs) && h.bitmap_blocks * bs * 8 < h.max_mapnr) out.push(`bitmap_blocks ${h.bitmap_blocks} cannot hold max_mapnr ${h.max_mapnr}`);
+  const usec = Number(h.timestamp_usec);
+  if (usec < 0 || usec >= 1_000_000) out.push(`timestamp usec ${usec}`);
+  if (time64 && (h.timestamp_sec < 0n || h.timestamp_sec > 1n << 40n)) out.push(`timestamp ${h.timestamp_sec}`);
+  return out;
+}
+
+/** Reasons a sub-header read in one layout cannot be right, against the file size. */
+function subProblems(s: Record<string, number | bigint>, h: ReturnType<typeof DiskDumpHeader64.read>, subSize: number, fileSize: number): string[] {
+  const out: string[] = [];
+  const hv = h.header_version;
+  const bs = h.block_size;
+  const n = (k: string) => Number(s[k] ?? 0);
+  const region = (off: string, size: string) => {
+    const o = n(off);
+    const z = n(size);
+    if (z === 0) return;
+    if (o < bs || o + z > fileSize) out.push(`${off} 0x${o.toString(16)} + ${size} ${z} outside the file`);
+  };
+  if (hv >= 3) region('offset_vmcoreinfo', 'size_vmcoreinfo');
+  if (hv >= 4) {
+    region('offset_note', 'size_note');
+    // makedumpfile and QEMU put the notes right after the sub-header
+    if (n('size_note') > 0 && n('offset_note') < bs + subSize) out.push(`offset_note 0x${n('offset_note').toString(16)} inside the sub-header`);
+  }
+  if (hv >= 6 && h.signature === KDUMP_SIGNATURE) {
+    const m64 = n('max_mapnr_64');
+    // from version 6 on, max_mapnr is max_mapnr_64 truncated to 32 bits (makedumpfile, QEMU)
+    if (Math.min(m64, 0xffffffff) !== h.max_mapnr) out.push(`max_mapnr_64 ${m64} disagrees with max_mapnr ${h.max_mapnr}`);
+    if (h.bitmap_blocks * bs * 8 < m64) out.push(`bitmap_blocks ${h.bitmap_blocks} cannot hold max_mapnr_64 ${m64}`);
+  }
+  return out;
+}
+
+/**
+ * Parse main and sub header. The layout is chosen from the machine name (utsname.machine:
+ * i386 → `i386`, 32-bit ARM/MIPS/PowerPC/s390 → `ilp32`, 64-bit machines → `lp64`), in both
+ * byte orders and both time_t widths, and checked for plausibility against the file (block
+ * size, bitmap capacity, notes and VMCOREINFO inside the file, max_mapnr_64 against
+ * max_mapnr). When no layout of the machine's family is plausible, every other layout is
+ * tried, and the choice and its reason are reported in `layoutReason`/`layoutWarnings`.
+ * Throws BAD_FIELD when no layout gives a sane main header.
+ */
 export async function readKdumpHeader(src: ByteSource): Promise<KdumpHeaderInfo> {
   const file = src.name;
   const head = await readExact(src, 0, Math.min(src.size, 4096), 'disk_dump_header');
   if (!isKdump(head)) throw new VmcoreError('BAD_MAGIC', 'not a kdump-compressed file', { file, offset: 0, field: 'signature' });
   if (head.length < DiskDumpHeader64.size) throw new VmcoreError('TRUNCATED', 'file ends inside the kdump header', { file, offset: 0 });
-  let chosen: { h: ReturnType<typeof DiskDumpHeader64.read> | ReturnType<typeof DiskDumpHeader32.read>; layout: '64' | '32'; le: boolean } | undefined;
-  // First pass: the layout must match the machine name (32-bit layouts for i386/arm/...);
-  // second pass: any plausible layout (QEMU writes "i386" in 64-bit headers of guests that were
-  // not in long mode).
-  for (const strict of [true, false]) {
-    for (const le of [true, false]) {
-      for (const layout of ['64', '32'] as const) {
-        const S = layout === '64' ? DiskDumpHeader64 : DiskDumpHeader32;
-        const h = S.read(head, 0, le, { file });
-        const bs = h.block_size;
-        if (!isPow2(bs) || bs < 512 || bs > MAX_BLOCK_SIZE) continue;
-        if (h.sub_hdr_size < 0 || h.sub_hdr_size > 1 << 20) continue;
-        if (h.header_version < 0 || h.header_version > 100) continue;
-        // The bitmaps must be able to describe max_mapnr pages.
-        if (h.signature === KDUMP_SIGNATURE && h.bitmap_blocks * bs * 8 < h.max_mapnr) continue;
-        const m32 = /^(i[3-6]86|arm(v\d.*)?|ppc|mips.*|s390)$/.test(h.machine);
-        if (strict && (layout === '32') !== m32) continue;
-        chosen = { h, layout, le };
-        break;
+  const cands: Candidate[] = [];
+  for (const le of [true, false]) {
+    for (const choice of CHOICES) {
+      const { main, sub } = kdumpStructs(choice);
+      const h = main.read(head, 0, le, { file }) as ReturnType<typeof DiskDumpHeader64.read>;
+      if (typeof h.timestamp_sec === 'number') h.timestamp_sec = BigInt(h.timestamp_sec);
+      if (typeof h.timestamp_usec === 'number') h.timestamp_usec = BigInt(h.timestamp_usec);
+      if (mainProblems(h, choice.time64).length) continue;
+      const c: Candidate = { choice, le, h, problems: [] };
+      if (h.signature === KDUMP_SIGNATURE && h.header_version >= 1) {
+        const sb = await src.read(h.block_size, sub.size);
+        if (sb.length < sub.size) c.problems.push('file ends inside the sub-header');
+        else {
+          try {
+            c.sub = sub.read(sb, 0, le, { file, base: h.block_size }) as Record<string, number | bigint>;
+            c.problems.push(...subProblems(c.sub, h, sub.size, src.size));
+          } catch (e) {
+            if (!(e instanceof VmcoreError)) throw e;
+            c.problems.push(e.message);
+          }
+        }
       }
-      if (chosen) break;
+      cands.push(c);
     }
-    if (chosen) break;
   }
-  if (!chosen) {
+  if (!cands.length) {
     const h = DiskDumpHeader64.read(head, 0, true, { file });
     throw new VmcoreError(
       'BAD_FIELD',
@@ -110,12 +192,37 @@ export async function readKdumpHeader(src: ByteSource): Promise<KdumpHeaderInfo>
       { file, offset: 428, field: 'disk_dump_header.block_size' },
     );
   }
-  const { h, layout, le } = chosen;
+  const machine = cands[0]!.h.machine;
+  const family = kdumpAbiOf(machine);
+  const layoutWarnings: string[] = [];
+  const fits = (c: Candidate) => c.problems.length === 0;
+  let chosen = cands.find((c) => c.choice.abi === family && fits(c));
+  let why: string;
+  if (chosen) why = `machine "${machine}"`;
+  else {
+    chosen = cands.find(fits);
+    if (chosen) {
+      why = family ? `the ${ABI_TEXT[family]} of machine "${machine}" does not fit this file (${cands.find((c) => c.choice.abi === family)?.problems[0] ?? 'implausible main header'}); this is the only layout that does` : `machine "${machine}" does not name an ABI; this is the layout that fits the file`;
+      // (a family whose main header does not even parse is a mislabelled machine, e.g. QEMU's
+      // "i386" in the 64-bit header of a guest not in long mode: the reason says so, no warning)
+      if (family && cands.some((c) => c.choice.abi === family)) layoutWarnings.push(`${file}: header layout: ${why}`);
+    } else {
+      chosen = cands.find((c) => c.choice.abi === family) ?? cands[0]!;
+      why = `no layout fits this file; using the ${ABI_TEXT[chosen.choice.abi]} (${chosen.problems.join('; ')})`;
+      layoutWarnings.push(`${file}: header layout: ${why}`);
+    }
+  }
+  const { h, le, choice } = chosen;
+  const layout: '64' | '32' = choice.abi === 'lp64' ? '64' : '32';
   const bs = h.block_size;
   const info: KdumpHeaderInfo = {
     signature: h.signature,
     headerVersion: h.header_version,
     layout,
+    abi: choice.abi,
+    time64: choice.time64,
+    layoutReason: `${ABI_TEXT[choice.abi]}${choice.abi !== 'lp64' ? `, ${choice.time64 ? '64' : '32'}-bit time_t` : ''}, ${le ? 'little' : 'big'}-endian: ${why}`,
+    layoutWarnings,
     littleEndian: le,
     utsname: { sysname: h.sysname, nodename: h.nodename, release: h.release, version: h.version, machine: h.machine, domainname: h.domainname },
     timestampSec: Number(h.timestamp_sec),
@@ -142,7 +249,7 @@ export async function readKdumpHeader(src: ByteSource): Promise<KdumpHeaderInfo>
   };
   const hv = h.header_version;
   if (h.signature === KDUMP_SIGNATURE && hv >= 1) {
-    const S = layout === '64' ? KdumpSubHeader64 : KdumpSubHeader32;
+    const S = kdumpStructs(choice).sub;
     const sb = await readExact(src, bs, S.size, 'kdump_sub_header');
     const s = S.read(sb, 0, le, { file, base: bs });
     info.physBase = typeof s.phys_base === 'bigint' ? s.phys_base : BigInt(s.phys_base);
@@ -659,7 +766,7 @@ export class KdumpDump implements Dump {
       sources.some((s) => s.flattened),
     );
     await d.loadNotes();
-    for (const p of parts) d.warnings.push(...p.warnings);
+    for (const p of parts) d.warnings.push(...p.h.layoutWarnings, ...p.warnings);
     if (parts.length === 1 && parts[0]!.h.split) {
       const p = parts[0]!;
       d.warnings.push(`${p.file}: one part of a split set (pfns 0x${p.ownStart.toString(16)}-0x${p.ownEnd.toString(16)}); open all parts together`);
@@ -761,6 +868,9 @@ export class KdumpDump implements Dump {
         signature: h.signature,
         header_version: h.headerVersion,
         layout: h.layout === '64' ? '64-bit' : '32-bit',
+        abi: h.abi,
+        time64: h.time64,
+        layout_reason: h.layoutReason,
         endian: h.littleEndian ? 'little' : 'big',
         utsname: h.utsname,
         timestamp: { sec: h.timestampSec, usec: h.timestampUsec },

@@ -102,6 +102,85 @@ export const KdumpSubHeader32 = defineStruct('kdump_sub_header', 80, {
   max_mapnr_64: { off: 72, type: 'u64n' },
 });
 
+/**
+ * struct kdump_sub_header as a 32-bit ABI that aligns 64-bit members to 8 bytes lays it out:
+ * ARM EABI, MIPS o32, PowerPC 32, s390 (31-bit). off_t is 64-bit (makedumpfile is built with
+ * _FILE_OFFSET_BITS=64), unsigned long 32-bit. (makedumpfile diskdump_mod.h; crash
+ * arm_kdump_header_adjust() converts this layout.)
+ */
+export const KdumpSubHeader32Pad = defineStruct('kdump_sub_header', 96, {
+  phys_base: { off: 0, type: 'u32' },
+  dump_level: { off: 4, type: 'i32' },
+  split: { off: 8, type: 'i32' },
+  start_pfn: { off: 12, type: 'u32' },
+  end_pfn: { off: 16, type: 'u32' },
+  offset_vmcoreinfo: { off: 24, type: 'i64n' },
+  size_vmcoreinfo: { off: 32, type: 'u32' },
+  offset_note: { off: 40, type: 'i64n' },
+  size_note: { off: 48, type: 'u32' },
+  offset_eraseinfo: { off: 56, type: 'i64n' },
+  size_eraseinfo: { off: 64, type: 'u32' },
+  start_pfn_64: { off: 72, type: 'u64n' },
+  end_pfn_64: { off: 80, type: 'u64n' },
+  max_mapnr_64: { off: 88, type: 'u64n' },
+});
+
+/**
+ * struct disk_dump_header of an i386 program built with a 64-bit time_t (_TIME_BITS=64): the
+ * timeval is two 64-bit members, 4-aligned, so everything after it moves 8 bytes.
+ */
+export const DiskDumpHeader32T64 = defineStruct('disk_dump_header', 460, {
+  signature: { off: 0, type: 'char', size: 8 },
+  header_version: { off: 8, type: 'i32' },
+  ...uts(12),
+  timestamp_sec: { off: 404, type: 'i64' },
+  timestamp_usec: { off: 412, type: 'i64' },
+  status: { off: 420, type: 'u32' },
+  block_size: { off: 424, type: 'i32' },
+  sub_hdr_size: { off: 428, type: 'i32' },
+  bitmap_blocks: { off: 432, type: 'u32' },
+  max_mapnr: { off: 436, type: 'u32' },
+  total_ram_blocks: { off: 440, type: 'u32' },
+  device_blocks: { off: 444, type: 'u32' },
+  written_blocks: { off: 448, type: 'u32' },
+  current_cpu: { off: 452, type: 'u32' },
+  nr_cpus: { off: 456, type: 'i32' },
+});
+
+/**
+ * The C ABI a kdump file's headers were written with (makedumpfile writes its structs as the
+ * compiler of the dumped machine lays them out):
+ *  - `lp64`: every 64-bit machine (x86_64, aarch64, ppc64, s390x, mips64, riscv64, ...);
+ *  - `i386`: 32-bit x86, 64-bit members 4-aligned ("32pack");
+ *  - `ilp32`: 32-bit ARM, MIPS, PowerPC, s390: 64-bit members 8-aligned ("32pad").
+ * `time64` says the main header's struct timeval has 64-bit members (a 32-bit program built
+ * with a 64-bit time_t). On `ilp32` that is, field for field, the 64-bit main header.
+ */
+export type KdumpAbi = 'lp64' | 'i386' | 'ilp32';
+
+export interface KdumpLayoutChoice {
+  abi: KdumpAbi;
+  time64: boolean;
+}
+
+/** The main and sub-header declarations of one ABI. */
+export function kdumpStructs(c: KdumpLayoutChoice) {
+  const main = c.abi === 'lp64' ? DiskDumpHeader64 : !c.time64 ? DiskDumpHeader32 : c.abi === 'i386' ? DiskDumpHeader32T64 : DiskDumpHeader64;
+  const sub = c.abi === 'lp64' ? KdumpSubHeader64 : c.abi === 'i386' ? KdumpSubHeader32 : KdumpSubHeader32Pad;
+  return { main, sub };
+}
+
+/**
+ * The ABI family of a machine: from the utsname machine (kdump header) or the ELF machine name
+ * with its class. Undefined for names that say nothing (empty, unknown).
+ */
+export function kdumpAbiOf(machine: string, is64?: boolean): KdumpAbi | undefined {
+  if (/^i[3-6]86$/.test(machine)) return is64 ? 'lp64' : 'i386';
+  if (/^(x86_64|aarch64|arm64|ppc64.*|s390x|mips64.*|riscv64|loongarch64|sparc64|ia64|alpha)$/.test(machine)) return 'lp64';
+  if (/^(arm.*|mips.*|ppc|powerpc|s390|sh.*|sparc|riscv32|m68k|parisc)$/.test(machine)) return is64 ? 'lp64' : 'ilp32';
+  return undefined;
+}
+
 /** struct page_desc: same 24-byte layout on every architecture. */
 export const PageDesc = defineStruct('page_desc', 24, {
   offset: { off: 0, type: 'i64n' },

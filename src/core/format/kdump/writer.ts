@@ -28,9 +28,12 @@ import {
   DUMP_DH_COMPRESSED_ZLIB,
   DUMP_DH_COMPRESSED_ZSTD,
   KDUMP_SIGNATURE,
-  KdumpSubHeader32,
+  KdumpSubHeader32Pad,
   KdumpSubHeader64,
   PAGE_DESC_SIZE,
+  kdumpStructs,
+  type KdumpAbi,
+  type KdumpLayoutChoice,
 } from './structs.js';
 
 export const KDUMP_HEADER_VERSION = 6;
@@ -139,6 +142,11 @@ export interface KdumpLayoutParams {
   /** One past the highest pfn covered (max_mapnr). */
   maxPfn: number;
   is64: boolean;
+  /**
+   * The C ABI to lay the headers out in (structs.ts KdumpAbi); default `lp64` for 64-bit,
+   * else `i386`. A 32-bit ARM/MIPS/PowerPC dump needs `ilp32`, as makedumpfile writes it there.
+   */
+  abi?: KdumpAbi;
   littleEndian: boolean;
   /** ELF notes copied from the source (PRSTATUS, QEMU, VMCOREINFO ...). */
   notes: readonly Pick<ElfNote, 'name' | 'type' | 'desc'>[];
@@ -179,7 +187,7 @@ export class KdumpLayout {
     this.pageSize = pageSize;
     this.maxPfn = maxPfn;
     this.noteBlob = buildNotes(params.notes, params.littleEndian);
-    this.subHeaderSize = params.is64 ? KdumpSubHeader64.size : KdumpSubHeader32.size;
+    this.subHeaderSize = kdumpStructs(writerAbi(params)).sub.size;
     this.noteOffset = pageSize + this.subHeaderSize;
     this.subHdrSize = Math.ceil((this.subHeaderSize + this.noteBlob.length) / pageSize);
     this.bitmapLen = Math.max(1, Math.ceil(Math.ceil(maxPfn / 8) / pageSize)) * pageSize;
@@ -221,10 +229,16 @@ export interface KdumpHeaderInfo {
   split?: { startPfn: number; endPfn: number };
 }
 
+function writerAbi(p: KdumpLayoutParams): KdumpLayoutChoice {
+  return { abi: p.abi ?? (p.is64 ? 'lp64' : 'i386'), time64: p.is64 };
+}
+
 /** Block 0: disk_dump_header, zero-padded to one block. */
 export function encodeKdumpHeader(layout: KdumpLayout, info: KdumpHeaderInfo): Uint8Array {
-  const { is64, littleEndian: le } = layout.params;
-  const S = is64 ? DiskDumpHeader64 : DiskDumpHeader32;
+  const { littleEndian: le } = layout.params;
+  const choice = writerAbi(layout.params);
+  const is64 = choice.abi === 'lp64' || choice.time64;
+  const S = kdumpStructs(choice).main;
   const block = new Uint8Array(layout.pageSize);
   let status = codecFlag(info.codec);
   if (info.incomplete) status |= DUMP_DH_COMPRESSED_INCOMPLETE;
@@ -244,17 +258,18 @@ export function encodeKdumpHeader(layout: KdumpLayout, info: KdumpHeaderInfo): U
     nr_cpus: info.nrCpus,
   };
   if (is64) {
-    DiskDumpHeader64.write({ ...hdr, timestamp_sec: BigInt(info.timestampSec), timestamp_usec: BigInt(info.timestampUsec ?? 0) }, block, 0, le);
+    (S as typeof DiskDumpHeader64).write({ ...hdr, timestamp_sec: BigInt(info.timestampSec), timestamp_usec: BigInt(info.timestampUsec ?? 0) }, block, 0, le);
   } else {
-    S.write(hdr, block, 0, le);
-    DiskDumpHeader32.write({ timestamp_sec: info.timestampSec | 0, timestamp_usec: info.timestampUsec ?? 0 }, block, 0, le);
+    DiskDumpHeader32.write({ ...hdr, timestamp_sec: info.timestampSec | 0, timestamp_usec: info.timestampUsec ?? 0 }, block, 0, le);
   }
   return block;
 }
 
 /** Blocks 1 .. sub_hdr_size: kdump_sub_header followed by the note blob, zero-padded. */
 export function encodeKdumpSubHeader(layout: KdumpLayout, info: KdumpHeaderInfo): Uint8Array {
-  const { is64, littleEndian: le } = layout.params;
+  const { littleEndian: le } = layout.params;
+  const choice = writerAbi(layout.params);
+  const is64 = choice.abi === 'lp64';
   const area = new Uint8Array(layout.subHdrSize * layout.pageSize);
   const startPfn = info.split?.startPfn ?? 0;
   const endPfn = info.split?.endPfn ?? 0;
@@ -274,7 +289,7 @@ export function encodeKdumpSubHeader(layout: KdumpLayout, info: KdumpHeaderInfo)
   if (is64) {
     KdumpSubHeader64.write({ ...common, phys_base: info.physBase, start_pfn: startPfn, end_pfn: endPfn }, area, 0, le);
   } else {
-    KdumpSubHeader32.write(
+    (kdumpStructs(choice).sub as typeof KdumpSubHeader32Pad).write(
       {
         ...common,
         phys_base: Number(BigInt.asUintN(32, info.physBase)),
