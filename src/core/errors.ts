@@ -12,6 +12,7 @@ export type ErrorCode =
   | 'DECOMPRESS' // a page or chunk does not decompress to its declared size
   | 'CODEC_UNAVAILABLE' // the codec is not available in this build / environment
   | 'PAGE_NOT_PRESENT' // a read touched a page that is not in the dump
+  | 'PAGE_DAMAGED' // a page's descriptor is damaged: that page is lost, the others are not
   | 'ADDRESS_TRANSLATION' // a virtual address does not translate
   | 'NO_VMCOREINFO' // the job needs VMCOREINFO and none could be found
   | 'NO_BTF' // the job needs kernel types (BTF) and none could be found

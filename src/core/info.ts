@@ -32,6 +32,8 @@ export interface PageCounts {
   zeroShared: number;
   excluded: number;
   missing: number;
+  /** Pages whose page descriptor is damaged (kdump): unreadable, counted apart from `missing`. */
+  damaged: number;
 }
 
 export interface InfoReport {
@@ -78,7 +80,7 @@ export interface InfoReport {
 
 export async function describeDump(dump: Dump, kernel?: KernelInfo, extra: { panic?: Record<string, unknown> | null; kernelState?: KernelStateReport | null } = {}): Promise<InfoReport> {
   const det = await dump.details();
-  const pages: PageCounts = { ram: 0, dumped: 0, data: 0, zeroShared: 0, excluded: 0, missing: 0 };
+  const pages: PageCounts = { ram: 0, dumped: 0, data: 0, zeroShared: 0, excluded: 0, missing: 0, damaged: 0 };
   const ranges: RangeInfo[] = [];
   let cur: { s: number; e: number } | undefined;
   for await (const r of dump.pageRuns(0, dump.maxPfn)) {
@@ -99,6 +101,9 @@ export async function describeDump(dump: Dump, kernel?: KernelInfo, extra: { pan
   const memEnd = kernel ? await kernelMemoryEnd(kernel, dump.pageSize).catch(() => undefined) : undefined;
   if (memEnd) for (const r of ranges) r.kernelRam = Number(BigInt(r.start) / BigInt(dump.pageSize)) < memEnd.endPfn;
   pages.dumped = pages.data + pages.zeroShared;
+  // the page map calls a page with a damaged descriptor missing; the descriptor walk tells them apart
+  pages.damaged = Math.min(pages.missing, det.codecs?.['damaged'] ?? 0);
+  pages.missing -= pages.damaged;
 
   const vi = kernel?.vmcoreinfo ?? (dump.vmcoreinfoText ? new Vmcoreinfo(dump.vmcoreinfoText) : undefined);
   const { producer, evidence } = guessProducer(dump, det.producerHints);
@@ -128,6 +133,7 @@ export async function describeDump(dump: Dump, kernel?: KernelInfo, extra: { pan
   const vmciPb = vi?.get(`NUMBER(${pbKey})`);
   const warnings = [...dump.warnings, ...(kernel?.warnings ?? []).filter((w) => !w.startsWith("the file's header phys_base"))];
   if (det.incomplete && !warnings.some((w) => w.includes('incomplete'))) warnings.push('the dump is marked incomplete');
+  if (pages.damaged) warnings.push(`${pages.damaged} ${pages.damaged === 1 ? 'page has a' : 'pages have'} damaged page descriptor${pages.damaged === 1 ? '' : 's'} (size or compression flags impossible): unreadable, the rest of the dump is not affected`);
   if (pages.missing) warnings.push(`${pages.missing} pages are missing from the file (incomplete or truncated dump)`);
   if (pages.ram === 0) warnings.push('the dump describes no memory (0 RAM pages): its header was read in a layout that does not fit it, or the file is empty or damaged');
   if (pb?.verdict === 'header wrong') {

@@ -86,3 +86,30 @@ export function sampleWithCpuNotes(cpus: CpuNoteSpec[], nrCpus: number): Uint8Ar
   h.setInt32(460, nrCpus, true); // nr_cpus
   return b;
 }
+
+/** Index of pfn's page descriptor (set bits of the dumpable bitmap below it), or -1 if not dumpable. */
+export function sampleDescIndex(b: Uint8Array, pfn: number): number {
+  const h = dv(b);
+  const subHdrSize = h.getInt32(432, true);
+  const bitmapBlocks = h.getUint32(436, true);
+  const bm2 = (1 + subHdrSize) * BS + (bitmapBlocks * BS) / 2;
+  const bit = (p: number) => (b[bm2 + (p >> 3)]! >> (p & 7)) & 1;
+  if (!bit(pfn)) return -1;
+  let n = 0;
+  for (let p = 0; p < pfn; p++) n += bit(p);
+  return n;
+}
+
+/** The sample with the page descriptors of `pfns` set to size 0 and flags 0 (offset kept). */
+export function sampleWithDamagedDescs(pfns: number[]): Uint8Array {
+  const b = sampleBytes();
+  const h = dv(b);
+  const descOff = (1 + h.getInt32(432, true) + h.getUint32(436, true)) * BS;
+  for (const pfn of pfns) {
+    const i = sampleDescIndex(b, pfn);
+    if (i < 0) throw new Error(`pfn 0x${pfn.toString(16)} is not dumped in the sample`);
+    h.setUint32(descOff + i * 24 + 8, 0, true); // size
+    h.setUint32(descOff + i * 24 + 12, 0, true); // flags
+  }
+  return b;
+}

@@ -140,7 +140,7 @@ export function formatInfo(r: InfoReport): string {
   }
   if (r.ranges.length > shown.length) L.push(`${''.padEnd(14)}... ${r.ranges.length - shown.length} more (--json lists all)`);
   const p = r.pages;
-  row('Pages', `frames ${p.ram}  dumped ${p.dumped} (data ${p.data}, zero-shared ${p.zeroShared})  excluded ${p.excluded}  missing ${p.missing}`);
+  row('Pages', `frames ${p.ram}  dumped ${p.dumped} (data ${p.data}, zero-shared ${p.zeroShared})  excluded ${p.excluded}  missing ${p.missing}${p.damaged ? `  damaged ${p.damaged}` : ''}`);
   const codecs = Object.entries(r.codecs);
   if (codecs.length) row('Storage', codecs.map(([c, n]) => `${c} ${n}`).join('  '));
   row('File size', `${humanBytes(r.fileBytes)}${r.fileToRamRatio !== null ? `  (${(r.fileToRamRatio * 100).toFixed(1)}% of RAM)` : ''}`);

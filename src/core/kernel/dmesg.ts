@@ -14,6 +14,7 @@
  * Portable: no Node APIs. Input is a VMCOREINFO and a kernel-virtual reader.
  */
 import { VmcoreError, isVmcoreError, type ErrorCode } from '../errors.js';
+import { isPageLoss } from '../loss.js';
 import type { Vmcoreinfo } from './vmcoreinfo.js';
 
 export type ReadVirt = (va: bigint, length: number) => Promise<Uint8Array>;
@@ -201,7 +202,7 @@ class KReader {
     const data = new Uint8Array(length);
     const missing: Array<[number, number]> = [];
     const CHUNK = 1 << 20;
-    const tolerable = (e: unknown) => isVmcoreError(e) && (e.code === 'PAGE_NOT_PRESENT' || e.code === 'ADDRESS_TRANSLATION');
+    const tolerable = isPageLoss;
     for (let o = 0; o < length; o += CHUNK) {
       const n = Math.min(CHUNK, length - o);
       try {

@@ -4,6 +4,7 @@
  * This is what `info`, `dmesg`, `read --virt` and `fix` build on.
  */
 import { VmcoreError, isVmcoreError } from '../errors.js';
+import { LossLog } from '../loss.js';
 import type { Dump, PhysicalMemory } from '../dump.js';
 import type { ElfNote } from '../format/elf/notes.js';
 import { findVmcoreinfoNote } from '../format/elf/notes.js';
@@ -84,6 +85,14 @@ export async function analyzeKernelRecorded(
   return { info, pfns: () => recorder.pfns() };
 }
 
+/** VMCOREINFO recovery in which an unreadable page is skipped with a warning (src/core/loss.ts). */
+async function recoverWithLosses(mem: PhysicalMemory, o: RecoverOptions | undefined, warnings: string[]): Promise<RecoveredVmcoreinfo[]> {
+  const losses = new LossLog();
+  const r = await recoverVmcoreinfo(mem, { ...o, losses });
+  warnings.push(...losses.warnings());
+  return r;
+}
+
 export async function analyzeKernel(dump: KernelInput, opts: AnalyzeOptions = {}): Promise<KernelInfo> {
   const warnings: string[] = [];
   const file = dump.files?.[0]?.name;
@@ -100,7 +109,7 @@ export async function analyzeKernel(dump: KernelInput, opts: AnalyzeOptions = {}
   // "Unknown" into arm64 kdump headers).
   let arch = kernelArchOf(dump.arch, dump.notes, vmcoreinfo);
   if (arch === undefined && !vmcoreinfo && (opts.recover ?? true)) {
-    recovered = await recoverVmcoreinfo(dump, opts.recoverOptions);
+    recovered = await recoverWithLosses(dump, opts.recoverOptions, warnings);
     if (recovered[0]) arch = kernelArchOf(dump.arch, dump.notes, new Vmcoreinfo(recovered[0].text));
   }
   if (arch === 'aarch64') return analyzeAarch64(dump, opts, { vmcoreinfo, source, recovered, details, file, warnings });
@@ -120,7 +129,7 @@ export async function analyzeKernel(dump: KernelInput, opts: AnalyzeOptions = {}
 
   let physBase: PhysBaseResult | undefined;
   if (!vmcoreinfo && (opts.recover ?? true)) {
-    if (recovered.length === 0) recovered = await recoverVmcoreinfo(dump, opts.recoverOptions);
+    if (recovered.length === 0) recovered = await recoverWithLosses(dump, opts.recoverOptions, warnings);
     // take the best-ranked copy that proves a phys_base; else the best-ranked copy
     for (const r of x86_64 ? recovered.slice(0, 8) : []) {
       const vi = new Vmcoreinfo(r.text);
@@ -287,7 +296,7 @@ async function analyzeAarch64(
   const { cpus, skipped } = parseAarch64CpuNotes(dump.notes, dump.littleEndian ?? true, details?.nrCpus !== undefined ? { nrCpus: details.nrCpus } : {});
   warnings.push(...skipped);
   if (!vmcoreinfo && (opts.recover ?? true)) {
-    if (recovered.length === 0) recovered = await recoverVmcoreinfo(dump, opts.recoverOptions);
+    if (recovered.length === 0) recovered = await recoverWithLosses(dump, opts.recoverOptions, warnings);
     if (recovered[0]) {
       vmcoreinfo = new Vmcoreinfo(recovered[0].text);
       source = recovered[0].source as VmcoreinfoSource;

@@ -8,6 +8,7 @@
  */
 import type { PhysicalMemory } from '../dump.js';
 import { scanReadPage } from './recording.js';
+import { LossLog } from '../loss.js';
 
 export type RecoveredForm = 'note' | 'text';
 
@@ -33,6 +34,8 @@ export interface RecoverOptions {
   deep?: boolean;
   /** Progress callback: pages scanned so far and total present pages. */
   onProgress?: (done: number, total: number) => void;
+  /** Where pages that cannot be read are recorded (they are skipped, the scan goes on). */
+  losses?: LossLog;
 }
 
 const NOTE_NAME = 'VMCOREINFO\0';
@@ -123,6 +126,8 @@ export function rankRecovered(a: RecoveredVmcoreinfo, b: RecoveredVmcoreinfo): n
 /** Scan physical memory for VMCOREINFO copies, best first. Empty when none. */
 export async function recoverVmcoreinfo(mem: PhysicalMemory, opts: RecoverOptions = {}): Promise<RecoveredVmcoreinfo[]> {
   const maxHits = opts.maxHits ?? 64;
+  const losses = opts.losses ?? new LossLog();
+  const WHAT = 'VMCOREINFO scan';
   const ps = mem.pageSize;
   const runs: { s: number; e: number }[] = [];
   let total = 0;
@@ -139,8 +144,9 @@ export async function recoverVmcoreinfo(mem: PhysicalMemory, opts: RecoverOption
   for (const r of runs) {
     for (let pfn = r.s; pfn < r.e; pfn++) {
       if (noteHits.length + textPages.length >= maxHits * 4) break;
-      const page = await scanReadPage(mem, pfn);
+      const page = await losses.read(WHAT, () => scanReadPage(mem, pfn));
       done++;
+      if (!page) continue;
       if (opts.onProgress && (done & 0xfff) === 0) opts.onProgress(done, total);
       const b0 = page[0];
       if (b0 === 11) {
@@ -156,14 +162,16 @@ export async function recoverVmcoreinfo(mem: PhysicalMemory, opts: RecoverOption
     if (r) hits.push(r);
   }
   for (const pfn of textPages) {
-    const r = checkText(await mem.readPage(pfn), pfn * ps);
+    const page = await losses.read(WHAT, () => mem.readPage(pfn));
+    const r = page && checkText(page, pfn * ps);
     if (r) hits.push(r);
   }
   if (hits.length === 0 && (opts.deep ?? true)) {
     // second pass: note headers at any 4-byte-aligned offset (static note in old kernels)
     for (const r of runs) {
       for (let pfn = r.s; pfn < r.e && deepPages.length < maxHits; pfn++) {
-        const page = await scanReadPage(mem, pfn);
+        const page = await losses.read(WHAT, () => scanReadPage(mem, pfn));
+        if (!page) continue;
         for (let off = 4; off + 34 <= page.length; off += 4) {
           if (page[off] === 11 && page[off + 12] === 0x56 /* 'V' */ && noteHeaderAt(page, off) !== undefined) {
             deepPages.push(pfn * ps + off);
@@ -172,7 +180,8 @@ export async function recoverVmcoreinfo(mem: PhysicalMemory, opts: RecoverOption
       }
     }
     for (const addr of deepPages) {
-      const page = await mem.readPhys(addr, 24 + OSREL.length);
+      const page = await losses.read(WHAT, () => mem.readPhys(addr, 24 + OSREL.length));
+      if (!page) continue;
       const d = noteHeaderAt(page, 0);
       if (d === undefined) continue;
       const r = await checkNote(mem, addr, d);

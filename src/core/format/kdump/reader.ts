@@ -320,6 +320,20 @@ interface Desc {
 }
 
 /**
+ * Why a page descriptor cannot describe a page, or undefined when it can. makedumpfile and QEMU
+ * store a page compressed (size below block_size, one codec flag) or raw (flags 0, size
+ * block_size); anything else is damage, and costs that page only (it reads as missing).
+ */
+export function descDamage(size: number, flags: number, blockSize: number): string | undefined {
+  if (size === 0) return 'size 0';
+  if (size > blockSize * 2 + 4096) return `size ${size}, larger than any compressed page`;
+  const kind = codecOfFlags(flags);
+  if (kind === undefined) return `unknown compression flags 0x${flags.toString(16)}`;
+  if (kind === 'raw' && size !== blockSize) return `uncompressed page of size ${size}, not ${blockSize}`;
+  return undefined;
+}
+
+/**
  * One kdump file. In a split set each file owns [startPfn, endPfn); a standalone file owns
  * [0, maxMapnr).
  */
@@ -529,6 +543,7 @@ export class KdumpFile {
     if (!d || d.offset <= 0) return 'missing';
     if (d.offset === this.zeroOffset && d.flags === 0 && d.size === this.h.blockSize) return 'zero';
     if (d.offset + d.size > this.src.size) return 'missing';
+    if (descDamage(d.size, d.flags, this.h.blockSize)) return 'missing';
     return 'data';
   }
 
@@ -539,11 +554,21 @@ export class KdumpFile {
     const d = await this.desc(pfn);
     const st = this.stateOfDesc(d);
     if (st === 'zero') return new Uint8Array(bs);
-    if (st !== 'data' || !d) throw notPresent(pfn, st, bs, this.file);
     const descOff = this.descOffset + (await this.descIndex(pfn)) * PAGE_DESC_SIZE;
-    if (d.size === 0 || d.size > bs * 2 + 4096) {
-      throw new VmcoreError('BAD_FIELD', `page descriptor of pfn 0x${pfn.toString(16)} has size ${d.size}`, { file: this.file, offset: descOff, field: 'page_desc.size' });
+    if (d && d.offset > 0 && (d.size === 0 || d.size > bs * 2 + 4096)) {
+      throw new VmcoreError('PAGE_DAMAGED', `page descriptor of pfn 0x${pfn.toString(16)} is damaged: size ${d.size}`, { file: this.file, offset: descOff, field: 'page_desc.size' });
     }
+    if (d && d.offset > 0 && codecOfFlags(d.flags) === undefined) {
+      throw new VmcoreError('PAGE_DAMAGED', `page descriptor of pfn 0x${pfn.toString(16)} is damaged: unknown compression flags 0x${d.flags.toString(16)}`, {
+        file: this.file,
+        offset: descOff + 12,
+        field: 'page_desc.flags',
+      });
+    }
+    if (st === 'missing' && d && d.offset > 0 && d.offset + d.size <= this.src.size && codecOfFlags(d.flags) === 'raw' && d.size !== bs) {
+      throw new VmcoreError('DECOMPRESS', `uncompressed page of pfn 0x${pfn.toString(16)} has size ${d.size}, not ${bs}`, { file: this.file, offset: descOff, field: 'page_desc.size' });
+    }
+    if (st !== 'data' || !d) throw notPresent(pfn, st, bs, this.file);
     const raw = await readExact(this.src, d.offset, d.size, `page data of pfn 0x${pfn.toString(16)}`);
     let page: Uint8Array;
     const kind = codecOfFlags(d.flags);
@@ -605,6 +630,7 @@ export class KdumpFile {
     if (off <= 0) return 'missing';
     if (off === this.zeroOffset && flags === 0 && size === this.h.blockSize) return 'zero';
     if (off + size > this.src.size) return 'missing';
+    if (size === 0 || (flags === 0 ? size !== this.h.blockSize : size > this.h.blockSize * 2 + 4096 || codecOfFlags(flags) === undefined)) return 'missing';
     return 'data';
   }
 
@@ -674,7 +700,9 @@ export class KdumpFile {
       for (let i = 0; i < n; i++) {
         const st = this.stateAt(dv, i);
         let k: string;
+        const o = i * PAGE_DESC_SIZE;
         if (st === 'zero') k = 'zero (shared)';
+        else if (st === 'missing' && o + PAGE_DESC_SIZE <= b.length && dv.getUint32(o, le) + dv.getInt32(o + 4, le) !== 0 && descDamage(dv.getUint32(o + 8, le), dv.getUint32(o + 12, le), this.h.blockSize)) k = 'damaged';
         else if (st === 'missing') k = 'missing';
         else {
           const flags = dv.getUint32(i * PAGE_DESC_SIZE + 12, le);
@@ -838,7 +866,8 @@ export class KdumpDump implements Dump {
     if (!p) throw notPresent(pfn, 'hole', this.pageSize, this.files[0]?.name);
     const st = await p.pageState(pfn);
     if (st === 'zero') return new Uint8Array(this.pageSize);
-    if (st !== 'data') throw notPresent(pfn, st, this.pageSize, p.file);
+    // a missing page may have a damaged descriptor: the part names the damage
+    if (st !== 'data' && st !== 'missing') throw notPresent(pfn, st, this.pageSize, p.file);
     return p.readPage(pfn);
   }
 

@@ -1,0 +1,59 @@
+/**
+ * One unreadable page is a local loss, not a failure of the whole analysis. This is the one rule
+ * every analysis (dmesg, VMCOREINFO recovery, phys_base proof, symbols, backtraces) applies:
+ * read, or record the loss with a warning and go on with what the rest of the dump holds.
+ */
+import { VmcoreError, isVmcoreError, type ErrorCode } from './errors.js';
+
+/**
+ * Error codes that mean "this page (or this address) cannot be read", as opposed to a broken
+ * file structure or a bug: the page is not in the dump (excluded, missing, a hole), its
+ * descriptor is damaged, its data does not decompress, or the address does not translate.
+ */
+export const PAGE_LOSS_CODES: readonly ErrorCode[] = ['PAGE_NOT_PRESENT', 'PAGE_DAMAGED', 'DECOMPRESS', 'ADDRESS_TRANSLATION'];
+
+/** Whether `e` is the loss of one page or address (see PAGE_LOSS_CODES). */
+export function isPageLoss(e: unknown): e is VmcoreError {
+  return isVmcoreError(e) && PAGE_LOSS_CODES.includes(e.code);
+}
+
+/**
+ * Collects page losses of one analysis: `read` runs a read and returns its result, or records
+ * the loss and returns undefined; any other error propagates. `warnings()` summarises the
+ * losses in one line per kind of read (at most `maxListed` addresses named each).
+ */
+export class LossLog {
+  private readonly byWhat = new Map<string, { count: number; first: string[] }>();
+
+  constructor(private readonly maxListed = 4) {}
+
+  async read<T>(what: string, read: () => Promise<T>): Promise<T | undefined> {
+    try {
+      return await read();
+    } catch (e) {
+      if (!isPageLoss(e)) throw e;
+      this.record(what, e);
+      return undefined;
+    }
+  }
+
+  /** Record a loss raised elsewhere (`e` must satisfy isPageLoss). */
+  record(what: string, e: VmcoreError): void {
+    let l = this.byWhat.get(what);
+    if (!l) this.byWhat.set(what, (l = { count: 0, first: [] }));
+    l.count++;
+    if (l.first.length < this.maxListed) l.first.push(e.message);
+  }
+
+  get count(): number {
+    let n = 0;
+    for (const l of this.byWhat.values()) n += l.count;
+    return n;
+  }
+
+  warnings(): string[] {
+    return [...this.byWhat].map(
+      ([what, l]) => `${what}: ${l.count} unreadable ${l.count === 1 ? 'read' : 'reads'} skipped (${l.first.join('; ')}${l.count > l.first.length ? '; …' : ''})`,
+    );
+  }
+}

@@ -1,0 +1,87 @@
+/**
+ * A damaged page costs that page, not the answer. Input: the real sample with the page
+ * descriptors of pfn 0x1000, 0x1001 (kernel text) and 0x32f7 (a page of the printk text ring)
+ * set to size 0 and flags 0. Truth for the log: makedumpfile's own --dump-dmesg of the intact
+ * sample (test/fixtures/dmesg/seabios-128M.makedumpfile-dump-dmesg.txt).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { BufferSource } from '../../src/core/io/source.js';
+import { openDump } from '../../src/core/format/open.js';
+import { nodeCodecs } from '../../src/node/codecs.js';
+import { analyzeKernel } from '../../src/core/kernel/kernel.js';
+import { readDmesg, formatDmesg } from '../../src/core/kernel/dmesg.js';
+import { describeDump } from '../../src/core/info.js';
+import { hashMemory } from '../../src/core/hash.js';
+import { nodeSha256 } from '../../src/node/hash.js';
+import { recoverVmcoreinfo } from '../../src/core/kernel/recover.js';
+import { LossLog, isPageLoss } from '../../src/core/loss.js';
+import { VmcoreError } from '../../src/core/errors.js';
+import type { PhysicalMemory } from '../../src/core/dump.js';
+import { sampleBytes, sampleWithDamagedDescs } from '../helpers/sample-variants.js';
+
+const root = fileURLToPath(new URL('../../../', import.meta.url));
+const EXPECTED = readFileSync(root + 'test/fixtures/dmesg/seabios-128M.makedumpfile-dump-dmesg.txt', 'latin1');
+const DAMAGED = [0x1000, 0x1001, 0x32f7];
+
+test('dmesg: the records of the damaged ring page are lost, the other 308 are printed', async () => {
+  const d = await openDump([new BufferSource(sampleWithDamagedDescs(DAMAGED), 'damaged.kdump')], nodeCodecs());
+  const k = await analyzeKernel(d);
+  const log = await readDmesg({ vmcoreinfo: k.vmcoreinfo!, readVirt: k.readVirt });
+  const lost = log.records.filter((r) => r.lost);
+  assert.equal(lost.length, 60);
+  assert.ok(lost.every((r) => r.lost === 'unreadable'));
+  assert.ok(log.warnings.some((w) => /4096 bytes of the printk text ring are not in the dump/.test(w)), log.warnings.join('\n'));
+  assert.ok(log.warnings.some((w) => /60 records lost their text/.test(w)));
+  const text = Buffer.from(formatDmesg(log)).toString('latin1');
+  const lines = text.split('\n').filter(Boolean);
+  assert.equal(lines.length, 308);
+  const full = new Set(EXPECTED.split('\n'));
+  for (const l of lines) assert.ok(full.has(l), `not in makedumpfile's log: ${l}`);
+  // phys_base is still proven: the damaged kernel-text pages cost those pages only
+  assert.equal(k.physBase.verdict, 'header correct');
+});
+
+test('info counts damaged descriptors apart and warns; hash reports them unreadable; readPage names the damage', async () => {
+  const d = await openDump([new BufferSource(sampleWithDamagedDescs(DAMAGED), 'damaged.kdump')], nodeCodecs());
+  const r = await describeDump(d, await analyzeKernel(d));
+  assert.equal(r.pages.damaged, 3);
+  assert.equal(r.pages.missing, 0);
+  assert.equal(r.pages.dumped, 15374 - 3);
+  assert.equal(r.codecs['damaged'], 3);
+  assert.equal(r.codecs['raw'], 22);
+  assert.ok(r.warnings.some((w) => /3 pages have damaged page descriptors/.test(w)), r.warnings.join('\n'));
+  const h = await hashMemory(d, { hasher: nodeSha256 });
+  assert.equal(h.pages, 15374 - 3);
+  assert.equal(h.missingPages, 3);
+  await assert.rejects(d.readPage(0x32f7), (e: VmcoreError) => e.code === 'PAGE_DAMAGED' && /pfn 0x32f7 is damaged: size 0/.test(e.message) && e.field === 'page_desc.size');
+  assert.deepEqual((await d.readPage(0x32f6)).length, 4096);
+});
+
+test('VMCOREINFO recovery skips a page that does not decompress and says so', async () => {
+  const d = await openDump([new BufferSource(sampleBytes(), 'sample.kdump')], nodeCodecs());
+  let bad = -1;
+  const mem: PhysicalMemory = {
+    pageSize: d.pageSize,
+    maxPfn: d.maxPfn,
+    pageState: (p) => d.pageState(p),
+    pageRuns: (s, e) => d.pageRuns(s, e),
+    readPage: async (p) => {
+      if (bad < 0 && (await d.pageState(p)) === 'data') bad = p;
+      if (p === bad) throw new VmcoreError('DECOMPRESS', `zlib page of pfn 0x${p.toString(16)} does not decompress`, { file: 'sample.kdump' });
+      return d.readPage(p);
+    },
+    readPhys: (a, l, o) => d.readPhys(a, l, o),
+  };
+  const losses = new LossLog();
+  const hits = await recoverVmcoreinfo(mem, { losses });
+  assert.ok(hits.length > 0);
+  assert.ok(hits[0]!.text.startsWith('OSRELEASE=6.1.0-'));
+  assert.equal(losses.count, 1);
+  assert.match(losses.warnings()[0]!, /^VMCOREINFO scan: 1 unreadable read skipped \(.*does not decompress\)$/);
+  // anything but a page loss still propagates
+  assert.equal(isPageLoss(new VmcoreError('BAD_FIELD', 'x')), false);
+  await assert.rejects(new LossLog().read('x', async () => { throw new Error('bug'); }), /bug/);
+});
