@@ -103,3 +103,16 @@ test('a dump whose RAM comes out as 0 pages is never shown without a warning', a
   assert.equal(r.pages.ram, 0);
   assert.ok(r.warnings.some((w) => /0 RAM pages/.test(w)), r.warnings.join('\n'));
 });
+
+test('a flattened stream without its end marker reads fully but warns that it may be truncated', async () => {
+  const { flatten } = await import('../helpers/build.js');
+  const file = buildKdump(spec({}));
+  const flat = flatten(file, 3000);
+  // the end marker is the last 16 bytes (offset -1, size -1)
+  assert.deepEqual([...flat.subarray(flat.length - 16)], new Array(16).fill(0xff));
+  const whole = await open(flat, 'ok.flat');
+  assert.deepEqual(whole.warnings, []);
+  const cut = await open(flat.subarray(0, flat.length - 16), 'cut.flat');
+  assert.equal((await hashMemory(cut)).sha256, (await hashMemory(whole)).sha256);
+  assert.ok(cut.warnings.some((w) => /^cut\.flat: the flattened stream has no end marker after its \d+ records: it may be truncated/.test(w)), cut.warnings.join('\n'));
+});

@@ -78,12 +78,21 @@ export async function openDump(rawSources: ByteSource[], codecs: CodecRegistry):
       const inner = await sniff(fs);
       if (inner !== 'kdump') {
         if (inner === 'elf' && sources.length === 1) {
-          return ElfDump.open(fs);
+          const d = await ElfDump.open(fs);
+          if (fs.truncated) d.warnings.push(flatTruncated(fs));
+          return d;
         }
         throw new VmcoreError('UNSUPPORTED', `flattened stream holds ${inner === 'elf' ? 'an ELF dump' : 'no recognisable dump'}`, { file: sources[i]!.name, offset: 4096 });
       }
       opened.push({ src: fs as ByteSource, flattened: true });
     } else opened.push({ src: sources[i]!, flattened: false });
   }
-  return KdumpDump.open(opened, codecs);
+  const d = await KdumpDump.open(opened, codecs);
+  for (const o of opened) if (o.src instanceof FlattenedSource && o.src.truncated) d.warnings.push(flatTruncated(o.src));
+  return d;
+}
+
+/** makedumpfile ends a flattened stream with a record of offset -1 and size -1 (makedumpfile.c write_end_flat_header). */
+function flatTruncated(fs: FlattenedSource): string {
+  return `${fs.name}: the flattened stream has no end marker after its ${fs.records} records: it may be truncated (pages written after the cut are missing)`;
 }

@@ -36,6 +36,20 @@ const MAX_NOTE_BYTES = 64 << 20;
 const MAX_PHYS = 1n << 52n;
 const PAGE = 4096;
 
+/**
+ * The kernel's page size, which is the unit of page frames in an ELF vmcore: VMCOREINFO
+ * `PAGESIZE` (kernel/crash_core.c VMCOREINFO_PAGESIZE), as makedumpfile and crash take it.
+ * 4096 when the dump has no VMCOREINFO; a PAGESIZE that is not a power of two between 4 KiB
+ * and 1 MiB is ignored with a warning.
+ */
+export function kernelPageSize(vmcoreinfoText: string | undefined): { pageSize: number; warning?: string } {
+  const m = vmcoreinfoText ? /(?:^|\n)PAGESIZE=(\d+)/.exec(vmcoreinfoText) : null;
+  if (!m) return { pageSize: PAGE };
+  const v = Number(m[1]);
+  if (!Number.isSafeInteger(v) || v < 4096 || v > 1 << 20 || (v & (v - 1)) !== 0) return { pageSize: PAGE, warning: `VMCOREINFO PAGESIZE=${m[1]} is not a page size; using 4096` };
+  return { pageSize: v };
+}
+
 export function isElf(head: Uint8Array): boolean {
   return head.length >= 4 && ELFMAG.every((b, i) => head[i] === b);
 }
@@ -156,7 +170,8 @@ export class ElfDump implements Dump {
   readonly arch: string;
   readonly littleEndian: boolean;
   readonly is64: boolean;
-  readonly pageSize = PAGE;
+  /** The kernel's page size: VMCOREINFO PAGESIZE, else 4096 (see kernelPageSize). */
+  readonly pageSize: number;
   readonly maxPfn: number;
   readonly warnings: string[];
   readonly notes: ElfNote[];
@@ -180,8 +195,11 @@ export class ElfDump implements Dump {
     const vn = findVmcoreinfoNote(notes);
     this.vmcoreinfoText = vn ? new TextDecoder('latin1').decode(vn.desc).replace(/\0+$/, '') : undefined;
     this.variant = `ELF${header.is64 ? 64 : 32} ${header.littleEndian ? 'little' : 'big'}-endian`;
+    const ps = kernelPageSize(this.vmcoreinfoText);
+    this.pageSize = ps.pageSize;
+    if (ps.warning) this.warnings.push(`${src.name}: ${ps.warning}`);
     this.pieces = buildPieces(phdrs, src.size, this.warnings, src.name);
-    this.runsArr = piecesToRuns(this.pieces, PAGE);
+    this.runsArr = piecesToRuns(this.pieces, this.pageSize);
     const last = this.runsArr[this.runsArr.length - 1];
     this.maxPfn = last ? last.endPfn : 0;
     if (header.flags & DUMP_ELF_INCOMPLETE) this.warnings.push('the dump is marked incomplete (e_flags bit 0): its writer stopped early');
@@ -238,6 +256,7 @@ export class ElfDump implements Dump {
 
   async readPage(pfn: number): Promise<Uint8Array> {
     const st = await this.pageState(pfn);
+    const PAGE = this.pageSize;
     if (st === 'zero') return new Uint8Array(PAGE);
     if (st !== 'data') throw notPresent(pfn, st, PAGE, this.src.name);
     const a = pfn * PAGE;
