@@ -10,9 +10,11 @@ import { nodeCodecs } from '../../src/node/codecs.js';
 import { isVmcoreError } from '../../src/core/errors.js';
 import { describeDump } from '../../src/core/info.js';
 import { rng } from './build.js';
+import type { Fixture } from './mutation-fixtures.js';
+import { parseCpuNotes, registersOfTask } from '../../src/core/kernel/x86_64/cpu.js';
 
 interface Job {
-  fixtures: { name: string; bytes: Uint8Array; hotspots: number[] }[];
+  fixtures: Fixture[];
   count: number;
   seed: number;
 }
@@ -50,6 +52,52 @@ function mutate(src: Uint8Array, hot: number[]): { bytes: Uint8Array; what: stri
   return { bytes: b, what: `edit ${edits.join(',')}` };
 }
 
+// The intact fixtures of the kinds that were once read wrong must still read right, and a
+// damaged page descriptor must cost that page only.
+const wrong: string[] = [];
+for (const fx of job.fixtures) {
+  const e = fx.expect;
+  if (!e) continue;
+  try {
+    const d = await openDump([new BufferSource(fx.bytes, fx.name)], codecs);
+    const r = await describeDump(d);
+    const got = { pageSize: d.pageSize, ram: r.pages.ram, dumped: r.pages.dumped, abi: (r.header as { abi?: string }).abi };
+    if (got.pageSize !== e.pageSize || got.ram !== e.ram || got.dumped !== e.dumped || (e.abi !== undefined && got.abi !== e.abi) || r.warnings.length) {
+      wrong.push(`${fx.name}: intact fixture reads as ${JSON.stringify(got)} with warnings ${JSON.stringify(r.warnings)}, expected ${JSON.stringify(e)}`);
+    }
+    if (e.taskNote) {
+      const { cpus } = parseCpuNotes(d.notes, d.littleEndian);
+      const m = registersOfTask(cpus, e.taskNote.pid);
+      if (m?.index !== e.taskNote.index || cpus.some((c) => c.cpu !== null)) wrong.push(`${fx.name}: the note of pid ${e.taskNote.pid} is not matched at ${e.taskNote.index}, or a note got a CPU number it cannot know`);
+    }
+    for (let k = 0; fx.descs && k < fx.descs.count; k++) {
+      const b = fx.bytes.slice();
+      const dv = new DataView(b.buffer);
+      const o = fx.descs.offset + k * 24;
+      const le = d.littleEndian;
+      dv.setUint32(o + 8, 0, le);
+      dv.setUint32(o + 12, 0, le);
+      const dd = await openDump([new BufferSource(b, fx.name)], codecs);
+      const rr = await describeDump(dd);
+      const shared = rr.pages.zeroShared < r.pages.zeroShared; // the damaged one was a shared zero page descriptor
+      let readable = 0;
+      for await (const run of dd.pageRuns()) {
+        for (let p = run.startPfn; p < run.endPfn; p++) {
+          if (run.state === 'data' || run.state === 'zero') {
+            await dd.readPage(p);
+            readable++;
+          }
+        }
+      }
+      if (rr.pages.damaged !== 1 || rr.pages.dumped !== e.dumped - 1 || readable !== e.dumped - 1 || !rr.warnings.some((w) => /damaged page descriptor/.test(w))) {
+        wrong.push(`${fx.name}: descriptor ${k} damaged${shared ? ' (zero page)' : ''}: damaged ${rr.pages.damaged}, dumped ${rr.pages.dumped}, readable ${readable} (expected 1, ${e.dumped - 1}, ${e.dumped - 1}), warnings ${JSON.stringify(rr.warnings)}`);
+      }
+    }
+  } catch (err) {
+    wrong.push(`${fx.name}: intact fixture fails: ${(err as Error).message}`);
+  }
+}
+
 for (let i = 0; i < job.count; i++) {
   const fx = job.fixtures[i % job.fixtures.length]!;
   const m = mutate(fx.bytes, fx.hotspots);
@@ -78,4 +126,4 @@ for (let i = 0; i < job.count; i++) {
   maxMs = Math.max(maxMs, performance.now() - t0);
   maxArrayBuffers = Math.max(maxArrayBuffers, process.memoryUsage().arrayBuffers);
 }
-parentPort!.postMessage({ typed, clean, failures: failures.slice(0, 20), nFailures: failures.length, codes, maxMs, maxArrayBuffers });
+parentPort!.postMessage({ wrong, typed, clean, failures: failures.slice(0, 20), nFailures: failures.length, codes, maxMs, maxArrayBuffers });
