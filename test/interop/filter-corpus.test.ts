@@ -72,7 +72,8 @@ if (missing) {
         const s = JSON.parse(vr.out) as { filtered: Record<string, number> };
         assert.ok(Object.values(s.filtered).some((n) => n > 0));
         const hdr = (await (await openDumpFiles([v])).details()).header as { dump_level: number };
-        assert.equal(hdr.dump_level, level, 'the header records the level');
+        // the level asked for, plus the source's own (pages it already left out stay out)
+        assert.equal(hdr.dump_level & level, level, 'the header records the level');
         rmSync(m);
         if (level !== 31) rmSync(v);
       }
@@ -82,11 +83,9 @@ if (missing) {
       assert.equal(r.status, 0, r.err);
       const a = await digest(direct);
       const b = await digest(join(tmp, `${name}.v31.kdump`));
-      // the fixed file leaves out QEMU's firmware pages above the kernel's memory map
-      const fw = run(process.execPath, [CLI, 'info', '--json', orig]);
-      const ranges = (JSON.parse(fw.out) as { ranges: { pages: number; kernelRam: boolean | null }[] }).ranges;
-      const firmware = ranges.filter((x) => x.kernelRam === false).reduce((n, x) => n + x.pages, 0);
-      assert.equal(a.pages, b.pages + firmware);
+      // convert leaves out QEMU's firmware pages above the kernel's memory map, as fix does
+      assert.equal(a.pages, b.pages);
+      assert.equal(a.sha256, b.sha256);
       rmSync(fixed);
     });
   }
