@@ -102,3 +102,33 @@ export interface FormatDetails {
   /** ELF: PT_LOAD segments; kdump: none. */
   segments?: { paddr: number; vaddr: bigint; offset: number; filesz: number; memsz: number }[];
 }
+
+/** The memory half of a Dump, as a view over another dump provides it. */
+export type DumpMemory = Pick<Dump, 'pageState' | 'pageRuns' | 'readPage' | 'readPhys'> & Partial<Pick<Dump, 'pageSize' | 'maxPfn'>>;
+
+/**
+ * A Dump that is `dump` in everything (format, files, notes, VMCOREINFO, warnings, details,
+ * close) except the memory accessors given: the one way views (filtered, recorded,
+ * re-blocked) are built, so a field added to Dump reaches every view.
+ */
+export function dumpView(dump: Dump, memory: DumpMemory): Dump {
+  return {
+    get format() { return dump.format; },
+    get variant() { return dump.variant; },
+    get files() { return dump.files; },
+    get arch() { return dump.arch; },
+    get littleEndian() { return dump.littleEndian; },
+    get is64() { return dump.is64; },
+    get notes() { return dump.notes; },
+    get vmcoreinfoText() { return dump.vmcoreinfoText; },
+    get warnings() { return dump.warnings; },
+    details: () => dump.details(),
+    close: () => dump.close(),
+    pageSize: memory.pageSize ?? dump.pageSize,
+    maxPfn: memory.maxPfn ?? dump.maxPfn,
+    pageState: memory.pageState,
+    pageRuns: memory.pageRuns,
+    readPage: memory.readPage,
+    readPhys: memory.readPhys,
+  };
+}

@@ -8,6 +8,7 @@
  */
 import { VmcoreError } from './errors.js';
 import type { Dump, PageRun, PageState } from './dump.js';
+import { dumpView } from './dump.js';
 
 /**
  * `dump` with page frames of `pageSize` bytes (a power of two that divides `dump.pageSize`).
@@ -23,18 +24,7 @@ export function withPageSize(dump: Dump, pageSize: number): Dump {
   }
   const k = dump.pageSize / pageSize;
   const maxPfn = dump.maxPfn * k;
-  const view: Dump = {
-    format: dump.format,
-    variant: dump.variant,
-    files: dump.files,
-    arch: dump.arch,
-    littleEndian: dump.littleEndian,
-    is64: dump.is64,
-    notes: dump.notes,
-    vmcoreinfoText: dump.vmcoreinfoText,
-    warnings: dump.warnings,
-    details: () => dump.details(),
-    close: () => dump.close(),
+  return dumpView(dump, {
     pageSize,
     maxPfn,
     pageState(pfn: number): Promise<PageState> {
@@ -53,6 +43,5 @@ export function withPageSize(dump: Dump, pageSize: number): Dump {
       return block.subarray(off, off + pageSize);
     },
     readPhys: (addr, length, opts) => dump.readPhys(addr, length, opts),
-  };
-  return view;
+  });
 }

@@ -5,6 +5,7 @@
  * A filter that drops one of those pages would make the output useless for triage.
  */
 import type { Dump, PageRun, PageState } from './dump.js';
+import { dumpView } from './dump.js';
 import { notPresent, readPhysGeneric } from './memory.js';
 import { isVmcoreError } from './errors.js';
 import { analyzeKernel, type KernelInput } from './kernel/kernel.js';
@@ -128,20 +129,7 @@ export function filteredView(dump: Dump, excluded: readonly ExcludedRun[]): Dump
     const st = await dump.pageState(pfn);
     return (st === 'data' || st === 'zero') && excludedAt(excluded, pfn) ? 'excluded' : st;
   };
-  const view: Dump = {
-    get format() { return dump.format; },
-    get variant() { return dump.variant; },
-    get files() { return dump.files; },
-    get arch() { return dump.arch; },
-    get littleEndian() { return dump.littleEndian; },
-    get is64() { return dump.is64; },
-    get notes() { return dump.notes; },
-    get vmcoreinfoText() { return dump.vmcoreinfoText; },
-    get warnings() { return dump.warnings; },
-    details: () => dump.details(),
-    close: () => dump.close(),
-    get pageSize() { return dump.pageSize; },
-    get maxPfn() { return dump.maxPfn; },
+  const view: Dump = dumpView(dump, {
     pageState: state,
     async *pageRuns(s?: number, e?: number): AsyncIterable<PageRun> {
       for await (const r of dump.pageRuns(s, e)) {
@@ -167,6 +155,6 @@ export function filteredView(dump: Dump, excluded: readonly ExcludedRun[]): Dump
       return dump.readPage(pfn);
     },
     readPhys: (addr, length, opts) => readPhysGeneric(view, addr, length, opts ?? {}, file),
-  };
+  });
   return view;
 }

@@ -6,6 +6,7 @@
  * `readPageUnrecorded`, and only the pages they keep are read again through `readPage`.
  */
 import type { Dump, PageRun, PageState, PhysicalMemory } from '../dump.js';
+import { dumpView } from '../dump.js';
 
 export interface UnrecordedReader {
   /** Read a page without recording it (for scans that discard most pages). */
@@ -73,25 +74,12 @@ export class RecordingMemory implements PhysicalMemory, UnrecordedReader {
 /** A Dump whose memory reads are recorded; everything else is the original dump's. */
 export function recordingDump(dump: Dump, opts: { skipTolerantReads?: boolean } = {}): { dump: Dump; recorder: RecordingMemory } {
   const recorder = new RecordingMemory(dump, opts);
-  const wrapped: Dump = {
-    get format() { return dump.format; },
-    get variant() { return dump.variant; },
-    get files() { return dump.files; },
-    get arch() { return dump.arch; },
-    get littleEndian() { return dump.littleEndian; },
-    get is64() { return dump.is64; },
-    get notes() { return dump.notes; },
-    get vmcoreinfoText() { return dump.vmcoreinfoText; },
-    get warnings() { return dump.warnings; },
-    details: () => dump.details(),
-    close: () => dump.close(),
-    get pageSize() { return dump.pageSize; },
-    get maxPfn() { return dump.maxPfn; },
+  const wrapped = dumpView(dump, {
     pageState: (pfn) => recorder.pageState(pfn),
     pageRuns: (s, e) => recorder.pageRuns(s, e),
     readPage: (pfn) => recorder.readPage(pfn),
     readPhys: (a, l, o) => recorder.readPhys(a, l, o),
-  };
+  });
   Object.defineProperty(wrapped, 'readPageUnrecorded', { value: (pfn: number) => recorder.readPageUnrecorded(pfn) });
   return { dump: wrapped, recorder };
 }
