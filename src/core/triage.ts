@@ -1,7 +1,8 @@
 /**
- * The triage guard for filtered dumps: what `info` and `dmesg` say about a dump, reduced to the
- * parts that must not change when pages are filtered out (kernel identity, proven phys_base,
- * panic line, CPU registers, the whole kernel log), and the page frames that analysis reads.
+ * The triage guard for filtered dumps: what `info`, `dmesg` and `bt -a` say about a dump,
+ * reduced to the parts that must not change when pages are filtered out (kernel identity, proven
+ * phys_base, panic line, CPU registers, the whole kernel log, every task's backtrace), and the
+ * page frames that analysis reads.
  * A filter that drops one of those pages would make the output useless for triage.
  */
 import type { Dump, PageRun, PageState } from './dump.js';
@@ -14,6 +15,7 @@ import { panicSummary } from './kernel/panic.js';
 import { recordingDump } from './kernel/recording.js';
 import { hex64 } from './kernel/vmcoreinfo.js';
 import type { ExcludedRun } from './kernel/pagefilter.js';
+import { backtraceReport, createBacktracer, formatTaskBacktrace } from './kernel/x86_64/backtrace.js';
 
 export interface TriageFingerprint {
   release: string | null;
@@ -23,9 +25,31 @@ export interface TriageFingerprint {
   cpus: string;
   /** The kernel log as `vmcore dmesg` prints it, or the error that stopped it. */
   dmesg: string;
+  /**
+   * Every task's backtrace as `vmcore bt -a` prints it (x86_64; null on other architectures),
+   * or the error that stopped the walk.
+   */
+  bt: string | null;
 }
 
-async function fingerprintOf(dump: KernelInput & Pick<Dump, 'littleEndian' | 'maxPfn' | 'pageSize'>): Promise<TriageFingerprint> {
+export interface TriageOptions {
+  /** Leave out `bt -a` (its field is null): the guard of info and dmesg alone. */
+  noBacktraces?: boolean;
+}
+
+/** `vmcore bt -a`'s text output for the kernel `k`, or the error that stopped it. */
+async function allBacktraces(k: Awaited<ReturnType<typeof analyzeKernel>>, panic: { task: number | null; cpu: number | null } | null): Promise<string> {
+  try {
+    const bt = await createBacktracer(k);
+    const report = await backtraceReport(bt, { all: true, panicPid: panic?.task ?? null, panicCpu: panic?.cpu ?? null });
+    return report.tasks.map((t) => formatTaskBacktrace(t, report.panicTask)).join('\n\n');
+  } catch (e) {
+    if (!isVmcoreError(e)) throw e;
+    return `error: ${e.message}`;
+  }
+}
+
+async function fingerprintOf(dump: KernelInput & Pick<Dump, 'littleEndian' | 'maxPfn' | 'pageSize'>, opts: TriageOptions = {}): Promise<TriageFingerprint> {
   const k = await analyzeKernel(dump, { bruteForce: false });
   let dmesg: string;
   let log;
@@ -38,13 +62,16 @@ async function fingerprintOf(dump: KernelInput & Pick<Dump, 'littleEndian' | 'ma
     dmesg = `error: ${(e as Error).message}`;
   }
   let panic: string | null = null;
+  let panicAt: { task: number | null; cpu: number | null } | null = null;
   try {
     const p = await panicSummary(k, log, dump.littleEndian);
     panic = p ? JSON.stringify(p) : null;
+    panicAt = p;
   } catch (e) {
     if (!isVmcoreError(e)) throw e;
     panic = `error: ${e.message}`;
   }
+  const bt = !opts.noBacktraces && k.arch === 'x86_64' ? await allBacktraces(k, panicAt) : null;
   return {
     release: k.vmcoreinfo?.osrelease ?? null,
     physBase: k.physBase.value === undefined ? null : hex64(k.physBase.value),
@@ -52,6 +79,7 @@ async function fingerprintOf(dump: KernelInput & Pick<Dump, 'littleEndian' | 'ma
     panic,
     cpus: JSON.stringify(k.cpus.map((c) => ({ cpu: c.cpu, rip: c.rip?.toString(16) ?? null, rsp: c.rsp?.toString(16) ?? null, cr3: c.cr3?.toString(16) ?? null }))),
     dmesg,
+    bt,
   };
 }
 
@@ -59,15 +87,15 @@ async function fingerprintOf(dump: KernelInput & Pick<Dump, 'littleEndian' | 'ma
  * What triage reads of `dump`: the fingerprint and the page frames read to make it.
  * @param dump any dump (kernel analysis is x86_64 today; elsewhere the fingerprint is mostly null)
  */
-export async function triageRecord(dump: Dump): Promise<{ fingerprint: TriageFingerprint; pfns: number[] }> {
+export async function triageRecord(dump: Dump, opts: TriageOptions = {}): Promise<{ fingerprint: TriageFingerprint; pfns: number[] }> {
   const { dump: wrapped, recorder } = recordingDump(dump, { skipTolerantReads: true });
-  const fingerprint = await fingerprintOf(wrapped);
+  const fingerprint = await fingerprintOf(wrapped, opts);
   return { fingerprint, pfns: recorder.pfns() };
 }
 
 /** The fingerprint of a dump (used on a filtered output). */
-export function triageFingerprint(dump: Dump): Promise<TriageFingerprint> {
-  return fingerprintOf(dump);
+export function triageFingerprint(dump: Dump, opts: TriageOptions = {}): Promise<TriageFingerprint> {
+  return fingerprintOf(dump, opts);
 }
 
 /** The fields that differ, each as "field: input … / output …" (empty when triage agrees). */
@@ -77,12 +105,12 @@ export function compareTriage(input: TriageFingerprint, output: TriageFingerprin
     const a = input[key];
     const b = output[key];
     if (a === b) continue;
-    if (key === 'dmesg') {
+    if (key === 'dmesg' || key === 'bt') {
       const la = (a ?? '').split('\n');
       const lb = (b ?? '').split('\n');
       let i = 0;
       while (i < la.length && la[i] === lb[i]) i++;
-      diffs.push(`dmesg: differs from line ${i + 1} (input ${la.length} lines, output ${lb.length}): input "${(la[i] ?? '').slice(0, 80)}" / output "${(lb[i] ?? '').slice(0, 80)}"`);
+      diffs.push(`${key}: differs from line ${i + 1} (input ${la.length} lines, output ${lb.length}): input "${(la[i] ?? '').slice(0, 80)}" / output "${(lb[i] ?? '').slice(0, 80)}"`);
     } else diffs.push(`${key}: input ${String(a).slice(0, 120)} / output ${String(b).slice(0, 120)}`);
   }
   return diffs;

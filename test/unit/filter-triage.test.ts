@@ -10,6 +10,7 @@ import { checkFilteredOutput, planFilter } from '../../src/node/convert/filter.j
 import { triageRecord } from '../../src/core/triage.js';
 import type { ExcludedRun } from '../../src/core/kernel/pagefilter.js';
 import { isVmcoreError } from '../../src/core/errors.js';
+import { backtraceReport, createBacktracer } from '../../src/core/kernel/x86_64/backtrace.js';
 
 // a real dump: makedumpfile 1.7.2 -c -d 31 of a Debian 6.1 guest
 const SAMPLE = new URL('../../../samples/seabios-128M.md-c-d31.kdump', import.meta.url).pathname;
@@ -51,11 +52,59 @@ test('triage guard: a wrong classification that drops what dmesg reads is refuse
     await assert.rejects(planFilter(d, k, 31, { alter: () => bad }), (e: unknown) => isVmcoreError(e) && e.code === 'TRIAGE' && /dmesg: differs|physBase|release/.test(e.message) && /nothing written/.test(e.message));
     const warnings: string[] = [];
     const plan = await planFilter(d, k, 31, { alter: () => bad, force: true, onWarning: (w) => warnings.push(w) });
-    assert.ok(plan && warnings.some((w) => /would change what info\/dmesg say/.test(w)));
+    assert.ok(plan && warnings.some((w) => /would change what info\/dmesg\/bt -a say/.test(w)));
   } finally {
     await d.close();
   }
 });
+
+test('triage guard: a wrong classification that drops one sleeping task\'s kernel stack page changes bt -a and is refused', async () => {
+  const d = await openDumpFiles([SAMPLE]);
+  try {
+    const k = await analyzeKernel(d);
+    // the pages info and dmesg read: the injected page must be none of them, so only bt -a sees it
+    const base = new Set((await triageRecord(d, { noBacktraces: true })).pfns);
+    const full = await triageRecord(d);
+    assert.ok(full.fingerprint.bt && !full.fingerprint.bt.startsWith('error'), 'bt -a works on the sample');
+    const report = await backtraceReport(await createBacktracer(k), { all: true });
+    let stackPfn: number | undefined;
+    let who = '';
+    for (const t of report.tasks) {
+      if (t.task.activeCpu !== null || t.frames.length < 3) continue;
+      // the deepest frame's stack slot: inside task_struct.stack (THREAD_SIZE below stackBase's top)
+      const sp = t.frames[t.frames.length - 1]!.sp;
+      const pfn = Math.floor((await k.virtToPhys(sp)) / d.pageSize);
+      if (base.has(pfn) || !full.pfns.includes(pfn)) continue;
+      stackPfn = pfn;
+      who = `${t.task.comm} (pid ${t.task.pid})`;
+      break;
+    }
+    assert.ok(stackPfn !== undefined, 'a sleeping task with a kernel stack page only bt reads');
+    const bad: ExcludedRun[] = [{ startPfn: stackPfn, endPfn: stackPfn + 1, kind: 'user' }];
+    // what info and dmesg say is unchanged by that page: only the backtraces catch it
+    const noBt = await planFilter(d, k, 31, { alter: (r) => mergeRun(r, bad[0]!), noBacktraces: true });
+    assert.ok(noBt, `without bt -a the guard passes the drop of ${who}'s stack page`);
+    await assert.rejects(planFilter(d, k, 31, { alter: (r) => mergeRun(r, bad[0]!) }), (e: unknown) => {
+      assert.ok(isVmcoreError(e) && e.code === 'TRIAGE', String(e));
+      assert.match(e.message, /bt: differs from line/);
+      assert.doesNotMatch(e.message, /dmesg: differs/);
+      assert.match(e.message, new RegExp(`pfn 0x${stackPfn!.toString(16)} \\(user\\)`));
+      return true;
+    });
+    const warnings: string[] = [];
+    assert.ok(await planFilter(d, k, 31, { alter: (r) => mergeRun(r, bad[0]!), force: true, onWarning: (w) => warnings.push(w) }));
+    assert.ok(warnings.some((w) => /bt: differs/.test(w) && /--force/.test(w)), warnings.join('\n'));
+  } finally {
+    await d.close();
+  }
+});
+
+/** `runs` plus one more run, still sorted and disjoint. */
+function mergeRun(runs: ExcludedRun[], x: ExcludedRun): ExcludedRun[] {
+  const out = runs.filter((r) => r.endPfn <= x.startPfn || r.startPfn >= x.endPfn);
+  out.push(x);
+  return out.sort((a, b) => a.startPfn - b.startPfn);
+}
 
 test('triage guard on the written output: removed when triage changed, kept with --force', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'vmcore-filter-'));

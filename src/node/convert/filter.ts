@@ -1,7 +1,7 @@
 /**
  * Page filtering for `convert` (dump levels 2-31): classify every page frame through the
  * kernel's struct pages, check before writing that triage keeps every page it reads, and after
- * writing that `info` and `dmesg` say the same of the output as of the input.
+ * writing that `info`, `dmesg` and `bt -a` say the same of the output as of the input.
  */
 import { rm } from 'node:fs/promises';
 import type { Dump } from '../../core/dump.js';
@@ -26,12 +26,14 @@ export interface FilterOptions {
   onWarning?: (msg: string) => void;
   /** Change the classification before it is used (tests: inject a wrong one). */
   alter?: (runs: ExcludedRun[]) => ExcludedRun[];
+  /** Guard info and dmesg only, not `bt -a` (tests: show what the backtraces add). */
+  noBacktraces?: boolean;
 }
 
 /**
  * Classify the pages of `dump` for dump level `level` and check that triage keeps what it reads.
  * @throws VmcoreError UNSUPPORTED (kernel encoding unknown, keys missing), NO_VMCOREINFO, and
- *         TRIAGE when pages that info/dmesg read would be left out (unless `force`)
+ *         TRIAGE when pages that info, dmesg or bt -a read would be left out (unless `force`)
  */
 export async function planFilter(dump: Dump, kernel: KernelInfo, level: number, opts: FilterOptions = {}): Promise<FilterPlan | undefined> {
   if (!(level & DL_PAGE_TYPES)) return undefined;
@@ -48,12 +50,13 @@ export async function planFilter(dump: Dump, kernel: KernelInfo, level: number, 
   );
   if (opts.alter) exclude = opts.alter(exclude);
   // triage on the input, and on the input as the filter leaves it: before anything is written
-  const { fingerprint, pfns } = await triageRecord(dump);
-  const diffs = compareTriage(fingerprint, await triageFingerprint(filteredView(dump, exclude)));
+  const topts = opts.noBacktraces ? { noBacktraces: true } : {};
+  const { fingerprint, pfns } = await triageRecord(dump, topts);
+  const diffs = compareTriage(fingerprint, await triageFingerprint(filteredView(dump, exclude), topts));
   if (diffs.length) {
     const lost = neededButExcluded(pfns, exclude);
     const which = lost.length ? `; pages it reads and the filter leaves out: ${lost.slice(0, 6).map((l) => `pfn 0x${l.pfn.toString(16)} (${l.kind})`).join(', ')}${lost.length > 6 ? ', …' : ''}` : '';
-    const msg = `dump level ${level} would change what info/dmesg say: ${diffs.join('; ')}${which}`;
+    const msg = `dump level ${level} would change what info/dmesg/bt -a say: ${diffs.join('; ')}${which}`;
     if (!opts.force) throw new VmcoreError('TRIAGE', `${msg}; nothing written (--force writes it anyway)`, { ...(file ? { file } : {}), field: 'dump_level' });
     opts.onWarning?.(`${msg} (written anyway: --force)`);
   }
@@ -68,7 +71,7 @@ export async function checkFilteredOutput(outputs: readonly string[], plan: Filt
   const out = await openDumpFiles([...outputs]);
   let diffs: string[];
   try {
-    diffs = compareTriage(plan.triage, await triageFingerprint(out));
+    diffs = compareTriage(plan.triage, await triageFingerprint(out, plan.triage.bt === null ? { noBacktraces: true } : {}));
   } finally {
     await out.close();
   }
