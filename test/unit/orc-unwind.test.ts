@@ -305,6 +305,48 @@ test('hostile stacks: loops, leaving the stack, unreadable pages, UNDEFINED entr
     assert.deepEqual(r.frames.map((f) => [f.method, f.reliable]), [['orc', true], ['scan', false]]);
     assert.equal(r.frames[1]!.sp, sp0 + 16n);
   }
+  // a function without ORC data (Debian 6.1's __crash_kexec, where a kernel-made dump's panic
+  // registers point): its caller is the first return address after an `e8` call to it; a text
+  // address not after a call and a stale return address from a call to another function are passed
+  {
+    const mem = new Mem();
+    const sp0 = STACK + 0x3f00n;
+    mem.page(sp0);
+    const callTo = (ret: bigint, target: bigint) => {
+      const b = new Uint8Array(5);
+      b[0] = 0xe8;
+      new DataView(b.buffer).setInt32(1, Number(target - ret), true);
+      mem.bytes(ret - 5n, b);
+    };
+    mem.page(TEXT); // the text is readable (zeros: no call before mid+9)
+    mem.u64(sp0 + 8n, TEXT + BigInt(F.mid + 9)); // text, but no call precedes it
+    callTo(TEXT + BigInt(F.mid + 0x30), TEXT + BigInt(F.leaf));
+    mem.u64(sp0 + 16n, TEXT + BigInt(F.mid + 0x30)); // a stale return from a call to leaf
+    callTo(TEXT + BigInt(F.mid + 0x40), TEXT + BigInt(F.undef));
+    mem.u64(sp0 + 24n, TEXT + BigInt(F.mid + 0x40)); // the real caller: call undef
+    mem.u64(sp0 + 48n, TEXT + BigInt(F.bottom + 8)); // mid's frame of 24 bytes, then the thread's bottom
+    const starts = Object.values(F).sort((a, b) => b - a);
+    const functionStart = (ip: bigint) => {
+      const off = Number(ip - TEXT);
+      const f = starts.find((s) => s <= off);
+      return f === undefined ? undefined : TEXT + BigInt(f);
+    };
+    const start = cpuStart({ ip: TEXT + BigInt(F.undef + 0x20), sp: sp0, bp: 0n, cs: 0x10n });
+    const r = await unwind(input(mem, kernelTable(), { functionStart }), start);
+    assert.equal(r.stop, 'end_of_stack', r.stopDetail);
+    assert.deepEqual(
+      r.frames.map((f) => [f.pc - TEXT, f.sp - sp0, f.method, f.reliable]),
+      [
+        [BigInt(F.undef + 0x20), 0n, 'orc', true],
+        [BigInt(F.mid + 0x40), 32n, 'call_site', true],
+        [BigInt(F.bottom + 8), 56n, 'orc', true],
+      ],
+    );
+    // without the function's start (no symbols) the walk stops there and scans, as before
+    const r2 = await unwind(input(mem, kernelTable()), start);
+    assert.equal(r2.stop, 'bad_orc_entry');
+    assert.ok(r2.frames.slice(1).every((f) => f.method === 'scan' && !f.reliable));
+  }
   // a recursion that never ends within the limit
   {
     const mem = new Mem();

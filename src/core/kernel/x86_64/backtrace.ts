@@ -452,6 +452,10 @@ export class Backtracer {
         ...(this.orc ? { orc: this.orc } : {}),
         stacks,
         isText: (ip) => this.isText(ip),
+        functionStart: (ip) => {
+          const f = this.env.symbols.symbolize(ip);
+          return f ? ip - BigInt(f.offset) : undefined;
+        },
         ...(opts.maxFrames ? { maxFrames: opts.maxFrames } : {}),
       },
       start,

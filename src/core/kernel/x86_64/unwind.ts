@@ -50,7 +50,12 @@ export interface StackRange {
   name?: string;
 }
 
-export type UnwindMethod = 'orc' | 'fp' | 'scan';
+/**
+ * How a frame was found: `orc`; `fp` (frame pointer, a guess); `scan` (a text address on the
+ * stack, a guess); `call_site` (the return address into the caller of a function without ORC data,
+ * proven by its call instruction, see {@link unwind}).
+ */
+export type UnwindMethod = 'orc' | 'fp' | 'scan' | 'call_site';
 
 export interface UnwindFrame {
   level: number;
@@ -107,6 +112,11 @@ export interface UnwindInput {
   stacks: readonly StackRange[];
   /** Whether an address is kernel or module text. */
   isText(ip: bigint): boolean;
+  /**
+   * The start address of the function containing `ip` (from the symbol table), for crossing a
+   * function that has no ORC data (see {@link unwind}). Optional: without it such a walk stops.
+   */
+  functionStart?(ip: bigint): bigint | undefined;
   /** Default 256. */
   maxFrames?: number;
 }
@@ -271,7 +281,19 @@ export async function unwind(input: UnwindInput, start: WalkStart): Promise<Unwi
       reliable = false;
     } else {
       orc = hit.entry;
-      if (orc.type === 'undefined') return scanRest(input, mem, frames, exceptionFrames, sp, max, 'bad_orc_entry', `UNDEFINED ORC entry at ${hx(lookup)}`);
+      if (orc.type === 'undefined') {
+        // A function objtool left without ORC data (Debian 6.1's __crash_kexec, where every
+        // kernel-made dump's panic registers point): find its caller by the call instruction.
+        const found = await callSite(input, mem, lookup, sp);
+        if (!found) return scanRest(input, mem, frames, exceptionFrames, sp, max, 'bad_orc_entry', `UNDEFINED ORC entry at ${hx(lookup)}`);
+        ip = found.ip;
+        sp = found.sp;
+        regs = undefined;
+        prevRegs = undefined;
+        signal = false;
+        push(ip, sp, reliable, 'call_site', false);
+        continue;
+      }
       if (orc.type === 'end_of_stack') return done('end_of_stack', `end marker at ${hx(lookup)}`);
     }
     const prevSp = sp;
@@ -376,6 +398,45 @@ export async function unwind(input: UnwindInput, start: WalkStart): Promise<Unwi
     }
     push(ip, sp, reliable, 'orc', signal);
   }
+}
+
+/** How far above the stack pointer {@link callSite} looks: the kernel warns at 2 KiB frames (CONFIG_FRAME_WARN). */
+export const CALL_SITE_WINDOW = 0x1000n;
+
+/**
+ * The caller of a function that has no ORC data at `ip`: the first word above `sp` (on the same
+ * stack, within CALL_SITE_WINDOW) that is a return address right after a direct call (`e8 rel32`)
+ * whose target is the start of the function containing `ip`, and whose own ORC entry is defined.
+ * A stale return address into another function fails the target check. Undefined when the
+ * function start is unknown or no such word exists. The caller's sp is the slot + 8.
+ */
+async function callSite(input: UnwindInput, mem: StackReader, ip: bigint, sp: bigint): Promise<{ ip: bigint; sp: bigint } | undefined> {
+  const target = input.functionStart?.(ip);
+  if (target === undefined || !input.orc) return undefined;
+  const stack = mem.stackOf(sp);
+  const end = stack ? (stack.end < sp + CALL_SITE_WINDOW ? stack.end : sp + CALL_SITE_WINDOW) : sp + CALL_SITE_WINDOW;
+  for (let a = (sp + 7n) & ~7n; a + 8n <= end; a += 8n) {
+    let v: bigint;
+    try {
+      v = await mem.word(a);
+    } catch {
+      return undefined;
+    }
+    if (!input.isText(v) || !input.isText(v - 5n)) continue;
+    let code: Uint8Array;
+    try {
+      code = await input.read(v - 5n, 5);
+    } catch {
+      continue;
+    }
+    if (code[0] !== 0xe8) continue;
+    const rel = new DataView(code.buffer, code.byteOffset, 5).getInt32(1, true);
+    if (u64(v + BigInt(rel)) !== target) continue;
+    const e = input.orc.find(v - 1n)?.entry;
+    if (!e || e.type === 'undefined') continue;
+    return { ip: v, sp: a + 8n };
+  }
+  return undefined;
 }
 
 /** Frame-pointer walk (CONFIG_UNWINDER_FRAME_POINTER kernels, or no ORC tables found). */
