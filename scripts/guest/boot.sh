@@ -3,18 +3,22 @@
 #
 #   scripts/guest/boot.sh --dir DIR [--ram 256M] [--bios seabios|ovmf] [--vmcoreinfo]
 #        [--kaslr|--nokaslr] [--fill MIB] [--mode idle|panic] [--tag NAME] [--smp N]
-#        [--initrd FILE] [--timeout SECONDS] [--append 'KERNEL ARGS']
+#        [--initrd FILE] [--timeout SECONDS] [--append 'KERNEL ARGS'] [--drive FILE]...
+#        [--wait TEXT]
 #
 # DIR receives serial.log, qmp.sock and qemu.pid. QEMU runs daemonized; stop it with
 # `kill $(cat DIR/qemu.pid)` or the QMP command `quit`. Prints eval-able assignments:
 #   QMP_SOCKET=DIR/qmp.sock SERIAL_LOG=DIR/serial.log QEMU_PID=... KVER=... VMLINUZ=...
 # The true phys_base follows from the serial log (see phys-base.sh).
+# --drive FILE attaches a raw image as a virtio disk; --wait TEXT waits for TEXT on the console
+# instead of the ready line (or, with --mode panic, the end of the panic).
 # VMCORE_KERNEL_ARCH=arm64 boots the arm64 cloud kernel under qemu-system-aarch64 (machine virt,
 # cpu max, TCG); --bios ovmf then means the AAVMF/QEMU_EFI firmware (qemu-efi-aarch64), with a
 # virtio-rng device so that the EFI stub can randomise the kernel's placement (KASLR).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
-DIR= RAM=256M BIOS=seabios VMCI=0 KASLR=0 FILL=0 MODE=idle TAG=guest SMP=1 INITRD= TIMEOUT=300 XAPPEND=
+DIR= RAM=256M BIOS=seabios VMCI=0 KASLR=0 FILL=0 MODE=idle TAG=guest SMP=1 INITRD= TIMEOUT=300 XAPPEND= WAIT=
+DRIVES=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --dir) DIR=$2; shift 2 ;;
@@ -30,6 +34,8 @@ while [ $# -gt 0 ]; do
     --initrd) INITRD=$2; shift 2 ;;
     --timeout) TIMEOUT=$2; shift 2 ;;
     --append) XAPPEND=$2; shift 2 ;;
+    --drive) DRIVES+=(-drive "file=$2,format=raw,if=virtio"); shift 2 ;;
+    --wait) WAIT=$2; shift 2 ;;
     *) echo "boot.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -73,11 +79,12 @@ case "$BIOS" in
   *) echo "boot.sh: --bios seabios|ovmf" >&2; exit 2 ;;
 esac
 [ "$VMCI" = 1 ] && ARGS+=(-device vmcoreinfo)
+ARGS+=("${DRIVES[@]}")
 rm -f "$DIR/serial.log" "$DIR/qmp.sock" "$DIR/qemu.pid"
 printf '%q ' "$QEMU" "${ARGS[@]}" > "$DIR/qemu.cmdline"
 "$QEMU" "${ARGS[@]}" >&2
 
-if [ "$MODE" = panic ]; then WANT='end Kernel panic'; else WANT="VMCORE-GUEST-READY $TAG"; fi
+if [ -n "$WAIT" ]; then WANT=$WAIT; elif [ "$MODE" = panic ]; then WANT='end Kernel panic'; else WANT="VMCORE-GUEST-READY $TAG"; fi
 t=0
 until grep -q "$WANT" "$DIR/serial.log" 2>/dev/null; do
   if ! kill -0 "$(cat "$DIR/qemu.pid" 2>/dev/null || echo 0)" 2>/dev/null; then

@@ -4,7 +4,15 @@
 #   vmcore_tag=NAME      name used in the marker lines
 #   vmcore_fill=MIB      fill a tmpfs with about MIB MiB of realistic data (text, binaries,
 #                        compressed and random data) built from /seed
-#   vmcore_mode=idle|panic   after setup: idle (default) or crash the kernel via sysrq-c
+#   vmcore_mode=idle|panic|capture   after setup: idle (default) or crash the kernel via sysrq-c;
+#                        capture: this is the kdump capture kernel (vmcore_kdump=1 loaded it): save
+#                        /proc/vmcore to the first virtio disk as ELF at 0 and through
+#                        `makedumpfile -d 31 -c` at vmcore_kdump_off=MIB, print
+#                        `VMCORE-CAPTURE-SAVED elf|kdump OFFSET_MIB BYTES`, then power off
+#   vmcore_kdump=1       (initramfs of build-initramfs.sh --kdump, kernel booted with crashkernel=)
+#                        load /boot/vmlinuz + /boot/capture.cpio.gz as the crash kernel with
+#                        `kexec -p`, keep CPU 1 busy in the kernel (dd from /dev/zero) and panic
+#                        from CPU 0, so that the panic stops CPU 1 by NMI
 #   vmcore_procs=N       start N user processes (busybox sleep loops, plus one plain sleep) before
 #                        the ready line, list the tasks with ps and print a sample of /proc/kallsyms
 #                        and /proc/modules on the console (the analysis guest, analysis-guest.sh)
@@ -17,7 +25,7 @@ mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev 2>/dev/null
 
-TAG=guest FILL=0 MODE=idle PROCS=0 PLANT=0
+TAG=guest FILL=0 MODE=idle PROCS=0 PLANT=0 KDUMP=0 KDUMP_OFF=512
 for w in $(cat /proc/cmdline); do
   case "$w" in
     vmcore_tag=*) TAG=${w#vmcore_tag=} ;;
@@ -25,9 +33,30 @@ for w in $(cat /proc/cmdline); do
     vmcore_mode=*) MODE=${w#vmcore_mode=} ;;
     vmcore_procs=*) PROCS=${w#vmcore_procs=} ;;
     vmcore_plant=*) PLANT=${w#vmcore_plant=} ;;
+    vmcore_kdump=*) KDUMP=${w#vmcore_kdump=} ;;
+    vmcore_kdump_off=*) KDUMP_OFF=${w#vmcore_kdump_off=} ;;
   esac
 done
 say() { echo "GUEST: $*"; }
+if [ "$MODE" = capture ]; then
+  say "capture kernel: /proc/vmcore is $(stat -c %s /proc/vmcore) bytes"
+  for m in $(cat /lib/modules/kdump/order); do insmod "/lib/modules/kdump/$m.ko" || say "insmod $m failed"; done
+  i=0
+  while [ ! -b /dev/vda ] && [ "$i" -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+  if [ -b /dev/vda ]; then
+    dd if=/proc/vmcore of=/dev/vda bs=1M 2>&1
+    say "VMCORE-CAPTURE-SAVED elf 0 $(stat -c %s /proc/vmcore)"
+    if makedumpfile -d 31 -c /proc/vmcore /tmp/vmcore.kdump 2>&1; then
+      dd if=/tmp/vmcore.kdump of=/dev/vda bs=1M seek="$KDUMP_OFF" 2>&1
+      say "VMCORE-CAPTURE-SAVED kdump $KDUMP_OFF $(stat -c %s /tmp/vmcore.kdump)"
+    fi
+    sync
+  else
+    say "no /dev/vda: nothing saved"
+  fi
+  say "VMCORE-CAPTURE-DONE"
+  poweroff -f
+fi
 say "init started tag=$TAG fill=$FILL mode=$MODE"
 # The vmcoreinfo device is only written by the qemu_fw_cfg driver (a module in Debian).
 if [ -f /lib/modules/qemu_fw_cfg.ko ]; then
@@ -66,6 +95,17 @@ if [ "$FILL" -gt 0 ] 2>/dev/null; then
     done
   done
   say "filled $((done / 1048576)) MiB in $i files"
+fi
+if [ "$KDUMP" = 1 ]; then
+  if kexec -p /boot/vmlinuz --initrd=/boot/capture.cpio.gz \
+      --append="console=ttyS0 nr_cpus=1 reset_devices irqpoll panic=0 vmcore_mode=capture vmcore_tag=$TAG vmcore_kdump_off=$KDUMP_OFF"; then
+    say "capture kernel loaded: kexec_crash_loaded=$(cat /sys/kernel/kexec_crash_loaded)"
+  else
+    say "kexec -p failed"
+  fi
+  # CPU 1 busy in the kernel (read_zero) when CPU 0 panics: the panic stops it by NMI
+  taskset 2 dd if=/dev/zero of=/dev/null bs=1M &
+  taskset -p 1 $$ > /dev/null
 fi
 if [ "$PROCS" -gt 0 ] 2>/dev/null; then
   i=0
