@@ -18,6 +18,11 @@ program
   .showHelpAfterError()
   .exitOverride();
 for (const c of commands) c.register(program);
+// the command that runs, to name it in errors (NOT_SEEKABLE: which command needs a file)
+let running = '';
+program.hook('preAction', (_p, cmd) => {
+  running = cmd.name();
+});
 
 const debug = process.argv.includes('--debug');
 installProcessConventions();
@@ -30,7 +35,9 @@ try {
   } else if (isClosedPipe(e)) {
     process.exitCode = EXIT_PIPE;
   } else {
-    const msg = isVmcoreError(e) ? `vmcore: ${e.code}: ${e.message}` : `vmcore: ${(e as Error)?.message ?? String(e)}`;
+    const msg = isVmcoreError(e)
+      ? `vmcore: ${e.code}: ${e.message}${e.code === 'NOT_SEEKABLE' ? `; vmcore ${running || 'this command'} needs a seekable file` : ''}`
+      : `vmcore: ${(e as Error)?.message ?? String(e)}`;
     process.stderr.write(msg + '\n');
     if (debug) process.stderr.write(((e as Error)?.stack ?? '') + '\n');
     process.exitCode = exitCodeOf(e);

@@ -22,6 +22,7 @@ export type ErrorCode =
   | 'HTTP' // an HTTP server refused a read, ignored Range, or the file changed while it was read
   | 'INTERRUPTED' // the user or a signal stopped the job
   | 'USAGE' // bad arguments
+  | 'NOT_SEEKABLE' // the job needs a seekable file and was given a pipe or standard input
   | 'QMP' // the QEMU monitor refused or failed
   | 'TRIAGE'; // page filtering would lose what the analysis of the dump needs
 

@@ -9,6 +9,7 @@ import { sha256 } from '@noble/hashes/sha256';
 import { bytesToHex } from '@noble/hashes/utils';
 import { isPresent, type PhysicalMemory } from './dump.js';
 import { isZeroPage } from './memory.js';
+import { VmcoreError } from './errors.js';
 
 export interface Hasher {
   update(b: Uint8Array): unknown;
@@ -71,4 +72,52 @@ export async function hashMemory(mem: PhysicalMemory, opts: HashOptions = {}): P
     }
   }
   return { sha256: h.digestHex(), pages, zeroPages, missingPages: missing };
+}
+
+/**
+ * The memory digest of pages that arrive once, in order (a dump read from a pipe): `chunks`
+ * holds whole pages of `pageSize` bytes from `startPfn` on, in strictly ascending pfn order
+ * (the digest's order). Gives the same digest as `hashMemory` over the same memory. Throws
+ * BAD_FIELD when a chunk is not whole pages or goes back in pfn order (an ELF whose segments
+ * are not in physical order in the file cannot be hashed in one pass).
+ */
+export async function hashPageChunks(
+  chunks: AsyncIterable<{ startPfn: number; data: Uint8Array }>,
+  pageSize: number,
+  opts: HashOptions & { name?: string; totalPages?: number } = {},
+): Promise<MemoryDigest> {
+  const h = (opts.hasher ?? portableSha256)();
+  const pfnBuf = new Uint8Array(8);
+  const dv = new DataView(pfnBuf.buffer);
+  let pages = 0;
+  let zeroPages = 0;
+  let seen = 0;
+  let next = 0;
+  let lastReport = 0;
+  for await (const c of chunks) {
+    if (c.data.length % pageSize !== 0) throw new VmcoreError('BAD_FIELD', `a chunk of ${c.data.length} bytes is not whole pages`, { file: opts.name });
+    if (c.startPfn < next) {
+      throw new VmcoreError('BAD_FIELD', `pages go back from pfn 0x${(next - 1).toString(16)} to 0x${c.startPfn.toString(16)}: the digest needs ascending pfn order, which one pass over this stream does not give; hash the saved file`, {
+        file: opts.name,
+      });
+    }
+    const n = c.data.length / pageSize;
+    for (let i = 0; i < n; i++) {
+      const page = c.data.subarray(i * pageSize, (i + 1) * pageSize);
+      const isZero = isZeroPage(page);
+      if (isZero) zeroPages++;
+      if (isZero && opts.skipZero) continue;
+      dv.setBigUint64(0, BigInt(c.startPfn + i), true);
+      h.update(pfnBuf);
+      h.update(page);
+      pages++;
+    }
+    next = c.startPfn + n;
+    seen += n;
+    if (opts.onProgress && opts.totalPages && seen - lastReport >= 65536) {
+      lastReport = seen;
+      opts.onProgress(seen, opts.totalPages);
+    }
+  }
+  return { sha256: h.digestHex(), pages, zeroPages, missingPages: 0 };
 }

@@ -1,5 +1,6 @@
 /** Positional-read file source: never loads a whole file. */
-import { open, type FileHandle } from 'node:fs/promises';
+import { open, stat, type FileHandle } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
 import type { ByteSource } from '../core/io/source.js';
 import { VmcoreError } from '../core/errors.js';
 
@@ -10,7 +11,13 @@ export class FileSource implements ByteSource {
     readonly size: number,
   ) {}
 
+  /**
+   * Opens a regular file or block device for positional reads. Throws VmcoreError IO when it
+   * cannot be opened, NOT_SEEKABLE for "-" (standard input), a FIFO, a socket or a character
+   * device (see `isStreamPath`: those are read by the one-pass readers, stream/kdump-stream.ts).
+   */
   static async open(path: string): Promise<FileSource> {
+    if (path === '-') throw notSeekable(path);
     let fh: FileHandle;
     try {
       fh = await open(path, 'r');
@@ -20,7 +27,8 @@ export class FileSource implements ByteSource {
     const st = await fh.stat();
     if (!st.isFile() && !st.isBlockDevice()) {
       await fh.close();
-      throw new VmcoreError('IO', 'not a regular file (for pipes, use a stream reader)', { file: path });
+      if (st.isFIFO() || st.isSocket() || st.isCharacterDevice()) throw notSeekable(path);
+      throw new VmcoreError('IO', st.isDirectory() ? 'is a directory' : 'not a regular file', { file: path });
     }
     return new FileSource(fh, path, st.size);
   }
@@ -41,4 +49,26 @@ export class FileSource implements ByteSource {
   async close(): Promise<void> {
     await this.fh.close();
   }
+}
+
+function notSeekable(path: string): VmcoreError {
+  return new VmcoreError('NOT_SEEKABLE', 'a pipe cannot be read at random offsets; only convert and hash read a dump from a pipe (save it to a file first)', {
+    file: path === '-' ? 'standard input' : path,
+  });
+}
+
+/** True for "-" (standard input) and for a path that names a FIFO, socket or character device: input read once, in order. */
+export async function isStreamPath(path: string): Promise<boolean> {
+  if (path === '-') return true;
+  try {
+    const st = await stat(path);
+    return st.isFIFO() || st.isSocket() || st.isCharacterDevice();
+  } catch {
+    return false;
+  }
+}
+
+/** The bytes of a stream path: standard input for "-", else the FIFO read in order. */
+export function streamOf(path: string): AsyncIterable<Uint8Array> {
+  return path === '-' ? process.stdin : createReadStream(path, { highWaterMark: 1 << 20 });
 }

@@ -6,6 +6,10 @@ import { Option, type Command } from 'commander';
 import { VmcoreError } from '../../core/errors.js';
 import type { OutputCodec } from '../../core/format/kdump/writer.js';
 import { openDumpFiles } from '../../node/open.js';
+import { isStreamPath, streamOf } from '../../node/file-source.js';
+import { openDumpStream } from '../../node/stream/kdump-stream.js';
+import { nodeCodecs } from '../../node/codecs.js';
+import { KdumpDump } from '../../core/format/kdump/reader.js';
 import { STATS_OPTION, printStats } from '../remote.js';
 import type { ByteSource } from '../../core/io/source.js';
 import { convertDump, type ConvertProgress, type ConvertSummary } from '../../node/convert/index.js';
@@ -43,6 +47,8 @@ interface Opts {
   kernel?: boolean;
   chunk?: string;
   keepAllPages?: boolean;
+  R?: boolean;
+  reassemble?: boolean;
 }
 
 function int(s: string | undefined, what: string): number | undefined {
@@ -57,7 +63,7 @@ export function register(program: Command): void {
     .description(
       'Convert a dump (ELF, kdump, flattened, split set) into kdump-compressed or ELF, in one pass with worker threads. OUT "-" writes the flattened stream to stdout.',
     )
-    .argument('<in...>', 'input dump (several files: a split set), then OUT')
+    .argument('<in...>', 'input dump (several files: a split set; "-", a pipe or a FIFO: read once, in order), then OUT')
     .addOption(new Option('--format <fmt>', 'output format (celf: compressed ELF, docs/compressed-elf.md)').choices(['kdump', 'elf', 'celf']))
     .addOption(new Option('--compress <codec>', 'page codec (kdump: default zlib; celf: chunk codec, default zstd)').choices(['zlib', 'lzo', 'snappy', 'zstd', 'none']))
     .option('--level <n>', 'codec level for zlib/zstd (default 1, as makedumpfile and QEMU)')
@@ -81,9 +87,12 @@ export function register(program: Command): void {
     .option('-p', 'snappy (makedumpfile -p)')
     .option('-z', 'zstd (makedumpfile -z)')
     .option('-E', 'ELF output (makedumpfile -E)')
+    .option('-R', 'read the dump from standard input (makedumpfile -R); give only OUT')
+    .option('--reassemble', 'the inputs must be one split set, written as one file (makedumpfile --reassemble)')
     .action(async (args: string[], o: Opts) => {
-      if (args.length < 2) throw new VmcoreError('USAGE', 'convert needs IN... OUT');
-      const inputs = args.slice(0, -1);
+      if (o.R && args.length !== 1) throw new VmcoreError('USAGE', '-R reads the dump from standard input: give only OUT');
+      if (!o.R && args.length < 2) throw new VmcoreError('USAGE', 'convert needs IN... OUT');
+      const inputs = o.R ? ['-'] : args.slice(0, -1);
       const out = args[args.length - 1]!;
       const shortCodecs = [o.c && 'zlib', o.l && 'lzo', o.p && 'snappy', o.z && 'zstd'].filter(Boolean) as OutputCodec[];
       if (shortCodecs.length > 1 || (shortCodecs.length && o.compress && o.compress !== shortCodecs[0])) {
@@ -108,8 +117,18 @@ export function register(program: Command): void {
       const split = int(o.split, '--split');
       const showBar = !o.quiet && !o.json && process.stderr.isTTY;
 
+      if (o.reassemble) {
+        if (inputs.length < 2) throw new VmcoreError('USAGE', '--reassemble wants the files of one split set, then OUT');
+        if (split !== undefined) throw new VmcoreError('USAGE', '--reassemble and --split contradict each other');
+      }
+      const streamIn = inputs.length === 1 && (await isStreamPath(inputs[0]!));
+      if (streamIn && filtering) {
+        throw new VmcoreError('USAGE', `dump level ${dumpLevel} classifies pages through the kernel's struct pages, which needs random access: save the stream to a file and convert that`);
+      }
       const sources: ByteSource[] = [];
-      const dump = await openDumpFiles(inputs, { sources });
+      const stream = streamIn ? await openDumpStream(streamOf(inputs[0]!), { name: inputs[0] === '-' ? 'standard input' : inputs[0]!, codecs: nodeCodecs() }) : undefined;
+      const dump = stream ? undefined : await openDumpFiles(inputs, { sources });
+      if (o.reassemble && !(dump instanceof KdumpDump && dump.parts.length > 1)) throw new VmcoreError('USAGE', '--reassemble: the files are not one split set');
       const ac = new AbortController();
       const onSig = () => ac.abort();
       process.once('SIGINT', onSig);
@@ -117,7 +136,10 @@ export function register(program: Command): void {
       let bar: import('cli-progress').SingleBar | undefined;
       let t0 = Date.now();
       try {
-        for (const w of dump.warnings) if (!o.quiet) process.stderr.write(`warning: ${w}\n`);
+        for (const w of dump?.warnings ?? stream!.warnings) if (!o.quiet) process.stderr.write(`warning: ${w}\n`);
+        if (stream && !o.quiet && o.kernel !== false) {
+          process.stderr.write(`note: ${stream.input.name} is read once (${stream.format}): the header values are the stream's, without kernel analysis (fix the output afterwards with vmcore fix)\n`);
+        }
         if (showBar) {
           const { SingleBar, Presets } = await import('cli-progress');
           bar = new SingleBar(
@@ -130,6 +152,7 @@ export function register(program: Command): void {
             Presets.shades_classic,
           );
         }
+        const nStreamWarnings = stream?.warnings.length ?? 0;
         let started = false;
         const onProgress = (p: ConvertProgress) => {
           if (!bar) return;
@@ -142,7 +165,8 @@ export function register(program: Command): void {
           bar.update(p.pagesDone, { phase: p.phase, rate: s > 0 ? (p.bytesIn / 1e6 / s).toFixed(0) : '0' });
         };
         // Kernel awareness: the proven phys_base, utsname read from memory, and VMCOREINFO
-        // recovered from memory when the file has none (so the output carries it).
+        // recovered from memory when the file has none (so the output carries it). A stream
+        // is read once: its header values are kept as they are.
         let physBase = o.physBase !== undefined ? parseBigint(o.physBase, '--phys-base') : undefined;
         let utsname: Utsname | undefined;
         let maxPfn: number | undefined;
@@ -152,7 +176,7 @@ export function register(program: Command): void {
           if (!o.quiet) process.stderr.write(`warning: ${m}\n`);
         };
         let kernel: Awaited<ReturnType<typeof analyzeKernel>> | undefined;
-        if (o.kernel !== false && (dump.arch === 'x86_64' || filtering)) {
+        if (dump && o.kernel !== false && (dump.arch === 'x86_64' || filtering)) {
           try {
             kernel = await analyzeKernel(dump, {});
             if (physBase === undefined && kernel.physBase.value !== undefined) physBase = kernel.physBase.value;
@@ -169,8 +193,8 @@ export function register(program: Command): void {
             warn(`kernel analysis failed (${(e as Error).message}); header values come from the file`);
           }
         }
-        if (filtering) filter = await planFilter(dump, kernel!, dumpLevel, { force: !!o.force, onWarning: warn });
-        const summary: ConvertSummary = await convertDump(dump, toStdout ? process.stdout : out, {
+        if (dump && filtering) filter = await planFilter(dump, kernel!, dumpLevel, { force: !!o.force, onWarning: warn });
+        const summary: ConvertSummary = await convertDump(dump ?? stream!.input, toStdout ? process.stdout : out, {
           ...(physBase !== undefined ? { physBase } : {}),
           ...(utsname ? { utsname } : {}),
           extraNotes,
@@ -197,12 +221,12 @@ export function register(program: Command): void {
             : {}),
           signal: ac.signal,
           onProgress,
-          inputFiles: inputs,
+          inputFiles: inputs.filter((x) => x !== '-'),
         });
         bar?.stop();
         bar = undefined;
         if (filter && !toStdout) await checkFilteredOutput(summary.outputs.map((x) => x.name), filter, { force: !!o.force, onWarning: warn });
-        for (const w of summary.warnings) if (!o.quiet) process.stderr.write(`warning: ${w}\n`);
+        for (const w of [...summary.warnings, ...(stream?.warnings.slice(nStreamWarnings) ?? [])]) if (!o.quiet) process.stderr.write(`warning: ${w}\n`);
         if (o.json) {
           await printJson(summary);
         } else if (!o.quiet) {
@@ -222,7 +246,7 @@ export function register(program: Command): void {
         process.off('SIGINT', onSig);
         process.off('SIGTERM', onSig);
         printStats(sources, o);
-        await dump.close();
+        await dump?.close();
       }
     });
 }

@@ -82,13 +82,15 @@ export interface PageStreamInput {
   vmcoreinfoText?: string;
   /** Present memory, ascending, disjoint. */
   ranges: readonly PfnRange[];
+  /** RAM (present or excluded by the producer), ascending, disjoint; default `ranges`. */
+  ram?: readonly PfnRange[];
   /** max_mapnr (defaults to the end of the last range). */
   maxPfn?: number;
   /** Pages: each chunk holds whole pages starting at startPfn, continuing the sequence. */
   pages: AsyncIterable<{ startPfn: number; data: Uint8Array }>;
   /** Physical address → virtual address of PT_LOADs, when the source knows them. */
   segments?: readonly { paddr: number; vaddr: bigint; memsz: number }[];
-  header?: Partial<Pick<KdumpHeaderInfo, 'utsname' | 'timestampSec' | 'nrCpus' | 'physBase'>>;
+  header?: Partial<Pick<KdumpHeaderInfo, 'utsname' | 'timestampSec' | 'nrCpus' | 'physBase' | 'dumpLevel'>>;
 }
 
 export type ConvertInput = Dump | PageStreamInput;
@@ -441,6 +443,7 @@ async function headerFor(
     nr = input.header?.nrCpus;
     hdrPhys = input.header?.physBase;
     segments = input.segments;
+    srcLevel = input.header?.dumpLevel ?? 0;
   } else {
     const d = await input.details();
     if (d.utsname && (d.utsname.release || d.utsname.sysname)) uts = d.utsname;
@@ -679,7 +682,10 @@ export async function convertDump(input: ConvertInput, out: string | Writable, o
       pushRange(present, r.startPfn, r.endPfn);
     }
     const n = countIn(present, 0, Infinity);
-    scan = { ram: present.map((r) => ({ ...r })), present, counts: { data: n, zero: 0, excluded: 0, missing: 0, hole: 0 } };
+    const ram: PfnRange[] = [];
+    for (const r of input.ram ?? present) pushRange(ram, r.startPfn, r.endPfn);
+    const excluded = Math.max(0, countIn(ram, 0, Infinity) - n);
+    scan = { ram, present, counts: { data: n, zero: 0, excluded, missing: 0, hole: 0 } };
   } else {
     const end = opts.maxPfn !== undefined ? Math.min(opts.maxPfn, input.maxPfn) : input.maxPfn;
     scan = await scanRuns(input.pageRuns(0, end));

@@ -63,8 +63,8 @@ export interface ElfStreamInfo {
   memoryBytes: number;
 }
 
-/** Pulls exact byte counts out of an async chunk iterator. */
-class ChunkReader {
+/** Pulls exact byte counts out of an async chunk iterator (the input of every one-pass reader). */
+export class ChunkReader {
   private it: AsyncIterator<Uint8Array>;
   private cur: Uint8Array = new Uint8Array(0);
   private pos = 0;
@@ -98,7 +98,7 @@ class ChunkReader {
     let done = 0;
     while (done < n) {
       if (!(await this.fill())) {
-        throw new VmcoreError('TRUNCATED', `the ELF stream ended after ${this.offset} bytes, inside ${what}`, {
+        throw new VmcoreError('TRUNCATED', `the stream ended after ${this.offset} bytes, inside ${what}`, {
           file: this.name,
           offset: this.offset,
         });
@@ -109,6 +109,16 @@ class ChunkReader {
       done += k;
       this.offset += k;
     }
+  }
+
+  /** Up to `max` bytes of the next input chunk as they come (no copy); undefined at the end. */
+  async next(max: number): Promise<Uint8Array | undefined> {
+    if (!(await this.fill())) return undefined;
+    const k = Math.min(max, this.cur.length - this.pos);
+    const b = this.cur.subarray(this.pos, this.pos + k);
+    this.pos += k;
+    this.offset += k;
+    return b;
   }
 
   async read(n: number, what: string): Promise<Uint8Array> {
@@ -127,7 +137,7 @@ class ChunkReader {
     }
     while (this.offset < to) {
       if (!(await this.fill())) {
-        throw new VmcoreError('TRUNCATED', `the ELF stream ended after ${this.offset} bytes, before ${what}`, { file: this.name, offset: this.offset });
+        throw new VmcoreError('TRUNCATED', `the stream ended after ${this.offset} bytes, before ${what}`, { file: this.name, offset: this.offset });
       }
       const k = Math.min(to - this.offset, this.cur.length - this.pos);
       this.pos += k;

@@ -287,6 +287,31 @@ const CODEC_BY_FLAG: [number, CodecName][] = [
   [DUMP_DH_COMPRESSED_ZSTD, 'zstd'],
 ];
 
+/**
+ * Why two kdump headers cannot be parts of one split set, or undefined when they can: both
+ * carry the split flag (sub-header `split`, header_version 2+) and describe one machine and one
+ * dump, as makedumpfile --split writes every part from one header (same utsname, timestamp,
+ * max_mapnr, block_size, phys_base, nr_cpus; makedumpfile.c write_kdump_header), and their
+ * own pfn ranges [start_pfn, end_pfn) do not overlap.
+ */
+export function splitSetMismatch(a: KdumpHeaderInfo, b: KdumpHeaderInfo): string | undefined {
+  if (!a.split || !b.split) return 'no split flag in the kdump sub-header';
+  const ua = a.utsname;
+  const ub = b.utsname;
+  const fields: [string, unknown, unknown][] = [
+    ['max_mapnr', a.maxMapnr, b.maxMapnr],
+    ['block_size', a.blockSize, b.blockSize],
+    ['utsname', `${ua.sysname}|${ua.nodename}|${ua.release}|${ua.version}|${ua.machine}|${ua.domainname}`, `${ub.sysname}|${ub.nodename}|${ub.release}|${ub.version}|${ub.machine}|${ub.domainname}`],
+    ['timestamp', `${a.timestampSec}.${a.timestampUsec}`, `${b.timestampSec}.${b.timestampUsec}`],
+    ['phys_base', a.physBase, b.physBase],
+    ['nr_cpus', a.nrCpus, b.nrCpus],
+  ];
+  const bad = fields.filter(([, x, y]) => x !== y).map(([n]) => n);
+  if (bad.length) return `the headers differ in ${bad.join(', ')}`;
+  if (a.startPfn < b.endPfn && b.startPfn < a.endPfn) return `their pfn ranges overlap (0x${a.startPfn.toString(16)}-0x${a.endPfn.toString(16)} and 0x${b.startPfn.toString(16)}-0x${b.endPfn.toString(16)})`;
+  return undefined;
+}
+
 export function codecOfFlags(flags: number): CodecName | 'raw' | undefined {
   if (flags === 0) return 'raw';
   for (const [f, n] of CODEC_BY_FLAG) if (flags === f) return n;
@@ -784,9 +809,8 @@ export class KdumpDump implements Dump {
         const a = parts[i - 1]!;
         const b = parts[i]!;
         if (a.ownEnd > b.ownStart) throw new VmcoreError('BAD_FIELD', `split ranges overlap with ${a.file}`, { file: b.file, field: 'start_pfn_64' });
-        if (b.h.maxMapnr !== a.h.maxMapnr || b.h.blockSize !== a.h.blockSize) {
-          throw new VmcoreError('BAD_FIELD', `split files disagree on max_mapnr/block_size with ${a.file}`, { file: b.file });
-        }
+        const differ = splitSetMismatch(a.h, b.h);
+        if (differ) throw new VmcoreError('USAGE', `not a part of one split set with ${a.file}: ${differ} (to compare two dumps: vmcore diff)`, { file: b.file });
       }
     }
     const d = new KdumpDump(
