@@ -12,7 +12,8 @@ import * as bt from './bt.js';
 import * as struct from './struct.js';
 import * as ps from './ps.js';
 import * as sym from './sym.js';
+import * as mod from './mod.js';
 import * as usage from './usage.js';
 import * as serve from './serve.js';
 
-export const commands: { register(p: Command): void }[] = [info, read, hash, dmesg, vmcoreinfo, fix, convert, dump, struct, ps, bt, sym, usage, serve];
+export const commands: { register(p: Command): void }[] = [info, read, hash, dmesg, vmcoreinfo, fix, convert, dump, struct, ps, mod, bt, sym, usage, serve];

@@ -30,7 +30,7 @@ export function register(program: Command): void {
       const dump = await openDumpFiles([file]);
       try {
         const kernel = await analyzeKernel(dump);
-        const syms = await kernel.symbols();
+        const syms = await kernel.symbolsWithModules();
         for (const w of syms.warnings) process.stderr.write(`vmcore: warning: ${w}\n`);
         const answers: SymbolAnswer[] = [];
         for (const q of queries) answers.push(...symbolQuery(syms, q));

@@ -80,6 +80,19 @@ export interface KernelSymbol {
   module?: string;
 }
 
+/**
+ * One module's own symbols (its kallsyms symtab/strtab, see modules.ts), for
+ * {@link KernelSymbols.withModules}.
+ */
+export interface ModuleSymbolTable {
+  /** The module's name (`struct module.name`). */
+  name: string;
+  /** The module's memory: an address inside one of these resolves to this module's symbols. */
+  regions: readonly { start: bigint; end: bigint }[];
+  /** Its symbols in address order, each with `module` set and its size up to the next symbol or the region's end. */
+  symbols: readonly KernelSymbol[];
+}
+
 /** An address resolved to the symbol that contains it. */
 export interface Symbolized extends KernelSymbol {
   /** Bytes from the symbol's start to the queried address. */
@@ -115,6 +128,7 @@ export class KernelSymbols implements Iterable<KernelSymbol> {
   /** Type letters, one per symbol. */
   readonly types: string;
   private byNameMap: Map<string, number | number[]> | undefined;
+  private moduleTables: readonly ModuleSymbolTable[] = [];
   /** Kernel image bounds used by symbolize(): [_stext or _text, _end). */
   private readonly image: { start: bigint; end: bigint } | undefined;
   private readonly percpu: { start: bigint; end: bigint } | undefined;
@@ -172,27 +186,46 @@ export class KernelSymbols implements Iterable<KernelSymbol> {
     return { name: this.names[i]!, address: this.addresses[i]!, type: this.types[i]!, size: this.sizeAt(i) };
   }
 
-  /** Address of the first symbol called `name` (in address order), or undefined. */
+  /**
+   * Address of the first kernel symbol called `name` (in address order), or undefined. A
+   * `module:name` gives that module's symbol (see {@link withModules}); a plain name is only
+   * looked up in the kernel's own table, so kernel internals never resolve to a module's symbol.
+   */
   addressOf(name: string): bigint | undefined {
     const v = this.byName.get(name);
-    if (v === undefined) return undefined;
+    if (v === undefined) {
+      const q = KernelSymbols.qualified(name);
+      return q ? this.moduleLookup(q.name, q.module)[0]?.address : undefined;
+    }
     return this.addresses[typeof v === 'number' ? v : v[0]!];
   }
 
-  /** Every symbol called `name` (local symbols of different files may share a name). */
+  /**
+   * Every symbol called `name` (local symbols of different files may share a name): the kernel's,
+   * or when it has none, every module's of that name; `module:name` gives that module's only.
+   */
   lookup(name: string): KernelSymbol[] {
     const v = this.byName.get(name);
-    if (v === undefined) return [];
+    if (v === undefined) {
+      const q = KernelSymbols.qualified(name);
+      return q ? this.moduleLookup(q.name, q.module) : this.moduleLookup(name);
+    }
     return (typeof v === 'number' ? [v] : v).map((i) => this.at(i)!);
   }
 
   /**
    * The symbol containing `addr`, as the kernel's kallsyms_lookup() gives it: the first of the
    * symbols at the highest address <= addr, with the offset into it. Undefined for an address
-   * outside the kernel image (`_text`/`_stext` .. `_end`) and outside the per-CPU section.
+   * outside the kernel image (`_text`/`_stext` .. `_end`) and outside the per-CPU section. An
+   * address inside a module's memory (see {@link withModules}) gives that module's symbol, its
+   * `module` set, as kernel/module/kallsyms.c find_kallsyms_symbol() does.
    */
   symbolize(addr: bigint): Symbolized | undefined {
     const a = addr & MASK64;
+    if (this.moduleTables.length > 0) {
+      const m = this.moduleSymbolize(a);
+      if (m) return m;
+    }
     const inImage = this.image ? a >= this.image.start && a < this.image.end : true;
     const inPercpu = this.percpu ? a >= this.percpu.start && a < this.percpu.end : false;
     if (!inImage && !inPercpu) return undefined;
@@ -201,6 +234,67 @@ export class KernelSymbols implements Iterable<KernelSymbol> {
     while (i > 0 && this.addresses[i - 1] === this.addresses[i]) i--;
     const s = this.at(i)!;
     return { ...s, offset: a - s.address };
+  }
+
+  /** The modules' symbol tables added by {@link withModules} (empty for the kernel's table alone). */
+  get modules(): readonly ModuleSymbolTable[] {
+    return this.moduleTables;
+  }
+
+  /** Number of module symbols (not part of {@link count}, which is the kernel's own table). */
+  get moduleSymbolCount(): number {
+    let n = 0;
+    for (const m of this.moduleTables) n += m.symbols.length;
+    return n;
+  }
+
+  /**
+   * This table plus the modules' symbols: the same kernel symbols (arrays shared), with
+   * {@link symbolize} answering inside each module's regions (`name+off [module]`), {@link lookup}
+   * finding `module:name` and names that only modules have, and {@link addressOf} `module:name`.
+   */
+  withModules(tables: readonly ModuleSymbolTable[], warnings: readonly string[] = []): KernelSymbols {
+    const k = new KernelSymbols({ addresses: this.addresses, names: this.names, types: this.types }, this.source, this.addressMode, [...this.warnings, ...warnings]);
+    k.moduleTables = tables;
+    return k;
+  }
+
+  /** The module symbols called `name` in module `module` (any module when undefined). */
+  private moduleLookup(name: string, module?: string): KernelSymbol[] {
+    const out: KernelSymbol[] = [];
+    for (const m of this.moduleTables) {
+      if (module !== undefined && m.name !== module) continue;
+      for (const s of m.symbols) if (s.name === name) out.push(s);
+    }
+    return out;
+  }
+
+  /** `module:name` split, or undefined for a plain name. */
+  private static qualified(name: string): { module: string; name: string } | undefined {
+    const i = name.indexOf(':');
+    if (i <= 0 || i === name.length - 1) return undefined;
+    return { module: name.slice(0, i), name: name.slice(i + 1) };
+  }
+
+  /** The symbol of a module region containing `a`, as the kernel's find_kallsyms_symbol() gives it. */
+  private moduleSymbolize(a: bigint): Symbolized | undefined {
+    for (const m of this.moduleTables) {
+      if (!m.regions.some((r) => a >= r.start && a < r.end)) continue;
+      const syms = m.symbols;
+      let lo = 0;
+      let hi = syms.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        if (syms[mid]!.address <= a) lo = mid + 1;
+        else hi = mid;
+      }
+      let i = lo - 1;
+      if (i < 0) return undefined;
+      while (i > 0 && syms[i - 1]!.address === syms[i]!.address) i--;
+      const s = syms[i]!;
+      return { ...s, offset: a - s.address };
+    }
+    return undefined;
   }
 
   *[Symbol.iterator](): Iterator<KernelSymbol> {

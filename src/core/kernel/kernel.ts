@@ -22,6 +22,8 @@ import { PrstatusAarch64, parseAarch64CpuNotes } from './aarch64/cpu.js';
 import { findAarch64Location, isAarch64Vmcoreinfo } from './aarch64/location.js';
 import { createAarch64Translator } from './aarch64/arch.js';
 import { loadKernelSymbols, type KernelSymbols } from './kallsyms.js';
+import { loadKernelBtf, noBtf } from './btf/kernel-btf.js';
+import { listModules, moduleSymbolTables, type ModuleList } from './modules.js';
 
 export type VmcoreinfoSource = 'note' | 'kdump header' | `memory scan at 0x${string}` | 'none';
 
@@ -49,6 +51,18 @@ export interface KernelInfo {
    * `loadKernelSymbols`). Rejects with NO_SYMBOLS when the tables cannot be located.
    */
   symbols(): Promise<KernelSymbols>;
+  /**
+   * The loaded modules: the kernel's `modules` list read through its BTF, with each module's own
+   * symbols (see modules.ts `listModules`); read once. Rejects with NO_SYMBOLS (no kallsyms or no
+   * `modules` symbol) or NO_BTF (no vmlinux BTF); a damaged list gives a partial list with warnings.
+   */
+  modules(): Promise<ModuleList>;
+  /**
+   * The kernel's symbols plus every module's (`KernelSymbols.withModules`): addresses in a module
+   * resolve to `name+off [module]`. When the module list cannot be read, the kernel's symbols
+   * alone, with a warning saying why. Rejects as symbols() does.
+   */
+  symbolsWithModules(): Promise<KernelSymbols>;
   /** JSON-safe summary for `info` (64-bit values as hex strings). */
   summary(): Record<string, unknown>;
 }
@@ -222,6 +236,8 @@ function buildKernelInfo(
       { ...(file ? { file } : {}) },
     );
   let symbols: Promise<KernelSymbols> | undefined;
+  let modules: Promise<ModuleList> | undefined;
+  let withModules: Promise<KernelSymbols> | undefined;
   const info: KernelInfo = {
     arch: a.arch ?? 'x86_64',
     vmcoreinfo,
@@ -244,6 +260,29 @@ function buildKernelInfo(
     symbols() {
       symbols ??= loadKernelSymbols(info, { ...(file ? { file } : {}) });
       return symbols;
+    },
+    modules() {
+      modules ??= (async () => {
+        const syms = await info.symbols();
+        const kb = await loadKernelBtf(info, { ...(file ? { file } : {}) }).catch((e: unknown) => {
+          throw noBtf('the module list', e);
+        });
+        return listModules(kb.types, (n) => syms.addressOf(n));
+      })();
+      return modules;
+    },
+    symbolsWithModules() {
+      withModules ??= (async () => {
+        const syms = await info.symbols();
+        try {
+          const list = await info.modules();
+          return syms.withModules(moduleSymbolTables(list), list.warnings);
+        } catch (e) {
+          if (!isVmcoreError(e)) throw e;
+          return syms.withModules([], [`module symbols: ${e.message}`]);
+        }
+      })();
+      return withModules;
     },
     summary() {
       return {

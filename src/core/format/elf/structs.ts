@@ -132,6 +132,16 @@ export const Elf32_Shdr = defineStruct('Elf32_Shdr', 40, {
   sh_entsize: { off: 36, type: 'u32' },
 });
 
+/** A symbol table entry (ELF gABI; include/uapi/linux/elf.h `Elf64_Sym`): also a module's kallsyms symtab. */
+export const Elf64_Sym = defineStruct('Elf64_Sym', 24, {
+  st_name: { off: 0, type: 'u32' },
+  st_info: { off: 4, type: 'u8' },
+  st_other: { off: 5, type: 'u8' },
+  st_shndx: { off: 6, type: 'u16' },
+  st_value: { off: 8, type: 'u64' },
+  st_size: { off: 16, type: 'u64' },
+});
+
 export const Elf64_Chdr = defineStruct('Elf64_Chdr', 24, {
   ch_type: { off: 0, type: 'u32' },
   ch_reserved: { off: 4, type: 'u32' },

@@ -11,12 +11,12 @@
  * bounded and cycle-checked; a module whose BTF cannot be read or parsed gets an `error`.
  */
 import { isVmcoreError } from '../../errors.js';
+import { listModules, listNodes, type ModuleList } from '../modules.js';
 import { Btf } from './btf.js';
 import type { KernelTypes } from './reader.js';
 
 /** Module BTF blobs are small (tens of KiB; the largest Debian module, under 2 MiB). */
 export const MAX_MODULE_BTF_BYTES = 16 << 20;
-export const MAX_MODULES = 8192;
 
 export interface ModuleBtf {
   name: string;
@@ -31,37 +31,6 @@ export interface ModuleBtf {
 
 const hex = (v: bigint) => '0x' + v.toString(16);
 
-async function readPtr(types: KernelTypes, va: bigint): Promise<bigint> {
-  const b = await types.readVirt(va, 8);
-  return new DataView(b.buffer, b.byteOffset, 8).getBigUint64(0, types.btf.littleEndian);
-}
-
-/** Walk a circular list from the list_head at `head`, bounded and cycle-checked; yields node addresses. */
-async function listNodes(types: KernelTypes, head: bigint, what: string, warnings: string[]): Promise<bigint[]> {
-  const out: bigint[] = [];
-  const seen = new Set<bigint>();
-  try {
-    let next = await readPtr(types, head);
-    while (next !== head) {
-      if (seen.has(next)) {
-        warnings.push(`${what}: the list loops at ${hex(next)}; stopped`);
-        break;
-      }
-      if (out.length >= MAX_MODULES) {
-        warnings.push(`${what}: more than ${MAX_MODULES} entries; stopped`);
-        break;
-      }
-      seen.add(next);
-      out.push(next);
-      next = await readPtr(types, next);
-    }
-  } catch (e) {
-    if (!isVmcoreError(e)) throw e;
-    warnings.push(`${what}: ${e.message}`);
-  }
-  return out;
-}
-
 async function parseModuleBtf(types: KernelTypes, m: Omit<ModuleBtf, 'btf' | 'error'>, file?: string): Promise<ModuleBtf> {
   if (m.size <= 0 || m.size > MAX_MODULE_BTF_BYTES) return { ...m, error: `BTF size ${m.size} is implausible` };
   try {
@@ -75,42 +44,29 @@ async function parseModuleBtf(types: KernelTypes, m: Omit<ModuleBtf, 'btf' | 'er
 
 /**
  * The BTF of every loaded module that has one. `symbol` resolves `modules` and `btf_modules`
- * (kallsyms). Returns the modules found and warnings; never throws for the dump's content.
+ * (kallsyms); `opts.modules` is the module list when already walked (modules.ts listModules).
+ * Returns the modules found and warnings; never throws for the dump's content.
  */
 export async function loadModuleBtfs(
   types: KernelTypes,
   symbol: (name: string) => bigint | undefined,
-  opts: { file?: string } = {},
+  opts: { file?: string; modules?: ModuleList } = {},
 ): Promise<{ modules: ModuleBtf[]; warnings: string[] }> {
   const btf = types.btf;
   const warnings: string[] = [];
   const found = new Map<string, ModuleBtf>();
-  const modulesHead = symbol('modules');
-  const modId = btf.find('module');
-  if (modulesHead !== undefined && modId !== undefined) {
-    const listOff = BigInt(btf.offsetOf('module', 'list'));
-    const hasData = (() => {
-      try {
-        btf.memberPath(modId, 'btf_data');
-        return true;
-      } catch {
-        return false;
-      }
-    })();
-    for (const node of await listNodes(types, modulesHead, 'modules', warnings)) {
-      const va = BigInt.asUintN(64, node - listOff);
-      try {
-        const m = await types.read(modId, va);
-        const name = m.str('name');
-        if (!hasData) continue;
-        const data = m.ptr('btf_data');
-        const size = m.num('btf_data_size');
-        if (data !== 0n && size > 0) found.set(name, await parseModuleBtf(types, { name, address: data, size, source: 'module' }, opts.file));
-      } catch (e) {
-        if (!isVmcoreError(e)) throw e;
-        warnings.push(`module at ${hex(va)}: ${e.message}`);
-      }
+  let list = opts.modules;
+  if (!list && symbol('modules') !== undefined && btf.find('struct module') !== undefined) {
+    try {
+      list = await listModules(types, symbol, { symbols: false });
+      warnings.push(...list.warnings);
+    } catch (e) {
+      if (!isVmcoreError(e)) throw e;
+      warnings.push(`modules: ${e.message}`);
     }
+  }
+  for (const m of list?.modules ?? []) {
+    if (m.btfData) found.set(m.name, await parseModuleBtf(types, { name: m.name, address: m.btfData.address, size: m.btfData.size, source: 'module' }, opts.file));
   }
   const bmHead = symbol('btf_modules');
   const bmId = btf.find('btf_module');

@@ -663,7 +663,7 @@ export function taskBacktraceToJSON(b: TaskBacktrace, panicTask?: bigint): Recor
  * Throws VmcoreError NO_SYMBOLS / NO_BTF when either is missing.
  */
 export async function createBacktracer(kernel: KernelInfo, opts: { symbols?: KernelSymbolSource } = {}): Promise<Backtracer> {
-  const symbols = opts.symbols ?? (await kernel.symbols());
+  const symbols = opts.symbols ?? (await kernel.symbolsWithModules());
   const btf = await loadKernelBtf(opts.symbols ? { ...pickBtfKernel(kernel), symbols: async () => opts.symbols! } : kernel);
   const release = kernel.utsname?.release ?? kernel.vmcoreinfo?.get('OSRELEASE') ?? '';
   const bt = await Backtracer.create({ readVirt: (va, n) => kernel.readVirt(va, n), release, symbols, types: btf.types, cpus: kernel.cpus });

@@ -1,0 +1,411 @@
+/**
+ * The loaded modules of a dump, read through the kernel's BTF: the `modules` list of
+ * `struct module`, each one's name, state, memory, taints and its own symbol table.
+ *
+ * Facts from the kernel sources:
+ *  - modules are linked on the static list `modules` through `struct module.list`
+ *    (kernel/module/main.c);
+ *  - the module's memory: since 6.4 (commit ac3b43283923, "module: replace module_layout with
+ *    module_memory") `struct module_memory mem[MOD_MEM_NUM_TYPES]`, indexed by
+ *    `enum mod_mem_type` (MOD_TEXT, MOD_DATA, MOD_RODATA, MOD_RO_AFTER_INIT, MOD_INIT_TEXT, ...),
+ *    each `{base, size}`; before, `core_layout` and `init_layout` (`struct module_layout`:
+ *    base, size, text_size, ro_size, ro_after_init_size), text first. The index values are
+ *    taken from the BTF enum, never assumed;
+ *  - what /proc/modules prints (kernel/module/procfs.c m_show): the base is `mem[MOD_TEXT].base`
+ *    (6.4+) or `core_layout.base`; the size is the sum of every `mem[].size` (module_total_size)
+ *    or `init_layout.size + core_layout.size`; the state word is "Unloading" for
+ *    MODULE_STATE_GOING, "Loading" for MODULE_STATE_COMING, else "Live";
+ *  - `taints`: the module's taint bits, printed as the kernel's letters (kernel/panic.c);
+ *  - the module's own symbols: `kallsyms` (`struct mod_kallsyms *`: `symtab` of `num_symtab`
+ *    Elf64_Sym, `strtab`, and since 5.x `typetab`, one type letter per symbol), which after
+ *    initialisation points at `core_kallsyms` (kernel/module/kallsyms.c). Symbols with an empty
+ *    name, SHN_UNDEF, or a mapping symbol name are skipped, as find_kallsyms_symbol() does.
+ *
+ * Every walk is bounded (MAX_MODULES, a hard cap on symbols and string bytes) and detects
+ * cycles; an unreadable module ends the walk with a warning (partial answer); an unreadable
+ * symbol table costs that module's symbols only, an unreadable page of it only the symbols in it.
+ */
+import { VmcoreError, isVmcoreError } from '../errors.js';
+import { LossLog, isPageLoss } from '../loss.js';
+import { Elf64_Sym } from '../format/elf/structs.js';
+import { BtfKind } from './btf/btf.js';
+import type { KernelTypes, KObject } from './btf/reader.js';
+import type { KernelSymbol, ModuleSymbolTable } from './kallsyms.js';
+import { taintLetters } from './state.js';
+
+/** Hard cap on modules walked (a distribution kernel loads a few hundred). */
+export const MAX_MODULES = 8192;
+/** Hard cap on one module's symbols (the largest Debian modules have a few tens of thousands). */
+export const MAX_MODULE_SYMBOLS = 1 << 18;
+/** Hard cap on the bytes of one module's string table read. */
+export const MAX_MODULE_STRTAB = 16 << 20;
+/** KSYM_NAME_LEN (512 since 6.1). */
+const KSYM_NAME_LEN = 512;
+const PAGE = 4096n;
+const SHN_UNDEF = 0;
+
+/** One region of a module's memory. */
+export interface ModuleRegion {
+  /** `text`, `data`, `rodata`, `ro_after_init`, `init_text`, ... (6.4+ mem[] names), or `core`/`init` parts before. */
+  name: string;
+  start: bigint;
+  size: number;
+}
+
+export interface ModuleEntry {
+  name: string;
+  /** Address of the `struct module`. */
+  module: bigint;
+  /** As /proc/modules words it: Live, Loading, Unloading; Unformed for MODULE_STATE_UNFORMED (not shown there). */
+  state: string;
+  /** Start of the module's text, as /proc/modules prints it. */
+  base: bigint;
+  /** Bytes, as /proc/modules prints them. */
+  size: number;
+  /** The module's memory regions with a non-zero size. */
+  regions: ModuleRegion[];
+  /** `taints` bits, and as the kernel's letters. */
+  taints: bigint;
+  taint: string;
+  /** The module's own symbols, when read; `symbolsError` says why not. */
+  symbols: KernelSymbol[] | undefined;
+  symbolsError?: string;
+  /** `btf_data`/`btf_data_size` (set while the module loads; NULL once live since 5.11). */
+  btfData: { address: bigint; size: number } | undefined;
+  /** The `struct module` as read (for further members, e.g. the ORC tables in `arch`). */
+  object: KObject;
+}
+
+export interface ModuleList {
+  modules: ModuleEntry[];
+  warnings: string[];
+}
+
+const hex = (v: bigint) => '0x' + BigInt.asUintN(64, v).toString(16);
+
+async function readPtr(types: KernelTypes, va: bigint): Promise<bigint> {
+  const b = await types.readVirt(va, 8);
+  return new DataView(b.buffer, b.byteOffset, 8).getBigUint64(0, types.btf.littleEndian);
+}
+
+/**
+ * Walk a circular list from the list_head at `head`: the addresses of its nodes (not entries),
+ * in order. Bounded by `max` and cycle-checked; a node that cannot be read ends the walk. Every
+ * stop other than the return to `head` adds a warning naming `what` and the address.
+ */
+export async function listNodes(types: KernelTypes, head: bigint, what: string, warnings: string[], max = MAX_MODULES): Promise<bigint[]> {
+  const out: bigint[] = [];
+  const seen = new Set<bigint>();
+  let at = head;
+  try {
+    let next = await readPtr(types, head);
+    while (next !== head) {
+      if (seen.has(next)) {
+        warnings.push(`${what}: the list loops at ${hex(next)} without returning to its head; stopped after ${out.length}`);
+        break;
+      }
+      if (out.length >= max) {
+        warnings.push(`${what}: more than ${max} entries; stopped`);
+        break;
+      }
+      if (next === 0n) {
+        warnings.push(`${what}: a NULL next pointer after ${hex(at)}; stopped after ${out.length}`);
+        break;
+      }
+      seen.add(next);
+      out.push(next);
+      at = next;
+      next = await readPtr(types, next);
+    }
+  } catch (e) {
+    if (!isVmcoreError(e)) throw e;
+    // the last node pushed could not be followed: it may be a pointer to nowhere
+    if (at !== head && out[out.length - 1] === at) out.pop();
+    warnings.push(`${what}: the node at ${hex(at)} cannot be read (${e.message}); stopped after ${out.length}`);
+  }
+  return out;
+}
+
+/** Whether BTF type `id` has the member path `path`. */
+function hasMember(types: KernelTypes, id: number, path: string): boolean {
+  try {
+    types.btf.memberPath(id, path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** MOD_TEXT -> text, MOD_INIT_RODATA -> init_rodata. */
+function memName(enumerator: string): string {
+  return enumerator.replace(/^MOD_/, '').toLowerCase();
+}
+
+/** The module's memory, base and /proc/modules size, from whichever layout the BTF declares. */
+function moduleMemory(types: KernelTypes, modId: number, m: KObject): { regions: ModuleRegion[]; base: bigint; size: number; text: ModuleRegion[] } {
+  const btf = types.btf;
+  const regions: ModuleRegion[] = [];
+  const text: ModuleRegion[] = [];
+  if (hasMember(types, modId, 'mem')) {
+    // 6.4+: mem[] by enum mod_mem_type
+    const enumId = btf.find('enum mod_mem_type');
+    const count = btf.memberPath(modId, 'mem');
+    const memT = btf.type(btf.resolve(count.type));
+    const n = memT.array?.nelems ?? 0;
+    const names = new Map<number, string>();
+    if (enumId !== undefined) for (const e of btf.enumerators(enumId)) if (e.value >= 0n && e.value < BigInt(n)) names.set(Number(e.value), memName(e.name));
+    let base = 0n;
+    let total = 0;
+    for (let i = 0; i < n; i++) {
+      const start = m.ptr(`mem[${i}].base`);
+      const size = m.num(`mem[${i}].size`);
+      total += size;
+      const name = names.get(i) ?? `mem${i}`;
+      if (name === 'text') base = start;
+      if (size > 0 && start !== 0n) {
+        const r = { name, start, size };
+        regions.push(r);
+        if (name.endsWith('text')) text.push(r);
+      }
+    }
+    if (names.size === 0) throw new VmcoreError('BAD_FIELD', 'struct module has mem[] but the BTF has no enum mod_mem_type to name its entries', { field: 'mod_mem_type' });
+    return { regions, base, size: total, text };
+  }
+  // before 6.4: core_layout and init_layout, text first
+  let size = 0;
+  let base = 0n;
+  for (const which of ['core', 'init'] as const) {
+    const path = `${which}_layout`;
+    if (!hasMember(types, modId, path)) continue;
+    const start = m.ptr(`${path}.base`);
+    const total = m.num(`${path}.size`);
+    const textSize = m.num(`${path}.text_size`);
+    size += total;
+    if (which === 'core') base = start;
+    if (start === 0n || total === 0) continue;
+    const t = { name: which === 'core' ? 'text' : 'init_text', start, size: Math.min(textSize, total) };
+    if (t.size > 0) {
+      regions.push(t);
+      text.push(t);
+    }
+    if (total > textSize) regions.push({ name: which === 'core' ? 'data' : 'init_data', start: start + BigInt(textSize), size: total - textSize });
+  }
+  if (!hasMember(types, modId, 'core_layout')) throw new VmcoreError('BAD_FIELD', 'struct module has neither mem[] nor core_layout', { field: 'module.mem' });
+  return { regions, base, size, text };
+}
+
+/** kernel/module/kallsyms.c is_mapping_symbol(). */
+function isMappingSymbol(name: string): boolean {
+  return name.startsWith('$') || name.startsWith('.L') || name.startsWith('L0');
+}
+
+/** nm-style letter from st_info, for kernels without `typetab`. */
+function elfTypeLetter(info: number): string {
+  const bind = info >> 4;
+  const type = info & 0xf;
+  const c = type === 2 ? 't' : type === 1 ? 'd' : '?'; // STT_FUNC, STT_OBJECT
+  return bind === 1 && c !== '?' ? c.toUpperCase() : c; // STB_GLOBAL
+}
+
+/**
+ * Read `len` bytes at `va` page by page; `ok(off, n)` says whether those bytes were read. A lost
+ * page is recorded in `losses`, except pages starting at or after `quietFrom` (the slack read
+ * past the last string's start, which may run into an unmapped page).
+ */
+async function readPaged(
+  types: KernelTypes,
+  va: bigint,
+  len: number,
+  losses: LossLog,
+  what: string,
+  quietFrom = len,
+): Promise<{ bytes: Uint8Array; ok: (off: number, n: number) => boolean }> {
+  const bytes = new Uint8Array(len);
+  const lost: [number, number][] = [];
+  let off = 0;
+  while (off < len) {
+    const addr = va + BigInt(off);
+    const n = Math.min(len - off, Number(PAGE - (addr % PAGE)));
+    const b = off >= quietFrom ? await types.readVirt(addr, n).catch((e: unknown) => {
+            if (isPageLoss(e)) return undefined;
+            throw e;
+          }) : await losses.read(what, () => types.readVirt(addr, n));
+    if (b) bytes.set(b, off);
+    else lost.push([off, off + n]);
+    off += n;
+  }
+  return { bytes, ok: (o, n) => !lost.some(([a, b]) => o < b && o + n > a) };
+}
+
+/** The module's own symbols from `kallsyms` (see the file comment), in address order with sizes. */
+async function moduleSymbols(
+  types: KernelTypes,
+  m: KObject,
+  name: string,
+  regions: readonly ModuleRegion[],
+): Promise<{ symbols: KernelSymbol[]; warnings: string[] }> {
+  const warnings: string[] = [];
+  const ks = await m.deref('kallsyms');
+  const num = ks.num('num_symtab');
+  const symtab = ks.ptr('symtab');
+  const strtab = ks.ptr('strtab');
+  const typetab = hasMember(types, ks.typeId, 'typetab') ? ks.ptr('typetab') : undefined;
+  if (num < 0 || num > MAX_MODULE_SYMBOLS) {
+    throw new VmcoreError('BAD_FIELD', `module ${name}: num_symtab = ${num} is implausible (at most ${MAX_MODULE_SYMBOLS})`, { offset: ks.address, field: 'mod_kallsyms.num_symtab' });
+  }
+  if (num === 0) return { symbols: [], warnings };
+  const losses = new LossLog();
+  const le = types.btf.littleEndian;
+  const tab = await readPaged(types, symtab, num * Elf64_Sym.size, losses, `module ${name} symtab`);
+  const entries: { i: number; st_name: number; st_info: number; st_shndx: number; st_value: bigint }[] = [];
+  let maxName = 0;
+  let lostSyms = 0;
+  for (let i = 1; i < num; i++) {
+    if (!tab.ok(i * Elf64_Sym.size, Elf64_Sym.size)) {
+      lostSyms++;
+      continue;
+    }
+    const s = Elf64_Sym.read(tab.bytes, i * Elf64_Sym.size, le);
+    if (s.st_shndx === SHN_UNDEF || s.st_name === 0) continue;
+    entries.push({ i, st_name: s.st_name, st_info: s.st_info, st_shndx: s.st_shndx, st_value: s.st_value });
+    if (s.st_name > maxName) maxName = s.st_name;
+  }
+  const strLen = Math.min(maxName + KSYM_NAME_LEN, MAX_MODULE_STRTAB);
+  const str = await readPaged(types, strtab, strLen, losses, `module ${name} strtab`, maxName + 1);
+  const types_ = typetab !== undefined ? await readPaged(types, typetab, num, losses, `module ${name} typetab`) : undefined;
+  const dec = new TextDecoder('latin1');
+  const out: KernelSymbol[] = [];
+  for (const e of entries) {
+    if (e.st_name >= strLen) {
+      lostSyms++;
+      continue;
+    }
+    const end = str.bytes.indexOf(0, e.st_name);
+    if (end < 0 || !str.ok(e.st_name, end - e.st_name + 1)) {
+      lostSyms++;
+      continue;
+    }
+    const sname = dec.decode(str.bytes.subarray(e.st_name, end));
+    if (sname === '' || isMappingSymbol(sname)) continue;
+    let type = elfTypeLetter(e.st_info);
+    if (types_ && types_.ok(e.i, 1)) type = String.fromCharCode(types_.bytes[e.i]!);
+    out.push({ name: sname, address: e.st_value, type, size: 0n, module: name });
+  }
+  out.sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
+  // size: up to the next symbol with a higher address in the same region, else the region's end
+  for (let i = 0; i < out.length; i++) {
+    const s = out[i]!;
+    const r = regions.find((x) => s.address >= x.start && s.address < x.start + BigInt(x.size));
+    const end = r ? r.start + BigInt(r.size) : s.address;
+    let next = end;
+    for (let j = i + 1; j < out.length; j++) {
+      const a = out[j]!.address;
+      if (a > s.address) {
+        if (a < next) next = a;
+        break;
+      }
+    }
+    out[i] = { ...s, size: next > s.address ? next - s.address : 0n };
+  }
+  if (lostSyms > 0) warnings.push(`module ${name}: ${lostSyms} symbols unreadable`);
+  warnings.push(...losses.warnings());
+  return { symbols: out, warnings };
+}
+
+/**
+ * Every module on the kernel's `modules` list. `symbol` resolves the kernel symbol `modules`
+ * (kallsyms). Never throws for the dump's content: a module that cannot be read ends the walk
+ * (the modules before it are returned) and `warnings` say why; a module whose symbols cannot be
+ * read has `symbolsError`.
+ * @throws VmcoreError NO_SYMBOLS (no `modules` symbol), NO_BTF (no `struct module` in the BTF).
+ */
+export async function listModules(types: KernelTypes, symbol: (name: string) => bigint | undefined, opts: { symbols?: boolean } = {}): Promise<ModuleList> {
+  const btf = types.btf;
+  const head = symbol('modules');
+  if (head === undefined) throw new VmcoreError('NO_SYMBOLS', 'the module list needs the kernel symbol `modules` (kallsyms)', { field: 'modules' });
+  const modId = btf.find('struct module');
+  if (modId === undefined) throw new VmcoreError('NO_BTF', 'the kernel BTF has no struct module', { field: 'module' });
+  const warnings: string[] = [];
+  const listOff = BigInt(btf.offsetOf('module', 'list'));
+  const stateEnum = (() => {
+    try {
+      const id = btf.resolve(btf.memberPath(modId, 'state').type);
+      const k = btf.type(id).kind;
+      return k === BtfKind.ENUM || k === BtfKind.ENUM64 ? id : undefined;
+    } catch {
+      return undefined;
+    }
+  })();
+  const hasKallsyms = hasMember(types, modId, 'kallsyms');
+  const hasBtf = hasMember(types, modId, 'btf_data');
+  const hasTaints = hasMember(types, modId, 'taints');
+  const modules: ModuleEntry[] = [];
+  for (const node of await listNodes(types, head, 'modules', warnings)) {
+    const va = BigInt.asUintN(64, node - listOff);
+    let m: KObject;
+    try {
+      m = await types.read(modId, va);
+    } catch (e) {
+      if (!isVmcoreError(e)) throw e;
+      warnings.push(`modules: struct module at ${hex(va)} cannot be read (${e.message}); stopped after ${modules.length}`);
+      break;
+    }
+    try {
+      const name = m.str('name');
+      const st = m.int('state');
+      const sname = stateEnum !== undefined ? btf.enumName(stateEnum, st) : undefined;
+      const state =
+        sname === 'MODULE_STATE_GOING' ? 'Unloading' : sname === 'MODULE_STATE_COMING' ? 'Loading' : sname === 'MODULE_STATE_UNFORMED' ? 'Unformed' : sname === 'MODULE_STATE_LIVE' ? 'Live' : `state ${st}`;
+      let mem: ReturnType<typeof moduleMemory> = { regions: [], base: 0n, size: 0, text: [] };
+      try {
+        mem = moduleMemory(types, modId, m);
+      } catch (e) {
+        if (!isVmcoreError(e)) throw e;
+        warnings.push(`module ${name}: memory layout: ${e.message}`);
+      }
+      const taints = hasTaints ? BigInt.asUintN(64, m.int('taints')) : 0n;
+      const data = hasBtf ? m.ptr('btf_data') : 0n;
+      const dataSize = hasBtf ? m.num('btf_data_size') : 0;
+      const entry: ModuleEntry = {
+        name,
+        module: va,
+        state,
+        base: mem.base,
+        size: mem.size,
+        regions: mem.regions,
+        taints,
+        taint: taintLetters(taints),
+        symbols: undefined,
+        btfData: data !== 0n && dataSize > 0 ? { address: data, size: dataSize } : undefined,
+        object: m,
+      };
+      if (opts.symbols !== false) {
+        if (!hasKallsyms) entry.symbolsError = 'struct module has no kallsyms (CONFIG_KALLSYMS off)';
+        else if (m.ptr('kallsyms') === 0n) entry.symbolsError = 'kallsyms is NULL';
+        else {
+          try {
+            const r = await moduleSymbols(types, m, name, mem.regions);
+            entry.symbols = r.symbols;
+            warnings.push(...r.warnings);
+          } catch (e) {
+            if (!isVmcoreError(e)) throw e;
+            entry.symbolsError = e.message;
+            warnings.push(`module ${name}: symbols: ${e.message}`);
+          }
+        }
+      }
+      modules.push(entry);
+    } catch (e) {
+      if (!isVmcoreError(e)) throw e;
+      warnings.push(`modules: struct module at ${hex(va)}: ${e.message}`);
+    }
+  }
+  return { modules, warnings };
+}
+
+/** The modules' symbol tables for KernelSymbols.withModules (modules whose symbols were read). */
+export function moduleSymbolTables(list: ModuleList): ModuleSymbolTable[] {
+  return list.modules
+    .filter((m) => m.symbols !== undefined)
+    .map((m) => ({ name: m.name, regions: m.regions.map((r) => ({ start: r.start, end: r.start + BigInt(r.size) })), symbols: m.symbols! }));
+}
