@@ -7,7 +7,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { VmcoreError } from '../../src/core/errors.js';
 import { KernelSymbols, type ReadVirt } from '../../src/core/kernel/kallsyms.js';
-import { readPerCpu, readTaint, taintLetters, kernelStateReport } from '../../src/core/kernel/state.js';
+import { readTaint, taintLetters, kernelStateReport } from '../../src/core/kernel/state.js';
+import { readPerCpu } from '../../src/core/kernel/percpu.js';
 import { symbolQuery } from '../../src/core/kernel/symquery.js';
 
 const T = 0xffffffff81000000n;
@@ -86,7 +87,7 @@ test('per-CPU: an implausible nr_cpu_ids and an unreadable CPU give warnings, no
     [T + 0x1000n, 0x1000000n],
     [0x1000100n, 0xffff888001234000n],
   ]);
-  const pc = await readPerCpu({ readVirt: memory(words, new Map([[T + 0x2000n, 0xffffffff]])) }, syms, 1);
+  const pc = await readPerCpu({ readVirt: memory(words, new Map([[T + 0x2000n, 0xffffffff]])) }, syms, { cpus: 1 });
   assert.equal(pc.nrCpuIds, 1);
   assert.deepEqual(pc.currentTasks, [0xffff888001234000n]);
   assert.match(pc.warnings.join(), /nr_cpu_ids = 4294967295 is implausible/);

@@ -14,6 +14,7 @@ import { KernelSymbols } from '../../src/core/kernel/kallsyms.js';
 import { symbolQuery } from '../../src/core/kernel/symquery.js';
 import { Elf64_Sym } from '../../src/core/format/elf/structs.js';
 import { VmcoreError } from '../../src/core/errors.js';
+import { Backtracer, frameText } from '../../src/core/kernel/x86_64/backtrace.js';
 import { BtfBuilder } from '../helpers/btf-builder.js';
 
 const BASE = 0xffffffffc0000000n;
@@ -226,4 +227,21 @@ test('module symbols in the resolver: address -> name+off [module], module:name 
   ]);
   // the kernel's table alone does not answer for module addresses
   assert.equal(kernel.symbolize(m.va(0x4110)), undefined);
+});
+
+test('bt: a frame in a module is labelled name+0xoff/0xsize [module], as the kernel prints it', async () => {
+  const m = new Mem();
+  writeModules(m, 'mem', [alpha(), beta()]);
+  const types = new KernelTypes(vmlinuxBtf('mem'), m.readVirt);
+  const list = await listModules(types, (n) => (n === 'modules' ? m.va(0) : undefined));
+  const kernel = new KernelSymbols(
+    { addresses: BigUint64Array.of(0xffffffff81000000n, 0xffffffff81000200n, 0xffffffff82000000n), names: ['_stext', 'k_func', '_end'], types: 'TTB' },
+    'VMCOREINFO',
+    'relative',
+  );
+  const bt = await Backtracer.create({ readVirt: m.readVirt, release: '6.12.0', symbols: kernel.withModules(moduleSymbolTables(list)), types, cpus: [] });
+  // a return address: looked up at pc-1, the offset printed from pc (as %pB does)
+  const f = bt.symbolize({ level: 1, sp: 0n, pc: m.va(0x4120), reliable: true, method: 'orc', exact: false, stack: 'task' });
+  assert.equal(frameText(f), 'a_func+0x20/0x100 [alpha]');
+  assert.equal(frameText(bt.symbolize({ level: 0, sp: 0n, pc: 0xffffffff81000210n, reliable: true, method: 'orc', exact: true, stack: 'task' })), 'k_func+0x10/0xfffe00');
 });

@@ -38,7 +38,8 @@ export function register(program: Command): void {
             const k = kernel;
             kernelState = await kernelStateReport(k, {
               cpus: Math.max(1, k.cpus.length),
-              types: async () => (await loadKernelBtf(k, { file: set[0]! })).btf,
+              btf: () => loadKernelBtf(k, { file: set[0]! }),
+              modules: () => k.modules(),
             });
             if (panic && dump.arch !== 'aarch64') await addPanicBacktrace(kernel, panic, dump.littleEndian);
           }
@@ -89,9 +90,18 @@ export function formatInfo(r: InfoReport): string {
   if (ks) {
     row('Symbols', ks.symbols.source === 'none' ? `none: ${ks.symbols.reason}` : `kallsyms, ${ks.symbols.count} symbols  [${ks.symbols.source}]`);
     if (ks.taint) row('Taint', ks.taint.letters ? `${ks.taint.letters}  (tainted_mask ${ks.taint.mask})` : 'not tainted');
+    row('BTF', ks.btf.present ? `yes, ${ks.btf.size} bytes at ${ks.btf.address}  [${ks.btf.source === 'symbols' ? '__start_BTF..__stop_BTF' : 'scan of the kernel image'}]` : `none: ${ks.btf.reason}`);
     if (ks.uptime !== null) row('Uptime', `${ks.uptime.toFixed(3)} s at the last timekeeping update  [tk_core]`);
-    // task_struct running on each CPU id (#n), from the per-CPU data
-    if (ks.currentTasks.length) row('Running', ks.currentTasks.map((t, i) => `#${i} ${t ?? '?'}`).join('  ') + '  [per-CPU current task]');
+    if (ks.tasks !== null) row('Tasks', `${ks.tasks}  (threads included, idle tasks not)`);
+    if (ks.modules !== null) row('Modules', `${ks.modules} loaded`);
+    // the task each CPU id (#n: its index in __per_cpu_offset[], a proven CPU number) was running
+    if (ks.currentTasks.length) {
+      const cell = (t: string | null, i: number) => {
+        const r = ks.running[i];
+        return r ? `#${i} pid ${r.pid} (${r.comm})` : `#${i} ${t ?? '?'}`;
+      };
+      row('Running', ks.currentTasks.map(cell).join('  ') + '  [per-CPU current task]');
+    }
   }
   if (r.panic) {
     const p = r.panic as { message: string | null; cpu: number | null; task: number | null; uptime: string | null; registers: Record<string, string> | null; registersSource: string | null; registersNote?: string | null };

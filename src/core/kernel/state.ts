@@ -4,89 +4,15 @@
  */
 import { isVmcoreError } from '../errors.js';
 import type { KernelSymbols, ReadVirt } from './kallsyms.js';
+import type { KernelTypes } from './btf/reader.js';
+import { listTasks } from './tasks.js';
+import { readPerCpu, type OffsetSource, type StateKernel } from './percpu.js';
 
-/** Hard cap on CPUs read (NR_CPUS is 8192 on distribution kernels). */
-export const MAX_CPUS = 8192;
-
-export interface StateKernel {
-  readVirt: ReadVirt;
-}
+export type { OffsetSource, StateKernel } from './percpu.js';
 
 async function u64At(read: ReadVirt, va: bigint): Promise<bigint> {
   const b = await read(va, 8);
   return new DataView(b.buffer, b.byteOffset, 8).getBigUint64(0, true);
-}
-async function u32At(read: ReadVirt, va: bigint): Promise<number> {
-  const b = await read(va, 4);
-  return new DataView(b.buffer, b.byteOffset, 4).getUint32(0, true);
-}
-
-export interface PerCpu {
-  /** Number of possible CPU ids (`nr_cpu_ids`), capped at {@link MAX_CPUS}. */
-  nrCpuIds: number;
-  /** `__per_cpu_offset[cpu]` for cpu < nrCpuIds. */
-  offsets: bigint[];
-  /** The task_struct each CPU ran at the time of the dump (undefined where unreadable). */
-  currentTasks: (bigint | undefined)[];
-  /** Which per-CPU variable held it: `pcpu_hot.current_task` (6.2+) or `current_task`. */
-  currentSource: 'pcpu_hot' | 'current_task' | undefined;
-  warnings: string[];
-}
-
-/**
- * Per-CPU data of an x86_64 kernel (little-endian, 64-bit): `__per_cpu_offset[]` (arch/x86,
- * include/asm-generic/percpu.h) for the first `nr_cpu_ids` CPUs, and each CPU's current task:
- * the per-CPU `pcpu_hot` (6.2+, `current_task` is its first member, arch/x86/include/asm/current.h)
- * or the per-CPU `current_task` (before 6.2).
- * @param fallbackCpus CPU count to use when `nr_cpu_ids` is absent (e.g. the CPU notes).
- * @returns partial results with warnings; never throws for unreadable memory.
- */
-export async function readPerCpu(kernel: StateKernel, syms: KernelSymbols, fallbackCpus = 1): Promise<PerCpu> {
-  const warnings: string[] = [];
-  const read = kernel.readVirt;
-  let nr = fallbackCpus;
-  const nrSym = syms.addressOf('nr_cpu_ids');
-  if (nrSym !== undefined) {
-    try {
-      nr = await u32At(read, nrSym);
-    } catch (e) {
-      if (!isVmcoreError(e)) throw e;
-      warnings.push(`nr_cpu_ids: ${e.message}`);
-    }
-  }
-  if (nr < 1 || nr > MAX_CPUS) {
-    warnings.push(`nr_cpu_ids = ${nr} is implausible; reading ${Math.min(Math.max(fallbackCpus, 1), MAX_CPUS)} CPUs`);
-    nr = Math.min(Math.max(fallbackCpus, 1), MAX_CPUS);
-  }
-  const offsets: bigint[] = [];
-  const arr = syms.addressOf('__per_cpu_offset');
-  if (arr === undefined) warnings.push('no __per_cpu_offset symbol');
-  else {
-    try {
-      const b = await read(arr, nr * 8);
-      const dv = new DataView(b.buffer, b.byteOffset, b.length);
-      for (let i = 0; i < nr; i++) offsets.push(dv.getBigUint64(i * 8, true));
-    } catch (e) {
-      if (!isVmcoreError(e)) throw e;
-      warnings.push(`__per_cpu_offset: ${e.message}`);
-    }
-  }
-  const hot = syms.addressOf('pcpu_hot');
-  const cur = hot ?? syms.addressOf('current_task');
-  const currentSource = hot !== undefined ? 'pcpu_hot' : cur !== undefined ? 'current_task' : undefined;
-  const currentTasks: (bigint | undefined)[] = [];
-  if (cur === undefined) warnings.push('neither pcpu_hot nor current_task is a kernel symbol');
-  for (let i = 0; i < offsets.length; i++) {
-    if (cur === undefined) break;
-    try {
-      currentTasks.push(await u64At(read, BigInt.asUintN(64, cur + offsets[i]!)));
-    } catch (e) {
-      if (!isVmcoreError(e)) throw e;
-      currentTasks.push(undefined);
-      warnings.push(`CPU ${i} current task: ${e.message}`);
-    }
-  }
-  return { nrCpuIds: nr, offsets, currentTasks, currentSource, warnings };
 }
 
 /**
@@ -139,11 +65,6 @@ export async function readTaint(kernel: StateKernel, syms: KernelSymbols): Promi
   }
 }
 
-/** A member offset source (BTF), for the timekeeper route of {@link readUptime}. */
-export interface OffsetSource {
-  offsetOf(type: string, path: string): number;
-}
-
 /**
  * Seconds since boot (CLOCK_BOOTTIME) at the last timekeeping update before the dump:
  * `tk_core.timekeeper.tkr_mono.base + offs_boot` (kernel/time/timekeeping.c; `tk_core` holds a
@@ -193,38 +114,96 @@ export interface KernelStateReport {
   uptime: number | null;
   /** The task_struct address each CPU was running, by CPU number. */
   currentTasks: (string | null)[];
+  /** The same tasks with their pid and comm (null where the task_struct cannot be read, or without BTF). */
+  running: ({ task: string; pid: number; comm: string } | null)[];
+  /** The vmlinux BTF: present, how it was found (`symbols`: `__start_BTF`/`__stop_BTF`; `scan` of the kernel image), where, and why not. */
+  btf: { present: boolean; source: 'symbols' | 'scan' | null; address: string | null; size: number | null; reason: string | null };
+  /** Tasks on the kernel's task lists, threads included, per-CPU idle tasks not (what `nr_threads` counts); null without BTF. */
+  tasks: number | null;
+  /** Modules on the kernel's `modules` list; null when the list cannot be read. */
+  modules: number | null;
   warnings: string[];
 }
 
+/** The kernel's BTF as `kernelStateReport` needs it (see btf/kernel-btf.ts loadKernelBtf). */
+export interface StateBtf {
+  types: KernelTypes;
+  source: 'symbols' | 'scan';
+  address: bigint;
+  size: number;
+}
+
 /**
- * The symbol-based part of `info`: symbol source, taint, uptime (when `types` gives the
- * timekeeper layout), per-CPU current tasks. Never throws for unreadable or absent data: the
- * fields are null and `warnings` says why.
+ * The symbol-based part of `info`: symbol source, taint, per-CPU current tasks, and with the
+ * kernel's BTF (`opts.btf`) the uptime, the running tasks' pid and comm, the task count; the
+ * module count from `opts.modules`. Never throws for unreadable or absent data: the fields are
+ * null and `warnings` says why.
  */
 export async function kernelStateReport(
   kernel: StateKernel & { symbols(): Promise<KernelSymbols> },
-  opts: { cpus?: number; types?: () => Promise<OffsetSource | undefined> } = {},
+  opts: { cpus?: number; btf?: () => Promise<StateBtf>; modules?: () => Promise<{ modules: readonly unknown[]; warnings: readonly string[] }> } = {},
 ): Promise<KernelStateReport> {
   const hex = (v: bigint) => '0x' + BigInt.asUintN(64, v).toString(16);
   let syms: KernelSymbols;
+  const noBtf = (reason: string) => ({ present: false, source: null, address: null, size: null, reason });
   try {
     syms = await kernel.symbols();
   } catch (e) {
     if (!isVmcoreError(e)) throw e;
-    return { symbols: { source: 'none', count: 0, reason: e.message }, taint: null, uptime: null, currentTasks: [], warnings: [] };
+    return { symbols: { source: 'none', count: 0, reason: e.message }, taint: null, uptime: null, currentTasks: [], running: [], btf: noBtf('no kernel symbols'), tasks: null, modules: null, warnings: [] };
   }
   const warnings = [...syms.warnings];
   const taint = await readTaint(kernel, syms);
-  const pc = await readPerCpu(kernel, syms, opts.cpus ?? 1);
+  let btf: StateBtf | undefined;
+  let btfReason = 'not looked for';
+  if (opts.btf) {
+    try {
+      btf = await opts.btf();
+    } catch (e) {
+      if (!isVmcoreError(e)) throw e;
+      btfReason = e.message;
+    }
+  }
+  const pc = await readPerCpu(kernel, syms, { cpus: opts.cpus ?? 1, ...(btf ? { types: btf.types } : {}) });
   warnings.push(...pc.warnings);
   let uptime: number | undefined;
-  const types = opts.types ? await opts.types().catch(() => undefined) : undefined;
-  if (types) uptime = await readUptime(kernel, syms, types);
+  let tasks: number | null = null;
+  const running: KernelStateReport['running'] = pc.currentTasks.map(() => null);
+  if (btf) {
+    uptime = await readUptime(kernel, syms, btf.types);
+    try {
+      const list = await listTasks({ types: btf.types, symbol: (n) => syms.addressOf(n), perCpuOffsets: pc.offsets });
+      tasks = list.tasks.filter((t) => !t.idle).length;
+      pc.currentTasks.forEach((va, cpu) => {
+        const t = va === undefined ? undefined : list.tasks.find((x) => x.task === va);
+        if (t) running[cpu] = { task: hex(t.task), pid: t.pid, comm: t.comm };
+      });
+      warnings.push(...list.warnings.map((w) => `tasks: ${w}`));
+    } catch (e) {
+      if (!isVmcoreError(e)) throw e;
+      warnings.push(`tasks: ${e.message}`);
+    }
+  }
+  let modules: number | null = null;
+  if (opts.modules) {
+    try {
+      const m = await opts.modules();
+      modules = m.modules.length;
+      warnings.push(...m.warnings);
+    } catch (e) {
+      if (!isVmcoreError(e)) throw e;
+      warnings.push(`modules: ${e.message}`);
+    }
+  }
   return {
     symbols: { source: syms.source, count: syms.count, reason: null },
     taint: taint ? { mask: hex(taint.mask), letters: taint.letters } : null,
     uptime: uptime === undefined ? null : Math.round(uptime * 1e6) / 1e6,
     currentTasks: pc.currentTasks.map((t) => (t === undefined ? null : hex(t))),
+    running,
+    btf: btf ? { present: true, source: btf.source, address: hex(btf.address), size: btf.size, reason: null } : noBtf(btfReason),
+    tasks,
+    modules,
     warnings,
   };
 }

@@ -18,6 +18,7 @@
  */
 import { VmcoreError, isVmcoreError } from '../errors.js';
 import type { KernelTypes, KObject } from './btf/reader.js';
+import { readPerCpu } from './percpu.js';
 
 export interface TaskEntry {
   pid: number;
@@ -37,6 +38,8 @@ export interface TaskEntry {
   kthread: boolean;
   /** The idle task of CPU `cpu` (pid 0). */
   idle: boolean;
+  /** The task_struct as read (for further members, e.g. the stack and thread.sp of `bt`). */
+  object: KObject;
 }
 
 export interface TaskList {
@@ -80,7 +83,6 @@ export function taskStateChar(state: number, exitState: number): string {
 }
 
 export const MAX_TASKS = 1 << 20;
-const MAX_CPUS = 8192;
 
 const hex = (v: bigint) => '0x' + v.toString(16);
 
@@ -210,7 +212,12 @@ export async function listTasks(input: TaskWalkInput): Promise<TaskList> {
   const current: (bigint | undefined)[] = [];
   const idle: { cpu: number; task: bigint }[] = [];
   const rqSym = symbol('runqueues');
-  const offsets = input.perCpuOffsets ?? (await readPerCpuOffsets(types, symbol, warnings));
+  let offsets = input.perCpuOffsets;
+  if (!offsets) {
+    const pc = await readPerCpu({ readVirt: types.readVirt }, { addressOf: symbol }, { types, current: false });
+    warnings.push(...pc.warnings);
+    offsets = pc.offsets;
+  }
   if (rqSym !== undefined && offsets.length > 0 && btf.find('rq') !== undefined) {
     for (let cpu = 0; cpu < offsets.length; cpu++) {
       const rqVa = BigInt.asUintN(64, rqSym + offsets[cpu]!);
@@ -249,6 +256,7 @@ export async function listTasks(input: TaskWalkInput): Promise<TaskList> {
         panic: false,
         kthread: t.ptr('mm') === 0n,
         idle: isIdle,
+        object: t,
       };
     } catch (e) {
       if (!isVmcoreError(e)) throw e;
@@ -302,36 +310,4 @@ export async function listTasks(input: TaskWalkInput): Promise<TaskList> {
 async function readPtr(types: KernelTypes, va: bigint): Promise<bigint> {
   const b = await types.readVirt(va, 8);
   return new DataView(b.buffer, b.byteOffset, 8).getBigUint64(0, types.btf.littleEndian);
-}
-
-/** `__per_cpu_offset[0 .. nr_cpu_ids)` (include/asm-generic/percpu.h). */
-export async function readPerCpuOffsets(types: KernelTypes, symbol: (name: string) => bigint | undefined, warnings: string[]): Promise<bigint[]> {
-  const arr = symbol('__per_cpu_offset');
-  const nrSym = symbol('nr_cpu_ids');
-  if (arr === undefined) return [];
-  let n = 1;
-  if (nrSym !== undefined) {
-    try {
-      const b = await types.readVirt(nrSym, 4);
-      n = new DataView(b.buffer, b.byteOffset, 4).getUint32(0, types.btf.littleEndian);
-    } catch (e) {
-      if (!isVmcoreError(e)) throw e;
-      warnings.push(`nr_cpu_ids: ${e.message}`);
-    }
-  }
-  if (n < 1 || n > MAX_CPUS) {
-    warnings.push(`nr_cpu_ids = ${n} is implausible; using 1`);
-    n = 1;
-  }
-  try {
-    const b = await types.readVirt(arr, 8 * n);
-    const dv = new DataView(b.buffer, b.byteOffset, b.length);
-    const out: bigint[] = [];
-    for (let i = 0; i < n; i++) out.push(dv.getBigUint64(8 * i, types.btf.littleEndian));
-    return out;
-  } catch (e) {
-    if (!isVmcoreError(e)) throw e;
-    warnings.push(`__per_cpu_offset: ${e.message}`);
-    return [];
-  }
 }

@@ -11,8 +11,11 @@
  * (cea_exception_stacks), fs/proc/array.c (task state letters). Structure offsets come from
  * BTF; symbols from a {@link KernelSymbolSource} (kallsyms).
  */
-import { VmcoreError } from '../../errors.js';
-import type { KernelTypes, KObject } from '../btf/reader.js';
+import { isVmcoreError } from '../../errors.js';
+import type { KernelTypes } from '../btf/reader.js';
+import { listModules, type ModuleList } from '../modules.js';
+import { readPerCpu } from '../percpu.js';
+import { listTasks, type TaskEntry } from '../tasks.js';
 import { loadKernelBtf, type BtfKernel } from '../btf/kernel-btf.js';
 import type { KernelInfo } from '../kernel.js';
 import { crashSignature, OOPS_RE, signatureChain } from '../signature.js';
@@ -44,14 +47,13 @@ export interface BacktraceEnv {
   symbols: KernelSymbolSource;
   types: KernelTypes;
   cpus: readonly CpuRegisters[];
+  /** The module list when already read (KernelInfo.modules()); else it is walked here. */
+  modules?: ModuleList;
 }
 
 /** THREAD_SIZE on x86_64 (arch/x86/include/asm/page_64_types.h, KASAN doubles it). */
 export const THREAD_SIZE = 0x4000n;
 export const IRQ_STACK_SIZE = 0x4000n;
-/** Bound on the task list walk. */
-export const MAX_TASKS = 1 << 17;
-const MAX_MODULES = 4096;
 const MAX_ORC_ENTRIES = 4 << 20;
 
 export interface TaskInfo {
@@ -110,20 +112,6 @@ const hx = (v: bigint) => `0x${v.toString(16)}`;
 async function u64(env: { readVirt: BacktraceEnv['readVirt'] }, va: bigint): Promise<bigint> {
   const b = await env.readVirt(va, 8);
   return new DataView(b.buffer, b.byteOffset, 8).getBigUint64(0, true);
-}
-
-/** fs/proc/array.c: "RSDTtXZPI" indexed by fls(state & TASK_REPORT | exit_state), TASK_IDLE -> I. */
-export function taskStateChar(state: bigint, exitState: bigint): string {
-  const TASK_REPORT = 0x7fn;
-  const TASK_IDLE = 0x402n;
-  let s = (state & TASK_REPORT) | exitState;
-  if (state === TASK_IDLE) s = 0x80n;
-  let idx = 0;
-  while (s > 0n) {
-    idx++;
-    s >>= 1n;
-  }
-  return 'RSDTtXZPI'[idx] ?? '?';
 }
 
 export class Backtracer {
@@ -192,71 +180,62 @@ export class Backtracer {
     }
   }
 
+  /** Each module's text ranges and ORC tables (`struct module.arch`), from the module list (modules.ts). */
   private async loadModules(): Promise<void> {
-    const head = this.sym('modules');
     const { types } = this.env;
-    if (head === undefined || types.btf.find('module') === undefined) return;
-    const btf = types.btf;
-    const modId = btf.need('module');
-    const listOff = BigInt(btf.offsetOf('module', 'list'));
-    const hasMem = btf.findMember(modId, 'mem') !== undefined;
-    const hasOrc = btf.findMember(modId, 'arch') !== undefined && (() => {
+    if (this.sym('modules') === undefined || types.btf.find('struct module') === undefined) return;
+    let list = this.env.modules;
+    if (!list) {
       try {
-        btf.offsetOf('module', 'arch.num_orcs');
+        list = await listModules(types, (n) => this.sym(n), { symbols: false });
+      } catch (e) {
+        if (!isVmcoreError(e)) throw e;
+        this.warnings.push(`modules: ${e.message}`);
+        return;
+      }
+      this.warnings.push(...list.warnings);
+    }
+    const hasOrc = (() => {
+      try {
+        types.btf.offsetOf('module', 'arch.num_orcs');
         return true;
       } catch {
         return false;
       }
     })();
     const tables: OrcTable[] = [];
-    let next = await u64(this.env, head).catch(() => head);
-    const seen = new Set<bigint>();
-    while (next !== head && !seen.has(next) && seen.size < MAX_MODULES) {
-      seen.add(next);
+    for (const m of list.modules) {
+      const text = m.regions.filter((r) => r.name === 'text' || r.name === 'init_text');
+      for (const r of text) this.modules.push({ name: m.name, start: r.start, end: r.start + BigInt(r.size) });
+      const core = text.find((r) => r.name === 'text');
+      if (!hasOrc || !this.layout || !core) continue;
       try {
-        const m = await types.read(modId, next - listOff);
-        const name = m.str('name');
-        const base = hasMem ? m.ptr('mem[0].base') : m.ptr('core_layout.base');
-        const size = BigInt(hasMem ? m.num('mem[0].size') : m.num('core_layout.text_size'));
-        this.modules.push({ name, start: base, end: base + size });
-        if (hasOrc && this.layout) {
-          const num = m.num('arch.num_orcs');
-          if (num > 0 && num < MAX_ORC_ENTRIES) {
-            const ipAddr = m.ptr('arch.orc_unwind_ip');
-            const orcAddr = m.ptr('arch.orc_unwind');
-            const ips = await this.env.readVirt(ipAddr, num * 4);
-            const orcs = await this.env.readVirt(orcAddr, num * 6);
-            tables.push(new OrcTable(name, ipAddr, ips, orcs, this.layout, base, base + size));
-          }
+        const num = m.object.num('arch.num_orcs');
+        if (num > 0 && num < MAX_ORC_ENTRIES) {
+          const ipAddr = m.object.ptr('arch.orc_unwind_ip');
+          const orcAddr = m.object.ptr('arch.orc_unwind');
+          const ips = await this.env.readVirt(ipAddr, num * 4);
+          const orcs = await this.env.readVirt(orcAddr, num * 6);
+          tables.push(new OrcTable(m.name, ipAddr, ips, orcs, this.layout, core.start, core.start + BigInt(core.size)));
         }
-        next = m.ptr('list.next');
       } catch (e) {
-        this.warnings.push(`module list at ${hx(next)}: ${(e as Error).message}`);
-        break;
+        if (!isVmcoreError(e)) throw e;
+        this.warnings.push(`module ${m.name}: ORC tables: ${e.message}`);
       }
     }
     if (tables.length > 0 && this.orc) this.orc = new OrcTables([...this.orc.tables, ...tables]);
   }
 
+  /** Per-CPU offsets and current tasks (percpu.ts readPerCpu), with each CPU's idle task and IRQ and exception stacks. */
   private async loadPerCpu(): Promise<void> {
     const { types } = this.env;
     const btf = types.btf;
-    const offsets = this.sym('__per_cpu_offset');
-    if (offsets === undefined) {
+    if (this.sym('__per_cpu_offset') === undefined) {
       this.warnings.push('no __per_cpu_offset symbol: per-CPU current tasks and IRQ stacks unknown');
       return;
     }
-    const nrIds = this.sym('nr_cpu_ids');
-    let n = 64;
-    if (nrIds !== undefined) {
-      try {
-        const b = await this.env.readVirt(nrIds, 4);
-        n = new DataView(b.buffer, b.byteOffset, 4).getUint32(0, true);
-      } catch {
-        /* keep 64 */
-      }
-    }
-    n = Math.max(1, Math.min(n, 8192));
+    const pc = await readPerCpu({ readVirt: this.env.readVirt }, this.env.symbols, { cpus: Math.max(1, this.env.cpus.length), types });
+    this.warnings.push(...pc.warnings);
     const pcpuHot = this.sym('pcpu_hot');
     const off = (type: string, path: string): bigint | undefined => {
       try {
@@ -265,7 +244,6 @@ export class Backtracer {
         return undefined;
       }
     };
-    const currentVar = pcpuHot !== undefined && off('pcpu_hot', 'current_task') !== undefined ? pcpuHot + off('pcpu_hot', 'current_task')! : this.sym('current_task');
     const irqVar = pcpuHot !== undefined && off('pcpu_hot', 'hardirq_stack_ptr') !== undefined ? pcpuHot + off('pcpu_hot', 'hardirq_stack_ptr')! : this.sym('hardirq_stack_ptr');
     const runqueues = this.sym('runqueues');
     const idleOff = off('rq', 'idle');
@@ -279,25 +257,18 @@ export class Backtracer {
         exc.push({ name: mm[1]!, off: BigInt(m.bitOffset >> 3), size: BigInt(btf.sizeOf(m.type)) });
       }
     }
-    for (let cpu = 0; cpu < n; cpu++) {
-      let base: bigint;
-      try {
-        base = await u64(this.env, offsets + BigInt(cpu * 8));
-      } catch {
-        break;
-      }
-      if (cpu > 0 && base === 0n) break;
-      const pc: PerCpu = { cpu, offset: base, current: undefined, idle: undefined, stacks: [] };
+    for (let cpu = 0; cpu < pc.offsets.length; cpu++) {
+      const base = pc.offsets[cpu]!;
+      const p: PerCpu = { cpu, offset: base, current: pc.currentTasks[cpu], idle: undefined, stacks: [] };
       const rd = async (va: bigint | undefined) => (va === undefined ? undefined : u64(this.env, BigInt.asUintN(64, va + base)).catch(() => undefined));
-      pc.current = await rd(currentVar);
-      if (runqueues !== undefined && idleOff !== undefined) pc.idle = await rd(runqueues + idleOff);
+      if (runqueues !== undefined && idleOff !== undefined) p.idle = await rd(runqueues + idleOff);
       const irq = await rd(irqVar);
-      if (irq !== undefined && irq !== 0n) pc.stacks.push({ kind: 'irq', name: 'IRQ', start: irq + 8n - IRQ_STACK_SIZE, end: irq + 8n });
+      if (irq !== undefined && irq !== 0n) p.stacks.push({ kind: 'irq', name: 'IRQ', start: irq + 8n - IRQ_STACK_SIZE, end: irq + 8n });
       const cea = await rd(ceaVar);
       if (cea !== undefined && cea !== 0n) {
-        for (const e of exc) pc.stacks.push({ kind: 'exception', name: e.name, start: cea + e.off, end: cea + e.off + e.size });
+        for (const e of exc) p.stacks.push({ kind: 'exception', name: e.name, start: cea + e.off, end: cea + e.off + e.size });
       }
-      this.perCpu.push(pc);
+      this.perCpu.push(p);
     }
     if (this.perCpu.length === 0) this.warnings.push('per-CPU data unreadable');
   }
@@ -313,109 +284,42 @@ export class Backtracer {
     return this.perCpu.map((p) => ({ cpu: p.cpu, current: p.current, idle: p.idle }));
   }
 
-  /** Read one task_struct into a TaskInfo. Throws a VmcoreError when unreadable. */
-  async taskInfo(task: bigint): Promise<TaskInfo> {
-    const t = await this.env.types.read('task_struct', task);
-    const stateField = t.btf.findMember(t.typeId, '__state') ? '__state' : 'state';
-    const parent = t.ptr('real_parent');
-    let ppid = 0;
-    if (parent !== 0n && parent !== task) {
-      try {
-        const pidOff = BigInt(t.btf.offsetOf('task_struct', 'pid'));
-        const b = await this.env.readVirt(parent + pidOff, 4);
-        ppid = new DataView(b.buffer, b.byteOffset, 4).getInt32(0, true);
-      } catch {
-        ppid = -1;
-      }
-    }
-    let cpu = -1;
-    for (const p of ['thread_info.cpu', 'cpu', 'wake_cpu']) {
-      try {
-        cpu = t.num(p);
-        break;
-      } catch {
-        /* next */
-      }
-    }
-    const active = this.perCpu.find((c) => c.current === task);
-    const idle = this.perCpu.find((c) => c.idle === task);
+  /** A task of the task walk (tasks.ts) with what the unwinder needs: its stack, thread.sp, and its CPU's role. */
+  private taskInfo(e: TaskEntry): TaskInfo {
+    const active = this.perCpu.find((c) => c.current === e.task);
+    const idle = this.perCpu.find((c) => c.idle === e.task);
     return {
-      task,
-      pid: t.num('pid'),
-      tgid: t.num('tgid'),
-      ppid,
-      comm: t.str('comm'),
-      state: taskStateChar(BigInt.asUintN(32, t.int(stateField)), BigInt.asUintN(32, t.int('exit_state'))),
-      cpu,
+      task: e.task,
+      pid: e.pid,
+      tgid: e.tgid,
+      ppid: e.ppid,
+      comm: e.comm,
+      state: e.state,
+      cpu: e.cpu,
       activeCpu: active?.cpu ?? null,
-      idleOf: idle?.cpu ?? null,
-      stackBase: t.ptr('stack'),
-      threadSp: t.ptr('thread.sp'),
+      idleOf: idle?.cpu ?? (e.idle ? e.cpu : null),
+      stackBase: e.object.ptr('stack'),
+      threadSp: e.object.ptr('thread.sp'),
     };
   }
 
   /**
-   * Every task: init_task's task list (processes) with each one's threads, then the idle tasks
-   * of the other CPUs, in that order. Bounded by MAX_TASKS; a broken list ends the walk with a
-   * warning and the tasks found so far.
+   * Every task, as `ps` lists them (tasks.ts listTasks: the task lists, threads, each CPU's idle
+   * task; bounded, cycle-checked). A broken list gives the tasks found and a warning.
+   * @throws VmcoreError NO_SYMBOLS without `init_task`.
    */
   async tasks(): Promise<TaskInfo[]> {
-    const { types } = this.env;
-    const btf = types.btf;
-    const init = this.sym('init_task');
-    if (init === undefined) throw new VmcoreError('BAD_FIELD', 'no init_task symbol: cannot list tasks', { field: 'init_task' });
-    const tasksOff = BigInt(btf.offsetOf('task_struct', 'tasks'));
-    const tid = btf.need('task_struct');
-    const threadList: { head: (t: KObject) => bigint; memberOff: bigint } | undefined = btf.findMember(tid, 'thread_node')
-      ? { head: (t) => t.ptr('signal') + BigInt(btf.offsetOf('signal_struct', 'thread_head')), memberOff: BigInt(btf.offsetOf('task_struct', 'thread_node')) }
-      : btf.findMember(tid, 'thread_group')
-        ? { head: (t) => t.address + BigInt(btf.offsetOf('task_struct', 'thread_group')), memberOff: BigInt(btf.offsetOf('task_struct', 'thread_group')) }
-        : undefined;
+    const r = await listTasks({ types: this.env.types, symbol: (n) => this.sym(n), perCpuOffsets: this.perCpu.map((p) => p.offset) });
+    this.warnings.push(...r.warnings);
     const out: TaskInfo[] = [];
-    const seen = new Set<bigint>();
-    const add = async (addr: bigint) => {
-      if (seen.has(addr) || seen.size >= MAX_TASKS) return;
-      seen.add(addr);
+    for (const e of r.tasks) {
       try {
-        out.push(await this.taskInfo(addr));
-      } catch (e) {
-        this.warnings.push(`task at ${hx(addr)}: ${(e as Error).message}`);
+        out.push(this.taskInfo(e));
+      } catch (err) {
+        if (!isVmcoreError(err)) throw err;
+        this.warnings.push(`task at ${hx(e.task)}: ${err.message}`);
       }
-    };
-    let p = init;
-    for (let i = 0; i < MAX_TASKS; i++) {
-      await add(p);
-      // threads of this process
-      if (threadList) {
-        try {
-          const t = await types.read(tid, p);
-          const head = threadList.head(t);
-          let n = await u64(this.env, head);
-          for (let j = 0; j < MAX_TASKS && n !== head; j++) {
-            const th = n - threadList.memberOff;
-            if (seen.has(th) && th !== p) break;
-            if (th !== p) await add(th);
-            n = await u64(this.env, n);
-          }
-        } catch (e) {
-          this.warnings.push(`threads of task ${hx(p)}: ${(e as Error).message}`);
-        }
-      }
-      let next: bigint;
-      try {
-        next = (await u64(this.env, p + tasksOff)) - tasksOff;
-      } catch (e) {
-        this.warnings.push(`task list broken after ${hx(p)}: ${(e as Error).message}`);
-        break;
-      }
-      if (next === init) break;
-      if (seen.has(next)) {
-        this.warnings.push(`task list loops at ${hx(next)}`);
-        break;
-      }
-      p = next;
     }
-    for (const c of this.perCpu) if (c.idle !== undefined && c.idle !== 0n) await add(c.idle);
     return out;
   }
 
@@ -666,7 +570,12 @@ export async function createBacktracer(kernel: KernelInfo, opts: { symbols?: Ker
   const symbols = opts.symbols ?? (await kernel.symbolsWithModules());
   const btf = await loadKernelBtf(opts.symbols ? { ...pickBtfKernel(kernel), symbols: async () => opts.symbols! } : kernel);
   const release = kernel.utsname?.release ?? kernel.vmcoreinfo?.get('OSRELEASE') ?? '';
-  const bt = await Backtracer.create({ readVirt: (va, n) => kernel.readVirt(va, n), release, symbols, types: btf.types, cpus: kernel.cpus });
+  const modules = await kernel.modules().catch((e: unknown) => {
+    if (!isVmcoreError(e)) throw e;
+    return undefined;
+  });
+  const bt = await Backtracer.create({ readVirt: (va, n) => kernel.readVirt(va, n), release, symbols, types: btf.types, cpus: kernel.cpus, ...(modules ? { modules } : {}) });
+  if (modules) bt.warnings.push(...modules.warnings);
   bt.warnings.unshift(...btf.warnings);
   return bt;
 }
