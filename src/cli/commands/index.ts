@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import * as info from './info.js';
 import * as read from './read.js';
 import * as hash from './hash.js';
+import * as diff from './diff.js';
 import * as dmesg from './dmesg.js';
 import * as vmcoreinfo from './vmcoreinfo.js';
 import * as fix from './fix.js';
@@ -16,4 +17,4 @@ import * as mod from './mod.js';
 import * as usage from './usage.js';
 import * as serve from './serve.js';
 
-export const commands: { register(p: Command): void }[] = [info, read, hash, dmesg, vmcoreinfo, fix, convert, dump, struct, ps, mod, bt, sym, usage, serve];
+export const commands: { register(p: Command): void }[] = [info, read, hash, diff, dmesg, vmcoreinfo, fix, convert, dump, struct, ps, mod, bt, sym, usage, serve];
