@@ -24,10 +24,28 @@ program.hook('preAction', (_p, cmd) => {
   running = cmd.name();
 });
 
+/**
+ * makedumpfile's own command lines, as habits: `vmcore --dump-dmesg DUMP [LOGFILE]` is
+ * `vmcore dmesg DUMP [-o LOGFILE]`, `vmcore --reassemble SET... OUT` is `vmcore convert
+ * --reassemble SET... OUT`, `vmcore -R OUT` is `vmcore convert -R OUT`.
+ */
+function makedumpfileHabits(argv: string[]): string[] {
+  const [node, script, first, ...rest] = argv;
+  if (first === '--dump-dmesg') {
+    const pos = rest.map((a, i) => (a.startsWith('-') && a !== '-' ? -1 : i)).filter((i) => i >= 0);
+    const out = [...rest];
+    if (pos.length === 2) out.splice(pos[1]!, 1, '-o', rest[pos[1]!]!);
+    return [node!, script!, 'dmesg', ...out];
+  }
+  if (first === '--reassemble') return [node!, script!, 'convert', '--reassemble', ...rest];
+  if (first === '-R') return [node!, script!, 'convert', '-R', ...rest];
+  return argv;
+}
+
 const debug = process.argv.includes('--debug');
 installProcessConventions();
 try {
-  await program.parseAsync(process.argv);
+  await program.parseAsync(makedumpfileHabits(process.argv));
 } catch (e) {
   if (e instanceof CommanderError) {
     // help and --version exit 0; everything the parser refuses is a usage error

@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -61,6 +61,34 @@ test('hash: a split set by its headers is one dump; two different dumps are hash
     const info = vmcore('info', parts[0]!, `${set2}.2`);
     assert.equal(info.rc, 2);
     assert.match(info.err, /not a part of one split set .*phys_base.*vmcore diff/);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('makedumpfile habits: --reassemble SET... OUT (top level and convert option), --dump-dmesg DUMP LOGFILE', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'vmcore-sets-'));
+  try {
+    const whole = JSON.parse(vmcore('hash', '--json', SAMPLE).out);
+    const set = join(dir, 'set');
+    assert.equal(vmcore('convert', '--quiet', '--compress', 'none', '--split', '2', SAMPLE, set).rc, 0);
+    const out = join(dir, 'whole.kdump');
+    const r = vmcore('--reassemble', `${set}.2`, `${set}.1`, out, '--quiet', '--compress', 'none');
+    assert.equal(r.rc, 0, r.err);
+    assert.equal(JSON.parse(vmcore('hash', '--json', out).out).sha256, whole.sha256);
+    // not a set: usage errors
+    assert.equal(vmcore('convert', '--reassemble', SAMPLE, join(dir, 'x')).rc, 2);
+    const two = vmcore('convert', '--reassemble', SAMPLE, out, join(dir, 'y'));
+    assert.equal(two.rc, 2);
+    assert.match(two.err, /split set/);
+    // --dump-dmesg VMCORE LOGFILE writes what `vmcore dmesg` prints
+    const log = join(dir, 'dmesg.txt');
+    const d = vmcore('--dump-dmesg', SAMPLE, log);
+    assert.equal(d.rc, 0, d.err);
+    const plain = vmcore('dmesg', SAMPLE);
+    assert.ok(plain.out.length > 1000);
+    assert.equal(await readFile(log, 'utf8'), plain.out);
+    assert.equal(vmcore('--dump-dmesg', SAMPLE).out, plain.out);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
