@@ -3,10 +3,12 @@
 # kernel's qemu_fw_cfg module (for -device vmcoreinfo) and a seed of realistic data that /init
 # copies into a tmpfs when asked to fill memory.
 #
-#   scripts/guest/build-initramfs.sh OUT.cpio.gz [--seed-mib N] [--module NAME]... [--plant] [--kdump]
+#   scripts/guest/build-initramfs.sh OUT.cpio.gz [--seed-mib N] [--module NAME|PATH.ko]... [--plant] [--kdump]
 #
 # --module NAME adds the kernel's NAME.ko (a module without dependencies) under
-# /lib/modules/extra, which /init loads after qemu_fw_cfg.
+# /lib/modules/extra, which /init loads after qemu_fw_cfg; --module PATH/NAME.ko adds a module
+# built out of tree (such as scripts/guest/crashmod; its parameters come from the kernel command
+# line as NAME.param=value).
 # --plant adds /bin/plant (scripts/guest/plant.c, built static with cc), which init.sh runs
 # with vmcore_plant=1: marker-filled anonymous, freed and page-cache memory.
 # --kdump adds what a kdump capture needs (init.sh vmcore_kdump=1 and vmcore_mode=capture): the
@@ -69,6 +71,9 @@ case "$FWCFG" in
   *) echo "build-initramfs: no qemu_fw_cfg module; -device vmcoreinfo will stay empty" >&2 ;;
 esac
 for m in "${EXTRA[@]}"; do
+  case "$m" in
+    */*.ko) cp "$m" "$R/lib/modules/extra/$(basename "$m")"; continue ;;
+  esac
   f=$(find "$KDIR/lib/modules" -name "$m.ko*" | head -n1)
   case "$f" in
     *.ko) cp "$f" "$R/lib/modules/extra/$m.ko" ;;

@@ -4,7 +4,9 @@
 #   vmcore_tag=NAME      name used in the marker lines
 #   vmcore_fill=MIB      fill a tmpfs with about MIB MiB of realistic data (text, binaries,
 #                        compressed and random data) built from /seed
-#   vmcore_mode=idle|panic|capture   after setup: idle (default) or crash the kernel via sysrq-c;
+#   vmcore_mode=idle|panic|capture   after setup: idle (default) or crash the kernel via sysrq-c
+#                        (or through /proc/crashmod when the crashmod test module is loaded: its
+#                        crash kind from the command line's crashmod.mode=);
 #                        capture: this is the kdump capture kernel (vmcore_kdump=1 loaded it): save
 #                        /proc/vmcore to the first virtio disk as ELF at 0 and through
 #                        `makedumpfile -d 31 -c` at vmcore_kdump_off=MIB, print
@@ -62,9 +64,17 @@ say "init started tag=$TAG fill=$FILL mode=$MODE"
 if [ -f /lib/modules/qemu_fw_cfg.ko ]; then
   insmod /lib/modules/qemu_fw_cfg.ko 2>/dev/null && say "qemu_fw_cfg loaded"
 fi
-# Further modules put in by build-initramfs.sh --module NAME, loaded in name order.
+# Further modules put in by build-initramfs.sh --module NAME, loaded in name order, with the
+# parameters the kernel command line gives them as NAME.param=value (as modprobe does).
 for m in /lib/modules/extra/*.ko; do
-  [ -f "$m" ] && insmod "$m" 2>/dev/null && say "module loaded: $(basename "$m" .ko)"
+  [ -f "$m" ] || continue
+  n=$(basename "$m" .ko)
+  args=
+  for w in $(cat /proc/cmdline); do
+    case "$w" in "$n".*=*) args="$args ${w#"$n".}" ;; esac
+  done
+  # shellcheck disable=SC2086 # one word per parameter
+  insmod "$m" $args 2>/dev/null && say "module loaded: $n$args"
 done
 echo "VMCORE-GUEST-MARKER $TAG" > /dev/kmsg
 say "kallsyms:"
@@ -137,7 +147,11 @@ fi
 free
 echo "VMCORE-GUEST-READY $TAG" > /dev/kmsg
 say "ready"
-if [ "$MODE" = panic ]; then
+if [ "$MODE" = panic ] && [ -e /proc/crashmod ]; then
+  # the test module (scripts/guest/crashmod) crashes in the way its mode= parameter says
+  say "triggering the crash of crashmod"
+  echo 1 > /proc/crashmod
+elif [ "$MODE" = panic ]; then
   say "triggering panic"
   echo 1 > /proc/sys/kernel/sysrq
   echo c > /proc/sysrq-trigger
