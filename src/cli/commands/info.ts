@@ -68,7 +68,7 @@ async function addPanicBacktrace(kernel: KernelInfo, panic: Record<string, unkno
       panic.backtraceError = 'the panicking task is not known';
       return;
     }
-    Object.assign(panic, { backtrace: pb.backtrace, oops: pb.oops, signature: pb.signature, signatureReason: pb.reason, signatureChain: pb.chain });
+    Object.assign(panic, { backtrace: pb.backtrace, oops: pb.oops, oopsKind: pb.oopsKind, oopsContext: pb.oopsContext, faulting: pb.faulting, signature: pb.signature, signatureReason: pb.reason, signatureChain: pb.chain });
   } catch (e) {
     if (!isVmcoreError(e)) throw e;
     panic.backtraceError = `${e.code}: ${e.message}`;
@@ -121,6 +121,13 @@ export function formatInfo(r: InfoReport): string {
     } else if (p.registersNote) row('Registers', `unknown: ${p.registersNote}`);
     const pb = r.panic as { backtrace?: { pid: number; comm: string; frames: { function: string | null; offset: number | null; size: number | null; module: string | null; reliable: boolean; pc: string }[] }; oops?: string | null; signature?: string; signatureChain?: string[]; backtraceError?: string };
     if (pb.oops) row('Oops', pb.oops);
+    const fa = (r.panic as { faulting?: { function: string | null; offset: number | null; size: number | null; module: string | null; pc: string; pt_regs: string } | null; oopsKind?: string | null; oopsContext?: string | null });
+    if (fa.faulting) {
+      const f = fa.faulting;
+      const where = f.function === null ? f.pc : `${f.function}+0x${(f.offset ?? 0).toString(16)}/0x${(f.size ?? 0).toString(16)}`;
+      const ctx = fa.oopsContext === 'irq' ? 'in interrupt context (IRQ stack)' : fa.oopsContext === 'exception' ? 'on an exception stack' : 'in task context';
+      row('Faulting', `${where}${f.module ? ` [${f.module}]` : ''}  (${fa.oopsKind ?? 'oops'} ${ctx}; pt_regs at ${f.pt_regs})`);
+    }
     if (pb.backtrace) {
       const fr = pb.backtrace.frames;
       const shown = fr.slice(0, 12).map((f) => `${f.reliable ? '' : '? '}${f.function === null ? f.pc : `${f.function}+0x${(f.offset ?? 0).toString(16)}/0x${(f.size ?? 0).toString(16)}`}${f.module ? ` [${f.module}]` : ''}`);

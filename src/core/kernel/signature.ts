@@ -11,6 +11,27 @@ export const OOPS_RE =
   /(BUG: kernel NULL pointer dereference.*|BUG: unable to handle page fault.*|BUG: soft lockup.*|watchdog: BUG: soft lockup.*|kernel BUG at .*|general protection fault.*|BUG: .*|Oops: .*)/;
 
 /**
+ * What kind of oops a line of OOPS_RE is, in the words the kernel's own report uses: `BUG`
+ * (lib/bug.c "kernel BUG at"), `NULL pointer dereference` and `page fault`
+ * (arch/x86/mm/fault.c show_fault_oops), `general protection fault` (traps.c), `soft lockup`
+ * (kernel/watchdog.c), `hard lockup`, `Oops` for another "Oops:" line, else the text after
+ * "BUG: " up to its first colon or comma ("BUG: scheduling while atomic: ..." gives
+ * `scheduling while atomic`). Null when the line is none of these.
+ */
+export function oopsKind(line: string): string | null {
+  if (/kernel BUG at /.test(line)) return 'BUG';
+  if (/BUG: kernel NULL pointer dereference/.test(line)) return 'NULL pointer dereference';
+  if (/BUG: unable to handle page fault|BUG: unable to handle kernel paging request/.test(line)) return 'page fault';
+  if (/general protection fault/.test(line)) return 'general protection fault';
+  if (/BUG: soft lockup/.test(line)) return 'soft lockup';
+  if (/hard LOCKUP/i.test(line)) return 'hard lockup';
+  const m = /BUG: ([^:,]+)/.exec(line);
+  if (m) return m[1]!.trim();
+  if (/Oops: /.test(line)) return 'Oops';
+  return null;
+}
+
+/**
  * Functions of the panic and oops machinery and of the exception/interrupt entry, left out of the
  * signature's chain: the chain starts at the first function that is none of these.
  */

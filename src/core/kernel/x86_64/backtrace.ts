@@ -18,7 +18,7 @@ import { readPerCpu } from '../percpu.js';
 import { listTasks, type TaskEntry } from '../tasks.js';
 import { loadKernelBtf, type BtfKernel } from '../btf/kernel-btf.js';
 import type { KernelInfo } from '../kernel.js';
-import { crashSignature, OOPS_RE, signatureChain } from '../signature.js';
+import { crashSignature, OOPS_RE, oopsKind, signatureChain } from '../signature.js';
 import { registersOfCpu, registersOfTask, type CpuRegisters } from './cpu.js';
 import { orcLayoutForRelease, orcLayoutFromBtf, OrcTable, OrcTables, type OrcLayout } from './orc.js';
 import {
@@ -584,11 +584,34 @@ function pickBtfKernel(k: KernelInfo): BtfKernel {
   return { readVirt: (va, n) => k.readVirt(va, n), vmcoreinfo: k.vmcoreinfo };
 }
 
+/**
+ * The faulting context of an oops: the first kernel-mode pt_regs on the task's stacks (the
+ * exception or interrupt entry that interrupted the faulting code) and the first reliable frame
+ * it gives, the function that faulted (or, for a soft lockup, the one the watchdog's hrtimer
+ * interrupted). `context` is the stack that frame ran on: `task`, `irq` (interrupt context:
+ * the per-CPU IRQ stack) or `exception`. Null when the walk crossed no kernel-mode pt_regs.
+ */
+export function faultingContext(b: TaskBacktrace): { level: number; ptRegs: bigint; frame: SymbolizedFrame; context: string } | null {
+  const exc = b.exceptionFrames.find((e) => e.address !== undefined && !e.user);
+  if (!exc) return null;
+  const frame = b.frames.find((f) => f.level >= exc.level && f.reliable);
+  if (!frame) return null;
+  return { level: frame.level, ptRegs: exc.address!, frame, context: frame.stack ?? 'unknown' };
+}
+
 export interface PanicBacktrace {
   /** The task that panicked, its frames (JSON form) and how the walk ended. */
   backtrace: Record<string, unknown>;
   /** The oops line before the panic, when the log has one (its pt_regs trace is the chain). */
   oops: string | null;
+  /** oopsKind() of the oops line. */
+  oopsKind: string | null;
+  /**
+   * With an oops: the faulting frame (faultingContext: `{level, sp, pc, function, offset, size,
+   * module, pt_regs}`) and the stack it ran on (`task`, `irq`, `exception`).
+   */
+  faulting: Record<string, unknown> | null;
+  oopsContext: string | null;
   /** The frames the signature is taken from (from the oops's exception frame when there is one). */
   chain: string[];
   signature: string;
@@ -619,12 +642,31 @@ export async function panicBacktrace(
     }
   }
   let frames = b.frames;
-  if (oops) {
-    // the faulting context: the frames from the first kernel-mode pt_regs on the stack
-    const exc = b.exceptionFrames.find((e) => e.address !== undefined && !e.user);
-    if (exc) frames = b.frames.filter((f) => f.level >= exc.level);
-  }
+  const fc = oops ? faultingContext(b) : null;
+  // the faulting context: the frames from the first kernel-mode pt_regs on the stack
+  if (fc) frames = b.frames.filter((f) => f.level >= fc.level);
   const chain = signatureChain(frames);
   const reason = oops ?? panic.message ?? '';
-  return { backtrace: taskBacktraceToJSON(b, report.panicTask), oops, chain, reason, signature: crashSignature(reason, chain) };
+  const faulting = fc
+    ? {
+        level: fc.level,
+        sp: h0x(fc.frame.sp),
+        pc: h0x(fc.frame.pc),
+        function: fc.frame.function,
+        offset: fc.frame.offset,
+        size: fc.frame.size,
+        module: fc.frame.module,
+        pt_regs: h0x(fc.ptRegs),
+      }
+    : null;
+  return {
+    backtrace: taskBacktraceToJSON(b, report.panicTask),
+    oops,
+    oopsKind: oops ? oopsKind(oops) : null,
+    faulting,
+    oopsContext: fc?.context ?? null,
+    chain,
+    reason,
+    signature: crashSignature(reason, chain),
+  };
 }
