@@ -88,17 +88,20 @@ interface ConsoleFrame {
  * gives (show_trace_log_lvl prints those registers in place of the frame), up to the user-mode
  * RIP or `</TASK>`.
  */
-export function consoleOops(text: string, oopsRe: RegExp): { oops: string; frames: ConsoleFrame[]; panicTrace: string[] } {
+export function consoleOops(text: string, oopsRe: RegExp): { oops: string; rsp: string | null; frames: ConsoleFrame[]; panicTrace: string[] } {
   const lines = text.split(/\r?\n/).map((l) => l.replace(/^\[\s*[\d.]+\]\s?/, ''));
   const start = lines.findIndex((l) => oopsRe.test(l));
   assert.ok(start >= 0, `the console has the oops ${oopsRe}`);
   const frame = /^\s*(\? )?([A-Za-z0-9_.$]+\+0x[0-9a-f]+\/0x[0-9a-f]+(?: \[[^\]]+\])?)\s*$/;
   const rip = /^RIP: 0010:([A-Za-z0-9_.$]+\+0x[0-9a-f]+\/0x[0-9a-f]+(?: \[[^\]]+\])?)\s*$/;
   const frames: ConsoleFrame[] = [];
+  let rsp: string | null = null;
   let i = start;
   for (; i < lines.length && !/^Call Trace:/.test(lines[i]!); i++) {
     const m = rip.exec(lines[i]!);
     if (m && frames.length === 0) frames.push({ text: m[1]!, reliable: true });
+    const r = /^RSP: 0018:([0-9a-f]{16})/.exec(lines[i]!);
+    if (r && rsp === null) rsp = `0x${BigInt(`0x${r[1]!}`).toString(16)}`;
   }
   for (i++; i < lines.length; i++) {
     const l = lines[i]!;
@@ -117,7 +120,7 @@ export function consoleOops(text: string, oopsRe: RegExp): { oops: string; frame
       else if (m && m.length === 2) panicTrace.push(m[1]!);
     }
   }
-  return { oops: lines[start]!, frames, panicTrace };
+  return { oops: lines[start]!, rsp, frames, panicTrace };
 }
 
 interface BtFrame {
@@ -135,7 +138,7 @@ interface BtTask {
   comm: string;
   panic: boolean;
   frames: BtFrame[];
-  exception_frames: { level: number; address: string; user: boolean }[];
+  exception_frames: { level: number; address: string; user: boolean; regs: Record<string, string> }[];
   stop: string;
 }
 
@@ -177,6 +180,12 @@ for (const name of RUNS.filter((n) => n.endsWith('-1'))) {
     const theirs = c.frames.filter((f) => f.reliable).map((f) => f.text);
     assert.ok(theirs[0]!.startsWith(`${want.faulting}+`), `the console's RIP is in ${want.faulting}: ${theirs[0]}`);
     assert.ok(b.stop === 'user_mode' || b.stop === 'end_of_stack', `complete walk: ${b.stop}`);
+    // the pt_regs crossed is the one the kernel printed: its RSP line
+    assert.equal(exc.regs['sp'], c.rsp, "the pt_regs' sp is the oops report's RSP");
+    // panic() ran on the IRQ stack when the crash came from the timer interrupt (the hrtimer's
+    // NULL dereference, the watchdog's hrtimer for the soft lockup)
+    const panicFrame = b.frames.find((f) => f.function === 'panic')!;
+    assert.equal(panicFrame.stack, r.kind === 'timer' || r.kind === 'softlockup' ? 'irq' : 'task', 'the stack panic() ran on');
 
     await t.test('kernel frames and the module frames\' [crashmod] equal the console', () => {
       assert.deepEqual(ours.map(frameText).map(withoutModuleSymbols), theirs.map(withoutModuleSymbols));
