@@ -100,7 +100,7 @@ export function consoleOops(text: string, oopsRe: RegExp): { oops: string; rsp: 
   for (; i < lines.length && !/^Call Trace:/.test(lines[i]!); i++) {
     const m = rip.exec(lines[i]!);
     if (m && frames.length === 0) frames.push({ text: m[1]!, reliable: true });
-    const r = /^RSP: 0018:([0-9a-f]{16})/.exec(lines[i]!);
+    const r = /^RSP: [0-9a-f]{4}:([0-9a-f]{16})/.exec(lines[i]!);
     if (r && rsp === null) rsp = `0x${BigInt(`0x${r[1]!}`).toString(16)}`;
   }
   for (i++; i < lines.length; i++) {
