@@ -10,6 +10,8 @@
 #                       meta-package currently depends on)
 #   VMCORE_KERNEL_ARCH  amd64 (default) or arm64 (needs `dpkg --add-architecture arm64` and
 #                       `apt-get update` first; the packages are downloaded, never installed)
+#   VMCORE_KERNEL_FLAVOUR  the kernel flavour (default cloud-<arch>), e.g. arm64-16k for the 16 KiB
+#                       page kernel; flavours without a signed package come from <package>-unsigned
 #
 # Prints shell assignments on stdout (eval-able):
 #   KVER=6.1.0-56-cloud-amd64 VMLINUZ=... VMLINUX=... (VMLINUX only with --dbg)
@@ -23,6 +25,7 @@ set -euo pipefail
 CACHE=${VMCORE_GUEST_CACHE:-/tmp/vmcore-guest}
 KARCH=${VMCORE_KERNEL_ARCH:-amd64}
 case "$KARCH" in amd64) QUAL= ;; arm64) QUAL=:arm64 ;; *) echo "VMCORE_KERNEL_ARCH must be amd64 or arm64" >&2; exit 2 ;; esac
+FLAVOUR=${VMCORE_KERNEL_FLAVOUR:-cloud-$KARCH}
 WANT_DBG=0 WANT_HEADERS=0
 for a in "$@"; do
   case "$a" in
@@ -36,11 +39,11 @@ mkdir -p "$CACHE/debs"
 log() { echo "fetch-kernel: $*" >&2; }
 
 if [ -n "${VMCORE_KERNEL_ABI:-}" ]; then
-  KVER="${VMCORE_KERNEL_ABI}-cloud-$KARCH"
+  KVER="${VMCORE_KERNEL_ABI}-$FLAVOUR"
 else
   # The meta-package always points at the current ABI; Debian drops old ones from the archive.
-  KVER=$(apt-cache depends "linux-image-cloud-$KARCH$QUAL" 2>/dev/null \
-    | sed -n "s/^ *Depends: linux-image-\([0-9][^ :]*-cloud-$KARCH\)\(:$KARCH\)\{0,1\}\$/\1/p" | head -n1)
+  KVER=$(apt-cache depends "linux-image-$FLAVOUR$QUAL" 2>/dev/null \
+    | sed -n "s/^ *Depends: linux-image-\([0-9][^ :]*-$FLAVOUR\)\(-unsigned\)\{0,1\}\(:$KARCH\)\{0,1\}\$/\1/p" | head -n1)
   if [ -z "$KVER" ]; then
     log "cannot find the current cloud kernel with apt-cache (run apt-get update?)"
     exit 1
@@ -52,10 +55,14 @@ fetch_pkg() { # $1 package name, $2 unpack dir
   if [ -f "$dir/.done" ]; then return 0; fi
   local deb
   deb=$(ls "$CACHE/debs/${pkg}_"*.deb 2>/dev/null | head -n1 || true)
+  [ -n "$deb" ] || deb=$(ls "$CACHE/debs/${pkg}-unsigned_"*.deb 2>/dev/null | head -n1 || true)
   if [ -z "$deb" ]; then
     log "downloading $pkg"
-    (cd "$CACHE/debs" && apt-get download "$pkg$QUAL" >&2)
-    deb=$(ls "$CACHE/debs/${pkg}_"*.deb | head -n1)
+    if ! (cd "$CACHE/debs" && apt-get download "$pkg$QUAL" >&2); then
+      log "no $pkg: trying $pkg-unsigned"
+      (cd "$CACHE/debs" && apt-get download "$pkg-unsigned$QUAL" >&2)
+    fi
+    deb=$(ls "$CACHE/debs/${pkg}_"*.deb "$CACHE/debs/${pkg}-unsigned_"*.deb 2>/dev/null | head -n1)
   fi
   log "unpacking $(basename "$deb")"
   rm -rf "$dir.tmp" && mkdir -p "$dir.tmp"

@@ -107,8 +107,9 @@ for (const abi of ANALYSIS_KERNELS) {
     assert.deepEqual(ours.slice(ours.indexOf('panic')), consoleChain.slice(consoleChain.indexOf('panic')));
     const rip = /RIP: 0033:(0x[0-9a-f]+)/.exec(panicTrace.text)?.[1];
     const rsp = /RSP: 002b:([0-9a-f]+)/.exec(panicTrace.text)?.[1];
-    assert.equal(`0x${init.user!.rip.toString(16)}`, rip);
-    assert.equal(init.user!.rsp, BigInt(`0x${rsp}`));
+    const user = init.user as { rip: bigint; rsp: bigint };
+    assert.equal(`0x${user.rip.toString(16)}`, rip);
+    assert.equal(user.rsp, BigInt(`0x${rsp}`));
 
     // the other CPU: its running task was stopped by the panic's IPI on the IRQ stack
     const other = all.find((b) => b.task.activeCpu !== null && b.task.pid !== 1)!;

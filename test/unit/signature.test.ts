@@ -88,3 +88,13 @@ test('faultingContext: the first reliable frame after the first kernel-mode pt_r
   // a user-mode pt_regs is not the faulting context; without a kernel-mode one there is none
   assert.equal(faultingContext({ ...b, exceptionFrames: [{ level: 3, address: 0x1n, user: true, partial: false, regs: {} }] } as unknown as TaskBacktrace), null);
 });
+
+test('signature chain: what the CPU did inside panic (an interrupt in its delay loop, as on arm64) is skipped', () => {
+  const f = (name: string, reliable = true) => ({ function: name, module: null, reliable });
+  const chain = signatureChain([
+    f('arch_timer_set_next_event_virt'), f('clockevents_program_event', false), f('tick_program_event'), f('hrtimer_interrupt'),
+    f('gic_handle_irq'), f('call_on_irq_stack'), f('el1h_64_irq'), f('__delay'), f('__const_udelay'), f('panic'),
+    f('sysrq_handle_crash'), f('__handle_sysrq'), f('write_sysrq_trigger'), f('proc_reg_write'), f('vfs_write'), f('ksys_write'),
+  ]);
+  assert.deepEqual(chain, ['sysrq_handle_crash', '__handle_sysrq', 'write_sysrq_trigger', 'proc_reg_write', 'vfs_write']);
+});

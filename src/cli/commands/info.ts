@@ -7,7 +7,9 @@ import { loadKernelBtf } from '../../core/kernel/btf/kernel-btf.js';
 import { readDmesg } from '../../core/kernel/dmesg.js';
 import { isVmcoreError } from '../../core/errors.js';
 import type { KernelInfo } from '../../core/kernel/kernel.js';
-import { createBacktracer, panicBacktrace } from '../../core/kernel/x86_64/backtrace.js';
+import { createBacktracer, panicBacktrace, type KernelSymbolSource } from '../../core/kernel/x86_64/backtrace.js';
+import { parseSystemMap } from '../../core/kernel/system-map.js';
+import { readFile } from 'node:fs/promises';
 import { openDumpFiles } from '../../node/open.js';
 import { STATS_OPTION, fetchJson, printStats } from '../remote.js';
 import type { ByteSource } from '../../core/io/source.js';
@@ -22,7 +24,8 @@ export function register(program: Command): void {
     .option('--each', 'treat every file as its own dump')
     .option(...STATS_OPTION)
     .option('--no-kernel', 'skip the kernel analysis (phys_base proof, VMCOREINFO recovery, panic summary)')
-    .action(async (files: string[], o: { json?: boolean; each?: boolean; kernel?: boolean; stats?: boolean }) => {
+    .option('--system-map <file>', "symbols for the panic backtrace from this System.map (shifted by VMCOREINFO's KERNELOFFSET), for kernels whose kallsyms has no data symbols")
+    .action(async (files: string[], o: { json?: boolean; each?: boolean; kernel?: boolean; stats?: boolean; systemMap?: string }) => {
       const sets = o.each ? files.map((f) => [f]) : [files];
       const reports: (InfoReport & { fetch?: ReturnType<typeof fetchJson> })[] = [];
       for (const set of sets) {
@@ -41,7 +44,14 @@ export function register(program: Command): void {
               btf: () => loadKernelBtf(k, { file: set[0]! }),
               modules: () => k.modules(),
             });
-            if (panic && dump.arch !== 'aarch64') await addPanicBacktrace(kernel, panic, dump.littleEndian);
+            if (panic) {
+              let symbols: KernelSymbolSource | undefined;
+              if (o.systemMap) {
+                const off = kernel.vmcoreinfo?.get('KERNELOFFSET');
+                symbols = parseSystemMap(await readFile(o.systemMap, 'latin1'), off ? BigInt(`0x${off}`) : 0n);
+              }
+              await addPanicBacktrace(kernel, panic, dump.littleEndian, symbols);
+            }
           }
           const r = await describeDump(dump, kernel, { panic, kernelState });
           const fetched = fetchJson(sources);
@@ -57,9 +67,9 @@ export function register(program: Command): void {
 }
 
 /** panic.backtrace, panic.oops, panic.signature (README "Crash signature"); a failure is panic.backtraceError. */
-async function addPanicBacktrace(kernel: KernelInfo, panic: Record<string, unknown>, littleEndian: boolean): Promise<void> {
+async function addPanicBacktrace(kernel: KernelInfo, panic: Record<string, unknown>, littleEndian: boolean, symbols?: KernelSymbolSource): Promise<void> {
   try {
-    const bt = await createBacktracer(kernel);
+    const bt = await createBacktracer(kernel, symbols ? { symbols } : {});
     const dec = new TextDecoder('latin1');
     const log = kernel.vmcoreinfo ? await readDmesg({ vmcoreinfo: kernel.vmcoreinfo, readVirt: (va, n) => kernel.readVirt(va, n), littleEndian }) : undefined;
     const lines = log ? log.records.map((r) => dec.decode(r.text)) : [];

@@ -70,8 +70,11 @@ export interface ChainFrame {
 /** The first `n` reliable functions after the machinery, bare names, ` [module]` for modules. */
 export function signatureChain(frames: readonly ChainFrame[], n = 5): string[] {
   const named = frames.filter((f) => f.reliable && f.function !== null);
-  // the machinery is a prefix of the chain (an asm_* entry deeper down is part of the path)
-  let i = 0;
+  // the machinery is a prefix of the chain (an asm_* entry deeper down is part of the path);
+  // whatever the CPU did after it entered panic() (its delay loop, a timer interrupt taken
+  // there, as on arm64 where the loop runs with interrupts on) is part of that prefix
+  const p = named.findIndex((f) => bareFunction(f.function!) === 'panic');
+  let i = p >= 0 ? p : 0;
   while (i < named.length && MACHINERY.some((re) => re.test(bareFunction(named[i]!.function!)))) i++;
   return named.slice(i, i + n).map((f) => `${bareFunction(f.function!)}${f.module ? ` [${f.module}]` : ''}`);
 }

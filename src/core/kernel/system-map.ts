@@ -1,12 +1,15 @@
 /**
  * Symbols from a System.map text (`nm -n` format: "ADDRESS TYPE NAME" per line), shifted by the
  * dump's KASLR offset (VMCOREINFO KERNELOFFSET). A symbol source for kernels whose dump gives
- * no kallsyms, and an independent truth in tests. Per-CPU symbols (addresses below the kernel
- * map, i.e. section offsets) are not shifted, as the kernel does not relocate them.
+ * no kallsyms (or, as Debian's arm64 kernels without CONFIG_KALLSYMS_ALL, kallsyms without data
+ * symbols), and an independent truth in tests. Addresses in the kernel half (bit 63 set: x86_64's
+ * 0xffffffff8..., arm64's 0xffff8000...) are shifted; x86_64's per-CPU symbols (zero-based section
+ * offsets) and other absolute values are not, as the kernel does not relocate them.
  */
 import type { KernelSymbolSource } from './x86_64/backtrace.js';
 
-const KERNEL_MAP = 0xffffffff80000000n;
+/** The kernel half of the address space: bit 63 set. */
+const KERNEL_HALF = 1n << 63n;
 
 /** Bounded: at most 8 million lines are read. */
 export function parseSystemMap(text: string, kaslrOffset: bigint): KernelSymbolSource {
@@ -19,9 +22,9 @@ export function parseSystemMap(text: string, kaslrOffset: bigint): KernelSymbolS
     const m = re.exec(line.trimEnd());
     if (!m) continue;
     const raw = BigInt(`0x${m[1]!}`);
-    const addr = raw < KERNEL_MAP ? raw : BigInt.asUintN(64, raw + kaslrOffset);
+    const addr = raw < KERNEL_HALF ? raw : BigInt.asUintN(64, raw + kaslrOffset);
     if (!byName.has(m[3]!)) byName.set(m[3]!, addr);
-    if (/[TtWw]/.test(m[2]!) && raw >= KERNEL_MAP) textSyms.push({ addr, name: m[3]! });
+    if (/[TtWw]/.test(m[2]!) && raw >= KERNEL_HALF) textSyms.push({ addr, name: m[3]! });
   }
   textSyms.sort((a, b) => (a.addr < b.addr ? -1 : a.addr > b.addr ? 1 : 0));
   return {

@@ -21,6 +21,8 @@ import type { KernelInfo } from '../kernel.js';
 import { crashSignature, OOPS_RE, oopsKind, signatureChain } from '../signature.js';
 import { registersOfCpu, registersOfTask, type CpuRegisters } from './cpu.js';
 import { orcLayoutForRelease, orcLayoutFromBtf, OrcTable, OrcTables, type OrcLayout } from './orc.js';
+import { unwindAarch64, PT_REGS_6_1, type Aarch64ExceptionFrame, type Aarch64PtRegsLayout, type Aarch64Regs } from '../aarch64/unwind.js';
+import { aarch64UnwindStart } from '../aarch64/arch.js';
 import {
   cpuStart,
   inactiveTaskStart,
@@ -49,11 +51,19 @@ export interface BacktraceEnv {
   cpus: readonly CpuRegisters[];
   /** The module list when already read (KernelInfo.modules()); else it is walked here. */
   modules?: ModuleList;
+  /** 'x86_64' (default: ORC) or 'aarch64' (frame records, see ../aarch64/unwind.ts). */
+  arch?: string;
+  /** aarch64: NUMBER(KERNELPACMASK), the pointer-authentication bits of return addresses. */
+  pacMask?: bigint;
+  /** The kernel's page size (VMCOREINFO PAGESIZE): arm64's THREAD_SIZE is at least one page. */
+  pageSize?: number;
 }
 
 /** THREAD_SIZE on x86_64 (arch/x86/include/asm/page_64_types.h, KASAN doubles it). */
 export const THREAD_SIZE = 0x4000n;
 export const IRQ_STACK_SIZE = 0x4000n;
+/** arm64 OVERFLOW_STACK_SIZE (arch/arm64/include/asm/stacktrace.h: SZ_4K). */
+export const AARCH64_OVERFLOW_STACK_SIZE = 0x1000n;
 const MAX_ORC_ENTRIES = 4 << 20;
 
 export interface TaskInfo {
@@ -83,12 +93,13 @@ export interface SymbolizedFrame extends UnwindFrame {
 export interface TaskBacktrace {
   task: TaskInfo;
   frames: SymbolizedFrame[];
-  exceptionFrames: ExceptionFrame[];
+  exceptionFrames: (ExceptionFrame | Aarch64ExceptionFrame)[];
   stop: StopReason;
   stopDetail: string;
-  user?: { rip: bigint; rsp: bigint };
-  /** Where the starting state came from. */
-  start: 'cpu registers' | 'inactive_task_frame' | 'none';
+  /** The user-mode registers at the entry from user mode (x86_64: rip/rsp; aarch64: pc/sp). */
+  user?: { rip: bigint; rsp: bigint } | { pc: bigint; sp: bigint };
+  /** Where the starting state came from (aarch64 sleeping tasks: thread.cpu_context). */
+  start: 'cpu registers' | 'inactive_task_frame' | 'cpu_context' | 'none';
   error?: string;
 }
 
@@ -123,8 +134,15 @@ export class Backtracer {
   private textStart = 0n;
   private textEnd = 0n;
   private retFromFork: bigint[] = [];
+  private readonly aarch64: boolean;
+  private initText: { start: bigint; end: bigint } | undefined;
+  /** THREAD_SIZE and the IRQ stack size (x86_64: 16 KiB; aarch64: sizeof(union thread_union), at least 16 KiB and a page). */
+  private threadSize = THREAD_SIZE;
+  private ptRegs: Aarch64PtRegsLayout = PT_REGS_6_1;
 
-  private constructor(readonly env: BacktraceEnv) {}
+  private constructor(readonly env: BacktraceEnv) {
+    this.aarch64 = env.arch === 'aarch64';
+  }
 
   /** Load the ORC tables, modules and per-CPU data. Never throws for bad memory: warnings say what is missing. */
   static async create(env: BacktraceEnv): Promise<Backtracer> {
@@ -142,7 +160,16 @@ export class Backtracer {
     this.textStart = this.sym('_stext') ?? this.sym('_text') ?? 0n;
     this.textEnd = this.sym('_etext') ?? 0n;
     if (this.textEnd <= this.textStart) this.warnings.push('no _stext/_etext symbols: kernel text range unknown');
+    const si = this.sym('_sinittext');
+    const ei = this.sym('_einittext');
+    if (si !== undefined && ei !== undefined && ei > si) this.initText = { start: si, end: ei };
     this.retFromFork = ['ret_from_fork', 'ret_from_fork_asm'].map((n) => this.sym(n)).filter((v): v is bigint => v !== undefined);
+    if (this.aarch64) {
+      this.initAarch64();
+      await this.loadModules();
+      await this.loadPerCpu();
+      return;
+    }
     // ORC layout: BTF's struct orc_entry when present, else the release
     const orcId = types.btf.find('orc_entry');
     const fromBtf = orcId !== undefined ? orcLayoutFromBtf(types.btf.members(orcId)) : undefined;
@@ -154,6 +181,26 @@ export class Backtracer {
     await this.loadKernelOrc();
     await this.loadModules();
     await this.loadPerCpu();
+  }
+
+  /** arm64: THREAD_SIZE from BTF's union thread_union, the pt_regs layout and frame_record_meta from BTF. */
+  private initAarch64(): void {
+    const btf = this.env.types.btf;
+    const tu = btf.find('thread_union');
+    const page = BigInt(this.env.pageSize ?? 4096);
+    this.threadSize = tu !== undefined ? BigInt(btf.sizeOf(tu)) : page > 0x4000n ? page : 0x4000n;
+    const pr = btf.find('pt_regs');
+    if (pr === undefined) {
+      this.warnings.push('no struct pt_regs in BTF: the layout of Linux 6.1 is assumed');
+      return;
+    }
+    try {
+      const layout: Aarch64PtRegsLayout = { size: btf.sizeOf(pr), stackframe: btf.offsetOf('pt_regs', 'stackframe') };
+      if (btf.find('frame_record_meta') !== undefined) layout.metaType = btf.offsetOf('pt_regs', 'stackframe.type');
+      this.ptRegs = layout;
+    } catch (e) {
+      this.warnings.push(`struct pt_regs: ${(e as Error).message}; the layout of Linux 6.1 is assumed`);
+    }
   }
 
   private async loadKernelOrc(): Promise<void> {
@@ -234,7 +281,8 @@ export class Backtracer {
       this.warnings.push('no __per_cpu_offset symbol: per-CPU current tasks and IRQ stacks unknown');
       return;
     }
-    const pc = await readPerCpu({ readVirt: this.env.readVirt }, this.env.symbols, { cpus: Math.max(1, this.env.cpus.length), types });
+    // arm64 keeps current in sp_el0: no per-CPU variable holds it, the runqueue's curr does
+    const pc = await readPerCpu({ readVirt: this.env.readVirt }, this.env.symbols, { cpus: Math.max(1, this.env.cpus.length), types, ...(this.aarch64 ? { current: false } : {}) });
     this.warnings.push(...pc.warnings);
     const pcpuHot = this.sym('pcpu_hot');
     const off = (type: string, path: string): bigint | undefined => {
@@ -247,6 +295,9 @@ export class Backtracer {
     const irqVar = pcpuHot !== undefined && off('pcpu_hot', 'hardirq_stack_ptr') !== undefined ? pcpuHot + off('pcpu_hot', 'hardirq_stack_ptr')! : this.sym('hardirq_stack_ptr');
     const runqueues = this.sym('runqueues');
     const idleOff = off('rq', 'idle');
+    const currOff = off('rq', 'curr');
+    const irqStackPtr = this.aarch64 ? this.sym('irq_stack_ptr') : undefined;
+    const overflowStack = this.aarch64 ? this.sym('overflow_stack') : undefined;
     const ceaVar = this.sym('cea_exception_stacks');
     const exc: { name: string; off: bigint; size: bigint }[] = [];
     const ceaId = btf.find('cea_exception_stacks');
@@ -262,6 +313,19 @@ export class Backtracer {
       const p: PerCpu = { cpu, offset: base, current: pc.currentTasks[cpu], idle: undefined, stacks: [] };
       const rd = async (va: bigint | undefined) => (va === undefined ? undefined : u64(this.env, BigInt.asUintN(64, va + base)).catch(() => undefined));
       if (runqueues !== undefined && idleOff !== undefined) p.idle = await rd(runqueues + idleOff);
+      if (this.aarch64) {
+        // kernel/sched/sched.h struct rq: curr; arch/arm64/kernel/irq.c: irq_stack_ptr is the base
+        // of the IRQ_STACK_SIZE (= THREAD_SIZE) stack; overflow_stack is the per-CPU array itself
+        if (p.current === undefined && runqueues !== undefined && currOff !== undefined) p.current = await rd(runqueues + currOff);
+        const irq = await rd(irqStackPtr);
+        if (irq !== undefined && irq !== 0n) p.stacks.push({ kind: 'irq', name: 'IRQ', start: irq, end: irq + this.threadSize });
+        if (overflowStack !== undefined) {
+          const o = BigInt.asUintN(64, overflowStack + base);
+          p.stacks.push({ kind: 'exception', name: 'overflow', start: o, end: o + AARCH64_OVERFLOW_STACK_SIZE });
+        }
+        this.perCpu.push(p);
+        continue;
+      }
       const irq = await rd(irqVar);
       if (irq !== undefined && irq !== 0n) p.stacks.push({ kind: 'irq', name: 'IRQ', start: irq + 8n - IRQ_STACK_SIZE, end: irq + 8n });
       const cea = await rd(ceaVar);
@@ -275,6 +339,7 @@ export class Backtracer {
 
   isText(ip: bigint): boolean {
     if (ip >= this.textStart && ip < this.textEnd) return true;
+    if (this.initText && ip >= this.initText.start && ip < this.initText.end) return true;
     if (this.orc?.tables[0]?.find(ip)) return true; // init and entry text the kernel table covers
     return this.modules.some((m) => ip >= m.start && ip < m.end);
   }
@@ -299,7 +364,7 @@ export class Backtracer {
       activeCpu: active?.cpu ?? null,
       idleOf: idle?.cpu ?? (e.idle ? e.cpu : null),
       stackBase: e.object.ptr('stack'),
-      threadSp: e.object.ptr('thread.sp'),
+      threadSp: e.object.ptr(this.aarch64 ? 'thread.cpu_context.sp' : 'thread.sp'),
     };
   }
 
@@ -332,6 +397,7 @@ export class Backtracer {
 
   /** Unwind one task. Never throws for bad memory: the reason is in `stop` / `error`. */
   async backtrace(t: TaskInfo, opts: { maxFrames?: number } = {}): Promise<TaskBacktrace> {
+    if (this.aarch64) return this.backtraceAarch64(t, opts);
     const stacks: StackRange[] = [{ kind: 'task', start: t.stackBase, end: t.stackBase + THREAD_SIZE }];
     const cpuData = t.activeCpu !== null ? this.perCpu.find((c) => c.cpu === t.activeCpu) : undefined;
     if (cpuData) stacks.push(...cpuData.stacks);
@@ -360,6 +426,55 @@ export class Backtracer {
           const f = this.env.symbols.symbolize(ip);
           return f ? ip - BigInt(f.offset) : undefined;
         },
+        ...(opts.maxFrames ? { maxFrames: opts.maxFrames } : {}),
+      },
+      start,
+    );
+    return {
+      task: t,
+      frames: r.frames.map((f) => this.symbolize(f)),
+      exceptionFrames: r.exceptionFrames,
+      stop: r.stop,
+      stopDetail: r.stopDetail,
+      ...(r.user ? { user: r.user } : {}),
+      start: how,
+    };
+  }
+
+  /** arm64: frame records from the CPU's registers (running) or thread.cpu_context (sleeping). */
+  private async backtraceAarch64(t: TaskInfo, opts: { maxFrames?: number }): Promise<TaskBacktrace> {
+    const taskStack: StackRange = { kind: 'task', start: t.stackBase, end: t.stackBase + this.threadSize };
+    const cpuData = t.activeCpu !== null ? this.perCpu.find((c) => c.cpu === t.activeCpu) : undefined;
+    const stacks = [taskStack, ...(cpuData?.stacks ?? [])];
+    const regs = t.activeCpu !== null || registersOfTask(this.env.cpus, t.pid) ? this.registersFor(t) : undefined;
+    const u = regs ? aarch64UnwindStart(regs) : undefined;
+    let how: TaskBacktrace['start'];
+    let start: Parameters<typeof unwindAarch64>[1];
+    try {
+      if (u) {
+        how = 'cpu registers';
+        start = { pc: u.pc, sp: u.sp, fp: u.fp ?? 0n, fromRegisters: true, ...(u.regs['x30'] !== undefined ? { lr: u.regs['x30'] } : {}), ...(u.regs['pstate'] !== undefined ? { pstate: u.regs['pstate'] } : {}) };
+      } else {
+        // arch/arm64/include/asm/processor.h thread_saved_pc/fp/sp (cpu_switch_to saved them)
+        const th = await this.env.types.read('task_struct', t.task);
+        how = 'cpu_context';
+        start = { pc: th.ptr('thread.cpu_context.pc'), sp: th.ptr('thread.cpu_context.sp'), fp: th.ptr('thread.cpu_context.fp'), fromRegisters: false };
+      }
+    } catch (e) {
+      return { task: t, frames: [], exceptionFrames: [], stop: 'unreadable', stopDetail: (e as Error).message, start: 'none', error: (e as Error).message };
+    }
+    const r = await unwindAarch64(
+      {
+        read: this.env.readVirt,
+        stacks,
+        taskStack,
+        isText: (pc) => this.isText(pc),
+        functionStart: (pc) => {
+          const s = this.env.symbols.symbolize(pc);
+          return s ? pc - BigInt(s.offset) : undefined;
+        },
+        layout: this.ptRegs,
+        pacMask: this.env.pacMask ?? 0n,
         ...(opts.maxFrames ? { maxFrames: opts.maxFrames } : {}),
       },
       start,
@@ -511,16 +626,31 @@ export function formatTaskBacktrace(b: TaskBacktrace, panicTask?: bigint): strin
       stack = f.stack;
     }
     const e = byLevel.get(f.level);
-    if (e) out.push(formatPtRegs(e.regs, e.partial), `--- <${e.user ? 'user' : 'kernel'} mode pt_regs at ${e.address!.toString(16)}> ---`);
+    if (e) out.push(formatAnyPtRegs(e), `--- <${e.user ? 'user' : 'kernel'} mode pt_regs at ${e.address!.toString(16)}> ---`);
     out.push(` #${f.level} [${f.sp.toString(16)}] ${f.reliable ? '' : '? '}${frameText(f)}`);
   }
   const last = b.exceptionFrames[b.exceptionFrames.length - 1];
-  if (b.stop === 'user_mode' && last && last.user) out.push(formatPtRegs(last.regs, last.partial));
+  if (b.stop === 'user_mode' && last && last.user) out.push(formatAnyPtRegs(last));
   if (b.stop !== 'end_of_stack' && b.stop !== 'user_mode') out.push(`    (walk stopped: ${STOP_TEXT[b.stop]}: ${b.stopDetail})`);
   return out.join('\n');
 }
 
-function regsToJSON(r: Partial<PtRegs>): Record<string, string> {
+/** arm64 pt_regs as the kernel's __show_regs lays them out (pc, lr, sp, pstate, then x29..x0). */
+export function formatAarch64PtRegs(r: Aarch64Regs, indent = '    '): string {
+  const lines = [`pc : ${h16(r['pc'])}  lr : ${h16(r['x30'])}`, `sp : ${h16(r['sp'])}  pstate: ${BigInt.asUintN(64, r['pstate'] ?? 0n).toString(16).padStart(8, '0')}`];
+  for (let i = 29; i >= 0; i -= 3) {
+    const cols: string[] = [];
+    for (let j = i; j > i - 3 && j >= 0; j--) cols.push(`x${j}`.padEnd(3) + `: ${h16(r[`x${j}`])}`);
+    lines.push(cols.join(' '));
+  }
+  return lines.map((l) => indent + l).join('\n');
+}
+
+function formatAnyPtRegs(e: ExceptionFrame | Aarch64ExceptionFrame): string {
+  return 'pstate' in e.regs ? formatAarch64PtRegs(e.regs as Aarch64Regs) : formatPtRegs(e.regs as Partial<PtRegs>, e.partial);
+}
+
+function regsToJSON(r: Partial<PtRegs> | Aarch64Regs): Record<string, string> {
   const o: Record<string, string> = {};
   for (const [k, v] of Object.entries(r)) if (typeof v === 'bigint') o[k] = h0x(v);
   return o;
@@ -554,7 +684,7 @@ export function taskBacktraceToJSON(b: TaskBacktrace, panicTask?: bigint): Recor
     exception_frames: b.exceptionFrames
       .filter((e) => e.address !== undefined)
       .map((e) => ({ level: e.level, address: h0x(e.address!), user: e.user, partial: e.partial, regs: regsToJSON(e.regs) })),
-    user: b.user ? { rip: h0x(b.user.rip), rsp: h0x(b.user.rsp) } : null,
+    user: !b.user ? null : 'pc' in b.user ? { pc: h0x(b.user.pc), sp: h0x(b.user.sp) } : { rip: h0x(b.user.rip), rsp: h0x(b.user.rsp) },
     stop: b.stop,
     stop_detail: b.stopDetail,
     error: b.error ?? null,
@@ -574,7 +704,21 @@ export async function createBacktracer(kernel: KernelInfo, opts: { symbols?: Ker
     if (!isVmcoreError(e)) throw e;
     return undefined;
   });
-  const bt = await Backtracer.create({ readVirt: (va, n) => kernel.readVirt(va, n), release, symbols, types: btf.types, cpus: kernel.cpus, ...(modules ? { modules } : {}) });
+  // arm64: KERNELPACMASK, else every bit above VA_BITS (a kernel text address has them all set)
+  const vaBits = kernel.vmcoreinfo?.number('VA_BITS');
+  const pacMask = kernel.vmcoreinfo?.number('KERNELPACMASK') ?? (vaBits !== undefined && vaBits > 0n && vaBits < 64n ? BigInt.asUintN(64, -(1n << vaBits)) : undefined);
+  const pageSize = kernel.vmcoreinfo?.pageSize;
+  const bt = await Backtracer.create({
+    readVirt: (va, n) => kernel.readVirt(va, n),
+    release,
+    symbols,
+    types: btf.types,
+    cpus: kernel.cpus,
+    ...(modules ? { modules } : {}),
+    arch: kernel.arch,
+    ...(pacMask !== undefined ? { pacMask } : {}),
+    ...(pageSize !== undefined ? { pageSize } : {}),
+  });
   if (modules) bt.warnings.push(...modules.warnings);
   bt.warnings.unshift(...btf.warnings);
   return bt;
@@ -592,7 +736,10 @@ function pickBtfKernel(k: KernelInfo): BtfKernel {
  * the per-CPU IRQ stack) or `exception`. Null when the walk crossed no kernel-mode pt_regs.
  */
 export function faultingContext(b: TaskBacktrace): { level: number; ptRegs: bigint; frame: SymbolizedFrame; context: string } | null {
-  const exc = b.exceptionFrames.find((e) => e.address !== undefined && !e.user);
+  // below panic(): an interrupt the CPU took in panic's own loop (arm64 takes timer interrupts
+  // in its delay loop) is not the faulting context
+  const panicLevel = b.frames.find((f) => f.function === 'panic')?.level ?? -1;
+  const exc = b.exceptionFrames.find((e) => e.address !== undefined && !e.user && e.level > panicLevel);
   if (!exc) return null;
   const frame = b.frames.find((f) => f.level >= exc.level && f.reliable);
   if (!frame) return null;

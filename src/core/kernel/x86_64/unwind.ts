@@ -51,11 +51,12 @@ export interface StackRange {
 }
 
 /**
- * How a frame was found: `orc`; `fp` (frame pointer, a guess); `scan` (a text address on the
- * stack, a guess); `call_site` (the return address into the caller of a function without ORC data,
- * proven by its call instruction, see {@link unwind}).
+ * How a frame was found: `orc`; `fp` (frame pointer, a guess on x86_64; arm64's frame records);
+ * `scan` (a text address on the stack, a guess); `call_site` (the return address into the caller
+ * of a function without ORC data, proven by its call instruction, see {@link unwind}); `lr`
+ * (arm64's link register or pt_regs::lr, a guess where no frame record holds it).
  */
-export type UnwindMethod = 'orc' | 'fp' | 'scan' | 'call_site';
+export type UnwindMethod = 'orc' | 'fp' | 'scan' | 'call_site' | 'lr';
 
 export interface UnwindFrame {
   level: number;
