@@ -62,7 +62,8 @@ fetch_pkg() { # $1 package name, $2 unpack dir
       log "no $pkg: trying $pkg-unsigned"
       (cd "$CACHE/debs" && apt-get download "$pkg-unsigned$QUAL" >&2)
     fi
-    deb=$(ls "$CACHE/debs/${pkg}_"*.deb "$CACHE/debs/${pkg}-unsigned_"*.deb 2>/dev/null | head -n1)
+    deb=$(ls "$CACHE/debs/${pkg}_"*.deb "$CACHE/debs/${pkg}-unsigned_"*.deb 2>/dev/null | head -n1 || true)
+    [ -n "$deb" ] || { log "no package $pkg"; exit 1; }
   fi
   log "unpacking $(basename "$deb")"
   rm -rf "$dir.tmp" && mkdir -p "$dir.tmp"

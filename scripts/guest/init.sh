@@ -78,7 +78,7 @@ for m in /lib/modules/extra/*.ko; do
 done
 echo "VMCORE-GUEST-MARKER $TAG" > /dev/kmsg
 say "kallsyms:"
-grep -E ' (_text|_stext|phys_base|init_uts_ns|vmcoreinfo_note|_end)$' /proc/kallsyms
+grep -E ' (_text|_stext|__init_begin|phys_base|init_uts_ns|vmcoreinfo_note|_end)$' /proc/kallsyms
 say "iomem:"
 cat /proc/iomem
 say "iomem end"

@@ -4,7 +4,9 @@ import { analyzeKernel } from '../../core/kernel/kernel.js';
 import { loadKernelBtf, noBtf, type BtfKernel, type SymbolLookup } from '../../core/kernel/btf/kernel-btf.js';
 import { panicSummary } from '../../core/kernel/panic.js';
 import { listTasks, type TaskEntry } from '../../core/kernel/tasks.js';
+import { parseSystemMap } from '../../core/kernel/system-map.js';
 import { openDumpFiles } from '../../node/open.js';
+import { readFile } from 'node:fs/promises';
 import { writeStdout } from '../util.js';
 
 /** One `ps` row as JSON (keys documented in README.md). */
@@ -29,11 +31,17 @@ export function register(program: Command): void {
     .description("Every task of the dump (threads and each CPU's idle task): PID, PPID, CPU, state letter, task address, COMM; > marks the running tasks, * the one that panicked. Needs the kernel's symbols (kallsyms) and BTF from the dump.")
     .argument('<dump...>', 'dump file (several files: one split set)')
     .option('--json', 'JSON: an array of {pid, tgid, ppid, cpu, state, comm, task, active, panic}')
-    .action(async (files: string[], o: { json?: boolean }) => {
+    .option('--system-map <file>', "symbols from this System.map (shifted by VMCOREINFO's KERNELOFFSET) instead of the dump's kallsyms (kernels without CONFIG_KALLSYMS_ALL have no init_task there)")
+    .action(async (files: string[], o: { json?: boolean; systemMap?: string }) => {
       const dump = await openDumpFiles(files);
       try {
         const info = await analyzeKernel(dump);
-        const kernel = info as unknown as BtfKernel;
+        let kernel = info as unknown as BtfKernel;
+        if (o.systemMap) {
+          const off = info.vmcoreinfo?.get('KERNELOFFSET');
+          const map = parseSystemMap(await readFile(o.systemMap, 'latin1'), off ? BigInt(`0x${off}`) : 0n);
+          kernel = { readVirt: (va, n) => info.readVirt(va, n), vmcoreinfo: info.vmcoreinfo, symbols: async () => map };
+        }
         if (!kernel.symbols) throw new VmcoreError('NO_SYMBOLS', 'ps needs the kernel symbol table (kallsyms), which this build cannot load');
         let syms: SymbolLookup;
         try {
