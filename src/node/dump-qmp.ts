@@ -29,6 +29,14 @@ import { convertDump, type PageStreamInput, type PfnRange } from './convert/inde
 import { celfOutput } from './convert/celf.js';
 import { checkOutput } from './convert/sinks.js';
 import { cpuCountOfNotes, findVmcoreinfoNote } from '../core/format/elf/notes.js';
+import { openDump } from '../core/format/open.js';
+import { analyzeKernel } from '../core/kernel/kernel.js';
+import { kernelMemoryEnd } from '../core/kernel/memsection.js';
+import { DL_PAGE_TYPES } from '../core/kernel/pagetypes.js';
+import type { KindCounts } from '../core/kernel/pagefilter.js';
+import { checkFilteredOutput, planFilter, type FilterPlan } from './convert/filter.js';
+import { qmpGuestMemory } from './guest-memory.js';
+import { nodeCodecs } from './codecs.js';
 
 const execFileP = promisify(execFile);
 
@@ -36,8 +44,8 @@ export type DumpOutputFormat = 'kdump' | 'elf' | 'celf';
 export type DumpCodec = 'zlib' | 'lzo' | 'snappy' | 'zstd' | 'none';
 
 export interface QmpDumpProgress {
-  /** 'starting' | 'dumping' | 'finishing' (kernel analysis, patching) */
-  phase: 'starting' | 'dumping' | 'finishing';
+  /** 'starting' | 'classifying' (page filtering: reading struct pages) | 'dumping' | 'finishing' (kernel analysis, patching) */
+  phase: 'starting' | 'classifying' | 'dumping' | 'finishing';
   /** Guest memory bytes read from the stream so far. */
   memoryRead: number;
   /** Guest memory bytes the stream will deliver. */
@@ -55,6 +63,13 @@ export interface QmpDumpOptions {
   codec?: DumpCodec;
   /** Do not store all-zero pages (kdump: shared zero page is used anyway; ELF: p_memsz tails). */
   excludeZero?: boolean;
+  /**
+   * makedumpfile dump level 0-31. With bits 2-16 the pages are classified from the stopped
+   * guest's struct pages (read with QMP pmemsave before the stream's memory is read), the
+   * triage guard runs on the guest and on the output, and the output ends at the kernel's
+   * memory model as `convert` does.
+   */
+  dumpLevel?: number;
   threads?: number;
   /** Ask QEMU for paging=true (PT_LOADs with kernel virtual addresses). */
   paging?: boolean;
@@ -95,6 +110,12 @@ export interface QmpDumpSummary {
   guestPausedMs?: number;
   physBase?: { value: bigint; verdict: string; method?: string; patched: boolean };
   vmcoreinfo: { source: string; added: boolean };
+  /** The dump level recorded in the output. */
+  dumpLevel: number;
+  /** Pages left out per kind (dump levels 2-31). */
+  filtered?: KindCounts;
+  /** The classification's reads of the stopped guest (dump levels 2-31). */
+  classification?: { requests: number; bytes: number; ms: number };
   warnings: string[];
 }
 
@@ -258,6 +279,31 @@ export async function dumpViaQmp(opts: QmpDumpOptions): Promise<QmpDumpSummary> 
       }
     }
 
+    // Page filtering: classify from the stopped guest while QEMU waits on the FIFO.
+    const dumpLevel = opts.dumpLevel ?? (format === 'kdump' || opts.excludeZero ? 1 : 0);
+    let filter: FilterPlan | undefined;
+    let memoryEnd: number | undefined;
+    let classification: QmpDumpSummary['classification'];
+    if (dumpLevel & DL_PAGE_TYPES) {
+      const tc = Date.now();
+      report('classifying');
+      const guest = await qmpGuestMemory(qmp, info, `guest memory (${qmp.target})`);
+      try {
+        const gdump = await openDump([guest.source], nodeCodecs());
+        try {
+          const kernel = await analyzeKernel(gdump);
+          const end = await kernelMemoryEnd(kernel, info.pageSize);
+          if (end && end.endPfn < info.maxPfn) memoryEnd = end.endPfn;
+          filter = await planFilter(gdump, kernel, dumpLevel, { force: opts.force ?? false, onWarning: warn });
+        } finally {
+          await gdump.close();
+        }
+      } finally {
+        await guest.close();
+      }
+      classification = { ...guest.stats, ms: Date.now() - tc };
+    }
+
     let conv;
     try {
       const reserve = format === 'elf' && (opts.fixKernelInfo ?? true);
@@ -266,8 +312,10 @@ export async function dumpViaQmp(opts: QmpDumpOptions): Promise<QmpDumpSummary> 
         producer: producerText('dump'),
         codec,
         ...(format === 'celf' ? { outputFormat: celfOutput(opts.threads !== undefined ? { threads: opts.threads } : {}) } : {}),
-        // kdump: zero pages share one zero page (lossless, as QEMU does); ELF: only on request
-        dumpLevel: format === 'kdump' || opts.excludeZero ? 1 : 0,
+        // default: kdump zero pages share one zero page (lossless, as QEMU does); ELF: only on request
+        dumpLevel,
+        ...(filter ? { exclude: filter.exclude } : {}),
+        ...(memoryEnd !== undefined ? { maxPfn: memoryEnd } : {}),
         ...(opts.threads !== undefined ? { threads: opts.threads } : {}),
         force: opts.force ?? false,
         keepIncomplete: opts.keepIncomplete ?? false,
@@ -304,6 +352,15 @@ export async function dumpViaQmp(opts: QmpDumpOptions): Promise<QmpDumpSummary> 
         kernel = await patchKernelInfo(opts.output, format);
       } catch (e) {
         warn(`kernel analysis of the output failed, phys_base and VMCOREINFO left as QEMU wrote them: ${(e as Error).message}`);
+      }
+    }
+    // The triage guard on the written (and patched) output.
+    if (filter) {
+      try {
+        await checkFilteredOutput([opts.output], filter, { force: opts.force ?? false, onWarning: warn });
+      } catch (e) {
+        if (!opts.keepIncomplete) await rm(opts.output, { force: true });
+        throw e;
       }
     }
     // Warnings about phys_base that the patch has resolved are noise.
@@ -347,6 +404,9 @@ export async function dumpViaQmp(opts: QmpDumpOptions): Promise<QmpDumpSummary> 
       ...(pausedMs !== undefined ? { guestPausedMs: Math.round(pausedMs) } : {}),
       ...(kernel.physBase ? { physBase: kernel.physBase } : {}),
       vmcoreinfo: kernel.vmcoreinfo,
+      dumpLevel,
+      ...(conv.filtered ? { filtered: conv.filtered } : {}),
+      ...(classification ? { classification } : {}),
       warnings,
     };
   } catch (e) {

@@ -290,6 +290,73 @@ test('other codecs and formats keep the memory (zlib, lzo, snappy kdump; ELF; ce
   }
 });
 
+test('dump -d 31: the same page frames and contents as convert -d 31 of a full dump of the same stopped guest (libkdumpfile reads both); dmesg, info and bt -a unchanged', { skip }, async (t) => {
+  if (!needGuest(t)) return;
+  const full = join(work, 'full.kdump');
+  const d31 = join(work, 'd31.kdump');
+  const conv = join(work, 'conv31.kdump');
+  let r = cli(['dump', '--qmp', qmpSock, full, '--quiet']);
+  assert.equal(r.status, 0, r.stderr);
+  r = cli(['dump', '--qmp', qmpSock, d31, '-d', '31', '--json']);
+  assert.equal(r.status, 0, r.stderr);
+  const s = JSON.parse(r.stdout) as { dumpLevel: number; filtered: Record<string, number>; classification: { requests: number; bytes: number }; guestStatusAfter?: string; warnings: string[] };
+  assert.equal(s.dumpLevel, 31);
+  assert.ok(s.filtered['free']! > 1000 && s.filtered['cache']! > 0, `free and page-cache pages left out: ${JSON.stringify(s.filtered)}`);
+  assert.ok(s.classification.requests > 0 && s.classification.bytes > 0);
+  // the guest is paused for every dump here; QEMU's dump leaves it so
+  assert.equal((await qmpDo<{ status: string }>('query-status')).status, 'paused');
+  r = cli(['convert', '-d', '31', full, conv, '--quiet']);
+  assert.equal(r.status, 0, r.stderr);
+
+  // vmcore: the same present pages (zero pages included) with the same bytes
+  const h = (f: string) => {
+    const x = cli(['hash', '--json', f]);
+    assert.equal(x.status, 0, x.stderr);
+    return JSON.parse(x.stdout) as { sha256: string; pages: number; zeroPages: number };
+  };
+  const hf = h(full);
+  const hd = h(d31);
+  const hc = h(conv);
+  assert.deepEqual(hd, hc, 'dump -d 31 holds the page frames and contents of convert -d 31');
+  assert.ok(hd.pages < hf.pages / 2, `filtering left out most pages (${hd.pages} of ${hf.pages})`);
+  // a peer reads the same memory from both (non-zero pages), and not the full dump's
+  if (haveLkdf) {
+    const ld = lkdf(d31);
+    const lc = lkdf(conv);
+    assert.equal(ld.sha256, lc.sha256, 'libkdumpfile: same non-zero pages in both');
+    assert.equal(ld.physBase, truePhysBase, 'libkdumpfile: true phys_base in the filtered dump');
+    assert.notEqual(ld.sha256, lkdf(full).sha256, 'libkdumpfile: the filtered dump lacks pages of the full one');
+  } else t.diagnostic('libkdumpfile not installed: peer digest skipped');
+  if (has('makedumpfile', ['-v'])) {
+    // makedumpfile reads the header's dump level and the log from the filtered file
+    const md = join(work, 'd31.dmesg');
+    const m = sh('makedumpfile', ['--dump-dmesg', d31, md]);
+    assert.equal(m.status, 0, m.stderr);
+    assert.match(readFileSync(md, 'latin1'), new RegExp(`VMCORE-GUEST-MARKER ${TAG}`), 'makedumpfile --dump-dmesg reads the guest log');
+  }
+
+  // triage survives: the whole log, the kernel facts and every backtrace
+  const out = (args: string[]) => {
+    const x = cli(args);
+    assert.equal(x.status, 0, `${args.join(' ')}: ${x.stderr}`);
+    return x.stdout;
+  };
+  const dmFull = out(['dmesg', full]);
+  assert.match(dmFull, new RegExp(`VMCORE-GUEST-READY ${TAG}`));
+  assert.equal(out(['dmesg', d31]), dmFull, 'dmesg identical');
+  const facts = (f: string) => {
+    const j = JSON.parse(out(['info', '--json', f])) as Record<string, unknown>;
+    return JSON.stringify([j['kernel'], j['physBase'], j['nrCpus'], j['vmcoreinfo']]);
+  };
+  assert.equal(facts(d31), facts(full), 'info: kernel, phys_base, CPUs, VMCOREINFO');
+  assert.equal(out(['bt', '-a', d31]), out(['bt', '-a', full]), 'bt -a identical');
+  if (haveCrash && vmlinux) {
+    const c = sh('crash', ['-s', vmlinux, d31], { input: 'log\nquit\n', timeoutMs: 300000 });
+    assert.match(c.stdout, new RegExp(`VMCORE-GUEST-MARKER ${TAG}`), `crash reads the filtered dump's log: ${c.stderr}`);
+  }
+  for (const f of [full, d31, conv]) rmSync(f);
+});
+
 test('an interrupted dump removes the output; QEMU answers and the guest keeps its state', { skip }, async (t) => {
   if (!needGuest(t)) return;
   const out = join(work, 'int.kdump');

@@ -289,7 +289,7 @@ test('flattened, split and ELF outputs hold the same pages', async () => {
   }
 });
 
-test('a sequential page stream converts in one pass (kdump and ELF)', async () => {
+test('a sequential page stream converts in one pass (kdump and ELF), with page filtering and a memory-model end', async () => {
   const dir = await tmp();
   try {
     const ranges = [
@@ -337,6 +337,27 @@ test('a sequential page stream converts in one pass (kdump and ELF)', async () =
     r = await readBack([e], true);
     assert.equal(r.sha, digest(expected, true));
     await r.dump.close();
+    // page filtering on the stream: the classified runs (inside a chunk, across chunk and range
+    // ends) and the pages from maxPfn on are dropped as they pass; the rest is written as given
+    const exclude = [
+      { startPfn: 20, endPfn: 21, kind: 'free' as const },
+      { startPfn: 50, endPfn: 90, kind: 'cache' as const },
+      { startPfn: 290, endPfn: (1 << 20) + 3, kind: 'user' as const },
+    ];
+    const maxPfn = (1 << 20) + 60;
+    const kept = new Map([...expected].filter(([p]) => !exclude.some((x) => x.startPfn <= p && p < x.endPfn) && p < maxPfn));
+    for (const format of ['kdump', 'elf'] as const) {
+      const f = join(dir, `f.${format}`);
+      const sum = await convertDump(mk(), f, { format, dumpLevel: 31, exclude, maxPfn, threads: 0 });
+      assert.equal(sum.filtered?.cache, 40);
+      assert.equal(sum.filtered?.user, 13);
+      assert.equal(sum.pages.total, kept.size);
+      r = await readBack([f], format === 'elf');
+      assert.equal(r.sha, digest(kept, format === 'elf'), format);
+      assert.equal(await r.dump.pageState(50), format === 'elf' ? 'hole' : 'excluded');
+      assert.equal(r.dump.maxPfn, maxPfn);
+      await r.dump.close();
+    }
     // a stream that does not match its declared ranges is rejected, and no file is left
     const bad = mk();
     bad.ranges = [{ startPfn: 16, endPfn: 400 }];

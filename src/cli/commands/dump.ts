@@ -12,6 +12,7 @@ interface Opts {
   format?: string;
   compress?: string;
   excludeZero?: boolean;
+  dumpLevel?: string;
   threads?: string;
   paging?: boolean;
   detachCheck?: boolean;
@@ -45,6 +46,10 @@ export function formatSummary(s: QmpDumpSummary): string {
     lines.push(`  phys_base ${hex64(s.physBase.value)} (${how})`);
   }
   lines.push(`  VMCOREINFO: ${s.vmcoreinfo.source}${s.vmcoreinfo.added ? ' (added to the output)' : ''}`);
+  if (s.filtered) {
+    const kinds = Object.entries(s.filtered).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`);
+    lines.push(`  dump level ${s.dumpLevel}: left out ${kinds.length ? kinds.join(', ') : 'nothing'} (pages)` + (s.classification ? `; classified from ${humanBytes(s.classification.bytes)} of guest memory in ${(s.classification.ms / 1000).toFixed(1)} s` : ''));
+  }
   return lines.join('\n') + '\n';
 }
 
@@ -63,6 +68,7 @@ export function register(program: Command): void {
     .option('-p', 'snappy')
     .option('-z', 'zstd')
     .option('--exclude-zero', 'zero pages cost nothing (always so for kdump: one shared zero page; ELF: not stored)')
+    .option('-d, --dump-level <n>', "makedumpfile dump level 0-31 (1 zero, 2 page cache, 4 page cache with private data, 8 user data, 16 free pages): pages are classified from the stopped guest's struct pages before its memory is streamed")
     .option('--threads <n>', 'compression worker threads (default: number of cores)')
     .option('--paging', 'ask QEMU for paging=true: PT_LOADs with virtual addresses, but only memory the page tables map')
     .option('--detach-check', 'after the dump, check that QEMU answers and the guest is back in its former run state')
@@ -77,6 +83,11 @@ export function register(program: Command): void {
       if (short.length > 1 || (short.length && o.compress && o.compress !== short[0])) throw new VmcoreError('USAGE', 'give one codec (-c, -l, -p, -z or --compress)');
       const format = (o.format ?? 'kdump') as DumpOutputFormat;
       if (format === 'elf' && (short.length || o.compress)) throw new VmcoreError('USAGE', 'ELF output is not compressed: drop the codec option');
+      let dumpLevel: number | undefined;
+      if (o.dumpLevel !== undefined) {
+        if (!/^\d+$/.test(o.dumpLevel) || Number(o.dumpLevel) > 31) throw new VmcoreError('USAGE', `--dump-level: 0-31 (makedumpfile bits: 1 zero, 2 cache, 4 private cache, 8 user, 16 free), got ${o.dumpLevel}`);
+        dumpLevel = Number(o.dumpLevel);
+      }
       let threads: number | undefined;
       if (o.threads !== undefined) {
         if (!/^\d+$/.test(o.threads)) throw new VmcoreError('USAGE', `--threads: not a number: ${o.threads}`);
@@ -131,6 +142,7 @@ export function register(program: Command): void {
           format,
           ...(format !== 'elf' && (short[0] ?? o.compress) !== undefined ? { codec: (short[0] ?? o.compress) as DumpCodec } : {}),
           excludeZero: !!o.excludeZero,
+          ...(dumpLevel !== undefined ? { dumpLevel } : {}),
           ...(threads !== undefined ? { threads } : {}),
           paging: !!o.paging,
           detachCheck: !!o.detachCheck,

@@ -144,7 +144,7 @@ export interface ConvertOptions {
   /** Replace the built-in kdump/ELF writers (e.g. the compressed-ELF format). */
   outputFormat?: OutputFormatFactory;
   /**
-   * Leave out every page from this pfn on and write max_mapnr = maxPfn (random-access inputs):
+   * Leave out every page from this pfn on and write max_mapnr = maxPfn:
    * the end of the kernel's memory model (`kernelMemoryEnd`), above which QEMU dumps firmware
    * ROM that makedumpfile cannot re-filter. The same rule as `fixDump`'s.
    */
@@ -589,6 +589,35 @@ async function* dumpBatches(dump: Dump, ranges: readonly PfnRange[], cuts: numbe
   }
 }
 
+/**
+ * The stream's page chunks without the page frames in `exclude` (ascending, disjoint): each chunk
+ * is cut into the parts outside the runs. Chunks may come in any order.
+ */
+async function* withoutRuns(pages: AsyncIterable<{ startPfn: number; data: Uint8Array }>, exclude: readonly PfnRange[], pageSize: number): AsyncGenerator<{ startPfn: number; data: Uint8Array }> {
+  for await (const chunk of pages) {
+    if (chunk.data.length % pageSize !== 0) {
+      yield chunk; // refused by streamBatches
+      continue;
+    }
+    const end = chunk.startPfn + chunk.data.length / pageSize;
+    // the first run that ends after the chunk's start
+    let lo = 0;
+    let hi = exclude.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (exclude[mid]!.endPfn <= chunk.startPfn) lo = mid + 1;
+      else hi = mid;
+    }
+    let p = chunk.startPfn;
+    for (let j = lo; j < exclude.length && exclude[j]!.startPfn < end && p < end; j++) {
+      const x = exclude[j]!;
+      if (x.startPfn > p) yield { startPfn: p, data: chunk.data.subarray((p - chunk.startPfn) * pageSize, (x.startPfn - chunk.startPfn) * pageSize) };
+      p = Math.max(p, Math.min(x.endPfn, end));
+    }
+    if (p < end) yield p === chunk.startPfn ? chunk : { startPfn: p, data: chunk.data.subarray((p - chunk.startPfn) * pageSize) };
+  }
+}
+
 async function* streamBatches(input: PageStreamInput, cuts: number[], max: number, pool: BufferPool): AsyncGenerator<RawBatch> {
   const ps = input.pageSize;
   const plan = chunks(input.ranges, cuts, max);
@@ -681,11 +710,22 @@ export async function convertDump(input: ConvertInput, out: string | Writable, o
       prev = r.endPfn;
       pushRange(present, r.startPfn, r.endPfn);
     }
-    const n = countIn(present, 0, Infinity);
+    let clipped = present;
+    let ramIn: readonly PfnRange[] = input.ram ?? present;
+    if (opts.maxPfn !== undefined) {
+      const dropped = countIn(present, opts.maxPfn, Infinity);
+      if (dropped > 0) {
+        clipped = clipRanges(present, opts.maxPfn);
+        warnings.push(`${dropped} pages at and above pfn 0x${opts.maxPfn.toString(16)} (the end of the kernel's memory model: firmware, not kernel memory) left out; max_mapnr 0x${opts.maxPfn.toString(16)}`);
+        input = { ...input, ranges: clipped, pages: withoutRuns(input.pages, [{ startPfn: opts.maxPfn, endPfn: Infinity }], ps) };
+      }
+      ramIn = clipRanges(ramIn, opts.maxPfn);
+    }
+    const n = countIn(clipped, 0, Infinity);
     const ram: PfnRange[] = [];
-    for (const r of input.ram ?? present) pushRange(ram, r.startPfn, r.endPfn);
+    for (const r of ramIn) pushRange(ram, r.startPfn, r.endPfn);
     const excluded = Math.max(0, countIn(ram, 0, Infinity) - n);
-    scan = { ram, present, counts: { data: n, zero: 0, excluded, missing: 0, hole: 0 } };
+    scan = { ram, present: clipped.map((r) => ({ ...r })), counts: { data: n, zero: 0, excluded, missing: 0, hole: 0 } };
   } else {
     const end = opts.maxPfn !== undefined ? Math.min(opts.maxPfn, input.maxPfn) : input.maxPfn;
     scan = await scanRuns(input.pageRuns(0, end));
@@ -699,14 +739,15 @@ export async function convertDump(input: ConvertInput, out: string | Writable, o
   }
   let filtered: KindCounts | undefined;
   if (opts.exclude && dumpLevel & DL_PAGE_TYPES) {
-    if (isStream(input)) throw new VmcoreError('USAGE', `dump level ${dumpLevel}: page filtering of a sequential input is not supported`, { field: 'dump_level' });
     const f = subtractExcluded(scan.present, opts.exclude);
     scan.present = f.present;
     scan.counts.excluded += f.total;
     filtered = f.removed;
+    // a stream passes the left-out pages by: drop them as they come
+    if (isStream(input)) input = { ...input, ranges: f.present, pages: withoutRuns(input.pages, opts.exclude, ps) };
   }
   const lastEnd = scan.ram.length ? scan.ram[scan.ram.length - 1]!.endPfn : 0;
-  const maxPfn = isStream(input) ? Math.max(input.maxPfn ?? 0, lastEnd) : Math.max(Math.min(opts.maxPfn ?? Infinity, input.maxPfn), lastEnd);
+  const maxPfn = isStream(input) ? (opts.maxPfn !== undefined ? Math.min(opts.maxPfn, Math.max(input.maxPfn ?? 0, lastEnd)) : Math.max(input.maxPfn ?? 0, lastEnd)) : Math.max(Math.min(opts.maxPfn ?? Infinity, input.maxPfn), lastEnd);
   if (scan.counts.missing) warnings.push(`${scan.counts.missing} pages are missing from the input (incomplete dump): written as excluded`);
   // the producer note names vmcore (and replaces the one of an input vmcore wrote)
   const notes: ElfNote[] = [...withoutProducerNote([...input.notes, ...(opts.extraNotes ?? [])]), producerNote(opts.producer ?? producerText('convert'))];

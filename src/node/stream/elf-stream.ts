@@ -61,6 +61,12 @@ export interface ElfStreamInfo {
   maxPfn: number;
   /** Total bytes of memory the stream will deliver (sum of p_filesz). */
   memoryBytes: number;
+  /**
+   * The bytes read before the first memory byte, by file offset (ELF header, program headers,
+   * notes; padding between them is not kept): with the segments, enough to present the stream
+   * as a random-access ELF file whose memory is read elsewhere (see guest-memory.ts).
+   */
+  headerPieces: { offset: number; bytes: Uint8Array }[];
 }
 
 /** Pulls exact byte counts out of an async chunk iterator (the input of every one-pass reader). */
@@ -214,6 +220,7 @@ export class ElfStream {
     ehBuf.set(ident, 0);
     await r.readInto(ehBuf, 16, 48, 'the ELF header');
     const eh = Elf64_Ehdr.read(ehBuf, 0, le, ctx);
+    const headerPieces: ElfStreamInfo['headerPieces'] = [{ offset: 0, bytes: ehBuf }];
     if (eh.e_type !== ET_CORE) throw new VmcoreError('UNSUPPORTED', `ELF type ${eh.e_type} is not a core file (ET_CORE)`, { ...ctx, offset: 16, field: 'e_type' });
     if (eh.e_phentsize !== Elf64_Phdr.size) {
       throw new VmcoreError('BAD_FIELD', `e_phentsize ${eh.e_phentsize}, expected ${Elf64_Phdr.size}`, { ...ctx, offset: 54, field: 'e_phentsize' });
@@ -232,7 +239,9 @@ export class ElfStream {
         throw new VmcoreError('UNSUPPORTED', 'e_phnum is PN_XNUM and the section headers follow the program headers; cannot stream', { ...ctx, offset: 40, field: 'e_shoff' });
       }
       await r.skipTo(eh.e_shoff, 'section header 0');
-      const sh = Elf64_Shdr.read(await r.read(Elf64_Shdr.size, 'section header 0'), 0, le, { file: name, base: eh.e_shoff });
+      const shBuf = await r.read(Elf64_Shdr.size, 'section header 0');
+      headerPieces.push({ offset: eh.e_shoff, bytes: shBuf });
+      const sh = Elf64_Shdr.read(shBuf, 0, le, { file: name, base: eh.e_shoff });
       phnum = sh.sh_info;
     }
     if (phnum > MAX_PHNUM) throw new VmcoreError('OUT_OF_BOUNDS', `${phnum} program headers (limit ${MAX_PHNUM})`, { ...ctx, offset: 56, field: 'e_phnum' });
@@ -242,6 +251,7 @@ export class ElfStream {
     }
     await r.skipTo(eh.e_phoff, 'the program headers');
     const phBuf = await r.read(phBytes, 'the program headers');
+    headerPieces.push({ offset: eh.e_phoff, bytes: phBuf });
 
     const notesPh: { offset: number; size: number }[] = [];
     const loads: StreamSegment[] = [];
@@ -276,7 +286,9 @@ export class ElfStream {
       const firstLoad = loads.reduce((m, s) => (s.filesz > 0 ? Math.min(m, s.offset) : m), Infinity);
       if (n.offset > firstLoad) throw new VmcoreError('UNSUPPORTED', 'a PT_NOTE follows guest memory in the file; cannot stream', { ...ctx, offset: n.offset });
       await r.skipTo(n.offset, 'the notes');
-      notes.push(...parseNotes(await r.read(n.size, 'the notes'), le, { file: name, base: n.offset }));
+      const nb = await r.read(n.size, 'the notes');
+      headerPieces.push({ offset: n.offset, bytes: nb });
+      notes.push(...parseNotes(nb, le, { file: name, base: n.offset }));
     }
 
     // Memory segments in file order; file ranges must not overlap (QEMU writes each byte of
@@ -321,6 +333,7 @@ export class ElfStream {
       pageSize,
       maxPfn,
       memoryBytes,
+      headerPieces,
     };
     return new ElfStream(r, info, batchPages, warnings, !!opts.reuseBuffer);
   }
