@@ -2,7 +2,7 @@
  * The triage page. It only draws: the worker (worker.ts) opens and reads the dump. Everything
  * that comes from a dump is put into the page as text (textContent), never as HTML.
  */
-import type { FetchedStats, FromWorker, ToWorker } from './protocol.js';
+import type { FetchedStats, FromWorker, TaskRow, ToWorker } from './protocol.js';
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
 const STATE_NAMES = ['hole', 'data', 'zero', 'excluded', 'missing'] as const;
@@ -48,6 +48,7 @@ function start(msg: ToWorker, label: string): void {
   $('progress').hidden = false;
   $('status').textContent = label;
   clearLog();
+  clearTasks();
   mapData = null;
   worker.postMessage(msg);
 }
@@ -77,6 +78,15 @@ function onMessage(m: FromWorker): void {
       view = [0, Math.max(1, m.maxPfn)];
       drawMap();
       break;
+    case 'tasks':
+      setTasks(m.tasks, m.warnings, m.error);
+      break;
+    case 'bt': {
+      const box = $(m.panic ? 'backtrace' : 'taskbt');
+      box.textContent = m.error ? `No backtrace: ${m.error}` : m.text;
+      box.classList.toggle('slot', !!m.error);
+      break;
+    }
     case 'hex':
       $('hexerr').textContent = '';
       $('hexout').textContent = hexdump(m.bytes, BigInt(m.addr));
@@ -219,6 +229,52 @@ function drawLog(): void {
     frag.append(r);
   }
   rows.replaceChildren(frag);
+}
+
+// ---- tasks ----
+
+let taskRows: TaskRow[] = [];
+
+function clearTasks(): void {
+  taskRows = [];
+  $('taskrows').replaceChildren();
+  $('taskcount').textContent = '';
+  $('taskwarn').textContent = '';
+  $('taskbt').textContent = 'Waiting for the task list…';
+  $('backtrace').textContent = 'Waiting for the backtrace…';
+}
+
+function setTasks(rows: TaskRow[], warnings: string[], error: string | null): void {
+  taskRows = rows;
+  $('taskwarn').textContent = warnings.join('; ');
+  $('taskbt').textContent = error ? `No task list: ${error}` : 'Click a task for its backtrace.';
+  filterTasks();
+}
+
+function filterTasks(): void {
+  const q = ($('taskfilter') as HTMLInputElement).value.trim().toLowerCase();
+  const frag = document.createDocumentFragment();
+  let n = 0;
+  for (const t of taskRows) {
+    if (q && !t.comm.toLowerCase().includes(q) && String(t.pid) !== q) continue;
+    n++;
+    const tr = el('tr', undefined, `${t.panic ? 'panic' : ''}${t.activeCpu !== null ? ' active' : ''}`);
+    tr.dataset.task = t.task;
+    for (const c of [String(t.pid), String(t.ppid), String(t.cpu), t.state, t.task.replace(/^0x/, ''), t.comm]) tr.append(el('td', c));
+    frag.append(tr);
+  }
+  $('taskrows').replaceChildren(frag);
+  $('taskcount').textContent = taskRows.length ? `(${n}${n !== taskRows.length ? ` of ${taskRows.length}` : ''})` : '';
+}
+
+function showTaskBacktrace(ev: MouseEvent): void {
+  const tr = (ev.target as HTMLElement).closest('tr');
+  const task = tr?.dataset.task;
+  if (!worker || !task) return;
+  for (const x of $('taskrows').querySelectorAll('tr.sel')) x.classList.remove('sel');
+  tr!.classList.add('sel');
+  $('taskbt').textContent = 'Unwinding…';
+  worker.postMessage({ type: 'bt', task } satisfies ToWorker);
 }
 
 // ---- memory map ----
@@ -434,6 +490,8 @@ function init(): void {
     readHex();
   });
   $('export').addEventListener('click', exportJson);
+  $('taskfilter').addEventListener('input', filterTasks);
+  $('taskrows').addEventListener('click', showTaskBacktrace);
   initMap();
 
   // ?url=… in the page address, or the first dump named to `vmcore serve`

@@ -1,7 +1,23 @@
 /** Messages between the page and its worker. */
 export type ToWorker =
   | { type: 'open'; file?: File; url?: string }
-  | { type: 'hex'; space: 'phys' | 'virt'; addr: string; length: number };
+  | { type: 'hex'; space: 'phys' | 'virt'; addr: string; length: number }
+  /** The backtrace of one task (its task_struct address, 0x…). */
+  | { type: 'bt'; task: string };
+
+/** One row of the task list (`vmcore ps` / `bt -a` terms). */
+export interface TaskRow {
+  task: string;
+  pid: number;
+  tgid: number;
+  ppid: number;
+  comm: string;
+  state: string;
+  cpu: number;
+  /** The CPU it was running on at the crash, else null. */
+  activeCpu: number | null;
+  panic: boolean;
+}
 
 export interface FetchedStats {
   requests: number;
@@ -18,5 +34,9 @@ export type FromWorker =
   | { type: 'map'; starts: Float64Array; ends: Float64Array; states: Uint8Array; maxPfn: number; pageSize: number }
   | { type: 'hex'; space: 'phys' | 'virt'; addr: string; bytes: Uint8Array }
   | { type: 'fetched'; fetched: FetchedStats }
+  /** The task list, or why there is none. */
+  | { type: 'tasks'; tasks: TaskRow[]; warnings: string[]; error: string | null }
+  /** A backtrace as `vmcore bt` prints it; `panic` for the panicking task's, shown in the panic section. */
+  | { type: 'bt'; task: string | null; text: string; panic: boolean; error: string | null }
   | { type: 'error'; code: string; message: string }
   | { type: 'hexError'; code: string; message: string };

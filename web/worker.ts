@@ -1,7 +1,8 @@
 /**
  * The page's Web Worker: every read, decompression and kernel analysis runs here, so the page
- * never freezes. Messages in: open (a File or a URL), hex (read memory). Messages out:
- * progress, report, log, map, hex, error. Only the portable core is used.
+ * never freezes. Messages in: open (a File or a URL), hex (read memory), bt (one task's
+ * backtrace). Messages out: progress, report, log, map, tasks, bt, hex, error. Only the
+ * portable core is used.
  */
 import { BlobSource, type ByteSource } from '../src/core/io/source.js';
 import { HttpSource } from '../src/core/io/http.js';
@@ -12,7 +13,8 @@ import { panicSummary } from '../src/core/kernel/panic.js';
 import { describeDump } from '../src/core/info.js';
 import { readDmesg, recordToJson } from '../src/core/kernel/dmesg.js';
 import type { Dump, PageState } from '../src/core/dump.js';
-import type { FromWorker, ToWorker } from './protocol.js';
+import { backtraceReport, createBacktracer, formatTaskBacktrace, type Backtracer, type TaskInfo } from '../src/core/kernel/x86_64/backtrace.js';
+import type { FromWorker, TaskRow, ToWorker } from './protocol.js';
 
 const STATES: PageState[] = ['hole', 'data', 'zero', 'excluded', 'missing'];
 /** Most page runs sent for the map; beyond that neighbouring runs are merged (data wins). */
@@ -21,6 +23,9 @@ const MAX_RUNS = 1 << 20;
 let dump: Dump | undefined;
 let kernel: KernelInfo | undefined;
 let source: ByteSource | undefined;
+let tracer: Backtracer | undefined;
+let taskList: TaskInfo[] = [];
+let panicTask: bigint | undefined;
 
 const post = (m: FromWorker, transfer: Transferable[] = []) => (self as unknown as Worker).postMessage(m, transfer);
 const progress = (step: string, fraction: number) => post({ type: 'progress', step, fraction });
@@ -38,6 +43,9 @@ async function open(m: Extract<ToWorker, { type: 'open' }>): Promise<void> {
   await dump?.close().catch(() => undefined);
   dump = undefined;
   kernel = undefined;
+  tracer = undefined;
+  taskList = [];
+  panicTask = undefined;
   const t0 = performance.now();
   progress('opening', 0);
   source = m.file ? new BlobSource(m.file, m.file.name) : await HttpSource.open(m.url!);
@@ -99,8 +107,57 @@ async function open(m: Extract<ToWorker, { type: 'open' }>): Promise<void> {
   const E = new Float64Array(ends);
   const T = new Uint8Array(states);
   post({ type: 'map', starts: S, ends: E, states: T, maxPfn: dump.maxPfn, pageSize: dump.pageSize }, [S.buffer, E.buffer, T.buffer]);
+  progress('listing tasks', 0.9);
+  await tasks(panic as { task: number | null; cpu: number | null } | null);
   progress('done', 1);
   if (source instanceof HttpSource) post({ type: 'fetched', fetched: { ...source.stats, size: source.size } });
+}
+
+const hx = (v: bigint) => '0x' + BigInt.asUintN(64, v).toString(16);
+
+/** The task list and the panicking task's backtrace (kallsyms, BTF and ORC from the dump). */
+async function tasks(panic: { task: number | null; cpu: number | null } | null): Promise<void> {
+  const none = (error: string) => {
+    post({ type: 'tasks', tasks: [], warnings: [], error });
+    post({ type: 'bt', task: null, text: '', panic: true, error });
+  };
+  if (!kernel) return none('tasks and backtraces need the kernel analysis (x86_64)');
+  try {
+    tracer = await createBacktracer(kernel);
+    const report = await backtraceReport(tracer, { panicPid: panic?.task ?? null, panicCpu: panic?.cpu ?? null });
+    panicTask = report.panicTask;
+    taskList = await tracer.tasks();
+    const rows: TaskRow[] = taskList.map((t) => ({
+      task: hx(t.task),
+      pid: t.pid,
+      tgid: t.tgid,
+      ppid: t.ppid,
+      comm: t.comm,
+      state: t.state,
+      cpu: t.activeCpu ?? t.cpu,
+      activeCpu: t.activeCpu,
+      panic: t.task === panicTask,
+    }));
+    post({ type: 'tasks', tasks: rows, warnings: [...tracer.warnings], error: null });
+    const b = report.tasks.find((t) => t.task.task === panicTask) ?? report.tasks[0];
+    if (b) post({ type: 'bt', task: hx(b.task.task), text: formatTaskBacktrace(b, panicTask), panic: true, error: null });
+    else post({ type: 'bt', task: null, text: '', panic: true, error: 'the panicking task is not known (no panic line and no CPU registers)' });
+  } catch (e) {
+    none(`${(e as { code?: string }).code ?? 'ERROR'}: ${(e as Error).message}`);
+  }
+}
+
+async function taskBacktrace(m: Extract<ToWorker, { type: 'bt' }>): Promise<void> {
+  const t = taskList.find((x) => hx(x.task) === m.task);
+  if (!tracer || !t) {
+    post({ type: 'bt', task: m.task, text: '', panic: false, error: 'no such task' });
+    return;
+  }
+  try {
+    post({ type: 'bt', task: m.task, text: formatTaskBacktrace(await tracer.backtrace(t), panicTask), panic: false, error: null });
+  } catch (e) {
+    post({ type: 'bt', task: m.task, text: '', panic: false, error: (e as Error).message });
+  }
 }
 
 async function hex(m: Extract<ToWorker, { type: 'hex' }>): Promise<void> {
@@ -121,6 +178,6 @@ async function hex(m: Extract<ToWorker, { type: 'hex' }>): Promise<void> {
 
 self.onmessage = (ev: MessageEvent<ToWorker>) => {
   const m = ev.data;
-  const job = m.type === 'open' ? open(m) : hex(m);
+  const job = m.type === 'open' ? open(m) : m.type === 'bt' ? taskBacktrace(m) : hex(m);
   job.catch((e) => post(m.type === 'hex' ? { ...(errorOf(e) as { code: string; message: string }), type: 'hexError' } : errorOf(e)));
 };

@@ -6,7 +6,8 @@
  *  - through the file input, from the page served as plain static files,
  *  - from ?url= in the page address,
  * and must show the panic line, the phys_base verdict, a log search hit, the memory map drawn,
- * and a hex view. A corrupt file dropped on the page gives an error, not a blank page, and a
+ * a hex view, the panic backtrace (the guest's own console call trace) and the task list with
+ * a backtrace on click (what `vmcore ps` and `vmcore bt` read from the same file). A corrupt file dropped on the page gives an error, not a blank page, and a
  * dump whose log holds HTML shows it as text. Screenshots go to VMCORE_ARTIFACTS (default: a
  * temporary directory, printed). Without chromium the tests fail under CI=true and skip
  * otherwise.
@@ -176,6 +177,51 @@ async function checks(page: Page): Promise<void> {
   const body = (t: string) => t.split('\n').map((l) => l.slice(16));
   assert.equal(body(virt!).length, 16, '256 bytes');
   assert.deepEqual(body(virt!), body(phys!), 'phys_base 0: _text is at 16 MiB');
+  await checkTasks(page);
+}
+
+/** The guest's own call trace of the panic, as its kernel printed it on the console (no "?" guesses). */
+function consoleTrace(): string[] {
+  const log = readFileSync(join(ROOT, 'test/fixtures/excerpts/seabios-nokaslr-1cpu-128M-vmci-panic.serial.log'), 'latin1');
+  assert.match(log, /\[ {4}6\.200217\] Kernel panic - not syncing: sysrq triggered crash/, 'the console of the guest the sample was taken from');
+  const trace = log.slice(log.indexOf('Call Trace:'), log.indexOf('</TASK>'));
+  return [...trace.matchAll(/^\[[ \d.]+\] {2}([a-z_][\w.]*\+0x[0-9a-f]+\/0x[0-9a-f]+)$/gm)].map((m) => m[1]!);
+}
+
+/** The panic backtrace (against the guest's console) and the task list (against `vmcore ps` / `bt`). */
+async function checkTasks(page: Page): Promise<void> {
+  // the panic section: the kernel's own trace from sysrq_handle_crash to the syscall entry,
+  // frame by frame, where the panic happened (the frames above it are the panic's delay loop)
+  await until(page, `!/Waiting/.test(document.getElementById('backtrace').textContent)`, 120000);
+  const bt = (await page.locator('#backtrace').textContent())!;
+  assert.match(bt, /^PID: 1 +TASK: ffff888003dec800 +CPU: 0 +COMMAND: "init" +STATE: R {2}\(panic\)/, bt);
+  const kernel = consoleTrace();
+  const from = kernel.indexOf('sysrq_handle_crash+0x16/0x20');
+  assert.ok(from > 0, kernel.join('\n'));
+  const ours = [...bt.matchAll(/^ #\d+ \[[0-9a-f]+\] (\S+)$/gm)].map((m) => m[1]!);
+  assert.deepEqual(ours.slice(ours.indexOf('sysrq_handle_crash+0x16/0x20')), kernel.slice(from), 'the panic backtrace is the kernel\'s own call trace');
+  assert.match(bt, /RIP: 000000000047b7a0 {2}RSP: 00007ffe8f9cb798/, 'user registers at the syscall entry, as on the console');
+  // the task list: the tasks `vmcore ps` finds in the same file, the panicking one marked
+  const ps = spawnSync(process.execPath, [CLI, 'ps', '--json', SAMPLE], { encoding: 'utf8' });
+  assert.equal(ps.status, 0, ps.stderr);
+  const want = (JSON.parse(ps.stdout) as { pid: number; comm: string; task: string }[]).map((t) => `${t.pid} ${t.comm} ${t.task.replace(/^0x/, '')}`).sort();
+  await until(page, `document.querySelectorAll('#taskrows tr').length > 0`, 60000);
+  const rows: string[][] = await page.evaluate(`[...document.querySelectorAll('#taskrows tr')].map((r) => [...r.children].map((c) => c.textContent))`);
+  assert.deepEqual(rows.map((r) => `${r[0]} ${r[5]} ${r[4]}`).sort(), want, 'the task list is what vmcore ps reads');
+  assert.ok(rows.length > 20, `${rows.length} tasks`);
+  assert.equal(await page.locator('#taskrows tr.panic').count(), 1);
+  assert.match((await page.locator('#taskrows tr.panic').textContent())!, /^10.*init$/);
+  // a sleeping task's backtrace on click: the one `vmcore bt 2` prints
+  await page.fill('#taskfilter', 'kthreadd');
+  assert.equal(await page.locator('#taskrows tr').count(), 1);
+  await page.locator('#taskrows tr').first().click();
+  await until(page, `/^PID: 2 /.test(document.getElementById('taskbt').textContent)`, 60000);
+  const cli = spawnSync(process.execPath, [CLI, 'bt', SAMPLE, '2'], { encoding: 'utf8' });
+  assert.equal(cli.status, 0, cli.stderr);
+  assert.equal(await page.locator('#taskbt').textContent(), cli.stdout.trimEnd());
+  assert.match(cli.stdout, / #\d+ \[[0-9a-f]+\] kthreadd\+0x/, 'kthreadd sleeps in kthreadd()');
+  await page.fill('#taskfilter', '');
+  await page.locator('#tasksbox').scrollIntoViewIfNeeded();
 }
 
 test('vmcore serve: the page opens the named dump by itself', { skip }, async () => {
