@@ -15,7 +15,7 @@
  */
 import { open } from 'node:fs/promises';
 import { VmcoreError } from '../core/errors.js';
-import type { Dump, FormatDetails, PageRun, PageState } from '../core/dump.js';
+import type { DetailsOptions, Dump, FormatDetails, PageRun, PageState } from '../core/dump.js';
 import { cpuCountOfNotes, type ElfNote } from '../core/format/elf/notes.js';
 import { producerText } from './version.js';
 import type { CodecRegistry } from '../core/codec/types.js';
@@ -142,8 +142,8 @@ class NoteOverlay implements Dump {
     return this.d.maxPfn;
   }
   /** Without the source's PT_LOAD virtual addresses: the copy gets direct-map ones throughout. */
-  async details(): Promise<FormatDetails> {
-    const { segments: _dropped, ...rest } = await this.d.details();
+  async details(opts?: DetailsOptions): Promise<FormatDetails> {
+    const { segments: _dropped, ...rest } = await this.d.details(opts);
     return rest;
   }
   close(): Promise<void> {

@@ -110,7 +110,7 @@ async function recoverWithLosses(mem: PhysicalMemory, o: RecoverOptions | undefi
 export async function analyzeKernel(dump: KernelInput, opts: AnalyzeOptions = {}): Promise<KernelInfo> {
   const warnings: string[] = [];
   const file = dump.files?.[0]?.name;
-  const details = dump.details ? await dump.details() : undefined;
+  const details = dump.details ? await dump.details({ codecs: 'none' }) : undefined;
 
   let vmcoreinfo: Vmcoreinfo | undefined;
   let source: VmcoreinfoSource = 'none';

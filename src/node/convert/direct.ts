@@ -25,7 +25,7 @@ export class DirectElfReader {
   static async open(dump: Dump): Promise<DirectElfReader | undefined> {
     if (dump.format !== 'elf' || dump.files.length !== 1 || /flat/i.test(dump.variant)) return undefined;
     const f = dump.files[0]!;
-    const d = await dump.details();
+    const d = await dump.details({ codecs: 'none' });
     if (!d.segments?.length) return undefined;
     let fh: FileHandle;
     try {

@@ -445,7 +445,7 @@ async function headerFor(
     segments = input.segments;
     srcLevel = input.header?.dumpLevel ?? 0;
   } else {
-    const d = await input.details();
+    const d = await input.details({ codecs: 'none' });
     if (d.utsname && (d.utsname.release || d.utsname.sysname)) uts = d.utsname;
     else if (d.utsname) uts = d.utsname; // QEMU: machine only
     ts = d.timestamp;

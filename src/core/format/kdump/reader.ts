@@ -8,7 +8,7 @@
 import { VmcoreError } from '../../errors.js';
 import { readExact, type ByteSource } from '../../io/source.js';
 import type { CodecName, CodecRegistry } from '../../codec/types.js';
-import type { Dump, FormatDetails, PageRun, PageState } from '../../dump.js';
+import type { DetailsOptions, Dump, FormatDetails, PageRun, PageState } from '../../dump.js';
 import { notPresent, readPhysGeneric } from '../../memory.js';
 import { findVmcoreinfoNote, parseNotes, producerNoteText, type ElfNote } from '../elf/notes.js';
 import {
@@ -899,11 +899,12 @@ export class KdumpDump implements Dump {
     return readPhysGeneric(this, addr, length, opts, this.files[0]?.name);
   }
 
-  async details(): Promise<FormatDetails> {
+  async details(opts: DetailsOptions = {}): Promise<FormatDetails> {
     const p = this.parts[0]!;
     const h = p.h;
+    const census = (opts.codecs ?? 'all') === 'all';
     const codecs: Record<string, number> = {};
-    for (const part of this.parts) for (const [k, v] of Object.entries(await part.codecCounts())) codecs[k] = (codecs[k] ?? 0) + v;
+    if (census) for (const part of this.parts) for (const [k, v] of Object.entries(await part.codecCounts())) codecs[k] = (codecs[k] ?? 0) + v;
     const hints: string[] = [];
     const qemuNote = this.notes.some((n) => n.name.startsWith('QEMU'));
     const utsOnlyMachine = !h.utsname.sysname && !h.utsname.release && !!h.utsname.machine;
@@ -950,7 +951,7 @@ export class KdumpDump implements Dump {
         descriptors: this.parts.reduce((a, x) => a + x.numDescs, 0),
         parts: this.parts.map((x) => ({ file: x.file, start_pfn: x.ownStart, end_pfn: x.ownEnd })),
       },
-      codecs,
+      ...(census ? { codecs } : {}),
       headerPhysBase: h.physBase,
       utsname: h.utsname,
       timestamp: h.timestampSec || undefined,
