@@ -2,7 +2,7 @@
  * The triage page. It only draws: the worker (worker.ts) opens and reads the dump. Everything
  * that comes from a dump is put into the page as text (textContent), never as HTML.
  */
-import type { FetchedStats, FromWorker, TaskRow, ToWorker } from './protocol.js';
+import type { FetchedStats, FromWorker, ModuleRow, TaskRow, ToWorker } from './protocol.js';
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
 const STATE_NAMES = ['hole', 'data', 'zero', 'excluded', 'missing'] as const;
@@ -80,6 +80,9 @@ function onMessage(m: FromWorker): void {
       break;
     case 'tasks':
       setTasks(m.tasks, m.warnings, m.error);
+      break;
+    case 'modules':
+      setModules(m.modules, m.warnings, m.error);
       break;
     case 'bt': {
       const box = $(m.panic ? 'backtrace' : 'taskbt');
@@ -241,6 +244,8 @@ function clearTasks(): void {
   $('taskcount').textContent = '';
   $('taskwarn').textContent = '';
   $('taskbt').textContent = 'Waiting for the task list…';
+  $('modules').textContent = 'Waiting for the module list…';
+  $('modcount').textContent = '';
   $('backtrace').textContent = 'Waiting for the backtrace…';
 }
 
@@ -275,6 +280,35 @@ function showTaskBacktrace(ev: MouseEvent): void {
   tr!.classList.add('sel');
   $('taskbt').textContent = 'Unwinding…';
   worker.postMessage({ type: 'bt', task } satisfies ToWorker);
+}
+
+// ---- modules ----
+
+function setModules(rows: ModuleRow[], warnings: string[], error: string | null): void {
+  const box = $('modules');
+  box.replaceChildren();
+  box.classList.toggle('slot', !!error || !rows.length);
+  $('modcount').textContent = error ? '' : `(${rows.length})`;
+  if (error) {
+    box.textContent = `No module list: ${error}`;
+    return;
+  }
+  if (!rows.length) box.append(el('div', 'No module is loaded.'));
+  else {
+    const table = el('table');
+    table.id = 'modtable';
+    const head = el('tr');
+    for (const h of ['MODULE', 'NAME', 'BASE', 'SIZE', 'STATE', 'TAINT', 'SYMBOLS']) head.append(el('th', h));
+    table.append(el('thead'), el('tbody'));
+    table.firstElementChild!.append(head);
+    for (const m of rows) {
+      const tr = el('tr');
+      for (const c of [m.module.replace(/^0x/, ''), m.name, m.base.replace(/^0x/, ''), String(m.size), m.state, m.taint || '-', m.symbols === null ? `none (${m.symbolsError ?? '?'})` : String(m.symbols)]) tr.append(el('td', c));
+      table.lastElementChild!.append(tr);
+    }
+    box.append(table);
+  }
+  if (warnings.length) box.append(el('div', warnings.join('; '), 'hint'));
 }
 
 // ---- memory map ----

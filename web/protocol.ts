@@ -5,6 +5,21 @@ export type ToWorker =
   /** The backtrace of one task (its task_struct address, 0x…). */
   | { type: 'bt'; task: string };
 
+/** One loaded module, as `vmcore mod` prints it. */
+export interface ModuleRow {
+  name: string;
+  /** The struct module address, 0x…. */
+  module: string;
+  /** Start of its text, 0x…. */
+  base: string;
+  size: number;
+  state: string;
+  taint: string;
+  /** Its own symbols read, or null with `symbolsError`. */
+  symbols: number | null;
+  symbolsError: string | null;
+}
+
 /** One row of the task list (`vmcore ps` / `bt -a` terms). */
 export interface TaskRow {
   task: string;
@@ -34,6 +49,8 @@ export type FromWorker =
   | { type: 'map'; starts: Float64Array; ends: Float64Array; states: Uint8Array; maxPfn: number; pageSize: number }
   | { type: 'hex'; space: 'phys' | 'virt'; addr: string; bytes: Uint8Array }
   | { type: 'fetched'; fetched: FetchedStats }
+  /** The loaded modules (`vmcore mod` terms), or why there are none. */
+  | { type: 'modules'; modules: ModuleRow[]; warnings: string[]; error: string | null }
   /** The task list, or why there is none. */
   | { type: 'tasks'; tasks: TaskRow[]; warnings: string[]; error: string | null }
   /** A backtrace as `vmcore bt` prints it; `panic` for the panicking task's, shown in the panic section. */

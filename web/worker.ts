@@ -1,7 +1,7 @@
 /**
  * The page's Web Worker: every read, decompression and kernel analysis runs here, so the page
  * never freezes. Messages in: open (a File or a URL), hex (read memory), bt (one task's
- * backtrace). Messages out: progress, report, log, map, tasks, bt, hex, error. Only the
+ * backtrace). Messages out: progress, report, log, map, tasks, bt, modules, hex, error. Only the
  * portable core is used.
  */
 import { BlobSource, type ByteSource } from '../src/core/io/source.js';
@@ -14,7 +14,7 @@ import { describeDump } from '../src/core/info.js';
 import { readDmesg, recordToJson } from '../src/core/kernel/dmesg.js';
 import type { Dump, PageState } from '../src/core/dump.js';
 import { backtraceReport, createBacktracer, formatTaskBacktrace, type Backtracer, type TaskInfo } from '../src/core/kernel/x86_64/backtrace.js';
-import type { FromWorker, TaskRow, ToWorker } from './protocol.js';
+import type { FromWorker, ModuleRow, TaskRow, ToWorker } from './protocol.js';
 
 const STATES: PageState[] = ['hole', 'data', 'zero', 'excluded', 'missing'];
 /** Most page runs sent for the map; beyond that neighbouring runs are merged (data wins). */
@@ -109,6 +109,8 @@ async function open(m: Extract<ToWorker, { type: 'open' }>): Promise<void> {
   post({ type: 'map', starts: S, ends: E, states: T, maxPfn: dump.maxPfn, pageSize: dump.pageSize }, [S.buffer, E.buffer, T.buffer]);
   progress('listing tasks', 0.9);
   await tasks(panic as { task: number | null; cpu: number | null } | null);
+  progress('listing modules', 0.95);
+  await modules();
   progress('done', 1);
   if (source instanceof HttpSource) post({ type: 'fetched', fetched: { ...source.stats, size: source.size } });
 }
@@ -144,6 +146,30 @@ async function tasks(panic: { task: number | null; cpu: number | null } | null):
     else post({ type: 'bt', task: null, text: '', panic: true, error: 'the panicking task is not known (no panic line and no CPU registers)' });
   } catch (e) {
     none(`${(e as { code?: string }).code ?? 'ERROR'}: ${(e as Error).message}`);
+  }
+}
+
+/** The kernel's modules list (kallsyms and BTF from the dump). */
+async function modules(): Promise<void> {
+  if (!kernel) {
+    post({ type: 'modules', modules: [], warnings: [], error: 'modules need the kernel analysis (x86_64)' });
+    return;
+  }
+  try {
+    const list = await kernel.modules();
+    const rows: ModuleRow[] = list.modules.map((m) => ({
+      name: m.name,
+      module: hx(m.module),
+      base: hx(m.base),
+      size: m.size,
+      state: m.state,
+      taint: m.taint,
+      symbols: m.symbols ? m.symbols.length : null,
+      symbolsError: m.symbols ? null : (m.symbolsError ?? null),
+    }));
+    post({ type: 'modules', modules: rows, warnings: list.warnings, error: null });
+  } catch (e) {
+    post({ type: 'modules', modules: [], warnings: [], error: `${(e as { code?: string }).code ?? 'ERROR'}: ${(e as Error).message}` });
   }
 }
 

@@ -6,8 +6,8 @@
  *  - through the file input, from the page served as plain static files,
  *  - from ?url= in the page address,
  * and must show the panic line, the phys_base verdict, a log search hit, the memory map drawn,
- * a hex view, the panic backtrace (the guest's own console call trace) and the task list with
- * a backtrace on click (what `vmcore ps` and `vmcore bt` read from the same file). A corrupt file dropped on the page gives an error, not a blank page, and a
+ * a hex view, the panic backtrace (the guest's own console call trace), the task list with a
+ * backtrace on click and the modules (what `vmcore ps`, `bt` and `mod` read from the same file). A corrupt file dropped on the page gives an error, not a blank page, and a
  * dump whose log holds HTML shows it as text. Screenshots go to VMCORE_ARTIFACTS (default: a
  * temporary directory, printed). Without chromium the tests fail under CI=true and skip
  * otherwise.
@@ -222,6 +222,18 @@ async function checkTasks(page: Page): Promise<void> {
   assert.match(cli.stdout, / #\d+ \[[0-9a-f]+\] kthreadd\+0x/, 'kthreadd sleeps in kthreadd()');
   await page.fill('#taskfilter', '');
   await page.locator('#tasksbox').scrollIntoViewIfNeeded();
+  // the modules: what `vmcore mod` reads, and the module the guest's init loaded (its console)
+  await until(page, `!/Waiting/.test(document.getElementById('modules').textContent)`, 60000);
+  const mod = spawnSync(process.execPath, [CLI, 'mod', '--json', SAMPLE], { encoding: 'utf8' });
+  assert.equal(mod.status, 0, mod.stderr);
+  const wantMods = (JSON.parse(mod.stdout) as { module: string; name: string; base: string; size: number; state: string }[]).map((m) =>
+    [m.module.replace(/^0x/, ''), m.name, m.base.replace(/^0x/, ''), String(m.size), m.state].join(' '),
+  );
+  const modRows: string[][] = await page.evaluate(`[...document.querySelectorAll('#modtable tbody tr')].map((r) => [...r.children].map((c) => c.textContent))`);
+  assert.deepEqual(modRows.map((r) => r.slice(0, 5).join(' ')), wantMods, 'the module list is what vmcore mod reads');
+  const serial = readFileSync(join(ROOT, 'test/fixtures/excerpts/seabios-nokaslr-1cpu-128M-vmci-panic.serial.log'), 'latin1');
+  assert.match(serial, /CORPUS: qemu_fw_cfg loaded/);
+  assert.deepEqual(modRows.map((r) => r[1]), ['qemu_fw_cfg'], 'the one module the guest loaded');
 }
 
 test('vmcore serve: the page opens the named dump by itself', { skip }, async () => {
