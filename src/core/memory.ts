@@ -29,6 +29,9 @@ export async function readPhysGeneric(
     if (isPresent(st)) {
       if (st === 'data') out.set((await mem.readPage(pfn)).subarray(inPage, inPage + n), done);
     } else if (!opts.fillMissing) {
+      // A page the reader counts as missing may be missing for a reason only it knows (a damaged
+      // page descriptor, a bad compressed size): let it throw that error rather than guess.
+      if (st === 'missing') await mem.readPage(pfn);
       throw notPresent(pfn, st, ps, file);
     }
     done += n;

@@ -58,6 +58,9 @@ test('info counts damaged descriptors apart and warns; hash reports them unreada
   assert.equal(h.missingPages, 3);
   await assert.rejects(d.readPage(0x32f7), (e: VmcoreError) => e.code === 'PAGE_DAMAGED' && /pfn 0x32f7 is damaged: size 0/.test(e.message) && e.field === 'page_desc.size');
   assert.deepEqual((await d.readPage(0x32f6)).length, 4096);
+  // a physical read across the damaged page names the damage, not "missing from the file"
+  await assert.rejects(d.readPhys(0x1000000, 16), (e: VmcoreError) => e.code === 'PAGE_DAMAGED' && /pfn 0x1000 is damaged/.test(e.message));
+  assert.equal((await d.readPhys(0x1000000, 16, { fillMissing: true })).length, 16);
 });
 
 test('VMCOREINFO recovery skips a page that does not decompress and says so', async () => {
