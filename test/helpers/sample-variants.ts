@@ -113,3 +113,25 @@ export function sampleWithDamagedDescs(pfns: number[]): Uint8Array {
   }
   return b;
 }
+
+/**
+ * The sample with its VMCOREINFO (the sub-header copy and the ELF note) lacking the
+ * SYMBOL(kallsyms_*) entries, as a kernel before 6.0 writes it: each such line's key is
+ * renamed in place (`XYMBOL(kallsyms_...)`), so no offset or size in the file changes. Page
+ * data is left as it is.
+ */
+export function sampleWithoutKallsymsVmcoreinfo(): Uint8Array {
+  const b = sampleBytes();
+  const h = dv(b);
+  const headerEnd = (1 + h.getInt32(432, true)) * BS; // main header + sub-header area (notes, VMCOREINFO)
+  const key = new TextEncoder().encode('SYMBOL(kallsyms_');
+  let n = 0;
+  for (let o = b.indexOf(key[0]!); o >= 0 && o < headerEnd; o = b.indexOf(key[0]!, o + 1)) {
+    if (key.every((c, k) => b[o + k] === c)) {
+      b[o] = 0x58; // 'X'
+      n++;
+    }
+  }
+  if (n === 0) throw new Error('no SYMBOL(kallsyms_*) entries in the sample header');
+  return b;
+}

@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { VmcoreError } from '../../src/core/errors.js';
 import { decodeKallsyms, loadKernelSymbols, KernelSymbols, type KallsymsLocations, type ReadVirt } from '../../src/core/kernel/kallsyms.js';
 import { Vmcoreinfo } from '../../src/core/kernel/vmcoreinfo.js';
+import { scanKallsyms } from '../../src/core/kernel/kallsyms-scan.js';
 
 interface Sym {
   name: string;
@@ -41,22 +42,31 @@ interface BuildOpts {
   longNames?: boolean;
   /** Write kallsyms_markers as u32 (newer) or u64. */
   markers?: 'u32' | 'u64';
+  /** Where the tables start (default BASE). */
+  base?: bigint;
+  /**
+   * 'new' (6.4+): the addresses after kallsyms_token_index; 'old': before kallsyms_num_syms,
+   * with kallsyms_seqs_of_names (u32, 6.2) between the markers and the token table when `seqs`.
+   */
+  layout?: 'new' | 'old';
+  seqs?: boolean;
 }
 
-const BASE = 0xffffffff90000000n; // where the tables live
+const BASE_DEFAULT = 0xffffffff90000000n; // where the tables live
 
 /**
  * Encode `syms` (already in address order) the way scripts/kallsyms.c does: tokens 0..255
  * (single characters, plus a few multi-character tokens), names as token sequences prefixed by
  * their length, markers every 256 symbols, the token table and index, and the addresses.
  */
-function build(syms: Sym[], o: BuildOpts): { mem: VirtMem; loc: KallsymsLocations; relativeBase: bigint } {
+function build(syms: Sym[], o: BuildOpts): { mem: VirtMem; loc: KallsymsLocations; relativeBase: bigint; bytes: Uint8Array } {
+  const BASE = o.base ?? BASE_DEFAULT;
   const tokens: string[] = [];
   for (let c = 0; c < 256; c++) tokens.push(c >= 0x20 && c < 0x7f ? String.fromCharCode(c) : '');
   // multi-character tokens in the unused slots (as the compressor does with its best pairs)
   const multi = ['sys_', 'init', '_t', 'kallsyms_'];
   for (let i = 0; i < multi.length; i++) tokens[0x80 + i] = multi[i]!;
-  for (let c = 0; c < 256; c++) if (tokens[c] === '') tokens[c] = '\x01'; // never used
+  for (let c = 0; c < 256; c++) if (tokens[c] === '') tokens[c] = '~'; // never used (printable, as every real token is)
   const encode = (s: string): number[] => {
     const out: number[] = [];
     for (let i = 0; i < s.length; ) {
@@ -93,6 +103,30 @@ function build(syms: Sym[], o: BuildOpts): { mem: VirtMem; loc: KallsymsLocation
   const u64 = (v: bigint) => {
     for (let k = 0n; k < 8n; k++) bytes.push(Number((BigInt.asUintN(64, v) >> (8n * k)) & 0xffn));
   };
+  const text = syms.filter((s) => s.address >= 0xffffffff80000000n);
+  const relativeBase = text.length ? text[0]!.address : 0n;
+  const addressTable = () => {
+    align(8);
+    const tableVa = at(bytes.length);
+    syms.forEach((s, i) => {
+      switch (o.mode) {
+        case 'absolute':
+          return u64(s.address);
+        case 'relative':
+          return u32(Number(s.address - relativeBase));
+        case 'absolute-percpu':
+          return u32(s.address < 0x80000000n ? Number(s.address) : Number(BigInt.asUintN(32, relativeBase - 1n - s.address)));
+        case 'pc-relative':
+          return u32(Number(BigInt.asUintN(32, s.address - (tableVa + BigInt(4 * i)))));
+      }
+    });
+    align(8);
+    const relVa = at(bytes.length);
+    if (o.mode === 'relative' || o.mode === 'absolute-percpu') u64(relativeBase);
+    return { tableVa, relVa };
+  };
+  const old = o.layout === 'old' ? addressTable() : undefined;
+  align(8);
   const numSyms = at(bytes.length);
   u32(syms.length);
   align(8);
@@ -100,6 +134,10 @@ function build(syms: Sym[], o: BuildOpts): { mem: VirtMem; loc: KallsymsLocation
   bytes.push(...names);
   align(o.markers === 'u64' ? 8 : 4);
   for (const m of markers) (o.markers === 'u64' ? u64(BigInt(m)) : u32(m));
+  if (o.seqs) {
+    align(8);
+    syms.forEach((_, i) => u32(syms.length - 1 - i));
+  }
   align(8);
   const tokenTable = at(bytes.length);
   const tokOff: number[] = [];
@@ -111,27 +149,10 @@ function build(syms: Sym[], o: BuildOpts): { mem: VirtMem; loc: KallsymsLocation
   align(8);
   const tokenIndex = at(bytes.length);
   for (const t of tokOff) bytes.push(t & 0xff, t >> 8);
-  align(8);
-  const tableVa = at(bytes.length);
-  const text = syms.filter((s) => s.address >= 0xffffffff80000000n);
-  const relativeBase = text.length ? text[0]!.address : 0n;
-  syms.forEach((s, i) => {
-    switch (o.mode) {
-      case 'absolute':
-        return u64(s.address);
-      case 'relative':
-        return u32(Number(s.address - relativeBase));
-      case 'absolute-percpu':
-        return u32(s.address < 0x80000000n ? Number(s.address) : Number(BigInt.asUintN(32, relativeBase - 1n - s.address)));
-      case 'pc-relative':
-        return u32(Number(BigInt.asUintN(32, s.address - (tableVa + BigInt(4 * i)))));
-    }
-  });
-  align(8);
-  const relVa = at(bytes.length);
-  if (o.mode === 'relative' || o.mode === 'absolute-percpu') u64(relativeBase);
+  const { tableVa, relVa } = old ?? addressTable();
   const mem = new VirtMem();
   mem.add(BASE, Uint8Array.from(bytes));
+  const image = Uint8Array.from(bytes);
   const loc: KallsymsLocations = {
     names: namesVa,
     numSyms,
@@ -140,7 +161,7 @@ function build(syms: Sym[], o: BuildOpts): { mem: VirtMem; loc: KallsymsLocation
     ...(o.mode === 'absolute' ? { addresses: tableVa } : { offsets: tableVa }),
     ...(o.mode === 'relative' || o.mode === 'absolute-percpu' ? { relativeBase: relVa } : {}),
   };
-  return { mem, loc, relativeBase };
+  return { mem, loc, relativeBase, bytes: image };
 }
 
 const TEXT = 0xffffffff81000000n;
@@ -153,7 +174,7 @@ function kernelSyms(): Sym[] {
     { name: 'do_init_thing', type: 't', address: TEXT + 0x180n },
     { name: 'helper', type: 't', address: TEXT + 0x200n },
     { name: 'helper', type: 't', address: TEXT + 0x260n }, // two locals of the same name
-    { name: 'kallsyms_names', type: 'R', address: TEXT + 0x1000n },
+    { name: 'kallsyms_lookup_buf', type: 'R', address: TEXT + 0x1000n },
     { name: 'jiffies_64', type: 'D', address: TEXT + 0x2000n },
     { name: 'tainted_mask', type: 'b', address: TEXT + 0x3000n },
     { name: '_end', type: 'B', address: TEXT + 0x4000n },
@@ -332,4 +353,87 @@ test('kallsyms corrupt: random bytes in the names table never hang', async () =>
       assert.ok(e instanceof VmcoreError, String(e));
     }
   }
+});
+
+// ---- finding the tables by a scan of the kernel image (kernels before 6.0, or VMCOREINFO without SYMBOL(kallsyms_*)) ----
+
+const TABLES_AT = TEXT + 0x200000n;
+
+/** A kernel image from TEXT: 2 MiB of pseudo-random "code", then the tables, padded to a page. */
+function image(syms: Sym[], o: BuildOpts, decoy?: (img: Uint8Array) => void) {
+  const b = build(syms, { ...o, base: TABLES_AT });
+  const pad = (4096 - (b.bytes.length % 4096)) % 4096;
+  const img = new Uint8Array(Number(TABLES_AT - TEXT) + b.bytes.length + pad);
+  let seed = 7;
+  for (let i = 0; i < Number(TABLES_AT - TEXT); i++) img[i] = (seed = (seed * 1103515245 + 12345) >>> 0) >>> 24;
+  img.set(b.bytes, Number(TABLES_AT - TEXT));
+  decoy?.(img);
+  const mem = new VirtMem();
+  mem.add(TEXT, img);
+  return { mem, loc: b.loc, img };
+}
+
+const scanCases: [string, Mode, BuildOpts['layout'], Partial<BuildOpts>][] = [
+  ['6.4+ layout, relative', 'relative', 'new', {}],
+  ['6.4+ layout, absolute per-CPU', 'absolute-percpu', 'new', {}],
+  ['PC-relative (no relative_base)', 'pc-relative', 'new', {}],
+  ['before 6.2: addresses first, absolute per-CPU, u64 markers', 'absolute-percpu', 'old', { markers: 'u64' }],
+  ['before 6.2: offsets first, relative', 'relative', 'old', {}],
+  ['6.2: seqs_of_names between markers and token table', 'absolute-percpu', 'old', { seqs: true }],
+  ['no base-relative kallsyms: kallsyms_addresses', 'absolute', 'old', { markers: 'u64' }],
+];
+for (const [what, mode, layout, extra] of scanCases) {
+  test(`kallsyms scan: ${what}`, async () => {
+    const syms: Sym[] = mode === 'absolute-percpu' ? [...PERCPU, ...kernelSyms()] : kernelSyms();
+    // enough symbols for several markers, and one long name
+    const more: Sym[] = [];
+    for (let i = 0; i < 700; i++) more.push({ name: i === 300 ? longName(200) : `fn_${i}`, type: i % 3 ? 't' : 'T', address: TEXT + 0x5000n + BigInt(i * 32) });
+    const all = [...syms.slice(0, -1), ...more, { ...syms[syms.length - 1]!, address: TEXT + 0x40000n }];
+    const { mem, loc } = image(all, { mode, layout, ...extra });
+    const r = await scanKallsyms(mem.read, { start: TEXT, stext: TEXT });
+    assert.deepEqual(r.loc, loc, 'every table where it was written');
+    assert.equal(r.symbols.source, 'scan');
+    assert.equal(r.symbols.addressMode, mode);
+    check(r.symbols, all);
+    // without the true _stext (start of the scan only): the same table
+    check((await scanKallsyms(mem.read, { start: TEXT })).symbols, all);
+  });
+}
+
+test('kallsyms scan: loadKernelSymbols scans when VMCOREINFO lacks SYMBOL(kallsyms_*), and says so', async () => {
+  const syms = [...PERCPU, ...kernelSyms()];
+  const { mem } = image(syms, { mode: 'absolute-percpu', layout: 'old' });
+  const ks = await loadKernelSymbols({ vmcoreinfo: new Vmcoreinfo(`OSRELEASE=5.10.0-28-amd64\nSYMBOL(_stext)=${TEXT.toString(16)}\n`), readVirt: mem.read });
+  assert.equal(ks.source, 'scan');
+  check(ks, syms);
+  // no _stext: x86_64 __START_KERNEL + KERNELOFFSET is where the image starts (here 0)
+  const ks2 = await loadKernelSymbols({ vmcoreinfo: new Vmcoreinfo('OSRELEASE=5.10.0-28-amd64\nKERNELOFFSET=0\n'), readVirt: mem.read });
+  check(ks2, syms);
+});
+
+test('kallsyms scan: a decoy token index without a token table, and corrupt tables, are passed over', async () => {
+  const syms = kernelSyms();
+  // a well-formed u16 index in the "code" before the tables, with nothing valid before it
+  const { mem, loc } = image(syms, { mode: 'relative', layout: 'new' }, (img) => {
+    const at = 0x10000;
+    for (let i = 0; i < 256; i++) {
+      img[at + 2 * i] = (i * 3) & 0xff;
+      img[at + 2 * i + 1] = (i * 3) >> 8;
+    }
+  });
+  assert.deepEqual((await scanKallsyms(mem.read, { start: TEXT, stext: TEXT })).loc, loc);
+  // a token table with one NUL overwritten: no consistent table anywhere, a typed error naming the scan
+  const r = mem.regions[0]!;
+  const tt = Number(loc.tokenTable - TEXT);
+  r.bytes[r.bytes.indexOf(0, tt)] = 0x41;
+  await assert.rejects(scanKallsyms(mem.read, { start: TEXT, stext: TEXT }), (e: VmcoreError) => e.code === 'NO_SYMBOLS' && /scan of \d+ MiB/.test(e.message) && e.field === 'kallsyms');
+});
+
+test('kallsyms scan: an image with no tables, or none readable, is a typed error, bounded', async () => {
+  const mem = new VirtMem();
+  mem.add(TEXT, new Uint8Array(1 << 20).fill(0x90));
+  const t0 = Date.now();
+  await assert.rejects(scanKallsyms(mem.read, { start: TEXT }), (e: VmcoreError) => e.code === 'NO_SYMBOLS' && /unreadable/.test(e.message));
+  await assert.rejects(scanKallsyms(new VirtMem().read, { start: TEXT, length: 64 << 20 }), (e: VmcoreError) => e.code === 'NO_SYMBOLS');
+  assert.ok(Date.now() - t0 < 60_000);
 });

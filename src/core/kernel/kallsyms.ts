@@ -36,6 +36,7 @@
  */
 import { VmcoreError, isVmcoreError } from '../errors.js';
 import type { Vmcoreinfo } from './vmcoreinfo.js';
+import { scanKallsyms } from './kallsyms-scan.js';
 
 /** Where the kallsyms tables are (kernel virtual addresses). */
 export interface KallsymsLocations {
@@ -63,6 +64,11 @@ export interface KallsymsDecodeOptions {
   wordSize?: 4 | 8;
   /** The true address of `_stext` (VMCOREINFO SYMBOL(_stext)), to choose the address encoding. */
   stext?: bigint;
+  /**
+   * Without `stext`: where the kernel image is known to start (a scan's start); an encoding
+   * must give `_stext` an address within 256 MiB of it to be chosen.
+   */
+  imageNear?: bigint;
   source?: SymbolSource;
   /** File name for error messages. */
   file?: string;
@@ -540,7 +546,12 @@ export async function decodeKallsyms(read: ReadVirt, loc: KallsymsLocations, opt
         file,
       );
     }
-    chosen ??= candidates.find(sorted);
+    const near = (m: keyof typeof calc) => {
+      if (opts.imageNear === undefined || stextIdx < 0) return true;
+      const a = calc[m](stextIdx);
+      return (a > opts.imageNear ? a - opts.imageNear : opts.imageNear - a) <= 256n << 20n;
+    };
+    chosen ??= candidates.find((m) => near(m) && sorted(m));
     if (chosen === undefined) throw corrupt('kallsyms_offsets give unsorted addresses in every encoding', loc.offsets, 'kallsyms_offsets', file);
     mode = chosen;
     for (let i = 0; i < num; i++) addresses[i] = calc[chosen](i);
@@ -584,26 +595,36 @@ export interface SymbolKernel {
   vmcoreinfo: Vmcoreinfo | undefined;
   readVirt: ReadVirt;
   files?: readonly { name: string }[];
+  /** 'x86_64' or 'aarch64': where the kernel image starts when VMCOREINFO has no `_stext`. */
+  arch?: string;
 }
+
+/** x86_64 `__START_KERNEL` (arch/x86/include/asm/page_64_types.h): `_text` without KASLR. */
+const X86_64_START_KERNEL = 0xffffffff81000000n;
 
 /**
  * Load the kernel's symbol table from a dump: through VMCOREINFO's SYMBOL(kallsyms_*) entries
- * (Linux 6.0+).
+ * (Linux 6.0+), else by a scan of the kernel image for the tables' structure (see
+ * kallsyms-scan.ts), from VMCOREINFO's `_stext` (x86_64: `__START_KERNEL` + KERNELOFFSET when
+ * `_stext` is absent). The table's `source` says which.
  * @param kernel the `analyzeKernel` result (VMCOREINFO and kernel virtual memory).
- * @throws VmcoreError NO_SYMBOLS when the tables cannot be located, or the errors of
- *   {@link decodeKallsyms} when they are found but cannot be read.
+ * @throws VmcoreError NO_SYMBOLS when the tables cannot be located (no VMCOREINFO, or the scan
+ *   found nothing), or the errors of {@link decodeKallsyms} when they are named by VMCOREINFO
+ *   but cannot be read.
  */
 export async function loadKernelSymbols(kernel: SymbolKernel, opts: { file?: string } = {}): Promise<KernelSymbols> {
   const vi = kernel.vmcoreinfo;
   const file = opts.file ?? kernel.files?.[0]?.name;
-  const loc = vi ? kallsymsFromVmcoreinfo(vi) : undefined;
-  if (!vi || !loc) {
-    throw new VmcoreError(
-      'NO_SYMBOLS',
-      vi ? 'VMCOREINFO has no SYMBOL(kallsyms_*) entries (Linux 6.0+ writes them)' : 'no VMCOREINFO, so the kallsyms tables cannot be located',
-      { ...(file ? { file } : {}) },
-    );
-  }
+  if (!vi) throw new VmcoreError('NO_SYMBOLS', 'no VMCOREINFO, so the kallsyms tables cannot be located', { ...(file ? { file } : {}) });
+  const loc = kallsymsFromVmcoreinfo(vi);
   const stext = vi.symbol('_stext');
-  return decodeKallsyms(kernel.readVirt, loc, { source: 'VMCOREINFO', ...(stext !== undefined ? { stext } : {}), ...(file ? { file } : {}) });
+  if (loc) return decodeKallsyms(kernel.readVirt, loc, { source: 'VMCOREINFO', ...(stext !== undefined ? { stext } : {}), ...(file ? { file } : {}) });
+  const start = stext ?? vi.symbol('_text') ?? (kernel.arch === undefined || kernel.arch === 'x86_64' ? X86_64_START_KERNEL + (vi.kernelOffset ?? 0n) : undefined);
+  if (start === undefined) {
+    throw new VmcoreError('NO_SYMBOLS', 'VMCOREINFO has no SYMBOL(kallsyms_*) entries (Linux 6.0+ writes them) and no _stext to scan the kernel image from', {
+      ...(file ? { file } : {}),
+    });
+  }
+  const r = await scanKallsyms(kernel.readVirt, { start, ...(stext !== undefined ? { stext } : {}), ...(file ? { file } : {}) });
+  return r.symbols;
 }
