@@ -145,13 +145,29 @@ test('task walk: a loop in the task list is detected and bounded, with a partial
   assert.deepEqual(r.tasks.map((t) => t.pid), [0, 1, 2]);
 });
 
-test('task walk: a pointer to nowhere ends that list with a warning naming the address', async () => {
+test('task walk: a pointer to nowhere costs no task: the rest of the list is walked backwards from its head', async () => {
   const w = world(TASKS, { cpus: 1, mutate: (dv) => dv.setBigUint64(2 * TS + 32, 0xdead000000000000n, true) });
   const r = await listTasks({ types: w.types, symbol: w.symbol });
-  assert.ok(r.warnings.some((x) => /stopped at the node 0xdead000000000000/.test(x)), r.warnings.join('; '));
   assert.ok(r.warnings.some((x) => /task_struct at 0xdeacffffffffffe0: .*not in the dump/.test(x)), r.warnings.join('; '));
-  assert.ok(r.warnings.some((x) => /nr_threads says 5/.test(x)), r.warnings.join('; '));
-  assert.deepEqual(r.tasks.map((t) => t.pid), [0, 1]);
+  assert.ok(r.warnings.some((x) => /the task at 0xdeacffffffffffe0 cannot be read; left out/.test(x)), r.warnings.join('; '));
+  assert.ok(r.warnings.some((x) => /list node at 0xdead000000000000: .*walked backwards from its head/.test(x)), r.warnings.join('; '));
+  assert.ok(!r.warnings.some((x) => /nr_threads says/.test(x)), r.warnings.join('; '));
+  assert.deepEqual(r.tasks.map((t) => t.pid), [0, 1, 2, 3, 10, 11]);
+});
+
+test('task walk: a broken link in the backward walk too loses only the tasks between the breaks', async () => {
+  const w = world(TASKS, {
+    cpus: 1,
+    mutate: (dv) => {
+      dv.setBigUint64(2 * TS + 32, 0xdead000000000000n, true); // init's tasks.next
+      dv.setBigUint64(5 * TS + 32 + 8, 0xdead000000000000n, true); // sh's tasks.prev
+    },
+  });
+  const r = await listTasks({ types: w.types, symbol: w.symbol });
+  // sh's prev leads back to the node where the forward walk broke: the loss shows in the count
+  assert.ok(r.warnings.some((x) => /found 3 tasks, the kernel's nr_threads says 5/.test(x)), r.warnings.join('; '));
+  // init from the forward walk; sh and its thread from the backward one; kthreadd and kworker lost
+  assert.deepEqual(r.tasks.map((t) => t.pid), [0, 1, 10, 11]);
 });
 
 test('task walk: bounded by nr_threads and the hard cap; no init_task symbol is NO_SYMBOLS', async () => {

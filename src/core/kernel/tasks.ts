@@ -150,40 +150,74 @@ export async function listTasks(input: TaskWalkInput): Promise<TaskList> {
     }
   };
 
-  /** Follow a circular list from `head` (the list_head's address), yielding entry addresses (entry = node - off). */
+  /**
+   * Follow a circular list from `head` (the list_head's address), visiting entry addresses
+   * (entry = node - off). A task that cannot be read is left out with a warning and the walk
+   * goes on through its list node; a node whose `next` cannot be read ends the forward walk, and
+   * the rest of the list is walked backwards from the head through `prev` (list_head: next,
+   * prev) up to the nodes already seen, so that one unreadable page costs the tasks in it.
+   */
   const walk = async (head: bigint, off: bigint, what: string, visit: (entry: bigint) => Promise<boolean>): Promise<void> => {
-    let next: bigint;
+    const nodes = new Set<bigint>();
+    const step = async (node: bigint): Promise<boolean> => {
+      if (seen.size >= cap) {
+        warnings.push(`${what}: more than ${cap} tasks${nrThreads !== undefined ? ` (nr_threads is ${nrThreads})` : ''}; stopped`);
+        return false;
+      }
+      nodes.add(node);
+      const entry = BigInt.asUintN(64, node - off);
+      if (!(await visit(entry))) warnings.push(`${what}: the task at ${hex(entry)} cannot be read; left out`);
+      return true;
+    };
+    let next: bigint | undefined;
     try {
       next = await readPtr(types, head);
     } catch (e) {
       if (!isVmcoreError(e)) throw e;
       warnings.push(`${what}: list head at ${hex(head)}: ${e.message}`);
-      return;
     }
-    const nodes = new Set<bigint>();
-    while (next !== head) {
+    while (next !== undefined && next !== head) {
       if (nodes.has(next)) {
         warnings.push(`${what}: the list loops at ${hex(next)} without returning to its head; stopped`);
         return;
       }
-      if (seen.size >= cap) {
-        warnings.push(`${what}: more than ${cap} tasks${nrThreads !== undefined ? ` (nr_threads is ${nrThreads})` : ''}; stopped`);
-        return;
-      }
-      nodes.add(next);
-      const entry = BigInt.asUintN(64, next - off);
-      if (!(await visit(entry))) {
-        warnings.push(`${what}: stopped at the node ${hex(next)}, whose task cannot be read`);
-        return;
-      }
+      if (!(await step(next))) return;
       try {
         next = await readPtr(types, next);
       } catch (e) {
         if (!isVmcoreError(e)) throw e;
-        warnings.push(`${what}: list node at ${hex(next)}: ${e.message}`);
-        return;
+        warnings.push(`${what}: list node at ${hex(next)}: ${e.message}; the rest of the list is walked backwards from its head`);
+        next = undefined;
       }
     }
+    if (next === head) return;
+    // backwards from the head, up to a node the forward walk reached
+    const back: bigint[] = [];
+    const backSeen = new Set<bigint>();
+    let prev: bigint;
+    try {
+      prev = await readPtr(types, head + 8n);
+    } catch (e) {
+      if (!isVmcoreError(e)) throw e;
+      warnings.push(`${what}: list head at ${hex(head)}: ${e.message}; the tasks after the unreadable node are lost`);
+      return;
+    }
+    while (prev !== head && !nodes.has(prev)) {
+      if (backSeen.has(prev) || nodes.size + back.length >= cap) {
+        warnings.push(`${what}: the backward walk loops or exceeds ${cap} tasks at ${hex(prev)}; stopped`);
+        break;
+      }
+      backSeen.add(prev);
+      back.push(prev);
+      try {
+        prev = await readPtr(types, prev + 8n);
+      } catch (e) {
+        if (!isVmcoreError(e)) throw e;
+        warnings.push(`${what}: list node at ${hex(prev)} (walking backwards): ${e.message}; the tasks between it and the forward walk's end are lost`);
+        break;
+      }
+    }
+    for (const node of back.reverse()) if (!(await step(node))) return;
   };
 
   const init = await types.read(tsId, initTask);

@@ -414,7 +414,9 @@ export class Backtracer {
         how = 'inactive_task_frame';
       }
     } catch (e) {
-      return { task: t, frames: [], exceptionFrames: [], stop: 'unreadable', stopDetail: (e as Error).message, start: 'none', error: (e as Error).message };
+      // the saved frame (inactive_task_frame at thread.sp) is on the task's stack: name the stack
+      const msg = `stack of task ${t.pid} at 0x${t.threadSp.toString(16)} (stack 0x${t.stackBase.toString(16)}): ${(e as Error).message}`;
+      return { task: t, frames: [], exceptionFrames: [], stop: 'unreadable', stopDetail: msg, start: 'none', error: msg };
     }
     const r = await unwind(
       {

@@ -1,0 +1,122 @@
+/**
+ * A damaged page costs that page in the analyses built on symbols and types too (ps, bt, sym,
+ * struct). Input: the real sample with chosen page descriptors set to size 0 and flags 0, as
+ * issue 9 item 4 does for the log. Truth: drgn 0.0.22's task list of the intact sample with
+ * that kernel's -dbg vmlinux (test/fixtures/ps/seabios-128M.drgn-tasks.json), and vmcore's own
+ * answers on the intact sample for what the damage does not touch.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { sampleWithDamagedDescs, SAMPLE_PATH } from '../helpers/sample-variants.js';
+
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+const CLI = join(ROOT, 'dist/src/cli/main.js');
+const run = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', maxBuffer: 64 << 20 });
+
+interface PsRow { pid: number; tgid: number; ppid: number; cpu: number; state: string; comm: string; task: string }
+const TRUTH = (JSON.parse(readFileSync(join(ROOT, 'test/fixtures/ps/seabios-128M.drgn-tasks.json'), 'utf8')) as { tasks: PsRow[] }).tasks;
+
+function damaged(pfns: number[]): { file: string; done: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), 'vmcore-damaged-'));
+  const file = join(dir, 'damaged.kdump');
+  writeFileSync(file, sampleWithDamagedDescs(pfns));
+  return { file, done: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+test('ps: a damaged page inside two task_structs costs those two tasks; the list goes on around them', () => {
+  // pfn 0x3e1c holds the end of pid 6's task_struct (6 KiB slab object at ...3e1b000) and the
+  // start of pid 7's (at ...3e1c800), with pid 7's link in init_task.tasks
+  const d = damaged([0x3e1c]);
+  try {
+    const r = run('ps', d.file, '--json');
+    assert.equal(r.status, 0, r.stderr);
+    const got = (JSON.parse(r.stdout) as PsRow[]).filter((t) => t.pid !== 0);
+    const lost = ['0xffff888003e1b000', '0xffff888003e1c800'];
+    const want = TRUTH.filter((t) => !lost.includes(t.task));
+    assert.equal(want.length, TRUTH.length - 2);
+    assert.deepEqual(
+      got.map((t) => [t.pid, t.tgid, t.ppid, t.state, t.comm, t.task]),
+      want.map((t) => [t.pid, t.tgid, t.ppid, t.state, t.comm, t.task]),
+    );
+    for (const a of lost) assert.match(r.stderr, new RegExp(`warning: init_task\\.tasks: the task at ${a} cannot be read; left out`));
+    assert.match(r.stderr, /task_struct at 0xffff888003e1c800: .*pfn 0x3e1c/);
+    assert.match(r.stderr, /found 45 tasks, the kernel's nr_threads says 47/);
+  } finally {
+    d.done();
+  }
+});
+
+test("bt -a: a damaged page of one task's kernel stack costs that task's backtrace, named; the others are the intact sample's", () => {
+  // kthreadd (pid 2): stack 0xffffc90000018000, its top page 0xffffc9000001b000 at pfn 0x3e05
+  const d = damaged([0x3e05]);
+  try {
+    const intact = run('bt', SAMPLE_PATH, '-a', '--json');
+    const r = run('bt', d.file, '-a', '--json');
+    assert.equal(intact.status, 0, intact.stderr);
+    assert.equal(r.status, 0, r.stderr);
+    type Bt = { tasks: { pid: number; task: string; frames: unknown[]; stop: string; error?: string }[] };
+    const a = JSON.parse(intact.stdout) as Bt;
+    const b = JSON.parse(r.stdout) as Bt;
+    assert.equal(b.tasks.length, a.tasks.length);
+    for (let i = 0; i < a.tasks.length; i++) {
+      if (a.tasks[i]!.pid === 2) continue;
+      assert.deepEqual(b.tasks[i], a.tasks[i], `pid ${a.tasks[i]!.pid}`);
+    }
+    const k = b.tasks.find((t) => t.pid === 2)!;
+    assert.ok(a.tasks.find((t) => t.pid === 2)!.frames.length > 0);
+    assert.deepEqual(k.frames, []);
+    assert.equal(k.stop, 'unreadable');
+    assert.match(k.error ?? '', /stack of task 2 at 0xffffc9000001b[0-9a-f]{3} \(stack 0xffffc90000018000\): .*pfn 0x3e05/);
+    // the text form says it for that task and goes on
+    const txt = run('bt', d.file, '-a');
+    assert.equal(txt.status, 0, txt.stderr);
+    assert.match(txt.stdout, /PID: 2 .*"kthreadd"[^\n]*\n\s+\(no backtrace: stack of task 2 at /);
+    assert.match(txt.stdout, /PID: 3 /);
+  } finally {
+    d.done();
+  }
+});
+
+test('a damaged page of the BTF blob: sym answers as before; ps and struct fail with NO_BTF naming the page (exit 1)', () => {
+  // __start_BTF is 0xffffffff82438070 (pfn 0x2438); pfn 0x2500 is inside its type section
+  const d = damaged([0x2500]);
+  try {
+    const want = run('sym', SAMPLE_PATH, 'schedule', '0xffffffff81a114f5', '--json');
+    const s = run('sym', d.file, 'schedule', '0xffffffff81a114f5', '--json');
+    assert.equal(s.status, 0, s.stderr);
+    assert.equal(s.stdout, want.stdout);
+    for (const args of [['ps'], ['struct', 'task_struct.pid', '0xffff888003de9800']]) {
+      const r = run(args[0]!, d.file, ...args.slice(1));
+      assert.equal(r.status, 1, `${args[0]}: ${r.stderr}`);
+      assert.equal(r.stdout, '');
+      assert.match(r.stderr, /NO_BTF: .*__start_BTF.*pfn 0x2500/);
+    }
+  } finally {
+    d.done();
+  }
+});
+
+test('a damaged page of kallsyms_names: sym fails with a typed error naming the table; info and dmesg still answer', () => {
+  // kallsyms_names is 0xffffffff82175590 .. 0xffffffff822c9d08 (VMCOREINFO); pfn 0x2200 is inside it
+  const d = damaged([0x2200]);
+  try {
+    const s = run('sym', d.file, 'schedule');
+    assert.equal(s.status, 1, s.stderr);
+    assert.match(s.stderr, /kallsyms_names: cannot read \d+ bytes at 0xffffffff82175590: .*pfn 0x2200/);
+    const i = run('info', d.file, '--json');
+    assert.equal(i.status, 0, i.stderr);
+    const ks = (JSON.parse(i.stdout) as { kernelState: { symbols: { source: string; reason: string } } }).kernelState.symbols;
+    assert.equal(ks.source, 'none');
+    assert.match(ks.reason, /kallsyms_names.*pfn 0x2200/);
+    const m = run('dmesg', d.file);
+    assert.equal(m.status, 0, m.stderr);
+    assert.equal(m.stdout, run('dmesg', SAMPLE_PATH).stdout);
+  } finally {
+    d.done();
+  }
+});
