@@ -17,7 +17,8 @@
  * task that cannot be read ends its list with a warning, and the answer is partial.
  */
 import { VmcoreError, isVmcoreError } from '../errors.js';
-import type { KernelTypes, KObject } from './btf/reader.js';
+import { isPageLoss } from '../loss.js';
+import { KObject, type KernelTypes } from './btf/reader.js';
 import { readPerCpu } from './percpu.js';
 
 export interface TaskEntry {
@@ -138,17 +139,58 @@ export async function listTasks(input: TaskWalkInput): Promise<TaskList> {
   const readTask = async (va: bigint): Promise<KObject | undefined> => {
     const hit = seen.get(va);
     if (hit) return hit;
+    let t: KObject;
     try {
-      const t = await types.read(tsId, va);
-      seen.set(va, t);
-      order.push(va);
-      return t;
+      t = await types.read(tsId, va);
     } catch (e) {
-      if (!isVmcoreError(e)) throw e;
-      warnings.push(`task_struct at ${hex(va)}: ${e.message}`);
-      return undefined;
+      if (!isPageLoss(e)) {
+        if (!isVmcoreError(e)) throw e;
+        warnings.push(`task_struct at ${hex(va)}: ${e.message}`);
+        return undefined;
+      }
+      // sizeof(task_struct) in BTF counts the largest FPU state; the slab object is often
+      // smaller, so its tail may lie in the next objects' pages. The readable prefix is kept
+      // when it holds the members a task entry needs (the walk's list nodes and the ps fields).
+      const prefix = await readPrefix(va, btf.sizeOf(tsId));
+      t = new KObject(types, tsId, va, prefix);
+      if (prefix.length < needed) {
+        warnings.push(`task_struct at ${hex(va)}: ${e.message}`);
+        return undefined;
+      }
+      warnings.push(`task_struct at ${hex(va)}: only the first ${prefix.length} of ${btf.sizeOf(tsId)} bytes are readable (${e.message}); listed from them`);
     }
+    seen.set(va, t);
+    order.push(va);
+    return t;
   };
+  /** The readable bytes of [va, va + size), page by page, up to the first that cannot be read. */
+  const readPrefix = async (va: bigint, size: number): Promise<Uint8Array> => {
+    const parts: Uint8Array[] = [];
+    let n = 0;
+    while (n < size) {
+      const len = Math.min(size - n, 4096 - Number((va + BigInt(n)) % 4096n));
+      try {
+        parts.push(await types.readVirt(va + BigInt(n), len));
+      } catch (e) {
+        if (!isPageLoss(e)) throw e;
+        break;
+      }
+      n += len;
+    }
+    const out = new Uint8Array(n);
+    let o = 0;
+    for (const p of parts) {
+      out.set(p, o);
+      o += p.length;
+    }
+    return out;
+  };
+  // the end of the members a task entry reads (everything before `thread`, the last member)
+  const needed = Math.max(
+    ...['pid', 'tgid', 'comm', 'real_parent', 'mm', 'exit_state', stateField, 'tasks', 'signal', useThreadNode ? 'thread_node' : 'thread_group', ...(cpuField ? [cpuField] : [])].map(
+      (m) => btf.offsetOf('task_struct', m) + 16,
+    ),
+  );
 
   /**
    * Follow a circular list from `head` (the list_head's address), visiting entry addresses
@@ -220,9 +262,13 @@ export async function listTasks(input: TaskWalkInput): Promise<TaskList> {
     for (const node of back.reverse()) if (!(await step(node))) return;
   };
 
-  const init = await types.read(tsId, initTask);
-  seen.set(initTask, init);
-  order.push(initTask);
+  const init = await readTask(initTask);
+  if (!init) {
+    throw new VmcoreError('PAGE_NOT_PRESENT', `init_task at ${hex(initTask)}, the head of the task list, cannot be read: ${warnings[warnings.length - 1] ?? ''}`, {
+      offset: initTask,
+      field: 'init_task',
+    });
+  }
   const leaders: bigint[] = [initTask];
   await walk(initTask + tasksOff, tasksOff, 'init_task.tasks', async (entry) => {
     const t = await readTask(entry);
