@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Install step for the OPTIONAL libdeflate addon: try node-gyp; on any failure (no compiler,
 // no libdeflate-dev) print one line and succeed, so the package still installs and zlib
-// output falls back to the WebAssembly libdeflate (npm libdeflate), then node:zlib.
+// output falls back to node:zlib.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -37,7 +37,7 @@ if (r.status !== 0) {
       : !gyp
         ? 'node-gyp not found'
         : 'its build did not succeed';
-  console.error(`vmcore: zlib pages use libdeflate compiled to WebAssembly; the optional native libdeflate (faster) is not built (${why}). To get it: apt-get install libdeflate-dev gcc make, then npm rebuild vmcore.`);
+  console.error(`vmcore: using node:zlib; the optional faster zlib (libdeflate) is not built (${why}). To get it: apt-get install libdeflate-dev gcc make, then npm rebuild vmcore.`);
   if (process.env.VMCORE_NATIVE_VERBOSE) console.error(log);
 }
 process.exit(0);
