@@ -55,7 +55,7 @@ import { Vmcoreinfo } from '../../core/kernel/vmcoreinfo.js';
 import { subtractExcluded, type ExcludedRun, type KindCounts } from '../../core/kernel/pagefilter.js';
 import { DL_PAGE_TYPES } from '../../core/kernel/pagetypes.js';
 import { CompressPool, type BatchOut } from '../workers/pool.js';
-import { compressorImpl, prepareWasmDeflate } from '../workers/page-codec.js';
+import { compressorImpl } from '../workers/page-codec.js';
 import { checkOutput, FileSink, FlatSink, type OutputSink } from './sinks.js';
 import { kernelMappings } from '../../core/kernel/kernel-map.js';
 import { DirectElfReader } from './direct.js';
@@ -876,7 +876,6 @@ export async function convertDump(input: ConvertInput, out: string | Writable, o
     },
     { compressed: 0, raw: 0, zero: 0 },
   );
-  if (probe.compression.codec === 'zlib' && !opts.noNative) await prepareWasmDeflate();
   return {
     format: (opts.outputFormat ? probe.name : format) + (flatten ? ' (flattened)' : '') + (nsplit > 1 ? ` split ${nsplit}` : ''),
     codec: probe.compression.codec,

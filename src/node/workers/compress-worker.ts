@@ -5,7 +5,7 @@
  * buffer goes back to the main thread with the per-page kinds and sizes (transferred too).
  */
 import { parentPort } from 'node:worker_threads';
-import { compressBatchInPlace, pageCompressor, prepareWasmDeflate, type WorkerConfig } from './page-codec.js';
+import { compressBatchInPlace, pageCompressor, type WorkerConfig } from './page-codec.js';
 
 interface Job {
   id: number;
@@ -17,23 +17,16 @@ if (!parentPort) throw new Error('compress-worker must run in a worker thread');
 const port = parentPort;
 let compress: ((page: Uint8Array, out: Uint8Array, outOff: number) => number) | undefined;
 let cfg: WorkerConfig | undefined;
-/** Resolves once the compressor is chosen (the WebAssembly deflate loads asynchronously). */
-let ready: Promise<void> = Promise.resolve();
 
-port.on('message', async (m: { init?: WorkerConfig; job?: Job }) => {
+port.on('message', (m: { init?: WorkerConfig; job?: Job }) => {
   if (m.init) {
-    const c = m.init;
-    cfg = c;
-    ready = (c.codec === 'zlib' && !c.noNative ? prepareWasmDeflate() : Promise.resolve()).then(() => {
-      compress = pageCompressor(c);
-    });
+    cfg = m.init;
+    compress = pageCompressor(cfg);
     return;
   }
   const job = m.job;
-  if (!job) return;
+  if (!job || !cfg) return;
   try {
-    await ready;
-    if (!cfg) return;
     const { kinds, sizes, dataLen: out } = compressBatchInPlace(new Uint8Array(job.buf), job.count, cfg, compress);
     port.postMessage({ id: job.id, buf: job.buf, count: job.count, kinds: kinds.buffer, sizes: sizes.buffer, dataLen: out }, [
       job.buf,

@@ -43,36 +43,6 @@ export function deflateAddon(): DeflateAddon | null {
   return addon;
 }
 
-type ZlibFn = (src: Uint8Array, level: number) => Uint8Array;
-let wasm: ZlibFn | null | undefined;
-/**
- * libdeflate compiled to WebAssembly (npm package `libdeflate`): the zlib-format (RFC 1950)
- * stream of a whole buffer, as libdeflate_zlib_compress writes it, levels 1..12. Used when the
- * native addon is not built; about 1.2-1.5x less CPU per 4 KiB page than node:zlib at level 1
- * (bench/README.md). Null when the package cannot be loaded (node:zlib is then used).
- */
-async function loadWasmDeflate(): Promise<ZlibFn | null> {
-  try {
-    const m = (await import('libdeflate')) as { zlib: ZlibFn };
-    // The Emscripten runtime, created on the first call, adds process-wide handlers that
-    // rethrow every uncaught exception and rejection; instantiate it now and remove them so
-    // that error handling stays the CLI's own.
-    const proc = process as NodeJS.EventEmitter;
-    const events = ['uncaughtException', 'unhandledRejection'];
-    const before = new Set(events.flatMap((e) => proc.listeners(e)));
-    const probe = m.zlib(new Uint8Array(1), 1);
-    for (const e of events) for (const l of proc.listeners(e)) if (!before.has(l)) proc.removeListener(e, l as (...a: unknown[]) => void);
-    return probe.length > 0 ? m.zlib : null;
-  } catch {
-    return null;
-  }
-}
-
-/** Loads the WebAssembly libdeflate once per thread (call before pageCompressor). */
-export async function prepareWasmDeflate(): Promise<void> {
-  if (wasm === undefined) wasm = await loadWasmDeflate();
-}
-
 interface LzoBinding {
   compress(input: Buffer, output: Buffer): { err: number; len: number };
 }
@@ -114,7 +84,6 @@ function zstdBinding(): ZstdBinding | null {
 export function compressorImpl(codec: OutputCodec, noNative = false): string {
   if (codec === 'none') return 'none';
   if (codec === 'zlib' && !noNative && deflateAddon()) return 'libdeflate (native addon)';
-  if (codec === 'zlib' && !noNative && wasm) return 'libdeflate (WebAssembly)';
   return nodeCodecs().get(codec)?.impl ?? 'unavailable';
 }
 
@@ -135,15 +104,6 @@ export function pageCompressor(cfg: WorkerConfig): ((page: Uint8Array, out: Uint
         if (n <= 0) return -1;
         out.set(tmp.subarray(0, n), outOff);
         return n;
-      };
-    }
-    const w = wasm;
-    if (w && level >= 1 && level <= 12) {
-      return (page, out, outOff) => {
-        const r = w(page, level);
-        if (r.length >= pageSize) return -1;
-        out.set(r, outOff);
-        return r.length;
       };
     }
   }

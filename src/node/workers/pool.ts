@@ -8,7 +8,7 @@
 import { Worker } from 'node:worker_threads';
 import { VmcoreError } from '../../core/errors.js';
 import type { CompressedBatch } from '../../core/format/kdump/writer.js';
-import { compressBatchInPlace, pageCompressor, prepareWasmDeflate, type WorkerConfig } from './page-codec.js';
+import { compressBatchInPlace, pageCompressor, type WorkerConfig } from './page-codec.js';
 
 export interface BatchIn {
   startPfn: number;
@@ -38,9 +38,7 @@ export class CompressPool {
   private readonly byWorker = new Map<Worker, number>();
   private nextId = 0;
   private failed: Error | undefined;
-  private inline: ((page: Uint8Array, out: Uint8Array, outOff: number) => number) | undefined;
-  /** threads = 0: resolves when the inline compressor is chosen (after the WebAssembly deflate loads). */
-  private inlineReady: Promise<void> | undefined;
+  private readonly inline: ((page: Uint8Array, out: Uint8Array, outOff: number) => number) | undefined;
 
   /** threads = 0 compresses on the calling thread (no workers). */
   constructor(
@@ -48,9 +46,7 @@ export class CompressPool {
     readonly threads: number,
   ) {
     if (threads === 0) {
-      this.inlineReady = (cfg.codec === 'zlib' && !cfg.noNative ? prepareWasmDeflate() : Promise.resolve()).then(() => {
-        this.inline = pageCompressor(cfg);
-      });
+      this.inline = pageCompressor(cfg);
       return;
     }
     const url = new URL('./compress-worker.js', import.meta.url);
@@ -108,7 +104,7 @@ export class CompressPool {
   /** Start compressing a batch; returns its result promise (results are awaited in order by the caller). */
   submit(b: BatchIn): Promise<BatchOut> {
     if (this.failed) return Promise.reject(this.failed);
-    if (this.threads === 0) return (this.inlineReady ?? Promise.resolve()).then(() => this.runInline(b));
+    if (this.inline !== undefined || this.threads === 0) return Promise.resolve(this.runInline(b));
     const id = this.nextId++;
     let resolve!: (x: BatchOut) => void;
     let reject!: (e: Error) => void;
