@@ -3,19 +3,26 @@
 // reused compressor, fflate, and the optional native addon when built. Every output is inflated
 // back with node:zlib and compared. CPU time of this thread, interleaved rounds, median.
 //   node bench/deflate-page.mjs [ROUNDS=8]
+// The npm libdeflate (WebAssembly) is not a dependency (see bench/README.md, "Deflate per page"):
+// `npm install --no-save libdeflate@0.1.0` first to include it; without it the bench skips it.
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { deflateSync, inflateSync, constants as zc } from 'node:zlib';
 import { createRequire } from 'node:module';
-import * as ld from 'libdeflate';
 import * as ff from 'fflate';
 import { existsSync } from 'node:fs';
 import { loadavg } from 'node:os';
 const require = createRequire(import.meta.url);
-const createModule = (await import(new URL('./dist/libdeflate.wasm.mjs', import.meta.resolve('libdeflate')).href)).default;
-const M = createModule();
-const comp = M._libdeflate_alloc_compressor(1);
-const inP = M._malloc(4096), outP = M._malloc(4096);
-function wasmDirect(p) { M.HEAPU8.set(p, inP); const n = M._libdeflate_zlib_compress(comp, inP, 4096, outP, 4095); return n ? M.HEAPU8.slice(outP, outP + n) : deflateSync(p,{level:1}); }
+let ld, wasmDirect;
+try {
+  ld = await import('libdeflate');
+  const createModule = (await import(new URL('./dist/libdeflate.wasm.mjs', import.meta.resolve('libdeflate')).href)).default;
+  const M = createModule();
+  const comp = M._libdeflate_alloc_compressor(1);
+  const inP = M._malloc(4096), outP = M._malloc(4096);
+  wasmDirect = (p) => { M.HEAPU8.set(p, inP); const n = M._libdeflate_zlib_compress(comp, inP, 4096, outP, 4095); return n ? M.HEAPU8.slice(outP, outP + n) : deflateSync(p, { level: 1 }); };
+} catch {
+  console.log('npm libdeflate not installed: left out');
+}
 
 const addonPath = new URL('../build/Release/vmcore_deflate.node', import.meta.url).pathname;
 const addon = existsSync(addonPath) ? require(addonPath) : undefined;
@@ -27,8 +34,7 @@ console.log('pages', pages.length, 'from', files.join(' '));
 const tmp = new Uint8Array(8192);
 const impls = {
   'node:zlib deflateSync L1': (p) => deflateSync(p, { level: 1, strategy: zc.Z_DEFAULT_STRATEGY }),
-  'libdeflate (npm wasm) zlib L1': (p) => ld.zlib(p, 1),
-  'libdeflate wasm, reused compressor': wasmDirect,
+  ...(ld ? { 'libdeflate (npm wasm) zlib L1': (p) => ld.zlib(p, 1), 'libdeflate wasm, reused compressor': wasmDirect } : {}),
   'fflate zlibSync L1': (p) => ff.zlibSync(p, { level: 1 }),
   ...(addon ? { 'native addon L1': (p) => tmp.slice(0, addon.zlibCompress(p, tmp, 0, 8192, 1)) } : {}),
 };
