@@ -18,6 +18,8 @@ import { panicSummary } from '../../src/core/kernel/panic.js';
 import { describeDump } from '../../src/core/info.js';
 import { assignCpus, cpuLabel, parseCpuNotes, registersOfTask } from '../../src/core/kernel/x86_64/cpu.js';
 import { sampleWithCpuNotes } from '../helpers/sample-variants.js';
+import { matchCpuNotes } from '../../src/core/kernel/state.js';
+import { VmcoreError } from '../../src/core/errors.js';
 import { prstatusDesc } from './kernel-synth.js';
 
 const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
@@ -34,7 +36,7 @@ async function panicOf(bytes: Uint8Array) {
   return { panic: panic!, info, kernel };
 }
 
-test('8 CPUs, 4 notes (CPUs 0-3 saved none), the panicking task second: its registers, no CPU number', async () => {
+test('8 CPUs, 4 notes (CPUs 0-3 saved none), the panicking task second: its registers; its CPU from the per-CPU current task, not the note position', async () => {
   const b = sampleWithCpuNotes([idle(0), { pid: 1 }, idle(2), idle(3)], 8);
   const { panic, info, kernel } = await panicOf(b);
   assert.equal(panic.task, 1);
@@ -54,7 +56,11 @@ test('8 CPUs, 4 notes (CPUs 0-3 saved none), the panicking task second: its regi
     const r = spawnSync(process.execPath, [CLI, 'info', f], { encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, new RegExp(`Registers +RIP ${RIP} +RSP ${RSP} .*\\[NT_PRSTATUS \\(note 1, pid 1\\), saved by the kernel at the crash\\]`));
-    assert.doesNotMatch(r.stdout, /cpu 0/i);
+    // the CPU comes from the kernel's per-CPU data (CPU 0 ran init, pid 1), never from the
+    // note's position (1); the idle notes (pid 0) match no CPU: their RSP is on no current task's stack
+    assert.match(r.stdout, /CPU notes +NT_PRSTATUS note 0 +pid 0 +CPU unknown\n +NT_PRSTATUS note 1 +pid 1 +CPU 0 +task 0x[0-9a-f]+ \(init\) +\[pr_pid 1 is the current task of that CPU only\]/);
+    assert.match(r.stdout, /Panic .*\(CPU 0, task 1,/);
+    assert.doesNotMatch(r.stdout, /CPU 1\b/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -116,3 +122,52 @@ test('assignCpus: by unique pid, and idle notes by RSP on the CPU current task s
   // two idle CPUs and no stacks: not assigned
   assert.deepEqual(assignCpus(cpus, [{ cpu: 0, pid: 0 }, { cpu: 1, pid: 0 }]).map((c) => c.cpu), [null, null, null]);
 });
+
+test('matchCpuNotes: kernel-written notes get the CPU whose current task has their pid, with its task and comm; an unreadable task is a warning', async () => {
+  const { cpus } = parseCpuNotes([
+    { name: 'CORE', type: 1, desc: prstatusDesc({ pid: 103, rip: 0n, rsp: 0x9000n }) }, // the NMI-stopped CPU's note comes first here
+    { name: 'CORE', type: 1, desc: prstatusDesc({ pid: 1, rip: 0n, rsp: 0x5100n }) },
+  ]);
+  // two task_structs: pid at 0x10, comm at 0x20, stack at 0x40
+  const TASK0 = 0xffff888000001000n;
+  const TASK1 = 0xffff888000002000n;
+  const mem = new Map<bigint, Uint8Array>();
+  const task = (at: bigint, pid: number, comm: string, stack: bigint) => {
+    const b = new Uint8Array(0x100);
+    const dv = new DataView(b.buffer);
+    dv.setInt32(0x10, pid, true);
+    b.set(new TextEncoder().encode(comm), 0x20);
+    dv.setBigUint64(0x40, stack, true);
+    mem.set(at, b);
+  };
+  task(TASK0, 1, 'init', 0x4000n);
+  task(TASK1, 103, 'dd', 0x8000n);
+  const readVirt = async (va: bigint, n: number) => {
+    for (const [a, b] of mem) if (va >= a && va + BigInt(n) <= a + BigInt(b.length)) return b.slice(Number(va - a), Number(va - a) + n);
+    throw new VmcoreError('ADDRESS_TRANSLATION', `0x${va.toString(16)} not mapped`, {});
+  };
+  const types = { offsetOf: (_t: string, p: string) => ({ pid: 0x10, comm: 0x20, stack: 0x40 })[p]! };
+  const m = await matchCpuNotes({ readVirt }, cpus, [TASK0, TASK1], types);
+  assert.deepEqual(m, [
+    { note: 0, pid: 103, cpu: 1, task: '0xffff888000002000', comm: 'dd', evidence: 'pr_pid 103 is the current task of that CPU only' },
+    { note: 1, pid: 1, cpu: 0, task: '0xffff888000001000', comm: 'init', evidence: 'pr_pid 1 is the current task of that CPU only' },
+  ]);
+  const warnings: string[] = [];
+  const partial = await matchCpuNotes({ readVirt }, cpus, [TASK0, 0xffff888000009000n], types, warnings);
+  assert.deepEqual(partial.map((c) => c.cpu), [null, 0]);
+  assert.equal(warnings.length, 1);
+  // QEMU-written notes (pr_pid = vCPU + 1) are not matched by pid
+  const qemu = parseCpuNotes([
+    { name: 'CORE', type: 1, desc: prstatusDesc({ pid: 1, rip: 0n, rsp: 0n }) },
+    { name: 'QEMU', type: 0, desc: qemuCpuState() },
+  ]).cpus;
+  assert.deepEqual(await matchCpuNotes({ readVirt }, qemu, [TASK0], types), []);
+});
+
+function qemuCpuState(): Uint8Array {
+  const b = new Uint8Array(432);
+  const dv = new DataView(b.buffer);
+  dv.setUint32(0, 1, true);
+  dv.setUint32(4, 432, true);
+  return b;
+}

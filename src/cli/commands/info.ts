@@ -43,7 +43,12 @@ export function register(program: Command): void {
               cpus: Math.max(1, k.cpus.length),
               btf: () => loadKernelBtf(k, { file: set[0]! }),
               modules: () => k.modules(),
+              notes: k.cpus,
             });
+            // the panic's CPU from its note's match (kernel-written notes carry pids, not CPUs)
+            const regs = panic?.registers as { index?: number; source?: string; cpu?: number | null } | null | undefined;
+            const m = regs && regs.source === 'NT_PRSTATUS' ? kernelState.cpuNotes.find((c) => c.note === regs.index && c.cpu !== null) : undefined;
+            if (panic && m && panic.cpu === null) panic.cpu = m.cpu;
             if (panic) {
               let symbols: KernelSymbolSource | undefined;
               if (o.systemMap) {
@@ -111,6 +116,9 @@ export function formatInfo(r: InfoReport): string {
         return r ? `#${i} pid ${r.pid} (${r.comm})` : `#${i} ${t ?? '?'}`;
       };
       row('Running', ks.currentTasks.map(cell).join('  ') + '  [per-CPU current task]');
+    }
+    for (const c of ks.cpuNotes ?? []) {
+      row(c === ks.cpuNotes[0] ? 'CPU notes' : '', `NT_PRSTATUS note ${c.note}  pid ${c.pid ?? '?'}  ${c.cpu === null ? 'CPU unknown' : `CPU ${c.cpu}  task ${c.task} (${c.comm})  [${c.evidence}]`}`);
     }
   }
   if (r.panic) {

@@ -7,6 +7,7 @@ import type { KernelSymbols, ReadVirt } from './kallsyms.js';
 import type { KernelTypes } from './btf/reader.js';
 import { listTasks } from './tasks.js';
 import { readPerCpu, type OffsetSource, type StateKernel } from './percpu.js';
+import { assignCpus, type CpuRegisters, type PerCpuTask } from './x86_64/cpu.js';
 
 export type { OffsetSource, StateKernel } from './percpu.js';
 
@@ -122,6 +123,14 @@ export interface KernelStateReport {
   tasks: number | null;
   /** Modules on the kernel's `modules` list; null when the list cannot be read. */
   modules: number | null;
+  /**
+   * The kernel-written NT_PRSTATUS notes (one per CPU that saved its registers at the crash,
+   * kernel/crash_core.c crash_save_cpu: pr_pid is the pid of the task it ran, 0 for an idle task)
+   * matched to CPUs by the per-CPU current tasks (see `assignCpus`): note position, pr_pid, the
+   * CPU (null when the match is not unique), that CPU's current task and comm, and how it matched.
+   * Empty for QEMU-written notes (their pr_pid is a vCPU number) and without symbols or BTF.
+   */
+  cpuNotes: CpuNoteMatch[];
   warnings: string[];
 }
 
@@ -133,6 +142,65 @@ export interface StateBtf {
   size: number;
 }
 
+export interface CpuNoteMatch {
+  note: number;
+  pid: number | null;
+  cpu: number | null;
+  task: string | null;
+  comm: string | null;
+  evidence: string | null;
+}
+
+/** Offsets of task_struct members (BTF), for {@link matchCpuNotes}. */
+export interface TaskOffsets {
+  offsetOf(type: string, path: string): number;
+}
+
+/**
+ * Match kernel-written NT_PRSTATUS notes to CPUs: read each CPU's current task's pid, comm and
+ * stack (task_struct.pid, .comm, .stack; the stack is THREAD_SIZE 16 KiB on x86_64) and give a
+ * note the CPU whose current task has its pr_pid (pid > 0) or whose task stack holds its RSP
+ * ({@link assignCpus}). Unreadable tasks are left out with a warning; never throws for bad memory.
+ */
+export async function matchCpuNotes(
+  kernel: StateKernel,
+  notes: readonly CpuRegisters[],
+  currentTasks: readonly (bigint | undefined)[],
+  types: TaskOffsets,
+  warnings: string[] = [],
+): Promise<CpuNoteMatch[]> {
+  const kernelNotes = notes.filter((c) => c.source === 'NT_PRSTATUS' && c.pidIsTask);
+  if (kernelNotes.length === 0) return [];
+  let off: { pid: number; comm: number; stack: number };
+  try {
+    off = { pid: types.offsetOf('task_struct', 'pid'), comm: types.offsetOf('task_struct', 'comm'), stack: types.offsetOf('task_struct', 'stack') };
+  } catch (e) {
+    if (!isVmcoreError(e)) throw e;
+    warnings.push(`CPU notes not matched: ${e.message}`);
+    return [];
+  }
+  const hex = (v: bigint) => '0x' + BigInt.asUintN(64, v).toString(16);
+  const perCpu: (PerCpuTask & { task: bigint; comm: string })[] = [];
+  for (let cpu = 0; cpu < currentTasks.length; cpu++) {
+    const t = currentTasks[cpu];
+    if (t === undefined || t === 0n) continue;
+    try {
+      const pb = await kernel.readVirt(t + BigInt(off.pid), 4);
+      const pid = new DataView(pb.buffer, pb.byteOffset, 4).getInt32(0, true);
+      const comm = new TextDecoder('latin1').decode(await kernel.readVirt(t + BigInt(off.comm), 16)).replace(/\0.*$/s, '');
+      const stack = await u64At(kernel.readVirt, t + BigInt(off.stack));
+      perCpu.push({ cpu, pid, stackStart: stack, stackEnd: stack + 0x4000n, task: t, comm });
+    } catch (e) {
+      if (!isVmcoreError(e)) throw e;
+      warnings.push(`CPU ${cpu} current task ${hex(t)}: ${e.message}`);
+    }
+  }
+  return assignCpus(kernelNotes, perCpu).map((c) => {
+    const p = c.cpu === null ? undefined : perCpu.find((x) => x.cpu === c.cpu);
+    return { note: c.index, pid: c.pid ?? null, cpu: c.cpu, task: p ? hex(p.task) : null, comm: p?.comm ?? null, evidence: c.cpuEvidence };
+  });
+}
+
 /**
  * The symbol-based part of `info`: symbol source, taint, per-CPU current tasks, and with the
  * kernel's BTF (`opts.btf`) the uptime, the running tasks' pid and comm, the task count; the
@@ -141,7 +209,7 @@ export interface StateBtf {
  */
 export async function kernelStateReport(
   kernel: StateKernel & { symbols(): Promise<KernelSymbols> },
-  opts: { cpus?: number; btf?: () => Promise<StateBtf>; modules?: () => Promise<{ modules: readonly unknown[]; warnings: readonly string[] }> } = {},
+  opts: { cpus?: number; notes?: readonly CpuRegisters[]; btf?: () => Promise<StateBtf>; modules?: () => Promise<{ modules: readonly unknown[]; warnings: readonly string[] }> } = {},
 ): Promise<KernelStateReport> {
   const hex = (v: bigint) => '0x' + BigInt.asUintN(64, v).toString(16);
   let syms: KernelSymbols;
@@ -150,7 +218,7 @@ export async function kernelStateReport(
     syms = await kernel.symbols();
   } catch (e) {
     if (!isVmcoreError(e)) throw e;
-    return { symbols: { source: 'none', count: 0, reason: e.message }, taint: null, uptime: null, currentTasks: [], running: [], btf: noBtf('no kernel symbols'), tasks: null, modules: null, warnings: [] };
+    return { symbols: { source: 'none', count: 0, reason: e.message }, taint: null, uptime: null, currentTasks: [], running: [], cpuNotes: [], btf: noBtf('no kernel symbols'), tasks: null, modules: null, warnings: [] };
   }
   const warnings = [...syms.warnings];
   const taint = await readTaint(kernel, syms);
@@ -195,6 +263,7 @@ export async function kernelStateReport(
       warnings.push(`modules: ${e.message}`);
     }
   }
+  const cpuNotes = btf && opts.notes ? await matchCpuNotes(kernel, opts.notes, pc.currentTasks, btf.types, warnings) : [];
   return {
     symbols: { source: syms.source, count: syms.count, reason: null },
     taint: taint ? { mask: hex(taint.mask), letters: taint.letters } : null,
@@ -204,6 +273,7 @@ export async function kernelStateReport(
     btf: btf ? { present: true, source: btf.source, address: hex(btf.address), size: btf.size, reason: null } : noBtf(btfReason),
     tasks,
     modules,
+    cpuNotes,
     warnings,
   };
 }
