@@ -17,12 +17,30 @@ export function hasUnrecordedRead(m: PhysicalMemory): m is PhysicalMemory & Unre
   return typeof (m as Partial<UnrecordedReader>).readPageUnrecorded === 'function';
 }
 
+export interface PageBlockReader {
+  /**
+   * Read `count` consecutive page frames from `pfn` in one read when the dump stores them as one
+   * contiguous piece of file; undefined when it does not (the caller then reads page by page).
+   * Never recorded. Whole-memory scans use it to avoid one read call per page.
+   */
+  readPageBlock(pfn: number, count: number): Promise<Uint8Array | undefined>;
+}
+
+/**
+ * Pages `pfn` .. `pfn + count - 1` as one buffer (`count` × page size bytes) when the memory can
+ * read them in one go (PageBlockReader), else undefined: read them with `scanReadPage`.
+ */
+export function scanReadPageBlock(m: PhysicalMemory, pfn: number, count: number): Promise<Uint8Array | undefined> {
+  const b = m as Partial<PageBlockReader>;
+  return typeof b.readPageBlock === 'function' ? b.readPageBlock(pfn, count) : Promise.resolve(undefined);
+}
+
 /** Read a page for a scan: unrecorded when the memory records reads. */
 export function scanReadPage(m: PhysicalMemory, pfn: number): Promise<Uint8Array> {
   return hasUnrecordedRead(m) ? m.readPageUnrecorded(pfn) : m.readPage(pfn);
 }
 
-export class RecordingMemory implements PhysicalMemory, UnrecordedReader {
+export class RecordingMemory implements PhysicalMemory, UnrecordedReader, PageBlockReader {
   /** Page frames whose contents were read. */
   readonly readPfns = new Set<number>();
   /** Page frames whose state was asked (pageState). */
@@ -56,6 +74,9 @@ export class RecordingMemory implements PhysicalMemory, UnrecordedReader {
   }
   readPageUnrecorded(pfn: number): Promise<Uint8Array> {
     return scanReadPage(this.inner, pfn);
+  }
+  readPageBlock(pfn: number, count: number): Promise<Uint8Array | undefined> {
+    return scanReadPageBlock(this.inner, pfn, count);
   }
   readPhys(addr: number, length: number, opts?: { fillMissing?: boolean }): Promise<Uint8Array> {
     if (Number.isSafeInteger(addr) && Number.isSafeInteger(length) && addr >= 0 && length > 0 && !(this.opts.skipTolerantReads && opts?.fillMissing)) {

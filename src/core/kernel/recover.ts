@@ -7,7 +7,7 @@
  * copies. Bounded: only `data` pages are read, each once, and at most `maxHits` are kept.
  */
 import type { PhysicalMemory } from '../dump.js';
-import { scanReadPage } from './recording.js';
+import { scanReadPage, scanReadPageBlock } from './recording.js';
 import { LossLog } from '../loss.js';
 
 export type RecoveredForm = 'note' | 'text';
@@ -123,6 +123,43 @@ export function rankRecovered(a: RecoveredVmcoreinfo, b: RecoveredVmcoreinfo): n
   return a.addr - b.addr;
 }
 
+/** Pages read per call where the dump stores them contiguously (1 MiB of 4 KiB pages). */
+const SCAN_BLOCK = 256;
+
+/**
+ * Visit every page of `runs` in order: `visit(pfn, page)`, page undefined when it cannot be read
+ * (the loss is recorded in `losses` under `what`). Reads SCAN_BLOCK pages at a time where the
+ * dump can (scanReadPageBlock), else page by page; a block that fails is read page by page, so a
+ * damaged page costs that page only. `more()` is asked before each page; false stops the scan.
+ */
+async function scanPages(
+  mem: PhysicalMemory,
+  runs: readonly { s: number; e: number }[],
+  losses: LossLog,
+  what: string,
+  more: () => boolean,
+  visit: (pfn: number, page: Uint8Array | undefined) => void,
+): Promise<void> {
+  const ps = mem.pageSize;
+  for (const r of runs) {
+    for (let pfn = r.s; pfn < r.e; ) {
+      const n = Math.min(SCAN_BLOCK, r.e - pfn);
+      let block: Uint8Array | undefined;
+      try {
+        block = await scanReadPageBlock(mem, pfn, n);
+      } catch {
+        block = undefined;
+      }
+      if (block && block.length !== n * ps) block = undefined;
+      for (let i = 0; i < n; i++, pfn++) {
+        if (!more()) return;
+        const p = pfn;
+        visit(p, block ? block.subarray(i * ps, (i + 1) * ps) : await losses.read(what, () => scanReadPage(mem, p)));
+      }
+    }
+  }
+}
+
 /** Scan physical memory for VMCOREINFO copies, best first. Empty when none. */
 export async function recoverVmcoreinfo(mem: PhysicalMemory, opts: RecoverOptions = {}): Promise<RecoveredVmcoreinfo[]> {
   const maxHits = opts.maxHits ?? 64;
@@ -141,22 +178,18 @@ export async function recoverVmcoreinfo(mem: PhysicalMemory, opts: RecoverOption
   const textPages: number[] = [];
   const deepPages: number[] = [];
   let done = 0;
-  for (const r of runs) {
-    for (let pfn = r.s; pfn < r.e; pfn++) {
-      if (noteHits.length + textPages.length >= maxHits * 4) break;
-      const page = await losses.read(WHAT, () => scanReadPage(mem, pfn));
-      done++;
-      if (!page) continue;
-      if (opts.onProgress && (done & 0xfff) === 0) opts.onProgress(done, total);
-      const b0 = page[0];
-      if (b0 === 11) {
-        const d = noteHeaderAt(page, 0);
-        if (d !== undefined) noteHits.push({ addr: pfn * ps, descsz: d });
-      } else if (b0 === 0x4f /* 'O' */ && matchAt(page, 0, OSREL_BYTES)) {
-        textPages.push(pfn);
-      }
+  await scanPages(mem, runs, losses, WHAT, () => noteHits.length + textPages.length < maxHits * 4, (pfn, page) => {
+    done++;
+    if (!page) return;
+    if (opts.onProgress && (done & 0xfff) === 0) opts.onProgress(done, total);
+    const b0 = page[0];
+    if (b0 === 11) {
+      const d = noteHeaderAt(page, 0);
+      if (d !== undefined) noteHits.push({ addr: pfn * ps, descsz: d });
+    } else if (b0 === 0x4f /* 'O' */ && matchAt(page, 0, OSREL_BYTES)) {
+      textPages.push(pfn);
     }
-  }
+  });
   for (const h of noteHits) {
     const r = await checkNote(mem, h.addr, h.descsz);
     if (r) hits.push(r);
@@ -168,17 +201,14 @@ export async function recoverVmcoreinfo(mem: PhysicalMemory, opts: RecoverOption
   }
   if (hits.length === 0 && (opts.deep ?? true)) {
     // second pass: note headers at any 4-byte-aligned offset (static note in old kernels)
-    for (const r of runs) {
-      for (let pfn = r.s; pfn < r.e && deepPages.length < maxHits; pfn++) {
-        const page = await losses.read(WHAT, () => scanReadPage(mem, pfn));
-        if (!page) continue;
-        for (let off = 4; off + 34 <= page.length; off += 4) {
-          if (page[off] === 11 && page[off + 12] === 0x56 /* 'V' */ && noteHeaderAt(page, off) !== undefined) {
-            deepPages.push(pfn * ps + off);
-          }
+    await scanPages(mem, runs, losses, WHAT, () => deepPages.length < maxHits, (pfn, page) => {
+      if (!page) return;
+      for (let off = 4; off + 34 <= page.length; off += 4) {
+        if (page[off] === 11 && page[off + 12] === 0x56 /* 'V' */ && noteHeaderAt(page, off) !== undefined) {
+          deepPages.push(pfn * ps + off);
         }
       }
-    }
+    });
     for (const addr of deepPages) {
       const page = await losses.read(WHAT, () => mem.readPhys(addr, 24 + OSREL.length));
       if (!page) continue;

@@ -277,6 +277,23 @@ export class ElfDump implements Dump {
     return out;
   }
 
+  /**
+   * Page frames `pfn` .. `pfn + count - 1` in one read when they are all present ('data') and
+   * stored contiguously in one PT_LOAD piece; undefined otherwise (read them page by page).
+   * Used by whole-memory scans (PageBlockReader in kernel/recording.ts).
+   */
+  async readPageBlock(pfn: number, count: number): Promise<Uint8Array | undefined> {
+    if (!Number.isSafeInteger(pfn) || !Number.isSafeInteger(count) || pfn < 0 || count < 1) return undefined;
+    const r = this.findRun(pfn);
+    if (!r || r.state !== 'data' || r.endPfn < pfn + count) return undefined;
+    const PAGE = this.pageSize;
+    const a = pfn * PAGE;
+    const b = a + count * PAGE;
+    const p = this.pieces[this.pieceIndex(a)];
+    if (!p || p.kind !== 'data' || p.start > a || p.end < b) return undefined;
+    return this.fileBytes(p.fileOffset + (a - p.start), b - a);
+  }
+
   private pieceIndex(addr: number): number {
     let lo = 0;
     let hi = this.pieces.length - 1;
