@@ -90,3 +90,53 @@ test('the scan is not recorded; only the pages kept are', async () => {
   assert.equal(hits.length, 1);
   assert.deepEqual(rec.pfns(), [700]);
 });
+
+test('an ELF dump is scanned in blocks of contiguous pages, with the same result as page by page', async () => {
+  const { buildElf } = await import('../helpers/build.js');
+  const { ElfDump } = await import('../../src/core/format/elf/reader.js');
+  const { BufferSource } = await import('../../src/core/io/source.js');
+  const PAGE = 4096;
+  // 600 pages in one PT_LOAD (a block of 256 and a partial one) and 40 in a second one
+  const seg = (n: number, base: number, hit?: number) => {
+    const d = new Uint8Array(n * PAGE);
+    for (let p = 0; p < n; p++) d.set(enc.encode(`page ${base + p}`), p * PAGE);
+    if (hit !== undefined) d.set(note(TEXT), (hit - base) * PAGE);
+    return d;
+  };
+  const elf = buildElf({ segments: [{ paddr: 0, data: seg(600, 0, 300) }, { paddr: 1000 * PAGE, data: seg(40, 1000, 1030) }] });
+  const dump = await ElfDump.open(new BufferSource(elf));
+  const block = await dump.readPageBlock(256, 256);
+  assert.equal(block?.length, 256 * PAGE);
+  assert.equal(new TextDecoder().decode(block!.subarray(0, 8)), 'page 256');
+  assert.equal(await dump.readPageBlock(590, 20), undefined, 'runs past the PT_LOAD: page by page');
+  let pageReads = 0;
+  let blockReads = 0;
+  const counting = {
+    pageSize: dump.pageSize,
+    maxPfn: dump.maxPfn,
+    pageState: (p: number) => dump.pageState(p),
+    pageRuns: (s?: number, e?: number) => dump.pageRuns(s, e),
+    readPhys: (a: number, l: number, o?: { fillMissing?: boolean }) => dump.readPhys(a, l, o),
+    readPage: (p: number) => (pageReads++, dump.readPage(p)),
+  };
+  const withBlocks = { ...counting, readPageBlock: (p: number, n: number) => (blockReads++, dump.readPageBlock(p, n)) };
+  const a = await recoverVmcoreinfo(counting);
+  const paged = pageReads;
+  pageReads = 0;
+  const b = await recoverVmcoreinfo(withBlocks);
+  assert.deepEqual(b, a);
+  assert.deepEqual(b.map((h) => h.addr), [300 * PAGE, 1030 * PAGE]);
+  assert.equal(paged, 640);
+  assert.equal(blockReads, 4, '256 + 256 + 88 pages, then 40');
+  assert.equal(pageReads, 0);
+  // a block that fails is read page by page: the damaged page alone is lost
+  const failing = {
+    ...counting,
+    readPageBlock: async () => {
+      throw new Error('block read failed');
+    },
+  };
+  pageReads = 0;
+  assert.deepEqual(await recoverVmcoreinfo(failing), a);
+  assert.equal(pageReads, 640);
+});
