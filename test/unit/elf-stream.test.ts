@@ -155,3 +155,31 @@ test('e_phnum = PN_XNUM: the real count comes from section header 0 (QEMU writes
   assert.equal(s.info.segments.length, phnum - 1);
   assert.deepEqual(s.info.notes.map((n) => n.name), ['CORE', 'QEMU']);
 });
+
+test('one ELF header parser: the stream and the file reader refuse the same hostile headers with the same code', async () => {
+  const { openDump } = await import('../../src/core/format/open.js');
+  const { BufferSource } = await import('../../src/core/io/source.js');
+  const { portableCodecs } = await import('../../src/core/codec/portable.js');
+  const { ELF_LIMITS } = await import('../../src/core/limits.js');
+  const elf = new Uint8Array(gunzipSync(readFileSync(fixture('qemu-prelaunch-2m.elf.gz'))));
+  const dv0 = new DataView(elf.buffer, elf.byteOffset);
+  const phoff = Number(dv0.getBigUint64(32, true));
+  const phnum = dv0.getUint16(56, true);
+  const types = Array.from({ length: phnum }, (_, i) => dv0.getUint32(phoff + i * 56, true));
+  const load = types.indexOf(1);
+  const notePh = types.indexOf(4);
+  assert.ok(load >= 0 && notePh >= 0, 'the fixture has a PT_NOTE and a PT_LOAD');
+  const cases: [string, (d: DataView) => void, string][] = [
+    ['e_type', (d) => d.setUint16(16, 2, true), 'UNSUPPORTED'],
+    ['e_phentsize', (d) => d.setUint16(54, 40, true), 'BAD_FIELD'],
+    ['p_filesz > p_memsz', (d) => d.setBigUint64(phoff + load * 56 + 40, 1n, true), 'BAD_FIELD'],
+    ['PT_LOAD beyond 2^52', (d) => d.setBigUint64(phoff + load * 56 + 24, 1n << 52n, true), 'OUT_OF_BOUNDS'],
+    ['PT_NOTE over the limit', (d) => d.setBigUint64(phoff + notePh * 56 + 32, BigInt(ELF_LIMITS.maxNoteBytes + 1), true), 'OUT_OF_BOUNDS'],
+  ];
+  for (const [name, mut, code] of cases) {
+    const b = elf.slice();
+    mut(new DataView(b.buffer, b.byteOffset));
+    assert.equal((await openErr(b)).code, code, `stream: ${name}`);
+    await assert.rejects(openDump([new BufferSource(b, 'bad.elf')], portableCodecs()), (e: unknown) => e instanceof VmcoreError && e.code === code, `file reader: ${name}`);
+  }
+});

@@ -11,15 +11,9 @@
  */
 import { VmcoreError } from '../../core/errors.js';
 import { parseNotes, type ElfNote } from '../../core/format/elf/notes.js';
+import { ELF_LIMITS, checkNoteTotal, parseElfHeader, parseElfIdent, parseProgramHeaders, parseSectionHeader, programHeaderCount, programHeaderTable } from '../../core/format/elf/header.js';
 import {
-  ELFCLASS32,
-  ELFCLASS64,
-  ELFDATA2LSB,
-  ELFDATA2MSB,
-  ELFMAG,
-  ET_CORE,
   Elf64_Ehdr,
-  Elf64_Phdr,
   Elf64_Shdr,
   MACHINES,
   PN_XNUM,
@@ -27,10 +21,8 @@ import {
   PT_NOTE,
 } from '../../core/format/elf/structs.js';
 
-/** Limits for untrusted headers. */
-const MAX_PHNUM = 1 << 20;
-const MAX_HEADER_BYTES = 64 << 20; // headers + notes read before the first memory byte
-const MAX_NOTE_BYTES = 64 << 20;
+/** Headers and notes read before the first memory byte (the other limits: ELF_LIMITS). */
+const MAX_HEADER_BYTES = ELF_LIMITS.maxStreamHeaderBytes;
 
 export interface StreamSegment {
   /** Physical address of the first byte (PT_LOAD p_paddr). */
@@ -207,82 +199,59 @@ export class ElfStream {
     const ctx = { file: name };
 
     const ident = await r.read(16, 'the ELF identification');
-    if (ELFMAG.some((b, i) => ident[i] !== b)) throw new VmcoreError('BAD_MAGIC', 'not an ELF file (no \\x7fELF magic)', { ...ctx, offset: 0 });
-    const cls = ident[4];
-    const data = ident[5];
-    if (data !== ELFDATA2LSB && data !== ELFDATA2MSB) throw new VmcoreError('BAD_FIELD', `bad EI_DATA ${data}`, { ...ctx, offset: 5, field: 'e_ident.EI_DATA' });
-    if (cls === ELFCLASS32) {
-      throw new VmcoreError('UNSUPPORTED', 'ELF32 cores cannot be streamed yet (QEMU writes ELF32 only for guests not in 64-bit mode)', { ...ctx, offset: 4, field: 'e_ident.EI_CLASS' });
+    const { is64 } = parseElfIdent(ident, name);
+    if (!is64) {
+      throw new VmcoreError('UNSUPPORTED', 'ELF32 cores cannot be streamed yet (QEMU writes ELF32 only for guests not in 64-bit mode)', { ...ctx, offset: 4, field: 'e_ident[EI_CLASS]' });
     }
-    if (cls !== ELFCLASS64) throw new VmcoreError('BAD_FIELD', `bad EI_CLASS ${cls}`, { ...ctx, offset: 4, field: 'e_ident.EI_CLASS' });
-    const le = data === ELFDATA2LSB;
-    const ehBuf = new Uint8Array(64);
+    const ehBuf = new Uint8Array(Elf64_Ehdr.size);
     ehBuf.set(ident, 0);
-    await r.readInto(ehBuf, 16, 48, 'the ELF header');
-    const eh = Elf64_Ehdr.read(ehBuf, 0, le, ctx);
+    await r.readInto(ehBuf, 16, Elf64_Ehdr.size - 16, 'the ELF header');
+    const eh = parseElfHeader(ehBuf, name);
+    const le = eh.littleEndian;
     const headerPieces: ElfStreamInfo['headerPieces'] = [{ offset: 0, bytes: ehBuf }];
-    if (eh.e_type !== ET_CORE) throw new VmcoreError('UNSUPPORTED', `ELF type ${eh.e_type} is not a core file (ET_CORE)`, { ...ctx, offset: 16, field: 'e_type' });
-    if (eh.e_phentsize !== Elf64_Phdr.size) {
-      throw new VmcoreError('BAD_FIELD', `e_phentsize ${eh.e_phentsize}, expected ${Elf64_Phdr.size}`, { ...ctx, offset: 54, field: 'e_phentsize' });
-    }
-    if (eh.e_phoff < 64) throw new VmcoreError('OUT_OF_BOUNDS', `e_phoff ${eh.e_phoff} overlaps the ELF header`, { ...ctx, offset: 32, field: 'e_phoff' });
+    if (eh.phoff < Elf64_Ehdr.size) throw new VmcoreError('OUT_OF_BOUNDS', `e_phoff ${eh.phoff} overlaps the ELF header`, { ...ctx, offset: 32, field: 'e_phoff' });
 
     // Collect the header area: section headers (needed for PN_XNUM) and program headers, in
     // file order.
-    let phnum = eh.e_phnum;
-    const wantShdr0 = phnum === PN_XNUM;
-    if (wantShdr0) {
-      if (eh.e_shoff < 64 || eh.e_shoff > MAX_HEADER_BYTES || eh.e_shentsize !== Elf64_Shdr.size) {
+    let sh0Info: number | undefined;
+    if (eh.phnum === PN_XNUM) {
+      if (eh.shoff < Elf64_Ehdr.size || eh.shoff > MAX_HEADER_BYTES || eh.shentsize !== Elf64_Shdr.size) {
         throw new VmcoreError('UNSUPPORTED', 'e_phnum is PN_XNUM but section header 0 is not readable before the program headers', { ...ctx, offset: 40, field: 'e_shoff' });
       }
-      if (eh.e_shoff > eh.e_phoff) {
+      if (eh.shoff > eh.phoff) {
         throw new VmcoreError('UNSUPPORTED', 'e_phnum is PN_XNUM and the section headers follow the program headers; cannot stream', { ...ctx, offset: 40, field: 'e_shoff' });
       }
-      await r.skipTo(eh.e_shoff, 'section header 0');
+      await r.skipTo(eh.shoff, 'section header 0');
       const shBuf = await r.read(Elf64_Shdr.size, 'section header 0');
-      headerPieces.push({ offset: eh.e_shoff, bytes: shBuf });
-      const sh = Elf64_Shdr.read(shBuf, 0, le, { file: name, base: eh.e_shoff });
-      phnum = sh.sh_info;
+      headerPieces.push({ offset: eh.shoff, bytes: shBuf });
+      sh0Info = parseSectionHeader(shBuf, 0, eh, name, eh.shoff).info;
     }
-    if (phnum > MAX_PHNUM) throw new VmcoreError('OUT_OF_BOUNDS', `${phnum} program headers (limit ${MAX_PHNUM})`, { ...ctx, offset: 56, field: 'e_phnum' });
-    const phBytes = phnum * Elf64_Phdr.size;
-    if (eh.e_phoff + phBytes > MAX_HEADER_BYTES) {
-      throw new VmcoreError('OUT_OF_BOUNDS', `program headers end at ${eh.e_phoff + phBytes}, beyond ${MAX_HEADER_BYTES} bytes`, { ...ctx, offset: 32, field: 'e_phoff' });
+    const phnum = programHeaderCount(eh, sh0Info, name);
+    const table = programHeaderTable(eh, phnum);
+    if (table.offset + table.bytes > MAX_HEADER_BYTES) {
+      throw new VmcoreError('OUT_OF_BOUNDS', `program headers end at ${table.offset + table.bytes}, beyond ${MAX_HEADER_BYTES} bytes`, { ...ctx, offset: 32, field: 'e_phoff' });
     }
-    await r.skipTo(eh.e_phoff, 'the program headers');
-    const phBuf = await r.read(phBytes, 'the program headers');
-    headerPieces.push({ offset: eh.e_phoff, bytes: phBuf });
+    await r.skipTo(table.offset, 'the program headers');
+    const phBuf = await r.read(table.bytes, 'the program headers');
+    headerPieces.push({ offset: table.offset, bytes: phBuf });
+    const phdrs = parseProgramHeaders(phBuf, eh, phnum, name);
+    checkNoteTotal(phdrs, name);
 
     const notesPh: { offset: number; size: number }[] = [];
     const loads: StreamSegment[] = [];
-    const MAX_ADDR = 2 ** 52;
-    for (let i = 0; i < phnum; i++) {
-      const at = eh.e_phoff + i * Elf64_Phdr.size;
-      const ph = Elf64_Phdr.read(phBuf, i * Elf64_Phdr.size, le, { file: name, base: eh.e_phoff });
-      if (ph.p_type === PT_NOTE) {
-        if (ph.p_filesz > MAX_NOTE_BYTES) throw new VmcoreError('OUT_OF_BOUNDS', `PT_NOTE of ${ph.p_filesz} bytes`, { ...ctx, offset: at + 32, field: 'p_filesz' });
-        if (ph.p_filesz > 0) notesPh.push({ offset: ph.p_offset, size: ph.p_filesz });
-      } else if (ph.p_type === PT_LOAD) {
-        if (ph.p_paddr >= BigInt(MAX_ADDR) || ph.p_paddr + BigInt(ph.p_memsz) > BigInt(MAX_ADDR)) {
-          throw new VmcoreError('OUT_OF_BOUNDS', `PT_LOAD physical range 0x${ph.p_paddr.toString(16)} + 0x${ph.p_memsz.toString(16)} beyond 2^52`, {
-            ...ctx,
-            offset: at + 24,
-            field: 'p_paddr',
-          });
-        }
-        if (ph.p_filesz > ph.p_memsz) throw new VmcoreError('BAD_FIELD', `p_filesz ${ph.p_filesz} > p_memsz ${ph.p_memsz}`, { ...ctx, offset: at + 32, field: 'p_filesz' });
-        if (ph.p_memsz === 0) continue;
-        loads.push({ paddr: Number(ph.p_paddr), vaddr: ph.p_vaddr, offset: ph.p_offset, filesz: ph.p_filesz, memsz: ph.p_memsz });
+    for (const ph of phdrs) {
+      if (ph.type === PT_NOTE) {
+        if (ph.filesz > 0) notesPh.push({ offset: ph.offset, size: ph.filesz });
+      } else if (ph.type === PT_LOAD) {
+        if (ph.memsz === 0) continue;
+        loads.push({ paddr: Number(ph.paddr), vaddr: ph.vaddr, offset: ph.offset, filesz: ph.filesz, memsz: ph.memsz });
       }
     }
 
     // Notes come before memory; read them in file order.
     notesPh.sort((a, b) => a.offset - b.offset);
     const notes: ElfNote[] = [];
-    let noteTotal = 0;
     for (const n of notesPh) {
-      noteTotal += n.size;
-      if (noteTotal > MAX_NOTE_BYTES) throw new VmcoreError('OUT_OF_BOUNDS', `more than ${MAX_NOTE_BYTES} bytes of notes`, { ...ctx, offset: n.offset });
       const firstLoad = loads.reduce((m, s) => (s.filesz > 0 ? Math.min(m, s.offset) : m), Infinity);
       if (n.offset > firstLoad) throw new VmcoreError('UNSUPPORTED', 'a PT_NOTE follows guest memory in the file; cannot stream', { ...ctx, offset: n.offset });
       await r.skipTo(n.offset, 'the notes');
@@ -324,8 +293,8 @@ export class ElfStream {
     if (segs.some((s) => s.paddr % pageSize !== 0)) warnings.push('a PT_LOAD does not start on a page boundary; partial pages are zero-filled');
 
     const info: ElfStreamInfo = {
-      arch: MACHINES[eh.e_machine] ?? 'unknown',
-      machine: eh.e_machine,
+      arch: MACHINES[eh.machine] ?? 'unknown',
+      machine: eh.machine,
       littleEndian: le,
       is64: true,
       notes,

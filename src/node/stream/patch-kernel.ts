@@ -13,7 +13,8 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { VmcoreError } from '../../core/errors.js';
 import { buildNotes, parseNotes } from '../../core/format/elf/notes.js';
 import { DiskDumpHeader64, KdumpSubHeader64 } from '../../core/format/kdump/structs.js';
-import { Elf64_Ehdr, Elf64_Phdr, ELFCLASS64, ELFDATA2LSB, PT_LOAD, PT_NOTE } from '../../core/format/elf/structs.js';
+import { Elf64_Ehdr, Elf64_Phdr, Elf64_Shdr, PN_XNUM, PT_LOAD, PT_NOTE } from '../../core/format/elf/structs.js';
+import { ELF_LIMITS, parseElfHeader, parseProgramHeaders, parseSectionHeader, programHeaderCount, programHeaderTable } from '../../core/format/elf/header.js';
 import { kernelMappings } from '../../core/kernel/kernel-map.js';
 import { analyzeKernel } from '../../core/kernel/kernel.js';
 import { openDumpFiles } from '../open.js';
@@ -30,7 +31,7 @@ export interface KernelPatchResult {
   warnings: string[];
 }
 
-const MAX_NOTES = 64 << 20;
+const MAX_NOTES = ELF_LIMITS.maxNoteBytes;
 
 /** Name of the note that holds room for a VMCOREINFO note added after the conversion. */
 export const PAD_NOTE_NAME = 'PAD';
@@ -143,24 +144,26 @@ export async function patchKernelInfo(path: string, format: 'kdump' | 'elf' | 'c
         result.utsnameFilled = true;
       }
     } else {
-      const eb = await readAt(fh, 0, Elf64_Ehdr.size, path);
-      if (eb[4] !== ELFCLASS64 || eb[5] !== ELFDATA2LSB) throw new VmcoreError('UNSUPPORTED', 'only little-endian ELF64 output is patched', { file: path });
-      const eh = Elf64_Ehdr.read(eb, 0, true, { file: path });
-      if (eh.e_phnum * Elf64_Phdr.size > MAX_NOTES) throw new VmcoreError('OUT_OF_BOUNDS', 'too many program headers', { file: path, field: 'e_phnum' });
-      const phs = await readAt(fh, eh.e_phoff, eh.e_phnum * Elf64_Phdr.size, path);
+      const eh = parseElfHeader(await readAt(fh, 0, Elf64_Ehdr.size, path), path);
+      if (!eh.is64 || !eh.littleEndian) throw new VmcoreError('UNSUPPORTED', 'only little-endian ELF64 output is patched', { file: path });
+      const sh0Info = eh.phnum === PN_XNUM && eh.shoff ? parseSectionHeader(await readAt(fh, eh.shoff, Elf64_Shdr.size, path), 0, eh, path, eh.shoff).info : undefined;
+      const phnum = programHeaderCount(eh, sh0Info, path);
+      const table = programHeaderTable(eh, phnum, size, path);
+      const phs = await readAt(fh, table.offset, table.bytes, path);
+      parseProgramHeaders(phs, eh, phnum, path); // the checks every ELF reader makes
       // Direct-map virtual addresses for PT_LOADs that have none (QEMU paging=false writes
       // p_vaddr = p_paddr), so readers that translate through p_vaddr find kernel data.
       if (directMapBase !== undefined) {
         let n = 0;
-        for (let i = 0; i < eh.e_phnum; i++) {
-          const ph = Elf64_Phdr.read(phs, i * Elf64_Phdr.size, true, { file: path, base: eh.e_phoff });
+        for (let i = 0; i < phnum; i++) {
+          const ph = Elf64_Phdr.read(phs, i * Elf64_Phdr.size, true, { file: path, base: eh.phoff });
           if (ph.p_type !== PT_LOAD || (ph.p_vaddr !== ph.p_paddr && ph.p_vaddr !== 0n)) continue;
           ph.p_vaddr = BigInt.asUintN(64, directMapBase + ph.p_paddr);
           Elf64_Phdr.write(ph, phs, i * Elf64_Phdr.size, true);
           n++;
         }
         if (n) {
-          await writeAt(fh, eh.e_phoff, phs);
+          await writeAt(fh, eh.phoff, phs);
           result.directMapVaddrs = n;
         }
       }
@@ -171,12 +174,12 @@ export async function patchKernelInfo(path: string, format: 'kdump' | 'elf' | 'c
         let host: ReturnType<typeof Elf64_Phdr.read> | undefined;
         const kStart = BigInt(kernelImage.paddr);
         const kEnd = kStart + BigInt(kernelImage.size);
-        for (let i = 0; i < eh.e_phnum; i++) {
-          const ph = Elf64_Phdr.read(phs, i * Elf64_Phdr.size, true, { file: path, base: eh.e_phoff });
+        for (let i = 0; i < phnum; i++) {
+          const ph = Elf64_Phdr.read(phs, i * Elf64_Phdr.size, true, { file: path, base: eh.phoff });
           if (ph.p_type === 0 && slot < 0) slot = i;
           if (ph.p_type === PT_LOAD && ph.p_paddr <= kStart && kEnd <= ph.p_paddr + BigInt(ph.p_filesz) && ph.p_vaddr < 0xffffffff80000000n) host ??= ph;
         }
-        const hasText = Array.from({ length: eh.e_phnum }, (_, i) => Elf64_Phdr.read(phs, i * Elf64_Phdr.size, true)).some(
+        const hasText = Array.from({ length: phnum }, (_, i) => Elf64_Phdr.read(phs, i * Elf64_Phdr.size, true)).some(
           (ph) => ph.p_type === PT_LOAD && ph.p_vaddr >= 0xffffffff80000000n,
         );
         if (!hasText && slot >= 0 && host) {
@@ -191,17 +194,17 @@ export async function patchKernelInfo(path: string, format: 'kdump' | 'elf' | 'c
             p_align: 0n,
           };
           Elf64_Phdr.write(alias, phs, slot * Elf64_Phdr.size, true);
-          await writeAt(fh, eh.e_phoff + slot * Elf64_Phdr.size, Elf64_Phdr.encode(alias, true));
+          await writeAt(fh, eh.phoff + slot * Elf64_Phdr.size, Elf64_Phdr.encode(alias, true));
           result.kernelTextAlias = true;
         } else if (!hasText) warnings.push('no room or no single RAM segment for a kernel-text PT_LOAD: readers that translate through p_vaddr (vmcore-dmesg) cannot read this ELF');
       }
       if (recoveredText) {
         let idx = -1;
-        for (let i = 0; i < eh.e_phnum; i++) if (Elf64_Phdr.read(phs, i * Elf64_Phdr.size, true).p_type === PT_NOTE) idx = idx < 0 ? i : idx;
+        for (let i = 0; i < phnum; i++) if (Elf64_Phdr.read(phs, i * Elf64_Phdr.size, true).p_type === PT_NOTE) idx = idx < 0 ? i : idx;
         if (idx < 0) {
           warnings.push('the ELF output has no PT_NOTE; VMCOREINFO not added');
         } else {
-          const ph = Elf64_Phdr.read(phs, idx * Elf64_Phdr.size, true, { file: path, base: eh.e_phoff });
+          const ph = Elf64_Phdr.read(phs, idx * Elf64_Phdr.size, true, { file: path, base: eh.phoff });
           if (ph.p_filesz > MAX_NOTES) throw new VmcoreError('OUT_OF_BOUNDS', 'PT_NOTE too large', { file: path, field: 'p_filesz' });
           const old = parseNotes(await readAt(fh, ph.p_offset, ph.p_filesz, path), true, { file: path, base: ph.p_offset });
           if (!old.some((n) => n.name === 'VMCOREINFO')) {
@@ -223,7 +226,7 @@ export async function patchKernelInfo(path: string, format: 'kdump' | 'elf' | 'c
               ph.p_offset = at;
               ph.p_filesz = blob.length;
               if (ph.p_memsz !== 0) ph.p_memsz = blob.length;
-              await writeAt(fh, eh.e_phoff + idx * Elf64_Phdr.size, Elf64_Phdr.encode(ph, true));
+              await writeAt(fh, eh.phoff + idx * Elf64_Phdr.size, Elf64_Phdr.encode(ph, true));
               warnings.push('VMCOREINFO appended at the end of the ELF file (no room by the headers); crash may not see the notes');
             }
             result.vmcoreinfo.added = true;

@@ -11,6 +11,7 @@ import type { CodecName, CodecRegistry } from '../../codec/types.js';
 import type { Dump, FormatDetails, PageRun, PageState } from '../../dump.js';
 import { notPresent, readPhysGeneric } from '../../memory.js';
 import { findVmcoreinfoNote, parseNotes, type ElfNote } from '../elf/notes.js';
+import { checkNoteTotal, isElf, parseElfHeader, parseProgramHeaders, programHeaderCount, programHeaderTable } from '../elf/header.js';
 import {
   ELFCLASS64,
   ELFDATA2LSB,
@@ -21,7 +22,6 @@ import {
   Elf64_Phdr,
   Elf64_Shdr,
   MACHINES,
-  PN_XNUM,
   PT_LOAD,
   PT_NOTE,
   SHF_ALLOC,
@@ -45,8 +45,6 @@ import {
   codecOfChType,
 } from './structs.js';
 
-const MAX_NOTES = 64 << 20;
-const MAX_PHNUM = 1 << 16;
 const KIND_STATE: Record<number, PageState> = {
   [ENTRY_DATA]: 'data',
   [ENTRY_ZERO]: 'zero',
@@ -75,7 +73,7 @@ interface Sections {
  */
 export function mayBeCelf(head: Uint8Array): boolean {
   if (head.length < Elf64_Ehdr.size) return false;
-  if (head[0] !== 0x7f || head[1] !== 0x45 || head[2] !== 0x4c || head[3] !== 0x46 || head[4] !== ELFCLASS64) return false;
+  if (!isElf(head) || head[4] !== ELFCLASS64) return false;
   const le = head[5] === ELFDATA2LSB;
   if (!le && head[5] !== ELFDATA2MSB) return false;
   try {
@@ -306,16 +304,10 @@ export class CelfDump implements Dump {
   static async open(src: ByteSource, codecs: CodecRegistry, opts: CelfOpenOptions = {}): Promise<CelfDump> {
     const file = src.name;
     const head = await readExact(src, 0, Elf64_Ehdr.size, 'Elf64_Ehdr');
-    if (head[0] !== 0x7f || head[1] !== 0x45 || head[2] !== 0x4c || head[3] !== 0x46) {
-      throw new VmcoreError('BAD_MAGIC', 'not an ELF file', { file, offset: 0, field: 'e_ident' });
-    }
-    if (head[4] !== ELFCLASS64) throw new VmcoreError('UNSUPPORTED', 'celf files are ELFCLASS64', { file, offset: 4, field: 'e_ident[EI_CLASS]' });
-    if (head[5] !== ELFDATA2LSB && head[5] !== ELFDATA2MSB) {
-      throw new VmcoreError('BAD_FIELD', `bad EI_DATA ${head[5]}`, { file, offset: 5, field: 'e_ident[EI_DATA]' });
-    }
-    const le = head[5] === ELFDATA2LSB;
+    const header = parseElfHeader(head, file);
+    if (!header.is64) throw new VmcoreError('UNSUPPORTED', 'celf files are ELFCLASS64', { file, offset: 4, field: 'e_ident[EI_CLASS]' });
+    const le = header.littleEndian;
     const ehdr = Elf64_Ehdr.read(head, 0, le, { file });
-    if (ehdr.e_type !== ET_CORE) throw new VmcoreError('BAD_FIELD', `e_type ${ehdr.e_type} is not ET_CORE`, { file, offset: 16, field: 'Elf64_Ehdr.e_type' });
     if (ehdr.e_shoff === 0) throw new VmcoreError('BAD_MAGIC', 'ELF core without section headers: not a celf file', { file, offset: 40, field: 'Elf64_Ehdr.e_shoff' });
     const secs = await readSections(src, ehdr, le);
     const idx = await findIndexSection(src, ehdr, secs, true);
@@ -323,31 +315,23 @@ export class CelfDump implements Dump {
     const warnings: string[] = [];
 
     // program headers: notes (PT_LOADs are not part of celf; ignored with a warning)
-    let phnum = ehdr.e_phnum;
-    if (phnum === PN_XNUM) phnum = secs.sh0.sh_info;
-    if (phnum > MAX_PHNUM || (phnum && (ehdr.e_phentsize !== Elf64_Phdr.size || ehdr.e_phoff + phnum * Elf64_Phdr.size > src.size))) {
-      throw new VmcoreError('OUT_OF_BOUNDS', `${phnum} program headers at 0x${ehdr.e_phoff.toString(16)} do not fit in the file`, { file, offset: 56, field: 'Elf64_Ehdr.e_phnum' });
-    }
+    const phnum = programHeaderCount(header, secs.sh0.sh_info, file);
+    const table = programHeaderTable(header, phnum, src.size, file);
+    const phdrs = parseProgramHeaders(phnum ? await readExact(src, table.offset, table.bytes, 'program headers') : new Uint8Array(0), header, phnum, file);
+    checkNoteTotal(phdrs, file);
     const notes: ElfNote[] = [];
-    if (phnum) {
-      const ph = await readExact(src, ehdr.e_phoff, phnum * Elf64_Phdr.size, 'program headers');
-      let noteBytes = 0;
-      for (let i = 0; i < phnum; i++) {
-        const p = Elf64_Phdr.read(ph, i * Elf64_Phdr.size, le, { file, base: ehdr.e_phoff });
-        if (p.p_type === PT_LOAD) {
-          warnings.push(`program header ${i} is a PT_LOAD; celf memory comes from the index, the segment is ignored`);
-        } else if (p.p_type === PT_NOTE && p.p_filesz > 0) {
-          noteBytes += p.p_filesz;
-          if (noteBytes > MAX_NOTES || p.p_offset + p.p_filesz > src.size) {
-            throw new VmcoreError('OUT_OF_BOUNDS', `PT_NOTE of ${p.p_filesz} bytes at 0x${p.p_offset.toString(16)} is outside the file or too large`, {
-              file,
-              offset: ehdr.e_phoff + i * Elf64_Phdr.size + 32,
-              field: 'Elf64_Phdr.p_filesz',
-            });
-          }
-          const buf = await readExact(src, p.p_offset, p.p_filesz, 'PT_NOTE');
-          notes.push(...parseNotes(buf, le, { file, base: p.p_offset }));
+    for (const [i, p] of phdrs.entries()) {
+      if (p.type === PT_LOAD) {
+        warnings.push(`program header ${i} is a PT_LOAD; celf memory comes from the index, the segment is ignored`);
+      } else if (p.type === PT_NOTE && p.filesz > 0) {
+        if (p.offset + p.filesz > src.size) {
+          throw new VmcoreError('OUT_OF_BOUNDS', `PT_NOTE of ${p.filesz} bytes at 0x${p.offset.toString(16)} is outside the file`, {
+            file,
+            offset: header.phoff + i * Elf64_Phdr.size + 32,
+            field: 'Elf64_Phdr.p_filesz',
+          });
         }
+        notes.push(...parseNotes(await readExact(src, p.offset, p.filesz, 'PT_NOTE'), le, { file, base: p.offset }));
       }
     }
 

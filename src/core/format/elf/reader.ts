@@ -9,19 +9,10 @@ import { readExact, type ByteSource } from '../../io/source.js';
 import type { Dump, FormatDetails, PageRun, PageState } from '../../dump.js';
 import { notPresent, readPhysGeneric } from '../../memory.js';
 import { cpuCountOfNotes, findVmcoreinfoNote, parseNotes, producerNoteText, type ElfNote } from './notes.js';
+import { checkNoteTotal, elfHeaderSize, isElf, parseElfHeader, parseElfIdent, parseProgramHeaders, parseSectionHeader, programHeaderCount, programHeaderTable } from './header.js';
 import {
   DUMP_ELF_INCOMPLETE,
-  ELFCLASS32,
-  ELFCLASS64,
-  ELFDATA2LSB,
-  ELFDATA2MSB,
-  ELFMAG,
-  ET_CORE,
-  Elf32_Ehdr,
-  Elf32_Phdr,
   Elf32_Shdr,
-  Elf64_Ehdr,
-  Elf64_Phdr,
   Elf64_Shdr,
   MACHINES,
   PN_XNUM,
@@ -32,8 +23,6 @@ import {
   type SectionHeader,
 } from './structs.js';
 
-const MAX_NOTE_BYTES = 64 << 20;
-const MAX_PHYS = 1n << 52n;
 const PAGE = 4096;
 
 /**
@@ -50,9 +39,7 @@ export function kernelPageSize(vmcoreinfoText: string | undefined): { pageSize: 
   return { pageSize: v };
 }
 
-export function isElf(head: Uint8Array): boolean {
-  return head.length >= 4 && ELFMAG.every((b, i) => head[i] === b);
-}
+export { isElf };
 
 export interface ElfLayout {
   header: ElfHeader;
@@ -61,39 +48,15 @@ export interface ElfLayout {
   warnings: string[];
 }
 
-/** Parse ELF header, program headers and (tolerantly) section headers. */
+/** Parse ELF header, program headers and (tolerantly) section headers (see ./header.ts). */
 export async function readElfLayout(src: ByteSource): Promise<ElfLayout> {
   const file = src.name;
   const ident = await readExact(src, 0, 16, 'e_ident');
-  if (!isElf(ident)) throw new VmcoreError('BAD_MAGIC', 'not an ELF file', { file, offset: 0, field: 'e_ident' });
-  const cls = ident[4];
-  const data = ident[5];
-  if (cls !== ELFCLASS32 && cls !== ELFCLASS64) throw new VmcoreError('BAD_FIELD', `bad ELF class ${cls}`, { file, offset: 4, field: 'e_ident[EI_CLASS]' });
-  if (data !== ELFDATA2LSB && data !== ELFDATA2MSB) throw new VmcoreError('BAD_FIELD', `bad ELF data encoding ${data}`, { file, offset: 5, field: 'e_ident[EI_DATA]' });
-  const is64 = cls === ELFCLASS64;
-  const le = data === ELFDATA2LSB;
-  const E = is64 ? Elf64_Ehdr : Elf32_Ehdr;
-  const eb = await readExact(src, 0, E.size, E.name);
-  const e = E.read(eb, 0, le, { file });
+  const { is64 } = parseElfIdent(ident, file);
+  const header = parseElfHeader(await readExact(src, 0, elfHeaderSize(is64), is64 ? 'Elf64_Ehdr' : 'Elf32_Ehdr'), file);
+  const le = header.littleEndian;
   const warnings: string[] = [];
-  const header: ElfHeader = {
-    is64,
-    littleEndian: le,
-    type: e.e_type,
-    machine: e.e_machine,
-    phoff: Number(e.e_phoff),
-    shoff: Number(e.e_shoff),
-    flags: e.e_flags,
-    ehsize: e.e_ehsize,
-    phentsize: e.e_phentsize,
-    phnum: e.e_phnum,
-    shentsize: e.e_shentsize,
-    shnum: e.e_shnum,
-    shstrndx: e.e_shstrndx,
-  };
-  if (header.type !== ET_CORE) throw new VmcoreError('UNSUPPORTED', `ELF type ${header.type} is not ET_CORE (4): not a core dump`, { file, offset: 16, field: 'e_type' });
-  if (header.ehsize !== E.size) warnings.push(`e_ehsize is ${header.ehsize}, not ${E.size} (ignored; QEMU writes a bogus value)`);
-  const P = is64 ? Elf64_Phdr : Elf32_Phdr;
+  if (header.ehsize !== elfHeaderSize(is64)) warnings.push(`e_ehsize is ${header.ehsize}, not ${elfHeaderSize(is64)} (ignored; QEMU writes a bogus value)`);
   const S = is64 ? Elf64_Shdr : Elf32_Shdr;
   // Section headers: needed for PN_XNUM and by the compressed-ELF reader; tolerated otherwise.
   const shdrs: SectionHeader[] = [];
@@ -101,56 +64,23 @@ export async function readElfLayout(src: ByteSource): Promise<ElfLayout> {
     if (header.shentsize !== S.size) warnings.push(`e_shentsize ${header.shentsize} is not ${S.size}; section headers ignored`);
     else {
       try {
-        const first = S.read(await readExact(src, header.shoff, S.size, 'section header 0'), 0, le, { file, base: header.shoff });
+        const first = parseSectionHeader(await readExact(src, header.shoff, S.size, 'section header 0'), 0, header, file, header.shoff);
         let shnum = header.shnum;
-        if (shnum === 0) shnum = Number(first.sh_size);
+        if (shnum === 0) shnum = first.size;
         if (header.shoff + shnum * S.size > src.size) throw new VmcoreError('TRUNCATED', `${shnum} section headers run past the end of the file`, { file, offset: header.shoff, field: 'e_shnum' });
         const sb = await readExact(src, header.shoff, shnum * S.size, 'section headers');
-        for (let i = 0; i < shnum; i++) {
-          const s = S.read(sb, i * S.size, le, { file, base: header.shoff });
-          shdrs.push({
-            name: s.sh_name,
-            type: s.sh_type,
-            flags: BigInt(s.sh_flags),
-            addr: BigInt(s.sh_addr),
-            offset: Number(s.sh_offset),
-            size: Number(s.sh_size),
-            link: s.sh_link,
-            info: s.sh_info,
-            addralign: BigInt(s.sh_addralign),
-            entsize: BigInt(s.sh_entsize),
-          });
-        }
+        for (let i = 0; i < shnum; i++) shdrs.push(parseSectionHeader(sb, i * S.size, header, file, header.shoff));
       } catch (err) {
         if (header.phnum === PN_XNUM) throw err;
         warnings.push(`section headers unreadable: ${(err as Error).message}`);
       }
     }
   }
-  let phnum = header.phnum;
-  if (phnum === PN_XNUM) {
-    if (!shdrs.length) throw new VmcoreError('BAD_FIELD', 'e_phnum is PN_XNUM but there is no section header 0 with the real count', { file, offset: 56, field: 'e_phnum' });
-    phnum = shdrs[0]!.info;
-  }
-  if (phnum && header.phentsize !== P.size) throw new VmcoreError('BAD_FIELD', `e_phentsize ${header.phentsize} is not ${P.size}`, { file, offset: is64 ? 54 : 42, field: 'e_phentsize' });
-  if (header.phoff + phnum * P.size > src.size) {
-    throw new VmcoreError('TRUNCATED', `${phnum} program headers at 0x${header.phoff.toString(16)} run past the end of the file`, { file, offset: header.phoff, field: 'e_phnum' });
-  }
-  const pb = phnum ? await readExact(src, header.phoff, phnum * P.size, 'program headers') : new Uint8Array(0);
-  const phdrs: ProgramHeader[] = [];
-  for (let i = 0; i < phnum; i++) {
-    const p = P.read(pb, i * P.size, le, { file, base: header.phoff });
-    phdrs.push({
-      type: p.p_type,
-      flags: p.p_flags,
-      offset: Number(p.p_offset),
-      vaddr: BigInt(p.p_vaddr),
-      paddr: BigInt(p.p_paddr),
-      filesz: Number(p.p_filesz),
-      memsz: Number(p.p_memsz),
-      align: BigInt(p.p_align),
-    });
-  }
+  const phnum = programHeaderCount(header, shdrs[0]?.info, file);
+  const table = programHeaderTable(header, phnum, src.size, file);
+  const pb = phnum ? await readExact(src, table.offset, table.bytes, 'program headers') : new Uint8Array(0);
+  const phdrs = parseProgramHeaders(pb, header, phnum, file);
+  checkNoteTotal(phdrs, file);
   header.phnum = phnum;
   return { header, phdrs, shdrs, warnings };
 }
@@ -210,7 +140,6 @@ export class ElfDump implements Dump {
     const notes: ElfNote[] = [];
     for (const p of layout.phdrs) {
       if (p.type !== PT_NOTE || p.filesz === 0) continue;
-      if (p.filesz > MAX_NOTE_BYTES) throw new VmcoreError('OUT_OF_BOUNDS', `PT_NOTE of ${p.filesz} bytes is too large`, { file: src.name, field: 'p_filesz' });
       const b = await readExact(src, p.offset, p.filesz, 'PT_NOTE');
       notes.push(...parseNotes(b, layout.header.littleEndian, { file: src.name, base: p.offset }));
     }
@@ -363,15 +292,7 @@ function buildPieces(phdrs: ProgramHeader[], fileSize: number, warnings: string[
   for (const p of phdrs) {
     if (p.type !== PT_LOAD) continue;
     if (p.paddr === 0xffffffffffffffffn) continue; // /proc/kcore style: no physical address
-    if (p.paddr + BigInt(p.memsz) > MAX_PHYS) {
-      // No architecture has more than 52 physical address bits.
-      throw new VmcoreError('BAD_FIELD', `PT_LOAD p_paddr 0x${p.paddr.toString(16)} + p_memsz 0x${p.memsz.toString(16)} is beyond the 52-bit physical address space`, {
-        file,
-        offset: p.offset,
-        field: 'p_memsz',
-      });
-    }
-    if (p.filesz > p.memsz) throw new VmcoreError('BAD_FIELD', `PT_LOAD p_filesz ${p.filesz} > p_memsz ${p.memsz}`, { file, offset: p.offset, field: 'p_filesz' });
+    // p_paddr + p_memsz below 2^52 and p_filesz <= p_memsz: checked by parseProgramHeaders
     const start = Number(p.paddr);
     const inFile = Math.max(0, Math.min(p.filesz, fileSize - p.offset));
     if (inFile > 0) raw.push({ start, end: start + inFile, kind: 'data', fileOffset: p.offset });
