@@ -172,3 +172,33 @@ test('real makedumpfile sample: digest equals what libkdumpfile read', async () 
   assert.equal(det.utsname?.release, '6.1.0-56-cloud-amd64');
   assert.equal(det.headerPhysBase, 0n);
 });
+
+test('page_desc table view: offsets exact up to 2^53 - 1, -1 beyond or negative, both byte orders, set/get round trip', async () => {
+  const { PageDescTable, PageDesc } = await import('../../src/core/format/kdump/structs.js');
+  for (const le of [true, false]) {
+    const t = PageDescTable.alloc(5, le);
+    const big = 2 ** 53 - 1;
+    t.set(0, big, 4096, 0);
+    t.set(1, 0x1234_5678_9abc, 1000, 0x20);
+    const dv = new DataView(t.bytes.buffer);
+    dv.setBigInt64(2 * 24, 1n << 53n, le); // the first offset no double holds exactly
+    dv.setBigInt64(3 * 24, -4096n, le);
+    assert.equal(t.count, 5);
+    assert.equal(t.offset(0), big);
+    assert.equal(t.offset(1), 0x1234_5678_9abc);
+    assert.equal(t.size(1), 1000);
+    assert.equal(t.flags(1), 0x20);
+    assert.equal(t.offset(2), -1, 'beyond 2^53: no data');
+    assert.equal(t.offset(3), -1, 'negative: no data');
+    assert.equal(t.offsetIsZero(4), true);
+    assert.equal(t.offsetIsZero(3), false);
+    assert.equal(t.has(5), false);
+    // the same bytes through the declared struct
+    const r = PageDesc.read(t.bytes, 24, le);
+    assert.equal(r.offset, 0x1234_5678_9abc);
+    assert.equal(r.size, 1000);
+    assert.equal(r.flags, 0x20);
+    t.setOffset(1, big);
+    assert.equal(dv.getBigInt64(24, le), BigInt(big));
+  }
+});

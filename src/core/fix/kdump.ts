@@ -23,6 +23,7 @@ import {
   KdumpSubHeader32,
   KdumpSubHeader64,
   PAGE_DESC_SIZE,
+  PageDescTable,
   UTS_FIELD,
 } from '../format/kdump/structs.js';
 import type { Utsname } from '../dump.js';
@@ -192,11 +193,10 @@ export async function planKdumpFix(dump: KdumpDump, v: KdumpFixValues): Promise<
   const keptEnd = Math.min(src.size, descStart + keptDescs * PAGE_DESC_SIZE);
   const DCH = 170 * PAGE_DESC_SIZE * 64;
   for (let pos = descStart; pos < keptEnd; pos += DCH) {
-    const b = await readExact(src, pos, Math.min(DCH, keptEnd - pos), 'page descriptors');
-    const dv = new DataView(b.buffer, b.byteOffset, b.length);
-    for (let o = 0; o + PAGE_DESC_SIZE <= b.length; o += PAGE_DESC_SIZE) {
-      const off = Number(dv.getBigInt64(o, le));
-      const end = off + dv.getUint32(o + 8, le);
+    const t = new PageDescTable(await readExact(src, pos, Math.min(DCH, keptEnd - pos), 'page descriptors'), le);
+    for (let i = 0; i < t.count; i++) {
+      const off = t.offset(i);
+      const end = off + t.size(i);
       if (off >= oldDataStart && end <= src.size && end > oldDataEnd) oldDataEnd = end;
     }
   }
@@ -355,10 +355,10 @@ export async function* kdumpFixWrites(plan: KdumpFixPlan, chunkBytes = 1 << 20):
     const n = Math.min(dStep, dEnd - pos);
     const out = new Uint8Array(await readExact(src, pos, n, 'page descriptors')); // a copy: sources may share buffers
     if (dataShift !== 0) {
-      const dv = new DataView(out.buffer, out.byteOffset, out.length);
-      for (let o = 0; o + PAGE_DESC_SIZE <= n; o += PAGE_DESC_SIZE) {
-        const off = dv.getBigInt64(o, le);
-        if (off >= BigInt(plan.oldDataStart) && off <= BigInt(Number.MAX_SAFE_INTEGER)) dv.setBigInt64(o, off + BigInt(dataShift), le);
+      const t = new PageDescTable(out, le);
+      for (let i = 0; i < t.count; i++) {
+        const off = t.offset(i);
+        if (off >= plan.oldDataStart) t.setOffset(i, off + dataShift);
       }
     }
     yield { offset: newDesc + (pos - plan.descStart), bytes: out };

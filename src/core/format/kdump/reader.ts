@@ -22,6 +22,7 @@ import {
   DiskDumpHeader64,
   KDUMP_SIGNATURE,
   PAGE_DESC_SIZE,
+  PageDescTable,
   kdumpAbiOf,
   kdumpStructs,
   type KdumpAbi,
@@ -344,6 +345,11 @@ interface Desc {
   flags: number;
 }
 
+/** Entry `i` of a descriptor table as an object, or undefined past its end (area cut short). */
+function descOf(t: PageDescTable, i: number): Desc | undefined {
+  return t.has(i) ? { offset: t.offset(i), size: t.size(i), flags: t.flags(i) } : undefined;
+}
+
 /**
  * Why a page descriptor cannot describe a page, or undefined when it can. makedumpfile and QEMU
  * store a page compressed (size below block_size, one codec flag) or raw (flags 0, size
@@ -515,37 +521,22 @@ export class KdumpFile {
       buf = await this.src.read(start, n);
       this.descCache.set(cb, buf);
     }
-    const o = (index % 170) * PAGE_DESC_SIZE;
-    if (o + PAGE_DESC_SIZE > buf.length) return undefined; // descriptor area cut short
-    const dv = new DataView(buf.buffer, buf.byteOffset + o, PAGE_DESC_SIZE);
-    const le = this.h.littleEndian;
-    const off = dv.getBigInt64(0, le);
-    return {
-      offset: off > BigInt(Number.MAX_SAFE_INTEGER) || off < 0n ? -1 : Number(off),
-      size: dv.getUint32(8, le),
-      flags: dv.getUint32(12, le),
-    };
+    return descOf(new PageDescTable(buf, this.h.littleEndian), index % DPB);
   }
 
   /** Sequential access to descriptors (1 MiB reads), for whole-dump walks. */
   descCursor(): (index: number) => Promise<Desc | undefined> {
     const PER = 43690; // descriptors per ~1 MiB read
     let start = -1;
-    let buf: Uint8Array = new Uint8Array(0);
-    const le = this.h.littleEndian;
+    let table = new PageDescTable(new Uint8Array(0), this.h.littleEndian);
     return async (index: number) => {
       if (index < 0 || index >= this.numDescs) return undefined;
-      if (start < 0 || index < start || index >= start + buf.length / PAGE_DESC_SIZE) {
+      if (start < 0 || index < start || index >= start + table.count) {
         start = index;
         const n = Math.min(PER, this.numDescs - index);
-        buf = await this.src.read(this.descOffset + index * PAGE_DESC_SIZE, n * PAGE_DESC_SIZE);
-        if (buf.length < PAGE_DESC_SIZE && index < this.numDescs) return undefined;
+        table = new PageDescTable(await this.src.read(this.descOffset + index * PAGE_DESC_SIZE, n * PAGE_DESC_SIZE), this.h.littleEndian);
       }
-      const o = (index - start) * PAGE_DESC_SIZE;
-      if (o + PAGE_DESC_SIZE > buf.length) return undefined; // descriptor area cut short
-      const dv = new DataView(buf.buffer, buf.byteOffset + o, PAGE_DESC_SIZE);
-      const off = dv.getBigInt64(0, le);
-      return { offset: off > BigInt(Number.MAX_SAFE_INTEGER) || off < 0n ? -1 : Number(off), size: dv.getUint32(8, le), flags: dv.getUint32(12, le) };
+      return descOf(table, index - start);
     };
   }
 
@@ -565,10 +556,15 @@ export class KdumpFile {
   }
 
   stateOfDesc(d: Desc | undefined): PageState {
-    if (!d || d.offset <= 0) return 'missing';
-    if (d.offset === this.zeroOffset && d.flags === 0 && d.size === this.h.blockSize) return 'zero';
-    if (d.offset + d.size > this.src.size) return 'missing';
-    if (descDamage(d.size, d.flags, this.h.blockSize)) return 'missing';
+    return d ? this.stateOf(d.offset, d.size, d.flags) : 'missing';
+  }
+
+  /** State of a page from its descriptor's fields (offset -1: none; see PageDescTable). */
+  private stateOf(offset: number, size: number, flags: number): PageState {
+    if (offset <= 0) return 'missing';
+    if (offset === this.zeroOffset && flags === 0 && size === this.h.blockSize) return 'zero';
+    if (offset + size > this.src.size) return 'missing';
+    if (descDamage(size, flags, this.h.blockSize)) return 'missing';
     return 'data';
   }
 
@@ -641,22 +637,9 @@ export class KdumpFile {
     return this.src.read(this.descOffset + first * PAGE_DESC_SIZE, n * PAGE_DESC_SIZE);
   }
 
-  /** State of descriptor `i` of a raw descriptor buffer (no allocation: hot loop). */
-  private stateAt(dv: DataView, i: number): PageState {
-    const o = i * PAGE_DESC_SIZE;
-    if (o + PAGE_DESC_SIZE > dv.byteLength) return 'missing';
-    const le = this.h.littleEndian;
-    const lo = dv.getUint32(o + (le ? 0 : 4), le);
-    const hi = dv.getInt32(o + (le ? 4 : 0), le);
-    if (hi < 0 || hi >= 0x200000) return 'missing';
-    const off = hi * 0x100000000 + lo;
-    const size = dv.getUint32(o + 8, le);
-    const flags = dv.getUint32(o + 12, le);
-    if (off <= 0) return 'missing';
-    if (off === this.zeroOffset && flags === 0 && size === this.h.blockSize) return 'zero';
-    if (off + size > this.src.size) return 'missing';
-    if (size === 0 || (flags === 0 ? size !== this.h.blockSize : size > this.h.blockSize * 2 + 4096 || codecOfFlags(flags) === undefined)) return 'missing';
-    return 'data';
+  /** State of entry `i` of a descriptor table (no allocation: hot loop); past its end: missing. */
+  private stateAt(t: PageDescTable, i: number): PageState {
+    return t.has(i) ? this.stateOf(t.offset(i), t.size(i), t.flags(i)) : 'missing';
   }
 
   /**
@@ -684,11 +667,7 @@ export class KdumpFile {
       const i0 = pfn - blk * B;
       const i1 = blockEnd - blk * B;
       const nd = countBits(dmp, i0, Math.min(i1, dmp.length * 8));
-      let dv: DataView = new DataView(new ArrayBuffer(0));
-      if (nd > 0) {
-        const d = await this.descBytes(await this.descIndex(pfn), nd);
-        dv = new DataView(d.buffer, d.byteOffset, d.length);
-      }
+      const table = new PageDescTable(nd > 0 ? await this.descBytes(await this.descIndex(pfn), nd) : new Uint8Array(0), this.h.littleEndian);
       let k = 0;
       for (let i = i0; i < i1; ) {
         const byte = i >> 3;
@@ -700,7 +679,7 @@ export class KdumpFile {
           continue;
         }
         const bit = 1 << (i & 7);
-        const st: PageState = m & bit ? this.stateAt(dv, k++) : r & bit ? 'excluded' : 'hole';
+        const st: PageState = m & bit ? this.stateAt(table, k++) : r & bit ? 'excluded' : 'hole';
         push(blk * B + i, 1, st);
         i++;
       }
@@ -717,20 +696,17 @@ export class KdumpFile {
   async codecCounts(): Promise<Record<string, number>> {
     const out: Record<string, number> = {};
     const PER = 43690;
-    const le = this.h.littleEndian;
     for (let first = 0; first < this.numDescs; first += PER) {
-      const b = await this.descBytes(first, PER);
-      const dv = new DataView(b.buffer, b.byteOffset, b.length);
+      const t = new PageDescTable(await this.descBytes(first, PER), this.h.littleEndian);
       const n = Math.min(PER, this.numDescs - first);
       for (let i = 0; i < n; i++) {
-        const st = this.stateAt(dv, i);
+        const st = this.stateAt(t, i);
         let k: string;
-        const o = i * PAGE_DESC_SIZE;
         if (st === 'zero') k = 'zero (shared)';
-        else if (st === 'missing' && o + PAGE_DESC_SIZE <= b.length && dv.getUint32(o, le) + dv.getInt32(o + 4, le) !== 0 && descDamage(dv.getUint32(o + 8, le), dv.getUint32(o + 12, le), this.h.blockSize)) k = 'damaged';
+        else if (st === 'missing' && t.has(i) && !t.offsetIsZero(i) && descDamage(t.size(i), t.flags(i), this.h.blockSize)) k = 'damaged';
         else if (st === 'missing') k = 'missing';
         else {
-          const flags = dv.getUint32(i * PAGE_DESC_SIZE + 12, le);
+          const flags = t.flags(i);
           k = codecOfFlags(flags) ?? `flags 0x${flags.toString(16)}`;
         }
         out[k] = (out[k] ?? 0) + 1;

@@ -207,3 +207,80 @@ export const FlatDataHeader = defineStruct('makedumpfile_data_header', 16, {
 
 export type KdumpHeader = ReturnType<typeof DiskDumpHeader64.read>;
 export type KdumpSubHeader = ReturnType<typeof KdumpSubHeader64.read>;
+
+/**
+ * A table view over consecutive page_desc entries held in `bytes` (the descriptor area, or a
+ * slice of it), decoding fields in place: no object per entry, no BigInt, so the per-page
+ * loops of the reader, writer and fix stay as fast as hand-written DataView code. The layout
+ * is `PageDesc` (makedumpfile diskdump_mod.h struct page_desc).
+ *
+ * `offset(i)` is exact: a negative offset, or one at or beyond 2^53 (no file that large can
+ * be read), is -1, which every caller treats as "no data" (the page reads as missing).
+ * An index past the bytes present (a descriptor area cut short) has `has(i)` false.
+ */
+export class PageDescTable {
+  readonly count: number;
+  private readonly dv: DataView;
+  private readonly lo: number;
+  private readonly hi: number;
+
+  constructor(
+    readonly bytes: Uint8Array,
+    readonly littleEndian: boolean,
+  ) {
+    this.count = Math.floor(bytes.length / PAGE_DESC_SIZE);
+    this.dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
+    this.lo = littleEndian ? 0 : 4;
+    this.hi = littleEndian ? 4 : 0;
+  }
+
+  /** A zeroed table of `count` entries, to fill with `set`. */
+  static alloc(count: number, littleEndian: boolean): PageDescTable {
+    return new PageDescTable(new Uint8Array(count * PAGE_DESC_SIZE), littleEndian);
+  }
+
+  has(i: number): boolean {
+    return i >= 0 && i < this.count;
+  }
+
+  /** page_desc.offset: the file offset of the page's data, or -1 (negative, or at or beyond 2^53). */
+  offset(i: number): number {
+    const o = i * PAGE_DESC_SIZE;
+    const hi = this.dv.getInt32(o + this.hi, this.littleEndian);
+    if (hi < 0 || hi >= 0x200000) return -1;
+    return hi * 0x100000000 + this.dv.getUint32(o + this.lo, this.littleEndian);
+  }
+
+  /** True when all 8 bytes of page_desc.offset are zero (an entry never written). */
+  offsetIsZero(i: number): boolean {
+    const o = i * PAGE_DESC_SIZE;
+    return this.dv.getUint32(o, this.littleEndian) === 0 && this.dv.getUint32(o + 4, this.littleEndian) === 0;
+  }
+
+  /** page_desc.size: bytes of the stored (compressed or raw) page. */
+  size(i: number): number {
+    return this.dv.getUint32(i * PAGE_DESC_SIZE + 8, this.littleEndian);
+  }
+
+  /** page_desc.flags: the DUMP_DH_COMPRESSED_* bit of the page's codec, 0 for raw. */
+  flags(i: number): number {
+    return this.dv.getUint32(i * PAGE_DESC_SIZE + 12, this.littleEndian);
+  }
+
+  /** Write page_desc.offset (a non-negative safe integer). */
+  setOffset(i: number, offset: number): void {
+    const o = i * PAGE_DESC_SIZE;
+    this.dv.setUint32(o + this.lo, offset % 0x100000000, this.littleEndian);
+    this.dv.setUint32(o + this.hi, Math.floor(offset / 0x100000000), this.littleEndian);
+  }
+
+  /** Write one entry (page_flags 0, as makedumpfile writes it). */
+  set(i: number, offset: number, size: number, flags: number): void {
+    this.setOffset(i, offset);
+    const o = i * PAGE_DESC_SIZE;
+    this.dv.setUint32(o + 8, size, this.littleEndian);
+    this.dv.setUint32(o + 12, flags, this.littleEndian);
+    this.dv.setUint32(o + 16, 0, this.littleEndian);
+    this.dv.setUint32(o + 20, 0, this.littleEndian);
+  }
+}
