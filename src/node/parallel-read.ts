@@ -3,6 +3,7 @@
  * threads (each opens the files itself). Memory is bounded: at most `4 × threads` jobs of
  * `jobPages` pages are in flight.
  */
+import { InFlight } from '../core/inflight.js';
 import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
 import { VmcoreError, type ErrorCode } from '../core/errors.js';
@@ -73,11 +74,9 @@ export async function hashDumpParallel(dump: Dump, paths: string[], opts: Parall
       });
     }
     for await (const r of dump.pageRuns(0, dump.maxPfn)) if (r.state === 'missing') missing += r.endPfn - r.startPfn;
-    const inflight: { spec: JobSpec; promise: Promise<ArrayBuffer> }[] = [];
     let id = 0;
-    const consume = async () => {
-      const { spec, promise } = inflight.shift()!;
-      const buf = new Uint8Array(await promise);
+    const inflight = new InFlight<{ spec: JobSpec; buf: ArrayBuffer }>(4 * threads, ({ spec, buf: ab }) => {
+      const buf = new Uint8Array(ab);
       let o = 0;
       for (let i = 0; i < spec.runs.length; i += 3) {
         for (let p = spec.runs[i]!; p < spec.runs[i + 1]!; p++, o += ps) {
@@ -93,7 +92,7 @@ export async function hashDumpParallel(dump: Dump, paths: string[], opts: Parall
       }
       const last = spec.runs[spec.runs.length - 2];
       if (opts.onProgress && last !== undefined) opts.onProgress(last, dump.maxPfn);
-    };
+    });
     for await (const spec of jobs(dump, jobPages)) {
       const jid = id++;
       let resolve!: (b: ArrayBuffer) => void;
@@ -105,10 +104,9 @@ export async function hashDumpParallel(dump: Dump, paths: string[], opts: Parall
       promise.catch(() => undefined);
       results.set(jid, { resolve, reject, promise });
       workers[jid % threads]!.postMessage({ id: jid, runs: spec.runs, pages: spec.pages });
-      inflight.push({ spec, promise });
-      if (inflight.length >= 4 * threads) await consume();
+      await inflight.push(promise.then((buf) => ({ spec, buf })));
     }
-    while (inflight.length) await consume();
+    await inflight.drain();
     return { sha256: h.digestHex(), pages, zeroPages, missingPages: missing };
   } finally {
     await Promise.all(workers.map((w) => w.terminate()));

@@ -9,7 +9,7 @@ import type { KernelInfo } from '../core/kernel/kernel.js';
 import { isZeroPage } from '../core/memory.js';
 import { collectExcluded, excludedPages, subtractExcluded, type ExcludedRun, type PfnSpan } from '../core/kernel/pagefilter.js';
 import { DL_CACHE, DL_CACHE_PRI, DL_FREE, DL_USER, DL_ZERO, PAGE_KINDS, pageModel, type PageKind } from '../core/kernel/pagetypes.js';
-import type { OutputCodec } from '../core/format/kdump/writer.js';
+import type { OutputCodec } from '../core/format/batch.js';
 import { pageCompressor } from './workers/page-codec.js';
 
 export type UsageKind = PageKind | 'kernel';

@@ -475,3 +475,23 @@ test('maxPfn leaves out the pages above the kernel\'s memory model and lowers ma
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('bounded in-flight window: results consumed in push order, at most `limit` pending, a rejection surfaces in its turn', async () => {
+  const { InFlight } = await import('../../src/core/inflight.js');
+  const seen: number[] = [];
+  let maxPending = 0;
+  const w = new InFlight<number>(3, (v) => {
+    seen.push(v);
+  });
+  for (let i = 0; i < 10; i++) {
+    // later pushes resolve sooner: order must still be push order
+    await w.push(new Promise((r) => setTimeout(() => r(i), 10 - i)));
+    maxPending = Math.max(maxPending, w.size);
+  }
+  await w.drain();
+  assert.deepEqual(seen, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  assert.equal(maxPending, 2, 'push returns once fewer than the limit are pending');
+  const bad = new InFlight<number>(2, () => undefined);
+  await bad.push(Promise.reject(new Error('batch 0 failed')));
+  await assert.rejects(bad.push(Promise.resolve(1)), /batch 0 failed/);
+});

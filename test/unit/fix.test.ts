@@ -18,7 +18,8 @@ import { isVmcoreError } from '../../src/core/errors.js';
 import { describeDump } from '../../src/core/info.js';
 import { analyzeKernel } from '../../src/core/kernel/kernel.js';
 import type { KdumpDump } from '../../src/core/format/kdump/reader.js';
-import { encodeKdumpHeader, encodeKdumpSubHeader, KdumpLayout, KdumpPagePlacer, PAGE_RAW, PAGE_ZERO, PfnBitmap } from '../../src/core/format/kdump/writer.js';
+import { encodeKdumpHeader, encodeKdumpSubHeader, KdumpLayout, KdumpPagePlacer, PfnBitmap } from '../../src/core/format/kdump/writer.js';
+import { PAGE_RAW, PAGE_ZERO } from '../../src/core/format/batch.js';
 import type { SparseMemory } from '../../src/core/memory.js';
 import { synthKernel, prstatusDesc } from './kernel-synth.js';
 

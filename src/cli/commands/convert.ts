@@ -4,7 +4,7 @@
  */
 import { Option, type Command } from 'commander';
 import { VmcoreError } from '../../core/errors.js';
-import type { OutputCodec } from '../../core/format/kdump/writer.js';
+import type { OutputCodec } from '../../core/format/batch.js';
 import { openDumpFiles } from '../../node/open.js';
 import { isStreamPath, streamOf } from '../../node/file-source.js';
 import { openDumpStream } from '../../node/stream/kdump-stream.js';

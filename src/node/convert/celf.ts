@@ -18,11 +18,12 @@ import { availableParallelism } from 'node:os';
 import { VmcoreError } from '../../core/errors.js';
 import { buildNotes } from '../../core/format/elf/notes.js';
 import { elfMachine } from '../../core/format/elf/writer.js';
-import type { CompressedBatch, OutputCodec } from '../../core/format/kdump/writer.js';
+import { InFlight } from '../../core/inflight.js';
+import { PAGE_COMPRESSED, PAGE_ZERO, type CompressedBatch, type OutputCodec } from '../../core/format/batch.js';
 import { CH_TYPES, CELF_DEFAULT_CHUNK } from '../../core/format/celf/structs.js';
 import { CelfLayout, carveWindow, checkChunkSize, DEFAULT_MIN_ZERO_RUN, type CelfPart } from '../../core/format/celf/writer.js';
 import { CompressPool, type BatchOut } from '../workers/pool.js';
-import type { ConvertPlan, OutputFormat, OutputFormatFactory, PfnRange } from './index.js';
+import type { ConvertPlan, OutputFormat, OutputFormatFactory, PfnRange } from './types.js';
 import type { OutputSink } from './sinks.js';
 
 export interface CelfFormatOptions {
@@ -47,9 +48,14 @@ interface Window {
   pfn: number;
   group: Group;
   slot: number;
-  /** Per page: 0 = not delivered, 1 = zero, 2 = data. */
+  /** Per page: NOT_DELIVERED, DELIVERED_ZERO or DELIVERED_DATA. */
   state: Uint8Array;
 }
+
+/** Window page states. */
+const NOT_DELIVERED = 0;
+const DELIVERED_ZERO = 1;
+const DELIVERED_DATA = 2;
 
 interface Closed {
   slot: number;
@@ -64,7 +70,6 @@ interface Group {
   buf: ArrayBuffer;
   used: number;
   windows: Closed[];
-  result?: Promise<BatchOut>;
 }
 
 export class CelfFormat implements OutputFormat {
@@ -80,7 +85,8 @@ export class CelfFormat implements OutputFormat {
   private win: Window | undefined;
   private group: Group | undefined;
   private groupSlots = 1;
-  private readonly inflight: Group[] = [];
+  /** Groups given to the pool (or, when nothing in them is data, passed through), placed in order. */
+  private readonly inflight: InFlight<{ g: Group; r: BatchOut | undefined }>;
   private readonly free: ArrayBuffer[] = [];
   private chunkPages = 0;
   /** RAM the source does not deliver (excluded, missing), ascending, and a cursor into it. */
@@ -94,6 +100,7 @@ export class CelfFormat implements OutputFormat {
   constructor(private readonly o: CelfFormatOptions) {
     this.chunkSize = o.chunkSize ?? CELF_DEFAULT_CHUNK;
     this.threads = o.threads ?? Math.max(1, Math.min(availableParallelism(), 16));
+    this.inflight = new InFlight(Math.max(2, this.threads * 2 + 2), ({ g, r }) => this.place(g, r));
   }
 
   async begin(plan: ConvertPlan, sink: OutputSink): Promise<void> {
@@ -138,20 +145,20 @@ export class CelfFormat implements OutputFormat {
       const end = Math.min(b.count, i + (wpfn + this.chunkPages - pfn));
       while (i < end) {
         const k = b.startPfn + i - wpfn;
-        if (b.kinds[i] === 0) {
-          w.state[k] = 1;
+        if (b.kinds[i] === PAGE_ZERO) {
+          w.state[k] = DELIVERED_ZERO;
           i++;
           continue;
         }
         // consecutive stored pages are consecutive in b.data: copy them at once
         let j = i;
-        while (j < end && b.kinds[j] !== 0) {
+        while (j < end && b.kinds[j] !== PAGE_ZERO) {
           if (b.sizes[j] !== ps) throw new VmcoreError('BAD_FIELD', `celf: page 0x${(b.startPfn + j).toString(16)} arrived compressed`, { field: 'batch' });
           j++;
         }
         const n = (j - i) * ps;
         new Uint8Array(w.group.buf, w.slot * this.chunkSize + k * ps, n).set(b.data.subarray(dataOff, dataOff + n));
-        w.state.fill(2, k, k + (j - i));
+        w.state.fill(DELIVERED_DATA, k, k + (j - i));
         dataOff += n;
         i = j;
       }
@@ -180,14 +187,14 @@ export class CelfFormat implements OutputFormat {
     let endData = -1;
     // contiguous delivered segments of the window, each carved on its own
     for (let i = 0; i < this.chunkPages; ) {
-      if (!w.state[i]) {
+      if (w.state[i] === NOT_DELIVERED) {
         i++;
         continue;
       }
       let j = i;
-      while (j < this.chunkPages && w.state[j]) j++;
+      while (j < this.chunkPages && w.state[j] !== NOT_DELIVERED) j++;
       const seg = carveWindow(
-        Array.from(w.state.subarray(i, j), (s) => s === 1),
+        Array.from(w.state.subarray(i, j), (s) => s === DELIVERED_ZERO),
         w.pfn + i,
         ps,
         this.o.minZeroRun ?? DEFAULT_MIN_ZERO_RUN,
@@ -202,12 +209,12 @@ export class CelfFormat implements OutputFormat {
     // zero what an earlier use of the buffer left in pages that are not data
     const bytes = new Uint8Array(w.group.buf, w.slot * this.chunkSize, this.chunkSize);
     for (let i = 0; i < this.chunkPages; ) {
-      if (w.state[i] === 2) {
+      if (w.state[i] === DELIVERED_DATA) {
         i++;
         continue;
       }
       let j = i;
-      while (j < this.chunkPages && w.state[j] !== 2) j++;
+      while (j < this.chunkPages && w.state[j] !== DELIVERED_DATA) j++;
       bytes.fill(0, i * ps, j * ps);
       i = j;
     }
@@ -219,16 +226,13 @@ export class CelfFormat implements OutputFormat {
     const g = this.group;
     this.group = undefined;
     if (!g || !g.used) return;
-    if (this.pool && g.windows.some((w) => w.firstData >= 0)) g.result = this.pool.submit({ startPfn: 0, count: g.used, buf: g.buf });
-    this.inflight.push(g);
-    const max = Math.max(2, this.threads * 2 + 2);
-    while (this.inflight.length >= max) await this.placeOldest();
+    const result = this.pool && g.windows.some((w) => w.firstData >= 0) ? this.pool.submit({ startPfn: 0, count: g.used, buf: g.buf }) : undefined;
+    await this.inflight.push(result ? result.then((r) => ({ g, r })) : Promise.resolve({ g, r: undefined }));
   }
 
-  private async placeOldest(): Promise<void> {
-    const g = this.inflight.shift()!;
+  /** Write one group's chunks (`r`: what the pool made of them, when it was asked). */
+  private async place(g: Group, r: BatchOut | undefined): Promise<void> {
     const ps = this.plan.pageSize;
-    const r = g.result ? await g.result : undefined;
     // where each slot's stored bytes are: the pool compacts them in slot order
     const dataAt = new Array<number>(g.used);
     // (g.buf is detached when the group went to a worker: use the returned buffer then)
@@ -246,7 +250,7 @@ export class CelfFormat implements OutputFormat {
       if (w.firstData >= 0) {
         let placed;
         const at = dataAt[w.slot]!;
-        if (r && r.kinds[w.slot] === 2) {
+        if (r && r.kinds[w.slot] === PAGE_COMPRESSED) {
           addr = base;
           const payload = data.subarray(at, at + r.sizes[w.slot]!);
           placed = this.layout.addSection(addr, { chType: CH_TYPES[this.o.codec as keyof typeof CH_TYPES], payload, rawSize: this.chunkSize });
@@ -328,7 +332,7 @@ export class CelfFormat implements OutputFormat {
     try {
       await this.closeWindow();
       await this.submitGroup();
-      while (this.inflight.length) await this.placeOldest();
+      await this.inflight.drain();
       await this.flushWc();
       // after an abort, RAM beyond what was written is not known to be excluded: leave it out
       if (!incomplete) await this.absentUpTo(this.plan.maxPfn);

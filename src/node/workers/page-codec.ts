@@ -9,7 +9,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { nodeCodecs } from '../codecs.js';
 import { VmcoreError } from '../../core/errors.js';
-import type { OutputCodec } from '../../core/format/kdump/writer.js';
+import { PAGE_COMPRESSED, PAGE_RAW, type OutputCodec } from '../../core/format/batch.js';
 
 export interface WorkerConfig {
   codec: OutputCodec;
@@ -167,15 +167,15 @@ export function compressBatchInPlace(
   let out = 0;
   for (let i = 0; i < count; i++) {
     const page = buf.subarray(i * ps, (i + 1) * ps);
-    if (cfg.detectZero && isZeroPage(page)) continue; // kinds[i] = 0
+    if (cfg.detectZero && isZeroPage(page)) continue; // kinds[i] = PAGE_ZERO (0)
     const n = compress ? compress(page, buf, out) : -1;
     if (n > 0 && n < ps) {
-      kinds[i] = 2;
+      kinds[i] = PAGE_COMPRESSED;
       sizes[i] = n;
       out += n;
     } else {
       if (out !== i * ps) buf.copyWithin(out, i * ps, (i + 1) * ps);
-      kinds[i] = 1;
+      kinds[i] = PAGE_RAW;
       sizes[i] = ps;
       out += ps;
     }

@@ -7,7 +7,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import { VmcoreError } from '../../core/errors.js';
-import type { CompressedBatch } from '../../core/format/kdump/writer.js';
+import type { CompressedBatch } from '../../core/format/batch.js';
 import { compressBatchInPlace, pageCompressor, type WorkerConfig } from './page-codec.js';
 
 export interface BatchIn {

@@ -54,7 +54,6 @@ export async function readElfLayout(src: ByteSource): Promise<ElfLayout> {
   const ident = await readExact(src, 0, 16, 'e_ident');
   const { is64 } = parseElfIdent(ident, file);
   const header = parseElfHeader(await readExact(src, 0, elfHeaderSize(is64), is64 ? 'Elf64_Ehdr' : 'Elf32_Ehdr'), file);
-  const le = header.littleEndian;
   const warnings: string[] = [];
   if (header.ehsize !== elfHeaderSize(is64)) warnings.push(`e_ehsize is ${header.ehsize}, not ${elfHeaderSize(is64)} (ignored; QEMU writes a bogus value)`);
   const S = is64 ? Elf64_Shdr : Elf32_Shdr;

@@ -34,7 +34,7 @@ import {
   PT_LOAD,
   PT_NOTE,
 } from './structs.js';
-import { PAGE_ZERO, type CompressedBatch } from '../kdump/writer.js';
+import { PAGE_ZERO, type CompressedBatch } from '../batch.js';
 
 export interface ElfSegmentSpec {
   /** First page frame of the segment. */

@@ -16,8 +16,8 @@
  * descriptors placed at their final offset as soon as the batch is written: no descriptor table
  * is ever held in memory. Bitmaps (max_pfn/8 bytes each) and the headers are written last.
  */
+import { PAGE_RAW, PAGE_ZERO, type CompressedBatch, type OutputCodec } from '../batch.js';
 import { VmcoreError } from '../../errors.js';
-import type { CodecName } from '../../codec/types.js';
 import { buildNotes, type ElfNote } from '../elf/notes.js';
 import {
   DiskDumpHeader32,
@@ -31,6 +31,7 @@ import {
   KdumpSubHeader32Pad,
   KdumpSubHeader64,
   PAGE_DESC_SIZE,
+  PageDescTable,
   kdumpStructs,
   type KdumpAbi,
   type KdumpLayoutChoice,
@@ -38,12 +39,7 @@ import {
 
 export const KDUMP_HEADER_VERSION = 6;
 
-export type OutputCodec = CodecName | 'none';
-
-/** Per-page kind produced by the compressor: how the page is stored. */
-export const PAGE_ZERO = 0; // all zero: shares the zero page (or is dropped, for ELF)
-export const PAGE_RAW = 1; // stored uncompressed (page size bytes)
-export const PAGE_COMPRESSED = 2; // stored compressed with the output codec
+export type { OutputCodec, CompressedBatch };
 
 export function codecFlag(c: OutputCodec): number {
   switch (c) {
@@ -57,18 +53,6 @@ export function codecFlag(c: OutputCodec): number {
 
 import type { Utsname } from '../../dump.js';
 export type { Utsname };
-
-/** A batch of consecutive pages as it comes back from the compressor. */
-export interface CompressedBatch {
-  startPfn: number;
-  count: number;
-  /** PAGE_ZERO / PAGE_RAW / PAGE_COMPRESSED per page. */
-  kinds: Uint8Array;
-  /** Stored size of each page (0 for zero pages). */
-  sizes: Uint32Array;
-  /** The stored bytes of the non-zero pages, concatenated in page order. */
-  data: Uint8Array;
-}
 
 /** One write of `bytes` at `offset` of an output file. */
 export interface Placement {
@@ -353,13 +337,11 @@ export class KdumpPagePlacer {
       });
     }
     const le = layout.params.littleEndian;
-    const descs = new Uint8Array(b.count * PAGE_DESC_SIZE);
-    const dv = new DataView(descs.buffer);
+    const descs = PageDescTable.alloc(b.count, le);
     const dataStart = this.dataPos;
     let pos = dataStart;
     for (let i = 0; i < b.count; i++) {
       const kind = b.kinds[i]!;
-      const o = i * PAGE_DESC_SIZE;
       let off: number;
       let size: number;
       let flags: number;
@@ -381,10 +363,7 @@ export class KdumpPagePlacer {
           this.counts.compressed++;
         }
       }
-      // page_desc: i64 offset, u32 size, u32 flags, u64 page_flags (0)
-      dv.setBigInt64(o, BigInt(off), le);
-      dv.setUint32(o + 8, size, le);
-      dv.setUint32(o + 12, flags, le);
+      descs.set(i, off, size, flags);
     }
     if (pos - dataStart !== b.data.length) {
       throw new VmcoreError('BAD_FIELD', `batch at pfn 0x${b.startPfn.toString(16)}: ${b.data.length} data bytes, sizes sum to ${pos - dataStart}`, {
@@ -395,6 +374,6 @@ export class KdumpPagePlacer {
     this.nextDesc += b.count;
     this.dataPos = pos;
     this.bytesData += b.data.length;
-    return { data: { offset: dataStart, bytes: b.data }, descs: { offset: descAt, bytes: descs } };
+    return { data: { offset: dataStart, bytes: b.data }, descs: { offset: descAt, bytes: descs.bytes } };
   }
 }

@@ -1,0 +1,129 @@
+/**
+ * The batch producers of `convertDump`: consecutive present pages, at most `max` a batch and
+ * cut at the split-set boundaries, each in one ArrayBuffer (recycled through a BufferPool) that
+ * goes to the compressor. From a random-access Dump (read run by run) or a sequential page
+ * stream (every page arrives once, in order).
+ */
+import { VmcoreError } from '../../core/errors.js';
+import type { Dump } from '../../core/dump.js';
+import { DirectElfReader } from './direct.js';
+import type { PageStreamInput, PfnRange } from './types.js';
+
+export interface RawBatch {
+  startPfn: number;
+  count: number;
+  buf: ArrayBuffer;
+}
+
+export class BufferPool {
+  private free: ArrayBuffer[] = [];
+  constructor(private readonly size: number) {}
+  get(bytes: number): ArrayBuffer {
+    if (bytes === this.size) {
+      const b = this.free.pop();
+      if (b) return b;
+    }
+    return new ArrayBuffer(bytes);
+  }
+  put(b: ArrayBuffer): void {
+    if (b.byteLength === this.size && this.free.length < 64) this.free.push(b);
+  }
+}
+
+/** Cut ranges at `cuts` (sorted pfns) and into chunks of at most `max` pages. */
+function* chunks(ranges: readonly PfnRange[], cuts: readonly number[], max: number): Generator<PfnRange> {
+  let c = 0;
+  for (const r of ranges) {
+    let s = r.startPfn;
+    while (s < r.endPfn) {
+      while (c < cuts.length && cuts[c]! <= s) c++;
+      let e = Math.min(r.endPfn, s + max);
+      if (c < cuts.length && cuts[c]! < e) e = cuts[c]!;
+      yield { startPfn: s, endPfn: e };
+      s = e;
+    }
+  }
+}
+
+export async function* dumpBatches(dump: Dump, ranges: readonly PfnRange[], cuts: number[], max: number, pool: BufferPool): AsyncGenerator<RawBatch> {
+  const ps = dump.pageSize;
+  const direct = await DirectElfReader.open(dump);
+  try {
+    for (const c of chunks(ranges, cuts, max)) {
+      const n = c.endPfn - c.startPfn;
+      const buf = pool.get(n * ps);
+      if (!direct || !(await direct.read(c.startPfn * ps, new Uint8Array(buf)))) {
+        const data = await dump.readPhys(c.startPfn * ps, n * ps, { fillMissing: true });
+        if (data.length !== n * ps) throw new VmcoreError('TRUNCATED', `short read at pfn 0x${c.startPfn.toString(16)}`, { file: dump.files[0]?.name });
+        new Uint8Array(buf).set(data);
+      }
+      yield { startPfn: c.startPfn, count: n, buf };
+    }
+  } finally {
+    await direct?.close();
+  }
+}
+
+/**
+ * The stream's page chunks without the page frames in `exclude` (ascending, disjoint): each chunk
+ * is cut into the parts outside the runs. Chunks may come in any order.
+ */
+export async function* withoutRuns(pages: AsyncIterable<{ startPfn: number; data: Uint8Array }>, exclude: readonly PfnRange[], pageSize: number): AsyncGenerator<{ startPfn: number; data: Uint8Array }> {
+  for await (const chunk of pages) {
+    if (chunk.data.length % pageSize !== 0) {
+      yield chunk; // refused by streamBatches
+      continue;
+    }
+    const end = chunk.startPfn + chunk.data.length / pageSize;
+    // the first run that ends after the chunk's start
+    let lo = 0;
+    let hi = exclude.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (exclude[mid]!.endPfn <= chunk.startPfn) lo = mid + 1;
+      else hi = mid;
+    }
+    let p = chunk.startPfn;
+    for (let j = lo; j < exclude.length && exclude[j]!.startPfn < end && p < end; j++) {
+      const x = exclude[j]!;
+      if (x.startPfn > p) yield { startPfn: p, data: chunk.data.subarray((p - chunk.startPfn) * pageSize, (x.startPfn - chunk.startPfn) * pageSize) };
+      p = Math.max(p, Math.min(x.endPfn, end));
+    }
+    if (p < end) yield p === chunk.startPfn ? chunk : { startPfn: p, data: chunk.data.subarray((p - chunk.startPfn) * pageSize) };
+  }
+}
+
+export async function* streamBatches(input: PageStreamInput, cuts: number[], max: number, pool: BufferPool): AsyncGenerator<RawBatch> {
+  const ps = input.pageSize;
+  const plan = chunks(input.ranges, cuts, max);
+  let want = plan.next();
+  let cur: { startPfn: number; n: number; buf: ArrayBuffer; fill: number } | undefined;
+  let expect = want.done ? -1 : want.value.startPfn;
+  for await (const chunk of input.pages) {
+    if (chunk.data.length % ps !== 0) throw new VmcoreError('BAD_FIELD', `page stream chunk of ${chunk.data.length} bytes is not whole pages`, { file: input.name });
+    if (chunk.startPfn !== expect) {
+      throw new VmcoreError('BAD_FIELD', `page stream out of order: got pfn 0x${chunk.startPfn.toString(16)}, expected 0x${expect.toString(16)}`, { file: input.name });
+    }
+    let off = 0;
+    while (off < chunk.data.length) {
+      if (want.done) throw new VmcoreError('BAD_FIELD', 'page stream has more pages than its declared ranges', { file: input.name });
+      const w = want.value;
+      if (!cur) cur = { startPfn: w.startPfn, n: w.endPfn - w.startPfn, buf: pool.get((w.endPfn - w.startPfn) * ps), fill: 0 };
+      const take = Math.min(cur.n * ps - cur.fill, chunk.data.length - off);
+      new Uint8Array(cur.buf, cur.fill, take).set(chunk.data.subarray(off, off + take));
+      cur.fill += take;
+      off += take;
+      if (cur.fill === cur.n * ps) {
+        yield { startPfn: cur.startPfn, count: cur.n, buf: cur.buf };
+        cur = undefined;
+        want = plan.next();
+      }
+    }
+    expect = chunk.startPfn + chunk.data.length / ps;
+    if (!cur && !want.done && expect !== want.value.startPfn) {
+      // the stream continues at the next declared range
+      expect = want.value.startPfn;
+    }
+  }
+  if (!want.done || cur) throw new VmcoreError('TRUNCATED', `page stream ended early (at pfn 0x${expect.toString(16)})`, { file: input.name });
+}

@@ -1,0 +1,135 @@
+/**
+ * Planning a conversion: which pages are RAM and present (from the input's page runs), the
+ * kdump header values, and how a split set divides the pfn range.
+ */
+import type { PageRun, PageState } from '../../core/dump.js';
+import { cpuCountOfNotes } from '../../core/format/elf/notes.js';
+import type { Utsname } from '../../core/format/kdump/writer.js';
+import type { Vmcoreinfo } from '../../core/kernel/vmcoreinfo.js';
+import { countIn, isStream, pushRange } from './ranges.js';
+import type { ConvertInput, ConvertOptions, ConvertPlan, PfnRange } from './types.js';
+
+export interface Scan {
+  ram: PfnRange[];
+  present: PfnRange[];
+  counts: Record<PageState, number>;
+}
+
+export async function scanRuns(runs: AsyncIterable<PageRun>): Promise<Scan> {
+  const ram: PfnRange[] = [];
+  const present: PfnRange[] = [];
+  const counts: Record<PageState, number> = { data: 0, zero: 0, excluded: 0, missing: 0, hole: 0 };
+  for await (const r of runs) {
+    counts[r.state] += r.endPfn - r.startPfn;
+    if (r.state === 'hole') continue;
+    pushRange(ram, r.startPfn, r.endPfn);
+    if (r.state === 'data' || r.state === 'zero') pushRange(present, r.startPfn, r.endPfn);
+  }
+  return { ram, present, counts };
+}
+
+export async function headerFor(
+  input: ConvertInput,
+  vmci: Vmcoreinfo | undefined,
+  opts: ConvertOptions,
+  warnings: string[],
+): Promise<{ header: ConvertPlan['header']; sourceVaddr?: (paddr: number) => bigint | undefined }> {
+  let uts: Utsname | undefined;
+  let ts: number | undefined;
+  let nr: number | undefined;
+  let hdrPhys: bigint | undefined;
+  let segments: readonly { paddr: number; vaddr: bigint; memsz: number }[] | undefined;
+  let srcLevel = 0;
+  if (isStream(input)) {
+    uts = input.header?.utsname;
+    ts = input.header?.timestampSec;
+    nr = input.header?.nrCpus;
+    hdrPhys = input.header?.physBase;
+    segments = input.segments;
+    srcLevel = input.header?.dumpLevel ?? 0;
+  } else {
+    const d = await input.details({ codecs: 'none' });
+    if (d.utsname && (d.utsname.release || d.utsname.sysname)) uts = d.utsname;
+    else if (d.utsname) uts = d.utsname; // QEMU: machine only
+    ts = d.timestamp;
+    nr = d.nrCpus;
+    hdrPhys = d.headerPhysBase;
+    segments = d.segments?.map((s) => ({ paddr: s.paddr, vaddr: s.vaddr, memsz: s.memsz }));
+    // pages a filtering producer already excluded stay excluded: keep its dump level bits
+    if (typeof d.header.dump_level === 'number' && d.header.dump_level > 0 && d.header.dump_level < 32) srcLevel = d.header.dump_level;
+  }
+  const arch = input.arch;
+  if (opts.utsname && opts.utsname.release) uts = opts.utsname;
+  const rel = vmci?.osrelease ?? '';
+  if (!uts || !uts.release) {
+    uts = {
+      sysname: uts?.sysname || (rel ? 'Linux' : ''),
+      nodename: uts?.nodename ?? '',
+      release: rel,
+      version: uts?.version ?? '',
+      machine: uts?.machine || (arch !== 'unknown' ? arch : ''),
+      domainname: uts?.domainname ?? '',
+    };
+  }
+  const nPr = cpuCountOfNotes([...input.notes, ...(opts.extraNotes ?? [])]);
+  let physBase = opts.physBase;
+  if (physBase === undefined && vmci) physBase = vmci.number('phys_base');
+  if (physBase === undefined) physBase = hdrPhys;
+  if (physBase === undefined) {
+    physBase = 0n;
+    if (arch === 'x86_64') warnings.push('phys_base unknown (no VMCOREINFO, no source header): writing 0');
+  }
+  const sourceVaddr = segments?.some((s) => s.vaddr !== BigInt(s.paddr) && s.vaddr !== 0n)
+    ? (paddr: number) => {
+        for (const s of segments!) {
+          if (paddr >= s.paddr && paddr < s.paddr + s.memsz && s.vaddr !== BigInt(s.paddr) && s.vaddr !== 0n) return s.vaddr + BigInt(paddr - s.paddr);
+        }
+        return undefined;
+      }
+    : undefined;
+  return {
+    header: {
+      utsname: uts,
+      timestampSec: ts ?? vmci?.crashTime ?? 0,
+      nrCpus: nr || nPr || 1,
+      physBase,
+      dumpLevel: (opts.dumpLevel ?? 0) | srcLevel,
+    },
+    ...(sourceVaddr ? { sourceVaddr } : {}),
+  };
+}
+
+/**
+ * Split [0, maxPfn) into n parts with about the same number of present pages (makedumpfile
+ * --split). Every boundary is a multiple of 64 pfns: crash 8.x counts a part's dumpable bits in
+ * 64-bit words from its start_pfn (diskdump.c read_dump_header), so a part starting inside a
+ * word would have its descriptor positions shifted by the previous part's bits.
+ */
+export function splitParts(present: readonly PfnRange[], maxPfn: number, n: number): PfnRange[] {
+  const align = (p: number) => Math.min(maxPfn, Math.ceil(p / 64) * 64);
+  return splitPartsExact(present, maxPfn, n).map((r, i, a) => ({ startPfn: i ? align(r.startPfn) : 0, endPfn: i === a.length - 1 ? maxPfn : align(r.endPfn) }));
+}
+
+function splitPartsExact(present: readonly PfnRange[], maxPfn: number, n: number): PfnRange[] {
+  const total = countIn(present, 0, maxPfn);
+  const parts: PfnRange[] = [];
+  let start = 0;
+  let acc = 0;
+  let k = 1;
+  for (const r of present) {
+    let s = r.startPfn;
+    while (k < n && acc + (r.endPfn - s) >= Math.ceil((total * k) / n)) {
+      const need = Math.ceil((total * k) / n) - acc;
+      const cut = s + need;
+      parts.push({ startPfn: start, endPfn: cut });
+      start = cut;
+      acc += need;
+      s = cut;
+      k++;
+    }
+    acc += r.endPfn - s;
+  }
+  while (parts.length < n - 1) parts.push({ startPfn: start, endPfn: start });
+  parts.push({ startPfn: start, endPfn: maxPfn });
+  return parts;
+}
