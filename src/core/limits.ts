@@ -15,3 +15,19 @@ export const ELF_LIMITS = {
   /** Bytes before the first memory byte a one-pass stream reads (headers and notes). */
   maxStreamHeaderBytes: 64 << 20,
 } as const;
+
+/** Pages of physical address space: 2^52 bytes (ELF_LIMITS.maxPhysBits) of 4 KiB pages. */
+const MAX_PFNS = 2 ** (ELF_LIMITS.maxPhysBits - 12);
+
+/** kdump-compressed files (makedumpfile diskdump_mod.h), for the reader, the writer and fix. */
+export const KDUMP_LIMITS = {
+  /** max_mapnr: one past the highest page frame, as many as 52 physical address bits hold. */
+  maxMapnr: MAX_PFNS,
+  /** block_size (the page size): a power of two from 512 bytes. */
+  minBlockSize: 512,
+  maxBlockSize: 1 << 20,
+  /** size_note and size_vmcoreinfo: the same cap as ELF notes. */
+  maxNoteBytes: ELF_LIMITS.maxNoteBytes,
+  /** Header, bitmaps and descriptors `fix` rewrites in one plan. */
+  maxFixMetaBytes: 256 << 20,
+} as const;

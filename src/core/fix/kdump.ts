@@ -12,6 +12,7 @@
  *
  * `planPhysBaseInPlace` is the `--in-place` variant: one aligned write of the phys_base field.
  */
+import { KDUMP_LIMITS } from '../limits.js';
 import { VmcoreError } from '../errors.js';
 import { readExact } from '../io/source.js';
 import { buildNotes, findVmcoreinfoNote, noteDescOffset, producerNote, withoutProducerNote, type ElfNote } from '../format/elf/notes.js';
@@ -86,7 +87,7 @@ export interface KdumpFixPlan {
 }
 
 /** Limit on the header, sub-header and note area of a fixed file. */
-const MAX_META_BYTES = 256 << 20;
+const MAX_META_BYTES = KDUMP_LIMITS.maxFixMetaBytes;
 
 const hex = (v: bigint) => '0x' + BigInt.asUintN(64, v).toString(16);
 

@@ -16,6 +16,7 @@
  * descriptors placed at their final offset as soon as the batch is written: no descriptor table
  * is ever held in memory. Bitmaps (max_pfn/8 bytes each) and the headers are written last.
  */
+import { KDUMP_LIMITS } from '../../limits.js';
 import { PAGE_RAW, PAGE_ZERO, type CompressedBatch, type OutputCodec } from '../batch.js';
 import { VmcoreError } from '../../errors.js';
 import { buildNotes, type ElfNote } from '../elf/notes.js';
@@ -140,8 +141,8 @@ export interface KdumpLayoutParams {
   sharedZeroPage: boolean;
 }
 
-/** Sanity limit on max_mapnr: 2^40 pages (4 PiB of 4 KiB pages), bitmaps of 128 GiB... */
-const MAX_PFN_LIMIT = 2 ** 40;
+/** Sanity limit on max_mapnr: the reader's (KDUMP_LIMITS.maxMapnr). */
+const MAX_PFN_LIMIT = KDUMP_LIMITS.maxMapnr;
 
 export class KdumpLayout {
   readonly pageSize: number;
