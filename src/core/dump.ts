@@ -106,8 +106,8 @@ export interface FormatDetails {
   timestamp?: number;
   nrCpus?: number;
   incomplete?: boolean;
-  /** Evidence for the producer, collected by the format reader. */
-  producerHints: string[];
+  /** Evidence for the producer, collected by the format reader (matched by code, never by text). */
+  producerHints: ProducerHint[];
   /** ELF: PT_LOAD segments; kdump: none. */
   segments?: { paddr: number; vaddr: bigint; offset: number; filesz: number; memsz: number }[];
 }
@@ -140,4 +140,33 @@ export function dumpView(dump: Dump, memory: DumpMemory): Dump {
     readPage: memory.readPage,
     readPhys: memory.readPhys,
   };
+}
+
+/**
+ * Stable codes of the facts a format reader reports about a file's writer (`FormatDetails.
+ * producerHints`); `describeDump` decides the producer from these codes, and `vmcore info
+ * --json` prints them as `producerEvidenceCodes`.
+ */
+export type ProducerHintCode =
+  | 'qemu_cpu_notes' // notes named QEMU (QEMU's per-CPU state)
+  | 'uts_only_machine' // kdump header utsname: machine alone set (QEMU dump.c)
+  | 'uts_from_kernel' // kdump header utsname: sysname Linux and a release (makedumpfile)
+  | 'timestamp_zero' // kdump header timestamp 0
+  | 'flattened' // makedumpfile -F / QEMU kdump-* flattened stream
+  | 'vmcore_note' // vmcore's producer note
+  | 'celf_index' // a celf index section (written by vmcore)
+  | 'shdrs_after_ehdr' // ELF section headers right after the ELF header (QEMU layout)
+  | 'bogus_ehsize' // ELF e_ehsize not the header size (QEMU)
+  | 'ktext_load' // a PT_LOAD at a kernel-text virtual address (/proc/vmcore)
+  | 'vaddr_is_paddr' // every PT_LOAD has p_vaddr = p_paddr or 0 (QEMU paging=false)
+  | 'memsz_gt_filesz' // a PT_LOAD with p_memsz > p_filesz (makedumpfile -E)
+  | 'vmcoreinfo_note' // a VMCOREINFO note
+  | 'phdrs_not_after_ehdr' // program headers not right after the ELF header
+  | 'kdump_not_qemu_form' // (decided) a kdump header QEMU would not write
+  | 'no_qemu_notes'; // (decided) an ELF core without QEMU's notes
+
+/** One fact about the file's writer: a stable code and its text for people. */
+export interface ProducerHint {
+  code: ProducerHintCode;
+  text: string;
 }

@@ -2,7 +2,7 @@
  * `vmcore info`: everything a kernel or hypervisor engineer wants to know first about a dump,
  * as a JSON-safe report with stable keys (documented in the README).
  */
-import type { Dump, Producer } from './dump.js';
+import type { Dump, Producer, ProducerHint, ProducerHintCode } from './dump.js';
 import { noteTypeName } from './format/elf/notes.js';
 import { Vmcoreinfo, hex64 } from './kernel/vmcoreinfo.js';
 import type { KernelInfo } from './kernel/kernel.js';
@@ -41,7 +41,10 @@ export interface InfoReport {
   format: string;
   variant: string;
   producer: Producer;
+  /** The facts the producer was recognised by, for people. */
   producerEvidence: string[];
+  /** Their stable codes (ProducerHintCode), in the same order. */
+  producerEvidenceCodes: string[];
   arch: string;
   endian: 'little' | 'big';
   pageSize: number;
@@ -149,7 +152,8 @@ export async function describeDump(dump: Dump, kernel?: KernelInfo, extra: { pan
     format: dump.format,
     variant: dump.variant,
     producer,
-    producerEvidence: evidence,
+    producerEvidence: evidence.map((e) => e.text),
+    producerEvidenceCodes: evidence.map((e) => e.code),
     arch: (dump.arch === 'unknown' || dump.arch === 'Unknown') && kernel?.arch ? kernel.arch : dump.arch,
     endian: dump.littleEndian ? 'little' : 'big',
     pageSize: dump.pageSize,
@@ -185,47 +189,38 @@ function rangeOf(r: { s: number; e: number }, ps: number): RangeInfo {
   return { start: '0x' + (r.s * ps).toString(16), end: '0x' + (r.e * ps).toString(16), pages: r.e - r.s, kernelRam: null };
 }
 
-export function guessProducer(dump: Dump, hints: string[]): { producer: Producer; evidence: string[] } {
-  const has = (s: string) => hints.some((h) => h.startsWith(s));
-  if (has('vmcore producer note') || has('celf index section')) {
-    return { producer: 'vmcore', evidence: hints.filter((h) => h.startsWith('vmcore') || h.startsWith('celf')) };
-  }
-  const qemu = hints.filter(
-    (h) =>
-      h.startsWith('QEMU CPU-state notes') ||
-      h.startsWith('header utsname has only machine set') ||
-      h.startsWith('section headers right after the ELF header') ||
-      h.startsWith('bogus e_ehsize'),
-  );
+/**
+ * The program that wrote the dump, from the format reader's hints (matched by their codes;
+ * the texts are for people). Returns the producer and the hints that decided it.
+ */
+export function guessProducer(dump: Dump, hints: readonly ProducerHint[]): { producer: Producer; evidence: ProducerHint[] } {
+  const find = (c: ProducerHintCode) => hints.find((h) => h.code === c);
+  const has = (c: ProducerHintCode) => find(c) !== undefined;
+  const pick = (...codes: ProducerHintCode[]) => hints.filter((h) => codes.includes(h.code));
+  const said = (code: ProducerHintCode, text: string): ProducerHint => ({ code, text });
+  if (has('vmcore_note') || has('celf_index')) return { producer: 'vmcore', evidence: pick('vmcore_note', 'celf_index') };
+  const qemu = pick('qemu_cpu_notes', 'uts_only_machine', 'shdrs_after_ehdr', 'bogus_ehsize');
   if (dump.format === 'kdump') {
     // A kdump header tells its writer: QEMU fills only utsname.machine; makedumpfile copies the
     // kernel's utsname. Notes alone do not tell (makedumpfile copies QEMU's notes from its input).
-    if (has('header utsname has only machine set')) {
-      const ev = ['header utsname has only machine set'];
-      if (has('header timestamp 0')) ev.push('header timestamp 0');
-      if (has('QEMU CPU-state notes')) ev.push('QEMU CPU-state notes');
-      if (has('flattened format')) ev.push('flattened format (QEMU kdump-* output)');
+    if (has('uts_only_machine')) {
+      const ev = [...pick('uts_only_machine'), ...pick('timestamp_zero'), ...pick('qemu_cpu_notes')];
+      if (has('flattened')) ev.push(said('flattened', 'flattened format (QEMU kdump-* output)'));
       return { producer: 'qemu', evidence: ev };
     }
-    const ev = [has('header utsname filled') ? 'header utsname filled from the kernel (QEMU fills only machine)' : 'kdump header not in QEMU\'s form'];
-    if (has('flattened format')) ev.push('flattened format (makedumpfile -F)');
-    if (has('QEMU CPU-state notes')) ev.push('notes copied from a QEMU dump (its input was a QEMU ELF)');
+    const ev = [has('uts_from_kernel') ? said('uts_from_kernel', 'header utsname filled from the kernel (QEMU fills only machine)') : said('kdump_not_qemu_form', "kdump header not in QEMU's form")];
+    if (has('flattened')) ev.push(said('flattened', 'flattened format (makedumpfile -F)'));
+    if (has('qemu_cpu_notes')) ev.push(said('qemu_cpu_notes', 'notes copied from a QEMU dump (its input was a QEMU ELF)'));
     return { producer: 'makedumpfile', evidence: ev };
   }
-  if (qemu.length) {
-    const ev = [...qemu];
-    if (has('PT_LOAD p_vaddr = p_paddr')) ev.push('PT_LOAD p_vaddr = p_paddr or 0 (no kernel virtual addresses)');
-    return { producer: 'qemu', evidence: ev };
-  }
+  if (qemu.length) return { producer: 'qemu', evidence: [...qemu, ...pick('vaddr_is_paddr')] };
   if (dump.format === 'elf') {
-    if (has('PT_LOAD with p_memsz > p_filesz')) {
-      return { producer: 'makedumpfile', evidence: hints.filter((h) => h.startsWith('PT_LOAD with p_memsz') || h.startsWith('VMCOREINFO')) };
-    }
-    if (has('PT_LOAD with a kernel-text') && has('VMCOREINFO note')) {
-      return { producer: 'kernel', evidence: ['PT_LOAD with a kernel-text virtual address', 'VMCOREINFO note', 'no QEMU notes (a /proc/vmcore copy)'] };
+    if (has('memsz_gt_filesz')) return { producer: 'makedumpfile', evidence: pick('memsz_gt_filesz', 'vmcoreinfo_note') };
+    if (has('ktext_load') && has('vmcoreinfo_note')) {
+      return { producer: 'kernel', evidence: [...pick('ktext_load', 'vmcoreinfo_note'), said('no_qemu_notes', 'no QEMU notes (a /proc/vmcore copy)')] };
     }
   }
-  return { producer: 'unknown', evidence: hints };
+  return { producer: 'unknown', evidence: [...hints] };
 }
 
 function explainAarch64Header(header: bigint | undefined, verdict: string | undefined, vi: { has(k: string): boolean } | undefined): string | null {

@@ -621,7 +621,7 @@ export class CelfDump implements Dump {
       },
       codecs,
       incomplete: (this.index.flags & CELF_FLAG_INCOMPLETE) !== 0,
-      producerHints: ['celf index section (written by vmcore)'],
+      producerHints: [{ code: 'celf_index', text: 'celf index section (written by vmcore)' }],
     };
   }
 

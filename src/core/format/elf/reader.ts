@@ -6,7 +6,7 @@
  */
 import { VmcoreError } from '../../errors.js';
 import { readExact, type ByteSource } from '../../io/source.js';
-import type { Dump, FormatDetails, PageRun, PageState } from '../../dump.js';
+import type { Dump, FormatDetails, PageRun, PageState, ProducerHint, ProducerHintCode } from '../../dump.js';
 import { notPresent, readPhysGeneric } from '../../memory.js';
 import { cpuCountOfNotes, findVmcoreinfoNote, parseNotes, producerNoteText, type ElfNote } from './notes.js';
 import { checkNoteTotal, elfHeaderSize, isElf, parseElfHeader, parseElfIdent, parseProgramHeaders, parseSectionHeader, programHeaderCount, programHeaderTable } from './header.js';
@@ -243,20 +243,21 @@ export class ElfDump implements Dump {
   async details(): Promise<FormatDetails> {
     const { header, phdrs, shdrs } = this.layout;
     const loads = phdrs.filter((p) => p.type === PT_LOAD);
-    const hints: string[] = [];
-    if (this.notes.some((n) => n.name.startsWith('QEMU'))) hints.push('QEMU CPU-state notes');
-    if (shdrs.length && header.shoff === (header.is64 ? 64 : 52)) hints.push('section headers right after the ELF header (QEMU layout)');
-    if (header.ehsize !== (header.is64 ? 64 : 52)) hints.push(`bogus e_ehsize ${header.ehsize}`);
+    const hints: ProducerHint[] = [];
+    const hint = (code: ProducerHintCode, text: string) => hints.push({ code, text });
+    if (this.notes.some((n) => n.name.startsWith('QEMU'))) hint('qemu_cpu_notes', 'QEMU CPU-state notes');
+    if (shdrs.length && header.shoff === (header.is64 ? 64 : 52)) hint('shdrs_after_ehdr', 'section headers right after the ELF header (QEMU layout)');
+    if (header.ehsize !== (header.is64 ? 64 : 52)) hint('bogus_ehsize', `bogus e_ehsize ${header.ehsize}`);
     const ktext = loads.some((p) => p.vaddr >= 0xffffffff80000000n && p.vaddr < 0xffffffffc0000000n);
-    if (ktext) hints.push('PT_LOAD with a kernel-text virtual address');
-    if (loads.length && loads.every((p) => p.vaddr === p.paddr || p.vaddr === 0n)) hints.push('PT_LOAD p_vaddr = p_paddr or 0 (no kernel virtual addresses)');
-    if (loads.some((p) => p.memsz > p.filesz)) hints.push('PT_LOAD with p_memsz > p_filesz (excluded or zero pages)');
-    if (this.vmcoreinfoText) hints.push('VMCOREINFO note');
+    if (ktext) hint('ktext_load', 'PT_LOAD with a kernel-text virtual address');
+    if (loads.length && loads.every((p) => p.vaddr === p.paddr || p.vaddr === 0n)) hint('vaddr_is_paddr', 'PT_LOAD p_vaddr = p_paddr or 0 (no kernel virtual addresses)');
+    if (loads.some((p) => p.memsz > p.filesz)) hint('memsz_gt_filesz', 'PT_LOAD with p_memsz > p_filesz (excluded or zero pages)');
+    if (this.vmcoreinfoText) hint('vmcoreinfo_note', 'VMCOREINFO note');
     {
       const made = producerNoteText(this.notes);
-      if (made !== undefined) hints.push(`vmcore producer note: written by ${made}`);
+      if (made !== undefined) hint('vmcore_note', `vmcore producer note: written by ${made}`);
     }
-    if (header.phoff !== (header.is64 ? 64 : 52)) hints.push(`program headers at 0x${header.phoff.toString(16)}, not right after the ELF header`);
+    if (header.phoff !== (header.is64 ? 64 : 52)) hint('phdrs_not_after_ehdr', `program headers at 0x${header.phoff.toString(16)}, not right after the ELF header`);
     const nrCpus = cpuCountOfNotes(this.notes);
     return {
       header: {

@@ -5,10 +5,11 @@
  * descriptors are read on demand; a per-block prefix count (built once by streaming the
  * dumpable bitmap) turns "descriptor index of pfn" into O(1) plus one small popcount.
  */
+import { KDUMP_LIMITS } from '../../limits.js';
 import { VmcoreError } from '../../errors.js';
 import { readExact, type ByteSource } from '../../io/source.js';
 import type { CodecName, CodecRegistry } from '../../codec/types.js';
-import type { DetailsOptions, Dump, FormatDetails, PageRun, PageState } from '../../dump.js';
+import type { DetailsOptions, Dump, FormatDetails, PageRun, PageState, ProducerHint, ProducerHintCode } from '../../dump.js';
 import { notPresent, readPhysGeneric } from '../../memory.js';
 import { findVmcoreinfoNote, parseNotes, producerNoteText, type ElfNote } from '../elf/notes.js';
 import {
@@ -30,8 +31,8 @@ import {
 } from './structs.js';
 import { LruCache } from '../../io/lru.js';
 
-const MAX_NOTE_BYTES = 64 << 20;
-const MAX_BLOCK_SIZE = 1 << 20;
+const MAX_NOTE_BYTES = KDUMP_LIMITS.maxNoteBytes;
+const MAX_BLOCK_SIZE = KDUMP_LIMITS.maxBlockSize;
 
 export interface KdumpHeaderInfo {
   signature: string;
@@ -415,7 +416,7 @@ export class KdumpFile {
   async init(): Promise<void> {
     const { h, src, file } = this;
     const bs = h.blockSize;
-    if (h.maxMapnr > 2 ** 44) throw new VmcoreError('OUT_OF_BOUNDS', `max_mapnr ${h.maxMapnr} is beyond any real machine`, { file, field: 'max_mapnr_64' });
+    if (h.maxMapnr > KDUMP_LIMITS.maxMapnr) throw new VmcoreError('OUT_OF_BOUNDS', `max_mapnr ${h.maxMapnr} is beyond any real machine (limit ${KDUMP_LIMITS.maxMapnr})`, { file, field: 'max_mapnr_64' });
     if (!this.twoBitmaps && this.bitmapBytes < Math.ceil(h.maxMapnr / 8)) {
       throw new VmcoreError('BAD_FIELD', `bitmap_blocks ${h.bitmapBlocks} too small for max_mapnr ${h.maxMapnr}`, { file, offset: 436, field: 'bitmap_blocks' });
     }
@@ -881,18 +882,19 @@ export class KdumpDump implements Dump {
     const census = (opts.codecs ?? 'all') === 'all';
     const codecs: Record<string, number> = {};
     if (census) for (const part of this.parts) for (const [k, v] of Object.entries(await part.codecCounts())) codecs[k] = (codecs[k] ?? 0) + v;
-    const hints: string[] = [];
+    const hints: ProducerHint[] = [];
+    const hint = (code: ProducerHintCode, text: string) => hints.push({ code, text });
     const qemuNote = this.notes.some((n) => n.name.startsWith('QEMU'));
     const utsOnlyMachine = !h.utsname.sysname && !h.utsname.release && !!h.utsname.machine;
-    if (qemuNote) hints.push('QEMU CPU-state notes');
-    if (utsOnlyMachine) hints.push('header utsname has only machine set');
-    if (h.timestampSec === 0 && h.timestampUsec === 0) hints.push('header timestamp 0');
-    if (this.flattened) hints.push('flattened format');
+    if (qemuNote) hint('qemu_cpu_notes', 'QEMU CPU-state notes');
+    if (utsOnlyMachine) hint('uts_only_machine', 'header utsname has only machine set');
+    if (h.timestampSec === 0 && h.timestampUsec === 0) hint('timestamp_zero', 'header timestamp 0');
+    if (this.flattened) hint('flattened', 'flattened format');
     {
       const made = producerNoteText(this.notes);
-      if (made !== undefined) hints.push(`vmcore producer note: written by ${made}`);
+      if (made !== undefined) hint('vmcore_note', `vmcore producer note: written by ${made}`);
     }
-    if (h.utsname.sysname === 'Linux' && h.utsname.release) hints.push('header utsname filled from the kernel');
+    if (h.utsname.sysname === 'Linux' && h.utsname.release) hint('uts_from_kernel', 'header utsname filled from the kernel');
     return {
       header: {
         signature: h.signature,
