@@ -34,7 +34,7 @@ import type { CodecRegistry } from '../../core/codec/types.js';
 import { isElf } from '../../core/format/elf/reader.js';
 import { isFlattened } from '../../core/format/kdump/flattened.js';
 import { codecOfFlags, descDamage, isKdump, KdumpDump } from '../../core/format/kdump/reader.js';
-import { FLAT_HEADER_SIZE, FLAT_SIGNATURE, FLAT_TYPE, FlatDataHeader, FlatHeader, PAGE_DESC_SIZE } from '../../core/format/kdump/structs.js';
+import { FLAT_HEADER_SIZE, FLAT_SIGNATURE, FLAT_TYPE, FlatDataHeader, FlatHeader, PAGE_DESC_SIZE, PageDescTable } from '../../core/format/kdump/structs.js';
 import type { PageStreamInput, PfnRange } from '../convert/index.js';
 import { streamInput } from '../dump-qmp.js';
 import { ChunkReader, ElfStream } from './elf-stream.js';
@@ -397,13 +397,13 @@ async function openKdumpRecords(
     function* serve(): Generator<{ startPfn: number; data: Uint8Array }, boolean> {
       let progressed = false;
       while (served < numDescs && descLen - descPos >= PAGE_DESC_SIZE) {
-        const dv = new DataView(descBuf.buffer, descBuf.byteOffset + descPos, PAGE_DESC_SIZE);
-        const off = Number(dv.getBigInt64(0, le));
-        const size = dv.getUint32(8, le);
-        const flags = dv.getUint32(12, le);
+        const desc = new PageDescTable(descBuf.subarray(descPos, descPos + PAGE_DESC_SIZE), le);
+        const off = desc.offset(0);
+        const size = desc.size(0);
+        const flags = desc.flags(0);
         const pfn = rpfn;
         const descAt = descBase + served * PAGE_DESC_SIZE;
-        const damage = off <= 0 ? 'no page data (offset 0)' : descDamage(size, flags, bs);
+        const damage = off <= 0 ? 'no page data (offset 0, negative or beyond 2^53)' : descDamage(size, flags, bs);
         if (damage) throw new VmcoreError('PAGE_DAMAGED', `page descriptor of pfn 0x${pfn.toString(16)}: ${damage}`, { file: name, offset: descAt, field: 'page_desc' });
         let raw: Uint8Array;
         if (off < frontier) {
