@@ -24,6 +24,7 @@ import { readKdumpHeader } from '../core/format/kdump/reader.js';
 import { analyzeKernel, type KernelInfo } from '../core/kernel/kernel.js';
 import { kdumpFixWrites, planKdumpFix, planPhysBaseInPlace, singleKdumpPart } from '../core/fix/kdump.js';
 import { kernelMemoryEnd } from '../core/kernel/memsection.js';
+import { kernelHeaderValues } from '../core/kernel/header-values.js';
 import { openDumpFiles } from './open.js';
 import { isHttpUrl, redactUrl } from '../core/io/http.js';
 import { FileSource } from './file-source.js';
@@ -262,6 +263,7 @@ export async function fixDump(input: string, opts: FixOptions): Promise<FixResul
           dumpLevel: 1,
           physBase,
           ...(k.utsname ? { utsname: k.utsname } : {}),
+          kernel: false, // the values above are this fix's; no max_mapnr cut on this path
           force: !!opts.force,
           inputFiles: [input],
           ...(opts.threads !== undefined ? { threads: opts.threads } : {}),
@@ -275,20 +277,18 @@ export async function fixDump(input: string, opts: FixOptions): Promise<FixResul
         ];
         return { ...base, output: out, inPlace: false, outputFormat: 'kdump', vmcoreinfo: { source: k.vmcoreinfoSource, added: vmciAdded }, changes, bytes: summary.bytesOut };
       }
-      let maxPfn: number | undefined;
-      if (!opts.keepAllPages) {
-        const end = await kernelMemoryEnd(k, dump.pageSize);
-        if (end && end.endPfn < dump.maxPfn) maxPfn = end.endPfn;
-        else if (!end) warnings.push("the kernel's mem_section could not be read: max_mapnr is kept as it is (makedumpfile may refuse to re-filter the file if it covers firmware above RAM)");
-      }
+      // the header values convert writes too (kernelHeaderValues), with the same max_mapnr rule
+      const hv = await kernelHeaderValues(dump, k);
+      const maxPfn = opts.keepAllPages ? undefined : hv.memoryEndPfn;
+      if (!opts.keepAllPages && hv.memoryModelUnread) warnings.push("the kernel's mem_section could not be read: max_mapnr is kept as it is (makedumpfile may refuse to re-filter the file if it covers firmware above RAM)");
       const plan = await planKdumpFix(dump, {
         ...(maxPfn !== undefined ? { maxPfn } : {}),
         physBase,
         ...(vmciText !== undefined ? { vmcoreinfoText: vmciText } : {}),
         ...(k.utsname ? { utsname: k.utsname } : {}),
-        nrCpus: Math.max(1, cpuCountOfNotes(dump.notes)),
+        nrCpus: Math.max(1, hv.nrCpus),
         producer: producerText('fix'),
-        ...(k.crashTime ? { timestampSec: k.crashTime } : {}),
+        ...(hv.crashTime ? { timestampSec: hv.crashTime } : {}),
       });
       if (dump.flattened) plan.changes.unshift('flattened stream written as a seekable kdump file');
       await checkOutput(out, !!opts.force, [input]);

@@ -424,3 +424,32 @@ test('a flattened stream claiming a huge sparse size: only the real data is copi
     await d.close();
   }
 });
+
+test('library convertDump with no options writes the header values fix writes: proved phys_base, recovered VMCOREINFO, utsname, firmware page dropped (or kept with keepAllPages)', async () => {
+  const { convertDump } = await import('../../src/node/convert/index.js');
+  const sd = synthMemory();
+  const src = join(dir, 'synth-lib.kdump');
+  writeFileSync(src, qemuLikeKdump(sd));
+  for (const keepAllPages of [false, true]) {
+    const out = join(dir, `synth-lib-${keepAllPages}.kdump`);
+    const input = await openDumpFiles([src]);
+    try {
+      const s = await convertDump(input, out, { threads: 0, ...(keepAllPages ? { keepAllPages } : {}) });
+      assert.equal(s.physBase, '0x600000', 'the proved value, not the header 0');
+    } finally {
+      await input.close();
+    }
+    const d = (await openDumpFiles([out])) as KdumpDump;
+    try {
+      const h = d.parts[0]!.h;
+      assert.equal(h.physBase, 0x600000n);
+      assert.equal(h.utsname.sysname, 'Linux');
+      assert.equal(h.utsname.release, sd.release);
+      assert.equal(d.vmcoreinfoText, sd.text);
+      assert.equal(h.maxMapnr, keepAllPages ? 0x100000 : 0x8000, 'max_mapnr at the end of the memory model unless keepAllPages');
+      assert.equal(await d.pageState(ROM_PFN), keepAllPages ? 'data' : 'hole');
+    } finally {
+      await d.close();
+    }
+  }
+});

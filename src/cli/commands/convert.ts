@@ -17,9 +17,6 @@ import { celfOutput } from '../../node/convert/celf.js';
 import { checkChunkSize, parseChunkSize } from '../../core/format/celf/writer.js';
 import { humanBytes, parseBigint, printJson } from '../util.js';
 import { analyzeKernel } from '../../core/kernel/kernel.js';
-import { kernelMemoryEnd } from '../../core/kernel/memsection.js';
-import type { ElfNote } from '../../core/format/elf/notes.js';
-import type { Utsname } from '../../core/format/kdump/writer.js';
 import { DL_PAGE_TYPES } from '../../core/kernel/pagetypes.js';
 import { checkFilteredOutput, planFilter, type FilterPlan } from '../../node/convert/filter.js';
 
@@ -167,10 +164,7 @@ export function register(program: Command): void {
         // Kernel awareness: the proven phys_base, utsname read from memory, and VMCOREINFO
         // recovered from memory when the file has none (so the output carries it). A stream
         // is read once: its header values are kept as they are.
-        let physBase = o.physBase !== undefined ? parseBigint(o.physBase, '--phys-base') : undefined;
-        let utsname: Utsname | undefined;
-        let maxPfn: number | undefined;
-        const extraNotes: ElfNote[] = [];
+        const physBase = o.physBase !== undefined ? parseBigint(o.physBase, '--phys-base') : undefined;
         let filter: FilterPlan | undefined;
         const warn = (m: string) => {
           if (!o.quiet) process.stderr.write(`warning: ${m}\n`);
@@ -179,15 +173,7 @@ export function register(program: Command): void {
         if (dump && o.kernel !== false && (dump.arch === 'x86_64' || filtering)) {
           try {
             kernel = await analyzeKernel(dump, {});
-            if (physBase === undefined && kernel.physBase.value !== undefined) physBase = kernel.physBase.value;
-            if (kernel.utsname?.release) utsname = kernel.utsname;
-            if (!dump.vmcoreinfoText && kernel.vmcoreinfo) extraNotes.push({ name: 'VMCOREINFO', type: 0, desc: new TextEncoder().encode(kernel.vmcoreinfo.text) });
             for (const w of kernel.warnings) warn(w);
-            // the rule `fix` follows: pages above the kernel's memory model are firmware, not memory
-            if (!o.keepAllPages) {
-              const end = await kernelMemoryEnd(kernel, dump.pageSize);
-              if (end && end.endPfn < dump.maxPfn) maxPfn = end.endPfn;
-            }
           } catch (e) {
             if (filtering) throw e;
             warn(`kernel analysis failed (${(e as Error).message}); header values come from the file`);
@@ -196,9 +182,10 @@ export function register(program: Command): void {
         if (dump && filtering) filter = await planFilter(dump, kernel!, dumpLevel, { force: !!o.force, onWarning: warn });
         const summary: ConvertSummary = await convertDump(dump ?? stream!.input, toStdout ? process.stdout : out, {
           ...(physBase !== undefined ? { physBase } : {}),
-          ...(utsname ? { utsname } : {}),
-          extraNotes,
-          ...(maxPfn !== undefined ? { maxPfn } : {}),
+          // the header values convertDump derives from the kernel (kernelHeaderValues); pages
+          // above the kernel's memory model are firmware and left out, as `fix` does
+          kernel: kernel ?? false,
+          keepAllPages: !!o.keepAllPages,
           format,
           codec: format === 'elf' ? 'none' : codec,
           ...(o.level !== undefined ? { level: int(o.level, '--level')! } : {}),

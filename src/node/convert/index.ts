@@ -50,7 +50,7 @@ import { kernelMappings } from '../../core/kernel/kernel-map.js';
 import { availableParallelism } from 'node:os';
 import type { Writable } from 'node:stream';
 import { ElfFormat, KdumpFormat } from './formats.js';
-import { headerFor, scanRuns, splitParts, type Scan } from './plan.js';
+import { headerFor, scanRuns, splitParts, withKernelValues, type Scan } from './plan.js';
 import { BufferPool, dumpBatches, streamBatches, withoutRuns } from './batches.js';
 import { clipRanges, countIn, isStream, pushRange } from './ranges.js';
 import type { ConvertInput, ConvertOptions, ConvertPlan, ConvertProgress, ConvertSummary, OutputFormat, OutputFormatFactory, PfnRange } from './types.js';
@@ -101,6 +101,8 @@ export async function convertDump(input: ConvertInput, out: string | Writable, o
   const batchPages = opts.batchPages ?? 256;
   const warnings: string[] = [];
   const ps = input.pageSize;
+  // the header values the kernel proves (phys_base, utsname, VMCOREINFO, memory end)
+  opts = await withKernelValues(input, opts, warnings);
 
   // ---- plan
   let scan: Scan;
@@ -161,7 +163,7 @@ export async function convertDump(input: ConvertInput, out: string | Writable, o
     if (n) vmciText = new TextDecoder('latin1').decode(n.desc);
   }
   const vmci = vmciText ? new Vmcoreinfo(vmciText) : undefined;
-  const { header, sourceVaddr } = await headerFor(input, vmci, { ...opts, dumpLevel }, warnings);
+  const { header, sourceVaddr, physBaseWarning } = await headerFor(input, vmci, { ...opts, dumpLevel }, warnings);
 
   const plan: ConvertPlan = {
     pageSize: ps,
@@ -298,6 +300,7 @@ export async function convertDump(input: ConvertInput, out: string | Writable, o
     bytesOut: sinks.reduce((a, s) => a + s.bytesOut, 0),
     seconds: (performance.now() - t0) / 1000,
     physBase: '0x' + BigInt.asUintN(64, header.physBase).toString(16),
+    ...(physBaseWarning ? { physBaseWarning } : {}),
     warnings,
   };
 }

@@ -6,6 +6,8 @@ import type { PageRun, PageState } from '../../core/dump.js';
 import { cpuCountOfNotes } from '../../core/format/elf/notes.js';
 import type { Utsname } from '../../core/format/kdump/writer.js';
 import type { Vmcoreinfo } from '../../core/kernel/vmcoreinfo.js';
+import { analyzeKernel } from '../../core/kernel/kernel.js';
+import { kernelHeaderValues } from '../../core/kernel/header-values.js';
 import { countIn, isStream, pushRange } from './ranges.js';
 import type { ConvertInput, ConvertOptions, ConvertPlan, PfnRange } from './types.js';
 
@@ -33,12 +35,13 @@ export async function headerFor(
   vmci: Vmcoreinfo | undefined,
   opts: ConvertOptions,
   warnings: string[],
-): Promise<{ header: ConvertPlan['header']; sourceVaddr?: (paddr: number) => bigint | undefined }> {
+): Promise<{ header: ConvertPlan['header']; sourceVaddr?: (paddr: number) => bigint | undefined; physBaseWarning?: string }> {
   let uts: Utsname | undefined;
   let ts: number | undefined;
   let nr: number | undefined;
   let hdrPhys: bigint | undefined;
   let segments: readonly { paddr: number; vaddr: bigint; memsz: number }[] | undefined;
+  let physBaseWarning: string | undefined;
   let srcLevel = 0;
   if (isStream(input)) {
     uts = input.header?.utsname;
@@ -77,7 +80,10 @@ export async function headerFor(
   if (physBase === undefined) physBase = hdrPhys;
   if (physBase === undefined) {
     physBase = 0n;
-    if (arch === 'x86_64') warnings.push('phys_base unknown (no VMCOREINFO, no source header): writing 0');
+    if (arch === 'x86_64') {
+      physBaseWarning = 'phys_base unknown (no VMCOREINFO, no source header): writing 0';
+      warnings.push(physBaseWarning);
+    }
   }
   const sourceVaddr = segments?.some((s) => s.vaddr !== BigInt(s.paddr) && s.vaddr !== 0n)
     ? (paddr: number) => {
@@ -96,6 +102,7 @@ export async function headerFor(
       dumpLevel: (opts.dumpLevel ?? 0) | srcLevel,
     },
     ...(sourceVaddr ? { sourceVaddr } : {}),
+    ...(physBaseWarning ? { physBaseWarning } : {}),
   };
 }
 
@@ -132,4 +139,32 @@ function splitPartsExact(present: readonly PfnRange[], maxPfn: number, n: number
   while (parts.length < n - 1) parts.push({ startPfn: start, endPfn: start });
   parts.push({ startPfn: start, endPfn: maxPfn });
   return parts;
+}
+
+/**
+ * `opts` with the header values of the kernel (opts.kernel, or an analysis of a random-access
+ * x86_64 input) filled in where opts does not give them: phys_base, utsname, a recovered
+ * VMCOREINFO note and, unless keepAllPages, max_mapnr at the end of the kernel's memory model.
+ * The kernel's warnings go to `warnings` when the analysis runs here.
+ */
+export async function withKernelValues(input: ConvertInput, opts: ConvertOptions, warnings: string[]): Promise<ConvertOptions> {
+  if (isStream(input) || opts.kernel === false) return opts;
+  let kernel = opts.kernel;
+  if (!kernel) {
+    if (input.arch !== 'x86_64') return opts;
+    try {
+      kernel = await analyzeKernel(input);
+      warnings.push(...kernel.warnings);
+    } catch (e) {
+      warnings.push(`kernel analysis failed (${(e as Error).message}); header values come from the file`);
+      return opts;
+    }
+  }
+  const v = await kernelHeaderValues(input, kernel);
+  const out: ConvertOptions = { ...opts };
+  if (out.physBase === undefined && v.physBase !== undefined) out.physBase = v.physBase;
+  if (!out.utsname && v.utsname) out.utsname = v.utsname;
+  if (out.extraNotes === undefined && v.vmcoreinfoNote) out.extraNotes = [v.vmcoreinfoNote];
+  if (out.maxPfn === undefined && !opts.keepAllPages && v.memoryEndPfn !== undefined) out.maxPfn = v.memoryEndPfn;
+  return out;
 }

@@ -5,6 +5,7 @@ import type { CompressedBatch, OutputCodec } from '../../core/format/batch.js';
 import type { KdumpHeaderInfo, Utsname } from '../../core/format/kdump/writer.js';
 import type { ElfAliasSpec } from '../../core/format/elf/writer.js';
 import type { ExcludedRun, KindCounts } from '../../core/kernel/pagefilter.js';
+import type { KernelInfo } from '../../core/kernel/kernel.js';
 import type { OutputSink } from './sinks.js';
 
 export interface PfnRange {
@@ -92,6 +93,17 @@ export interface ConvertOptions {
    * ROM that makedumpfile cannot re-filter. The same rule as `fixDump`'s.
    */
   maxPfn?: number;
+  /**
+   * The analysed kernel (`analyzeKernel`) whose header values are written (`kernelHeaderValues`):
+   * the proven phys_base, utsname from memory, VMCOREINFO recovered from memory when the file
+   * has none, and max_mapnr cut at the end of the kernel's memory model (see `maxPfn`). Given
+   * `physBase`, `utsname`, `extraNotes` and `maxPfn` win over these. Default: a random-access
+   * x86_64 input is analysed here (a failed analysis is a warning); false: none, the header
+   * values come from the input file.
+   */
+  kernel?: KernelInfo | false;
+  /** Keep the pages above the kernel's memory model (QEMU's firmware ROM): no max_mapnr cut. */
+  keepAllPages?: boolean;
   /** Text of the producer note (default "vmcore VERSION convert"). */
   producer?: string;
 }
@@ -109,6 +121,8 @@ export interface ConvertSummary {
   bytesOut: number;
   seconds: number;
   physBase: string;
+  /** The one of `warnings` that says phys_base was unknown and 0 was written (matched by identity, not text). */
+  physBaseWarning?: string;
   warnings: string[];
 }
 

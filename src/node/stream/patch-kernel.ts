@@ -17,6 +17,7 @@ import { Elf64_Ehdr, Elf64_Phdr, Elf64_Shdr, PN_XNUM, PT_LOAD, PT_NOTE } from '.
 import { ELF_LIMITS, parseElfHeader, parseProgramHeaders, parseSectionHeader, programHeaderCount, programHeaderTable } from '../../core/format/elf/header.js';
 import { kernelMappings } from '../../core/kernel/kernel-map.js';
 import { analyzeKernel } from '../../core/kernel/kernel.js';
+import { kernelHeaderValues, type KernelHeaderValues } from '../../core/kernel/header-values.js';
 import { openDumpFiles } from '../open.js';
 
 export interface KernelPatchResult {
@@ -28,6 +29,8 @@ export interface KernelPatchResult {
   directMapVaddrs?: number;
   /** ELF: a PT_LOAD for the kernel text mapping was written into a spare (PT_NULL) slot. */
   kernelTextAlias?: boolean;
+  /** The one of `warnings` that says the header's phys_base was wrong (matched by identity, not text). */
+  physBaseWarning?: string;
   warnings: string[];
 }
 
@@ -65,11 +68,13 @@ async function writeAt(fh: FileHandle, offset: number, bytes: Uint8Array): Promi
 export async function patchKernelInfo(path: string, format: 'kdump' | 'elf' | 'celf'): Promise<KernelPatchResult> {
   const dump = await openDumpFiles([path]);
   let info;
+  let hv: KernelHeaderValues;
   let directMapBase: bigint | undefined;
   let kernelImage: { vaddr: bigint; paddr: number; size: number } | undefined;
   try {
     if (dump.arch !== 'x86_64') return { vmcoreinfo: { source: 'none', added: false }, warnings: [`architecture ${dump.arch}: phys_base and VMCOREINFO not checked`] };
     info = await analyzeKernel(dump, { recover: true });
+    hv = await kernelHeaderValues(dump, info);
     if (format === 'elf' && info.vmcoreinfo && info.physBase.value !== undefined) {
       const km = await kernelMappings(dump, info.vmcoreinfo, info.physBase.value);
       directMapBase = km.directMapBase;
@@ -80,10 +85,9 @@ export async function patchKernelInfo(path: string, format: 'kdump' | 'elf' | 'c
   }
   const warnings = [...info.warnings];
   const pb = info.physBase;
-  const recoveredText = info.vmcoreinfoSource.startsWith('memory scan')
-    ? info.recovered.find((r) => r.source === info.vmcoreinfoSource)?.text
-    : undefined;
-  const result: KernelPatchResult = { vmcoreinfo: { source: info.vmcoreinfoSource, added: false }, warnings };
+  // VMCOREINFO recovered from memory (the stream carried none): the header values convert and fix write too
+  const recoveredText = hv.vmcoreinfoNote ? new TextDecoder('latin1').decode(hv.vmcoreinfoNote.desc) : undefined;
+  const result: KernelPatchResult = { vmcoreinfo: { source: info.vmcoreinfoSource, added: false }, warnings, ...(info.physBaseWarning !== undefined ? { physBaseWarning: info.physBaseWarning } : {}) };
   if (pb.value !== undefined) result.physBase = { value: pb.value, verdict: pb.verdict, method: pb.sources.join(', '), patched: false };
   else warnings.push('phys_base could not be proven from the guest memory; the header keeps what QEMU wrote');
 
