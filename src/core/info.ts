@@ -134,8 +134,9 @@ export async function describeDump(dump: Dump, kernel?: KernelInfo, extra: { pan
   const aarch64 = kernel?.arch === 'aarch64';
   const pbKey = aarch64 ? 'PHYS_OFFSET' : 'phys_base';
   const vmciPb = vi?.get(`NUMBER(${pbKey})`);
-  const warnings = [...dump.warnings, ...(kernel?.warnings ?? []).filter((w) => !w.startsWith("the file's header phys_base"))];
-  if (det.incomplete && !warnings.some((w) => w.includes('incomplete'))) warnings.push('the dump is marked incomplete');
+  const warnings = [...dump.warnings, ...(kernel?.warnings ?? []).filter((w) => w !== kernel?.physBaseWarning)];
+  // the built-in readers warn themselves when their incomplete flag is set; other Dumps may not
+  if (det.incomplete && !BUILT_IN_FORMATS.includes(dump.format)) warnings.push('the dump is marked incomplete');
   if (pages.damaged) warnings.push(`${pages.damaged} ${pages.damaged === 1 ? 'page has a' : 'pages have'} damaged page descriptor${pages.damaged === 1 ? '' : 's'} (size or compression flags impossible): unreadable, the rest of the dump is not affected`);
   if (pages.missing) warnings.push(`${pages.missing} pages are missing from the file (incomplete or truncated dump)`);
   if (pages.ram === 0) warnings.push('the dump describes no memory (0 RAM pages): its header was read in a layout that does not fit it, or the file is empty or damaged');
@@ -184,6 +185,8 @@ export async function describeDump(dump: Dump, kernel?: KernelInfo, extra: { pan
     warnings,
   };
 }
+
+const BUILT_IN_FORMATS: readonly string[] = ['elf', 'kdump', 'celf'];
 
 function rangeOf(r: { s: number; e: number }, ps: number): RangeInfo {
   return { start: '0x' + (r.s * ps).toString(16), end: '0x' + (r.e * ps).toString(16), pages: r.e - r.s, kernelRam: null };

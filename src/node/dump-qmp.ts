@@ -367,7 +367,7 @@ export async function dumpViaQmp(opts: QmpDumpOptions): Promise<QmpDumpSummary> 
     const fixed =
       kernel.physBase?.value !== undefined && (kernel.physBase.patched || format !== 'kdump' || kernel.physBase.verdict === 'header correct');
     for (const w of [...convWarnings, ...kernel.warnings]) {
-      if (fixed && (/^phys_base unknown/.test(w) || /header phys_base .* is wrong/.test(w))) continue;
+      if (fixed && (w === conv.physBaseWarning || w === kernel.physBaseWarning)) continue;
       warn(w);
     }
 

@@ -43,6 +43,12 @@ export interface KernelInfo {
   /** Undefined when neither a proven kernel location nor CPU page tables are available. */
   translator: KernelTranslator | undefined;
   warnings: string[];
+  /**
+   * The one of `warnings` that says the file's header phys_base is wrong, for callers that
+   * state it in their own words (describeDump) or resolve it (vmcore dump); matched by
+   * identity, never by its text.
+   */
+  physBaseWarning?: string;
   /** Read kernel virtual memory (text mapping, direct map, vmalloc ... via page tables). */
   readVirt(va: bigint, length: number): Promise<Uint8Array>;
   virtToPhys(va: bigint): Promise<number>;
@@ -176,8 +182,10 @@ export async function analyzeKernel(dump: KernelInput, opts: AnalyzeOptions = {}
     };
   }
   physBase ??= await findPhysBase({ ...physBaseInput, ...(vmcoreinfo ? { vmcoreinfo } : {}) });
+  let physBaseWarning: string | undefined;
   if (physBase.verdict === 'header wrong') {
-    warnings.push(`the file's header phys_base ${hex64s(physBase.header!)} is wrong; the true value is ${hex64s(physBase.value!)}`);
+    physBaseWarning = `the file's header phys_base ${hex64s(physBase.header!)} is wrong; the true value is ${hex64s(physBase.value!)}`;
+    warnings.push(physBaseWarning);
   }
   if (physBase.verdict === 'cannot prove' && x86_64) warnings.push('phys_base could not be proven; kernel virtual addresses in the text mapping cannot be trusted');
 
@@ -206,7 +214,7 @@ export async function analyzeKernel(dump: KernelInput, opts: AnalyzeOptions = {}
     }
   }
 
-  return buildKernelInfo(dump, { vmcoreinfo, source, recovered, physBase, cpus, utsname, translator, warnings, file });
+  return buildKernelInfo(dump, { vmcoreinfo, source, recovered, physBase, cpus, utsname, translator, warnings, file, physBaseWarning });
 }
 
 /** The KernelInfo object over a finished analysis (shared by every architecture). */
@@ -222,6 +230,7 @@ function buildKernelInfo(
     translator: KernelTranslator | undefined;
     warnings: string[];
     file: string | undefined;
+    physBaseWarning?: string | undefined;
     arch?: string;
     extra?: Record<string, unknown>;
   },
@@ -249,6 +258,7 @@ function buildKernelInfo(
     crashTime: vmcoreinfo?.crashTime,
     translator,
     warnings,
+    ...(a.physBaseWarning !== undefined ? { physBaseWarning: a.physBaseWarning } : {}),
     async readVirt(va, length) {
       if (!translator) throw noTranslator();
       return translator.readVirt(dump, va, length);
@@ -350,8 +360,10 @@ async function analyzeAarch64(
     cpus,
     ...(file ? { file } : {}),
   });
+  let physBaseWarning: string | undefined;
   if (loc.verdict === 'header wrong') {
-    warnings.push(`the file's header phys_base (PHYS_OFFSET on arm64) ${hex64s(loc.header!)} is wrong; the true value is ${hex64s(loc.value!)}`);
+    physBaseWarning = `the file's header phys_base (PHYS_OFFSET on arm64) ${hex64s(loc.header!)} is wrong; the true value is ${hex64s(loc.value!)}`;
+    warnings.push(physBaseWarning);
   }
   if (loc.verdict === 'cannot prove') warnings.push('aarch64: PHYS_OFFSET and kimage_voffset could not be proven; kernel virtual addresses cannot be trusted');
   const t = createAarch64Translator({ mem: dump, vmcoreinfo, location: loc, cpus, ...(file ? { file } : {}) });
@@ -377,6 +389,7 @@ async function analyzeAarch64(
     translator: t.translator,
     warnings,
     file,
+    physBaseWarning,
     arch: 'aarch64',
     extra: {
       aarch64: {
