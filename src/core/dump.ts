@@ -99,13 +99,13 @@ export interface FormatDetails {
   /** Page counts per codec (kdump/celf): {"zlib": n, "raw": n, "zero": n}. */
   codecs?: Record<string, number>;
   /** phys_base as written in the file's header (kdump sub-header), 64-bit. */
-  headerPhysBase?: bigint;
+  headerPhysBase?: bigint | undefined;
   /** utsname as written in the file's header, if the format has one. */
-  utsname?: Utsname;
+  utsname?: Utsname | undefined;
   /** Crash time from the header, seconds since the epoch, when set. */
-  timestamp?: number;
-  nrCpus?: number;
-  incomplete?: boolean;
+  timestamp?: number | undefined;
+  nrCpus?: number | undefined;
+  incomplete?: boolean | undefined;
   /** Evidence for the producer, collected by the format reader (matched by code, never by text). */
   producerHints: ProducerHint[];
   /** ELF: PT_LOAD segments; kdump: none. */

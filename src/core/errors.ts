@@ -27,9 +27,9 @@ export type ErrorCode =
   | 'TRIAGE'; // page filtering would lose what the analysis of the dump needs
 
 export interface ErrorDetails {
-  file?: string;
-  offset?: number | bigint;
-  field?: string;
+  file?: string | undefined;
+  offset?: number | bigint | undefined;
+  field?: string | undefined;
   cause?: unknown;
 }
 

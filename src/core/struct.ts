@@ -37,9 +37,9 @@ export type StructValue<F extends Record<string, FieldDecl>> = {
 };
 
 export interface ReadContext {
-  file?: string;
+  file?: string | undefined;
   /** File offset of the buffer's byte 0, so that errors name absolute offsets. */
-  base?: number;
+  base?: number | undefined;
 }
 
 const SIZES: Record<FieldType, number> = { u8: 1, u16: 2, u32: 4, i32: 4, u64: 8, i64: 8, u64n: 8, i64n: 8, char: 0, bytes: 0 };

@@ -442,7 +442,7 @@ async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<
 
 async function explainFailure(
   e: unknown,
-  ctx: { qemuGone: VmcoreError | undefined; userAbort: boolean; keep: boolean; output: string; readerErr?: Error },
+  ctx: { qemuGone: VmcoreError | undefined; userAbort: boolean; keep: boolean; output: string; readerErr?: Error | undefined },
 ): Promise<VmcoreError> {
   const fate = ctx.keep ? `the partial output was kept and marked incomplete: ${ctx.output}` : 'the partial output was removed';
   if (ctx.userAbort) return new VmcoreError('INTERRUPTED', `interrupted; ${fate}; QEMU and the guest keep running`, { file: ctx.output, cause: e });

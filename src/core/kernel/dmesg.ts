@@ -26,7 +26,7 @@ export interface DmesgSource {
   /** Byte order of the dumped machine (default little-endian). */
   littleEndian?: boolean;
   /** Name used in error messages (the dump file). */
-  file?: string;
+  file?: string | undefined;
 }
 
 export interface DmesgOptions {

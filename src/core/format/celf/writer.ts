@@ -245,7 +245,7 @@ export function compressChunk(codec: Codec | undefined, raw: Uint8Array, level?:
 }
 
 export interface CelfLayoutOptions {
-  littleEndian?: boolean;
+  littleEndian?: boolean | undefined;
   /** e_machine (EM_X86_64, ...). */
   machine: number;
   pageSize: number;
@@ -256,7 +256,7 @@ export interface CelfLayoutOptions {
   /** Nominal chunk size and main codec, recorded in the index header. */
   chunkSize: number;
   codec: CodecName | 'none';
-  incomplete?: boolean;
+  incomplete?: boolean | undefined;
 }
 
 interface Entry {
