@@ -373,7 +373,7 @@ function image(syms: Sym[], o: BuildOpts, decoy?: (img: Uint8Array) => void) {
   return { mem, loc: b.loc, img };
 }
 
-const scanCases: [string, Mode, BuildOpts['layout'], Partial<BuildOpts>][] = [
+const scanCases: [string, Mode, NonNullable<BuildOpts['layout']>, Partial<BuildOpts>][] = [
   ['6.4+ layout, relative', 'relative', 'new', {}],
   ['6.4+ layout, absolute per-CPU', 'absolute-percpu', 'new', {}],
   ['PC-relative (no relative_base)', 'pc-relative', 'new', {}],
@@ -389,7 +389,7 @@ for (const [what, mode, layout, extra] of scanCases) {
     const more: Sym[] = [];
     for (let i = 0; i < 700; i++) more.push({ name: i === 300 ? longName(200) : `fn_${i}`, type: i % 3 ? 't' : 'T', address: TEXT + 0x5000n + BigInt(i * 32) });
     const all = [...syms.slice(0, -1), ...more, { ...syms[syms.length - 1]!, address: TEXT + 0x40000n }];
-    const { mem, loc } = image(all, { mode, layout, ...extra });
+    const { mem, loc } = image(all, { ...extra, mode, layout });
     const r = await scanKallsyms(mem.read, { start: TEXT, stext: TEXT });
     assert.deepEqual(r.loc, loc, 'every table where it was written');
     assert.equal(r.symbols.source, 'scan');
