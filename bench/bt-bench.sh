@@ -52,20 +52,8 @@ cat "$DUMP" > /dev/null
 printf 'bt -a\nquit\n' > "$WORK/crash-bt.in"
 printf 'quit\n' > "$WORK/crash-quit.in"
 
-measure() { # name, stdin file, output file, command...
-  local name=$1 input=$2 out=$3; shift 3
-  "$@" < "$input" > "$out" 2> "$WORK/stderr.txt" || { echo "FAILED: $name" >&2; tail -3 "$WORK/stderr.txt" >&2; }
-  local i
-  for ((i = 0; i < RUNS; i++)); do
-    local load; load=$(cut -d' ' -f1 /proc/loadavg)
-    /usr/bin/time -v -o "$WORK/time.txt" "$@" < "$input" > "$out" 2> "$WORK/stderr.txt" || true
-    local wall cpu rss
-    wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,a,":"); s=0; for(i=1;i<=n;i++) s=s*60+a[i]; print s}' "$WORK/time.txt")
-    cpu=$(awk -F': ' '/User time|System time/ {s+=$2} END {print s}' "$WORK/time.txt")
-    rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$WORK/time.txt")
-    printf '{"name":"%s","wall_s":%s,"cpu_s":%s,"peak_rss_kib":%s,"load_before":%s}\n' "$name" "$wall" "$cpu" "$rss" "$load" | tee -a "$JSONL" >&2
-  done
-}
+# shellcheck source=bench/measure.sh
+. "$HERE/measure.sh"
 
 measure 'vmcore bt -a' /dev/null "$WORK/vmcore-bt-a.txt" "${CLI[@]}" bt -a "$DUMP"
 measure 'vmcore bt -a --json' /dev/null "$WORK/vmcore-bt-a.json" "${CLI[@]}" bt -a --json "$DUMP"
