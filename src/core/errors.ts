@@ -28,7 +28,10 @@ export type ErrorCode =
 
 export interface ErrorDetails {
   file?: string | undefined;
+  /** A byte offset in the file. */
   offset?: number | bigint | undefined;
+  /** A memory address (kernel virtual or physical, as the message says), never a file offset. */
+  address?: number | bigint | undefined;
   field?: string | undefined;
   cause?: unknown;
 }
@@ -37,6 +40,7 @@ export class VmcoreError extends Error {
   readonly code: ErrorCode;
   readonly file?: string;
   readonly offset?: number | bigint;
+  readonly address?: number | bigint;
   readonly field?: string;
 
   constructor(code: ErrorCode, message: string, details: ErrorDetails = {}) {
@@ -45,6 +49,7 @@ export class VmcoreError extends Error {
     this.code = code;
     if (details.file !== undefined) this.file = details.file;
     if (details.offset !== undefined) this.offset = details.offset;
+    if (details.address !== undefined) this.address = details.address;
     if (details.field !== undefined) this.field = details.field;
   }
 
@@ -55,6 +60,7 @@ export class VmcoreError extends Error {
       message: this.message,
       file: this.file,
       offset: this.offset === undefined ? undefined : hex(this.offset),
+      address: this.address === undefined ? undefined : hex(this.address),
       field: this.field,
     };
   }
@@ -74,6 +80,7 @@ function formatMessage(message: string, d: ErrorDetails): string {
   const where: string[] = [];
   if (d.file !== undefined) where.push(d.file);
   if (d.offset !== undefined) where.push(`offset ${hex(d.offset)}`);
+  if (d.address !== undefined) where.push(`address ${hex(d.address)}`);
   if (d.field !== undefined) where.push(`field ${d.field}`);
   return where.length ? `${where.join(': ')}: ${message}` : message;
 }

@@ -188,7 +188,7 @@ class KReader {
       throw new VmcoreError(code, `cannot read ${what} (${length} bytes at virtual 0x${va.toString(16)}): ${e instanceof Error ? e.message : String(e)}`, {
         file: this.file,
         field: what,
-        offset: va,
+        address: va,
         cause: e,
       });
     }

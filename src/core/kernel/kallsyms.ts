@@ -358,7 +358,7 @@ async function readTable(read: ReadVirt, va: bigint, n: number, table: string, f
     if (!isVmcoreError(e)) throw e;
     throw new VmcoreError(e.code, `${table}: cannot read ${n} bytes at ${hex(va)}: ${e.message}`, {
       ...(file ? { file } : {}),
-      offset: va,
+      address: va,
       field: table,
       cause: e,
     });
@@ -366,7 +366,7 @@ async function readTable(read: ReadVirt, va: bigint, n: number, table: string, f
 }
 
 function corrupt(msg: string, va: bigint, field: string, file: string | undefined): VmcoreError {
-  return new VmcoreError('BAD_FIELD', msg, { ...(file ? { file } : {}), offset: va, field });
+  return new VmcoreError('BAD_FIELD', msg, { ...(file ? { file } : {}), address: va, field });
 }
 
 /**

@@ -251,7 +251,7 @@ async function moduleSymbols(
   const strtab = ks.ptr('strtab');
   const typetab = hasMember(types, ks.typeId, 'typetab') ? ks.ptr('typetab') : undefined;
   if (num < 0 || num > MAX_MODULE_SYMBOLS) {
-    throw new VmcoreError('BAD_FIELD', `module ${name}: num_symtab = ${num} is implausible (at most ${MAX_MODULE_SYMBOLS})`, { offset: ks.address, field: 'mod_kallsyms.num_symtab' });
+    throw new VmcoreError('BAD_FIELD', `module ${name}: num_symtab = ${num} is implausible (at most ${MAX_MODULE_SYMBOLS})`, { address: ks.address, field: 'mod_kallsyms.num_symtab' });
   }
   if (num === 0) return { symbols: [], warnings };
   const losses = new LossLog();

@@ -253,7 +253,7 @@ export class KernelTypes {
     const id = this.id(type);
     const size = this.btf.sizeOf(id);
     if (size > MAX_OBJECT_BYTES) {
-      throw new VmcoreError('OUT_OF_BOUNDS', `${this.btf.typeName(id)} is ${size} bytes (more than ${MAX_OBJECT_BYTES} are not read at once)`, { offset: va });
+      throw new VmcoreError('OUT_OF_BOUNDS', `${this.btf.typeName(id)} is ${size} bytes (more than ${MAX_OBJECT_BYTES} are not read at once)`, { address: va });
     }
     const bytes = size === 0 ? new Uint8Array(0) : await this.readVirt(va, size);
     return new KObject(this, id, va, bytes);

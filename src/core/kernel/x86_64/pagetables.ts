@@ -96,7 +96,7 @@ export class PageTables {
         throw new VmcoreError(
           'ADDRESS_TRANSLATION',
           `virtual address ${hexVa(va)}: the ${level} table page at physical 0x${(pfn * ps).toString(16)} is not in the dump (${st})`,
-          { file: this.file, field: `${level}[${index}]`, offset: addr },
+          { file: this.file, field: `${level}[${index}]`, address: addr },
         );
       }
       const page = await this.mem.readPage(pfn);
