@@ -17,6 +17,7 @@ export type ErrorCode =
   | 'NO_VMCOREINFO' // the job needs VMCOREINFO and none could be found
   | 'NO_BTF' // the job needs kernel types (BTF) and none could be found
   | 'NO_SYMBOLS' // the job needs the kernel's symbol table (kallsyms) and it could not be found
+  | 'NO_TASK' // no task has the pid asked for
   | 'EXISTS' // output exists and --force was not given
   | 'IO' // an operating-system I/O error
   | 'HTTP' // an HTTP server refused a read, ignored Range, or the file changed while it was read

@@ -72,4 +72,10 @@ test('bt -a: every task of the sample, complete reliable walks; PIDs select; usa
   const one = JSON.parse(run('bt', SAMPLE, '2', '--json').stdout) as { tasks: JTask[] };
   assert.deepEqual(one.tasks.map((t) => t.pid), [2]);
   assert.equal(run('bt', SAMPLE, '-a', '2').status, 2);
+  // a PID with no task: the others are printed, exit 1 with NO_TASK (as sym for an unknown name)
+  const some = run('bt', SAMPLE, '2', '99999');
+  assert.equal(some.status, 1);
+  assert.match(some.stdout, /^PID: 2 /m);
+  assert.match(some.stderr, /NO_TASK: .*no task with pid 99999/);
+  assert.equal(run('bt', SAMPLE, '99999', '--json').status, 1);
 });

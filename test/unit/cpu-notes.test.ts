@@ -16,7 +16,7 @@ import { nodeCodecs } from '../../src/node/codecs.js';
 import { analyzeKernel } from '../../src/core/kernel/kernel.js';
 import { panicSummary } from '../../src/core/kernel/panic.js';
 import { describeDump } from '../../src/core/info.js';
-import { assignCpus, cpuLabel, parseCpuNotes, registersOfTask } from '../../src/core/kernel/x86_64/cpu.js';
+import { assignCpus, cpuLabel, parseCpuNotes, QemuCpuState, registersOfTask } from '../../src/core/kernel/x86_64/cpu.js';
 import { sampleWithCpuNotes } from '../helpers/sample-variants.js';
 import { matchCpuNotes } from '../../src/core/kernel/state.js';
 import { VmcoreError } from '../../src/core/errors.js';
@@ -171,3 +171,29 @@ function qemuCpuState(): Uint8Array {
   dv.setUint32(4, 432, true);
   return b;
 }
+
+test('QEMU notes of 2 vCPUs and a panic logged by task 1: its CPU is the one whose current task is pid 1 (per-CPU data), its registers that CPU note', async () => {
+  const qemuNote = { name: 'QEMU', type: 0, desc: QemuCpuState.encode({ version: 1, size: QemuCpuState.size }, true) };
+  const { cpus } = parseCpuNotes([
+    { name: 'CORE', type: 1, desc: prstatusDesc({ pid: 1, rip: 0x1000n, rsp: 0x10n }) },
+    { name: 'CORE', type: 1, desc: prstatusDesc({ pid: 2, rip: 0x2000n, rsp: 0x20n }) },
+    qemuNote,
+    qemuNote,
+  ]);
+  assert.deepEqual(cpus.filter((c) => c.source === 'NT_PRSTATUS').map((c) => [c.cpu, c.pidIsTask]), [[0, false], [1, false]]);
+  const text = new TextEncoder().encode('Kernel panic - not syncing: Fatal exception');
+  const log = { records: [{ text, callerId: 1, tsNsec: 16_778_686_000n }] } as unknown as Parameters<typeof panicSummary>[1];
+  const kernel = { cpus } as unknown as Parameters<typeof panicSummary>[0];
+  // without the per-CPU data: no registers (pr_pid 2 is vCPU 1, not task 2... nor task 1)
+  const blind = await panicSummary(kernel, log, true);
+  assert.equal(blind!.registers, null);
+  assert.equal(blind!.cpu, null);
+  // CPU 0 ran pid 0, CPU 1 ran pid 1: the panic is CPU 1's, its registers vCPU 1's note
+  const seen = await panicSummary(kernel, log, true, { runningPids: [0, 1] });
+  assert.equal(seen!.cpu, 1);
+  assert.equal(seen!.registers!.rip, '0x2000');
+  assert.equal(seen!.registersSource, 'NT_PRSTATUS (cpu 1)');
+  // two CPUs ran pid 1 (impossible, or unreadable data): nothing is guessed
+  const twice = await panicSummary(kernel, log, true, { runningPids: [1, 1] });
+  assert.equal(twice!.registers, null);
+});

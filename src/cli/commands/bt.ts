@@ -56,16 +56,15 @@ export function register(program: Command): void {
           panicCpu: panic?.cpu ?? null,
           ...(o.maxFrames ? { maxFrames: parseNumber(o.maxFrames, '--max-frames') } : {}),
         });
-        if (pids.length > 0) {
-          const missing = pids.filter((p) => !report.tasks.some((t) => t.task.pid === p));
-          if (missing.length) report.warnings.push(`no task with pid ${missing.join(', ')}`);
-        }
+        const missing = pids.filter((p) => !report.tasks.some((t) => t.task.pid === p));
         if (o.json) {
           await printJson({ tasks: report.tasks.map((t) => taskBacktraceToJSON(t, report.panicTask)), warnings: report.warnings });
         } else {
           for (const w of report.warnings) process.stderr.write(`vmcore: warning: ${w}\n`);
-          await writeStdout(report.tasks.map((t) => formatTaskBacktrace(t, report.panicTask)).join('\n\n') + '\n');
+          if (report.tasks.length) await writeStdout(report.tasks.map((t) => formatTaskBacktrace(t, report.panicTask)).join('\n\n') + '\n');
         }
+        // as `sym` does for a name it cannot find: the others are printed, the exit status is 1
+        if (missing.length) throw new VmcoreError('NO_TASK', `no task with pid ${missing.join(', ')}`, { file });
       } finally {
         await dump.close();
       }

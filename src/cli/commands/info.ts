@@ -37,7 +37,6 @@ export function register(program: Command): void {
           let kernelState = null;
           if (o.kernel !== false && ['x86_64', 'aarch64', 'unknown', 'Unknown'].includes(dump.arch)) {
             kernel = await analyzeKernel(dump);
-            panic = (await panicSummary(kernel, undefined, dump.littleEndian)) as Record<string, unknown> | null;
             const k = kernel;
             kernelState = await kernelStateReport(k, {
               cpus: Math.max(1, k.cpus.length),
@@ -45,6 +44,8 @@ export function register(program: Command): void {
               modules: () => k.modules(),
               notes: k.cpus,
             });
+            const runningPids = kernelState.running.map((r) => r?.pid ?? null);
+            panic = (await panicSummary(kernel, undefined, dump.littleEndian, { runningPids })) as Record<string, unknown> | null;
             // the panic's CPU from its note's match (kernel-written notes carry pids, not CPUs)
             const regs = panic?.registers as { index?: number; source?: string; cpu?: number | null } | null | undefined;
             const m = regs && regs.source === 'NT_PRSTATUS' ? kernelState.cpuNotes.find((c) => c.note === regs.index && c.cpu !== null) : undefined;

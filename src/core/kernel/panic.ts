@@ -23,7 +23,15 @@ export interface PanicSummary {
   registersNote: string | null;
 }
 
-export async function panicSummary(kernel: KernelInfo, log?: DmesgLog, littleEndian = true): Promise<PanicSummary | null> {
+/**
+ * The panic summary of `kernel`'s dump, or null when the log shows no panic and no crash time.
+ * @param log the kernel log, read from the dump when absent
+ * @param opts.runningPids the pid of the task each CPU was running (index = CPU number, from
+ *   the per-CPU current task: `kernelStateReport`'s `running`). With it, the panic's CPU is the
+ *   one CPU that ran the task that logged the panic (caller T<pid>), and its registers that
+ *   CPU's note, when no note carries that pid (QEMU's notes carry vCPU numbers).
+ */
+export async function panicSummary(kernel: KernelInfo, log?: DmesgLog, littleEndian = true, opts: { runningPids?: readonly (number | null)[] } = {}): Promise<PanicSummary | null> {
   let dmesg = log;
   if (!dmesg && kernel.vmcoreinfo && kernel.translator) {
     try {
@@ -63,6 +71,11 @@ export async function panicSummary(kernel: KernelInfo, log?: DmesgLog, littleEnd
   // the notes prove CPU numbers, never by position.
   let regs: CpuRegisters | undefined;
   if (task !== null) regs = registersOfTask(cpus, task);
+  if (!regs && cpu === null && task !== null && task > 0 && opts.runningPids) {
+    // the CPU whose current task logged the panic (per-CPU data), when exactly one ran it
+    const ran = opts.runningPids.flatMap((pid, c) => (pid === task ? [c] : []));
+    if (ran.length === 1) cpu = ran[0]!;
+  }
   if (!regs && cpu !== null) regs = registersOfCpu(cpus, cpu);
   if (regs && cpu === null && regs.cpu !== null) cpu = regs.cpu;
   let registersNote: string | null = null;
