@@ -297,12 +297,16 @@ for (const f of files) {
     }
     const celf = join(tmp, 'corpus.celf');
     const src = await openDumpFiles([input]);
-    await convertDump(src, celf, { codec: 'zstd', force: true, outputFormat: celfOutput() });
+    // the truth digest counts QEMU's firmware ROM pages above the kernel's memory model, which
+    // a conversion leaves out by default (as fix does): keep them here
+    await convertDump(src, celf, { codec: 'zstd', force: true, keepAllPages: true, outputFormat: celfOutput() });
     const vmci = src.vmcoreinfoText;
     await src.close();
     const c: Dump = await openDumpFiles([celf]);
     assert.equal(c.format, 'celf');
-    assert.equal(c.vmcoreinfoText, vmci, 'VMCOREINFO note carried over');
+    if (vmci !== undefined) assert.equal(c.vmcoreinfoText, vmci, 'VMCOREINFO note carried over');
+    // an input without VMCOREINFO (QEMU without -device vmcoreinfo): the copy recovered from memory is written
+    else assert.match(c.vmcoreinfoText ?? '', /^OSRELEASE=6\.1\.0-56-cloud-amd64$/m, 'VMCOREINFO recovered from memory');
     assert.equal(await digest(c), truth, 'celf digest');
     await c.close();
     if (haveReadelf) {
@@ -315,7 +319,7 @@ for (const f of files) {
     ] as const) {
       const out = join(tmp, name);
       const d = await openDumpFiles([celf]);
-      await convertDump(d, out, { ...opts, force: true });
+      await convertDump(d, out, { ...opts, force: true, keepAllPages: true });
       await d.close();
       const back = await openDumpFiles([out]);
       assert.equal(await digest(back), truth, `celf → ${name}`);
