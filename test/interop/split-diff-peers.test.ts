@@ -15,6 +15,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { CORPUS, HAVE, PY, need } from './prereq.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 const CLI = join(ROOT, 'dist/src/cli/main.js');
@@ -22,32 +23,12 @@ const SAMPLE = join(ROOT, 'samples/seabios-128M.md-c-d31.kdump');
 const LKDF = join(ROOT, 'test/interop/convert-lkdf.py');
 /** What libkdumpfile reads from the sample (corpus truth md__md-c-d31.kdump.json). */
 const SAMPLE_SHA = '03c2b8685986e5ee4bcfee31fc94ef61c42dfed7ec5029f6194829dc174feacb';
-const PY = '/usr/bin/python3';
-const CI = process.env.CI === 'true';
-const CORPUS_DIR = process.env.VMCORE_CORPUS ?? resolve(ROOT, '../shared/corpus');
-const CORPUS = existsSync(join(CORPUS_DIR, 'truth')) ? CORPUS_DIR : undefined;
 
 function run(cmd: string, args: string[]) {
   const r = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 64 << 20, timeout: 600_000 });
   return { rc: r.status, out: r.stdout ?? '', err: r.stderr ?? '' };
 }
 const vmcore = (...args: string[]) => run(process.execPath, [CLI, ...args]);
-const have = (cmd: string) => run('sh', ['-c', `command -v ${cmd}`]).rc === 0;
-const HAVE = {
-  makedumpfile: have('makedumpfile'),
-  zstd: have('zstd'),
-  libkdumpfile: existsSync(PY) && run(PY, ['-c', 'import kdumpfile']).rc === 0,
-  corpus: !!CORPUS,
-};
-
-function need(t: { skip(msg: string): void }, what: (keyof typeof HAVE)[]): boolean {
-  const missing = what.filter((k) => !HAVE[k]);
-  if (!missing.length) return true;
-  const msg = `missing: ${missing.join(', ')}`;
-  if (CI) assert.fail(msg);
-  t.skip(msg);
-  return false;
-}
 
 test('makedumpfile --split sets: one dump for hash (by the headers), reassembled by vmcore --reassemble, read back by libkdumpfile; --dump-dmesg as makedumpfile', async (t) => {
   if (!need(t, ['makedumpfile', 'libkdumpfile'])) return;

@@ -14,6 +14,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { CORPUS, HAVE, PY, need } from './prereq.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 const CLI = join(ROOT, 'dist/src/cli/main.js');
@@ -21,10 +22,6 @@ const SAMPLE = join(ROOT, 'samples/seabios-128M.md-c-d31.kdump');
 const LKDF = join(ROOT, 'test/interop/convert-lkdf.py');
 /** What libkdumpfile reads from the sample (corpus truth md__md-c-d31.kdump.json). */
 const SAMPLE_SHA = '03c2b8685986e5ee4bcfee31fc94ef61c42dfed7ec5029f6194829dc174feacb';
-const PY = '/usr/bin/python3';
-const CI = process.env.CI === 'true';
-const CORPUS_DIR = process.env.VMCORE_CORPUS ?? resolve(ROOT, '../shared/corpus');
-const CORPUS = existsSync(join(CORPUS_DIR, 'truth')) ? CORPUS_DIR : undefined;
 
 function sh(cmd: string) {
   const r = spawnSync('bash', ['-c', `set -o pipefail; ${cmd}`], {
@@ -34,22 +31,6 @@ function sh(cmd: string) {
     env: { ...process.env, V: `${process.execPath} ${CLI}` },
   });
   return { rc: r.status, out: r.stdout ?? '', err: r.stderr ?? '' };
-}
-const have = (cmd: string) => sh(`command -v ${cmd}`).rc === 0;
-const HAVE = {
-  makedumpfile: have('makedumpfile'),
-  zstd: have('zstd'),
-  libkdumpfile: existsSync(PY) && spawnSync(PY, ['-c', 'import kdumpfile']).status === 0,
-  corpus: !!CORPUS,
-};
-
-function need(t: { skip(msg: string): void }, what: (keyof typeof HAVE)[]): boolean {
-  const missing = what.filter((k) => !HAVE[k]);
-  if (!missing.length) return true;
-  const msg = `missing: ${missing.join(', ')}`;
-  if (CI) assert.fail(msg);
-  t.skip(msg);
-  return false;
 }
 
 const shaOf = (file: string) => {
