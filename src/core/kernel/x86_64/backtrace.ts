@@ -424,14 +424,26 @@ export class Backtracer {
         ...(this.orc ? { orc: this.orc } : {}),
         stacks,
         isText: (ip) => this.isText(ip),
-        functionStart: (ip) => {
-          const f = this.env.symbols.symbolize(ip);
-          return f ? ip - BigInt(f.offset) : undefined;
-        },
+        functionStart: (ip) => this.functionStart(ip),
         ...(opts.maxFrames ? { maxFrames: opts.maxFrames } : {}),
       },
       start,
     );
+    return this.taskResult(t, r, how);
+  }
+
+  /** The start address of the function holding `pc` (kallsyms), for crossing code without unwind data. */
+  private functionStart(pc: bigint): bigint | undefined {
+    const f = this.env.symbols.symbolize(pc);
+    return f ? pc - BigInt(f.offset) : undefined;
+  }
+
+  /** One task's backtrace from an unwinder's walk (either architecture's), its frames symbolized. */
+  private taskResult(
+    t: TaskInfo,
+    r: { frames: readonly Parameters<Backtracer['symbolize']>[0][]; exceptionFrames: TaskBacktrace['exceptionFrames']; stop: TaskBacktrace['stop']; stopDetail: string; user?: TaskBacktrace['user'] },
+    how: TaskBacktrace['start'],
+  ): TaskBacktrace {
     return {
       task: t,
       frames: r.frames.map((f) => this.symbolize(f)),
@@ -471,25 +483,14 @@ export class Backtracer {
         stacks,
         taskStack,
         isText: (pc) => this.isText(pc),
-        functionStart: (pc) => {
-          const s = this.env.symbols.symbolize(pc);
-          return s ? pc - BigInt(s.offset) : undefined;
-        },
+        functionStart: (pc) => this.functionStart(pc),
         layout: this.ptRegs,
         pacMask: this.env.pacMask ?? 0n,
         ...(opts.maxFrames ? { maxFrames: opts.maxFrames } : {}),
       },
       start,
     );
-    return {
-      task: t,
-      frames: r.frames.map((f) => this.symbolize(f)),
-      exceptionFrames: r.exceptionFrames,
-      stop: r.stop,
-      stopDetail: r.stopDetail,
-      ...(r.user ? { user: r.user } : {}),
-      start: how,
-    };
+    return this.taskResult(t, r, how);
   }
 
   private inactiveFrameLayout(): { bp: number; retAddr: number; size: number } {
