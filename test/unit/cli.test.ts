@@ -142,6 +142,14 @@ test('read -o keeps an existing file unless --force', async () => {
   }
 });
 
+test('info text: uptime at the panic from its log record (makedumpfile --dump-dmesg prints it at 6.200217), not the stale tk_core figure', () => {
+  const r = vmcore('info', SAMPLE);
+  assert.equal(r.rc, 0, r.err);
+  const m = /^Uptime +6\.200 s at the panic  \[its log timestamp; tk_core last updated at (\d+\.\d{3}) s\]$/m.exec(r.out);
+  assert.ok(m, r.out);
+  assert.ok(Number(m[1]) < 6.2);
+});
+
 test('info names vmcore (version and command) as the producer of what convert writes, kdump and ELF', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'vmcore-cli-'));
   try {

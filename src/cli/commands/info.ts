@@ -107,7 +107,17 @@ export function formatInfo(r: InfoReport): string {
     row('Symbols', ks.symbols.source === 'none' ? `none: ${ks.symbols.reason}` : `kallsyms, ${ks.symbols.count} symbols  [${ks.symbols.source}]`);
     if (ks.taint) row('Taint', ks.taint.letters ? `${ks.taint.letters}  (tainted_mask ${ks.taint.mask})` : 'not tainted');
     row('BTF', ks.btf.present ? `yes, ${ks.btf.size} bytes at ${ks.btf.address}  [${ks.btf.source === 'symbols' ? '__start_BTF..__stop_BTF' : 'scan of the kernel image'}]` : `none: ${ks.btf.reason}`);
-    if (ks.uptime !== null) row('Uptime', `${ks.uptime.toFixed(3)} s at the last timekeeping update  [tk_core]`);
+    if (ks.uptime !== null) {
+      // tk_core lags the crash by up to the idle time before it: the panic record's timestamp is
+      // the later, closer figure when the log has one
+      const atPanic = r.panic ? Number((r.panic as { uptime?: string | null }).uptime ?? NaN) : NaN;
+      row(
+        'Uptime',
+        atPanic > ks.uptime
+          ? `${atPanic.toFixed(3)} s at the panic  [its log timestamp; tk_core last updated at ${ks.uptime.toFixed(3)} s]`
+          : `${ks.uptime.toFixed(3)} s at the last timekeeping update  [tk_core]`,
+      );
+    }
     if (ks.tasks !== null) row('Tasks', `${ks.tasks}  (threads included, idle tasks not)`);
     if (ks.modules !== null) row('Modules', `${ks.modules} loaded`);
     // the task each CPU id (#n: its index in __per_cpu_offset[], a proven CPU number) was running
