@@ -11,7 +11,7 @@ import { panicSummary } from '../dist/src/core/kernel/panic.js';
 import { kernelStateReport } from '../dist/src/core/kernel/state.js';
 import { loadKernelBtf } from '../dist/src/core/kernel/btf/kernel-btf.js';
 import { readDmesg } from '../dist/src/core/kernel/dmesg.js';
-import { createBacktracer, panicBacktrace } from '../dist/src/core/kernel/x86_64/backtrace.js';
+import { createBacktracer, panicBacktrace } from '../dist/src/core/kernel/backtrace.js';
 import { describeDump } from '../dist/src/core/info.js';
 
 const [url, census = 'sample'] = process.argv.slice(2);

@@ -13,7 +13,7 @@ import { panicSummary } from '../src/core/kernel/panic.js';
 import { describeDump } from '../src/core/info.js';
 import { readDmesg, recordToJson } from '../src/core/kernel/dmesg.js';
 import type { Dump, PageState } from '../src/core/dump.js';
-import { backtraceReport, createBacktracer, formatTaskBacktrace, type Backtracer, type TaskInfo } from '../src/core/kernel/x86_64/backtrace.js';
+import { backtraceReport, createBacktracer, formatTaskBacktrace, type Backtracer, type TaskInfo } from '../src/core/kernel/backtrace.js';
 import type { FromWorker, ModuleRow, TaskRow, ToWorker } from './protocol.js';
 
 const STATES: PageState[] = ['hole', 'data', 'zero', 'excluded', 'missing'];

@@ -15,7 +15,7 @@ import { panicSummary } from './kernel/panic.js';
 import { recordingDump } from './kernel/recording.js';
 import { hex64 } from './kernel/vmcoreinfo.js';
 import type { ExcludedRun } from './kernel/pagefilter.js';
-import { backtraceReport, createBacktracer, formatTaskBacktrace } from './kernel/x86_64/backtrace.js';
+import { backtraceReport, createBacktracer, formatTaskBacktrace } from './kernel/backtrace.js';
 
 export interface TriageFingerprint {
   release: string | null;

@@ -18,7 +18,7 @@ import { openDumpFiles } from '../../src/node/index.js';
 import { analyzeKernel } from '../../src/core/kernel/kernel.js';
 import { loadVmlinuxBtf } from '../../src/core/kernel/btf/locate.js';
 import { KernelTypes } from '../../src/core/kernel/btf/reader.js';
-import { Backtracer, type TaskBacktrace } from '../../src/core/kernel/x86_64/backtrace.js';
+import { Backtracer, type TaskBacktrace } from '../../src/core/kernel/backtrace.js';
 import { ANALYSIS_KERNELS, analysisGuest, drgnFunctions, type AnalysisGuest } from './analysis-guest.js';
 import { systemMapSymbols } from './system-map.js';
 import { spawnSync } from 'node:child_process';

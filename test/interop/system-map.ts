@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { parseSystemMap } from '../../src/core/kernel/system-map.js';
-import type { KernelSymbolSource } from '../../src/core/kernel/x86_64/backtrace.js';
+import type { KernelSymbolSource } from '../../src/core/kernel/backtrace.js';
 
 export function systemMapSymbols(path: string, kaslrOffset: bigint): KernelSymbolSource {
   return parseSystemMap(readFileSync(path, 'latin1'), kaslrOffset);

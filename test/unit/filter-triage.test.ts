@@ -10,7 +10,7 @@ import { checkFilteredOutput, planFilter } from '../../src/node/convert/filter.j
 import { triageRecord } from '../../src/core/triage.js';
 import type { ExcludedRun } from '../../src/core/kernel/pagefilter.js';
 import { isVmcoreError } from '../../src/core/errors.js';
-import { backtraceReport, createBacktracer } from '../../src/core/kernel/x86_64/backtrace.js';
+import { backtraceReport, createBacktracer } from '../../src/core/kernel/backtrace.js';
 
 // a real dump: makedumpfile 1.7.2 -c -d 31 of a Debian 6.1 guest
 const SAMPLE = new URL('../../../samples/seabios-128M.md-c-d31.kdump', import.meta.url).pathname;

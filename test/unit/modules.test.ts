@@ -14,7 +14,7 @@ import { KernelSymbols } from '../../src/core/kernel/kallsyms.js';
 import { symbolQuery } from '../../src/core/kernel/symquery.js';
 import { Elf64_Sym } from '../../src/core/format/elf/structs.js';
 import { VmcoreError } from '../../src/core/errors.js';
-import { Backtracer, frameText } from '../../src/core/kernel/x86_64/backtrace.js';
+import { Backtracer, frameText } from '../../src/core/kernel/backtrace.js';
 import { BtfBuilder } from '../helpers/btf-builder.js';
 
 const BASE = 0xffffffffc0000000n;

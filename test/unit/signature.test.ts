@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { bareFunction, crashSignature, maskReason, oopsKind, signatureChain } from '../../src/core/kernel/signature.js';
-import { faultingContext, type TaskBacktrace } from '../../src/core/kernel/x86_64/backtrace.js';
+import { faultingContext, type TaskBacktrace } from '../../src/core/kernel/backtrace.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const CLI = join(ROOT, 'dist/src/cli/main.js');

@@ -5,7 +5,7 @@ import { VmcoreError } from '../../core/errors.js';
 import { analyzeKernel } from '../../core/kernel/kernel.js';
 import { panicSummary } from '../../core/kernel/panic.js';
 import { parseSystemMap } from '../../core/kernel/system-map.js';
-import { backtraceReport, createBacktracer, formatTaskBacktrace, taskBacktraceToJSON } from '../../core/kernel/x86_64/backtrace.js';
+import { backtraceReport, createBacktracer, formatTaskBacktrace, taskBacktraceToJSON } from '../../core/kernel/backtrace.js';
 import { openDumpFiles } from '../../node/open.js';
 import { parseNumber, printJson, writeStdout } from '../util.js';
 

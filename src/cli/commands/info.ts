@@ -7,7 +7,7 @@ import { loadKernelBtf } from '../../core/kernel/btf/kernel-btf.js';
 import { readDmesg } from '../../core/kernel/dmesg.js';
 import { isVmcoreError } from '../../core/errors.js';
 import type { KernelInfo } from '../../core/kernel/kernel.js';
-import { createBacktracer, panicBacktrace, type KernelSymbolSource } from '../../core/kernel/x86_64/backtrace.js';
+import { createBacktracer, panicBacktrace, type KernelSymbolSource } from '../../core/kernel/backtrace.js';
 import { parseSystemMap } from '../../core/kernel/system-map.js';
 import { readFile } from 'node:fs/promises';
 import { openDumpFiles } from '../../node/open.js';

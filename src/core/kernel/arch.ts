@@ -8,6 +8,9 @@
 import type { ElfNote } from '../format/elf/notes.js';
 import type { PhysicalMemory } from '../dump.js';
 import type { Vmcoreinfo } from './vmcoreinfo.js';
+import type { KernelTypes } from './btf/reader.js';
+import type { ModuleList } from './modules.js';
+import type { ExceptionFrame, StackRange, StopReason, UnwindFrame } from './unwind.js';
 
 /** Kernel virtual memory access for one dump. */
 export interface KernelTranslator {
@@ -65,4 +68,89 @@ export interface KernelArch<Regs, Location> {
   }): { translator: KernelTranslator | undefined; warnings: string[] };
   /** Where unwinding starts for one CPU's registers; undefined when pc or sp is missing. */
   unwindStart(regs: Regs): UnwindStart | undefined;
+  /** The kernel stack unwinder the arch-neutral backtracer (backtrace.ts) drives. */
+  createUnwinder(ctx: UnwinderContext<Regs>): Promise<ArchUnwinder<Regs>>;
+  /** One pt_regs as the architecture's own register dump prints it (crash's `bt`, __show_regs). */
+  formatPtRegs(e: ExceptionFrame, indent?: string): string;
+}
+
+/** What the arch-neutral backtracer gives an architecture's unwinder. */
+export interface UnwinderContext<Regs> {
+  /** Kernel virtual memory; throws when unreadable. */
+  readVirt(va: bigint, length: number): Promise<Uint8Array>;
+  /** The kernel's release (UTS_RELEASE), for layouts BTF does not describe. */
+  release: string;
+  /** Kernel symbol addresses (kallsyms or a System.map). */
+  symbol(name: string): bigint | undefined;
+  types: KernelTypes;
+  /** Every CPU's registers from the dump's notes. */
+  cpus: readonly Regs[];
+  /** The kernel's page size in bytes (VMCOREINFO PAGESIZE), when known. */
+  pageSize?: number;
+  /** The pointer-authentication bits of return addresses (arm64 NUMBER(KERNELPACMASK)), when known. */
+  pacMask?: bigint;
+  /** Kernel or module text (the symbol ranges and what the unwinder itself covers). */
+  isText(pc: bigint): boolean;
+  /** The start address of the function holding `pc`, from the symbols. */
+  functionStart(pc: bigint): bigint | undefined;
+  /** Where the unwinder reports what is missing (shown with the backtraces). */
+  warnings: string[];
+}
+
+/** The task an unwinder walks: task_struct address, pid, its stack and saved stack pointer. */
+export interface UnwindTask {
+  task: bigint;
+  pid: number;
+  /** task_struct.stack */
+  stackBase: bigint;
+  /** The saved stack pointer at {@link ArchUnwinder.threadSpPath}. */
+  threadSp: bigint;
+}
+
+/** One task's walk, before symbolization. */
+export interface ArchWalk {
+  frames: UnwindFrame[];
+  exceptionFrames: ExceptionFrame[];
+  stop: StopReason;
+  stopDetail: string;
+  /** The user-mode program counter and stack pointer at the entry from user mode, by the architecture's names. */
+  user?: Readonly<Record<string, bigint>>;
+  /** Where the starting state came from: the CPU's registers or the saved state of a sleeping task. */
+  start: 'cpu registers' | 'inactive_task_frame' | 'cpu_context' | 'none';
+  /** Set when no walk was possible (the starting state was unreadable). */
+  error?: string;
+}
+
+/**
+ * An architecture's kernel stack unwinder: the stack sizes, where a CPU's current task is kept,
+ * the per-CPU IRQ/exception stacks, the starting state of a running or sleeping task and the walk.
+ * The arch-neutral parts (task list, per-CPU offsets, module text, symbols, results) live in
+ * backtrace.ts.
+ */
+export interface ArchUnwinder<Regs> {
+  /** The task_struct member holding a sleeping task's saved stack pointer (x86_64 thread.sp). */
+  readonly threadSpPath: string;
+  /**
+   * Read each CPU's current task from the runqueue (rq.curr) instead of the per-CPU `current`
+   * variable (arm64 keeps current in sp_el0, which no per-CPU variable mirrors).
+   */
+  readonly currentFromRunqueue: boolean;
+  /** A task's stack: [stack, stack + THREAD_SIZE). */
+  taskStack(stackBase: bigint): StackRange;
+  /** Text the unwinder's own data covers beyond the symbols' text ranges (x86_64: the kernel ORC table). */
+  coversText(pc: bigint): boolean;
+  /** The modules' own unwind data (x86_64: each module's ORC tables). */
+  loadModules(list: ModuleList): Promise<void>;
+  /**
+   * The IRQ and exception stacks of one CPU. `perCpu(va)` reads the u64 of a per-CPU variable at
+   * symbol address `va` for this CPU (undefined when unreadable or `va` is undefined); `offset`
+   * is the CPU's __per_cpu_offset.
+   */
+  cpuStacks(perCpu: (va: bigint | undefined) => Promise<bigint | undefined>, offset: bigint): Promise<StackRange[]>;
+  /**
+   * Walk one task: from `regs` (the CPU registers of a running task) or else the task's saved
+   * state. `stacks` holds the task's stack first, then its CPU's stacks. Never throws for bad
+   * memory: the reason is in `stop` / `error`.
+   */
+  unwind(task: UnwindTask, regs: Regs | undefined, stacks: readonly StackRange[], opts: { maxFrames?: number }): Promise<ArchWalk>;
 }

@@ -6,7 +6,7 @@
  * 0xffffffff8..., arm64's 0xffff8000...) are shifted; x86_64's per-CPU symbols (zero-based section
  * offsets) and other absolute values are not, as the kernel does not relocate them.
  */
-import type { KernelSymbolSource } from './x86_64/backtrace.js';
+import type { KernelSymbolSource } from './backtrace.js';
 
 /** The kernel half of the address space: bit 63 set. */
 const KERNEL_HALF = 1n << 63n;

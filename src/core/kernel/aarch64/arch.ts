@@ -1,15 +1,16 @@
 /**
  * aarch64 as a KernelArch: NT_PRSTATUS notes (user_pt_regs), the proof of PHYS_OFFSET and
  * kimage_voffset, translation through swapper_pg_dir with the linear map as a proven shortcut,
- * and PC/SP/x29 as the unwinder's start (arm64 kernels keep frame records: x29 chains).
+ * and the frame-record unwinder (arm64 kernels keep frame records: x29 chains; ./unwinder.ts).
  */
 import type { PhysicalMemory } from '../../dump.js';
-import type { KernelArch, UnwindStart } from '../arch.js';
+import type { KernelArch } from '../arch.js';
 import type { Vmcoreinfo } from '../vmcoreinfo.js';
 import type { CpuRegisters } from '../x86_64/cpu.js';
 import { parseAarch64CpuNotes } from './cpu.js';
 import { findAarch64Location, type Aarch64Location } from './location.js';
 import { Aarch64PageTables, Aarch64Translator, stripPac } from './pagetables.js';
+import { aarch64UnwindStart, Aarch64Unwinder, formatAarch64ExceptionFrame } from './unwinder.js';
 
 /**
  * The translator for an aarch64 dump: the proven tables at swapper_pg_dir for every kernel
@@ -51,15 +52,6 @@ export function createAarch64Translator(input: {
   };
 }
 
-/** PC, SP and the frame pointer x29 (pointer-authentication bits are not set in saved PCs). */
-export function aarch64UnwindStart(r: CpuRegisters): UnwindStart | undefined {
-  if (r.pc === undefined || r.sp === undefined) return undefined;
-  const regs: Record<string, bigint> = { pc: r.pc, sp: r.sp };
-  r.x?.forEach((v, i) => (regs[`x${i}`] = v));
-  if (r.pstate !== undefined) regs.pstate = r.pstate;
-  return { cpu: r.cpu, pc: r.pc, sp: r.sp, ...(r.fp !== undefined ? { fp: r.fp } : {}), regs };
-}
-
 export { stripPac };
 
 export const aarch64Arch: KernelArch<CpuRegisters, Aarch64Location> = {
@@ -68,4 +60,6 @@ export const aarch64Arch: KernelArch<CpuRegisters, Aarch64Location> = {
   findKernelLocation: findAarch64Location,
   createTranslator: createAarch64Translator,
   unwindStart: aarch64UnwindStart,
+  createUnwinder: async (ctx) => new Aarch64Unwinder(ctx),
+  formatPtRegs: formatAarch64ExceptionFrame,
 };

@@ -22,7 +22,7 @@
  *    stack, and upwards within one stack; the task stack is the last one.
  * The walk is pure: memory through a read callback, the stacks and the pt_regs layout given.
  */
-import type { StackRange, StopReason, UnwindFrame } from '../x86_64/unwind.js';
+import type { StackRange, StopReason, UnwindFrame } from '../unwind.js';
 import { stripPac } from './pagetables.js';
 
 /** The kernel's struct pt_regs layout (from BTF; the defaults are 6.1's). */

@@ -1,6 +1,7 @@
 /**
  * x86_64 as a KernelArch: NT_PRSTATUS / QEMU CPU-state notes, the phys_base proof, page-table
- * translation rooted at init_top_pgt (or a CPU's CR3), and RIP/RSP/RBP as the unwinder's start.
+ * translation rooted at init_top_pgt (or a CPU's CR3), RIP/RSP/RBP as the unwinder's start and
+ * the ORC unwinder (./unwinder.ts).
  */
 import { isVmcoreError } from '../../errors.js';
 import type { PhysicalMemory } from '../../dump.js';
@@ -9,6 +10,7 @@ import type { Vmcoreinfo } from '../vmcoreinfo.js';
 import { parseCpuNotes, type CpuRegisters } from './cpu.js';
 import { findPhysBase, type PhysBaseResult } from './physbase.js';
 import { PageTables, PTE_ADDR_MASK, X86_64Translator } from './pagetables.js';
+import { formatX86_64ExceptionFrame, X86_64Unwinder } from './unwinder.js';
 
 /**
  * The translator for a dump: page tables from the proven init_top_pgt (PhysBaseResult.pgd), else
@@ -66,4 +68,6 @@ export const x86_64Arch: KernelArch<CpuRegisters, PhysBaseResult> = {
   findKernelLocation: findPhysBase,
   createTranslator: createX86_64Translator,
   unwindStart: x86_64UnwindStart,
+  createUnwinder: (ctx) => X86_64Unwinder.create(ctx),
+  formatPtRegs: formatX86_64ExceptionFrame,
 };

@@ -10,6 +10,7 @@
  */
 import { defineStruct, type StructValue } from '../../struct.js';
 import { ORC_FP_ENTRY, ORC_REG, type OrcEntry, type OrcTables } from './orc.js';
+import type { StackRange, StopReason, UnwindFrame, UnwindMethod } from '../unwind.js';
 
 /** struct pt_regs (x86_64, arch/x86/include/asm/ptrace.h): 21 longs. */
 export const PtRegsX86_64 = defineStruct('pt_regs', 168, {
@@ -40,38 +41,6 @@ export type PtRegs = StructValue<typeof PtRegsX86_64.fields>;
 export const IRET_FRAME_OFFSET = 128;
 export const IRET_FRAME_SIZE = 40;
 
-export type StackKind = 'task' | 'irq' | 'exception' | 'entry' | 'unknown';
-export interface StackRange {
-  kind: StackKind;
-  /** [start, end) */
-  start: bigint;
-  end: bigint;
-  /** e.g. 'NMI' for an exception stack */
-  name?: string;
-}
-
-/**
- * How a frame was found: `orc`; `fp` (frame pointer, a guess on x86_64; arm64's frame records);
- * `scan` (a text address on the stack, a guess); `call_site` (the return address into the caller
- * of a function without ORC data, proven by its call instruction, see {@link unwind}); `lr`
- * (arm64's link register or pt_regs::lr, a guess where no frame record holds it).
- */
-export type UnwindMethod = 'orc' | 'fp' | 'scan' | 'call_site' | 'lr';
-
-export interface UnwindFrame {
-  level: number;
-  /** The stack pointer at this frame (the caller's sp after the return for a call frame). */
-  sp: bigint;
-  pc: bigint;
-  /** False for frame-pointer and scan guesses (printed with `?`) and after a fallback entry. */
-  reliable: boolean;
-  method: UnwindMethod;
-  /** True when pc is an interrupted instruction (first frame, after a pt_regs), not a return address. */
-  exact: boolean;
-  stack: StackKind;
-  stackName?: string;
-}
-
 export interface ExceptionFrame {
   /** The frame whose pc came from these registers. */
   level: number;
@@ -82,17 +51,6 @@ export interface ExceptionFrame {
   partial: boolean;
   user: boolean;
 }
-
-export type StopReason =
-  | 'end_of_stack' // ORC end marker: the walk is complete
-  | 'user_mode' // a pt_regs from user mode: the walk is complete
-  | 'bad_orc_entry' // an UNDEFINED entry or an impossible register
-  | 'no_unwind_info' // neither ORC nor a valid frame pointer
-  | 'unreadable' // a stack read failed
-  | 'off_stack' // the stack pointer left every known stack
-  | 'wrong_direction' // the stack pointer did not grow on the same stack
-  | 'bad_ip' // the return address is not kernel text
-  | 'frame_limit'; // the walk reached the frame limit
 
 export interface UnwindResult {
   frames: UnwindFrame[];
