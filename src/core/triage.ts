@@ -9,6 +9,7 @@ import type { Dump, PageRun, PageState } from './dump.js';
 import { dumpView } from './dump.js';
 import { notPresent, readPhysGeneric } from './memory.js';
 import { isVmcoreError } from './errors.js';
+import { portableSha256, type Hasher } from './hash.js';
 import { analyzeKernel, type KernelInput } from './kernel/kernel.js';
 import { formatDmesg, readDmesg } from './kernel/dmesg.js';
 import { panicSummary } from './kernel/panic.js';
@@ -87,10 +88,50 @@ async function fingerprintOf(dump: KernelInput & Pick<Dump, 'littleEndian' | 'ma
  * What triage reads of `dump`: the fingerprint and the page frames read to make it.
  * @param dump any dump (kernel analysis is x86_64 today; elsewhere the fingerprint is mostly null)
  */
-export async function triageRecord(dump: Dump, opts: TriageOptions = {}): Promise<{ fingerprint: TriageFingerprint; pfns: number[] }> {
+export async function triageRecord(dump: Dump, opts: TriageOptions = {}): Promise<{ fingerprint: TriageFingerprint; pfns: number[]; touched: number[] | undefined }> {
   const { dump: wrapped, recorder } = recordingDump(dump, { skipTolerantReads: true });
   const fingerprint = await fingerprintOf(wrapped, opts);
-  return { fingerprint, pfns: recorder.pfns() };
+  // touched: every page frame the fingerprint depends on (read, read tolerantly, state asked),
+  // undefined when it also walked page runs or scanned memory
+  return { fingerprint, pfns: recorder.pfns(), touched: recorder.touchedPfns() };
+}
+
+/**
+ * SHA-256 (hex) over the page frames `pfns` of `dump` as triage sees them: per pfn its number
+ * (8 bytes little-endian), then 1 and the page's bytes when it is present (data or zero), else 0.
+ * Two dumps with the same digest answer every read and state question about these pages alike.
+ */
+export async function pagesDigest(dump: Dump, pfns: readonly number[], hasher: () => Hasher = portableSha256): Promise<string> {
+  const h = hasher();
+  const ps = dump.pageSize;
+  const head = new Uint8Array(9);
+  const dv = new DataView(head.buffer);
+  const zero = new Uint8Array(ps);
+  const one = async (pfn: number) => {
+    dv.setBigUint64(0, BigInt(pfn), true);
+    const st = pfn < dump.maxPfn ? await dump.pageState(pfn) : 'hole';
+    head[8] = st === 'data' || st === 'zero' ? 1 : 0;
+    h.update(head);
+    if (st === 'data') h.update(await dump.readPage(pfn));
+    else if (st === 'zero') h.update(zero);
+  };
+  for (let i = 0; i < pfns.length; ) {
+    // runs of consecutive page frames in one read when all of them are present
+    let j = i + 1;
+    while (j < pfns.length && pfns[j] === pfns[j - 1]! + 1 && j - i < 256) j++;
+    let run: Uint8Array | undefined;
+    if (j - i > 1 && pfns[j - 1]! < dump.maxPfn) run = await dump.readPhys(pfns[i]! * ps, (j - i) * ps).catch(() => undefined);
+    if (run) {
+      head[8] = 1;
+      for (let k = i; k < j; k++) {
+        dv.setBigUint64(0, BigInt(pfns[k]!), true);
+        h.update(head);
+        h.update(run.subarray((k - i) * ps, (k - i + 1) * ps));
+      }
+    } else for (let k = i; k < j; k++) await one(pfns[k]!);
+    i = j;
+  }
+  return h.digestHex();
 }
 
 /** The fingerprint of a dump (used on a filtered output). */

@@ -45,6 +45,10 @@ export class RecordingMemory implements PhysicalMemory, UnrecordedReader, PageBl
   readonly readPfns = new Set<number>();
   /** Page frames whose state was asked (pageState). */
   readonly statePfns = new Set<number>();
+  /** Page frames read by tolerant reads (`readPhys` with fillMissing) when those are not recorded in readPfns. */
+  readonly tolerantPfns = new Set<number>();
+  /** True once the analysis asked for page runs or scanned memory unrecorded (its reads are then not all in the sets). */
+  wholeMemory = false;
 
   /**
    * @param opts.skipTolerantReads do not record `readPhys` calls with `fillMissing` (scans that
@@ -66,6 +70,7 @@ export class RecordingMemory implements PhysicalMemory, UnrecordedReader, PageBl
     return this.inner.pageState(pfn);
   }
   pageRuns(startPfn?: number, endPfn?: number): AsyncIterable<PageRun> {
+    this.wholeMemory = true;
     return this.inner.pageRuns(startPfn, endPfn);
   }
   readPage(pfn: number): Promise<Uint8Array> {
@@ -73,22 +78,35 @@ export class RecordingMemory implements PhysicalMemory, UnrecordedReader, PageBl
     return this.inner.readPage(pfn);
   }
   readPageUnrecorded(pfn: number): Promise<Uint8Array> {
+    this.wholeMemory = true;
     return scanReadPage(this.inner, pfn);
   }
   readPageBlock(pfn: number, count: number): Promise<Uint8Array | undefined> {
+    this.wholeMemory = true;
     return scanReadPageBlock(this.inner, pfn, count);
   }
   readPhys(addr: number, length: number, opts?: { fillMissing?: boolean }): Promise<Uint8Array> {
-    if (Number.isSafeInteger(addr) && Number.isSafeInteger(length) && addr >= 0 && length > 0 && !(this.opts.skipTolerantReads && opts?.fillMissing)) {
+    if (Number.isSafeInteger(addr) && Number.isSafeInteger(length) && addr >= 0 && length > 0) {
       const ps = this.inner.pageSize;
       const last = Math.floor((addr + length - 1) / ps);
-      for (let p = Math.floor(addr / ps); p <= last && p - Math.floor(addr / ps) < 1 << 18; p++) this.readPfns.add(p);
+      if (last - Math.floor(addr / ps) >= 1 << 18) this.wholeMemory = true;
+      const set = this.opts.skipTolerantReads && opts?.fillMissing ? this.tolerantPfns : this.readPfns;
+      for (let p = Math.floor(addr / ps); p <= last && p - Math.floor(addr / ps) < 1 << 18; p++) set.add(p);
     }
     return this.inner.readPhys(addr, length, opts);
   }
   /** Sorted list of pfns read. */
   pfns(): number[] {
     return [...this.readPfns].sort((a, b) => a - b);
+  }
+
+  /**
+   * Every page frame the analysis asked anything about (read, tolerant read, state), sorted, or
+   * undefined when it also walked page runs or scanned memory (then its inputs are not a set of pages).
+   */
+  touchedPfns(): number[] | undefined {
+    if (this.wholeMemory) return undefined;
+    return [...new Set([...this.readPfns, ...this.tolerantPfns, ...this.statePfns])].sort((a, b) => a - b);
   }
 }
 

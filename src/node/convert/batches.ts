@@ -6,13 +6,36 @@
  */
 import { VmcoreError } from '../../core/errors.js';
 import type { Dump } from '../../core/dump.js';
+import type { StoredPages } from '../../core/format/kdump/reader.js';
 import { DirectElfReader } from './direct.js';
 import type { PageStreamInput, PfnRange } from './types.js';
 
 export interface RawBatch {
   startPfn: number;
   count: number;
+  /** count × page size bytes: the pages, or (with `stored`) a buffer for the worker to decode them into. */
   buf: ArrayBuffer;
+  /** The pages as the input file stores them (kdump), decoded into `buf` by the worker. */
+  stored?: StoredPages;
+}
+
+/** A dump that can hand out pages in their stored form (KdumpDump). */
+interface StoredPageSource {
+  storedPages(pfn: number, count: number): Promise<StoredPages | undefined>;
+}
+
+function storedSource(d: Dump): StoredPageSource | undefined {
+  return typeof (d as Partial<StoredPageSource>).storedPages === 'function' ? (d as unknown as StoredPageSource) : undefined;
+}
+
+/** Batch `b`'s pages read and decoded on this thread (when a worker could not decode its stored form). */
+export async function readBatch(dump: Dump, b: RawBatch, pool: BufferPool): Promise<RawBatch> {
+  const ps = dump.pageSize;
+  const data = await dump.readPhys(b.startPfn * ps, b.count * ps, { fillMissing: true });
+  if (data.length !== b.count * ps) throw new VmcoreError('TRUNCATED', `short read at pfn 0x${b.startPfn.toString(16)}`, { file: dump.files[0]?.name });
+  const buf = pool.get(b.count * ps);
+  new Uint8Array(buf).set(data);
+  return { startPfn: b.startPfn, count: b.count, buf };
 }
 
 export class BufferPool {
@@ -48,10 +71,17 @@ function* chunks(ranges: readonly PfnRange[], cuts: readonly number[], max: numb
 export async function* dumpBatches(dump: Dump, ranges: readonly PfnRange[], cuts: number[], max: number, pool: BufferPool): AsyncGenerator<RawBatch> {
   const ps = dump.pageSize;
   const direct = await DirectElfReader.open(dump);
+  const stored = direct ? undefined : storedSource(dump);
   try {
     for (const c of chunks(ranges, cuts, max)) {
       const n = c.endPfn - c.startPfn;
       const buf = pool.get(n * ps);
+      // kdump input: the stored pages go to the workers, which decompress them
+      const st = stored && (await stored.storedPages(c.startPfn, n));
+      if (st) {
+        yield { startPfn: c.startPfn, count: n, buf, stored: st };
+        continue;
+      }
       if (!direct || !(await direct.read(c.startPfn * ps, new Uint8Array(buf)))) {
         const data = await dump.readPhys(c.startPfn * ps, n * ps, { fillMissing: true });
         if (data.length !== n * ps) throw new VmcoreError('TRUNCATED', `short read at pfn 0x${c.startPfn.toString(16)}`, { file: dump.files[0]?.name });

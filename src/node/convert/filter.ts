@@ -9,8 +9,10 @@ import { VmcoreError } from '../../core/errors.js';
 import type { KernelInfo } from '../../core/kernel/kernel.js';
 import { collectExcluded, excludedPages, type ExcludedRun } from '../../core/kernel/pagefilter.js';
 import { DL_PAGE_TYPES, pageModel, type PageModel } from '../../core/kernel/pagetypes.js';
-import { compareTriage, filteredView, neededButExcluded, triageFingerprint, triageRecord, type TriageFingerprint } from '../../core/triage.js';
+import { compareTriage, filteredView, neededButExcluded, pagesDigest, triageFingerprint, triageRecord, type TriageFingerprint } from '../../core/triage.js';
 import { openDumpFiles } from '../open.js';
+import { nodeSha256 } from '../hash.js';
+
 
 export interface FilterPlan {
   level: number;
@@ -18,6 +20,11 @@ export interface FilterPlan {
   model: PageModel;
   /** What triage says of the input, to compare with the output. */
   triage: TriageFingerprint;
+  /**
+   * Every page frame triage asked about on the input, and their digest (pagesDigest); undefined
+   * when triage walked page runs or scanned memory (the output is then checked by running it again).
+   */
+  touched?: { pfns: number[]; digest: string };
 }
 
 export interface FilterOptions {
@@ -28,6 +35,8 @@ export interface FilterOptions {
   alter?: (runs: ExcludedRun[]) => ExcludedRun[];
   /** Guard info and dmesg only, not `bt -a` (tests: show what the backtraces add). */
   noBacktraces?: boolean;
+  /** Run the whole of triage again on the filtered input and on the output, even when the pages it reads show that it cannot change. */
+  fullCheck?: boolean;
 }
 
 /**
@@ -51,8 +60,12 @@ export async function planFilter(dump: Dump, kernel: KernelInfo, level: number, 
   if (opts.alter) exclude = opts.alter(exclude);
   // triage on the input, and on the input as the filter leaves it: before anything is written
   const topts = opts.noBacktraces ? { noBacktraces: true } : {};
-  const { fingerprint, pfns } = await triageRecord(dump, topts);
-  const diffs = compareTriage(fingerprint, await triageFingerprint(filteredView(dump, exclude), topts));
+  const { fingerprint, pfns, touched } = await triageRecord(dump, topts);
+  // Triage is a function of the pages it asks about (and of the file's notes, kept as they are).
+  // When the filter leaves out none of them, triage on the filtered input asks the same questions
+  // and gets the same answers: it cannot say anything else, and is not run a second time.
+  const unchanged = !opts.fullCheck && touched !== undefined && neededButExcluded(touched, exclude, 1).length === 0;
+  const diffs = unchanged ? [] : compareTriage(fingerprint, await triageFingerprint(filteredView(dump, exclude), topts));
   if (diffs.length) {
     const lost = neededButExcluded(pfns, exclude);
     const which = lost.length ? `; pages it reads and the filter leaves out: ${lost.slice(0, 6).map((l) => `pfn 0x${l.pfn.toString(16)} (${l.kind})`).join(', ')}${lost.length > 6 ? ', …' : ''}` : '';
@@ -60,18 +73,27 @@ export async function planFilter(dump: Dump, kernel: KernelInfo, level: number, 
     if (!opts.force) throw new VmcoreError('TRIAGE', `${msg}; nothing written (--force writes it anyway)`, { ...(file ? { file } : {}), field: 'dump_level' });
     opts.onWarning?.(`${msg} (written anyway: --force)`);
   }
-  return { level, exclude, model, triage: fingerprint };
+  return { level, exclude, model, triage: fingerprint, ...(touched && !opts.fullCheck ? { touched: { pfns: touched, digest: await pagesDigest(dump, touched, nodeSha256) } } : {}) };
 }
 
 /**
- * Open the written output and compare what triage says of it with the input's fingerprint.
+ * Open the written output and compare what triage says of it with the input's fingerprint: info
+ * and dmesg run on the output; bt -a runs again only when a page it read on the input is not in
+ * the output with the same bytes (plan.touched), or when its pages are not known.
  * On a difference: remove the output and throw TRIAGE, or with `force` warn and keep it.
  */
 export async function checkFilteredOutput(outputs: readonly string[], plan: FilterPlan, opts: FilterOptions = {}): Promise<void> {
   const out = await openDumpFiles([...outputs]);
-  let diffs: string[];
+  let diffs: string[] | undefined;
   try {
-    diffs = compareTriage(plan.triage, await triageFingerprint(out, plan.triage.bt === null ? { noBacktraces: true } : {}));
+    if (plan.touched && !opts.fullCheck) {
+      // info and dmesg run on the output; for bt -a (the costly part), the output must hold every
+      // page triage asked about on the input with the same bytes: it then reads what it read there
+      const quick = compareTriage({ ...plan.triage, bt: null }, await triageFingerprint(out, { noBacktraces: true }));
+      if (!quick.length && (await pagesDigest(out, plan.touched.pfns, nodeSha256)) === plan.touched.digest) diffs = [];
+    }
+    // the whole of triage again, for the exact difference
+    diffs ??= compareTriage(plan.triage, await triageFingerprint(out, plan.triage.bt === null ? { noBacktraces: true } : {}));
   } finally {
     await out.close();
   }

@@ -43,7 +43,7 @@ import { subtractExcluded, type KindCounts } from '../../core/kernel/pagefilter.
 import { DL_PAGE_TYPES } from '../../core/kernel/pagetypes.js';
 import type { Dump } from '../../core/dump.js';
 import { InFlight } from '../../core/inflight.js';
-import { CompressPool, type BatchOut } from '../workers/pool.js';
+import { CompressPool, StoredDecodeError, type BatchOut } from '../workers/pool.js';
 import { compressorImpl } from '../workers/page-codec.js';
 import { checkOutput, FileSink, FlatSink, type OutputSink } from './sinks.js';
 import { kernelMappings } from '../../core/kernel/kernel-map.js';
@@ -51,7 +51,7 @@ import { availableParallelism } from 'node:os';
 import type { Writable } from 'node:stream';
 import { ElfFormat, KdumpFormat } from './formats.js';
 import { headerFor, scanRuns, splitParts, withKernelValues, type Scan } from './plan.js';
-import { BufferPool, dumpBatches, streamBatches, withoutRuns } from './batches.js';
+import { BufferPool, dumpBatches, readBatch, streamBatches, withoutRuns, type RawBatch } from './batches.js';
 import { clipRanges, countIn, isStream, pushRange } from './ranges.js';
 import type { ConvertInput, ConvertOptions, ConvertPlan, ConvertProgress, ConvertSummary, OutputFormat, OutputFormatFactory, PfnRange } from './types.js';
 
@@ -239,7 +239,7 @@ export async function convertDump(input: ConvertInput, out: string | Writable, o
     for await (const b of batches) {
       checkAbort();
       bytesIn += b.count * ps;
-      await inflight.push(pool.submit(b));
+      await inflight.push(isStream(input) ? pool.submit(b) : submitBatch(pool, input, b, bufPool));
     }
     await inflight.drain();
     checkAbort();
@@ -339,9 +339,21 @@ async function scanZeroRuns(
   });
   for await (const b of dumpBatches(dump, present, [], batchPages, bufPool)) {
     checkAbort();
-    await inflight.push(pool.submit(b));
+    await inflight.push(submitBatch(pool, dump, b, bufPool));
   }
   await inflight.drain();
   flush();
   return runs;
+}
+
+/**
+ * Submit a batch to the workers; one whose stored pages do not decode there is read again on
+ * this thread (which throws the damaged page's error, or fills what is missing) and resubmitted.
+ */
+function submitBatch(pool: CompressPool, dump: Dump, b: RawBatch, bufPool: BufferPool): Promise<BatchOut> {
+  if (!b.stored) return pool.submit(b);
+  return pool.submit(b).catch(async (e: unknown) => {
+    if (!(e instanceof StoredDecodeError)) throw e;
+    return pool.submit(await readBatch(dump, b, bufPool));
+  });
 }

@@ -9,12 +9,34 @@ import { Worker } from 'node:worker_threads';
 import { VmcoreError } from '../../core/errors.js';
 import type { CompressedBatch } from '../../core/format/batch.js';
 import { compressBatchInPlace, pageCompressor, type WorkerConfig } from './page-codec.js';
+import { decodeStoredPages, type StoredPages } from '../../core/format/kdump/reader.js';
+import { nodeCodecs } from '../codecs.js';
 
 export interface BatchIn {
   startPfn: number;
   count: number;
   /** count * pageSize bytes, owned by the pool from now on (it is transferred). */
   buf: ArrayBuffer;
+  /** The pages in their stored (kdump) form: the worker decodes them into `buf` first. */
+  stored?: StoredPages;
+}
+
+/**
+ * A batch's stored pages did not all decode to one page each: read that batch on the calling
+ * thread (which reports the damaged page) and submit it again.
+ */
+export class StoredDecodeError extends Error {
+  constructor(readonly startPfn: number, readonly index: number) {
+    super(`stored page ${index} of the batch at pfn 0x${startPfn.toString(16)} does not decode`);
+  }
+}
+
+/**
+ * `stored` with its blob copied into an ArrayBuffer of its own, to be transferred (the reader's
+ * bytes may be a view of a cached read-ahead block, which must not be detached).
+ */
+function ownBlob(stored: StoredPages): StoredPages {
+  return { ...stored, blob: new Uint8Array(stored.blob) }; // a copy (Buffer.slice would be a view)
 }
 
 export interface BatchOut extends CompressedBatch {
@@ -33,7 +55,7 @@ interface Pending {
 export class CompressPool {
   private readonly workers: Worker[] = [];
   private readonly idle: Worker[] = [];
-  private readonly queue: { id: number; buf: ArrayBuffer; count: number }[] = [];
+  private readonly queue: { id: number; buf: ArrayBuffer; count: number; stored?: StoredPages }[] = [];
   private readonly pending = new Map<number, Pending>();
   private readonly byWorker = new Map<Worker, number>();
   private nextId = 0;
@@ -55,12 +77,13 @@ export class CompressPool {
       // large nursery per worker is what peak RSS is made of.
       const w = new Worker(url, { resourceLimits: { maxYoungGenerationSizeMb: 4 } });
       w.postMessage({ init: cfg });
-      w.on('message', (m: { id: number; error?: string; buf: ArrayBuffer; count: number; kinds: ArrayBuffer; sizes: ArrayBuffer; dataLen: number }) => {
+      w.on('message', (m: { id: number; error?: string; decodeFailed?: number; buf: ArrayBuffer; count: number; kinds: ArrayBuffer; sizes: ArrayBuffer; dataLen: number }) => {
         this.byWorker.delete(w);
         const p = this.pending.get(m.id);
         this.pending.delete(m.id);
         if (p) {
-          if (m.error) p.reject(new VmcoreError('IO', `compression failed at pfn 0x${p.startPfn.toString(16)}: ${m.error}`));
+          if (m.decodeFailed !== undefined) p.reject(new StoredDecodeError(p.startPfn, m.decodeFailed));
+          else if (m.error) p.reject(new VmcoreError('IO', `compression failed at pfn 0x${p.startPfn.toString(16)}: ${m.error}`));
           else
             p.resolve({
               startPfn: p.startPfn,
@@ -98,13 +121,19 @@ export class CompressPool {
       return;
     }
     this.byWorker.set(w, j.id);
-    w.postMessage({ job: j }, [j.buf]);
+    w.postMessage({ job: j }, j.stored ? [j.buf, j.stored.blob.buffer as ArrayBuffer] : [j.buf]);
   }
 
   /** Start compressing a batch; returns its result promise (results are awaited in order by the caller). */
   submit(b: BatchIn): Promise<BatchOut> {
     if (this.failed) return Promise.reject(this.failed);
-    if (this.inline !== undefined || this.threads === 0) return Promise.resolve(this.runInline(b));
+    if (this.inline !== undefined || this.threads === 0) {
+      try {
+        return Promise.resolve(this.runInline(b));
+      } catch (e) {
+        return Promise.reject(e as Error);
+      }
+    }
     const id = this.nextId++;
     let resolve!: (x: BatchOut) => void;
     let reject!: (e: Error) => void;
@@ -114,7 +143,7 @@ export class CompressPool {
     });
     promise.catch(() => undefined); // surfaced when awaited
     this.pending.set(id, { startPfn: b.startPfn, count: b.count, resolve, reject, promise });
-    this.queue.push({ id, buf: b.buf, count: b.count });
+    this.queue.push({ id, buf: b.buf, count: b.count, ...(b.stored ? { stored: ownBlob(b.stored) } : {}) });
     const w = this.idle.pop();
     if (w) this.dispatch(w);
     return promise;
@@ -122,6 +151,10 @@ export class CompressPool {
 
   private runInline(b: BatchIn): BatchOut {
     const buf = new Uint8Array(b.buf);
+    if (b.stored) {
+      const bad = decodeStoredPages(b.stored, buf, this.cfg.pageSize, (n) => nodeCodecs().get(n));
+      if (bad !== undefined) throw new StoredDecodeError(b.startPfn, bad);
+    }
     const { kinds, sizes, dataLen } = compressBatchInPlace(buf, b.count, this.cfg, this.inline);
     return { startPfn: b.startPfn, count: b.count, kinds, sizes, data: buf.subarray(0, dataLen), buffer: b.buf };
   }

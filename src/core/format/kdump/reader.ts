@@ -545,6 +545,57 @@ export class KdumpFile {
     return this.descAt(await this.descIndex(pfn));
   }
 
+  /**
+   * The stored form of the `count` page frames from `pfn` (see {@link StoredPages}), read with
+   * one read of their descriptors and one of their data. Undefined unless every one of them is
+   * owned by this file, dumpable and clean ('data' with a known codec, or the shared zero page)
+   * and their data lie within about twice their page size of each other: the caller then reads
+   * page by page, which names any damage.
+   */
+  async storedPages(pfn: number, count: number): Promise<StoredPages | undefined> {
+    const bs = this.h.blockSize;
+    const last = pfn + count - 1;
+    if (count < 1 || pfn < this.ownStart || last >= this.ownEnd) return undefined;
+    if (!(await this.bit(1, pfn)) || !(await this.bit(1, last))) return undefined;
+    const first = await this.descIndex(pfn);
+    // both ends dumpable and count - 1 descriptors apart: every pfn between them is dumpable
+    if ((await this.descIndex(last)) - first !== count - 1 || first + count > this.numDescs) return undefined;
+    const t = new PageDescTable(await this.descBytes(first, count), this.h.littleEndian);
+    if (t.count !== count) return undefined;
+    const codes = new Uint8Array(count);
+    const offsets = new Uint32Array(count);
+    const sizes = new Uint32Array(count);
+    let lo = Infinity;
+    let hi = 0;
+    for (let i = 0; i < count; i++) {
+      const off = t.offset(i);
+      const size = t.size(i);
+      const flags = t.flags(i);
+      const st = this.stateOf(off, size, flags);
+      if (st === 'zero') continue; // STORED_ZERO
+      if (st !== 'data') return undefined;
+      const kind = codecOfFlags(flags);
+      if (kind === undefined || (kind !== 'raw' && !this.codecs.get(kind))) return undefined;
+      codes[i] = STORED_CODES.indexOf(kind);
+      lo = Math.min(lo, off);
+      hi = Math.max(hi, off + size);
+    }
+    if (hi === 0) return { codes, offsets, sizes, blob: new Uint8Array(0) };
+    if (hi - lo > count * bs * 2 + 65536) return undefined;
+    for (let i = 0; i < count; i++) {
+      if (codes[i] === STORED_ZERO) continue;
+      offsets[i] = t.offset(i) - lo;
+      sizes[i] = t.size(i);
+    }
+    const blob = await readExact(this.src, lo, hi - lo, `page data of pfns 0x${pfn.toString(16)}-0x${last.toString(16)}`);
+    return { codes, offsets, sizes, blob };
+  }
+
+  /** The registered codec `name` (undefined when none). */
+  codec(name: CodecName) {
+    return this.codecs.get(name);
+  }
+
   owns(pfn: number): boolean {
     return pfn >= this.ownStart && pfn < this.ownEnd;
   }
@@ -872,8 +923,36 @@ export class KdumpDump implements Dump {
     return p.readPage(pfn);
   }
 
-  readPhys(addr: number, length: number, opts?: { fillMissing?: boolean }): Promise<Uint8Array> {
+  /**
+   * The stored form of `count` consecutive page frames from `pfn` when one file holds them all
+   * cleanly (KdumpFile.storedPages), else undefined (read them page by page).
+   */
+  storedPages(pfn: number, count: number): Promise<StoredPages | undefined> {
+    const p = this.partFor(pfn);
+    return p && p.owns(pfn + count - 1) ? p.storedPages(pfn, count) : Promise.resolve(undefined);
+  }
+
+  /**
+   * Physical memory as readPhysGeneric reads it; a read of several whole pages decompresses them
+   * from one read of the file (storedPages) and falls back to the page-by-page path, which names
+   * the damage, when that is not possible.
+   */
+  async readPhys(addr: number, length: number, opts?: { fillMissing?: boolean }): Promise<Uint8Array> {
+    const ps = this.pageSize;
+    const pfn = Math.floor(addr / ps);
+    const end = Math.ceil((addr + length) / ps);
+    if (Number.isSafeInteger(addr) && Number.isSafeInteger(length) && addr >= 0 && length > ps && end - pfn <= 4096 && end <= this.maxPfn) {
+      const st = await this.storedPages(pfn, end - pfn);
+      if (st) {
+        const buf = new Uint8Array((end - pfn) * ps);
+        if (decodeStoredPages(st, buf, ps, (name) => this.codec(name)) === undefined) return buf.subarray(addr - pfn * ps, addr - pfn * ps + length);
+      }
+    }
     return readPhysGeneric(this, addr, length, opts, this.files[0]?.name);
+  }
+
+  private codec(name: CodecName) {
+    return this.parts[0]!.codec(name);
   }
 
   async details(opts: DetailsOptions = {}): Promise<FormatDetails> {
@@ -955,4 +1034,58 @@ export function normaliseArch(machine: string): string | undefined {
   if (/^i[3-6]86$/.test(machine)) return 'i386';
   if (machine === 'arm64') return 'aarch64';
   return machine;
+}
+
+/** Codes of {@link StoredPages.codes}: index into this list. */
+export const STORED_CODES = ['zero', 'raw', 'zlib', 'lzo', 'snappy', 'zstd'] as const;
+/** The shared zero page: nothing stored. */
+export const STORED_ZERO = 0;
+export const STORED_RAW = 1;
+
+/**
+ * Consecutive pages as a kdump file stores them: per page a code (STORED_CODES), the offset of
+ * its bytes in `blob` and their size. Made by KdumpFile.storedPages; decoded by
+ * {@link decodeStoredPages} (on the reading thread or on a worker).
+ */
+export interface StoredPages {
+  codes: Uint8Array;
+  offsets: Uint32Array;
+  sizes: Uint32Array;
+  blob: Uint8Array;
+}
+
+/**
+ * Decode stored pages into `out` (codes.length × pageSize bytes; zero pages are written as zeros,
+ * so `out` may be a recycled buffer). Returns undefined on success, else the index of the first
+ * page that does not decode to exactly one page (the caller then reads page by page, which
+ * reports the damage with its file offset).
+ */
+export function decodeStoredPages(st: StoredPages, out: Uint8Array, pageSize: number, codec: (name: CodecName) => { decompress(src: Uint8Array, n: number): Uint8Array } | undefined): number | undefined {
+  const n = st.codes.length;
+  for (let i = 0; i < n; i++) {
+    const o = i * pageSize;
+    const c = st.codes[i]!;
+    if (c === STORED_ZERO) {
+      out.fill(0, o, o + pageSize);
+      continue;
+    }
+    const src = st.blob.subarray(st.offsets[i]!, st.offsets[i]! + st.sizes[i]!);
+    if (c === STORED_RAW) {
+      if (src.length !== pageSize) return i;
+      out.set(src, o);
+      continue;
+    }
+    const name = STORED_CODES[c] as CodecName | undefined;
+    const impl = name ? codec(name) : undefined;
+    if (!impl) return i;
+    let page: Uint8Array;
+    try {
+      page = impl.decompress(src, pageSize);
+    } catch {
+      return i;
+    }
+    if (page.length !== pageSize) return i;
+    out.set(page, o);
+  }
+  return undefined;
 }

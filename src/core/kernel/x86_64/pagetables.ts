@@ -298,8 +298,10 @@ export class X86_64Translator {
     while (done < length) {
       const cur = BigInt.asUintN(64, va + BigInt(done));
       const inPage = Number(cur & 0xfffn);
-      const n = Math.min(4096 - inPage, length - done);
       const pa = await this.virtToPhys(cur);
+      // pages that are contiguous in physical memory too are read with one readPhys
+      let n = Math.min(4096 - inPage, length - done);
+      while (done + n < length && (await this.virtToPhys(BigInt.asUintN(64, va + BigInt(done + n)))) === pa + n) n += Math.min(4096, length - done - n);
       out.set(await mem.readPhys(pa, n), done);
       done += n;
     }
