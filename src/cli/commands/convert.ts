@@ -18,7 +18,7 @@ import { checkChunkSize, parseChunkSize } from '../../core/format/celf/writer.js
 import { humanBytes, parseBigint, printJson } from '../util.js';
 import { analyzeKernel } from '../../core/kernel/kernel.js';
 import { DL_PAGE_TYPES } from '../../core/kernel/pagetypes.js';
-import { checkFilteredOutput, planFilter, type FilterPlan } from '../../node/convert/filter.js';
+import { checkFilteredOutput, planFilter, startInputTriage, type FilterPlan } from '../../node/convert/filter.js';
 
 interface Opts {
   stats?: boolean;
@@ -169,6 +169,8 @@ export function register(program: Command): void {
         const warn = (m: string) => {
           if (!o.quiet) process.stderr.write(`warning: ${m}\n`);
         };
+        // the input's triage (the guard of a filtered output) runs on its own thread meanwhile
+        const inputTriage = dump && filtering && inputs.every((x) => x !== '-') ? startInputTriage(inputs) : undefined;
         let kernel: Awaited<ReturnType<typeof analyzeKernel>> | undefined;
         if (dump && o.kernel !== false && (dump.arch === 'x86_64' || filtering)) {
           try {
@@ -179,7 +181,7 @@ export function register(program: Command): void {
             warn(`kernel analysis failed (${(e as Error).message}); header values come from the file`);
           }
         }
-        if (dump && filtering) filter = await planFilter(dump, kernel!, dumpLevel, { force: !!o.force, onWarning: warn });
+        if (dump && filtering) filter = await planFilter(dump, kernel!, dumpLevel, { force: !!o.force, onWarning: warn, ...(inputTriage ? { inputTriage } : {}) });
         const summary: ConvertSummary = await convertDump(dump ?? stream!.input, toStdout ? process.stdout : out, {
           ...(physBase !== undefined ? { physBase } : {}),
           // the header values convertDump derives from the kernel (kernelHeaderValues); pages
