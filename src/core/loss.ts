@@ -57,3 +57,46 @@ export class LossLog {
     );
   }
 }
+
+/** Bytes of a range read page by page: what could be read, and the byte ranges that could not. */
+export interface PartialBytes {
+  /** The range's bytes; those inside `lost` are zero. */
+  bytes: Uint8Array;
+  /** Unreadable byte ranges [start, end) relative to the range's start, ascending, merged, each with its first page's error. */
+  lost: { start: number; end: number; error: VmcoreError }[];
+}
+
+/**
+ * Read `length` bytes at `address` through `read`, keeping what can be read: the range is read at
+ * once, and when a page of it cannot be read (isPageLoss), again in `chunk`-byte pieces aligned
+ * to `chunk` (4096, the smallest page of every architecture, so that one lost page costs that
+ * page), recording the pieces that fail. Other errors propagate. Memory: one buffer of `length`.
+ */
+export async function readWithLosses(read: (address: bigint, length: number) => Promise<Uint8Array>, address: bigint, length: number, chunk = 4096): Promise<PartialBytes> {
+  try {
+    return { bytes: await read(address, length), lost: [] };
+  } catch (e) {
+    if (!isPageLoss(e)) throw e;
+  }
+  const bytes = new Uint8Array(length);
+  const lost: PartialBytes['lost'] = [];
+  const c = BigInt(chunk);
+  for (let n = 0; n < length; ) {
+    const len = Math.min(length - n, chunk - Number((address + BigInt(n)) % c));
+    try {
+      bytes.set(await read(address + BigInt(n), len), n);
+    } catch (e) {
+      if (!isPageLoss(e)) throw e;
+      const last = lost[lost.length - 1];
+      if (last && last.end === n) last.end = n + len;
+      else lost.push({ start: n, end: n + len, error: e });
+    }
+    n += len;
+  }
+  return { bytes, lost };
+}
+
+/** Whether [start, end) overlaps one of `lost` (see PartialBytes). */
+export function overlapsLoss(lost: PartialBytes['lost'], start: number, end: number): PartialBytes['lost'][number] | undefined {
+  return lost.find((l) => l.start < end && start < l.end);
+}

@@ -104,18 +104,27 @@ test('a damaged page of the BTF blob: sym answers as before; ps and struct fail 
   }
 });
 
-test('a damaged page of kallsyms_names: sym fails with a typed error naming the table; info and dmesg still answer', () => {
-  // kallsyms_names is 0xffffffff82175590 .. 0xffffffff822c9d08 (VMCOREINFO); pfn 0x2200 is inside it
+test('a damaged page of kallsyms_names costs the symbols in it: sym says which are unknown and why; ps, info and dmesg answer as before', () => {
+  // kallsyms_names is 0xffffffff82175590 .. 0xffffffff822c9d08 (VMCOREINFO); pfn 0x2200 is inside
+  // it and holds the names of two 256-symbol blocks, schedule's among them
   const d = damaged([0x2200]);
   try {
-    const s = run('sym', d.file, 'schedule');
+    const s = run('sym', d.file, 'schedule', '0xffffffff81a114f5');
     assert.equal(s.status, 1, s.stderr);
-    assert.match(s.stderr, /kallsyms_names: cannot read \d+ bytes at 0xffffffff82175590: .*pfn 0x2200/);
+    assert.equal(s.stdout, '');
+    assert.match(s.stderr, /warning: kallsyms_names: 0xffffffff82200000\.\.0xffffffff82201000 cannot be read \(.*pfn 0x2200.*\); 512 of 87347 symbols lost/);
+    assert.match(s.stderr, /NO_SYMBOLS: .*no kernel symbol for schedule, 0xffffffff81a114f5 \(unknown: \d+ symbols from 0x[0-9a-f]+ lost, kallsyms_names at 0xffffffff82200000: .*pfn 0x2200/);
+    const p = run('sym', d.file, 'panic', '0xffffffff819c3643', '--json');
+    assert.equal(p.status, 0, p.stderr);
+    assert.equal(p.stdout, run('sym', SAMPLE_PATH, 'panic', '0xffffffff819c3643', '--json').stdout);
     const i = run('info', d.file, '--json');
     assert.equal(i.status, 0, i.stderr);
-    const ks = (JSON.parse(i.stdout) as { kernelState: { symbols: { source: string; reason: string } } }).kernelState.symbols;
-    assert.equal(ks.source, 'none');
-    assert.match(ks.reason, /kallsyms_names.*pfn 0x2200/);
+    const ks = (JSON.parse(i.stdout) as { kernelState: { symbols: { source: string; count: number; lost: number; reason: string | null }; warnings: string[] } }).kernelState;
+    assert.deepEqual(ks.symbols, { source: 'VMCOREINFO', count: 87347 - 512, lost: 512, reason: null });
+    assert.ok(ks.warnings.some((w) => /kallsyms_names: .*pfn 0x2200/.test(w)));
+    const ps = run('ps', d.file, '--json');
+    assert.equal(ps.status, 0, ps.stderr);
+    assert.equal(ps.stdout, run('ps', SAMPLE_PATH, '--json').stdout);
     const m = run('dmesg', d.file);
     assert.equal(m.status, 0, m.stderr);
     assert.equal(m.stdout, run('dmesg', SAMPLE_PATH).stdout);

@@ -92,7 +92,7 @@ test('per-CPU: an implausible nr_cpu_ids and an unreadable CPU give warnings, no
   assert.deepEqual(pc.currentTasks, [0xffff888001234000n]);
   assert.match(pc.warnings.join(), /nr_cpu_ids = 4294967295 is implausible/);
   const none = await kernelStateReport({ readVirt: memory(new Map()), symbols: async () => { throw new VmcoreError('NO_SYMBOLS', 'no kallsyms'); } });
-  assert.deepEqual(none.symbols, { source: 'none', count: 0, reason: 'no kallsyms' });
+  assert.deepEqual(none.symbols, { source: 'none', count: 0, lost: 0, reason: 'no kallsyms' });
 });
 
 test('sym queries: names, addresses with and without 0x, misses', () => {

@@ -104,7 +104,7 @@ export function formatInfo(r: InfoReport): string {
   if (r.crashTime) row('Crash time', r.crashTime);
   const ks = r.kernelState;
   if (ks) {
-    row('Symbols', ks.symbols.source === 'none' ? `none: ${ks.symbols.reason}` : `kallsyms, ${ks.symbols.count} symbols  [${ks.symbols.source}]`);
+    row('Symbols', ks.symbols.source === 'none' ? `none: ${ks.symbols.reason}` : `kallsyms, ${ks.symbols.count} symbols${ks.symbols.lost ? ` (${ks.symbols.lost} lost: unreadable pages)` : ''}  [${ks.symbols.source}]`);
     if (ks.taint) row('Taint', ks.taint.letters ? `${ks.taint.letters}  (tainted_mask ${ks.taint.mask})` : 'not tainted');
     row('BTF', ks.btf.present ? `yes, ${ks.btf.size} bytes at ${ks.btf.address}  [${ks.btf.source === 'symbols' ? '__start_BTF..__stop_BTF' : 'scan of the kernel image'}]` : `none: ${ks.btf.reason}`);
     if (ks.uptime !== null) {

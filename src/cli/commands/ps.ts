@@ -59,7 +59,8 @@ export function register(program: Command): void {
           symbol: (n) => syms.addressOf(n),
           ...(panic ? { panic: { cpu: panic.cpu, task: panic.task } } : {}),
         });
-        for (const w of [...kb.warnings, ...r.warnings]) process.stderr.write(`vmcore: warning: ${w}\n`);
+        const symWarnings = 'warnings' in syms && Array.isArray(syms.warnings) ? (syms.warnings as string[]) : [];
+        for (const w of [...symWarnings, ...kb.warnings, ...r.warnings]) process.stderr.write(`vmcore: warning: ${w}\n`);
         if (o.json) await writeStdout(JSON.stringify(r.tasks.map(taskToJson), null, 2) + '\n');
         else await writeStdout(formatTasks(r.tasks));
       } finally {

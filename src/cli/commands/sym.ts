@@ -47,7 +47,12 @@ export function register(program: Command): void {
           if (lines.length) await writeStdout(lines.join('\n') + '\n');
         }
         if (missed.length) {
-          throw new VmcoreError('NO_SYMBOLS', `no kernel symbol for ${missed.map((a) => a.query).join(', ')}`, { file });
+          // an address where the dump lost symbols (unreadable kallsyms pages) says so
+          const why = (q: string) => {
+            const a = /^(0x)?[0-9a-f]{1,16}$/i.test(q) ? syms.lostAt(BigInt(q.startsWith('0x') || q.startsWith('0X') ? q : '0x' + q)) : undefined;
+            return a ? `${q} (unknown: ${a.count} symbols from ${hex(a.start)} lost, ${a.reason})` : q;
+          };
+          throw new VmcoreError('NO_SYMBOLS', `no kernel symbol for ${missed.map((a) => why(a.query)).join(', ')}`, { file });
         }
       } finally {
         await dump.close();

@@ -485,6 +485,8 @@ export async function createBacktracer(kernel: KernelInfo, opts: { symbols?: Ker
   });
   if (modules) bt.warnings.push(...modules.warnings);
   bt.warnings.unshift(...btf.warnings);
+  // symbols the dump lost (kallsyms pages unreadable): their frames print without a name
+  if (!opts.symbols) bt.warnings.unshift(...(await kernel.symbols()).warnings);
   return bt;
 }
 

@@ -37,6 +37,7 @@
 import { VmcoreError, isVmcoreError } from '../errors.js';
 import type { Vmcoreinfo } from './vmcoreinfo.js';
 import { scanKallsyms } from './kallsyms-scan.js';
+import { isPageLoss, overlapsLoss, readWithLosses, type PartialBytes } from '../loss.js';
 
 /** Where the kallsyms tables are (kernel virtual addresses). */
 export interface KallsymsLocations {
@@ -105,6 +106,22 @@ export interface Symbolized extends KernelSymbol {
   offset: bigint;
 }
 
+/**
+ * Symbols of the table that could not be decoded (a page of kallsyms_names, kallsyms_offsets or
+ * kallsyms_addresses unreadable): the addresses [start, end) where they lie, so that a lookup
+ * there answers "unknown" rather than the nearest symbol that survived.
+ */
+export interface LostSymbols {
+  /** First address that may belong to a lost symbol. */
+  start: bigint;
+  /** The address of the next symbol that survived (2^64 when none follows). */
+  end: bigint;
+  /** Number of symbols lost in this range. */
+  count: number;
+  /** Which table and page: the reason the symbols are missing. */
+  reason: string;
+}
+
 /** Sanity limits for untrusted tables. */
 export const KALLSYMS_LIMITS = {
   /** 6.12 distribution kernels have about 200k symbols with KALLSYMS_ALL. */
@@ -138,9 +155,11 @@ export class KernelSymbols implements Iterable<KernelSymbol> {
   /** Kernel image bounds used by symbolize(): [_stext or _text, _end). */
   private readonly image: { start: bigint; end: bigint } | undefined;
   private readonly percpu: { start: bigint; end: bigint } | undefined;
+  /** Address ranges of symbols that could not be decoded, ascending (see {@link LostSymbols}). */
+  readonly lost: readonly LostSymbols[];
 
   constructor(
-    init: { addresses: BigUint64Array; names: readonly string[]; types: string },
+    init: { addresses: BigUint64Array; names: readonly string[]; types: string; lost?: readonly LostSymbols[] },
     readonly source: SymbolSource,
     readonly addressMode: KallsymsAddressMode,
     readonly warnings: string[] = [],
@@ -151,6 +170,7 @@ export class KernelSymbols implements Iterable<KernelSymbol> {
     this.addresses = init.addresses;
     this.names = init.names;
     this.types = init.types;
+    this.lost = init.lost ?? [];
     const first = (n: string) => {
       const i = this.names.indexOf(n);
       return i < 0 ? undefined : this.addresses[i]!;
@@ -235,11 +255,21 @@ export class KernelSymbols implements Iterable<KernelSymbol> {
     const inImage = this.image ? a >= this.image.start && a < this.image.end : true;
     const inPercpu = this.percpu ? a >= this.percpu.start && a < this.percpu.end : false;
     if (!inImage && !inPercpu) return undefined;
+    if (this.lostAt(a)) return undefined;
     let i = this.upperIndex(a);
     if (i < 0) return undefined;
     while (i > 0 && this.addresses[i - 1] === this.addresses[i]) i--;
     const s = this.at(i)!;
     return { ...s, offset: a - s.address };
+  }
+
+  /**
+   * The range of lost symbols (see {@link lost}) that `addr` falls in, or undefined: an address
+   * there may belong to a symbol the dump no longer holds, so {@link symbolize} answers undefined.
+   */
+  lostAt(addr: bigint): LostSymbols | undefined {
+    const a = addr & MASK64;
+    return this.lost.find((l) => a >= l.start && a < l.end);
   }
 
   /** The modules' symbol tables added by {@link withModules} (empty for the kernel's table alone). */
@@ -260,7 +290,7 @@ export class KernelSymbols implements Iterable<KernelSymbol> {
    * finding `module:name` and names that only modules have, and {@link addressOf} `module:name`.
    */
   withModules(tables: readonly ModuleSymbolTable[], warnings: readonly string[] = []): KernelSymbols {
-    const k = new KernelSymbols({ addresses: this.addresses, names: this.names, types: this.types }, this.source, this.addressMode, [...this.warnings, ...warnings]);
+    const k = new KernelSymbols({ addresses: this.addresses, names: this.names, types: this.types, lost: this.lost }, this.source, this.addressMode, [...this.warnings, ...warnings]);
     k.moduleTables = tables;
     return k;
   }
@@ -321,11 +351,13 @@ export class KernelSymbols implements Iterable<KernelSymbol> {
 
   private sizeAt(i: number): bigint {
     const a = this.addresses[i]!;
+    // a lost symbol may start before the next surviving one: the size ends where the loss begins
+    const cut = this.lost.find((l) => l.start > a)?.start;
     for (let j = i + 1; j < this.addresses.length; j++) {
       const b = this.addresses[j]!;
-      if (b > a) return b - a;
+      if (b > a) return cut !== undefined && cut < b ? cut - a : b - a;
     }
-    return 0n;
+    return cut !== undefined ? cut - a : 0n;
   }
 }
 
@@ -420,42 +452,58 @@ export async function decodeKallsyms(read: ReadVirt, loc: KallsymsLocations, opt
   const namesBound = loc.tokenTable > loc.names && loc.tokenTable - loc.names <= BigInt(KALLSYMS_LIMITS.maxNamesBytes);
   const namesLimit = namesBound ? Number(loc.tokenTable - loc.names) : KALLSYMS_LIMITS.maxNamesBytes;
   // the whole table is read at once: up to kallsyms_token_table when that follows it (the
-  // usual layout), else in growing steps until every name fits
-  let namesBuf = await readTable(read, loc.names, Math.min(namesLimit, namesBound ? namesLimit : 4 << 20), 'kallsyms_names', file);
+  // usual layout; pages that cannot be read are recorded, see below), else in growing steps
+  // until every name fits
+  let namesBuf: Uint8Array;
+  let namesLost: PartialBytes['lost'] = [];
+  if (namesBound) {
+    const p = await readPartial(read, loc.names, namesLimit, 'kallsyms_names', file);
+    namesBuf = p.bytes;
+    namesLost = p.lost;
+  } else namesBuf = await readTable(read, loc.names, Math.min(namesLimit, 4 << 20), 'kallsyms_names', file);
+  const SHORT = 'short' as const;
+  const LOST = 'lost' as const;
+  /** Symbol `i` at `at`: its type and name and where the next begins; 'lost' when its bytes touch `lost`. */
+  const decodeOne = (at: number, long: boolean, i: number, lost: PartialBytes['lost']) => {
+    const b = namesBuf;
+    let off = at;
+    if (off >= b.length) return SHORT;
+    if (lost.length && overlapsLoss(lost, at, at + 2)) return LOST;
+    let len = b[off++]!;
+    const isLong = (len & 0x80) !== 0;
+    if (isLong && long) {
+      if (off >= b.length) return SHORT;
+      len = (len & 0x7f) | (b[off++]! << 7);
+    }
+    if (len === 0) throw corrupt(`symbol ${i} has length 0`, loc.names + BigInt(at), 'kallsyms_names', file);
+    if (off + len > b.length) return SHORT;
+    if (lost.length && overlapsLoss(lost, at, off + len)) return LOST;
+    let n = 0;
+    for (let k = off; k < off + len; k++) {
+      const t = tokenBytes[b[k]!]!;
+      if (n + t.length > scratch.length) {
+        throw corrupt(`symbol ${i} decodes to more than ${KALLSYMS_LIMITS.maxNameLength} characters`, loc.names + BigInt(at), 'kallsyms_names', file);
+      }
+      scratch.set(t, n);
+      n += t.length;
+    }
+    if (n < 2) throw corrupt(`symbol ${i} decodes to ${n} characters`, loc.names + BigInt(at), 'kallsyms_names', file);
+    return { type: String.fromCharCode(scratch[0]!), name: latin1.decode(scratch.subarray(1, n)), next: off + len, isLong };
+  };
   const decodeNames = (long: boolean) => {
-    const names: string[] = new Array<string>(num);
+    const names: (string | undefined)[] = new Array<string>(num);
     const types: string[] = new Array<string>(num);
     const markers: number[] = [];
-    const b = namesBuf;
     let off = 0;
     let sawLong = false;
     for (let i = 0; i < num; i++) {
       if ((i & 0xff) === 0) markers.push(off);
-      const at = off;
-      if (off >= b.length) return { short: true as const };
-      let len = b[off++]!;
-      if (len & 0x80) {
-        sawLong = true;
-        if (long) {
-          if (off >= b.length) return { short: true as const };
-          len = (len & 0x7f) | (b[off++]! << 7);
-        }
-      }
-      if (len === 0) throw corrupt(`symbol ${i} has length 0`, loc.names + BigInt(at), 'kallsyms_names', file);
-      if (off + len > b.length) return { short: true as const };
-      let n = 0;
-      for (let k = off; k < off + len; k++) {
-        const t = tokenBytes[b[k]!]!;
-        if (n + t.length > scratch.length) {
-          throw corrupt(`symbol ${i} decodes to more than ${KALLSYMS_LIMITS.maxNameLength} characters`, loc.names + BigInt(at), 'kallsyms_names', file);
-        }
-        scratch.set(t, n);
-        n += t.length;
-      }
-      off += len;
-      if (n < 2) throw corrupt(`symbol ${i} decodes to ${n} characters`, loc.names + BigInt(at), 'kallsyms_names', file);
-      types[i] = String.fromCharCode(scratch[0]!);
-      names[i] = latin1.decode(scratch.subarray(1, n));
+      const s = decodeOne(off, long, i, []);
+      if (s === SHORT || s === LOST) return { short: true as const };
+      sawLong ||= s.isLong;
+      types[i] = s.type;
+      names[i] = s.name;
+      off = s.next;
     }
     return { short: false as const, names, types, end: off, markers, sawLong };
   };
@@ -474,8 +522,8 @@ export async function decodeKallsyms(read: ReadVirt, loc: KallsymsLocations, opt
     }
   };
   // two-byte lengths (6.1+) unless only the one-byte reading ends where kallsyms_markers begin
-  type Decoded = Awaited<ReturnType<typeof decodeAll>>;
-  const attempt = async (long: boolean): Promise<Decoded | VmcoreError> => {
+  type Decoded = { names: (string | undefined)[]; types: string[] };
+  const attempt = async (long: boolean): Promise<Awaited<ReturnType<typeof decodeAll>> | VmcoreError> => {
     try {
       return await decodeAll(long);
     } catch (e) {
@@ -483,34 +531,60 @@ export async function decodeKallsyms(read: ReadVirt, loc: KallsymsLocations, opt
       return e;
     }
   };
-  const long = await attempt(true);
+  /** Why each symbol is lost: an index into `losses` (-1: not lost). */
+  const why = new Int32Array(num).fill(-1);
+  const losses: { table: string; va: bigint; loss: PartialBytes['lost'][number]; count: number; note: string }[] = [];
+  const lose = (i: number, r: number) => {
+    if (why[i]! >= 0) return;
+    why[i] = r;
+    losses[r]!.count++;
+  };
   let decoded: Decoded;
-  if (!(long instanceof VmcoreError) && (!long.sawLong || (await markersFollow(read, loc.names, long.end, long.markers, le)))) {
-    decoded = long;
-  } else {
-    const short = await attempt(false);
-    if (!(short instanceof VmcoreError) && short.sawLong && (await markersFollow(read, loc.names, short.end, short.markers, le))) decoded = short;
-    else if (long instanceof VmcoreError) throw long;
-    else {
+  if (namesLost.length === 0) {
+    const long = await attempt(true);
+    if (!(long instanceof VmcoreError) && (!long.sawLong || (await markersFollow(read, loc.names, long.end, long.markers, le)))) {
       decoded = long;
-      warnings.push('kallsyms_markers do not follow kallsyms_names where expected; names read with two-byte lengths (6.1+)');
+    } else {
+      const short = await attempt(false);
+      if (!(short instanceof VmcoreError) && short.sawLong && (await markersFollow(read, loc.names, short.end, short.markers, le))) decoded = short;
+      else if (long instanceof VmcoreError) throw long;
+      else {
+        decoded = long;
+        warnings.push('kallsyms_markers do not follow kallsyms_names where expected; names read with two-byte lengths (6.1+)');
+      }
     }
+  } else {
+    decoded = await decodeDamagedNames(read, loc, num, namesLimit, { le, word, file }, decodeOne, namesLost, (loss, note) => losses.push({ table: 'kallsyms_names', va: loc.names, loss, count: 0, note }) - 1, lose, warnings);
   }
 
   // addresses
   const addresses = new BigUint64Array(num);
+  const addressLost = (tableVa: bigint, lost: PartialBytes['lost'], size: number, table: string) => {
+    const known = new Uint8Array(num).fill(1);
+    for (const l of lost) {
+      const r = losses.push({ table, va: tableVa, loss: l, count: 0, note: 'the symbols whose entries it holds' }) - 1;
+      for (let i = Math.floor(l.start / size); i < num && i * size < l.end; i++) {
+        known[i] = 0;
+        lose(i, r);
+      }
+    }
+    return known;
+  };
+  let known: Uint8Array;
   let mode: KallsymsAddressMode;
   const stextIdx = decoded.names.indexOf('_stext');
   if (loc.addresses !== undefined) {
     mode = 'absolute';
     const n = num * word;
-    const buf = await readTable(read, loc.addresses, n, 'kallsyms_addresses', file);
-    const dv = new DataView(buf.buffer, buf.byteOffset, n);
+    const p = await readPartial(read, loc.addresses, n, 'kallsyms_addresses', file);
+    known = addressLost(loc.addresses, p.lost, word, 'kallsyms_addresses');
+    const dv = new DataView(p.bytes.buffer, p.bytes.byteOffset, n);
     for (let i = 0; i < num; i++) addresses[i] = word === 8 ? dv.getBigUint64(i * 8, le) : BigInt(dv.getUint32(i * 4, le));
   } else if (loc.offsets !== undefined) {
     const n = num * 4;
-    const buf = await readTable(read, loc.offsets, n, 'kallsyms_offsets', file);
-    const dv = new DataView(buf.buffer, buf.byteOffset, n);
+    const p = await readPartial(read, loc.offsets, n, 'kallsyms_offsets', file);
+    known = addressLost(loc.offsets, p.lost, 4, 'kallsyms_offsets');
+    const dv = new DataView(p.bytes.buffer, p.bytes.byteOffset, n);
     let base: bigint | undefined;
     if (loc.relativeBase !== undefined) {
       const b = await readTable(read, loc.relativeBase, word, 'kallsyms_relative_base', file);
@@ -530,15 +604,17 @@ export async function decodeKallsyms(read: ReadVirt, loc: KallsymsLocations, opt
     const sorted = (m: keyof typeof calc) => {
       let prev = 0n;
       for (let i = 0; i < num; i++) {
+        if (!known[i]) continue;
         const a = calc[m](i);
         if (a < prev) return false;
         prev = a;
       }
       return true;
     };
+    const stextKnown = stextIdx >= 0 && known[stextIdx] === 1;
     let chosen: keyof typeof calc | undefined;
-    if (opts.stext !== undefined && stextIdx >= 0) chosen = candidates.find((m) => calc[m](stextIdx) === opts.stext);
-    if (chosen === undefined && opts.stext !== undefined && stextIdx >= 0) {
+    if (opts.stext !== undefined && stextKnown) chosen = candidates.find((m) => calc[m](stextIdx) === opts.stext);
+    if (chosen === undefined && opts.stext !== undefined && stextKnown) {
       throw corrupt(
         `no address encoding gives _stext its VMCOREINFO address ${hex(opts.stext)} (${candidates.map((m) => `${m}: ${hex(calc[m](stextIdx))}`).join(', ')})`,
         loc.offsets,
@@ -547,25 +623,218 @@ export async function decodeKallsyms(read: ReadVirt, loc: KallsymsLocations, opt
       );
     }
     const near = (m: keyof typeof calc) => {
-      if (opts.imageNear === undefined || stextIdx < 0) return true;
+      if (opts.imageNear === undefined || !stextKnown) return true;
       const a = calc[m](stextIdx);
       return (a > opts.imageNear ? a - opts.imageNear : opts.imageNear - a) <= 256n << 20n;
     };
     chosen ??= candidates.find((m) => near(m) && sorted(m));
     if (chosen === undefined) throw corrupt('kallsyms_offsets give unsorted addresses in every encoding', loc.offsets, 'kallsyms_offsets', file);
     mode = chosen;
-    for (let i = 0; i < num; i++) addresses[i] = calc[chosen](i);
+    for (let i = 0; i < num; i++) if (known[i]) addresses[i] = calc[chosen](i);
   } else {
     throw new VmcoreError('UNSUPPORTED', 'kallsyms: neither kallsyms_offsets nor kallsyms_addresses is known', { ...(file ? { file } : {}) });
   }
+
+  // what was lost: dropped from the table, one warning per unreadable range, and the address
+  // ranges where a lookup must say "unknown" rather than give a surviving neighbour
+  let table = { addresses, names: decoded.names as string[], types: decoded.types.join('') };
+  const lostRanges: LostSymbols[] = [];
+  if (losses.length > 0) {
+    const keep: number[] = [];
+    for (let i = 0; i < num; i++) if (why[i]! < 0) keep.push(i);
+    for (let i = 0; i < num; ) {
+      if (why[i]! < 0) {
+        i++;
+        continue;
+      }
+      let j = i;
+      while (j + 1 < num && why[j + 1]! >= 0) j++;
+      // a lost symbol at the address of the surviving one before it hides nothing
+      const prev = i > 0 ? addresses[i - 1]! : undefined;
+      let lo: bigint | undefined;
+      for (let e = i; e <= j; e++) {
+        const c = known[e] ? (prev === undefined || addresses[e]! > prev ? addresses[e]! : undefined) : prev === undefined ? 0n : prev + 1n;
+        if (c !== undefined && (lo === undefined || c < lo)) lo = c;
+      }
+      const hi = j + 1 < num ? addresses[j + 1]! : 1n << 64n;
+      const l = losses[why[i]!]!;
+      if (lo !== undefined && lo < hi) lostRanges.push({ start: lo, end: hi, count: j - i + 1, reason: `${l.table} at ${hex(l.va + BigInt(l.loss.start))}: ${l.loss.error.message}` });
+      i = j + 1;
+    }
+    for (const l of losses) {
+      if (l.count === 0) continue;
+      warnings.push(`${l.table}: ${hex(l.va + BigInt(l.loss.start))}..${hex(l.va + BigInt(l.loss.end))} cannot be read (${l.loss.error.message}); ${l.count} of ${num} symbols lost (${l.note}), lookups there answer unknown`);
+    }
+    table = {
+      addresses: BigUint64Array.from(keep, (i) => addresses[i]!),
+      names: keep.map((i) => decoded.names[i]!),
+      types: keep.map((i) => decoded.types[i]!).join(''),
+    };
+  }
   // the kernel sorts the table by address; a dip means a corrupt table
   let dips = 0;
-  for (let i = 1; i < num; i++) if (addresses[i]! < addresses[i - 1]!) dips++;
+  for (let i = 1; i < table.addresses.length; i++) if (table.addresses[i]! < table.addresses[i - 1]!) dips++;
   if (dips > 0) warnings.push(`kallsyms addresses are not sorted (${dips} places); lookups by address may be wrong`);
-  if (opts.stext !== undefined && stextIdx >= 0 && addresses[stextIdx] !== opts.stext) {
+  if (opts.stext !== undefined && stextIdx >= 0 && known[stextIdx] && addresses[stextIdx] !== opts.stext) {
     warnings.push(`kallsyms gives _stext ${hex(addresses[stextIdx]!)}, VMCOREINFO says ${hex(opts.stext)}`);
   }
-  return new KernelSymbols({ addresses, names: decoded.names, types: decoded.types.join('') }, opts.source ?? 'VMCOREINFO', mode, warnings);
+  return new KernelSymbols({ ...table, lost: lostRanges }, opts.source ?? 'VMCOREINFO', mode, warnings);
+}
+
+type DecodeOne = (at: number, long: boolean, i: number, lost: PartialBytes['lost']) => 'short' | 'lost' | { type: string; name: string; next: number; isLong: boolean };
+
+/**
+ * kallsyms_names with unreadable pages: each 256-symbol block starts at its kallsyms_markers
+ * offset, so a lost page costs the blocks it overlaps and the others decode as usual (the length
+ * encoding is the one whose intact blocks each end where the next marker says). Without a
+ * readable kallsyms_markers the names are decoded up to the first lost byte and the rest is lost.
+ * `addLoss` registers a loss and gives its index for `lose(symbol, index)`.
+ */
+async function decodeDamagedNames(
+  read: ReadVirt,
+  loc: KallsymsLocations,
+  num: number,
+  namesLength: number,
+  o: { le: boolean; word: number; file: string | undefined },
+  decodeOne: DecodeOne,
+  namesLost: PartialBytes['lost'],
+  addLoss: (loss: PartialBytes['lost'][number], note: string) => number,
+  lose: (i: number, r: number) => void,
+  warnings: string[],
+): Promise<{ names: (string | undefined)[]; types: string[] }> {
+  const names: (string | undefined)[] = new Array<string | undefined>(num);
+  const types: string[] = new Array<string>(num).fill('?');
+  const markers = await findMarkers(read, loc, num, namesLength, o.le);
+  const lossIndex = new Map<PartialBytes['lost'][number], number>();
+  const reasonOf = (at: number, end: number, note: string) => {
+    const l = overlapsLoss(namesLost, at, end) ?? namesLost.find((x) => x.start >= at) ?? namesLost[namesLost.length - 1]!;
+    let r = lossIndex.get(l);
+    if (r === undefined) lossIndex.set(l, (r = addLoss(l, note)));
+    return r;
+  };
+  if (!markers) {
+    warnings.push('kallsyms_markers not found after kallsyms_names: the names after the first unreadable page cannot be placed');
+    for (const long of [true, false]) {
+      let off = 0;
+      let i = 0;
+      try {
+        for (; i < num; i++) {
+          const s = decodeOne(off, long, i, namesLost);
+          if (s === 'short') throw corrupt(`kallsyms_names: symbol ${i} runs past the table`, loc.names + BigInt(off), 'kallsyms_names', o.file);
+          if (s === 'lost') break;
+          names[i] = s.name;
+          types[i] = s.type;
+          off = s.next;
+        }
+      } catch (e) {
+        if (!isVmcoreError(e) || !long) throw e;
+        continue;
+      }
+      const r = reasonOf(off, off + 2, 'this symbol and all after it: without kallsyms_markers the names cannot be placed after a gap');
+      for (; i < num; i++) lose(i, r);
+      break;
+    }
+    return { names, types };
+  }
+  let failure: VmcoreError | undefined;
+  for (const long of [true, false]) {
+    try {
+      let ok = true;
+      const lostBlocks: number[] = [];
+      for (let bk = 0; bk < markers.length && ok; bk++) {
+        let off = markers[bk]!;
+        const first = bk * 256;
+        const n = Math.min(256, num - first);
+        for (let k = 0; k < n; k++) {
+          const s = decodeOne(off, long, first + k, namesLost);
+          if (s === 'short') throw corrupt(`kallsyms_names: symbol ${first + k} runs past the table`, loc.names + BigInt(off), 'kallsyms_names', o.file);
+          if (s === 'lost') {
+            lostBlocks.push(bk);
+            break;
+          }
+          names[first + k] = s.name;
+          types[first + k] = s.type;
+          off = s.next;
+        }
+        if (lostBlocks[lostBlocks.length - 1] !== bk && bk + 1 < markers.length && off !== markers[bk + 1]) ok = false;
+      }
+      if (!ok) continue;
+      for (const bk of lostBlocks) {
+        const end = bk + 1 < markers.length ? markers[bk + 1]! : namesLength;
+        const r = reasonOf(markers[bk]!, end, 'the 256-symbol blocks of kallsyms_markers it overlaps');
+        for (let i = bk * 256; i < Math.min(num, bk * 256 + 256); i++) {
+          names[i] = undefined;
+          types[i] = '?';
+          lose(i, r);
+        }
+      }
+      return { names, types };
+    } catch (e) {
+      if (!isVmcoreError(e)) throw e;
+      failure = e;
+    }
+  }
+  throw failure ?? corrupt('kallsyms_names: no length encoding decodes the readable blocks to the offsets kallsyms_markers give', loc.names, 'kallsyms_names', o.file);
+}
+
+/**
+ * kallsyms_markers, for a kallsyms_names with unreadable pages: scripts/kallsyms.c puts it right
+ * after kallsyms_names, each table aligned to 8 (4 on 32-bit), followed by kallsyms_token_table
+ * (6.1, 6.4+) or kallsyms_seqs_of_names (6.2, 6.3: 3 bytes a symbol, then the token table). Its
+ * ceil(num / 256) entries are u32 (6.x) or native words, start with 0, increase, and stay inside
+ * kallsyms_names. Undefined when no candidate position holds such a table (or it cannot be read).
+ */
+async function findMarkers(read: ReadVirt, loc: KallsymsLocations, num: number, namesLength: number, le: boolean): Promise<number[] | undefined> {
+  const m = Math.ceil(num / 256);
+  const align8 = (n: number) => (n + 7) & ~7;
+  for (const tail of [0, align8(num * 3)]) {
+    for (const w of [4, 8]) {
+      for (const pad of [0, 4]) {
+        const start = namesLength - tail - pad - m * w;
+        if (start <= 0 || start % 4 !== 0) continue;
+        let buf: Uint8Array;
+        try {
+          buf = await read(loc.names + BigInt(start), m * w);
+        } catch (e) {
+          if (isPageLoss(e)) continue;
+          throw e;
+        }
+        const dv = new DataView(buf.buffer, buf.byteOffset, buf.length);
+        const out: number[] = [];
+        let ok = true;
+        for (let k = 0; k < m && ok; k++) {
+          if (w === 8 && dv.getUint32(k * 8 + (le ? 4 : 0), le) !== 0) ok = false;
+          const v = dv.getUint32(w === 8 ? k * 8 + (le ? 0 : 4) : k * 4, le);
+          // each symbol takes at least 2 bytes: its length and one token
+          if (k === 0 ? v !== 0 : v < out[k - 1]! + 512) ok = false;
+          if (v >= start) ok = false;
+          out.push(v);
+        }
+        if (ok) return out;
+      }
+    }
+  }
+  return undefined;
+}
+
+/**
+ * A table read page by page (see readWithLosses): the pages that cannot be read are returned as
+ * losses; a table none of whose pages can be read throws as {@link readTable} does.
+ */
+async function readPartial(read: ReadVirt, va: bigint, n: number, table: string, file: string | undefined): Promise<PartialBytes> {
+  try {
+    const p = await readWithLosses(read, va, n);
+    if (p.lost.length === 1 && p.lost[0]!.start === 0 && p.lost[0]!.end === n) throw p.lost[0]!.error;
+    return p;
+  } catch (e) {
+    if (!isVmcoreError(e)) throw e;
+    throw new VmcoreError(e.code, `${table}: cannot read ${n} bytes at ${hex(va)}: ${e.message}`, {
+      ...(file ? { file } : {}),
+      address: va,
+      field: table,
+      cause: e,
+    });
+  }
 }
 
 /**

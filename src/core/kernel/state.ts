@@ -108,7 +108,8 @@ export async function readUptime(kernel: StateKernel, syms: KernelSymbols, types
 /** What `info` reports from the kernel's symbols (JSON-safe; addresses as 0x hex). */
 export interface KernelStateReport {
   /** Where the symbol table came from, and its size; `none` with the reason when absent. */
-  symbols: { source: 'VMCOREINFO' | 'scan' | 'none'; count: number; reason: string | null };
+  /** `lost`: symbols of the table the dump could not give (unreadable kallsyms pages; see KernelSymbols.lost). */
+  symbols: { source: 'VMCOREINFO' | 'scan' | 'none'; count: number; lost: number; reason: string | null };
   /** `tainted_mask` as hex and as the kernel's letters (empty: not tainted). */
   taint: { mask: string; letters: string } | null;
   /** Seconds since boot (CLOCK_BOOTTIME) at the last timekeeping update, from tk_core. */
@@ -218,7 +219,7 @@ export async function kernelStateReport(
     syms = await kernel.symbols();
   } catch (e) {
     if (!isVmcoreError(e)) throw e;
-    return { symbols: { source: 'none', count: 0, reason: e.message }, taint: null, uptime: null, currentTasks: [], running: [], cpuNotes: [], btf: noBtf('no kernel symbols'), tasks: null, modules: null, warnings: [] };
+    return { symbols: { source: 'none', count: 0, lost: 0, reason: e.message }, taint: null, uptime: null, currentTasks: [], running: [], cpuNotes: [], btf: noBtf('no kernel symbols'), tasks: null, modules: null, warnings: [] };
   }
   const warnings = [...syms.warnings];
   const taint = await readTaint(kernel, syms);
@@ -265,7 +266,7 @@ export async function kernelStateReport(
   }
   const cpuNotes = btf && opts.notes ? await matchCpuNotes(kernel, opts.notes, pc.currentTasks, btf.types, warnings) : [];
   return {
-    symbols: { source: syms.source, count: syms.count, reason: null },
+    symbols: { source: syms.source, count: syms.count, lost: syms.lost.reduce((n, l) => n + l.count, 0), reason: null },
     taint: taint ? { mask: hex(taint.mask), letters: taint.letters } : null,
     uptime: uptime === undefined ? null : Math.round(uptime * 1e6) / 1e6,
     currentTasks: pc.currentTasks.map((t) => (t === undefined ? null : hex(t))),
