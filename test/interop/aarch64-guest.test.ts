@@ -197,7 +197,9 @@ interface BtJson {
  *    drgn's stack traces. makedumpfile 1.7.2 (Debian's x86_64 build) cannot filter arm64 dumps at
  *    all (it reads kernel addresses with x86_64 page tables: "Can't convert a virtual address"),
  *    so there is no peer output to compare page by page.
- * Debian's arm64 kernel has no CONFIG_KALLSYMS_ALL, so the data symbols come from the System.map.
+ * Debian's arm64 kernel has no CONFIG_KALLSYMS_ALL: with the System.map as above, and without it
+ * (init_task and the per-CPU data found in the dump, task-symbols.ts) `ps` lists drgn's tasks and
+ * `bt -a` gives the same tasks and frames, `info` the same signature.
  */
 test('arm64 guest bt: console call trace, drgn stack traces of sleeping tasks, IRQ stack, ELF = kdump', { skip, timeout: 900_000 }, async () => {
   const tag = 'a64-bt-smp2';
@@ -288,6 +290,31 @@ test('arm64 guest bt: console call trace, drgn stack traces of sleeping tasks, I
     drgn.tasks.map((t) => `${t.task} ${t.pid} ${t.comm} ${t.state}`).sort(),
     'ps lists the tasks drgn lists',
   );
+  // without the System.map: init_task and the per-CPU data found in the dump (no KALLSYMS_ALL)
+  const psFound = vmcore(['ps', '--json', join(dir, 'elf.vmcore')]);
+  assert.equal(psFound.status, 0, psFound.err);
+  assert.deepEqual(
+    (JSON.parse(psFound.out) as { pid: number; comm: string; state: string; task: string }[]).map((t) => `${t.task} ${t.pid} ${t.comm} ${t.state}`).sort(),
+    drgn.tasks.map((t) => `${t.task} ${t.pid} ${t.comm} ${t.state}`).sort(),
+    'ps without the System.map lists the tasks drgn lists',
+  );
+  const btFound = vmcore(['bt', '-a', '--json', join(dir, 'elf.vmcore')]);
+  assert.equal(btFound.status, 0, btFound.err);
+  const found = JSON.parse(btFound.out) as BtJson & { symbol_sources?: Record<string, string> };
+  assert.deepEqual(found.warnings, []);
+  assert.deepEqual(found.symbol_sources, {
+    init_task: 'memory search (init_task)',
+    irq_stack_ptr: 'BTF .data..percpu + runqueue proof',
+    overflow_stack: 'BTF .data..percpu + runqueue proof',
+    runqueues: 'BTF .data..percpu + runqueue proof',
+    __per_cpu_offset: 'BTF .data..percpu + runqueue proof',
+  });
+  const btKey = (o: BtJson) => o.tasks.map((t) => `${t.task} ${t.pid} ${t.active} ${t.panic} ${t.start} ${t.stop} ${t.frames.map((x) => `${x.pc}:${x.function}:${x.stack}`).join(',')}`);
+  assert.deepEqual(btKey(found), btKey(elf), 'bt -a without the System.map: the same tasks and frames (checked against the console and drgn below)');
+  const infoFound = JSON.parse(vmcore(['info', '--json', join(dir, 'elf.vmcore')]).out) as { panic: { signatureChain?: string[]; symbolSources?: Record<string, string>; backtraceError?: string } };
+  assert.deepEqual(infoFound.panic.signatureChain, ['sysrq_handle_crash', '__handle_sysrq', 'write_sysrq_trigger', 'proc_reg_write', 'vfs_write'], infoFound.panic.backtraceError);
+  assert.equal(infoFound.panic.symbolSources?.['init_task'], 'memory search (init_task)');
+
   const byTask = new Map(elf.tasks.map((t) => [t.task, t]));
   let compared = 0;
   for (const t of drgn.tasks) {

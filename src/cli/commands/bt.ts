@@ -58,8 +58,9 @@ export function register(program: Command): void {
         });
         const missing = pids.filter((p) => !report.tasks.some((t) => t.task.pid === p));
         if (o.json) {
-          await printJson({ tasks: report.tasks.map((t) => taskBacktraceToJSON(t, report.panicTask)), warnings: report.warnings });
+          await printJson({ tasks: report.tasks.map((t) => taskBacktraceToJSON(t, report.panicTask)), warnings: report.warnings, ...(bt.symbolSources ? { symbol_sources: bt.symbolSources } : {}) });
         } else {
+          if (bt.symbolSources) for (const [n, src] of Object.entries(bt.symbolSources)) if (src !== 'kallsyms') process.stderr.write(`vmcore: ${n}: ${src}\n`);
           for (const w of report.warnings) process.stderr.write(`vmcore: warning: ${w}\n`);
           if (report.tasks.length) await writeStdout(report.tasks.map((t) => formatTaskBacktrace(t, report.panicTask)).join('\n\n') + '\n');
         }

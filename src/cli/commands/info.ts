@@ -84,6 +84,7 @@ async function addPanicBacktrace(kernel: KernelInfo, panic: Record<string, unkno
       panic.backtraceError = 'the panicking task is not known';
       return;
     }
+    if (bt.symbolSources) panic.symbolSources = bt.symbolSources;
     Object.assign(panic, { backtrace: pb.backtrace, oops: pb.oops, oopsKind: pb.oopsKind, oopsContext: pb.oopsContext, faulting: pb.faulting, signature: pb.signature, signatureReason: pb.reason, signatureChain: pb.chain });
   } catch (e) {
     if (!isVmcoreError(e)) throw e;
@@ -164,6 +165,8 @@ export function formatInfo(r: InfoReport): string {
       for (const s of shown) row('', `  ${s}`);
     } else if (pb.backtraceError) row('Backtrace', `none: ${pb.backtraceError}`);
     if (pb.signature) row('Signature', `${pb.signature}  (${(pb.signatureChain ?? []).join(' < ')})`);
+    const ss = (r.panic as { symbolSources?: Record<string, string> }).symbolSources;
+    if (ss) row('Task symbols', Object.entries(ss).map(([n, s]) => `${n} [${s}]`).join(', '));
   }
   row('CPUs', r.nrCpus === null ? 'unknown' : String(r.nrCpus));
   row('VMCOREINFO', r.vmcoreinfo.present ? `yes (${r.vmcoreinfo.source})` : 'none');

@@ -1,3 +1,4 @@
+import { withTaskSymbols } from '../../core/kernel/task-symbols.js';
 import type { Command } from 'commander';
 import { VmcoreError, isVmcoreError } from '../../core/errors.js';
 import { analyzeKernel } from '../../core/kernel/kernel.js';
@@ -54,13 +55,16 @@ export function register(program: Command): void {
           throw noBtf('ps', e);
         });
         const panic = await panicSummary(info).catch(() => null);
+        // kernels without CONFIG_KALLSYMS_ALL: init_task and the per-CPU data found in memory
+        const walk = await withTaskSymbols(syms, (va, n) => info.readVirt(va, n), kb.types);
         const r = await listTasks({
           types: kb.types,
-          symbol: (n) => syms.addressOf(n),
+          symbol: (n) => walk.addressOf(n),
+          ...(walk.perCpuOffsets ? { perCpuOffsets: walk.perCpuOffsets } : {}),
           ...(panic ? { panic: { cpu: panic.cpu, task: panic.task } } : {}),
         });
         const symWarnings = 'warnings' in syms && Array.isArray(syms.warnings) ? (syms.warnings as string[]) : [];
-        for (const w of [...symWarnings, ...kb.warnings, ...r.warnings]) process.stderr.write(`vmcore: warning: ${w}\n`);
+        for (const w of [...symWarnings, ...kb.warnings, ...walk.warnings, ...r.warnings]) process.stderr.write(`vmcore: warning: ${w}\n`);
         if (o.json) await writeStdout(JSON.stringify(r.tasks.map(taskToJson), null, 2) + '\n');
         else await writeStdout(formatTasks(r.tasks));
       } finally {

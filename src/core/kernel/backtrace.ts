@@ -21,6 +21,7 @@ import { crashSignature, OOPS_RE, oopsKind, signatureChain } from './signature.j
 import { registersOfCpu, registersOfTask, type CpuRegisters } from './x86_64/cpu.js';
 import type { ArchUnwinder, ArchWalk, KernelArch } from './arch.js';
 import { kernelArch } from './archs.js';
+import { withTaskSymbols, type SymbolOrigin } from './task-symbols.js';
 import type { ExceptionFrame, StackRange, StopReason, UnwindFrame } from './unwind.js';
 
 /** Symbols by name and address (the kallsyms decoder provides this). */
@@ -28,6 +29,8 @@ export interface KernelSymbolSource {
   addressOf(name: string): bigint | undefined;
   /** The symbol containing `addr`: offset from its start, its size when known, its module. */
   symbolize(addr: bigint): { name: string; offset: bigint | number; size?: bigint | number | undefined; module?: string | undefined } | undefined;
+  /** The per-CPU offsets when the source proved them itself (task-symbols.ts), instead of `__per_cpu_offset[]`. */
+  perCpuOffsets?: readonly bigint[];
 }
 
 export interface BacktraceEnv {
@@ -109,6 +112,8 @@ async function u64(env: { readVirt: BacktraceEnv['readVirt'] }, va: bigint): Pro
 
 export class Backtracer {
   readonly warnings: string[] = [];
+  /** Where the symbols the task walk uses came from, when some were found in memory (task-symbols.ts). */
+  symbolSources: Record<string, SymbolOrigin> | undefined;
   /** The architecture's unwinder (KernelArch.createUnwinder). */
   unwinder!: ArchUnwinder<CpuRegisters>;
   readonly arch: KernelArch<CpuRegisters, unknown>;
@@ -189,7 +194,7 @@ export class Backtracer {
   private async loadPerCpu(): Promise<void> {
     const { types } = this.env;
     const btf = types.btf;
-    if (this.sym('__per_cpu_offset') === undefined) {
+    if (this.sym('__per_cpu_offset') === undefined && !this.env.symbols.perCpuOffsets) {
       this.warnings.push('no __per_cpu_offset symbol: per-CPU current tasks and IRQ stacks unknown');
       return;
     }
@@ -472,10 +477,13 @@ export async function createBacktracer(kernel: KernelInfo, opts: { symbols?: Ker
   const vaBits = kernel.vmcoreinfo?.number('VA_BITS');
   const pacMask = kernel.vmcoreinfo?.number('KERNELPACMASK') ?? (vaBits !== undefined && vaBits > 0n && vaBits < 64n ? BigInt.asUintN(64, -(1n << vaBits)) : undefined);
   const pageSize = kernel.vmcoreinfo?.pageSize;
+  // kernels without CONFIG_KALLSYMS_ALL: init_task and the per-CPU data found in memory
+  const walkSymbols = await withTaskSymbols(symbols, (va, n) => kernel.readVirt(va, n), btf.types);
+  const recovered = Object.values(walkSymbols.sources).some((s) => s !== 'kallsyms');
   const bt = await Backtracer.create({
     readVirt: (va, n) => kernel.readVirt(va, n),
     release,
-    symbols,
+    symbols: recovered ? walkSymbols : symbols,
     types: btf.types,
     cpus: kernel.cpus,
     ...(modules ? { modules } : {}),
@@ -484,6 +492,8 @@ export async function createBacktracer(kernel: KernelInfo, opts: { symbols?: Ker
     ...(pageSize !== undefined ? { pageSize } : {}),
   });
   if (modules) bt.warnings.push(...modules.warnings);
+  if (recovered) bt.symbolSources = walkSymbols.sources;
+  bt.warnings.unshift(...walkSymbols.warnings);
   bt.warnings.unshift(...btf.warnings);
   // symbols the dump lost (kallsyms pages unreadable): their frames print without a name
   if (!opts.symbols) bt.warnings.unshift(...(await kernel.symbols()).warnings);

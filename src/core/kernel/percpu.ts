@@ -8,6 +8,8 @@ import type { ReadVirt } from './kallsyms.js';
 /** Symbol addresses by name (kallsyms, or a System.map). */
 export interface SymbolAddresses {
   addressOf(name: string): bigint | undefined;
+  /** The per-CPU offsets when the source proved them itself (task-symbols.ts), instead of `__per_cpu_offset[]`. */
+  perCpuOffsets?: readonly bigint[];
 }
 
 /** A member offset source (BTF). */
@@ -63,8 +65,8 @@ export async function readPerCpu(
   const types = opts.types;
   const warnings: string[] = [];
   const read = kernel.readVirt;
-  let nr = fallbackCpus;
-  const nrSym = syms.addressOf('nr_cpu_ids');
+  let nr = syms.perCpuOffsets?.length ?? fallbackCpus;
+  const nrSym = syms.perCpuOffsets ? undefined : syms.addressOf('nr_cpu_ids');
   if (nrSym !== undefined) {
     try {
       nr = await u32At(read, nrSym);
@@ -79,7 +81,8 @@ export async function readPerCpu(
   }
   const offsets: bigint[] = [];
   const arr = syms.addressOf('__per_cpu_offset');
-  if (arr === undefined) warnings.push('no __per_cpu_offset symbol');
+  if (syms.perCpuOffsets) offsets.push(...syms.perCpuOffsets);
+  else if (arr === undefined) warnings.push('no __per_cpu_offset symbol');
   else {
     try {
       const b = await read(arr, nr * 8);
