@@ -17,6 +17,7 @@ import { recordingDump } from './kernel/recording.js';
 import { hex64 } from './kernel/vmcoreinfo.js';
 import type { ExcludedRun } from './kernel/pagefilter.js';
 import { backtraceReport, createBacktracer, formatTaskBacktrace } from './kernel/backtrace.js';
+import { kernelArch } from './kernel/archs.js';
 
 export interface TriageFingerprint {
   release: string | null;
@@ -27,7 +28,8 @@ export interface TriageFingerprint {
   /** The kernel log as `vmcore dmesg` prints it, or the error that stopped it. */
   dmesg: string;
   /**
-   * Every task's backtrace as `vmcore bt -a` prints it (x86_64; null on other architectures),
+   * Every task's backtrace as `vmcore bt -a` prints it (x86_64 and aarch64, archs.ts; null on
+   * other architectures),
    * or the error that stopped the walk.
    */
   bt: string | null;
@@ -72,13 +74,13 @@ async function fingerprintOf(dump: KernelInput & Pick<Dump, 'littleEndian' | 'ma
     if (!isVmcoreError(e)) throw e;
     panic = `error: ${e.message}`;
   }
-  const bt = !opts.noBacktraces && k.arch === 'x86_64' ? await allBacktraces(k, panicAt) : null;
+  const bt = !opts.noBacktraces && kernelArch(k.arch) !== undefined ? await allBacktraces(k, panicAt) : null;
   return {
     release: k.vmcoreinfo?.osrelease ?? null,
     physBase: k.physBase.value === undefined ? null : hex64(k.physBase.value),
     utsname: k.utsname ? JSON.stringify(k.utsname) : null,
     panic,
-    cpus: JSON.stringify(k.cpus.map((c) => ({ cpu: c.cpu, rip: c.rip?.toString(16) ?? null, rsp: c.rsp?.toString(16) ?? null, cr3: c.cr3?.toString(16) ?? null }))),
+    cpus: JSON.stringify(k.cpus.map((c) => ({ cpu: c.cpu, rip: c.rip?.toString(16) ?? null, rsp: c.rsp?.toString(16) ?? null, cr3: c.cr3?.toString(16) ?? null, ...(c.pc !== undefined ? { pc: c.pc.toString(16), sp: c.sp?.toString(16) ?? null } : {}) }))),
     dmesg,
     bt,
   };
@@ -86,7 +88,7 @@ async function fingerprintOf(dump: KernelInput & Pick<Dump, 'littleEndian' | 'ma
 
 /**
  * What triage reads of `dump`: the fingerprint and the page frames read to make it.
- * @param dump any dump (kernel analysis is x86_64 today; elsewhere the fingerprint is mostly null)
+ * @param dump any dump (kernel analysis covers x86_64 and aarch64; elsewhere the fingerprint is mostly null)
  */
 export async function triageRecord(dump: Dump, opts: TriageOptions = {}): Promise<{ fingerprint: TriageFingerprint; pfns: number[]; touched: number[] | undefined }> {
   const { dump: wrapped, recorder } = recordingDump(dump, { skipTolerantReads: true });
