@@ -80,15 +80,18 @@ function consoleTruth(serial: string) {
 
 /**
  * Debian's 16 KiB-page arm64 kernel (flavour arm64-16k, 52-bit VAs: LPA2 tables under -cpu max;
- * KALLSYMS_ALL set, unlike the cloud flavour).
+ * KALLSYMS_ALL set, unlike the cloud flavour). Its guest is also unwound (`bt: true`): every walk
+ * complete, the panicking task's frames below panic() the console's call trace (function,
+ * offset and size), every sleeping task drgn's stack_trace (drgn 0.0.22 unwinds 6.12 arm64), ELF
+ * and kdump-zlib alike.
  */
 const ENV_16K = { ...ENV, VMCORE_KERNEL_FLAVOUR: 'arm64-16k', VMCORE_KERNEL_ABI: process.env['VMCORE_ARM64_16K_KERNEL_ABI'] ?? '6.12.107+deb12' };
 
 for (const g of [
   { tag: 'a64-uefi-kaslr-novmci', args: ['--bios', 'ovmf', '--kaslr'], env: ENV, pageSize: 4096 },
   { tag: 'a64-direct-nokaslr-vmci', args: ['--nokaslr', '--vmcoreinfo'], env: ENV, pageSize: 4096 },
-  { tag: 'a64-16k-direct-kaslr-vmci', args: ['--kaslr', '--vmcoreinfo'], env: ENV_16K, pageSize: 16384 },
-]) {
+  { tag: 'a64-16k-direct-kaslr-vmci', args: ['--kaslr', '--vmcoreinfo'], env: ENV_16K, pageSize: 16384, bt: true },
+] as { tag: string; args: string[]; env: NodeJS.ProcessEnv; pageSize: number; bt?: boolean }[]) {
   test(`arm64 guest ${g.tag}: location proven as the guest printed it; peers read the fixed dumps`, { skip, timeout: 900_000 }, async () => {
     const dir = join(tmp, g.tag);
     const b = spawnSync('bash', [join(root, 'scripts/guest/boot.sh'), '--dir', dir, '--ram', '256M', '--mode', 'panic', '--tag', g.tag, '--timeout', '600', ...g.args], {
@@ -99,6 +102,7 @@ for (const g of [
     const env = Object.fromEntries(b.stdout.toString().trim().split('\n').map((l) => l.split('=', 2) as [string, string]));
     pids.push(env['QEMU_PID']!);
     const truth = consoleTruth(readFileSync(join(dir, 'serial.log'), 'latin1'));
+    const btKeys = new Map<string, string[]>();
     const vml = vmlinux(g.env);
     if (!vml && CI) assert.fail('the arm64 -dbg vmlinux could not be fetched');
     // both dumps first, of the stopped guest, then the guest goes (a panicked TCG guest keeps a core busy)
@@ -150,9 +154,34 @@ for (const g of [
         assert.equal(dr['error'], undefined, `${format}: ${String(dr['error'])}`);
         assert.ok((dr['marker'] as string[]).length > 0, `${format}: drgn finds the marker line`);
       }
+      // 16 KiB pages (6.12: THREAD_SIZE 16 KiB = one page, frame_record_meta in pt_regs): bt -a
+      if (g.bt) {
+        const r2 = vmcore(['bt', '-a', '--json', file]);
+        assert.equal(r2.status, 0, r2.err);
+        const bt = JSON.parse(r2.out) as BtJson;
+        assert.deepEqual(bt.warnings, [], format);
+        for (const t of bt.tasks) assert.ok(t.stop === 'end_of_stack' || t.stop === 'user_mode', `${format}: ${t.pid} ${t.comm}: ${t.stop} ${t.stop_detail}`);
+        btKeys.set(format, bt.tasks.map((t) => `${t.pid} ${t.stop} ${t.frames.map((x) => `${x.pc}:${x.function}`).join(',')}`));
+        // the panicking task below panic(): the call trace the kernel printed, as function+offset/size
+        const consoleTrace = consoleCallTrace(readFileSync(join(dir, 'serial.log'), 'latin1'));
+        const pt = bt.tasks.find((t) => t.panic);
+        assert.ok(pt, `${format}: the panicking task`);
+        assert.equal(pt.stop, 'user_mode');
+        const fr = pt.frames.filter((f) => f.reliable).map((f) => `${f.function}+0x${f.offset.toString(16)}/0x${f.size.toString(16)}`);
+        assert.deepEqual(fr.slice(fr.findIndex((f) => f.startsWith('panic+')) + 1), consoleTrace.slice(consoleTrace.findIndex((f) => f.startsWith('panic+')) + 1), `${format}: the frames below panic are the console's`);
+        if (vml && format === 'elf') {
+          // drgn (6.12 arm64 reads fine with drgn 0.0.22) on the fixed ELF: every sleeping task
+          const dr = spawnSync(PY, [join(root, 'scripts/guest/truth-drgn.py'), fixed, vml], { maxBuffer: 256 << 20 });
+          assert.equal(dr.status, 0, dr.stderr.toString().slice(-1000));
+          const drgn = JSON.parse(dr.stdout.toString()) as DrgnTruth;
+          assert.equal(bt.tasks.length, drgn.tasks.length, 'every task drgn lists');
+          assert.ok(compareSleeping(bt, drgn) > 20, 'sleeping tasks compared with drgn');
+        }
+      }
       rmSync(file);
       rmSync(fixed);
     }
+    if (g.bt) assert.deepEqual(btKeys.get('kdump-zlib'), btKeys.get('elf'), 'ELF and kdump-zlib give the same backtraces');
   });
 }
 
@@ -171,10 +200,53 @@ interface BtJson {
     stop: string;
     stop_detail: string;
     user: { pc: string; sp: string } | null;
-    frames: { pc: string; function: string | null; reliable: boolean; stack: string; method: string }[];
+    frames: { pc: string; function: string | null; offset: number; size: number; reliable: boolean; stack: string; method: string }[];
     exception_frames: { level: number; user: boolean }[];
   }[];
   warnings: string[];
+}
+
+/** scripts/guest/truth-drgn.py's tasks. */
+interface DrgnTruth {
+  tasks: { pid: number; comm: string; state: string; task: string; on_cpu: number | null; stack?: { function: string | null; inline: boolean }[] }[];
+}
+
+/** The console's "Call trace:" lines as function+offset/size. */
+function consoleCallTrace(serial: string): string[] {
+  const lines = serial.split('\n').map((l) => l.replace(/^\[\s*[\d.]+\]\s?/, ''));
+  const at = lines.findIndex((l) => /^Call trace:/.test(l));
+  assert.ok(at >= 0, 'the console shows the call trace');
+  const out: string[] = [];
+  for (const l of lines.slice(at + 1)) {
+    const m = /^\s*([A-Za-z0-9_.$]+\+0x[0-9a-f]+\/0x[0-9a-f]+)\s*$/.exec(l);
+    if (!m) break;
+    out.push(m[1]!);
+  }
+  return out;
+}
+
+/**
+ * Every sleeping task's reliable function sequence against drgn's stack_trace (drgn's inlined
+ * frames left out, and the entry code drgn cannot name left out of ours); drgn gives no useful
+ * stack for the running tasks of QEMU's dump, nor for the tasks whose pid equals a note's pr_pid
+ * (vCPU + 1). Returns how many tasks were compared.
+ */
+function compareSleeping(bt: BtJson, drgn: DrgnTruth): number {
+  const byTask = new Map(bt.tasks.map((t) => [t.task, t]));
+  let compared = 0;
+  for (const t of drgn.tasks) {
+    const ours = byTask.get(t.task);
+    assert.ok(ours, `task ${t.pid} ${t.comm}`);
+    if (t.on_cpu !== null || (t.pid >= 1 && t.pid <= 2) || !t.stack) continue;
+    assert.equal(ours.start, 'cpu_context');
+    assert.deepEqual(
+      ours.frames.filter((x) => x.reliable).map((x) => bareFn(x.function ?? '?')).filter((n) => !A64_ASM.test(n)),
+      t.stack.filter((x) => !x.inline && x.function !== null).map((x) => x.function),
+      `pid ${t.pid} ${t.comm} equals drgn's stack_trace`,
+    );
+    compared++;
+  }
+  return compared;
 }
 
 /**
@@ -281,7 +353,7 @@ test('arm64 guest bt: console call trace, drgn stack traces of sleeping tasks, I
   assert.equal(f.status, 0, f.err);
   const dr = spawnSync(PY, [join(root, 'scripts/guest/truth-drgn.py'), fixed, vml], { maxBuffer: 256 << 20 });
   assert.equal(dr.status, 0, dr.stderr.toString().slice(-1000));
-  const drgn = JSON.parse(dr.stdout.toString()) as { tasks: { pid: number; comm: string; state: string; task: string; on_cpu: number | null; stack?: { function: string | null; inline: boolean }[] }[] };
+  const drgn = JSON.parse(dr.stdout.toString()) as DrgnTruth;
   assert.equal(elf.tasks.length, drgn.tasks.length, 'every task drgn lists');
   const ps = vmcore(['ps', '--json', '--system-map', systemMap, join(dir, 'elf.vmcore')]);
   assert.equal(ps.status, 0, ps.err);
@@ -315,20 +387,7 @@ test('arm64 guest bt: console call trace, drgn stack traces of sleeping tasks, I
   assert.deepEqual(infoFound.panic.signatureChain, ['sysrq_handle_crash', '__handle_sysrq', 'write_sysrq_trigger', 'proc_reg_write', 'vfs_write'], infoFound.panic.backtraceError);
   assert.equal(infoFound.panic.symbolSources?.['init_task'], 'memory search (init_task)');
 
-  const byTask = new Map(elf.tasks.map((t) => [t.task, t]));
-  let compared = 0;
-  for (const t of drgn.tasks) {
-    const ours = byTask.get(t.task);
-    assert.ok(ours, `task ${t.pid} ${t.comm}`);
-    if (t.on_cpu !== null || (t.pid >= 1 && t.pid <= 2) || !t.stack) continue;
-    assert.equal(ours.start, 'cpu_context');
-    assert.deepEqual(
-      ours.frames.filter((x) => x.reliable).map((x) => bareFn(x.function ?? '?')).filter((n) => !A64_ASM.test(n)),
-      t.stack.filter((x) => !x.inline && x.function !== null).map((x) => x.function),
-      `pid ${t.pid} ${t.comm} equals drgn's stack_trace`,
-    );
-    compared++;
-  }
+  const compared = compareSleeping(elf, drgn);
   assert.ok(compared > 40, `compared ${compared} tasks with drgn`);
   assert.ok(elf.tasks.some((t) => !t.active && t.stop === 'user_mode' && t.user !== null), 'a sleeping user process reaches its entry from EL0');
 
