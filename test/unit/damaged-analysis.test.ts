@@ -85,7 +85,7 @@ test("bt -a: a damaged page of one task's kernel stack costs that task's backtra
   }
 });
 
-test('a damaged page of the BTF blob: sym answers as before; ps and struct fail with NO_BTF naming the page (exit 1)', () => {
+test('a damaged page of the BTF type section costs the types in it: sym, ps and struct answer as before, with a warning naming the page', () => {
   // __start_BTF is 0xffffffff82438070 (pfn 0x2438); pfn 0x2500 is inside its type section
   const d = damaged([0x2500]);
   try {
@@ -93,11 +93,26 @@ test('a damaged page of the BTF blob: sym answers as before; ps and struct fail 
     const s = run('sym', d.file, 'schedule', '0xffffffff81a114f5', '--json');
     assert.equal(s.status, 0, s.stderr);
     assert.equal(s.stdout, want.stdout);
+    for (const args of [['ps', '--json'], ['struct', 'task_struct.pid', '0xffff888003de9800']]) {
+      const r = run(args[0]!, d.file, ...args.slice(1));
+      assert.equal(r.status, 0, `${args[0]}: ${r.stderr}`);
+      assert.equal(r.stdout, run(args[0]!, SAMPLE_PATH, ...args.slice(1)).stdout);
+      assert.match(r.stderr, /warning: vmlinux BTF at 0xffffffff82438070: types \d+\.\.\d+ \(\d+\) are lost: .*pfn 0x2500/);
+    }
+  } finally {
+    d.done();
+  }
+});
+
+test("a damaged page holding task_struct's BTF record: ps and struct say that type may be lost, naming the page (exit 1)", () => {
+  // task_struct is BTF type 192, its record at 0xffffffff82439690 (pfn 0x2439)
+  const d = damaged([0x2439]);
+  try {
     for (const args of [['ps'], ['struct', 'task_struct.pid', '0xffff888003de9800']]) {
       const r = run(args[0]!, d.file, ...args.slice(1));
       assert.equal(r.status, 1, `${args[0]}: ${r.stderr}`);
       assert.equal(r.stdout, '');
-      assert.match(r.stderr, /NO_BTF: .*__start_BTF.*pfn 0x2500/);
+      assert.match(r.stderr, /PAGE_DAMAGED: .*no type task_struct \(it may be among the types lost to unreadable pages: ids \d+\.\.\d+: .*pfn 0x2439/);
     }
   } finally {
     d.done();

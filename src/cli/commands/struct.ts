@@ -65,7 +65,11 @@ export function register(program: Command): void {
             }
           }
         }
-        if (id === undefined) throw new VmcoreError('BAD_FIELD', `the kernel's BTF (vmlinux and modules) has no type ${typeName}`, { file, field: typeName });
+        if (id === undefined) {
+          // with types or names lost to unreadable pages, say the type may be among them (PAGE_DAMAGED)
+          if (kb.btf.lostTypes.length || kb.btf.strLost.length) kb.btf.need(typeName, kinds);
+          throw new VmcoreError('BAD_FIELD', `the kernel's BTF (vmlinux and modules) has no type ${typeName}`, { file, field: typeName });
+        }
         const k = btf.type(btf.resolve(id)).kind;
         if (k !== BtfKind.STRUCT && k !== BtfKind.UNION) throw new VmcoreError('USAGE', `${typeName} is not a struct or union (${btf.typeName(id)})`);
         const addr = addrArg === undefined ? undefined : await parseAddress(addrArg, kernel);

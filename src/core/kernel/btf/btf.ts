@@ -79,6 +79,19 @@ export interface BtfOptions {
   file?: string;
   /** Pointer size in bytes (BTF does not record it); 8 on 64-bit kernels. */
   pointerSize?: number;
+  /**
+   * Byte ranges [start, end) of `blob` that could not be read (pages of the dump; their bytes are
+   * zero), each with why: types and names there are lost, the rest is recovered (see {@link Btf.lostTypes}).
+   */
+  lost?: readonly { start: number; end: number; reason: string }[];
+}
+
+/** Types of a blob that a damaged page cost: ids [first, first + count). */
+export interface LostBtfTypes {
+  first: number;
+  count: number;
+  /** The unreadable page, and how the types after it were placed. */
+  reason: string;
 }
 
 export interface MemberPath {
@@ -92,6 +105,11 @@ export interface MemberPath {
 
 /** Bound on typedef/modifier chains and nested anonymous members (real kernels need < 10). */
 const MAX_CHAIN = 64;
+/**
+ * How far after an unreadable range record starts are tried (bytes): the record running out of
+ * the range ends within it unless it is a struct or enum of more than 340 entries.
+ */
+const RESYNC_WINDOW = 4096;
 /** Bound on the decoded vlen total: vlen is 16 bits, so one type has at most 65535 entries. */
 
 const utf8 = new TextDecoder('utf-8');
@@ -125,6 +143,12 @@ export class Btf {
   private readonly offsets: Uint32Array;
   private readonly cache = new Map<number, BtfType>();
   private nameIndex: Map<string, number[]> | undefined;
+  /** Types lost to unreadable pages of the type section (their offsets entry is 0). */
+  readonly lostTypes: LostBtfTypes[] = [];
+  /** What the unreadable pages cost, one line each. */
+  readonly warnings: string[] = [];
+  /** Unreadable ranges of the string section, relative to its start: the names there read as `?lost-name@<offset>`. */
+  readonly strLost: { start: number; end: number; reason: string }[] = [];
 
   /**
    * Parse a BTF blob. Throws VmcoreError BAD_MAGIC (not BTF), UNSUPPORTED (version), TRUNCATED
@@ -169,8 +193,20 @@ export class Btf {
     if (!opts.base && h.str_len > 0 && blob[this.strStart] !== 0) this.fail('BAD_FIELD', 'string section does not start with NUL', this.strStart, 'btf strings');
     this.startId = opts.base ? opts.base.typeCount : 1;
 
+    const lost = opts.lost ?? [];
+    if (lost.some((l) => l.start < h.hdr_len)) this.fail('PAGE_DAMAGED', `the header cannot be read (${lost[0]!.reason})`, 0, 'btf_header');
+    for (const l of lost) {
+      const a = Math.max(l.start, this.strStart) - this.strStart;
+      const b = Math.min(l.end, this.strStart + h.str_len) - this.strStart;
+      if (a < b) {
+        this.strLost.push({ start: a, end: b, reason: l.reason });
+        this.warnings.push(`${this.label}: string section bytes ${a}..${b} cannot be read (${l.reason}); the names there are lost`);
+      }
+    }
+
     // one pass: record offsets (a type takes at least 12 bytes, which bounds the count)
     const end = this.typeStart + h.type_len;
+    const typeLost = lost.filter((l) => l.end > this.typeStart && l.start < end).sort((x, y) => x.start - y.start);
     const offs = new Uint32Array(Math.floor(h.type_len / 12));
     let n = 0;
     for (let p = this.typeStart; p < end; ) {
@@ -179,6 +215,15 @@ export class Btf {
       const kind = (info >>> 24) & 0x1f;
       const vlen = info & 0xffff;
       const extra = extraSize(kind, vlen);
+      const hit = typeLost.find((l) => l.start < p + 12 + Math.max(extra, 0) && p < l.end);
+      if (hit) {
+        // a record in an unreadable page: the types from here to where the chain can be picked
+        // up again after the page are lost
+        const r = this.resync(p, hit, end, typeLost, offs, n);
+        n = r.n;
+        p = r.p;
+        continue;
+      }
       if (extra < 0) this.fail('BAD_FIELD', `type ${this.startId + n}: unknown kind ${kind}`, p + 4, `btf_type[${this.startId + n}].info`);
       if (p + 12 + extra > end) this.fail('TRUNCATED', `type ${this.startId + n} (${KIND_NAMES[kind]}, vlen ${vlen}) overruns the type section`, p, `btf_type[${this.startId + n}]`);
       offs[n++] = p;
@@ -186,6 +231,165 @@ export class Btf {
     }
     this.offsets = offs.subarray(0, n);
     this.typeCount = this.startId + n;
+  }
+
+  /**
+   * Whether the 12-byte btf_type at `p` (and its data) could be a record: a known kind, the
+   * unused bits of `info` zero, vlen 0 where the kind has none (FUNC: its linkage, 0..2), a
+   * name inside the string sections, and the record inside the type section. Returns its size, or 0.
+   */
+  private plausibleRecord(p: number, end: number): number {
+    if (p + 12 > end) return 0;
+    const le = this.littleEndian;
+    const info = this.dv.getUint32(p + 4, le);
+    if ((info & 0x60ff0000) !== 0) return 0;
+    const kind = (info >>> 24) & 0x1f;
+    const vlen = info & 0xffff;
+    const extra = extraSize(kind, vlen);
+    if (extra < 0 || kind === BtfKind.UNKN || p + 12 + extra > end) return 0;
+    const withVlen = [BtfKind.STRUCT, BtfKind.UNION, BtfKind.ENUM, BtfKind.ENUM64, BtfKind.FUNC_PROTO, BtfKind.DATASEC];
+    if (kind === BtfKind.FUNC ? vlen > 2 : !withVlen.includes(kind as never) && vlen !== 0) return 0;
+    const nameOff = this.dv.getUint32(p, le);
+    if (nameOff >= this.startStrOff + this.strLen) return 0;
+    return 12 + extra;
+  }
+
+  /**
+   * Pick up the type chain after an unreadable range. Records are self-describing (kind, vlen)
+   * and the chain must end exactly at the type section's end, so every 4-byte position after
+   * the range, within RESYNC_WINDOW, is tried as a record start and kept when its chain reaches the end
+   * (or the next unreadable range) through plausible records; the chains of the candidates merge,
+   * and the records from their meeting point on are certain; the ones before it are counted lost. How many records were lost is not
+   * recorded anywhere: it is the one count that makes the references of the recovered records
+   * consistent (a FUNC's type is a FUNC_PROTO, a DATASEC holds VARs and FUNCs, a member, pointer,
+   * typedef or variable never refers to a FUNC, VAR, DATASEC or DECL_TAG), and it must be unique;
+   * otherwise every type after the range is counted lost.
+   */
+  private resync(
+    from: number,
+    hit: { start: number; end: number; reason: string },
+    end: number,
+    typeLost: readonly { start: number; end: number; reason: string }[],
+    offs: Uint32Array,
+    n: number,
+  ): { n: number; p: number } {
+    const firstLost = this.startId + n;
+    const align = (v: number) => v + ((4 - ((v - this.typeStart) % 4)) % 4);
+    const q0 = align(Math.max(hit.end, from));
+    const stopAt = typeLost.find((l) => l.start >= hit.end)?.start ?? end;
+    // chain validity, memoised: position -> next position on the chain, or -1 (invalid)
+    const ok = new Map<number, boolean>();
+    const valid = (q: number): boolean => {
+      const path: number[] = [];
+      let p = q;
+      let res: boolean;
+      for (;;) {
+        const known = ok.get(p);
+        if (known !== undefined) {
+          res = known;
+          break;
+        }
+        if (p === end || p >= stopAt) {
+          res = true;
+          break;
+        }
+        const size = this.plausibleRecord(p, end);
+        if (size === 0) {
+          res = false;
+          break;
+        }
+        path.push(p);
+        p += size;
+      }
+      for (const x of path) ok.set(x, res);
+      return res;
+    };
+    const candidates: number[] = [];
+    for (let q = q0; q < Math.min(stopAt, q0 + RESYNC_WINDOW); q += 4) if (valid(q)) candidates.push(q);
+    const loseRest = (why: string) => {
+      this.lostTypes.push({ first: firstLost, count: 0, reason: why });
+      this.warnings.push(`${this.label}: the types from id ${firstLost} on are lost: ${why}`);
+      return { n, p: end };
+    };
+    if (candidates.length === 0) return loseRest(`type section bytes from ${hit.start} cannot be read (${hit.reason}) and no record chain after them reaches the section's end`);
+    // the meeting point: the first position of the first candidate's chain that every chain reaches
+    const chainOf = (q: number, limit: number) => {
+      const out: number[] = [];
+      for (let p = q; p < limit && p < stopAt && p !== end; p += this.plausibleRecord(p, end)) out.push(p);
+      return out;
+    };
+    const lastChain = chainOf(candidates[0]!, stopAt);
+    const onLast = new Map(lastChain.map((p, i) => [p, i]));
+    let meet = 0;
+    for (const c of candidates) {
+      let p = c;
+      while (p < stopAt && p !== end && !onLast.has(p)) p += this.plausibleRecord(p, end);
+      if (p >= stopAt || p === end) {
+        if (lastChain.length > 0) return loseRest(`type section bytes from ${hit.start} cannot be read (${hit.reason}) and two record chains after them never meet`);
+      } else meet = Math.max(meet, onLast.get(p)!);
+    }
+    const recovered = lastChain.slice(meet);
+    const gapBytes = (recovered[0] ?? stopAt) - from;
+    // the lost count: the one that makes the recovered records' references consistent
+    const u32 = (o: number) => this.dv.getUint32(o, this.littleEndian);
+    const kindAt = (o: number) => (u32(o + 4) >>> 24) & 0x1f;
+    const refs: { to: number; from: number; want: 'proto' | 'var' | 'data' }[] = [];
+    for (let j = 0; j < recovered.length; j++) {
+      const o = recovered[j]!;
+      const info = u32(o + 4);
+      const kind = (info >>> 24) & 0x1f;
+      const vlen = info & 0xffff;
+      const add = (to: number, want: 'proto' | 'var' | 'data') => {
+        if (to >= firstLost) refs.push({ to, from: j, want });
+      };
+      switch (kind) {
+        case BtfKind.FUNC: add(u32(o + 8), 'proto'); break;
+        case BtfKind.PTR: case BtfKind.TYPEDEF: case BtfKind.VOLATILE: case BtfKind.CONST: case BtfKind.RESTRICT: case BtfKind.TYPE_TAG: case BtfKind.VAR: case BtfKind.FUNC_PROTO:
+          add(u32(o + 8), 'data');
+          break;
+        case BtfKind.ARRAY: add(u32(o + 12), 'data'); break;
+        case BtfKind.STRUCT: case BtfKind.UNION: for (let i = 0; i < vlen; i++) add(u32(o + 12 + 12 * i + 4), 'data'); break;
+        case BtfKind.DATASEC: for (let i = 0; i < vlen; i++) add(u32(o + 12 + 12 * i), 'var'); break;
+      }
+    }
+    const fits = (N: number) => {
+      const base = firstLost + N;
+      for (const r of refs) {
+        if (r.to < base) continue; // a lost type: anything goes
+        const j = r.to - base;
+        if (j >= recovered.length) {
+          if (stopAt === end) return false; // beyond the last type
+          continue;
+        }
+        const k = kindAt(recovered[j]!);
+        if (r.want === 'proto' ? k !== BtfKind.FUNC_PROTO : r.want === 'var' ? k !== BtfKind.VAR && k !== BtfKind.FUNC : k === BtfKind.FUNC || k === BtfKind.VAR || k === BtfKind.DATASEC || k === BtfKind.DECL_TAG) return false;
+      }
+      return true;
+    };
+    const fitting: number[] = [];
+    for (let N = 1; N <= Math.floor(gapBytes / 12) && fitting.length < 2; N++) if (fits(N)) fitting.push(N);
+    if (fitting.length !== 1) {
+      return loseRest(`type section bytes from ${hit.start} cannot be read (${hit.reason}); the records after them were found, but ${fitting.length === 0 ? 'no' : 'more than one'} count of lost types fits their references, so their ids are unknown`);
+    }
+    const N = fitting[0]!;
+    const room = offs.length - n;
+    if (N + recovered.length > room) return loseRest(`type section bytes from ${hit.start} cannot be read (${hit.reason}); the inferred count does not fit the section`);
+    for (let i = 0; i < N; i++) offs[n++] = 0;
+    const reason = `type section bytes ${hit.start - this.typeStart}..${hit.end - this.typeStart} cannot be read (${hit.reason}); the ${recovered.length} types after them were recovered, their ids placed by ${refs.length} references`;
+    this.lostTypes.push({ first: firstLost, count: N, reason });
+    this.warnings.push(`${this.label}: types ${firstLost}..${firstLost + N - 1} (${N}) are lost: ${reason}`);
+    return { n, p: recovered[0] ?? stopAt };
+  }
+
+  /** Offset in the blob of own type `id`'s btf_type record; undefined for an id not defined here or lost to a damaged page. */
+  recordOffset(id: number): number | undefined {
+    const p = id >= this.startId && id < this.typeCount ? this.offsets[id - this.startId] : undefined;
+    return p === 0 ? undefined : p;
+  }
+
+  /** The lost-types entry holding own type `id`, if a damaged page cost it. */
+  lostType(id: number): LostBtfTypes | undefined {
+    return this.lostTypes.find((l) => id >= l.first && (l.count === 0 ? true : id < l.first + l.count));
   }
 
   /** Number of types defined by this blob itself. */
@@ -209,6 +413,8 @@ export class Btf {
     // are C identifiers, and any other string is re-decoded as UTF-8
     this.strings ??= latin1.decode(this.blob.subarray(this.strStart, this.strStart + this.strLen));
     const e = this.strings.indexOf('\0', rel); // the section ends with NUL (checked)
+    // a name in (or running into) an unreadable page is lost: a marker no C name can equal
+    if (this.strLost.length && this.strLost.some((l) => l.start <= e && rel < l.end)) return `?lost-name@${off}`;
     const s = this.strings.slice(rel, e);
     return NON_ASCII.test(s) ? utf8.decode(this.blob.subarray(this.strStart + rel, this.strStart + e)) : s;
   }
@@ -216,10 +422,15 @@ export class Btf {
 
   /** The kind of own type `id` from its info word, without decoding it. */
   private rawKind(id: number): number {
-    return (this.dv.getUint32(this.offsets[id - this.startId]! + 4, this.littleEndian) >>> 24) & 0x1f;
+    const p = this.offsets[id - this.startId]!;
+    return p === 0 ? -1 : (this.dv.getUint32(p + 4, this.littleEndian) >>> 24) & 0x1f;
   }
 
   private checkId(id: number, field: string): void {
+    const lost = id >= this.startId ? this.lostType(id) : undefined;
+    if (lost && (id >= this.typeCount || this.offsets[id - this.startId] === 0)) {
+      throw new VmcoreError('PAGE_DAMAGED', `${this.label}: type ${id} is lost: ${lost.reason}`, { ...(this.file ? { file: this.file } : {}), field });
+    }
     if (!Number.isInteger(id) || id < 0 || id >= this.typeCount) {
       this.fail('BAD_FIELD', `type id ${id} does not exist (${this.typeCount} types)`, 0, field);
     }
@@ -370,6 +581,7 @@ export class Btf {
       const idx = new Map<string, number[]>();
       for (let i = 0; i < this.offsets.length; i++) {
         const p = this.offsets[i]!;
+        if (p === 0) continue; // lost to an unreadable page
         const off = this.dv.getUint32(p, this.littleEndian);
         if (off === 0) continue;
         const nm = this.str(off, () => `btf_type[${this.startId + i}].name_off`);
@@ -410,7 +622,14 @@ export class Btf {
   /** Like find(), but throws BAD_FIELD naming the type when it is absent. */
   need(name: string, kinds?: readonly number[]): number {
     const id = this.find(name, kinds);
-    if (id === undefined) throw new VmcoreError('BAD_FIELD', `${this.label}: no type ${name}`, { ...(this.file ? { file: this.file } : {}), field: name });
+    if (id === undefined) {
+      // a type the dump lost is named as possibly lost, not as absent
+      const lost = [...(this.base?.lostTypes ?? []), ...this.lostTypes];
+      const names = [...(this.base?.strLost ?? []), ...this.strLost];
+      if (names.length) lost.push({ first: -1, count: 0, reason: `names at string offsets ${names.map((l) => `${l.start}..${l.end}`).join(', ')} are lost` });
+      const why = lost.length ? ` (it may be among the types lost to unreadable pages: ${lost.map((l) => (l.first < 0 ? '' : (l.count ? `ids ${l.first}..${l.first + l.count - 1}` : `ids from ${l.first}`) + ': ') + l.reason).join('; ')})` : '';
+      throw new VmcoreError(lost.length ? 'PAGE_DAMAGED' : 'BAD_FIELD', `${this.label}: no type ${name}${why}`, { ...(this.file ? { file: this.file } : {}), field: name });
+    }
     return id;
   }
 

@@ -9,6 +9,7 @@ import { VmcoreError, isVmcoreError } from '../../errors.js';
 import { Btf, BtfKind } from './btf.js';
 import { BtfHeader } from './format.js';
 import type { ReadVirt } from './reader.js';
+import { readWithLosses } from '../../loss.js';
 
 /** vmlinux BTF is a few MiB (6.1: 4 MiB; 6.12: 6 MiB); refuse a claimed size beyond this. */
 export const MAX_BTF_BYTES = 64 << 20;
@@ -56,8 +57,15 @@ export async function loadVmlinuxBtf(input: LocateBtfInput): Promise<LoadedBtf> 
       warnings.push(`__start_BTF 0x${start.toString(16)} .. __stop_BTF 0x${stop.toString(16)} is not a plausible BTF size`);
     } else {
       try {
-        const blob = await input.readVirt(start, Number(size));
-        const btf = new Btf(blob, { label: `vmlinux BTF at 0x${start.toString(16)}`, ...(file ? { file } : {}) });
+        // a page that cannot be read costs the types and names in it (see Btf's `lost`)
+        const { bytes: blob, lost } = await readWithLosses(input.readVirt, start, Number(size));
+        const btf = new Btf(blob, {
+          label: `vmlinux BTF at 0x${start.toString(16)}`,
+          ...(file ? { file } : {}),
+          ...(lost.length ? { lost: lost.map((l) => ({ start: l.start, end: l.end, reason: `0x${(start + BigInt(l.start)).toString(16)}..0x${(start + BigInt(l.end)).toString(16)}: ${l.error.message}` })) } : {}),
+        });
+        if (lost.length === 1 && lost[0]!.start === 0 && lost[0]!.end === Number(size)) throw lost[0]!.error;
+        warnings.push(...btf.warnings);
         return { btf, address: start, size: Number(size), source: 'symbols', warnings };
       } catch (e) {
         if (!isVmcoreError(e)) throw e;
