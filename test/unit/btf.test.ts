@@ -375,3 +375,46 @@ test('mutated BTF: every byte flip and truncation gives a result or a VmcoreErro
   }
   assert.ok(Date.now() - t0 < 20000);
 });
+
+// The damaged-page kind (issue 9, item 4) as a mutation: random unreadable ranges of a blob,
+// zeroed and passed as `lost`. Each must give a Btf or a typed error; every type it gives must be
+// the intact blob's type of the same id (names in a lost range aside), and a lost one PAGE_DAMAGED.
+test('BTF with unreadable ranges: every type given is the intact one of the same id, or a typed loss', () => {
+  const good = kernelish().b.build();
+  const intact = new Btf(good);
+  const strip = (t: ReturnType<Btf['type']>) =>
+    JSON.stringify({ ...t, name: undefined, members: t.members?.map((m) => ({ ...m, name: undefined })), enumerators: t.enumerators?.map((e) => ({ ...e, name: undefined, value: String(e.value) })), params: t.params?.map((p) => ({ ...p, name: undefined })) });
+  let seed = 4242;
+  const rnd = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
+  let given = 0;
+  let lostTypes = 0;
+  for (let n = 0; n < 1500; n++) {
+    const start = 24 + Math.floor(rnd() * (good.length - 24));
+    const end = Math.min(good.length, start + 4 + Math.floor(rnd() * 96));
+    const blob = good.slice();
+    blob.fill(0, start, end);
+    let btf: Btf;
+    try {
+      btf = new Btf(blob, { lost: [{ start, end, reason: `bytes ${start}..${end}` }] });
+    } catch (e) {
+      if (!(e instanceof VmcoreError)) throw e;
+      continue;
+    }
+    for (let id = 1; id < intact.typeCount; id++) {
+      let t;
+      try {
+        t = btf.type(id);
+      } catch (e) {
+        if (!(e instanceof VmcoreError)) throw e;
+        assert.equal(e.code, 'PAGE_DAMAGED', `range ${start}..${end}, type ${id}: ${e.message}`);
+        lostTypes++;
+        continue;
+      }
+      const want = intact.type(id);
+      assert.equal(strip(t), strip(want), `range ${start}..${end}, type ${id}`);
+      if (!t.name.startsWith('?lost-name@')) assert.equal(t.name, want.name, `range ${start}..${end}, type ${id}`);
+      given++;
+    }
+  }
+  assert.ok(given > 1000 && lostTypes > 100, `${given} types given, ${lostTypes} lost`);
+});
