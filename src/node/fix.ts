@@ -31,6 +31,7 @@ import { FileSource } from './file-source.js';
 import { convertDump } from './convert/index.js';
 import { withPageSize } from '../core/reblock.js';
 import { checkOutput, FileSink, ioError } from './convert/sinks.js';
+import { hex64 } from '../core/kernel/vmcoreinfo.js';
 
 export interface FixOptions {
   /** Output path (a new file). Exactly one of `out` and `inPlace`. */
@@ -70,8 +71,6 @@ export interface FixResult {
   warnings: string[];
   bytes: number;
 }
-
-const hex = (v: bigint) => '0x' + BigInt.asUintN(64, v).toString(16);
 const NOTE_VMCOREINFO = 'VMCOREINFO';
 
 function textBytes(s: string): Uint8Array {
@@ -85,7 +84,7 @@ export function choosePhysBase(k: KernelInfo, given: 'auto' | bigint | undefined
   const pb = k.physBase;
   if (given !== undefined && given !== 'auto') {
     if (pb.value !== undefined && BigInt.asUintN(64, pb.value) !== BigInt.asUintN(64, given)) {
-      warnings.push(`the given phys_base ${hex(given)} differs from the proved value ${hex(pb.value)}`);
+      warnings.push(`the given phys_base ${hex64(given)} differs from the proved value ${hex64(pb.value)}`);
     }
     const vi = pb.vmcoreinfo;
     if (vi !== undefined && BigInt.asUintN(64, vi) !== BigInt.asUintN(64, given)) {
@@ -93,13 +92,13 @@ export function choosePhysBase(k: KernelInfo, given: 'auto' | bigint | undefined
       // fail on a file whose header is wrong and whose VMCOREINFO is right), the other readers
       // from VMCOREINFO: the same facts `info` states (src/core/info.ts)
       warnings.push(
-        `VMCOREINFO says NUMBER(phys_base)=${hex(vi)}: libkdumpfile, drgn and crash will use that, not ${hex(given)}; makedumpfile (re-filtering, --dump-dmesg) uses the header's ${hex(given)}`,
+        `VMCOREINFO says NUMBER(phys_base)=${hex64(vi)}: libkdumpfile, drgn and crash will use that, not ${hex64(given)}; makedumpfile (re-filtering, --dump-dmesg) uses the header's ${hex64(given)}`,
       );
     }
     return { value: given, source: 'given' };
   }
   if (pb.value === undefined || pb.verdict === 'cannot prove') {
-    const guess = pb.unprovenGuess !== undefined ? ` (best unproved guess ${hex(pb.unprovenGuess)})` : '';
+    const guess = pb.unprovenGuess !== undefined ? ` (best unproved guess ${hex64(pb.unprovenGuess)})` : '';
     throw new VmcoreError('ADDRESS_TRANSLATION', `phys_base cannot be proved from this dump${guess}; give it with --phys-base VALUE if you know it`, {
       file,
       field: 'phys_base',
@@ -205,8 +204,8 @@ export async function fixDump(input: string, opts: FixOptions): Promise<FixResul
     const vmciAdded = dump.vmcoreinfoText === undefined && vmciText !== undefined;
     if (vmciText === undefined) warnings.push('no VMCOREINFO in the file or in memory: readers that need it (drgn, makedumpfile, vmcore-dmesg) will still fail');
     const pbReport = {
-      before: k.physBase.header !== undefined ? hex(k.physBase.header) : null,
-      after: hex(physBase),
+      before: k.physBase.header !== undefined ? hex64(k.physBase.header) : null,
+      after: hex64(physBase),
       source,
       verdict: k.physBase.verdict,
       proof: k.physBase.proof,
@@ -223,7 +222,7 @@ export async function fixDump(input: string, opts: FixOptions): Promise<FixResul
       if (opts.inPlace) {
         const w = planPhysBaseInPlace(part, physBase);
         const changes: string[] = [];
-        if (BigInt.asUintN(64, part.h.physBase) !== BigInt.asUintN(64, physBase)) changes.push(`phys_base ${hex(part.h.physBase)} -> ${hex(physBase)}`);
+        if (BigInt.asUintN(64, part.h.physBase) !== BigInt.asUintN(64, physBase)) changes.push(`phys_base ${hex64(part.h.physBase)} -> ${hex64(physBase)}`);
         if (vmciAdded) warnings.push('--in-place corrects phys_base only: the VMCOREINFO recovered from memory is not added (write a fixed copy with -o OUT for that)');
         if (!part.h.utsname.release) warnings.push('--in-place corrects phys_base only: the header utsname stays empty (write a fixed copy with -o OUT)');
         const kps = k.vmcoreinfo?.pageSize;

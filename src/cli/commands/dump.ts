@@ -4,6 +4,7 @@
  */
 import { Option, type Command } from 'commander';
 import { VmcoreError } from '../../core/errors.js';
+import { hex64 } from '../../core/kernel/vmcoreinfo.js';
 import { dumpViaQmp, type DumpCodec, type DumpOutputFormat, type QmpDumpProgress, type QmpDumpSummary } from '../../node/dump-qmp.js';
 import { humanBytes, printJson } from '../util.js';
 
@@ -27,7 +28,6 @@ interface Opts {
   z?: boolean;
 }
 
-const hex64 = (v: bigint) => '0x' + BigInt.asUintN(64, v).toString(16);
 
 export function formatSummary(s: QmpDumpSummary): string {
   const lines = [

@@ -7,6 +7,7 @@ import { loadModuleBtfs, type ModuleBtf } from '../../core/kernel/btf/modules.js
 import type { ModuleEntry } from '../../core/kernel/modules.js';
 import { openDumpFiles } from '../../node/open.js';
 import { printJson, writeStdout } from '../util.js';
+import { hex64 } from '../../core/kernel/vmcoreinfo.js';
 
 const HELP_AFTER = `
 One row per module on the kernel's modules list, in list order (newest first, as /proc/modules):
@@ -18,23 +19,21 @@ whether its BTF was found (module.btf_data or the kernel's btf_modules list).
 JSON: an array of {name, base, size, state, taint, module, taints, symbols, symbols_error, btf,
 btf_source, regions: [{name, base, size}]} (keys in README).`;
 
-const hex = (v: bigint) => '0x' + BigInt.asUintN(64, v).toString(16);
-
 /** One `mod` row as JSON (keys documented in README.md). */
 export function moduleToJson(m: ModuleEntry, btf: ModuleBtf | undefined): Record<string, unknown> {
   return {
     name: m.name,
-    base: hex(m.base),
+    base: hex64(m.base),
     size: m.size,
     state: m.state,
     taint: m.taint,
-    module: hex(m.module),
-    taints: hex(m.taints),
+    module: hex64(m.module),
+    taints: hex64(m.taints),
     symbols: m.symbols ? m.symbols.length : null,
     symbols_error: m.symbols ? null : (m.symbolsError ?? null),
     btf: btf?.btf !== undefined,
     btf_source: btf?.btf ? btf.source : null,
-    regions: m.regions.map((r) => ({ name: r.name, base: hex(r.start), size: r.size })),
+    regions: m.regions.map((r) => ({ name: r.name, base: hex64(r.start), size: r.size })),
   };
 }
 

@@ -5,6 +5,7 @@ import { analyzeKernel } from '../../core/kernel/kernel.js';
 import { symbolQuery, type SymbolAnswer } from '../../core/kernel/symquery.js';
 import { openDumpFiles } from '../../node/open.js';
 import { printJson, writeStdout } from '../util.js';
+import { hex64 } from '../../core/kernel/vmcoreinfo.js';
 
 const HELP_AFTER = `
 A query is a kernel virtual address (hex; 0x optional unless the text is also a symbol name) or a
@@ -15,8 +16,6 @@ prints every symbol of that name (local symbols of different files can share one
 JSON: an array of {query, name, address, offset, size, type, module}: address is the symbol's
 start (the queried address is address + offset); name and address are null
 for a query that matched nothing. Exit status 1 when any query matched nothing.`;
-
-const hex = (v: bigint) => '0x' + BigInt.asUintN(64, v).toString(16);
 
 export function register(program: Command): void {
   program
@@ -41,7 +40,7 @@ export function register(program: Command): void {
           for (const a of answers) {
             if (a.name === null) continue;
             const mod = a.module ? ` [${a.module}]` : '';
-            const at = hex(BigInt(a.address!) + BigInt(a.offset!));
+            const at = hex64(BigInt(a.address!) + BigInt(a.offset!));
             lines.push(`${at}  ${a.type}  ${a.name}+${a.offset}/${a.size}${mod}`);
           }
           if (lines.length) await writeStdout(lines.join('\n') + '\n');
@@ -50,7 +49,7 @@ export function register(program: Command): void {
           // an address where the dump lost symbols (unreadable kallsyms pages) says so
           const why = (q: string) => {
             const a = /^(0x)?[0-9a-f]{1,16}$/i.test(q) ? syms.lostAt(BigInt(q.startsWith('0x') || q.startsWith('0X') ? q : '0x' + q)) : undefined;
-            return a ? `${q} (unknown: ${a.count} symbols from ${hex(a.start)} lost, ${a.reason})` : q;
+            return a ? `${q} (unknown: ${a.count} symbols from ${hex64(a.start)} lost, ${a.reason})` : q;
           };
           throw new VmcoreError('NO_SYMBOLS', `no kernel symbol for ${missed.map((a) => why(a.query)).join(', ')}`, { file });
         }

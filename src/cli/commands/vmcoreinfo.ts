@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { VmcoreError } from '../../core/errors.js';
 import { analyzeKernel } from '../../core/kernel/kernel.js';
-import { hex64s } from '../../core/kernel/x86_64/physbase.js';
+import { hex64 } from '../../core/kernel/vmcoreinfo.js';
 import { openDumpFiles } from '../../node/open.js';
 import { STATS_OPTION, printStats } from '../remote.js';
 import type { ByteSource } from '../../core/io/source.js';
@@ -55,7 +55,7 @@ export function register(program: Command): void {
             source: k.vmcoreinfoSource,
             text: k.vmcoreinfo.text,
             entries: Object.fromEntries(k.vmcoreinfo.entries),
-            physBase: k.physBase.value === undefined ? null : hex64s(k.physBase.value),
+            physBase: k.physBase.value === undefined ? null : hex64(k.physBase.value),
             copies: k.recovered.map((r) => ({ addr: '0x' + r.addr.toString(16), form: r.form, hasCrashTime: r.hasCrashTime, text: r.text })),
           });
           return;

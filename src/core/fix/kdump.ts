@@ -28,6 +28,7 @@ import {
   UTS_FIELD,
 } from '../format/kdump/structs.js';
 import type { Utsname } from '../dump.js';
+import { hex64 } from '../kernel/vmcoreinfo.js';
 
 /** The kdump header's utsname (same shape as new_utsname). */
 export type KdumpUtsname = Utsname;
@@ -88,8 +89,6 @@ export interface KdumpFixPlan {
 
 /** Limit on the header, sub-header and note area of a fixed file. */
 const MAX_META_BYTES = KDUMP_LIMITS.maxFixMetaBytes;
-
-const hex = (v: bigint) => '0x' + BigInt.asUintN(64, v).toString(16);
 
 function textBytes(s: string): Uint8Array {
   const b = new Uint8Array(s.length);
@@ -239,7 +238,7 @@ export async function planKdumpFix(dump: KdumpDump, v: KdumpFixValues): Promise<
   const vSize = vIndex >= 0 ? notes[vIndex]!.desc.length : 0;
   const eraseNew = erase ? eraseOff : h.sizeEraseinfo > 0 && h.offsetEraseinfo >= oldDataStart ? h.offsetEraseinfo + dataShift : h.offsetEraseinfo;
   const physBase = BigInt.asUintN(64, v.physBase);
-  if (physBase !== BigInt.asUintN(64, h.physBase)) changes.push(`phys_base ${hex(h.physBase)} -> ${hex(physBase)}`);
+  if (physBase !== BigInt.asUintN(64, h.physBase)) changes.push(`phys_base ${hex64(h.physBase)} -> ${hex64(physBase)}`);
   const common = {
     dump_level: h.dumpLevel,
     split: 0,
@@ -257,7 +256,7 @@ export async function planKdumpFix(dump: KdumpDump, v: KdumpFixValues): Promise<
     KdumpSubHeader64.write({ ...common, phys_base: physBase, start_pfn: h.startPfn, end_pfn: h.endPfn }, sub, 0, le);
   } else {
     if (physBase >= 1n << 32n && physBase < 0xffffffff00000000n) {
-      throw new VmcoreError('USAGE', `phys_base ${hex(physBase)} does not fit the 32-bit sub-header`, { file, offset: bs, field: 'phys_base' });
+      throw new VmcoreError('USAGE', `phys_base ${hex64(physBase)} does not fit the 32-bit sub-header`, { file, offset: bs, field: 'phys_base' });
     }
     KdumpSubHeader32.write(
       { ...common, phys_base: Number(BigInt.asUintN(32, physBase)), start_pfn: Math.min(h.startPfn, 0xffffffff), end_pfn: Math.min(h.endPfn, 0xffffffff) },
@@ -382,7 +381,7 @@ export function planPhysBaseInPlace(part: KdumpFile, physBase: bigint): FixWrite
     return { offset: bs, bytes: b };
   }
   if (v >= 1n << 32n && v < 0xffffffff00000000n) {
-    throw new VmcoreError('USAGE', `phys_base ${hex(v)} does not fit the 32-bit sub-header`, { file: part.file, offset: bs, field: 'phys_base' });
+    throw new VmcoreError('USAGE', `phys_base ${hex64(v)} does not fit the 32-bit sub-header`, { file: part.file, offset: bs, field: 'phys_base' });
   }
   const b = new Uint8Array(4);
   new DataView(b.buffer).setUint32(0, Number(BigInt.asUintN(32, v)), h.littleEndian);

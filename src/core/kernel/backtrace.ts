@@ -23,6 +23,7 @@ import type { ArchUnwinder, ArchWalk, KernelArch } from './arch.js';
 import { kernelArch } from './archs.js';
 import { withTaskSymbols, type SymbolOrigin } from './task-symbols.js';
 import type { ExceptionFrame, StackRange, StopReason, UnwindFrame } from './unwind.js';
+import { hex64 } from './vmcoreinfo.js';
 
 /** Symbols by name and address (the kallsyms decoder provides this). */
 export interface KernelSymbolSource {
@@ -367,11 +368,10 @@ export async function backtraceReport(bt: Backtracer, opts: BacktraceOptions = {
   return { tasks: out, panicTask, warnings: [...bt.warnings] };
 }
 
-const h0x = (v: bigint) => `0x${BigInt.asUintN(64, v).toString(16)}`;
 
 /** `function+0xoff/0xsize [module]`, or the bare address. */
 export function frameText(f: SymbolizedFrame): string {
-  if (f.function === null) return h0x(f.pc);
+  if (f.function === null) return hex64(f.pc);
   const size = f.size !== null ? `/0x${f.size.toString(16)}` : '';
   return `${f.function}+0x${(f.offset ?? 0).toString(16)}${size}${f.module ? ` [${f.module}]` : ''}`;
 }
@@ -421,7 +421,7 @@ function formatAnyPtRegs(arch: string, e: ExceptionFrame): string {
 
 function regsToJSON(r: Readonly<Record<string, bigint | undefined>>): Record<string, string> {
   const o: Record<string, string> = {};
-  for (const [k, v] of Object.entries(r)) if (typeof v === 'bigint') o[k] = h0x(v);
+  for (const [k, v] of Object.entries(r)) if (typeof v === 'bigint') o[k] = hex64(v);
   return o;
 }
 
@@ -432,7 +432,7 @@ export function taskBacktraceToJSON(b: TaskBacktrace, panicTask?: bigint): Recor
     pid: t.pid,
     tgid: t.tgid,
     comm: t.comm,
-    task: h0x(t.task),
+    task: hex64(t.task),
     cpu: t.activeCpu ?? t.cpu,
     state: t.state,
     active: t.activeCpu !== null,
@@ -440,8 +440,8 @@ export function taskBacktraceToJSON(b: TaskBacktrace, panicTask?: bigint): Recor
     start: b.start,
     frames: b.frames.map((f) => ({
       level: f.level,
-      sp: h0x(f.sp),
-      pc: h0x(f.pc),
+      sp: hex64(f.sp),
+      pc: hex64(f.pc),
       function: f.function,
       offset: f.offset,
       size: f.size,
@@ -452,7 +452,7 @@ export function taskBacktraceToJSON(b: TaskBacktrace, panicTask?: bigint): Recor
     })),
     exception_frames: b.exceptionFrames
       .filter((e) => e.address !== undefined)
-      .map((e) => ({ level: e.level, address: h0x(e.address!), user: e.user, partial: e.partial, regs: regsToJSON(e.regs) })),
+      .map((e) => ({ level: e.level, address: hex64(e.address!), user: e.user, partial: e.partial, regs: regsToJSON(e.regs) })),
     user: b.user ? regsToJSON(b.user) : null,
     stop: b.stop,
     stop_detail: b.stopDetail,
@@ -573,13 +573,13 @@ export async function panicBacktrace(
   const faulting = fc
     ? {
         level: fc.level,
-        sp: h0x(fc.frame.sp),
-        pc: h0x(fc.frame.pc),
+        sp: hex64(fc.frame.sp),
+        pc: hex64(fc.frame.pc),
         function: fc.frame.function,
         offset: fc.frame.offset,
         size: fc.frame.size,
         module: fc.frame.module,
-        pt_regs: h0x(fc.ptRegs),
+        pt_regs: hex64(fc.ptRegs),
       }
     : null;
   return {

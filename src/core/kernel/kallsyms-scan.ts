@@ -24,6 +24,7 @@
  * table.
  */
 import { VmcoreError, isVmcoreError } from '../errors.js';
+import { hex64 } from './vmcoreinfo.js';
 import { isPageLoss } from '../loss.js';
 import { decodeKallsyms, KALLSYMS_LIMITS, type KallsymsLocations, type KernelSymbols, type ReadVirt } from './kallsyms.js';
 
@@ -50,10 +51,6 @@ export interface KallsymsScanResult {
 
 const CHUNK = 1 << 20;
 const PAGE = 4096;
-
-function hex(v: bigint): string {
-  return '0x' + BigInt.asUintN(64, v).toString(16);
-}
 
 /** Read `n` bytes at `va`; unreadable pages come back as zeros, their count in `lost`. */
 async function readLossy(read: ReadVirt, va: bigint, n: number): Promise<{ bytes: Uint8Array; lost: number }> {
@@ -276,17 +273,17 @@ export async function scanKallsyms(read: ReadVirt, opts: KallsymsScanOptions): P
       if (!table) continue;
       const names = await namesBefore(read, table.at, table.tokens, le, word);
       if (!names) {
-        rejected.push(`token index at ${hex(tokenIndex)}: no names table before it`);
+        rejected.push(`token index at ${hex64(tokenIndex)}: no names table before it`);
         continue;
       }
       const found = await addressesFor(read, { ...names, tokenTable: table.at, tokenIndex }, opts, le, word);
       if (found) return { ...found, scanned };
-      rejected.push(`token index at ${hex(tokenIndex)}: no address table that gives sorted addresses near _stext`);
+      rejected.push(`token index at ${hex64(tokenIndex)}: no address table that gives sorted addresses near _stext`);
     }
   }
   throw new VmcoreError(
     'NO_SYMBOLS',
-    `kallsyms tables not found by a scan of ${scanned >> 20} MiB of the kernel image from ${hex(start)}` +
+    `kallsyms tables not found by a scan of ${scanned >> 20} MiB of the kernel image from ${hex64(start)}` +
       (unreadable ? ` (${unreadable >> 10} KiB of it unreadable)` : '') +
       (rejected.length ? `: ${rejected.slice(0, 3).join('; ')}` : ''),
     { ...(file ? { file } : {}), offset: start, field: 'kallsyms' },

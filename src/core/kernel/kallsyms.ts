@@ -35,7 +35,7 @@
  * higher address (0 for the last one).
  */
 import { VmcoreError, isVmcoreError } from '../errors.js';
-import type { Vmcoreinfo } from './vmcoreinfo.js';
+import { hex64, type Vmcoreinfo } from './vmcoreinfo.js';
 import { scanKallsyms } from './kallsyms-scan.js';
 import { isPageLoss, overlapsLoss, readWithLosses, type PartialBytes } from '../loss.js';
 
@@ -135,10 +135,6 @@ export const KALLSYMS_LIMITS = {
 
 const latin1 = new TextDecoder('latin1');
 const MASK64 = (1n << 64n) - 1n;
-
-function hex(v: bigint): string {
-  return '0x' + BigInt.asUintN(64, v).toString(16);
-}
 
 /**
  * The kernel's symbol table: lookups by name and by address, and iteration in address order.
@@ -388,7 +384,7 @@ async function readTable(read: ReadVirt, va: bigint, n: number, table: string, f
     return await read(va, n);
   } catch (e) {
     if (!isVmcoreError(e)) throw e;
-    throw new VmcoreError(e.code, `${table}: cannot read ${n} bytes at ${hex(va)}: ${e.message}`, {
+    throw new VmcoreError(e.code, `${table}: cannot read ${n} bytes at ${hex64(va)}: ${e.message}`, {
       ...(file ? { file } : {}),
       address: va,
       field: table,
@@ -616,7 +612,7 @@ export async function decodeKallsyms(read: ReadVirt, loc: KallsymsLocations, opt
     if (opts.stext !== undefined && stextKnown) chosen = candidates.find((m) => calc[m](stextIdx) === opts.stext);
     if (chosen === undefined && opts.stext !== undefined && stextKnown) {
       throw corrupt(
-        `no address encoding gives _stext its VMCOREINFO address ${hex(opts.stext)} (${candidates.map((m) => `${m}: ${hex(calc[m](stextIdx))}`).join(', ')})`,
+        `no address encoding gives _stext its VMCOREINFO address ${hex64(opts.stext)} (${candidates.map((m) => `${m}: ${hex64(calc[m](stextIdx))}`).join(', ')})`,
         loc.offsets,
         'kallsyms_offsets',
         file,
@@ -658,12 +654,12 @@ export async function decodeKallsyms(read: ReadVirt, loc: KallsymsLocations, opt
       }
       const hi = j + 1 < num ? addresses[j + 1]! : 1n << 64n;
       const l = losses[why[i]!]!;
-      if (lo !== undefined && lo < hi) lostRanges.push({ start: lo, end: hi, count: j - i + 1, reason: `${l.table} at ${hex(l.va + BigInt(l.loss.start))}: ${l.loss.error.message}` });
+      if (lo !== undefined && lo < hi) lostRanges.push({ start: lo, end: hi, count: j - i + 1, reason: `${l.table} at ${hex64(l.va + BigInt(l.loss.start))}: ${l.loss.error.message}` });
       i = j + 1;
     }
     for (const l of losses) {
       if (l.count === 0) continue;
-      warnings.push(`${l.table}: ${hex(l.va + BigInt(l.loss.start))}..${hex(l.va + BigInt(l.loss.end))} cannot be read (${l.loss.error.message}); ${l.count} of ${num} symbols lost (${l.note}), lookups there answer unknown`);
+      warnings.push(`${l.table}: ${hex64(l.va + BigInt(l.loss.start))}..${hex64(l.va + BigInt(l.loss.end))} cannot be read (${l.loss.error.message}); ${l.count} of ${num} symbols lost (${l.note}), lookups there answer unknown`);
     }
     table = {
       addresses: BigUint64Array.from(keep, (i) => addresses[i]!),
@@ -676,7 +672,7 @@ export async function decodeKallsyms(read: ReadVirt, loc: KallsymsLocations, opt
   for (let i = 1; i < table.addresses.length; i++) if (table.addresses[i]! < table.addresses[i - 1]!) dips++;
   if (dips > 0) warnings.push(`kallsyms addresses are not sorted (${dips} places); lookups by address may be wrong`);
   if (opts.stext !== undefined && stextIdx >= 0 && known[stextIdx] && addresses[stextIdx] !== opts.stext) {
-    warnings.push(`kallsyms gives _stext ${hex(addresses[stextIdx]!)}, VMCOREINFO says ${hex(opts.stext)}`);
+    warnings.push(`kallsyms gives _stext ${hex64(addresses[stextIdx]!)}, VMCOREINFO says ${hex64(opts.stext)}`);
   }
   return new KernelSymbols({ ...table, lost: lostRanges }, opts.source ?? 'VMCOREINFO', mode, warnings);
 }
@@ -828,7 +824,7 @@ async function readPartial(read: ReadVirt, va: bigint, n: number, table: string,
     return p;
   } catch (e) {
     if (!isVmcoreError(e)) throw e;
-    throw new VmcoreError(e.code, `${table}: cannot read ${n} bytes at ${hex(va)}: ${e.message}`, {
+    throw new VmcoreError(e.code, `${table}: cannot read ${n} bytes at ${hex64(va)}: ${e.message}`, {
       ...(file ? { file } : {}),
       address: va,
       field: table,

@@ -8,10 +8,10 @@ import { LossLog } from '../loss.js';
 import type { Dump, PhysicalMemory } from '../dump.js';
 import type { ElfNote } from '../format/elf/notes.js';
 import { findVmcoreinfoNote } from '../format/elf/notes.js';
-import { Vmcoreinfo } from './vmcoreinfo.js';
+import { Vmcoreinfo, hex64 } from './vmcoreinfo.js';
 import { cpuToJSON, parseCpuNotes, type CpuRegisters } from './x86_64/cpu.js';
 import { recoverVmcoreinfo, type RecoveredVmcoreinfo, type RecoverOptions } from './recover.js';
-import { findPhysBase, hex64s, physBaseToJSON, type PhysBaseResult } from './x86_64/physbase.js';
+import { findPhysBase, physBaseToJSON, type PhysBaseResult } from './x86_64/physbase.js';
 import { decodeUtsname, NEW_UTSNAME_SIZE, type Utsname } from './utsname.js';
 import { recordingDump } from './recording.js';
 import { textToPhys } from './x86_64/addrspace.js';
@@ -184,7 +184,7 @@ export async function analyzeKernel(dump: KernelInput, opts: AnalyzeOptions = {}
   physBase ??= await findPhysBase({ ...physBaseInput, ...(vmcoreinfo ? { vmcoreinfo } : {}) });
   let physBaseWarning: string | undefined;
   if (physBase.verdict === 'header wrong') {
-    physBaseWarning = `the file's header phys_base ${hex64s(physBase.header!)} is wrong; the true value is ${hex64s(physBase.value!)}`;
+    physBaseWarning = `the file's header phys_base ${hex64(physBase.header!)} is wrong; the true value is ${hex64(physBase.value!)}`;
     warnings.push(physBaseWarning);
   }
   if (physBase.verdict === 'cannot prove' && x86_64) warnings.push('phys_base could not be proven; kernel virtual addresses in the text mapping cannot be trusted');
@@ -300,7 +300,7 @@ function buildKernelInfo(
         vmcoreinfoSource: source,
         osrelease: vmcoreinfo?.osrelease ?? null,
         crashTime: vmcoreinfo?.crashTime ?? null,
-        kernelOffset: vmcoreinfo?.kernelOffset === undefined ? null : hex64s(vmcoreinfo.kernelOffset),
+        kernelOffset: vmcoreinfo?.kernelOffset === undefined ? null : hex64(vmcoreinfo.kernelOffset),
         physBase: physBaseToJSON(physBase),
         ...(a.extra ?? {}),
         utsname: utsname ?? null,
@@ -362,7 +362,7 @@ async function analyzeAarch64(
   });
   let physBaseWarning: string | undefined;
   if (loc.verdict === 'header wrong') {
-    physBaseWarning = `the file's header phys_base (PHYS_OFFSET on arm64) ${hex64s(loc.header!)} is wrong; the true value is ${hex64s(loc.value!)}`;
+    physBaseWarning = `the file's header phys_base (PHYS_OFFSET on arm64) ${hex64(loc.header!)} is wrong; the true value is ${hex64(loc.value!)}`;
     warnings.push(physBaseWarning);
   }
   if (loc.verdict === 'cannot prove') warnings.push('aarch64: PHYS_OFFSET and kimage_voffset could not be proven; kernel virtual addresses cannot be trusted');
@@ -393,14 +393,14 @@ async function analyzeAarch64(
     arch: 'aarch64',
     extra: {
       aarch64: {
-        physOffset: layout ? hex64s(layout.physOffset) : null,
-        kimageVoffset: layout ? hex64s(layout.kimageVoffset) : null,
-        pageOffset: layout ? hex64s(layout.pageOffset) : null,
+        physOffset: layout ? hex64(layout.physOffset) : null,
+        kimageVoffset: layout ? hex64(layout.kimageVoffset) : null,
+        pageOffset: layout ? hex64(layout.pageOffset) : null,
         vaBits: layout?.vaBits ?? null,
         granule: loc.granule ?? null,
         tableLevels: loc.tableLevels ?? null,
         swapperPgDir: loc.tablesRoot === undefined ? null : '0x' + loc.tablesRoot.toString(16),
-        pacMask: layout ? hex64s(layout.pacMask) : null,
+        pacMask: layout ? hex64(layout.pacMask) : null,
       },
     },
   });

@@ -32,6 +32,7 @@ import { BtfKind } from './btf/btf.js';
 import type { KernelTypes, KObject } from './btf/reader.js';
 import type { KernelSymbol, ModuleSymbolTable } from './kallsyms.js';
 import { taintLetters } from './state.js';
+import { hex64 } from './vmcoreinfo.js';
 
 /** Hard cap on modules walked (a distribution kernel loads a few hundred). */
 export const MAX_MODULES = 8192;
@@ -81,8 +82,6 @@ export interface ModuleList {
   warnings: string[];
 }
 
-const hex = (v: bigint) => '0x' + BigInt.asUintN(64, v).toString(16);
-
 async function readPtr(types: KernelTypes, va: bigint): Promise<bigint> {
   const b = await types.readVirt(va, 8);
   return new DataView(b.buffer, b.byteOffset, 8).getBigUint64(0, types.btf.littleEndian);
@@ -101,7 +100,7 @@ export async function listNodes(types: KernelTypes, head: bigint, what: string, 
     let next = await readPtr(types, head);
     while (next !== head) {
       if (seen.has(next)) {
-        warnings.push(`${what}: the list loops at ${hex(next)} without returning to its head; stopped after ${out.length}`);
+        warnings.push(`${what}: the list loops at ${hex64(next)} without returning to its head; stopped after ${out.length}`);
         break;
       }
       if (out.length >= max) {
@@ -109,7 +108,7 @@ export async function listNodes(types: KernelTypes, head: bigint, what: string, 
         break;
       }
       if (next === 0n) {
-        warnings.push(`${what}: a NULL next pointer after ${hex(at)}; stopped after ${out.length}`);
+        warnings.push(`${what}: a NULL next pointer after ${hex64(at)}; stopped after ${out.length}`);
         break;
       }
       seen.add(next);
@@ -121,7 +120,7 @@ export async function listNodes(types: KernelTypes, head: bigint, what: string, 
     if (!isVmcoreError(e)) throw e;
     // the last node pushed could not be followed: it may be a pointer to nowhere
     if (at !== head && out[out.length - 1] === at) out.pop();
-    warnings.push(`${what}: the node at ${hex(at)} cannot be read (${e.message}); stopped after ${out.length}`);
+    warnings.push(`${what}: the node at ${hex64(at)} cannot be read (${e.message}); stopped after ${out.length}`);
   }
   return out;
 }
@@ -347,7 +346,7 @@ export async function listModules(types: KernelTypes, symbol: (name: string) => 
       m = await types.read(modId, va);
     } catch (e) {
       if (!isVmcoreError(e)) throw e;
-      warnings.push(`modules: struct module at ${hex(va)} cannot be read (${e.message}); stopped after ${modules.length}`);
+      warnings.push(`modules: struct module at ${hex64(va)} cannot be read (${e.message}); stopped after ${modules.length}`);
       break;
     }
     try {
@@ -397,7 +396,7 @@ export async function listModules(types: KernelTypes, symbol: (name: string) => 
       modules.push(entry);
     } catch (e) {
       if (!isVmcoreError(e)) throw e;
-      warnings.push(`modules: struct module at ${hex(va)}: ${e.message}`);
+      warnings.push(`modules: struct module at ${hex64(va)}: ${e.message}`);
     }
   }
   return { modules, warnings };

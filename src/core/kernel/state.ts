@@ -8,6 +8,7 @@ import type { KernelTypes } from './btf/reader.js';
 import { listTasks } from './tasks.js';
 import { readPerCpu, type OffsetSource, type StateKernel } from './percpu.js';
 import { assignCpus, type CpuRegisters, type PerCpuTask } from './x86_64/cpu.js';
+import { hex64 } from './vmcoreinfo.js';
 
 export type { OffsetSource, StateKernel } from './percpu.js';
 
@@ -180,7 +181,6 @@ export async function matchCpuNotes(
     warnings.push(`CPU notes not matched: ${e.message}`);
     return [];
   }
-  const hex = (v: bigint) => '0x' + BigInt.asUintN(64, v).toString(16);
   const perCpu: (PerCpuTask & { task: bigint; comm: string })[] = [];
   for (let cpu = 0; cpu < currentTasks.length; cpu++) {
     const t = currentTasks[cpu];
@@ -193,12 +193,12 @@ export async function matchCpuNotes(
       perCpu.push({ cpu, pid, stackStart: stack, stackEnd: stack + 0x4000n, task: t, comm });
     } catch (e) {
       if (!isVmcoreError(e)) throw e;
-      warnings.push(`CPU ${cpu} current task ${hex(t)}: ${e.message}`);
+      warnings.push(`CPU ${cpu} current task ${hex64(t)}: ${e.message}`);
     }
   }
   return assignCpus(kernelNotes, perCpu).map((c) => {
     const p = c.cpu === null ? undefined : perCpu.find((x) => x.cpu === c.cpu);
-    return { note: c.index, pid: c.pid ?? null, cpu: c.cpu, task: p ? hex(p.task) : null, comm: p?.comm ?? null, evidence: c.cpuEvidence };
+    return { note: c.index, pid: c.pid ?? null, cpu: c.cpu, task: p ? hex64(p.task) : null, comm: p?.comm ?? null, evidence: c.cpuEvidence };
   });
 }
 
@@ -212,7 +212,6 @@ export async function kernelStateReport(
   kernel: StateKernel & { symbols(): Promise<KernelSymbols> },
   opts: { cpus?: number; notes?: readonly CpuRegisters[]; btf?: () => Promise<StateBtf>; modules?: () => Promise<{ modules: readonly unknown[]; warnings: readonly string[] }> } = {},
 ): Promise<KernelStateReport> {
-  const hex = (v: bigint) => '0x' + BigInt.asUintN(64, v).toString(16);
   let syms: KernelSymbols;
   const noBtf = (reason: string) => ({ present: false, source: null, address: null, size: null, reason });
   try {
@@ -245,7 +244,7 @@ export async function kernelStateReport(
       tasks = list.tasks.filter((t) => !t.idle).length;
       pc.currentTasks.forEach((va, cpu) => {
         const t = va === undefined ? undefined : list.tasks.find((x) => x.task === va);
-        if (t) running[cpu] = { task: hex(t.task), pid: t.pid, comm: t.comm };
+        if (t) running[cpu] = { task: hex64(t.task), pid: t.pid, comm: t.comm };
       });
       warnings.push(...list.warnings.map((w) => `tasks: ${w}`));
     } catch (e) {
@@ -267,11 +266,11 @@ export async function kernelStateReport(
   const cpuNotes = btf && opts.notes ? await matchCpuNotes(kernel, opts.notes, pc.currentTasks, btf.types, warnings) : [];
   return {
     symbols: { source: syms.source, count: syms.count, lost: syms.lost.reduce((n, l) => n + l.count, 0), reason: null },
-    taint: taint ? { mask: hex(taint.mask), letters: taint.letters } : null,
+    taint: taint ? { mask: hex64(taint.mask), letters: taint.letters } : null,
     uptime: uptime === undefined ? null : Math.round(uptime * 1e6) / 1e6,
-    currentTasks: pc.currentTasks.map((t) => (t === undefined ? null : hex(t))),
+    currentTasks: pc.currentTasks.map((t) => (t === undefined ? null : hex64(t))),
     running,
-    btf: btf ? { present: true, source: btf.source, address: hex(btf.address), size: btf.size, reason: null } : noBtf(btfReason),
+    btf: btf ? { present: true, source: btf.source, address: hex64(btf.address), size: btf.size, reason: null } : noBtf(btfReason),
     tasks,
     modules,
     cpuNotes,

@@ -1,5 +1,6 @@
 /** Symbol queries as `vmcore sym` answers them: an address or a name against a symbol table. */
 import type { KernelSymbols, KernelSymbol } from './kallsyms.js';
+import { hex64 } from './vmcoreinfo.js';
 
 /** One answer; addresses, offsets and sizes as 0x-prefixed lowercase hex. */
 export interface SymbolAnswer {
@@ -12,10 +13,8 @@ export interface SymbolAnswer {
   module: string | null;
 }
 
-const hex = (v: bigint) => '0x' + BigInt.asUintN(64, v).toString(16);
-
 function answer(query: string, s: KernelSymbol, offset: bigint): SymbolAnswer {
-  return { query, name: s.name, address: hex(s.address), offset: hex(offset), size: hex(s.size), type: s.type, module: s.module ?? null };
+  return { query, name: s.name, address: hex64(s.address), offset: hex64(offset), size: hex64(s.size), type: s.type, module: s.module ?? null };
 }
 
 /**

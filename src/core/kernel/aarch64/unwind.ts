@@ -24,6 +24,7 @@
  */
 import type { StackRange, StopReason, UnwindFrame } from '../unwind.js';
 import { stripPac } from './pagetables.js';
+import { hex64 } from '../vmcoreinfo.js';
 
 /** The kernel's struct pt_regs layout (from BTF; the defaults are 6.1's). */
 export interface Aarch64PtRegsLayout {
@@ -94,8 +95,6 @@ export interface Aarch64UnwindResult {
   user?: { pc: bigint; sp: bigint };
 }
 
-const hx = (v: bigint) => `0x${BigInt.asUintN(64, v).toString(16)}`;
-
 /** PSTATE.M[3:2] = 0: EL0 (user mode). */
 export const isUserPstate = (pstate: bigint) => ((pstate >> 2n) & 3n) === 0n;
 
@@ -145,12 +144,12 @@ export async function unwindAarch64(input: Aarch64UnwindInput, start: Aarch64Wal
       const regs = await readRegs(addr);
       if (isUserPstate(regs['pstate']!) && regs['pc'] !== 0n) {
         exceptionFrames.push({ level: frames.length, address: addr, regs, partial: false, user: true });
-        return done('user_mode', `pt_regs at ${hx(addr)}`, { pc: regs['pc']!, sp: regs['sp']! });
+        return done('user_mode', `pt_regs at ${hex64(addr)}`, { pc: regs['pc']!, sp: regs['sp']! });
       }
     } catch {
       /* the record itself was read: the walk is complete either way */
     }
-    return done('end_of_stack', `final frame record at ${hx(finalRecord)}`);
+    return done('end_of_stack', `final frame record at ${hex64(finalRecord)}`);
   };
 
   if (start.fromRegisters && start.pstate !== undefined && isUserPstate(start.pstate)) {
@@ -166,12 +165,12 @@ export async function unwindAarch64(input: Aarch64UnwindInput, start: Aarch64Wal
   while (frames.length < max) {
     if (fp === finalRecord) return final();
     if (fp === 0n) return done('no_unwind_info', 'frame pointer 0 before the final frame record');
-    if ((fp & 0xfn) !== 0n) return done('off_stack', `frame record at ${hx(fp)} is not 16-byte aligned`);
+    if ((fp & 0xfn) !== 0n) return done('off_stack', `frame record at ${hex64(fp)} is not 16-byte aligned`);
     const stack = stackOf(fp);
-    if (!stack) return done('off_stack', `frame record at ${hx(fp)} is on no stack of this task`);
+    if (!stack) return done('off_stack', `frame record at ${hex64(fp)} is on no stack of this task`);
     if (prev) {
-      if (stack === prev.stack && fp <= prev.fp) return done('wrong_direction', `frame record at ${hx(fp)} below the previous one at ${hx(prev.fp)}`);
-      if (stack !== prev.stack && (visited.has(stack) || prev.stack === taskStack)) return done('wrong_direction', `frame record at ${hx(fp)} moves to the ${stack.kind} stack from the ${prev.stack.kind} stack`);
+      if (stack === prev.stack && fp <= prev.fp) return done('wrong_direction', `frame record at ${hex64(fp)} below the previous one at ${hex64(prev.fp)}`);
+      if (stack !== prev.stack && (visited.has(stack) || prev.stack === taskStack)) return done('wrong_direction', `frame record at ${hex64(fp)} moves to the ${stack.kind} stack from the ${prev.stack.kind} stack`);
     }
     visited.add(stack);
     let nextFp: bigint;
@@ -179,7 +178,7 @@ export async function unwindAarch64(input: Aarch64UnwindInput, start: Aarch64Wal
     try {
       [nextFp, lr] = (await u64s(fp, 2)) as [bigint, bigint];
     } catch (e) {
-      return done('unreadable', `frame record at ${hx(fp)}: ${(e as Error).message}`);
+      return done('unreadable', `frame record at ${hex64(fp)}: ${(e as Error).message}`);
     }
     // the CPU's link register when the first function has not stored it in a record (yet)
     if (guessLr) {
@@ -196,15 +195,15 @@ export async function unwindAarch64(input: Aarch64UnwindInput, start: Aarch64Wal
       try {
         [type] = (await u64s(regsAddr + BigInt(layout.metaType), 1)) as [bigint];
       } catch (e) {
-        return done('unreadable', `frame_record_meta at ${hx(fp)}: ${(e as Error).message}`);
+        return done('unreadable', `frame_record_meta at ${hex64(fp)}: ${(e as Error).message}`);
       }
       if (type === FRAME_META_TYPE_FINAL) return final();
-      if (type !== FRAME_META_TYPE_PT_REGS || !regsOnStack) return done('no_unwind_info', `frame_record_meta at ${hx(fp)} of type ${type}`);
+      if (type !== FRAME_META_TYPE_PT_REGS || !regsOnStack) return done('no_unwind_info', `frame_record_meta at ${hex64(fp)} of type ${type}`);
       let regs: Aarch64Regs;
       try {
         regs = await readRegs(regsAddr);
       } catch (e) {
-        return done('unreadable', `pt_regs at ${hx(regsAddr)}: ${(e as Error).message}`);
+        return done('unreadable', `pt_regs at ${hex64(regsAddr)}: ${(e as Error).message}`);
       }
       if (isUserPstate(regs['pstate']!)) return final();
       exceptionFrames.push({ level: frames.length, address: regsAddr, regs, partial: false, user: false });
@@ -215,7 +214,7 @@ export async function unwindAarch64(input: Aarch64UnwindInput, start: Aarch64Wal
       fp = regs['x29']!;
       continue;
     }
-    if (nextFp === 0n && lr === 0n) return done('no_unwind_info', `zero frame record at ${hx(fp)} that is not the task's final one`);
+    if (nextFp === 0n && lr === 0n) return done('no_unwind_info', `zero frame record at ${hex64(fp)} that is not the task's final one`);
     // an exception from EL1: the record inside pt_regs holds the interrupted x29 and pc
     if (layout.metaType === undefined && regsOnStack) {
       try {
@@ -232,7 +231,7 @@ export async function unwindAarch64(input: Aarch64UnwindInput, start: Aarch64Wal
       }
     }
     const pc = stripPac(lr, input.pacMask);
-    if (!input.isText(pc)) return done('bad_ip', `return address ${hx(lr)} in the record at ${hx(fp)} is not kernel text`);
+    if (!input.isText(pc)) return done('bad_ip', `return address ${hex64(lr)} in the record at ${hex64(fp)} is not kernel text`);
     push(pc, fp, false);
     prev = { fp, stack };
     fp = nextFp;

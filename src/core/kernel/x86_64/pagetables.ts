@@ -5,6 +5,7 @@
  * 2 MiB pages and the AMD SME C-bit stripped from every entry.
  */
 import { VmcoreError, isVmcoreError } from '../../errors.js';
+import { hex64 } from '../vmcoreinfo.js';
 import { isPresent, type PhysicalMemory } from '../../dump.js';
 import { DIRECT_MAP_REGION_L4, DIRECT_MAP_REGION_L5, KERNEL_TEXT_END, START_KERNEL_MAP, textToPhys } from './addrspace.js';
 
@@ -19,11 +20,6 @@ export type PtLevelName = (typeof PT_LEVEL_NAMES)[number];
 /** Name of table level `lvl` (0 = PTE); the top level is always called PGD. */
 export function levelName(lvl: number, levels: 4 | 5): PtLevelName {
   return lvl === levels - 1 ? 'PGD' : PT_LEVEL_NAMES[lvl]!;
-}
-
-/** 64-bit hex for messages. */
-export function hexVa(v: bigint): string {
-  return '0x' + BigInt.asUintN(64, v).toString(16);
 }
 
 /** Canonical form of a 48- or 57-bit address. */
@@ -95,7 +91,7 @@ export class PageTables {
       if (!isPresent(st)) {
         throw new VmcoreError(
           'ADDRESS_TRANSLATION',
-          `virtual address ${hexVa(va)}: the ${level} table page at physical 0x${(pfn * ps).toString(16)} is not in the dump (${st})`,
+          `virtual address ${hex64(va)}: the ${level} table page at physical 0x${(pfn * ps).toString(16)} is not in the dump (${st})`,
           { file: this.file, field: `${level}[${index}]`, address: addr },
         );
       }
@@ -124,7 +120,7 @@ export class PageTables {
       const e = await this.entry(table, index, va, name);
       steps.push({ level: name, index, entryAddr: table + index * 8, entry: e });
       if ((e & PTE_PRESENT) === 0n) {
-        throw new VmcoreError('ADDRESS_TRANSLATION', `virtual address ${hexVa(va)} is not mapped: ${name}[${index}] = 0x${e.toString(16)} is not present`, {
+        throw new VmcoreError('ADDRESS_TRANSLATION', `virtual address ${hex64(va)} is not mapped: ${name}[${index}] = 0x${e.toString(16)} is not present`, {
           file: this.file,
           field: `${name}[${index}]`,
           offset: table + index * 8,
@@ -140,12 +136,12 @@ export class PageTables {
       table = this.toNumber(base, va, name);
     }
     /* c8 ignore next */
-    throw new VmcoreError('ADDRESS_TRANSLATION', `virtual address ${hexVa(va)}: walk did not end`, { file: this.file });
+    throw new VmcoreError('ADDRESS_TRANSLATION', `virtual address ${hex64(va)}: walk did not end`, { file: this.file });
   }
 
   private toNumber(pa: bigint, va: bigint, level: string): number {
     if (pa > BigInt(Number.MAX_SAFE_INTEGER)) {
-      throw new VmcoreError('ADDRESS_TRANSLATION', `virtual address ${hexVa(va)}: ${level} entry points to physical ${hexVa(pa)}, beyond any RAM`, {
+      throw new VmcoreError('ADDRESS_TRANSLATION', `virtual address ${hex64(va)}: ${level} entry points to physical ${hex64(pa)}, beyond any RAM`, {
         file: this.file,
         field: level,
       });
@@ -260,7 +256,7 @@ export class X86_64Translator {
       return this.checkPhys(textToPhys(va, this.physBase), va, 'kernel text mapping');
     }
     if (this.pageTables) return this.pageTables.translate(va);
-    throw new VmcoreError('ADDRESS_TRANSLATION', `virtual address ${hexVa(va)}: no page tables and not in the kernel text mapping`, {
+    throw new VmcoreError('ADDRESS_TRANSLATION', `virtual address ${hex64(va)}: no page tables and not in the kernel text mapping`, {
       file: this.file,
       field: 'virtual address',
     });
@@ -270,14 +266,14 @@ export class X86_64Translator {
   async directToPhys(va: bigint): Promise<number> {
     const base = await this.directMapBase();
     if (base === undefined) {
-      throw new VmcoreError('ADDRESS_TRANSLATION', `virtual address ${hexVa(va)}: the direct-map base is unknown`, { file: this.file });
+      throw new VmcoreError('ADDRESS_TRANSLATION', `virtual address ${hex64(va)}: the direct-map base is unknown`, { file: this.file });
     }
     return this.checkPhys(BigInt.asUintN(64, va) - base, va, 'direct map');
   }
 
   private checkPhys(pa: bigint, va: bigint, how: string): number {
     if (pa < 0n || pa >= BigInt(this.physLimit)) {
-      throw new VmcoreError('ADDRESS_TRANSLATION', `virtual address ${hexVa(va)} (${how}) gives physical ${hexVa(pa)}, outside the dump's memory`, {
+      throw new VmcoreError('ADDRESS_TRANSLATION', `virtual address ${hex64(va)} (${how}) gives physical ${hex64(pa)}, outside the dump's memory`, {
         file: this.file,
         field: how,
       });

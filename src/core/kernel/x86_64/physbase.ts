@@ -8,7 +8,7 @@
  */
 import { isVmcoreError } from '../../errors.js';
 import { isPresent, type PhysicalMemory } from '../../dump.js';
-import type { Vmcoreinfo } from '../vmcoreinfo.js';
+import { hex64, type Vmcoreinfo } from '../vmcoreinfo.js';
 import { decodeUtsname, findUtsname, NEW_UTSNAME_SIZE } from '../utsname.js';
 import { CR4_LA57, cpuLabel, type CpuRegisters } from './cpu.js';
 import { KERNEL_TEXT_END, START_KERNEL_MAP, textToPhys } from './addrspace.js';
@@ -82,10 +82,6 @@ export function qemuMisparseInverse(header: bigint): bigint | undefined {
   const neg = ((1n << 64n) - header).toString(16);
   if (/^[0-9]+$/.test(neg) && neg.length <= 19) return u64(-BigInt(neg));
   return undefined;
-}
-
-export function hex64s(v: bigint): string {
-  return '0x' + u64(v).toString(16);
 }
 
 interface Ctx {
@@ -368,7 +364,7 @@ export async function findPhysBase(input: PhysBaseInput): Promise<PhysBaseResult
     let pb = -rel - (i64(-rel) % ALIGN_2M + ALIGN_2M) % ALIGN_2M;
     const endPb = BigInt(physLimit) - rel;
     let tried = 0;
-    notes.push(`brute force over 2 MiB steps from ${hex64s(pb)} to ${hex64s(endPb)}`);
+    notes.push(`brute force over 2 MiB steps from ${hex64(pb)} to ${hex64(endPb)}`);
     for (; pb < endPb && tried < 1 << 20; pb += ALIGN_2M, tried++) {
       if (cands.has(u64(pb))) continue;
       const pa = pb + rel;
@@ -393,7 +389,7 @@ export async function findPhysBase(input: PhysBaseInput): Promise<PhysBaseResult
     result.proof = winner.passed;
     result.sources = winner.sources;
     const others = result.candidates.filter((c) => c.accepted && c !== winner);
-    if (others.length) notes.push(`other values also passed the checks: ${others.map((c) => hex64s(c.value)).join(', ')}`);
+    if (others.length) notes.push(`other values also passed the checks: ${others.map((c) => hex64(c.value)).join(', ')}`);
     const pgdSym = pgdSymbol(vi);
     if (pgdSym !== undefined) {
       const pgd = textToPhys(pgdSym, winner.value);
@@ -416,17 +412,17 @@ function finish(r: PhysBaseResult): PhysBaseResult {
 /** JSON-safe summary (64-bit values as hex strings). */
 export function physBaseToJSON(r: PhysBaseResult): Record<string, unknown> {
   return {
-    value: r.value === undefined ? null : hex64s(r.value),
+    value: r.value === undefined ? null : hex64(r.value),
     verdict: r.verdict,
     proof: r.proof,
     sources: r.sources,
-    header: r.header === undefined ? null : hex64s(r.header),
-    vmcoreinfo: r.vmcoreinfo === undefined ? null : hex64s(r.vmcoreinfo),
+    header: r.header === undefined ? null : hex64(r.header),
+    vmcoreinfo: r.vmcoreinfo === undefined ? null : hex64(r.vmcoreinfo),
     levels: r.levels,
     pgd: r.pgd === undefined ? null : '0x' + r.pgd.toString(16),
-    ...(r.unprovenGuess !== undefined ? { unprovenGuess: hex64s(r.unprovenGuess) } : {}),
+    ...(r.unprovenGuess !== undefined ? { unprovenGuess: hex64(r.unprovenGuess) } : {}),
     candidates: r.candidates.map((c) => ({
-      value: hex64s(c.value),
+      value: hex64(c.value),
       sources: c.sources,
       accepted: c.accepted,
       passed: c.passed,
