@@ -16,6 +16,7 @@ export interface Hasher {
   digestHex(): string;
 }
 
+/** SHA-256 in pure JS (@noble/hashes), for browsers and `hashMemory`'s default. */
 export function portableSha256(): Hasher {
   const h = sha256.create();
   return { update: (b) => h.update(b), digestHex: () => bytesToHex(h.digest()) };
@@ -37,6 +38,16 @@ export interface HashOptions {
   onProgress?: (pfnDone: number, maxPfn: number) => void;
 }
 
+/**
+ * The memory digest of a dump: SHA-256 over (pfn as 8 bytes little-endian, page bytes) of every
+ * present page in pfn order, zero pages included unless `skipZero`. Two dumps of the same memory
+ * in any format give the same digest (`vmcore hash`).
+ * @param mem any physical memory (an opened dump).
+ * @param opts `hasher` (default `portableSha256`; `nodeSha256` in Node is faster), `skipZero`,
+ *   `onProgress(pfnDone, maxPfn)`.
+ * @returns the hex digest and the counts of pages hashed, zero and missing (pages).
+ * @throws the page read errors of `mem` (PAGE_DAMAGED, DECOMPRESS, IO, HTTP).
+ */
 export async function hashMemory(mem: PhysicalMemory, opts: HashOptions = {}): Promise<MemoryDigest> {
   const h = (opts.hasher ?? portableSha256)();
   const pfnBuf = new Uint8Array(8);

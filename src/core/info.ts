@@ -81,6 +81,17 @@ export interface InfoReport {
   warnings: string[];
 }
 
+/**
+ * What `vmcore info` reports: format and variant, the producer and its evidence, page counts
+ * (pages of `dump.pageSize` bytes) and physical ranges (bytes), the kernel release and crash
+ * time, the phys_base verdict, and warnings.
+ * @param dump an opened dump.
+ * @param kernel its `analyzeKernel` result, for the kernel facts (without it: the file's alone).
+ * @param extra the panic summary and kernel state, when the caller has read them.
+ * @returns the `InfoReport` whose JSON form is `vmcore info --json` (keys in README).
+ * @throws the read errors of the dump's page map (IO, HTTP, BAD_FIELD); damaged pages are
+ *   counted, not thrown.
+ */
 export async function describeDump(dump: Dump, kernel?: KernelInfo, extra: { panic?: Record<string, unknown> | null; kernelState?: KernelStateReport | null } = {}): Promise<InfoReport> {
   const det = await dump.details();
   const pages: PageCounts = { ram: 0, dumped: 0, data: 0, zeroShared: 0, excluded: 0, missing: 0, damaged: 0 };

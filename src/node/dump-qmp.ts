@@ -176,6 +176,17 @@ async function openFifoReader(path: string): Promise<net.Socket> {
 
 const tsMs = (e: QmpEvent | undefined) => (e?.timestamp ? e.timestamp.seconds * 1000 + e.timestamp.microseconds / 1000 : undefined);
 
+/**
+ * Dump a running QEMU guest through its QMP monitor: `dump-guest-memory` into a FIFO that
+ * vmcore reads once and writes as kdump, ELF or celf (with `dumpLevel` 2-31 filtered from the
+ * stopped guest's struct pages), then patch phys_base and VMCOREINFO from the kernel analysis.
+ * @param opts `qmp` (a UNIX socket path or host:port), `output` (a new file), `format`,
+ *   `codec`, `dumpLevel`, `threads`, `pollMs` (milliseconds).
+ * @returns the `vmcore dump --json` summary (keys in README): bytes, pages, times in ms.
+ * @throws VmcoreError QMP (the monitor refused or failed; QmpCommandError carries QEMU's
+ *   class), IO, EXISTS, INTERRUPTED (`signal`), TRIAGE (filtering would lose what the analysis
+ *   needs). QMP commands: qapi/dump.json, qapi/misc.json (pmemsave).
+ */
 export async function dumpViaQmp(opts: QmpDumpOptions): Promise<QmpDumpSummary> {
   const t0 = Date.now();
   const format = opts.format ?? 'kdump';

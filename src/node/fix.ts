@@ -169,6 +169,16 @@ function checkOpts(input: string, o: FixOptions): void {
   if (o.inPlace && o.force) throw new VmcoreError('USAGE', '--force applies to -o OUT, not to --in-place', { file: input });
 }
 
+/**
+ * Correct a dump's kernel facts: write a copy (`out`) or patch in place (`inPlace`, kdump
+ * only) with the proven phys_base (arch/x86/kernel/head64.c; `physBase: 'auto'`) or a given one,
+ * and add VMCOREINFO when the file has none but memory holds it.
+ * @param input a file path (an http(s) URL only with `out`).
+ * @returns what was written: input and output names, variants and the changes made.
+ * @throws VmcoreError USAGE (neither or both of `out` and `inPlace`), EXISTS, UNSUPPORTED (a
+ *   format or architecture fix cannot change), ADDRESS_TRANSLATION (phys_base cannot be proven
+ *   and none is given), BAD_FIELD, IO, and the input's read errors.
+ */
 export async function fixDump(input: string, opts: FixOptions): Promise<FixResult> {
   checkOpts(input, opts);
   const dump = await openDumpFiles([input], opts.codecs ? { codecs: opts.codecs } : {});

@@ -43,7 +43,11 @@ export interface ParallelHashOptions {
   onProgress?: (pfnDone: number, maxPfn: number) => void;
 }
 
-/** hashMemory with worker threads; the same digest (pages are fed in pfn order). */
+/**
+ * `hashMemory` with worker threads reading and decompressing: the same digest (pages are fed in
+ * pfn order). `paths` are the files `dump` was opened from (each worker opens its own).
+ * @throws the errors of `hashMemory` and of opening `paths` (IO).
+ */
 export async function hashDumpParallel(dump: Dump, paths: string[], opts: ParallelHashOptions): Promise<MemoryDigest> {
   const threads = Math.max(1, opts.threads ?? availableParallelism());
   const jobPages = opts.jobPages ?? 512;

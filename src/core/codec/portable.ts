@@ -40,6 +40,7 @@ export const lzoJs: Codec = {
   decompress: (src, n) => lzo1xDecompress(src, n),
 };
 
+/** The page decompressors in pure JS (fflate, snappyjs, fzstd, our LZO1X), for browsers. */
 export function portableCodecs(): MapCodecRegistry {
   return new MapCodecRegistry([fflateZlib, lzoJs, snappyJs, fzstdCodec]);
 }

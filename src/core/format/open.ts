@@ -46,6 +46,21 @@ const OTHER_MAGIC: [string, (h: Uint8Array) => boolean][] = [
   ['an xz file (decompress it first)', (h) => h[0] === 0xfd && h[1] === 0x37 && h[2] === 0x7a && h[3] === 0x58],
 ];
 
+/**
+ * Open a dump from byte sources: an ELF vmcore (kernel /proc/vmcore, QEMU dump-guest-memory,
+ * makedumpfile -E), a compressed ELF (celf), a kdump-compressed file (makedumpfile, QEMU), a
+ * flattened stream (makedumpfile -F) or, with several sources, one kdump split set
+ * (makedumpfile --split). The format is found from the magic, never from the name.
+ * @param rawSources the files' bytes (each is wrapped in a 1 MiB read-ahead cache).
+ * @param codecs the page decompressors (`portableCodecs()`, or `nodeCodecs()` in Node).
+ * @returns a `Dump`: page size in bytes, page frame numbers (pfn) and physical addresses as
+ *   numbers, per-page states, notes, VMCOREINFO text and the format's own header facts.
+ * @throws VmcoreError USAGE (no source, several ELF files, ELF mixed with kdump), TRUNCATED (an
+ *   empty or cut file), BAD_MAGIC (no known signature), UNSUPPORTED (a known format or variant
+ *   not read, e.g. a Windows or s390 dump), and the readers' OUT_OF_BOUNDS / BAD_FIELD for
+ *   headers that contradict themselves or the file size.
+ * Layouts: include/uapi/linux/elf.h, makedumpfile diskdump_mod.h and makedumpfile.h.
+ */
 export async function openDump(rawSources: ByteSource[], codecs: CodecRegistry): Promise<Dump> {
   if (!rawSources.length) throw new VmcoreError('USAGE', 'no dump file given');
   // Page-by-page access patterns (hash, scans, conversion) become one read per MiB.

@@ -119,7 +119,16 @@ const DEFAULT_MAX_LOG = 2 ** 31;
 const MAX_COUNT_BITS = 26;
 const MAX_ARRAY_BYTES = 1 << 30;
 
-/** Reads the kernel log from a dump. Chooses the generation from the VMCOREINFO keys present. */
+/**
+ * Read the kernel log from a dump. The generation is chosen from the VMCOREINFO keys present:
+ * the lockless ring `prb` (5.10+, kernel/printk/printk_ringbuffer.h), `printk_log` records
+ * (3.5-5.9) or the plain byte buffer (before 3.5).
+ * @param src VMCOREINFO and a kernel virtual memory reader (`KernelInfo` gives both).
+ * @returns the records (timestamps in ns, text, level, caller), ring statistics and warnings;
+ *   records that cannot be read are warnings and the log is partial.
+ * @throws VmcoreError NO_VMCOREINFO when VMCOREINFO names no log buffer, and the read error
+ *   (ADDRESS_TRANSLATION, PAGE_NOT_PRESENT) of a ring descriptor the log cannot go without.
+ */
 export async function readDmesg(src: DmesgSource, opts: DmesgOptions = {}): Promise<DmesgLog> {
   const r = new KReader(src);
   const vi = src.vmcoreinfo;

@@ -113,6 +113,23 @@ async function recoverWithLosses(mem: PhysicalMemory, o: RecoverOptions | undefi
   return r;
 }
 
+/**
+ * Analyse the kernel in a dump: VMCOREINFO (from the file, else recovered by a scan of memory),
+ * the architecture, the CPU registers of the notes (NT_PRSTATUS, QEMU's "QEMU" notes), the
+ * proven phys_base (x86_64) or PHYS_OFFSET / kimage_voffset (arm64), the kernel's page tables
+ * and utsname read from memory (init_uts_ns).
+ * @param dump an opened `Dump` (or any `KernelInput`: memory plus notes).
+ * @param opts `recover: false` skips the memory scan for VMCOREINFO; `bruteForce: false` skips
+ *   the phys_base search in 2 MiB steps.
+ * @returns a `KernelInfo`: `readVirt(va, length)` reads kernel virtual memory (bytes),
+ *   `symbols()`, `modules()` and `symbolsWithModules()` load kallsyms and the module list on
+ *   demand. What cannot be found or proven is a warning (`warnings`, `physBase.verdict`
+ *   'cannot prove'), not an error.
+ * @throws only the read errors of `dump` that are not page losses (IO, HTTP, DECOMPRESS);
+ *   `readVirt` rejects with ADDRESS_TRANSLATION or PAGE_NOT_PRESENT for an address it cannot read.
+ * Facts: Documentation/admin-guide/kdump/vmcoreinfo.rst, arch/x86/kernel/head64.c (phys_base),
+ * arch/arm64/mm/init.c (memstart_addr), include/linux/utsname.h.
+ */
 export async function analyzeKernel(dump: KernelInput, opts: AnalyzeOptions = {}): Promise<KernelInfo> {
   const warnings: string[] = [];
   const file = dump.files?.[0]?.name;

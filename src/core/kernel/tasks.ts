@@ -88,8 +88,13 @@ export const MAX_TASKS = 1 << 20;
 const hex = (v: bigint) => '0x' + v.toString(16);
 
 /**
- * Walk every task of the dump. Throws only when `init_task` is unknown or unreadable (nothing to
- * list); everything else becomes a warning with a partial list.
+ * Walk every task of the dump.
+ * @param input the kernel's types (`loadKernelBtf(kernel).types`) and a symbol resolver
+ *   (`(await kernel.symbols()).addressOf`).
+ * @returns processes, threads and each CPU's idle task (`ps`), with the warnings of a partial walk.
+ * @throws VmcoreError NO_SYMBOLS when `init_task` is unknown, PAGE_NOT_PRESENT when it cannot be
+ *   read (nothing to list), BAD_FIELD when the BTF has no task_struct; everything else becomes a
+ *   warning with a partial list.
  */
 export async function listTasks(input: TaskWalkInput): Promise<TaskList> {
   const { types, symbol } = input;

@@ -85,6 +85,14 @@ function validate(opts: ConvertOptions): void {
 /**
  * Convert `input` into `out` (a path, or a Writable for the flattened stream, e.g. stdout).
  * With `split: N`, `out` is the name prefix: files OUT.1 … OUT.N.
+ * @param input an opened dump (or a sequential page stream).
+ * @param opts `format` (kdump default, elf, celf), `codec` (zstd default), `dumpLevel` 0-31
+ *   (makedumpfile's bits; 2-31 need `exclude` from the page classification), `threads`,
+ *   `physBase` and the other header values (derived from the kernel analysis when absent).
+ * @returns sizes in bytes, page counts, the codec implementation and the time taken.
+ * @throws VmcoreError USAGE (bad options), EXISTS (OUT exists without `force`), IO, INTERRUPTED
+ *   (`signal`), and the input's read errors. The output is written to a temporary name and
+ *   renamed when complete. Layouts: makedumpfile diskdump_mod.h, include/uapi/linux/elf.h.
  */
 export async function convertDump(input: ConvertInput, out: string | Writable, opts: ConvertOptions = {}): Promise<ConvertSummary> {
   const t0 = performance.now();
