@@ -369,7 +369,8 @@ async function addressesFor(
         ...(opts.stext !== undefined ? { stext: opts.stext } : { imageNear: opts.start }),
         ...(opts.file ? { file: opts.file } : {}),
       });
-      if (symbols.warnings.some((w) => /not sorted|VMCOREINFO says/.test(w))) continue;
+      // a real table is sorted and, when VMCOREINFO gives _stext, agrees with it
+      if (symbols.unsortedPlaces > 0) continue;
       if (opts.stext !== undefined && symbols.addressOf('_stext') !== opts.stext) continue;
       const st = symbols.addressOf('_stext') ?? symbols.addressOf('_text');
       if (st !== undefined && !isNear(st)) continue;

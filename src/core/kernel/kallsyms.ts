@@ -146,6 +146,11 @@ export class KernelSymbols implements Iterable<KernelSymbol> {
   readonly names: readonly string[];
   /** Type letters, one per symbol. */
   readonly types: string;
+  /**
+   * Places where an address is lower than the one before it. The kernel sorts the table by
+   * address (scripts/kallsyms.c), so anything but 0 means a corrupt or misread table.
+   */
+  readonly unsortedPlaces: number;
   private byNameMap: Map<string, number | number[]> | undefined;
   private moduleTables: readonly ModuleSymbolTable[] = [];
   /** Kernel image bounds used by symbolize(): [_stext or _text, _end). */
@@ -164,6 +169,9 @@ export class KernelSymbols implements Iterable<KernelSymbol> {
       throw new Error('KernelSymbols: arrays of different lengths');
     }
     this.addresses = init.addresses;
+    let dips = 0;
+    for (let i = 1; i < init.addresses.length; i++) if (init.addresses[i]! < init.addresses[i - 1]!) dips++;
+    this.unsortedPlaces = dips;
     this.names = init.names;
     this.types = init.types;
     this.lost = init.lost ?? [];
@@ -667,14 +675,13 @@ export async function decodeKallsyms(read: ReadVirt, loc: KallsymsLocations, opt
       types: keep.map((i) => decoded.types[i]!).join(''),
     };
   }
-  // the kernel sorts the table by address; a dip means a corrupt table
-  let dips = 0;
-  for (let i = 1; i < table.addresses.length; i++) if (table.addresses[i]! < table.addresses[i - 1]!) dips++;
+  const symbols = new KernelSymbols({ ...table, lost: lostRanges }, opts.source ?? 'VMCOREINFO', mode, warnings);
+  const dips = symbols.unsortedPlaces;
   if (dips > 0) warnings.push(`kallsyms addresses are not sorted (${dips} places); lookups by address may be wrong`);
   if (opts.stext !== undefined && stextIdx >= 0 && known[stextIdx] && addresses[stextIdx] !== opts.stext) {
     warnings.push(`kallsyms gives _stext ${hex64(addresses[stextIdx]!)}, VMCOREINFO says ${hex64(opts.stext)}`);
   }
-  return new KernelSymbols({ ...table, lost: lostRanges }, opts.source ?? 'VMCOREINFO', mode, warnings);
+  return symbols;
 }
 
 type DecodeOne = (at: number, long: boolean, i: number, lost: PartialBytes['lost']) => 'short' | 'lost' | { type: string; name: string; next: number; isLong: boolean };

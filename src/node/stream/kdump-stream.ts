@@ -280,7 +280,9 @@ async function openKdumpRecords(
   const part = dump.parts[0]!;
   const h = part.h;
   const bs = h.blockSize;
-  const warnings = [...dump.warnings.filter((w) => !/descriptor|zero page/.test(w))];
+  // the part's own warnings are about the data area, which this header-only view does not hold
+  // (its descriptors "end beyond the file"): leave them out, by identity
+  const warnings = dump.warnings.filter((w) => !part.warnings.includes(w));
   // present pages: the dumpable bitmap within the part's own range; RAM: the first bitmap
   const dumpableBase = part.bitmapOffset + (part.twoBitmaps ? part.bitmapBytes : 0);
   const bitRanges = (base: number): PfnRange[] => {
