@@ -132,14 +132,14 @@ function renderSummary(r: Record<string, unknown>, ms: number): void {
   row('CPUs', r.nrCpus === null ? 'unknown' : String(r.nrCpus));
   const vi = r.vmcoreinfo as { present: boolean; source: string };
   row('VMCOREINFO', vi.present ? `yes (${vi.source})` : 'none');
-  const pb = r.physBase as { verdict: string; header: string | null; vmcoreinfo: string | null; value: string | null; proof: string[]; explanation: string | null };
+  const pb = r.physBase as { verdict: string; header: string | null; vmcoreinfo: string | null; value: string | null; proof: { code: string; text: string }[]; explanation: string | null };
   const v = el('span', pb.verdict.toUpperCase(), `verdict ${pb.verdict === 'header wrong' ? 'wrong' : pb.verdict === 'header correct' ? 'ok' : ''}`);
   v.id = 'verdict';
   row('phys_base', v);
   row('\u00a0\u00a0header', pb.header ?? '(format has no phys_base field)');
   if (pb.vmcoreinfo) row('\u00a0\u00a0VMCOREINFO', pb.vmcoreinfo);
   row('\u00a0\u00a0true', pb.value ?? 'not proven');
-  if (pb.proof.length) row('\u00a0\u00a0proof', pb.proof.join('; '));
+  if (pb.proof.length) row('\u00a0\u00a0proof', pb.proof.map((s) => s.text).join('; '));
   if (pb.explanation) row('\u00a0\u00a0why', pb.explanation);
   const pages = r.pages as Record<string, number>;
   row('Pages', `frames ${pages.ram}  dumped ${pages.dumped} (data ${pages.data}, zero-shared ${pages.zeroShared})  excluded ${pages.excluded}  missing ${pages.missing}`);

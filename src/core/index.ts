@@ -26,6 +26,7 @@ export { diffMemory, type DiffOptions, type MemoryDiff, type PageDifference } fr
 export { analyzeKernel, type AnalyzeOptions, type KernelInfo, type KernelInput } from './kernel/kernel.js';
 export { hex64, type Vmcoreinfo } from './kernel/vmcoreinfo.js';
 export type { PhysBaseResult } from './kernel/x86_64/physbase.js';
+export type { ProofCode, ProofStep } from './kernel/proof.js';
 export type { CpuRegisters } from './kernel/x86_64/cpu.js';
 
 // Symbols (kallsyms) and types (BTF) from the dump itself.

@@ -8,6 +8,7 @@ import { Vmcoreinfo, hex64 } from './kernel/vmcoreinfo.js';
 import type { KernelInfo } from './kernel/kernel.js';
 import type { KernelStateReport } from './kernel/state.js';
 import { qemuMisparseInverse } from './kernel/x86_64/physbase.js';
+import type { ProofStep } from './kernel/proof.js';
 import { kernelMemoryEnd } from './kernel/memsection.js';
 import { cpuCountOfNotes } from './kernel/x86_64/cpu.js';
 
@@ -63,7 +64,8 @@ export interface InfoReport {
     vmcoreinfoRaw: string | null;
     value: string | null;
     verdict: string;
-    proof: string[];
+    /** The checks the proven value passed: `{code, text}` (codes in kernel/proof.ts). */
+    proof: ProofStep[];
     /** Why the header is wrong, when the cause is recognisable. */
     explanation: string | null;
     /** aarch64 only: the proven layout (physOffset, kimageVoffset, pageOffset, vaBits, granule, tableLevels, swapperPgDir, pacMask). */

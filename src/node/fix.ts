@@ -32,6 +32,7 @@ import { convertDump } from './convert/index.js';
 import { withPageSize } from '../core/reblock.js';
 import { checkOutput, FileSink, ioError } from './convert/sinks.js';
 import { hex64 } from '../core/kernel/vmcoreinfo.js';
+import type { ProofStep } from '../core/kernel/proof.js';
 
 export interface FixOptions {
   /** Output path (a new file). Exactly one of `out` and `inPlace`. */
@@ -64,7 +65,8 @@ export interface FixResult {
     after: string;
     source: 'proved' | 'given';
     verdict: string;
-    proof: string[];
+    /** The checks the proven value passed: `{code, text}` (codes in core/kernel/proof.ts). */
+    proof: ProofStep[];
   };
   vmcoreinfo: { source: string; added: boolean };
   changes: string[];

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { findPhysBase, qemuMisparseInverse } from '../../src/core/kernel/x86_64/physbase.js';
+import { hasStep } from '../../src/core/kernel/proof.js';
 import { Vmcoreinfo } from '../../src/core/kernel/vmcoreinfo.js';
 import { parseCpuNotes } from '../../src/core/kernel/x86_64/cpu.js';
 import { synthKernel, utsname, qemuCpuDesc } from './kernel-synth.js';
@@ -22,7 +23,9 @@ test('header 0 but NUMBER(phys_base) true: verdict "header wrong", all strong ch
   const r = await findPhysBase({ mem: s.mem, vmcoreinfo: new Vmcoreinfo(s.vmcoreinfoText), headerPhysBase: 0n });
   assert.equal(r.value, 0x600000n);
   assert.equal(r.verdict, 'header wrong');
-  for (const c of ['init_top_pgt maps itself', '_stext maps to T(_stext)', 'init_uts_ns holds Linux + OSRELEASE']) assert.ok(r.proof.includes(c), c);
+  for (const c of ['PGD_MAPS_ITSELF', 'STEXT_MAPS', 'UTSNAME_MATCHES'] as const) assert.ok(hasStep(r.proof, c), c);
+  // each step keeps its words for people
+  assert.deepEqual(r.proof.find((p) => p.code === 'STEXT_MAPS'), { code: 'STEXT_MAPS', text: '_stext maps to T(_stext)' });
   const hdr = r.candidates.find((c) => c.value === 0n)!;
   assert.equal(hdr.accepted, false);
   assert.ok(hdr.failed.length > 0);
@@ -69,7 +72,7 @@ test('5-level paging with SME bit set in every entry', async () => {
   const r = await findPhysBase({ mem: s.mem, vmcoreinfo: new Vmcoreinfo(s.vmcoreinfoText), headerPhysBase: 0x16777216n });
   assert.equal(r.levels, 5);
   assert.equal(r.value, 0x1000000n);
-  assert.ok(r.proof.includes('init_top_pgt maps itself'));
+  assert.ok(hasStep(r.proof, 'PGD_MAPS_ITSELF'));
 });
 
 test('no VMCOREINFO: CR3 walk + utsname inside the kernel image', async () => {
@@ -78,7 +81,7 @@ test('no VMCOREINFO: CR3 walk + utsname inside the kernel image', async () => {
   const r = await findPhysBase({ mem: s.mem, cpus, headerPhysBase: 0n });
   assert.equal(r.value, 0x600000n);
   assert.equal(r.verdict, 'header wrong');
-  assert.equal(r.proof.length, 2);
+  assert.deepEqual(r.proof.map((p) => p.code), ['CR3_TEXT_LINEAR', 'UTSNAME_IN_IMAGE']);
 });
 
 test('nothing to go on: cannot prove, no value', async () => {
@@ -92,5 +95,5 @@ test('CR3 of a CPU is cross-checked against init_top_pgt', async () => {
   const s = synthKernel({ physBase: 0n });
   const { cpus } = parseCpuNotes([{ name: 'QEMU', type: 0, desc: qemuCpuDesc({ cr3: BigInt(s.pgdPa) }) }]);
   const r = await findPhysBase({ mem: s.mem, vmcoreinfo: new Vmcoreinfo(s.vmcoreinfoText), cpus });
-  assert.ok(r.proof.includes('CPU CR3 shares PGD[511]'));
+  assert.ok(hasStep(r.proof, 'CR3_SHARES_KERNEL_PGD'));
 });

@@ -60,7 +60,7 @@ export function register(program: Command): void {
       for (const w of r.warnings) process.stderr.write(`warning: ${w}\n`);
       const lines = [
         `${r.output}: ${r.inPlace ? 'corrected in place' : `fixed ${r.outputFormat}`} (from ${r.inputVariant})`,
-        `  phys_base ${r.physBase.after} (${r.physBase.source === 'given' ? 'given' : `proved: ${r.physBase.proof.join('; ')}`})` +
+        `  phys_base ${r.physBase.after} (${r.physBase.source === 'given' ? 'given' : `proved: ${r.physBase.proof.map((s) => s.text).join('; ')}`})` +
           (r.physBase.before !== null ? `, header was ${r.physBase.before}` : ''),
         `  VMCOREINFO ${
           r.vmcoreinfo.added

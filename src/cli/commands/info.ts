@@ -175,7 +175,7 @@ export function formatInfo(r: InfoReport): string {
   row('  header', pb.header ?? '(format has no phys_base field)');
   if (pb.vmcoreinfoRaw !== null) row('  VMCOREINFO', `NUMBER(${pb.name})=${pb.vmcoreinfoRaw}${pb.vmcoreinfo !== null && pb.vmcoreinfo !== pb.vmcoreinfoRaw ? `  (${pb.vmcoreinfo})` : ''}`);
   row('  true', pb.value ?? 'not proven');
-  if (pb.proof.length) row('  proof', pb.proof.join('; '));
+  if (pb.proof.length) row('  proof', pb.proof.map((s) => s.text).join('; '));
   if (pb.explanation) row('  why', pb.explanation);
   const a64 = pb.aarch64 as Record<string, string | number | null> | null | undefined;
   if (a64) row('  layout', `kimage_voffset ${a64.kimageVoffset ?? '?'}  PAGE_OFFSET ${a64.pageOffset ?? '?'}  VA_BITS ${a64.vaBits ?? '?'}  granule ${a64.granule ?? '?'}  ${a64.tableLevels ?? '?'}-level tables at ${a64.swapperPgDir ?? '?'}`);

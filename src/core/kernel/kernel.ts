@@ -9,6 +9,7 @@ import type { Dump, PhysicalMemory } from '../dump.js';
 import type { ElfNote } from '../format/elf/notes.js';
 import { findVmcoreinfoNote } from '../format/elf/notes.js';
 import { Vmcoreinfo, hex64 } from './vmcoreinfo.js';
+import { hasStep } from './proof.js';
 import { cpuToJSON, parseCpuNotes, type CpuRegisters } from './x86_64/cpu.js';
 import { recoverVmcoreinfo, type RecoveredVmcoreinfo, type RecoverOptions } from './recover.js';
 import { findPhysBase, physBaseToJSON, type PhysBaseResult } from './x86_64/physbase.js';
@@ -387,7 +388,7 @@ async function analyzeAarch64(
   warnings.push(...t.warnings);
   let utsname: Utsname | undefined;
   const uts = vmcoreinfo?.symbol('init_uts_ns');
-  if (t.translator && uts !== undefined && loc.proof.includes('init_uts_ns holds Linux + OSRELEASE')) {
+  if (t.translator && uts !== undefined && hasStep(loc.proof, 'UTSNAME_MATCHES')) {
     try {
       utsname = decodeUtsname(await t.translator.readVirt(dump, uts + BigInt(vmcoreinfo?.offset('uts_namespace.name') ?? 0), NEW_UTSNAME_SIZE));
     } catch (e) {

@@ -22,6 +22,7 @@ import type { Vmcoreinfo } from '../vmcoreinfo.js';
 import type { CpuRegisters } from '../x86_64/cpu.js';
 import type { PhysBaseResult, PhysBaseVerdict } from '../x86_64/physbase.js';
 import { decodeUtsname, NEW_UTSNAME_SIZE } from '../utsname.js';
+import { hasStep, proofStep, type ProofStep } from '../proof.js';
 import { Aarch64PageTables, type Aarch64Layout, type Granule } from './pagetables.js';
 
 const MASK64 = (1n << 64n) - 1n;
@@ -40,6 +41,8 @@ export interface Aarch64Location extends PhysBaseResult {
   lpa2?: boolean;
 }
 
+const LINEAR_MAP = proofStep('LINEAR_MAP_AGREES', 'linear map agrees through the tables');
+
 /** PAGE_OFFSET of a kernel with `vaBits` (5.4+: the linear map is the bottom half of the kernel space). */
 export const pageOffsetFor = (vaBits: number) => u64(-(1n << BigInt(vaBits)));
 
@@ -50,7 +53,7 @@ export const pageOffsetFor = (vaBits: number) => u64(-(1n << BigInt(vaBits)));
 export async function findAarch64Location(input: KernelLocationInput<CpuRegisters>): Promise<Aarch64Location> {
   const { mem, vmcoreinfo: vi, headerPhysBase: header, file } = input;
   const notes: string[] = [];
-  const proof: string[] = [];
+  const proof: ProofStep[] = [];
   const sources: string[] = [];
   const physLimit = mem.maxPfn * mem.pageSize;
   const inRam = (pa: bigint) => pa >= 0n && pa < BigInt(physLimit);
@@ -109,7 +112,7 @@ export async function findAarch64Location(input: KernelLocationInput<CpuRegister
     const root = kimgToPhys(swapper);
     if (!inRam(root)) notes.push(`swapper_pg_dir would be at physical 0x${root.toString(16)}, outside the dump's memory`);
     else {
-      proof.push('swapper_pg_dir in RAM');
+      proof.push(proofStep('PGD_IN_RAM', 'swapper_pg_dir in RAM'));
       // 52-bit output addresses with 4/16 KiB pages use the LPA2 descriptor format (TCR_EL1.DS)
       for (const tryLpa2 of vaBitsActual > 48 && granule !== 65536 ? [true, false] : [false]) {
         try {
@@ -117,7 +120,7 @@ export async function findAarch64Location(input: KernelLocationInput<CpuRegister
           if ((await t.translate(swapper)) === Number(root)) {
             tables = t;
             lpa2 = tryLpa2;
-            proof.push('swapper_pg_dir maps itself');
+            proof.push(proofStep('PGD_MAPS_ITSELF', 'swapper_pg_dir maps itself'));
             break;
           }
           notes.push('the tables at swapper_pg_dir do not map swapper_pg_dir to itself');
@@ -130,7 +133,7 @@ export async function findAarch64Location(input: KernelLocationInput<CpuRegister
   }
   if (tables && stext !== undefined) {
     try {
-      if ((await tables.translate(stext)) === Number(kimgToPhys(stext))) proof.push('_stext maps to _stext − kimage_voffset');
+      if ((await tables.translate(stext)) === Number(kimgToPhys(stext))) proof.push(proofStep('STEXT_MAPS', '_stext maps to _stext − kimage_voffset'));
       else notes.push('_stext does not map to _stext − kimage_voffset');
     } catch (e) {
       if (!isVmcoreError(e)) throw e;
@@ -145,7 +148,7 @@ export async function findAarch64Location(input: KernelLocationInput<CpuRegister
     if (inRam(pa) && inRam(pa + BigInt(NEW_UTSNAME_SIZE))) {
       try {
         const u = decodeUtsname(await mem.readPhys(Number(pa), NEW_UTSNAME_SIZE));
-        if (u && u.sysname === 'Linux' && u.release === vi.osrelease) proof.push('init_uts_ns holds Linux + OSRELEASE');
+        if (u && u.sysname === 'Linux' && u.release === vi.osrelease) proof.push(proofStep('UTSNAME_MATCHES', 'init_uts_ns holds Linux + OSRELEASE'));
         else notes.push(`init_uts_ns through kimage_voffset reads "${u?.sysname}" "${u?.release}", not Linux ${vi.osrelease}`);
       } catch (e) {
         if (!isVmcoreError(e)) throw e;
@@ -153,7 +156,7 @@ export async function findAarch64Location(input: KernelLocationInput<CpuRegister
       }
     }
   }
-  const imageProven = proof.includes('init_uts_ns holds Linux + OSRELEASE') && (tables === undefined || proof.includes('_stext maps to _stext − kimage_voffset'));
+  const imageProven = hasStep(proof, 'UTSNAME_MATCHES') && (tables === undefined || hasStep(proof, 'STEXT_MAPS'));
   if (!imageProven) {
     notes.push('kimage_voffset could not be proven');
     return { ...base, notes };
@@ -180,8 +183,8 @@ export async function findAarch64Location(input: KernelLocationInput<CpuRegister
   let pageOffset: bigint | undefined;
   const resultCands: PhysBaseResult['candidates'] = [];
   for (const c of candidates) {
-    const passed: string[] = [];
-    const failed: string[] = [];
+    const passed: ProofStep[] = [];
+    const failed: ProofStep[] = [];
     if (tables) {
       for (const po of pageOffsets) {
         let ok = 0;
@@ -196,18 +199,18 @@ export async function findAarch64Location(input: KernelLocationInput<CpuRegister
           }
         }
         if (ok === probes.length) {
-          passed.push('linear map agrees through the tables');
+          passed.push(LINEAR_MAP);
           pageOffset ??= po;
           break;
         }
       }
-      if (passed.length === 0) failed.push('linear map agrees through the tables');
+      if (passed.length === 0) failed.push(LINEAR_MAP);
     }
     const accepted = passed.length > 0 && physOffset === undefined;
     if (accepted) physOffset = c.value;
-    resultCands.push({ value: c.value, sources: c.sources, accepted, passed, failed, unavailable: tables ? [] : ['linear map agrees through the tables'] });
+    resultCands.push({ value: c.value, sources: c.sources, accepted, passed, failed, unavailable: tables ? [] : [LINEAR_MAP] });
   }
-  if (physOffset !== undefined) proof.push('linear map agrees through the tables');
+  if (physOffset !== undefined) proof.push(LINEAR_MAP);
   else if (!tables && viPhysOffset !== undefined) {
     // no usable tables: the guest's own value stands, but unproven
     notes.push('no usable translation tables: NUMBER(PHYS_OFFSET) is taken as written');

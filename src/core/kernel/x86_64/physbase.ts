@@ -9,6 +9,7 @@
 import { isVmcoreError } from '../../errors.js';
 import { isPresent, type PhysicalMemory } from '../../dump.js';
 import { hex64, type Vmcoreinfo } from '../vmcoreinfo.js';
+import { proofStep, type ProofCode, type ProofStep } from '../proof.js';
 import { decodeUtsname, findUtsname, NEW_UTSNAME_SIZE } from '../utsname.js';
 import { CR4_LA57, cpuLabel, type CpuRegisters } from './cpu.js';
 import { KERNEL_TEXT_END, START_KERNEL_MAP, textToPhys } from './addrspace.js';
@@ -21,11 +22,11 @@ export interface PhysBaseCandidate {
   /** Where the value came from (several sources can give the same value). */
   sources: string[];
   /** Checks that passed. */
-  passed: string[];
+  passed: ProofStep[];
   /** Checks that the candidate contradicts (it is wrong). */
-  failed: string[];
+  failed: ProofStep[];
   /** Checks that could not be run (symbol missing, page not in the dump). */
-  unavailable: string[];
+  unavailable: ProofStep[];
   accepted: boolean;
 }
 
@@ -37,8 +38,8 @@ export interface PhysBaseResult {
   /** The proven phys_base; undefined when it could not be proven. */
   value?: bigint;
   verdict: PhysBaseVerdict;
-  /** Names of the checks the accepted value passed. */
-  proof: string[];
+  /** The checks the accepted value passed (codes in proof.ts). */
+  proof: ProofStep[];
   /** Sources of the accepted value. */
   sources: string[];
   candidates: PhysBaseCandidate[];
@@ -128,12 +129,23 @@ function pgdSymbol(vi: Vmcoreinfo): bigint | undefined {
   return vi.symbol('init_top_pgt') ?? vi.symbol('swapper_pg_dir') ?? vi.symbol('init_level4_pgt');
 }
 
+/** The texts of the VMCOREINFO checks (for people; the code decides). */
+type VmcoreinfoCheck = 'PGD_IN_RAM' | 'PGD_MAPS_ITSELF' | 'STEXT_MAPS' | 'UTSNAME_MATCHES' | 'CR3_SHARES_KERNEL_PGD' | 'CR3_OTHER_TABLES';
+const STEP_TEXT: Record<VmcoreinfoCheck, string> = {
+  PGD_IN_RAM: 'init_top_pgt in RAM',
+  PGD_MAPS_ITSELF: 'init_top_pgt maps itself',
+  STEXT_MAPS: '_stext maps to T(_stext)',
+  UTSNAME_MATCHES: 'init_uts_ns holds Linux + OSRELEASE',
+  CR3_SHARES_KERNEL_PGD: 'CPU CR3 shares PGD[511]',
+  CR3_OTHER_TABLES: 'CPU CR3 shares PGD[511] (no: the CPUs ran on other page tables)',
+};
+
 /** Run the validation recipe for one candidate. */
 async function validate(pb: bigint, ctx: Ctx): Promise<Omit<PhysBaseCandidate, 'sources' | 'value' | 'accepted'>> {
-  const passed: string[] = [];
-  const failed: string[] = [];
-  const unavailable: string[] = [];
-  const note = (name: string, o: CheckOutcome) => (o === 'pass' ? passed : o === 'fail' ? failed : unavailable).push(name);
+  const passed: ProofStep[] = [];
+  const failed: ProofStep[] = [];
+  const unavailable: ProofStep[] = [];
+  const note = (code: VmcoreinfoCheck, o: CheckOutcome) => (o === 'pass' ? passed : o === 'fail' ? failed : unavailable).push(proofStep(code, STEP_TEXT[code]));
   const vi = ctx.vi!;
   const mem = ctx.mem;
 
@@ -141,40 +153,40 @@ async function validate(pb: bigint, ctx: Ctx): Promise<Omit<PhysBaseCandidate, '
   const pgdSym = pgdSymbol(vi);
   let pt: PageTables | undefined;
   if (pgdSym === undefined) {
-    note('init_top_pgt in RAM', 'na');
-    note('init_top_pgt maps itself', 'na');
+    note('PGD_IN_RAM', 'na');
+    note('PGD_MAPS_ITSELF', 'na');
   } else {
     const pgdPa = textToPhys(pgdSym, pb);
     const st = (pgdPa & 0xfffn) !== 0n ? 'hole' : await rangeState(mem, pgdPa, 4096, ctx.physLimit);
     if (st !== 'present') {
       // not page aligned or not RAM contradicts; an excluded page is just unavailable
-      note('init_top_pgt in RAM', st === 'hole' ? 'fail' : 'na');
-      note('init_top_pgt maps itself', 'na');
+      note('PGD_IN_RAM', st === 'hole' ? 'fail' : 'na');
+      note('PGD_MAPS_ITSELF', 'na');
     } else {
-      note('init_top_pgt in RAM', 'pass');
+      note('PGD_IN_RAM', 'pass');
       pt = new PageTables(mem, { root: Number(pgdPa), levels: ctx.levels, smeMask: ctx.sme, ...(ctx.file ? { file: ctx.file } : {}) });
-      note('init_top_pgt maps itself', await walkEquals(pt, pgdSym, pgdPa));
+      note('PGD_MAPS_ITSELF', await walkEquals(pt, pgdSym, pgdPa));
     }
   }
   // 3: _stext walks to T(_stext)
   const stext = vi.symbol('_stext');
-  if (stext === undefined || !pt) note('_stext maps to T(_stext)', 'na');
-  else note('_stext maps to T(_stext)', await walkEquals(pt, stext, textToPhys(stext, pb)));
+  if (stext === undefined || !pt) note('STEXT_MAPS', 'na');
+  else note('STEXT_MAPS', await walkEquals(pt, stext, textToPhys(stext, pb)));
 
   // 4: utsname at T(init_uts_ns + OFFSET(uts_namespace.name))
   const uts = vi.symbol('init_uts_ns');
   const off = vi.offset('uts_namespace.name');
   const rel = vi.osrelease;
-  if (uts === undefined || off === undefined || rel === undefined) note('init_uts_ns holds Linux + OSRELEASE', 'na');
+  if (uts === undefined || off === undefined || rel === undefined) note('UTSNAME_MATCHES', 'na');
   else {
     const pa = textToPhys(uts + BigInt(off), pb);
     const b = await tryRead(mem, pa, NEW_UTSNAME_SIZE, ctx.physLimit);
     if (!b) {
       const st = await rangeState(mem, pa, NEW_UTSNAME_SIZE, ctx.physLimit);
-      note('init_uts_ns holds Linux + OSRELEASE', st === 'hole' ? 'fail' : 'na');
+      note('UTSNAME_MATCHES', st === 'hole' ? 'fail' : 'na');
     } else {
       const u = decodeUtsname(b);
-      note('init_uts_ns holds Linux + OSRELEASE', u && u.sysname === 'Linux' && u.release === rel ? 'pass' : 'fail');
+      note('UTSNAME_MATCHES', u && u.sysname === 'Linux' && u.release === rel ? 'pass' : 'fail');
     }
   }
   // 5: a CPU's CR3 shares the kernel half of init_top_pgt (PGD[511])
@@ -195,8 +207,8 @@ async function validate(pb: bigint, ctx: Ctx): Promise<Omit<PhysBaseCandidate, '
     }
     // a mismatch does not disprove the candidate: the CPU may have been running another kernel
     // (a dump taken while the kdump kernel ran), so it only counts when it passes
-    if (outcome === 'fail') note('CPU CR3 shares PGD[511] (no: the CPUs ran on other page tables)', 'na');
-    else note('CPU CR3 shares PGD[511]', outcome);
+    if (outcome === 'fail') note('CR3_OTHER_TABLES', 'na');
+    else note('CR3_SHARES_KERNEL_PGD', outcome);
   }
   return { passed, failed, unavailable };
 }
@@ -221,10 +233,11 @@ async function walkEquals(pt: PageTables, va: bigint, expect: bigint): Promise<C
   }
 }
 
-const STRONG = ['init_top_pgt maps itself', '_stext maps to T(_stext)', 'init_uts_ns holds Linux + OSRELEASE'];
+/** The checks that locate the kernel on their own; the others only support them. */
+const STRONG: readonly ProofCode[] = ['PGD_MAPS_ITSELF', 'STEXT_MAPS', 'UTSNAME_MATCHES'];
 
 function acceptable(c: Omit<PhysBaseCandidate, 'sources' | 'value' | 'accepted'>): boolean {
-  return c.failed.length === 0 && c.passed.some((p) => STRONG.includes(p));
+  return c.failed.length === 0 && c.passed.some((p) => STRONG.includes(p.code));
 }
 
 /** Kernel text mapping found by walking from a CR3: lowest mapped VA ≥ __START_KERNEL_map. */
@@ -325,12 +338,12 @@ export async function findPhysBase(input: PhysBaseInput): Promise<PhysBaseResult
     notes.push(vi ? 'VMCOREINFO has no init_top_pgt / init_uts_ns symbols' : 'no VMCOREINFO: only CPU page tables can be used');
     for (const r of cr3Results) {
       const cand: PhysBaseCandidate = { value: r.value, sources: cands.get(r.value) ?? [], passed: [], failed: [], unavailable: [], accepted: false };
-      if (r.linearPages >= 2) cand.passed.push(`CR3 (${r.cpu}) kernel-text mapping linear over ${r.linearPages} × 2 MiB`);
-      else cand.unavailable.push('CR3 kernel-text mapping linear');
+      if (r.linearPages >= 2) cand.passed.push(proofStep('CR3_TEXT_LINEAR', `CR3 (${r.cpu}) kernel-text mapping linear over ${r.linearPages} × 2 MiB`));
+      else cand.unavailable.push(proofStep('CR3_TEXT_LINEAR', 'CR3 kernel-text mapping linear'));
       const imgStart = r.pa - (r.pa % (2 * 1024 * 1024));
       const found = await findUtsname(mem, imgStart, imgStart + r.linearPages * 2 * 1024 * 1024, physLimit);
-      if (found) cand.passed.push(`utsname "${found.uts.sysname} ${found.uts.release}" inside the kernel image at 0x${found.pa.toString(16)}`);
-      else cand.failed.push('utsname inside the kernel image');
+      if (found) cand.passed.push(proofStep('UTSNAME_IN_IMAGE', `utsname "${found.uts.sysname} ${found.uts.release}" inside the kernel image at 0x${found.pa.toString(16)}`));
+      else cand.failed.push(proofStep('UTSNAME_IN_IMAGE', 'utsname inside the kernel image'));
       cand.accepted = cand.failed.length === 0 && cand.passed.length >= 2;
       result.candidates.push(cand);
       if (cand.accepted && result.value === undefined) {
