@@ -15,7 +15,7 @@ import { formatDmesg, readDmesg } from './kernel/dmesg.js';
 import { panicSummary } from './kernel/panic.js';
 import { recordingDump } from './kernel/recording.js';
 import { hex64 } from './kernel/vmcoreinfo.js';
-import type { ExcludedRun } from './kernel/pagefilter.js';
+import { excludedRunAt, type ExcludedRun } from './kernel/pagefilter.js';
 import { backtraceReport, createBacktracer, formatTaskBacktrace } from './kernel/backtrace.js';
 import { kernelArch } from './kernel/archs.js';
 
@@ -178,17 +178,6 @@ export function neededButExcluded(pfns: readonly number[], excluded: readonly Ex
   return hits;
 }
 
-function excludedAt(excluded: readonly ExcludedRun[], pfn: number): boolean {
-  let lo = 0;
-  let hi = excluded.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (excluded[mid]!.endPfn <= pfn) lo = mid + 1;
-    else hi = mid;
-  }
-  const x = excluded[lo];
-  return x !== undefined && x.startPfn <= pfn;
-}
 
 /**
  * `dump` as a filter would leave it: present pages inside `excluded` read as excluded. Used to
@@ -198,7 +187,7 @@ export function filteredView(dump: Dump, excluded: readonly ExcludedRun[]): Dump
   const file = dump.files[0]?.name;
   const state = async (pfn: number): Promise<PageState> => {
     const st = await dump.pageState(pfn);
-    return (st === 'data' || st === 'zero') && excludedAt(excluded, pfn) ? 'excluded' : st;
+    return (st === 'data' || st === 'zero') && excludedRunAt(excluded, pfn) !== undefined ? 'excluded' : st;
   };
   const view: Dump = dumpView(dump, {
     pageState: state,

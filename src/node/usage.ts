@@ -7,7 +7,7 @@
 import type { Dump } from '../core/dump.js';
 import type { KernelInfo } from '../core/kernel/kernel.js';
 import { isZeroPage } from '../core/memory.js';
-import { collectExcluded, excludedPages, subtractExcluded, type ExcludedRun, type PfnSpan } from '../core/kernel/pagefilter.js';
+import { collectExcluded, excludedPages, excludedRunAt, subtractExcluded, type ExcludedRun, type PfnSpan } from '../core/kernel/pagefilter.js';
 import { DL_CACHE, DL_CACHE_PRI, DL_FREE, DL_USER, DL_ZERO, PAGE_KINDS, pageModel, type PageKind } from '../core/kernel/pagetypes.js';
 import type { OutputCodec } from '../core/format/batch.js';
 import { pageCompressor } from './workers/page-codec.js';
@@ -50,15 +50,7 @@ export interface UsageReport {
 }
 
 function kindAt(excluded: readonly ExcludedRun[], pfn: number): UsageKind {
-  let lo = 0;
-  let hi = excluded.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (excluded[mid]!.endPfn <= pfn) lo = mid + 1;
-    else hi = mid;
-  }
-  const x = excluded[lo];
-  return x && x.startPfn <= pfn ? x.kind : 'kernel';
+  return excludedRunAt(excluded, pfn)?.kind ?? 'kernel';
 }
 
 /**

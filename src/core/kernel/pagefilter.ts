@@ -18,6 +18,19 @@ export interface ExcludedRun {
   kind: PageKind;
 }
 
+/** The run of `excluded` (sorted, not overlapping) that holds `pfn`, by binary search. */
+export function excludedRunAt(excluded: readonly ExcludedRun[], pfn: number): ExcludedRun | undefined {
+  let lo = 0;
+  let hi = excluded.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (excluded[mid]!.endPfn <= pfn) lo = mid + 1;
+    else hi = mid;
+  }
+  const x = excluded[lo];
+  return x !== undefined && x.startPfn <= pfn ? x : undefined;
+}
+
 export interface PageFilterInput extends SectionWalkInput {
   /** File name for errors. */
   file?: string;
@@ -124,16 +137,28 @@ export interface PfnSpan {
  * keeps, and how many present pages each kind removed.
  */
 export function subtractExcluded(present: readonly PfnSpan[], excluded: readonly ExcludedRun[]): { present: PfnSpan[]; removed: KindCounts; total: number } {
-  const out: PfnSpan[] = [];
   const removed = emptyKindCounts();
   let total = 0;
+  const out = subtractSpans(present, excluded, (x, n) => {
+    removed[x.kind] += n;
+    total += n;
+  });
+  return { present: out, removed, total };
+}
+
+/**
+ * The spans of `a` not covered by `b` (both ascending and disjoint), in one pass over both.
+ * `onCut(run, n)` hears of every overlap: `n` pages of `a` that run of `b` removed.
+ */
+export function subtractSpans<R extends PfnSpan>(a: readonly PfnSpan[], b: readonly R[], onCut?: (run: R, n: number) => void): PfnSpan[] {
+  const out: PfnSpan[] = [];
   let j = 0;
-  for (const r of present) {
+  for (const r of a) {
     let s = r.startPfn;
-    while (j < excluded.length && excluded[j]!.endPfn <= s) j++;
+    while (j < b.length && b[j]!.endPfn <= s) j++;
     let k = j;
     while (s < r.endPfn) {
-      const x = excluded[k];
+      const x = b[k];
       if (!x || x.startPfn >= r.endPfn) {
         out.push({ startPfn: s, endPfn: r.endPfn });
         break;
@@ -141,16 +166,13 @@ export function subtractExcluded(present: readonly PfnSpan[], excluded: readonly
       if (x.startPfn > s) out.push({ startPfn: s, endPfn: x.startPfn });
       const cut = Math.min(x.endPfn, r.endPfn);
       const n = cut - Math.max(s, x.startPfn);
-      if (n > 0) {
-        removed[x.kind] += n;
-        total += n;
-      }
+      if (n > 0) onCut?.(x, n);
       s = Math.max(s, cut);
       if (x.endPfn <= r.endPfn) k++;
     }
     j = k;
   }
-  return { present: out, removed, total };
+  return out;
 }
 
 /** Collect the generator's runs (sorted, disjoint). */

@@ -19,6 +19,7 @@ import { VmcoreError } from '../../core/errors.js';
 import { buildNotes } from '../../core/format/elf/notes.js';
 import { elfMachine } from '../../core/format/elf/writer.js';
 import { InFlight } from '../../core/inflight.js';
+import { subtractSpans } from '../../core/kernel/pagefilter.js';
 import { PAGE_COMPRESSED, PAGE_ZERO, type CompressedBatch, type OutputCodec } from '../../core/format/batch.js';
 import { CH_TYPES, CELF_DEFAULT_CHUNK } from '../../core/format/celf/structs.js';
 import { CelfLayout, carveWindow, checkChunkSize, DEFAULT_MIN_ZERO_RUN, type CelfPart } from '../../core/format/celf/writer.js';
@@ -127,7 +128,7 @@ export class CelfFormat implements OutputFormat {
         this.threads,
       );
     }
-    this.absent = subtract(plan.ram, plan.present);
+    this.absent = subtractSpans(plan.ram, plan.present);
     await sink.write(0, this.layout.head());
   }
 
@@ -350,24 +351,3 @@ export class CelfFormat implements OutputFormat {
   }
 }
 
-/** Ranges of `a` not covered by `b` (both ascending, disjoint). */
-function subtract(a: readonly PfnRange[], b: readonly PfnRange[]): PfnRange[] {
-  const out: PfnRange[] = [];
-  let j = 0;
-  for (const r of a) {
-    let s = r.startPfn;
-    while (j < b.length && b[j]!.endPfn <= s) j++;
-    let k = j;
-    while (s < r.endPfn) {
-      const c = b[k];
-      if (!c || c.startPfn >= r.endPfn) {
-        out.push({ startPfn: s, endPfn: r.endPfn });
-        break;
-      }
-      if (c.startPfn > s) out.push({ startPfn: s, endPfn: c.startPfn });
-      s = Math.max(s, c.endPfn);
-      k++;
-    }
-  }
-  return out;
-}
