@@ -9,7 +9,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Btf } from '../../src/core/kernel/btf/btf.js';
 import { KernelTypes } from '../../src/core/kernel/btf/reader.js';
-import { listModules, moduleSymbolTables, MAX_MODULE_SYMBOLS } from '../../src/core/kernel/modules.js';
+import { listModules, moduleSymbolTables } from '../../src/core/kernel/modules.js';
+import { KERNEL_LIMITS } from '../../src/core/limits.js';
 import { KernelSymbols } from '../../src/core/kernel/kallsyms.js';
 import { symbolQuery } from '../../src/core/kernel/symquery.js';
 import { Elf64_Sym } from '../../src/core/format/elf/structs.js';
@@ -191,7 +192,7 @@ test('mod: an unreadable symbol table costs that module its symbols only; a host
   assert.deepEqual(r.modules.map((x) => [x.name, x.symbols?.length]), [['alpha', undefined], ['beta', 2]]);
   assert.match(r.modules[0]!.symbolsError!, /not in the dump/);
   m.holes.clear();
-  m.u32(0xa000 + 8, MAX_MODULE_SYMBOLS + 1);
+  m.u32(0xa000 + 8, KERNEL_LIMITS.maxModuleSymbols + 1);
   const h = await listModules(types, sym);
   assert.match(h.modules[1]!.symbolsError!, /num_symtab = 262145 is implausible/);
   assert.equal(h.modules[0]!.symbols!.length, 4);

@@ -16,6 +16,7 @@
 import { VmcoreError, isVmcoreError, type ErrorCode } from '../errors.js';
 import { isPageLoss } from '../loss.js';
 import type { Vmcoreinfo } from './vmcoreinfo.js';
+import { KERNEL_LIMITS } from '../limits.js';
 
 export type ReadVirt = (va: bigint, length: number) => Promise<Uint8Array>;
 
@@ -115,9 +116,8 @@ export const FACILITY_NAMES = [
 ] as const;
 
 const DEFAULT_MAX_LOG = 2 ** 31;
-/** Descriptor and info arrays: 2^26 descriptors is what a 2 GiB text ring gets (PRB_AVGBITS 5). */
-const MAX_COUNT_BITS = 26;
-const MAX_ARRAY_BYTES = 1 << 30;
+const MAX_COUNT_BITS = KERNEL_LIMITS.maxDmesgCountBits;
+const MAX_ARRAY_BYTES = KERNEL_LIMITS.maxDmesgArrayBytes;
 
 /**
  * Read the kernel log from a dump. The generation is chosen from the VMCOREINFO keys present:

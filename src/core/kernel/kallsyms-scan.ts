@@ -20,13 +20,14 @@
  *    tried; `kallsyms_relative_base` must lie near `_stext`, the addresses must come out sorted,
  *    and `_stext` must get its VMCOREINFO address (checked by decodeKallsyms).
  * Time and memory are bounded: the image is read in 1 MiB pieces over at most `length` bytes,
- * and the names table is looked for over at most KALLSYMS_LIMITS.maxNamesBytes before the token
+ * and the names table is looked for over at most KERNEL_LIMITS.kallsyms.maxNamesBytes before the token
  * table.
  */
 import { VmcoreError, isVmcoreError } from '../errors.js';
 import { hex64 } from './vmcoreinfo.js';
 import { isPageLoss } from '../loss.js';
-import { decodeKallsyms, KALLSYMS_LIMITS, type KallsymsLocations, type KernelSymbols, type ReadVirt } from './kallsyms.js';
+import { decodeKallsyms, type KallsymsLocations, type KernelSymbols, type ReadVirt } from './kallsyms.js';
+import { KERNEL_LIMITS } from '../limits.js';
 
 export interface KallsymsScanOptions {
   /** Kernel virtual address where the scan starts: `_stext` (or `_text`) of the image. */
@@ -199,9 +200,9 @@ async function namesBefore(
   const typeLetter = (c: number) => (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a);
   let size = 0;
   let region = new Uint8Array(0);
-  while (size < KALLSYMS_LIMITS.maxNamesBytes) {
+  while (size < KERNEL_LIMITS.kallsyms.maxNamesBytes) {
     // grow the region backwards (doubling); candidates in the older part were tried already
-    const grow = Math.min(KALLSYMS_LIMITS.maxNamesBytes, Math.max(CHUNK, size * 2)) - size;
+    const grow = Math.min(KERNEL_LIMITS.kallsyms.maxNamesBytes, Math.max(CHUNK, size * 2)) - size;
     let more: Uint8Array;
     try {
       more = (await readLossy(read, tokenTable - BigInt(size + grow), grow)).bytes;
@@ -220,7 +221,7 @@ async function namesBefore(
     for (let a = Math.min(grow, size - 8) - word; a >= 0; a -= word) {
       if (dv.getUint32(a + 4, le) !== 0) continue;
       const num = dv.getUint32(a, le);
-      if (num === 0 || num > KALLSYMS_LIMITS.maxSymbols || num * 2 > size - a - 8) continue;
+      if (num === 0 || num > KERNEL_LIMITS.kallsyms.maxSymbols || num * 2 > size - a - 8) continue;
       // the first name's first token starts with a type letter
       const first = region[a + 8]!;
       const tok0 = first & 0x80 ? region[a + 10] : region[a + 9];

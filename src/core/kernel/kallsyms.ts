@@ -38,6 +38,7 @@ import { VmcoreError, isVmcoreError } from '../errors.js';
 import { hex64, type Vmcoreinfo } from './vmcoreinfo.js';
 import { scanKallsyms } from './kallsyms-scan.js';
 import { isPageLoss, overlapsLoss, readWithLosses, type PartialBytes } from '../loss.js';
+import { KERNEL_LIMITS } from '../limits.js';
 
 /** Where the kallsyms tables are (kernel virtual addresses). */
 export interface KallsymsLocations {
@@ -122,16 +123,7 @@ export interface LostSymbols {
   reason: string;
 }
 
-/** Sanity limits for untrusted tables. */
-export const KALLSYMS_LIMITS = {
-  /** 6.12 distribution kernels have about 200k symbols with KALLSYMS_ALL. */
-  maxSymbols: 4_000_000,
-  /** KSYM_NAME_LEN is 512 since 6.1 (128 before); a decoded name longer than this is corruption. */
-  maxNameLength: 1024,
-  /** The names table (about 2 MiB on a distribution kernel). */
-  maxNamesBytes: 64 << 20,
-  maxTokenTableBytes: 64 << 10,
-} as const;
+const KALLSYMS_LIMITS = KERNEL_LIMITS.kallsyms;
 
 const latin1 = new TextDecoder('latin1');
 const MASK64 = (1n << 64n) - 1n;
@@ -412,7 +404,7 @@ function corrupt(msg: string, va: bigint, field: string, file: string | undefine
  * @returns the table, sorted by address as the kernel stores it.
  * @throws VmcoreError PAGE_NOT_PRESENT / ADDRESS_TRANSLATION (a table cannot be read; the
  *   message names the table and address), BAD_FIELD (a count, length, token or address that
- *   cannot be right), OUT_OF_BOUNDS (a table larger than {@link KALLSYMS_LIMITS}).
+ *   cannot be right), OUT_OF_BOUNDS (a table larger than KERNEL_LIMITS.kallsyms (limits.ts)).
  */
 export async function decodeKallsyms(read: ReadVirt, loc: KallsymsLocations, opts: KallsymsDecodeOptions = {}): Promise<KernelSymbols> {
   const le = opts.littleEndian ?? true;

@@ -8,12 +8,12 @@
  */
 import { isVmcoreError } from '../errors.js';
 import type { Vmcoreinfo } from './vmcoreinfo.js';
+import { KERNEL_LIMITS } from '../limits.js';
 
 const SECTION_HAS_MEM_MAP = 2n;
 /** section_mem_map flag bits (PRESENT, HAS_MEM_MAP, ONLINE, EARLY, TAINT_ZONE_DEVICE, VMEMMAP_PREINIT). */
 const SECTION_MAP_FLAGS = 0x3fn;
-/** Sanity limits: 2^16 roots. */
-const MAX_ROOTS = 1 << 16;
+const MAX_ROOTS = KERNEL_LIMITS.maxMemSectionRoots;
 
 export interface KernelMemoryEnd {
   /** One past the last pfn of the highest section with a mem_map. */

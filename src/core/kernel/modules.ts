@@ -33,13 +33,11 @@ import type { KernelTypes, KObject } from './btf/reader.js';
 import type { KernelSymbol, ModuleSymbolTable } from './kallsyms.js';
 import { taintLetters } from './state.js';
 import { hex64 } from './vmcoreinfo.js';
+import { KERNEL_LIMITS } from '../limits.js';
 
-/** Hard cap on modules walked (a distribution kernel loads a few hundred). */
-export const MAX_MODULES = 8192;
-/** Hard cap on one module's symbols (the largest Debian modules have a few tens of thousands). */
-export const MAX_MODULE_SYMBOLS = 1 << 18;
-/** Hard cap on the bytes of one module's string table read. */
-export const MAX_MODULE_STRTAB = 16 << 20;
+const MAX_MODULES = KERNEL_LIMITS.maxModules;
+const MAX_MODULE_SYMBOLS = KERNEL_LIMITS.maxModuleSymbols;
+const MAX_MODULE_STRTAB = KERNEL_LIMITS.maxModuleStrtabBytes;
 /** KSYM_NAME_LEN (512 since 6.1). */
 const KSYM_NAME_LEN = 512;
 const PAGE = 4096n;

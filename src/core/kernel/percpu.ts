@@ -4,6 +4,7 @@
  */
 import { isVmcoreError } from '../errors.js';
 import type { ReadVirt } from './kallsyms.js';
+import { KERNEL_LIMITS } from '../limits.js';
 
 /** Symbol addresses by name (kallsyms, or a System.map). */
 export interface SymbolAddresses {
@@ -30,8 +31,7 @@ async function u32At(read: ReadVirt, va: bigint): Promise<number> {
   return new DataView(b.buffer, b.byteOffset, 4).getUint32(0, true);
 }
 
-/** Hard cap on CPUs read (NR_CPUS is 8192 on distribution kernels). */
-export const MAX_CPUS = 8192;
+const MAX_CPUS = KERNEL_LIMITS.maxCpus;
 
 export interface PerCpu {
   /** Number of possible CPU ids (`nr_cpu_ids`), capped at {@link MAX_CPUS}. */

@@ -9,6 +9,7 @@
 import type { PhysicalMemory } from '../dump.js';
 import { scanReadPage, scanReadPageBlock } from './recording.js';
 import { LossLog } from '../loss.js';
+import { KERNEL_LIMITS } from '../limits.js';
 
 export type RecoveredForm = 'note' | 'text';
 
@@ -42,7 +43,7 @@ const NOTE_NAME = 'VMCOREINFO\0';
 const OSREL = 'OSRELEASE=';
 const OSREL_BYTES = [...OSREL].map((c) => c.charCodeAt(0));
 const NAME_BYTES = [...NOTE_NAME].map((c) => c.charCodeAt(0));
-export const VMCOREINFO_MAX = 4096;
+const VMCOREINFO_MAX = KERNEL_LIMITS.maxVmcoreinfoBytes;
 
 function matchAt(p: Uint8Array, off: number, bytes: readonly number[]): boolean {
   if (off + bytes.length > p.length) return false;

@@ -20,6 +20,7 @@ import { VmcoreError, isVmcoreError } from '../errors.js';
 import { isPageLoss } from '../loss.js';
 import { KObject, type KernelTypes } from './btf/reader.js';
 import { readPerCpu } from './percpu.js';
+import { KERNEL_LIMITS } from '../limits.js';
 
 export interface TaskEntry {
   pid: number;
@@ -83,7 +84,7 @@ export function taskStateChar(state: number, exitState: number): string {
   return STATE_CHARS[idx] ?? '?';
 }
 
-export const MAX_TASKS = 1 << 20;
+const MAX_TASKS = KERNEL_LIMITS.maxTasks;
 
 const hex = (v: bigint) => '0x' + v.toString(16);
 

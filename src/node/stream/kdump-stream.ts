@@ -38,14 +38,14 @@ import { FLAT_HEADER_SIZE, FLAT_SIGNATURE, FLAT_TYPE, FlatDataHeader, FlatHeader
 import type { PageStreamInput, PfnRange } from '../convert/index.js';
 import { streamInput } from '../dump-qmp.js';
 import { ChunkReader, ElfStream } from './elf-stream.js';
+import { KDUMP_STREAM_LIMITS } from '../../core/limits.js';
 
-const MAX_META = 256 << 20;
+const MAX_META = KDUMP_STREAM_LIMITS.maxMetaBytes;
 /** Bytes of the main kdump header that hold its geometry in every layout (disk_dump_header up to nr_cpus). */
 const MAIN_HEADER_BYTES = 448;
-const MAX_PENDING_DATA = 256 << 20;
-const MAX_PENDING_DESCS = 256 << 20;
-/** A flattened record larger than this is refused (makedumpfile writes at most its cache size). */
-const MAX_RECORD = 1 << 30;
+const MAX_PENDING_DATA = KDUMP_STREAM_LIMITS.maxPendingDataBytes;
+const MAX_PENDING_DESCS = KDUMP_STREAM_LIMITS.maxPendingDescBytes;
+const MAX_RECORD = KDUMP_STREAM_LIMITS.maxFlatRecordBytes;
 
 export interface DumpStream {
   /** What the stream holds, e.g. "flattened kdump", "kdump", "ELF". */

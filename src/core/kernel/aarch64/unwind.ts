@@ -25,6 +25,7 @@
 import type { StackRange, StopReason, UnwindFrame } from '../unwind.js';
 import { stripPac } from './pagetables.js';
 import { hex64 } from '../vmcoreinfo.js';
+import { KERNEL_LIMITS } from '../../limits.js';
 
 /** The kernel's struct pt_regs layout (from BTF; the defaults are 6.1's). */
 export interface Aarch64PtRegsLayout {
@@ -114,7 +115,7 @@ export function decodePtRegs(b: Uint8Array): Aarch64Regs {
  * with a typed stop reason and the frames found so far.
  */
 export async function unwindAarch64(input: Aarch64UnwindInput, start: Aarch64WalkStart): Promise<Aarch64UnwindResult> {
-  const max = input.maxFrames ?? 256;
+  const max = input.maxFrames ?? KERNEL_LIMITS.maxFrames;
   const frames: UnwindFrame[] = [];
   const exceptionFrames: Aarch64ExceptionFrame[] = [];
   const { layout, taskStack } = input;

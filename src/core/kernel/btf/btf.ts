@@ -14,6 +14,7 @@
  */
 import { VmcoreError, type ErrorCode } from '../../errors.js';
 import { BTF_INT_BOOL, BTF_INT_CHAR, BTF_INT_SIGNED, BTF_MAGIC, BTF_VERSION, BtfHeader, BtfKind, KIND_NAMES, extraSize } from './format.js';
+import { KERNEL_LIMITS } from '../../limits.js';
 
 export { BtfKind } from './format.js';
 
@@ -103,8 +104,7 @@ export interface MemberPath {
   bitSize: number;
 }
 
-/** Bound on typedef/modifier chains and nested anonymous members (real kernels need < 10). */
-const MAX_CHAIN = 64;
+const MAX_CHAIN = KERNEL_LIMITS.maxBtfChain;
 /**
  * How far after an unreadable range record starts are tried (bytes): the record running out of
  * the range ends within it unless it is a struct or enum of more than 340 entries.

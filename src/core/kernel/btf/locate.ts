@@ -8,13 +8,12 @@
 import { VmcoreError, isVmcoreError } from '../../errors.js';
 import { Btf, BtfKind } from './btf.js';
 import { BtfHeader } from './format.js';
+import { KERNEL_LIMITS } from '../../limits.js';
 import type { ReadVirt } from './reader.js';
 import { readWithLosses } from '../../loss.js';
 
-/** vmlinux BTF is a few MiB (6.1: 4 MiB; 6.12: 6 MiB); refuse a claimed size beyond this. */
-export const MAX_BTF_BYTES = 64 << 20;
-/** How far past `_stext` the scan looks (Debian's 6.1 image puts .BTF 20 MiB in). */
-export const BTF_SCAN_BYTES = 128 << 20;
+const MAX_BTF_BYTES = KERNEL_LIMITS.maxBtfBytes;
+const BTF_SCAN_BYTES = KERNEL_LIMITS.btfScanBytes;
 const CHUNK = 1 << 20;
 
 export type BtfSource = 'symbols' | 'scan';

@@ -13,10 +13,10 @@
 import { isVmcoreError } from '../../errors.js';
 import { listModules, listNodes, type ModuleList } from '../modules.js';
 import { Btf } from './btf.js';
+import { KERNEL_LIMITS } from '../../limits.js';
 import type { KernelTypes } from './reader.js';
 
-/** Module BTF blobs are small (tens of KiB; the largest Debian module, under 2 MiB). */
-export const MAX_MODULE_BTF_BYTES = 16 << 20;
+const MAX_MODULE_BTF_BYTES = KERNEL_LIMITS.maxModuleBtfBytes;
 
 export interface ModuleBtf {
   name: string;

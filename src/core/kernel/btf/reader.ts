@@ -9,11 +9,11 @@
  */
 import { VmcoreError } from '../../errors.js';
 import { Btf, BtfKind } from './btf.js';
+import { KERNEL_LIMITS } from '../../limits.js';
 
 export type ReadVirt = (va: bigint, length: number) => Promise<Uint8Array>;
 
-/** Largest single structure read (a task_struct is about 10 KiB; some kernel structs are larger). */
-export const MAX_OBJECT_BYTES = 1 << 20;
+const MAX_OBJECT_BYTES = KERNEL_LIMITS.maxObjectBytes;
 
 /** Read an unsigned integer of `bitSize` bits at `bitOffset` in `bytes` (bitSize ≤ 128). */
 export function readBits(bytes: Uint8Array, bitOffset: number, bitSize: number, littleEndian: boolean): bigint {

@@ -11,6 +11,7 @@
 import { defineStruct, type StructValue } from '../../struct.js';
 import { ORC_FP_ENTRY, ORC_REG, type OrcEntry, type OrcTables } from './orc.js';
 import type { StackRange, StopReason, UnwindFrame, UnwindMethod } from '../unwind.js';
+import { KERNEL_LIMITS } from '../../limits.js';
 
 /** struct pt_regs (x86_64, arch/x86/include/asm/ptrace.h): 21 longs. */
 export const PtRegsX86_64 = defineStruct('pt_regs', 168, {
@@ -174,7 +175,7 @@ function hx(v: bigint): string {
  * the reason is in `stop`.
  */
 export async function unwind(input: UnwindInput, start: WalkStart): Promise<UnwindResult> {
-  const max = input.maxFrames ?? 256;
+  const max = input.maxFrames ?? KERNEL_LIMITS.maxFrames;
   const mem = new StackReader(input);
   const frames: UnwindFrame[] = [];
   const exceptionFrames: ExceptionFrame[] = [];

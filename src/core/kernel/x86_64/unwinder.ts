@@ -17,11 +17,12 @@ import type { ExceptionFrame as AnyExceptionFrame, StackRange } from '../unwind.
 import type { CpuRegisters } from './cpu.js';
 import { orcLayoutForRelease, orcLayoutFromBtf, OrcTable, OrcTables, type OrcLayout } from './orc.js';
 import { cpuStart, inactiveTaskStart, INACTIVE_TASK_FRAME, unwind, type PtRegs, type WalkStart } from './unwind.js';
+import { KERNEL_LIMITS } from '../../limits.js';
 
 /** THREAD_SIZE on x86_64 (arch/x86/include/asm/page_64_types.h, KASAN doubles it). */
 export const THREAD_SIZE = 0x4000n;
 export const IRQ_STACK_SIZE = 0x4000n;
-const MAX_ORC_ENTRIES = 4 << 20;
+const MAX_ORC_ENTRIES = KERNEL_LIMITS.maxOrcEntries;
 
 const hx = (v: bigint) => `0x${v.toString(16)}`;
 
