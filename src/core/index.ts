@@ -49,4 +49,4 @@ export {
   type BacktraceReport,
   type TaskBacktrace,
   type SymbolizedFrame,
-} from './kernel/x86_64/backtrace.js';
+} from './kernel/backtrace.js';

@@ -103,7 +103,6 @@ interface ModuleText {
   end: bigint;
 }
 
-const hx = (v: bigint) => `0x${v.toString(16)}`;
 
 /** Read a u64 (little-endian) at `va`. */
 async function u64(env: { readVirt: BacktraceEnv['readVirt'] }, va: bigint): Promise<bigint> {
@@ -271,7 +270,7 @@ export class Backtracer {
         out.push(this.taskInfo(e));
       } catch (err) {
         if (!isVmcoreError(err)) throw err;
-        this.warnings.push(`task at ${hx(e.task)}: ${err.message}`);
+        this.warnings.push(`task at ${hex64(e.task)}: ${err.message}`);
       }
     }
     return out;

@@ -18,13 +18,13 @@ import type { CpuRegisters } from './cpu.js';
 import { orcLayoutForRelease, orcLayoutFromBtf, OrcTable, OrcTables, type OrcLayout } from './orc.js';
 import { cpuStart, inactiveTaskStart, INACTIVE_TASK_FRAME, unwind, type PtRegs, type WalkStart } from './unwind.js';
 import { KERNEL_LIMITS } from '../../limits.js';
+import { hex64 } from '../vmcoreinfo.js';
 
 /** THREAD_SIZE on x86_64 (arch/x86/include/asm/page_64_types.h, KASAN doubles it). */
 export const THREAD_SIZE = 0x4000n;
 export const IRQ_STACK_SIZE = 0x4000n;
 const MAX_ORC_ENTRIES = KERNEL_LIMITS.maxOrcEntries;
 
-const hx = (v: bigint) => `0x${v.toString(16)}`;
 
 /** The x86_64 unwinder: ORC (kernel and modules), frame pointers and a stack scan as guesses. */
 export class X86_64Unwinder implements ArchUnwinder<CpuRegisters> {
@@ -91,7 +91,7 @@ export class X86_64Unwinder implements ArchUnwinder<CpuRegisters> {
     }
     const n = (ipStop - ipStart) / 4n;
     if (n <= 0n || n > BigInt(MAX_ORC_ENTRIES)) {
-      this.ctx.warnings.push(`ORC IP table of ${n} entries at ${hx(ipStart)} is not plausible: frame pointers and stack scan only`);
+      this.ctx.warnings.push(`ORC IP table of ${n} entries at ${hex64(ipStart)} is not plausible: frame pointers and stack scan only`);
       return;
     }
     try {
