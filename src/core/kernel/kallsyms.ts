@@ -383,14 +383,19 @@ async function readTable(read: ReadVirt, va: bigint, n: number, table: string, f
   try {
     return await read(va, n);
   } catch (e) {
-    if (!isVmcoreError(e)) throw e;
-    throw new VmcoreError(e.code, `${table}: cannot read ${n} bytes at ${hex64(va)}: ${e.message}`, {
-      ...(file ? { file } : {}),
-      address: va,
-      field: table,
-      cause: e,
-    });
+    throw tableReadError(e, va, n, table, file);
   }
+}
+
+/** A read error of a kallsyms table, with the table's name and address (other errors pass through). */
+function tableReadError(e: unknown, va: bigint, n: number, table: string, file: string | undefined): unknown {
+  if (!isVmcoreError(e)) return e;
+  return new VmcoreError(e.code, `${table}: cannot read ${n} bytes at ${hex64(va)}: ${e.message}`, {
+    ...(file ? { file } : {}),
+    address: va,
+    field: table,
+    cause: e,
+  });
 }
 
 function corrupt(msg: string, va: bigint, field: string, file: string | undefined): VmcoreError {
@@ -822,13 +827,7 @@ async function readPartial(read: ReadVirt, va: bigint, n: number, table: string,
     if (p.lost.length === 1 && p.lost[0]!.start === 0 && p.lost[0]!.end === n) throw p.lost[0]!.error;
     return p;
   } catch (e) {
-    if (!isVmcoreError(e)) throw e;
-    throw new VmcoreError(e.code, `${table}: cannot read ${n} bytes at ${hex64(va)}: ${e.message}`, {
-      ...(file ? { file } : {}),
-      address: va,
-      field: table,
-      cause: e,
-    });
+    throw tableReadError(e, va, n, table, file);
   }
 }
 
