@@ -4,7 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { VmcoreError } from '../../core/errors.js';
 import { analyzeKernel } from '../../core/kernel/kernel.js';
 import { panicSummary } from '../../core/kernel/panic.js';
-import { parseSystemMap } from '../../core/kernel/system-map.js';
+import { systemMapForDump } from '../../core/kernel/system-map.js';
 import { backtraceReport, createBacktracer, formatTaskBacktrace, taskBacktraceToJSON } from '../../core/kernel/backtrace.js';
 import { openDumpFiles } from '../../node/open.js';
 import { parseNumber, printJson, writeStdout } from '../util.js';
@@ -44,8 +44,7 @@ export function register(program: Command): void {
         const kernel = await analyzeKernel(dump);
         let symbols;
         if (o.systemMap) {
-          const off = kernel.vmcoreinfo?.get('KERNELOFFSET');
-          symbols = parseSystemMap(await readFile(o.systemMap, 'latin1'), off ? BigInt(`0x${off}`) : 0n);
+          symbols = systemMapForDump(await readFile(o.systemMap, 'latin1'), kernel.vmcoreinfo, o.systemMap);
         }
         const bt = await createBacktracer(kernel, symbols ? { symbols } : {});
         const panic = await panicSummary(kernel, undefined, dump.littleEndian);

@@ -8,7 +8,7 @@ import { readDmesg } from '../../core/kernel/dmesg.js';
 import { isVmcoreError } from '../../core/errors.js';
 import type { KernelInfo } from '../../core/kernel/kernel.js';
 import { createBacktracer, panicBacktrace, type KernelSymbolSource } from '../../core/kernel/backtrace.js';
-import { parseSystemMap } from '../../core/kernel/system-map.js';
+import { systemMapForDump } from '../../core/kernel/system-map.js';
 import { readFile } from 'node:fs/promises';
 import { openDumpFiles } from '../../node/open.js';
 import { STATS_OPTION, fetchJson, printStats } from '../remote.js';
@@ -53,8 +53,7 @@ export function register(program: Command): void {
             if (panic) {
               let symbols: KernelSymbolSource | undefined;
               if (o.systemMap) {
-                const off = kernel.vmcoreinfo?.get('KERNELOFFSET');
-                symbols = parseSystemMap(await readFile(o.systemMap, 'latin1'), off ? BigInt(`0x${off}`) : 0n);
+                symbols = systemMapForDump(await readFile(o.systemMap, 'latin1'), kernel.vmcoreinfo, o.systemMap);
               }
               await addPanicBacktrace(kernel, panic, dump.littleEndian, symbols);
             }

@@ -5,7 +5,7 @@ import { analyzeKernel } from '../../core/kernel/kernel.js';
 import { loadKernelBtf, noBtf, type BtfKernel, type SymbolLookup } from '../../core/kernel/btf/kernel-btf.js';
 import { panicSummary } from '../../core/kernel/panic.js';
 import { listTasks, type TaskEntry } from '../../core/kernel/tasks.js';
-import { parseSystemMap } from '../../core/kernel/system-map.js';
+import { systemMapForDump } from '../../core/kernel/system-map.js';
 import { openDumpFiles } from '../../node/open.js';
 import { readFile } from 'node:fs/promises';
 import { writeStdout } from '../util.js';
@@ -39,8 +39,7 @@ export function register(program: Command): void {
         const info = await analyzeKernel(dump);
         let kernel = info as unknown as BtfKernel;
         if (o.systemMap) {
-          const off = info.vmcoreinfo?.get('KERNELOFFSET');
-          const map = parseSystemMap(await readFile(o.systemMap, 'latin1'), off ? BigInt(`0x${off}`) : 0n);
+          const map = systemMapForDump(await readFile(o.systemMap, 'latin1'), info.vmcoreinfo, o.systemMap);
           kernel = { readVirt: (va, n) => info.readVirt(va, n), vmcoreinfo: info.vmcoreinfo, symbols: async () => map };
         }
         if (!kernel.symbols) throw new VmcoreError('NO_SYMBOLS', 'ps needs the kernel symbol table (kallsyms), which this build cannot load');
