@@ -39,6 +39,7 @@ import { producerNote, withoutProducerNote, type ElfNote } from '../../core/form
 import { producerText } from '../version.js';
 import { PAGE_ZERO, type OutputCodec } from '../../core/format/batch.js';
 import { Vmcoreinfo } from '../../core/kernel/vmcoreinfo.js';
+import { kernelArchOf } from '../../core/kernel/kernel.js';
 import { subtractExcluded, type KindCounts } from '../../core/kernel/pagefilter.js';
 import { DL_PAGE_TYPES } from '../../core/kernel/pagetypes.js';
 import type { Dump } from '../../core/dump.js';
@@ -176,7 +177,9 @@ export async function convertDump(input: ConvertInput, out: string | Writable, o
   const plan: ConvertPlan = {
     pageSize: ps,
     maxPfn,
-    arch: input.arch,
+    // QEMU's arm64 kdump files name the machine "Unknown": then the kernel's architecture (CPU
+    // notes, VMCOREINFO) gives the output's e_machine / kdump ABI, else the ELF says EM_NONE
+    arch: !input.arch || input.arch === 'unknown' || input.arch === 'Unknown' ? (kernelArchOf(input.arch, input.notes, vmci) ?? input.arch) : input.arch,
     is64: input.is64,
     littleEndian: input.littleEndian,
     notes,
