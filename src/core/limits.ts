@@ -94,10 +94,14 @@ export const KERNEL_LIMITS = {
   /** Bytes of the descriptor or info array of the ring. */
   maxDmesgArrayBytes: 1 << 30,
   /**
-   * LENGTH(mem_section), NR_SECTION_ROOTS (include/linux/mmzone.h): 2^11 with SPARSEMEM_EXTREME,
-   * 128 MiB sections, 4 KiB roots and 46 physical address bits.
+   * LENGTH(mem_section) (include/linux/mmzone.h). With SPARSEMEM_EXTREME it is NR_SECTION_ROOTS:
+   * 2^11 for 128 MiB sections, 4 KiB roots and 46 physical address bits, 2^17 when 5-level paging
+   * gives 52 (MAX_PHYSMEM_BITS, arch/x86/include/asm/sparsemem.h). Without it, NR_MEM_SECTIONS
+   * (2^19 for 46 bits). The bytes read for the array are capped by maxMemSectionArrayBytes.
    */
-  maxMemSectionRoots: 1 << 16,
+  maxMemSectionRoots: 1 << 21,
+  /** Bytes of the mem_section array read at once (its root pointers, or its sections without SPARSEMEM_EXTREME). */
+  maxMemSectionArrayBytes: 16 << 20,
   /** A VMCOREINFO note found by the memory scan (VMCOREINFO_BYTES is one page: kernel/vmcore_info.c). */
   maxVmcoreinfoBytes: 4096,
 } as const;

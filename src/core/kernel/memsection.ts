@@ -71,6 +71,7 @@ export function memSectionLayout(vi: Vmcoreinfo, pageSize: number): (SectionLayo
     const nrSections = 2 ** Number(maxPhys - bits);
     extreme = roots === Math.ceil(nrSections / perRootExtreme);
   } else extreme = roots < 1 << 14; // NR_MEM_SECTIONS is large; a short array means roots
+  if (roots * (extreme ? 8 : size) > KERNEL_LIMITS.maxMemSectionArrayBytes) return undefined;
   return { ms, roots, size, off, pagesPerSection, extreme, perRoot: extreme ? perRootExtreme : roots };
 }
 
