@@ -74,6 +74,11 @@ function onMessage(m: FromWorker): void {
       setLog(m.ts, m.level, m.text, m.warnings);
       break;
     case 'map':
+      if (report?.pageCount === 'bitmaps') {
+        // the map read every page descriptor: the exact counts (damaged descriptors count as missing)
+        const c = m.counts;
+        $('pages').textContent = `frames ${c.data + c.zero + c.excluded + c.missing}  dumped ${c.data + c.zero} (data ${c.data}, zero-shared ${c.zero})  excluded ${c.excluded}  missing ${c.missing}  [page descriptors read with the memory map]`;
+      }
       mapData = m;
       view = [0, Math.max(1, m.maxPfn)];
       drawMap();
@@ -141,8 +146,14 @@ function renderSummary(r: Record<string, unknown>, ms: number): void {
   row('\u00a0\u00a0true', pb.value ?? 'not proven');
   if (pb.proof.length) row('\u00a0\u00a0proof', pb.proof.map((s) => s.text).join('; '));
   if (pb.explanation) row('\u00a0\u00a0why', pb.explanation);
-  const pages = r.pages as Record<string, number>;
-  row('Pages', `frames ${pages.ram}  dumped ${pages.dumped} (data ${pages.data}, zero-shared ${pages.zeroShared})  excluded ${pages.excluded}  missing ${pages.missing}`);
+  const pages = r.pages as Record<string, number | null>;
+  row(
+    'Pages',
+    r.pageCount === 'bitmaps'
+      ? `frames ${pages.ram}  dumped ${pages.dumped}  excluded ${pages.excluded}  missing ${pages.missing}  [from the bitmaps; zero-shared counted with the memory map]`
+      : `frames ${pages.ram}  dumped ${pages.dumped} (data ${pages.data}, zero-shared ${pages.zeroShared})  excluded ${pages.excluded}  missing ${pages.missing}${pages.damaged ? `  damaged ${pages.damaged}` : ''}`,
+  );
+  dl.lastElementChild!.id = 'pages';
   row('File size', `${human(r.fileBytes as number)}${r.fileToRamRatio !== null ? `  (${((r.fileToRamRatio as number) * 100).toFixed(1)} % of RAM)` : ''}`);
   for (const w of r.warnings as string[]) row('Warning', w);
   row('Analysed in', `${(ms / 1000).toFixed(2)} s`);

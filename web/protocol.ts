@@ -1,4 +1,5 @@
 /** Messages between the page and its worker. */
+import type { PageState } from '../src/core/dump.js';
 export type ToWorker =
   | { type: 'open'; file?: File; url?: string }
   | { type: 'hex'; space: 'phys' | 'virt'; addr: string; length: number }
@@ -46,7 +47,8 @@ export type FromWorker =
   | { type: 'progress'; step: string; fraction: number }
   | { type: 'report'; report: unknown; ms: number; fetched: FetchedStats | null }
   | { type: 'log'; ts: string[]; level: number[]; text: string[]; warnings: string[] }
-  | { type: 'map'; starts: Float64Array; ends: Float64Array; states: Uint8Array; maxPfn: number; pageSize: number }
+  /** counts: pages per state of the whole walk (exact, before runs are merged for the map). */
+  | { type: 'map'; starts: Float64Array; ends: Float64Array; states: Uint8Array; maxPfn: number; pageSize: number; counts: Record<PageState, number> }
   | { type: 'hex'; space: 'phys' | 'virt'; addr: string; bytes: Uint8Array }
   | { type: 'fetched'; fetched: FetchedStats }
   /** The loaded modules (`vmcore mod` terms), or why there are none. */

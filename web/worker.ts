@@ -57,7 +57,9 @@ async function open(m: Extract<ToWorker, { type: 'open' }>): Promise<void> {
     panic = (await panicSummary(kernel, undefined, dump.littleEndian)) as Record<string, unknown> | null;
   }
   progress('describing', 0.4);
-  const report = await describeDump(dump, kernel, { panic });
+  // over HTTP the summary counts pages from the bitmaps (the descriptors are most of the bytes
+  // it would fetch); the memory map below reads them all and sends the exact counts
+  const report = await describeDump(dump, kernel, { panic, pages: source instanceof HttpSource ? 'bitmaps' : 'full' });
   const fetched = source instanceof HttpSource ? { ...source.stats, size: source.size } : null;
   post({ type: 'report', report: jsonSafe(report), ms: performance.now() - t0, fetched });
 
@@ -89,8 +91,10 @@ async function open(m: Extract<ToWorker, { type: 'open' }>): Promise<void> {
   const starts: number[] = [];
   const ends: number[] = [];
   const states: number[] = [];
+  const counts: Record<PageState, number> = { hole: 0, data: 0, zero: 0, excluded: 0, missing: 0 };
   let n = 0;
   for await (const r of dump.pageRuns()) {
+    counts[r.state] += r.endPfn - r.startPfn;
     const s = STATES.indexOf(r.state);
     const last = starts.length - 1;
     if (last >= 0 && ends[last] === r.startPfn && (states[last] === s || starts.length >= MAX_RUNS)) {
@@ -106,7 +110,7 @@ async function open(m: Extract<ToWorker, { type: 'open' }>): Promise<void> {
   const S = new Float64Array(starts);
   const E = new Float64Array(ends);
   const T = new Uint8Array(states);
-  post({ type: 'map', starts: S, ends: E, states: T, maxPfn: dump.maxPfn, pageSize: dump.pageSize }, [S.buffer, E.buffer, T.buffer]);
+  post({ type: 'map', starts: S, ends: E, states: T, maxPfn: dump.maxPfn, pageSize: dump.pageSize, counts }, [S.buffer, E.buffer, T.buffer]);
   progress('listing tasks', 0.9);
   await tasks(panic as { task: number | null; cpu: number | null } | null);
   progress('listing modules', 0.95);

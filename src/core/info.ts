@@ -26,16 +26,32 @@ export interface RangeInfo {
 export interface PageCounts {
   /** RAM page frames (every state but hole). */
   ram: number;
-  /** Present: stored data + known-zero pages. */
+  /**
+   * Present: stored data + known-zero pages. With `pageCount` 'bitmaps': the pages the file
+   * says it holds (dumpable, descriptor inside the file), unread records included.
+   */
   dumped: number;
-  data: number;
-  /** Shared zero page (kdump) or zero tail (ELF p_memsz > p_filesz). */
-  zeroShared: number;
+  /** null with `pageCount` 'bitmaps' (not counted). */
+  data: number | null;
+  /** Shared zero page (kdump) or zero tail (ELF p_memsz > p_filesz); null with 'bitmaps'. */
+  zeroShared: number | null;
   excluded: number;
+  /** With 'bitmaps': only the pages whose descriptor lies beyond the end of the file. */
   missing: number;
-  /** Pages whose page descriptor is damaged (kdump): unreadable, counted apart from `missing`. */
-  damaged: number;
+  /** Pages whose page descriptor is damaged (kdump): unreadable, counted apart from `missing`; null with 'bitmaps' (not checked). */
+  damaged: number | null;
 }
+
+/**
+ * How `describeDump` counts pages. 'full': every page's record (kdump: every page descriptor,
+ * 24 bytes a page) — data, shared zero, missing and damaged pages told apart, pages counted per
+ * codec. 'bitmaps': kdump's two bitmaps only (1 bit a page each) plus one descriptor — RAM,
+ * dumped and excluded pages exact, descriptors cut off by the end of the file counted; shared
+ * zero pages, damaged descriptors and codecs not counted. For remote dumps, where the
+ * descriptors are most of what a summary would fetch. Other formats: always 'full' (their
+ * page maps are small).
+ */
+export type PageCountMode = 'full' | 'bitmaps';
 
 export interface InfoReport {
   files: { name: string; size: number }[];
@@ -73,6 +89,9 @@ export interface InfoReport {
   };
   ranges: RangeInfo[];
   pages: PageCounts;
+  /** How the pages were counted (`PageCountMode`). */
+  pageCount: PageCountMode;
+  /** Pages per codec; empty with `pageCount` 'bitmaps'. */
   codecs: Record<string, number>;
   fileBytes: number;
   fileToRamRatio: number | null;
@@ -89,22 +108,30 @@ export interface InfoReport {
  * time, the phys_base verdict, and warnings.
  * @param dump an opened dump.
  * @param kernel its `analyzeKernel` result, for the kernel facts (without it: the file's alone).
- * @param extra the panic summary and kernel state, when the caller has read them.
+ * @param extra the panic summary and kernel state, when the caller has read them; `pages`: how
+ *   pages are counted (`PageCountMode`, default 'full').
  * @returns the `InfoReport` whose JSON form is `vmcore info --json` (keys in README).
  * @throws the read errors of the dump's page map (IO, HTTP, BAD_FIELD); damaged pages are
  *   counted, not thrown.
  */
-export async function describeDump(dump: Dump, kernel?: KernelInfo, extra: { panic?: Record<string, unknown> | null; kernelState?: KernelStateReport | null } = {}): Promise<InfoReport> {
-  const det = await dump.details();
+export async function describeDump(
+  dump: Dump,
+  kernel?: KernelInfo,
+  extra: { panic?: Record<string, unknown> | null; kernelState?: KernelStateReport | null; pages?: PageCountMode } = {},
+): Promise<InfoReport> {
+  const fromMap = extra.pages === 'bitmaps' && dump.mapRuns !== undefined;
+  const det = await dump.details(fromMap ? { codecs: 'none' } : {});
   const pages: PageCounts = { ram: 0, dumped: 0, data: 0, zeroShared: 0, excluded: 0, missing: 0, damaged: 0 };
   const ranges: RangeInfo[] = [];
   let cur: { s: number; e: number } | undefined;
-  for await (const r of dump.pageRuns(0, dump.maxPfn)) {
+  let stored = 0;
+  for await (const r of fromMap ? dump.mapRuns!(0, dump.maxPfn) : dump.pageRuns(0, dump.maxPfn)) {
     const n = r.endPfn - r.startPfn;
     if (r.state === 'hole') continue;
     pages.ram += n;
-    if (r.state === 'data') pages.data += n;
-    if (r.state === 'zero') pages.zeroShared += n;
+    if (r.state === 'data') pages.data! += n;
+    if (r.state === 'zero') pages.zeroShared! += n;
+    if (r.state === 'stored') stored += n;
     if (r.state === 'excluded') pages.excluded += n;
     if (r.state === 'missing') pages.missing += n;
     if (cur && cur.e === r.startPfn) cur.e = r.endPfn;
@@ -116,10 +143,15 @@ export async function describeDump(dump: Dump, kernel?: KernelInfo, extra: { pan
   if (cur) ranges.push(rangeOf(cur, dump.pageSize));
   const memEnd = kernel ? await kernelMemoryEnd(kernel, dump.pageSize).catch(() => undefined) : undefined;
   if (memEnd) for (const r of ranges) r.kernelRam = Number(BigInt(r.start) / BigInt(dump.pageSize)) < memEnd.endPfn;
-  pages.dumped = pages.data + pages.zeroShared;
-  // the page map calls a page with a damaged descriptor missing; the descriptor walk tells them apart
-  pages.damaged = Math.min(pages.missing, det.codecs?.['damaged'] ?? 0);
-  pages.missing -= pages.damaged;
+  if (fromMap) {
+    pages.dumped = stored;
+    pages.data = pages.zeroShared = pages.damaged = null;
+  } else {
+    pages.dumped = pages.data! + pages.zeroShared!;
+    // the page map calls a page with a damaged descriptor missing; the descriptor walk tells them apart
+    pages.damaged = Math.min(pages.missing, det.codecs?.['damaged'] ?? 0);
+    pages.missing -= pages.damaged;
+  }
 
   const vi = kernel?.vmcoreinfo ?? (dump.vmcoreinfoText ? new Vmcoreinfo(dump.vmcoreinfoText) : undefined);
   const { producer, evidence } = guessProducer(dump, det.producerHints);
@@ -152,6 +184,9 @@ export async function describeDump(dump: Dump, kernel?: KernelInfo, extra: { pan
   if (det.incomplete && !BUILT_IN_FORMATS.includes(dump.format)) warnings.push('the dump is marked incomplete');
   if (pages.damaged) warnings.push(`${pages.damaged} ${pages.damaged === 1 ? 'page has a' : 'pages have'} damaged page descriptor${pages.damaged === 1 ? '' : 's'} (size or compression flags impossible): unreadable, the rest of the dump is not affected`);
   if (pages.missing) warnings.push(`${pages.missing} pages are missing from the file (incomplete or truncated dump)`);
+  if (fromMap && (await dump.dataCutShort?.())) {
+    warnings.push('the file is cut short inside its page data: the pages stored beyond its end are missing (not counted: page descriptors not read; a full page count reads them)');
+  }
   if (pages.ram === 0) warnings.push('the dump describes no memory (0 RAM pages): its header was read in a layout that does not fit it, or the file is empty or damaged');
   if (pb?.verdict === 'header wrong') {
     const hdr = pb.header === undefined ? '' : hex64(pb.header) + ' ';
@@ -189,6 +224,7 @@ export async function describeDump(dump: Dump, kernel?: KernelInfo, extra: { pan
     },
     ranges,
     pages,
+    pageCount: fromMap ? 'bitmaps' : 'full',
     codecs: det.codecs ?? {},
     fileBytes,
     fileToRamRatio: ramBytes ? Math.round((fileBytes / ramBytes) * 10000) / 10000 : null,

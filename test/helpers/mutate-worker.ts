@@ -79,7 +79,7 @@ for (const fx of job.fixtures) {
       dv.setUint32(o + 12, 0, le);
       const dd = await openDump([new BufferSource(b, fx.name)], codecs);
       const rr = await describeDump(dd);
-      const shared = rr.pages.zeroShared < r.pages.zeroShared; // the damaged one was a shared zero page descriptor
+      const shared = rr.pages.zeroShared! < r.pages.zeroShared!; // the damaged one was a shared zero page descriptor
       let readable = 0;
       for await (const run of dd.pageRuns()) {
         for (let p = run.startPfn; p < run.endPfn; p++) {

@@ -31,7 +31,16 @@ export interface RangeServer {
   close(): Promise<void>;
 }
 
-export async function startRangeServer(initial: Uint8Array, status404Path = '/missing'): Promise<RangeServer> {
+/**
+ * A file served without being held in memory (e.g. a multi-GiB synthetic dump whose bytes are
+ * computed on demand): what the server needs of a Uint8Array.
+ */
+export interface ServedFile {
+  readonly length: number;
+  subarray(start: number, end: number): Uint8Array;
+}
+
+export async function startRangeServer(initial: Uint8Array | ServedFile, status404Path = '/missing'): Promise<RangeServer> {
   let data = initial;
   let version = 1;
   let concurrent = 0;
@@ -78,7 +87,7 @@ export async function startRangeServer(initial: Uint8Array, status404Path = '/mi
     if (s.ignoreRange || !m || (ifRange !== undefined && ifRange !== etag())) {
       res.writeHead(200, { 'Content-Length': data.length, ...validators });
       s.bytesSent += data.length;
-      res.end(data);
+      res.end(data.subarray(0, data.length));
       return;
     }
     const start = Number(m[1]);

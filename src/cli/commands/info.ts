@@ -1,5 +1,6 @@
-import type { Command } from 'commander';
-import { describeDump, type InfoReport } from '../../core/info.js';
+import { Option, type Command } from 'commander';
+import { describeDump, type InfoReport, type PageCountMode } from '../../core/info.js';
+import { isHttpUrl } from '../../core/io/http.js';
 import { analyzeKernel } from '../../core/kernel/kernel.js';
 import { panicSummary } from '../../core/kernel/panic.js';
 import { kernelStateReport } from '../../core/kernel/state.js';
@@ -23,9 +24,12 @@ export function register(program: Command): void {
     .option('--json', 'machine-readable report (keys documented in the README)')
     .option('--each', 'treat every file as its own dump')
     .option(...STATS_OPTION)
+    .addOption(
+      new Option('--pages <how>', 'how to count pages: full (every kdump page descriptor: zero-shared, damaged, per codec) or bitmaps (the two bitmaps only; default for http(s) dumps, where descriptors are most of what info fetches)').choices(['full', 'bitmaps']),
+    )
     .option('--no-kernel', 'skip the kernel analysis (phys_base proof, VMCOREINFO recovery, panic summary)')
     .option('--system-map <file>', "symbols for the panic backtrace from this System.map (shifted by VMCOREINFO's KERNELOFFSET), for kernels whose kallsyms has no data symbols")
-    .action(async (files: string[], o: { json?: boolean; each?: boolean; kernel?: boolean; stats?: boolean; systemMap?: string }) => {
+    .action(async (files: string[], o: { json?: boolean; each?: boolean; kernel?: boolean; stats?: boolean; systemMap?: string; pages?: PageCountMode }) => {
       const sets = o.each ? files.map((f) => [f]) : [files];
       const reports: (InfoReport & { fetch?: ReturnType<typeof fetchJson> })[] = [];
       for (const set of sets) {
@@ -58,7 +62,8 @@ export function register(program: Command): void {
               await addPanicBacktrace(kernel, panic, dump.littleEndian, symbols);
             }
           }
-          const r = await describeDump(dump, kernel, { panic, kernelState });
+          const pages = o.pages ?? (set.some(isHttpUrl) ? 'bitmaps' : 'full');
+          const r = await describeDump(dump, kernel, { panic, kernelState, pages });
           const fetched = fetchJson(sources);
           reports.push(fetched ? { ...r, fetch: fetched } : r);
           if (!o.json) await writeStdout(formatInfo(r) + '\n');
@@ -188,7 +193,9 @@ export function formatInfo(r: InfoReport): string {
   }
   if (r.ranges.length > shown.length) L.push(`${''.padEnd(14)}... ${r.ranges.length - shown.length} more (--json lists all)`);
   const p = r.pages;
-  row('Pages', `frames ${p.ram}  dumped ${p.dumped} (data ${p.data}, zero-shared ${p.zeroShared})  excluded ${p.excluded}  missing ${p.missing}${p.damaged ? `  damaged ${p.damaged}` : ''}`);
+  if (r.pageCount === 'bitmaps') {
+    row('Pages', `frames ${p.ram}  dumped ${p.dumped}  excluded ${p.excluded}  missing ${p.missing}  [bitmaps only: zero-shared, damaged descriptors and codecs not counted; --pages full reads every page descriptor]`);
+  } else row('Pages', `frames ${p.ram}  dumped ${p.dumped} (data ${p.data}, zero-shared ${p.zeroShared})  excluded ${p.excluded}  missing ${p.missing}${p.damaged ? `  damaged ${p.damaged}` : ''}`);
   const codecs = Object.entries(r.codecs);
   if (codecs.length) row('Storage', codecs.map(([c, n]) => `${c} ${n}`).join('  '));
   row('File size', `${humanBytes(r.fileBytes)}${r.fileToRamRatio !== null ? `  (${(r.fileToRamRatio * 100).toFixed(1)}% of RAM)` : ''}`);

@@ -9,7 +9,7 @@ import { KDUMP_LIMITS } from '../../limits.js';
 import { VmcoreError } from '../../errors.js';
 import { readExact, type ByteSource } from '../../io/source.js';
 import type { CodecName, CodecRegistry } from '../../codec/types.js';
-import type { DetailsOptions, Dump, FormatDetails, PageRun, PageState, ProducerHint, ProducerHintCode } from '../../dump.js';
+import type { DetailsOptions, Dump, FormatDetails, MapRun, PageRun, PageState, ProducerHint, ProducerHintCode } from '../../dump.js';
 import { notPresent, readPhysGeneric } from '../../memory.js';
 import { findVmcoreinfoNote, parseNotes, producerNoteText, type ElfNote } from '../elf/notes.js';
 import {
@@ -744,6 +744,80 @@ export class KdumpFile {
     if (cur) yield cur;
   }
 
+  /**
+   * Runs over [start, end) ∩ owned range from the two bitmaps alone (no descriptor is read):
+   * a dumpable page is 'stored' when its descriptor lies inside the file, else 'missing'.
+   * Reads 2 bits a page (256 KiB of bitmaps for 4 GiB of 4 KiB pages).
+   */
+  async *mapRuns(start: number, end: number): AsyncIterable<MapRun> {
+    const s0 = Math.max(start, this.ownStart);
+    const e0 = Math.min(end, this.ownEnd);
+    if (s0 >= e0) return;
+    // descriptors wholly inside the file; the ones after them are cut off
+    const inFile = Math.max(0, Math.floor((this.src.size - this.descOffset) / PAGE_DESC_SIZE));
+    let k = await this.descIndex(s0); // dumpable pages below s0
+    let cur: MapRun | undefined;
+    const out: MapRun[] = [];
+    const push = (p: number, n: number, st: MapRun['state']) => {
+      if (cur && cur.state === st && cur.endPfn === p) cur.endPfn = p + n;
+      else {
+        if (cur) out.push(cur);
+        cur = { startPfn: p, endPfn: p + n, state: st };
+      }
+    };
+    const B = this.bitsPerBlock;
+    for (let pfn = s0; pfn < e0; ) {
+      const blk = Math.floor(pfn / B);
+      const blockEnd = Math.min(e0, (blk + 1) * B);
+      const ram = (await this.bitmapBlock(0, blk)).bits;
+      const dmp = (await this.bitmapBlock(1, blk)).bits;
+      const i1 = blockEnd - blk * B;
+      for (let i = pfn - blk * B; i < i1; ) {
+        const byte = i >> 3;
+        const r = ram[byte] ?? 0;
+        const m = dmp[byte] ?? 0;
+        if ((i & 7) === 0 && i + 8 <= i1 && m === 0) {
+          if (r === 0 || r === 0xff) {
+            push(blk * B + i, 8, r ? 'excluded' : 'hole');
+            i += 8;
+            continue;
+          }
+        } else if ((i & 7) === 0 && i + 8 <= i1 && m === 0xff && k + 8 <= inFile) {
+          push(blk * B + i, 8, 'stored');
+          k += 8;
+          i += 8;
+          continue;
+        }
+        const bit = 1 << (i & 7);
+        const st: MapRun['state'] = m & bit ? (k++ < inFile ? 'stored' : 'missing') : r & bit ? 'excluded' : 'hole';
+        push(blk * B + i, 1, st);
+        i++;
+      }
+      pfn = blockEnd;
+      if (out.length) {
+        yield* out;
+        out.length = 0;
+      }
+    }
+    if (cur) yield cur;
+  }
+
+  /**
+   * Whether the file is cut short inside its page data: the last stored page (pages are stored
+   * in pfn order, so it lies furthest) ends beyond the end of the file. Reads the descriptors
+   * back from the last one inside the file, past shared zero pages, 4096 at most (96 KiB); used
+   * when the descriptors are not all read.
+   */
+  async dataCutShort(): Promise<boolean> {
+    const inFile = Math.min(this.numDescs, Math.max(0, Math.floor((this.src.size - this.descOffset) / PAGE_DESC_SIZE)));
+    for (let i = inFile - 1; i >= Math.max(0, inFile - 4096); i--) {
+      const d = await this.descAt(i);
+      if (!d || d.offset <= 0 || d.offset === this.zeroOffset) continue;
+      return d.offset + d.size > this.src.size;
+    }
+    return false;
+  }
+
   /** Count pages by codec: one sequential pass over the descriptors, 1 MiB at a time. */
   async codecCounts(): Promise<Record<string, number>> {
     const out: Record<string, number> = {};
@@ -891,11 +965,21 @@ export class KdumpDump implements Dump {
     return p ? p.pageState(pfn) : 'hole';
   }
 
-  async *pageRuns(start = 0, end = this.maxPfn): AsyncIterable<PageRun> {
+  pageRuns(start = 0, end = this.maxPfn): AsyncIterable<PageRun> {
+    return this.acrossParts(start, end, (p, s, e) => p.runs(s, e));
+  }
+
+  /** Runs from the bitmaps alone (see `Dump.mapRuns`). */
+  mapRuns(start = 0, end = this.maxPfn): AsyncIterable<MapRun> {
+    return this.acrossParts(start, end, (p, s, e) => p.mapRuns(s, e));
+  }
+
+  /** The runs of every part over [start, end), in pfn order, merged; pfns in no part are holes. */
+  private async *acrossParts<R extends { startPfn: number; endPfn: number; state: string }>(start: number, end: number, runsOf: (p: KdumpFile, s: number, e: number) => AsyncIterable<R>): AsyncIterable<R> {
     end = Math.min(end, this.maxPfn);
-    let cur: PageRun | undefined;
+    let cur: R | undefined;
     let pos = start;
-    const emit = function* (r: PageRun): Generator<PageRun> {
+    const emit = function* (r: R): Generator<R> {
       if (r.endPfn <= r.startPfn) return;
       if (cur && cur.state === r.state && cur.endPfn === r.startPfn) cur.endPfn = r.endPfn;
       else {
@@ -903,14 +987,21 @@ export class KdumpDump implements Dump {
         cur = { ...r };
       }
     };
+    const hole = (s: number, e: number) => ({ startPfn: s, endPfn: e, state: 'hole' }) as R;
     for (const p of this.parts) {
       if (p.ownEnd <= pos || p.ownStart >= end) continue;
-      if (p.ownStart > pos) yield* emit({ startPfn: pos, endPfn: p.ownStart, state: 'hole' });
-      for await (const r of p.runs(pos, end)) yield* emit(r);
+      if (p.ownStart > pos) yield* emit(hole(pos, p.ownStart));
+      for await (const r of runsOf(p, pos, end)) yield* emit(r);
       pos = Math.min(end, p.ownEnd);
     }
-    if (pos < end) yield* emit({ startPfn: pos, endPfn: end, state: 'hole' });
+    if (pos < end) yield* emit(hole(pos, end));
     if (cur) yield cur;
+  }
+
+  /** Whether some part is cut short inside its page data (one descriptor read a part). */
+  async dataCutShort(): Promise<boolean> {
+    for (const p of this.parts) if (await p.dataCutShort()) return true;
+    return false;
   }
 
   async readPage(pfn: number): Promise<Uint8Array> {
