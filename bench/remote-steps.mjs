@@ -2,7 +2,7 @@
 // Where the bytes of `vmcore info URL` go: runs the steps of `info` (and of the web page's
 // summary) one by one over an HTTP range source and prints, after each, the bytes fetched so
 // far, the requests and the time. The URL is a dump served with Range support (`vmcore serve`).
-//   node bench/remote-steps.mjs URL [all|sample]     (codec census; default sample, as info URL)
+//   node bench/remote-steps.mjs URL [bitmaps|full]     (page count; default bitmaps, as info URL)
 import { HttpSource } from '../dist/src/core/io/http.js';
 import { openDump } from '../dist/src/core/format/open.js';
 import { nodeCodecs } from '../dist/src/node/codecs.js';
@@ -14,8 +14,8 @@ import { readDmesg } from '../dist/src/core/kernel/dmesg.js';
 import { createBacktracer, panicBacktrace } from '../dist/src/core/kernel/backtrace.js';
 import { describeDump } from '../dist/src/core/info.js';
 
-const [url, census = 'sample'] = process.argv.slice(2);
-if (!url) throw new Error('usage: remote-steps.mjs URL [all|sample]');
+const [url, pages = 'bitmaps'] = process.argv.slice(2);
+if (!url) throw new Error('usage: remote-steps.mjs URL [bitmaps|full]');
 const src = await HttpSource.open(url);
 const t0 = performance.now();
 let lastBytes = 0;
@@ -45,8 +45,8 @@ if (panic) {
   await panicBacktrace(bt, panic, log.records.map((r) => new TextDecoder('latin1').decode(r.text)));
   step('panic backtrace (ORC)');
 }
-const r = await describeDump(dump, k, { panic, kernelState: state, codecs: census });
-step(`describeDump (page map, census ${census})`);
-console.log(`codecs ${JSON.stringify(r.codecs)}${r.codecsSampled ? ` sampled ${JSON.stringify(r.codecsSampled)}` : ''}`);
+const r = await describeDump(dump, k, { panic, kernelState: state, pages });
+step(`describeDump (page count: ${r.pageCount})`);
+console.log(`pages ${JSON.stringify(r.pages)} codecs ${JSON.stringify(r.codecs)}`);
 console.log(`total ${((performance.now() - t0) / 1000).toFixed(2)} s`);
 await dump.close();

@@ -53,13 +53,17 @@ async function open(m: Extract<ToWorker, { type: 'open' }>): Promise<void> {
   progress('analysing the kernel', 0.2);
   let panic = null;
   if (dump.arch === 'x86_64' || dump.arch === 'unknown') {
-    kernel = await analyzeKernel(dump);
+    // VMCOREINFO recovery reads every page: over HTTP a download of the whole dump, not done
+    kernel = await analyzeKernel(dump, { recover: !(source instanceof HttpSource) });
     panic = (await panicSummary(kernel, undefined, dump.littleEndian)) as Record<string, unknown> | null;
   }
   progress('describing', 0.4);
   // over HTTP the summary counts pages from the bitmaps (the descriptors are most of the bytes
   // it would fetch); the memory map below reads them all and sends the exact counts
   const report = await describeDump(dump, kernel, { panic, pages: source instanceof HttpSource ? 'bitmaps' : 'full' });
+  if (kernel && source instanceof HttpSource && !dump.vmcoreinfoText) {
+    report.warnings.push('the file has no VMCOREINFO: recovering it from memory reads every page, a download of the whole dump over HTTP, so it was not done (open the file itself, or run vmcore info on it)');
+  }
   const fetched = source instanceof HttpSource ? { ...source.stats, size: source.size } : null;
   post({ type: 'report', report: jsonSafe(report), ms: performance.now() - t0, fetched });
 

@@ -145,6 +145,12 @@ async function checks(page: Page): Promise<void> {
   await until(page, `/end Kernel panic/.test(document.getElementById('logrows').textContent)`);
   // the memory map: drawn, with data (blue) and excluded (grey) cells
   await until(page, `Number(document.getElementById('map').dataset.drawn || 0) > 0`, 60000);
+  // the page counts once the map is read are `vmcore info`'s full count of the file (over HTTP
+  // the summary first counts from the bitmaps; the map's walk of the descriptors completes them)
+  const info = JSON.parse(spawnSync(process.execPath, [CLI, 'info', '--json', '--no-kernel', SAMPLE], { encoding: 'utf8' }).stdout);
+  const p = info.pages as Record<string, number>;
+  const counts = `frames ${p.ram}  dumped ${p.dumped} (data ${p.data}, zero-shared ${p.zeroShared})  excluded ${p.excluded}  missing ${p.missing}`;
+  await until(page, `document.getElementById('pages').textContent.startsWith(${JSON.stringify(counts)})`);
   const colours: Record<string, number> = await page.evaluate(`(() => {
     const c = document.getElementById('map');
     const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;

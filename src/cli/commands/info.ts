@@ -27,9 +27,10 @@ export function register(program: Command): void {
     .addOption(
       new Option('--pages <how>', 'how to count pages: full (every kdump page descriptor: zero-shared, damaged, per codec) or bitmaps (the two bitmaps only; default for http(s) dumps, where descriptors are most of what info fetches)').choices(['full', 'bitmaps']),
     )
+    .option('--recover', 'for a URL of a dump without VMCOREINFO: recover it by scanning all of memory (downloads the dump; done by default for files)')
     .option('--no-kernel', 'skip the kernel analysis (phys_base proof, VMCOREINFO recovery, panic summary)')
     .option('--system-map <file>', "symbols for the panic backtrace from this System.map (shifted by VMCOREINFO's KERNELOFFSET), for kernels whose kallsyms has no data symbols")
-    .action(async (files: string[], o: { json?: boolean; each?: boolean; kernel?: boolean; stats?: boolean; systemMap?: string; pages?: PageCountMode }) => {
+    .action(async (files: string[], o: { json?: boolean; each?: boolean; kernel?: boolean; stats?: boolean; systemMap?: string; pages?: PageCountMode; recover?: boolean }) => {
       const sets = o.each ? files.map((f) => [f]) : [files];
       const reports: (InfoReport & { fetch?: ReturnType<typeof fetchJson> })[] = [];
       for (const set of sets) {
@@ -39,8 +40,12 @@ export function register(program: Command): void {
           let kernel;
           let panic = null;
           let kernelState = null;
+          const remote = set.some(isHttpUrl);
+          // VMCOREINFO recovery reads every page (twice when the first pass finds nothing): over
+          // HTTP that is a download of the whole dump, so a URL gets it only when asked
+          const skipRecovery = remote && !o.recover && !dump.vmcoreinfoText;
           if (o.kernel !== false && ['x86_64', 'aarch64', 'unknown', 'Unknown'].includes(dump.arch)) {
-            kernel = await analyzeKernel(dump);
+            kernel = await analyzeKernel(dump, { recover: !skipRecovery });
             const k = kernel;
             kernelState = await kernelStateReport(k, {
               cpus: Math.max(1, k.cpus.length),
@@ -62,8 +67,9 @@ export function register(program: Command): void {
               await addPanicBacktrace(kernel, panic, dump.littleEndian, symbols);
             }
           }
-          const pages = o.pages ?? (set.some(isHttpUrl) ? 'bitmaps' : 'full');
+          const pages = o.pages ?? (remote ? 'bitmaps' : 'full');
           const r = await describeDump(dump, kernel, { panic, kernelState, pages });
+          if (kernel && skipRecovery) r.warnings.push('the file has no VMCOREINFO: recovering it from memory reads every page, a download of the whole dump over HTTP, so it was not done (--recover does it; or run info on the file)');
           const fetched = fetchJson(sources);
           reports.push(fetched ? { ...r, fetch: fetched } : r);
           if (!o.json) await writeStdout(formatInfo(r) + '\n');
