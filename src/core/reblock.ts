@@ -9,6 +9,20 @@
 import { VmcoreError } from './errors.js';
 import type { Dump, PageRun, PageState } from './dump.js';
 import { dumpView } from './dump.js';
+import { Vmcoreinfo } from './kernel/vmcoreinfo.js';
+
+/**
+ * `dump` in the kernel's page frames: its VMCOREINFO PAGESIZE (from `vmcoreinfo`, else the
+ * dump's own VMCOREINFO note) when that is smaller than the dump's block size (QEMU's 64 KiB
+ * arm64 blocks), else `dump` itself. What `convert` and `fix` write and classify, so that
+ * block_size, max_mapnr, the bitmaps and the pfns of a dump level are the kernel's.
+ * @throws VmcoreError BAD_FIELD when PAGESIZE does not divide the block size (withPageSize)
+ */
+export function inKernelPages(dump: Dump, vmcoreinfo?: Vmcoreinfo): Dump {
+  const v = vmcoreinfo ?? (dump.vmcoreinfoText ? new Vmcoreinfo(dump.vmcoreinfoText) : undefined);
+  const ps = v?.pageSize;
+  return ps !== undefined && ps < dump.pageSize ? withPageSize(dump, ps) : dump;
+}
 
 /**
  * `dump` with page frames of `pageSize` bytes (a power of two that divides `dump.pageSize`).

@@ -6,6 +6,7 @@ import { Option, type Command } from 'commander';
 import { VmcoreError } from '../../core/errors.js';
 import type { OutputCodec } from '../../core/format/batch.js';
 import { openDumpFiles } from '../../node/open.js';
+import { inKernelPages } from '../../core/reblock.js';
 import { isStreamPath, streamOf } from '../../node/file-source.js';
 import { openDumpStream } from '../../node/stream/kdump-stream.js';
 import { nodeCodecs } from '../../node/codecs.js';
@@ -172,7 +173,7 @@ export function register(program: Command): void {
         // the input's triage (the guard of a filtered output) runs on its own thread meanwhile
         const inputTriage = dump && filtering && inputs.every((x) => x !== '-') ? startInputTriage(inputs) : undefined;
         let kernel: Awaited<ReturnType<typeof analyzeKernel>> | undefined;
-        if (dump && o.kernel !== false && (dump.arch === 'x86_64' || filtering)) {
+        if (dump && o.kernel !== false && (['x86_64', 'aarch64', 'unknown', 'Unknown'].includes(dump.arch) || filtering)) {
           try {
             kernel = await analyzeKernel(dump, {});
             for (const w of kernel.warnings) warn(w);
@@ -181,8 +182,11 @@ export function register(program: Command): void {
             warn(`kernel analysis failed (${(e as Error).message}); header values come from the file`);
           }
         }
-        if (dump && filtering) filter = await planFilter(dump, kernel!, dumpLevel, { force: !!o.force, onWarning: warn, ...(inputTriage ? { inputTriage } : {}) });
-        const summary: ConvertSummary = await convertDump(dump ?? stream!.input, toStdout ? process.stdout : out, {
+        // written and classified in the kernel's pages: QEMU's arm64 files use 64 KiB blocks, and
+        // crash, makedumpfile and libkdumpfile count block_size, max_mapnr and pfns in PAGESIZE
+        const input = dump ? inKernelPages(dump, kernel?.vmcoreinfo) : undefined;
+        if (input && filtering) filter = await planFilter(input, kernel!, dumpLevel, { force: !!o.force, onWarning: warn, ...(inputTriage ? { inputTriage } : {}) });
+        const summary: ConvertSummary = await convertDump(input ?? stream!.input, toStdout ? process.stdout : out, {
           ...(physBase !== undefined ? { physBase } : {}),
           // the header values convertDump derives from the kernel (kernelHeaderValues); pages
           // above the kernel's memory model are firmware and left out, as `fix` does

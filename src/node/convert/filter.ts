@@ -48,6 +48,8 @@ export interface InputTriage {
   pfns: number[];
   touched: number[] | undefined;
   digest?: string | undefined;
+  /** The page size its pfns count in (the worker's dump, in the kernel's pages). */
+  pageSize?: number;
 }
 
 /**
@@ -91,7 +93,9 @@ export async function planFilter(dump: Dump, kernel: KernelInfo, level: number, 
   if (opts.alter) exclude = opts.alter(exclude);
   // triage on the input, and on the input as the filter leaves it: before anything is written
   const topts = opts.noBacktraces ? { noBacktraces: true } : {};
-  const pre = opts.inputTriage ? await opts.inputTriage : undefined;
+  let pre = opts.inputTriage ? await opts.inputTriage : undefined;
+  // pfns in another page size than this dump's (its VMCOREINFO recovered from memory) are not these
+  if (pre?.pageSize !== undefined && pre.pageSize !== dump.pageSize) pre = undefined;
   const { fingerprint, pfns, touched } = pre ?? (await triageRecord(dump, topts));
   // Triage is a function of the pages it asks about (and of the file's notes, kept as they are).
   // When the filter leaves out none of them, triage on the filtered input asks the same questions

@@ -51,6 +51,7 @@ import { kernelMappings } from '../../core/kernel/kernel-map.js';
 import { availableParallelism } from 'node:os';
 import type { Writable } from 'node:stream';
 import { ElfFormat, KdumpFormat } from './formats.js';
+import { inKernelPages } from '../../core/reblock.js';
 import { headerFor, scanRuns, splitParts, withKernelValues, type Scan } from './plan.js';
 import { BufferPool, dumpBatches, readBatch, streamBatches, withoutRuns, type RawBatch } from './batches.js';
 import { clipRanges, countIn, isStream, pushRange } from './ranges.js';
@@ -88,8 +89,11 @@ function validate(opts: ConvertOptions): void {
  * With `split: N`, `out` is the name prefix: files OUT.1 … OUT.N.
  * @param input an opened dump (or a sequential page stream).
  * @param opts `format` (kdump default, elf, celf), `codec` (zstd default), `dumpLevel` 0-31
- *   (makedumpfile's bits; 2-31 need `exclude` from the page classification), `threads`,
+ *   (makedumpfile's bits; 2-31 need `exclude` from the page classification, its pfns in the
+ *   kernel's pages), `threads`,
  *   `physBase` and the other header values (derived from the kernel analysis when absent).
+ * A dump in blocks larger than its kernel's VMCOREINFO PAGESIZE (QEMU's arm64 files) is written
+ * in the kernel's pages (inKernelPages).
  * @returns sizes in bytes, page counts, the codec implementation and the time taken.
  * @throws VmcoreError USAGE (bad options), EXISTS (OUT exists without `force`), IO, INTERRUPTED
  *   (`signal`), and the input's read errors. The output is written to a temporary name and
@@ -109,6 +113,9 @@ export async function convertDump(input: ConvertInput, out: string | Writable, o
   const threads = opts.threads ?? Math.max(1, Math.min(availableParallelism(), 16));
   const batchPages = opts.batchPages ?? 256;
   const warnings: string[] = [];
+  // in the kernel's pages (VMCOREINFO PAGESIZE): QEMU writes arm64 dumps in 64 KiB blocks, and
+  // crash, makedumpfile and libkdumpfile take block_size, max_mapnr and the bitmaps in PAGESIZE
+  if (!isStream(input)) input = inKernelPages(input, opts.kernel ? opts.kernel.vmcoreinfo : undefined);
   const ps = input.pageSize;
   // the header values the kernel proves (phys_base, utsname, VMCOREINFO, memory end)
   opts = await withKernelValues(input, opts, warnings);

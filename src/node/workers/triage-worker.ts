@@ -8,16 +8,19 @@ import { openDumpFiles } from '../open.js';
 import { pagesDigest, triageRecord } from '../../core/triage.js';
 import { nodeSha256 } from '../hash.js';
 import { isVmcoreError } from '../../core/errors.js';
+import { inKernelPages } from '../../core/reblock.js';
 
 const { paths, noBacktraces } = workerData as { paths: string[]; noBacktraces: boolean };
 try {
-  const dump = await openDumpFiles(paths);
+  const opened = await openDumpFiles(paths);
   try {
+    // in the kernel's pages, as convert classifies them (QEMU's 64 KiB arm64 blocks)
+    const dump = inKernelPages(opened);
     const r = await triageRecord(dump, noBacktraces ? { noBacktraces: true } : {});
     const digest = r.touched ? await pagesDigest(dump, r.touched, nodeSha256) : undefined;
-    parentPort!.postMessage({ ok: { ...r, digest } });
+    parentPort!.postMessage({ ok: { ...r, digest, pageSize: dump.pageSize } });
   } finally {
-    await dump.close();
+    await opened.close();
   }
 } catch (e) {
   parentPort!.postMessage({ error: isVmcoreError(e) ? e.toJSON() : { code: 'IO', message: String((e as Error)?.message ?? e) } });
