@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { VmcoreError } from '../../core/errors.js';
 import { analyzeKernel } from '../../core/kernel/kernel.js';
 import { symbolQuery, type SymbolAnswer } from '../../core/kernel/symquery.js';
+import { kernelPacMask } from '../../core/kernel/aarch64/pagetables.js';
 import { openDumpFiles } from '../../node/open.js';
 import { printJson, writeStdout } from '../util.js';
 import { hex64 } from '../../core/kernel/vmcoreinfo.js';
@@ -32,7 +33,9 @@ export function register(program: Command): void {
         const syms = await kernel.symbolsWithModules();
         for (const w of syms.warnings) process.stderr.write(`vmcore: warning: ${w}\n`);
         const answers: SymbolAnswer[] = [];
-        for (const q of queries) answers.push(...symbolQuery(syms, q));
+        // arm64: a saved LR with pointer-authentication bits resolves to its code address
+        const pacMask = kernel.arch === 'aarch64' ? kernelPacMask(kernel.vmcoreinfo) : undefined;
+        for (const q of queries) answers.push(...symbolQuery(syms, q, pacMask !== undefined ? { pacMask } : {}));
         const missed = answers.filter((a) => a.name === null);
         if (o.json) await printJson(answers);
         else {
@@ -40,7 +43,7 @@ export function register(program: Command): void {
           for (const a of answers) {
             if (a.name === null) continue;
             const mod = a.module ? ` [${a.module}]` : '';
-            const at = hex64(BigInt(a.address!) + BigInt(a.offset!));
+            const at = hex64(BigInt(a.address!) + BigInt(a.offset!)); // the code address (PAC bits stripped)
             lines.push(`${at}  ${a.type}  ${a.name}+${a.offset}/${a.size}${mod}`);
           }
           if (lines.length) await writeStdout(lines.join('\n') + '\n');

@@ -11,6 +11,7 @@
  * come from BTF; symbols from a {@link KernelSymbolSource} (kallsyms or a System.map).
  */
 import { isVmcoreError, VmcoreError } from '../errors.js';
+import { kernelPacMask } from './aarch64/pagetables.js';
 import type { KernelTypes } from './btf/reader.js';
 import { listModules, type ModuleList } from './modules.js';
 import { readPerCpu } from './percpu.js';
@@ -473,8 +474,7 @@ export async function createBacktracer(kernel: KernelInfo, opts: { symbols?: Ker
     return undefined;
   });
   // arm64: KERNELPACMASK, else every bit above VA_BITS (a kernel text address has them all set)
-  const vaBits = kernel.vmcoreinfo?.number('VA_BITS');
-  const pacMask = kernel.vmcoreinfo?.number('KERNELPACMASK') ?? (vaBits !== undefined && vaBits > 0n && vaBits < 64n ? BigInt.asUintN(64, -(1n << vaBits)) : undefined);
+  const pacMask = kernelPacMask(kernel.vmcoreinfo);
   const pageSize = kernel.vmcoreinfo?.pageSize;
   // kernels without CONFIG_KALLSYMS_ALL: init_task and the per-CPU data found in memory
   const walkSymbols = await withTaskSymbols(symbols, (va, n) => kernel.readVirt(va, n), btf.types);

@@ -4,6 +4,7 @@
  */
 import type { KernelInfo } from './kernel.js';
 import { readDmesg, type DmesgLog } from './dmesg.js';
+import { kernelPacMask, stripPac } from './aarch64/pagetables.js';
 import { cpuLabel, cpuToJSON, registersOfCpu, registersOfTask, type CpuRegisters } from './x86_64/cpu.js';
 
 const PANIC_RE = /Kernel panic - not syncing: .*|BUG: .*|general protection fault.*|Oops: .*/;
@@ -31,6 +32,24 @@ export interface PanicSummary {
  *   one CPU that ran the task that logged the panic (caller T<pid>), and its registers that
  *   CPU's note, when no note carries that pid (QEMU's notes carry vCPU numbers).
  */
+/**
+ * A CPU's registers as JSON (cpuToJSON); on aarch64 `lr` is the code address, its
+ * pointer-authentication bits stripped with KERNELPACMASK (kernelPacMask), and `lr_raw` the
+ * saved value when they differ.
+ */
+function registersJSON(regs: CpuRegisters, kernel: KernelInfo): Record<string, unknown> {
+  const o = cpuToJSON(regs);
+  const pac = regs.arch === 'aarch64' ? kernelPacMask(kernel.vmcoreinfo) : undefined;
+  if (pac !== undefined && regs.lr !== undefined) {
+    const lr = stripPac(regs.lr, pac);
+    if (lr !== regs.lr) {
+      o['lr'] = '0x' + lr.toString(16);
+      o['lr_raw'] = '0x' + regs.lr.toString(16);
+    }
+  }
+  return o;
+}
+
 export async function panicSummary(kernel: KernelInfo, log?: DmesgLog, littleEndian = true, opts: { runningPids?: readonly (number | null)[] } = {}): Promise<PanicSummary | null> {
   let dmesg = log;
   if (!dmesg && kernel.vmcoreinfo && kernel.translator) {
@@ -92,7 +111,7 @@ export async function panicSummary(kernel: KernelInfo, log?: DmesgLog, littleEnd
     task,
     uptime,
     crashTime: kernel.crashTime ? new Date(kernel.crashTime * 1000).toISOString() : null,
-    registers: regs ? cpuToJSON(regs) : null,
+    registers: regs ? registersJSON(regs, kernel) : null,
     registersSource: regs ? `${regs.source} (${cpuLabel(regs)})` : null,
     registersNote,
   };

@@ -12,6 +12,7 @@
 import { VmcoreError } from '../../errors.js';
 import type { PhysicalMemory } from '../../dump.js';
 import type { KernelTranslator } from '../arch.js';
+import type { Vmcoreinfo } from '../vmcoreinfo.js';
 
 const MASK64 = (1n << 64n) - 1n;
 const u64 = (v: bigint) => v & MASK64;
@@ -200,6 +201,16 @@ export interface Aarch64Layout {
 /** The linear map: [PAGE_OFFSET, PAGE_OFFSET + 2^(vaBits−1)) on 5.4+ kernels. */
 export function linearRegion(layout: Aarch64Layout): { start: bigint; end: bigint } {
   return { start: layout.pageOffset, end: u64(layout.pageOffset + (1n << BigInt(layout.vaBits - 1))) || MASK64 };
+}
+
+/**
+ * The pointer-authentication bits of kernel return addresses: VMCOREINFO NUMBER(KERNELPACMASK)
+ * (arch/arm64/kernel/crash_core.c), else every bit above NUMBER(VA_BITS) (a kernel text address
+ * has them all set). Undefined when VMCOREINFO gives neither.
+ */
+export function kernelPacMask(vi: Vmcoreinfo | undefined): bigint | undefined {
+  const vaBits = vi?.number('VA_BITS');
+  return vi?.number('KERNELPACMASK') ?? (vaBits !== undefined && vaBits > 0n && vaBits < 64n ? BigInt.asUintN(64, -(1n << vaBits)) : undefined);
 }
 
 /** Set the pointer-authentication bits of a kernel return address back to ones (ptrauth_strip_kernel_insn_pac). */
