@@ -16,7 +16,9 @@ prints every symbol of that name (local symbols of different files can share one
 
 JSON: an array of {query, name, address, offset, size, type, module}: address is the symbol's
 start (the queried address is address + offset); name and address are null
-for a query that matched nothing. Exit status 1 when any query matched nothing.`;
+for a query that matched nothing. Exit status 1 when any query matched nothing.
+On aarch64 an address no symbol holds is looked up again with its pointer-authentication bits
+stripped (NUMBER(KERNELPACMASK)): a saved LR resolves, and address + offset is its code address.`;
 
 export function register(program: Command): void {
   program
