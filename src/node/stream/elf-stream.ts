@@ -257,7 +257,7 @@ export class ElfStream {
       await r.skipTo(n.offset, 'the notes');
       const nb = await r.read(n.size, 'the notes');
       headerPieces.push({ offset: n.offset, bytes: nb });
-      notes.push(...parseNotes(nb, le, { file: name, base: n.offset }));
+      notes.push(...parseNotes(nb, le, { file: name, base: n.offset, warnings }));
     }
 
     // Memory segments in file order; file ranges must not overlap (QEMU writes each byte of

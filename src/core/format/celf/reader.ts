@@ -331,7 +331,7 @@ export class CelfDump implements Dump {
             field: 'Elf64_Phdr.p_filesz',
           });
         }
-        notes.push(...parseNotes(await readExact(src, p.offset, p.filesz, 'PT_NOTE'), le, { file, base: p.offset }));
+        notes.push(...parseNotes(await readExact(src, p.offset, p.filesz, 'PT_NOTE'), le, { file, base: p.offset, warnings }));
       }
     }
 

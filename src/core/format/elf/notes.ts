@@ -57,16 +57,74 @@ const latin1 = new TextDecoder('latin1');
 const align4 = (n: number) => (n + 3) & ~3;
 
 /**
+ * Why the name of the note at `p` (namesz bytes after its 12-byte header) is malformed, or
+ * undefined when it is sound: the ELF gABI counts the terminating NUL in n_namesz, so the name
+ * must end with a NUL within namesz bytes and anything after that NUL must be padding (zeros);
+ * a name of printable text without the NUL is taken too.
+ */
+function badName(buf: Uint8Array, p: number, namesz: number): string | undefined {
+  if (namesz === 0) return undefined;
+  const end = Math.min(p + 12 + namesz, buf.length);
+  let nul = -1;
+  for (let i = p + 12; i < end; i++) {
+    if (nul < 0) {
+      if (buf[i] === 0) nul = i;
+    } else if (buf[i] !== 0) {
+      return `runs past its name "${latin1.decode(buf.subarray(p + 12, nul))}" into other bytes`;
+    }
+  }
+  if (nul < 0 && p + 12 + namesz > buf.length) return 'runs past the end of the note area';
+  // a name without its NUL is taken when it is text (a writer that left the NUL out)
+  if (nul < 0 && !buf.subarray(p + 12, end).every((b) => b >= 0x20 && b < 0x7f)) return 'holds no terminating NUL and is not text';
+  return undefined;
+}
+
+/** Does a sound note header, a terminator or the end of the area start at `q`? */
+function noteStartsAt(buf: Uint8Array, q: number, le: boolean, ctx: { file?: string; base?: number }): boolean {
+  if (q === buf.length) return true;
+  if (q + 12 > buf.length) return buf.subarray(q).every((b) => b === 0);
+  const h = Nhdr.read(buf, q, le, ctx);
+  if (h.n_namesz === 0 && h.n_descsz === 0 && h.n_type === 0) return true;
+  return h.n_namesz <= 4096 && badName(buf, q, h.n_namesz) === undefined && q + 12 + align4(h.n_namesz) + h.n_descsz <= buf.length;
+}
+
+/**
  * Parse a note stream. Stops at a zero header (n_namesz = n_descsz = n_type = 0, the kernel's
  * terminator) or at the end; a note running past the end raises TRUNCATED.
+ * A note whose n_namesz does not fit its name (hostile or damaged: no NUL in it, or bytes after
+ * the NUL) is left out with a warning in `ctx.warnings` naming its offset and field. The notes
+ * after it are read on from where the note ends with the name's true length, when a sound note
+ * (or the end) starts there; else the warning says they are lost.
  */
-export function parseNotes(buf: Uint8Array, le: boolean, ctx: { file?: string; base?: number } = {}): ElfNote[] {
+export function parseNotes(buf: Uint8Array, le: boolean, ctx: { file?: string; base?: number; warnings?: string[] } = {}): ElfNote[] {
   const out: ElfNote[] = [];
   let p = 0;
   const base = ctx.base ?? 0;
+  const at = (o: number) => `0x${(base + o).toString(16)}`;
   while (p + 12 <= buf.length) {
     const h = Nhdr.read(buf, p, le, ctx);
     if (h.n_namesz === 0 && h.n_descsz === 0 && h.n_type === 0) break;
+    const bad = badName(buf, p, Math.min(h.n_namesz, 4096 + 1));
+    if (bad !== undefined) {
+      // the name as far as its first NUL; the note re-measured with that length
+      let nul = -1;
+      for (let i = p + 12, e = Math.min(p + 12 + h.n_namesz, buf.length); i < e; i++) {
+        if (buf[i] === 0) {
+          nul = i;
+          break;
+        }
+      }
+      const resume = nul < 0 ? undefined : align4(nul + 1) + h.n_descsz;
+      const next = resume !== undefined && resume - h.n_descsz <= buf.length ? align4(resume) : undefined;
+      const ok = next !== undefined && next <= buf.length && noteStartsAt(buf, next, le, ctx);
+      ctx.warnings?.push(
+        `${ctx.file ? `${ctx.file}: ` : ''}note at offset ${at(p)}: field Elf_Nhdr.n_namesz ${h.n_namesz} ${bad}: note (type ${h.n_type}) left out` +
+          (ok ? `; the notes after it read on from offset ${at(next!)}` : `; the ${buf.length - p} bytes of notes from there are lost`),
+      );
+      if (!ok) break;
+      p = next!;
+      continue;
+    }
     const nameEnd = p + 12 + h.n_namesz;
     const descStart = p + 12 + align4(h.n_namesz);
     const descEnd = descStart + h.n_descsz;

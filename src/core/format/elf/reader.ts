@@ -140,7 +140,7 @@ export class ElfDump implements Dump {
     for (const p of layout.phdrs) {
       if (p.type !== PT_NOTE || p.filesz === 0) continue;
       const b = await readExact(src, p.offset, p.filesz, 'PT_NOTE');
-      notes.push(...parseNotes(b, layout.header.littleEndian, { file: src.name, base: p.offset }));
+      notes.push(...parseNotes(b, layout.header.littleEndian, { file: src.name, base: p.offset, warnings: layout.warnings }));
     }
     return new ElfDump(src, layout, notes);
   }

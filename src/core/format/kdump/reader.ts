@@ -944,7 +944,7 @@ export class KdumpDump implements Dump {
     if (h.sizeNote > 0) {
       if (h.sizeNote > MAX_NOTE_BYTES) throw new VmcoreError('OUT_OF_BOUNDS', `size_note ${h.sizeNote} is too large`, { file, field: 'size_note' });
       const b = await readExact(p.src, h.offsetNote, h.sizeNote, 'note blob (offset_note/size_note)');
-      this.notes = parseNotes(b, le, { file, base: h.offsetNote });
+      this.notes = parseNotes(b, le, { file, base: h.offsetNote, warnings: this.warnings });
     }
     const vn = findVmcoreinfoNote(this.notes);
     if (vn) this.vmcoreinfoText = trimText(vn.desc);
