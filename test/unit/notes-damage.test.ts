@@ -10,6 +10,13 @@ import { fileURLToPath } from 'node:url';
 import { openDumpFiles } from '../../src/node/open.js';
 import { buildNotes, parseNotes, NT_PRSTATUS } from '../../src/core/format/elf/notes.js';
 import { parseAarch64CpuNotes } from '../../src/core/kernel/aarch64/cpu.js';
+import { convertDump } from '../../src/node/convert/index.js';
+import { analyzeKernel } from '../../src/core/kernel/kernel.js';
+import { readDmesg } from '../../src/core/kernel/dmesg.js';
+import { panicSummary } from '../../src/core/kernel/panic.js';
+import { mkdtempSync, openSync, writeSync, closeSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 const SRC = fileURLToPath(new URL('../../../test/fixtures/excerpts-arm64/direct-max-kaslr-1cpu-256M-vmci-panic.kdump', import.meta.url));
 
@@ -62,4 +69,43 @@ test('notes: a namesz that leaves no way to find the next note says the notes af
   assert.equal(got.length, 0);
   assert.equal(warnings.length, 1);
   assert.match(warnings[0]!, /note at offset 0x0: field Elf_Nhdr\.n_namesz 255 .* bytes of notes from there are lost/);
+});
+
+test('kdump file with n_namesz 0xff on its CPU note: the reader warns, the other notes stay, info has no crash registers from it', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'vmcore-notes-'));
+  try {
+    const out = join(dir, 'a.kdump');
+    const src = await openDumpFiles([SRC]);
+    try {
+      await convertDump(src, out, { format: 'kdump', threads: 0 });
+    } finally {
+      await src.close();
+    }
+    const good = await openDumpFiles([out]);
+    const names = good.notes.map((n) => n.name);
+    const off = good.notes.find((n) => n.name === 'CORE' && n.type === NT_PRSTATUS)!.offset!;
+    await good.close();
+    const fd = openSync(out, 'r+');
+    const b = Buffer.alloc(4);
+    b.writeUInt32LE(0xff);
+    writeSync(fd, b, 0, 4, off);
+    closeSync(fd);
+    const d = await openDumpFiles([out]);
+    try {
+      assert.ok(d.warnings.some((w) => w.includes(`note at offset 0x${off.toString(16)}: field Elf_Nhdr.n_namesz 255`)), d.warnings.join('\n'));
+      const i = names.findIndex((n) => n === 'CORE');
+      assert.deepEqual(d.notes.map((n) => n.name), names.filter((_, k) => k !== i));
+      assert.ok(d.vmcoreinfoText?.includes('OSRELEASE=6.1.0-56-cloud-arm64'));
+      const k = await analyzeKernel(d);
+      assert.equal(k.cpus.length, 0);
+      const p = await panicSummary(k, await readDmesg({ vmcoreinfo: k.vmcoreinfo!, readVirt: (va, n) => k.readVirt(va, n) }), d.littleEndian);
+      // the panic line is still the guest's (its console: "Kernel panic - not syncing: sysrq triggered crash")
+      assert.equal(p?.message, 'Kernel panic - not syncing: sysrq triggered crash');
+      assert.equal(p?.registers, null);
+    } finally {
+      await d.close();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
