@@ -1,11 +1,13 @@
-# Shared by the bench scripts (source it): run a command once to warm up, then $RUNS times under
+# Shared by the bench scripts (source it): run a command once to warm up (not with WARMUP=0), then $RUNS times under
 # GNU time, and append one JSON line per run to $JSONL: wall seconds, user+system CPU seconds,
 # peak RSS (KiB) and the 1-minute load average before the run.
 #   measure NAME STDIN_FILE STDOUT_FILE COMMAND...
 # Needs: $WORK (scratch directory), $JSONL, $RUNS; GNU time at /usr/bin/time.
 measure() {
   local name=$1 input=$2 out=$3; shift 3
-  "$@" < "$input" > "$out" 2> "$WORK/stderr.txt" || { echo "FAILED: $name" >&2; tail -3 "$WORK/stderr.txt" >&2; }
+  if [ "${WARMUP:-1}" != 0 ]; then
+    "$@" < "$input" > "$out" 2> "$WORK/stderr.txt" || { echo "FAILED: $name" >&2; tail -3 "$WORK/stderr.txt" >&2; }
+  fi
   local i
   for ((i = 0; i < RUNS; i++)); do
     local load; load=$(cut -d' ' -f1 /proc/loadavg)

@@ -305,7 +305,7 @@ export async function dumpViaQmp(opts: QmpDumpOptions): Promise<QmpDumpSummary> 
           const kernel = await analyzeKernel(gdump);
           const end = await kernelMemoryEnd(kernel, info.pageSize);
           if (end && end.endPfn < info.maxPfn) memoryEnd = end.endPfn;
-          filter = await planFilter(gdump, kernel, dumpLevel, { force: opts.force ?? false, onWarning: warn });
+          filter = await planFilter(gdump, kernel, dumpLevel, { force: opts.force ?? false, onWarning: warn, digestPages: false });
         } finally {
           await gdump.close();
         }

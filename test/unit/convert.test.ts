@@ -16,6 +16,7 @@ import { PfnBitmap, KdumpLayout } from '../../src/core/format/kdump/writer.js';
 import { planElfSegments } from '../../src/core/format/elf/writer.js';
 import { convertDump, splitParts, type PageStreamInput } from '../../src/node/convert/index.js';
 import { openDumpFiles } from '../../src/node/open.js';
+import type { KdumpDump } from '../../src/core/format/kdump/reader.js';
 import { nodeCodecs } from '../../src/node/codecs.js';
 
 const PS = 4096;
@@ -221,6 +222,68 @@ test('kdump output with every codec, -d 0 and -d 1, holds the same pages (range 
         } finally {
           await r.dump.close();
         }
+      }
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('kdump input: its stored pages are decompressed by the workers (and inline), same pages in every codec; a damaged page is named as before', async () => {
+  const dir = await tmp();
+  try {
+    const { dump, expected } = syntheticDump();
+    const want = digest(expected, false);
+    for (const inCodec of codecs) {
+      const src = join(dir, `in-${inCodec}.kdump`);
+      await convertDump(dump, src, { codec: inCodec, dumpLevel: 1, threads: 0 });
+      const k = (await openDumpFiles([src])) as KdumpDump;
+      try {
+        // the batches go out in their stored form: the first data run is read in one piece
+        const first = expected.keys().next().value as number;
+        const st = await k.storedPages(first, 64);
+        assert.ok(st && st.codes.length === 64 && st.blob.length > 0, `${inCodec}: stored pages of pfn 0x${first.toString(16)}`);
+        for (const outCodec of codecs.filter((c) => c !== inCodec).slice(0, 2)) {
+          for (const threads of [0, 2]) {
+            const out = join(dir, `o-${inCodec}-${outCodec}-${threads}.kdump`);
+            const s = await convertDump(k, out, { codec: outCodec, dumpLevel: 1, threads });
+            assert.equal(s.pages.total, expected.size);
+            const r = await readBack([out], false);
+            await r.dump.close();
+            assert.equal(r.sha, want, `${inCodec} -> ${outCodec}, ${threads} threads`);
+          }
+        }
+      } finally {
+        await k.close();
+      }
+    }
+    // one compressed page made undecodable: the batch is read again page by page, which names it
+    const src = join(dir, 'in-zlib.kdump');
+    const k = (await openDumpFiles([src])) as KdumpDump;
+    let victim: { pfn: number; offset: number; size: number } | undefined;
+    for (const [pfn, page] of expected) {
+      const d = page && (await k.parts[0]!.desc(pfn));
+      if (d && d.flags !== 0 && d.size > 16) {
+        victim = { pfn, offset: d.offset, size: d.size };
+        break;
+      }
+    }
+    await k.close();
+    assert.ok(victim, 'a zlib-compressed page');
+    const bytes = await readFile(src);
+    bytes.fill(0xff, victim.offset, victim.offset + victim.size);
+    const bad = join(dir, 'bad.kdump');
+    await writeFile(bad, bytes);
+    for (const threads of [0, 2]) {
+      const d = await openDumpFiles([bad]);
+      try {
+        await assert.rejects(convertDump(d, join(dir, `x-${threads}.kdump`), { codec: 'lzo', dumpLevel: 1, threads }), (e: unknown) => {
+          assert.ok(e instanceof VmcoreError && e.code === 'DECOMPRESS', String(e));
+          assert.match(e.message, new RegExp(`pfn 0x${victim!.pfn.toString(16)}\\b`));
+          return true;
+        });
+      } finally {
+        await d.close();
       }
     }
   } finally {

@@ -94,6 +94,26 @@ test('triage guard: a wrong classification that drops one sleeping task\'s kerne
     const warnings: string[] = [];
     assert.ok(await planFilter(d, k, 31, { alter: (r) => mergeRun(r, bad[0]!), force: true, onWarning: (w) => warnings.push(w) }));
     assert.ok(warnings.some((w) => /bt: differs/.test(w) && /--force/.test(w)), warnings.join('\n'));
+    // on a written output without that page: info and dmesg agree, the digest of the pages triage
+    // read on the input does not, and the whole of triage then names bt -a
+    const good = (await planFilter(d, k, 31))!;
+    assert.ok(good.touched?.pfns.includes(stackPfn), 'the stack page is one triage asked about');
+    const dir = await mkdtemp(join(tmpdir(), 'vmcore-filter-'));
+    try {
+      const out = join(dir, 'nostack.kdump');
+      await convertDump(d, out, { dumpLevel: 31, exclude: mergeRun(good.exclude, bad[0]!), threads: 0 });
+      await assert.rejects(checkFilteredOutput([out], good), (e: unknown) => {
+        assert.ok(isVmcoreError(e) && e.code === 'TRIAGE', String(e));
+        assert.match(e.message, /bt: differs from line/);
+        assert.doesNotMatch(e.message, /dmesg: differs/);
+        return true;
+      });
+      // the honest output passes the same check
+      await convertDump(d, out, { dumpLevel: 31, exclude: good.exclude, threads: 0 });
+      await checkFilteredOutput([out], good);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   } finally {
     await d.close();
   }

@@ -38,6 +38,12 @@ export interface FilterOptions {
   noBacktraces?: boolean;
   /** Run the whole of triage again on the filtered input and on the output, even when the pages it reads show that it cannot change. */
   fullCheck?: boolean;
+  /**
+   * Record the digest of the pages triage asked about on the input (default true), so that the
+   * output check compares pages instead of running bt -a again. False where reading those pages
+   * again is costly (a live guest read through QMP).
+   */
+  digestPages?: boolean;
   /** The input's triage, already under way (startInputTriage); else it runs here, after the classification. */
   inputTriage?: Promise<InputTriage>;
 }
@@ -109,7 +115,7 @@ export async function planFilter(dump: Dump, kernel: KernelInfo, level: number, 
     if (!opts.force) throw new VmcoreError('TRIAGE', `${msg}; nothing written (--force writes it anyway)`, { ...(file ? { file } : {}), field: 'dump_level' });
     opts.onWarning?.(`${msg} (written anyway: --force)`);
   }
-  return { level, exclude, model, triage: fingerprint, ...(touched && !opts.fullCheck ? { touched: { pfns: touched, digest: pre?.digest ?? (await pagesDigest(dump, touched, nodeSha256)) } } : {}) };
+  return { level, exclude, model, triage: fingerprint, ...(touched && !opts.fullCheck && opts.digestPages !== false ? { touched: { pfns: touched, digest: pre?.digest ?? (await pagesDigest(dump, touched, nodeSha256)) } } : {}) };
 }
 
 /**

@@ -1024,15 +1024,16 @@ export class KdumpDump implements Dump {
   }
 
   /**
-   * Physical memory as readPhysGeneric reads it; a read of several whole pages decompresses them
-   * from one read of the file (storedPages) and falls back to the page-by-page path, which names
-   * the damage, when that is not possible.
+   * Physical memory as readPhysGeneric reads it; a read of STORED_READ_MIN_PAGES pages or more
+   * (the struct page blocks of page filtering) decompresses them from one read of the file
+   * (storedPages) and falls back to the page-by-page path, which names the damage, when that is
+   * not possible. Smaller reads go page by page through the decompressed-page cache.
    */
   async readPhys(addr: number, length: number, opts?: { fillMissing?: boolean }): Promise<Uint8Array> {
     const ps = this.pageSize;
     const pfn = Math.floor(addr / ps);
     const end = Math.ceil((addr + length) / ps);
-    if (Number.isSafeInteger(addr) && Number.isSafeInteger(length) && addr >= 0 && length > ps && end - pfn <= 4096 && end <= this.maxPfn) {
+    if (Number.isSafeInteger(addr) && Number.isSafeInteger(length) && addr >= 0 && end - pfn >= STORED_READ_MIN_PAGES && end - pfn <= 4096 && end <= this.maxPfn) {
       const st = await this.storedPages(pfn, end - pfn);
       if (st) {
         const buf = new Uint8Array((end - pfn) * ps);
@@ -1126,6 +1127,9 @@ export function normaliseArch(machine: string): string | undefined {
   if (machine === 'arm64') return 'aarch64';
   return machine;
 }
+
+/** Reads of at least this many pages go through storedPages (fewer: the page cache serves repeats). */
+export const STORED_READ_MIN_PAGES = 8;
 
 /** Codes of {@link StoredPages.codes}: index into this list. */
 export const STORED_CODES = ['zero', 'raw', 'zlib', 'lzo', 'snappy', 'zstd'] as const;
