@@ -19,7 +19,7 @@ import { checkChunkSize, parseChunkSize } from '../../core/format/celf/writer.js
 import { humanBytes, parseBigint, printJson } from '../util.js';
 import { analyzeKernel } from '../../core/kernel/kernel.js';
 import { DL_PAGE_TYPES } from '../../core/kernel/pagetypes.js';
-import { checkFilteredOutput, planFilter, startInputTriage, type FilterPlan } from '../../node/convert/filter.js';
+import { checkFilteredOutput, planFilter, type FilterPlan } from '../../node/convert/filter.js';
 
 interface Opts {
   stats?: boolean;
@@ -170,8 +170,6 @@ export function register(program: Command): void {
         const warn = (m: string) => {
           if (!o.quiet) process.stderr.write(`warning: ${m}\n`);
         };
-        // the input's triage (the guard of a filtered output) runs on its own thread meanwhile
-        const inputTriage = dump && filtering && inputs.every((x) => x !== '-') ? startInputTriage(inputs) : undefined;
         let kernel: Awaited<ReturnType<typeof analyzeKernel>> | undefined;
         if (dump && o.kernel !== false && (['x86_64', 'aarch64', 'unknown', 'Unknown'].includes(dump.arch) || filtering)) {
           try {
@@ -185,7 +183,7 @@ export function register(program: Command): void {
         // written and classified in the kernel's pages: QEMU's arm64 files use 64 KiB blocks, and
         // crash, makedumpfile and libkdumpfile count block_size, max_mapnr and pfns in PAGESIZE
         const input = dump ? inKernelPages(dump, kernel?.vmcoreinfo) : undefined;
-        if (input && filtering) filter = await planFilter(input, kernel!, dumpLevel, { force: !!o.force, onWarning: warn, ...(inputTriage ? { inputTriage } : {}) });
+        if (input && filtering) filter = await planFilter(input, kernel!, dumpLevel, { force: !!o.force, onWarning: warn });
         const summary: ConvertSummary = await convertDump(input ?? stream!.input, toStdout ? process.stdout : out, {
           ...(physBase !== undefined ? { physBase } : {}),
           // the header values convertDump derives from the kernel (kernelHeaderValues); pages

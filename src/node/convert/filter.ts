@@ -12,7 +12,6 @@ import { DL_PAGE_TYPES, pageModel, type PageModel } from '../../core/kernel/page
 import { compareTriage, filteredView, neededButExcluded, pagesDigest, triageFingerprint, triageRecord, type TriageFingerprint } from '../../core/triage.js';
 import { openDumpFiles } from '../open.js';
 import { nodeSha256 } from '../hash.js';
-import { Worker } from 'node:worker_threads';
 
 
 export interface FilterPlan {
@@ -44,38 +43,6 @@ export interface FilterOptions {
    * again is costly (a live guest read through QMP).
    */
   digestPages?: boolean;
-  /** The input's triage, already under way (startInputTriage); else it runs here, after the classification. */
-  inputTriage?: Promise<InputTriage>;
-}
-
-/** What triage says of the input (triageRecord) and the digest of the pages it asked about. */
-export interface InputTriage {
-  fingerprint: TriageFingerprint;
-  pfns: number[];
-  touched: number[] | undefined;
-  digest?: string | undefined;
-  /** The page size its pfns count in (the worker's dump, in the kernel's pages). */
-  pageSize?: number;
-}
-
-/**
- * Run the input's triage (triageRecord and pagesDigest) on a worker thread that opens `paths`
- * itself, while the caller classifies pages. The worker does not keep the process alive.
- * @throws (through the promise) what triageRecord throws on that thread
- */
-export function startInputTriage(paths: readonly string[], opts: { noBacktraces?: boolean } = {}): Promise<InputTriage> {
-  const w = new Worker(new URL('../workers/triage-worker.js', import.meta.url), { workerData: { paths: [...paths], noBacktraces: !!opts.noBacktraces }, resourceLimits: { maxYoungGenerationSizeMb: 8 } });
-  w.unref();
-  const p = new Promise<InputTriage>((resolve, reject) => {
-    w.once('message', (m: { ok?: InputTriage; error?: { code: import('../../core/errors.js').ErrorCode; message: string } }) => {
-      if (m.ok) resolve(m.ok);
-      else reject(VmcoreError.fromJSON(m.error!));
-    });
-    w.once('error', reject);
-    w.once('exit', (code) => reject(new VmcoreError('IO', `triage worker exited with code ${code} before answering`)));
-  });
-  p.catch(() => undefined); // surfaced when awaited
-  return p;
 }
 
 /**
@@ -99,10 +66,7 @@ export async function planFilter(dump: Dump, kernel: KernelInfo, level: number, 
   if (opts.alter) exclude = opts.alter(exclude);
   // triage on the input, and on the input as the filter leaves it: before anything is written
   const topts = opts.noBacktraces ? { noBacktraces: true } : {};
-  let pre = opts.inputTriage ? await opts.inputTriage : undefined;
-  // pfns in another page size than this dump's (its VMCOREINFO recovered from memory) are not these
-  if (pre?.pageSize !== undefined && pre.pageSize !== dump.pageSize) pre = undefined;
-  const { fingerprint, pfns, touched } = pre ?? (await triageRecord(dump, topts));
+  const { fingerprint, pfns, touched } = await triageRecord(dump, topts);
   // Triage is a function of the pages it asks about (and of the file's notes, kept as they are).
   // When the filter leaves out none of them, triage on the filtered input asks the same questions
   // and gets the same answers: it cannot say anything else, and is not run a second time.
@@ -115,7 +79,7 @@ export async function planFilter(dump: Dump, kernel: KernelInfo, level: number, 
     if (!opts.force) throw new VmcoreError('TRIAGE', `${msg}; nothing written (--force writes it anyway)`, { ...(file ? { file } : {}), field: 'dump_level' });
     opts.onWarning?.(`${msg} (written anyway: --force)`);
   }
-  return { level, exclude, model, triage: fingerprint, ...(touched && !opts.fullCheck && opts.digestPages !== false ? { touched: { pfns: touched, digest: pre?.digest ?? (await pagesDigest(dump, touched, nodeSha256)) } } : {}) };
+  return { level, exclude, model, triage: fingerprint, ...(touched && !opts.fullCheck && opts.digestPages !== false ? { touched: { pfns: touched, digest: await pagesDigest(dump, touched, nodeSha256) } } : {}) };
 }
 
 /**
