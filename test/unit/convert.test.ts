@@ -257,33 +257,36 @@ test('kdump input: its stored pages are decompressed by the workers (and inline)
         await k.close();
       }
     }
-    // one compressed page made undecodable: the batch is read again page by page, which names it
-    const src = join(dir, 'in-zlib.kdump');
-    const k = (await openDumpFiles([src])) as KdumpDump;
-    let victim: { pfn: number; offset: number; size: number } | undefined;
-    for (const [pfn, page] of expected) {
-      const d = page && (await k.parts[0]!.desc(pfn));
-      if (d && d.flags !== 0 && d.size > 16) {
-        victim = { pfn, offset: d.offset, size: d.size };
-        break;
+    // one compressed page made undecodable (zlib: inflated on the main thread; zstd: on a worker):
+    // the batch is read again page by page, which names it
+    for (const codec of codecs.filter((c) => c === 'zlib' || c === 'zstd')) {
+      const src = join(dir, `in-${codec}.kdump`);
+      const k = (await openDumpFiles([src])) as KdumpDump;
+      let victim: { pfn: number; offset: number; size: number } | undefined;
+      for (const [pfn, page] of expected) {
+        const d = page && (await k.parts[0]!.desc(pfn));
+        if (d && d.flags !== 0 && d.size > 16) {
+          victim = { pfn, offset: d.offset, size: d.size };
+          break;
+        }
       }
-    }
-    await k.close();
-    assert.ok(victim, 'a zlib-compressed page');
-    const bytes = await readFile(src);
-    bytes.fill(0xff, victim.offset, victim.offset + victim.size);
-    const bad = join(dir, 'bad.kdump');
-    await writeFile(bad, bytes);
-    for (const threads of [0, 2]) {
-      const d = await openDumpFiles([bad]);
-      try {
-        await assert.rejects(convertDump(d, join(dir, `x-${threads}.kdump`), { codec: 'lzo', dumpLevel: 1, threads }), (e: unknown) => {
-          assert.ok(e instanceof VmcoreError && e.code === 'DECOMPRESS', String(e));
-          assert.match(e.message, new RegExp(`pfn 0x${victim!.pfn.toString(16)}\\b`));
-          return true;
-        });
-      } finally {
-        await d.close();
+      await k.close();
+      assert.ok(victim, `a ${codec}-compressed page`);
+      const bytes = await readFile(src);
+      bytes.fill(0xff, victim.offset, victim.offset + victim.size);
+      const bad = join(dir, `bad-${codec}.kdump`);
+      await writeFile(bad, bytes);
+      for (const threads of [0, 2]) {
+        const d = await openDumpFiles([bad]);
+        try {
+          await assert.rejects(convertDump(d, join(dir, `x-${codec}-${threads}.kdump`), { codec: 'lzo', dumpLevel: 1, threads }), (e: unknown) => {
+            assert.ok(e instanceof VmcoreError && e.code === 'DECOMPRESS', String(e));
+            assert.match(e.message, new RegExp(`pfn 0x${victim!.pfn.toString(16)}\\b`));
+            return true;
+          });
+        } finally {
+          await d.close();
+        }
       }
     }
   } finally {

@@ -6,7 +6,10 @@
  */
 import { VmcoreError } from '../../core/errors.js';
 import type { Dump } from '../../core/dump.js';
-import type { StoredPages } from '../../core/format/kdump/reader.js';
+import { decodeStoredPages, STORED_CODES, type StoredPages } from '../../core/format/kdump/reader.js';
+import { nodeCodecs } from '../codecs.js';
+
+const STORED_ZLIB = STORED_CODES.indexOf('zlib');
 import { DirectElfReader } from './direct.js';
 import type { PageStreamInput, PfnRange } from './types.js';
 
@@ -78,8 +81,14 @@ export async function* dumpBatches(dump: Dump, ranges: readonly PfnRange[], cuts
       const buf = pool.get(n * ps);
       // kdump input: the stored pages go to the workers, which decompress them
       const st = stored && (await stored.storedPages(c.startPfn, n));
-      if (st) {
+      if (st && !st.codes.includes(STORED_ZLIB)) {
         yield { startPfn: c.startPfn, count: n, buf, stored: st };
+        continue;
+      }
+      // zlib pages are inflated on this thread: node:zlib in a worker that failed an inflate can
+      // abort the process when the worker is terminated (Node 20, "close before init")
+      if (st && decodeStoredPages(st, new Uint8Array(buf), ps, (name) => nodeCodecs().get(name)) === undefined) {
+        yield { startPfn: c.startPfn, count: n, buf };
         continue;
       }
       if (!direct || !(await direct.read(c.startPfn * ps, new Uint8Array(buf)))) {
