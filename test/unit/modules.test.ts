@@ -156,7 +156,7 @@ test('mod: the older layout (core_layout: text then data in one allocation)', as
   assert.equal(x.symbols!.length, 4);
 });
 
-test('mod: a cycle in the list and a pointer to nowhere end the walk with a warning and the modules before', async () => {
+test('mod: a cycle ends the walk with a warning; past a pointer to nowhere or a NULL next the modules after it are read back from the head', async () => {
   const m = new Mem();
   writeModules(m, 'mem', [alpha(), beta()]);
   const types = new KernelTypes(vmlinuxBtf('mem'), m.readVirt);
@@ -169,12 +169,13 @@ test('mod: a cycle in the list and a pointer to nowhere end the walk with a warn
   // alpha.list.next -> an unmapped address
   m.u64(0x108, 0xffffffffdead0000n);
   const bad = await listModules(types, sym);
-  assert.deepEqual(bad.modules.map((x) => x.name), ['alpha']);
+  assert.deepEqual(bad.modules.map((x) => x.name), ['alpha', 'beta']);
   assert.ok(bad.warnings.some((w) => /modules: the node at 0xffffffffdead0000 cannot be read/.test(w)), bad.warnings.join('; '));
+  assert.ok(bad.warnings.some((w) => /modules: 1 more read backwards from the head/.test(w)), bad.warnings.join('; '));
   // a NULL next pointer
   m.u64(0x108, 0n);
   const nul = await listModules(types, sym);
-  assert.deepEqual(nul.modules.map((x) => x.name), ['alpha']);
+  assert.deepEqual(nul.modules.map((x) => x.name), ['alpha', 'beta']);
   assert.ok(nul.warnings.some((w) => /NULL next pointer/.test(w)), nul.warnings.join('; '));
   // a list of itself: bounded by the hard cap, or the cycle check, never a hang
   m.u64(0x108, m.va(0x108));

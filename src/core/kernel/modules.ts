@@ -87,13 +87,17 @@ async function readPtr(types: KernelTypes, va: bigint): Promise<bigint> {
 
 /**
  * Walk a circular list from the list_head at `head`: the addresses of its nodes (not entries),
- * in order. Bounded by `max` and cycle-checked; a node that cannot be read ends the walk. Every
- * stop other than the return to `head` adds a warning naming `what` and the address.
+ * in order. Bounded by `max` and cycle-checked. Every stop other than the return to `head` adds
+ * a warning naming `what` and the address. When a node cannot be read (a damaged or missing
+ * page) or holds a NULL next pointer, the nodes after it are taken from the other end: the walk
+ * goes back from `head` through the `prev` pointers (struct list_head { next, prev },
+ * include/linux/types.h) until it meets a node it has, so one lost node costs that node.
  */
 export async function listNodes(types: KernelTypes, head: bigint, what: string, warnings: string[], max = MAX_MODULES): Promise<bigint[]> {
   const out: bigint[] = [];
   const seen = new Set<bigint>();
   let at = head;
+  let broken = false;
   try {
     let next = await readPtr(types, head);
     while (next !== head) {
@@ -107,6 +111,7 @@ export async function listNodes(types: KernelTypes, head: bigint, what: string, 
       }
       if (next === 0n) {
         warnings.push(`${what}: a NULL next pointer after ${hex64(at)}; stopped after ${out.length}`);
+        broken = true;
         break;
       }
       seen.add(next);
@@ -119,8 +124,31 @@ export async function listNodes(types: KernelTypes, head: bigint, what: string, 
     // the last node pushed could not be followed: it may be a pointer to nowhere
     if (at !== head && out[out.length - 1] === at) out.pop();
     warnings.push(`${what}: the node at ${hex64(at)} cannot be read (${e.message}); stopped after ${out.length}`);
+    broken = true;
+  }
+  if (broken) {
+    const back = await listNodesBackwards(types, head, seen, max - out.length);
+    if (back.length > 0) warnings.push(`${what}: ${back.length} more read backwards from the head (prev pointers) after the break`);
+    out.push(...back.reverse());
   }
   return out;
+}
+
+/** The nodes before `head` through the prev pointers, nearest first, up to one already in `seen` or unreadable. */
+async function listNodesBackwards(types: KernelTypes, head: bigint, seen: Set<bigint>, max: number): Promise<bigint[]> {
+  const back: bigint[] = [];
+  try {
+    let prev = await readPtr(types, head + 8n);
+    while (prev !== head && prev !== 0n && !seen.has(prev) && back.length < max) {
+      seen.add(prev);
+      back.push(prev);
+      prev = await readPtr(types, prev + 8n);
+    }
+  } catch (e) {
+    if (!isVmcoreError(e)) throw e;
+    back.pop(); // the node whose prev cannot be read is on a lost page
+  }
+  return back;
 }
 
 /** Whether BTF type `id` has the member path `path`. */
