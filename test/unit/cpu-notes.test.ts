@@ -197,3 +197,24 @@ test('QEMU notes of 2 vCPUs and a panic logged by task 1: its CPU is the one who
   const twice = await panicSummary(kernel, log, true, { runningPids: [1, 1] });
   assert.equal(twice!.registers, null);
 });
+
+test('the panicking task runs on CPU 0 but no note holds its registers: bt marks its frames (from its last switch) as guesses and says why; no signature from them', async () => {
+  const b = sampleWithCpuNotes([idle(2), idle(3)], 8);
+  const dir = mkdtempSync(join(tmpdir(), 'vmcore-cpu-'));
+  try {
+    const f = join(dir, 'v.kdump');
+    writeFileSync(f, b);
+    const r = spawnSync(process.execPath, [CLI, 'bt', f, '--json'], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    const j = JSON.parse(r.stdout) as { tasks: { pid: number; frames: { reliable: boolean }[] }[]; warnings: string[] };
+    const t = j.tasks.find((x) => x.pid === 1)!;
+    assert.ok(t.frames.length > 0);
+    assert.ok(t.frames.every((x) => !x.reliable), 'every frame is a guess');
+    assert.ok(j.warnings.some((w) => /pid 1 \(init\) was running on CPU 0, but the dump holds no registers of that CPU/.test(w)), j.warnings.join('\n'));
+    const i = spawnSync(process.execPath, [CLI, 'info', f, '--json'], { encoding: 'utf8' });
+    assert.equal(i.status, 0, i.stderr);
+    assert.deepEqual((JSON.parse(i.stdout) as { panic: { signatureChain: string[] } }).panic.signatureChain, []);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -295,10 +295,14 @@ export class Backtracer {
     if (cpuData) stacks.push(...cpuData.stacks);
     const regs = t.activeCpu !== null || registersOfTask(this.env.cpus, t.pid) ? this.registersFor(t) : undefined;
     const r = await this.unwinder.unwind(t, regs, stacks, opts.maxFrames ? { maxFrames: opts.maxFrames } : {});
+    // A task running on a CPU whose registers the dump lacks: its saved state is from its last
+    // switch to it, not what it ran at the crash. Those frames are guesses ("?"), never a signature.
+    const stale = t.activeCpu !== null && regs === undefined && r.frames.length > 0;
+    if (stale) this.warnings.push(`pid ${t.pid} (${t.comm}) was running on CPU ${t.activeCpu}, but the dump holds no registers of that CPU: its frames start from the state saved at its last switch to it, not at the crash, and are marked as guesses`);
     return {
       task: t,
       arch: this.arch.name,
-      frames: r.frames.map((f) => this.symbolize(f)),
+      frames: r.frames.map((f) => this.symbolize(stale ? { ...f, reliable: false } : f)),
       exceptionFrames: r.exceptionFrames,
       stop: r.stop,
       stopDetail: r.stopDetail,
