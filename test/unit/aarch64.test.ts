@@ -239,14 +239,82 @@ test('arm64 without the VMCOREINFO note: recovered from memory, then proven', as
   }
 });
 
-test('arm64: a wrong kimage_voffset in VMCOREINFO is not proven, and nothing throws', async () => {
+/** The fixture's VMCOREINFO with one line replaced (`key=value`, key as the line spells it). */
+async function withLine(dump: Dump, key: string, value: string): Promise<KernelInput> {
+  const re = new RegExp(`^${key.replace(/[()]/g, '\\$&')}=.*$`, 'm');
+  assert.match(dump.vmcoreinfoText!, re, key);
+  return variant(dump, { vmcoreinfoText: dump.vmcoreinfoText!.replace(re, `${key}=${value}`) });
+}
+
+/** A location proven despite a wrong VMCOREINFO value: the guest's own values (truth.json), from memory. */
+async function assertProvenFromMemory(k: Awaited<ReturnType<typeof analyzeKernel>>) {
+  assert.equal(k.physBase.verdict, 'header correct', k.warnings.join('\n'));
+  assert.equal(k.physBase.value, BigInt(P.phys_offset!));
+  assert.equal(k.utsname?.release, truth.kernel);
+  assert.equal(await k.virtToPhys(BigInt(P.stext_vaddr!)), Number(P.stext_phys));
+  assert.equal(new TextDecoder().decode(await k.readVirt(BigInt(P.init_uts_ns_vaddr!), 5)), 'Linux');
+}
+
+test('arm64: a wrong NUMBER(kimage_voffset) fails its check, is reported, and the true one is proven from memory', async () => {
   const dump = await open();
   try {
-    const text = dump.vmcoreinfoText!.replace(/NUMBER\(kimage_voffset\)=0x([0-9a-f]+)/, (_m, h: string) => `NUMBER(kimage_voffset)=0x${(BigInt('0x' + h) + 0x200000n).toString(16)}`);
-    const k = await analyzeKernel(variant(dump, { vmcoreinfoText: text }));
-    assert.equal(k.physBase.verdict, 'cannot prove');
-    assert.equal(k.physBase.value, undefined);
-    assert.ok(k.warnings.some((w) => /could not be proven/.test(w)));
+    const bad = BigInt(P.kimage_voffset!) + 0x200000n; // one hex digit changed
+    const k = await analyzeKernel(await withLine(dump, 'NUMBER(kimage_voffset)', '0x' + bad.toString(16)));
+    await assertProvenFromMemory(k);
+    assert.equal((k.physBase as { layout?: { kimageVoffset: bigint } }).layout?.kimageVoffset, BigInt(P.kimage_voffset!));
+    const w = k.warnings.find((x) => x.includes('NUMBER(kimage_voffset)'));
+    assert.ok(w, k.warnings.join('\n'));
+    assert.ok(w.includes('0x' + bad.toString(16)) && w.includes(P.kimage_voffset!), w);
+    assert.ok(k.physBase.sources.some((s) => s.startsWith('memory: init_uts_ns')), k.physBase.sources.join('; '));
+    assert.deepEqual(k.physBase.proof.map((p) => p.code), ['PGD_IN_RAM', 'PGD_MAPS_ITSELF', 'STEXT_MAPS', 'UTSNAME_MATCHES', 'LINEAR_MAP_AGREES']);
+  } finally {
+    await dump.close();
+  }
+});
+
+test('arm64: NUMBER(VA_BITS)=52 against TCR_EL1_T1SZ 0x10 is reported and the linear map proven with 48 bits', async () => {
+  const dump = await open();
+  try {
+    const k = await analyzeKernel(await withLine(dump, 'NUMBER(VA_BITS)', '52'));
+    await assertProvenFromMemory(k);
+    const a = (k.physBase as { layout?: { vaBits: number; pageOffset: bigint; kimageVoffset: bigint } }).layout!;
+    assert.equal(a.vaBits, 48);
+    assert.equal(a.pageOffset, 0xffff000000000000n);
+    assert.equal(a.kimageVoffset, BigInt(P.kimage_voffset!));
+    const w = k.warnings.find((x) => x.includes('NUMBER(VA_BITS)'));
+    assert.ok(w && /=52\b/.test(w) && /VA_BITS 48/.test(w) && w.includes('TCR_EL1_T1SZ 0x10'), k.warnings.join('\n'));
+  } finally {
+    await dump.close();
+  }
+});
+
+test('arm64: an OSRELEASE that init_uts_ns does not hold is reported, and the proof uses the release in memory', async () => {
+  const dump = await open();
+  try {
+    const k = await analyzeKernel(await withLine(dump, 'OSRELEASE', '7.1.0'));
+    await assertProvenFromMemory(k);
+    assert.ok(k.physBase.proof.some((p) => p.code === 'UTSNAME_IN_IMAGE' && p.text.includes(truth.kernel)));
+    const w = k.warnings.find((x) => x.includes('OSRELEASE'));
+    assert.ok(w && w.includes('7.1.0') && w.includes(truth.kernel), k.warnings.join('\n'));
+  } finally {
+    await dump.close();
+  }
+});
+
+test('arm64: a wrong KERNELOFFSET is reported against the proven image; the right one is not', async () => {
+  const dump = await open();
+  try {
+    const right = await analyzeKernel(dump);
+    assert.ok(!right.warnings.some((x) => x.includes('KERNELOFFSET')), right.warnings.join('\n'));
+    const good = BigInt(P.kaslr_offset!);
+    const bad = good + 0x1000000n; // one hex digit changed
+    const k = await analyzeKernel(await withLine(dump, 'KERNELOFFSET', bad.toString(16)));
+    await assertProvenFromMemory(k);
+    const w = k.warnings.find((x) => x.includes('KERNELOFFSET'));
+    assert.ok(w, k.warnings.join('\n'));
+    // both values: the one written, and _stext − KIMAGE_VADDR of the proven image (KERNELOFFSET + _stext − _text)
+    const stextMinusText = BigInt(P.stext_vaddr!) - BigInt(P.text_vaddr!);
+    assert.ok(w.includes('0x' + bad.toString(16)) && w.includes('0x' + (good + stextMinusText).toString(16)), w);
   } finally {
     await dump.close();
   }

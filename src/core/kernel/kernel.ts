@@ -383,12 +383,13 @@ async function analyzeAarch64(
     physBaseWarning = `the file's header phys_base (PHYS_OFFSET on arm64) ${hex64(loc.header!)} is wrong; the true value is ${hex64(loc.value!)}`;
     warnings.push(physBaseWarning);
   }
+  warnings.push(...loc.warnings);
   if (loc.verdict === 'cannot prove') warnings.push('aarch64: PHYS_OFFSET and kimage_voffset could not be proven; kernel virtual addresses cannot be trusted');
   const t = createAarch64Translator({ mem: dump, vmcoreinfo, location: loc, cpus, ...(file ? { file } : {}) });
   warnings.push(...t.warnings);
   let utsname: Utsname | undefined;
   const uts = vmcoreinfo?.symbol('init_uts_ns');
-  if (t.translator && uts !== undefined && hasStep(loc.proof, 'UTSNAME_MATCHES')) {
+  if (t.translator && uts !== undefined && (hasStep(loc.proof, 'UTSNAME_MATCHES') || hasStep(loc.proof, 'UTSNAME_IN_IMAGE'))) {
     try {
       utsname = decodeUtsname(await t.translator.readVirt(dump, uts + BigInt(vmcoreinfo?.offset('uts_namespace.name') ?? 0), NEW_UTSNAME_SIZE));
     } catch (e) {
