@@ -7,8 +7,8 @@
  * on loopback, requests whose Host header is not a loopback name are refused (DNS rebinding).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { createReadStream } from 'node:fs';
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { createReadStream, open as fsOpen, read as fsRead } from 'node:fs';
+import { open, readdir, readFile, type FileHandle } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -41,6 +41,8 @@ export interface ServeHandle {
 
 interface DumpEntry {
   path: string;
+  /** Opened once at start: a rename or symlink put in place of the path later reaches nothing else. */
+  fh: FileHandle;
   route: string;
   size: number;
   etag: string;
@@ -79,15 +81,24 @@ export async function serve(opts: ServeOptions): Promise<ServeHandle> {
   const host = opts.host ?? '127.0.0.1';
   const webDir = opts.webDir ?? defaultWebDir();
   const dumps: DumpEntry[] = [];
+  const closeDumps = () => Promise.all(dumps.map((d) => d.fh.close().catch(() => undefined)));
   for (const [i, p] of opts.dumps.entries()) {
+    let fh: FileHandle | undefined;
     let st;
     try {
-      st = await stat(p);
+      fh = await open(p, 'r');
+      st = await fh.stat();
     } catch (e) {
+      await fh?.close().catch(() => undefined);
+      await closeDumps();
       throw new VmcoreError('IO', `cannot serve: ${(e as Error).message}`, { file: p });
     }
-    if (!st.isFile()) throw new VmcoreError('IO', 'cannot serve: not a regular file', { file: p });
-    dumps.push({ path: resolve(p), route: `/dumps/${i}/${encodeURIComponent(basename(p))}`, size: st.size, etag: etagOf(st) });
+    if (!st.isFile()) {
+      await fh.close().catch(() => undefined);
+      await closeDumps();
+      throw new VmcoreError('IO', 'cannot serve: not a regular file', { file: p });
+    }
+    dumps.push({ path: resolve(p), fh, route: `/dumps/${i}/${encodeURIComponent(basename(p))}`, size: st.size, etag: etagOf(st) });
   }
   // the page: a fixed table of files, read now
   const files = new Map<string, { type: string; body: Buffer }>();
@@ -152,7 +163,7 @@ export async function serve(opts: ServeOptions): Promise<ServeHandle> {
     );
   });
   await new Promise<void>((ok, fail) => {
-    server.once('error', (e) => fail(new VmcoreError('IO', `cannot listen on ${host}:${opts.port ?? 0}: ${e.message}`, { cause: e })));
+    server.once('error', (e) => void closeDumps().then(() => fail(new VmcoreError('IO', `cannot listen on ${host}:${opts.port ?? 0}: ${e.message}`, { cause: e }))));
     server.listen(opts.port ?? 0, host, () => ok());
   });
   boundPort = (server.address() as AddressInfo).port;
@@ -165,15 +176,16 @@ export async function serve(opts: ServeOptions): Promise<ServeHandle> {
     close: () =>
       new Promise<void>((r) => {
         server.closeAllConnections();
-        server.close(() => r());
+        server.close(() => void closeDumps().then(() => r()));
       }),
   };
 }
 
 /** Answers a dump request: 200 whole, 206 one range, 416 unsatisfiable or several ranges. */
 async function sendDump(req: IncomingMessage, res: ServerResponse, entry: DumpEntry, head: boolean): Promise<number> {
-  // size and ETag of the file as it is now: a file replaced while a client reads it gets a new ETag
-  const st = await stat(entry.path);
+  // size and ETag of the opened file as it is now: a file rewritten while a client reads it gets a
+  // new ETag; the path is not looked up again (a symlink put in its place reaches nothing)
+  const st = await entry.fh.stat();
   const d = { ...entry, size: st.size, etag: etagOf(st) };
   const common = { 'Accept-Ranges': 'bytes', ETag: d.etag, 'Cache-Control': 'no-cache', 'Content-Type': 'application/octet-stream' };
   const range = req.headers.range;
@@ -205,7 +217,8 @@ async function sendDump(req: IncomingMessage, res: ServerResponse, entry: DumpEn
     res.end();
     return status;
   }
-  const s = createReadStream(d.path, { start, end });
+  // the stream must not close the shared descriptor when it ends or is destroyed (a client gone)
+  const s = createReadStream('', { fd: entry.fh.fd, start, end, fs: { open: fsOpen, read: fsRead, close: (_fd: number, cb: (e: null) => void) => cb(null) } });
   s.on('error', () => res.destroy());
   res.on('close', () => s.destroy());
   s.pipe(res);

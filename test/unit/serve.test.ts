@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, symlink, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -103,6 +103,29 @@ test('serve: the page with the dump list, the dumps with Range, and nothing else
     await new Promise((r) => setTimeout(r, 20));
     await writeFile(small, Buffer.alloc(10000, 7));
     await assert.rejects(src.read(8192, 10), (e: unknown) => isVmcoreError(e) && e.code === 'HTTP' && /changed/.test(e.message));
+  } finally {
+    await h.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('serve: a named dump replaced by a symlink (or a rename) after start still serves the file it opened', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'vmcore-serve-swap-'));
+  const dump = join(dir, 'vmcore');
+  const secret = join(dir, 'secret');
+  await writeFile(dump, Buffer.alloc(8192, 0x4b));
+  await writeFile(secret, 'root:x:0:0:secret\n');
+  const h = await serve({ dumps: [dump], webDir: dir });
+  try {
+    await unlink(dump);
+    await symlink(secret, dump);
+    const x = await raw(h.url, new URL(h.dumpUrls[0]!).pathname, { headers: { Range: 'bytes=0-15' } });
+    assert.equal(x.status, 206);
+    assert.equal(x.headers['content-range'], 'bytes 0-15/8192');
+    assert.deepEqual(x.body, Buffer.alloc(16, 0x4b));
+    const whole = await raw(h.url, new URL(h.dumpUrls[0]!).pathname);
+    assert.equal(whole.body.length, 8192);
+    assert.doesNotMatch(whole.body.toString(), /secret|root:/);
   } finally {
     await h.close();
     await rm(dir, { recursive: true, force: true });
