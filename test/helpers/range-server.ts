@@ -20,6 +20,11 @@ export interface RangeServer {
   dropNext: number;
   /** Answer the next N requests with 503. */
   fail503Next: number;
+  /** Send the headers and half of the body of every range answer, then nothing (the connection stays open). */
+  stall: boolean;
+  /** Send each range answer's body in this many pieces, `trickleMs` apart (slow but steady). */
+  trickle: number;
+  trickleMs: number;
   /** Answer every request with 200 and the whole file. */
   ignoreRange: boolean;
   /** Send no ETag nor Last-Modified. */
@@ -54,6 +59,9 @@ export async function startRangeServer(initial: Uint8Array | ServedFile, status4
     ifRanges: [],
     dropNext: 0,
     fail503Next: 0,
+    stall: false,
+    trickle: 0,
+    trickleMs: 0,
     ignoreRange: false,
     noValidator: false,
     delayMs: 0,
@@ -61,7 +69,12 @@ export async function startRangeServer(initial: Uint8Array | ServedFile, status4
       data = d;
       version++;
     },
-    close: () => new Promise((r) => server.close(() => r())),
+    close: () =>
+      new Promise((r) => {
+        for (const x of stalled) x.destroy();
+        server.close(() => r());
+        server.closeAllConnections();
+      }),
   };
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     s.requests++;
@@ -105,9 +118,31 @@ export async function startRangeServer(initial: Uint8Array | ServedFile, status4
       res.write(half, () => res.destroy());
       return;
     }
+    if (s.stall) {
+      const half = body.subarray(0, body.length >> 1);
+      s.bytesSent += half.length;
+      res.write(half);
+      stalled.push(res);
+      return;
+    }
+    if (s.trickle > 1) {
+      const n = s.trickle;
+      const piece = Math.ceil(body.length / n);
+      for (let i = 0; i < n; i++) {
+        const part = body.subarray(i * piece, Math.min(body.length, (i + 1) * piece));
+        s.bytesSent += part.length;
+        if (i === n - 1) res.end(part);
+        else {
+          res.write(part);
+          await new Promise((r) => setTimeout(r, s.trickleMs));
+        }
+      }
+      return;
+    }
     s.bytesSent += body.length;
     res.end(body);
   };
+  const stalled: import('node:http').ServerResponse[] = [];
   const server = createServer((req, res) => void handle(req, res));
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   s.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;

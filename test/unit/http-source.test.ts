@@ -105,6 +105,27 @@ test('dropped connections and 503s are retried with backoff; the data is right',
   }
 });
 
+test('the timeout is for silence, not for the whole answer: a slow steady body is read; a stalled server is given up, and later reads fail at once', async () => {
+  const data = pattern(300000, 5);
+  const srv = await startRangeServer(data);
+  try {
+    const src = await HttpSource.open(srv.url, { ...fast, timeoutMs: 300, retries: 1 });
+    // 6 pieces 150 ms apart: 750 ms in all, more than the 300 ms timeout, never 300 ms silent
+    srv.trickle = 6;
+    srv.trickleMs = 150;
+    assert.deepEqual(await src.read(100000, 20000), data.subarray(100000, 120000));
+    assert.equal(src.stats.retries, 0);
+    srv.trickle = 0;
+    srv.stall = true;
+    await assert.rejects(src.read(200000, 10), (e: unknown) => isVmcoreError(e) && e.code === 'IO' && /no data from the server for 300 ms/.test(e.message) && /gave up after 2 attempts/.test(e.message));
+    const sent = srv.requests;
+    await assert.rejects(src.read(250000, 10), (e: unknown) => isVmcoreError(e) && e.code === 'IO' && /no further requests are sent/.test(e.message));
+    assert.equal(srv.requests, sent, 'no request after the server was given up');
+  } finally {
+    await srv.close();
+  }
+});
+
 test('a server that ignores Range is an HTTP error, and the file is not downloaded', async () => {
   const data = pattern(4 << 20, 4);
   const srv = await startRangeServer(data);

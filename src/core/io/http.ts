@@ -42,7 +42,11 @@ export interface HttpSourceOptions {
   retries?: number;
   /** First backoff delay in ms, doubled at each retry, capped at 8 s (default 250). */
   backoffMs?: number;
-  /** Timeout of one request, headers and body, in ms (default 30000). */
+  /**
+   * Longest wait for the server without a byte, in ms (default 30000): for the answer's headers
+   * and between pieces of its body, so a slow but steady transfer is never cut, and a server that
+   * stalls is given up after this long (then retried).
+   */
   timeoutMs?: number;
 }
 
@@ -97,6 +101,8 @@ export class HttpSource implements ByteSource {
   /** The HTTP source caches itself: openDump adds no read-ahead cache over it. */
   readonly cached = true;
   readonly stats: HttpStats = { requests: 0, bytesFetched: 0, retries: 0, cacheHits: 0 };
+  /** Why the server was given up (a request used up its retries), or undefined. */
+  private gone: string | undefined;
   private readonly cache: LruCache<number, Uint8Array>;
   private readonly inflight = new Map<number, Promise<Uint8Array>>();
   private active = 0;
@@ -240,6 +246,9 @@ export class HttpSource implements ByteSource {
 
   /** One range request with retries. `probe`: the first request, which learns size and validator. */
   private async request(start: number, length: number, probe: boolean): Promise<{ data: Uint8Array; total: number }> {
+    // once a request has used up its retries the server is taken as gone: every later read fails
+    // at once instead of waiting through the same retries again (a stalled server is not a hang)
+    if (this.gone) throw new VmcoreError('IO', `${this.gone}; no further requests are sent`, { file: this.name, offset: start, field: 'HTTP GET' });
     for (let attempt = 0; ; attempt++) {
       await this.acquire();
       try {
@@ -247,7 +256,8 @@ export class HttpSource implements ByteSource {
       } catch (e) {
         if (!(e instanceof Transient) || attempt >= this.o.retries) {
           if (e instanceof Transient) {
-            throw new VmcoreError('IO', `${e.message} (gave up after ${attempt + 1} attempts)`, { file: this.name, offset: start, field: 'HTTP GET' });
+            this.gone = `${e.message} (gave up after ${attempt + 1} attempts)`;
+            throw new VmcoreError('IO', this.gone, { file: this.name, offset: start, field: 'HTTP GET' });
           }
           throw e;
         }
@@ -260,7 +270,24 @@ export class HttpSource implements ByteSource {
     }
   }
 
+  /** One request under the idle timeout (timeoutMs without a byte aborts it). */
   private async requestOnce(start: number, length: number, probe: boolean): Promise<{ data: Uint8Array; total: number }> {
+    const ac = new AbortController();
+    const ms = this.o.timeoutMs;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const touch = () => {
+      if (timer !== undefined) clearTimeout(timer);
+      timer = setTimeout(() => ac.abort(new Error(`no data from the server for ${ms} ms`)), ms);
+    };
+    touch();
+    try {
+      return await this.requestIdle(start, length, probe, ac.signal, touch);
+    } finally {
+      if (timer !== undefined) clearTimeout(timer);
+    }
+  }
+
+  private async requestIdle(start: number, length: number, probe: boolean, signal: AbortSignal, touch: () => void): Promise<{ data: Uint8Array; total: number }> {
     const end = start + length - 1;
     const headers: Record<string, string> = { ...this.o.headers, Range: `bytes=${start}-${end}`, 'Accept-Encoding': 'identity' };
     if (!probe && this.validator) headers['If-Range'] = this.validator;
@@ -268,8 +295,10 @@ export class HttpSource implements ByteSource {
     this.stats.requests++;
     let res: Response;
     try {
-      res = await this.o.fetch(this.url, { headers, signal: AbortSignal.timeout(this.o.timeoutMs), redirect: 'follow' });
+      res = await this.o.fetch(this.url, { headers, signal, redirect: 'follow' });
+      touch();
     } catch (e) {
+      if (signal.aborted && signal.reason instanceof Error) throw new Transient(`cannot fetch: ${signal.reason.message}`);
       throw new Transient(`cannot fetch: ${(e as Error)?.message ?? String(e)}${(e as { cause?: Error })?.cause?.message ? ` (${(e as { cause: Error }).cause.message})` : ''}`);
     }
     const cancel = () => res.body?.cancel().catch(() => undefined);
@@ -322,14 +351,32 @@ export class HttpSource implements ByteSource {
       await cancel();
       throw err(`the server sent bytes ${cr.start}-${cr.end} for a request of ${start}-${expectEnd}`);
     }
-    let data: Uint8Array;
+    const want = expectEnd - start + 1;
+    const data = new Uint8Array(want);
+    let got = 0;
     try {
-      data = new Uint8Array(await res.arrayBuffer());
+      if (res.body) {
+        const reader = res.body.getReader();
+        for (;;) {
+          const { done, value } = await reader.read();
+          if (done) break;
+          touch();
+          if (got + value.length > want) {
+            await reader.cancel().catch(() => undefined);
+            throw new Transient(`long body: more than the ${want} bytes of the range`);
+          }
+          data.set(value, got);
+          got += value.length;
+        }
+      }
     } catch (e) {
-      throw new Transient(`connection lost while reading the body: ${(e as Error)?.message ?? String(e)}`);
+      if (e instanceof Transient) throw e;
+      const why = signal.aborted && signal.reason instanceof Error ? signal.reason.message : ((e as Error)?.message ?? String(e));
+      throw new Transient(`connection lost while reading the body: ${why}`);
+    } finally {
+      this.stats.bytesFetched += got;
     }
-    this.stats.bytesFetched += data.length;
-    if (data.length !== expectEnd - start + 1) throw new Transient(`short body: ${data.length} of ${expectEnd - start + 1} bytes`);
+    if (got !== want) throw new Transient(`short body: ${got} of ${want} bytes`);
     return { data, total };
   }
 }
