@@ -310,7 +310,7 @@ export class HttpSource implements ByteSource {
       await cancel();
       if (probe) {
         const n = res.headers.get('content-length');
-        throw err(`the server ignored the Range request (it answered 200 with the whole file${n ? `, ${n} bytes` : ''}); vmcore reads only the parts of a dump it needs and does not download whole files: serve the dump from a server with Range support (any static web server, S3/GCS/Azure, or vmcore serve)`);
+        throw err(`the server ignored the Range request (it answered 200 with the whole file${n ? `, ${n} bytes` : ''}); vmcore reads only the parts of a dump it needs and does not download whole files: serve the dump from a server with Range support (nginx, Apache, S3/GCS/Azure, or vmcore serve; python3 -m http.server has none)`);
       }
       throw err(`the file changed on the server while it was being read (If-Range ${this.validator ?? '(no validator)'} no longer matches, the server sent the new file); open it again`);
     }
