@@ -6,6 +6,7 @@
  */
 import { BlobSource, type ByteSource } from '../src/core/io/source.js';
 import { HttpSource } from '../src/core/io/http.js';
+import { VmcoreError, isVmcoreError } from '../src/core/errors.js';
 import { openDump } from '../src/core/format/open.js';
 import { portableCodecs } from '../src/core/codec/portable.js';
 import { analyzeKernel, type KernelInfo } from '../src/core/kernel/kernel.js';
@@ -39,6 +40,22 @@ function errorOf(e: unknown): FromWorker {
   return { type: 'error', code: typeof x?.code === 'string' ? x.code : 'ERROR', message: String(x?.message ?? e) };
 }
 
+/**
+ * HttpSource.open with a hint when the dump is on another origin: the browser hides a refused
+ * cross-origin read (CORS) as a network error, so the page says what such a server must allow.
+ */
+async function openRemote(url: string): Promise<HttpSource> {
+  try {
+    return await HttpSource.open(url);
+  } catch (e) {
+    const origin = new URL(url).origin;
+    if (isVmcoreError(e) && e.code === 'IO' && origin !== self.location.origin) {
+      throw new VmcoreError('IO', `${e.message}. The dump is on another origin (${origin}); if that server is up, it must allow this page to read it (CORS: Access-Control-Allow-Origin, and Access-Control-Expose-Headers: Content-Range, ETag), or open the dump through vmcore serve`, { file: e.file, offset: e.offset, field: e.field });
+    }
+    throw e;
+  }
+}
+
 async function open(m: Extract<ToWorker, { type: 'open' }>): Promise<void> {
   await dump?.close().catch(() => undefined);
   dump = undefined;
@@ -48,7 +65,7 @@ async function open(m: Extract<ToWorker, { type: 'open' }>): Promise<void> {
   panicTask = undefined;
   const t0 = performance.now();
   progress('opening', 0);
-  source = m.file ? new BlobSource(m.file, m.file.name) : await HttpSource.open(m.url!);
+  source = m.file ? new BlobSource(m.file, m.file.name) : await openRemote(m.url!);
   dump = await openDump([source], portableCodecs());
   progress('analysing the kernel', 0.2);
   let panic = null;

@@ -278,6 +278,19 @@ test('static page: the file input, and ?url=', { skip }, async () => {
   await page.close();
 });
 
+test('?url= on another origin whose server allows no CORS: the error says what that server must allow', { skip }, async () => {
+  const { page } = await newPage();
+  // the same static server by another host name is another origin, and it sends no CORS headers
+  const other = staticUrl.replace('127.0.0.1', 'localhost');
+  await page.goto(`${staticUrl}?url=${encodeURIComponent(other + 'sample.kdump')}`);
+  await page.locator('#error').waitFor({ state: 'visible', timeout: 60000 });
+  const msg = (await page.locator('#error').textContent())!;
+  assert.match(msg, /^Cannot open this dump: IO: /);
+  assert.match(msg, /another origin \(http:\/\/localhost:\d+\); if that server is up, it must allow this page to read it \(CORS/);
+  await page.screenshot({ path: join(ARTIFACTS, 'cross-origin.png'), fullPage: true });
+  await page.close();
+});
+
 test('a corrupt dump dropped on the page is an error message; a log holding HTML is shown as text', { skip }, async () => {
   const { page, problems } = await newPage();
   await page.goto(staticUrl);
