@@ -50,7 +50,8 @@ async function openRemote(url: string): Promise<HttpSource> {
   } catch (e) {
     const origin = new URL(url).origin;
     if (isVmcoreError(e) && e.code === 'IO' && origin !== self.location.origin) {
-      throw new VmcoreError('IO', `${e.message}. The dump is on another origin (${origin}); if that server is up, it must allow this page to read it (CORS: Access-Control-Allow-Origin, and Access-Control-Expose-Headers: Content-Range, ETag), or open the dump through vmcore serve`, { file: e.file, offset: e.offset, field: e.field });
+      // e.message already names the URL, offset and field
+      throw new VmcoreError('IO', `${e.message}. The dump is on another origin (${origin}); if that server is up, it must allow this page to read it (CORS: Access-Control-Allow-Origin, and Access-Control-Expose-Headers: Content-Range, ETag), or open the dump through vmcore serve`, { cause: e });
     }
     throw e;
   }
