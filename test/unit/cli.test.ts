@@ -174,3 +174,10 @@ test('info names vmcore (version and command) as the producer of what convert wr
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('README: after a build, `npx --no-install vmcore` runs the command from the checkout (the bin stays executable)', async () => {
+  const r = spawnSync('npx', ['--no-install', 'vmcore', '--version'], { cwd: ROOT, encoding: 'utf8' });
+  assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
+  const pkg = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+  assert.equal(r.stdout.trim(), pkg.version);
+});
