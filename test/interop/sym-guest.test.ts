@@ -143,7 +143,7 @@ for (const abi of ANALYSIS_KERNELS) {
       assert.equal(text.status, 0, text.stderr);
       const running = g.drgn.cpus.map((c, i) => {
         const t = g.drgn.tasks.find((x) => x.task === c.current)!;
-        return `#${i} pid ${t.pid} (${t.comm})`;
+        return `CPU ${i}: pid ${t.pid} (${t.comm})`;
       });
       assert.match(text.stdout, new RegExp(`^Running +${running.join('  ').replace(/[()/]/g, '\\$&')}  \\[per-CPU current task\\]$`, 'm'));
       assert.match(text.stdout, new RegExp(`^Modules +${g.console.modules.length} loaded$`, 'm'));

@@ -113,36 +113,7 @@ export function formatInfo(r: InfoReport): string {
   const k = r.kernel;
   row('Kernel', k.release ? `${k.release}${k.version ? '  ' + k.version : ''}${k.releaseSource ? `  [${k.releaseSource}]` : ''}` : 'unknown');
   if (r.crashTime) row('Crash time', r.crashTime);
-  const ks = r.kernelState;
-  if (ks) {
-    row('Symbols', ks.symbols.source === 'none' ? `none: ${ks.symbols.reason}` : `kallsyms, ${ks.symbols.count} symbols${ks.symbols.lost ? ` (${ks.symbols.lost} lost: unreadable pages)` : ''}  [${ks.symbols.source}]`);
-    if (ks.taint) row('Taint', ks.taint.letters ? `${ks.taint.letters}  (tainted_mask ${ks.taint.mask})` : 'not tainted');
-    row('BTF', ks.btf.present ? `yes, ${ks.btf.size} bytes at ${ks.btf.address}  [${ks.btf.source === 'symbols' ? '__start_BTF..__stop_BTF' : 'scan of the kernel image'}]` : `none: ${ks.btf.reason}`);
-    if (ks.uptime !== null) {
-      // tk_core lags the crash by up to the idle time before it: the panic record's timestamp is
-      // the later, closer figure when the log has one
-      const atPanic = r.panic ? Number((r.panic as { uptime?: string | null }).uptime ?? NaN) : NaN;
-      row(
-        'Uptime',
-        atPanic > ks.uptime
-          ? `${atPanic.toFixed(3)} s at the panic  [its log timestamp; tk_core last updated at ${ks.uptime.toFixed(3)} s]`
-          : `${ks.uptime.toFixed(3)} s at the last timekeeping update  [tk_core]`,
-      );
-    }
-    if (ks.tasks !== null) row('Tasks', `${ks.tasks}  (threads included, idle tasks not)`);
-    if (ks.modules !== null) row('Modules', `${ks.modules} loaded`);
-    // the task each CPU id (#n: its index in __per_cpu_offset[], a proven CPU number) was running
-    if (ks.currentTasks.length) {
-      const cell = (t: string | null, i: number) => {
-        const r = ks.running[i];
-        return r ? `#${i} pid ${r.pid} (${r.comm})` : `#${i} ${t ?? '?'}`;
-      };
-      row('Running', ks.currentTasks.map(cell).join('  ') + '  [per-CPU current task]');
-    }
-    for (const c of ks.cpuNotes ?? []) {
-      row(c === ks.cpuNotes[0] ? 'CPU notes' : '', `NT_PRSTATUS note ${c.note}  pid ${c.pid ?? '?'}  ${c.cpu === null ? 'CPU unknown' : `CPU ${c.cpu}  task ${c.task} (${c.comm})  [${c.evidence}]`}`);
-    }
-  }
+  // what went wrong first (panic, registers, backtrace, signature), then the kernel's state
   if (r.panic) {
     const p = r.panic as { message: string | null; cpu: number | null; task: number | null; uptime: string | null; registers: Record<string, string> | null; registersSource: string | null; registersNote?: string | null };
     if (p.message) {
@@ -177,6 +148,36 @@ export function formatInfo(r: InfoReport): string {
     if (pb.signature) row('Signature', `${pb.signature}  (${(pb.signatureChain ?? []).join(' < ')})`);
     const ss = (r.panic as { symbolSources?: Record<string, string> }).symbolSources;
     if (ss) row('Task symbols', Object.entries(ss).map(([n, s]) => `${n} [${s}]`).join(', '));
+  }
+  const ks = r.kernelState;
+  if (ks) {
+    row('Symbols', ks.symbols.source === 'none' ? `none: ${ks.symbols.reason}` : `kallsyms, ${ks.symbols.count} symbols${ks.symbols.lost ? ` (${ks.symbols.lost} lost: unreadable pages)` : ''}  [${ks.symbols.source}]`);
+    if (ks.taint) row('Taint', ks.taint.letters ? `${ks.taint.letters}  (tainted_mask ${ks.taint.mask})` : 'not tainted');
+    row('BTF', ks.btf.present ? `yes, ${ks.btf.size} bytes at ${ks.btf.address}  [${ks.btf.source === 'symbols' ? '__start_BTF..__stop_BTF' : 'scan of the kernel image'}]` : `none: ${ks.btf.reason}`);
+    if (ks.uptime !== null) {
+      // tk_core lags the crash by up to the idle time before it: the panic record's timestamp is
+      // the later, closer figure when the log has one
+      const atPanic = r.panic ? Number((r.panic as { uptime?: string | null }).uptime ?? NaN) : NaN;
+      row(
+        'Uptime',
+        atPanic > ks.uptime
+          ? `${atPanic.toFixed(3)} s at the panic  [its log timestamp; tk_core last updated at ${ks.uptime.toFixed(3)} s]`
+          : `${ks.uptime.toFixed(3)} s at the last timekeeping update  [tk_core]`,
+      );
+    }
+    if (ks.tasks !== null) row('Tasks', `${ks.tasks}  (threads included, idle tasks not)`);
+    if (ks.modules !== null) row('Modules', `${ks.modules} loaded`);
+    // the task each CPU was running (its index in __per_cpu_offset[], a proven CPU number)
+    if (ks.currentTasks.length) {
+      const cell = (t: string | null, i: number) => {
+        const r = ks.running[i];
+        return r ? `CPU ${i}: pid ${r.pid} (${r.comm})` : `CPU ${i}: ${t ?? '?'}`;
+      };
+      row('Running', ks.currentTasks.map(cell).join('  ') + '  [per-CPU current task]');
+    }
+    for (const c of ks.cpuNotes ?? []) {
+      row(c === ks.cpuNotes[0] ? 'CPU notes' : '', `NT_PRSTATUS note ${c.note}  pid ${c.pid ?? '?'}  ${c.cpu === null ? 'CPU unknown' : `CPU ${c.cpu}  task ${c.task} (${c.comm})  [${c.evidence}]`}`);
+    }
   }
   row('CPUs', r.nrCpus === null ? 'unknown' : String(r.nrCpus));
   row('VMCOREINFO', r.vmcoreinfo.present ? `yes (${r.vmcoreinfo.source})` : 'none');
