@@ -701,15 +701,8 @@ export class KdumpFile {
   async *runs(start: number, end: number): AsyncIterable<PageRun> {
     const s0 = Math.max(start, this.ownStart);
     const e0 = Math.min(end, this.ownEnd);
-    let cur: PageRun | undefined;
-    const out: PageRun[] = [];
-    const push = (p: number, n: number, st: PageState) => {
-      if (cur && cur.state === st && cur.endPfn === p) cur.endPfn = p + n;
-      else {
-        if (cur) out.push(cur);
-        cur = { startPfn: p, endPfn: p + n, state: st };
-      }
-    };
+    const runs = new RunBuilder<PageState>();
+    const push = runs.push.bind(runs);
     const B = this.bitsPerBlock;
     for (let pfn = s0; pfn < e0; ) {
       const blk = Math.floor(pfn / B);
@@ -736,12 +729,9 @@ export class KdumpFile {
         i++;
       }
       pfn = blockEnd;
-      if (out.length) {
-        yield* out;
-        out.length = 0;
-      }
+      yield* runs.take();
     }
-    if (cur) yield cur;
+    yield* runs.finish();
   }
 
   /**
@@ -756,15 +746,8 @@ export class KdumpFile {
     // descriptors wholly inside the file; the ones after them are cut off
     const inFile = Math.max(0, Math.floor((this.src.size - this.descOffset) / PAGE_DESC_SIZE));
     let k = await this.descIndex(s0); // dumpable pages below s0
-    let cur: MapRun | undefined;
-    const out: MapRun[] = [];
-    const push = (p: number, n: number, st: MapRun['state']) => {
-      if (cur && cur.state === st && cur.endPfn === p) cur.endPfn = p + n;
-      else {
-        if (cur) out.push(cur);
-        cur = { startPfn: p, endPfn: p + n, state: st };
-      }
-    };
+    const runs = new RunBuilder<MapRun['state']>();
+    const push = runs.push.bind(runs);
     const B = this.bitsPerBlock;
     for (let pfn = s0; pfn < e0; ) {
       const blk = Math.floor(pfn / B);
@@ -794,12 +777,9 @@ export class KdumpFile {
         i++;
       }
       pfn = blockEnd;
-      if (out.length) {
-        yield* out;
-        out.length = 0;
-      }
+      yield* runs.take();
     }
-    if (cur) yield cur;
+    yield* runs.finish();
   }
 
   /**
@@ -1183,4 +1163,33 @@ export function decodeStoredPages(st: StoredPages, out: Uint8Array, pageSize: nu
     out.set(page, o);
   }
   return undefined;
+}
+
+/** Joins consecutive pieces of one state into runs; `take` hands over the runs already closed. */
+class RunBuilder<S> {
+  private cur: { startPfn: number; endPfn: number; state: S } | undefined;
+  private closed: { startPfn: number; endPfn: number; state: S }[] = [];
+
+  push(pfn: number, n: number, state: S): void {
+    const c = this.cur;
+    if (c && c.state === state && c.endPfn === pfn) c.endPfn = pfn + n;
+    else {
+      if (c) this.closed.push(c);
+      this.cur = { startPfn: pfn, endPfn: pfn + n, state };
+    }
+  }
+
+  take(): { startPfn: number; endPfn: number; state: S }[] {
+    const out = this.closed;
+    this.closed = [];
+    return out;
+  }
+
+  /** The closed runs and the open one. */
+  finish(): { startPfn: number; endPfn: number; state: S }[] {
+    const out = this.take();
+    if (this.cur) out.push(this.cur);
+    this.cur = undefined;
+    return out;
+  }
 }
