@@ -1,5 +1,6 @@
 /** Messages between the page and its worker. */
 import type { PageState } from '../src/core/dump.js';
+import type { TaskInfo } from '../src/core/kernel/backtrace.js';
 export type ToWorker =
   | { type: 'open'; file?: File; url?: string }
   | { type: 'hex'; space: 'phys' | 'virt'; addr: string; length: number }
@@ -21,19 +22,8 @@ export interface ModuleRow {
   symbolsError: string | null;
 }
 
-/** One row of the task list (`vmcore ps` / `bt -a` terms). */
-export interface TaskRow {
-  task: string;
-  pid: number;
-  tgid: number;
-  ppid: number;
-  comm: string;
-  state: string;
-  cpu: number;
-  /** The CPU it was running on at the crash, else null. */
-  activeCpu: number | null;
-  panic: boolean;
-}
+/** One row of the task list (`vmcore ps` / `bt -a` terms): a TaskInfo that survives postMessage (the task address as hex). */
+export type TaskRow = Pick<TaskInfo, 'pid' | 'tgid' | 'ppid' | 'comm' | 'state' | 'cpu' | 'activeCpu'> & { task: string; panic: boolean };
 
 export interface FetchedStats {
   requests: number;
