@@ -52,8 +52,9 @@ async function allBacktraces(k: Awaited<ReturnType<typeof analyzeKernel>>, panic
   }
 }
 
-async function fingerprintOf(dump: KernelInput & Pick<Dump, 'littleEndian' | 'maxPfn' | 'pageSize'>, opts: TriageOptions = {}): Promise<TriageFingerprint> {
+async function fingerprintOf(dump: KernelInput & Pick<Dump, 'littleEndian' | 'maxPfn' | 'pageSize'>, opts: TriageOptions = {}, onAnalysed?: () => void): Promise<TriageFingerprint> {
   const k = await analyzeKernel(dump, { bruteForce: false });
+  onAnalysed?.();
   let dmesg: string;
   let log;
   try {
@@ -86,16 +87,38 @@ async function fingerprintOf(dump: KernelInput & Pick<Dump, 'littleEndian' | 'ma
   };
 }
 
+/** What triage read of a dump (triageRecord). */
+export interface TriageRecord {
+  fingerprint: TriageFingerprint;
+  /** Every page frame whose contents were read, sorted. */
+  pfns: number[];
+  /**
+   * Every page frame the fingerprint depends on (read, read tolerantly, state asked), sorted;
+   * undefined when triage also walked page runs or scanned memory.
+   */
+  touched: number[] | undefined;
+  /**
+   * The part of `touched` asked about after the kernel analysis (phys_base proof, page tables,
+   * CPUs, utsname): the pages dmesg, the panic summary and bt -a read. The analysis also reads
+   * pages only to reject wrong phys_base candidates; what it concludes is in the fingerprint's
+   * release, physBase, utsname and cpus, so a change there is seen by running it again.
+   */
+  afterAnalysis: number[] | undefined;
+}
+
 /**
  * What triage reads of `dump`: the fingerprint and the page frames read to make it.
  * @param dump any dump (kernel analysis covers x86_64 and aarch64; elsewhere the fingerprint is mostly null)
  */
-export async function triageRecord(dump: Dump, opts: TriageOptions = {}): Promise<{ fingerprint: TriageFingerprint; pfns: number[]; touched: number[] | undefined }> {
+export async function triageRecord(dump: Dump, opts: TriageOptions = {}): Promise<TriageRecord> {
   const { dump: wrapped, recorder } = recordingDump(dump, { skipTolerantReads: true });
-  const fingerprint = await fingerprintOf(wrapped, opts);
-  // touched: every page frame the fingerprint depends on (read, read tolerantly, state asked),
-  // undefined when it also walked page runs or scanned memory
-  return { fingerprint, pfns: recorder.pfns(), touched: recorder.touchedPfns() };
+  let analysis: number[] | undefined;
+  const fingerprint = await fingerprintOf(wrapped, opts, () => {
+    analysis = recorder.splitPhase();
+  });
+  const after = recorder.touchedPfns();
+  const touched = analysis && after ? [...new Set([...analysis, ...after])].sort((a, b) => a - b) : undefined;
+  return { fingerprint, pfns: recorder.pfns(), touched, afterAnalysis: touched ? after : undefined };
 }
 
 /**

@@ -126,6 +126,50 @@ function mergeRun(runs: ExcludedRun[], x: ExcludedRun): ExcludedRun[] {
   return out.sort((a, b) => a.startPfn - b.startPfn);
 }
 
+test('triage guard: pages only the kernel analysis reads are checked by its conclusions, not by bt -a', async () => {
+  const d = await openDumpFiles([SAMPLE]);
+  const dir = await mkdtemp(join(tmpdir(), 'vmcore-filter-'));
+  try {
+    const k = await analyzeKernel(d);
+    const r = await triageRecord(d);
+    assert.ok(r.touched && r.afterAnalysis, 'triage read a set of pages');
+    const after = new Set(r.afterAnalysis);
+    const present = async (p: number) => ['data', 'zero'].includes(await d.pageState(p));
+    const only: number[] = [];
+    for (const p of r.touched) if (!after.has(p) && (await present(p))) only.push(p);
+    // init_uts_ns: the analysis reads utsname (and proves phys_base with it), nothing after it does
+    const vi = k.vmcoreinfo!;
+    const utsVa = vi.symbol('init_uts_ns')! + BigInt(vi.offset('uts_namespace.name')!);
+    const utsPfn = Math.floor((await k.virtToPhys(utsVa)) / d.pageSize);
+    assert.ok(only.includes(utsPfn), `the utsname page 0x${utsPfn.toString(16)} is read by the analysis alone`);
+    // the pages where a rejected phys_base candidate puts init_top_pgt and init_uts_ns: read only to reject it
+    const pfnAt = (va: bigint, pb: bigint) => Number(BigInt.asUintN(64, va - 0xffffffff80000000n + pb) / BigInt(d.pageSize));
+    const others = k.physBase.candidates
+      .filter((c) => !c.accepted)
+      .flatMap((c) => [pfnAt(vi.symbol('init_top_pgt')!, c.value), pfnAt(utsVa, c.value)])
+      .filter((p) => only.includes(p));
+    assert.ok(others.length >= 2, `a rejected candidate's pages are read by the analysis alone (${others.map((p) => p.toString(16)).join(', ')})`);
+    const runs = (ps: number[]) => (base: ExcludedRun[]) => ps.reduce((acc, p) => mergeRun(acc, { startPfn: p, endPfn: p + 1, kind: 'cache' }), base);
+    // leaving out the pages of the rejected candidates changes nothing: accepted, and the output passes
+    const plan = (await planFilter(d, k, 31, { alter: runs(others) }))!;
+    assert.ok(plan.touched, 'the output check compares pages');
+    for (const p of others) assert.ok(!plan.touched.pfns.includes(p), `pfn 0x${p.toString(16)} is left out of the output's page digest`);
+    const out = join(dir, 'others.kdump');
+    await convertDump(d, out, { dumpLevel: 31, exclude: plan.exclude, threads: 0 });
+    for (const p of others) assert.equal((await openDumpFiles([out]).then(async (o) => [await o.pageState(p), await o.close()]))[0], 'excluded');
+    await checkFilteredOutput([out], plan);
+    // leaving out the utsname page changes what info says: refused before writing
+    await assert.rejects(planFilter(d, k, 31, { alter: runs([utsPfn]) }), (e: unknown) => {
+      assert.ok(isVmcoreError(e) && e.code === 'TRIAGE', String(e));
+      assert.match(e.message, /utsname: input/);
+      return true;
+    });
+  } finally {
+    await d.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
 test('triage guard on the written output: removed when triage changed, kept with --force', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'vmcore-filter-'));
   const bad = await wrongRuns();

@@ -49,6 +49,8 @@ export class RecordingMemory implements PhysicalMemory, UnrecordedReader, PageBl
   readonly tolerantPfns = new Set<number>();
   /** True once the analysis asked for page runs or scanned memory unrecorded (its reads are then not all in the sets). */
   wholeMemory = false;
+  /** Page frames read before the last `splitPhase()`. */
+  private readonly earlierReads = new Set<number>();
 
   /**
    * @param opts.skipTolerantReads do not record `readPhys` calls with `fillMissing` (scans that
@@ -95,14 +97,28 @@ export class RecordingMemory implements PhysicalMemory, UnrecordedReader, PageBl
     }
     return this.inner.readPhys(addr, length, opts);
   }
-  /** Sorted list of pfns read. */
+  /** Sorted list of pfns read (in every phase). */
   pfns(): number[] {
-    return [...this.readPfns].sort((a, b) => a - b);
+    return [...new Set([...this.earlierReads, ...this.readPfns])].sort((a, b) => a - b);
   }
 
   /**
-   * Every page frame the analysis asked anything about (read, tolerant read, state), sorted, or
-   * undefined when it also walked page runs or scanned memory (then its inputs are not a set of pages).
+   * End a phase of the analysis: its touched page frames (as `touchedPfns()`), and the sets start
+   * empty for the next phase (`pfns()` still lists every read; `wholeMemory` stays set).
+   */
+  splitPhase(): number[] | undefined {
+    const t = this.touchedPfns();
+    for (const p of this.readPfns) this.earlierReads.add(p);
+    this.readPfns.clear();
+    this.tolerantPfns.clear();
+    this.statePfns.clear();
+    return t;
+  }
+
+  /**
+   * Every page frame the analysis asked anything about (read, tolerant read, state) since the last
+   * `splitPhase()`, sorted, or undefined when it also walked page runs or scanned memory (then its
+   * inputs are not a set of pages).
    */
   touchedPfns(): number[] | undefined {
     if (this.wholeMemory) return undefined;

@@ -7,7 +7,7 @@ import { rm } from 'node:fs/promises';
 import type { Dump } from '../../core/dump.js';
 import { VmcoreError } from '../../core/errors.js';
 import type { KernelInfo } from '../../core/kernel/kernel.js';
-import { collectExcluded, excludedPages, type ExcludedRun } from '../../core/kernel/pagefilter.js';
+import { collectExcluded, excludedPages, excludedRunAt, type ExcludedRun } from '../../core/kernel/pagefilter.js';
 import { DL_PAGE_TYPES, pageModel, type PageModel } from '../../core/kernel/pagetypes.js';
 import { compareTriage, filteredView, neededButExcluded, pagesDigest, triageFingerprint, triageRecord, type TriageFingerprint } from '../../core/triage.js';
 import { openDumpFiles } from '../open.js';
@@ -21,8 +21,10 @@ export interface FilterPlan {
   /** What triage says of the input, to compare with the output. */
   triage: TriageFingerprint;
   /**
-   * Every page frame triage asked about on the input, and their digest (pagesDigest); undefined
+   * The page frames triage asked about on the input, and their digest (pagesDigest); undefined
    * when triage walked page runs or scanned memory (the output is then checked by running it again).
+   * Pages only the kernel analysis asked about and the filter leaves out are not among them: the
+   * output check runs that analysis again (info) and compares what it concludes.
    */
   touched?: { pfns: number[]; digest: string };
 }
@@ -66,12 +68,20 @@ export async function planFilter(dump: Dump, kernel: KernelInfo, level: number, 
   if (opts.alter) exclude = opts.alter(exclude);
   // triage on the input, and on the input as the filter leaves it: before anything is written
   const topts = opts.noBacktraces ? { noBacktraces: true } : {};
-  const { fingerprint, pfns, touched } = await triageRecord(dump, topts);
+  const { fingerprint, pfns, touched, afterAnalysis } = await triageRecord(dump, topts);
   // Triage is a function of the pages it asks about (and of the file's notes, kept as they are).
   // When the filter leaves out none of them, triage on the filtered input asks the same questions
-  // and gets the same answers: it cannot say anything else, and is not run a second time.
-  const unchanged = !opts.fullCheck && touched !== undefined && neededButExcluded(touched, exclude, 1).length === 0;
-  const diffs = unchanged ? [] : compareTriage(fingerprint, await triageFingerprint(filteredView(dump, exclude), topts));
+  // and gets the same answers: it cannot say anything else, and is not run a second time. When it
+  // leaves out only pages the kernel analysis asked about (it reads some only to reject wrong
+  // phys_base candidates), and none that dmesg, the panic summary and bt -a read after it, info
+  // and dmesg run on the filtered input: the same analysis there gives bt -a the same pages.
+  const full = opts.fullCheck || touched === undefined || afterAnalysis === undefined || neededButExcluded(afterAnalysis, exclude, 1).length > 0;
+  const analysisOnly = !full && neededButExcluded(touched, exclude, 1).length > 0;
+  const diffs = full
+    ? compareTriage(fingerprint, await triageFingerprint(filteredView(dump, exclude), topts))
+    : analysisOnly
+      ? compareTriage({ ...fingerprint, bt: null }, await triageFingerprint(filteredView(dump, exclude), { noBacktraces: true }))
+      : [];
   if (diffs.length) {
     const lost = neededButExcluded(pfns, exclude);
     const which = lost.length ? `; pages it reads and the filter leaves out: ${lost.slice(0, 6).map((l) => `pfn 0x${l.pfn.toString(16)} (${l.kind})`).join(', ')}${lost.length > 6 ? ', …' : ''}` : '';
@@ -79,7 +89,15 @@ export async function planFilter(dump: Dump, kernel: KernelInfo, level: number, 
     if (!opts.force) throw new VmcoreError('TRIAGE', `${msg}; nothing written (--force writes it anyway)`, { ...(file ? { file } : {}), field: 'dump_level' });
     opts.onWarning?.(`${msg} (written anyway: --force)`);
   }
-  return { level, exclude, model, triage: fingerprint, ...(touched && !opts.fullCheck && opts.digestPages !== false ? { touched: { pfns: touched, digest: await pagesDigest(dump, touched, nodeSha256) } } : {}) };
+  // the pages the output must hold with the input's bytes: all that triage asked about, less those
+  // only the kernel analysis asked about and the filter leaves out (the output check runs the
+  // analysis again and compares what it concludes)
+  let digestPfns: number[] | undefined;
+  if (touched && afterAnalysis && !opts.fullCheck && opts.digestPages !== false) {
+    const after = new Set(afterAnalysis);
+    digestPfns = touched.filter((p) => after.has(p) || excludedRunAt(exclude, p) === undefined);
+  }
+  return { level, exclude, model, triage: fingerprint, ...(digestPfns ? { touched: { pfns: digestPfns, digest: await pagesDigest(dump, digestPfns, nodeSha256) } } : {}) };
 }
 
 /**
