@@ -143,7 +143,8 @@ export class KernelSymbols implements Iterable<KernelSymbol> {
    * address (scripts/kallsyms.c), so anything but 0 means a corrupt or misread table.
    */
   readonly unsortedPlaces: number;
-  private byNameMap: Map<string, number | number[]> | undefined;
+  /** Name → table indexes, built on the first lookup by name; shared with the tables {@link withModules} makes. */
+  private readonly nameIndex: { map?: Map<string, number | number[]> } = {};
   private moduleTables: readonly ModuleSymbolTable[] = [];
   /** Kernel image bounds used by symbolize(): [_stext or _text, _end). */
   private readonly image: { start: bigint; end: bigint } | undefined;
@@ -184,7 +185,7 @@ export class KernelSymbols implements Iterable<KernelSymbol> {
 
   /** Name → table indexes, built on the first lookup by name. */
   private get byName(): Map<string, number | number[]> {
-    if (this.byNameMap) return this.byNameMap;
+    if (this.nameIndex.map) return this.nameIndex.map;
     const m = new Map<string, number | number[]>();
     for (let i = 0; i < this.names.length; i++) {
       const n = this.names[i]!;
@@ -193,7 +194,7 @@ export class KernelSymbols implements Iterable<KernelSymbol> {
       else if (typeof cur === 'number') m.set(n, [cur, i]);
       else cur.push(i);
     }
-    this.byNameMap = m;
+    this.nameIndex.map = m;
     return m;
   }
 
@@ -286,7 +287,9 @@ export class KernelSymbols implements Iterable<KernelSymbol> {
    * finding `module:name` and names that only modules have, and {@link addressOf} `module:name`.
    */
   withModules(tables: readonly ModuleSymbolTable[], warnings: readonly string[] = []): KernelSymbols {
-    const k = new KernelSymbols({ addresses: this.addresses, names: this.names, types: this.types, lost: this.lost }, this.source, this.addressMode, [...this.warnings, ...warnings]);
+    // a copy of this table's fields (its image bounds and name index too: not computed again
+    // over every symbol) with the modules and the warnings of its own
+    const k = Object.assign(Object.create(KernelSymbols.prototype) as KernelSymbols, this, { warnings: [...this.warnings, ...warnings] });
     k.moduleTables = tables;
     return k;
   }
