@@ -4,6 +4,7 @@
  * (which may be decompress-only, e.g. zstd via fzstd).
  */
 import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import { constants as zc, deflateSync, inflateSync } from 'node:zlib';
 import { MapCodecRegistry, type Codec, type CodecName } from '../core/codec/types.js';
 import { portableCodecs } from '../core/codec/portable.js';
@@ -49,6 +50,25 @@ interface ZstdModule {
   decompress(b: Uint8Array): Buffer;
 }
 
+/** The lzo package's native calls (lzo1x-1 compress, lzo1x_decompress_safe), into the caller's buffers. */
+export interface LzoBinding {
+  compress(input: Buffer, output: Buffer): { err: number; len: number };
+  decompress(input: Buffer, output: Buffer): { err: number; len: number };
+}
+let lzoB: LzoBinding | null | undefined;
+/** The lzo package's native binding, without its wrapper (which allocates and zero-fills a buffer per call), or null. */
+export function lzoBinding(): LzoBinding | null {
+  if (lzoB !== undefined) return lzoB;
+  try {
+    const main = require.resolve('lzo');
+    lzoB = require(join(dirname(main), 'build', 'Release', 'node_lzo.node')) as LzoBinding;
+    if (typeof lzoB.compress !== 'function' || typeof lzoB.decompress !== 'function') lzoB = null;
+  } catch {
+    lzoB = null;
+  }
+  return lzoB;
+}
+
 let cached: MapCodecRegistry | undefined;
 
 /** The best codecs available in this Node process. */
@@ -58,10 +78,20 @@ export function nodeCodecs(): MapCodecRegistry {
   reg.register(nodeZlib);
   const lzo = tryLoad<LzoModule>('lzo');
   if (lzo) {
+    const b = lzoBinding();
     reg.register({
       name: 'lzo',
       impl: 'lzo (native lzo1x-1)',
       decompress: (src, n) => exact(u8(lzo.decompress(Buffer.from(src.buffer, src.byteOffset, src.length), n)), n, 'lzo'),
+      ...(b
+        ? {
+            decompressInto: (src: Uint8Array, dst: Uint8Array) => {
+              const r = b.decompress(Buffer.from(src.buffer, src.byteOffset, src.length), Buffer.from(dst.buffer, dst.byteOffset, dst.length));
+              if (r.err !== 0) throw new Error(`lzo1x_decompress_safe error ${r.err}`);
+              return r.len;
+            },
+          }
+        : {}),
       compress: (src) => u8(lzo.compress(Buffer.from(src.buffer, src.byteOffset, src.length))),
     });
   }

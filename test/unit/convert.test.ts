@@ -561,3 +561,73 @@ test('bounded in-flight window: results consumed in push order, at most `limit` 
   await bad.push(Promise.reject(new Error('batch 0 failed')));
   await assert.rejects(bad.push(Promise.resolve(1)), /batch 0 failed/);
 });
+
+test('filtering a kdump file stored with the output codec writes its stored pages as they are: same pages, zero pages found, damage named', async () => {
+  if (!nodeCodecs().get('lzo')?.decompressInto) return assert.fail('the lzo binding (decompressInto) is part of the installation');
+  const { storedBatch } = await import('../../src/node/convert/batches.js');
+  const dir = await tmp();
+  try {
+    const { dump, expected } = syntheticDump();
+    const exclude = [
+      { startPfn: 20, endPfn: 21, kind: 'free' as const },
+      { startPfn: 50, endPfn: 90, kind: 'cache' as const },
+      { startPfn: 400, endPfn: (1 << 20) - 100, kind: 'user' as const },
+    ];
+    const kept = new Map([...expected].filter(([p]) => !exclude.some((x) => x.startPfn <= p && p < x.endPfn)));
+    // the reference: the same filter over the synthetic dump, every page compressed by the writer
+    const ref = join(dir, 'ref.kdump');
+    const rs = await convertDump(dump, ref, { codec: 'lzo', dumpLevel: 31, exclude, threads: 0 });
+    assert.ok(rs.pages.zero > 0 && rs.pages.compressed > 0);
+    // level 0 stores zero pages compressed, level 1 as the shared zero page
+    for (const level of [0, 1]) {
+      const inp = join(dir, `in${level}.kdump`);
+      await convertDump(syntheticDump().dump, inp, { codec: 'lzo', dumpLevel: level, threads: 0 });
+      const d = (await openDumpFiles([inp])) as KdumpDump;
+      try {
+        // one batch of pfns 0-15 (page 3 and 10 are zero pages) made from the stored bytes
+        const st = await d.storedPages(0, 16);
+        assert.ok(st, 'stored form of pfns 0-15');
+        const b = storedBatch({ startPfn: 0, count: 16, buf: new ArrayBuffer(16 * PS), stored: st }, 'lzo', PS, true, new Uint8Array(PS));
+        assert.ok(b, `level ${level}: the batch is written from its stored bytes`);
+        assert.deepEqual([...b.kinds].map((k, i) => (k === 0) === !pageFor(i)), new Array(16).fill(true), 'zero pages found (kind 0) and only those');
+        let off = 0;
+        for (let i = 0; i < 16; i++) {
+          if (!b.sizes[i]) continue;
+          assert.ok(Buffer.from(b.data.subarray(off, off + b.sizes[i]!)).equals(st.blob.subarray(st.offsets[i]!, st.offsets[i]! + st.sizes[i]!)), `pfn ${i}: the stored bytes`);
+          off += b.sizes[i]!;
+        }
+        assert.equal(storedBatch({ startPfn: 0, count: 16, buf: new ArrayBuffer(16 * PS), stored: st }, 'zstd', PS, true, new Uint8Array(PS)), undefined, 'another output codec compresses again');
+        // end to end: the same pages as the reference, the same zero pages
+        const out = join(dir, `out${level}.kdump`);
+        const s = await convertDump(d, out, { codec: 'lzo', dumpLevel: 31, exclude, threads: 2 });
+        assert.deepEqual([s.pages.total, s.pages.zero, s.pages.compressed + s.pages.raw], [rs.pages.total, rs.pages.zero, rs.pages.compressed + rs.pages.raw], `level ${level}: page counts`);
+        const r = await readBack([out], true);
+        assert.equal(r.sha, digest(kept, true), `level ${level}: pages`);
+        assert.equal(r.states.get('zero'), rs.pages.zero);
+        await r.dump.close();
+      } finally {
+        await d.close();
+      }
+    }
+    // a damaged stored page is not copied: its batch goes the compressor's way, which names it
+    const inp = join(dir, 'in0.kdump');
+    const d = (await openDumpFiles([inp])) as KdumpDump;
+    const desc = await d.parts[0]!.desc(1);
+    await d.close();
+    assert.ok(desc && desc.size > 8);
+    const bytes = await readFile(inp);
+    bytes.fill(0xff, desc.offset, desc.offset + desc.size);
+    await writeFile(inp, bytes);
+    const dd = (await openDumpFiles([inp])) as KdumpDump;
+    try {
+      const st = await dd.storedPages(0, 16);
+      assert.ok(st);
+      assert.equal(storedBatch({ startPfn: 0, count: 16, buf: new ArrayBuffer(16 * PS), stored: st }, 'lzo', PS, true, new Uint8Array(PS)), undefined, 'the damaged page does not decode');
+      await assert.rejects(convertDump(dd, join(dir, 'dmg.kdump'), { codec: 'lzo', dumpLevel: 31, exclude, threads: 0 }), (e: unknown) => e instanceof VmcoreError && /pfn 0x1\b/.test(e.message));
+    } finally {
+      await dd.close();
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});

@@ -15,6 +15,12 @@ export interface Codec {
    * (Callers wrap failures into typed DECOMPRESS errors naming file and offset.)
    */
   decompress(src: Uint8Array, expectedSize: number): Uint8Array;
+  /**
+   * Decompress `src` into `dst` (at most dst.length bytes, never beyond it) and return the number
+   * of bytes written; throws on corrupt input. Optional: a fast path without an allocation per
+   * call, where an implementation has one.
+   */
+  decompressInto?(src: Uint8Array, dst: Uint8Array): number;
   /** Compress one buffer. Absent when the environment can only read this codec. */
   compress?(src: Uint8Array, level?: number): Uint8Array;
 }

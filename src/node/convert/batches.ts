@@ -6,7 +6,9 @@
  */
 import { VmcoreError } from '../../core/errors.js';
 import type { Dump } from '../../core/dump.js';
-import { decodeStoredPages, STORED_CODES, type StoredPages } from '../../core/format/kdump/reader.js';
+import { decodeStoredPages, STORED_CODES, STORED_RAW, STORED_ZERO, type StoredPages } from '../../core/format/kdump/reader.js';
+import { PAGE_COMPRESSED, PAGE_RAW, type CompressedBatch, type OutputCodec } from '../../core/format/batch.js';
+import { isZeroPage } from '../../core/memory.js';
 import { nodeCodecs } from '../codecs.js';
 
 const STORED_ZLIB = STORED_CODES.indexOf('zlib');
@@ -39,6 +41,62 @@ export async function readBatch(dump: Dump, b: RawBatch, pool: BufferPool): Prom
   const buf = pool.get(b.count * ps);
   new Uint8Array(buf).set(data);
   return { startPfn: b.startPfn, count: b.count, buf };
+}
+
+/**
+ * A batch of a kdump input whose pages the file stores with the output's codec, raw, or as its
+ * shared zero page, made into the output's compressed batch without compressing anything: the
+ * stored bytes are written as they are. Every stored page is decompressed once (into `scratch`,
+ * one page) to prove that it decodes to one page and to find the zero pages (`detectZero`), as
+ * the compressor would have. Undefined when a page is stored otherwise, its codec has no
+ * `decompressInto`, a page does not decode (the worker's path then names the damage), or a shared
+ * zero page must be stored as data (`detectZero` false): the batch then goes to the compressor.
+ * The result's buffer is `b.buf` (the stored bytes are copied into it).
+ */
+export function storedBatch(b: RawBatch, codec: OutputCodec, pageSize: number, detectZero: boolean, scratch: Uint8Array): (CompressedBatch & { buffer: ArrayBuffer }) | undefined {
+  const st = b.stored;
+  if (!st || codec === 'none') return undefined;
+  const want = STORED_CODES.indexOf(codec);
+  const impl = nodeCodecs().get(codec);
+  if (!impl?.decompressInto) return undefined;
+  const n = b.count;
+  const kinds = new Uint8Array(n);
+  const sizes = new Uint32Array(n);
+  for (let i = 0; i < n; i++) {
+    const c = st.codes[i]!;
+    if (c === STORED_ZERO) {
+      if (!detectZero) return undefined;
+      continue; // kinds[i] = PAGE_ZERO
+    }
+    const src = st.blob.subarray(st.offsets[i]!, st.offsets[i]! + st.sizes[i]!);
+    let page: Uint8Array;
+    if (c === STORED_RAW) {
+      if (src.length !== pageSize) return undefined;
+      page = src;
+      kinds[i] = PAGE_RAW;
+    } else {
+      if (c !== want || src.length >= pageSize) return undefined;
+      let got: number;
+      try {
+        got = impl.decompressInto(src, scratch);
+      } catch {
+        return undefined;
+      }
+      if (got !== pageSize) return undefined;
+      page = scratch;
+      kinds[i] = PAGE_COMPRESSED;
+    }
+    if (detectZero && isZeroPage(page)) kinds[i] = 0; // PAGE_ZERO
+    else sizes[i] = src.length;
+  }
+  const out = new Uint8Array(b.buf);
+  let len = 0;
+  for (let i = 0; i < n; i++) {
+    if (!sizes[i]) continue;
+    out.set(st.blob.subarray(st.offsets[i]!, st.offsets[i]! + sizes[i]!), len);
+    len += sizes[i]!;
+  }
+  return { startPfn: b.startPfn, count: n, kinds, sizes, data: out.subarray(0, len), buffer: b.buf };
 }
 
 export class BufferPool {

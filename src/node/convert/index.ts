@@ -52,8 +52,8 @@ import { availableParallelism } from 'node:os';
 import type { Writable } from 'node:stream';
 import { ElfFormat, KdumpFormat } from './formats.js';
 import { inKernelPages } from '../../core/reblock.js';
-import { headerFor, scanRuns, splitParts, withKernelValues, type Scan } from './plan.js';
-import { BufferPool, dumpBatches, readBatch, streamBatches, withoutRuns, type RawBatch } from './batches.js';
+import { headerFor, scanKeptRuns, scanRuns, splitParts, withKernelValues, type Scan } from './plan.js';
+import { BufferPool, dumpBatches, readBatch, storedBatch, streamBatches, withoutRuns, type RawBatch } from './batches.js';
 import { clipRanges, countIn, isStream, pushRange } from './ranges.js';
 import type { ConvertInput, ConvertOptions, ConvertPlan, ConvertProgress, ConvertSummary, OutputFormat, OutputFormatFactory, PfnRange } from './types.js';
 
@@ -150,7 +150,10 @@ export async function convertDump(input: ConvertInput, out: string | Writable, o
     scan = { ram, present: clipped.map((r) => ({ ...r })), counts: { data: n, zero: 0, excluded, missing: 0, hole: 0 } };
   } else {
     const end = opts.maxPfn !== undefined ? Math.min(opts.maxPfn, input.maxPfn) : input.maxPfn;
-    scan = await scanRuns(input.pageRuns(0, end));
+    // filtering: the per-page records of the kept pages only (kdump: 24 bytes a page, where most
+    // pages are left out at dump level 31)
+    const mapped = input.mapRuns ? (input as Dump & Required<Pick<Dump, 'mapRuns'>>) : undefined;
+    scan = opts.exclude && dumpLevel & DL_PAGE_TYPES && mapped ? await scanKeptRuns(mapped, end, opts.exclude) : await scanRuns(input.pageRuns(0, end));
     scan.ram = clipRanges(scan.ram, end);
     scan.present = clipRanges(scan.present, end);
     if (end < input.maxPfn) {
@@ -254,10 +257,16 @@ export async function convertDump(input: ConvertInput, out: string | Writable, o
       pagesDone += b.count;
       progress({ phase: 'write', pagesDone, pagesTotal, bytesIn: pagesDone * ps, bytesOut: sinks.reduce((a, s) => a + s.bytesOut, 0) });
     });
+    // Filtering a kdump file stored with the output's codec: the kept pages are written as the
+    // input stores them (each decoded once to check it and find zero pages, never compressed
+    // again), on this thread; at dump levels 0-1 (most pages kept) the workers decode in parallel
+    const passStored = !isStream(input) && format === 'kdump' && !opts.outputFormat && (dumpLevel & DL_PAGE_TYPES) !== 0 && opts.level === undefined;
+    const scratch = new Uint8Array(ps);
     for await (const b of batches) {
       checkAbort();
       bytesIn += b.count * ps;
-      await inflight.push(isStream(input) ? pool.submit(b) : submitBatch(pool, input, b, bufPool));
+      const kept = passStored ? storedBatch(b, probe.compression.codec, ps, probe.compression.detectZero, scratch) : undefined;
+      await inflight.push(kept ? Promise.resolve(kept) : isStream(input) ? pool.submit(b) : submitBatch(pool, input, b, bufPool));
     }
     await inflight.drain();
     checkAbort();

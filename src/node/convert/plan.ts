@@ -2,7 +2,8 @@
  * Planning a conversion: which pages are RAM and present (from the input's page runs), the
  * kdump header values, and how a split set divides the pfn range.
  */
-import type { PageRun, PageState } from '../../core/dump.js';
+import type { Dump, PageRun, PageState } from '../../core/dump.js';
+import { subtractSpans } from '../../core/kernel/pagefilter.js';
 import { cpuCountOfNotes } from '../../core/format/elf/notes.js';
 import type { Utsname } from '../../core/format/kdump/writer.js';
 import type { Vmcoreinfo } from '../../core/kernel/vmcoreinfo.js';
@@ -27,6 +28,41 @@ export async function scanRuns(runs: AsyncIterable<PageRun>): Promise<Scan> {
     pushRange(ram, r.startPfn, r.endPfn);
     if (r.state === 'data' || r.state === 'zero') pushRange(present, r.startPfn, r.endPfn);
   }
+  return { ram, present, counts };
+}
+
+/**
+ * The plan of a filtered conversion (dump level 2-31) from the input's page maps, reading the
+ * per-page records (kdump: 24-byte descriptors) of the pages the filter keeps only: the RAM and
+ * the stored pages come from `mapRuns` (kdump: the two bitmaps, 2 bits a page), then `pageRuns`
+ * over the kept ranges tells the data and shared zero pages there from the missing ones. Pages
+ * the filter leaves out count as present (they are subtracted, and counted by kind, afterwards),
+ * even where their record, not read, would have said missing.
+ * @param exclude the filter's runs, ascending and disjoint
+ */
+export async function scanKeptRuns(dump: Dump & Required<Pick<Dump, 'mapRuns'>>, end: number, exclude: readonly PfnRange[]): Promise<Scan> {
+  const ram: PfnRange[] = [];
+  const stored: PfnRange[] = [];
+  const counts: Record<PageState, number> = { data: 0, zero: 0, excluded: 0, missing: 0, hole: 0 };
+  for await (const r of dump.mapRuns(0, end)) {
+    const n = r.endPfn - r.startPfn;
+    if (r.state === 'hole') {
+      counts.hole += n;
+      continue;
+    }
+    pushRange(ram, r.startPfn, r.endPfn);
+    if (r.state === 'stored') pushRange(stored, r.startPfn, r.endPfn);
+    else counts[r.state] += n;
+  }
+  const missing: PfnRange[] = [];
+  for (const k of subtractSpans(stored, exclude)) {
+    for await (const r of dump.pageRuns(k.startPfn, k.endPfn)) {
+      const n = r.endPfn - r.startPfn;
+      counts[r.state] += n;
+      if (r.state !== 'data' && r.state !== 'zero') pushRange(missing, r.startPfn, r.endPfn);
+    }
+  }
+  const present = missing.length ? subtractSpans(stored, missing) : stored;
   return { ram, present, counts };
 }
 

@@ -7,7 +7,7 @@
 import { isZeroPage } from '../../core/memory.js';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { nodeCodecs } from '../codecs.js';
+import { lzoBinding, nodeCodecs } from '../codecs.js';
 import { VmcoreError } from '../../core/errors.js';
 import { PAGE_COMPRESSED, PAGE_RAW, type OutputCodec } from '../../core/format/batch.js';
 
@@ -41,23 +41,6 @@ export function deflateAddon(): DeflateAddon | null {
   }
   addon = null;
   return addon;
-}
-
-interface LzoBinding {
-  compress(input: Buffer, output: Buffer): { err: number; len: number };
-}
-let lzoB: LzoBinding | null | undefined;
-/** The lzo package's native binding (lzo1x-1), without its allocating wrapper. */
-function lzoBinding(): LzoBinding | null {
-  if (lzoB !== undefined) return lzoB;
-  try {
-    const main = require.resolve('lzo');
-    lzoB = require(join(dirname(main), 'build', 'Release', 'node_lzo.node')) as LzoBinding;
-    if (typeof lzoB.compress !== 'function') lzoB = null;
-  } catch {
-    lzoB = null;
-  }
-  return lzoB;
 }
 
 interface ZstdBinding {

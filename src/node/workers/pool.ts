@@ -67,10 +67,12 @@ export class CompressPool {
     private readonly cfg: WorkerConfig,
     readonly threads: number,
   ) {
-    if (threads === 0) {
-      this.inline = pageCompressor(cfg);
-      return;
-    }
+    if (threads === 0) this.inline = pageCompressor(cfg);
+  }
+
+  /** The worker threads, started with the first batch (a conversion that compresses nothing starts none). */
+  private start(): void {
+    const { cfg, threads } = this;
     const url = new URL('./compress-worker.js', import.meta.url);
     for (let i = 0; i < threads; i++) {
       // Small young generation: the codecs allocate one short-lived buffer per page, and a
@@ -134,6 +136,7 @@ export class CompressPool {
         return Promise.reject(e as Error);
       }
     }
+    if (this.workers.length === 0) this.start();
     const id = this.nextId++;
     let resolve!: (x: BatchOut) => void;
     let reject!: (e: Error) => void;

@@ -8,7 +8,7 @@
 import { KDUMP_LIMITS } from '../../limits.js';
 import { VmcoreError } from '../../errors.js';
 import { readExact, type ByteSource } from '../../io/source.js';
-import type { CodecName, CodecRegistry } from '../../codec/types.js';
+import type { Codec, CodecName, CodecRegistry } from '../../codec/types.js';
 import type { DetailsOptions, Dump, FormatDetails, MapRun, PageRun, PageState, ProducerHint, ProducerHintCode } from '../../dump.js';
 import { notPresent, readPhysGeneric } from '../../memory.js';
 import { findVmcoreinfoNote, parseNotes, producerNoteText, type ElfNote } from '../elf/notes.js';
@@ -1135,7 +1135,7 @@ export interface StoredPages {
  * page that does not decode to exactly one page (the caller then reads page by page, which
  * reports the damage with its file offset).
  */
-export function decodeStoredPages(st: StoredPages, out: Uint8Array, pageSize: number, codec: (name: CodecName) => { decompress(src: Uint8Array, n: number): Uint8Array } | undefined): number | undefined {
+export function decodeStoredPages(st: StoredPages, out: Uint8Array, pageSize: number, codec: (name: CodecName) => Pick<Codec, 'decompress' | 'decompressInto'> | undefined): number | undefined {
   const n = st.codes.length;
   for (let i = 0; i < n; i++) {
     const o = i * pageSize;
@@ -1153,6 +1153,16 @@ export function decodeStoredPages(st: StoredPages, out: Uint8Array, pageSize: nu
     const name = STORED_CODES[c] as CodecName | undefined;
     const impl = name ? codec(name) : undefined;
     if (!impl) return i;
+    if (impl.decompressInto) {
+      let n: number;
+      try {
+        n = impl.decompressInto(src, out.subarray(o, o + pageSize));
+      } catch {
+        return i;
+      }
+      if (n !== pageSize) return i;
+      continue;
+    }
     let page: Uint8Array;
     try {
       page = impl.decompress(src, pageSize);
