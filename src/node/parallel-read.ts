@@ -1,15 +1,16 @@
 /**
  * Read every present page of a dump in pfn order with decompression spread over worker
  * threads (each opens the files itself). Memory is bounded: at most `4 × threads` jobs of
- * `jobPages` pages are in flight.
+ * `jobPages` pages are in flight. The workers return the pages laid out as the digest hashes
+ * them (pfn, page), zero pages already counted, so this thread only hashes.
  */
 import { InFlight } from '../core/inflight.js';
 import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
 import { VmcoreError, type ErrorCode } from '../core/errors.js';
 import { isPresent, type Dump } from '../core/dump.js';
-import { isZeroPage } from '../core/memory.js';
 import type { Hasher, MemoryDigest } from '../core/hash.js';
+import type { ReadJob, ReadResult } from './workers/read-worker.js';
 
 interface JobSpec {
   runs: number[];
@@ -60,55 +61,46 @@ export async function hashDumpParallel(dump: Dump, paths: string[], opts: Parall
     w.once('error', rej);
   }));
   const h = opts.hasher();
-  const pfnBuf = new Uint8Array(8);
-  const dv = new DataView(pfnBuf.buffer);
+  const rs = 8 + ps; // one record: the pfn (8 bytes, little-endian) and the page
   let pages = 0;
   let zeroPages = 0;
   let missing = 0;
+  interface Done {
+    buf: ArrayBuffer;
+    hashed: number;
+    zero: number;
+  }
   try {
     await Promise.all(ready);
-    const results = new Map<number, { resolve: (b: ArrayBuffer) => void; reject: (e: Error) => void; promise: Promise<ArrayBuffer> }>();
+    const results = new Map<number, { resolve: (d: Done) => void; reject: (e: Error) => void }>();
     for (const w of workers) {
-      w.on('message', (m: { id: number; buf?: ArrayBuffer; error?: { code: ErrorCode; message: string } }) => {
+      w.on('message', (m: ReadResult) => {
         const r = results.get(m.id);
         if (!r) return;
         results.delete(m.id);
-        if (m.error) r.reject(VmcoreError.fromJSON(m.error));
-        else r.resolve(m.buf!);
+        if (m.error) r.reject(VmcoreError.fromJSON(m.error as { code: ErrorCode; message: string }));
+        else r.resolve({ buf: m.buf!, hashed: m.hashed!, zero: m.zero! });
       });
     }
     for await (const r of dump.pageRuns(0, dump.maxPfn)) if (r.state === 'missing') missing += r.endPfn - r.startPfn;
     let id = 0;
-    const inflight = new InFlight<{ spec: JobSpec; buf: ArrayBuffer }>(4 * threads, ({ spec, buf: ab }) => {
-      const buf = new Uint8Array(ab);
-      let o = 0;
-      for (let i = 0; i < spec.runs.length; i += 3) {
-        for (let p = spec.runs[i]!; p < spec.runs[i + 1]!; p++, o += ps) {
-          const page = buf.subarray(o, o + ps);
-          const zero = spec.runs[i + 2] === 1 || isZeroPage(page);
-          if (zero) zeroPages++;
-          if (zero && opts.skipZero) continue;
-          dv.setBigUint64(0, BigInt(p), true);
-          h.update(pfnBuf);
-          h.update(page);
-          pages++;
-        }
-      }
+    const spare: ArrayBuffer[] = []; // hashed buffers, handed back to the workers for reuse
+    const inflight = new InFlight<{ spec: JobSpec; done: Done }>(4 * threads, ({ spec, done }) => {
+      h.update(new Uint8Array(done.buf, 0, done.hashed * rs));
+      pages += done.hashed;
+      zeroPages += done.zero;
+      if (spare.length < 4 * threads) spare.push(done.buf);
       const last = spec.runs[spec.runs.length - 2];
       if (opts.onProgress && last !== undefined) opts.onProgress(last, dump.maxPfn);
     });
     for await (const spec of jobs(dump, jobPages)) {
       const jid = id++;
-      let resolve!: (b: ArrayBuffer) => void;
-      let reject!: (e: Error) => void;
-      const promise = new Promise<ArrayBuffer>((a, b) => {
-        resolve = a;
-        reject = b;
-      });
+      const promise = new Promise<Done>((resolve, reject) => results.set(jid, { resolve, reject }));
       promise.catch(() => undefined);
-      results.set(jid, { resolve, reject, promise });
-      workers[jid % threads]!.postMessage({ id: jid, runs: spec.runs, pages: spec.pages });
-      await inflight.push(promise.then((buf) => ({ spec, buf })));
+      const reuse = spare.pop();
+      const job: ReadJob = { id: jid, runs: spec.runs, pages: spec.pages, skipZero: !!opts.skipZero, ...(reuse ? { reuse } : {}) };
+      workers[jid % threads]!.postMessage(job, reuse ? [reuse] : []);
+      await inflight.push(promise.then((done) => ({ spec, done })));
     }
     await inflight.drain();
     return { sha256: h.digestHex(), pages, zeroPages, missingPages: missing };

@@ -1129,16 +1129,30 @@ export interface StoredPages {
   blob: Uint8Array;
 }
 
+/** Where {@link decodeStoredPages} puts page i: at `base + i * stride` of `out`. */
+export interface StoredLayout {
+  base: number;
+  stride: number;
+}
+
 /**
  * Decode stored pages into `out` (codes.length × pageSize bytes; zero pages are written as zeros,
- * so `out` may be a recycled buffer). Returns undefined on success, else the index of the first
- * page that does not decode to exactly one page (the caller then reads page by page, which
- * reports the damage with its file offset).
+ * so `out` may be a recycled buffer). `layout` places page i at base + i × stride instead of
+ * i × pageSize (stride ≥ pageSize: room between the pages, e.g. for a record header). Codecs
+ * with `decompressInto` decode in place, the others through a buffer of their own. Returns
+ * undefined on success, else the index of the first page that does not decode to exactly one
+ * page (the caller then reads page by page, which reports the damage with its file offset).
  */
-export function decodeStoredPages(st: StoredPages, out: Uint8Array, pageSize: number, codec: (name: CodecName) => Pick<Codec, 'decompress' | 'decompressInto'> | undefined): number | undefined {
+export function decodeStoredPages(
+  st: StoredPages,
+  out: Uint8Array,
+  pageSize: number,
+  codec: (name: CodecName) => Pick<Codec, 'decompress' | 'decompressInto'> | undefined,
+  layout: StoredLayout = { base: 0, stride: pageSize },
+): number | undefined {
   const n = st.codes.length;
   for (let i = 0; i < n; i++) {
-    const o = i * pageSize;
+    const o = layout.base + i * layout.stride;
     const c = st.codes[i]!;
     if (c === STORED_ZERO) {
       out.fill(0, o, o + pageSize);
@@ -1153,24 +1167,17 @@ export function decodeStoredPages(st: StoredPages, out: Uint8Array, pageSize: nu
     const name = STORED_CODES[c] as CodecName | undefined;
     const impl = name ? codec(name) : undefined;
     if (!impl) return i;
-    if (impl.decompressInto) {
-      let n: number;
-      try {
-        n = impl.decompressInto(src, out.subarray(o, o + pageSize));
-      } catch {
-        return i;
-      }
-      if (n !== pageSize) return i;
-      continue;
-    }
-    let page: Uint8Array;
     try {
-      page = impl.decompress(src, pageSize);
+      if (impl.decompressInto) {
+        if (impl.decompressInto(src, out.subarray(o, o + pageSize)) !== pageSize) return i;
+        continue;
+      }
+      const page = impl.decompress(src, pageSize);
+      if (page.length !== pageSize) return i;
+      out.set(page, o);
     } catch {
       return i;
     }
-    if (page.length !== pageSize) return i;
-    out.set(page, o);
   }
   return undefined;
 }
