@@ -56,6 +56,7 @@ export async function hashDumpParallel(dump: Dump, paths: string[], opts: Parall
   const url = new URL('./workers/read-worker.js', import.meta.url);
   // a small young generation per worker: pages are short-lived, and the nursery is what RSS is made of
   const workers = Array.from({ length: threads }, () => new Worker(url, { workerData: { paths }, resourceLimits: { maxYoungGenerationSizeMb: 4 } }));
+  const exited = workers.map((w) => new Promise<void>((res) => w.once('exit', () => res())));
   const ready = workers.map((w) => new Promise<void>((res, rej) => {
     w.once('message', () => res());
     w.once('error', rej);
@@ -105,6 +106,9 @@ export async function hashDumpParallel(dump: Dump, paths: string[], opts: Parall
     await inflight.drain();
     return { sha256: h.digestHex(), pages, zeroPages, missingPages: missing };
   } finally {
-    await Promise.all(workers.map((w) => w.terminate()));
+    // 'close' runs after the jobs already sent, then the worker exits by itself; a worker is
+    // never terminated inside a job (node:zlib's synchronous code would abort the process)
+    for (const w of workers) w.postMessage('close');
+    await Promise.all(exited);
   }
 }

@@ -257,7 +257,7 @@ test('kdump input: its stored pages are decompressed by the workers (and inline)
         await k.close();
       }
     }
-    // one compressed page made undecodable (zlib: inflated on the main thread; zstd: on a worker):
+    // one compressed page made undecodable (decoded on a worker, or inline with 0 threads):
     // the batch is read again page by page, which names it
     for (const codec of codecs.filter((c) => c === 'zlib' || c === 'zstd')) {
       const src = join(dir, `in-${codec}.kdump`);

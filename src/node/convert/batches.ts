@@ -10,8 +10,6 @@ import { decodeStoredPages, STORED_CODES, STORED_RAW, STORED_ZERO, type StoredPa
 import { PAGE_COMPRESSED, PAGE_RAW, type CompressedBatch, type OutputCodec } from '../../core/format/batch.js';
 import { isZeroPage } from '../../core/memory.js';
 import { nodeCodecs } from '../codecs.js';
-
-const STORED_ZLIB = STORED_CODES.indexOf('zlib');
 import { DirectElfReader } from './direct.js';
 import type { PageStreamInput, PfnRange } from './types.js';
 
@@ -139,14 +137,8 @@ export async function* dumpBatches(dump: Dump, ranges: readonly PfnRange[], cuts
       const buf = pool.get(n * ps);
       // kdump input: the stored pages go to the workers, which decompress them
       const st = stored && (await stored.storedPages(c.startPfn, n));
-      if (st && !st.codes.includes(STORED_ZLIB)) {
+      if (st) {
         yield { startPfn: c.startPfn, count: n, buf, stored: st };
-        continue;
-      }
-      // zlib pages are inflated on this thread: node:zlib in a worker that failed an inflate can
-      // abort the process when the worker is terminated (Node 20, "close before init")
-      if (st && decodeStoredPages(st, new Uint8Array(buf), ps, (name) => nodeCodecs().get(name)) === undefined) {
-        yield { startPfn: c.startPfn, count: n, buf };
         continue;
       }
       if (!direct || !(await direct.read(c.startPfn * ps, new Uint8Array(buf)))) {

@@ -100,6 +100,7 @@ export class CompressPool {
       });
       w.on('error', (e) => this.fail(e));
       w.on('exit', (code) => {
+        this.exited.add(w);
         if (code !== 0 && !this.closing) this.fail(new Error(`compression worker exited with code ${code}`));
       });
       this.workers.push(w);
@@ -108,6 +109,7 @@ export class CompressPool {
   }
 
   private closing = false;
+  private readonly exited = new Set<Worker>();
 
   private fail(e: Error): void {
     if (this.failed) return;
@@ -162,8 +164,29 @@ export class CompressPool {
     return { startPfn: b.startPfn, count: b.count, kinds, sizes, data: buf.subarray(0, dataLen), buffer: b.buf };
   }
 
+  /**
+   * Stop the workers. Jobs not started are dropped (their promises reject); a worker busy with a
+   * job is terminated only once it has answered: terminating a thread inside node:zlib's
+   * synchronous code (a zlib handle made but not yet initialised) aborts the whole process
+   * (Node 20, node_zlib.cc "close before init"). A job is at most one batch, so this waits
+   * milliseconds.
+   */
   async close(): Promise<void> {
     this.closing = true;
-    await Promise.all(this.workers.map((w) => w.terminate()));
+    const dropped = new VmcoreError('IO', 'the compression pool was closed');
+    for (const j of this.queue.splice(0)) {
+      this.pending.get(j.id)?.reject(dropped);
+      this.pending.delete(j.id);
+    }
+    await Promise.all(
+      this.workers.map(async (w) => {
+        if (this.byWorker.has(w) && !this.exited.has(w)) await new Promise<void>((res) => {
+          const done = () => res();
+          w.once('message', done);
+          w.once('exit', done);
+        });
+        await w.terminate();
+      }),
+    );
   }
 }

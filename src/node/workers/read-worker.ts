@@ -51,7 +51,17 @@ async function fill(out: Uint8Array, first: number, s: number, n: number): Promi
   for (let k = 0; k < n; k++) out.set(await dump.readPage(s + k), (first + k) * rs + 8);
 }
 
-parentPort!.on('message', async (job: ReadJob | 'close') => {
+/**
+ * Jobs run one after the other, and 'close' after all of them: the calling thread ends this
+ * worker with 'close' instead of terminating it, since a thread terminated inside node:zlib's
+ * synchronous code aborts the process (Node 20, "close before init").
+ */
+let chain: Promise<void> = Promise.resolve();
+parentPort!.on('message', (job: ReadJob | 'close') => {
+  chain = chain.then(() => handle(job));
+});
+
+async function handle(job: ReadJob | 'close'): Promise<void> {
   if (job === 'close') {
     await dump.close();
     parentPort!.close();
@@ -89,5 +99,5 @@ parentPort!.on('message', async (job: ReadJob | 'close') => {
     const res: ReadResult = { id: job.id, error: isVmcoreError(e) ? e.toJSON() : { code: 'IO', message: String((e as Error)?.message ?? e) } };
     parentPort!.postMessage(res);
   }
-});
+}
 parentPort!.postMessage({ ready: true });
