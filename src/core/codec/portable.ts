@@ -14,10 +14,39 @@ function exact(out: Uint8Array, expected: number, what: string): Uint8Array {
   return out;
 }
 
+/** Adler-32 of `d` (RFC 1950 section 8.2). */
+function adler32(d: Uint8Array): number {
+  let a = 1;
+  let b = 0;
+  for (let i = 0; i < d.length; ) {
+    const end = Math.min(i + 3800, d.length); // no overflow before the modulo
+    for (; i < end; i++) {
+      a += d[i]!;
+      b += a;
+    }
+    a %= 65521;
+    b %= 65521;
+  }
+  return ((b << 16) | a) >>> 0;
+}
+
+/**
+ * fflate's unzlibSync neither checks the stream's Adler-32 nor says when the stream holds more
+ * than the `out` buffer it was given (it returns the first n bytes): the checksum of the n bytes
+ * against the stream's trailer catches both, as zlib's own inflate does.
+ */
+function unzlibPage(src: Uint8Array, n: number): Uint8Array {
+  const out = exact(unzlibSync(src, { out: new Uint8Array(n) }), n, 'zlib');
+  const t = src.length;
+  const want = t >= 6 ? ((src[t - 4]! << 24) | (src[t - 3]! << 16) | (src[t - 2]! << 8) | src[t - 1]!) >>> 0 : -1;
+  if (adler32(out) !== want) throw new Error(`zlib: the Adler-32 of the ${n} bytes does not match the stream's (damaged, or more than ${n} bytes)`);
+  return out;
+}
+
 export const fflateZlib: Codec = {
   name: 'zlib',
   impl: 'fflate',
-  decompress: (src, n) => exact(unzlibSync(src, { out: new Uint8Array(n) }), n, 'zlib'),
+  decompress: unzlibPage,
   compress: (src, level = 1) => zlibSync(src, { level: level as 1 }),
 };
 
