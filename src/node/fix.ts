@@ -23,7 +23,6 @@ import { KdumpDump } from '../core/format/kdump/reader.js';
 import { readKdumpHeader } from '../core/format/kdump/reader.js';
 import { analyzeKernel, type KernelInfo } from '../core/kernel/kernel.js';
 import { kdumpFixWrites, planKdumpFix, planPhysBaseInPlace, singleKdumpPart } from '../core/fix/kdump.js';
-import { kernelMemoryEnd } from '../core/kernel/memsection.js';
 import { kernelHeaderValues } from '../core/kernel/header-values.js';
 import { openDumpFiles } from './open.js';
 import { isHttpUrl, redactUrl } from '../core/io/http.js';
@@ -212,7 +211,12 @@ export async function fixDump(input: string, opts: FixOptions): Promise<FixResul
     }
     warnings.push(...dump.warnings);
     const { value: physBase, source } = choosePhysBase(k, opts.physBase, input, warnings);
-    const vmciText = dump.vmcoreinfoText ?? k.vmcoreinfo?.text;
+    // the header values convert writes too (kernelHeaderValues): with the VMCOREINFO whose layout
+    // values the location proof rejected replaced by the proven ones
+    const hv = await kernelHeaderValues(dump, k);
+    const recoveredText = hv.vmcoreinfoNote ? new TextDecoder('latin1').decode(hv.vmcoreinfoNote.desc) : undefined;
+    const vmciText = hv.vmcoreinfoText ?? dump.vmcoreinfoText ?? recoveredText ?? k.vmcoreinfo?.text;
+    const vmciCorrected = hv.vmcoreinfoText !== undefined ? { vmcoreinfoText: hv.vmcoreinfoText } : {};
     const vmciAdded = dump.vmcoreinfoText === undefined && vmciText !== undefined;
     if (vmciText === undefined) warnings.push('no VMCOREINFO in the file or in memory: readers that need it (drgn, makedumpfile, vmcore-dmesg) will still fail');
     const pbReport = {
@@ -236,11 +240,12 @@ export async function fixDump(input: string, opts: FixOptions): Promise<FixResul
         const changes: string[] = [];
         if (BigInt.asUintN(64, part.h.physBase) !== BigInt.asUintN(64, physBase)) changes.push(`phys_base ${hex64(part.h.physBase)} -> ${hex64(physBase)}`);
         if (vmciAdded) warnings.push('--in-place corrects phys_base only: the VMCOREINFO recovered from memory is not added (write a fixed copy with -o OUT for that)');
+        for (const c of hv.vmcoreinfoChanges) warnings.push(`--in-place corrects phys_base only, not ${c.replace(/ \(.*\)$/, '')} (write a fixed copy with -o OUT for that)`);
         if (!part.h.utsname.release) warnings.push('--in-place corrects phys_base only: the header utsname stays empty (write a fixed copy with -o OUT)');
         const kps = k.vmcoreinfo?.pageSize;
         if (kps !== undefined && kps < dump.pageSize) warnings.push(`--in-place keeps the ${dump.pageSize}-byte blocks; readers that count pages in the kernel's PAGESIZE (${kps}) still fail (write a fixed copy with -o OUT)`);
-        const end = await kernelMemoryEnd(k, dump.pageSize);
-        if (end && end.endPfn < dump.maxPfn) {
+        if (hv.memoryEndPfn !== undefined) {
+          const end = { endPfn: hv.memoryEndPfn };
           warnings.push(
             `--in-place keeps max_mapnr 0x${dump.maxPfn.toString(16)} above the kernel's memory end 0x${end.endPfn.toString(16)}: makedumpfile cannot re-filter this file (write a fixed copy with -o OUT)`,
           );
@@ -274,6 +279,7 @@ export async function fixDump(input: string, opts: FixOptions): Promise<FixResul
           dumpLevel: 1,
           physBase,
           ...(k.utsname ? { utsname: k.utsname } : {}),
+          ...vmciCorrected,
           kernel: false, // the values above are this fix's; no max_mapnr cut on this path
           force: !!opts.force,
           inputFiles: [input],
@@ -284,24 +290,26 @@ export async function fixDump(input: string, opts: FixOptions): Promise<FixResul
           `${dump.pageSize}-byte blocks rewritten as the kernel's ${kernelPageSize}-byte pages (${codec}): crash, makedumpfile and libkdumpfile count pages in PAGESIZE`,
           ...(dump.flattened ? ['flattened stream written as a seekable kdump file'] : []),
           ...(vmciAdded ? [`VMCOREINFO note added (${vmciText!.length} bytes recovered from memory)`] : []),
+          ...hv.vmcoreinfoChanges,
           ...(k.utsname ? [`utsname filled from the kernel: ${k.utsname.sysname} ${k.utsname.release} ${k.utsname.machine}`] : []),
         ];
         return { ...base, output: out, inPlace: false, outputFormat: 'kdump', vmcoreinfo: { source: k.vmcoreinfoSource, added: vmciAdded }, changes, bytes: summary.bytesOut };
       }
-      // the header values convert writes too (kernelHeaderValues), with the same max_mapnr rule
-      const hv = await kernelHeaderValues(dump, k);
+      // the same max_mapnr rule as convert's
       const maxPfn = opts.keepAllPages ? undefined : hv.memoryEndPfn;
       if (!opts.keepAllPages && hv.memoryModelUnread) warnings.push("the kernel's mem_section could not be read: max_mapnr is kept as it is (makedumpfile may refuse to re-filter the file if it covers firmware above RAM)");
       const plan = await planKdumpFix(dump, {
         ...(maxPfn !== undefined ? { maxPfn } : {}),
         physBase,
         ...(vmciText !== undefined ? { vmcoreinfoText: vmciText } : {}),
+        ...(hv.vmcoreinfoText !== undefined ? { vmcoreinfoCorrected: { text: hv.vmcoreinfoText, changes: hv.vmcoreinfoChanges } } : {}),
         ...(k.utsname ? { utsname: k.utsname } : {}),
         nrCpus: Math.max(1, hv.nrCpus),
         producer: producerText('fix'),
         ...(hv.crashTime ? { timestampSec: hv.crashTime } : {}),
       });
       if (dump.flattened) plan.changes.unshift('flattened stream written as a seekable kdump file');
+      if (plan.vmcoreinfoAdded) plan.changes.push(...hv.vmcoreinfoChanges);
       await checkOutput(out, !!opts.force, [input]);
       const sink = await FileSink.create(out);
       try {
@@ -330,12 +338,14 @@ export async function fixDump(input: string, opts: FixOptions): Promise<FixResul
       notes.push({ name: NOTE_VMCOREINFO, type: 0, desc: textBytes(vmciText!) });
       changes.push(`VMCOREINFO note added (${vmciText!.length} bytes recovered from memory)`);
     }
+    changes.push(...hv.vmcoreinfoChanges);
     const overlay = new NoteOverlay(dump, notes, vmciText);
     const summary = await convertDump(overlay, out, {
       producer: producerText('fix'),
       format: 'elf',
       dumpLevel: 0,
       physBase,
+      ...vmciCorrected,
       force: !!opts.force,
       inputFiles: [input],
       ...(opts.threads !== undefined ? { threads: opts.threads } : {}),

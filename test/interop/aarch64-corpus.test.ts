@@ -7,14 +7,18 @@
  *    (case.json truth), reads the kernel log with the marker and panic lines;
  *  - after `vmcore fix`, libkdumpfile reads every page with the same digest as vmcore reads from
  *    the original (in the kernel's 4 KiB pages) and the true PHYS_OFFSET, and drgn with the arm64
- *    -dbg vmlinux reads init_uts_ns and the kernel log with the marker.
+ *    -dbg vmlinux reads init_uts_ns and the kernel log with the marker;
+ *  - the fixed file with NUMBER(kimage_voffset) and NUMBER(VA_BITS) altered in its VMCOREINFO:
+ *    drgn cannot read kernel memory from it; after `vmcore fix` (kdump) and `vmcore convert`
+ *    (ELF and kdump), which write the proven layout, libkdumpfile reads the same memory digest
+ *    and drgn the same release and kernel log as from the intact fixed file.
  * The arm64 -dbg vmlinux: VMCORE_VMLINUX_ARM64, or scripts/guest/fetch-kernel.sh with
  * VMCORE_KERNEL_ARCH=arm64 (cached). Under CI=true a missing corpus or vmlinux fails.
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -119,4 +123,59 @@ test('arm64 QEMU dump: after vmcore fix, libkdumpfile and drgn read the same mem
   assert.equal(dr['error'], undefined, String(dr['error']));
   assert.equal(dr['release'], truth!.release);
   assert.ok((dr['marker'] as string[]).length > 0, 'drgn finds the marker line');
+});
+
+test('arm64 QEMU dump with kimage_voffset and VA_BITS altered in VMCOREINFO: fix and convert write the proven layout; libkdumpfile and drgn read as from the intact dump', { skip: !haveCorpus && 'no arm64 corpus' }, () => {
+  const vml = arm64Vmlinux();
+  if (!vml) {
+    if (CI) assert.fail('the arm64 -dbg vmlinux could not be fetched');
+    return;
+  }
+  const intact = join(tmp, 'intact.kdump');
+  const f = vmcore(['fix', dumpPath, '-o', intact, '--force']);
+  assert.equal(f.status, 0, f.err);
+  // the same file with two VMCOREINFO values changed in place (same lengths)
+  const kv = truth!.placement['kimage_voffset']!;
+  const badKv = '0x' + (BigInt(kv) + 0x200000n).toString(16);
+  const b = Buffer.from(readFileSync(intact));
+  for (const [from, to] of [[`NUMBER(kimage_voffset)=${kv}`, `NUMBER(kimage_voffset)=${badKv}`], ['NUMBER(VA_BITS)=48', 'NUMBER(VA_BITS)=52']] as const) {
+    const i = b.indexOf(from, 0, 'latin1');
+    assert.ok(i > 0 && b.indexOf(from, i + 1, 'latin1') === -1, `${from} once in the fixed file`);
+    b.write(to, i, 'latin1');
+  }
+  const altered = join(tmp, 'altered.kdump');
+  writeFileSync(altered, b);
+  const want = { lk: peer(['lkdf', intact, '--digest']), dr: peer(['drgn', intact, vml, truth!.marker]) };
+  assert.equal(want.lk['error'], undefined, String(want.lk['error']));
+  assert.equal(want.dr['error'], undefined, String(want.dr['error']));
+  assert.ok((want.dr['marker'] as string[]).length > 0, 'drgn finds the marker line in the intact file');
+  // the peers take the layout from VMCOREINFO: drgn cannot read the altered file
+  assert.ok(peer(['drgn', altered, vml, truth!.marker])['error'], 'drgn read kernel memory with the altered kimage_voffset');
+  const outs = {
+    fixed: join(tmp, 'altered-fixed.kdump'),
+    elf: join(tmp, 'altered.elf'),
+    kdump: join(tmp, 'altered-converted.kdump'),
+  };
+  const fx = vmcore(['fix', altered, '-o', outs.fixed, '--json']);
+  assert.equal(fx.status, 0, fx.err);
+  const changes = (JSON.parse(fx.out) as { changes: string[] }).changes;
+  assert.ok(changes.some((c) => c.startsWith(`VMCOREINFO NUMBER(kimage_voffset) ${badKv} -> ${kv}`)), changes.join('\n'));
+  assert.ok(changes.some((c) => c.startsWith('VMCOREINFO NUMBER(VA_BITS) 52 -> 48')), changes.join('\n'));
+  for (const [out, args] of [[outs.elf, ['--format', 'elf']], [outs.kdump, []]] as const) {
+    const c = vmcore(['convert', ...args, altered, out]);
+    assert.equal(c.status, 0, c.err);
+    assert.match(c.err, /written with the proven value: VMCOREINFO NUMBER\(kimage_voffset\)/);
+  }
+  for (const out of Object.values(outs)) {
+    const lk = peer(['lkdf', out, '--digest']);
+    assert.equal(lk['error'], undefined, `${out}: ${String(lk['error'])}`);
+    assert.equal(lk['sha256'], want.lk['sha256'], out);
+    assert.equal(lk['pages'], want.lk['pages'], out);
+    assert.equal(lk['release'], truth!.release, out);
+    const dr = peer(['drgn', out, vml, truth!.marker]);
+    assert.equal(dr['error'], undefined, `${out}: ${String(dr['error'])}`);
+    assert.equal(dr['release'], truth!.release, out);
+    assert.equal(dr['records'], want.dr['records'], out);
+    assert.deepEqual(dr['marker'], want.dr['marker'], out);
+  }
 });

@@ -39,6 +39,11 @@ export interface KdumpFixValues {
   physBase: bigint;
   /** VMCOREINFO text to add as a note when the file has none (recovered from memory). */
   vmcoreinfoText?: string;
+  /**
+   * The file's VMCOREINFO with proven layout values in place of the rejected ones
+   * (`kernelHeaderValues`), written in place of the file's note, and its change lines.
+   */
+  vmcoreinfoCorrected?: { text: string; changes: readonly string[] };
   /** The kernel's utsname (read from memory); used when the header has no release. */
   utsname?: KdumpUtsname;
   /** Number of CPUs; used when the header says 0. */
@@ -129,11 +134,18 @@ export async function planKdumpFix(dump: KdumpDump, v: KdumpFixValues): Promise<
   const S = is64 ? KdumpSubHeader64 : KdumpSubHeader32;
   const changes: string[] = [];
 
-  // ---- notes: keep every note, add VMCOREINFO when the file has none
-  const notes: Pick<ElfNote, 'name' | 'type' | 'desc'>[] = withoutProducerNote(dump.notes).map((n) => ({ name: n.name, type: n.type, desc: n.desc }));
+  // ---- notes: keep every note (VMCOREINFO with the proven layout values), add VMCOREINFO when the file has none
+  const fixed = v.vmcoreinfoCorrected;
+  const notes: Pick<ElfNote, 'name' | 'type' | 'desc'>[] = withoutProducerNote(dump.notes).map((n) => ({
+    name: n.name,
+    type: n.type,
+    desc: fixed && n.name === 'VMCOREINFO' ? textBytes(fixed.text) : n.desc,
+  }));
+  if (fixed && findVmcoreinfoNote(dump.notes)) changes.push(...fixed.changes);
   let vmciAdded = false;
   if (!findVmcoreinfoNote(dump.notes)) {
-    const text = dump.vmcoreinfoText ?? v.vmcoreinfoText;
+    const text = (dump.vmcoreinfoText !== undefined ? fixed?.text : undefined) ?? dump.vmcoreinfoText ?? v.vmcoreinfoText;
+    if (dump.vmcoreinfoText !== undefined && fixed) changes.push(...fixed.changes);
     if (text !== undefined && text.length > 0) {
       notes.push({ name: 'VMCOREINFO', type: 0, desc: textBytes(text) });
       if (dump.vmcoreinfoText === undefined) {

@@ -72,6 +72,13 @@ export interface KernelArch<Regs, Location> {
   createUnwinder(ctx: UnwinderContext<Regs>): Promise<ArchUnwinder<Regs>>;
   /** One pt_regs as the architecture's own register dump prints it (crash's `bt`, __show_regs). */
   formatPtRegs(e: ExceptionFrame, indent?: string): string;
+  /**
+   * The dump's VMCOREINFO text with the layout values the location proof rejected replaced by
+   * the proven ones, in the kernel's own line format, and one change line per value; undefined
+   * when every value VMCOREINFO gives agrees (or nothing was proven). Writers (convert, fix)
+   * write this text, so that readers taking the layout from VMCOREINFO map the kernel right.
+   */
+  correctVmcoreinfo?(text: string, location: Location): { text: string; changes: string[] } | undefined;
 }
 
 /** What the arch-neutral backtracer gives an architecture's unwinder. */

@@ -175,8 +175,14 @@ export async function convertDump(input: ConvertInput, out: string | Writable, o
   const maxPfn = isStream(input) ? (opts.maxPfn !== undefined ? Math.min(opts.maxPfn, Math.max(input.maxPfn ?? 0, lastEnd)) : Math.max(input.maxPfn ?? 0, lastEnd)) : Math.max(Math.min(opts.maxPfn ?? Infinity, input.maxPfn), lastEnd);
   if (scan.counts.missing) warnings.push(`${scan.counts.missing} pages are missing from the input (incomplete dump): written as excluded`);
   // the producer note names vmcore (and replaces the one of an input vmcore wrote)
-  const notes: ElfNote[] = [...withoutProducerNote([...input.notes, ...(opts.extraNotes ?? [])]), producerNote(opts.producer ?? producerText('convert'))];
+  let notes: ElfNote[] = [...withoutProducerNote([...input.notes, ...(opts.extraNotes ?? [])]), producerNote(opts.producer ?? producerText('convert'))];
   let vmciText = input.vmcoreinfoText;
+  if (opts.vmcoreinfoText !== undefined && vmciText !== undefined) {
+    // the source's VMCOREINFO with the proven layout values (kernelHeaderValues)
+    const text = opts.vmcoreinfoText;
+    vmciText = text;
+    notes = notes.map((n) => (n.name === 'VMCOREINFO' ? { name: n.name, type: n.type, desc: Uint8Array.from(text, (c) => c.charCodeAt(0) & 0xff) } : n));
+  }
   if (vmciText === undefined) {
     const n = opts.extraNotes?.find((x) => x.name === 'VMCOREINFO');
     if (n) vmciText = new TextDecoder('latin1').decode(n.desc);

@@ -180,7 +180,7 @@ function splitPartsExact(present: readonly PfnRange[], maxPfn: number, n: number
 /**
  * `opts` with the header values of the kernel (opts.kernel, or an analysis of a random-access
  * x86_64 input) filled in where opts does not give them: phys_base, utsname, a recovered
- * VMCOREINFO note and, unless keepAllPages, max_mapnr at the end of the kernel's memory model.
+ * VMCOREINFO note, the VMCOREINFO with proven layout values (`vmcoreinfoText`) and, unless keepAllPages, max_mapnr at the end of the kernel's memory model.
  * The kernel's warnings go to `warnings` when the analysis runs here.
  */
 export async function withKernelValues(input: ConvertInput, opts: ConvertOptions, warnings: string[]): Promise<ConvertOptions> {
@@ -201,6 +201,9 @@ export async function withKernelValues(input: ConvertInput, opts: ConvertOptions
   if (out.physBase === undefined && v.physBase !== undefined) out.physBase = v.physBase;
   if (!out.utsname && v.utsname) out.utsname = v.utsname;
   if (out.extraNotes === undefined && v.vmcoreinfoNote) out.extraNotes = [v.vmcoreinfoNote];
+  if (out.vmcoreinfoText === undefined && v.vmcoreinfoText !== undefined) out.vmcoreinfoText = v.vmcoreinfoText;
+  // the corrected values are written (kernel-proven), the file's rejected ones said once more
+  for (const c of v.vmcoreinfoChanges) warnings.push(`written with the proven value: ${c}`);
   if (out.maxPfn === undefined && !opts.keepAllPages && v.memoryEndPfn !== undefined) out.maxPfn = v.memoryEndPfn;
   return out;
 }

@@ -73,6 +73,12 @@ export interface ConvertOptions {
   physBase?: bigint;
   /** utsname for the kdump header (e.g. read from memory by kernel awareness); else the source's. */
   utsname?: Utsname;
+  /**
+   * VMCOREINFO text written in place of the source's VMCOREINFO note (the source's values that
+   * the kernel's location proof rejected, replaced by the proven ones: `kernelHeaderValues`);
+   * ELF program headers are derived from it. Ignored when the source has no VMCOREINFO note.
+   */
+  vmcoreinfoText?: string;
   /** Notes to add to the source's (e.g. a VMCOREINFO recovered from memory when the file has none). */
   extraNotes?: readonly ElfNote[];
   /** PT_LOAD p_vaddr for ELF output: add the kernel-image alias and direct-map addresses (default true). */
@@ -96,8 +102,9 @@ export interface ConvertOptions {
   /**
    * The analysed kernel (`analyzeKernel`) whose header values are written (`kernelHeaderValues`):
    * the proven phys_base, utsname from memory, VMCOREINFO recovered from memory when the file
-   * has none, and max_mapnr cut at the end of the kernel's memory model (see `maxPfn`). Given
-   * `physBase`, `utsname`, `extraNotes` and `maxPfn` win over these. Default: a random-access
+   * has none, the VMCOREINFO with proven layout values (`vmcoreinfoText`), and max_mapnr cut at
+   * the end of the kernel's memory model (see `maxPfn`). Given `physBase`, `utsname`,
+   * `extraNotes`, `vmcoreinfoText` and `maxPfn` win over these. Default: a random-access
    * x86_64 input is analysed here (a failed analysis is a warning); false: none, the header
    * values come from the input file.
    */

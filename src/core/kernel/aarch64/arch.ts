@@ -8,7 +8,7 @@ import type { KernelArch } from '../arch.js';
 import type { Vmcoreinfo } from '../vmcoreinfo.js';
 import type { CpuRegisters } from '../x86_64/cpu.js';
 import { parseAarch64CpuNotes } from './cpu.js';
-import { findAarch64Location, type Aarch64Location } from './location.js';
+import { correctAarch64Vmcoreinfo, findAarch64Location, type Aarch64Location } from './location.js';
 import { Aarch64PageTables, Aarch64Translator, stripPac } from './pagetables.js';
 import { aarch64UnwindStart, Aarch64Unwinder, formatAarch64ExceptionFrame } from './unwinder.js';
 
@@ -62,4 +62,5 @@ export const aarch64Arch: KernelArch<CpuRegisters, Aarch64Location> = {
   unwindStart: aarch64UnwindStart,
   createUnwinder: async (ctx) => new Aarch64Unwinder(ctx),
   formatPtRegs: formatAarch64ExceptionFrame,
+  correctVmcoreinfo: correctAarch64Vmcoreinfo,
 };

@@ -22,7 +22,7 @@ import type { Vmcoreinfo } from '../vmcoreinfo.js';
 import type { CpuRegisters } from '../x86_64/cpu.js';
 import type { PhysBaseResult, PhysBaseVerdict } from '../x86_64/physbase.js';
 import { decodeUtsname, findUtsname, NEW_UTSNAME_SIZE, type Utsname } from '../utsname.js';
-import { hex64 } from '../vmcoreinfo.js';
+import { hex64, parseSigned } from '../vmcoreinfo.js';
 import { hasStep, proofStep, type ProofStep } from '../proof.js';
 import { Aarch64PageTables, type Aarch64Layout, type Granule } from './pagetables.js';
 
@@ -355,6 +355,40 @@ export function checkKernelOffset(kernelOffset: bigint | undefined, stext: bigin
   const which = m ? [Number(m[1]) * 1000 + Number(m[2]) >= 6005 ? kimageVaddrs[1]! : kimageVaddrs[0]!] : kimageVaddrs;
   const gives = which.map((k) => `${hex64(u64(stext - k))} (KIMAGE_VADDR ${hex64(k)})`).join(' or ');
   return `VMCOREINFO KERNELOFFSET=${hex64(kernelOffset)} disagrees with the proven kernel image: _stext ${hex64(stext)} − KERNELOFFSET = ${hex64(link)} is not the link address of _stext (within 2 MiB above KIMAGE_VADDR); the image gives _stext − KIMAGE_VADDR = ${gives}`;
+}
+
+/**
+ * The proven layout written into a VMCOREINFO text: NUMBER(kimage_voffset), NUMBER(VA_BITS) and
+ * NUMBER(PHYS_OFFSET) lines whose value differs from the proven location are rewritten in the
+ * kernel's own format (`0x%llx`, `%llu`; arch/arm64/kernel/crash_core.c, vmcore_info.c since
+ * 6.10). Only values the location proved through the translation tables are written: the
+ * layout must exist and PHYS_OFFSET must have passed LINEAR_MAP_AGREES (a VA_BITS that passes
+ * its check stays as written, e.g. 52 on 48-bit hardware). Lines are kept in order; a key
+ * VMCOREINFO does not have is not added.
+ * @returns the corrected text and one "KEY old -> new" line per change, or undefined when
+ *   nothing differs or nothing was proven.
+ */
+export function correctAarch64Vmcoreinfo(text: string, loc: Aarch64Location): { text: string; changes: string[] } | undefined {
+  const l = loc.layout;
+  if (!l || loc.verdict === 'cannot prove' || loc.value === undefined || !hasStep(loc.proof, 'LINEAR_MAP_AGREES')) return undefined;
+  const proven: Record<string, { value: bigint; format: (v: bigint) => string }> = {
+    'NUMBER(kimage_voffset)': { value: u64(l.kimageVoffset), format: (v) => '0x' + v.toString(16) },
+    'NUMBER(VA_BITS)': { value: BigInt(l.vaBits), format: (v) => v.toString(10) },
+    'NUMBER(PHYS_OFFSET)': { value: u64(l.physOffset), format: (v) => '0x' + v.toString(16) },
+  };
+  const changes: string[] = [];
+  const lines = text.split('\n').map((line) => {
+    const eq = line.indexOf('=');
+    const want = eq > 0 ? proven[line.slice(0, eq)] : undefined;
+    if (!want) return line;
+    const key = line.slice(0, eq);
+    const raw = line.slice(eq + 1).replace(/\0+$/, '').trimEnd();
+    const written = parseSigned(raw);
+    if (written !== undefined && u64(written) === want.value) return line;
+    changes.push(`VMCOREINFO ${key} ${raw} -> ${want.format(want.value)} (proven through the translation tables)`);
+    return `${key}=${want.format(want.value)}`;
+  });
+  return changes.length ? { text: lines.join('\n'), changes } : undefined;
 }
 
 /** Whether a VMCOREINFO describes an arm64 kernel (keys only arch/arm64 publishes). */
