@@ -11,7 +11,11 @@
  *  - the fixed file with NUMBER(kimage_voffset) and NUMBER(VA_BITS) altered in its VMCOREINFO:
  *    drgn cannot read kernel memory from it; after `vmcore fix` (kdump) and `vmcore convert`
  *    (ELF and kdump), which write the proven layout, libkdumpfile reads the same memory digest
- *    and drgn the same release and kernel log as from the intact fixed file.
+ *    and drgn the same release and kernel log as from the intact fixed file;
+ *  - the kernel's kallsyms has no `modules` symbol (no CONFIG_KALLSYMS_ALL): `vmcore mod` finds
+ *    the list in the image and lists the module the guest loaded (console: "qemu_fw_cfg loaded")
+ *    as drgn with the -dbg vmlinux reads it (name, struct module, base, size), and `vmcore sym`
+ *    names each of the module's own symbols (mod->kallsyms as drgn reads it) with [module].
  * The arm64 -dbg vmlinux: VMCORE_VMLINUX_ARM64, or scripts/guest/fetch-kernel.sh with
  * VMCORE_KERNEL_ARCH=arm64 (cached). Under CI=true a missing corpus or vmlinux fails.
  */
@@ -177,5 +181,47 @@ test('arm64 QEMU dump with kimage_voffset and VA_BITS altered in VMCOREINFO: fix
     assert.equal(dr['release'], truth!.release, out);
     assert.equal(dr['records'], want.dr['records'], out);
     assert.deepEqual(dr['marker'], want.dr['marker'], out);
+  }
+});
+
+test('arm64 QEMU dump without a kallsyms `modules` symbol: vmcore mod finds the module list as drgn reads it with the -dbg vmlinux, and names the module\'s symbols', { skip: !haveCorpus && 'no arm64 corpus' }, () => {
+  const serial = readFileSync(join(corpus, CASE, 'serial.log'), 'utf8');
+  assert.match(serial, /qemu_fw_cfg loaded/, 'the guest loaded qemu_fw_cfg');
+  const vml = arm64Vmlinux();
+  if (!vml) {
+    if (CI) assert.fail('the arm64 -dbg vmlinux could not be fetched');
+    return;
+  }
+  // no `modules` in the dump's kallsyms: the lookup fails, so the list head must be searched for
+  const noSym = vmcore(['sym', dumpPath, 'modules', '--json']);
+  assert.notEqual(noSym.status, 0, 'kallsyms of this kernel names `modules`: the search is not exercised');
+  const r = vmcore(['mod', dumpPath, '--json']);
+  assert.equal(r.status, 0, r.err);
+  assert.match(r.err, /modules: memory search \(modules\)/);
+  const mods = JSON.parse(r.out) as { name: string; module: string; base: string; size: number; state: string; symbols: number }[];
+  const fixed = join(tmp, 'modules-fixed.kdump');
+  const f = vmcore(['fix', dumpPath, '-o', fixed, '--force']);
+  assert.equal(f.status, 0, f.err);
+  const dr = peer(['drgn-modules', fixed, vml]) as { error?: string; modules: { name: string; module: string; base: string; size: number; symbols: [string, string][] }[] };
+  assert.equal(dr.error, undefined, String(dr.error));
+  assert.ok(dr.modules.some((m) => m.name === 'qemu_fw_cfg'), JSON.stringify(dr.modules.map((m) => m.name)));
+  assert.deepEqual(
+    mods.map((m) => [m.name, BigInt(m.module), BigInt(m.base), m.size, m.state]),
+    dr.modules.map((m) => [m.name, BigInt(m.module), BigInt(m.base), m.size, 'Live']),
+  );
+  // the module's own symbols (mapping symbols such as $x apart, as the kernel skips them)
+  for (const m of dr.modules) {
+    const syms = m.symbols.filter(([n]) => !n.startsWith('$'));
+    assert.equal(mods.find((x) => x.name === m.name)!.symbols, syms.length, m.name);
+    const byAddr = new Map<string, string[]>();
+    for (const [n, a] of syms) byAddr.set(a, [...(byAddr.get(a) ?? []), n]);
+    const q = vmcore(['sym', dumpPath, '--json', ...byAddr.keys()]);
+    assert.equal(q.status, 0, q.err);
+    const rows = JSON.parse(q.out) as { name: string | null; offset?: number; module?: string | null }[];
+    assert.equal(rows.length, byAddr.size);
+    [...byAddr.values()].forEach((names, i) => {
+      assert.ok(names.includes(rows[i]!.name ?? ''), `${names.join('/')}: ${JSON.stringify(rows[i])}`);
+      assert.equal(rows[i]!.module, m.name);
+    });
   }
 });

@@ -8,6 +8,10 @@ which has python3-libkdumpfile and python3-drgn from Debian).
       ascending pfn order of (pfn as u64 LE || page bytes).
   fix-peers.py drgn DUMP VMLINUX [MARKER]
       drgn: {"release", "records", "marker": [console lines containing MARKER]}.
+  fix-peers.py drgn-modules DUMP VMLINUX
+      drgn: {"head": address of the kernel's `modules`, "modules": [{"name", "module", "base",
+      "size", "symbols": [[name, value], ...]}]}: the list read through the -dbg vmlinux's types,
+      base and size as /proc/modules prints them (core_layout), symbols from mod->kallsyms.
 Failures print {"error": "..."} and exit 1.
 """
 import hashlib, json, struct, sys
@@ -76,6 +80,31 @@ def drgn_(path, vmlinux, marker):
     out({'release': release, 'records': len(lines), 'marker': [l for l in lines if marker and marker in l]})
 
 
+def drgn_modules(path, vmlinux):
+    try:
+        import drgn
+        from drgn.helpers.linux.list import list_for_each_entry
+        prog = drgn.Program()
+        prog.set_core_dump(path)
+        prog.load_debug_info([vmlinux])
+        head = prog['modules'].address_of_()
+        mods = []
+        for m in list_for_each_entry('struct module', head, 'list'):
+            ks = m.kallsyms
+            syms = []
+            for i in range(1, int(ks.num_symtab)):
+                st = ks.symtab[i]
+                name = (ks.strtab + st.st_name).string_().decode()
+                if name and int(st.st_shndx) != 0:
+                    syms.append([name, hex(int(st.st_value))])
+            mods.append({'name': m.name.string_().decode(), 'module': hex(m.value_()),
+                         'base': hex(m.core_layout.base.value_()),
+                         'size': int(m.core_layout.size) + int(m.init_layout.size), 'symbols': syms})
+    except Exception as e:
+        out({'error': '%s: %s' % (type(e).__name__, e)}, 1)
+    out({'head': hex(head.value_()), 'modules': mods})
+
+
 def main():
     a = sys.argv[1:]
     if len(a) >= 2 and a[0] == 'lkdf':
@@ -83,6 +112,8 @@ def main():
         if '--max-pfn' in a:
             mp = int(a[a.index('--max-pfn') + 1], 0)
         lkdf(a[1], '--digest' in a, mp)
+    elif len(a) >= 3 and a[0] == 'drgn-modules':
+        drgn_modules(a[1], a[2])
     elif len(a) >= 3 and a[0] == 'drgn':
         drgn_(a[1], a[2], a[3] if len(a) > 3 else '')
     else:

@@ -495,7 +495,9 @@ export async function createBacktracer(kernel: KernelInfo, opts: { symbols?: Ker
     ...(pageSize !== undefined ? { pageSize } : {}),
   });
   if (modules) bt.warnings.push(...modules.warnings);
-  if (recovered) bt.symbolSources = walkSymbols.sources;
+  // the modules list head (kernel.modules(): kallsyms, else found in the image) beside them
+  const sources: Record<string, SymbolOrigin> = { ...walkSymbols.sources, ...(modules?.symbolSources ?? {}) };
+  if (Object.values(sources).some((s) => s !== 'kallsyms')) bt.symbolSources = sources;
   bt.warnings.unshift(...walkSymbols.warnings);
   bt.warnings.unshift(...btf.warnings);
   // symbols the dump lost (kallsyms pages unreadable): their frames print without a name

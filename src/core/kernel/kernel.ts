@@ -24,7 +24,7 @@ import { findAarch64Location, isAarch64Vmcoreinfo } from './aarch64/location.js'
 import { createAarch64Translator } from './aarch64/arch.js';
 import { loadKernelSymbols, type KernelSymbols } from './kallsyms.js';
 import { loadKernelBtf, noBtf } from './btf/kernel-btf.js';
-import { listModules, moduleSymbolTables, type ModuleList } from './modules.js';
+import { findModulesHead, listModules, moduleSymbolTables, type ModuleList } from './modules.js';
 
 export type VmcoreinfoSource = 'note' | 'kdump header' | `memory scan at 0x${string}` | 'none';
 
@@ -60,8 +60,11 @@ export interface KernelInfo {
   symbols(): Promise<KernelSymbols>;
   /**
    * The loaded modules: the kernel's `modules` list read through its BTF, with each module's own
-   * symbols (see modules.ts `listModules`); read once. Rejects with NO_SYMBOLS (no kallsyms or no
-   * `modules` symbol) or NO_BTF (no vmlinux BTF); a damaged list gives a partial list with warnings.
+   * symbols (see modules.ts `listModules`); read once. Without a kallsyms `modules` symbol
+   * (CONFIG_KALLSYMS_ALL unset) the list head is searched for in the kernel image and proven
+   * (`findModulesHead`); `symbolSources.modules` says which. Rejects with NO_SYMBOLS (no kallsyms,
+   * or no `modules` symbol and none found) or NO_BTF (no vmlinux BTF); a damaged list gives a
+   * partial list with warnings.
    */
   modules(): Promise<ModuleList>;
   /**
@@ -295,7 +298,17 @@ function buildKernelInfo(
         const kb = await loadKernelBtf(info, { ...(file ? { file } : {}) }).catch((e: unknown) => {
           throw noBtf('the module list', e);
         });
-        return listModules(kb.types, (n) => syms.addressOf(n));
+        // kernels without CONFIG_KALLSYMS_ALL: the list head found and proven in the image
+        const known = syms.addressOf('modules');
+        const warnings: string[] = [];
+        const from = syms.addressOf('__init_begin') ?? syms.addressOf('_etext');
+        const head = known ?? (from !== undefined ? await findModulesHead(kb.types, (va, n) => info.readVirt(va, n), from, warnings) : undefined);
+        if (known === undefined && from === undefined) warnings.push('modules: no kallsyms symbol, and neither __init_begin nor _etext to search from');
+        if (head === undefined) throw new VmcoreError('NO_SYMBOLS', `the module list needs the kernel symbol \`modules\` (kallsyms): ${warnings.join('; ')}`, { field: 'modules' });
+        const list = await listModules(kb.types, (n) => (n === 'modules' ? head : syms.addressOf(n)));
+        list.warnings.unshift(...warnings);
+        list.symbolSources = { modules: known !== undefined ? 'kallsyms' : 'memory search (modules)' };
+        return list;
       })();
       return modules;
     },

@@ -32,6 +32,7 @@ import { BtfKind } from './btf/btf.js';
 import type { KernelTypes, KObject } from './btf/reader.js';
 import type { KernelSymbol, ModuleSymbolTable } from './kallsyms.js';
 import { taintLetters } from './state.js';
+import type { SymbolOrigin } from './task-symbols.js';
 import { hex64 } from './vmcoreinfo.js';
 import { KERNEL_LIMITS } from '../limits.js';
 
@@ -78,6 +79,8 @@ export interface ModuleEntry {
 export interface ModuleList {
   modules: ModuleEntry[];
   warnings: string[];
+  /** Where the `modules` list head came from (kallsyms, or the search of findModulesHead). */
+  symbolSources?: Record<string, ModulesHeadOrigin>;
 }
 
 async function readPtr(types: KernelTypes, va: bigint): Promise<bigint> {
@@ -335,6 +338,132 @@ async function moduleSymbols(
   if (lostSyms > 0) warnings.push(`module ${name}: ${lostSyms} symbols unreadable`);
   warnings.push(...losses.warnings());
   return { symbols: out, warnings };
+}
+
+/** Where the `modules` list head came from. */
+export type ModulesHeadOrigin = Extract<SymbolOrigin, 'kallsyms' | 'memory search (modules)'>;
+
+/** Bytes of the kernel image searched for the `modules` list head, and the read unit. */
+const MODULES_SEARCH = 64 << 20;
+const SEARCH_CHUNK = 1 << 20;
+/** Wholly unreadable chunks in a row after which the search is past the image's end. */
+const SEARCH_HOLES = 8;
+
+/** A NUL-terminated module name: 1 to MODULE_NAME_LEN−1 printable, non-space bytes. */
+function moduleName(b: Uint8Array): string | undefined {
+  const n = b.indexOf(0);
+  if (n <= 0) return undefined;
+  for (let i = 0; i < n; i++) if (b[i]! <= 0x20 || b[i]! >= 0x7f) return undefined;
+  return String.fromCharCode(...b.subarray(0, n));
+}
+
+/**
+ * Find the kernel's `modules` list head (kernel/module/main.c `static LIST_HEAD(modules)`, in
+ * .data) in the kernel image, for kernels whose kallsyms has no data symbols (CONFIG_KALLSYMS_ALL
+ * unset, as Debian's arm64 cloud kernels). Searches `MODULES_SEARCH` bytes from `from` (the
+ * kernel symbol __init_begin: arm64 puts .data after the init sections) for a list_head whose
+ * chain cannot be anything else by chance:
+ *  - next is not the head itself, points outside the searched range (modules live in the module
+ *    area, not in the image) and next->prev is the head;
+ *  - every node of the chain is the `list` of a struct module (BTF layout) with a
+ *    NUL-terminated printable name and a `state` that is one of enum module_state's values, and
+ *    the node's next->prev is the node; the chain closes back on the head within MAX_MODULES;
+ *  - at least one of them has `mkobj.mod` pointing at itself (mod_sysfs_init sets it,
+ *    kernel/module/sysfs.c).
+ * An empty list (no module loaded) points at itself like any other empty list_head and cannot
+ * be told apart: it is not found, and the warning says so.
+ * @param readVirt kernel virtual memory (unreadable chunks are read again page by page; the
+ *   search ends after SEARCH_HOLES wholly unreadable MiB in a row: past the image's end)
+ * @returns the head's address, or undefined with a warning.
+ */
+export async function findModulesHead(types: KernelTypes, readVirt: (va: bigint, n: number) => Promise<Uint8Array>, from: bigint, warnings: string[]): Promise<bigint | undefined> {
+  const btf = types.btf;
+  const le = btf.littleEndian;
+  let listOff: number, nameOff: number, stateOff: number, mkobjModOff: number, nameLen: number;
+  const states = new Set<bigint>();
+  try {
+    const modId = btf.need('struct module');
+    listOff = btf.offsetOf('module', 'list');
+    nameOff = btf.offsetOf('module', 'name');
+    stateOff = btf.offsetOf('module', 'state');
+    mkobjModOff = btf.offsetOf('module', 'mkobj.mod');
+    nameLen = btf.sizeOf(btf.memberPath(modId, 'name').type);
+    for (const e of btf.enumerators(btf.memberPath(modId, 'state').type)) states.add(e.value);
+  } catch (e) {
+    if (!isVmcoreError(e)) throw e;
+    warnings.push(`modules: no kallsyms symbol, and the BTF does not describe struct module well enough to search for it (${e.message})`);
+    return undefined;
+  }
+  const start = from & ~0xfffn;
+  const end = start + BigInt(MODULES_SEARCH);
+  const u64At = (b: Uint8Array, i: number) => new DataView(b.buffer, b.byteOffset + i, 8).getBigUint64(0, le);
+  const ptr = async (va: bigint) => u64At(await readVirt(va, 8), 0);
+  /** The struct module of list node `node`, if it is one: its name and whether mkobj.mod points back. */
+  const moduleAt = async (node: bigint): Promise<{ self: boolean } | undefined> => {
+    const m = BigInt.asUintN(64, node - BigInt(listOff));
+    const name = moduleName(await readVirt(m + BigInt(nameOff), nameLen));
+    if (name === undefined) return undefined;
+    const sb = await readVirt(m + BigInt(stateOff), 4);
+    const st = new DataView(sb.buffer, sb.byteOffset, 4).getUint32(0, le);
+    if (!states.has(BigInt(st))) return undefined;
+    return { self: (await ptr(m + BigInt(mkobjModOff))) === m };
+  };
+  const isHead = async (head: bigint, first: bigint): Promise<boolean> => {
+    try {
+      let prev = head;
+      let node = first;
+      let self = false;
+      for (let n = 0; node !== head; n++) {
+        if (n >= MAX_MODULES || node === 0n || (node >= start && node < end)) return false;
+        if ((await ptr(node + 8n)) !== prev) return false;
+        const m = await moduleAt(node);
+        if (!m) return false;
+        self ||= m.self;
+        prev = node;
+        node = await ptr(node);
+      }
+      return self && (await ptr(head + 8n)) === prev;
+    } catch (e) {
+      if (!isVmcoreError(e)) throw e;
+      return false;
+    }
+  };
+  const search = async (va: bigint, b: Uint8Array, limit: number): Promise<bigint | undefined> => {
+    const dv = new DataView(b.buffer, b.byteOffset, b.length);
+    const hiOff = le ? 4 : 0;
+    for (let i = 0; i < limit && i + 16 <= b.length; i += 8) {
+      // next and prev both kernel addresses (the top 12 bits set: 52-bit VAs and below)
+      if (dv.getUint32(i + hiOff, le) < 0xfff00000 || dv.getUint32(i + 8 + hiOff, le) < 0xfff00000) continue;
+      const next = u64At(b, i);
+      const head = va + BigInt(i);
+      if (next === head || (next >= start && next < end)) continue;
+      if (await isHead(head, next)) return head;
+    }
+    return undefined;
+  };
+  let holes = 0;
+  for (let off = 0; off < MODULES_SEARCH && holes < SEARCH_HOLES; off += SEARCH_CHUNK) {
+    const va = start + BigInt(off);
+    let found: bigint | undefined;
+    try {
+      // 8 bytes more: a list_head at the chunk's last 8 bytes
+      found = await search(va, await readVirt(va, SEARCH_CHUNK + 8).catch(() => readVirt(va, SEARCH_CHUNK)), SEARCH_CHUNK);
+      holes = 0;
+    } catch (e) {
+      if (!isVmcoreError(e)) throw e;
+      let readable = false;
+      for (let p = 0; p < SEARCH_CHUNK && found === undefined; p += 4096) {
+        const b = await readVirt(va + BigInt(p), 4096).catch(() => undefined);
+        if (!b) continue;
+        readable = true;
+        found = await search(va + BigInt(p), b, 4096);
+      }
+      holes = readable ? 0 : holes + 1;
+    }
+    if (found !== undefined) return found;
+  }
+  warnings.push(`modules: no kallsyms symbol, and no list_head of struct modules closing on itself in the kernel image from ${hex64(from)} (no module loaded, or the list is damaged)`);
+  return undefined;
 }
 
 /**

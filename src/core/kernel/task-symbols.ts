@@ -24,7 +24,7 @@ import type { KernelTypes } from './btf/reader.js';
 import type { KernelSymbolSource } from './backtrace.js';
 
 /** Where each recovered symbol came from. */
-export type SymbolOrigin = 'kallsyms' | 'memory search (init_task)' | 'BTF .data..percpu + runqueue proof';
+export type SymbolOrigin = 'kallsyms' | 'memory search (init_task)' | 'BTF .data..percpu + runqueue proof' | 'memory search (modules)';
 
 export interface RecoveredTaskSymbols extends KernelSymbolSource {
   /** The per-CPU units' addresses, by CPU number (symbol + offset = that CPU's copy). */
