@@ -14,7 +14,11 @@
  *    from __per_cpu_start, pahole's per-CPU VARs): the unit of CPU N starts at its runqueue's
  *    address minus runqueues' offset. The per-CPU symbols are given relative to __per_cpu_start
  *    and the per-CPU offsets as the units' addresses, so that symbol + offset is each CPU's copy,
- *    as include/linux/percpu-defs.h per_cpu_ptr computes it.
+ *    as include/linux/percpu-defs.h per_cpu_ptr computes it. They stay relative (never shown:
+ *    `bt`, `ps` and `info` print only symbol + per-CPU offset, an absolute address, or what is
+ *    read there): the absolute value would need __per_cpu_start, which such a kallsyms lacks and
+ *    memory cannot prove, and it would name no readable memory, since arm64 links .data..percpu
+ *    inside __init_begin..__init_end, which free_initmem unmaps after boot.
  * Sources: init/init_task.c, kernel/sched/sched.h (struct rq, struct cfs_rq), kernel/sched/core.c
  * init_idle (the idle task's name and CPU), mm/percpu.c setup_per_cpu_areas.
  */
