@@ -3,7 +3,7 @@
 import { Command, CommanderError } from 'commander';
 import { createRequire } from 'node:module';
 import { isVmcoreError } from '../core/errors.js';
-import { commands } from './commands/index.js';
+import { commandsFor } from './commands/index.js';
 import { EXIT_PIPE, EXIT_USAGE, exitCodeOf, installProcessConventions, isClosedPipe } from './util.js';
 
 const require = createRequire(import.meta.url);
@@ -17,7 +17,6 @@ program
   .option('--debug', 'print stack traces on errors')
   .showHelpAfterError()
   .exitOverride();
-for (const c of commands) c.register(program);
 // the command that runs, to name it in errors (NOT_SEEKABLE: which command needs a file)
 let running = '';
 program.hook('preAction', (_p, cmd) => {
@@ -45,7 +44,9 @@ function makedumpfileHabits(argv: string[]): string[] {
 const debug = process.argv.includes('--debug');
 installProcessConventions();
 try {
-  await program.parseAsync(makedumpfileHabits(process.argv));
+  const argv = makedumpfileHabits(process.argv);
+  for (const c of await commandsFor(argv.slice(2))) c.register(program);
+  await program.parseAsync(argv);
 } catch (e) {
   if (e instanceof CommanderError) {
     // help and --version exit 0; everything the parser refuses is a usage error

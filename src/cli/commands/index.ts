@@ -1,20 +1,39 @@
-/** Every CLI command module; each exports register(program). */
+/**
+ * Every CLI command: its name and its module (which exports register(program)). A module is
+ * loaded when its command runs, or with all the others for help and unknown commands, so that
+ * start-up loads only the code of the command that runs.
+ */
 import type { Command } from 'commander';
-import * as info from './info.js';
-import * as read from './read.js';
-import * as hash from './hash.js';
-import * as diff from './diff.js';
-import * as dmesg from './dmesg.js';
-import * as vmcoreinfo from './vmcoreinfo.js';
-import * as fix from './fix.js';
-import * as convert from './convert.js';
-import * as dump from './dump.js';
-import * as bt from './bt.js';
-import * as struct from './struct.js';
-import * as ps from './ps.js';
-import * as sym from './sym.js';
-import * as mod from './mod.js';
-import * as usage from './usage.js';
-import * as serve from './serve.js';
 
-export const commands: { register(p: Command): void }[] = [info, read, hash, diff, dmesg, vmcoreinfo, fix, convert, dump, struct, ps, mod, bt, sym, usage, serve];
+export interface CommandModule {
+  register(p: Command): void;
+}
+
+export const commands: { name: string; load(): Promise<CommandModule> }[] = [
+  { name: 'info', load: () => import('./info.js') },
+  { name: 'read', load: () => import('./read.js') },
+  { name: 'hash', load: () => import('./hash.js') },
+  { name: 'diff', load: () => import('./diff.js') },
+  { name: 'dmesg', load: () => import('./dmesg.js') },
+  { name: 'vmcoreinfo', load: () => import('./vmcoreinfo.js') },
+  { name: 'fix', load: () => import('./fix.js') },
+  { name: 'convert', load: () => import('./convert.js') },
+  { name: 'dump', load: () => import('./dump.js') },
+  { name: 'struct', load: () => import('./struct.js') },
+  { name: 'ps', load: () => import('./ps.js') },
+  { name: 'mod', load: () => import('./mod.js') },
+  { name: 'bt', load: () => import('./bt.js') },
+  { name: 'sym', load: () => import('./sym.js') },
+  { name: 'usage', load: () => import('./usage.js') },
+  { name: 'serve', load: () => import('./serve.js') },
+];
+
+/**
+ * The modules to register for `args` (the arguments after the script): the named command's alone
+ * when the first argument that is not an option names one, else every command's in order.
+ */
+export async function commandsFor(args: readonly string[]): Promise<CommandModule[]> {
+  const first = args.find((a) => !a.startsWith('-'));
+  const one = commands.find((c) => c.name === first);
+  return Promise.all((one ? [one] : commands).map((c) => c.load()));
+}
