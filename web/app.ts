@@ -2,6 +2,7 @@
  * The triage page. It only draws: the worker (worker.ts) opens and reads the dump. Everything
  * that comes from a dump is put into the page as text (textContent), never as HTML.
  */
+import type { Warning } from '../src/core/warnings.js';
 import type { FetchedStats, FromWorker, ModuleRow, TaskRow, ToWorker } from './protocol.js';
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
@@ -155,7 +156,7 @@ function renderSummary(r: Record<string, unknown>, ms: number): void {
   );
   dl.lastElementChild!.id = 'pages';
   row('File size', `${human(r.fileBytes as number)}${r.fileToRamRatio !== null ? `  (${((r.fileToRamRatio as number) * 100).toFixed(1)} % of RAM)` : ''}`);
-  for (const w of r.warnings as string[]) row('Warning', w);
+  for (const w of r.warnings as Warning[]) row('Warning', w.text);
   row('Analysed in', `${(ms / 1000).toFixed(2)} s`);
 
   const p = r.panic as { message: string | null; cpu: number | null; task: number | null; uptime: string | null; registers: Record<string, string> | null; registersSource: string | null } | null;
@@ -194,7 +195,7 @@ function clearLog(): void {
   $('logwarn').textContent = '';
 }
 
-function setLog(ts: string[], level: number[], text: string[], warnings: string[]): void {
+function setLog(ts: string[], level: number[], text: string[], warnings: Warning[]): void {
   // one row per line: a multi-line record continues under its timestamp
   logTs = [];
   logLevel = [];
@@ -207,7 +208,7 @@ function setLog(ts: string[], level: number[], text: string[], warnings: string[
       logText.push(lines[j]!);
     }
   }
-  $('logwarn').textContent = warnings.join('; ');
+  $('logwarn').textContent = warnings.map((w) => w.text).join('; ');
   filterLog();
 }
 
@@ -260,9 +261,9 @@ function clearTasks(): void {
   $('backtrace').textContent = 'Waiting for the backtrace…';
 }
 
-function setTasks(rows: TaskRow[], warnings: string[], error: string | null): void {
+function setTasks(rows: TaskRow[], warnings: Warning[], error: string | null): void {
   taskRows = rows;
-  $('taskwarn').textContent = warnings.join('; ');
+  $('taskwarn').textContent = warnings.map((w) => w.text).join('; ');
   $('taskbt').textContent = error ? `No task list: ${error}` : 'Click a task for its backtrace.';
   filterTasks();
 }
@@ -295,7 +296,7 @@ function showTaskBacktrace(ev: MouseEvent): void {
 
 // ---- modules ----
 
-function setModules(rows: ModuleRow[], warnings: string[], error: string | null): void {
+function setModules(rows: ModuleRow[], warnings: Warning[], error: string | null): void {
   const box = $('modules');
   box.replaceChildren();
   box.classList.toggle('slot', !!error || !rows.length);
@@ -319,7 +320,7 @@ function setModules(rows: ModuleRow[], warnings: string[], error: string | null)
     }
     box.append(table);
   }
-  if (warnings.length) box.append(el('div', warnings.join('; '), 'hint'));
+  if (warnings.length) box.append(el('div', warnings.map((w) => w.text).join('; '), 'hint'));
 }
 
 // ---- memory map ----

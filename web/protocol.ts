@@ -1,6 +1,7 @@
 /** Messages between the page and its worker. */
 import type { PageState } from '../src/core/dump.js';
 import type { TaskInfo } from '../src/core/kernel/backtrace.js';
+import type { Warning } from '../src/core/warnings.js';
 export type ToWorker =
   | { type: 'open'; file?: File; url?: string }
   | { type: 'hex'; space: 'phys' | 'virt'; addr: string; length: number }
@@ -36,15 +37,15 @@ export interface FetchedStats {
 export type FromWorker =
   | { type: 'progress'; step: string; fraction: number }
   | { type: 'report'; report: unknown; ms: number; fetched: FetchedStats | null }
-  | { type: 'log'; ts: string[]; level: number[]; text: string[]; warnings: string[] }
+  | { type: 'log'; ts: string[]; level: number[]; text: string[]; warnings: Warning[] }
   /** counts: pages per state of the whole walk (exact, before runs are merged for the map). */
   | { type: 'map'; starts: Float64Array; ends: Float64Array; states: Uint8Array; maxPfn: number; pageSize: number; counts: Record<PageState, number> }
   | { type: 'hex'; space: 'phys' | 'virt'; addr: string; bytes: Uint8Array }
   | { type: 'fetched'; fetched: FetchedStats }
   /** The loaded modules (`vmcore mod` terms), or why there are none. */
-  | { type: 'modules'; modules: ModuleRow[]; warnings: string[]; error: string | null }
+  | { type: 'modules'; modules: ModuleRow[]; warnings: Warning[]; error: string | null }
   /** The task list, or why there is none. */
-  | { type: 'tasks'; tasks: TaskRow[]; warnings: string[]; error: string | null }
+  | { type: 'tasks'; tasks: TaskRow[]; warnings: Warning[]; error: string | null }
   /** A backtrace as `vmcore bt` prints it; `panic` for the panicking task's, shown in the panic section. */
   | { type: 'bt'; task: string | null; text: string; panic: boolean; error: string | null }
   | { type: 'error'; code: string; message: string }

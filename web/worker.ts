@@ -15,6 +15,7 @@ import { describeDump } from '../src/core/info.js';
 import { readDmesg, recordToJson } from '../src/core/kernel/dmesg.js';
 import type { Dump, PageState } from '../src/core/dump.js';
 import { backtraceReport, createBacktracer, formatTaskBacktrace, type Backtracer, type TaskInfo } from '../src/core/kernel/backtrace.js';
+import { warning } from '../src/core/warnings.js';
 import type { FromWorker, ModuleRow, TaskRow, ToWorker } from './protocol.js';
 
 const STATES: PageState[] = ['hole', 'data', 'zero', 'excluded', 'missing'];
@@ -80,7 +81,7 @@ async function open(m: Extract<ToWorker, { type: 'open' }>): Promise<void> {
   // it would fetch); the memory map below reads them all and sends the exact counts
   const report = await describeDump(dump, kernel, { panic, pages: source instanceof HttpSource ? 'bitmaps' : 'full' });
   if (kernel && source instanceof HttpSource && !dump.vmcoreinfoText) {
-    report.warnings.push('the file has no VMCOREINFO: recovering it from memory reads every page, a download of the whole dump over HTTP, so it was not done (open the file itself, or run vmcore info on it)');
+    report.warnings.push(warning('VMCOREINFO_NOT_RECOVERED', 'the file has no VMCOREINFO: recovering it from memory reads every page, a download of the whole dump over HTTP, so it was not done (open the file itself, or run vmcore info on it)'));
   }
   const fetched = source instanceof HttpSource ? { ...source.stats, size: source.size } : null;
   post({ type: 'report', report: jsonSafe(report), ms: performance.now() - t0, fetched });
@@ -105,9 +106,9 @@ async function open(m: Extract<ToWorker, { type: 'open' }>): Promise<void> {
       }
       post({ type: 'log', ts, level, text, warnings: log.warnings });
     } catch (e) {
-      post({ type: 'log', ts: [], level: [], text: [], warnings: [`the kernel log could not be read: ${(e as Error).message}`] });
+      post({ type: 'log', ts: [], level: [], text: [], warnings: [warning('PRINTK_DAMAGED', `the kernel log could not be read: ${(e as Error).message}`)] });
     }
-  } else post({ type: 'log', ts: [], level: [], text: [], warnings: ['no VMCOREINFO: the kernel log cannot be located'] });
+  } else post({ type: 'log', ts: [], level: [], text: [], warnings: [warning('NO_VMCOREINFO', 'no VMCOREINFO: the kernel log cannot be located')] });
 
   progress('mapping memory', 0.7);
   const starts: number[] = [];

@@ -6,6 +6,7 @@
  * 2^53, i.e. 8 PiB); values that are genuinely 64-bit (phys_base, virtual addresses, register
  * contents) are bigint.
  */
+import type { Warning } from './warnings.js';
 import type { ElfNote } from './format/elf/notes.js';
 
 /** What a page frame holds in this dump. */
@@ -68,7 +69,7 @@ export interface Dump extends PhysicalMemory {
   /** VMCOREINFO text as stored in the file (note or kdump offset_vmcoreinfo), if any. */
   readonly vmcoreinfoText: string | undefined;
   /** Problems found while opening that do not prevent reading. */
-  readonly warnings: string[];
+  readonly warnings: Warning[];
   /** Format-specific details for `info` (headers, flags, codec page counts ...). */
   details(opts?: DetailsOptions): Promise<FormatDetails>;
   /**

@@ -2,6 +2,7 @@
  * `vmcore info`: everything a kernel or hypervisor engineer wants to know first about a dump,
  * as a JSON-safe report with stable keys (documented in the README).
  */
+import { warning, type Warning } from './warnings.js';
 import type { Dump, Producer, ProducerHint, ProducerHintCode } from './dump.js';
 import { noteTypeName } from './format/elf/notes.js';
 import { Vmcoreinfo, hex64 } from './kernel/vmcoreinfo.js';
@@ -99,7 +100,7 @@ export interface InfoReport {
   panic: Record<string, unknown> | null;
   /** From the kernel's own symbols (kallsyms): symbol source, taint, uptime, per-CPU current tasks. */
   kernelState: KernelStateReport | null;
-  warnings: string[];
+  warnings: Warning[];
 }
 
 /**
@@ -179,22 +180,22 @@ export async function describeDump(
   const aarch64 = kernel?.arch === 'aarch64';
   const pbKey = aarch64 ? 'PHYS_OFFSET' : 'phys_base';
   const vmciPb = vi?.get(`NUMBER(${pbKey})`);
-  const warnings = [...dump.warnings, ...(kernel?.warnings ?? []).filter((w) => w !== kernel?.physBaseWarning)];
+  const warnings = [...dump.warnings, ...(kernel?.warnings ?? []).filter((w) => w.code !== 'PHYS_BASE_HEADER_WRONG')];
   // the built-in readers warn themselves when their incomplete flag is set; other Dumps may not
-  if (det.incomplete && !BUILT_IN_FORMATS.includes(dump.format)) warnings.push('the dump is marked incomplete');
-  if (pages.damaged) warnings.push(`${pages.damaged} ${pages.damaged === 1 ? 'page has a' : 'pages have'} damaged page descriptor${pages.damaged === 1 ? '' : 's'} (size or compression flags impossible): unreadable, the rest of the dump is not affected`);
-  if (pages.missing) warnings.push(`${pages.missing} pages are missing from the file (incomplete or truncated dump)`);
+  if (det.incomplete && !BUILT_IN_FORMATS.includes(dump.format)) warnings.push(warning('MARKED_INCOMPLETE', 'the dump is marked incomplete'));
+  if (pages.damaged) warnings.push(warning('PAGES_DAMAGED', `${pages.damaged} ${pages.damaged === 1 ? 'page has a' : 'pages have'} damaged page descriptor${pages.damaged === 1 ? '' : 's'} (size or compression flags impossible): unreadable, the rest of the dump is not affected`));
+  if (pages.missing) warnings.push(warning('PAGES_MISSING', `${pages.missing} pages are missing from the file (incomplete or truncated dump)`));
   if (fromMap && (await dump.dataCutShort?.())) {
-    warnings.push('the file is cut short inside its page data: the pages stored beyond its end are missing (not counted: page descriptors not read; a full page count reads them)');
+    warnings.push(warning('FILE_TRUNCATED', 'the file is cut short inside its page data: the pages stored beyond its end are missing (not counted: page descriptors not read; a full page count reads them)'));
   }
-  if (pages.ram === 0) warnings.push('the dump describes no memory (0 RAM pages): its header was read in a layout that does not fit it, or the file is empty or damaged');
+  if (pages.ram === 0) warnings.push(warning('NO_MEMORY', 'the dump describes no memory (0 RAM pages): its header was read in a layout that does not fit it, or the file is empty or damaged'));
   if (pb?.verdict === 'header wrong') {
     const hdr = pb.header === undefined ? '' : hex64(pb.header) + ' ';
-    warnings.push(
+    warnings.push(warning('PHYS_BASE_HEADER_WRONG',
       dump.vmcoreinfoText
         ? `the header's phys_base ${hdr}is wrong: makedumpfile (re-filtering, --dump-dmesg) trusts it and misreads kernel memory; libkdumpfile, drgn and crash take NUMBER(phys_base) from the file's VMCOREINFO instead. \`vmcore fix\` corrects the header`
         : `the header's phys_base ${hdr}is wrong and the file has no VMCOREINFO: libkdumpfile and makedumpfile trust the header and misread kernel memory, drgn refuses the file. \`vmcore fix\` corrects the header and adds the VMCOREINFO recovered from memory`,
-    );
+    ));
   }
   return {
     files: dump.files.map((f) => ({ name: f.name, size: f.size })),

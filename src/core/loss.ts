@@ -3,6 +3,7 @@
  * every analysis (dmesg, VMCOREINFO recovery, phys_base proof, symbols, backtraces) applies:
  * read, or record the loss with a warning and go on with what the rest of the dump holds.
  */
+import { warning, type Warning } from './warnings.js';
 import { VmcoreError, isVmcoreError, type ErrorCode } from './errors.js';
 
 /**
@@ -51,9 +52,9 @@ export class LossLog {
     return n;
   }
 
-  warnings(): string[] {
+  warnings(): Warning[] {
     return [...this.byWhat].map(
-      ([what, l]) => `${what}: ${l.count} unreadable ${l.count === 1 ? 'read' : 'reads'} skipped (${l.first.join('; ')}${l.count > l.first.length ? '; …' : ''})`,
+      ([what, l]) => warning('MEMORY_UNREADABLE', `${what}: ${l.count} unreadable ${l.count === 1 ? 'read' : 'reads'} skipped (${l.first.join('; ')}${l.count > l.first.length ? '; …' : ''})`),
     );
   }
 }

@@ -13,6 +13,7 @@
  * QEMU's write fail, then waits for QEMU's DUMP_COMPLETED so that the guest is resumed and the
  * monitor usable before reporting what happened.
  */
+import { warning, type Warning } from '../core/warnings.js';
 import { producerText } from './version.js';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { constants as fsc, open as openFd } from 'node:fs';
@@ -82,7 +83,7 @@ export interface QmpDumpOptions {
   signal?: AbortSignal;
   onProgress?: (p: QmpDumpProgress) => void;
   /** Also called with warnings as they occur. */
-  onWarning?: (w: string) => void;
+  onWarning?: (w: Warning) => void;
   /** Progress poll interval for query-dump, ms (default 500). */
   pollMs?: number;
 }
@@ -116,7 +117,7 @@ export interface QmpDumpSummary {
   filtered?: KindCounts;
   /** The classification's reads of the stopped guest (dump levels 2-31). */
   classification?: { requests: number; bytes: number; ms: number };
-  warnings: string[];
+  warnings: Warning[];
 }
 
 /** The converter's sequential input, built from QEMU's ELF stream. */
@@ -191,8 +192,8 @@ export async function dumpViaQmp(opts: QmpDumpOptions): Promise<QmpDumpSummary> 
   const t0 = Date.now();
   const format = opts.format ?? 'kdump';
   const codec = format === 'elf' ? 'none' : (opts.codec ?? (format === 'celf' ? 'zstd' : 'zlib'));
-  const warnings: string[] = [];
-  const warn = (w: string) => {
+  const warnings: Warning[] = [];
+  const warn = (w: Warning) => {
     warnings.push(w);
     opts.onWarning?.(w);
   };
@@ -220,9 +221,9 @@ export async function dumpViaQmp(opts: QmpDumpOptions): Promise<QmpDumpSummary> 
       throw new VmcoreError('QMP', 'the guest has not been started (QEMU status prelaunch); there is no guest memory to dump yet', { file: qmp.target });
     }
     if (opts.paging) {
-      warn('--paging: QEMU then describes only the memory that the vCPUs\' page tables map; RAM mapped by no page table is left out of the dump');
+      warn(warning('PAGING_DUMP', '--paging: QEMU then describes only the memory that the vCPUs\' page tables map; RAM mapped by no page table is left out of the dump'));
     }
-    if (!status.running) warn(`the guest is not running (QEMU status ${status.status}); dumping its memory as it is`);
+    if (!status.running) warn(warning('GUEST_STATE', `the guest is not running (QEMU status ${status.status}); dumping its memory as it is`));
     const before = await qmp.execute<QmpDumpStatus>('query-dump', undefined, { timeoutMs: 10000 });
     if (before.status === 'active') throw new VmcoreError('QMP', 'QEMU is already writing a dump (query-dump status active); try again when it is done', { file: qmp.target });
 
@@ -362,7 +363,7 @@ export async function dumpViaQmp(opts: QmpDumpOptions): Promise<QmpDumpSummary> 
       try {
         kernel = await patchKernelInfo(opts.output, format);
       } catch (e) {
-        warn(`kernel analysis of the output failed, phys_base and VMCOREINFO left as QEMU wrote them: ${(e as Error).message}`);
+        warn(warning('KERNEL_ANALYSIS_FAILED', `kernel analysis of the output failed, phys_base and VMCOREINFO left as QEMU wrote them: ${(e as Error).message}`));
       }
     }
     // The triage guard on the written (and patched) output.
@@ -378,7 +379,7 @@ export async function dumpViaQmp(opts: QmpDumpOptions): Promise<QmpDumpSummary> 
     const fixed =
       kernel.physBase?.value !== undefined && (kernel.physBase.patched || format !== 'kdump' || kernel.physBase.verdict === 'header correct');
     for (const w of [...convWarnings, ...kernel.warnings]) {
-      if (fixed && (w === conv.physBaseWarning || w === kernel.physBaseWarning)) continue;
+      if (fixed && (w.code === 'PHYS_BASE_HEADER_WRONG' || w.code === 'PHYS_BASE_UNKNOWN')) continue;
       warn(w);
     }
 
@@ -389,7 +390,7 @@ export async function dumpViaQmp(opts: QmpDumpOptions): Promise<QmpDumpSummary> 
       const st = await qmp.execute<QmpStatus>('query-status', undefined, { timeoutMs: 10000 });
       after = st.status;
       if (st.running !== status.running) {
-        warn(`the guest was ${status.status} before the dump and is ${st.status} after it`);
+        warn(warning('GUEST_STATE', `the guest was ${status.status} before the dump and is ${st.status} after it`));
       }
     }
 

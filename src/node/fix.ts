@@ -13,6 +13,7 @@
  * The input is never modified unless `inPlace`; the output goes to a temporary name and is
  * renamed into place when complete; an existing output is kept unless `force`.
  */
+import { warning, type Warning } from '../core/warnings.js';
 import { open } from 'node:fs/promises';
 import { VmcoreError } from '../core/errors.js';
 import type { DetailsOptions, Dump, FormatDetails, PageRun, PageState } from '../core/dump.js';
@@ -69,7 +70,7 @@ export interface FixResult {
   };
   vmcoreinfo: { source: string; added: boolean };
   changes: string[];
-  warnings: string[];
+  warnings: Warning[];
   bytes: number;
 }
 const NOTE_VMCOREINFO = 'VMCOREINFO';
@@ -81,20 +82,19 @@ function textBytes(s: string): Uint8Array {
 }
 
 /** The phys_base to write: the given value, else the proved one; refuses when unproved. */
-export function choosePhysBase(k: KernelInfo, given: 'auto' | bigint | undefined, file: string, warnings: string[]): { value: bigint; source: 'proved' | 'given' } {
+export function choosePhysBase(k: KernelInfo, given: 'auto' | bigint | undefined, file: string, warnings: Warning[]): { value: bigint; source: 'proved' | 'given' } {
   const pb = k.physBase;
   if (given !== undefined && given !== 'auto') {
     if (pb.value !== undefined && BigInt.asUintN(64, pb.value) !== BigInt.asUintN(64, given)) {
-      warnings.push(`the given phys_base ${hex64(given)} differs from the proved value ${hex64(pb.value)}`);
+      warnings.push(warning('PHYS_BASE_GIVEN_DIFFERS', `the given phys_base ${hex64(given)} differs from the proved value ${hex64(pb.value)}`));
     }
     const vi = pb.vmcoreinfo;
     if (vi !== undefined && BigInt.asUintN(64, vi) !== BigInt.asUintN(64, given)) {
       // makedumpfile 1.7.2 takes phys_base from the kdump header (re-filtering and --dump-dmesg
       // fail on a file whose header is wrong and whose VMCOREINFO is right), the other readers
       // from VMCOREINFO: the same facts `info` states (src/core/info.ts)
-      warnings.push(
-        `VMCOREINFO says NUMBER(phys_base)=${hex64(vi)}: libkdumpfile, drgn and crash will use that, not ${hex64(given)}; makedumpfile (re-filtering, --dump-dmesg) uses the header's ${hex64(given)}`,
-      );
+      warnings.push(warning('PHYS_BASE_GIVEN_DIFFERS', 
+        `VMCOREINFO says NUMBER(phys_base)=${hex64(vi)}: libkdumpfile, drgn and crash will use that, not ${hex64(given)}; makedumpfile (re-filtering, --dump-dmesg) uses the header's ${hex64(given)}`),);
     }
     return { value: given, source: 'given' };
   }
@@ -191,7 +191,7 @@ export async function fixDump(input: string, opts: FixOptions): Promise<FixResul
     }
   };
   try {
-    const warnings: string[] = [];
+    const warnings: Warning[] = [];
     if (!['x86_64', 'aarch64', 'unknown', 'Unknown'].includes(dump.arch)) {
       throw new VmcoreError('UNSUPPORTED', `architecture ${dump.arch}: only x86_64 and aarch64 dumps can be fixed (the kernel's location is proved with their page tables)`, { file: input });
     }
@@ -218,7 +218,7 @@ export async function fixDump(input: string, opts: FixOptions): Promise<FixResul
     const vmciText = hv.vmcoreinfoText ?? dump.vmcoreinfoText ?? recoveredText ?? k.vmcoreinfo?.text;
     const vmciCorrected = hv.vmcoreinfoText !== undefined ? { vmcoreinfoText: hv.vmcoreinfoText } : {};
     const vmciAdded = dump.vmcoreinfoText === undefined && vmciText !== undefined;
-    if (vmciText === undefined) warnings.push('no VMCOREINFO in the file or in memory: readers that need it (drgn, makedumpfile, vmcore-dmesg) will still fail');
+    if (vmciText === undefined) warnings.push(warning('NO_VMCOREINFO', 'no VMCOREINFO in the file or in memory: readers that need it (drgn, makedumpfile, vmcore-dmesg) will still fail'));
     const pbReport = {
       before: k.physBase.header !== undefined ? hex64(k.physBase.header) : null,
       after: hex64(physBase),
@@ -239,16 +239,16 @@ export async function fixDump(input: string, opts: FixOptions): Promise<FixResul
         const w = planPhysBaseInPlace(part, physBase);
         const changes: string[] = [];
         if (BigInt.asUintN(64, part.h.physBase) !== BigInt.asUintN(64, physBase)) changes.push(`phys_base ${hex64(part.h.physBase)} -> ${hex64(physBase)}`);
-        if (vmciAdded) warnings.push('--in-place corrects phys_base only: the VMCOREINFO recovered from memory is not added (write a fixed copy with -o OUT for that)');
-        for (const c of hv.vmcoreinfoChanges) warnings.push(`--in-place corrects phys_base only, not ${c.replace(/ \(.*\)$/, '')} (write a fixed copy with -o OUT for that)`);
-        if (!part.h.utsname.release) warnings.push('--in-place corrects phys_base only: the header utsname stays empty (write a fixed copy with -o OUT)');
+        if (vmciAdded) warnings.push(warning('IN_PLACE_LIMITED', '--in-place corrects phys_base only: the VMCOREINFO recovered from memory is not added (write a fixed copy with -o OUT for that)'));
+        for (const c of hv.vmcoreinfoChanges) warnings.push(warning('IN_PLACE_LIMITED', `--in-place corrects phys_base only, not ${c.replace(/ \(.*\)$/, '')} (write a fixed copy with -o OUT for that)`));
+        if (!part.h.utsname.release) warnings.push(warning('IN_PLACE_LIMITED', '--in-place corrects phys_base only: the header utsname stays empty (write a fixed copy with -o OUT)'));
         const kps = k.vmcoreinfo?.pageSize;
-        if (kps !== undefined && kps < dump.pageSize) warnings.push(`--in-place keeps the ${dump.pageSize}-byte blocks; readers that count pages in the kernel's PAGESIZE (${kps}) still fail (write a fixed copy with -o OUT)`);
+        if (kps !== undefined && kps < dump.pageSize) warnings.push(warning('IN_PLACE_LIMITED', `--in-place keeps the ${dump.pageSize}-byte blocks; readers that count pages in the kernel's PAGESIZE (${kps}) still fail (write a fixed copy with -o OUT)`));
         if (hv.memoryEndPfn !== undefined) {
           const end = { endPfn: hv.memoryEndPfn };
-          warnings.push(
+          warnings.push(warning('IN_PLACE_LIMITED',
             `--in-place keeps max_mapnr 0x${dump.maxPfn.toString(16)} above the kernel's memory end 0x${end.endPfn.toString(16)}: makedumpfile cannot re-filter this file (write a fixed copy with -o OUT)`,
-          );
+          ));
         }
         await close();
         if (changes.length) await writeInPlace(input, w.offset, w.bytes);
@@ -297,7 +297,7 @@ export async function fixDump(input: string, opts: FixOptions): Promise<FixResul
       }
       // the same max_mapnr rule as convert's
       const maxPfn = opts.keepAllPages ? undefined : hv.memoryEndPfn;
-      if (!opts.keepAllPages && hv.memoryModelUnread) warnings.push("the kernel's mem_section could not be read: max_mapnr is kept as it is (makedumpfile may refuse to re-filter the file if it covers firmware above RAM)");
+      if (!opts.keepAllPages && hv.memoryModelUnread) warnings.push(warning('MEMORY_MODEL_UNREAD', "the kernel's mem_section could not be read: max_mapnr is kept as it is (makedumpfile may refuse to re-filter the file if it covers firmware above RAM)"));
       const plan = await planKdumpFix(dump, {
         ...(maxPfn !== undefined ? { maxPfn } : {}),
         physBase,

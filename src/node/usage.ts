@@ -4,6 +4,7 @@
  * size estimate). Page types are exact (the classification of every page frame, pagefilter.ts);
  * zero pages and compressed sizes are estimated from an evenly spread sample of pages.
  */
+import type { Warning } from '../core/warnings.js';
 import type { Dump } from '../core/dump.js';
 import type { KernelInfo } from '../core/kernel/kernel.js';
 import { isZeroPage } from '../core/memory.js';
@@ -46,7 +47,7 @@ export interface UsageReport {
   sample: { pages: number; zero: number };
   /** For every dump level 0-31: pages written and the estimated kdump file size per codec. */
   levels: { level: number; pages: number; bytes: Record<OutputCodec, number> }[];
-  warnings: string[];
+  warnings: Warning[];
 }
 
 function kindAt(excluded: readonly ExcludedRun[], pfn: number): UsageKind {
@@ -60,7 +61,7 @@ function kindAt(excluded: readonly ExcludedRun[], pfn: number): UsageKind {
  * @throws VmcoreError as excludedPages (unknown page-type encoding, missing keys)
  */
 export async function memoryUsage(dump: Dump, kernel: KernelInfo, opts: { samplePages?: number } = {}): Promise<UsageReport> {
-  const warnings: string[] = [];
+  const warnings: Warning[] = [];
   const file = dump.files[0]?.name;
   const vi = kernel.vmcoreinfo;
   const model = vi ? pageModel(vi, { ...(file ? { file } : {}), littleEndian: dump.littleEndian }) : undefined;

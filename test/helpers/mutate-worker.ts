@@ -89,7 +89,7 @@ for (const fx of job.fixtures) {
           }
         }
       }
-      if (rr.pages.damaged !== 1 || rr.pages.dumped !== e.dumped - 1 || readable !== e.dumped - 1 || !rr.warnings.some((w) => /damaged page descriptor/.test(w))) {
+      if (rr.pages.damaged !== 1 || rr.pages.dumped !== e.dumped - 1 || readable !== e.dumped - 1 || !rr.warnings.some((w) => w.code === 'PAGES_DAMAGED' && /damaged page descriptor/.test(w.text))) {
         wrong.push(`${fx.name}: descriptor ${k} damaged${shared ? ' (zero page)' : ''}: damaged ${rr.pages.damaged}, dumped ${rr.pages.dumped}, readable ${readable} (expected 1, ${e.dumped - 1}, ${e.dumped - 1}), warnings ${JSON.stringify(rr.warnings)}`);
       }
     }

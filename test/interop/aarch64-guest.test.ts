@@ -203,7 +203,7 @@ interface BtJson {
     frames: { pc: string; function: string | null; offset: number; size: number; reliable: boolean; stack: string; method: string }[];
     exception_frames: { level: number; user: boolean }[];
   }[];
-  warnings: string[];
+  warnings: { code: string; text: string }[];
 }
 
 /** scripts/guest/truth-drgn.py's tasks. */

@@ -299,7 +299,7 @@ test('dump -d 31: the same page frames and contents as convert -d 31 of a full d
   assert.equal(r.status, 0, r.stderr);
   r = cli(['dump', '--qmp', qmpSock, d31, '-d', '31', '--json']);
   assert.equal(r.status, 0, r.stderr);
-  const s = JSON.parse(r.stdout) as { dumpLevel: number; filtered: Record<string, number>; classification: { requests: number; bytes: number }; guestStatusAfter?: string; warnings: string[] };
+  const s = JSON.parse(r.stdout) as { dumpLevel: number; filtered: Record<string, number>; classification: { requests: number; bytes: number }; guestStatusAfter?: string; warnings: { code: string; text: string }[] };
   assert.equal(s.dumpLevel, 31);
   assert.ok(s.filtered['free']! > 1000 && s.filtered['cache']! > 0, `free and page-cache pages left out: ${JSON.stringify(s.filtered)}`);
   assert.ok(s.classification.requests > 0 && s.classification.bytes > 0);

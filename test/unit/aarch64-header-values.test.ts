@@ -6,6 +6,7 @@
  * and kernel-image alias) and the written VMCOREINFO hold the values the guest printed on its
  * console (truth.json), and equal those written from the intact excerpt.
  */
+import type { Warning } from '../../src/core/warnings.js';
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -52,7 +53,7 @@ function altered(): string {
 async function toElf(src: string, name: string) {
   const d = await openDumpFiles([src]);
   const out = join(tmp, name);
-  let warnings: string[];
+  let warnings: Warning[];
   try {
     const k = await analyzeKernel(d);
     warnings = (await convertDump(d, out, { format: 'elf', kernel: k, threads: 0 })).warnings;
@@ -72,7 +73,7 @@ test('arm64 header values: a VMCOREINFO with a wrong kimage_voffset and VA_BITS 
   try {
     const k = await analyzeKernel(d);
     const hv = await kernelHeaderValues(d, k);
-    assert.ok(hv.vmcoreinfoText, k.warnings.join('\n'));
+    assert.ok(hv.vmcoreinfoText, JSON.stringify(k.warnings));
     const v = new Vmcoreinfo(hv.vmcoreinfoText);
     assert.equal(v.number('kimage_voffset'), KV);
     assert.equal(v.number('VA_BITS'), 48n);
@@ -119,8 +120,8 @@ test('arm64 convert to ELF: program headers and VMCOREINFO from the proven layou
   assert.equal(bad.vmci.number('kimage_voffset'), KV);
   assert.equal(bad.vmci.number('VA_BITS'), 48n);
   assert.equal(bad.vmci.text, good.vmci.text);
-  assert.ok(bad.warnings.some((w) => w.includes('NUMBER(kimage_voffset)') && w.includes('written')), bad.warnings.join('\n'));
-  assert.ok(!good.warnings.some((w) => w.includes('written with the proven value')), good.warnings.join('\n'));
+  assert.ok(bad.warnings.some((w) => w.code === 'VMCOREINFO_DISAGREES' && w.text.includes('NUMBER(kimage_voffset)') && w.text.includes('written')), JSON.stringify(bad.warnings));
+  assert.ok(!good.warnings.some((w) => w.code === 'VMCOREINFO_DISAGREES' && w.text.includes('written with the proven value')), JSON.stringify(good.warnings));
 });
 
 test('arm64 fix: the fixed kdump carries the proven kimage_voffset and VA_BITS and says so', async () => {
@@ -134,7 +135,7 @@ test('arm64 fix: the fixed kdump carries the proven kimage_voffset and VA_BITS a
     assert.equal(v.number('kimage_voffset'), KV);
     assert.equal(v.number('VA_BITS'), 48n);
     const k = await analyzeKernel(d);
-    assert.ok(!k.warnings.some((w) => w.includes('fails its check')), k.warnings.join('\n'));
+    assert.ok(!k.warnings.some((w) => w.code === 'VMCOREINFO_DISAGREES' && w.text.includes('fails its check')), JSON.stringify(k.warnings));
   } finally {
     await d.close();
   }

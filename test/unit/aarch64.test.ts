@@ -219,7 +219,7 @@ test('arm64: a wrong header PHYS_OFFSET is found out and the true one proven', a
     const k = await analyzeKernel(variant(dump, { headerPhysBase: 0x48000000n }));
     assert.equal(k.physBase.verdict, 'header wrong');
     assert.equal(k.physBase.value, BigInt(P.phys_offset!));
-    assert.ok(k.warnings.some((w) => w.includes('PHYS_OFFSET') && w.includes('0x48000000')));
+    assert.ok(k.warnings.some((w) => w.code === 'PHYS_BASE_HEADER_WRONG' && w.text.includes('PHYS_OFFSET') && w.text.includes('0x48000000')));
   } finally {
     await dump.close();
   }
@@ -248,7 +248,7 @@ async function withLine(dump: Dump, key: string, value: string): Promise<KernelI
 
 /** A location proven despite a wrong VMCOREINFO value: the guest's own values (truth.json), from memory. */
 async function assertProvenFromMemory(k: Awaited<ReturnType<typeof analyzeKernel>>) {
-  assert.equal(k.physBase.verdict, 'header correct', k.warnings.join('\n'));
+  assert.equal(k.physBase.verdict, 'header correct', JSON.stringify(k.warnings));
   assert.equal(k.physBase.value, BigInt(P.phys_offset!));
   assert.equal(k.utsname?.release, truth.kernel);
   assert.equal(await k.virtToPhys(BigInt(P.stext_vaddr!)), Number(P.stext_phys));
@@ -262,9 +262,9 @@ test('arm64: a wrong NUMBER(kimage_voffset) fails its check, is reported, and th
     const k = await analyzeKernel(await withLine(dump, 'NUMBER(kimage_voffset)', '0x' + bad.toString(16)));
     await assertProvenFromMemory(k);
     assert.equal((k.physBase as { layout?: { kimageVoffset: bigint } }).layout?.kimageVoffset, BigInt(P.kimage_voffset!));
-    const w = k.warnings.find((x) => x.includes('NUMBER(kimage_voffset)'));
-    assert.ok(w, k.warnings.join('\n'));
-    assert.ok(w.includes('0x' + bad.toString(16)) && w.includes(P.kimage_voffset!), w);
+    const w = k.warnings.find((x) => x.code === 'VMCOREINFO_DISAGREES' && x.text.includes('NUMBER(kimage_voffset)'));
+    assert.ok(w, k.warnings.map((x) => x.text).join('\n'));
+    assert.ok(w.text.includes('0x' + bad.toString(16)) && w.text.includes(P.kimage_voffset!), w.text);
     assert.ok(k.physBase.sources.some((s) => s.startsWith('memory: init_uts_ns')), k.physBase.sources.join('; '));
     assert.deepEqual(k.physBase.proof.map((p) => p.code), ['PGD_IN_RAM', 'PGD_MAPS_ITSELF', 'STEXT_MAPS', 'UTSNAME_MATCHES', 'LINEAR_MAP_AGREES']);
   } finally {
@@ -281,8 +281,8 @@ test('arm64: NUMBER(VA_BITS)=52 against TCR_EL1_T1SZ 0x10 is reported and the li
     assert.equal(a.vaBits, 48);
     assert.equal(a.pageOffset, 0xffff000000000000n);
     assert.equal(a.kimageVoffset, BigInt(P.kimage_voffset!));
-    const w = k.warnings.find((x) => x.includes('NUMBER(VA_BITS)'));
-    assert.ok(w && /=52\b/.test(w) && /VA_BITS 48/.test(w) && w.includes('TCR_EL1_T1SZ 0x10'), k.warnings.join('\n'));
+    const w = k.warnings.find((x) => x.code === 'VMCOREINFO_DISAGREES' && x.text.includes('NUMBER(VA_BITS)'));
+    assert.ok(w && /=52\b/.test(w.text) && /VA_BITS 48/.test(w.text) && w.text.includes('TCR_EL1_T1SZ 0x10'), k.warnings.map((x) => x.text).join('\n'));
   } finally {
     await dump.close();
   }
@@ -294,8 +294,8 @@ test('arm64: an OSRELEASE that init_uts_ns does not hold is reported, and the pr
     const k = await analyzeKernel(await withLine(dump, 'OSRELEASE', '7.1.0'));
     await assertProvenFromMemory(k);
     assert.ok(k.physBase.proof.some((p) => p.code === 'UTSNAME_IN_IMAGE' && p.text.includes(truth.kernel)));
-    const w = k.warnings.find((x) => x.includes('OSRELEASE'));
-    assert.ok(w && w.includes('7.1.0') && w.includes(truth.kernel), k.warnings.join('\n'));
+    const w = k.warnings.find((x) => x.code === 'VMCOREINFO_DISAGREES' && x.text.includes('OSRELEASE'));
+    assert.ok(w && w.text.includes('7.1.0') && w.text.includes(truth.kernel), k.warnings.map((x) => x.text).join('\n'));
   } finally {
     await dump.close();
   }
@@ -305,16 +305,16 @@ test('arm64: a wrong KERNELOFFSET is reported against the proven image; the righ
   const dump = await open();
   try {
     const right = await analyzeKernel(dump);
-    assert.ok(!right.warnings.some((x) => x.includes('KERNELOFFSET')), right.warnings.join('\n'));
+    assert.ok(!right.warnings.some((x) => x.code === 'VMCOREINFO_DISAGREES' && x.text.includes('KERNELOFFSET')), right.warnings.map((x) => x.text).join('\n'));
     const good = BigInt(P.kaslr_offset!);
     const bad = good + 0x1000000n; // one hex digit changed
     const k = await analyzeKernel(await withLine(dump, 'KERNELOFFSET', bad.toString(16)));
     await assertProvenFromMemory(k);
-    const w = k.warnings.find((x) => x.includes('KERNELOFFSET'));
-    assert.ok(w, k.warnings.join('\n'));
+    const w = k.warnings.find((x) => x.code === 'VMCOREINFO_DISAGREES' && x.text.includes('KERNELOFFSET'));
+    assert.ok(w, k.warnings.map((x) => x.text).join('\n'));
     // both values: the one written, and _stext − KIMAGE_VADDR of the proven image (KERNELOFFSET + _stext − _text)
     const stextMinusText = BigInt(P.stext_vaddr!) - BigInt(P.text_vaddr!);
-    assert.ok(w.includes('0x' + bad.toString(16)) && w.includes('0x' + (good + stextMinusText).toString(16)), w);
+    assert.ok(w.text.includes('0x' + bad.toString(16)) && w.text.includes('0x' + (good + stextMinusText).toString(16)), w.text);
   } finally {
     await dump.close();
   }

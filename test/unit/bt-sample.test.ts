@@ -21,7 +21,7 @@ interface JTask { pid: number; comm: string; panic: boolean; active: boolean; st
 test('bt: the panicking task of the sample equals the console trace of the same panic', () => {
   const r = run('bt', SAMPLE, '--json');
   assert.equal(r.status, 0, r.stderr);
-  const j = JSON.parse(r.stdout) as { tasks: JTask[]; warnings: string[] };
+  const j = JSON.parse(r.stdout) as { tasks: JTask[]; warnings: { code: string; text: string }[] };
   assert.equal(j.tasks.length, 1);
   const t = j.tasks[0]!;
   assert.equal(t.pid, 1);

@@ -66,7 +66,10 @@ test('module BTF: split blobs from module.btf_data and from the kernel\'s btf_mo
   const syms: Record<string, bigint> = { modules: va(0), btf_modules: va(0x800) };
   const r = await loadModuleBtfs(new KernelTypes(base, readVirt), (n) => syms[n]);
   // this struct module declares no memory layout: each module says so, nothing else is wrong
-  assert.deepEqual(r.warnings, ['module alpha: memory layout: field module.mem: struct module has neither mem[] nor core_layout', 'module beta: memory layout: field module.mem: struct module has neither mem[] nor core_layout']);
+  assert.deepEqual(r.warnings, [
+    { code: 'MODULE_UNREADABLE', text: 'module alpha: memory layout: field module.mem: struct module has neither mem[] nor core_layout' },
+    { code: 'MODULE_UNREADABLE', text: 'module beta: memory layout: field module.mem: struct module has neither mem[] nor core_layout' },
+  ]);
   assert.deepEqual(r.modules.map((m) => [m.name, m.source, m.size, m.error === undefined]), [
     ['alpha', 'module', a.length, true],
     ['beta', 'btf_modules', bb.length, true],
@@ -79,5 +82,5 @@ test('module BTF: split blobs from module.btf_data and from the kernel\'s btf_mo
   // a loop in the modules list is bounded and reported
   put(0x208, va(0x108));
   const loop = await loadModuleBtfs(new KernelTypes(base, readVirt), (n) => syms[n]);
-  assert.ok(loop.warnings.some((w) => /modules: the list loops/.test(w)), loop.warnings.join('; '));
+  assert.ok(loop.warnings.some((w) => w.code === 'LIST_DAMAGED' && /modules: the list loops/.test(w.text)), loop.warnings.map((x) => x.text).join('; '));
 });

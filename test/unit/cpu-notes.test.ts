@@ -3,6 +3,7 @@
  * their position (issue: a note's position is not its CPU when some CPUs saved none).
  * Inputs: the real sample with its note area rebuilt (test/helpers/sample-variants.ts).
  */
+import { type Warning } from '../../src/core/warnings.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -152,7 +153,7 @@ test('matchCpuNotes: kernel-written notes get the CPU whose current task has the
     { note: 0, pid: 103, cpu: 1, task: '0xffff888000002000', comm: 'dd', evidence: 'pr_pid 103 is the current task of that CPU only' },
     { note: 1, pid: 1, cpu: 0, task: '0xffff888000001000', comm: 'init', evidence: 'pr_pid 1 is the current task of that CPU only' },
   ]);
-  const warnings: string[] = [];
+  const warnings: Warning[] = [];
   const partial = await matchCpuNotes({ readVirt }, cpus, [TASK0, 0xffff888000009000n], types, warnings);
   assert.deepEqual(partial.map((c) => c.cpu), [null, 0]);
   assert.equal(warnings.length, 1);
@@ -206,11 +207,11 @@ test('the panicking task runs on CPU 0 but no note holds its registers: bt marks
     writeFileSync(f, b);
     const r = spawnSync(process.execPath, [CLI, 'bt', f, '--json'], { encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
-    const j = JSON.parse(r.stdout) as { tasks: { pid: number; frames: { reliable: boolean }[] }[]; warnings: string[] };
+    const j = JSON.parse(r.stdout) as { tasks: { pid: number; frames: { reliable: boolean }[] }[]; warnings: { code: string; text: string }[] };
     const t = j.tasks.find((x) => x.pid === 1)!;
     assert.ok(t.frames.length > 0);
     assert.ok(t.frames.every((x) => !x.reliable), 'every frame is a guess');
-    assert.ok(j.warnings.some((w) => /pid 1 \(init\) was running on CPU 0, but the dump holds no registers of that CPU/.test(w)), j.warnings.join('\n'));
+    assert.ok(j.warnings.some((w) => w.code === 'REGISTERS_STALE' && /pid 1 \(init\) was running on CPU 0, but the dump holds no registers of that CPU/.test(w.text)), JSON.stringify(j.warnings));
     const i = spawnSync(process.execPath, [CLI, 'info', f, '--json'], { encoding: 'utf8' });
     assert.equal(i.status, 0, i.stderr);
     assert.deepEqual((JSON.parse(i.stdout) as { panic: { signatureChain: string[] } }).panic.signatureChain, []);

@@ -139,9 +139,9 @@ test('a damaged page of kallsyms_names costs the symbols in it: sym says which a
     assert.equal(p.stdout, intact('sym', 'panic', '0xffffffff819c3643', '--json').stdout);
     const i = run('info', d.file, '--json');
     assert.equal(i.status, 0, i.stderr);
-    const ks = (JSON.parse(i.stdout) as { kernelState: { symbols: { source: string; count: number; lost: number; reason: string | null }; warnings: string[] } }).kernelState;
+    const ks = (JSON.parse(i.stdout) as { kernelState: { symbols: { source: string; count: number; lost: number; reason: string | null }; warnings: { code: string; text: string }[] } }).kernelState;
     assert.deepEqual(ks.symbols, { source: 'VMCOREINFO', count: 87347 - 512, lost: 512, reason: null });
-    assert.ok(ks.warnings.some((w) => /kallsyms_names: .*pfn 0x2200/.test(w)));
+    assert.ok(ks.warnings.some((w) => w.code === 'SYMBOLS_DAMAGED' && /kallsyms_names: .*pfn 0x2200/.test(w.text)));
     const ps = run('ps', d.file, '--json');
     assert.equal(ps.status, 0, ps.stderr);
     assert.equal(ps.stdout, intact('ps', '--json').stdout);
@@ -194,8 +194,8 @@ test('the kind: one damaged page among those the task walk reads costs at most t
       assert.deepEqual([t.pid, t.comm, t.state], [want.pid, want.comm, want.state], `pfn 0x${pfn.toString(16)}`);
     }
     if (listed.length < TRUTH.length) {
-      assert.ok(r.warnings.some((w) => new RegExp(`pfn 0x${pfn.toString(16)}\\b`).test(w)), `pfn 0x${pfn.toString(16)}: ${TRUTH.length - listed.length} tasks lost without a warning naming the page: ${r.warnings.join('; ')}`);
-      assert.ok(r.warnings.some((w) => /nr_threads says 47/.test(w)));
+      assert.ok(r.warnings.some((w) => new RegExp(`pfn 0x${pfn.toString(16)}\\b`).test(w.text)), `pfn 0x${pfn.toString(16)}: ${TRUTH.length - listed.length} tasks lost without a warning naming the page: ${r.warnings.map((x) => x.text).join('; ')}`);
+      assert.ok(r.warnings.some((w) => w.code === 'TASKS_MISMATCH' && /nr_threads says 47/.test(w.text)));
     }
     // a page holding task_structs costs at most the tasks that overlap it (6 KiB objects)
     const overlapping = TRUTH.filter((t) => {

@@ -35,7 +35,7 @@ for (const pfn of [0x2500, 0x2600, 0x2441]) {
     assert.equal(db.lostTypes.length, 1);
     const l = db.lostTypes[0]!;
     assert.match(l.reason, new RegExp(`pfn 0x${pfn.toString(16)} is damaged`));
-    assert.ok(d.warnings.some((w) => w.includes(`types ${l.first}..${l.first + l.count - 1} (${l.count}) are lost`)), d.warnings.join('\n'));
+    assert.ok(d.warnings.some((w) => w.code === 'BTF_DAMAGED' && w.text.includes(`types ${l.first}..${l.first + l.count - 1} (${l.count}) are lost`)), d.warnings.map((x) => x.text).join('\n'));
     // every record that overlaps the page is lost; the loss stays local (a few pages' worth)
     let inPage = 0;
     for (let id = 1; id < ib.typeCount; id++) {
@@ -70,7 +70,7 @@ test('BTF: a damaged page of the string section costs the names in it only', asy
   const lo = Number(pageVa(0x2700) - a.address) - strStart;
   assert.ok(lo > 0 && lo + 4096 < ib.header.str_len, 'the page is inside the string section');
   assert.equal(db.lostTypes.length, 0);
-  assert.ok(d.warnings.some((w) => new RegExp(`string section bytes ${lo}\\.\\.${lo + 4096} cannot be read \\(.*pfn 0x2700 is damaged.*\\); the names there are lost`).test(w)), d.warnings.join('\n'));
+  assert.ok(d.warnings.some((w) => w.code === 'BTF_DAMAGED' && new RegExp(`string section bytes ${lo}\\.\\.${lo + 4096} cannot be read \\(.*pfn 0x2700 is damaged.*\\); the names there are lost`).test(w.text)), d.warnings.map((x) => x.text).join('\n'));
   // a name is lost exactly when its bytes (NUL included) touch the page
   const lostName = (off: number, name: string) => off + new TextEncoder().encode(name).length >= lo && off < lo + 4096;
   let lost = 0;

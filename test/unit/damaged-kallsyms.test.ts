@@ -91,8 +91,9 @@ test('kallsyms: a damaged page of kallsyms_names costs the 256-symbol blocks it 
   const k = await open(sampleWithDamagedDescs([pfnOf(page)]));
   const got = await k.symbols();
   checkLoss(syms, got, lost, 'kallsyms_names');
-  assert.equal(got.warnings.length, 1, got.warnings.join('\n'));
-  assert.match(got.warnings[0]!, new RegExp(`^kallsyms_names: 0xffffffff82200000\\.\\.0xffffffff82201000 cannot be read \\(.*pfn 0x2200 is damaged.*\\); ${lost.size} of ${syms.count} symbols lost`));
+  assert.equal(got.warnings.length, 1, JSON.stringify(got.warnings));
+  assert.equal(got.warnings[0]?.code, 'SYMBOLS_DAMAGED');
+  assert.match(got.warnings[0]!.text, new RegExp(`^kallsyms_names: 0xffffffff82200000\\.\\.0xffffffff82201000 cannot be read \\(.*pfn 0x2200 is damaged.*\\); ${lost.size} of ${syms.count} symbols lost`));
   // `sym` on an address whose symbol was lost: no answer, not the neighbour that survived
   const lostSym = syms.at([...lost][100]!)!;
   assert.equal(symbolQuery(got, '0x' + lostSym.address.toString(16))[0]!.name, null);
@@ -108,8 +109,9 @@ test('kallsyms: a damaged page of kallsyms_offsets costs the 1024 symbols whose 
   const lost = new Set(Array.from({ length: 1024 }, (_, i) => first + i));
   const got = await (await open(sampleWithDamagedDescs([pfnOf(page)]))).symbols();
   checkLoss(syms, got, lost, 'kallsyms_offsets');
-  assert.equal(got.warnings.length, 1, got.warnings.join('\n'));
-  assert.match(got.warnings[0]!, /^kallsyms_offsets: 0xffffffff82130000\.\.0xffffffff82131000 cannot be read \(.*pfn 0x2130 is damaged.*\); 1024 of \d+ symbols lost/);
+  assert.equal(got.warnings.length, 1, JSON.stringify(got.warnings));
+  assert.equal(got.warnings[0]?.code, 'SYMBOLS_DAMAGED');
+  assert.match(got.warnings[0]!.text, /^kallsyms_offsets: 0xffffffff82130000\.\.0xffffffff82131000 cannot be read \(.*pfn 0x2130 is damaged.*\); 1024 of \d+ symbols lost/);
   // an address between the last survivor before the loss and the first after it is unknown:
   // the lost symbols' addresses are not known, any of them may hold it
   const before = syms.at(first - 1)!;

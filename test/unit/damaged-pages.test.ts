@@ -33,8 +33,8 @@ test('dmesg: the records of the damaged ring page are lost, the other 308 are pr
   const lost = log.records.filter((r) => r.lost);
   assert.equal(lost.length, 60);
   assert.ok(lost.every((r) => r.lost === 'unreadable'));
-  assert.ok(log.warnings.some((w) => /4096 bytes of the printk text ring are not in the dump/.test(w)), log.warnings.join('\n'));
-  assert.ok(log.warnings.some((w) => /60 records lost their text/.test(w)));
+  assert.ok(log.warnings.some((w) => w.code === 'PRINTK_DAMAGED' && /4096 bytes of the printk text ring are not in the dump/.test(w.text)), log.warnings.map((x) => x.text).join('\n'));
+  assert.ok(log.warnings.some((w) => w.code === 'PRINTK_RECORDS_LOST' && /60 records lost their text/.test(w.text)));
   const text = Buffer.from(formatDmesg(log)).toString('latin1');
   const lines = text.split('\n').filter(Boolean);
   assert.equal(lines.length, 308);
@@ -52,7 +52,7 @@ test('info counts damaged descriptors apart and warns; hash reports them unreada
   assert.equal(r.pages.dumped, 15374 - 3);
   assert.equal(r.codecs['damaged'], 3);
   assert.equal(r.codecs['raw'], 22);
-  assert.ok(r.warnings.some((w) => /3 pages have damaged page descriptors/.test(w)), r.warnings.join('\n'));
+  assert.ok(r.warnings.some((w) => w.code === 'PAGES_DAMAGED' && /3 pages have damaged page descriptors/.test(w.text)), r.warnings.map((x) => x.text).join('\n'));
   const h = await hashMemory(d, { hasher: nodeSha256 });
   assert.equal(h.pages, 15374 - 3);
   assert.equal(h.missingPages, 3);
@@ -83,7 +83,8 @@ test('VMCOREINFO recovery skips a page that does not decompress and says so', as
   assert.ok(hits.length > 0);
   assert.ok(hits[0]!.text.startsWith('OSRELEASE=6.1.0-'));
   assert.equal(losses.count, 1);
-  assert.match(losses.warnings()[0]!, /^VMCOREINFO scan: 1 unreadable read skipped \(.*does not decompress\)$/);
+  assert.equal(losses.warnings()[0]?.code, 'MEMORY_UNREADABLE');
+  assert.match(losses.warnings()[0]!.text, /^VMCOREINFO scan: 1 unreadable read skipped \(.*does not decompress\)$/);
   // anything but a page loss still propagates
   assert.equal(isPageLoss(new VmcoreError('BAD_FIELD', 'x')), false);
   await assert.rejects(new LossLog().read('x', async () => { throw new Error('bug'); }), /bug/);

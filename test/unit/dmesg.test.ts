@@ -370,7 +370,7 @@ test('lost data: FAILED_LPOS, overwritten data block, memory missing from the du
   assert.equal(log.records[1]!.lost, 'no-data');
   assert.equal(log.records[2]!.lost, 'overwritten');
   assert.equal(log.stats.lost, 2);
-  assert.ok(log.warnings.some((w) => /2 records lost/.test(w)));
+  assert.ok(log.warnings.some((w) => w.code === 'PRINTK_RECORDS_LOST' && /2 records lost/.test(w.text)));
   assert.equal(dec.decode(formatDmesg(log)), mdLine(0n, 'first') + mdLine(3_000_000n, 'last'));
   const j = dmesgToJson(log) as { records: Array<Record<string, unknown>> };
   assert.equal(j.records[1]!.lost, 'no-data');
@@ -382,7 +382,7 @@ test('lost data: FAILED_LPOS, overwritten data block, memory missing from the du
   const log2 = await readDmesg(b2.finish());
   const unreadable = log2.records.filter((r) => r.lost === 'unreadable');
   assert.ok(unreadable.length > 0);
-  assert.ok(log2.warnings.some((w) => /not in the dump/.test(w)));
+  assert.ok(log2.warnings.some((w) => w.code === 'PRINTK_DAMAGED' && /not in the dump/.test(w.text)));
   const expected = b2.live.filter((l) => {
     const o = Number(l.begin % b2.size);
     return o + 8 + 100 <= 4096 || o >= 8192;
@@ -399,7 +399,7 @@ test('concurrent writer: reserved head descriptor is skipped, committed one is r
   assert.deepEqual(texts(log), ['done 1', 'still open']);
   assert.equal(log.records[1]!.committed, true);
   assert.equal(log.stats.reserved, 1);
-  assert.ok(log.warnings.some((w) => /reserved/.test(w)));
+  assert.ok(log.warnings.some((w) => w.code === 'PRINTK_RECORDS_LOST' && /reserved/.test(w.text)));
 });
 
 test('empty-line records are kept in JSON but not printed (as makedumpfile)', async () => {
@@ -449,7 +449,7 @@ test('hostile sizes are refused before allocating', async () => {
   const src = b.finish();
   b.mem.write(Number(DYN_RING - KTEXT) + 24, u64(b.tailId + (1n << 40n)));
   const log = await readDmesg(src);
-  assert.ok(log.warnings.some((w) => /apart/.test(w)));
+  assert.ok(log.warnings.some((w) => w.code === 'PRINTK_DAMAGED' && /apart/.test(w.text)));
   // missing VMCOREINFO keys name the key
   const vi = new Vmcoreinfo(VMCOREINFO_6_1.replace(/^SIZE\(prb_desc\)=.*$/m, ''));
   await assert.rejects(readDmesg({ vmcoreinfo: vi, readVirt: src.readVirt }), (e: unknown) => e instanceof VmcoreError && e.field === 'SIZE(prb_desc)');
@@ -562,7 +562,7 @@ test('printk_log buffer (3.5-5.9): walk from log_first_idx with the end-of-buffe
   const bad = new Uint8Array(16);
   mem.write(LOG_BUF_PA, bad);
   const cyc = await readDmesg(src);
-  assert.ok(cyc.warnings.some((x) => /corrupted/.test(x)));
+  assert.ok(cyc.warnings.some((x) => x.code === 'PRINTK_DAMAGED' && /corrupted/.test(x.text)));
 });
 
 test('plain log_buf (before 3.5): bytes in order from log_end', async () => {

@@ -1,3 +1,4 @@
+import { type Warning } from '../../src/core/warnings.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
@@ -50,9 +51,9 @@ test('triage guard: a wrong classification that drops what dmesg reads is refuse
   try {
     const k = await analyzeKernel(d);
     await assert.rejects(planFilter(d, k, 31, { alter: () => bad }), (e: unknown) => isVmcoreError(e) && e.code === 'TRIAGE' && /dmesg: differs|physBase|release/.test(e.message) && /nothing written/.test(e.message));
-    const warnings: string[] = [];
+    const warnings: Warning[] = [];
     const plan = await planFilter(d, k, 31, { alter: () => bad, force: true, onWarning: (w) => warnings.push(w) });
-    assert.ok(plan && warnings.some((w) => /would change what info\/dmesg\/bt -a say/.test(w)));
+    assert.ok(plan && warnings.some((w) => w.code === 'FILTER_FORCED' && /would change what info\/dmesg\/bt -a say/.test(w.text)));
   } finally {
     await d.close();
   }
@@ -91,9 +92,9 @@ test('triage guard: a wrong classification that drops one sleeping task\'s kerne
       assert.match(e.message, new RegExp(`pfn 0x${stackPfn!.toString(16)} \\(user\\)`));
       return true;
     });
-    const warnings: string[] = [];
+    const warnings: Warning[] = [];
     assert.ok(await planFilter(d, k, 31, { alter: (r) => mergeRun(r, bad[0]!), force: true, onWarning: (w) => warnings.push(w) }));
-    assert.ok(warnings.some((w) => /bt: differs/.test(w) && /--force/.test(w)), warnings.join('\n'));
+    assert.ok(warnings.some((w) => w.code === 'FILTER_FORCED' && /bt: differs/.test(w.text) && /--force/.test(w.text)), warnings.map((w) => w.text).join('\n'));
     // on a written output without that page: info and dmesg agree, the digest of the pages triage
     // read on the input does not, and the whole of triage then names bt -a
     const good = (await planFilter(d, k, 31))!;
@@ -185,7 +186,7 @@ test('triage guard on the written output: removed when triage changed, kept with
     await assert.rejects(checkFilteredOutput([out], plan), (e: unknown) => isVmcoreError(e) && e.code === 'TRIAGE' && /output removed/.test(e.message));
     await assert.rejects(stat(out));
     await convertDump(d, out, { dumpLevel: 31, exclude: plan.exclude, threads: 0 });
-    const warnings: string[] = [];
+    const warnings: Warning[] = [];
     await checkFilteredOutput([out], plan, { force: true, onWarning: (w) => warnings.push(w) });
     assert.ok((await stat(out)).size > 0);
     assert.equal(warnings.length, 1);

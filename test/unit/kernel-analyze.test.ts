@@ -112,5 +112,5 @@ test('other architectures: no x86_64 guessing', async () => {
   const k = await analyzeKernel({ ...input(s.mem, [], s.vmcoreinfoText), arch: 'aarch64' });
   assert.equal(k.physBase.verdict, 'cannot prove');
   assert.equal(k.physBase.candidates.length, 0);
-  assert.ok(k.warnings.some((w) => /aarch64/.test(w)));
+  assert.ok(k.warnings.some((w) => /aarch64/.test(w.text)));
 });

@@ -2,6 +2,7 @@
  * listNodes (src/core/kernel/modules.ts): a circular list_head list with one node on a lost
  * page costs that node; the nodes after it are read backwards from the head.
  */
+import { type Warning } from '../../src/core/warnings.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { VmcoreError } from '../../src/core/errors.js';
@@ -37,26 +38,29 @@ function list(n: number, lost: Set<number>, opts: { nullNext?: number } = {}): K
 const nodes = (idx: number[]) => idx.map((i) => 0x2000n + BigInt(i) * 0x100n);
 
 test('listNodes: an intact list in order, no warning', async () => {
-  const w: string[] = [];
+  const w: Warning[] = [];
   assert.deepEqual(await listNodes(list(5, new Set()), 0x1000n, 'modules', w), nodes([0, 1, 2, 3, 4]));
   assert.deepEqual(w, []);
 });
 
 test('listNodes: one unreadable node costs that node; the rest come back through prev, in order', async () => {
-  const w: string[] = [];
+  const w: Warning[] = [];
   assert.deepEqual(await listNodes(list(6, new Set([2])), 0x1000n, 'modules', w), nodes([0, 1, 3, 4, 5]));
   assert.equal(w.length, 2);
-  assert.match(w[0]!, /modules: the node at 0x0*2200 cannot be read/);
-  assert.match(w[1]!, /3 more read backwards/);
+  assert.equal(w[0]?.code, 'LIST_DAMAGED');
+  assert.match(w[0]!.text, /modules: the node at 0x0*2200 cannot be read/);
+  assert.equal(w[1]?.code, 'LIST_DAMAGED');
+  assert.match(w[1]!.text, /3 more read backwards/);
 });
 
 test('listNodes: a NULL next pointer costs nothing when the prev chain is whole', async () => {
-  const w: string[] = [];
+  const w: Warning[] = [];
   assert.deepEqual(await listNodes(list(4, new Set(), { nullNext: 1 }), 0x1000n, 'modules', w), nodes([0, 1, 2, 3]));
-  assert.match(w[0]!, /NULL next pointer/);
+  assert.equal(w[0]?.code, 'LIST_DAMAGED');
+  assert.match(w[0]!.text, /NULL next pointer/);
 });
 
 test('listNodes: two lost nodes cost the nodes between them too', async () => {
-  const w: string[] = [];
+  const w: Warning[] = [];
   assert.deepEqual(await listNodes(list(7, new Set([1, 4])), 0x1000n, 'modules', w), nodes([0, 5, 6]));
 });

@@ -165,18 +165,18 @@ test('mod: a cycle ends the walk with a warning; past a pointer to nowhere or a 
   m.u64(0x408, m.va(0x108));
   const cyc = await listModules(types, sym);
   assert.deepEqual(cyc.modules.map((x) => x.name), ['alpha', 'beta']);
-  assert.ok(cyc.warnings.some((w) => /modules: the list loops at 0xffffffffc0000108/.test(w)), cyc.warnings.join('; '));
+  assert.ok(cyc.warnings.some((w) => w.code === 'LIST_DAMAGED' && /modules: the list loops at 0xffffffffc0000108/.test(w.text)), cyc.warnings.map((x) => x.text).join('; '));
   // alpha.list.next -> an unmapped address
   m.u64(0x108, 0xffffffffdead0000n);
   const bad = await listModules(types, sym);
   assert.deepEqual(bad.modules.map((x) => x.name), ['alpha', 'beta']);
-  assert.ok(bad.warnings.some((w) => /modules: the node at 0xffffffffdead0000 cannot be read/.test(w)), bad.warnings.join('; '));
-  assert.ok(bad.warnings.some((w) => /modules: 1 more read backwards from the head/.test(w)), bad.warnings.join('; '));
+  assert.ok(bad.warnings.some((w) => w.code === 'LIST_DAMAGED' && /modules: the node at 0xffffffffdead0000 cannot be read/.test(w.text)), bad.warnings.map((x) => x.text).join('; '));
+  assert.ok(bad.warnings.some((w) => w.code === 'LIST_DAMAGED' && /modules: 1 more read backwards from the head/.test(w.text)), bad.warnings.map((x) => x.text).join('; '));
   // a NULL next pointer
   m.u64(0x108, 0n);
   const nul = await listModules(types, sym);
   assert.deepEqual(nul.modules.map((x) => x.name), ['alpha', 'beta']);
-  assert.ok(nul.warnings.some((w) => /NULL next pointer/.test(w)), nul.warnings.join('; '));
+  assert.ok(nul.warnings.some((w) => w.code === 'LIST_DAMAGED' && /NULL next pointer/.test(w.text)), nul.warnings.map((x) => x.text).join('; '));
   // a list of itself: bounded by the hard cap, or the cycle check, never a hang
   m.u64(0x108, m.va(0x108));
   const self = await listModules(types, sym);

@@ -4,6 +4,7 @@
  * notes after it are still read (or a warning says they are lost), and its bytes are never
  * taken for the crash CPU's registers.
  */
+import { type Warning } from '../../src/core/warnings.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
@@ -41,11 +42,12 @@ test('notes: n_namesz 0xff on the CPU note: warned with offset and field, the no
   if (i === 0) off = 0;
   const bad = buf.slice();
   new DataView(bad.buffer).setUint32(off, 0xff, true);
-  const warnings: string[] = [];
+  const warnings: Warning[] = [];
   const got = parseNotes(bad, true, { file: 'x.kdump', base: 0x1000, warnings });
   assert.equal(warnings.length, 1);
-  assert.match(warnings[0]!, new RegExp(`^x\\.kdump: note at offset 0x${(0x1000 + off).toString(16)}: field Elf_Nhdr\\.n_namesz 255 `));
-  assert.match(warnings[0]!, /read on from offset/);
+  assert.equal(warnings[0]?.code, 'NOTE_DAMAGED');
+  assert.match(warnings[0]!.text, new RegExp(`^x\\.kdump: note at offset 0x${(0x1000 + off).toString(16)}: field Elf_Nhdr\\.n_namesz 255 `));
+  assert.match(warnings[0]!.text, /read on from offset/);
   // every other note, with its bytes
   const want = notes.filter((_, k) => k !== i);
   assert.deepEqual(got.map((n) => [n.name, n.type, Buffer.from(n.desc).toString('hex')]), want.map((n) => [n.name, n.type, Buffer.from(n.desc).toString('hex')]));
@@ -64,11 +66,12 @@ test('notes: a namesz that leaves no way to find the next note says the notes af
   // descriptor, where no sound note starts
   new DataView(bad.buffer).setUint32(0, 0xff, true);
   new DataView(bad.buffer).setUint32(4, 7, true);
-  const warnings: string[] = [];
+  const warnings: Warning[] = [];
   const got = parseNotes(bad, true, { warnings });
   assert.equal(got.length, 0);
   assert.equal(warnings.length, 1);
-  assert.match(warnings[0]!, /note at offset 0x0: field Elf_Nhdr\.n_namesz 255 .* bytes of notes from there are lost/);
+  assert.equal(warnings[0]?.code, 'NOTE_DAMAGED');
+  assert.match(warnings[0]!.text, /note at offset 0x0: field Elf_Nhdr\.n_namesz 255 .* bytes of notes from there are lost/);
 });
 
 test('kdump file with n_namesz 0xff on its CPU note: the reader warns, the other notes stay, info has no crash registers from it', async () => {
@@ -92,7 +95,7 @@ test('kdump file with n_namesz 0xff on its CPU note: the reader warns, the other
     closeSync(fd);
     const d = await openDumpFiles([out]);
     try {
-      assert.ok(d.warnings.some((w) => w.includes(`note at offset 0x${off.toString(16)}: field Elf_Nhdr.n_namesz 255`)), d.warnings.join('\n'));
+      assert.ok(d.warnings.some((w) => w.code === 'NOTE_DAMAGED' && w.text.includes(`note at offset 0x${off.toString(16)}: field Elf_Nhdr.n_namesz 255`)), d.warnings.map((x) => x.text).join('\n'));
       const i = names.findIndex((n) => n === 'CORE');
       assert.deepEqual(d.notes.map((n) => n.name), names.filter((_, k) => k !== i));
       assert.ok(d.vmcoreinfoText?.includes('OSRELEASE=6.1.0-56-cloud-arm64'));

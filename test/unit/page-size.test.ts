@@ -66,6 +66,7 @@ test('kernelPageSize: VMCOREINFO PAGESIZE, 4096 without it, implausible values i
   for (const bad of ['12345', '0', '2048', '2097152']) {
     const r = kernelPageSize(`PAGESIZE=${bad}\n`);
     assert.equal(r.pageSize, 4096);
-    assert.match(r.warning!, new RegExp(`PAGESIZE=${bad} is not a page size`));
+    assert.equal(r.warning?.code, 'PAGESIZE_INVALID');
+    assert.match(r.warning!.text, new RegExp(`PAGESIZE=${bad} is not a page size`));
   }
 });

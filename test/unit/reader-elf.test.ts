@@ -93,7 +93,7 @@ test('truncated file: missing pages are reported, the rest reads', async () => {
   const cut = full.subarray(0, full.length - 2 * PAGE - 10);
   const d = await open(cut);
   assert.deepEqual(await runs(d), ['0-1:data', '1-4:missing']);
-  assert.ok(d.warnings.some((w) => /truncated/.test(w)));
+  assert.ok(d.warnings.some((w) => w.code === 'FILE_TRUNCATED' && /truncated/.test(w.text)));
   const r = await hashMemory(d);
   assert.equal(r.pages, 1);
   assert.equal(r.missingPages, 3);

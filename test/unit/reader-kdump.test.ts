@@ -86,7 +86,7 @@ test('split set: parts in any order read as one dump; a lone part warns', async 
   assert.equal((await hashMemory(set)).sha256, whole.sha256);
   assert.deepEqual(await set.readPage(33), patternPage(33));
   const lone = await openDump([new BufferSource(a, 'a')], nodeCodecs());
-  assert.ok(lone.warnings.some((w) => /split set/.test(w)));
+  assert.ok(lone.warnings.some((w) => w.code === 'SPLIT_SET_INCOMPLETE' && /split set/.test(w.text)));
   await assert.rejects(openDump([new BufferSource(a, 'a'), new BufferSource(a, 'a2')], nodeCodecs()), (e: VmcoreError) => e.code === 'BAD_FIELD');
 });
 
@@ -111,7 +111,7 @@ test('incomplete dump: zero descriptors and a file cut short are missing pages, 
   const file = buildKdump({ ...base, zeroDescs: [2], status: 0x8 });
   const d = await openDump([new BufferSource(file, 'inc')], nodeCodecs());
   assert.equal(await d.pageState(2), 'missing');
-  assert.ok(d.warnings.some((w) => /incomplete/.test(w)));
+  assert.ok(d.warnings.some((w) => w.code === 'MARKED_INCOMPLETE' && /incomplete/.test(w.text)));
   assert.deepEqual(await d.readPage(3), patternPage(3));
   const cut = buildKdump(base);
   const d2 = await openDump([new BufferSource(cut.subarray(0, cut.length - 100), 'cut')], nodeCodecs());

@@ -141,17 +141,17 @@ test('task walk: a loop in the task list is detected and bounded, with a partial
     },
   });
   const r = await listTasks({ types: w.types, symbol: w.symbol });
-  assert.ok(r.warnings.some((x) => /loops at 0xffff888000000220/.test(x)), r.warnings.join('; '));
+  assert.ok(r.warnings.some((x) => x.code === 'LIST_DAMAGED' && /loops at 0xffff888000000220/.test(x.text)), r.warnings.map((x) => x.text).join('; '));
   assert.deepEqual(r.tasks.map((t) => t.pid), [0, 1, 2]);
 });
 
 test('task walk: a pointer to nowhere costs no task: the rest of the list is walked backwards from its head', async () => {
   const w = world(TASKS, { cpus: 1, mutate: (dv) => dv.setBigUint64(2 * TS + 32, 0xdead000000000000n, true) });
   const r = await listTasks({ types: w.types, symbol: w.symbol });
-  assert.ok(r.warnings.some((x) => /task_struct at 0xdeacffffffffffe0: .*not in the dump/.test(x)), r.warnings.join('; '));
-  assert.ok(r.warnings.some((x) => /the task at 0xdeacffffffffffe0 cannot be read; left out/.test(x)), r.warnings.join('; '));
-  assert.ok(r.warnings.some((x) => /list node at 0xdead000000000000: .*walked backwards from its head/.test(x)), r.warnings.join('; '));
-  assert.ok(!r.warnings.some((x) => /nr_threads says/.test(x)), r.warnings.join('; '));
+  assert.ok(r.warnings.some((x) => x.code === 'TASK_UNREADABLE' && /task_struct at 0xdeacffffffffffe0: .*not in the dump/.test(x.text)), r.warnings.map((x) => x.text).join('; '));
+  assert.ok(r.warnings.some((x) => x.code === 'TASK_UNREADABLE' && /the task at 0xdeacffffffffffe0 cannot be read; left out/.test(x.text)), r.warnings.map((x) => x.text).join('; '));
+  assert.ok(r.warnings.some((x) => x.code === 'LIST_DAMAGED' && /list node at 0xdead000000000000: .*walked backwards from its head/.test(x.text)), r.warnings.map((x) => x.text).join('; '));
+  assert.ok(!r.warnings.some((x) => x.code === 'TASKS_MISMATCH' && /nr_threads says/.test(x.text)), r.warnings.map((x) => x.text).join('; '));
   assert.deepEqual(r.tasks.map((t) => t.pid), [0, 1, 2, 3, 10, 11]);
 });
 
@@ -165,7 +165,7 @@ test('task walk: a broken link in the backward walk too loses only the tasks bet
   });
   const r = await listTasks({ types: w.types, symbol: w.symbol });
   // sh's prev leads back to the node where the forward walk broke: the loss shows in the count
-  assert.ok(r.warnings.some((x) => /found 3 tasks, the kernel's nr_threads says 5/.test(x)), r.warnings.join('; '));
+  assert.ok(r.warnings.some((x) => x.code === 'TASKS_MISMATCH' && /found 3 tasks, the kernel's nr_threads says 5/.test(x.text)), r.warnings.map((x) => x.text).join('; '));
   // init from the forward walk; sh and its thread from the backward one; kthreadd and kworker lost
   assert.deepEqual(r.tasks.map((t) => t.pid), [0, 1, 10, 11]);
 });
@@ -173,7 +173,7 @@ test('task walk: a broken link in the backward walk too loses only the tasks bet
 test('task walk: bounded by nr_threads and the hard cap; no init_task symbol is NO_SYMBOLS', async () => {
   const w = world(TASKS, { cpus: 1 });
   const r = await listTasks({ types: w.types, symbol: w.symbol, maxTasks: 3 });
-  assert.ok(r.warnings.some((x) => /more than 3 tasks/.test(x)), r.warnings.join('; '));
+  assert.ok(r.warnings.some((x) => x.code === 'LIST_DAMAGED' && /more than 3 tasks/.test(x.text)), r.warnings.map((x) => x.text).join('; '));
   assert.ok(r.tasks.length <= 4);
   await assert.rejects(listTasks({ types: w.types, symbol: () => undefined }), (e: VmcoreError) => e.code === 'NO_SYMBOLS' && /init_task/.test(e.message));
 });

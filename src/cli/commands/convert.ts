@@ -2,6 +2,7 @@
  * vmcore convert IN... OUT — what makedumpfile does (kdump / ELF / flattened / split /
  * reassemble / -R), with worker threads.
  */
+import { warning, type Warning } from '../../core/warnings.js';
 import { Option, type Command } from 'commander';
 import { VmcoreError } from '../../core/errors.js';
 import type { OutputCodec } from '../../core/format/batch.js';
@@ -134,7 +135,13 @@ export function register(program: Command): void {
       let bar: import('cli-progress').SingleBar | undefined;
       let t0 = Date.now();
       try {
-        for (const w of dump?.warnings ?? stream!.warnings) if (!o.quiet) process.stderr.write(`warning: ${w}\n`);
+        // every warning goes to stderr as it comes and into --json's warnings
+        const warnings: Warning[] = [];
+        const warn = (w: Warning) => {
+          warnings.push(w);
+          if (!o.quiet) process.stderr.write(`warning: ${w.text}\n`);
+        };
+        for (const w of dump?.warnings ?? stream!.warnings) warn(w);
         if (stream && !o.quiet && o.kernel !== false) {
           process.stderr.write(`note: ${stream.input.name} is read once (${stream.format}): the header values are the stream's, without kernel analysis (fix the output afterwards with vmcore fix)\n`);
         }
@@ -167,9 +174,6 @@ export function register(program: Command): void {
         // is read once: its header values are kept as they are.
         const physBase = o.physBase !== undefined ? parseBigint(o.physBase, '--phys-base') : undefined;
         let filter: FilterPlan | undefined;
-        const warn = (m: string) => {
-          if (!o.quiet) process.stderr.write(`warning: ${m}\n`);
-        };
         let kernel: Awaited<ReturnType<typeof analyzeKernel>> | undefined;
         if (dump && o.kernel !== false && (['x86_64', 'aarch64', 'unknown', 'Unknown'].includes(dump.arch) || filtering)) {
           try {
@@ -177,7 +181,7 @@ export function register(program: Command): void {
             for (const w of kernel.warnings) warn(w);
           } catch (e) {
             if (filtering) throw e;
-            warn(`kernel analysis failed (${(e as Error).message}); header values come from the file`);
+            warn(warning('KERNEL_ANALYSIS_FAILED', `kernel analysis failed (${(e as Error).message}); header values come from the file`));
           }
         }
         // written and classified in the kernel's pages: QEMU's arm64 files use 64 KiB blocks, and
@@ -217,9 +221,9 @@ export function register(program: Command): void {
         bar?.stop();
         bar = undefined;
         if (filter && !toStdout) await checkFilteredOutput(summary.outputs.map((x) => x.name), filter, { force: !!o.force, onWarning: warn });
-        for (const w of [...summary.warnings, ...(stream?.warnings.slice(nStreamWarnings) ?? [])]) if (!o.quiet) process.stderr.write(`warning: ${w}\n`);
+        for (const w of [...summary.warnings, ...(stream?.warnings.slice(nStreamWarnings) ?? [])]) warn(w);
         if (o.json) {
-          await printJson(summary);
+          await printJson({ ...summary, warnings });
         } else if (!o.quiet) {
           const p = summary.pages;
           process.stderr.write(

@@ -32,7 +32,7 @@ export function register(program: Command): void {
       try {
         const b = await openDumpFiles([fb], { sources });
         try {
-          for (const [d, f] of [[a, fa], [b, fb]] as const) for (const w of d.warnings) process.stderr.write(`warning: ${f}: ${w}\n`);
+          for (const [d, f] of [[a, fa], [b, fb]] as const) for (const w of d.warnings) process.stderr.write(`warning: ${f}: ${w.text}\n`);
           const bar = await progressBar('diff', !o.quiet && !o.json);
           let r;
           try {

@@ -1,4 +1,5 @@
 /** `vmcore dmesg`: the kernel log from a dump, without vmlinux. */
+import { warning, type Warning } from '../../core/warnings.js';
 import type { Command } from 'commander';
 import { VmcoreError } from '../../core/errors.js';
 import { analyzeKernel } from '../../core/kernel/kernel.js';
@@ -77,14 +78,13 @@ export function register(program: Command): void {
             maxLogBytes: Math.min(2 ** 31, dump.maxPfn * dump.pageSize),
           },
         );
-        if (!o.quiet) {
-          const notes: string[] = [];
-          if (kernel.vmcoreinfoSource.startsWith('memory scan')) notes.push(`VMCOREINFO recovered from memory (${kernel.vmcoreinfoSource})`);
-          if (kernel.physBase.value === undefined) notes.push('phys_base could not be proven; the log may be unreadable or wrong');
-          for (const w of [...notes, ...log.warnings]) process.stderr.write(`vmcore: warning: ${w}\n`);
-        }
+        const warnings: Warning[] = [];
+        if (kernel.vmcoreinfoSource.startsWith('memory scan')) warnings.push(warning('VMCOREINFO_RECOVERED', `VMCOREINFO recovered from memory (${kernel.vmcoreinfoSource})`));
+        if (kernel.physBase.value === undefined) warnings.push(warning('PHYS_BASE_UNPROVEN', 'phys_base could not be proven; the log may be unreadable or wrong'));
+        warnings.push(...log.warnings);
+        if (!o.quiet) for (const w of warnings) process.stderr.write(`vmcore: warning: ${w.text}\n`);
         if (o.json) {
-          const j = { file: files.length === 1 ? files[0] : files, vmcoreinfo_source: kernel.vmcoreinfoSource, ...dmesgToJson(log) };
+          const j = { file: files.length === 1 ? files[0] : files, vmcoreinfo_source: kernel.vmcoreinfoSource, ...dmesgToJson(log), warnings };
           if (o.output) await writeOutputFile(o.output, JSON.stringify(j, null, 2) + '\n', o.force);
           else await printJson(j);
           return;

@@ -155,7 +155,7 @@ export function register(program: Command): void {
             if (o.quiet || o.json) return;
             if (bar) bar.stop();
             bar = undefined;
-            process.stderr.write(`warning: ${w}\n`);
+            process.stderr.write(`warning: ${w.text}\n`);
           },
         });
         bar?.stop();

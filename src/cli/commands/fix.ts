@@ -57,7 +57,7 @@ export function register(program: Command): void {
         return;
       }
       if (o.quiet) return;
-      for (const w of r.warnings) process.stderr.write(`warning: ${w}\n`);
+      for (const w of r.warnings) process.stderr.write(`warning: ${w.text}\n`);
       const lines = [
         `${r.output}: ${r.inPlace ? 'corrected in place' : `fixed ${r.outputFormat}`} (from ${r.inputVariant})`,
         `  phys_base ${r.physBase.after} (${r.physBase.source === 'given' ? 'given' : `proved: ${r.physBase.proof.map((s) => s.text).join('; ')}`})` +

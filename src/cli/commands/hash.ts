@@ -30,7 +30,7 @@ async function hashOne(files: string[], o: Opts, threads: number | undefined): P
     for (const x of s.input.ranges) total += x.endPfn - x.startPfn;
     try {
       const r = await hashPageChunks(s.input.pages, s.input.pageSize, { skipZero: !!o.skipZero, hasher: nodeSha256, onProgress, name, totalPages: total });
-      for (const w of s.warnings) process.stderr.write(`warning: ${w}\n`);
+      for (const w of s.warnings) process.stderr.write(`warning: ${w.text}\n`);
       return { r, fetch: null };
     } finally {
       bar.stop();
@@ -49,7 +49,7 @@ async function hashOne(files: string[], o: Opts, threads: number | undefined): P
     } finally {
       bar.stop();
     }
-    for (const w of dump.warnings) process.stderr.write(`warning: ${w}\n`);
+    for (const w of dump.warnings) process.stderr.write(`warning: ${w.text}\n`);
     if (r.missingPages) process.stderr.write(`warning: ${r.missingPages} pages are missing from the dump and were not hashed\n`);
     printStats(sources, o);
     return { r, fetch: fetchJson(sources) };

@@ -1,3 +1,4 @@
+import { warning } from '../../core/warnings.js';
 import { Option, type Command } from 'commander';
 import { describeDump, type InfoReport, type PageCountMode } from '../../core/info.js';
 import { isHttpUrl } from '../../core/io/http.js';
@@ -69,7 +70,7 @@ export function register(program: Command): void {
           }
           const pages = o.pages ?? (remote ? 'bitmaps' : 'full');
           const r = await describeDump(dump, kernel, { panic, kernelState, pages });
-          if (kernel && skipRecovery) r.warnings.push('the file has no VMCOREINFO: recovering it from memory reads every page, a download of the whole dump over HTTP, so it was not done (--recover does it; or run info on the file)');
+          if (kernel && skipRecovery) r.warnings.push(warning('VMCOREINFO_NOT_RECOVERED', 'the file has no VMCOREINFO: recovering it from memory reads every page, a download of the whole dump over HTTP, so it was not done (--recover does it; or run info on the file)'));
           const fetched = fetchJson(sources);
           reports.push(fetched ? { ...r, fetch: fetched } : r);
           if (!o.json) await writeStdout(formatInfo(r) + '\n');
@@ -210,6 +211,6 @@ export function formatInfo(r: InfoReport): string {
     row('Notes', `${r.notes.length}`);
     for (const n of r.notes) L.push(`${''.padEnd(14)}${n.name.padEnd(12)} ${n.type.padEnd(18)} ${n.size} bytes`);
   }
-  for (const w of r.warnings) L.push(`warning: ${w}`);
+  for (const w of r.warnings) L.push(`warning: ${w.text}`);
   return L.join('\n');
 }

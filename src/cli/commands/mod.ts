@@ -71,7 +71,7 @@ export function register(program: Command): void {
         const kb = await loadKernelBtf(kernel, { file: files[0]! });
         const btfs = await loadModuleBtfs(kb.types, (n) => syms.addressOf(n), { file: files[0]!, modules: list });
         const byName = new Map(btfs.modules.map((b) => [b.name, b] as const));
-        for (const w of [...kb.warnings, ...list.warnings, ...btfs.warnings]) process.stderr.write(`vmcore: warning: ${w}\n`);
+        for (const w of [...kb.warnings, ...list.warnings, ...btfs.warnings]) process.stderr.write(`vmcore: warning: ${w.text}\n`);
         for (const [n, src] of Object.entries(list.symbolSources ?? {})) if (src !== 'kallsyms') process.stderr.write(`vmcore: ${n}: ${src}\n`);
         if (o.json) await printJson(list.modules.map((m) => moduleToJson(m, byName.get(m.name))));
         else await writeStdout(formatModules(list.modules, byName));

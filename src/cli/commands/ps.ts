@@ -1,3 +1,4 @@
+import type { Warning } from '../../core/warnings.js';
 import { withTaskSymbols } from '../../core/kernel/task-symbols.js';
 import type { Command } from 'commander';
 import { VmcoreError, isVmcoreError } from '../../core/errors.js';
@@ -62,8 +63,8 @@ export function register(program: Command): void {
           ...(walk.perCpuOffsets ? { perCpuOffsets: walk.perCpuOffsets } : {}),
           ...(panic ? { panic: { cpu: panic.cpu, task: panic.task } } : {}),
         });
-        const symWarnings = 'warnings' in syms && Array.isArray(syms.warnings) ? (syms.warnings as string[]) : [];
-        for (const w of [...symWarnings, ...kb.warnings, ...walk.warnings, ...r.warnings]) process.stderr.write(`vmcore: warning: ${w}\n`);
+        const symWarnings = 'warnings' in syms && Array.isArray(syms.warnings) ? (syms.warnings as Warning[]) : [];
+        for (const w of [...symWarnings, ...kb.warnings, ...walk.warnings, ...r.warnings]) process.stderr.write(`vmcore: warning: ${w.text}\n`);
         if (o.json) await writeStdout(JSON.stringify(r.tasks.map(taskToJson), null, 2) + '\n');
         else await writeStdout(formatTasks(r.tasks));
       } finally {

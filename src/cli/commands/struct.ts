@@ -44,7 +44,7 @@ export function register(program: Command): void {
         const kb = await loadKernelBtf(kernel, { file }).catch((e: unknown) => {
           throw noBtf('struct', e);
         });
-        for (const w of kb.warnings) process.stderr.write(`vmcore: warning: ${w}\n`);
+        for (const w of kb.warnings) process.stderr.write(`vmcore: warning: ${w.text}\n`);
         const kinds = typeName.includes(' ') ? undefined : [BtfKind.STRUCT, BtfKind.UNION, BtfKind.TYPEDEF];
         let btf = kb.btf;
         let types = kb.types;

@@ -33,7 +33,7 @@ export function register(program: Command): void {
       try {
         const kernel = await analyzeKernel(dump);
         const syms = await kernel.symbolsWithModules();
-        for (const w of syms.warnings) process.stderr.write(`vmcore: warning: ${w}\n`);
+        for (const w of syms.warnings) process.stderr.write(`vmcore: warning: ${w.text}\n`);
         const answers: SymbolAnswer[] = [];
         // arm64: a saved LR with pointer-authentication bits resolves to its code address
         const pacMask = kernel.arch === 'aarch64' ? kernelPacMask(kernel.vmcoreinfo) : undefined;

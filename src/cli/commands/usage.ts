@@ -31,8 +31,9 @@ export function register(program: Command): void {
       try {
         const kernel = await analyzeKernel(dump);
         const r = await memoryUsage(dump, kernel, o.sample !== undefined ? { samplePages: parseNumber(o.sample, '--sample') } : {});
-        for (const w of [...dump.warnings, ...kernel.warnings, ...r.warnings]) process.stderr.write(`warning: ${w}\n`);
-        if (o.json) return await printJson(r);
+        const warnings = [...dump.warnings, ...kernel.warnings, ...r.warnings];
+        for (const w of warnings) process.stderr.write(`warning: ${w.text}\n`);
+        if (o.json) return await printJson({ ...r, warnings });
         const lines: string[] = [];
         lines.push(`Kernel ${r.kernel} (page types: ${r.encoding}), ${r.pages} present pages of ${r.pageSize} bytes`);
         lines.push('');

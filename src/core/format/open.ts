@@ -2,6 +2,7 @@
  * Open any supported dump from byte sources, recognising the format by content (never by
  * file name): ELF (and compressed ELF), kdump-compressed, flattened kdump, split sets.
  */
+import { warning, type Warning } from '../warnings.js';
 import { VmcoreError } from '../errors.js';
 import type { ByteSource } from '../io/source.js';
 import type { CodecRegistry } from '../codec/types.js';
@@ -108,6 +109,6 @@ export async function openDump(rawSources: ByteSource[], codecs: CodecRegistry):
 }
 
 /** makedumpfile ends a flattened stream with a record of offset -1 and size -1 (makedumpfile.c write_end_flat_header). */
-function flatTruncated(fs: FlattenedSource): string {
-  return `${fs.name}: the flattened stream has no end marker after its ${fs.records} records: it may be truncated (pages written after the cut are missing)`;
+function flatTruncated(fs: FlattenedSource): Warning {
+  return warning('FILE_TRUNCATED', `${fs.name}: the flattened stream has no end marker after its ${fs.records} records: it may be truncated (pages written after the cut are missing)`);
 }

@@ -5,6 +5,7 @@
  * the memory-section walk) lives beside this file; each architecture's code lives in its own
  * folder (x86_64/, aarch64/) and implements this interface.
  */
+import type { Warning } from '../warnings.js';
 import type { ElfNote } from '../format/elf/notes.js';
 import type { PhysicalMemory } from '../dump.js';
 import type { Vmcoreinfo } from './vmcoreinfo.js';
@@ -65,7 +66,7 @@ export interface KernelArch<Regs, Location> {
     location: Location;
     cpus: readonly Regs[];
     file?: string;
-  }): { translator: KernelTranslator | undefined; warnings: string[] };
+  }): { translator: KernelTranslator | undefined; warnings: Warning[] };
   /** Where unwinding starts for one CPU's registers; undefined when pc or sp is missing. */
   unwindStart(regs: Regs): UnwindStart | undefined;
   /** The kernel stack unwinder the arch-neutral backtracer (backtrace.ts) drives. */
@@ -101,7 +102,7 @@ export interface UnwinderContext<Regs> {
   /** The start address of the function holding `pc`, from the symbols. */
   functionStart(pc: bigint): bigint | undefined;
   /** Where the unwinder reports what is missing (shown with the backtraces). */
-  warnings: string[];
+  warnings: Warning[];
 }
 
 /** The task an unwinder walks: task_struct address, pid, its stack and saved stack pointer. */

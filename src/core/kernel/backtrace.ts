@@ -10,6 +10,7 @@
  * letters), lib/vsprintf.c (%pB: a return address is looked up at pc - 1). Structure offsets
  * come from BTF; symbols from a {@link KernelSymbolSource} (kallsyms or a System.map).
  */
+import { warning, type Warning } from '../warnings.js';
 import { isVmcoreError, VmcoreError } from '../errors.js';
 import { kernelPacMask } from './aarch64/pagetables.js';
 import type { KernelTypes } from './btf/reader.js';
@@ -112,7 +113,7 @@ async function u64(env: { readVirt: BacktraceEnv['readVirt'] }, va: bigint): Pro
 }
 
 export class Backtracer {
-  readonly warnings: string[] = [];
+  readonly warnings: Warning[] = [];
   /** Where the symbols the task walk uses came from, when some were found in memory (task-symbols.ts). */
   symbolSources: Record<string, SymbolOrigin> | undefined;
   /** The architecture's unwinder (KernelArch.createUnwinder). */
@@ -149,7 +150,7 @@ export class Backtracer {
   private async init(): Promise<void> {
     this.textStart = this.sym('_stext') ?? this.sym('_text') ?? 0n;
     this.textEnd = this.sym('_etext') ?? 0n;
-    if (this.textEnd <= this.textStart) this.warnings.push('no _stext/_etext symbols: kernel text range unknown');
+    if (this.textEnd <= this.textStart) this.warnings.push(warning('UNWIND_DATA_UNAVAILABLE', 'no _stext/_etext symbols: kernel text range unknown'));
     const si = this.sym('_sinittext');
     const ei = this.sym('_einittext');
     if (si !== undefined && ei !== undefined && ei > si) this.initText = { start: si, end: ei };
@@ -180,7 +181,7 @@ export class Backtracer {
         list = await listModules(types, (n) => this.sym(n), { symbols: false });
       } catch (e) {
         if (!isVmcoreError(e)) throw e;
-        this.warnings.push(`modules: ${e.message}`);
+        this.warnings.push(warning('MODULE_UNREADABLE', `modules: ${e.message}`));
         return;
       }
       this.warnings.push(...list.warnings);
@@ -196,7 +197,7 @@ export class Backtracer {
     const { types } = this.env;
     const btf = types.btf;
     if (this.sym('__per_cpu_offset') === undefined && !this.env.symbols.perCpuOffsets) {
-      this.warnings.push('no __per_cpu_offset symbol: per-CPU current tasks and IRQ stacks unknown');
+      this.warnings.push(warning('PERCPU_UNAVAILABLE', 'no __per_cpu_offset symbol: per-CPU current tasks and IRQ stacks unknown'));
       return;
     }
     const fromRq = this.unwinder.currentFromRunqueue;
@@ -222,7 +223,7 @@ export class Backtracer {
       p.stacks = await this.unwinder.cpuStacks(rd, base);
       this.perCpu.push(p);
     }
-    if (this.perCpu.length === 0) this.warnings.push('per-CPU data unreadable');
+    if (this.perCpu.length === 0) this.warnings.push(warning('PERCPU_UNAVAILABLE', 'per-CPU data unreadable'));
   }
 
   /** Kernel text (_stext.._etext, init text, what the unwinder's data covers) or module text. */
@@ -271,7 +272,7 @@ export class Backtracer {
         out.push(this.taskInfo(e));
       } catch (err) {
         if (!isVmcoreError(err)) throw err;
-        this.warnings.push(`task at ${hex64(e.task)}: ${err.message}`);
+        this.warnings.push(warning('TASK_UNREADABLE', `task at ${hex64(e.task)}: ${err.message}`));
       }
     }
     return out;
@@ -298,7 +299,7 @@ export class Backtracer {
     // A task running on a CPU whose registers the dump lacks: its saved state is from its last
     // switch to it, not what it ran at the crash. Those frames are guesses ("?"), never a signature.
     const stale = t.activeCpu !== null && regs === undefined && r.frames.length > 0;
-    if (stale) this.warnings.push(`pid ${t.pid} (${t.comm}) was running on CPU ${t.activeCpu}, but the dump holds no registers of that CPU: its frames start from the state saved at its last switch to it, not at the crash, and are marked as guesses`);
+    if (stale) this.warnings.push(warning('REGISTERS_STALE', `pid ${t.pid} (${t.comm}) was running on CPU ${t.activeCpu}, but the dump holds no registers of that CPU: its frames start from the state saved at its last switch to it, not at the crash, and are marked as guesses`));
     return {
       task: t,
       arch: this.arch.name,
@@ -346,7 +347,7 @@ export interface BacktraceReport {
   tasks: TaskBacktrace[];
   /** The task address of the panicking task, when known. */
   panicTask: bigint | undefined;
-  warnings: string[];
+  warnings: Warning[];
 }
 
 /**

@@ -13,6 +13,7 @@
  *
  * Portable: no Node APIs. Input is a VMCOREINFO and a kernel-virtual reader.
  */
+import { warning, type Warning } from '../warnings.js';
 import { VmcoreError, isVmcoreError, type ErrorCode } from '../errors.js';
 import { isPageLoss } from '../loss.js';
 import type { Vmcoreinfo } from './vmcoreinfo.js';
@@ -103,7 +104,7 @@ export interface DmesgLog {
   raw?: Uint8Array;
   ring?: LocklessRingInfo;
   stats: DmesgStats;
-  warnings: string[];
+  warnings: Warning[];
 }
 
 export const LOG_NEWLINE = 2;
@@ -319,7 +320,7 @@ export function locateDataBlock(
 }
 
 async function readLockless(r: KReader, opts: DmesgOptions): Promise<DmesgLog> {
-  const warnings: string[] = [];
+  const warnings: Warning[] = [];
   const stats: DmesgStats = { reserved: 0, reusable: 0, miss: 0, lost: 0 };
   const W = r.word;
   const counter = r.vi.offset('atomic_long_t.counter') ?? 0;
@@ -390,7 +391,7 @@ async function readLockless(r: KReader, opts: DmesgOptions): Promise<DmesgLog> {
   for (const [name, m] of [['descriptor', descs], ['info', infos], ['text', text]] as const) {
     if (m.missing.length) {
       const bytes = m.missing.reduce((s, [a, b]) => s + b - a, 0);
-      warnings.push(`${bytes} bytes of the printk ${name} ring are not in the dump; records stored there are reported as lost`);
+      warnings.push(warning('PRINTK_DAMAGED', `${bytes} bytes of the printk ${name} ring are not in the dump; records stored there are reported as lost`));
     }
   }
 
@@ -399,7 +400,7 @@ async function readLockless(r: KReader, opts: DmesgOptions): Promise<DmesgLog> {
   const cMask = BigInt(count - 1);
   let n = (headId - tailId) & idMask;
   if (n >= BigInt(count)) {
-    warnings.push(`descriptor ring head id 0x${headId.toString(16)} and tail id 0x${tailId.toString(16)} are ${n} apart (ring holds ${count}); reading the last ${count}`);
+    warnings.push(warning('PRINTK_DAMAGED', `descriptor ring head id 0x${headId.toString(16)} and tail id 0x${tailId.toString(16)} are ${n} apart (ring holds ${count}); reading the last ${count}`));
     n = BigInt(count - 1);
     tailId = (headId - n) & idMask;
   }
@@ -426,7 +427,7 @@ async function readLockless(r: KReader, opts: DmesgOptions): Promise<DmesgLog> {
     }
     if (state === DESC_RESERVED) {
       stats.reserved++;
-      warnings.push(`record id 0x${id.toString(16)} was being written when the dump was taken (reserved); skipped`);
+      warnings.push(warning('PRINTK_RECORDS_LOST', `record id 0x${id.toString(16)} was being written when the dump was taken (reserved); skipped`));
       continue;
     }
     if (state === DESC_REUSABLE) {
@@ -483,9 +484,9 @@ async function readLockless(r: KReader, opts: DmesgOptions): Promise<DmesgLog> {
     if (clearSeq !== undefined && seq < clearSeq) continue;
     records.push(rec);
   }
-  if (seqMismatch) warnings.push(`${seqMismatch} records have a sequence number that does not match their descriptor slot`);
-  if (stats.lost) warnings.push(`${stats.lost} records lost their text (see "lost" in --json)`);
-  if (failed !== undefined && failed > 0n) warnings.push(`the kernel failed to store ${failed} messages (printk_ringbuffer.fail)`);
+  if (seqMismatch) warnings.push(warning('PRINTK_RECORDS_LOST', `${seqMismatch} records have a sequence number that does not match their descriptor slot`));
+  if (stats.lost) warnings.push(warning('PRINTK_RECORDS_LOST', `${stats.lost} records lost their text (see "lost" in --json)`));
+  if (failed !== undefined && failed > 0n) warnings.push(warning('PRINTK_RECORDS_LOST', `the kernel failed to store ${failed} messages (printk_ringbuffer.fail)`));
 
   return {
     kind: 'lockless',
@@ -524,7 +525,7 @@ async function readClearSeq(r: KReader): Promise<bigint | undefined> {
 // 3.5–5.9: struct printk_log records
 
 async function readPrintkLog(r: KReader, opts: DmesgOptions): Promise<DmesgLog> {
-  const warnings: string[] = [];
+  const warnings: Warning[] = [];
   const stats: DmesgStats = { reserved: 0, reusable: 0, miss: 0, lost: 0 };
   const hdr = r.vi.size('printk_log') ?? r.vi.size('log');
   const key = r.vi.size('printk_log') !== undefined ? 'printk_log' : 'log';
@@ -547,7 +548,7 @@ async function readPrintkLog(r: KReader, opts: DmesgOptions): Promise<DmesgLog> 
   const first = r.u32At(await r.read(r.symbol(firstSym), 4, firstSym), 0);
   const nextIdx = r.u32At(await r.read(r.symbol('log_next_idx'), 4, 'log_next_idx'), 0);
   const { data: buf, missing } = await r.readTolerant(logBuf, bufLen, 'log_buf');
-  if (missing.length) warnings.push('part of log_buf is not in the dump; records stored there are reported as lost');
+  if (missing.length) warnings.push(warning('PRINTK_DAMAGED', 'part of log_buf is not in the dump; records stored there are reported as lost'));
   const records: DmesgRecord[] = [];
   if (first > bufLen - hdr && first !== nextIdx) throw r.err('OUT_OF_BOUNDS', `${firstSym} = ${first} lies outside log_buf`, firstSym);
   let idx = first;
@@ -555,25 +556,25 @@ async function readPrintkLog(r: KReader, opts: DmesgOptions): Promise<DmesgLog> 
   const limit = Math.floor(bufLen / 8) + 2; // a record takes at least 8 bytes: bounds the walk
   for (let steps = 0; idx !== nextIdx; steps++) {
     if (steps > limit) {
-      warnings.push(`cycle in log_buf records at index ${idx}; the log is most likely corrupted`);
+      warnings.push(warning('PRINTK_DAMAGED', `cycle in log_buf records at index ${idx}; the log is most likely corrupted`));
       break;
     }
     if (idx > bufLen - hdr) {
-      warnings.push(`record index ${idx} lies outside log_buf; the log is most likely corrupted`);
+      warnings.push(warning('PRINTK_DAMAGED', `record index ${idx} lies outside log_buf; the log is most likely corrupted`));
       break;
     }
     let len = r.u16At(buf, idx + oLen);
     if (len === 0) {
       // end-of-buffer marker: the record continues at the buffer start
       if (idx === 0) {
-        warnings.push('zero-length record at index 0; the log is most likely corrupted');
+        warnings.push(warning('PRINTK_DAMAGED', 'zero-length record at index 0; the log is most likely corrupted'));
         break;
       }
       idx = 0;
       if (idx === nextIdx) break;
       len = r.u16At(buf, oLen);
       if (len === 0) {
-        warnings.push('zero-length record at index 0; the log is most likely corrupted');
+        warnings.push(warning('PRINTK_DAMAGED', 'zero-length record at index 0; the log is most likely corrupted'));
         break;
       }
     }
@@ -607,7 +608,7 @@ async function readPrintkLog(r: KReader, opts: DmesgOptions): Promise<DmesgLog> 
     records.push(rec);
     idx += len;
     if (idx > bufLen) {
-      warnings.push(`record index ${idx} lies outside log_buf; the log is most likely corrupted`);
+      warnings.push(warning('PRINTK_DAMAGED', `record index ${idx} lies outside log_buf; the log is most likely corrupted`));
       break;
     }
   }
@@ -624,7 +625,7 @@ function kernelVersion(osrelease: string | undefined): number | undefined {
 }
 
 async function readPlain(r: KReader, opts: DmesgOptions): Promise<DmesgLog> {
-  const warnings: string[] = [];
+  const warnings: Warning[] = [];
   const logBuf = await r.pointer('log_buf');
   const bufLen = r.u32At(await r.read(r.symbol('log_buf_len'), 4, 'log_buf_len'), 0);
   const maxLog = opts.maxLogBytes ?? DEFAULT_MAX_LOG;

@@ -34,6 +34,7 @@
  * A symbol's size is what the kernel's get_symbol_pos() gives: up to the next symbol with a
  * higher address (0 for the last one).
  */
+import { warning, type Warning } from '../warnings.js';
 import { VmcoreError, isVmcoreError } from '../errors.js';
 import { hex64, type Vmcoreinfo } from './vmcoreinfo.js';
 import { scanKallsyms } from './kallsyms-scan.js';
@@ -156,7 +157,7 @@ export class KernelSymbols implements Iterable<KernelSymbol> {
     init: { addresses: BigUint64Array; names: readonly string[]; types: string; lost?: readonly LostSymbols[] },
     readonly source: SymbolSource,
     readonly addressMode: KallsymsAddressMode,
-    readonly warnings: string[] = [],
+    readonly warnings: Warning[] = [],
   ) {
     if (init.names.length !== init.addresses.length || init.types.length !== init.addresses.length) {
       throw new Error('KernelSymbols: arrays of different lengths');
@@ -286,7 +287,7 @@ export class KernelSymbols implements Iterable<KernelSymbol> {
    * {@link symbolize} answering inside each module's regions (`name+off [module]`), {@link lookup}
    * finding `module:name` and names that only modules have, and {@link addressOf} `module:name`.
    */
-  withModules(tables: readonly ModuleSymbolTable[], warnings: readonly string[] = []): KernelSymbols {
+  withModules(tables: readonly ModuleSymbolTable[], warnings: readonly Warning[] = []): KernelSymbols {
     // a copy of this table's fields (its image bounds and name index too: not computed again
     // over every symbol) with the modules and the warnings of its own
     const k = Object.assign(Object.create(KernelSymbols.prototype) as KernelSymbols, this, { warnings: [...this.warnings, ...warnings] });
@@ -418,7 +419,7 @@ export async function decodeKallsyms(read: ReadVirt, loc: KallsymsLocations, opt
   const le = opts.littleEndian ?? true;
   const word = opts.wordSize ?? 8;
   const file = opts.file;
-  const warnings: string[] = [];
+  const warnings: Warning[] = [];
 
   // count
   const numBuf = await readTable(read, loc.numSyms, 4, 'kallsyms_num_syms', file);
@@ -554,7 +555,7 @@ export async function decodeKallsyms(read: ReadVirt, loc: KallsymsLocations, opt
       else if (long instanceof VmcoreError) throw long;
       else {
         decoded = long;
-        warnings.push('kallsyms_markers do not follow kallsyms_names where expected; names read with two-byte lengths (6.1+)');
+        warnings.push(warning('SYMBOLS_DAMAGED', 'kallsyms_markers do not follow kallsyms_names where expected; names read with two-byte lengths (6.1+)'));
       }
     }
   } else {
@@ -667,7 +668,7 @@ export async function decodeKallsyms(read: ReadVirt, loc: KallsymsLocations, opt
     }
     for (const l of losses) {
       if (l.count === 0) continue;
-      warnings.push(`${l.table}: ${hex64(l.va + BigInt(l.loss.start))}..${hex64(l.va + BigInt(l.loss.end))} cannot be read (${l.loss.error.message}); ${l.count} of ${num} symbols lost (${l.note}), lookups there answer unknown`);
+      warnings.push(warning('SYMBOLS_DAMAGED', `${l.table}: ${hex64(l.va + BigInt(l.loss.start))}..${hex64(l.va + BigInt(l.loss.end))} cannot be read (${l.loss.error.message}); ${l.count} of ${num} symbols lost (${l.note}), lookups there answer unknown`));
     }
     table = {
       addresses: BigUint64Array.from(keep, (i) => addresses[i]!),
@@ -677,9 +678,9 @@ export async function decodeKallsyms(read: ReadVirt, loc: KallsymsLocations, opt
   }
   const symbols = new KernelSymbols({ ...table, lost: lostRanges }, opts.source ?? 'VMCOREINFO', mode, warnings);
   const dips = symbols.unsortedPlaces;
-  if (dips > 0) warnings.push(`kallsyms addresses are not sorted (${dips} places); lookups by address may be wrong`);
+  if (dips > 0) warnings.push(warning('SYMBOLS_DAMAGED', `kallsyms addresses are not sorted (${dips} places); lookups by address may be wrong`));
   if (opts.stext !== undefined && stextIdx >= 0 && known[stextIdx] && addresses[stextIdx] !== opts.stext) {
-    warnings.push(`kallsyms gives _stext ${hex64(addresses[stextIdx]!)}, VMCOREINFO says ${hex64(opts.stext)}`);
+    warnings.push(warning('SYMBOLS_DAMAGED', `kallsyms gives _stext ${hex64(addresses[stextIdx]!)}, VMCOREINFO says ${hex64(opts.stext)}`));
   }
   return symbols;
 }
@@ -703,7 +704,7 @@ async function decodeDamagedNames(
   namesLost: PartialBytes['lost'],
   addLoss: (loss: PartialBytes['lost'][number], note: string) => number,
   lose: (i: number, r: number) => void,
-  warnings: string[],
+  warnings: Warning[],
 ): Promise<{ names: (string | undefined)[]; types: string[] }> {
   const names: (string | undefined)[] = new Array<string | undefined>(num);
   const types: string[] = new Array<string>(num).fill('?');
@@ -716,7 +717,7 @@ async function decodeDamagedNames(
     return r;
   };
   if (!markers) {
-    warnings.push('kallsyms_markers not found after kallsyms_names: the names after the first unreadable page cannot be placed');
+    warnings.push(warning('SYMBOLS_DAMAGED', 'kallsyms_markers not found after kallsyms_names: the names after the first unreadable page cannot be placed'));
     for (const long of [true, false]) {
       let off = 0;
       let i = 0;

@@ -3,6 +3,7 @@
  * proven phys_base, CPU registers, utsname read from memory, and kernel virtual memory access.
  * This is what `info`, `dmesg`, `read --virt` and `fix` build on.
  */
+import { warning, type Warning } from '../warnings.js';
 import { VmcoreError, isVmcoreError } from '../errors.js';
 import { LossLog } from '../loss.js';
 import type { Dump, PhysicalMemory } from '../dump.js';
@@ -43,13 +44,7 @@ export interface KernelInfo {
   crashTime: number | undefined;
   /** Undefined when neither a proven kernel location nor CPU page tables are available. */
   translator: KernelTranslator | undefined;
-  warnings: string[];
-  /**
-   * The one of `warnings` that says the file's header phys_base is wrong, for callers that
-   * state it in their own words (describeDump) or resolve it (vmcore dump); matched by
-   * identity, never by its text.
-   */
-  physBaseWarning?: string;
+  warnings: Warning[];
   /** Read kernel virtual memory (text mapping, direct map, vmalloc ... via page tables). */
   readVirt(va: bigint, length: number): Promise<Uint8Array>;
   virtToPhys(va: bigint): Promise<number>;
@@ -110,7 +105,7 @@ export async function analyzeKernelRecorded(
 }
 
 /** VMCOREINFO recovery in which an unreadable page is skipped with a warning (src/core/loss.ts). */
-async function recoverWithLosses(mem: PhysicalMemory, o: RecoverOptions | undefined, warnings: string[]): Promise<RecoveredVmcoreinfo[]> {
+async function recoverWithLosses(mem: PhysicalMemory, o: RecoverOptions | undefined, warnings: Warning[]): Promise<RecoveredVmcoreinfo[]> {
   const losses = new LossLog();
   const r = await recoverVmcoreinfo(mem, { ...o, losses });
   warnings.push(...losses.warnings());
@@ -135,7 +130,7 @@ async function recoverWithLosses(mem: PhysicalMemory, o: RecoverOptions | undefi
  * arch/arm64/mm/init.c (memstart_addr), include/linux/utsname.h.
  */
 export async function analyzeKernel(dump: KernelInput, opts: AnalyzeOptions = {}): Promise<KernelInfo> {
-  const warnings: string[] = [];
+  const warnings: Warning[] = [];
   const file = dump.files?.[0]?.name;
   const details = dump.details ? await dump.details({ codecs: 'none' }) : undefined;
 
@@ -155,9 +150,9 @@ export async function analyzeKernel(dump: KernelInput, opts: AnalyzeOptions = {}
   }
   if (arch === 'aarch64') return analyzeAarch64(dump, opts, { vmcoreinfo, source, recovered, details, file, warnings });
   const x86_64 = arch === undefined || arch === 'x86_64';
-  if (!x86_64) warnings.push(`architecture ${dump.arch}: kernel analysis is implemented for x86_64 and aarch64`);
+  if (!x86_64) warnings.push(warning('ARCH_UNSUPPORTED', `architecture ${dump.arch}: kernel analysis is implemented for x86_64 and aarch64`));
   const { cpus, skipped } = parseCpuNotes(dump.notes, dump.littleEndian ?? true, details?.nrCpus !== undefined ? { nrCpus: details.nrCpus } : {});
-  warnings.push(...skipped);
+  warnings.push(...skipped.map((s) => warning('CPU_NOTE_SKIPPED', s)));
 
   const physBaseInput = {
     mem: dump as PhysicalMemory,
@@ -186,7 +181,7 @@ export async function analyzeKernel(dump: KernelInput, opts: AnalyzeOptions = {}
       vmcoreinfo = new Vmcoreinfo(recovered[0].text);
       source = recovered[0].source as VmcoreinfoSource;
     }
-    if (recovered.length > 1) warnings.push(`${recovered.length} VMCOREINFO copies found in memory; using the one at ${source.replace('memory scan at ', '')}`);
+    if (recovered.length > 1) warnings.push(warning('VMCOREINFO_COPIES', `${recovered.length} VMCOREINFO copies found in memory; using the one at ${source.replace('memory scan at ', '')}`));
   }
   if (!x86_64) {
     // x86_64 page tables and phys_base mean nothing on other architectures: report, do not guess
@@ -203,12 +198,10 @@ export async function analyzeKernel(dump: KernelInput, opts: AnalyzeOptions = {}
     };
   }
   physBase ??= await findPhysBase({ ...physBaseInput, ...(vmcoreinfo ? { vmcoreinfo } : {}) });
-  let physBaseWarning: string | undefined;
   if (physBase.verdict === 'header wrong') {
-    physBaseWarning = `the file's header phys_base ${hex64(physBase.header!)} is wrong; the true value is ${hex64(physBase.value!)}`;
-    warnings.push(physBaseWarning);
+    warnings.push(warning('PHYS_BASE_HEADER_WRONG', `the file's header phys_base ${hex64(physBase.header!)} is wrong; the true value is ${hex64(physBase.value!)}`));
   }
-  if (physBase.verdict === 'cannot prove' && x86_64) warnings.push('phys_base could not be proven; kernel virtual addresses in the text mapping cannot be trusted');
+  if (physBase.verdict === 'cannot prove' && x86_64) warnings.push(warning('PHYS_BASE_UNPROVEN', 'phys_base could not be proven; kernel virtual addresses in the text mapping cannot be trusted'));
 
   // translator: page tables from init_top_pgt when phys_base is proven, else from a CPU's CR3
   const physLimit = dump.maxPfn * dump.pageSize;
@@ -230,12 +223,12 @@ export async function analyzeKernel(dump: KernelInput, opts: AnalyzeOptions = {}
         utsname = decodeUtsname(await dump.readPhys(Number(pa), NEW_UTSNAME_SIZE));
       } catch (e) {
         if (!isVmcoreError(e)) throw e;
-        warnings.push(`utsname: ${e.message}`);
+        warnings.push(warning('UTSNAME_UNREADABLE', `utsname: ${e.message}`));
       }
     }
   }
 
-  return buildKernelInfo(dump, { vmcoreinfo, source, recovered, physBase, cpus, utsname, translator, warnings, file, physBaseWarning });
+  return buildKernelInfo(dump, { vmcoreinfo, source, recovered, physBase, cpus, utsname, translator, warnings, file });
 }
 
 /** The KernelInfo object over a finished analysis (shared by every architecture). */
@@ -249,9 +242,8 @@ function buildKernelInfo(
     cpus: CpuRegisters[];
     utsname: Utsname | undefined;
     translator: KernelTranslator | undefined;
-    warnings: string[];
+    warnings: Warning[];
     file: string | undefined;
-    physBaseWarning?: string | undefined;
     arch?: string;
     extra?: Record<string, unknown>;
   },
@@ -279,7 +271,6 @@ function buildKernelInfo(
     crashTime: vmcoreinfo?.crashTime,
     translator,
     warnings,
-    ...(a.physBaseWarning !== undefined ? { physBaseWarning: a.physBaseWarning } : {}),
     async readVirt(va, length) {
       if (!translator) throw noTranslator();
       return translator.readVirt(dump, va, length);
@@ -300,11 +291,11 @@ function buildKernelInfo(
         });
         // kernels without CONFIG_KALLSYMS_ALL: the list head found and proven in the image
         const known = syms.addressOf('modules');
-        const warnings: string[] = [];
+        const warnings: Warning[] = [];
         const from = syms.addressOf('__init_begin') ?? syms.addressOf('_etext');
         const head = known ?? (from !== undefined ? await findModulesHead(kb.types, (va, n) => info.readVirt(va, n), from, warnings) : undefined);
-        if (known === undefined && from === undefined) warnings.push('modules: no kallsyms symbol, and neither __init_begin nor _etext to search from');
-        if (head === undefined) throw new VmcoreError('NO_SYMBOLS', `the module list needs the kernel symbol \`modules\` (kallsyms): ${warnings.join('; ')}`, { field: 'modules' });
+        if (known === undefined && from === undefined) warnings.push(warning('SYMBOLS_UNAVAILABLE', 'modules: no kallsyms symbol, and neither __init_begin nor _etext to search from'));
+        if (head === undefined) throw new VmcoreError('NO_SYMBOLS', `the module list needs the kernel symbol \`modules\` (kallsyms): ${warnings.map((w) => w.text).join('; ')}`, { field: 'modules' });
         const list = await listModules(kb.types, (n) => (n === 'modules' ? head : syms.addressOf(n)));
         list.warnings.unshift(...warnings);
         list.symbolSources = { modules: known !== undefined ? 'kallsyms' : 'memory search (modules)' };
@@ -320,7 +311,7 @@ function buildKernelInfo(
           return syms.withModules(moduleSymbolTables(list), list.warnings);
         } catch (e) {
           if (!isVmcoreError(e)) throw e;
-          return syms.withModules([], [`module symbols: ${e.message}`]);
+          return syms.withModules([], [warning('MODULE_UNREADABLE', `module symbols: ${e.message}`)]);
         }
       })();
       return withModules;
@@ -368,20 +359,20 @@ async function analyzeAarch64(
     recovered: RecoveredVmcoreinfo[];
     details: Awaited<ReturnType<NonNullable<Dump['details']>>> | undefined;
     file: string | undefined;
-    warnings: string[];
+    warnings: Warning[];
   },
 ): Promise<KernelInfo> {
   const { details, file, warnings } = s;
   let { vmcoreinfo, source, recovered } = s;
   const { cpus, skipped } = parseAarch64CpuNotes(dump.notes, dump.littleEndian ?? true, details?.nrCpus !== undefined ? { nrCpus: details.nrCpus } : {});
-  warnings.push(...skipped);
+  warnings.push(...skipped.map((s) => warning('CPU_NOTE_SKIPPED', s)));
   if (!vmcoreinfo && (opts.recover ?? true)) {
     if (recovered.length === 0) recovered = await recoverWithLosses(dump, opts.recoverOptions, warnings);
     if (recovered[0]) {
       vmcoreinfo = new Vmcoreinfo(recovered[0].text);
       source = recovered[0].source as VmcoreinfoSource;
     }
-    if (recovered.length > 1) warnings.push(`${recovered.length} VMCOREINFO copies found in memory; using the one at ${source.replace('memory scan at ', '')}`);
+    if (recovered.length > 1) warnings.push(warning('VMCOREINFO_COPIES', `${recovered.length} VMCOREINFO copies found in memory; using the one at ${source.replace('memory scan at ', '')}`));
   }
   const loc = await findAarch64Location({
     mem: dump,
@@ -391,13 +382,11 @@ async function analyzeAarch64(
     cpus,
     ...(file ? { file } : {}),
   });
-  let physBaseWarning: string | undefined;
   if (loc.verdict === 'header wrong') {
-    physBaseWarning = `the file's header phys_base (PHYS_OFFSET on arm64) ${hex64(loc.header!)} is wrong; the true value is ${hex64(loc.value!)}`;
-    warnings.push(physBaseWarning);
+    warnings.push(warning('PHYS_BASE_HEADER_WRONG', `the file's header phys_base (PHYS_OFFSET on arm64) ${hex64(loc.header!)} is wrong; the true value is ${hex64(loc.value!)}`));
   }
   warnings.push(...loc.warnings);
-  if (loc.verdict === 'cannot prove') warnings.push('aarch64: PHYS_OFFSET and kimage_voffset could not be proven; kernel virtual addresses cannot be trusted');
+  if (loc.verdict === 'cannot prove') warnings.push(warning('PHYS_BASE_UNPROVEN', 'aarch64: PHYS_OFFSET and kimage_voffset could not be proven; kernel virtual addresses cannot be trusted'));
   const t = createAarch64Translator({ mem: dump, vmcoreinfo, location: loc, cpus, ...(file ? { file } : {}) });
   warnings.push(...t.warnings);
   let utsname: Utsname | undefined;
@@ -407,7 +396,7 @@ async function analyzeAarch64(
       utsname = decodeUtsname(await t.translator.readVirt(dump, uts + BigInt(vmcoreinfo?.offset('uts_namespace.name') ?? 0), NEW_UTSNAME_SIZE));
     } catch (e) {
       if (!isVmcoreError(e)) throw e;
-      warnings.push(`utsname: ${e.message}`);
+      warnings.push(warning('UTSNAME_UNREADABLE', `utsname: ${e.message}`));
     }
   }
   const layout = loc.layout;
@@ -421,7 +410,6 @@ async function analyzeAarch64(
     translator: t.translator,
     warnings,
     file,
-    physBaseWarning,
     arch: 'aarch64',
     extra: {
       aarch64: {

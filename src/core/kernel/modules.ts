@@ -25,6 +25,7 @@
  * cycles; an unreadable module ends the walk with a warning (partial answer); an unreadable
  * symbol table costs that module's symbols only, an unreadable page of it only the symbols in it.
  */
+import { warning, type Warning } from '../warnings.js';
 import { VmcoreError, isVmcoreError } from '../errors.js';
 import { LossLog, isPageLoss } from '../loss.js';
 import { Elf64_Sym } from '../format/elf/structs.js';
@@ -78,7 +79,7 @@ export interface ModuleEntry {
 
 export interface ModuleList {
   modules: ModuleEntry[];
-  warnings: string[];
+  warnings: Warning[];
   /** Where the `modules` list head came from (kallsyms, or the search of findModulesHead). */
   symbolSources?: Record<string, ModulesHeadOrigin>;
 }
@@ -96,7 +97,7 @@ async function readPtr(types: KernelTypes, va: bigint): Promise<bigint> {
  * goes back from `head` through the `prev` pointers (struct list_head { next, prev },
  * include/linux/types.h) until it meets a node it has, so one lost node costs that node.
  */
-export async function listNodes(types: KernelTypes, head: bigint, what: string, warnings: string[], max = MAX_MODULES): Promise<bigint[]> {
+export async function listNodes(types: KernelTypes, head: bigint, what: string, warnings: Warning[], max = MAX_MODULES): Promise<bigint[]> {
   const out: bigint[] = [];
   const seen = new Set<bigint>();
   let at = head;
@@ -105,15 +106,15 @@ export async function listNodes(types: KernelTypes, head: bigint, what: string, 
     let next = await readPtr(types, head);
     while (next !== head) {
       if (seen.has(next)) {
-        warnings.push(`${what}: the list loops at ${hex64(next)} without returning to its head; stopped after ${out.length}`);
+        warnings.push(warning('LIST_DAMAGED', `${what}: the list loops at ${hex64(next)} without returning to its head; stopped after ${out.length}`));
         break;
       }
       if (out.length >= max) {
-        warnings.push(`${what}: more than ${max} entries; stopped`);
+        warnings.push(warning('LIST_DAMAGED', `${what}: more than ${max} entries; stopped`));
         break;
       }
       if (next === 0n) {
-        warnings.push(`${what}: a NULL next pointer after ${hex64(at)}; stopped after ${out.length}`);
+        warnings.push(warning('LIST_DAMAGED', `${what}: a NULL next pointer after ${hex64(at)}; stopped after ${out.length}`));
         broken = true;
         break;
       }
@@ -126,12 +127,12 @@ export async function listNodes(types: KernelTypes, head: bigint, what: string, 
     if (!isVmcoreError(e)) throw e;
     // the last node pushed could not be followed: it may be a pointer to nowhere
     if (at !== head && out[out.length - 1] === at) out.pop();
-    warnings.push(`${what}: the node at ${hex64(at)} cannot be read (${e.message}); stopped after ${out.length}`);
+    warnings.push(warning('LIST_DAMAGED', `${what}: the node at ${hex64(at)} cannot be read (${e.message}); stopped after ${out.length}`));
     broken = true;
   }
   if (broken) {
     const back = await listNodesBackwards(types, head, seen, max - out.length);
-    if (back.length > 0) warnings.push(`${what}: ${back.length} more read backwards from the head (prev pointers) after the break`);
+    if (back.length > 0) warnings.push(warning('LIST_DAMAGED', `${what}: ${back.length} more read backwards from the head (prev pointers) after the break`));
     out.push(...back.reverse());
   }
   return out;
@@ -271,8 +272,8 @@ async function moduleSymbols(
   m: KObject,
   name: string,
   regions: readonly ModuleRegion[],
-): Promise<{ symbols: KernelSymbol[]; warnings: string[] }> {
-  const warnings: string[] = [];
+): Promise<{ symbols: KernelSymbol[]; warnings: Warning[] }> {
+  const warnings: Warning[] = [];
   const ks = await m.deref('kallsyms');
   const num = ks.num('num_symtab');
   const symtab = ks.ptr('symtab');
@@ -335,7 +336,7 @@ async function moduleSymbols(
     }
     out[i] = { ...s, size: next > s.address ? next - s.address : 0n };
   }
-  if (lostSyms > 0) warnings.push(`module ${name}: ${lostSyms} symbols unreadable`);
+  if (lostSyms > 0) warnings.push(warning('MODULE_UNREADABLE', `module ${name}: ${lostSyms} symbols unreadable`));
   warnings.push(...losses.warnings());
   return { symbols: out, warnings };
 }
@@ -376,7 +377,7 @@ function moduleName(b: Uint8Array): string | undefined {
  *   search ends after SEARCH_HOLES wholly unreadable MiB in a row: past the image's end)
  * @returns the head's address, or undefined with a warning.
  */
-export async function findModulesHead(types: KernelTypes, readVirt: (va: bigint, n: number) => Promise<Uint8Array>, from: bigint, warnings: string[]): Promise<bigint | undefined> {
+export async function findModulesHead(types: KernelTypes, readVirt: (va: bigint, n: number) => Promise<Uint8Array>, from: bigint, warnings: Warning[]): Promise<bigint | undefined> {
   const btf = types.btf;
   const le = btf.littleEndian;
   let listOff: number, nameOff: number, stateOff: number, mkobjModOff: number, nameLen: number;
@@ -391,7 +392,7 @@ export async function findModulesHead(types: KernelTypes, readVirt: (va: bigint,
     for (const e of btf.enumerators(btf.memberPath(modId, 'state').type)) states.add(e.value);
   } catch (e) {
     if (!isVmcoreError(e)) throw e;
-    warnings.push(`modules: no kallsyms symbol, and the BTF does not describe struct module well enough to search for it (${e.message})`);
+    warnings.push(warning('SYMBOLS_UNAVAILABLE', `modules: no kallsyms symbol, and the BTF does not describe struct module well enough to search for it (${e.message})`));
     return undefined;
   }
   const start = from & ~0xfffn;
@@ -462,7 +463,7 @@ export async function findModulesHead(types: KernelTypes, readVirt: (va: bigint,
     }
     if (found !== undefined) return found;
   }
-  warnings.push(`modules: no kallsyms symbol, and no list_head of struct modules closing on itself in the kernel image from ${hex64(from)} (no module loaded, or the list is damaged)`);
+  warnings.push(warning('SYMBOLS_UNAVAILABLE', `modules: no kallsyms symbol, and no list_head of struct modules closing on itself in the kernel image from ${hex64(from)} (no module loaded, or the list is damaged)`));
   return undefined;
 }
 
@@ -479,7 +480,7 @@ export async function listModules(types: KernelTypes, symbol: (name: string) => 
   if (head === undefined) throw new VmcoreError('NO_SYMBOLS', 'the module list needs the kernel symbol `modules` (kallsyms)', { field: 'modules' });
   const modId = btf.find('struct module');
   if (modId === undefined) throw new VmcoreError('NO_BTF', 'the kernel BTF has no struct module', { field: 'module' });
-  const warnings: string[] = [];
+  const warnings: Warning[] = [];
   const listOff = BigInt(btf.offsetOf('module', 'list'));
   const stateEnum = (() => {
     try {
@@ -501,7 +502,7 @@ export async function listModules(types: KernelTypes, symbol: (name: string) => 
       m = await types.read(modId, va);
     } catch (e) {
       if (!isVmcoreError(e)) throw e;
-      warnings.push(`modules: struct module at ${hex64(va)} cannot be read (${e.message}); stopped after ${modules.length}`);
+      warnings.push(warning('MODULE_UNREADABLE', `modules: struct module at ${hex64(va)} cannot be read (${e.message}); stopped after ${modules.length}`));
       break;
     }
     try {
@@ -515,7 +516,7 @@ export async function listModules(types: KernelTypes, symbol: (name: string) => 
         mem = moduleMemory(types, modId, m);
       } catch (e) {
         if (!isVmcoreError(e)) throw e;
-        warnings.push(`module ${name}: memory layout: ${e.message}`);
+        warnings.push(warning('MODULE_UNREADABLE', `module ${name}: memory layout: ${e.message}`));
       }
       const taints = hasTaints ? BigInt.asUintN(64, m.int('taints')) : 0n;
       const data = hasBtf ? m.ptr('btf_data') : 0n;
@@ -544,14 +545,14 @@ export async function listModules(types: KernelTypes, symbol: (name: string) => 
           } catch (e) {
             if (!isVmcoreError(e)) throw e;
             entry.symbolsError = e.message;
-            warnings.push(`module ${name}: symbols: ${e.message}`);
+            warnings.push(warning('MODULE_UNREADABLE', `module ${name}: symbols: ${e.message}`));
           }
         }
       }
       modules.push(entry);
     } catch (e) {
       if (!isVmcoreError(e)) throw e;
-      warnings.push(`modules: struct module at ${hex64(va)}: ${e.message}`);
+      warnings.push(warning('MODULE_UNREADABLE', `modules: struct module at ${hex64(va)}: ${e.message}`));
     }
   }
   return { modules, warnings };

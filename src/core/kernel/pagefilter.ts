@@ -4,6 +4,7 @@
  * to leave out at a makedumpfile dump level, as sorted runs. Architecture-neutral: it only needs
  * VMCOREINFO and a `readVirt`. Memory is bounded by one 512-record block plus the runs found.
  */
+import { warning, type Warning } from '../warnings.js';
 import { isVmcoreError, VmcoreError } from '../errors.js';
 import { memSections, type SectionWalkInput } from './memsection.js';
 import { checkLevel, classifyStructPages, pageModel, PAGE_KINDS, type PageKind, type PageModel } from './pagetypes.js';
@@ -43,7 +44,7 @@ export interface PageFilterOptions {
   /** Reuse a model (tests inject one). */
   model?: PageModel;
   /** Told about each unreadable struct page block (its pages are kept). */
-  onWarning?: (msg: string) => void;
+  onWarning?: (msg: Warning) => void;
 }
 
 /**
@@ -94,7 +95,7 @@ export async function* excludedPages(k: PageFilterInput, pageSize: number, level
         } catch (e) {
           if (!isVmcoreError(e)) throw e;
           unreadable++;
-          if (unreadable <= 3) opts.onWarning?.(`struct pages of pfn 0x${pfn.toString(16)}-0x${(pfn + n).toString(16)} unreadable (${e.message}): those pages are kept`);
+          if (unreadable <= 3) opts.onWarning?.(warning('STRUCT_PAGE_UNREADABLE', `struct pages of pfn 0x${pfn.toString(16)}-0x${(pfn + n).toString(16)} unreadable (${e.message}): those pages are kept`));
           continue;
         }
         classifyStructPages(model, level, buf, pfn, n, cursor, emit);
@@ -110,7 +111,7 @@ export async function* excludedPages(k: PageFilterInput, pageSize: number, level
     }
     throw e;
   }
-  if (unreadable > 3) opts.onWarning?.(`${unreadable} struct page blocks unreadable in all: their pages are kept`);
+  if (unreadable > 3) opts.onWarning?.(warning('STRUCT_PAGE_UNREADABLE', `${unreadable} struct page blocks unreadable in all: their pages are kept`));
   if (sections === 0) {
     throw new VmcoreError('UNSUPPORTED', `${model.release}: no SPARSEMEM mem_section with a mem_map found (SYMBOL(mem_section) and its keys missing or empty): refusing dump level ${level}`, {
       ...(file ? { file } : {}),

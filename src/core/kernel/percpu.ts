@@ -2,6 +2,7 @@
  * Per-CPU data of an x86_64 kernel through its own symbols (kallsyms): `__per_cpu_offset[]` and
  * the task each CPU was running. The one reader of them: `info`, `ps` and `bt` all use it.
  */
+import { warning, type Warning } from '../warnings.js';
 import { isVmcoreError } from '../errors.js';
 import type { ReadVirt } from './kallsyms.js';
 import { KERNEL_LIMITS } from '../limits.js';
@@ -42,7 +43,7 @@ export interface PerCpu {
   currentTasks: (bigint | undefined)[];
   /** Which per-CPU variable held it: `pcpu_hot.current_task` (6.2+) or `current_task`. */
   currentSource: 'pcpu_hot' | 'current_task' | undefined;
-  warnings: string[];
+  warnings: Warning[];
 }
 
 /**
@@ -63,7 +64,7 @@ export async function readPerCpu(
 ): Promise<PerCpu> {
   const fallbackCpus = opts.cpus ?? 1;
   const types = opts.types;
-  const warnings: string[] = [];
+  const warnings: Warning[] = [];
   const read = kernel.readVirt;
   let nr = syms.perCpuOffsets?.length ?? fallbackCpus;
   const nrSym = syms.perCpuOffsets ? undefined : syms.addressOf('nr_cpu_ids');
@@ -72,17 +73,17 @@ export async function readPerCpu(
       nr = await u32At(read, nrSym);
     } catch (e) {
       if (!isVmcoreError(e)) throw e;
-      warnings.push(`nr_cpu_ids: ${e.message}`);
+      warnings.push(warning('PERCPU_UNAVAILABLE', `nr_cpu_ids: ${e.message}`));
     }
   }
   if (nr < 1 || nr > MAX_CPUS) {
-    warnings.push(`nr_cpu_ids = ${nr} is implausible; reading ${Math.min(Math.max(fallbackCpus, 1), MAX_CPUS)} CPUs`);
+    warnings.push(warning('PERCPU_UNAVAILABLE', `nr_cpu_ids = ${nr} is implausible; reading ${Math.min(Math.max(fallbackCpus, 1), MAX_CPUS)} CPUs`));
     nr = Math.min(Math.max(fallbackCpus, 1), MAX_CPUS);
   }
   const offsets: bigint[] = [];
   const arr = syms.addressOf('__per_cpu_offset');
   if (syms.perCpuOffsets) offsets.push(...syms.perCpuOffsets);
-  else if (arr === undefined) warnings.push('no __per_cpu_offset symbol');
+  else if (arr === undefined) warnings.push(warning('PERCPU_UNAVAILABLE', 'no __per_cpu_offset symbol'));
   else {
     try {
       const b = await read(arr, nr * 8);
@@ -90,7 +91,7 @@ export async function readPerCpu(
       for (let i = 0; i < nr; i++) offsets.push(dv.getBigUint64(i * 8, true));
     } catch (e) {
       if (!isVmcoreError(e)) throw e;
-      warnings.push(`__per_cpu_offset: ${e.message}`);
+      warnings.push(warning('PERCPU_UNAVAILABLE', `__per_cpu_offset: ${e.message}`));
     }
   }
   const hot = syms.addressOf('pcpu_hot');
@@ -105,7 +106,7 @@ export async function readPerCpu(
   const cur = hot !== undefined ? hot + hotOff : syms.addressOf('current_task');
   const currentSource = hot !== undefined ? 'pcpu_hot' : cur !== undefined ? 'current_task' : undefined;
   const currentTasks: (bigint | undefined)[] = [];
-  if (cur === undefined && opts.current !== false) warnings.push('neither pcpu_hot nor current_task is a kernel symbol');
+  if (cur === undefined && opts.current !== false) warnings.push(warning('PERCPU_UNAVAILABLE', 'neither pcpu_hot nor current_task is a kernel symbol'));
   for (let i = 0; i < offsets.length; i++) {
     if (cur === undefined || opts.current === false) break;
     try {
@@ -113,7 +114,7 @@ export async function readPerCpu(
     } catch (e) {
       if (!isVmcoreError(e)) throw e;
       currentTasks.push(undefined);
-      warnings.push(`CPU ${i} current task: ${e.message}`);
+      warnings.push(warning('PERCPU_UNAVAILABLE', `CPU ${i} current task: ${e.message}`));
     }
   }
   return { nrCpuIds: nr, offsets, currentTasks, currentSource, warnings };

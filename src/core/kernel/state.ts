@@ -2,6 +2,7 @@
  * Kernel state read through the kernel's own symbols (kallsyms): per-CPU offsets, the task
  * running on each CPU, the taint mask as the kernel's letters, and the uptime.
  */
+import { warning, prefixed, type Warning } from '../warnings.js';
 import { isVmcoreError } from '../errors.js';
 import type { KernelSymbols, ReadVirt } from './kallsyms.js';
 import type { KernelTypes } from './btf/reader.js';
@@ -133,7 +134,7 @@ export interface KernelStateReport {
    * Empty for QEMU-written notes (their pr_pid is a vCPU number) and without symbols or BTF.
    */
   cpuNotes: CpuNoteMatch[];
-  warnings: string[];
+  warnings: Warning[];
 }
 
 /** The kernel's BTF as `kernelStateReport` needs it (see btf/kernel-btf.ts loadKernelBtf). */
@@ -169,7 +170,7 @@ export async function matchCpuNotes(
   notes: readonly CpuRegisters[],
   currentTasks: readonly (bigint | undefined)[],
   types: TaskOffsets,
-  warnings: string[] = [],
+  warnings: Warning[] = [],
 ): Promise<CpuNoteMatch[]> {
   const kernelNotes = notes.filter((c) => c.source === 'NT_PRSTATUS' && c.pidIsTask);
   if (kernelNotes.length === 0) return [];
@@ -178,7 +179,7 @@ export async function matchCpuNotes(
     off = { pid: types.offsetOf('task_struct', 'pid'), comm: types.offsetOf('task_struct', 'comm'), stack: types.offsetOf('task_struct', 'stack') };
   } catch (e) {
     if (!isVmcoreError(e)) throw e;
-    warnings.push(`CPU notes not matched: ${e.message}`);
+    warnings.push(warning('CPU_NOTES_UNMATCHED', `CPU notes not matched: ${e.message}`));
     return [];
   }
   const perCpu: (PerCpuTask & { task: bigint; comm: string })[] = [];
@@ -193,7 +194,7 @@ export async function matchCpuNotes(
       perCpu.push({ cpu, pid, stackStart: stack, stackEnd: stack + 0x4000n, task: t, comm });
     } catch (e) {
       if (!isVmcoreError(e)) throw e;
-      warnings.push(`CPU ${cpu} current task ${hex64(t)}: ${e.message}`);
+      warnings.push(warning('TASK_UNREADABLE', `CPU ${cpu} current task ${hex64(t)}: ${e.message}`));
     }
   }
   return assignCpus(kernelNotes, perCpu).map((c) => {
@@ -210,7 +211,7 @@ export async function matchCpuNotes(
  */
 export async function kernelStateReport(
   kernel: StateKernel & { symbols(): Promise<KernelSymbols> },
-  opts: { cpus?: number; notes?: readonly CpuRegisters[]; btf?: () => Promise<StateBtf>; modules?: () => Promise<{ modules: readonly unknown[]; warnings: readonly string[] }> } = {},
+  opts: { cpus?: number; notes?: readonly CpuRegisters[]; btf?: () => Promise<StateBtf>; modules?: () => Promise<{ modules: readonly unknown[]; warnings: readonly Warning[] }> } = {},
 ): Promise<KernelStateReport> {
   let syms: KernelSymbols;
   const noBtf = (reason: string) => ({ present: false, source: null, address: null, size: null, reason });
@@ -246,10 +247,10 @@ export async function kernelStateReport(
         const t = va === undefined ? undefined : list.tasks.find((x) => x.task === va);
         if (t) running[cpu] = { task: hex64(t.task), pid: t.pid, comm: t.comm };
       });
-      warnings.push(...list.warnings.map((w) => `tasks: ${w}`));
+      warnings.push(...list.warnings.map((w) => prefixed('tasks: ', w)));
     } catch (e) {
       if (!isVmcoreError(e)) throw e;
-      warnings.push(`tasks: ${e.message}`);
+      warnings.push(warning('TASK_UNREADABLE', `tasks: ${e.message}`));
     }
   }
   let modules: number | null = null;
@@ -260,7 +261,7 @@ export async function kernelStateReport(
       warnings.push(...m.warnings);
     } catch (e) {
       if (!isVmcoreError(e)) throw e;
-      warnings.push(`modules: ${e.message}`);
+      warnings.push(warning('MODULE_UNREADABLE', `modules: ${e.message}`));
     }
   }
   const cpuNotes = btf && opts.notes ? await matchCpuNotes(kernel, opts.notes, pc.currentTasks, btf.types, warnings) : [];

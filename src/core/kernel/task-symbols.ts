@@ -22,6 +22,7 @@
  * Sources: init/init_task.c, kernel/sched/sched.h (struct rq, struct cfs_rq), kernel/sched/core.c
  * init_idle (the idle task's name and CPU), mm/percpu.c setup_per_cpu_areas.
  */
+import { warning, type Warning } from '../warnings.js';
 import { isVmcoreError } from '../errors.js';
 import { BtfKind } from './btf/format.js';
 import type { KernelTypes } from './btf/reader.js';
@@ -35,7 +36,7 @@ export interface RecoveredTaskSymbols extends KernelSymbolSource {
   perCpuOffsets?: readonly bigint[];
   /** Where each symbol the task walk uses came from. */
   sources: Record<string, SymbolOrigin>;
-  warnings: string[];
+  warnings: Warning[];
 }
 
 /** The names the task walk and the backtracer read; kallsyms is enough when it has these. */
@@ -58,7 +59,7 @@ const hx = (v: bigint) => `0x${BigInt.asUintN(64, v).toString(16)}`;
  */
 export async function withTaskSymbols(symbols: KernelSymbolSource | { addressOf(name: string): bigint | undefined }, readVirt: (va: bigint, n: number) => Promise<Uint8Array>, types: KernelTypes): Promise<RecoveredTaskSymbols> {
   const sources: Record<string, SymbolOrigin> = {};
-  const warnings: string[] = [];
+  const warnings: Warning[] = [];
   const extra = new Map<string, bigint>();
   let perCpuOffsets: bigint[] | undefined;
   const result = (): RecoveredTaskSymbols => ({
@@ -75,7 +76,7 @@ export async function withTaskSymbols(symbols: KernelSymbolSource | { addressOf(
   if (initTask === undefined) {
     const from = symbols.addressOf('__init_begin') ?? symbols.addressOf('_etext');
     if (from === undefined) {
-      warnings.push('init_task: no kallsyms symbol, and neither __init_begin nor _etext to search from');
+      warnings.push(warning('SYMBOLS_UNAVAILABLE', 'init_task: no kallsyms symbol, and neither __init_begin nor _etext to search from'));
       return result();
     }
     initTask = await findInitTask(readVirt, types, from, warnings);
@@ -87,21 +88,21 @@ export async function withTaskSymbols(symbols: KernelSymbolSource | { addressOf(
   // the per-CPU variables' offsets from __per_cpu_start
   const sec = btf.findAll('.data..percpu', [BtfKind.DATASEC])[0];
   if (sec === undefined) {
-    warnings.push('per-CPU data: no __per_cpu_offset symbol and no .data..percpu section in BTF');
+    warnings.push(warning('PERCPU_UNAVAILABLE', 'per-CPU data: no __per_cpu_offset symbol and no .data..percpu section in BTF'));
     return result();
   }
   const vars = new Map<string, bigint>();
   for (const s of btf.type(sec).secinfo ?? []) vars.set(btf.type(s.type).name, BigInt(s.offset));
   const rqOff = vars.get('runqueues');
   if (rqOff === undefined) {
-    warnings.push('per-CPU data: no runqueues in BTF .data..percpu');
+    warnings.push(warning('PERCPU_UNAVAILABLE', 'per-CPU data: no runqueues in BTF .data..percpu'));
     return result();
   }
   const units = await findRunqueues(types, initTask, warnings);
   const n = units.findIndex((u) => u === undefined);
   const count = n < 0 ? units.length : n;
   if (count === 0) return result();
-  if (count < units.length) warnings.push(`per-CPU data: CPU ${count}'s runqueue not proven; CPUs from ${count} on left out`);
+  if (count < units.length) warnings.push(warning('PERCPU_UNAVAILABLE', `per-CPU data: CPU ${count}'s runqueue not proven; CPUs from ${count} on left out`));
   perCpuOffsets = units.slice(0, count).map((rq) => BigInt.asUintN(64, rq! - rqOff));
   for (const [name, off] of vars) {
     if (symbols.addressOf(name) !== undefined) continue;
@@ -113,7 +114,7 @@ export async function withTaskSymbols(symbols: KernelSymbolSource | { addressOf(
 }
 
 /** Search the kernel image from `from` for init_task (see the file comment). */
-async function findInitTask(readVirt: (va: bigint, n: number) => Promise<Uint8Array>, types: KernelTypes, from: bigint, warnings: string[]): Promise<bigint | undefined> {
+async function findInitTask(readVirt: (va: bigint, n: number) => Promise<Uint8Array>, types: KernelTypes, from: bigint, warnings: Warning[]): Promise<bigint | undefined> {
   const btf = types.btf;
   let commOff: number;
   let tasksOff: number;
@@ -121,7 +122,7 @@ async function findInitTask(readVirt: (va: bigint, n: number) => Promise<Uint8Ar
     commOff = btf.offsetOf('task_struct', 'comm');
     tasksOff = btf.offsetOf('task_struct', 'tasks');
   } catch (e) {
-    warnings.push(`init_task: ${(e as Error).message}`);
+    warnings.push(warning('TASK_UNREADABLE', `init_task: ${(e as Error).message}`));
     return undefined;
   }
   const needle = new TextEncoder().encode('swapper/0\0');
@@ -151,7 +152,7 @@ async function findInitTask(readVirt: (va: bigint, n: number) => Promise<Uint8Ar
     }
     if (found !== undefined) return found;
   }
-  warnings.push(`init_task: no task_struct named swapper/0 whose task list closes on itself in ${INIT_TASK_SEARCH >> 20} MiB from ${hx(from)}`);
+  warnings.push(warning('TASK_UNREADABLE', `init_task: no task_struct named swapper/0 whose task list closes on itself in ${INIT_TASK_SEARCH >> 20} MiB from ${hx(from)}`));
   return undefined;
 }
 
@@ -181,7 +182,7 @@ async function isInitTask(readVirt: (va: bigint, n: number) => Promise<Uint8Arra
 }
 
 /** Each CPU's proven runqueue address (undefined where none of the tasks proves it), by CPU number. */
-async function findRunqueues(types: KernelTypes, initTask: bigint, warnings: string[]): Promise<(bigint | undefined)[]> {
+async function findRunqueues(types: KernelTypes, initTask: bigint, warnings: Warning[]): Promise<(bigint | undefined)[]> {
   const btf = types.btf;
   const has = (type: string, path: string) => {
     try {
@@ -193,7 +194,7 @@ async function findRunqueues(types: KernelTypes, initTask: bigint, warnings: str
   };
   const cpuField = has('task_struct', 'thread_info.cpu') ? 'thread_info.cpu' : has('task_struct', 'cpu') ? 'cpu' : undefined;
   if (cpuField === undefined || !has('task_struct', 'se.cfs_rq') || !has('rq', 'cpu') || !has('rq', 'idle')) {
-    warnings.push('per-CPU data: task_struct.se.cfs_rq, the task\'s CPU or rq.cpu/rq.idle missing from BTF');
+    warnings.push(warning('LAYOUT_ASSUMED', 'per-CPU data: task_struct.se.cfs_rq, the task\'s CPU or rq.cpu/rq.idle missing from BTF'));
     return [];
   }
   const cfsRqRq = has('cfs_rq', 'rq');
@@ -228,7 +229,7 @@ async function findRunqueues(types: KernelTypes, initTask: bigint, warnings: str
       node = next;
     } catch (e) {
       if (!isVmcoreError(e)) throw e;
-      warnings.push(`per-CPU data: task at ${hx(node)}: ${e.message}`);
+      warnings.push(warning('PERCPU_UNAVAILABLE', `per-CPU data: task at ${hx(node)}: ${e.message}`));
       break;
     }
   }

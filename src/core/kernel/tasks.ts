@@ -16,6 +16,7 @@
  * Every list walk is bounded (by `nr_threads` plus slack, and a hard cap) and detects cycles; a
  * task that cannot be read ends its list with a warning, and the answer is partial.
  */
+import { warning, type Warning } from '../warnings.js';
 import { VmcoreError, isVmcoreError } from '../errors.js';
 import { isPageLoss } from '../loss.js';
 import { KObject, type KernelTypes } from './btf/reader.js';
@@ -46,7 +47,7 @@ export interface TaskEntry {
 
 export interface TaskList {
   tasks: TaskEntry[];
-  warnings: string[];
+  warnings: Warning[];
   /** The kernel's nr_threads, when readable. */
   nrThreads: number | undefined;
   /** Per-CPU running task (rq->curr), by CPU number, when the runqueues were readable. */
@@ -100,7 +101,7 @@ const hex = (v: bigint) => '0x' + v.toString(16);
 export async function listTasks(input: TaskWalkInput): Promise<TaskList> {
   const { types, symbol } = input;
   const btf = types.btf;
-  const warnings: string[] = [];
+  const warnings: Warning[] = [];
   const initTask = symbol('init_task');
   if (initTask === undefined) {
     throw new VmcoreError('NO_SYMBOLS', 'the task list needs the symbol init_task (kallsyms)', { field: 'init_task' });
@@ -135,7 +136,7 @@ export async function listTasks(input: TaskWalkInput): Promise<TaskList> {
       nrThreads = new DataView(b.buffer, b.byteOffset, 4).getInt32(0, btf.littleEndian);
     } catch (e) {
       if (!isVmcoreError(e)) throw e;
-      warnings.push(`nr_threads: ${e.message}`);
+      warnings.push(warning('MEMORY_UNREADABLE', `nr_threads: ${e.message}`));
     }
   }
   const cap = Math.min(input.maxTasks ?? MAX_TASKS, nrThreads !== undefined && nrThreads >= 0 ? nrThreads * 2 + 1024 : MAX_TASKS);
@@ -151,7 +152,7 @@ export async function listTasks(input: TaskWalkInput): Promise<TaskList> {
     } catch (e) {
       if (!isPageLoss(e)) {
         if (!isVmcoreError(e)) throw e;
-        warnings.push(`task_struct at ${hex(va)}: ${e.message}`);
+        warnings.push(warning('TASK_UNREADABLE', `task_struct at ${hex(va)}: ${e.message}`));
         return undefined;
       }
       // sizeof(task_struct) in BTF counts the largest FPU state; the slab object is often
@@ -160,10 +161,10 @@ export async function listTasks(input: TaskWalkInput): Promise<TaskList> {
       const prefix = await readPrefix(va, btf.sizeOf(tsId));
       t = new KObject(types, tsId, va, prefix);
       if (prefix.length < needed) {
-        warnings.push(`task_struct at ${hex(va)}: ${e.message}`);
+        warnings.push(warning('TASK_UNREADABLE', `task_struct at ${hex(va)}: ${e.message}`));
         return undefined;
       }
-      warnings.push(`task_struct at ${hex(va)}: only the first ${prefix.length} of ${btf.sizeOf(tsId)} bytes are readable (${e.message}); listed from them`);
+      warnings.push(warning('TASK_UNREADABLE', `task_struct at ${hex(va)}: only the first ${prefix.length} of ${btf.sizeOf(tsId)} bytes are readable (${e.message}); listed from them`));
     }
     seen.set(va, t);
     order.push(va);
@@ -209,12 +210,12 @@ export async function listTasks(input: TaskWalkInput): Promise<TaskList> {
     const nodes = new Set<bigint>();
     const step = async (node: bigint): Promise<boolean> => {
       if (seen.size >= cap) {
-        warnings.push(`${what}: more than ${cap} tasks${nrThreads !== undefined ? ` (nr_threads is ${nrThreads})` : ''}; stopped`);
+        warnings.push(warning('LIST_DAMAGED', `${what}: more than ${cap} tasks${nrThreads !== undefined ? ` (nr_threads is ${nrThreads})` : ''}; stopped`));
         return false;
       }
       nodes.add(node);
       const entry = BigInt.asUintN(64, node - off);
-      if (!(await visit(entry))) warnings.push(`${what}: the task at ${hex(entry)} cannot be read; left out`);
+      if (!(await visit(entry))) warnings.push(warning('TASK_UNREADABLE', `${what}: the task at ${hex(entry)} cannot be read; left out`));
       return true;
     };
     let next: bigint | undefined;
@@ -222,11 +223,11 @@ export async function listTasks(input: TaskWalkInput): Promise<TaskList> {
       next = await readPtr(types, head);
     } catch (e) {
       if (!isVmcoreError(e)) throw e;
-      warnings.push(`${what}: list head at ${hex(head)}: ${e.message}`);
+      warnings.push(warning('LIST_DAMAGED', `${what}: list head at ${hex(head)}: ${e.message}`));
     }
     while (next !== undefined && next !== head) {
       if (nodes.has(next)) {
-        warnings.push(`${what}: the list loops at ${hex(next)} without returning to its head; stopped`);
+        warnings.push(warning('LIST_DAMAGED', `${what}: the list loops at ${hex(next)} without returning to its head; stopped`));
         return;
       }
       if (!(await step(next))) return;
@@ -234,7 +235,7 @@ export async function listTasks(input: TaskWalkInput): Promise<TaskList> {
         next = await readPtr(types, next);
       } catch (e) {
         if (!isVmcoreError(e)) throw e;
-        warnings.push(`${what}: list node at ${hex(next)}: ${e.message}; the rest of the list is walked backwards from its head`);
+        warnings.push(warning('LIST_DAMAGED', `${what}: list node at ${hex(next)}: ${e.message}; the rest of the list is walked backwards from its head`));
         next = undefined;
       }
     }
@@ -247,12 +248,12 @@ export async function listTasks(input: TaskWalkInput): Promise<TaskList> {
       prev = await readPtr(types, head + 8n);
     } catch (e) {
       if (!isVmcoreError(e)) throw e;
-      warnings.push(`${what}: list head at ${hex(head)}: ${e.message}; the tasks after the unreadable node are lost`);
+      warnings.push(warning('LIST_DAMAGED', `${what}: list head at ${hex(head)}: ${e.message}; the tasks after the unreadable node are lost`));
       return;
     }
     while (prev !== head && !nodes.has(prev)) {
       if (backSeen.has(prev) || nodes.size + back.length >= cap) {
-        warnings.push(`${what}: the backward walk loops or exceeds ${cap} tasks at ${hex(prev)}; stopped`);
+        warnings.push(warning('LIST_DAMAGED', `${what}: the backward walk loops or exceeds ${cap} tasks at ${hex(prev)}; stopped`));
         break;
       }
       backSeen.add(prev);
@@ -261,7 +262,7 @@ export async function listTasks(input: TaskWalkInput): Promise<TaskList> {
         prev = await readPtr(types, prev + 8n);
       } catch (e) {
         if (!isVmcoreError(e)) throw e;
-        warnings.push(`${what}: list node at ${hex(prev)} (walking backwards): ${e.message}; the tasks between it and the forward walk's end are lost`);
+        warnings.push(warning('LIST_DAMAGED', `${what}: list node at ${hex(prev)} (walking backwards): ${e.message}; the tasks between it and the forward walk's end are lost`));
         break;
       }
     }
@@ -270,7 +271,7 @@ export async function listTasks(input: TaskWalkInput): Promise<TaskList> {
 
   const init = await readTask(initTask);
   if (!init) {
-    throw new VmcoreError('PAGE_NOT_PRESENT', `init_task at ${hex(initTask)}, the head of the task list, cannot be read: ${warnings[warnings.length - 1] ?? ''}`, {
+    throw new VmcoreError('PAGE_NOT_PRESENT', `init_task at ${hex(initTask)}, the head of the task list, cannot be read: ${warnings[warnings.length - 1]?.text ?? ''}`, {
       offset: initTask,
       field: 'init_task',
     });
@@ -313,11 +314,11 @@ export async function listTasks(input: TaskWalkInput): Promise<TaskList> {
         idle.push({ cpu, task: rq.ptr('idle') });
       } catch (e) {
         if (!isVmcoreError(e)) throw e;
-        warnings.push(`runqueue of CPU ${cpu} at ${hex(rqVa)}: ${e.message}`);
+        warnings.push(warning('PERCPU_UNAVAILABLE', `runqueue of CPU ${cpu} at ${hex(rqVa)}: ${e.message}`));
       }
     }
   } else {
-    warnings.push('per-CPU runqueues unavailable (symbols runqueues/__per_cpu_offset): running and idle tasks of other CPUs not shown');
+    warnings.push(warning('PERCPU_UNAVAILABLE', 'per-CPU runqueues unavailable (symbols runqueues/__per_cpu_offset): running and idle tasks of other CPUs not shown'));
   }
 
   const entries: TaskEntry[] = [];
@@ -346,7 +347,7 @@ export async function listTasks(input: TaskWalkInput): Promise<TaskList> {
       };
     } catch (e) {
       if (!isVmcoreError(e)) throw e;
-      warnings.push(`task_struct at ${hex(va)}: ${e.message}`);
+      warnings.push(warning('TASK_UNREADABLE', `task_struct at ${hex(va)}: ${e.message}`));
       return undefined;
     }
   };
@@ -372,7 +373,7 @@ export async function listTasks(input: TaskWalkInput): Promise<TaskList> {
     if (c === undefined || c === 0n || entries.some((x) => x.task === c)) continue;
     const t = await readTask(c);
     if (!t) continue;
-    warnings.push(`the running task of CPU ${cpu} (${hex(c)}) is not on the task lists`);
+    warnings.push(warning('TASKS_MISMATCH', `the running task of CPU ${cpu} (${hex(c)}) is not on the task lists`));
     const e = toEntry(c, t, false);
     if (e) entries.push(e);
   }
@@ -388,7 +389,7 @@ export async function listTasks(input: TaskWalkInput): Promise<TaskList> {
   entries.sort((a, b) => (a.idle !== b.idle ? (a.idle ? -1 : 1) : a.pid - b.pid || a.cpu - b.cpu));
   const counted = entries.filter((e) => !e.idle).length;
   if (nrThreads !== undefined && counted !== nrThreads) {
-    warnings.push(`found ${counted} tasks, the kernel's nr_threads says ${nrThreads}`);
+    warnings.push(warning('TASKS_MISMATCH', `found ${counted} tasks, the kernel's nr_threads says ${nrThreads}`));
   }
   return { tasks: entries, warnings, nrThreads, current };
 }

@@ -3,6 +3,7 @@
  * kernel's struct pages, check before writing that triage keeps every page it reads, and after
  * writing that `info`, `dmesg` and `bt -a` say the same of the output as of the input.
  */
+import { warning, type Warning } from '../../core/warnings.js';
 import { rm } from 'node:fs/promises';
 import type { Dump } from '../../core/dump.js';
 import { VmcoreError } from '../../core/errors.js';
@@ -32,7 +33,7 @@ export interface FilterPlan {
 export interface FilterOptions {
   /** Warn instead of refusing when triage would lose pages or change its answer. */
   force?: boolean;
-  onWarning?: (msg: string) => void;
+  onWarning?: (msg: Warning) => void;
   /** Change the classification before it is used (tests: inject a wrong one). */
   alter?: (runs: ExcludedRun[]) => ExcludedRun[];
   /** Guard info and dmesg only, not `bt -a` (tests: show what the backtraces add). */
@@ -87,7 +88,7 @@ export async function planFilter(dump: Dump, kernel: KernelInfo, level: number, 
     const which = lost.length ? `; pages it reads and the filter leaves out: ${lost.slice(0, 6).map((l) => `pfn 0x${l.pfn.toString(16)} (${l.kind})`).join(', ')}${lost.length > 6 ? ', …' : ''}` : '';
     const msg = `dump level ${level} would change what info/dmesg/bt -a say: ${diffs.join('; ')}${which}`;
     if (!opts.force) throw new VmcoreError('TRIAGE', `${msg}; nothing written (--force writes it anyway)`, { ...(file ? { file } : {}), field: 'dump_level' });
-    opts.onWarning?.(`${msg} (written anyway: --force)`);
+    opts.onWarning?.(warning('FILTER_FORCED', `${msg} (written anyway: --force)`));
   }
   // the pages the output must hold with the input's bytes: all that triage asked about, less those
   // only the kernel analysis asked about and the filter leaves out (the output check runs the
@@ -127,5 +128,5 @@ export async function checkFilteredOutput(outputs: readonly string[], plan: Filt
     for (const o of outputs) await rm(o, { force: true });
     throw new VmcoreError('TRIAGE', `${msg}; output removed (--force keeps it)`, { file: outputs[0] ?? '', field: 'dump_level' });
   }
-  opts.onWarning?.(`${msg} (kept: --force)`);
+  opts.onWarning?.(warning('FILTER_FORCED', `${msg} (kept: --force)`));
 }

@@ -34,6 +34,7 @@
  *  --keep-incomplete, with incomplete = true, to leave a readable partial file). A split set
  *  creates one plug-in instance per part (`plan.part`), each with its own sink.
  */
+import { warning, type Warning } from '../../core/warnings.js';
 import { VmcoreError } from '../../core/errors.js';
 import { producerNote, withoutProducerNote, type ElfNote } from '../../core/format/elf/notes.js';
 import { producerText } from '../version.js';
@@ -112,7 +113,7 @@ export async function convertDump(input: ConvertInput, out: string | Writable, o
   if (toStream && nsplit > 1) throw new VmcoreError('USAGE', '--split writes files: it cannot go to stdout');
   const threads = opts.threads ?? Math.max(1, Math.min(availableParallelism(), 16));
   const batchPages = opts.batchPages ?? 256;
-  const warnings: string[] = [];
+  const warnings: Warning[] = [];
   // in the kernel's pages (VMCOREINFO PAGESIZE): QEMU writes arm64 dumps in 64 KiB blocks, and
   // crash, makedumpfile and libkdumpfile take block_size, max_mapnr and the bitmaps in PAGESIZE
   if (!isStream(input)) input = inKernelPages(input, opts.kernel ? opts.kernel.vmcoreinfo : undefined);
@@ -138,7 +139,7 @@ export async function convertDump(input: ConvertInput, out: string | Writable, o
       const dropped = countIn(present, opts.maxPfn, Infinity);
       if (dropped > 0) {
         clipped = clipRanges(present, opts.maxPfn);
-        warnings.push(`${dropped} pages at and above pfn 0x${opts.maxPfn.toString(16)} (the end of the kernel's memory model: firmware, not kernel memory) left out; max_mapnr 0x${opts.maxPfn.toString(16)}`);
+        warnings.push(warning('PAGES_BEYOND_MEMORY_MODEL', `${dropped} pages at and above pfn 0x${opts.maxPfn.toString(16)} (the end of the kernel's memory model: firmware, not kernel memory) left out; max_mapnr 0x${opts.maxPfn.toString(16)}`));
         input = { ...input, ranges: clipped, pages: withoutRuns(input.pages, [{ startPfn: opts.maxPfn, endPfn: Infinity }], ps) };
       }
       ramIn = clipRanges(ramIn, opts.maxPfn);
@@ -159,7 +160,7 @@ export async function convertDump(input: ConvertInput, out: string | Writable, o
     if (end < input.maxPfn) {
       let dropped = 0;
       for await (const r of input.pageRuns(end, input.maxPfn)) if (r.state === 'data' || r.state === 'zero') dropped += Math.min(r.endPfn, input.maxPfn) - Math.max(r.startPfn, end);
-      if (dropped) warnings.push(`${dropped} pages at and above pfn 0x${end.toString(16)} (the end of the kernel's memory model: firmware, not kernel memory) left out; max_mapnr 0x${end.toString(16)}`);
+      if (dropped) warnings.push(warning('PAGES_BEYOND_MEMORY_MODEL', `${dropped} pages at and above pfn 0x${end.toString(16)} (the end of the kernel's memory model: firmware, not kernel memory) left out; max_mapnr 0x${end.toString(16)}`));
     }
   }
   let filtered: KindCounts | undefined;
@@ -173,7 +174,7 @@ export async function convertDump(input: ConvertInput, out: string | Writable, o
   }
   const lastEnd = scan.ram.length ? scan.ram[scan.ram.length - 1]!.endPfn : 0;
   const maxPfn = isStream(input) ? (opts.maxPfn !== undefined ? Math.min(opts.maxPfn, Math.max(input.maxPfn ?? 0, lastEnd)) : Math.max(input.maxPfn ?? 0, lastEnd)) : Math.max(Math.min(opts.maxPfn ?? Infinity, input.maxPfn), lastEnd);
-  if (scan.counts.missing) warnings.push(`${scan.counts.missing} pages are missing from the input (incomplete dump): written as excluded`);
+  if (scan.counts.missing) warnings.push(warning('PAGES_MISSING', `${scan.counts.missing} pages are missing from the input (incomplete dump): written as excluded`));
   // the producer note names vmcore (and replaces the one of an input vmcore wrote)
   let notes: ElfNote[] = [...withoutProducerNote([...input.notes, ...(opts.extraNotes ?? [])]), producerNote(opts.producer ?? producerText('convert'))];
   let vmciText = input.vmcoreinfoText;
@@ -188,7 +189,7 @@ export async function convertDump(input: ConvertInput, out: string | Writable, o
     if (n) vmciText = new TextDecoder('latin1').decode(n.desc);
   }
   const vmci = vmciText ? new Vmcoreinfo(vmciText) : undefined;
-  const { header, sourceVaddr, physBaseWarning } = await headerFor(input, vmci, { ...opts, dumpLevel }, warnings);
+  const { header, sourceVaddr } = await headerFor(input, vmci, { ...opts, dumpLevel }, warnings);
 
   const plan: ConvertPlan = {
     pageSize: ps,
@@ -333,7 +334,6 @@ export async function convertDump(input: ConvertInput, out: string | Writable, o
     bytesOut: sinks.reduce((a, s) => a + s.bytesOut, 0),
     seconds: (performance.now() - t0) / 1000,
     physBase: '0x' + BigInt.asUintN(64, header.physBase).toString(16),
-    ...(physBaseWarning ? { physBaseWarning } : {}),
     warnings,
   };
 }

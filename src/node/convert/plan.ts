@@ -2,6 +2,7 @@
  * Planning a conversion: which pages are RAM and present (from the input's page runs), the
  * kdump header values, and how a split set divides the pfn range.
  */
+import { warning, type Warning } from '../../core/warnings.js';
 import type { Dump, PageRun, PageState } from '../../core/dump.js';
 import { subtractSpans } from '../../core/kernel/pagefilter.js';
 import { cpuCountOfNotes } from '../../core/format/elf/notes.js';
@@ -70,14 +71,13 @@ export async function headerFor(
   input: ConvertInput,
   vmci: Vmcoreinfo | undefined,
   opts: ConvertOptions,
-  warnings: string[],
-): Promise<{ header: ConvertPlan['header']; sourceVaddr?: (paddr: number) => bigint | undefined; physBaseWarning?: string }> {
+  warnings: Warning[],
+): Promise<{ header: ConvertPlan['header']; sourceVaddr?: (paddr: number) => bigint | undefined }> {
   let uts: Utsname | undefined;
   let ts: number | undefined;
   let nr: number | undefined;
   let hdrPhys: bigint | undefined;
   let segments: readonly { paddr: number; vaddr: bigint; memsz: number }[] | undefined;
-  let physBaseWarning: string | undefined;
   let srcLevel = 0;
   if (isStream(input)) {
     uts = input.header?.utsname;
@@ -117,8 +117,7 @@ export async function headerFor(
   if (physBase === undefined) {
     physBase = 0n;
     if (arch === 'x86_64') {
-      physBaseWarning = 'phys_base unknown (no VMCOREINFO, no source header): writing 0';
-      warnings.push(physBaseWarning);
+      warnings.push(warning('PHYS_BASE_UNKNOWN', 'phys_base unknown (no VMCOREINFO, no source header): writing 0'));
     }
   }
   const sourceVaddr = segments?.some((s) => s.vaddr !== BigInt(s.paddr) && s.vaddr !== 0n)
@@ -138,7 +137,6 @@ export async function headerFor(
       dumpLevel: (opts.dumpLevel ?? 0) | srcLevel,
     },
     ...(sourceVaddr ? { sourceVaddr } : {}),
-    ...(physBaseWarning ? { physBaseWarning } : {}),
   };
 }
 
@@ -183,7 +181,7 @@ function splitPartsExact(present: readonly PfnRange[], maxPfn: number, n: number
  * VMCOREINFO note, the VMCOREINFO with proven layout values (`vmcoreinfoText`) and, unless keepAllPages, max_mapnr at the end of the kernel's memory model.
  * The kernel's warnings go to `warnings` when the analysis runs here.
  */
-export async function withKernelValues(input: ConvertInput, opts: ConvertOptions, warnings: string[]): Promise<ConvertOptions> {
+export async function withKernelValues(input: ConvertInput, opts: ConvertOptions, warnings: Warning[]): Promise<ConvertOptions> {
   if (isStream(input) || opts.kernel === false) return opts;
   let kernel = opts.kernel;
   if (!kernel) {
@@ -192,7 +190,7 @@ export async function withKernelValues(input: ConvertInput, opts: ConvertOptions
       kernel = await analyzeKernel(input);
       warnings.push(...kernel.warnings);
     } catch (e) {
-      warnings.push(`kernel analysis failed (${(e as Error).message}); header values come from the file`);
+      warnings.push(warning('KERNEL_ANALYSIS_FAILED', `kernel analysis failed (${(e as Error).message}); header values come from the file`));
       return opts;
     }
   }
@@ -203,7 +201,7 @@ export async function withKernelValues(input: ConvertInput, opts: ConvertOptions
   if (out.extraNotes === undefined && v.vmcoreinfoNote) out.extraNotes = [v.vmcoreinfoNote];
   if (out.vmcoreinfoText === undefined && v.vmcoreinfoText !== undefined) out.vmcoreinfoText = v.vmcoreinfoText;
   // the corrected values are written (kernel-proven), the file's rejected ones said once more
-  for (const c of v.vmcoreinfoChanges) warnings.push(`written with the proven value: ${c}`);
+  for (const c of v.vmcoreinfoChanges) warnings.push(warning('VMCOREINFO_DISAGREES', `written with the proven value: ${c}`));
   if (out.maxPfn === undefined && !opts.keepAllPages && v.memoryEndPfn !== undefined) out.maxPfn = v.memoryEndPfn;
   return out;
 }

@@ -1,4 +1,5 @@
 /** The types of the conversion: its inputs, options, plan, output-format plug-in and summary. */
+import type { Warning } from '../../core/warnings.js';
 import type { Dump } from '../../core/dump.js';
 import type { ElfNote } from '../../core/format/elf/notes.js';
 import type { CompressedBatch, OutputCodec } from '../../core/format/batch.js';
@@ -128,9 +129,7 @@ export interface ConvertSummary {
   bytesOut: number;
   seconds: number;
   physBase: string;
-  /** The one of `warnings` that says phys_base was unknown and 0 was written (matched by identity, not text). */
-  physBaseWarning?: string;
-  warnings: string[];
+  warnings: Warning[];
 }
 
 /** What an output format is told before the first page. */

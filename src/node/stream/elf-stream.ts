@@ -9,6 +9,7 @@
  * plus the input chunk); hostile input raises typed VmcoreErrors, never a hang or a huge
  * allocation.
  */
+import { warning, type Warning } from '../../core/warnings.js';
 import { VmcoreError } from '../../core/errors.js';
 import { parseNotes, type ElfNote } from '../../core/format/elf/notes.js';
 import { ELF_LIMITS, checkNoteTotal, parseElfHeader, parseElfIdent, parseProgramHeaders, parseSectionHeader, programHeaderCount, programHeaderTable } from '../../core/format/elf/header.js';
@@ -180,7 +181,7 @@ export class ElfStream {
     private readonly r: ChunkReader,
     readonly info: ElfStreamInfo,
     private readonly batchPages: number,
-    readonly warnings: string[],
+    readonly warnings: Warning[],
     private readonly reuse: boolean,
   ) {}
 
@@ -195,7 +196,7 @@ export class ElfStream {
     const pageSize = opts.pageSize ?? 4096;
     const batchPages = Math.max(1, Math.min(opts.batchPages ?? 256, 4096));
     const r = new ChunkReader(input, name);
-    const warnings: string[] = [];
+    const warnings: Warning[] = [];
     const ctx = { file: name };
 
     const ident = await r.read(16, 'the ELF identification');
@@ -290,7 +291,7 @@ export class ElfStream {
       maxPfn = Math.max(maxPfn, Math.ceil((s.paddr + s.memsz) / pageSize));
     }
     for (const s of segs) memoryBytes += s.filesz;
-    if (segs.some((s) => s.paddr % pageSize !== 0)) warnings.push('a PT_LOAD does not start on a page boundary; partial pages are zero-filled');
+    if (segs.some((s) => s.paddr % pageSize !== 0)) warnings.push(warning('SEGMENT_UNALIGNED', 'a PT_LOAD does not start on a page boundary; partial pages are zero-filled'));
 
     const info: ElfStreamInfo = {
       arch: MACHINES[eh.machine] ?? 'unknown',

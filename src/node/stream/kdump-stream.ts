@@ -28,6 +28,7 @@
  * with the pfn): a stream cannot skip a damaged page in an output whose bitmaps are already
  * written, so it stops there.
  */
+import { warning, type Warning } from '../../core/warnings.js';
 import { VmcoreError } from '../../core/errors.js';
 import type { ByteSource } from '../../core/io/source.js';
 import type { CodecRegistry } from '../../core/codec/types.js';
@@ -51,7 +52,7 @@ export interface DumpStream {
   /** What the stream holds, e.g. "flattened kdump", "kdump", "ELF". */
   format: string;
   input: PageStreamInput;
-  warnings: string[];
+  warnings: Warning[];
   /** Bytes read from the stream so far. */
   bytesRead(): number;
 }
@@ -227,7 +228,7 @@ export async function openDumpStream(stream: AsyncIterable<Uint8Array>, opts: Du
   if (isFlattened(first)) {
     const ended = { marker: false };
     return openKdumpRecords(flatRecords(r, name, ended), r, name, opts.codecs, 'flattened kdump', () =>
-      ended.marker ? undefined : 'the flattened stream has no end marker: it may have been cut short',
+      ended.marker ? undefined : warning('FILE_TRUNCATED', 'the flattened stream has no end marker: it may have been cut short'),
     );
   }
   if (isKdump(first)) return openKdumpRecords(plainRecords(r), r, name, opts.codecs, 'kdump', () => undefined);
@@ -240,7 +241,7 @@ async function openKdumpRecords(
   name: string,
   codecs: CodecRegistry,
   format: string,
-  endCheck: () => string | undefined,
+  endCheck: () => Warning | undefined,
 ): Promise<DumpStream> {
   // ---- metadata: everything before the first record at or beyond the descriptors
   const meta = new Pieces();

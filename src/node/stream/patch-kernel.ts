@@ -9,6 +9,7 @@
  *  - ELF: the PT_NOTE program header is pointed at such an appended blob (ELF has no phys_base
  *    field; the VMCOREINFO note carries NUMBER(phys_base) for readers).
  */
+import { warning, type Warning } from '../../core/warnings.js';
 import { open, type FileHandle } from 'node:fs/promises';
 import { VmcoreError } from '../../core/errors.js';
 import { buildNotes, parseNotes } from '../../core/format/elf/notes.js';
@@ -29,9 +30,7 @@ export interface KernelPatchResult {
   directMapVaddrs?: number;
   /** ELF: a PT_LOAD for the kernel text mapping was written into a spare (PT_NULL) slot. */
   kernelTextAlias?: boolean;
-  /** The one of `warnings` that says the header's phys_base was wrong (matched by identity, not text). */
-  physBaseWarning?: string;
-  warnings: string[];
+  warnings: Warning[];
 }
 
 const MAX_NOTES = ELF_LIMITS.maxNoteBytes;
@@ -72,7 +71,7 @@ export async function patchKernelInfo(path: string, format: 'kdump' | 'elf' | 'c
   let directMapBase: bigint | undefined;
   let kernelImage: { vaddr: bigint; paddr: number; size: number } | undefined;
   try {
-    if (dump.arch !== 'x86_64') return { vmcoreinfo: { source: 'none', added: false }, warnings: [`architecture ${dump.arch}: phys_base and VMCOREINFO not checked`] };
+    if (dump.arch !== 'x86_64') return { vmcoreinfo: { source: 'none', added: false }, warnings: [warning('ARCH_UNSUPPORTED', `architecture ${dump.arch}: phys_base and VMCOREINFO not checked`)] };
     info = await analyzeKernel(dump, { recover: true });
     hv = await kernelHeaderValues(dump, info);
     if (format === 'elf' && info.vmcoreinfo && info.physBase.value !== undefined) {
@@ -87,12 +86,12 @@ export async function patchKernelInfo(path: string, format: 'kdump' | 'elf' | 'c
   const pb = info.physBase;
   // VMCOREINFO recovered from memory (the stream carried none): the header values convert and fix write too
   const recoveredText = hv.vmcoreinfoNote ? new TextDecoder('latin1').decode(hv.vmcoreinfoNote.desc) : undefined;
-  const result: KernelPatchResult = { vmcoreinfo: { source: info.vmcoreinfoSource, added: false }, warnings, ...(info.physBaseWarning !== undefined ? { physBaseWarning: info.physBaseWarning } : {}) };
+  const result: KernelPatchResult = { vmcoreinfo: { source: info.vmcoreinfoSource, added: false }, warnings };
   if (pb.value !== undefined) result.physBase = { value: pb.value, verdict: pb.verdict, method: pb.sources.join(', '), patched: false };
-  else warnings.push('phys_base could not be proven from the guest memory; the header keeps what QEMU wrote');
+  else warnings.push(warning('PHYS_BASE_UNPROVEN', 'phys_base could not be proven from the guest memory; the header keeps what QEMU wrote'));
 
   if (format === 'celf') {
-    if (recoveredText) warnings.push('VMCOREINFO recovered from memory is not added to celf output');
+    if (recoveredText) warnings.push(warning('VMCOREINFO_NOT_ADDED', 'VMCOREINFO recovered from memory is not added to celf output'));
     return result;
   }
   const fh = await open(path, 'r+');
@@ -200,13 +199,13 @@ export async function patchKernelInfo(path: string, format: 'kdump' | 'elf' | 'c
           Elf64_Phdr.write(alias, phs, slot * Elf64_Phdr.size, true);
           await writeAt(fh, eh.phoff + slot * Elf64_Phdr.size, Elf64_Phdr.encode(alias, true));
           result.kernelTextAlias = true;
-        } else if (!hasText) warnings.push('no room or no single RAM segment for a kernel-text PT_LOAD: readers that translate through p_vaddr (vmcore-dmesg) cannot read this ELF');
+        } else if (!hasText) warnings.push(warning('OUTPUT_LIMITED', 'no room or no single RAM segment for a kernel-text PT_LOAD: readers that translate through p_vaddr (vmcore-dmesg) cannot read this ELF'));
       }
       if (recoveredText) {
         let idx = -1;
         for (let i = 0; i < phnum; i++) if (Elf64_Phdr.read(phs, i * Elf64_Phdr.size, true).p_type === PT_NOTE) idx = idx < 0 ? i : idx;
         if (idx < 0) {
-          warnings.push('the ELF output has no PT_NOTE; VMCOREINFO not added');
+          warnings.push(warning('VMCOREINFO_NOT_ADDED', 'the ELF output has no PT_NOTE; VMCOREINFO not added'));
         } else {
           const ph = Elf64_Phdr.read(phs, idx * Elf64_Phdr.size, true, { file: path, base: eh.phoff });
           if (ph.p_filesz > MAX_NOTES) throw new VmcoreError('OUT_OF_BOUNDS', 'PT_NOTE too large', { file: path, field: 'p_filesz' });
@@ -231,7 +230,7 @@ export async function patchKernelInfo(path: string, format: 'kdump' | 'elf' | 'c
               ph.p_filesz = blob.length;
               if (ph.p_memsz !== 0) ph.p_memsz = blob.length;
               await writeAt(fh, eh.phoff + idx * Elf64_Phdr.size, Elf64_Phdr.encode(ph, true));
-              warnings.push('VMCOREINFO appended at the end of the ELF file (no room by the headers); crash may not see the notes');
+              warnings.push(warning('VMCOREINFO_NOT_ADDED', 'VMCOREINFO appended at the end of the ELF file (no room by the headers); crash may not see the notes'));
             }
             result.vmcoreinfo.added = true;
           }

@@ -5,6 +5,7 @@
  * file is checked against the file size and the format's limits before it is used.
  * Format: docs/compressed-elf.md.
  */
+import { warning, type Warning } from '../../warnings.js';
 import { VmcoreError } from '../../errors.js';
 import { readExact, type ByteSource } from '../../io/source.js';
 import type { CodecName, CodecRegistry } from '../../codec/types.js';
@@ -257,7 +258,7 @@ export interface CelfIndexInfo {
 export class CelfDump implements Dump {
   readonly format = 'celf' as const;
   readonly is64 = true;
-  readonly warnings: string[] = [];
+  readonly warnings: Warning[] = [];
   readonly files: { name: string; size: number }[];
   readonly variant: string;
   readonly arch: string;
@@ -312,7 +313,7 @@ export class CelfDump implements Dump {
     const secs = await readSections(src, ehdr, le);
     const idx = await findIndexSection(src, ehdr, secs, true);
     if (idx < 0) throw new VmcoreError('BAD_MAGIC', 'ELF core without a celf index section: not a celf file', { file, field: 'section headers' });
-    const warnings: string[] = [];
+    const warnings: Warning[] = [];
 
     // program headers: notes (PT_LOADs are not part of celf; ignored with a warning)
     const phnum = programHeaderCount(header, secs.sh0.sh_info, file);
@@ -322,7 +323,7 @@ export class CelfDump implements Dump {
     const notes: ElfNote[] = [];
     for (const [i, p] of phdrs.entries()) {
       if (p.type === PT_LOAD) {
-        warnings.push(`program header ${i} is a PT_LOAD; celf memory comes from the index, the segment is ignored`);
+        warnings.push(warning('SEGMENT_IGNORED', `program header ${i} is a PT_LOAD; celf memory comes from the index, the segment is ignored`));
       } else if (p.type === PT_NOTE && p.filesz > 0) {
         if (p.offset + p.filesz > src.size) {
           throw new VmcoreError('OUT_OF_BOUNDS', `PT_NOTE of ${p.filesz} bytes at 0x${p.offset.toString(16)} is outside the file`, {
@@ -436,7 +437,7 @@ export class CelfDump implements Dump {
     };
     const d = new CelfDump(src, codecs, le, ehdr.e_machine, notes, info, secs, eStart, eEnd, eKind, eShndx, eOffset, opts);
     d.warnings.push(...warnings);
-    if (ih.flags & CELF_FLAG_INCOMPLETE) d.warnings.push('the dump is marked incomplete by its producer');
+    if (ih.flags & CELF_FLAG_INCOMPLETE) d.warnings.push(warning('MARKED_INCOMPLETE', 'the dump is marked incomplete by its producer'));
     return d;
   }
 

@@ -3,6 +3,7 @@
  * building. Name and descriptor are padded to 4 bytes (Linux core notes use 4-byte alignment
  * in ELF64 too).
  */
+import { warning, type Warning } from '../../warnings.js';
 import { VmcoreError } from '../../errors.js';
 import { defineStruct } from '../../struct.js';
 
@@ -96,7 +97,7 @@ function noteStartsAt(buf: Uint8Array, q: number, le: boolean, ctx: { file?: str
  * after it are read on from where the note ends with the name's true length, when a sound note
  * (or the end) starts there; else the warning says they are lost.
  */
-export function parseNotes(buf: Uint8Array, le: boolean, ctx: { file?: string; base?: number; warnings?: string[] } = {}): ElfNote[] {
+export function parseNotes(buf: Uint8Array, le: boolean, ctx: { file?: string; base?: number; warnings?: Warning[] } = {}): ElfNote[] {
   const out: ElfNote[] = [];
   let p = 0;
   const base = ctx.base ?? 0;
@@ -117,10 +118,9 @@ export function parseNotes(buf: Uint8Array, le: boolean, ctx: { file?: string; b
       const resume = nul < 0 ? undefined : align4(nul + 1) + h.n_descsz;
       const next = resume !== undefined && resume - h.n_descsz <= buf.length ? align4(resume) : undefined;
       const ok = next !== undefined && next <= buf.length && noteStartsAt(buf, next, le, ctx);
-      ctx.warnings?.push(
+      ctx.warnings?.push(warning('NOTE_DAMAGED', 
         `${ctx.file ? `${ctx.file}: ` : ''}note at offset ${at(p)}: field Elf_Nhdr.n_namesz ${h.n_namesz} ${bad}: note (type ${h.n_type}) left out` +
-          (ok ? `; the notes after it read on from offset ${at(next!)}` : `; the ${buf.length - p} bytes of notes from there are lost`),
-      );
+          (ok ? `; the notes after it read on from offset ${at(next!)}` : `; the ${buf.length - p} bytes of notes from there are lost`)),);
       if (!ok) break;
       p = next!;
       continue;

@@ -4,6 +4,7 @@
  * kernel-text PT_LOAD of /proc/vmcore lies inside a RAM one) are merged; PN_XNUM is honoured;
  * section headers are tolerated (QEMU writes them, with a bogus e_ehsize).
  */
+import { warning, prefixed, type Warning } from '../../warnings.js';
 import { VmcoreError } from '../../errors.js';
 import { readExact, type ByteSource } from '../../io/source.js';
 import type { Dump, FormatDetails, PageRun, PageState, ProducerHint, ProducerHintCode } from '../../dump.js';
@@ -31,11 +32,11 @@ const PAGE = 4096;
  * 4096 when the dump has no VMCOREINFO; a PAGESIZE that is not a power of two between 4 KiB
  * and 1 MiB is ignored with a warning.
  */
-export function kernelPageSize(vmcoreinfoText: string | undefined): { pageSize: number; warning?: string } {
+export function kernelPageSize(vmcoreinfoText: string | undefined): { pageSize: number; warning?: Warning } {
   const m = vmcoreinfoText ? /(?:^|\n)PAGESIZE=(\d+)/.exec(vmcoreinfoText) : null;
   if (!m) return { pageSize: PAGE };
   const v = Number(m[1]);
-  if (!Number.isSafeInteger(v) || v < 4096 || v > 1 << 20 || (v & (v - 1)) !== 0) return { pageSize: PAGE, warning: `VMCOREINFO PAGESIZE=${m[1]} is not a page size; using 4096` };
+  if (!Number.isSafeInteger(v) || v < 4096 || v > 1 << 20 || (v & (v - 1)) !== 0) return { pageSize: PAGE, warning: warning('PAGESIZE_INVALID', `VMCOREINFO PAGESIZE=${m[1]} is not a page size; using 4096`) };
   return { pageSize: v };
 }
 
@@ -45,7 +46,7 @@ export interface ElfLayout {
   header: ElfHeader;
   phdrs: ProgramHeader[];
   shdrs: SectionHeader[];
-  warnings: string[];
+  warnings: Warning[];
 }
 
 /** Parse ELF header, program headers and (tolerantly) section headers (see ./header.ts). */
@@ -54,13 +55,13 @@ export async function readElfLayout(src: ByteSource): Promise<ElfLayout> {
   const ident = await readExact(src, 0, 16, 'e_ident');
   const { is64 } = parseElfIdent(ident, file);
   const header = parseElfHeader(await readExact(src, 0, elfHeaderSize(is64), is64 ? 'Elf64_Ehdr' : 'Elf32_Ehdr'), file);
-  const warnings: string[] = [];
-  if (header.ehsize !== elfHeaderSize(is64)) warnings.push(`e_ehsize is ${header.ehsize}, not ${elfHeaderSize(is64)} (ignored; QEMU writes a bogus value)`);
+  const warnings: Warning[] = [];
+  if (header.ehsize !== elfHeaderSize(is64)) warnings.push(warning('HEADER_FIELD_IGNORED', `e_ehsize is ${header.ehsize}, not ${elfHeaderSize(is64)} (ignored; QEMU writes a bogus value)`));
   const S = is64 ? Elf64_Shdr : Elf32_Shdr;
   // Section headers: needed for PN_XNUM and by the compressed-ELF reader; tolerated otherwise.
   const shdrs: SectionHeader[] = [];
   if (header.shoff) {
-    if (header.shentsize !== S.size) warnings.push(`e_shentsize ${header.shentsize} is not ${S.size}; section headers ignored`);
+    if (header.shentsize !== S.size) warnings.push(warning('SECTION_HEADERS_IGNORED', `e_shentsize ${header.shentsize} is not ${S.size}; section headers ignored`));
     else {
       try {
         const first = parseSectionHeader(await readExact(src, header.shoff, S.size, 'section header 0'), 0, header, file, header.shoff);
@@ -71,7 +72,7 @@ export async function readElfLayout(src: ByteSource): Promise<ElfLayout> {
         for (let i = 0; i < shnum; i++) shdrs.push(parseSectionHeader(sb, i * S.size, header, file, header.shoff));
       } catch (err) {
         if (header.phnum === PN_XNUM) throw err;
-        warnings.push(`section headers unreadable: ${(err as Error).message}`);
+        warnings.push(warning('SECTION_HEADERS_IGNORED', `section headers unreadable: ${(err as Error).message}`));
       }
     }
   }
@@ -102,7 +103,7 @@ export class ElfDump implements Dump {
   /** The kernel's page size: VMCOREINFO PAGESIZE, else 4096 (see kernelPageSize). */
   readonly pageSize: number;
   readonly maxPfn: number;
-  readonly warnings: string[];
+  readonly warnings: Warning[];
   readonly notes: ElfNote[];
   readonly vmcoreinfoText: string | undefined;
   /** Page runs (sorted, disjoint, holes omitted). */
@@ -126,12 +127,12 @@ export class ElfDump implements Dump {
     this.variant = `ELF${header.is64 ? 64 : 32} ${header.littleEndian ? 'little' : 'big'}-endian`;
     const ps = kernelPageSize(this.vmcoreinfoText);
     this.pageSize = ps.pageSize;
-    if (ps.warning) this.warnings.push(`${src.name}: ${ps.warning}`);
+    if (ps.warning) this.warnings.push(prefixed(`${src.name}: `, ps.warning));
     this.pieces = buildPieces(phdrs, src.size, this.warnings, src.name);
     this.runsArr = piecesToRuns(this.pieces, this.pageSize);
     const last = this.runsArr[this.runsArr.length - 1];
     this.maxPfn = last ? last.endPfn : 0;
-    if (header.flags & DUMP_ELF_INCOMPLETE) this.warnings.push('the dump is marked incomplete (e_flags bit 0): its writer stopped early');
+    if (header.flags & DUMP_ELF_INCOMPLETE) this.warnings.push(warning('MARKED_INCOMPLETE', 'the dump is marked incomplete (e_flags bit 0): its writer stopped early'));
   }
 
   static async open(src: ByteSource): Promise<ElfDump> {
@@ -287,7 +288,7 @@ export class ElfDump implements Dump {
 const RANK: Record<Piece['kind'], number> = { data: 3, missing: 2, zero: 1 };
 
 /** Disjoint, sorted physical pieces from (possibly overlapping) PT_LOADs. */
-function buildPieces(phdrs: ProgramHeader[], fileSize: number, warnings: string[], file: string): Piece[] {
+function buildPieces(phdrs: ProgramHeader[], fileSize: number, warnings: Warning[], file: string): Piece[] {
   const raw: Piece[] = [];
   for (const p of phdrs) {
     if (p.type !== PT_LOAD) continue;
@@ -298,7 +299,7 @@ function buildPieces(phdrs: ProgramHeader[], fileSize: number, warnings: string[
     if (inFile > 0) raw.push({ start, end: start + inFile, kind: 'data', fileOffset: p.offset });
     if (inFile < p.filesz) {
       raw.push({ start: start + inFile, end: start + p.filesz, kind: 'missing', fileOffset: 0 });
-      warnings.push(`PT_LOAD at 0x${start.toString(16)}: the file ends ${p.filesz - inFile} bytes early (truncated dump); those pages are missing`);
+      warnings.push(warning('FILE_TRUNCATED', `PT_LOAD at 0x${start.toString(16)}: the file ends ${p.filesz - inFile} bytes early (truncated dump); those pages are missing`));
     }
     if (p.memsz > p.filesz) raw.push({ start: start + p.filesz, end: start + p.memsz, kind: 'zero', fileOffset: 0 });
   }

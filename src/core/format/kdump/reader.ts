@@ -5,6 +5,7 @@
  * descriptors are read on demand; a per-block prefix count (built once by streaming the
  * dumpable bitmap) turns "descriptor index of pfn" into O(1) plus one small popcount.
  */
+import { warning, type Warning } from '../../warnings.js';
 import { KDUMP_LIMITS } from '../../limits.js';
 import { VmcoreError } from '../../errors.js';
 import { readExact, type ByteSource } from '../../io/source.js';
@@ -44,7 +45,7 @@ export interface KdumpHeaderInfo {
   /** Which layout was used and why (machine name, or plausibility against the file). */
   layoutReason: string;
   /** Set when the layout could not be chosen from the machine name alone. */
-  layoutWarnings: string[];
+  layoutWarnings: Warning[];
   littleEndian: boolean;
   utsname: { sysname: string; nodename: string; release: string; version: string; machine: string; domainname: string };
   timestampSec: number;
@@ -196,7 +197,7 @@ export async function readKdumpHeader(src: ByteSource): Promise<KdumpHeaderInfo>
   }
   const machine = cands[0]!.h.machine;
   const family = kdumpAbiOf(machine);
-  const layoutWarnings: string[] = [];
+  const layoutWarnings: Warning[] = [];
   const fits = (c: Candidate) => c.problems.length === 0;
   let chosen = cands.find((c) => c.choice.abi === family && fits(c));
   let why: string;
@@ -207,11 +208,11 @@ export async function readKdumpHeader(src: ByteSource): Promise<KdumpHeaderInfo>
       why = family ? `the ${ABI_TEXT[family]} of machine "${machine}" does not fit this file (${cands.find((c) => c.choice.abi === family)?.problems[0] ?? 'implausible main header'}); this is the only layout that does` : `machine "${machine}" does not name an ABI; this is the layout that fits the file`;
       // (a family whose main header does not even parse is a mislabelled machine, e.g. QEMU's
       // "i386" in the 64-bit header of a guest not in long mode: the reason says so, no warning)
-      if (family && cands.some((c) => c.choice.abi === family)) layoutWarnings.push(`${file}: header layout: ${why}`);
+      if (family && cands.some((c) => c.choice.abi === family)) layoutWarnings.push(warning('HEADER_LAYOUT_GUESSED', `${file}: header layout: ${why}`));
     } else {
       chosen = cands.find((c) => c.choice.abi === family) ?? cands[0]!;
       why = `no layout fits this file; using the ${ABI_TEXT[chosen.choice.abi]} (${chosen.problems.join('; ')})`;
-      layoutWarnings.push(`${file}: header layout: ${why}`);
+      layoutWarnings.push(warning('HEADER_LAYOUT_GUESSED', `${file}: header layout: ${why}`));
     }
   }
   const { h, le, choice } = chosen;
@@ -381,7 +382,7 @@ export class KdumpFile {
   numDescs = 0;
   /** Offset of the shared zero page, or -1. */
   zeroOffset = -1;
-  readonly warnings: string[] = [];
+  readonly warnings: Warning[] = [];
   /** cumulative dumpable-bit count at the start of each bitmap block, relative to ownStart */
   private prefix = new Float64Array(0);
   private readonly bitmapCache = new LruCache<number, { bits: Uint8Array; sub: Uint16Array }>(64);
@@ -445,7 +446,7 @@ export class KdumpFile {
     this.numDescs = count;
     if (this.descOffset + count * PAGE_DESC_SIZE > src.size) {
       const msg = `page descriptors end beyond the file (${count} descriptors); pages without one are reported missing`;
-      if (!(h.status & DUMP_DH_COMPRESSED_INCOMPLETE)) this.warnings.push(`${file}: ${msg}`);
+      if (!(h.status & DUMP_DH_COMPRESSED_INCOMPLETE)) this.warnings.push(warning('PAGES_MISSING', `${file}: ${msg}`));
     }
     // Shared zero page: the first page of the data area when it is all zeros.
     const dataStart = this.descOffset + count * PAGE_DESC_SIZE;
@@ -852,7 +853,7 @@ export class KdumpDump implements Dump {
   readonly is64: boolean;
   readonly pageSize: number;
   readonly maxPfn: number;
-  readonly warnings: string[] = [];
+  readonly warnings: Warning[] = [];
   notes: ElfNote[] = [];
   vmcoreinfoText: string | undefined;
 
@@ -903,16 +904,16 @@ export class KdumpDump implements Dump {
     for (const p of parts) d.warnings.push(...p.h.layoutWarnings, ...p.warnings);
     if (parts.length === 1 && parts[0]!.h.split) {
       const p = parts[0]!;
-      d.warnings.push(`${p.file}: one part of a split set (pfns 0x${p.ownStart.toString(16)}-0x${p.ownEnd.toString(16)}); open all parts together`);
+      d.warnings.push(warning('SPLIT_SET_INCOMPLETE', `${p.file}: one part of a split set (pfns 0x${p.ownStart.toString(16)}-0x${p.ownEnd.toString(16)}); open all parts together`));
     } else if (parts.length > 1) {
       let expect = 0;
       for (const p of parts) {
-        if (p.ownStart !== expect) d.warnings.push(`split set has a gap: pfns 0x${expect.toString(16)}-0x${p.ownStart.toString(16)} are in no file`);
+        if (p.ownStart !== expect) d.warnings.push(warning('SPLIT_SET_INCOMPLETE', `split set has a gap: pfns 0x${expect.toString(16)}-0x${p.ownStart.toString(16)} are in no file`));
         expect = p.ownEnd;
       }
-      if (expect < d.maxPfn) d.warnings.push(`split set ends at pfn 0x${expect.toString(16)}, below max_mapnr 0x${d.maxPfn.toString(16)}`);
+      if (expect < d.maxPfn) d.warnings.push(warning('SPLIT_SET_INCOMPLETE', `split set ends at pfn 0x${expect.toString(16)}, below max_mapnr 0x${d.maxPfn.toString(16)}`));
     }
-    if (parts.some((p) => p.h.status & DUMP_DH_COMPRESSED_INCOMPLETE)) d.warnings.push('the dump is marked incomplete (DUMP_DH_COMPRESSED_INCOMPLETE): its writer stopped early');
+    if (parts.some((p) => p.h.status & DUMP_DH_COMPRESSED_INCOMPLETE)) d.warnings.push(warning('MARKED_INCOMPLETE', 'the dump is marked incomplete (DUMP_DH_COMPRESSED_INCOMPLETE): its writer stopped early'));
     return d;
   }
 

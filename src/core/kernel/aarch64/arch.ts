@@ -3,6 +3,7 @@
  * kimage_voffset, translation through swapper_pg_dir with the linear map as a proven shortcut,
  * and the frame-record unwinder (arm64 kernels keep frame records: x29 chains; ./unwinder.ts).
  */
+import { warning, type Warning } from '../../warnings.js';
 import type { PhysicalMemory } from '../../dump.js';
 import type { KernelArch } from '../arch.js';
 import type { Vmcoreinfo } from '../vmcoreinfo.js';
@@ -23,9 +24,9 @@ export function createAarch64Translator(input: {
   location: Aarch64Location;
   cpus: readonly CpuRegisters[];
   file?: string;
-}): { translator: Aarch64Translator | undefined; warnings: string[] } {
+}): { translator: Aarch64Translator | undefined; warnings: Warning[] } {
   const { mem, location: loc, file, vmcoreinfo } = input;
-  const warnings: string[] = [];
+  const warnings: Warning[] = [];
   const physLimit = mem.maxPfn * mem.pageSize;
   let pageTables: Aarch64PageTables | undefined;
   if (loc.tablesRoot !== undefined && loc.granule !== undefined && loc.layout) {
@@ -34,12 +35,12 @@ export function createAarch64Translator(input: {
     pageTables = new Aarch64PageTables(mem, { root: loc.tablesRoot, granule: loc.granule, vaBits, lpa2: loc.lpa2 ?? false, ...(file ? { file } : {}) });
   }
   if (!pageTables && !loc.layout) {
-    warnings.push('aarch64: neither the translation tables nor the linear map could be established; kernel virtual addresses cannot be read');
+    warnings.push(warning('ADDRESS_TRANSLATION_UNAVAILABLE', 'aarch64: neither the translation tables nor the linear map could be established; kernel virtual addresses cannot be read'));
     return { translator: undefined, warnings };
   }
   const stext = vmcoreinfo?.symbol('_stext');
   const image = !pageTables && stext !== undefined ? { start: stext, end: stext + (1n << 30n) } : undefined;
-  if (!pageTables) warnings.push('aarch64: no usable translation tables; only the linear map and the kernel image can be read');
+  if (!pageTables) warnings.push(warning('ADDRESS_TRANSLATION_UNAVAILABLE', 'aarch64: no usable translation tables; only the linear map and the kernel image can be read'));
   return {
     translator: new Aarch64Translator({
       ...(pageTables ? { pageTables } : {}),

@@ -16,6 +16,7 @@
  * Sources: arch/arm64/include/asm/memory.h, arch/arm64/mm/init.c (arm64_memblock_init),
  * arch/arm64/kernel/crash_core.c / vmcore_info.c (the VMCOREINFO keys), reference formats.md §3.3.
  */
+import { warning, type Warning } from '../../warnings.js';
 import { isVmcoreError } from '../../errors.js';
 import type { KernelLocationInput } from '../arch.js';
 import type { Vmcoreinfo } from '../vmcoreinfo.js';
@@ -46,7 +47,7 @@ export interface Aarch64Location extends PhysBaseResult {
    * VMCOREINFO values that failed their check or disagree with the proven location, each naming
    * the key and both values (kimage_voffset, VA_BITS, OSRELEASE, KERNELOFFSET).
    */
-  warnings: string[];
+  warnings: Warning[];
 }
 
 /** At most this many utsname copies in memory are tried as init_uts_ns when searching for kimage_voffset. */
@@ -64,7 +65,7 @@ export const pageOffsetFor = (vaBits: number) => u64(-(1n << BigInt(vaBits)));
 export async function findAarch64Location(input: KernelLocationInput<CpuRegisters>): Promise<Aarch64Location> {
   const { mem, vmcoreinfo: vi, headerPhysBase: header, file } = input;
   const notes: string[] = [];
-  const warnings: string[] = [];
+  const warnings: Warning[] = [];
   const proof: ProofStep[] = [];
   const sources: string[] = [];
   const physLimit = mem.maxPfn * mem.pageSize;
@@ -206,11 +207,11 @@ export async function findAarch64Location(input: KernelLocationInput<CpuRegister
   }
   if (viKv !== undefined && (!image || image.kv !== u64(viKv))) {
     const why = firstFailure?.why.join('; ') ?? 'not proven';
-    warnings.push(
+    warnings.push(warning('VMCOREINFO_DISAGREES',
       image
         ? `VMCOREINFO NUMBER(kimage_voffset)=${hex64(u64(viKv))} fails its check (${why}); the value proven from memory is ${hex64(image.kv)}`
         : `VMCOREINFO NUMBER(kimage_voffset)=${hex64(u64(viKv))} fails its check (${why}); no value could be proven from memory`,
-    );
+    ));
   }
   if (!image) {
     if (firstFailure) {
@@ -227,7 +228,7 @@ export async function findAarch64Location(input: KernelLocationInput<CpuRegister
   const lpa2 = image.lpa2;
   const release = image.utsname!.release;
   if (vi.osrelease !== undefined && release !== vi.osrelease) {
-    warnings.push(`VMCOREINFO OSRELEASE ${vi.osrelease} differs from init_uts_ns in memory (${release}); the release in memory is used`);
+    warnings.push(warning('VMCOREINFO_DISAGREES', `VMCOREINFO OSRELEASE ${vi.osrelease} differs from init_uts_ns in memory (${release}); the release in memory is used`));
   }
 
   // PHYS_OFFSET: every candidate checked through the tables on linear-map addresses of RAM we know
@@ -296,7 +297,7 @@ export async function findAarch64Location(input: KernelLocationInput<CpuRegister
   }
   if (vaBits !== undefined && viVaBits !== undefined && BigInt(vaBits) !== viVaBits) {
     const t = t1sz !== undefined ? `TCR_EL1_T1SZ ${hex64(t1sz)} gives ${vaBitsActual}` : 'no TCR_EL1_T1SZ';
-    warnings.push(`VMCOREINFO NUMBER(VA_BITS)=${viVaBits} fails its check (the linear map does not translate through the tables with it; ${t}); the linear map agrees with VA_BITS ${vaBits}`);
+    warnings.push(warning('VMCOREINFO_DISAGREES', `VMCOREINFO NUMBER(VA_BITS)=${viVaBits} fails its check (the linear map does not translate through the tables with it; ${t}); the linear map agrees with VA_BITS ${vaBits}`));
   }
   vaBits ??= Number(viVaBits ?? BigInt(vaBitsActual));
   const kernelOffsetWarning = checkKernelOffset(vi.kernelOffset, stext, vaBits, release);
@@ -343,7 +344,7 @@ const STEXT_SLACK = 2n << 20n;
  * agrees or cannot be checked. Source: arch/arm64/include/asm/memory.h (KIMAGE_VADDR,
  * kaslr_offset), arch/arm64/kernel/crash_core.c / vmcore_info.c.
  */
-export function checkKernelOffset(kernelOffset: bigint | undefined, stext: bigint | undefined, vaBits: number, release?: string): string | undefined {
+export function checkKernelOffset(kernelOffset: bigint | undefined, stext: bigint | undefined, vaBits: number, release?: string): Warning | undefined {
   if (kernelOffset === undefined || stext === undefined) return undefined;
   const vaBitsMin = Math.min(vaBits, 48);
   const pageEnd = u64(-(1n << BigInt(vaBitsMin - 1)));
@@ -354,7 +355,7 @@ export function checkKernelOffset(kernelOffset: bigint | undefined, stext: bigin
   const m = release !== undefined ? /^(\d+)\.(\d+)/.exec(release) : null;
   const which = m ? [Number(m[1]) * 1000 + Number(m[2]) >= 6005 ? kimageVaddrs[1]! : kimageVaddrs[0]!] : kimageVaddrs;
   const gives = which.map((k) => `${hex64(u64(stext - k))} (KIMAGE_VADDR ${hex64(k)})`).join(' or ');
-  return `VMCOREINFO KERNELOFFSET=${hex64(kernelOffset)} disagrees with the proven kernel image: _stext ${hex64(stext)} − KERNELOFFSET = ${hex64(link)} is not the link address of _stext (within 2 MiB above KIMAGE_VADDR); the image gives _stext − KIMAGE_VADDR = ${gives}`;
+  return warning('VMCOREINFO_DISAGREES', `VMCOREINFO KERNELOFFSET=${hex64(kernelOffset)} disagrees with the proven kernel image: _stext ${hex64(stext)} − KERNELOFFSET = ${hex64(link)} is not the link address of _stext (within 2 MiB above KIMAGE_VADDR); the image gives _stext − KIMAGE_VADDR = ${gives}`);
 }
 
 /**

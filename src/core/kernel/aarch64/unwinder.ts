@@ -10,6 +10,7 @@
  * OVERFLOW_STACK_SIZE = 4 KiB), arch/arm64/include/asm/processor.h (thread_saved_pc/fp/sp:
  * thread.cpu_context as cpu_switch_to saved it), arch/arm64/kernel/process.c __show_regs.
  */
+import { warning } from '../../warnings.js';
 import type { ArchUnwinder, ArchWalk, UnwinderContext, UnwindStart, UnwindTask } from '../arch.js';
 import type { ExceptionFrame, StackRange } from '../unwind.js';
 import type { CpuRegisters } from '../x86_64/cpu.js';
@@ -47,7 +48,7 @@ export class Aarch64Unwinder implements ArchUnwinder<CpuRegisters> {
     this.overflowStack = ctx.symbol('overflow_stack');
     const pr = btf.find('pt_regs');
     if (pr === undefined) {
-      ctx.warnings.push('no struct pt_regs in BTF: the layout of Linux 6.1 is assumed');
+      ctx.warnings.push(warning('LAYOUT_ASSUMED', 'no struct pt_regs in BTF: the layout of Linux 6.1 is assumed'));
       return;
     }
     try {
@@ -55,7 +56,7 @@ export class Aarch64Unwinder implements ArchUnwinder<CpuRegisters> {
       if (btf.find('frame_record_meta') !== undefined) layout.metaType = btf.offsetOf('pt_regs', 'stackframe.type');
       this.ptRegs = layout;
     } catch (e) {
-      ctx.warnings.push(`struct pt_regs: ${(e as Error).message}; the layout of Linux 6.1 is assumed`);
+      ctx.warnings.push(warning('LAYOUT_ASSUMED', `struct pt_regs: ${(e as Error).message}; the layout of Linux 6.1 is assumed`));
     }
   }
 

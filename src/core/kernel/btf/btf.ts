@@ -12,6 +12,7 @@
  * on demand and cached. Every offset, length, type id and kind is checked: a corrupt or hostile
  * blob gives a VmcoreError naming the type id and field, never a hang or an unbounded allocation.
  */
+import { warning, type Warning } from '../../warnings.js';
 import { VmcoreError, type ErrorCode } from '../../errors.js';
 import { BTF_INT_BOOL, BTF_INT_CHAR, BTF_INT_SIGNED, BTF_MAGIC, BTF_VERSION, BtfHeader, BtfKind, KIND_NAMES, extraSize } from './format.js';
 import { KERNEL_LIMITS } from '../../limits.js';
@@ -146,7 +147,7 @@ export class Btf {
   /** Types lost to unreadable pages of the type section (their offsets entry is 0). */
   readonly lostTypes: LostBtfTypes[] = [];
   /** What the unreadable pages cost, one line each. */
-  readonly warnings: string[] = [];
+  readonly warnings: Warning[] = [];
   /** Unreadable ranges of the string section, relative to its start: the names there read as `?lost-name@<offset>`. */
   readonly strLost: { start: number; end: number; reason: string }[] = [];
 
@@ -200,7 +201,7 @@ export class Btf {
       const b = Math.min(l.end, this.strStart + h.str_len) - this.strStart;
       if (a < b) {
         this.strLost.push({ start: a, end: b, reason: l.reason });
-        this.warnings.push(`${this.label}: string section bytes ${a}..${b} cannot be read (${l.reason}); the names there are lost`);
+        this.warnings.push(warning('BTF_DAMAGED', `${this.label}: string section bytes ${a}..${b} cannot be read (${l.reason}); the names there are lost`));
       }
     }
 
@@ -308,7 +309,7 @@ export class Btf {
     for (let q = q0; q < Math.min(stopAt, q0 + RESYNC_WINDOW); q += 4) if (valid(q)) candidates.push(q);
     const loseRest = (why: string) => {
       this.lostTypes.push({ first: firstLost, count: 0, reason: why });
-      this.warnings.push(`${this.label}: the types from id ${firstLost} on are lost: ${why}`);
+      this.warnings.push(warning('BTF_DAMAGED', `${this.label}: the types from id ${firstLost} on are lost: ${why}`));
       return { n, p: end };
     };
     if (candidates.length === 0) return loseRest(`type section bytes from ${hit.start} cannot be read (${hit.reason}) and no record chain after them reaches the section's end`);
@@ -377,7 +378,7 @@ export class Btf {
     for (let i = 0; i < N; i++) offs[n++] = 0;
     const reason = `type section bytes ${hit.start - this.typeStart}..${hit.end - this.typeStart} cannot be read (${hit.reason}); the ${recovered.length} types after them were recovered, their ids placed by ${refs.length} references`;
     this.lostTypes.push({ first: firstLost, count: N, reason });
-    this.warnings.push(`${this.label}: types ${firstLost}..${firstLost + N - 1} (${N}) are lost: ${reason}`);
+    this.warnings.push(warning('BTF_DAMAGED', `${this.label}: types ${firstLost}..${firstLost + N - 1} (${N}) are lost: ${reason}`));
     return { n, p: recovered[0] ?? stopAt };
   }
 

@@ -3,6 +3,7 @@
  * (`__start_BTF`/`__stop_BTF` from kallsyms) or, without them, by a scan of the kernel image from
  * VMCOREINFO's `SYMBOL(_stext)`; loaded once per KernelInfo.
  */
+import { warning, type Warning } from '../../warnings.js';
 import { VmcoreError, isVmcoreError } from '../../errors.js';
 import type { KernelInfo } from '../kernel.js';
 import { loadVmlinuxBtf, type LoadedBtf } from './locate.js';
@@ -34,14 +35,14 @@ export function loadKernelBtf(kernel: BtfKernel, opts: { file?: string } = {}): 
   let p = cache.get(kernel);
   if (!p) {
     p = (async () => {
-      const warnings: string[] = [];
+      const warnings: Warning[] = [];
       let syms: SymbolLookup | undefined;
       if (kernel.symbols) {
         try {
           syms = await kernel.symbols();
         } catch (e) {
           if (!isVmcoreError(e)) throw e;
-          warnings.push(`kernel symbols: ${e.message}`);
+          warnings.push(warning('SYMBOLS_UNAVAILABLE', `kernel symbols: ${e.message}`));
         }
       }
       const stext = kernel.vmcoreinfo?.symbol('_stext');

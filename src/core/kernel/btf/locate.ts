@@ -5,6 +5,7 @@
  * `_stext` (VMCOREINFO `SYMBOL(_stext)`) for the BTF magic followed by a plausible header, and
  * the first blob that parses and describes `struct task_struct` is taken.
  */
+import { warning, type Warning } from '../../warnings.js';
 import { VmcoreError, isVmcoreError } from '../../errors.js';
 import { Btf, BtfKind } from './btf.js';
 import { BtfHeader } from './format.js';
@@ -25,7 +26,7 @@ export interface LoadedBtf {
   size: number;
   /** How the blob was found: `__start_BTF`/`__stop_BTF` symbols, or a scan of the kernel image. */
   source: BtfSource;
-  warnings: string[];
+  warnings: Warning[];
 }
 
 export interface LocateBtfInput {
@@ -45,7 +46,7 @@ export interface LocateBtfInput {
  * (the message says what was tried), or the parser's error for a corrupt blob at the symbols.
  */
 export async function loadVmlinuxBtf(input: LocateBtfInput): Promise<LoadedBtf> {
-  const warnings: string[] = [];
+  const warnings: Warning[] = [];
   const start = input.symbol?.('__start_BTF');
   const stop = input.symbol?.('__stop_BTF');
   const file = input.file;
@@ -53,7 +54,7 @@ export async function loadVmlinuxBtf(input: LocateBtfInput): Promise<LoadedBtf> 
   if (start !== undefined && stop !== undefined) {
     const size = stop - start;
     if (size <= 0n || size > BigInt(MAX_BTF_BYTES)) {
-      warnings.push(`__start_BTF 0x${start.toString(16)} .. __stop_BTF 0x${stop.toString(16)} is not a plausible BTF size`);
+      warnings.push(warning('BTF_NOT_FOUND_HERE', `__start_BTF 0x${start.toString(16)} .. __stop_BTF 0x${stop.toString(16)} is not a plausible BTF size`));
     } else {
       try {
         // a page that cannot be read costs the types and names in it (see Btf's `lost`)
@@ -68,7 +69,7 @@ export async function loadVmlinuxBtf(input: LocateBtfInput): Promise<LoadedBtf> 
         return { btf, address: start, size: Number(size), source: 'symbols', warnings };
       } catch (e) {
         if (!isVmcoreError(e)) throw e;
-        warnings.push(`BTF at __start_BTF: ${e.message}`);
+        warnings.push(warning('BTF_NOT_FOUND_HERE', `BTF at __start_BTF: ${e.message}`));
       }
     }
     tried.push('__start_BTF/__stop_BTF');
@@ -83,7 +84,7 @@ export async function loadVmlinuxBtf(input: LocateBtfInput): Promise<LoadedBtf> 
   } else {
     tried.push('no _stext to scan from');
   }
-  throw new VmcoreError('NO_BTF', `no vmlinux BTF found (${tried.join('; ')})${warnings.length ? ': ' + warnings.join('; ') : ''}`, {
+  throw new VmcoreError('NO_BTF', `no vmlinux BTF found (${tried.join('; ')})${warnings.length ? ': ' + warnings.map((w) => w.text).join('; ') : ''}`, {
     ...(file ? { file } : {}),
     field: '__start_BTF',
   });
@@ -107,8 +108,8 @@ async function scanForBtf(
   stext: bigint,
   scanBytes: number,
   file: string | undefined,
-): Promise<{ loaded?: LoadedBtf; warnings: string[] }> {
-  const warnings: string[] = [];
+): Promise<{ loaded?: LoadedBtf; warnings: Warning[] }> {
+  const warnings: Warning[] = [];
   let unreadable = 0;
   for (let off = 0; off < scanBytes; off += CHUNK) {
     let chunk: Uint8Array;
@@ -140,11 +141,11 @@ async function scanForBtf(
           return { loaded: { btf, address: at, size, source: 'scan', warnings }, warnings };
         } catch (e) {
           if (!isVmcoreError(e)) throw e;
-          warnings.push(`BTF-like header at 0x${at.toString(16)}: ${e.message}`);
+          warnings.push(warning('BTF_NOT_FOUND_HERE', `BTF-like header at 0x${at.toString(16)}: ${e.message}`));
         }
       }
     }
   }
-  if (unreadable > 0) warnings.push(`BTF scan: ${unreadable} MiB of the kernel image could not be read`);
+  if (unreadable > 0) warnings.push(warning('MEMORY_UNREADABLE', `BTF scan: ${unreadable} MiB of the kernel image could not be read`));
   return { warnings };
 }

@@ -10,6 +10,7 @@
  * So the module's own pointer is used when set, else the `btf_modules` list. Every walk is
  * bounded and cycle-checked; a module whose BTF cannot be read or parsed gets an `error`.
  */
+import { warning, type Warning } from '../../warnings.js';
 import { isVmcoreError } from '../../errors.js';
 import { listModules, listNodes, type ModuleList } from '../modules.js';
 import { Btf } from './btf.js';
@@ -51,9 +52,9 @@ export async function loadModuleBtfs(
   types: KernelTypes,
   symbol: (name: string) => bigint | undefined,
   opts: { file?: string; modules?: ModuleList } = {},
-): Promise<{ modules: ModuleBtf[]; warnings: string[] }> {
+): Promise<{ modules: ModuleBtf[]; warnings: Warning[] }> {
   const btf = types.btf;
-  const warnings: string[] = [];
+  const warnings: Warning[] = [];
   const found = new Map<string, ModuleBtf>();
   let list = opts.modules;
   if (!list && symbol('modules') !== undefined && btf.find('struct module') !== undefined) {
@@ -62,7 +63,7 @@ export async function loadModuleBtfs(
       warnings.push(...list.warnings);
     } catch (e) {
       if (!isVmcoreError(e)) throw e;
-      warnings.push(`modules: ${e.message}`);
+      warnings.push(warning('MODULE_UNREADABLE', `modules: ${e.message}`));
     }
   }
   for (const m of list?.modules ?? []) {
@@ -82,7 +83,7 @@ export async function loadModuleBtfs(
         found.set(name, await parseModuleBtf(types, { name, address: b.ptr('data'), size: b.num('data_size'), source: 'btf_modules' }, opts.file));
       } catch (e) {
         if (!isVmcoreError(e)) throw e;
-        warnings.push(`btf_module at ${hex(va)}: ${e.message}`);
+        warnings.push(warning('MODULE_UNREADABLE', `btf_module at ${hex(va)}: ${e.message}`));
       }
     }
   }

@@ -3,6 +3,7 @@
  * translation rooted at init_top_pgt (or a CPU's CR3), RIP/RSP/RBP as the unwinder's start and
  * the ORC unwinder (./unwinder.ts).
  */
+import { warning, type Warning } from '../../warnings.js';
 import { isVmcoreError } from '../../errors.js';
 import type { PhysicalMemory } from '../../dump.js';
 import type { KernelArch, UnwindStart } from '../arch.js';
@@ -23,9 +24,9 @@ export function createX86_64Translator(input: {
   location: PhysBaseResult;
   cpus: readonly CpuRegisters[];
   file?: string;
-}): { translator: X86_64Translator | undefined; warnings: string[] } {
+}): { translator: X86_64Translator | undefined; warnings: Warning[] } {
   const { mem, location: physBase, cpus, file } = input;
-  const warnings: string[] = [];
+  const warnings: Warning[] = [];
   const physLimit = mem.maxPfn * mem.pageSize;
   const sme = input.vmcoreinfo?.number('sme_mask') ?? 0n;
   let root = physBase.pgd;
@@ -39,7 +40,7 @@ export function createX86_64Translator(input: {
       pageTables = new PageTables(mem, { root, levels: physBase.levels === 5 ? 5 : 4, smeMask: sme, ...(file ? { file } : {}) });
     } catch (e) {
       if (!isVmcoreError(e)) throw e;
-      warnings.push(e.message);
+      warnings.push(warning('ADDRESS_TRANSLATION_UNAVAILABLE', e.message));
     }
   }
   let translator: X86_64Translator | undefined;

@@ -10,6 +10,7 @@
  * (cea_exception_stacks), arch/x86/include/asm/page_64_types.h (THREAD_SIZE). Structure offsets
  * come from BTF.
  */
+import { warning } from '../../warnings.js';
 import { isVmcoreError } from '../../errors.js';
 import type { ArchUnwinder, ArchWalk, UnwinderContext, UnwindTask } from '../arch.js';
 import type { ModuleList } from '../modules.js';
@@ -55,7 +56,7 @@ export class X86_64Unwinder implements ArchUnwinder<CpuRegisters> {
     try {
       this.layout = fromBtf ?? orcLayoutForRelease(this.ctx.release);
     } catch (e) {
-      this.ctx.warnings.push((e as Error).message);
+      this.ctx.warnings.push(warning('UNWIND_DATA_UNAVAILABLE', (e as Error).message));
     }
     await this.loadKernelOrc();
     // per-CPU stacks: hardirq_stack_ptr (in pcpu_hot from 6.2 on) and cea_exception_stacks
@@ -86,12 +87,12 @@ export class X86_64Unwinder implements ArchUnwinder<CpuRegisters> {
     const ipStop = symbol('__stop_orc_unwind_ip');
     const orcStart = symbol('__start_orc_unwind');
     if (ipStart === undefined || ipStop === undefined || orcStart === undefined || !this.layout) {
-      this.ctx.warnings.push('no ORC tables (__start_orc_unwind_ip, __stop_orc_unwind_ip, __start_orc_unwind): frame pointers and stack scan only');
+      this.ctx.warnings.push(warning('UNWIND_DATA_UNAVAILABLE', 'no ORC tables (__start_orc_unwind_ip, __stop_orc_unwind_ip, __start_orc_unwind): frame pointers and stack scan only'));
       return;
     }
     const n = (ipStop - ipStart) / 4n;
     if (n <= 0n || n > BigInt(MAX_ORC_ENTRIES)) {
-      this.ctx.warnings.push(`ORC IP table of ${n} entries at ${hex64(ipStart)} is not plausible: frame pointers and stack scan only`);
+      this.ctx.warnings.push(warning('UNWIND_DATA_UNAVAILABLE', `ORC IP table of ${n} entries at ${hex64(ipStart)} is not plausible: frame pointers and stack scan only`));
       return;
     }
     try {
@@ -101,7 +102,7 @@ export class X86_64Unwinder implements ArchUnwinder<CpuRegisters> {
       const t = new OrcTable('vmlinux', ipStart, ips, orcs, this.layout, 0n, 0n);
       this.orc = new OrcTables([t]);
     } catch (e) {
-      this.ctx.warnings.push(`kernel ORC tables unreadable: ${(e as Error).message}`);
+      this.ctx.warnings.push(warning('UNWIND_DATA_UNAVAILABLE', `kernel ORC tables unreadable: ${(e as Error).message}`));
     }
   }
 
@@ -140,7 +141,7 @@ export class X86_64Unwinder implements ArchUnwinder<CpuRegisters> {
         }
       } catch (e) {
         if (!isVmcoreError(e)) throw e;
-        this.ctx.warnings.push(`module ${m.name}: ORC tables: ${e.message}`);
+        this.ctx.warnings.push(warning('MODULE_UNREADABLE', `module ${m.name}: ORC tables: ${e.message}`));
       }
     }
     if (tables.length > 0 && this.orc) this.orc = new OrcTables([...this.orc.tables, ...tables]);
