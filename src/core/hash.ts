@@ -32,6 +32,41 @@ export interface MemoryDigest {
   missingPages: number;
 }
 
+/**
+ * The digest's one step, shared by every way of reading the pages (hashMemory, hashPageChunks,
+ * the worker-thread hash of src/node/parallel-read.ts): feed each present page in ascending pfn
+ * order; it counts zero pages, leaves them out with `skipZero`, and hashes (pfn as u64 LE, page).
+ */
+export class PageDigest {
+  private readonly h: Hasher;
+  private readonly pfnBuf = new Uint8Array(8);
+  private readonly dv = new DataView(this.pfnBuf.buffer);
+  /** Pages hashed. */
+  pages = 0;
+  /** Present pages that are all zeros. */
+  zeroPages = 0;
+
+  constructor(hasher: () => Hasher, private readonly skipZero: boolean) {
+    this.h = hasher();
+  }
+
+  /** Feed page `pfn` (`knownZero`: the dump says it is a zero page, its bytes are not checked). */
+  add(pfn: number, page: Uint8Array, knownZero = false): void {
+    const zero = knownZero || isZeroPage(page);
+    if (zero) this.zeroPages++;
+    if (zero && this.skipZero) return;
+    this.dv.setBigUint64(0, BigInt(pfn), true);
+    this.h.update(this.pfnBuf);
+    this.h.update(page);
+    this.pages++;
+  }
+
+  /** The digest and its counts; `missingPages` as the caller counted them. */
+  result(missingPages: number): MemoryDigest {
+    return { sha256: this.h.digestHex(), pages: this.pages, zeroPages: this.zeroPages, missingPages };
+  }
+}
+
 export interface HashOptions {
   skipZero?: boolean;
   hasher?: () => Hasher;
@@ -49,40 +84,23 @@ export interface HashOptions {
  * @throws the page read errors of `mem` (PAGE_DAMAGED, DECOMPRESS, IO, HTTP).
  */
 export async function hashMemory(mem: PhysicalMemory, opts: HashOptions = {}): Promise<MemoryDigest> {
-  const h = (opts.hasher ?? portableSha256)();
-  const pfnBuf = new Uint8Array(8);
-  const dv = new DataView(pfnBuf.buffer);
+  const d = new PageDigest(opts.hasher ?? portableSha256, !!opts.skipZero);
   const zero = new Uint8Array(mem.pageSize);
-  let pages = 0;
-  let zeroPages = 0;
   let missing = 0;
   let lastReport = 0;
   for await (const run of mem.pageRuns(0, mem.maxPfn)) {
     if (run.state === 'missing') missing += run.endPfn - run.startPfn;
     if (!isPresent(run.state)) continue;
     for (let pfn = run.startPfn; pfn < run.endPfn; pfn++) {
-      let page: Uint8Array;
-      let isZero: boolean;
-      if (run.state === 'zero') {
-        page = zero;
-        isZero = true;
-      } else {
-        page = await mem.readPage(pfn);
-        isZero = isZeroPage(page);
-      }
-      if (isZero) zeroPages++;
-      if (isZero && opts.skipZero) continue;
-      dv.setBigUint64(0, BigInt(pfn), true);
-      h.update(pfnBuf);
-      h.update(page);
-      pages++;
+      if (run.state === 'zero') d.add(pfn, zero, true);
+      else d.add(pfn, await mem.readPage(pfn));
       if (opts.onProgress && pfn - lastReport >= 65536) {
         lastReport = pfn;
         opts.onProgress(pfn, mem.maxPfn);
       }
     }
   }
-  return { sha256: h.digestHex(), pages, zeroPages, missingPages: missing };
+  return d.result(missing);
 }
 
 /**
@@ -97,11 +115,7 @@ export async function hashPageChunks(
   pageSize: number,
   opts: HashOptions & { name?: string; totalPages?: number } = {},
 ): Promise<MemoryDigest> {
-  const h = (opts.hasher ?? portableSha256)();
-  const pfnBuf = new Uint8Array(8);
-  const dv = new DataView(pfnBuf.buffer);
-  let pages = 0;
-  let zeroPages = 0;
+  const d = new PageDigest(opts.hasher ?? portableSha256, !!opts.skipZero);
   let seen = 0;
   let next = 0;
   let lastReport = 0;
@@ -113,16 +127,7 @@ export async function hashPageChunks(
       });
     }
     const n = c.data.length / pageSize;
-    for (let i = 0; i < n; i++) {
-      const page = c.data.subarray(i * pageSize, (i + 1) * pageSize);
-      const isZero = isZeroPage(page);
-      if (isZero) zeroPages++;
-      if (isZero && opts.skipZero) continue;
-      dv.setBigUint64(0, BigInt(c.startPfn + i), true);
-      h.update(pfnBuf);
-      h.update(page);
-      pages++;
-    }
+    for (let i = 0; i < n; i++) d.add(c.startPfn + i, c.data.subarray(i * pageSize, (i + 1) * pageSize));
     next = c.startPfn + n;
     seen += n;
     if (opts.onProgress && opts.totalPages && seen - lastReport >= 65536) {
@@ -130,5 +135,5 @@ export async function hashPageChunks(
       opts.onProgress(seen, opts.totalPages);
     }
   }
-  return { sha256: h.digestHex(), pages, zeroPages, missingPages: 0 };
+  return d.result(0);
 }
