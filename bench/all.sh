@@ -3,7 +3,7 @@
 #   convert vs makedumpfile: -c, -l at dump levels 1 and 31; vmcore -z against makedumpfile -l
 #     (makedumpfile 1.7.2 as Debian ships it has no zstd) and its size against makedumpfile -c;
 #   convert -d 31 against convert -d 1 (filtering must cost less than it saves);
-#   hash vs libkdumpfile reading the same pages, 256 pages per kdump_read() (bench/lkdf-read.py);
+#   hash vs libkdumpfile reading the same pages, 256 pages per kdump_read() (test/interop/convert-lkdf.py --batch=256);
 #   with BASE_CLI: kdump -> kdump with another codec (-z, -c) against an older build;
 #   with QMP_FILL: dump --qmp vs QEMU's own kdump-zlib (bench/qmp-dump.sh boots the guest).
 # Prints one table of ratios (peer / vmcore, wall and CPU seconds, each with its goal) and writes
@@ -52,7 +52,7 @@ done
 rm -f "$WORK/m.kdump" "$WORK/v.kdump" "$WORK/b.kdump"
 
 measure "vmcore hash" /dev/null "$WORK/hash.vmcore.txt" "${CLI[@]}" hash "$IN"
-measure "libkdumpfile read 256 + sha256" /dev/null "$WORK/hash.lkdf.json" /usr/bin/python3 "$HERE/lkdf-read.py" "$IN"
+measure "libkdumpfile read 256 + sha256" /dev/null "$WORK/hash.lkdf.json" /usr/bin/python3 "$HERE/../test/interop/convert-lkdf.py" --batch=256 "$IN"
 a=$(cut -d' ' -f1 "$WORK/hash.vmcore.txt")
 b=$(node -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).sha256)' "$WORK/hash.lkdf.json")
 [ "$a" = "$b" ] && echo "hash: both digests $a" >&2 || echo "hash: DIGESTS DIFFER: vmcore $a, libkdumpfile $b" >&2

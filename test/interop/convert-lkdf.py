@@ -2,7 +2,9 @@
 """Memory digest of a kdump file (or split set) as read by libkdumpfile: SHA-256 over each
 page the file's page map marks present, in ascending pfn order, of (pfn as u64 LE || page).
 Prints JSON {sha256, pages, zero_pages, max_pfn, format, phys_base}. --skip-zero leaves
-all-zero pages out; --max-pfn=N hashes only pages below N. Run with /usr/bin/python3."""
+all-zero pages out; --max-pfn=N hashes only pages below N; --batch=N reads up to N pages per
+kdump_read() call (default 1; the benchmarks, bench/all.sh, read 256 as libkdumpfile's own C
+loop would). Run with /usr/bin/python3 (libkdumpfile 0.5.1 binding)."""
 import ctypes, hashlib, json, os, struct, sys
 import kdumpfile
 
@@ -50,9 +52,12 @@ def hash_split(paths, skip_zero):
 
 skip_zero = '--skip-zero' in sys.argv
 limit = None
+batch = 1
 for a in sys.argv[1:]:
     if a.startswith('--max-pfn='):
         limit = int(a.split('=', 1)[1], 0)
+    elif a.startswith('--batch='):
+        batch = max(1, int(a.split('=', 1)[1], 0))
 paths = [a for a in sys.argv[1:] if not a.startswith('--')]
 if len(paths) > 1:
     hash_split(paths, skip_zero)
@@ -75,15 +80,18 @@ while pfn < max_pfn:
     e = min(pm.find_clear(s), max_pfn)
     if e <= s:  # overlapping PT_LOADs (kernel-image alias) can make find_clear lag behind
         e = s + 1
-    for p in range(s, e):
-        b = k.read(kdumpfile.KDUMP_MACHPHYSADDR, p * psize, psize)
-        if b == zero:
-            zeros += 1
-            if skip_zero:
-                continue
-        h.update(struct.pack('<Q', p))
-        h.update(b)
-        pages += 1
+    for b0 in range(s, e, batch):
+        n = min(batch, e - b0)
+        buf = memoryview(k.read(kdumpfile.KDUMP_MACHPHYSADDR, b0 * psize, n * psize))
+        for i in range(n):
+            b = buf[i * psize:(i + 1) * psize]
+            if b == zero:
+                zeros += 1
+                if skip_zero:
+                    continue
+            h.update(struct.pack('<Q', b0 + i))
+            h.update(b)
+            pages += 1
     pfn = e
 pb = None
 try:
