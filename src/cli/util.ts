@@ -1,4 +1,5 @@
 /** Small shared CLI helpers: number parsing, output, error reporting, exit codes. */
+import { hex64 } from '../core/hex.js';
 import { writeFile } from 'node:fs/promises';
 import { isVmcoreError, VmcoreError } from '../core/errors.js';
 
@@ -95,7 +96,7 @@ export function writeStdout(data: Uint8Array | string): Promise<void> {
 }
 
 export function printJson(v: unknown): Promise<void> {
-  return writeStdout(JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? '0x' + BigInt.asUintN(64, x).toString(16) : x), 2) + '\n');
+  return writeStdout(JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? hex64(x) : x), 2) + '\n');
 }
 
 export function hexdump(b: Uint8Array, base: number | bigint): string {

@@ -3,6 +3,7 @@
  * the file it concerns, the byte offset and the structure field, so that programs can act on
  * it and users can find the bad byte.
  */
+import { hex } from './hex.js';
 export type ErrorCode =
   | 'BAD_MAGIC' // not a format we know
   | 'UNSUPPORTED' // a known format, but a variant or version we do not handle
@@ -73,9 +74,6 @@ export class VmcoreError extends Error {
   }
 }
 
-function hex(v: number | bigint): string {
-  return '0x' + v.toString(16);
-}
 
 function formatMessage(message: string, d: ErrorDetails): string {
   const where: string[] = [];

@@ -5,7 +5,8 @@
 import { warning, type Warning } from './warnings.js';
 import type { Dump, Producer, ProducerHint, ProducerHintCode } from './dump.js';
 import { noteTypeName } from './format/elf/notes.js';
-import { Vmcoreinfo, hex64 } from './kernel/vmcoreinfo.js';
+import { Vmcoreinfo } from './kernel/vmcoreinfo.js';
+import { hex64 } from './hex.js';
 import type { KernelInfo } from './kernel/kernel.js';
 import type { KernelStateReport } from './kernel/state.js';
 import { qemuMisparseInverse } from './kernel/x86_64/physbase.js';

@@ -14,7 +14,7 @@ import { analyzeKernel, type KernelInput } from './kernel/kernel.js';
 import { formatDmesg, readDmesg } from './kernel/dmesg.js';
 import { panicSummary } from './kernel/panic.js';
 import { recordingDump } from './kernel/recording.js';
-import { hex64 } from './kernel/vmcoreinfo.js';
+import { hex64 } from './hex.js';
 import { excludedRunAt, type ExcludedRun } from './kernel/pagefilter.js';
 import { backtraceReport, createBacktracer, formatTaskBacktrace } from './kernel/backtrace.js';
 import { kernelArch } from './kernel/archs.js';

@@ -31,7 +31,7 @@ import { FileSource } from './file-source.js';
 import { convertDump } from './convert/index.js';
 import { withPageSize } from '../core/reblock.js';
 import { checkOutput, FileSink, ioError } from './convert/sinks.js';
-import { hex64 } from '../core/kernel/vmcoreinfo.js';
+import { hex64 } from '../core/hex.js';
 import type { ProofStep } from '../core/kernel/proof.js';
 
 export interface FixOptions {

@@ -4,7 +4,7 @@
  */
 import { Option, type Command } from 'commander';
 import { VmcoreError } from '../../core/errors.js';
-import { hex64 } from '../../core/kernel/vmcoreinfo.js';
+import { hex64 } from '../../core/hex.js';
 import { dumpViaQmp, type DumpCodec, type DumpOutputFormat, type QmpDumpProgress, type QmpDumpSummary } from '../../node/dump-qmp.js';
 import { humanBytes, printJson } from '../util.js';
 

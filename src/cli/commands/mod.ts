@@ -7,7 +7,7 @@ import { loadModuleBtfs, type ModuleBtf } from '../../core/kernel/btf/modules.js
 import type { ModuleEntry } from '../../core/kernel/modules.js';
 import { openDumpFiles } from '../../node/open.js';
 import { printJson, writeStdout } from '../util.js';
-import { hex64 } from '../../core/kernel/vmcoreinfo.js';
+import { hex64 } from '../../core/hex.js';
 
 const HELP_AFTER = `
 One row per module on the kernel's modules list, in list order (newest first, as /proc/modules):

@@ -1,3 +1,4 @@
+import { hex } from '../../core/hex.js';
 import type { Command } from 'commander';
 import { VmcoreError } from '../../core/errors.js';
 import { analyzeKernel } from '../../core/kernel/kernel.js';
@@ -116,9 +117,6 @@ export function register(program: Command): void {
     });
 }
 
-function hex(v: bigint): string {
-  return '0x' + v.toString(16);
-}
 
 /** `task_struct.pid,comm` → ['task_struct', ['pid', 'comm']]; `struct page` → ['struct page', undefined]. */
 function splitType(s: string): [string, string[] | undefined] {

@@ -6,7 +6,7 @@ import { symbolQuery, type SymbolAnswer } from '../../core/kernel/symquery.js';
 import { kernelPacMask } from '../../core/kernel/aarch64/pagetables.js';
 import { openDumpFiles } from '../../node/open.js';
 import { printJson, writeStdout } from '../util.js';
-import { hex64 } from '../../core/kernel/vmcoreinfo.js';
+import { hex64 } from '../../core/hex.js';
 
 const HELP_AFTER = `
 A query is a kernel virtual address (hex; 0x optional unless the text is also a symbol name) or a

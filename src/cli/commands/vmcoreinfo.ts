@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { VmcoreError } from '../../core/errors.js';
 import { analyzeKernel } from '../../core/kernel/kernel.js';
-import { hex64 } from '../../core/kernel/vmcoreinfo.js';
+import { hex64 } from '../../core/hex.js';
 import { openDumpFiles } from '../../node/open.js';
 import { STATS_OPTION, printStats } from '../remote.js';
 import type { ByteSource } from '../../core/io/source.js';

@@ -28,7 +28,7 @@ import {
   UTS_FIELD,
 } from '../format/kdump/structs.js';
 import type { Utsname } from '../dump.js';
-import { hex64 } from '../kernel/vmcoreinfo.js';
+import { hex64 } from '../hex.js';
 
 /** The kdump header's utsname (same shape as new_utsname). */
 export type KdumpUtsname = Utsname;

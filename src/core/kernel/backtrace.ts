@@ -25,7 +25,7 @@ import type { ArchUnwinder, ArchWalk, KernelArch } from './arch.js';
 import { kernelArch } from './archs.js';
 import { withTaskSymbols, type SymbolOrigin } from './task-symbols.js';
 import type { ExceptionFrame, StackRange, StopReason, UnwindFrame } from './unwind.js';
-import { hex64 } from './vmcoreinfo.js';
+import { hex64 } from '../hex.js';
 
 /** Symbols by name and address (the kallsyms decoder provides this). */
 export interface KernelSymbolSource {

@@ -24,7 +24,7 @@
  * table.
  */
 import { VmcoreError, isVmcoreError } from '../errors.js';
-import { hex64 } from './vmcoreinfo.js';
+import { hex64 } from '../hex.js';
 import { isPageLoss } from '../loss.js';
 import { decodeKallsyms, type KallsymsLocations, type KernelSymbols, type ReadVirt } from './kallsyms.js';
 import { KERNEL_LIMITS } from '../limits.js';

@@ -36,7 +36,8 @@
  */
 import { warning, type Warning } from '../warnings.js';
 import { VmcoreError, isVmcoreError } from '../errors.js';
-import { hex64, type Vmcoreinfo } from './vmcoreinfo.js';
+import { type Vmcoreinfo } from './vmcoreinfo.js';
+import { hex64 } from '../hex.js';
 import { scanKallsyms } from './kallsyms-scan.js';
 import { isPageLoss, overlapsLoss, readWithLosses, type PartialBytes } from '../loss.js';
 import { KERNEL_LIMITS } from '../limits.js';

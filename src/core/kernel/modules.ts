@@ -34,7 +34,7 @@ import type { KernelTypes, KObject } from './btf/reader.js';
 import type { KernelSymbol, ModuleSymbolTable } from './kallsyms.js';
 import { taintLetters } from './state.js';
 import type { SymbolOrigin } from './task-symbols.js';
-import { hex64 } from './vmcoreinfo.js';
+import { hex64 } from '../hex.js';
 import { KERNEL_LIMITS } from '../limits.js';
 
 const MAX_MODULES = KERNEL_LIMITS.maxModules;

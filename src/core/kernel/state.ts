@@ -9,7 +9,7 @@ import type { KernelTypes } from './btf/reader.js';
 import { listTasks } from './tasks.js';
 import { readPerCpu, type OffsetSource, type StateKernel } from './percpu.js';
 import { assignCpus, type CpuRegisters, type PerCpuTask } from './x86_64/cpu.js';
-import { hex64 } from './vmcoreinfo.js';
+import { hex64 } from '../hex.js';
 
 export type { OffsetSource, StateKernel } from './percpu.js';
 

@@ -1,6 +1,6 @@
 /** Symbol queries as `vmcore sym` answers them: an address or a name against a symbol table. */
 import type { KernelSymbols, KernelSymbol } from './kallsyms.js';
-import { hex64 } from './vmcoreinfo.js';
+import { hex64 } from '../hex.js';
 import { stripPac } from './aarch64/pagetables.js';
 
 /** One answer; addresses, offsets and sizes as 0x-prefixed lowercase hex. */

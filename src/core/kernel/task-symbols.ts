@@ -22,6 +22,7 @@
  * Sources: init/init_task.c, kernel/sched/sched.h (struct rq, struct cfs_rq), kernel/sched/core.c
  * init_idle (the idle task's name and CPU), mm/percpu.c setup_per_cpu_areas.
  */
+import { hex64 } from '../hex.js';
 import { warning, type Warning } from '../warnings.js';
 import { isVmcoreError } from '../errors.js';
 import { BtfKind } from './btf/format.js';
@@ -48,7 +49,6 @@ const CHUNK = 1 << 20;
 /** Tasks of the list looked at for runqueues, and the bound of the list walk. */
 const MAX_LIST = 1 << 16;
 
-const hx = (v: bigint) => `0x${BigInt.asUintN(64, v).toString(16)}`;
 
 /**
  * `symbols` itself when it names init_task, __per_cpu_offset and runqueues; else `symbols` with
@@ -152,7 +152,7 @@ async function findInitTask(readVirt: (va: bigint, n: number) => Promise<Uint8Ar
     }
     if (found !== undefined) return found;
   }
-  warnings.push(warning('TASK_UNREADABLE', `init_task: no task_struct named swapper/0 whose task list closes on itself in ${INIT_TASK_SEARCH >> 20} MiB from ${hx(from)}`));
+  warnings.push(warning('TASK_UNREADABLE', `init_task: no task_struct named swapper/0 whose task list closes on itself in ${INIT_TASK_SEARCH >> 20} MiB from ${hex64(from)}`));
   return undefined;
 }
 
@@ -229,7 +229,7 @@ async function findRunqueues(types: KernelTypes, initTask: bigint, warnings: War
       node = next;
     } catch (e) {
       if (!isVmcoreError(e)) throw e;
-      warnings.push(warning('PERCPU_UNAVAILABLE', `per-CPU data: task at ${hx(node)}: ${e.message}`));
+      warnings.push(warning('PERCPU_UNAVAILABLE', `per-CPU data: task at ${hex64(node)}: ${e.message}`));
       break;
     }
   }

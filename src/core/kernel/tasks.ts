@@ -16,6 +16,7 @@
  * Every list walk is bounded (by `nr_threads` plus slack, and a hard cap) and detects cycles; a
  * task that cannot be read ends its list with a warning, and the answer is partial.
  */
+import { hex } from '../hex.js';
 import { warning, type Warning } from '../warnings.js';
 import { VmcoreError, isVmcoreError } from '../errors.js';
 import { isPageLoss } from '../loss.js';
@@ -87,7 +88,6 @@ export function taskStateChar(state: number, exitState: number): string {
 
 const MAX_TASKS = KERNEL_LIMITS.maxTasks;
 
-const hex = (v: bigint) => '0x' + v.toString(16);
 
 /**
  * Walk every task of the dump.

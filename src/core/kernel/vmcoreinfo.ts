@@ -76,7 +76,3 @@ export function parseSigned(v: string | undefined): bigint | undefined {
   return BigInt.asUintN(64, b);
 }
 
-/** 64-bit value as 0x-prefixed hex (two's complement for negatives). */
-export function hex64(v: bigint): string {
-  return '0x' + BigInt.asUintN(64, v).toString(16);
-}

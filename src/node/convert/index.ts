@@ -34,6 +34,7 @@
  *  --keep-incomplete, with incomplete = true, to leave a readable partial file). A split set
  *  creates one plug-in instance per part (`plan.part`), each with its own sink.
  */
+import { hex64 } from '../../core/hex.js';
 import { warning, type Warning } from '../../core/warnings.js';
 import { VmcoreError } from '../../core/errors.js';
 import { producerNote, withoutProducerNote, type ElfNote } from '../../core/format/elf/notes.js';
@@ -333,7 +334,7 @@ export async function convertDump(input: ConvertInput, out: string | Writable, o
     bytesIn,
     bytesOut: sinks.reduce((a, s) => a + s.bytesOut, 0),
     seconds: (performance.now() - t0) / 1000,
-    physBase: '0x' + BigInt.asUintN(64, header.physBase).toString(16),
+    physBase: hex64(header.physBase),
     warnings,
   };
 }

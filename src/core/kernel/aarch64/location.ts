@@ -23,7 +23,8 @@ import type { Vmcoreinfo } from '../vmcoreinfo.js';
 import type { CpuRegisters } from '../x86_64/cpu.js';
 import type { PhysBaseResult, PhysBaseVerdict } from '../x86_64/physbase.js';
 import { decodeUtsname, findUtsname, NEW_UTSNAME_SIZE, type Utsname } from '../utsname.js';
-import { hex64, parseSigned } from '../vmcoreinfo.js';
+import { parseSigned } from '../vmcoreinfo.js';
+import { hex64 } from '../../hex.js';
 import { hasStep, proofStep, type ProofStep } from '../proof.js';
 import { Aarch64PageTables, type Aarch64Layout, type Granule } from './pagetables.js';
 

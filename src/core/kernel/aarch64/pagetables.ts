@@ -9,6 +9,7 @@
  * levels per granule); arch/arm64/include/asm/memory.h (__virt_to_phys, __lm_to_phys,
  * __kimg_to_phys, PAGE_OFFSET); arch/arm64/include/asm/pgtable-hwdef.h.
  */
+import { hex } from '../../hex.js';
 import { VmcoreError } from '../../errors.js';
 import type { PhysicalMemory } from '../../dump.js';
 import type { KernelTranslator } from '../arch.js';
@@ -16,7 +17,6 @@ import type { Vmcoreinfo } from '../vmcoreinfo.js';
 
 const MASK64 = (1n << 64n) - 1n;
 const u64 = (v: bigint) => v & MASK64;
-const hex = (v: bigint | number) => '0x' + BigInt(v).toString(16);
 
 export type Granule = 4096 | 16384 | 65536;
 

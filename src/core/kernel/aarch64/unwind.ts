@@ -24,7 +24,7 @@
  */
 import type { StackRange, StopReason, UnwindFrame } from '../unwind.js';
 import { stripPac } from './pagetables.js';
-import { hex64 } from '../vmcoreinfo.js';
+import { hex64 } from '../../hex.js';
 import { KERNEL_LIMITS } from '../../limits.js';
 
 /** The kernel's struct pt_regs layout (from BTF; the defaults are 6.1's). */

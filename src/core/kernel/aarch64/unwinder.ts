@@ -10,6 +10,7 @@
  * OVERFLOW_STACK_SIZE = 4 KiB), arch/arm64/include/asm/processor.h (thread_saved_pc/fp/sp:
  * thread.cpu_context as cpu_switch_to saved it), arch/arm64/kernel/process.c __show_regs.
  */
+import { hex16 } from '../../hex.js';
 import { warning } from '../../warnings.js';
 import type { ArchUnwinder, ArchWalk, UnwinderContext, UnwindStart, UnwindTask } from '../arch.js';
 import type { ExceptionFrame, StackRange } from '../unwind.js';
@@ -117,14 +118,13 @@ export class Aarch64Unwinder implements ArchUnwinder<CpuRegisters> {
   }
 }
 
-const h16 = (v: bigint | undefined) => BigInt.asUintN(64, v ?? 0n).toString(16).padStart(16, '0');
 
 /** arm64 pt_regs as the kernel's __show_regs lays them out (pc, lr, sp, pstate, then x29..x0). */
 export function formatAarch64PtRegs(r: Aarch64Regs, indent = '    '): string {
-  const lines = [`pc : ${h16(r['pc'])}  lr : ${h16(r['x30'])}`, `sp : ${h16(r['sp'])}  pstate: ${BigInt.asUintN(64, r['pstate'] ?? 0n).toString(16).padStart(8, '0')}`];
+  const lines = [`pc : ${hex16(r['pc'])}  lr : ${hex16(r['x30'])}`, `sp : ${hex16(r['sp'])}  pstate: ${BigInt.asUintN(64, r['pstate'] ?? 0n).toString(16).padStart(8, '0')}`];
   for (let i = 29; i >= 0; i -= 3) {
     const cols: string[] = [];
-    for (let j = i; j > i - 3 && j >= 0; j--) cols.push(`x${j}`.padEnd(3) + `: ${h16(r[`x${j}`])}`);
+    for (let j = i; j > i - 3 && j >= 0; j--) cols.push(`x${j}`.padEnd(3) + `: ${hex16(r[`x${j}`])}`);
     lines.push(cols.join(' '));
   }
   return lines.map((l) => indent + l).join('\n');

@@ -10,6 +10,7 @@
  * So the module's own pointer is used when set, else the `btf_modules` list. Every walk is
  * bounded and cycle-checked; a module whose BTF cannot be read or parsed gets an `error`.
  */
+import { hex } from '../../hex.js';
 import { warning, type Warning } from '../../warnings.js';
 import { isVmcoreError } from '../../errors.js';
 import { listModules, listNodes, type ModuleList } from '../modules.js';
@@ -30,7 +31,6 @@ export interface ModuleBtf {
   error?: string;
 }
 
-const hex = (v: bigint) => '0x' + v.toString(16);
 
 async function parseModuleBtf(types: KernelTypes, m: Omit<ModuleBtf, 'btf' | 'error'>, file?: string): Promise<ModuleBtf> {
   if (m.size <= 0 || m.size > MAX_MODULE_BTF_BYTES) return { ...m, error: `BTF size ${m.size} is implausible` };

@@ -4,6 +4,7 @@
  * carries control registers, segment bases and IDTR/GDTR).
  * Layouts: reference formats.md §2.4 and §2.6.
  */
+import { hex } from '../../hex.js';
 import { defineStruct } from '../../struct.js';
 import { NT_PRSTATUS, type ElfNote } from '../../format/elf/notes.js';
 export { cpuCountOfNotes } from '../../format/elf/notes.js';
@@ -312,7 +313,6 @@ export function assignCpus(cpus: readonly CpuRegisters[], perCpu: readonly PerCp
 /** JSON-safe form: 64-bit values as 0x hex strings. */
 export function cpuToJSON(c: CpuRegisters): Record<string, unknown> {
   const o: Record<string, unknown> = {};
-  const hex = (v: bigint) => '0x' + v.toString(16);
   for (const [k, v] of Object.entries(c)) {
     o[k] = typeof v === 'bigint' ? hex(v) : Array.isArray(v) ? v.map((x) => (typeof x === 'bigint' ? hex(x) : x)) : v;
   }

@@ -5,7 +5,7 @@
  * 2 MiB pages and the AMD SME C-bit stripped from every entry.
  */
 import { VmcoreError, isVmcoreError } from '../../errors.js';
-import { hex64 } from '../vmcoreinfo.js';
+import { hex64 } from '../../hex.js';
 import { isPresent, type PhysicalMemory } from '../../dump.js';
 import { DIRECT_MAP_REGION_L4, DIRECT_MAP_REGION_L5, KERNEL_TEXT_END, START_KERNEL_MAP, textToPhys } from './addrspace.js';
 

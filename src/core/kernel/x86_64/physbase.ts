@@ -8,7 +8,8 @@
  */
 import { isVmcoreError } from '../../errors.js';
 import { isPresent, type PhysicalMemory } from '../../dump.js';
-import { hex64, type Vmcoreinfo } from '../vmcoreinfo.js';
+import { type Vmcoreinfo } from '../vmcoreinfo.js';
+import { hex64 } from '../../hex.js';
 import { proofStep, type ProofCode, type ProofStep } from '../proof.js';
 import { decodeUtsname, findUtsname, NEW_UTSNAME_SIZE } from '../utsname.js';
 import { CR4_LA57, cpuLabel, type CpuRegisters } from './cpu.js';

@@ -10,6 +10,7 @@
  * (cea_exception_stacks), arch/x86/include/asm/page_64_types.h (THREAD_SIZE). Structure offsets
  * come from BTF.
  */
+import { hex16 } from '../../hex.js';
 import { warning } from '../../warnings.js';
 import { isVmcoreError } from '../../errors.js';
 import type { ArchUnwinder, ArchWalk, UnwinderContext, UnwindTask } from '../arch.js';
@@ -19,7 +20,7 @@ import type { CpuRegisters } from './cpu.js';
 import { orcLayoutForRelease, orcLayoutFromBtf, OrcTable, OrcTables, type OrcLayout } from './orc.js';
 import { cpuStart, inactiveTaskStart, INACTIVE_TASK_FRAME, unwind, type PtRegs, type WalkStart } from './unwind.js';
 import { KERNEL_LIMITS } from '../../limits.js';
-import { hex64 } from '../vmcoreinfo.js';
+import { hex64 } from '../../hex.js';
 
 /** THREAD_SIZE on x86_64 (arch/x86/include/asm/page_64_types.h, KASAN doubles it). */
 export const THREAD_SIZE = 0x4000n;
@@ -217,21 +218,20 @@ export function toPtRegs(c: CpuRegisters): Partial<PtRegs> {
   return r;
 }
 
-const h16 = (v: bigint | undefined) => BigInt.asUintN(64, v ?? 0n).toString(16).padStart(16, '0');
 
 /** pt_regs as crash prints them (RIP/RSP/RFLAGS, then the general registers, ORIG_RAX, CS, SS). */
 export function formatPtRegs(r: Partial<PtRegs>, partial: boolean, indent = '    '): string {
   const cs = BigInt.asUintN(16, r.cs ?? 0n).toString(16).padStart(4, '0');
   const ss = BigInt.asUintN(16, r.ss ?? 0n).toString(16).padStart(4, '0');
-  const lines = [`RIP: ${h16(r.ip)}  RSP: ${h16(r.sp)}  RFLAGS: ${BigInt.asUintN(64, r.flags ?? 0n).toString(16).padStart(8, '0')}`];
+  const lines = [`RIP: ${hex16(r.ip)}  RSP: ${hex16(r.sp)}  RFLAGS: ${BigInt.asUintN(64, r.flags ?? 0n).toString(16).padStart(8, '0')}`];
   if (!partial) {
     lines.push(
-      `RAX: ${h16(r.ax)}  RBX: ${h16(r.bx)}  RCX: ${h16(r.cx)}`,
-      `RDX: ${h16(r.dx)}  RSI: ${h16(r.si)}  RDI: ${h16(r.di)}`,
-      `RBP: ${h16(r.bp)}   R8: ${h16(r.r8)}   R9: ${h16(r.r9)}`,
-      `R10: ${h16(r.r10)}  R11: ${h16(r.r11)}  R12: ${h16(r.r12)}`,
-      `R13: ${h16(r.r13)}  R14: ${h16(r.r14)}  R15: ${h16(r.r15)}`,
-      `ORIG_RAX: ${h16(r.orig_ax)}  CS: ${cs}  SS: ${ss}`,
+      `RAX: ${hex16(r.ax)}  RBX: ${hex16(r.bx)}  RCX: ${hex16(r.cx)}`,
+      `RDX: ${hex16(r.dx)}  RSI: ${hex16(r.si)}  RDI: ${hex16(r.di)}`,
+      `RBP: ${hex16(r.bp)}   R8: ${hex16(r.r8)}   R9: ${hex16(r.r9)}`,
+      `R10: ${hex16(r.r10)}  R11: ${hex16(r.r11)}  R12: ${hex16(r.r12)}`,
+      `R13: ${hex16(r.r13)}  R14: ${hex16(r.r14)}  R15: ${hex16(r.r15)}`,
+      `ORIG_RAX: ${hex16(r.orig_ax)}  CS: ${cs}  SS: ${ss}`,
     );
   } else lines.push(`CS: ${cs}  SS: ${ss}  (partial pt_regs: IRET frame only)`);
   return lines.map((l) => indent + l).join('\n');
