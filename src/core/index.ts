@@ -25,9 +25,10 @@ export { diffMemory, type DiffOptions, type MemoryDiff, type PageDifference } fr
 // The kernel in the dump: VMCOREINFO, phys_base, registers, kernel virtual memory.
 export { analyzeKernel, type AnalyzeOptions, type KernelInfo, type KernelInput } from './kernel/kernel.js';
 export { hex64 } from './hex.js';
-export { type Vmcoreinfo } from './kernel/vmcoreinfo.js';
+export type { Vmcoreinfo } from './kernel/vmcoreinfo.js';
 export type { PhysBaseResult } from './kernel/x86_64/physbase.js';
 export type { ProofCode, ProofStep } from './kernel/proof.js';
+export type { Warning, WarningCode } from './warnings.js';
 export type { CpuRegisters } from './kernel/x86_64/cpu.js';
 
 // Symbols (kallsyms) and types (BTF) from the dump itself.
