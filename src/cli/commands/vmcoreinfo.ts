@@ -32,7 +32,7 @@ export function register(program: Command): void {
     .command('vmcoreinfo')
     .description('Print the VMCOREINFO text of a dump; recovers it from guest memory when the file has none.')
     .argument('<dump...>', 'dump file(s); several files are opened as one split set')
-    .option('--json', 'print {source, text, entries, copies} as JSON')
+    .option('--json', 'print {source, text, entries, physBase, copies} as JSON (keys in the README)')
     .option('--no-scan', 'do not scan memory when the file has no VMCOREINFO')
     .option('--all', 'with a memory scan: print every copy found, each preceded by a "# source" line')
     .option('-q, --quiet', 'do not print the source on standard error')
