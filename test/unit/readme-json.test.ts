@@ -72,3 +72,19 @@ test('README documents every convert --json and fix --json key', () => {
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("README documents the keys of info's panic.registers and of bt's exception_frames[].regs (x86_64)", () => {
+  const i = json('info', '--json', SAMPLE);
+  const panic = i.panic as Record<string, unknown>;
+  const regs = panic.registers as Record<string, unknown>;
+  assert.equal(regs.rip, '0xffffffff819c3643');
+  check('info panic.registers', regs, row('panic'));
+  const b = json('bt', '--json', SAMPLE);
+  const frames = ((b.tasks as Record<string, unknown>[])[0]!.exception_frames as Record<string, unknown>[]);
+  assert.ok(frames.length > 0, 'the panicking task entered from user mode through a pt_regs');
+  const t = row('exception_frames\\[\\]');
+  for (const f of frames) {
+    check('bt exception_frames', f, t);
+    check('bt exception_frames regs', f.regs as Record<string, unknown>, t);
+  }
+});
