@@ -380,7 +380,24 @@ test('arm64 guest bt: console call trace, drgn stack traces of sleeping tasks, I
     overflow_stack: 'BTF .data..percpu + runqueue proof',
     runqueues: 'BTF .data..percpu + runqueue proof',
     __per_cpu_offset: 'BTF .data..percpu + runqueue proof',
+    modules: 'memory search (modules)',
   });
+  // the modules list found by the search is the System.map's `modules`: the same modules
+  const modFound = vmcore(['mod', '--json', join(dir, 'elf.vmcore')]);
+  const modMap = vmcore(['mod', '--json', '--system-map', systemMap, join(dir, 'elf.vmcore')]);
+  assert.equal(modFound.status, 0, modFound.err);
+  assert.equal(modMap.status, 0, modMap.err);
+  type ModRow = { name: string; module: string; btf: boolean; btf_source: string | null };
+  const withMap = JSON.parse(modMap.out) as ModRow[];
+  const without = JSON.parse(modFound.out) as ModRow[];
+  assert.ok(withMap.length > 0, 'the guest has modules loaded');
+  // the module's BTF is on btf_modules only (btf_data is cleared after init), a symbol this
+  // kallsyms lacks: without the map it is not found, and a warning says so (never a silent "no")
+  const strip = (r: ModRow[]) => r.map(({ btf: _b, btf_source: _s, ...rest }) => rest);
+  assert.deepEqual(strip(without), strip(withMap), 'mod without the System.map lists the modules found through it');
+  assert.ok(withMap.every((m) => m.btf && m.btf_source === 'btf_modules'), modMap.out);
+  assert.ok(without.every((m) => !m.btf));
+  assert.match(modFound.err, /warning: btf_modules: no kallsyms symbol .*cannot be found from the dump alone/);
   const btKey = (o: BtJson) => o.tasks.map((t) => `${t.task} ${t.pid} ${t.active} ${t.panic} ${t.start} ${t.stop} ${t.frames.map((x) => `${x.pc}:${x.function}:${x.stack}`).join(',')}`);
   assert.deepEqual(btKey(found), btKey(elf), 'bt -a without the System.map: the same tasks and frames (checked against the console and drgn below)');
   const infoFound = JSON.parse(vmcore(['info', '--json', join(dir, 'elf.vmcore')]).out) as { panic: { signatureChain?: string[]; symbolSources?: Record<string, string>; backtraceError?: string } };

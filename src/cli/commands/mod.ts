@@ -4,7 +4,9 @@ import { VmcoreError, isVmcoreError } from '../../core/errors.js';
 import { analyzeKernel } from '../../core/kernel/kernel.js';
 import { loadKernelBtf } from '../../core/kernel/btf/kernel-btf.js';
 import { loadModuleBtfs, type ModuleBtf } from '../../core/kernel/btf/modules.js';
-import type { ModuleEntry } from '../../core/kernel/modules.js';
+import { listModules, type ModuleEntry, type ModuleList } from '../../core/kernel/modules.js';
+import { systemMapForDump } from '../../core/kernel/system-map.js';
+import { readFile } from 'node:fs/promises';
 import { openDumpFiles } from '../../node/open.js';
 import { printJson, writeStdout } from '../util.js';
 import { hex64 } from '../../core/hex.js';
@@ -58,17 +60,26 @@ export function register(program: Command): void {
     .description("The loaded modules: name, base, size, state, taint letters, whether their symbols and BTF were found. Needs the kernel's symbols (kallsyms) and BTF from the dump.")
     .argument('<dump...>', 'dump file (several files: one split set)')
     .option('--json', 'JSON: an array of {name, base, size, state, taint, ...} (keys in README)')
+    .option('--system-map <file>', "symbols from this System.map (shifted by VMCOREINFO's KERNELOFFSET) instead of the dump's kallsyms and the search for the modules list")
     .addHelpText('after', HELP_AFTER)
-    .action(async (files: string[], o: { json?: boolean }) => {
+    .action(async (files: string[], o: { json?: boolean; systemMap?: string }) => {
       const dump = await openDumpFiles(files);
       try {
         const kernel = await analyzeKernel(dump);
-        const syms = await kernel.symbols().catch((e: unknown) => {
-          if (!isVmcoreError(e)) throw e;
-          throw new VmcoreError('NO_SYMBOLS', `mod needs the kernel's symbols (modules): ${e.message}`, { cause: e });
-        });
-        const list = await kernel.modules();
+        const syms = o.systemMap
+          ? systemMapForDump(await readFile(o.systemMap, 'latin1'), kernel.vmcoreinfo, o.systemMap)
+          : await kernel.symbols().catch((e: unknown) => {
+              if (!isVmcoreError(e)) throw e;
+              throw new VmcoreError('NO_SYMBOLS', `mod needs the kernel's symbols (modules): ${e.message}`, { cause: e });
+            });
         const kb = await loadKernelBtf(kernel, { file: files[0]! });
+        let list: ModuleList;
+        if (o.systemMap) {
+          if (syms.addressOf('modules') === undefined) throw new VmcoreError('NO_SYMBOLS', `${o.systemMap} has no symbol \`modules\``, { field: 'modules' });
+          list = await listModules(kb.types, (n) => syms.addressOf(n));
+        } else {
+          list = await kernel.modules();
+        }
         const btfs = await loadModuleBtfs(kb.types, (n) => syms.addressOf(n), { file: files[0]!, modules: list });
         const byName = new Map(btfs.modules.map((b) => [b.name, b] as const));
         for (const w of [...kb.warnings, ...list.warnings, ...btfs.warnings]) process.stderr.write(`vmcore: warning: ${w.text}\n`);

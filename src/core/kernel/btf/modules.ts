@@ -87,5 +87,12 @@ export async function loadModuleBtfs(
       }
     }
   }
+  if (bmHead === undefined && bmId !== undefined) {
+    // CONFIG_DEBUG_INFO_BTF_MODULES (struct btf_module exists) without the list's symbol
+    // (CONFIG_KALLSYMS_ALL unset): a module's btf_data is cleared after its init (kernel/module/
+    // main.c), so its BTF is on btf_modules only and cannot be found here; say so, never "none"
+    const without = (list?.modules ?? []).filter((m) => !found.has(m.name)).map((m) => m.name);
+    if (without.length > 0) warnings.push(warning('SYMBOLS_UNAVAILABLE', `btf_modules: no kallsyms symbol (a kernel without CONFIG_KALLSYMS_ALL): the BTF of ${without.length} module(s) (${without.slice(0, 8).join(', ')}${without.length > 8 ? ', ...' : ''}) cannot be found from the dump alone; --system-map gives it`));
+  }
   return { modules: [...found.values()], warnings };
 }
