@@ -71,7 +71,8 @@ if (missing) {
         assert.deepEqual(dv, dm, `level ${level}: vmcore ${JSON.stringify(dv)} vs makedumpfile ${JSON.stringify(dm)}`);
         const s = JSON.parse(vr.out) as { filtered: Record<string, number> };
         assert.ok(Object.values(s.filtered).some((n) => n > 0));
-        const hdr = (await (await openDumpFiles([v])).details()).header as { dump_level: number };
+        const od = await openDumpFiles([v]);
+        const hdr = (await od.details().finally(() => od.close())).header as { dump_level: number };
         // the level asked for, plus the source's own (pages it already left out stay out)
         assert.equal(hdr.dump_level & level, level, 'the header records the level');
         rmSync(m);
