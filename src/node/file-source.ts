@@ -52,7 +52,10 @@ export class FileSource implements ByteSource {
 }
 
 function notSeekable(path: string): VmcoreError {
-  return new VmcoreError('NOT_SEEKABLE', 'a pipe cannot be read at random offsets; only convert and hash read a dump from a pipe (save it to a file first)', {
+  const what = path === '-'
+    ? "it is read once, in order, whether a pipe or a redirected file; only convert and hash read a dump from it (give the file's path)"
+    : 'a pipe cannot be read at random offsets; only convert and hash read a dump from a pipe (save it to a file first)';
+  return new VmcoreError('NOT_SEEKABLE', what, {
     file: path === '-' ? 'standard input' : path,
   });
 }

@@ -244,6 +244,11 @@ test('commands that need a seekable file say so for "-" and pipes: NOT_SEEKABLE 
     assert.match(r.err, new RegExp(`^vmcore: NOT_SEEKABLE: .*vmcore ${cmd} needs a seekable file`), cmd);
     assert.doesNotMatch(r.err, /ENOENT/);
   }
+  // standard input redirected from a regular file is still read once, in order: not called a pipe
+  const f0 = sh(`$V info - < "${SAMPLE}"`);
+  assert.equal(f0.rc, 1, f0.err);
+  assert.match(f0.err, /NOT_SEEKABLE: standard input: it is read once, in order, whether a pipe or a redirected file.*give the file's path/);
+  assert.doesNotMatch(f0.err, /a pipe cannot/);
   // page filtering needs random access too: a usage error
   const f = sh(`cat "${SAMPLE}" | $V convert -d 31 - /dev/null`);
   assert.equal(f.rc, 2, f.err);
