@@ -6,22 +6,11 @@ import { readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startRangeServer } from '../helpers/range-server.js';
+import { vmcoreAsync as vmcore } from '../helpers/cli.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
-const CLI = join(ROOT, 'dist/src/cli/main.js');
 const SAMPLE = join(ROOT, 'samples/seabios-128M.md-c-d31.kdump');
 
-// asynchronous: the range server runs in this process
-function vmcore(...args: string[]): Promise<{ rc: number | null; out: string; err: string }> {
-  return new Promise((res) => {
-    const p = spawn(process.execPath, [CLI, ...args]);
-    let out = '';
-    let err = '';
-    p.stdout.on('data', (d) => (out += d));
-    p.stderr.on('data', (d) => (err += d));
-    p.on('close', (rc) => res({ rc, out, err }));
-  });
-}
 
 test('info, dmesg, read, vmcoreinfo, hash and convert take a URL; --stats and --json say what was fetched', async () => {
   const file = await readFile(SAMPLE);

@@ -1,7 +1,6 @@
 /** `vmcore diff` / diffMemory: which page frames two dumps hold differently. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -10,15 +9,11 @@ import { SparseMemory } from '../../src/core/memory.js';
 import { diffMemory, firstDifference } from '../../src/core/diff.js';
 import { openDumpFiles } from '../../src/node/open.js';
 import { ElfDump } from '../../src/core/format/elf/reader.js';
+import { vmcore } from '../helpers/cli.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
-const CLI = join(ROOT, 'dist/src/cli/main.js');
 const SAMPLE = join(ROOT, 'samples/seabios-128M.md-c-d31.kdump');
 
-function vmcore(...args: string[]) {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', maxBuffer: 64 << 20 });
-  return { rc: r.status, out: r.stdout, err: r.stderr };
-}
 
 test('firstDifference: aligned words and odd tails', () => {
   const a = new Uint8Array(4096);

@@ -4,21 +4,16 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isSplitSet } from '../../src/node/split-set.js';
+import { vmcore } from '../helpers/cli.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
-const CLI = join(ROOT, 'dist/src/cli/main.js');
 const SAMPLE = join(ROOT, 'samples/seabios-128M.md-c-d31.kdump');
 
-function vmcore(...args: string[]) {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', maxBuffer: 64 << 20 });
-  return { rc: r.status, out: r.stdout, err: r.stderr };
-}
 
 test('hash: a split set by its headers is one dump; two different dumps are hashed each, with a pointer to diff', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'vmcore-sets-'));

@@ -19,20 +19,10 @@ import type { Dump, MapRun, PageRun } from '../../src/core/dump.js';
 import { startRangeServer } from '../helpers/range-server.js';
 import { bigKdump, bigStateOf, storedPage } from '../helpers/big-kdump.js';
 import { sampleBytes, sampleWithDamagedDescs } from '../helpers/sample-variants.js';
+import { vmcoreAsync as vmcore } from '../helpers/cli.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
-const CLI = join(ROOT, 'dist/src/cli/main.js');
 
-function vmcore(...args: string[]): Promise<{ rc: number | null; out: string; err: string }> {
-  return new Promise((res) => {
-    const p = spawn(process.execPath, [CLI, ...args]);
-    let out = '';
-    let err = '';
-    p.stdout.on('data', (d) => (out += d));
-    p.stderr.on('data', (d) => (err += d));
-    p.on('close', (rc) => res({ rc, out, err }));
-  });
-}
 
 async function collect<R>(it: AsyncIterable<R>): Promise<R[]> {
   const out: R[] = [];
