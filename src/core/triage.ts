@@ -122,41 +122,55 @@ export async function triageRecord(dump: Dump, opts: TriageOptions = {}): Promis
 }
 
 /**
- * SHA-256 (hex) over the page frames `pfns` of `dump` as triage sees them: per pfn its number
- * (8 bytes little-endian), then 1 and the page's bytes when it is present (data or zero), else 0.
- * Two dumps with the same digest answer every read and state question about these pages alike.
+ * The digest (hex, of `hasher`, SHA-256 by default) of each page frame of `pfns` as triage sees
+ * it, in the same order: the digest of the page's bytes when it is present (data or zero), ''
+ * when it is not (excluded, missing, a hole, beyond max_mapnr). Consecutive present frames are
+ * read with one read of up to 256 pages.
  */
-export async function pagesDigest(dump: Dump, pfns: readonly number[], hasher: () => Hasher = portableSha256): Promise<string> {
-  const h = hasher();
+export async function pageDigests(dump: Dump, pfns: readonly number[], hasher: () => Hasher = portableSha256): Promise<string[]> {
   const ps = dump.pageSize;
-  const head = new Uint8Array(9);
-  const dv = new DataView(head.buffer);
-  const zero = new Uint8Array(ps);
-  const one = async (pfn: number) => {
-    dv.setBigUint64(0, BigInt(pfn), true);
-    const st = pfn < dump.maxPfn ? await dump.pageState(pfn) : 'hole';
-    head[8] = st === 'data' || st === 'zero' ? 1 : 0;
-    h.update(head);
-    if (st === 'data') h.update(await dump.readPage(pfn));
-    else if (st === 'zero') h.update(zero);
+  let zeroDigest: string | undefined;
+  const digest = (b: Uint8Array) => {
+    const h = hasher();
+    h.update(b);
+    return h.digestHex();
   };
+  const one = async (pfn: number): Promise<string> => {
+    const st = pfn < dump.maxPfn ? await dump.pageState(pfn) : 'hole';
+    if (st === 'data') return digest(await dump.readPage(pfn));
+    if (st === 'zero') return (zeroDigest ??= digest(new Uint8Array(ps)));
+    return '';
+  };
+  const out: string[] = [];
   for (let i = 0; i < pfns.length; ) {
     // runs of consecutive page frames in one read when all of them are present
     let j = i + 1;
     while (j < pfns.length && pfns[j] === pfns[j - 1]! + 1 && j - i < 256) j++;
     let run: Uint8Array | undefined;
     if (j - i > 1 && pfns[j - 1]! < dump.maxPfn) run = await dump.readPhys(pfns[i]! * ps, (j - i) * ps).catch(() => undefined);
-    if (run) {
-      head[8] = 1;
-      for (let k = i; k < j; k++) {
-        dv.setBigUint64(0, BigInt(pfns[k]!), true);
-        h.update(head);
-        h.update(run.subarray((k - i) * ps, (k - i + 1) * ps));
-      }
-    } else for (let k = i; k < j; k++) await one(pfns[k]!);
+    if (run) for (let k = i; k < j; k++) out.push(digest(run.subarray((k - i) * ps, (k - i + 1) * ps)));
+    else for (let k = i; k < j; k++) out.push(await one(pfns[k]!));
     i = j;
   }
+  return out;
+}
+
+/**
+ * One digest (hex) over the page frames `pfns` and their page digests `digests` (pageDigests, same
+ * order): per pfn a line "pfn-in-hex page-digest". Two dumps with the same digest answer every
+ * read and state question about these pages alike.
+ */
+export function digestOfPages(pfns: readonly number[], digests: readonly string[], hasher: () => Hasher = portableSha256): string {
+  let text = '';
+  for (let i = 0; i < pfns.length; i++) text += `${pfns[i]!.toString(16)} ${digests[i] ?? ''}\n`;
+  const h = hasher();
+  h.update(new TextEncoder().encode(text));
   return h.digestHex();
+}
+
+/** digestOfPages over the page frames `pfns` of `dump` (pageDigests). */
+export async function pagesDigest(dump: Dump, pfns: readonly number[], hasher: () => Hasher = portableSha256): Promise<string> {
+  return digestOfPages(pfns, await pageDigests(dump, pfns, hasher), hasher);
 }
 
 /** The fingerprint of a dump (used on a filtered output). */

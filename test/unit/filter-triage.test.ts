@@ -8,7 +8,8 @@ import { openDumpFiles } from '../../src/node/open.js';
 import { analyzeKernel } from '../../src/core/kernel/kernel.js';
 import { convertDump } from '../../src/node/convert/index.js';
 import { checkFilteredOutput, planFilter } from '../../src/node/convert/filter.js';
-import { triageRecord } from '../../src/core/triage.js';
+import { pagesDigest, triageRecord } from '../../src/core/triage.js';
+import { nodeSha256 } from '../../src/node/hash.js';
 import type { ExcludedRun } from '../../src/core/kernel/pagefilter.js';
 import { isVmcoreError } from '../../src/core/errors.js';
 import { backtraceReport, createBacktracer } from '../../src/core/kernel/backtrace.js';
@@ -54,6 +55,27 @@ test('triage guard: a wrong classification that drops what dmesg reads is refuse
     const warnings: Warning[] = [];
     const plan = await planFilter(d, k, 31, { alter: () => bad, force: true, onWarning: (w) => warnings.push(w) });
     assert.ok(plan && warnings.some((w) => w.code === 'FILTER_FORCED' && /would change what info\/dmesg\/bt -a say/.test(w.text)));
+  } finally {
+    await d.close();
+  }
+});
+
+test('triage guard with the input\'s triage on a worker thread: the same plan as on this thread, and a wrong classification is still refused', async () => {
+  const bad = await wrongRuns();
+  const d = await openDumpFiles([SAMPLE]);
+  try {
+    const k = await analyzeKernel(d);
+    const here = (await planFilter(d, k, 31))!;
+    const there = (await planFilter(d, k, 31, { inputFiles: [SAMPLE] }))!;
+    assert.deepEqual(there.triage, here.triage);
+    assert.deepEqual(there.exclude, here.exclude);
+    assert.ok(here.touched && here.touched.pfns.length > 10, 'triage read a set of pages');
+    // the digest the worker made of the pages it read is the one this thread makes of them
+    assert.deepEqual(there.touched, here.touched);
+    assert.equal(here.touched.digest, await pagesDigest(d, here.touched.pfns, nodeSha256));
+    await assert.rejects(planFilter(d, k, 31, { inputFiles: [SAMPLE], alter: () => bad }), (e: unknown) => isVmcoreError(e) && e.code === 'TRIAGE' && /dmesg: differs|physBase|release/.test(e.message) && /nothing written/.test(e.message));
+    // the worker's errors are the calling thread's: a file that is not there
+    await assert.rejects(planFilter(d, k, 31, { inputFiles: [SAMPLE + '.absent'] }), (e: unknown) => isVmcoreError(e) && e.code === 'IO');
   } finally {
     await d.close();
   }

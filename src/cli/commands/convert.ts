@@ -187,7 +187,7 @@ export function register(program: Command): void {
         // written and classified in the kernel's pages: QEMU's arm64 files use 64 KiB blocks, and
         // crash, makedumpfile and libkdumpfile count block_size, max_mapnr and pfns in PAGESIZE
         const input = dump ? inKernelPages(dump, kernel?.vmcoreinfo) : undefined;
-        if (input && filtering) filter = await planFilter(input, kernel!, dumpLevel, { force: !!o.force, onWarning: warn });
+        if (input && filtering) filter = await planFilter(input, kernel!, dumpLevel, { force: !!o.force, onWarning: warn, ...(o.threads === undefined || int(o.threads, '--threads')! > 0 ? { inputFiles: inputs } : {}) });
         const summary: ConvertSummary = await convertDump(input ?? stream!.input, toStdout ? process.stdout : out, {
           ...(physBase !== undefined ? { physBase } : {}),
           // the header values convertDump derives from the kernel (kernelHeaderValues); pages

@@ -10,9 +10,12 @@ import { VmcoreError } from '../../core/errors.js';
 import type { KernelInfo } from '../../core/kernel/kernel.js';
 import { collectExcluded, excludedPages, excludedRunAt, type ExcludedRun } from '../../core/kernel/pagefilter.js';
 import { DL_PAGE_TYPES, pageModel, type PageModel } from '../../core/kernel/pagetypes.js';
-import { compareTriage, filteredView, neededButExcluded, pagesDigest, triageFingerprint, triageRecord, type TriageFingerprint } from '../../core/triage.js';
+import { compareTriage, digestOfPages, filteredView, neededButExcluded, pagesDigest, triageFingerprint, triageRecord, type TriageFingerprint, type TriageRecord } from '../../core/triage.js';
 import { openDumpFiles } from '../open.js';
 import { nodeSha256 } from '../hash.js';
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import type { TriageAnswer, TriageJob } from '../workers/triage-worker.js';
 
 
 export interface FilterPlan {
@@ -46,6 +49,44 @@ export interface FilterOptions {
    * again is costly (a live guest read through QMP).
    */
   digestPages?: boolean;
+  /**
+   * The files `dump` was opened from (openDumpFiles, then inKernelPages with `kernel.vmcoreinfo`).
+   * With them, and more than one CPU, the input's triage runs on a worker thread of its own
+   * (workers/triage-worker.ts) while this thread classifies the pages; without them (a live
+   * guest), it runs here after the classification.
+   */
+  inputFiles?: readonly string[];
+}
+
+/** The input's triage (triageRecord) and, from the worker, the digest of each page of `record.touched`. */
+interface InputTriage {
+  record: TriageRecord;
+  digests?: string[];
+}
+
+/**
+ * Run triageRecord on the dump files `paths` on a worker thread (workers/triage-worker.ts).
+ * Never rejects: a failure is returned as the error to throw, so that the calling thread can go
+ * on classifying and throw its own error first.
+ */
+function triageOnWorker(job: TriageJob): Promise<InputTriage | Error> {
+  return new Promise((resolve) => {
+    const w = new Worker(new URL('../workers/triage-worker.js', import.meta.url), { workerData: job });
+    let answered = false;
+    w.once('message', (m: TriageAnswer) => {
+      answered = true;
+      if (m.record) resolve({ record: m.record, ...(m.digests ? { digests: m.digests } : {}) });
+      else if (m.error?.code) resolve(VmcoreError.fromJSON(m.error as Parameters<typeof VmcoreError.fromJSON>[0]));
+      else resolve(new Error(`triage of the input failed: ${m.error?.message ?? 'no answer'}`));
+    });
+    w.once('error', (e) => {
+      answered = true;
+      resolve(e instanceof Error ? e : new Error(String(e)));
+    });
+    w.once('exit', (code) => {
+      if (!answered) resolve(new Error(`triage of the input: its thread exited (code ${code}) without an answer`));
+    });
+  });
 }
 
 /**
@@ -59,17 +100,31 @@ export async function planFilter(dump: Dump, kernel: KernelInfo, level: number, 
   if (!kernel.vmcoreinfo) throw new VmcoreError('NO_VMCOREINFO', `dump level ${level} needs VMCOREINFO and the dump has none (not even in memory)`, { ...(file ? { file } : {}) });
   if (!kernel.translator) throw new VmcoreError('ADDRESS_TRANSLATION', `dump level ${level} reads struct pages through kernel virtual addresses, and they cannot be translated (phys_base not proven, no CPU page tables)`, { ...(file ? { file } : {}) });
   const model = pageModel(kernel.vmcoreinfo, { ...(file ? { file } : {}), littleEndian: dump.littleEndian });
-  let exclude = await collectExcluded(
-    excludedPages({ vmcoreinfo: kernel.vmcoreinfo, readVirt: (va, n) => kernel.readVirt(va, n), ...(file ? { file } : {}), littleEndian: dump.littleEndian }, dump.pageSize, level, {
-      maxPfn: dump.maxPfn,
-      model,
-      ...(opts.onWarning ? { onWarning: opts.onWarning } : {}),
-    }),
-  );
+  const topts = opts.noBacktraces ? { noBacktraces: true } : {};
+  // triage on the input does not depend on the classification: on files, a thread of its own
+  // reads it while this one classifies
+  const onWorker =
+    opts.inputFiles?.length && availableParallelism() > 1
+      ? triageOnWorker({ paths: [...opts.inputFiles], vmcoreinfo: kernel.vmcoreinfo.text, noBacktraces: !!opts.noBacktraces, digestPages: opts.digestPages !== false && !opts.fullCheck })
+      : undefined;
+  let exclude: ExcludedRun[];
+  try {
+    exclude = await collectExcluded(
+      excludedPages({ vmcoreinfo: kernel.vmcoreinfo, readVirt: (va, n) => kernel.readVirt(va, n), ...(file ? { file } : {}), littleEndian: dump.littleEndian }, dump.pageSize, level, {
+        maxPfn: dump.maxPfn,
+        model,
+        ...(opts.onWarning ? { onWarning: opts.onWarning } : {}),
+      }),
+    );
+  } finally {
+    // the worker is never terminated (it may be inside node:zlib's synchronous code): waited for
+    await onWorker;
+  }
   if (opts.alter) exclude = opts.alter(exclude);
   // triage on the input, and on the input as the filter leaves it: before anything is written
-  const topts = opts.noBacktraces ? { noBacktraces: true } : {};
-  const { fingerprint, pfns, touched, afterAnalysis } = await triageRecord(dump, topts);
+  const input: InputTriage | Error = onWorker ? await onWorker : { record: await triageRecord(dump, topts) };
+  if (input instanceof Error) throw input;
+  const { fingerprint, pfns, touched, afterAnalysis } = input.record;
   // Triage is a function of the pages it asks about (and of the file's notes, kept as they are).
   // When the filter leaves out none of them, triage on the filtered input asks the same questions
   // and gets the same answers: it cannot say anything else, and is not run a second time. When it
@@ -98,7 +153,12 @@ export async function planFilter(dump: Dump, kernel: KernelInfo, level: number, 
     const after = new Set(afterAnalysis);
     digestPfns = touched.filter((p) => after.has(p) || excludedRunAt(exclude, p) === undefined);
   }
-  return { level, exclude, model, triage: fingerprint, ...(digestPfns ? { touched: { pfns: digestPfns, digest: await pagesDigest(dump, digestPfns, nodeSha256) } } : {}) };
+  let digest: string | undefined;
+  if (digestPfns && input.digests && touched) {
+    const of = new Map(touched.map((p, i) => [p, input.digests![i]!]));
+    digest = digestOfPages(digestPfns, digestPfns.map((p) => of.get(p)!), nodeSha256);
+  } else if (digestPfns) digest = await pagesDigest(dump, digestPfns, nodeSha256);
+  return { level, exclude, model, triage: fingerprint, ...(digestPfns && digest !== undefined ? { touched: { pfns: digestPfns, digest } } : {}) };
 }
 
 /**

@@ -1,0 +1,50 @@
+/**
+ * Triage of a filter's input on its own thread (planFilter): opens the same dump files itself,
+ * sees them in the kernel's pages as `convert` does (inKernelPages, with the VMCOREINFO the
+ * calling thread's kernel analysis found), and answers once with what triage reads of them
+ * (triageRecord) and the digest of each page it asked about (pageDigests), while the calling
+ * thread classifies the pages. It reads nothing the classification decides: its answer is the
+ * same as the calling thread's own triageRecord would be.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { openDumpFiles } from '../open.js';
+import { nodeSha256 } from '../hash.js';
+import { inKernelPages } from '../../core/reblock.js';
+import { Vmcoreinfo } from '../../core/kernel/vmcoreinfo.js';
+import { isVmcoreError } from '../../core/errors.js';
+import { pageDigests, triageRecord, type TriageRecord } from '../../core/triage.js';
+
+export interface TriageJob {
+  /** The files the calling thread opened the dump from. */
+  paths: string[];
+  /** The VMCOREINFO text the calling thread's kernel analysis used (inKernelPages). */
+  vmcoreinfo?: string;
+  noBacktraces: boolean;
+  /** Also digest each page of `record.touched`. */
+  digestPages: boolean;
+}
+
+/** The one answer: the record and the page digests (in `record.touched`'s order), or the error. (Imported as a type only: this module opens the dump when loaded.) */
+export interface TriageAnswer {
+  record?: TriageRecord;
+  digests?: string[];
+  /** A VmcoreError in its plain form (toJSON), or a plain message for any other error. */
+  error?: { code?: string; message: string; file?: string; field?: string };
+}
+
+const job = workerData as TriageJob;
+let answer: TriageAnswer;
+try {
+  const opened = await openDumpFiles(job.paths);
+  try {
+    const dump = inKernelPages(opened, job.vmcoreinfo !== undefined ? new Vmcoreinfo(job.vmcoreinfo) : undefined);
+    const record = await triageRecord(dump, job.noBacktraces ? { noBacktraces: true } : {});
+    const digests = job.digestPages && record.touched ? await pageDigests(dump, record.touched, nodeSha256) : undefined;
+    answer = { record, ...(digests ? { digests } : {}) };
+  } finally {
+    await opened.close();
+  }
+} catch (e) {
+  answer = { error: isVmcoreError(e) ? (e.toJSON() as TriageAnswer['error'])! : { message: e instanceof Error ? e.message : String(e) } };
+}
+parentPort!.postMessage(answer);
