@@ -452,7 +452,9 @@ export async function decodeKallsyms(read: ReadVirt, loc: KallsymsLocations, opt
     if (end < 0) throw corrupt(`token ${i} at offset ${o} has no terminating NUL`, loc.tokenTable + BigInt(o), 'kallsyms_token_table', file);
     tokenBytes.push(tokBuf.slice(o, end));
   }
-  const scratch = new Uint8Array(KALLSYMS_LIMITS.maxNameLength + 1);
+  // each token as text (latin1 is one character per byte, so a name is the concatenation of its
+  // tokens' texts, its length the number of bytes)
+  const tokenText = tokenBytes.map((t) => latin1.decode(t));
 
   // names
   const namesBound = loc.tokenTable > loc.names && loc.tokenTable - loc.names <= BigInt(KALLSYMS_LIMITS.maxNamesBytes);
@@ -484,17 +486,19 @@ export async function decodeKallsyms(read: ReadVirt, loc: KallsymsLocations, opt
     if (len === 0) throw corrupt(`symbol ${i} has length 0`, loc.names + BigInt(at), 'kallsyms_names', file);
     if (off + len > b.length) return SHORT;
     if (lost.length && overlapsLoss(lost, at, off + len)) return LOST;
-    let n = 0;
+    let text = '';
     for (let k = off; k < off + len; k++) {
-      const t = tokenBytes[b[k]!]!;
-      if (n + t.length > scratch.length) {
+      text += tokenText[b[k]!]!;
+      if (text.length > KALLSYMS_LIMITS.maxNameLength + 1) {
         throw corrupt(`symbol ${i} decodes to more than ${KALLSYMS_LIMITS.maxNameLength} characters`, loc.names + BigInt(at), 'kallsyms_names', file);
       }
-      scratch.set(t, n);
-      n += t.length;
     }
+    const n = text.length;
     if (n < 2) throw corrupt(`symbol ${i} decodes to ${n} characters`, loc.names + BigInt(at), 'kallsyms_names', file);
-    return { type: String.fromCharCode(scratch[0]!), name: latin1.decode(scratch.subarray(1, n)), next: off + len, isLong };
+    // the type letter is the first byte as it is (not through latin1's table)
+    let k0 = off;
+    while (tokenBytes[b[k0]!]!.length === 0) k0++;
+    return { type: String.fromCharCode(tokenBytes[b[k0]!]![0]!), name: text.slice(1), next: off + len, isLong };
   };
   const decodeNames = (long: boolean) => {
     const names: (string | undefined)[] = new Array<string>(num);

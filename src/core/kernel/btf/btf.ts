@@ -114,6 +114,15 @@ const RESYNC_WINDOW = 4096;
 /** Bound on the decoded vlen total: vlen is 16 bits, so one type has at most 65535 entries. */
 
 const utf8 = new TextDecoder('utf-8');
+const utf8Encoder = new TextEncoder();
+const FNV_BASIS = 0x811c9dc5;
+const FNV_PRIME = 0x01000193;
+/** FNV-1a, 32 bits. */
+function fnv1a(b: Uint8Array): number {
+  let h = FNV_BASIS;
+  for (const c of b) h = Math.imul(h ^ c, FNV_PRIME);
+  return h >>> 0;
+}
 const latin1 = new TextDecoder('latin1');
 const NON_ASCII = /[\x80-\xff]/;
 
@@ -143,7 +152,8 @@ export class Btf {
   /** Blob offset of each own type record (index = id - startId). */
   private readonly offsets: Uint32Array;
   private readonly cache = new Map<number, BtfType>();
-  private nameIndex: Map<string, number[]> | undefined;
+  /** Own type ids by a hash of their name's bytes (nameHash), built on the first lookup by name. */
+  private nameIndex: Map<number, number[]> | undefined;
   /** Types lost to unreadable pages of the type section (their offsets entry is 0). */
   readonly lostTypes: LostBtfTypes[] = [];
   /** What the unreadable pages cost, one line each. */
@@ -576,25 +586,49 @@ export class Btf {
     return t;
   }
 
+  /**
+   * FNV-1a (32 bits) of the name at string offset `off`, over its bytes up to the NUL (split BTF:
+   * base strings below startStrOff), without making a string of it.
+   */
+  private nameHash(off: number): number {
+    if (off < this.startStrOff) return this.base ? this.base.nameHash(off) : 0;
+    const b = this.blob;
+    const end = this.strStart + this.strLen;
+    const rel = off - this.startStrOff;
+    let h = FNV_BASIS;
+    let i = this.strStart + rel;
+    for (; i < end && b[i] !== 0; i++) h = Math.imul(h ^ b[i]!, FNV_PRIME);
+    // a name in an unreadable page reads as its marker (str())
+    const e = i - this.strStart;
+    if (this.strLost.length && this.strLost.some((l) => l.start <= e && rel < l.end)) return fnv1a(utf8Encoder.encode(this.str(off)));
+    return h >>> 0;
+  }
+
   /** Every type id with this name (base first), optionally only of the given kinds. */
   findAll(name: string, kinds?: readonly number[]): number[] {
     if (!this.nameIndex) {
-      const idx = new Map<string, number[]>();
+      // by a hash of the name's bytes: one pass over the type records, no string made; a lookup
+      // compares the names of its bucket
+      const idx = new Map<number, number[]>();
       for (let i = 0; i < this.offsets.length; i++) {
         const p = this.offsets[i]!;
         if (p === 0) continue; // lost to an unreadable page
         const off = this.dv.getUint32(p, this.littleEndian);
         if (off === 0) continue;
-        const nm = this.str(off, () => `btf_type[${this.startId + i}].name_off`);
-        const l = idx.get(nm);
+        if (off >= this.startStrOff + this.strLen) this.str(off, () => `btf_type[${this.startId + i}].name_off`); // throws OUT_OF_BOUNDS
+        const h = this.nameHash(off);
+        const l = idx.get(h);
         if (l) l.push(this.startId + i);
-        else idx.set(nm, [this.startId + i]);
+        else idx.set(h, [this.startId + i]);
       }
       this.nameIndex = idx;
     }
-    const own = this.nameIndex.get(name) ?? [];
-    const all = [...(this.base ? this.base.findAll(name, kinds) : []), ...(kinds ? own.filter((id) => kinds.includes(this.rawKind(id))) : own)];
-    return all;
+    const nameOf = (id: number) => this.str(this.dv.getUint32(this.offsets[id - this.startId]!, this.littleEndian));
+    // a name's bytes are its UTF-8 (str() reads non-ASCII names as UTF-8); one with U+FFFD may
+    // stand for bytes that are not UTF-8, and is compared with every name
+    const bucket = name.includes('\uFFFD') ? [...this.nameIndex.values()].flat().sort((a, b) => a - b) : (this.nameIndex.get(fnv1a(utf8Encoder.encode(name))) ?? []);
+    const own = bucket.filter((id) => nameOf(id) === name && (!kinds || kinds.includes(this.rawKind(id))));
+    return [...(this.base ? this.base.findAll(name, kinds) : []), ...own];
   }
 
   /**
