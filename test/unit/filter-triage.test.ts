@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { openDumpFiles } from '../../src/node/open.js';
 import { analyzeKernel } from '../../src/core/kernel/kernel.js';
 import { convertDump } from '../../src/node/convert/index.js';
-import { checkFilteredOutput, planFilter } from '../../src/node/convert/filter.js';
+import { checkFilteredOutput, planFilter, startFilter } from '../../src/node/convert/filter.js';
 import { pagesDigest, triageRecord } from '../../src/core/triage.js';
 import { nodeSha256 } from '../../src/node/hash.js';
 import type { ExcludedRun } from '../../src/core/kernel/pagefilter.js';
@@ -76,6 +76,20 @@ test('triage guard with the input\'s triage on a worker thread: the same plan as
     await assert.rejects(planFilter(d, k, 31, { inputFiles: [SAMPLE], alter: () => bad }), (e: unknown) => isVmcoreError(e) && e.code === 'TRIAGE' && /dmesg: differs|physBase|release/.test(e.message) && /nothing written/.test(e.message));
     // the worker's errors are the calling thread's: a file that is not there
     await assert.rejects(planFilter(d, k, 31, { inputFiles: [SAMPLE + '.absent'] }), (e: unknown) => isVmcoreError(e) && e.code === 'IO');
+    // judged after the output is written (convert's order): the refusal removes it
+    const dir = await mkdtemp(join(tmpdir(), 'vmcore-filter-'));
+    try {
+      const started = (await startFilter(d, k, 31, { inputFiles: [SAMPLE], alter: () => bad }))!;
+      assert.ok(started.concurrent, 'the triage runs on a worker thread');
+      const out = join(dir, 'bad.kdump');
+      await convertDump(d, out, { dumpLevel: 31, exclude: started.exclude, threads: 0 });
+      await assert.rejects(started.finish([out]), (e: unknown) => isVmcoreError(e) && e.code === 'TRIAGE' && /output removed/.test(e.message));
+      await assert.rejects(stat(out));
+      // without the files, no worker: judged on this thread
+      assert.equal((await startFilter(d, k, 31))!.concurrent, false);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   } finally {
     await d.close();
   }

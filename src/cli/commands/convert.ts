@@ -20,7 +20,7 @@ import { checkChunkSize, parseChunkSize } from '../../core/format/celf/writer.js
 import { humanBytes, parseBigint, printJson } from '../util.js';
 import { analyzeKernel } from '../../core/kernel/kernel.js';
 import { DL_PAGE_TYPES } from '../../core/kernel/pagetypes.js';
-import { checkFilteredOutput, planFilter, type FilterPlan } from '../../node/convert/filter.js';
+import { checkFilteredOutput, startFilter, type FilterPlan } from '../../node/convert/filter.js';
 
 interface Opts {
   stats?: boolean;
@@ -187,7 +187,11 @@ export function register(program: Command): void {
         // written and classified in the kernel's pages: QEMU's arm64 files use 64 KiB blocks, and
         // crash, makedumpfile and libkdumpfile count block_size, max_mapnr and pfns in PAGESIZE
         const input = dump ? inKernelPages(dump, kernel?.vmcoreinfo) : undefined;
-        if (input && filtering) filter = await planFilter(input, kernel!, dumpLevel, { force: !!o.force, onWarning: warn, ...(o.threads === undefined || int(o.threads, '--threads')! > 0 ? { inputFiles: inputs } : {}) });
+        // the classification first; the input's triage, on a worker thread of its own, goes on
+        // while the output is written, and judges it before it is checked (a refusal removes it).
+        // What goes to standard output cannot be taken back: judged before writing.
+        const classified = input && filtering ? await startFilter(input, kernel!, dumpLevel, { force: !!o.force, onWarning: warn, ...(o.threads === undefined || int(o.threads, '--threads')! > 0 ? { inputFiles: inputs } : {}) }) : undefined;
+        if (classified && (toStdout || !classified.concurrent)) filter = await classified.finish();
         const summary: ConvertSummary = await convertDump(input ?? stream!.input, toStdout ? process.stdout : out, {
           ...(physBase !== undefined ? { physBase } : {}),
           // the header values convertDump derives from the kernel (kernelHeaderValues); pages
@@ -198,7 +202,7 @@ export function register(program: Command): void {
           codec: format === 'elf' ? 'none' : codec,
           ...(o.level !== undefined ? { level: int(o.level, '--level')! } : {}),
           dumpLevel,
-          ...(filter ? { exclude: filter.exclude } : {}),
+          ...(classified ? { exclude: classified.exclude } : {}),
           ...(o.threads !== undefined ? { threads: int(o.threads, '--threads')! } : {}),
           flatten: !!o.flatten || toStdout,
           ...(split !== undefined ? { split } : {}),
@@ -217,9 +221,13 @@ export function register(program: Command): void {
           signal: ac.signal,
           onProgress,
           inputFiles: inputs.filter((x) => x !== '-'),
+        }).catch(async (e: unknown) => {
+          await classified?.settle();
+          throw e;
         });
         bar?.stop();
         bar = undefined;
+        if (classified && !filter) filter = await classified.finish(summary.outputs.map((x) => x.name));
         if (filter && !toStdout) await checkFilteredOutput(summary.outputs.map((x) => x.name), filter, { force: !!o.force, onWarning: warn });
         for (const w of [...summary.warnings, ...(stream?.warnings.slice(nStreamWarnings) ?? [])]) warn(w);
         if (o.json) {

@@ -95,6 +95,37 @@ function triageOnWorker(job: TriageJob): Promise<InputTriage | Error> {
  *         TRIAGE when pages that info, dmesg or bt -a read would be left out (unless `force`)
  */
 export async function planFilter(dump: Dump, kernel: KernelInfo, level: number, opts: FilterOptions = {}): Promise<FilterPlan | undefined> {
+  const started = await startFilter(dump, kernel, level, opts);
+  return started?.finish();
+}
+
+/** A filter classified, its input's triage under way (startFilter). */
+export interface StartedFilter {
+  level: number;
+  /** The page frames to leave out (what FilterPlan.exclude will be). */
+  exclude: ExcludedRun[];
+  model: PageModel;
+  /** The input's triage runs on a worker thread, concurrently with what the caller does next. */
+  concurrent: boolean;
+  /**
+   * Wait for the input's triage and judge the classification by it: the plan, or TRIAGE (unless
+   * `force`). `written`: the outputs already written with `exclude`, removed on a refusal (the
+   * message then says so instead of "nothing written").
+   */
+  finish(written?: readonly string[]): Promise<FilterPlan>;
+  /** Wait for the input's triage without judging (after a failure elsewhere); never rejects. */
+  settle(): Promise<void>;
+}
+
+/**
+ * The first half of planFilter: classify the pages of `dump` for dump level `level`, while the
+ * input's triage runs on a worker thread (with `opts.inputFiles`); `finish` judges the
+ * classification by that triage. The triage worker is never terminated: a caller that does not
+ * call `finish` calls `settle`.
+ * @throws VmcoreError UNSUPPORTED (kernel encoding unknown, keys missing), NO_VMCOREINFO,
+ *         ADDRESS_TRANSLATION, and the errors of the classification (pagefilter.ts)
+ */
+export async function startFilter(dump: Dump, kernel: KernelInfo, level: number, opts: FilterOptions = {}): Promise<StartedFilter | undefined> {
   if (!(level & DL_PAGE_TYPES)) return undefined;
   const file = dump.files[0]?.name;
   if (!kernel.vmcoreinfo) throw new VmcoreError('NO_VMCOREINFO', `dump level ${level} needs VMCOREINFO and the dump has none (not even in memory)`, { ...(file ? { file } : {}) });
@@ -116,14 +147,36 @@ export async function planFilter(dump: Dump, kernel: KernelInfo, level: number, 
         ...(opts.onWarning ? { onWarning: opts.onWarning } : {}),
       }),
     );
-  } finally {
+  } catch (e) {
     // the worker is never terminated (it may be inside node:zlib's synchronous code): waited for
     await onWorker;
+    throw e;
   }
   if (opts.alter) exclude = opts.alter(exclude);
-  // triage on the input, and on the input as the filter leaves it: before anything is written
-  const input: InputTriage | Error = onWorker ? await onWorker : { record: await triageRecord(dump, topts) };
-  if (input instanceof Error) throw input;
+  const excluded = exclude;
+  return {
+    level,
+    exclude: excluded,
+    model,
+    concurrent: onWorker !== undefined,
+    settle: async () => {
+      await onWorker;
+    },
+    finish: async (written) => {
+      const input: InputTriage | Error = onWorker ? await onWorker : { record: await triageRecord(dump, topts) };
+      if (input instanceof Error) throw input;
+      return judgeFilter(dump, level, model, excluded, input, { ...opts, ...(written ? { written } : {}) });
+    },
+  };
+}
+
+/**
+ * The second half of planFilter: triage on the input (`input`), and on the input as the filter
+ * leaves it, before the output is kept.
+ */
+async function judgeFilter(dump: Dump, level: number, model: PageModel, exclude: ExcludedRun[], input: InputTriage, opts: FilterOptions & { written?: readonly string[] }): Promise<FilterPlan> {
+  const file = dump.files[0]?.name;
+  const topts = opts.noBacktraces ? { noBacktraces: true } : {};
   const { fingerprint, pfns, touched, afterAnalysis } = input.record;
   // Triage is a function of the pages it asks about (and of the file's notes, kept as they are).
   // When the filter leaves out none of them, triage on the filtered input asks the same questions
@@ -142,7 +195,10 @@ export async function planFilter(dump: Dump, kernel: KernelInfo, level: number, 
     const lost = neededButExcluded(pfns, exclude);
     const which = lost.length ? `; pages it reads and the filter leaves out: ${lost.slice(0, 6).map((l) => `pfn 0x${l.pfn.toString(16)} (${l.kind})`).join(', ')}${lost.length > 6 ? ', …' : ''}` : '';
     const msg = `dump level ${level} would change what info/dmesg/bt -a say: ${diffs.join('; ')}${which}`;
-    if (!opts.force) throw new VmcoreError('TRIAGE', `${msg}; nothing written (--force writes it anyway)`, { ...(file ? { file } : {}), field: 'dump_level' });
+    if (!opts.force) {
+      if (opts.written) for (const o of opts.written) await rm(o, { force: true });
+      throw new VmcoreError('TRIAGE', `${msg}; ${opts.written ? 'output removed (--force keeps it)' : 'nothing written (--force writes it anyway)'}`, { ...(file ? { file } : {}), field: 'dump_level' });
+    }
     opts.onWarning?.(warning('FILTER_FORCED', `${msg} (written anyway: --force)`));
   }
   // the pages the output must hold with the input's bytes: all that triage asked about, less those
