@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -172,9 +172,26 @@ test('info names vmcore (version and command) as the producer of what convert wr
   }
 });
 
-test('README: after a build, `npx --no-install vmcore` runs the command from the checkout (the bin stays executable)', async () => {
-  const r = spawnSync('npx', ['--no-install', 'vmcore', '--version'], { cwd: ROOT, encoding: 'utf8' });
-  assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
-  const pkg = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as { version: string };
-  assert.equal(r.stdout.trim(), pkg.version);
+test('README: after a build, `npx --no-install vmcore` runs the command from the checkout (the bin stays executable) without rebuilding dist/', async () => {
+  // npx installs the checkout into its cache as a file: link, which runs the package's
+  // "prepare" and "install" scripts in the checkout: tsc and the web build rewrite dist/ while
+  // the other unit tests (run two at a time) load modules from it, and their CLI children die
+  // with "does not provide an export named ...". A cache of its own makes npx install every
+  // time (so a rebuild would show here, not only on a checkout's first run); ignore-scripts
+  // keeps dist/ as the build left it.
+  const cache = await mkdtemp(join(tmpdir(), 'vmcore-npx-'));
+  try {
+    const before = (await stat(CLI)).mtimeMs;
+    const r = spawnSync('npx', ['--no-install', 'vmcore', '--version'], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      env: { ...process.env, npm_config_cache: cache, npm_config_ignore_scripts: 'true' },
+    });
+    assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
+    const pkg = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+    assert.equal(r.stdout.trim(), pkg.version);
+    assert.equal((await stat(CLI)).mtimeMs, before, 'npx rebuilt dist/ (ran the package scripts)');
+  } finally {
+    await rm(cache, { recursive: true, force: true });
+  }
 });
