@@ -137,6 +137,21 @@ export interface FormatDetails {
   segments?: { paddr: number; vaddr: bigint; offset: number; filesz: number; memsz: number }[];
 }
 
+/**
+ * Unreadable pages in one vocabulary for every command (`info`'s `pages`, `hash`): the page map
+ * (`pageRuns`) calls every page it cannot read 'missing'; of those, the ones whose kdump page
+ * descriptor is impossible (size 0 or beyond a page, unknown compression flags) are 'damaged',
+ * counted by the descriptor walk of `details()` (`codecs.damaged`); the rest are 'missing'
+ * (not in the file: an incomplete or truncated dump).
+ * @param unreadable pages the page map calls 'missing'.
+ * @param codecs `FormatDetails.codecs` (undefined or without `damaged`: none are damaged).
+ * @returns the two counts, in pages; they add up to `unreadable`.
+ */
+export function splitUnreadable(unreadable: number, codecs: Record<string, number> | undefined): { missing: number; damaged: number } {
+  const damaged = Math.min(unreadable, codecs?.['damaged'] ?? 0);
+  return { missing: unreadable - damaged, damaged };
+}
+
 /** The memory half of a Dump, as a view over another dump provides it. */
 export type DumpMemory = Pick<Dump, 'pageState' | 'pageRuns' | 'readPage' | 'readPhys'> & Partial<Pick<Dump, 'pageSize' | 'maxPfn'>>;
 

@@ -7,7 +7,7 @@
  */
 import { sha256 } from '@noble/hashes/sha256';
 import { bytesToHex } from '@noble/hashes/utils';
-import { isPresent, type PhysicalMemory } from './dump.js';
+import { isPresent, splitUnreadable, type Dump, type PhysicalMemory } from './dump.js';
 import { isZeroPage } from './memory.js';
 import { VmcoreError } from './errors.js';
 
@@ -28,8 +28,10 @@ export interface MemoryDigest {
   pages: number;
   /** Present pages that are all zeros (hashed or, with skipZero, skipped). */
   zeroPages: number;
-  /** Pages the dump should hold but does not (incomplete dump): not hashed. */
+  /** Pages the dump should hold but does not (incomplete or truncated dump): not hashed. */
   missingPages: number;
+  /** Pages whose kdump page descriptor is damaged (impossible size or flags): not hashed. As `info`'s `pages.damaged` (`splitUnreadable`). */
+  damagedPages: number;
 }
 
 /**
@@ -61,10 +63,21 @@ export class PageDigest {
     this.pages++;
   }
 
-  /** The digest and its counts; `missingPages` as the caller counted them. */
-  result(missingPages: number): MemoryDigest {
-    return { sha256: this.h.digestHex(), pages: this.pages, zeroPages: this.zeroPages, missingPages };
+  /** The digest and its counts; the unreadable pages as the caller counted them (`unreadablePages`). */
+  result(unreadable: { missing: number; damaged: number }): MemoryDigest {
+    return { sha256: this.h.digestHex(), pages: this.pages, zeroPages: this.zeroPages, missingPages: unreadable.missing, damagedPages: unreadable.damaged };
   }
+}
+
+/**
+ * The pages of `mem` the digest cannot read, as `info` counts them: `unreadable` pages the page
+ * map calls 'missing', split into missing and damaged (`splitUnreadable`). Reads the page
+ * descriptors (`details()`, kdump: 24 bytes a page) only when there are unreadable pages and
+ * `mem` is a whole Dump; otherwise all are missing.
+ */
+export async function unreadablePages(mem: PhysicalMemory & Partial<Pick<Dump, 'details'>>, unreadable: number): Promise<{ missing: number; damaged: number }> {
+  if (unreadable === 0 || !mem.details) return { missing: unreadable, damaged: 0 };
+  return splitUnreadable(unreadable, (await mem.details()).codecs);
 }
 
 export interface HashOptions {
@@ -80,10 +93,11 @@ export interface HashOptions {
  * @param mem any physical memory (an opened dump).
  * @param opts `hasher` (default `portableSha256`; `nodeSha256` in Node is faster), `skipZero`,
  *   `onProgress(pfnDone, maxPfn)`.
- * @returns the hex digest and the counts of pages hashed, zero and missing (pages).
+ * @returns the hex digest and the counts of pages hashed, zero, missing and damaged (pages; the
+ *   last two are not hashed, see `unreadablePages`).
  * @throws the page read errors of `mem` (PAGE_DAMAGED, DECOMPRESS, IO, HTTP).
  */
-export async function hashMemory(mem: PhysicalMemory, opts: HashOptions = {}): Promise<MemoryDigest> {
+export async function hashMemory(mem: PhysicalMemory & Partial<Pick<Dump, 'details'>>, opts: HashOptions = {}): Promise<MemoryDigest> {
   const d = new PageDigest(opts.hasher ?? portableSha256, !!opts.skipZero);
   const zero = new Uint8Array(mem.pageSize);
   let missing = 0;
@@ -100,7 +114,7 @@ export async function hashMemory(mem: PhysicalMemory, opts: HashOptions = {}): P
       }
     }
   }
-  return d.result(missing);
+  return d.result(await unreadablePages(mem, missing));
 }
 
 /**
@@ -135,5 +149,5 @@ export async function hashPageChunks(
       opts.onProgress(seen, opts.totalPages);
     }
   }
-  return d.result(0);
+  return d.result({ missing: 0, damaged: 0 });
 }

@@ -3,7 +3,7 @@
  * as a JSON-safe report with stable keys (documented in the README).
  */
 import { warning, type Warning } from './warnings.js';
-import type { Dump, Producer, ProducerHint, ProducerHintCode } from './dump.js';
+import { splitUnreadable, type Dump, type Producer, type ProducerHint, type ProducerHintCode } from './dump.js';
 import { noteTypeName } from './format/elf/notes.js';
 import { Vmcoreinfo } from './kernel/vmcoreinfo.js';
 import { hex64 } from './hex.js';
@@ -105,6 +105,22 @@ export interface InfoReport {
 }
 
 /**
+ * The warnings for the pages a dump cannot give (`splitUnreadable`'s counts), in the words every
+ * command uses: PAGES_DAMAGED (impossible kdump page descriptor) and PAGES_MISSING (not in the
+ * file). `effect`: what the loss means for the command, added to each text (`hash`: "not hashed").
+ */
+export function unreadableWarnings(c: { missing: number; damaged: number }, effect?: string): Warning[] {
+  const out: Warning[] = [];
+  const also = effect ? `, ${effect}` : '';
+  if (c.damaged) {
+    const one = c.damaged === 1;
+    out.push(warning('PAGES_DAMAGED', `${c.damaged} ${one ? 'page has a' : 'pages have'} damaged page descriptor${one ? '' : 's'} (size or compression flags impossible): unreadable${also}, the rest of the dump is not affected`));
+  }
+  if (c.missing) out.push(warning('PAGES_MISSING', `${c.missing} ${c.missing === 1 ? 'page is' : 'pages are'} missing from the file (incomplete or truncated dump)${also ? `:${also.slice(1)}` : ''}`));
+  return out;
+}
+
+/**
  * What `vmcore info` reports: format and variant, the producer and its evidence, page counts
  * (pages of `dump.pageSize` bytes) and physical ranges (bytes), the kernel release and crash
  * time, the phys_base verdict, and warnings.
@@ -150,9 +166,7 @@ export async function describeDump(
     pages.data = pages.zeroShared = pages.damaged = null;
   } else {
     pages.dumped = pages.data! + pages.zeroShared!;
-    // the page map calls a page with a damaged descriptor missing; the descriptor walk tells them apart
-    pages.damaged = Math.min(pages.missing, det.codecs?.['damaged'] ?? 0);
-    pages.missing -= pages.damaged;
+    ({ missing: pages.missing, damaged: pages.damaged } = splitUnreadable(pages.missing, det.codecs));
   }
 
   const vi = kernel?.vmcoreinfo ?? (dump.vmcoreinfoText ? new Vmcoreinfo(dump.vmcoreinfoText) : undefined);
@@ -184,8 +198,7 @@ export async function describeDump(
   const warnings = [...dump.warnings, ...(kernel?.warnings ?? []).filter((w) => w.code !== 'PHYS_BASE_HEADER_WRONG')];
   // the built-in readers warn themselves when their incomplete flag is set; other Dumps may not
   if (det.incomplete && !BUILT_IN_FORMATS.includes(dump.format)) warnings.push(warning('MARKED_INCOMPLETE', 'the dump is marked incomplete'));
-  if (pages.damaged) warnings.push(warning('PAGES_DAMAGED', `${pages.damaged} ${pages.damaged === 1 ? 'page has a' : 'pages have'} damaged page descriptor${pages.damaged === 1 ? '' : 's'} (size or compression flags impossible): unreadable, the rest of the dump is not affected`));
-  if (pages.missing) warnings.push(warning('PAGES_MISSING', `${pages.missing} pages are missing from the file (incomplete or truncated dump)`));
+  warnings.push(...unreadableWarnings({ missing: pages.missing, damaged: pages.damaged ?? 0 }));
   if (fromMap && (await dump.dataCutShort?.())) {
     warnings.push(warning('FILE_TRUNCATED', 'the file is cut short inside its page data: the pages stored beyond its end are missing (not counted: page descriptors not read; a full page count reads them)'));
   }

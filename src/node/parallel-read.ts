@@ -9,7 +9,7 @@ import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
 import { VmcoreError, type ErrorCode } from '../core/errors.js';
 import { isPresent, type Dump } from '../core/dump.js';
-import type { Hasher, MemoryDigest } from '../core/hash.js';
+import { unreadablePages, type Hasher, type MemoryDigest } from '../core/hash.js';
 import type { ReadJob, ReadResult } from './workers/read-worker.js';
 
 interface JobSpec {
@@ -104,7 +104,8 @@ export async function hashDumpParallel(dump: Dump, paths: string[], opts: Parall
       await inflight.push(promise.then((done) => ({ spec, done })));
     }
     await inflight.drain();
-    return { sha256: h.digestHex(), pages, zeroPages, missingPages: missing };
+    const lost = await unreadablePages(dump, missing);
+    return { sha256: h.digestHex(), pages, zeroPages, missingPages: lost.missing, damagedPages: lost.damaged };
   } finally {
     // 'close' runs after the jobs already sent, then the worker exits by itself; a worker is
     // never terminated inside a job (node:zlib's synchronous code would abort the process)

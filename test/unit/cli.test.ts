@@ -45,7 +45,7 @@ test('info --json on the real sample: stable keys and the values crash/libkdumpf
 test('hash and read', async () => {
   const h = vmcore('hash', '--json', SAMPLE);
   assert.equal(h.rc, 0, h.err);
-  assert.deepEqual(JSON.parse(h.out), { sha256: '03c2b8685986e5ee4bcfee31fc94ef61c42dfed7ec5029f6194829dc174feacb', pages: 15374, zeroPages: 2990, missingPages: 0 });
+  assert.deepEqual(JSON.parse(h.out), { sha256: '03c2b8685986e5ee4bcfee31fc94ef61c42dfed7ec5029f6194829dc174feacb', pages: 15374, zeroPages: 2990, missingPages: 0, damagedPages: 0 });
   const dir = await mkdtemp(join(tmpdir(), 'vmcore-cli-'));
   try {
     const out = join(dir, 'banner.bin');

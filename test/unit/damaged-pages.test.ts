@@ -6,7 +6,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BufferSource } from '../../src/core/io/source.js';
 import { openDump } from '../../src/core/format/open.js';
@@ -21,6 +23,9 @@ import { LossLog, isPageLoss } from '../../src/core/loss.js';
 import { VmcoreError } from '../../src/core/errors.js';
 import type { PhysicalMemory } from '../../src/core/dump.js';
 import { sampleBytes, sampleWithDamagedDescs } from '../helpers/sample-variants.js';
+import { vmcore } from '../helpers/cli.js';
+import { openDumpFiles } from '../../src/node/open.js';
+import { hashDumpParallel } from '../../src/node/parallel-read.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 const EXPECTED = readFileSync(root + 'test/fixtures/dmesg/seabios-128M.makedumpfile-dump-dmesg.txt', 'latin1');
@@ -44,7 +49,7 @@ test('dmesg: the records of the damaged ring page are lost, the other 308 are pr
   assert.equal(k.physBase.verdict, 'header correct');
 });
 
-test('info counts damaged descriptors apart and warns; hash reports them unreadable; readPage names the damage', async () => {
+test('info counts damaged descriptors apart and warns; hash counts them damaged too; readPage names the damage', async () => {
   const d = await openDump([new BufferSource(sampleWithDamagedDescs(DAMAGED), 'damaged.kdump')], nodeCodecs());
   const r = await describeDump(d, await analyzeKernel(d));
   assert.equal(r.pages.damaged, 3);
@@ -55,12 +60,46 @@ test('info counts damaged descriptors apart and warns; hash reports them unreada
   assert.ok(r.warnings.some((w) => w.code === 'PAGES_DAMAGED' && /3 pages have damaged page descriptors/.test(w.text)), r.warnings.map((x) => x.text).join('\n'));
   const h = await hashMemory(d, { hasher: nodeSha256 });
   assert.equal(h.pages, 15374 - 3);
-  assert.equal(h.missingPages, 3);
+  assert.equal(h.damagedPages, 3);
+  assert.equal(h.missingPages, 0);
   await assert.rejects(d.readPage(0x32f7), (e: VmcoreError) => e.code === 'PAGE_DAMAGED' && /pfn 0x32f7 is damaged: size 0/.test(e.message) && e.field === 'page_desc.size');
   assert.deepEqual((await d.readPage(0x32f6)).length, 4096);
   // a physical read across the damaged page names the damage, not "missing from the file"
   await assert.rejects(d.readPhys(0x1000000, 16), (e: VmcoreError) => e.code === 'PAGE_DAMAGED' && /pfn 0x1000 is damaged/.test(e.message));
   assert.equal((await d.readPhys(0x1000000, 16, { fillMissing: true })).length, 16);
+});
+
+test('hash and info call the same pages damaged (not missing), with the same counts and the same warning, serial and on worker threads', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'vmcore-damaged-'));
+  try {
+    const f = join(dir, 'damaged.kdump');
+    writeFileSync(f, sampleWithDamagedDescs(DAMAGED));
+    const info = vmcore('info', '--json', '--no-kernel', f);
+    assert.equal(info.rc, 0, info.err);
+    const pages = JSON.parse(info.out).pages as { missing: number; damaged: number };
+    assert.deepEqual([pages.missing, pages.damaged], [0, 3]);
+    const infoWarning = (JSON.parse(info.out).warnings as { code: string; text: string }[]).find((w) => w.code === 'PAGES_DAMAGED');
+    assert.ok(infoWarning, info.out);
+    const h = vmcore('hash', '--json', '--quiet', f);
+    assert.equal(h.rc, 0, h.err);
+    const j = JSON.parse(h.out);
+    assert.deepEqual([j.missingPages, j.damagedPages], [pages.missing, pages.damaged]);
+    assert.equal(j.pages, 15374 - 3);
+    // the same words on stderr: damaged page descriptors, nothing called missing
+    assert.match(h.err, /warning: 3 pages have damaged page descriptors \(size or compression flags impossible\): unreadable, not hashed/);
+    assert.ok(infoWarning.text.startsWith('3 pages have damaged page descriptors (size or compression flags impossible): unreadable'));
+    assert.doesNotMatch(h.err, /missing/);
+    // the worker-thread digest (dumps of 65536 pages and more) counts them alike
+    const d = await openDumpFiles([f]);
+    try {
+      const p = await hashDumpParallel(d, [f], { hasher: nodeSha256, threads: 1 });
+      assert.deepEqual([p.sha256, p.pages, p.missingPages, p.damagedPages], [j.sha256, j.pages, 0, 3]);
+    } finally {
+      await d.close();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('VMCOREINFO recovery skips a page that does not decompress and says so', async () => {

@@ -40,7 +40,7 @@ test('hash: a split set by its headers is one dump; two different dumps are hash
     assert.match(two.err, /not one split set .*no split flag.*vmcore diff/);
     const j = JSON.parse(vmcore('hash', '--json', '--quiet', SAMPLE, other).out);
     assert.deepEqual(Object.keys(j), ['dumps']);
-    assert.deepEqual(Object.keys(j.dumps[0]), ['file', 'sha256', 'pages', 'zeroPages', 'missingPages']);
+    assert.deepEqual(Object.keys(j.dumps[0]), ['file', 'sha256', 'pages', 'zeroPages', 'missingPages', 'damagedPages']);
     assert.equal(j.dumps[0].sha256, whole.sha256);
     // a part of a set with a file that is not a part: not a set
     const mixed = await isSplitSet([parts[0]!, other]);

@@ -118,6 +118,7 @@ test('incomplete dump: zero descriptors and a file cut short are missing pages, 
   assert.equal(await d2.pageState(40), 'missing');
   const h = await hashMemory(d2);
   assert.equal(h.missingPages, 1);
+  assert.equal(h.damagedPages, 0);
   assert.equal(h.pages, 6);
 });
 

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { hashMemory, hashPageChunks, type MemoryDigest } from '../../core/hash.js';
+import { unreadableWarnings } from '../../core/info.js';
 import { openDumpFiles } from '../../node/open.js';
 import { nodeSha256 } from '../../node/hash.js';
 import { hashDumpParallel } from '../../node/parallel-read.js';
@@ -50,7 +51,7 @@ async function hashOne(files: string[], o: Opts, threads: number | undefined): P
       bar.stop();
     }
     for (const w of dump.warnings) process.stderr.write(`warning: ${w.text}\n`);
-    if (r.missingPages) process.stderr.write(`warning: ${r.missingPages} pages are missing from the dump and were not hashed\n`);
+    for (const w of unreadableWarnings({ missing: r.missingPages, damaged: r.damagedPages }, 'not hashed')) process.stderr.write(`warning: ${w.text}\n`);
     printStats(sources, o);
     return { r, fetch: fetchJson(sources) };
   } finally {
@@ -67,7 +68,7 @@ export function register(program: Command): void {
     )
     .argument('<dump...>', 'dump file(s): one dump, the parts of one split set, or several dumps; "-" reads standard input')
     .option('--skip-zero', 'leave all-zero pages out (compare an ELF with a zero-excluding kdump)')
-    .option('--json', 'print {"sha256", "pages", "zeroPages", "missingPages"} as JSON (several dumps: {"dumps": [{"file", ...}]})')
+    .option('--json', 'print {"sha256", "pages", "zeroPages", "missingPages", "damagedPages"} as JSON (several dumps: {"dumps": [{"file", ...}]})')
     .option(...STATS_OPTION)
     .option('--threads <n>', 'worker threads that read and decompress pages (default: number of cores; 0 = none)')
     .option('--quiet', 'no progress bar (it is drawn only when stderr is a terminal)')
@@ -76,7 +77,7 @@ export function register(program: Command): void {
       const set = files.length > 1 ? await isSplitSet(files) : { set: true, reason: '' };
       if (set.set) {
         const { r, fetch } = await hashOne(files, o, threads);
-        if (o.json) await printJson({ sha256: r.sha256, pages: r.pages, zeroPages: r.zeroPages, missingPages: r.missingPages, ...(fetch ? { fetch } : {}) });
+        if (o.json) await printJson({ sha256: r.sha256, pages: r.pages, zeroPages: r.zeroPages, missingPages: r.missingPages, damagedPages: r.damagedPages, ...(fetch ? { fetch } : {}) });
         else await writeStdout(`${r.sha256}  ${r.pages} pages\n`);
         return;
       }
@@ -84,7 +85,7 @@ export function register(program: Command): void {
       const dumps = [];
       for (const f of files) {
         const { r, fetch } = await hashOne([f], o, threads);
-        if (o.json) dumps.push({ file: f, sha256: r.sha256, pages: r.pages, zeroPages: r.zeroPages, missingPages: r.missingPages, ...(fetch ? { fetch } : {}) });
+        if (o.json) dumps.push({ file: f, sha256: r.sha256, pages: r.pages, zeroPages: r.zeroPages, missingPages: r.missingPages, damagedPages: r.damagedPages, ...(fetch ? { fetch } : {}) });
         else await writeStdout(`${r.sha256}  ${r.pages} pages  ${f}\n`);
       }
       if (o.json) await printJson({ dumps });
