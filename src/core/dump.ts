@@ -133,6 +133,12 @@ export interface FormatDetails {
   incomplete?: boolean | undefined;
   /** Evidence for the producer, collected by the format reader (matched by code, never by text). */
   producerHints: ProducerHint[];
+  /**
+   * Why the dump describes no memory when that is normal for its format (kdump: every file
+   * opened is a split part with an empty pfn range); `info` says so instead of blaming the
+   * header layout. Absent otherwise.
+   */
+  noMemoryReason?: string | undefined;
   /** ELF: PT_LOAD segments; kdump: none. */
   segments?: { paddr: number; vaddr: bigint; offset: number; filesz: number; memsz: number }[];
 }

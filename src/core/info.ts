@@ -202,7 +202,9 @@ export async function describeDump(
   if (fromMap && (await dump.dataCutShort?.())) {
     warnings.push(warning('FILE_TRUNCATED', 'the file is cut short inside its page data: the pages stored beyond its end are missing (not counted: page descriptors not read; a full page count reads them)'));
   }
-  if (pages.ram === 0) warnings.push(warning('NO_MEMORY', 'the dump describes no memory (0 RAM pages): its header was read in a layout that does not fit it, or the file is empty or damaged'));
+  if (pages.ram === 0) {
+    warnings.push(warning('NO_MEMORY', det.noMemoryReason ?? 'the dump describes no memory (0 RAM pages): its header was read in a layout that does not fit it, or the file is empty or damaged'));
+  }
   if (pb?.verdict === 'header wrong') {
     const hdr = pb.header === undefined ? '' : hex64(pb.header) + ' ';
     warnings.push(warning('PHYS_BASE_HEADER_WRONG',

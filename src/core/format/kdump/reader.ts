@@ -1028,6 +1028,25 @@ export class KdumpDump implements Dump {
     return this.parts[0]!.codec(name);
   }
 
+  /**
+   * When every file opened is a split part whose own pfn range is empty (start_pfn == end_pfn,
+   * kdump sub-header), why it holds no page frames and why that is normal; else undefined.
+   * makedumpfile --split writes every file it is given, each with the next range of pfns
+   * (makedumpfile.c, writeout_multiple_dumpfiles); once the ranges before a part reach
+   * max_mapnr, the parts left get an empty range at max_mapnr (makedumpfile 1.7.2, `--split` of
+   * the 128 MiB sample into four parts: the first holds every pfn, the other three 0x8000-0x8000;
+   * test/fixtures/makedumpfile-split-empty-part.kdump.gz).
+   */
+  private emptySplitReason(): string | undefined {
+    if (!this.parts.every((x) => x.h.split && x.ownStart === x.ownEnd)) return undefined;
+    const at = this.parts.map((x) => `${x.file}: start_pfn == end_pfn == 0x${x.ownStart.toString(16)}`).join('; ');
+    const why =
+      this.parts.every((x) => x.ownStart >= this.maxPfn)
+        ? `the parts before it already hold every pfn up to max_mapnr 0x${this.maxPfn.toString(16)}, and makedumpfile --split writes every file it is given, the ones left with an empty range`
+        : 'makedumpfile --split writes every file it is given, and a part can get an empty range while the other parts hold the pages';
+    return `the split part holds no page frames: its pfn range is empty (${at}). That is normal: ${why}; open all parts together for the memory`;
+  }
+
   async details(opts: DetailsOptions = {}): Promise<FormatDetails> {
     const p = this.parts[0]!;
     const h = p.h;
@@ -1088,6 +1107,7 @@ export class KdumpDump implements Dump {
       nrCpus: h.nrCpus,
       incomplete: this.parts.some((x) => (x.h.status & DUMP_DH_COMPRESSED_INCOMPLETE) !== 0),
       producerHints: hints,
+      noMemoryReason: this.emptySplitReason(),
     };
   }
 
