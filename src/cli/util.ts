@@ -2,6 +2,7 @@
 import { hex64 } from '../core/hex.js';
 import { writeFile } from 'node:fs/promises';
 import { isVmcoreError, VmcoreError } from '../core/errors.js';
+import type { Warning } from '../core/warnings.js';
 
 /** Exit statuses: 0 ok, 1 error, 2 usage error, 130 interrupted (SIGINT), 141 stdout closed (as SIGPIPE). */
 export const EXIT_ERROR = 1;
@@ -93,6 +94,14 @@ export function writeStdout(data: Uint8Array | string): Promise<void> {
   return new Promise((resolve, reject) => {
     process.stdout.write(data, (err) => (err ? reject(err) : resolve()));
   });
+}
+
+/**
+ * Print warnings as every command does in text mode: one `warning: TEXT` line each on stderr
+ * (messages; stdout holds the data alone). `--json` carries them in `warnings[]` instead.
+ */
+export function printWarnings(ws: Iterable<Warning>): void {
+  for (const w of ws) process.stderr.write(`warning: ${w.text}\n`);
 }
 
 export function printJson(v: unknown): Promise<void> {

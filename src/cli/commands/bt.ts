@@ -7,7 +7,7 @@ import { panicSummary } from '../../core/kernel/panic.js';
 import { systemMapForDump } from '../../core/kernel/system-map.js';
 import { backtraceReport, createBacktracer, formatTaskBacktrace, taskBacktraceToJSON } from '../../core/kernel/backtrace.js';
 import { openDumpFiles } from '../../node/open.js';
-import { parseNumber, printJson, writeStdout } from '../util.js';
+import { parseNumber, printJson, printWarnings, writeStdout } from '../util.js';
 
 const HELP_AFTER = `
 Default: the task that panicked (the task that logged the panic, else the current task of the
@@ -60,7 +60,7 @@ export function register(program: Command): void {
           await printJson({ tasks: report.tasks.map((t) => taskBacktraceToJSON(t, report.panicTask)), warnings: report.warnings, ...(bt.symbolSources ? { symbol_sources: bt.symbolSources } : {}) });
         } else {
           if (bt.symbolSources) for (const [n, src] of Object.entries(bt.symbolSources)) if (src !== 'kallsyms') process.stderr.write(`vmcore: ${n}: ${src}\n`);
-          for (const w of report.warnings) process.stderr.write(`vmcore: warning: ${w.text}\n`);
+          printWarnings([...dump.warnings, ...report.warnings]);
           if (report.tasks.length) await writeStdout(report.tasks.map((t) => formatTaskBacktrace(t, report.panicTask)).join('\n\n') + '\n');
         }
         // as `sym` does for a name it cannot find: the others are printed, the exit status is 1

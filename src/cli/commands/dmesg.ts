@@ -7,7 +7,7 @@ import { readDmesg, formatDmesg, dmesgToJson } from '../../core/kernel/dmesg.js'
 import { openDumpFiles } from '../../node/open.js';
 import { STATS_OPTION, printStats } from '../remote.js';
 import type { ByteSource } from '../../core/io/source.js';
-import { printJson, writeOutputFile, writeStdout } from '../util.js';
+import { printJson, printWarnings, writeOutputFile, writeStdout } from '../util.js';
 
 interface DmesgCliOptions {
   json?: boolean;
@@ -82,7 +82,7 @@ export function register(program: Command): void {
         if (kernel.vmcoreinfoSource.startsWith('memory scan')) warnings.push(warning('VMCOREINFO_RECOVERED', `VMCOREINFO recovered from memory (${kernel.vmcoreinfoSource})`));
         if (kernel.physBase.value === undefined) warnings.push(warning('PHYS_BASE_UNPROVEN', 'phys_base could not be proven; the log may be unreadable or wrong'));
         warnings.push(...log.warnings);
-        if (!o.quiet) for (const w of warnings) process.stderr.write(`vmcore: warning: ${w.text}\n`);
+        if (!o.quiet) printWarnings([...dump.warnings, ...warnings]);
         if (o.json) {
           const j = { file: files.length === 1 ? files[0] : files, vmcoreinfo_source: kernel.vmcoreinfoSource, ...dmesgToJson(log), warnings };
           if (o.output) await writeOutputFile(o.output, JSON.stringify(j, null, 2) + '\n', o.force);

@@ -6,7 +6,7 @@
 import type { Command } from 'commander';
 import { VmcoreError } from '../../core/errors.js';
 import { fixDump } from '../../node/fix.js';
-import { parseBigint, printJson } from '../util.js';
+import { parseBigint, printJson, printWarnings } from '../util.js';
 
 interface Opts {
   output?: string;
@@ -57,7 +57,7 @@ export function register(program: Command): void {
         return;
       }
       if (o.quiet) return;
-      for (const w of r.warnings) process.stderr.write(`warning: ${w.text}\n`);
+      printWarnings(r.warnings);
       const lines = [
         `${r.output}: ${r.inPlace ? 'corrected in place' : `fixed ${r.outputFormat}`} (from ${r.inputVariant})`,
         `  phys_base ${r.physBase.after} (${r.physBase.source === 'given' ? 'given' : `proved: ${r.physBase.proof.map((s) => s.text).join('; ')}`})` +

@@ -10,7 +10,7 @@ import { nodeCodecs } from '../../node/codecs.js';
 import { isSplitSet } from '../../node/split-set.js';
 import { STATS_OPTION, fetchJson, printStats } from '../remote.js';
 import type { ByteSource } from '../../core/io/source.js';
-import { parseNumber, printJson, progressBar, writeStdout } from '../util.js';
+import { parseNumber, printJson, printWarnings, progressBar, writeStdout } from '../util.js';
 
 interface Opts {
   skipZero?: boolean;
@@ -31,7 +31,7 @@ async function hashOne(files: string[], o: Opts, threads: number | undefined): P
     for (const x of s.input.ranges) total += x.endPfn - x.startPfn;
     try {
       const r = await hashPageChunks(s.input.pages, s.input.pageSize, { skipZero: !!o.skipZero, hasher: nodeSha256, onProgress, name, totalPages: total });
-      for (const w of s.warnings) process.stderr.write(`warning: ${w.text}\n`);
+      printWarnings(s.warnings);
       return { r, fetch: null };
     } finally {
       bar.stop();
@@ -50,8 +50,8 @@ async function hashOne(files: string[], o: Opts, threads: number | undefined): P
     } finally {
       bar.stop();
     }
-    for (const w of dump.warnings) process.stderr.write(`warning: ${w.text}\n`);
-    for (const w of unreadableWarnings({ missing: r.missingPages, damaged: r.damagedPages }, 'not hashed')) process.stderr.write(`warning: ${w.text}\n`);
+    printWarnings(dump.warnings);
+    printWarnings(unreadableWarnings({ missing: r.missingPages, damaged: r.damagedPages }, 'not hashed'));
     printStats(sources, o);
     return { r, fetch: fetchJson(sources) };
   } finally {

@@ -15,7 +15,7 @@ import { readFile } from 'node:fs/promises';
 import { openDumpFiles } from '../../node/open.js';
 import { STATS_OPTION, fetchJson, printStats } from '../remote.js';
 import type { ByteSource } from '../../core/io/source.js';
-import { humanBytes, printJson, writeStdout } from '../util.js';
+import { humanBytes, printJson, printWarnings, writeStdout } from '../util.js';
 
 export function register(program: Command): void {
   program
@@ -73,7 +73,10 @@ export function register(program: Command): void {
           if (kernel && skipRecovery) r.warnings.push(warning('VMCOREINFO_NOT_RECOVERED', 'the file has no VMCOREINFO: recovering it from memory reads every page, a download of the whole dump over HTTP, so it was not done (--recover does it; or run info on the file)'));
           const fetched = fetchJson(sources);
           reports.push(fetched ? { ...r, fetch: fetched } : r);
-          if (!o.json) await writeStdout(formatInfo(r) + '\n');
+          if (!o.json) {
+            await writeStdout(formatInfo(r) + '\n');
+            printWarnings(r.warnings);
+          }
           printStats(sources, o);
         } finally {
           await dump.close();
@@ -211,6 +214,5 @@ export function formatInfo(r: InfoReport): string {
     row('Notes', `${r.notes.length}`);
     for (const n of r.notes) L.push(`${''.padEnd(14)}${n.name.padEnd(12)} ${n.type.padEnd(18)} ${n.size} bytes`);
   }
-  for (const w of r.warnings) L.push(`warning: ${w.text}`);
   return L.join('\n');
 }

@@ -8,7 +8,7 @@ import { listModules, type ModuleEntry, type ModuleList } from '../../core/kerne
 import { systemMapForDump } from '../../core/kernel/system-map.js';
 import { readFile } from 'node:fs/promises';
 import { openDumpFiles } from '../../node/open.js';
-import { printJson, writeStdout } from '../util.js';
+import { printJson, printWarnings, writeStdout } from '../util.js';
 import { hex64 } from '../../core/hex.js';
 
 const HELP_AFTER = `
@@ -82,7 +82,7 @@ export function register(program: Command): void {
         }
         const btfs = await loadModuleBtfs(kb.types, (n) => syms.addressOf(n), { file: files[0]!, modules: list });
         const byName = new Map(btfs.modules.map((b) => [b.name, b] as const));
-        for (const w of [...kb.warnings, ...list.warnings, ...btfs.warnings]) process.stderr.write(`vmcore: warning: ${w.text}\n`);
+        printWarnings([...dump.warnings, ...kb.warnings, ...list.warnings, ...btfs.warnings]);
         for (const [n, src] of Object.entries(list.symbolSources ?? {})) if (src !== 'kallsyms') process.stderr.write(`vmcore: ${n}: ${src}\n`);
         if (o.json) await printJson(list.modules.map((m) => moduleToJson(m, byName.get(m.name))));
         else await writeStdout(formatModules(list.modules, byName));

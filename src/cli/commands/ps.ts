@@ -9,7 +9,7 @@ import { listTasks, type TaskEntry } from '../../core/kernel/tasks.js';
 import { systemMapForDump } from '../../core/kernel/system-map.js';
 import { openDumpFiles } from '../../node/open.js';
 import { readFile } from 'node:fs/promises';
-import { writeStdout } from '../util.js';
+import { printWarnings, writeStdout } from '../util.js';
 
 /** One `ps` row as JSON (keys documented in README.md). */
 export function taskToJson(t: TaskEntry): Record<string, unknown> {
@@ -64,7 +64,7 @@ export function register(program: Command): void {
           ...(panic ? { panic: { cpu: panic.cpu, task: panic.task } } : {}),
         });
         const symWarnings = 'warnings' in syms && Array.isArray(syms.warnings) ? (syms.warnings as Warning[]) : [];
-        for (const w of [...symWarnings, ...kb.warnings, ...walk.warnings, ...r.warnings]) process.stderr.write(`vmcore: warning: ${w.text}\n`);
+        printWarnings([...dump.warnings, ...symWarnings, ...kb.warnings, ...walk.warnings, ...r.warnings]);
         if (o.json) await writeStdout(JSON.stringify(r.tasks.map(taskToJson), null, 2) + '\n');
         else await writeStdout(formatTasks(r.tasks));
       } finally {

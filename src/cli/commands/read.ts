@@ -4,7 +4,7 @@ import { analyzeKernel } from '../../core/kernel/kernel.js';
 import { openDumpFiles } from '../../node/open.js';
 import { STATS_OPTION, printStats } from '../remote.js';
 import type { ByteSource } from '../../core/io/source.js';
-import { hexdump, parseBigint, parseNumber, writeOutputFile, writeStdout } from '../util.js';
+import { hexdump, parseBigint, parseNumber, printWarnings, writeOutputFile, writeStdout } from '../util.js';
 
 export function register(program: Command): void {
   program
@@ -26,6 +26,7 @@ export function register(program: Command): void {
       const sources: ByteSource[] = [];
       const dump = await openDumpFiles(files, { sources });
       try {
+        printWarnings(dump.warnings);
         let data: Uint8Array;
         let base: number | bigint;
         if (o.phys !== undefined) {

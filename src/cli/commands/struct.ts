@@ -8,7 +8,7 @@ import { loadModuleBtfs } from '../../core/kernel/btf/modules.js';
 import { KernelTypes } from '../../core/kernel/btf/reader.js';
 import { decodedToJson, formatLayout, formatMembers, formatStruct, type PrintOptions } from '../../core/kernel/btf/print.js';
 import { openDumpFiles } from '../../node/open.js';
-import { parseNumber, writeStdout } from '../util.js';
+import { parseNumber, printWarnings, writeStdout } from '../util.js';
 
 type Symbolizer = { symbolize?(a: bigint): { name: string; offset: bigint | number } | undefined; addressOf?(n: string): bigint | undefined };
 
@@ -45,7 +45,7 @@ export function register(program: Command): void {
         const kb = await loadKernelBtf(kernel, { file }).catch((e: unknown) => {
           throw noBtf('struct', e);
         });
-        for (const w of kb.warnings) process.stderr.write(`vmcore: warning: ${w.text}\n`);
+        printWarnings([...dump.warnings, ...kb.warnings]);
         const kinds = typeName.includes(' ') ? undefined : [BtfKind.STRUCT, BtfKind.UNION, BtfKind.TYPEDEF];
         let btf = kb.btf;
         let types = kb.types;

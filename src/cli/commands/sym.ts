@@ -5,7 +5,7 @@ import { analyzeKernel } from '../../core/kernel/kernel.js';
 import { symbolQuery, type SymbolAnswer } from '../../core/kernel/symquery.js';
 import { kernelPacMask } from '../../core/kernel/aarch64/pagetables.js';
 import { openDumpFiles } from '../../node/open.js';
-import { printJson, writeStdout } from '../util.js';
+import { printJson, printWarnings, writeStdout } from '../util.js';
 import { hex64 } from '../../core/hex.js';
 
 const HELP_AFTER = `
@@ -33,7 +33,7 @@ export function register(program: Command): void {
       try {
         const kernel = await analyzeKernel(dump);
         const syms = await kernel.symbolsWithModules();
-        for (const w of syms.warnings) process.stderr.write(`vmcore: warning: ${w.text}\n`);
+        printWarnings([...dump.warnings, ...syms.warnings]);
         const answers: SymbolAnswer[] = [];
         // arm64: a saved LR with pointer-authentication bits resolves to its code address
         const pacMask = kernel.arch === 'aarch64' ? kernelPacMask(kernel.vmcoreinfo) : undefined;

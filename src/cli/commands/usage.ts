@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 import { openDumpFiles } from '../../node/open.js';
 import { analyzeKernel } from '../../core/kernel/kernel.js';
 import { memoryUsage, type UsageKind } from '../../node/usage.js';
-import { humanBytes, parseNumber, printJson, writeStdout } from '../util.js';
+import { humanBytes, parseNumber, printJson, printWarnings, writeStdout } from '../util.js';
 
 const ROWS: [UsageKind, string, string][] = [
   ['cache', 'NON_PRI_CACHE', 'page cache without private data (-d 2 or 4)'],
@@ -32,7 +32,7 @@ export function register(program: Command): void {
         const kernel = await analyzeKernel(dump);
         const r = await memoryUsage(dump, kernel, o.sample !== undefined ? { samplePages: parseNumber(o.sample, '--sample') } : {});
         const warnings = [...dump.warnings, ...kernel.warnings, ...r.warnings];
-        for (const w of warnings) process.stderr.write(`warning: ${w.text}\n`);
+        printWarnings(warnings);
         if (o.json) return await printJson({ ...r, warnings });
         const lines: string[] = [];
         lines.push(`Kernel ${r.kernel} (page types: ${r.encoding}), ${r.pages} present pages of ${r.pageSize} bytes`);

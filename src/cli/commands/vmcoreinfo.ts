@@ -6,7 +6,7 @@ import { hex64 } from '../../core/hex.js';
 import { openDumpFiles } from '../../node/open.js';
 import { STATS_OPTION, printStats } from '../remote.js';
 import type { ByteSource } from '../../core/io/source.js';
-import { printJson, writeStdout } from '../util.js';
+import { printJson, printWarnings, writeStdout } from '../util.js';
 
 interface VmcoreinfoCliOptions {
   json?: boolean;
@@ -43,6 +43,7 @@ export function register(program: Command): void {
       const dump = await openDumpFiles(files, { sources });
       try {
         const k = await analyzeKernel(dump, { recover: o.scan !== false, bruteForce: false });
+        printWarnings(dump.warnings);
         if (!k.vmcoreinfo) {
           throw new VmcoreError(
             'NO_VMCOREINFO',
