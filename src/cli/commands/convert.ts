@@ -192,39 +192,43 @@ export function register(program: Command): void {
         // What goes to standard output cannot be taken back: judged before writing.
         const classified = input && filtering ? await startFilter(input, kernel!, dumpLevel, { force: !!o.force, onWarning: warn, ...(o.threads === undefined || int(o.threads, '--threads')! > 0 ? { inputFiles: inputs } : {}) }) : undefined;
         if (classified && (toStdout || !classified.concurrent)) filter = await classified.finish();
-        const summary: ConvertSummary = await convertDump(input ?? stream!.input, toStdout ? process.stdout : out, {
-          ...(physBase !== undefined ? { physBase } : {}),
-          // the header values convertDump derives from the kernel (kernelHeaderValues); pages
-          // above the kernel's memory model are firmware and left out, as `fix` does
-          kernel: kernel ?? false,
-          keepAllPages: !!o.keepAllPages,
-          format,
-          codec: format === 'elf' ? 'none' : codec,
-          ...(o.level !== undefined ? { level: int(o.level, '--level')! } : {}),
-          dumpLevel,
-          ...(classified ? { exclude: classified.exclude } : {}),
-          ...(o.threads !== undefined ? { threads: int(o.threads, '--threads')! } : {}),
-          flatten: !!o.flatten || toStdout,
-          ...(split !== undefined ? { split } : {}),
-          force: !!o.force,
-          keepIncomplete: !!o.keepIncomplete,
-          noNative: o.native === false,
-          ...(celf
-            ? {
-                outputFormat: celfOutput({
-                  ...(chunkSize !== undefined ? { chunkSize } : {}),
-                  ...(o.threads !== undefined ? { threads: int(o.threads, '--threads')! } : {}),
-                  noNative: o.native === false,
-                }),
-              }
-            : {}),
-          signal: ac.signal,
-          onProgress,
-          inputFiles: inputs.filter((x) => x !== '-'),
-        }).catch(async (e: unknown) => {
+        let summary: ConvertSummary;
+        try {
+          summary = await convertDump(input ?? stream!.input, toStdout ? process.stdout : out, {
+            ...(physBase !== undefined ? { physBase } : {}),
+            // the header values convertDump derives from the kernel (kernelHeaderValues); pages
+            // above the kernel's memory model are firmware and left out, as `fix` does
+            kernel: kernel ?? false,
+            keepAllPages: !!o.keepAllPages,
+            format,
+            codec: format === 'elf' ? 'none' : codec,
+            ...(o.level !== undefined ? { level: int(o.level, '--level')! } : {}),
+            dumpLevel,
+            ...(classified ? { exclude: classified.exclude } : {}),
+            ...(o.threads !== undefined ? { threads: int(o.threads, '--threads')! } : {}),
+            flatten: !!o.flatten || toStdout,
+            ...(split !== undefined ? { split } : {}),
+            force: !!o.force,
+            keepIncomplete: !!o.keepIncomplete,
+            noNative: o.native === false,
+            ...(celf
+              ? {
+                  outputFormat: celfOutput({
+                    ...(chunkSize !== undefined ? { chunkSize } : {}),
+                    ...(o.threads !== undefined ? { threads: int(o.threads, '--threads')! } : {}),
+                    noNative: o.native === false,
+                  }),
+                }
+              : {}),
+            signal: ac.signal,
+            onProgress,
+            inputFiles: inputs.filter((x) => x !== '-'),
+          });
+        } catch (e) {
+          // the input's triage worker is waited for, never terminated
           await classified?.settle();
           throw e;
-        });
+        }
         bar?.stop();
         bar = undefined;
         if (classified && !filter) filter = await classified.finish(summary.outputs.map((x) => x.name));
