@@ -16,17 +16,17 @@
 import { warning, type Warning } from '../core/warnings.js';
 import { producerText } from './version.js';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
-import { constants as fsc, open as openFd } from 'node:fs';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import net from 'node:net';
 import { VmcoreError, isVmcoreError } from '../core/errors.js';
 import { QmpClient, type QmpDumpStatus, type QmpEvent, type QmpStatus } from './qmp.js';
 import { ElfStream, type ElfStreamInfo, type PageBatch } from './stream/elf-stream.js';
 import { padNote, patchKernelInfo, type KernelPatchResult } from './stream/patch-kernel.js';
 import { convertDump, type PageStreamInput, type PfnRange } from './convert/index.js';
+import type { PageChunk } from './convert/types.js';
+import { openFifoDirect, type DirectByteStream } from './stream/direct-read.js';
 import { celfOutput } from './convert/celf.js';
 import { checkOutput } from './convert/sinks.js';
 import { cpuCountOfNotes, findVmcoreinfoNote } from '../core/format/elf/notes.js';
@@ -121,7 +121,12 @@ export interface QmpDumpSummary {
 }
 
 /** The converter's sequential input, built from QEMU's ELF stream. */
-export function streamInput(info: ElfStreamInfo, batches: AsyncIterable<PageBatch>, name: string, opts: { reserveNoteSpace?: boolean } = {}): PageStreamInput {
+export function streamInput(
+  info: ElfStreamInfo,
+  batches: AsyncIterable<PageBatch>,
+  name: string,
+  opts: { reserveNoteSpace?: boolean; useBuffers?: (get: (bytes: number) => ArrayBuffer) => void } = {},
+): PageStreamInput {
   const ps = info.pageSize;
   const ranges: PfnRange[] = [];
   for (const sg of info.segments) {
@@ -132,11 +137,11 @@ export function streamInput(info: ElfStreamInfo, batches: AsyncIterable<PageBatc
   }
   const vmci = findVmcoreinfoNote(info.notes);
   const nrCpus = cpuCountOfNotes(info.notes);
-  async function* pages(): AsyncGenerator<{ startPfn: number; data: Uint8Array }> {
+  async function* pages(): AsyncGenerator<PageChunk> {
     let zero: Uint8Array | undefined;
     for await (const b of batches) {
       if (b.data) {
-        yield { startPfn: b.pfn, data: b.data };
+        yield b.owned ? { startPfn: b.pfn, data: b.data, owned: true } : { startPfn: b.pfn, data: b.data };
         continue;
       }
       zero ??= new Uint8Array(256 * ps);
@@ -157,6 +162,7 @@ export function streamInput(info: ElfStreamInfo, batches: AsyncIterable<PageBatc
     ranges,
     maxPfn: info.maxPfn,
     pages: pages(),
+    ...(opts.useBuffers ? { useBuffers: opts.useBuffers } : {}),
     segments: info.segments.map((x) => ({ paddr: x.paddr, vaddr: x.vaddr, memsz: x.memsz })),
     ...(nrCpus ? { header: { nrCpus } } : {}),
   };
@@ -165,14 +171,6 @@ export function streamInput(info: ElfStreamInfo, batches: AsyncIterable<PageBatc
 function qemuVersion(c: QmpClient): string {
   const v = c.greeting.QMP.version;
   return `${v.qemu.major}.${v.qemu.minor}.${v.qemu.micro}${v.package ? ` (${v.package.trim()})` : ''}`;
-}
-
-/** Open the read end of a FIFO without blocking and wrap it in a stream (libuv pipe). */
-async function openFifoReader(path: string): Promise<net.Socket> {
-  // A raw descriptor (a FileHandle would close it when garbage-collected); net.Socket takes it
-  // over and closes it with the socket.
-  const fd = await new Promise<number>((res, rej) => openFd(path, fsc.O_RDONLY | fsc.O_NONBLOCK, (e, fd) => (e ? rej(e) : res(fd))));
-  return new net.Socket({ fd, readable: true, writable: false });
 }
 
 const tsMs = (e: QmpEvent | undefined) => (e?.timestamp ? e.timestamp.seconds * 1000 + e.timestamp.microseconds / 1000 : undefined);
@@ -201,7 +199,7 @@ export async function dumpViaQmp(opts: QmpDumpOptions): Promise<QmpDumpSummary> 
 
   const qmp = await QmpClient.connect(opts.qmp);
   let dir: string | undefined;
-  let reader: net.Socket | undefined;
+  let reader: DirectByteStream | undefined;
   let poll: NodeJS.Timeout | undefined;
   // Events QEMU sends during the dump (registered before the command).
   const events: QmpEvent[] = [];
@@ -236,9 +234,8 @@ export async function dumpViaQmp(opts: QmpDumpOptions): Promise<QmpDumpSummary> 
     } catch (e) {
       throw new VmcoreError('IO', `cannot create a FIFO with mkfifo: ${(e as Error).message}`, { file: fifo, cause: e });
     }
-    reader = await openFifoReader(fifo);
-    const readerErr: { e?: Error } = {};
-    reader.on('error', (e) => (readerErr.e = e));
+    // QEMU's stream is read straight into the converter's batch buffers (stream/direct-read.ts)
+    reader = await openFifoDirect(fifo);
 
     completed = qmp.waitEvent('DUMP_COMPLETED');
     completed.catch(() => undefined);
@@ -248,7 +245,7 @@ export async function dumpViaQmp(opts: QmpDumpOptions): Promise<QmpDumpSummary> 
     await rm(dir, { recursive: true, force: true });
     dir = undefined;
 
-    const stream = await ElfStream.open(reader, { name: `QEMU dump stream (${qmp.target})`, reuseBuffer: true });
+    const stream = await ElfStream.open(reader, { name: `QEMU dump stream (${qmp.target})` });
     for (const w of stream.warnings) warn(w);
     const info = stream.info;
     let bytesOut = 0;
@@ -319,7 +316,7 @@ export async function dumpViaQmp(opts: QmpDumpOptions): Promise<QmpDumpSummary> 
     let conv;
     try {
       const reserve = format === 'elf' && (opts.fixKernelInfo ?? true);
-      conv = await convertDump(streamInput(info, batches(), `QEMU dump stream (${qmp.target})`, { reserveNoteSpace: reserve }), opts.output, {
+      conv = await convertDump(streamInput(info, batches(), `QEMU dump stream (${qmp.target})`, { reserveNoteSpace: reserve, useBuffers: (get) => stream.useBuffers(get) }), opts.output, {
         format: format === 'elf' ? 'elf' : 'kdump',
         producer: producerText('dump'),
         codec,
@@ -336,7 +333,7 @@ export async function dumpViaQmp(opts: QmpDumpOptions): Promise<QmpDumpSummary> 
       });
       if (abort.signal.aborted) throw new VmcoreError('INTERRUPTED', 'interrupted');
     } catch (e) {
-      throw await explainFailure(e, { qemuGone, userAbort: opts.signal?.aborted ?? false, keep: opts.keepIncomplete ?? false, output: opts.output, readerErr: readerErr.e });
+      throw await explainFailure(e, { qemuGone, userAbort: opts.signal?.aborted ?? false, keep: opts.keepIncomplete ?? false, output: opts.output });
     } finally {
       qmp.off('closed', onClosed);
       opts.signal?.removeEventListener('abort', onUserAbort);
@@ -425,13 +422,13 @@ export async function dumpViaQmp(opts: QmpDumpOptions): Promise<QmpDumpSummary> 
     if (dumpStarted && !qmp.closed) {
       // Stop reading so QEMU's writes fail, then wait until QEMU has given up and resumed the
       // guest, so the monitor is usable when we return.
-      reader?.destroy();
+      reader?.close();
       if (completed) await withTimeout(completed, 60000, '').catch(() => undefined);
     }
     throw e;
   } finally {
     if (poll) clearInterval(poll);
-    reader?.destroy();
+    reader?.close();
     qmp.off('event', onEvent);
     qmp.close();
     if (dir) await rm(dir, { recursive: true, force: true }).catch(() => undefined);
@@ -454,7 +451,7 @@ async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<
 
 async function explainFailure(
   e: unknown,
-  ctx: { qemuGone: VmcoreError | undefined; userAbort: boolean; keep: boolean; output: string; readerErr?: Error | undefined },
+  ctx: { qemuGone: VmcoreError | undefined; userAbort: boolean; keep: boolean; output: string },
 ): Promise<VmcoreError> {
   const fate = ctx.keep ? `the partial output was kept and marked incomplete: ${ctx.output}` : 'the partial output was removed';
   if (ctx.userAbort) return new VmcoreError('INTERRUPTED', `interrupted; ${fate}; QEMU and the guest keep running`, { file: ctx.output, cause: e });

@@ -1,6 +1,7 @@
 /** Positional-read file source: never loads a whole file. */
 import { open, stat, type FileHandle } from 'node:fs/promises';
-import { createReadStream } from 'node:fs';
+import { createReadStream, fstat, type Stats } from 'node:fs';
+import { directReader, openFifoDirect, type DirectByteStream } from './stream/direct-read.js';
 import type { ByteSource } from '../core/io/source.js';
 import { VmcoreError } from '../core/errors.js';
 
@@ -71,7 +72,17 @@ export async function isStreamPath(path: string): Promise<boolean> {
   }
 }
 
-/** The bytes of a stream path: standard input for "-", else the FIFO read in order. */
-export function streamOf(path: string): AsyncIterable<Uint8Array> {
-  return path === '-' ? process.stdin : createReadStream(path, { highWaterMark: 1 << 20 });
+/**
+ * The bytes of a stream path, read straight into the reader's buffers where the descriptor
+ * allows it (stream/direct-read.ts): "-" is standard input (a pipe, FIFO, socket or regular
+ * file directly; a terminal through process.stdin), else the path (a FIFO directly).
+ */
+export async function streamOf(path: string): Promise<AsyncIterable<Uint8Array> | DirectByteStream> {
+  if (path === '-') {
+    const st = await new Promise<Stats>((res, rej) => fstat(0, (e, s) => (e ? rej(e) : res(s))));
+    if (st.isFIFO() || st.isSocket() || st.isFile()) return directReader(0, false);
+    return process.stdin;
+  }
+  if ((await stat(path)).isFIFO()) return openFifoDirect(path);
+  return createReadStream(path, { highWaterMark: 1 << 20 });
 }

@@ -125,7 +125,7 @@ export function register(program: Command): void {
         throw new VmcoreError('USAGE', `dump level ${dumpLevel} classifies pages through the kernel's struct pages, which needs random access: save the stream to a file and convert that`);
       }
       const sources: ByteSource[] = [];
-      const stream = streamIn ? await openDumpStream(streamOf(inputs[0]!), { name: inputs[0] === '-' ? 'standard input' : inputs[0]!, codecs: nodeCodecs() }) : undefined;
+      const stream = streamIn ? await openDumpStream(await streamOf(inputs[0]!), { name: inputs[0] === '-' ? 'standard input' : inputs[0]!, codecs: nodeCodecs() }) : undefined;
       const dump = stream ? undefined : await openDumpFiles(inputs, { sources });
       if (o.reassemble && !(dump instanceof KdumpDump && dump.parts.length > 1)) throw new VmcoreError('USAGE', '--reassemble: the files are not one split set');
       const ac = new AbortController();

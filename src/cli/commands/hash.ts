@@ -26,7 +26,7 @@ async function hashOne(files: string[], o: Opts, threads: number | undefined): P
   const onProgress = (done: number, total: number) => bar.update(done, total);
   if (files.length === 1 && (await isStreamPath(files[0]!))) {
     const name = files[0] === '-' ? 'standard input' : files[0]!;
-    const s = await openDumpStream(streamOf(files[0]!), { name, codecs: nodeCodecs() });
+    const s = await openDumpStream(await streamOf(files[0]!), { name, codecs: nodeCodecs() });
     let total = 0;
     for (const x of s.input.ranges) total += x.endPfn - x.startPfn;
     try {

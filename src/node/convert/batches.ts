@@ -11,7 +11,7 @@ import { PAGE_COMPRESSED, PAGE_RAW, type CompressedBatch, type OutputCodec } fro
 import { isZeroPage } from '../../core/memory.js';
 import { nodeCodecs } from '../codecs.js';
 import { DirectElfReader } from './direct.js';
-import type { PageStreamInput, PfnRange } from './types.js';
+import type { PageChunk, PageStreamInput, PfnRange } from './types.js';
 
 export interface RawBatch {
   startPfn: number;
@@ -157,7 +157,7 @@ export async function* dumpBatches(dump: Dump, ranges: readonly PfnRange[], cuts
  * The stream's page chunks without the page frames in `exclude` (ascending, disjoint): each chunk
  * is cut into the parts outside the runs. Chunks may come in any order.
  */
-export async function* withoutRuns(pages: AsyncIterable<{ startPfn: number; data: Uint8Array }>, exclude: readonly PfnRange[], pageSize: number): AsyncGenerator<{ startPfn: number; data: Uint8Array }> {
+export async function* withoutRuns(pages: AsyncIterable<PageChunk>, exclude: readonly PfnRange[], pageSize: number): AsyncGenerator<PageChunk> {
   for await (const chunk of pages) {
     if (chunk.data.length % pageSize !== 0) {
       yield chunk; // refused by streamBatches
@@ -182,37 +182,64 @@ export async function* withoutRuns(pages: AsyncIterable<{ startPfn: number; data
   }
 }
 
+/**
+ * The stream's pages as batches: at most `max` pages, within one declared range, cut at `cuts`.
+ * A chunk the stream hands over `owned` (its own buffer from `pool`) that fits these bounds
+ * becomes a batch as it is; other chunks are copied into batch buffers (and an owned buffer
+ * copied from goes back to `pool`). Throws BAD_FIELD for a chunk out of order, of partial
+ * pages, beyond or across the declared ranges; TRUNCATED when the stream ends early.
+ */
 export async function* streamBatches(input: PageStreamInput, cuts: number[], max: number, pool: BufferPool): AsyncGenerator<RawBatch> {
   const ps = input.pageSize;
-  const plan = chunks(input.ranges, cuts, max);
-  let want = plan.next();
+  const ranges = input.ranges;
+  let ri = 0;
+  /** The pfn the stream delivers next (-1: all ranges delivered). */
+  let next = ranges.length ? ranges[0]!.startPfn : -1;
+  let ci = 0;
   let cur: { startPfn: number; n: number; buf: ArrayBuffer; fill: number } | undefined;
-  let expect = want.done ? -1 : want.value.startPfn;
+  /** Pages a batch starting at `next` may hold. */
+  const room = () => {
+    while (ci < cuts.length && cuts[ci]! <= next) ci++;
+    return Math.min(ranges[ri]!.endPfn, ci < cuts.length ? cuts[ci]! : Infinity, next + max) - next;
+  };
+  const advance = (pages: number) => {
+    next += pages;
+    if (next === ranges[ri]!.endPfn) next = ++ri < ranges.length ? ranges[ri]!.startPfn : -1;
+  };
   for await (const chunk of input.pages) {
-    if (chunk.data.length % ps !== 0) throw new VmcoreError('BAD_FIELD', `page stream chunk of ${chunk.data.length} bytes is not whole pages`, { file: input.name });
-    if (chunk.startPfn !== expect) {
-      throw new VmcoreError('BAD_FIELD', `page stream out of order: got pfn 0x${chunk.startPfn.toString(16)}, expected 0x${expect.toString(16)}`, { file: input.name });
+    const len = chunk.data.length;
+    if (len % ps !== 0) throw new VmcoreError('BAD_FIELD', `page stream chunk of ${len} bytes is not whole pages`, { file: input.name });
+    if (len === 0) continue;
+    if (next < 0) throw new VmcoreError('BAD_FIELD', 'page stream has more pages than its declared ranges', { file: input.name });
+    if (chunk.startPfn !== next) {
+      throw new VmcoreError('BAD_FIELD', `page stream out of order: got pfn 0x${chunk.startPfn.toString(16)}, expected 0x${next.toString(16)}`, { file: input.name });
+    }
+    const pages = len / ps;
+    if (next + pages > ranges[ri]!.endPfn) {
+      throw new VmcoreError('BAD_FIELD', `page stream chunk at pfn 0x${next.toString(16)} runs beyond its declared range (ends at 0x${ranges[ri]!.endPfn.toString(16)})`, { file: input.name });
+    }
+    if (!cur && chunk.owned && chunk.data.byteOffset === 0 && pages <= room()) {
+      yield { startPfn: next, count: pages, buf: chunk.data.buffer as ArrayBuffer };
+      advance(pages);
+      continue;
     }
     let off = 0;
-    while (off < chunk.data.length) {
-      if (want.done) throw new VmcoreError('BAD_FIELD', 'page stream has more pages than its declared ranges', { file: input.name });
-      const w = want.value;
-      if (!cur) cur = { startPfn: w.startPfn, n: w.endPfn - w.startPfn, buf: pool.get((w.endPfn - w.startPfn) * ps), fill: 0 };
-      const take = Math.min(cur.n * ps - cur.fill, chunk.data.length - off);
+    while (off < len) {
+      if (!cur) {
+        const n = room();
+        cur = { startPfn: next, n, buf: pool.get(n * ps), fill: 0 };
+      }
+      const take = Math.min(cur.n * ps - cur.fill, len - off);
       new Uint8Array(cur.buf, cur.fill, take).set(chunk.data.subarray(off, off + take));
       cur.fill += take;
       off += take;
+      advance(take / ps);
       if (cur.fill === cur.n * ps) {
         yield { startPfn: cur.startPfn, count: cur.n, buf: cur.buf };
         cur = undefined;
-        want = plan.next();
       }
     }
-    expect = chunk.startPfn + chunk.data.length / ps;
-    if (!cur && !want.done && expect !== want.value.startPfn) {
-      // the stream continues at the next declared range
-      expect = want.value.startPfn;
-    }
+    if (chunk.owned) pool.put(chunk.data.buffer as ArrayBuffer);
   }
-  if (!want.done || cur) throw new VmcoreError('TRUNCATED', `page stream ended early (at pfn 0x${expect.toString(16)})`, { file: input.name });
+  if (next >= 0 || cur) throw new VmcoreError('TRUNCATED', `page stream ended early (at pfn 0x${Math.max(next, 0).toString(16)})`, { file: input.name });
 }

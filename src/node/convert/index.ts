@@ -221,6 +221,8 @@ export async function convertDump(input: ConvertInput, out: string | Writable, o
     opts.outputFormat ?? ((o) => (format === 'elf' ? new ElfFormat(o) : new KdumpFormat(o)));
   const probe = makeFormat({ codec, level, dumpLevel });
   const bufPool = new BufferPool(batchPages * ps);
+  // a stream may read its pages straight into the batch buffers
+  if (isStream(input)) input.useBuffers?.((bytes) => bufPool.get(bytes));
   const progress = (p: ConvertProgress) => opts.onProgress?.(p);
   const pagesTotal = countIn(scan.present, 0, Infinity);
   const pool = new CompressPool({ codec: probe.compression.codec, level: probe.compression.level ?? level, pageSize: ps, detectZero: probe.compression.detectZero, noNative: !!opts.noNative }, threads);

@@ -15,6 +15,13 @@ export interface PfnRange {
   endPfn: number;
 }
 
+/** A chunk of a page stream (see PageStreamInput.pages). */
+export interface PageChunk {
+  startPfn: number;
+  data: Uint8Array;
+  owned?: boolean;
+}
+
 /** A sequential input: every page of `ranges` arrives once, in ascending pfn order. */
 export interface PageStreamInput {
   kind: 'stream';
@@ -31,8 +38,17 @@ export interface PageStreamInput {
   ram?: readonly PfnRange[];
   /** max_mapnr (defaults to the end of the last range). */
   maxPfn?: number;
-  /** Pages: each chunk holds whole pages starting at startPfn, continuing the sequence. */
-  pages: AsyncIterable<{ startPfn: number; data: Uint8Array }>;
+  /**
+   * Pages: each chunk holds whole pages starting at startPfn, continuing the sequence. `owned`:
+   * `data` starts an ArrayBuffer from the allocator given to `useBuffers`, which the consumer
+   * now owns (it goes to a worker as it is, without a copy).
+   */
+  pages: AsyncIterable<PageChunk>;
+  /**
+   * Offer the consumer's buffer allocator (called with the byte size of a full batch): the
+   * stream may then read its pages straight into such buffers and yield them `owned`.
+   */
+  useBuffers?: (get: (bytes: number) => ArrayBuffer) => void;
   /** Physical address → virtual address of PT_LOADs, when the source knows them. */
   segments?: readonly { paddr: number; vaddr: bigint; memsz: number }[];
   header?: Partial<Pick<KdumpHeaderInfo, 'utsname' | 'timestampSec' | 'nrCpus' | 'physBase' | 'dumpLevel'>>;

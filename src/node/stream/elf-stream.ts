@@ -21,6 +21,7 @@ import {
   PT_LOAD,
   PT_NOTE,
 } from '../../core/format/elf/structs.js';
+import { isDirectByteStream, type DirectByteStream } from './direct-read.js';
 
 /** Headers and notes read before the first memory byte (the other limits: ELF_LIMITS). */
 const MAX_HEADER_BYTES = ELF_LIMITS.maxStreamHeaderBytes;
@@ -39,6 +40,8 @@ export interface PageBatch {
   pfn: number;
   count: number;
   data?: Uint8Array;
+  /** `data` starts a buffer from the consumer's allocator (`useBuffers`), which the consumer now owns. */
+  owned?: boolean;
 }
 
 export interface ElfStreamInfo {
@@ -62,9 +65,13 @@ export interface ElfStreamInfo {
   headerPieces: { offset: number; bytes: Uint8Array }[];
 }
 
-/** Pulls exact byte counts out of an async chunk iterator (the input of every one-pass reader). */
+/**
+ * Pulls exact byte counts out of an async chunk iterator or a direct reader (the input of every
+ * one-pass reader). With a direct reader, `readInto` reads straight into the destination.
+ */
 export class ChunkReader {
-  private it: AsyncIterator<Uint8Array>;
+  private it: AsyncIterator<Uint8Array> | undefined;
+  private direct: DirectByteStream | undefined;
   private cur: Uint8Array = new Uint8Array(0);
   private pos = 0;
   /** Bytes consumed so far = current file offset. */
@@ -72,16 +79,26 @@ export class ChunkReader {
   private done = false;
 
   constructor(
-    input: AsyncIterable<Uint8Array>,
+    input: AsyncIterable<Uint8Array> | DirectByteStream,
     readonly name: string,
   ) {
-    this.it = input[Symbol.asyncIterator]();
+    if (isDirectByteStream(input)) this.direct = input;
+    else this.it = input[Symbol.asyncIterator]();
   }
 
   private async fill(): Promise<boolean> {
     while (this.pos >= this.cur.length) {
       if (this.done) return false;
-      const r = await this.it.next();
+      if (this.direct) {
+        // a chunk of its own (callers may keep views of it)
+        const b = new Uint8Array(64 << 10);
+        const n = await this.direct.readFull(b);
+        if (n < b.length) this.done = true;
+        this.cur = b.subarray(0, n);
+        this.pos = 0;
+        continue;
+      }
+      const r = await this.it!.next();
       if (r.done) {
         this.done = true;
         return false;
@@ -96,6 +113,14 @@ export class ChunkReader {
   async readInto(dst: Uint8Array, at: number, n: number, what: string): Promise<void> {
     let done = 0;
     while (done < n) {
+      if (this.direct && this.pos >= this.cur.length && !this.done) {
+        // straight into the destination
+        const k = await this.direct.readFull(dst.subarray(at + done, at + n));
+        done += k;
+        this.offset += k;
+        if (done < n) this.done = true;
+        continue;
+      }
       if (!(await this.fill())) {
         throw new VmcoreError('TRUNCATED', `the stream ended after ${this.offset} bytes, inside ${what}`, {
           file: this.name,
@@ -157,7 +182,8 @@ export class ChunkReader {
   }
 
   async close(): Promise<void> {
-    await this.it.return?.();
+    if (this.direct) this.direct.close();
+    else await this.it!.return?.();
   }
 }
 
@@ -176,6 +202,7 @@ export interface ElfStreamOptions {
 
 export class ElfStream {
   private consumed = false;
+  private alloc: ((bytes: number) => ArrayBuffer) | undefined;
 
   private constructor(
     private readonly r: ChunkReader,
@@ -190,8 +217,17 @@ export class ElfStream {
     return this.r.offset;
   }
 
+  /**
+   * Read the pages into buffers from `get` (called with the byte size of a full batch) and yield
+   * them `owned`: the consumer keeps each buffer (e.g. hands it to a worker and recycles it).
+   * With a direct reader, the read system calls fill these buffers themselves.
+   */
+  useBuffers(get: (bytes: number) => ArrayBuffer): void {
+    this.alloc = get;
+  }
+
   /** Read the headers and notes (everything before the first memory byte). */
-  static async open(input: AsyncIterable<Uint8Array>, opts: ElfStreamOptions = {}): Promise<ElfStream> {
+  static async open(input: AsyncIterable<Uint8Array> | DirectByteStream, opts: ElfStreamOptions = {}): Promise<ElfStream> {
     const name = opts.name ?? 'ELF stream';
     const pageSize = opts.pageSize ?? 4096;
     const batchPages = Math.max(1, Math.min(opts.batchPages ?? 256, 4096));
@@ -320,7 +356,8 @@ export class ElfStream {
     const ps = this.info.pageSize;
     const { r } = this;
     const B = this.batchPages;
-    const shared = this.reuse ? new Uint8Array(B * ps) : undefined;
+    const alloc = this.alloc;
+    const shared = this.reuse && !alloc ? new Uint8Array(B * ps) : undefined;
     function* tail(first: number, end: number): Generator<PageBatch> {
       for (let p = first; p < end; p += B * 64) yield { pfn: p, count: Math.min(B * 64, end - p) };
     }
@@ -337,14 +374,14 @@ export class ElfStream {
       while (left > 0) {
         const pagesLeft = Math.ceil((left + (first ? head : 0)) / ps);
         const count = Math.min(B, pagesLeft);
-        const data = shared ? shared.subarray(0, count * ps) : new Uint8Array(count * ps);
+        const data = alloc ? new Uint8Array(alloc(B * ps), 0, count * ps) : shared ? shared.subarray(0, count * ps) : new Uint8Array(count * ps);
         const skip = first ? head : 0;
         const n = Math.min(left, count * ps - skip);
-        if (shared && (skip > 0 || n < count * ps)) data.fill(0);
+        if ((shared || alloc) && (skip > 0 || n < count * ps)) data.fill(0);
         await r.readInto(data, skip, n, `the PT_LOAD at paddr 0x${s.paddr.toString(16)}`);
         left -= n;
         first = false;
-        yield { pfn, count, data };
+        yield alloc ? { pfn, count, data, owned: true } : { pfn, count, data };
         pfn += count;
       }
       // memsz beyond filesz: zero pages that start after the data.

@@ -39,6 +39,7 @@ import { FLAT_HEADER_SIZE, FLAT_SIGNATURE, FLAT_TYPE, FlatDataHeader, FlatHeader
 import type { PageStreamInput, PfnRange } from '../convert/index.js';
 import { streamInput } from '../dump-qmp.js';
 import { ChunkReader, ElfStream } from './elf-stream.js';
+import { isDirectByteStream, type DirectByteStream } from './direct-read.js';
 import { KDUMP_STREAM_LIMITS } from '../../core/limits.js';
 
 const MAX_META = KDUMP_STREAM_LIMITS.maxMetaBytes;
@@ -179,6 +180,20 @@ class Pieces {
   }
 }
 
+/** `head`, then the rest of a direct reader. */
+function withPrefix(head: Uint8Array, rest: DirectByteStream): DirectByteStream {
+  let pos = 0;
+  return {
+    async readFull(dst: Uint8Array): Promise<number> {
+      const k = Math.min(head.length - pos, dst.length);
+      if (k > 0) dst.set(head.subarray(pos, pos + k));
+      pos += k;
+      return k === dst.length ? k : k + (await rest.readFull(dst.subarray(k)));
+    },
+    close: () => rest.close(),
+  };
+}
+
 /** Prepend `head` to the rest of an iterator. */
 async function* joined(head: Uint8Array[], it: AsyncIterator<Uint8Array>): AsyncGenerator<Uint8Array> {
   for (const h of head) yield h;
@@ -196,20 +211,28 @@ async function* joined(head: Uint8Array[], it: AsyncIterator<Uint8Array>): Async
  * UNSUPPORTED for a stream that cannot be read in one pass (see the module comment), TRUNCATED,
  * BAD_FIELD.
  */
-export async function openDumpStream(stream: AsyncIterable<Uint8Array>, opts: DumpStreamOptions): Promise<DumpStream> {
+export async function openDumpStream(stream: AsyncIterable<Uint8Array> | DirectByteStream, opts: DumpStreamOptions): Promise<DumpStream> {
   const name = opts.name ?? 'standard input';
-  const it = stream[Symbol.asyncIterator]();
-  const head: Uint8Array[] = [];
-  let have = 0;
-  while (have < 32) {
-    const r = await it.next();
-    if (r.done) break;
-    const b = r.value instanceof Uint8Array ? r.value : new Uint8Array(r.value as ArrayBuffer);
-    head.push(b);
-    have += b.length;
-  }
-  const first = new Uint8Array(Math.min(have, 32));
-  {
+  let first: Uint8Array;
+  let have: number;
+  let input: AsyncIterable<Uint8Array> | DirectByteStream;
+  if (isDirectByteStream(stream)) {
+    const b = new Uint8Array(32);
+    have = await stream.readFull(b);
+    first = b.subarray(0, have);
+    input = withPrefix(first, stream);
+  } else {
+    const it = stream[Symbol.asyncIterator]();
+    const head: Uint8Array[] = [];
+    have = 0;
+    while (have < 32) {
+      const r = await it.next();
+      if (r.done) break;
+      const b = r.value instanceof Uint8Array ? r.value : new Uint8Array(r.value as ArrayBuffer);
+      head.push(b);
+      have += b.length;
+    }
+    first = new Uint8Array(Math.min(have, 32));
     let o = 0;
     for (const b of head) {
       if (o >= first.length) break;
@@ -217,12 +240,12 @@ export async function openDumpStream(stream: AsyncIterable<Uint8Array>, opts: Du
       first.set(b.subarray(0, k), o);
       o += k;
     }
+    input = joined(head, it);
   }
   if (have === 0) throw new VmcoreError('TRUNCATED', 'the stream is empty', { file: name, offset: 0 });
-  const input = joined(head, it);
   if (isElf(first)) {
     const es = await ElfStream.open(input, { name, reuseBuffer: false });
-    return { format: 'ELF', input: streamInput(es.info, es.pages(), name), warnings: es.warnings, bytesRead: () => es.bytesRead };
+    return { format: 'ELF', input: streamInput(es.info, es.pages(), name, { useBuffers: (get) => es.useBuffers(get) }), warnings: es.warnings, bytesRead: () => es.bytesRead };
   }
   const r = new ChunkReader(input, name);
   if (isFlattened(first)) {
