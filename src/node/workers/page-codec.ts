@@ -110,8 +110,15 @@ export function pageCompressor(cfg: WorkerConfig): ((page: Uint8Array, out: Uint
       // One context and one output buffer per worker; ZSTD_compressCCtx at `level` (one frame
       // per page, as makedumpfile and QEMU write it).
       const cctx = new b.CCtx();
-      const scratch = Buffer.allocUnsafe(b.compressBound(pageSize));
+      const bound = b.compressBound(pageSize);
+      const scratch = Buffer.allocUnsafe(bound);
       return (page, out, outOff) => {
+        // Straight into the batch when the bytes zstd may write end before the page it reads
+        // (in-place compaction: once earlier pages have shrunk by a bound's worth).
+        if (page.buffer === out.buffer && out.byteOffset + outOff + bound <= page.byteOffset) {
+          const n = cctx.compress(out.subarray(outOff, outOff + bound), page, level);
+          return n <= 0 || n >= pageSize ? -1 : n;
+        }
         const n = cctx.compress(scratch, page, level);
         if (n <= 0 || n >= pageSize) return -1;
         out.set(scratch.subarray(0, n), outOff);
