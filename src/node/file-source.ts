@@ -38,13 +38,20 @@ export class FileSource implements ByteSource {
     const end = Math.min(this.size, offset + length);
     if (offset >= end) return new Uint8Array(0);
     const buf = Buffer.allocUnsafe(end - offset);
+    const got = await this.readInto(offset, buf);
+    return got === buf.length ? buf : buf.subarray(0, got);
+  }
+
+  /** Positional reads into `dst` until it is full or the file ends; returns the bytes read. */
+  async readInto(offset: number, dst: Uint8Array): Promise<number> {
+    const want = Math.max(0, Math.min(dst.length, this.size - offset));
     let got = 0;
-    while (got < buf.length) {
-      const { bytesRead } = await this.fh.read(buf, got, buf.length - got, offset + got);
+    while (got < want) {
+      const { bytesRead } = await this.fh.read(dst, got, want - got, offset + got);
       if (bytesRead === 0) break;
       got += bytesRead;
     }
-    return got === buf.length ? buf : buf.subarray(0, got);
+    return got;
   }
 
   async close(): Promise<void> {

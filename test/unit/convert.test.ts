@@ -243,6 +243,12 @@ test('kdump input: its stored pages are decompressed by the workers (and inline)
         const first = expected.keys().next().value as number;
         const st = await k.storedPages(first, 64);
         assert.ok(st && st.codes.length === 64 && st.blob.length > 0, `${inCodec}: stored pages of pfn 0x${first.toString(16)}`);
+        // read into a caller's buffer (what the hash workers do): the same bytes, no new buffer
+        const scratch = new Uint8Array(64 * PS * 2 + 65536).fill(0xa5);
+        const st2 = await k.storedPages(first, 64, scratch);
+        assert.ok(st2 && st2.blob.buffer === scratch.buffer && st2.blob.byteOffset === 0, `${inCodec}: blob read into the scratch buffer`);
+        assert.deepEqual(st2.blob, new Uint8Array(st.blob));
+        assert.deepEqual([st2.codes, st2.offsets, st2.sizes], [st.codes, st.offsets, st.sizes]);
         for (const outCodec of codecs.filter((c) => c !== inCodec).slice(0, 2)) {
           for (const threads of [0, 2]) {
             const out = join(dir, `o-${inCodec}-${outCodec}-${threads}.kdump`);

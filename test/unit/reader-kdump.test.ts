@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
-import { BufferSource, CountingSource } from '../../src/core/io/source.js';
+import { BufferSource, CountingSource, readExact, type ByteSource } from '../../src/core/io/source.js';
 import { CachedSource } from '../../src/core/io/cached.js';
 import { openDump } from '../../src/core/format/open.js';
 import { nodeCodecs } from '../../src/node/codecs.js';
@@ -202,4 +202,33 @@ test('page_desc table view: offsets exact up to 2^53 - 1, -1 beyond or negative,
     t.setOffset(1, big);
     assert.equal(dv.getBigInt64(24, le), BigInt(big));
   }
+});
+
+test('readExact into a reused buffer: through the read-ahead cache, with and without readInto below it; short and bad reads fail as before', async () => {
+  const bytes = new Uint8Array(10000).map((_, i) => (i * 7) & 0xff);
+  const plain = new CountingSource(new BufferSource(bytes, 'plain')); // no readInto: read and copy
+  const into: ByteSource = {
+    name: 'into',
+    size: bytes.length,
+    read: async (o, n) => bytes.slice(o, o + n),
+    readInto: async (o, dst) => {
+      const b = bytes.subarray(o, Math.min(bytes.length, o + dst.length));
+      dst.set(b);
+      return b.length;
+    },
+  };
+  for (const src of [new CachedSource(plain, 4096, 2), new CachedSource(into, 4096, 2)]) {
+    const scratch = new Uint8Array(8192).fill(0xee);
+    const b = await readExact(src, 1234, 5000, 'test field', scratch);
+    assert.equal(b.buffer, scratch.buffer, `${src.name}: read into the caller's buffer`);
+    assert.deepEqual(b, bytes.subarray(1234, 6234));
+    // the buffer too small: an ordinary read
+    const c = await readExact(src, 100, 9000, 'test field', scratch);
+    assert.notEqual(c.buffer, scratch.buffer);
+    assert.deepEqual(c, bytes.subarray(100, 9100));
+    await assert.rejects(readExact(src, 9000, 2000, 'test field', scratch), (e: VmcoreError) => e.code === 'TRUNCATED' && e.field === 'test field');
+  }
+  // a source that returns fewer bytes than asked for: TRUNCATED
+  const short: ByteSource = { name: 'short', size: 100, read: async () => new Uint8Array(0), readInto: async () => 10 };
+  await assert.rejects(readExact(short, 0, 50, 'f', new Uint8Array(64)), (e: VmcoreError) => e.code === 'TRUNCATED' && /short read: 10 of 50/.test(e.message));
 });

@@ -1,7 +1,8 @@
 /**
  * Read-ahead cache over a byte source: small reads are served from aligned chunks (default
  * 1 MiB, 8 kept), so walking a dump page by page costs one read per chunk instead of one per
- * page. Reads larger than a chunk go straight through. Memory is bounded by chunk × count.
+ * page. Reads larger than a chunk go straight through, and so does `readInto` (the caller's
+ * buffer is the cache). Memory is bounded by chunk × count.
  */
 import type { ByteSource } from './source.js';
 import { LruCache } from './lru.js';
@@ -32,6 +33,13 @@ export class CachedSource implements ByteSource {
     }
     const o = offset - ci * C;
     return c.subarray(o, Math.min(c.length, o + length));
+  }
+  /** Reads past the cache: straight into `dst` when the inner source can, else a read and a copy. */
+  async readInto(offset: number, dst: Uint8Array): Promise<number> {
+    if (this.inner.readInto) return this.inner.readInto(offset, dst);
+    const b = await this.inner.read(offset, dst.length);
+    dst.set(b);
+    return b.length;
   }
   async close(): Promise<void> {
     this.cache.clear();

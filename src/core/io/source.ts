@@ -14,13 +14,23 @@ export interface ByteSource {
    * Never reads past `size`.
    */
   read(offset: number, length: number): Promise<Uint8Array>;
+  /**
+   * Optional: read `dst.length` bytes at `offset` into `dst` (a buffer the caller reuses, so a
+   * long sequential read allocates nothing). Returns the bytes read: fewer only when the source
+   * ends first. Sources without it are read with `read` (see {@link readExact}).
+   */
+  readInto?(offset: number, dst: Uint8Array): Promise<number>;
   close?(): Promise<void>;
   /** True when the source has its own cache (HttpSource): openDump then adds no read-ahead cache. */
   readonly cached?: boolean;
 }
 
-/** Reads exactly `length` bytes or throws TRUNCATED naming the field being read. */
-export async function readExact(src: ByteSource, offset: number, length: number, field: string): Promise<Uint8Array> {
+/**
+ * Reads exactly `length` bytes or throws TRUNCATED naming the field being read. With `into` (at
+ * least `length` bytes) and a source that has `readInto`, the bytes are read into it and the
+ * result is `into.subarray(0, length)`: valid until the caller reuses `into`.
+ */
+export async function readExact(src: ByteSource, offset: number, length: number, field: string, into?: Uint8Array): Promise<Uint8Array> {
   if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0) {
     throw new VmcoreError('OUT_OF_BOUNDS', `bad read of ${length} bytes`, { file: src.name, offset, field });
   }
@@ -31,7 +41,12 @@ export async function readExact(src: ByteSource, offset: number, length: number,
       field,
     });
   }
-  const b = await src.read(offset, length);
+  let b: Uint8Array;
+  if (into && into.length >= length && src.readInto) {
+    b = into.subarray(0, length);
+    const got = await src.readInto(offset, b);
+    if (got !== length) b = b.subarray(0, got);
+  } else b = await src.read(offset, length);
   if (b.length !== length) {
     throw new VmcoreError('TRUNCATED', `short read: ${b.length} of ${length} bytes`, { file: src.name, offset, field });
   }

@@ -551,9 +551,12 @@ export class KdumpFile {
    * one read of their descriptors and one of their data. Undefined unless every one of them is
    * owned by this file, dumpable and clean ('data' with a known codec, or the shared zero page)
    * and their data lie within about twice their page size of each other: the caller then reads
-   * page by page, which names any damage.
+   * page by page, which names any damage. With `scratch` (a buffer the caller reuses; enough
+   * for count × 2 pages + 64 KiB) and a source that reads into buffers, `blob` is a view of
+   * `scratch`, valid until the caller reuses it: a sequential reader then allocates nothing per
+   * read.
    */
-  async storedPages(pfn: number, count: number): Promise<StoredPages | undefined> {
+  async storedPages(pfn: number, count: number, scratch?: Uint8Array): Promise<StoredPages | undefined> {
     const bs = this.h.blockSize;
     const last = pfn + count - 1;
     if (count < 1 || pfn < this.ownStart || last >= this.ownEnd) return undefined;
@@ -588,7 +591,7 @@ export class KdumpFile {
       offsets[i] = t.offset(i) - lo;
       sizes[i] = t.size(i);
     }
-    const blob = await readExact(this.src, lo, hi - lo, `page data of pfns 0x${pfn.toString(16)}-0x${last.toString(16)}`);
+    const blob = await readExact(this.src, lo, hi - lo, `page data of pfns 0x${pfn.toString(16)}-0x${last.toString(16)}`, scratch);
     return { codes, offsets, sizes, blob };
   }
 
@@ -997,11 +1000,11 @@ export class KdumpDump implements Dump {
 
   /**
    * The stored form of `count` consecutive page frames from `pfn` when one file holds them all
-   * cleanly (KdumpFile.storedPages), else undefined (read them page by page).
+   * cleanly (KdumpFile.storedPages, `scratch` as there), else undefined (read them page by page).
    */
-  storedPages(pfn: number, count: number): Promise<StoredPages | undefined> {
+  storedPages(pfn: number, count: number, scratch?: Uint8Array): Promise<StoredPages | undefined> {
     const p = this.partFor(pfn);
-    return p && p.owns(pfn + count - 1) ? p.storedPages(pfn, count) : Promise.resolve(undefined);
+    return p && p.owns(pfn + count - 1) ? p.storedPages(pfn, count, scratch) : Promise.resolve(undefined);
   }
 
   /**
