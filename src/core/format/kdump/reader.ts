@@ -699,40 +699,47 @@ export class KdumpFile {
   }
 
   /**
+   * The bitmap blocks over [start, end) ∩ owned range, in order: for each, the pfn of its bit 0
+   * (`base`), the bits [i0, i1) of it inside the range, and its RAM (1st) and dumpable (2nd)
+   * bitmap bytes. The one walk under `runs` and `mapRuns`.
+   */
+  private async *bitmapBlocks(start: number, end: number): AsyncGenerator<{ base: number; i0: number; i1: number; ram: Uint8Array; dmp: Uint8Array }> {
+    const e0 = Math.min(end, this.ownEnd);
+    const B = this.bitsPerBlock;
+    for (let pfn = Math.max(start, this.ownStart); pfn < e0; ) {
+      const blk = Math.floor(pfn / B);
+      const base = blk * B;
+      const blockEnd = Math.min(e0, base + B);
+      yield { base, i0: pfn - base, i1: blockEnd - base, ram: (await this.bitmapBlock(0, blk)).bits, dmp: (await this.bitmapBlock(1, blk)).bits };
+      pfn = blockEnd;
+    }
+  }
+
+  /**
    * Runs over [start, end) ∩ owned range, block by block: two bitmap blocks and that block's
    * descriptors (at most 32768 × 24 bytes) are read, then classified in one synchronous pass.
    */
   async *runs(start: number, end: number): AsyncIterable<PageRun> {
-    const s0 = Math.max(start, this.ownStart);
-    const e0 = Math.min(end, this.ownEnd);
     const runs = new RunBuilder<PageState>();
     const push = runs.push.bind(runs);
-    const B = this.bitsPerBlock;
-    for (let pfn = s0; pfn < e0; ) {
-      const blk = Math.floor(pfn / B);
-      const blockEnd = Math.min(e0, (blk + 1) * B);
-      const ram = (await this.bitmapBlock(0, blk)).bits;
-      const dmp = (await this.bitmapBlock(1, blk)).bits;
-      const i0 = pfn - blk * B;
-      const i1 = blockEnd - blk * B;
+    for await (const { base, i0, i1, ram, dmp } of this.bitmapBlocks(start, end)) {
       const nd = countBits(dmp, i0, Math.min(i1, dmp.length * 8));
-      const table = new PageDescTable(nd > 0 ? await this.descBytes(await this.descIndex(pfn), nd) : new Uint8Array(0), this.h.littleEndian);
+      const table = new PageDescTable(nd > 0 ? await this.descBytes(await this.descIndex(base + i0), nd) : new Uint8Array(0), this.h.littleEndian);
       let k = 0;
       for (let i = i0; i < i1; ) {
         const byte = i >> 3;
         const r = ram[byte] ?? 0;
         const m = dmp[byte] ?? 0;
         if ((i & 7) === 0 && i + 8 <= i1 && r === 0 && m === 0) {
-          push(blk * B + i, 8, 'hole');
+          push(base + i, 8, 'hole');
           i += 8;
           continue;
         }
         const bit = 1 << (i & 7);
         const st: PageState = m & bit ? this.stateAt(table, k++) : r & bit ? 'excluded' : 'hole';
-        push(blk * B + i, 1, st);
+        push(base + i, 1, st);
         i++;
       }
-      pfn = blockEnd;
       yield* runs.take();
     }
     yield* runs.finish();
@@ -744,43 +751,34 @@ export class KdumpFile {
    * Reads 2 bits a page (256 KiB of bitmaps for 4 GiB of 4 KiB pages).
    */
   async *mapRuns(start: number, end: number): AsyncIterable<MapRun> {
-    const s0 = Math.max(start, this.ownStart);
-    const e0 = Math.min(end, this.ownEnd);
-    if (s0 >= e0) return;
     // descriptors wholly inside the file; the ones after them are cut off
     const inFile = Math.max(0, Math.floor((this.src.size - this.descOffset) / PAGE_DESC_SIZE));
-    let k = await this.descIndex(s0); // dumpable pages below s0
+    let k = -1; // dumpable pages below the current one
     const runs = new RunBuilder<MapRun['state']>();
     const push = runs.push.bind(runs);
-    const B = this.bitsPerBlock;
-    for (let pfn = s0; pfn < e0; ) {
-      const blk = Math.floor(pfn / B);
-      const blockEnd = Math.min(e0, (blk + 1) * B);
-      const ram = (await this.bitmapBlock(0, blk)).bits;
-      const dmp = (await this.bitmapBlock(1, blk)).bits;
-      const i1 = blockEnd - blk * B;
-      for (let i = pfn - blk * B; i < i1; ) {
+    for await (const { base, i0, i1, ram, dmp } of this.bitmapBlocks(start, end)) {
+      if (k < 0) k = await this.descIndex(base + i0);
+      for (let i = i0; i < i1; ) {
         const byte = i >> 3;
         const r = ram[byte] ?? 0;
         const m = dmp[byte] ?? 0;
         if ((i & 7) === 0 && i + 8 <= i1 && m === 0) {
           if (r === 0 || r === 0xff) {
-            push(blk * B + i, 8, r ? 'excluded' : 'hole');
+            push(base + i, 8, r ? 'excluded' : 'hole');
             i += 8;
             continue;
           }
         } else if ((i & 7) === 0 && i + 8 <= i1 && m === 0xff && k + 8 <= inFile) {
-          push(blk * B + i, 8, 'stored');
+          push(base + i, 8, 'stored');
           k += 8;
           i += 8;
           continue;
         }
         const bit = 1 << (i & 7);
         const st: MapRun['state'] = m & bit ? (k++ < inFile ? 'stored' : 'missing') : r & bit ? 'excluded' : 'hole';
-        push(blk * B + i, 1, st);
+        push(base + i, 1, st);
         i++;
       }
-      pfn = blockEnd;
       yield* runs.take();
     }
     yield* runs.finish();
