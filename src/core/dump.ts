@@ -50,7 +50,8 @@ export interface PhysicalMemory {
   readPage(pfn: number): Promise<Uint8Array>;
   /**
    * Read a physical byte range. Pages that are not present raise PAGE_NOT_PRESENT unless
-   * `fillMissing` is set, in which case they read as zeros.
+   * `fillMissing` is set, in which case they read as zeros. The returned buffer is the caller's
+   * (never shared with a cache).
    */
   readPhys(addr: number, length: number, opts?: { fillMissing?: boolean }): Promise<Uint8Array>;
 }

@@ -42,18 +42,18 @@ const S = 64;
 const NONE = 0xffffffff; // _mapcount -1
 
 /** A synthetic struct page array of 32 frames, the same pages in either encoding. */
-function pages(enc: Enc): Uint8Array {
+function pages(enc: Enc, le = true): Uint8Array {
   const buf = new Uint8Array(32 * S);
   const dv = new DataView(buf.buffer);
   const type = (t: 'buddy' | 'offline' | 'hugetlb' | 'slab', low = 0) =>
     enc === '6.1' ? ({ buddy: ~0x80, offline: ~0x100, slab: NONE, hugetlb: NONE }[t] >>> 0) : ((({ buddy: 0xf0, offline: 0xf1, hugetlb: 0xf4, slab: 0xf5 }[t] << 24) | low) >>> 0);
   const set = (pfn: number, o: { flags?: number; mapping?: bigint; mapcount?: number; priv?: bigint; head?: bigint }) => {
     const p = pfn * S;
-    dv.setBigUint64(p, BigInt(o.flags ?? 0), true);
-    dv.setBigUint64(p + 8, o.head ?? 0n, true);
-    dv.setBigUint64(p + 24, o.mapping ?? 0n, true);
-    dv.setBigUint64(p + 40, o.priv ?? 0n, true);
-    dv.setUint32(p + 48, o.mapcount ?? NONE, true);
+    dv.setBigUint64(p, BigInt(o.flags ?? 0), le);
+    dv.setBigUint64(p + 8, o.head ?? 0n, le);
+    dv.setBigUint64(p + 24, o.mapping ?? 0n, le);
+    dv.setBigUint64(p + 40, o.priv ?? 0n, le);
+    dv.setUint32(p + 48, o.mapcount ?? NONE, le);
   };
   const LRU = 1 << 4, PRIV = 1 << 13, SWAPCACHE = 1 << 10, SWAPBACKED = 1 << 19, HEAD = 1 << 16, SLAB = 1 << 9;
   for (let i = 0; i < 32; i++) set(i, {});
@@ -67,14 +67,14 @@ function pages(enc: Enc): Uint8Array {
   set(8, { flags: HEAD | LRU | SWAPBACKED, mapping: 0xffff888002000001n });
   for (let i = 9; i < 16; i++) set(i, { head: 0xffffea0000000200n | 1n });
   if (enc === '6.1') buf[9 * S + 17] = 3; // compound_order
-  else dv.setBigUint64(9 * S, 3n, true); // folio._flags_1 low byte
+  else dv.setBigUint64(9 * S, 3n, le); // folio._flags_1 low byte
   // hugetlb page of order 1 (not anonymous, not on the LRU)
   set(16, { flags: HEAD, mapping: 0xffff888004000000n, mapcount: enc === '6.1' ? NONE : type('hugetlb') });
   set(17, { head: 0xffffea0000000400n | 1n });
   if (enc === '6.1') {
     buf[17 * S + 16] = 2; // compound_dtor = HUGETLB_PAGE_DTOR
     buf[17 * S + 17] = 1;
-  } else dv.setBigUint64(17 * S, 1n, true);
+  } else dv.setBigUint64(17 * S, 1n, le);
   set(18, { mapcount: type('offline') });
   set(19, { flags: 1 << 2 }); // kernel page (PG_referenced)
   set(20, { flags: SWAPCACHE | SWAPBACKED, mapping: 0xffff888002000001n }); // swap cache of anon memory: user
@@ -84,10 +84,17 @@ function pages(enc: Enc): Uint8Array {
   return buf;
 }
 
-function classify(enc: Enc, level: number): ExcludedRun[] {
-  const m = pageModel(new Vmcoreinfo(enc === '6.1' ? V61 : V612));
+/** The runs of the fixture; `form` stores it big-endian, or at an odd byte offset (copied to words). */
+function classify(enc: Enc, level: number, form: 'le' | 'be' | 'unaligned' = 'le'): ExcludedRun[] {
+  const m = pageModel(new Vmcoreinfo(enc === '6.1' ? V61 : V612), { littleEndian: form !== 'be' });
+  let buf = pages(enc, form !== 'be');
+  if (form === 'unaligned') {
+    const big = new Uint8Array(buf.length + 3);
+    big.set(buf, 3);
+    buf = big.subarray(3);
+  }
   const runs: ExcludedRun[] = [];
-  classifyStructPages(m, level, pages(enc), 0, 32, { skipUntil: 0 }, (s, e, kind) => runs.push({ startPfn: s, endPfn: e, kind }));
+  classifyStructPages(m, level, buf, 0, 32, { skipUntil: 0 }, (s, e, kind) => runs.push({ startPfn: s, endPfn: e, kind }));
   return runs;
 }
 
@@ -114,6 +121,27 @@ for (const enc of ['6.1', '6.12'] as Enc[]) {
     ]);
   });
 }
+
+for (const enc of ['6.1', '6.12'] as Enc[]) {
+  test(`struct pages ${enc}: a big-endian dump and a buffer at an odd byte offset classify the same`, () => {
+    for (const level of [2, 4, 8, 16, 31]) {
+      const le = classify(enc, level);
+      assert.ok(le.length >= 2);
+      assert.deepEqual(classify(enc, level, 'be'), le, `big-endian, level ${level}`);
+      assert.deepEqual(classify(enc, level, 'unaligned'), le, `odd offset, level ${level}`);
+    }
+    // read as the wrong byte order, the same bytes say something else: the order is honoured
+    const m = pageModel(new Vmcoreinfo(enc === '6.1' ? V61 : V612), { littleEndian: false });
+    const runs: ExcludedRun[] = [];
+    classifyStructPages(m, 31, pages(enc), 0, 32, { skipUntil: 0 }, (s, e, kind) => runs.push(r(s, e, kind)));
+    assert.notDeepEqual(runs, classify(enc, 31));
+  });
+}
+
+test('struct page fields that are not 4-byte aligned are refused', () => {
+  assert.throws(() => pageModel(new Vmcoreinfo(V61.replace('OFFSET(page._mapcount)=48', 'OFFSET(page._mapcount)=50'))), (e: unknown) => isVmcoreError(e) && e.code === 'UNSUPPORTED' && /OFFSET\(page\._mapcount\)=50 is not 4-byte aligned/.test(e.message));
+  assert.throws(() => pageModel(new Vmcoreinfo(V61.replace('SIZE(page)=64', 'SIZE(page)=66'))), (e: unknown) => isVmcoreError(e) && e.code === 'UNSUPPORTED' && /SIZE\(page\)=66/.test(e.message));
+});
 
 test('6.12: comparing the whole 32-bit word (makedumpfile before its 6.12 fix) would call the slab page anonymous', () => {
   const m = pageModel(new Vmcoreinfo(V612));

@@ -1,16 +1,19 @@
 /**
  * Page filtering by type: stream over SPARSEMEM's mem_section, read the struct page array of
- * each section 512 records at a time through kernel virtual memory, and yield the page frames
- * to leave out at a makedumpfile dump level, as sorted runs. Architecture-neutral: it only needs
- * VMCOREINFO and a `readVirt`. Memory is bounded by one 512-record block plus the runs found.
+ * each section up to 2 MiB at a time through kernel virtual memory, classify it 512 records at
+ * a time, and yield the page frames to leave out at a makedumpfile dump level, as sorted runs.
+ * Architecture-neutral: it only needs VMCOREINFO and a `readVirt`. Memory is bounded by one
+ * span of struct pages plus the runs found.
  */
 import { warning, type Warning } from '../warnings.js';
 import { isVmcoreError, VmcoreError } from '../errors.js';
-import { memSections, type SectionWalkInput } from './memsection.js';
+import { memSections, type MemSection, type SectionWalkInput } from './memsection.js';
 import { checkLevel, classifyStructPages, pageModel, PAGE_KINDS, type PageKind, type PageModel } from './pagetypes.js';
 
-/** Struct pages read per block (makedumpfile's PGMM_CACHED). */
+/** Struct pages classified per block (makedumpfile's PGMM_CACHED): a compound head on a block's last record counts as order 0. */
 export const STRUCT_PAGE_BLOCK = 512;
+/** Bytes of struct pages read at a time (a whole number of blocks, at least one). */
+export const STRUCT_PAGE_SPAN = 2 << 20;
 
 export interface ExcludedRun {
   startPfn: number;
@@ -82,26 +85,46 @@ export async function* excludedPages(k: PageFilterInput, pageSize: number, level
   const cursor = { skipUntil: 0 };
   let sections = 0;
   let unreadable = 0;
+  // the struct pages of a section are read up to STRUCT_PAGE_SPAN bytes at a time (the vmemmap
+  // is virtually contiguous within a section; x86_64 maps it with 2 MiB pages, so one span costs
+  // one translation and one read of the dump) and classified STRUCT_PAGE_BLOCK records at a time
+  const spanRecords = Math.max(1, Math.floor(STRUCT_PAGE_SPAN / (S * STRUCT_PAGE_BLOCK))) * STRUCT_PAGE_BLOCK;
+  const block = async (sec: MemSection, pfn: number, n: number, span?: { buf: Uint8Array; pfn: number }) => {
+    if (pfn + n <= cursor.skipUntil) return;
+    let buf: Uint8Array;
+    if (span) buf = span.buf.subarray((pfn - span.pfn) * S, (pfn - span.pfn + n) * S);
+    else {
+      try {
+        buf = await k.readVirt(BigInt.asUintN(64, sec.memMap + BigInt((pfn - sec.startPfn) * S)), n * S);
+      } catch (e) {
+        if (!isVmcoreError(e)) throw e;
+        unreadable++;
+        if (unreadable <= 3) opts.onWarning?.(warning('STRUCT_PAGE_UNREADABLE', `struct pages of pfn 0x${pfn.toString(16)}-0x${(pfn + n).toString(16)} unreadable (${e.message}): those pages are kept`));
+        return;
+      }
+    }
+    classifyStructPages(model, level, buf, pfn, n, cursor, emit);
+  };
   try {
     for await (const sec of memSections(k, pageSize)) {
       sections++;
       const end = Math.min(sec.endPfn, maxPfn);
-      for (let pfn = sec.startPfn; pfn < end; pfn += STRUCT_PAGE_BLOCK) {
-        const n = Math.min(STRUCT_PAGE_BLOCK, end - pfn);
-        if (pfn + n <= cursor.skipUntil) continue;
-        let buf: Uint8Array;
+      for (let s0 = sec.startPfn; s0 < end; s0 += spanRecords) {
+        const e0 = Math.min(end, s0 + spanRecords);
+        if (e0 <= cursor.skipUntil) continue;
+        let span: { buf: Uint8Array; pfn: number } | undefined;
         try {
-          buf = await k.readVirt(BigInt.asUintN(64, sec.memMap + BigInt((pfn - sec.startPfn) * S)), n * S);
+          span = { buf: await k.readVirt(BigInt.asUintN(64, sec.memMap + BigInt((s0 - sec.startPfn) * S)), (e0 - s0) * S), pfn: s0 };
         } catch (e) {
           if (!isVmcoreError(e)) throw e;
-          unreadable++;
-          if (unreadable <= 3) opts.onWarning?.(warning('STRUCT_PAGE_UNREADABLE', `struct pages of pfn 0x${pfn.toString(16)}-0x${(pfn + n).toString(16)} unreadable (${e.message}): those pages are kept`));
-          continue;
+          // block by block: each unreadable block costs its own pages
         }
-        classifyStructPages(model, level, buf, pfn, n, cursor, emit);
-        if (out.length) {
-          yield* out;
-          out.length = 0;
+        for (let pfn = s0; pfn < e0; pfn += STRUCT_PAGE_BLOCK) {
+          await block(sec, pfn, Math.min(STRUCT_PAGE_BLOCK, e0 - pfn), span);
+          if (out.length) {
+            yield* out;
+            out.length = 0;
+          }
         }
       }
     }

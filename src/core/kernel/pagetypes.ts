@@ -119,10 +119,15 @@ export function pageModel(vi: Vmcoreinfo, opts: { littleEndian?: boolean; file?:
   if (structSize === undefined || flags === undefined || mapping === undefined || mapcount === undefined) {
     throw new VmcoreError('UNSUPPORTED', `${release}: VMCOREINFO lacks ${missing.join(', ')}: struct page cannot be read, so pages cannot be classified`, where('VMCOREINFO'));
   }
-  if (structSize < 16 || structSize > 512) throw new VmcoreError('UNSUPPORTED', `${release}: SIZE(page)=${structSize} is implausible`, where('SIZE(page)'));
+  // struct page is an array of longs and pointers in every kernel: the fields read here are at
+  // least 4-byte aligned (classifyStructPages reads them as 32-bit words)
+  if (structSize < 16 || structSize > 512 || structSize % 4 !== 0) throw new VmcoreError('UNSUPPORTED', `${release}: SIZE(page)=${structSize} is implausible`, where('SIZE(page)'));
   const fieldFits = (name: string, off: number | undefined, width: number) => {
     if (off !== undefined && off + width > structSize) {
       throw new VmcoreError('UNSUPPORTED', `${release}: OFFSET(page.${name})=${off} + ${width} lies outside SIZE(page)=${structSize}`, where(`OFFSET(page.${name})`));
+    }
+    if (off !== undefined && off % 4 !== 0) {
+      throw new VmcoreError('UNSUPPORTED', `${release}: OFFSET(page.${name})=${off} is not 4-byte aligned: not a struct page layout`, where(`OFFSET(page.${name})`));
     }
   };
   fieldFits('flags', flags, 8);
@@ -130,7 +135,7 @@ export function pageModel(vi: Vmcoreinfo, opts: { littleEndian?: boolean; file?:
   fieldFits('_mapcount', mapcount, 4);
   fieldFits('private', priv, 8);
   fieldFits('compound_head', compoundHead, 8);
-  if (headMask !== undefined && (headMask === 0n || (headMask & (headMask - 1n)) !== 0n)) {
+  if (headMask !== undefined && (headMask === 0n || headMask >= 1n << 64n || (headMask & (headMask - 1n)) !== 0n)) {
     throw new VmcoreError('UNSUPPORTED', `${release}: NUMBER(PG_head_mask)=${vi.get('NUMBER(PG_head_mask)')} is not a single bit`, where('NUMBER(PG_head_mask)'));
   }
 
@@ -248,6 +253,26 @@ export interface ClassifyCursor {
 
 export type EmitRun = (startPfn: number, endPfn: number, kind: PageKind) => void;
 
+/** Whether this machine stores typed-array words little-endian. */
+const HOST_LE = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+/** Scratch words for records that cannot be viewed in place (other byte order, unaligned). */
+let scratch = new Uint32Array(0);
+
+/**
+ * `bytes` (a whole number of 32-bit words) as 32-bit words with the dump's values: a view of
+ * the same memory when it is aligned and in the host's byte order, else a copy (byte-swapped
+ * words when the orders differ) in a scratch buffer reused by the next call.
+ */
+function wordsOf(bytes: Uint8Array, littleEndian: boolean): Uint32Array {
+  const n = bytes.length >> 2;
+  if (littleEndian === HOST_LE && bytes.byteOffset % 4 === 0) return new Uint32Array(bytes.buffer, bytes.byteOffset, n);
+  if (scratch.length < n) scratch = new Uint32Array(n);
+  const w = scratch.subarray(0, n);
+  new Uint8Array(w.buffer, 0, n * 4).set(bytes.subarray(0, n * 4));
+  if (littleEndian !== HOST_LE) for (let i = 0; i < n; i++) { const x = w[i]!; w[i] = ((x & 0xff) << 24) | ((x & 0xff00) << 8) | ((x >>> 8) & 0xff00) | (x >>> 24); }
+  return w;
+}
+
 /**
  * Classify `count` struct pages held in `buf` (page frames `firstPfn` …, one SIZE(page) record
  * each) for dump level `level`, in makedumpfile's order: compound tail → free → cache without
@@ -257,59 +282,95 @@ export type EmitRun = (startPfn: number, endPfn: number, kind: PageKind) => void
  *
  * `firstPfn` should be a multiple of `count` (a compound head on the block's last record cannot
  * see its first tail page and counts as order 0, as in makedumpfile's 512-page cache).
+ *
+ * The records are read as 32-bit words (pageModel checks that the fields are 4-byte aligned) in
+ * one pass without per-record objects; a buffer in the other byte order or not 4-byte aligned
+ * is copied once into a reused scratch buffer.
  */
 export function classifyStructPages(m: PageModel, level: number, buf: Uint8Array, firstPfn: number, count: number, cursor: ClassifyCursor, emit: EmitRun): void {
-  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  const le = m.littleEndian;
   const S = m.structSize;
-  const u32 = (o: number) => dv.getUint32(o, le);
-  const lo64 = (o: number) => (le ? dv.getUint32(o, true) : dv.getUint32(o + 4, false));
-  const hi64 = (o: number) => (le ? dv.getUint32(o + 4, true) : dv.getUint32(o, false));
-  const bit = (o: number, b: number) => (b < 0 ? false : b < 32 ? ((lo64(o) >>> b) & 1) === 1 : ((hi64(o) >>> (b - 32)) & 1) === 1);
-  const match = (t: TypeMatch | undefined, mc: number) => t !== undefined && ((mc & t.mask) >>> 0) === t.value;
-  const headBit = m.pg.headMask === 0n ? -1 : m.pg.headMask.toString(2).length - 1;
-  const { off, pg, types } = m;
-  const wantFree = (level & DL_FREE) !== 0 && types.buddy !== undefined && off.private !== undefined;
   const n = Math.min(count, Math.floor(buf.length / S));
+  if (n <= 0) return;
+  const le = m.littleEndian;
+  const w = wordsOf(buf.subarray(0, n * S), le);
+  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength); // rare fields of first tail pages
+  const R = S >> 2; // words per record
+  const L = le ? 0 : 1; // word of the low half of a 64-bit field
+  const H = 1 - L;
+  const { off, pg, types } = m;
+  const fw = off.flags >> 2;
+  /** [word in the record, mask] of flag bit b; bits outside 0-63 test nothing. */
+  const flag = (b: number | undefined): [number, number] => (b === undefined || b < 0 || b > 63 ? [fw + L, 0] : b < 32 ? [fw + L, 1 << b] : [fw + H, 1 << (b - 32)]);
+  const [lruW, lruM] = flag(pg.lru);
+  const [privW, privM] = flag(pg.private);
+  const [swcW, swcM] = flag(pg.swapcache);
+  const [sbW, sbM] = flag(pg.swapbacked);
+  const noSwapbacked = pg.swapbacked === undefined;
+  const [hwpW, hwpM] = flag(pg.hwpoison);
+  const [slabW, slabM] = flag(types.slab ? undefined : pg.slab);
+  const headBit = m.pg.headMask === 0n ? -1 : m.pg.headMask.toString(2).length - 1;
+  const [headW, headM] = flag(headBit);
+  const hugeFlag = flag(m.hugetlb.kind === 'flag' ? m.hugetlb.bit : undefined);
+  const mcW = off.mapcount >> 2;
+  const mapW = (off.mapping >> 2) + L;
+  const chW = off.compoundHead === undefined ? -1 : (off.compoundHead >> 2) + L;
+  const prLoW = off.private === undefined ? -1 : (off.private >> 2) + L;
+  const prHiW = off.private === undefined ? -1 : (off.private >> 2) + H;
+  // a type that is not exported matches nothing: mask 0 and a value no masked word equals
+  const tm = (t: TypeMatch | undefined): [number, number] => (t ? [t.mask, t.value] : [0, -1]);
+  const [buddyMask, buddyVal] = tm(types.buddy);
+  const [slabTMask, slabTVal] = tm(types.slab);
+  const [offMask, offVal] = tm(types.offline);
+  const [hugeMask, hugeVal] = tm(types.hugetlb);
+  const [unaccMask, unaccVal] = tm(types.unaccepted);
+  const slabByType = types.slab !== undefined;
+  const wantFree = (level & DL_FREE) !== 0 && types.buddy !== undefined && off.private !== undefined;
+  const wantUnaccepted = (level & DL_FREE) !== 0 && types.unaccepted !== undefined && m.nrOrders !== undefined && m.nrOrders > 0 && m.nrOrders < 64;
+  const wantCache = (level & DL_CACHE) !== 0;
+  const wantCachePri = (level & DL_CACHE_PRI) !== 0;
+  const wantUser = (level & DL_USER) !== 0;
+  const maxOrder = Math.min(64, m.nrOrders ?? 64);
+  const order = m.order;
+  const hugetlb = m.hugetlb;
   for (let i = 0; i < n; i++) {
     const pfn = firstPfn + i;
     if (pfn < cursor.skipUntil) continue;
-    const p = i * S;
-    const fo = p + off.flags;
-    const mc = u32(p + off.mapcount);
-    let order = 0;
+    const b = i * R;
+    const mc = w[b + mcW]!;
+    let ord = 0;
     let huge = false;
-    if (headBit >= 0 && i + 1 < n && bit(fo, headBit)) {
-      const t = p + S; // first tail page
-      if (m.order.kind === 'flags1') order = lo64(t + off.flags) & 0xff;
-      else if (m.order.kind === 'field') order = m.order.size === 1 ? dv.getUint8(t + m.order.off) : dv.getUint16(t + m.order.off, le);
-      if (m.hugetlb.kind === 'type') huge = match(types.hugetlb, mc);
-      else if (m.hugetlb.kind === 'flag') huge = bit(t + off.flags, m.hugetlb.bit);
-      else if (m.hugetlb.kind === 'dtor') huge = (m.hugetlb.dtorSize === 1 ? dv.getUint8(t + m.hugetlb.dtorOff) : dv.getUint16(t + m.hugetlb.dtorOff, le)) === m.hugetlb.value;
-      if (order >= 64 || pfn % 2 ** order !== 0) order = 0;
+    if (i + 1 < n && (w[b + headW]! & headM) !== 0) {
+      const t = b + R; // first tail page
+      const tp = (i + 1) * S;
+      if (order.kind === 'flags1') ord = w[t + fw + L]! & 0xff;
+      else if (order.kind === 'field') ord = order.size === 1 ? dv.getUint8(tp + order.off) : dv.getUint16(tp + order.off, le);
+      if (hugetlb.kind === 'type') huge = ((mc & hugeMask) >>> 0) === hugeVal;
+      else if (hugetlb.kind === 'flag') huge = (w[t + hugeFlag[0]]! & hugeFlag[1]) !== 0;
+      else if (hugetlb.kind === 'dtor') huge = (hugetlb.dtorSize === 1 ? dv.getUint8(tp + hugetlb.dtorOff) : dv.getUint16(tp + hugetlb.dtorOff, le)) === hugetlb.value;
+      if (ord >= 64 || pfn % 2 ** ord !== 0) ord = 0;
     }
-    if (off.compoundHead !== undefined && (lo64(p + off.compoundHead) & 1) === 1) continue; // tail: its head decides
-    const slab = types.slab ? match(types.slab, mc) : m.pg.slab !== undefined && bit(fo, m.pg.slab);
-    const anon = (lo64(p + off.mapping) & 1) === 1 && !slab;
-    let nr = 2 ** order;
-    let kind: PageKind | undefined;
-    if (wantFree && !slab && match(types.buddy, mc)) {
-      const prHi = hi64(p + off.private!);
-      const prLo = lo64(p + off.private!);
-      if (prHi !== 0 || (m.nrOrders !== undefined && prLo >= m.nrOrders) || prLo >= 64) continue; // invalid order: keep
+    if (chW >= 0 && (w[b + chW]! & 1) === 1) continue; // tail: its head decides
+    const slab = slabByType ? ((mc & slabTMask) >>> 0) === slabTVal : (w[b + slabW]! & slabM) !== 0;
+    const anon = (w[b + mapW]! & 1) === 1 && !slab;
+    let nr = 2 ** ord;
+    let kind: PageKind;
+    if (wantFree && !slab && ((mc & buddyMask) >>> 0) === buddyVal) {
+      const prLo = w[b + prLoW]!;
+      if (w[b + prHiW]! !== 0 || prLo >= maxOrder) continue; // invalid order: keep
       nr = 2 ** prLo;
       kind = 'free';
-    } else if ((level & DL_FREE) !== 0 && match(types.unaccepted, mc) && m.nrOrders !== undefined && m.nrOrders > 0 && m.nrOrders < 64) {
-      nr = 2 ** (m.nrOrders - 1);
+    } else if (wantUnaccepted && ((mc & unaccMask) >>> 0) === unaccVal) {
+      nr = 2 ** (m.nrOrders! - 1);
       kind = 'free';
     } else {
-      const cache = bit(fo, pg.lru) || ((pg.swapbacked === undefined || bit(fo, pg.swapbacked)) && bit(fo, pg.swapcache));
-      const priv = bit(fo, pg.private);
-      if ((level & DL_CACHE) !== 0 && cache && !priv && !anon) kind = 'cache';
-      else if ((level & DL_CACHE_PRI) !== 0 && cache && !anon) kind = priv ? 'cachePrivate' : 'cache';
-      else if ((level & DL_USER) !== 0 && (anon || huge)) kind = 'user';
-      else if (pg.hwpoison !== undefined && bit(fo, pg.hwpoison)) kind = 'hwpoison';
-      else if (types.offline && !slab && match(types.offline, mc)) kind = 'offline';
+      const fl = w[b + lruW]!;
+      const cache = (fl & lruM) !== 0 || ((noSwapbacked || (w[b + sbW]! & sbM) !== 0) && (w[b + swcW]! & swcM) !== 0);
+      const priv = (w[b + privW]! & privM) !== 0;
+      if (wantCache && cache && !priv && !anon) kind = 'cache';
+      else if (wantCachePri && cache && !anon) kind = priv ? 'cachePrivate' : 'cache';
+      else if (wantUser && (anon || huge)) kind = 'user';
+      else if ((w[b + hwpW]! & hwpM) !== 0) kind = 'hwpoison';
+      else if (!slab && ((mc & offMask) >>> 0) === offVal) kind = 'offline';
       else continue;
     }
     emit(pfn, pfn + nr, kind);
