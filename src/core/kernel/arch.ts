@@ -5,6 +5,7 @@
  * the memory-section walk) lives beside this file; each architecture's code lives in its own
  * folder (x86_64/, aarch64/) and implements this interface.
  */
+import { VmcoreError } from '../errors.js';
 import type { Warning } from '../warnings.js';
 import type { ElfNote } from '../format/elf/notes.js';
 import type { PhysicalMemory } from '../dump.js';
@@ -17,8 +18,46 @@ import type { ExceptionFrame, StackRange, StopReason, UnwindFrame } from './unwi
 export interface KernelTranslator {
   /** Physical address of one kernel virtual address; throws VmcoreError ADDRESS_TRANSLATION. */
   virtToPhys(va: bigint): Promise<number>;
-  /** `length` bytes of kernel virtual memory, each page translated on its own. */
+  /** `length` bytes of kernel virtual memory, each mapping translated on its own (readVirtMapped). */
   readVirt(mem: PhysicalMemory, va: bigint, length: number): Promise<Uint8Array>;
+}
+
+/** Where a kernel virtual address lies: its physical address, and the bytes from it to the end of the mapping (page or block) that holds it. */
+export interface VirtMapping {
+  pa: number;
+  span: number;
+}
+
+/**
+ * `length` bytes of kernel virtual memory from `va` (at most 1 GiB): each mapping is translated
+ * once through `mappingAt`, and consecutive mappings that are contiguous in physical memory too
+ * are read with one `mem.readPhys` (so a buffer across non-contiguous physical pages reads
+ * correctly, and a vmemmap span inside one 2 MiB page costs one walk and one read). When one
+ * piece covers the read, readPhys's buffer (the caller's, see PhysicalMemory) is returned as is.
+ * @throws VmcoreError OUT_OF_BOUNDS for a bad length; what `mappingAt` throws (ADDRESS_TRANSLATION)
+ *         and what `mem.readPhys` throws (PAGE_NOT_PRESENT, ...)
+ */
+export async function readVirtMapped(mem: PhysicalMemory, va: bigint, length: number, mappingAt: (va: bigint) => Promise<VirtMapping>, file?: string): Promise<Uint8Array> {
+  if (!Number.isSafeInteger(length) || length < 0 || length > 1 << 30) {
+    throw new VmcoreError('OUT_OF_BOUNDS', `virtual read of ${length} bytes (max 1 GiB)`, { ...(file !== undefined ? { file } : {}), field: 'length' });
+  }
+  let out: Uint8Array | undefined;
+  let done = 0;
+  while (done < length) {
+    const { pa, span } = await mappingAt(BigInt.asUintN(64, va + BigInt(done)));
+    let n = Math.min(span, length - done);
+    while (done + n < length) {
+      const next = await mappingAt(BigInt.asUintN(64, va + BigInt(done + n)));
+      if (next.pa !== pa + n) break;
+      n += Math.min(next.span, length - done - n);
+    }
+    const bytes = await mem.readPhys(pa, n);
+    if (n === length) return bytes;
+    out ??= new Uint8Array(length);
+    out.set(bytes, done);
+    done += n;
+  }
+  return out ?? new Uint8Array(0);
 }
 
 /** The registers an unwinder starts from on one CPU (or one task): program counter, stack pointer, frame pointer. */

@@ -12,7 +12,7 @@
 import { hex } from '../../hex.js';
 import { VmcoreError } from '../../errors.js';
 import type { PhysicalMemory } from '../../dump.js';
-import type { KernelTranslator } from '../arch.js';
+import { readVirtMapped, type KernelTranslator, type VirtMapping } from '../arch.js';
 import type { Vmcoreinfo } from '../vmcoreinfo.js';
 
 const MASK64 = (1n << 64n) - 1n;
@@ -238,14 +238,21 @@ export class Aarch64Translator implements KernelTranslator {
     return this.opts.pageTables;
   }
 
-  async virtToPhys(va: bigint): Promise<number> {
-    va = u64(va);
+  /** The physical address of `va` in the linear map or the kernel image, else undefined. */
+  private linearPhys(va: bigint): number | undefined {
     const { layout, image } = this.opts;
     if (layout) {
       const lin = linearRegion(layout);
       if (va >= lin.start && va < lin.end) return this.check(va - layout.pageOffset + layout.physOffset, va, 'linear map');
       if (image && va >= image.start && va < image.end) return this.check(u64(va - layout.kimageVoffset), va, 'kernel image');
     }
+    return undefined;
+  }
+
+  async virtToPhys(va: bigint): Promise<number> {
+    va = u64(va);
+    const pa = this.linearPhys(va);
+    if (pa !== undefined) return pa;
     if (this.opts.pageTables) return this.opts.pageTables.translate(va);
     throw new VmcoreError('ADDRESS_TRANSLATION', `virtual address ${hex(va)}: no translation tables and not in the linear map or kernel image`, {
       file: this.opts.file,
@@ -263,18 +270,16 @@ export class Aarch64Translator implements KernelTranslator {
     return Number(pa);
   }
 
-  async readVirt(mem: PhysicalMemory, va: bigint, length: number): Promise<Uint8Array> {
-    if (!Number.isSafeInteger(length) || length < 0 || length > 1 << 30) {
-      throw new VmcoreError('OUT_OF_BOUNDS', `virtual read of ${length} bytes (max 1 GiB)`, { file: this.opts.file, field: 'length' });
-    }
-    const out = new Uint8Array(length);
-    let done = 0;
-    while (done < length) {
-      const cur = u64(va + BigInt(done));
-      const n = Math.min(4096 - Number(cur & 0xfffn), length - done);
-      out.set(await mem.readPhys(await this.virtToPhys(cur), n), done);
-      done += n;
-    }
-    return out;
+  /** `va`'s physical address and the rest of its mapping: the table's page or block, or the rest of a 4 KiB page of the linear map or image. */
+  private async mappingAt(va: bigint): Promise<VirtMapping> {
+    const pa = this.linearPhys(va);
+    if (pa !== undefined || !this.opts.pageTables) return { pa: pa ?? (await this.virtToPhys(va)), span: 4096 - Number(va & 0xfffn) };
+    const m = await this.opts.pageTables.lookup(va);
+    return { pa: m.pa, span: m.size - Number(va & BigInt(m.size - 1)) };
+  }
+
+  /** `length` bytes of kernel virtual memory, each mapping translated once (readVirtMapped). */
+  readVirt(mem: PhysicalMemory, va: bigint, length: number): Promise<Uint8Array> {
+    return readVirtMapped(mem, va, length, (a) => this.mappingAt(a), this.opts.file);
   }
 }

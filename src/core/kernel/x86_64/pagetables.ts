@@ -7,6 +7,7 @@
 import { VmcoreError, isVmcoreError } from '../../errors.js';
 import { hex64 } from '../../hex.js';
 import { isPresent, type PhysicalMemory } from '../../dump.js';
+import { readVirtMapped, type VirtMapping } from '../arch.js';
 import { DIRECT_MAP_REGION_L4, DIRECT_MAP_REGION_L5, KERNEL_TEXT_END, START_KERNEL_MAP, textToPhys } from './addrspace.js';
 
 /** Physical-address bits of a page-table entry (bits 12..51). */
@@ -285,7 +286,7 @@ export class X86_64Translator {
    * Physical address of `va` and the bytes from it to the end of the mapping that holds it (the
    * rest of its 4 KiB, 2 MiB or 1 GiB page; the rest of a 4 KiB page in the kernel text mapping).
    */
-  private async mappingAt(va: bigint): Promise<{ pa: number; span: number }> {
+  private async mappingAt(va: bigint): Promise<VirtMapping> {
     if (this.pageTables && !(this.physBase !== undefined && va >= START_KERNEL_MAP && va < KERNEL_TEXT_END)) {
       const w = await this.pageTables.walk(va);
       return { pa: w.pa, span: w.pageSize - Number(va & BigInt(w.pageSize - 1)) };
@@ -293,34 +294,8 @@ export class X86_64Translator {
     return { pa: await this.virtToPhys(va), span: 4096 - Number(va & 0xfffn) };
   }
 
-  /**
-   * Read `length` bytes of kernel virtual memory: each mapping (4 KiB, 2 MiB or 1 GiB page) is
-   * translated once, and mappings that are contiguous in physical memory too are read with one
-   * readPhys (so buffers spanning non-contiguous physical pages read correctly, and a vmemmap
-   * span in one 2 MiB page costs one walk and one read).
-   * @throws VmcoreError ADDRESS_TRANSLATION for an address that is not mapped, OUT_OF_BOUNDS for
-   *         a length over 1 GiB, and what `mem.readPhys` throws (PAGE_NOT_PRESENT ...)
-   */
-  async readVirt(mem: PhysicalMemory, va: bigint, length: number): Promise<Uint8Array> {
-    if (!Number.isSafeInteger(length) || length < 0 || length > 1 << 30) {
-      throw new VmcoreError('OUT_OF_BOUNDS', `virtual read of ${length} bytes (max 1 GiB)`, { file: this.file, field: 'length' });
-    }
-    let out: Uint8Array | undefined;
-    let done = 0;
-    while (done < length) {
-      const { pa, span } = await this.mappingAt(BigInt.asUintN(64, va + BigInt(done)));
-      let n = Math.min(span, length - done);
-      while (done + n < length) {
-        const next = await this.mappingAt(BigInt.asUintN(64, va + BigInt(done + n)));
-        if (next.pa !== pa + n) break;
-        n += Math.min(next.span, length - done - n);
-      }
-      const bytes = await mem.readPhys(pa, n);
-      if (n === length) return bytes; // one piece: readPhys's buffer is the caller's
-      out ??= new Uint8Array(length);
-      out.set(bytes, done);
-      done += n;
-    }
-    return out ?? new Uint8Array(0);
+  /** `length` bytes of kernel virtual memory, each mapping translated once (readVirtMapped). */
+  readVirt(mem: PhysicalMemory, va: bigint, length: number): Promise<Uint8Array> {
+    return readVirtMapped(mem, va, length, (a) => this.mappingAt(a), this.file);
   }
 }
