@@ -245,7 +245,7 @@ test('kdump input: its stored pages are decompressed by the workers (and inline)
         assert.ok(st && st.codes.length === 64 && st.blob.length > 0, `${inCodec}: stored pages of pfn 0x${first.toString(16)}`);
         // read into a caller's buffer (what the hash workers do): the same bytes, no new buffer
         const scratch = new Uint8Array(64 * PS * 2 + 65536).fill(0xa5);
-        const st2 = await k.storedPages(first, 64, scratch);
+        const st2 = await k.storedPages(first, 64, { buffer: () => scratch });
         assert.ok(st2 && st2.blob.buffer === scratch.buffer && st2.blob.byteOffset === 0, `${inCodec}: blob read into the scratch buffer`);
         assert.deepEqual(st2.blob, new Uint8Array(st.blob));
         assert.deepEqual([st2.codes, st2.offsets, st2.sizes], [st.codes, st.offsets, st.sizes]);
@@ -568,12 +568,19 @@ test('bounded in-flight window: results consumed in push order, at most `limit` 
   await assert.rejects(bad.push(Promise.resolve(1)), /batch 0 failed/);
 });
 
-test('filtering a kdump file stored with the output codec writes its stored pages as they are: same pages, zero pages found, damage named', async () => {
+test('a kdump input stored in the output codec: the workers write its stored pages as they are at every dump level (same pages, zero pages found, damage named)', async () => {
   if (!nodeCodecs().get('lzo')?.decompressInto) return assert.fail('the lzo binding (decompressInto) is part of the installation');
-  const { storedBatch } = await import('../../src/node/convert/batches.js');
+  const { passStoredBatch } = await import('../../src/node/workers/page-codec.js');
+  const codec = (n: Parameters<ReturnType<typeof nodeCodecs>['get']>[0]) => nodeCodecs().get(n);
+  const compressWith = (name: 'lzo' | 'zstd') => (page: Uint8Array, o: Uint8Array, pos: number) => {
+    const r = nodeCodecs().get(name)!.compress!(page, 1);
+    if (r.length >= PS) return -1;
+    o.set(r, pos);
+    return r.length;
+  };
   const dir = await tmp();
   try {
-    const { dump, expected } = syntheticDump();
+    const { expected } = syntheticDump();
     const exclude = [
       { startPfn: 20, endPfn: 21, kind: 'free' as const },
       { startPfn: 50, endPfn: 90, kind: 'cache' as const },
@@ -582,40 +589,92 @@ test('filtering a kdump file stored with the output codec writes its stored page
     const kept = new Map([...expected].filter(([p]) => !exclude.some((x) => x.startPfn <= p && p < x.endPfn)));
     // the reference: the same filter over the synthetic dump, every page compressed by the writer
     const ref = join(dir, 'ref.kdump');
-    const rs = await convertDump(dump, ref, { codec: 'lzo', dumpLevel: 31, exclude, threads: 0 });
-    assert.ok(rs.pages.zero > 0 && rs.pages.compressed > 0);
+    const rs = await convertDump(syntheticDump().dump, ref, { codec: 'lzo', dumpLevel: 31, exclude, threads: 0 });
+    assert.ok(rs.pages.zero > 0 && rs.pages.compressed > 0 && rs.pages.raw > 0);
     // level 0 stores zero pages compressed, level 1 as the shared zero page
     for (const level of [0, 1]) {
       const inp = join(dir, `in${level}.kdump`);
       await convertDump(syntheticDump().dump, inp, { codec: 'lzo', dumpLevel: level, threads: 0 });
       const d = (await openDumpFiles([inp])) as KdumpDump;
       try {
-        // one batch of pfns 0-15 (page 3 and 10 are zero pages) made from the stored bytes
+        // one batch of pfns 0-15 (pages 3 and 10 zero, 5 and 12 random: stored raw)
         const st = await d.storedPages(0, 16);
         assert.ok(st, 'stored form of pfns 0-15');
-        const b = storedBatch({ startPfn: 0, count: 16, buf: new ArrayBuffer(16 * PS), stored: st }, 'lzo', PS, true, new Uint8Array(PS));
-        assert.ok(b, `level ${level}: the batch is written from its stored bytes`);
+        assert.equal(st.fileCodec, 'lzo', 'the header names lzo');
+        const cfg = { codec: 'lzo' as const, pageSize: PS, detectZero: true, passStored: true };
+        const out = new Uint8Array(16 * PS);
+        const b = passStoredBatch(st, out, cfg, () => assert.fail('nothing is compressed again'), new Uint8Array(PS), codec);
+        assert.ok(!('bad' in b));
         assert.deepEqual([...b.kinds].map((k, i) => (k === 0) === !pageFor(i)), new Array(16).fill(true), 'zero pages found (kind 0) and only those');
+        assert.deepEqual([5, 12].map((i) => b.kinds[i]), [1, 1], 'the raw pages of an lzo file stay raw');
         let off = 0;
         for (let i = 0; i < 16; i++) {
           if (!b.sizes[i]) continue;
-          assert.ok(Buffer.from(b.data.subarray(off, off + b.sizes[i]!)).equals(st.blob.subarray(st.offsets[i]!, st.offsets[i]! + st.sizes[i]!)), `pfn ${i}: the stored bytes`);
+          assert.ok(Buffer.from(out.subarray(off, off + b.sizes[i]!)).equals(st.blob.subarray(st.offsets[i]!, st.offsets[i]! + st.sizes[i]!)), `pfn ${i}: the stored bytes`);
           off += b.sizes[i]!;
         }
-        assert.equal(storedBatch({ startPfn: 0, count: 16, buf: new ArrayBuffer(16 * PS), stored: st }, 'zstd', PS, true, new Uint8Array(PS)), undefined, 'another output codec compresses again');
-        // end to end: the same pages as the reference, the same zero pages
-        const out = join(dir, `out${level}.kdump`);
-        const s = await convertDump(d, out, { codec: 'lzo', dumpLevel: 31, exclude, threads: 2 });
-        assert.deepEqual([s.pages.total, s.pages.zero, s.pages.compressed + s.pages.raw], [rs.pages.total, rs.pages.zero, rs.pages.compressed + rs.pages.raw], `level ${level}: page counts`);
-        const r = await readBack([out], true);
-        assert.equal(r.sha, digest(kept, true), `level ${level}: pages`);
-        assert.equal(r.states.get('zero'), rs.pages.zero);
-        await r.dump.close();
+        assert.equal(off, b.dataLen);
+        // another output codec: every non-zero page is compressed again, from its decoded bytes
+        let calls = 0;
+        const zc = compressWith('zstd');
+        const z = passStoredBatch(st, new Uint8Array(16 * PS), { ...cfg, codec: 'zstd' }, (p, o, at) => (calls++, zc(p, o, at)), new Uint8Array(PS), codec);
+        assert.ok(!('bad' in z));
+        assert.equal(calls, 14, 'another codec: the 14 non-zero pages compressed');
+        // end to end at dump levels 0, 1 and 31, with and without worker threads: the same pages
+        // as the synthetic dump (at 31: as the reference), the same zero pages
+        for (const dl of [0, 1, 31]) {
+          for (const threads of [0, 2]) {
+            const o = join(dir, `out${level}-${dl}-${threads}.kdump`);
+            const s = await convertDump(d, o, { codec: 'lzo', dumpLevel: dl, ...(dl === 31 ? { exclude } : {}), threads });
+            const r = await readBack([o], dl >= 1);
+            assert.equal(r.sha, digest(dl === 31 ? kept : expected, dl >= 1), `input level ${level}, output level ${dl}, ${threads} threads: pages`);
+            if (dl === 31) {
+              assert.deepEqual([s.pages.total, s.pages.zero, s.pages.compressed, s.pages.raw], [rs.pages.total, rs.pages.zero, rs.pages.compressed, rs.pages.raw], `level ${level}: page counts`);
+              assert.equal(r.states.get('zero'), rs.pages.zero);
+            }
+            await r.dump.close();
+          }
+        }
       } finally {
         await d.close();
       }
     }
-    // a damaged stored page is not copied: its batch goes the compressor's way, which names it
+    // a mixed batch: the shared zero page, a raw page, an lzo page, a zlib page, a raw zero page
+    const pages = [undefined, pageFor(1)!, pageFor(2)!, pageFor(4)!, new Uint8Array(PS)];
+    const lzoPage = nodeCodecs().get('lzo')!.compress!(pages[2]!);
+    const zlibPage = nodeCodecs().get('zlib')!.compress!(pages[3]!, 1);
+    const parts = [new Uint8Array(0), pages[1]!, lzoPage, zlibPage, pages[4]!];
+    const offsets = new Uint32Array(5);
+    const sizes = new Uint32Array(5);
+    let at = 0;
+    for (let i = 0; i < 5; i++) {
+      offsets[i] = at;
+      sizes[i] = parts[i]!.length;
+      at += parts[i]!.length;
+    }
+    const blob = new Uint8Array(at);
+    for (let i = 0; i < 5; i++) blob.set(parts[i]!, offsets[i]!);
+    const mixed = { codes: Uint8Array.from([0, 1, 3, 2, 1]), offsets, sizes, blob };
+    for (const [fileCodec, detectZero] of [[undefined, true], ['lzo', true], ['zlib', false]] as const) {
+      const out = new Uint8Array(5 * PS);
+      const r = passStoredBatch({ ...mixed, ...(fileCodec ? { fileCodec } : {}) }, out, { codec: 'lzo', pageSize: PS, detectZero, passStored: true }, compressWith('lzo'), new Uint8Array(PS), codec);
+      assert.ok(!('bad' in r));
+      const what = `file codec ${fileCodec}, detectZero ${detectZero}`;
+      // the raw page is compressed unless the file's own codec left it raw
+      assert.deepEqual([...r.kinds], detectZero ? [0, fileCodec === 'lzo' ? 1 : 2, 2, 2, 0] : [2, 2, 2, 2, 2], what);
+      let pos = 0;
+      for (let i = 0; i < 5; i++) {
+        const n = r.sizes[i]!;
+        if (r.kinds[i] === 0) continue;
+        const bytes = out.subarray(pos, pos + n);
+        const page = r.kinds[i] === 1 ? bytes : nodeCodecs().get('lzo')!.decompress(bytes, PS);
+        assert.ok(Buffer.from(page).equals(pages[i] ?? new Uint8Array(PS)), `${what}: page ${i}`);
+        if (i === 2) assert.ok(Buffer.from(bytes).equals(lzoPage), `${what}: the lzo page as stored`);
+        pos += n;
+      }
+      assert.equal(pos, r.dataLen);
+    }
+    // a damaged stored page is not copied: its batch is read again page by page, which names it
     const inp = join(dir, 'in0.kdump');
     const d = (await openDumpFiles([inp])) as KdumpDump;
     const desc = await d.parts[0]!.desc(1);
@@ -628,8 +687,16 @@ test('filtering a kdump file stored with the output codec writes its stored page
     try {
       const st = await dd.storedPages(0, 16);
       assert.ok(st);
-      assert.equal(storedBatch({ startPfn: 0, count: 16, buf: new ArrayBuffer(16 * PS), stored: st }, 'lzo', PS, true, new Uint8Array(PS)), undefined, 'the damaged page does not decode');
-      await assert.rejects(convertDump(dd, join(dir, 'dmg.kdump'), { codec: 'lzo', dumpLevel: 31, exclude, threads: 0 }), (e: unknown) => e instanceof VmcoreError && /pfn 0x1\b/.test(e.message));
+      assert.deepEqual(passStoredBatch(st, new Uint8Array(16 * PS), { codec: 'lzo', pageSize: PS, detectZero: true, passStored: true }, compressWith('lzo'), new Uint8Array(PS), codec), { bad: 1 }, 'the damaged page does not decode');
+      for (const threads of [0, 2]) {
+        for (const dl of [1, 31]) {
+          await assert.rejects(
+            convertDump(dd, join(dir, 'dmg.kdump'), { codec: 'lzo', dumpLevel: dl, ...(dl === 31 ? { exclude } : {}), threads, force: true }),
+            (e: unknown) => e instanceof VmcoreError && /pfn 0x1\b/.test(e.message),
+            `${threads} threads, level ${dl}`,
+          );
+        }
+      }
     } finally {
       await dd.close();
     }

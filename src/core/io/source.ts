@@ -26,9 +26,9 @@ export interface ByteSource {
 }
 
 /**
- * Reads exactly `length` bytes or throws TRUNCATED naming the field being read. With `into` (at
- * least `length` bytes) and a source that has `readInto`, the bytes are read into it and the
- * result is `into.subarray(0, length)`: valid until the caller reuses `into`.
+ * Reads exactly `length` bytes or throws TRUNCATED naming the field being read. With `into`
+ * (at least `length` bytes), the bytes land in `into` (through `readInto` when the source has
+ * it, else copied) and the result is its first `length` bytes.
  */
 export async function readExact(src: ByteSource, offset: number, length: number, field: string, into?: Uint8Array): Promise<Uint8Array> {
   if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0) {
@@ -41,14 +41,22 @@ export async function readExact(src: ByteSource, offset: number, length: number,
       field,
     });
   }
+  let got: number;
   let b: Uint8Array;
-  if (into && into.length >= length && src.readInto) {
+  if (into && into.length >= length) {
     b = into.subarray(0, length);
-    const got = await src.readInto(offset, b);
-    if (got !== length) b = b.subarray(0, got);
-  } else b = await src.read(offset, length);
-  if (b.length !== length) {
-    throw new VmcoreError('TRUNCATED', `short read: ${b.length} of ${length} bytes`, { file: src.name, offset, field });
+    if (src.readInto) got = await src.readInto(offset, b);
+    else {
+      const r = await src.read(offset, length);
+      b.set(r.subarray(0, length));
+      got = r.length;
+    }
+  } else {
+    b = await src.read(offset, length);
+    got = b.length;
+  }
+  if (got !== length) {
+    throw new VmcoreError('TRUNCATED', `short read: ${got} of ${length} bytes`, { file: src.name, offset, field });
   }
   return b;
 }

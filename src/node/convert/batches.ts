@@ -6,10 +6,7 @@
  */
 import { VmcoreError } from '../../core/errors.js';
 import type { Dump } from '../../core/dump.js';
-import { decodeStoredPages, STORED_CODES, STORED_RAW, STORED_ZERO, type StoredPages } from '../../core/format/kdump/reader.js';
-import { PAGE_COMPRESSED, PAGE_RAW, type CompressedBatch, type OutputCodec } from '../../core/format/batch.js';
-import { isZeroPage } from '../../core/memory.js';
-import { nodeCodecs } from '../codecs.js';
+import type { StoredPages, StoredPagesOptions } from '../../core/format/kdump/reader.js';
 import { DirectElfReader } from './direct.js';
 import type { PageChunk, PageStreamInput, PfnRange } from './types.js';
 
@@ -18,13 +15,15 @@ export interface RawBatch {
   count: number;
   /** count × page size bytes: the pages, or (with `stored`) a buffer for the worker to decode them into. */
   buf: ArrayBuffer;
-  /** The pages as the input file stores them (kdump), decoded into `buf` by the worker. */
+  /** The pages as the input file stores them (kdump), made into the output's batch by the worker. */
   stored?: StoredPages;
+  /** `stored.blob` starts a buffer of the batch's own (from a BufferPool): transferred, not copied. */
+  storedOwned?: boolean;
 }
 
 /** A dump that can hand out pages in their stored form (KdumpDump). */
 interface StoredPageSource {
-  storedPages(pfn: number, count: number): Promise<StoredPages | undefined>;
+  storedPages(pfn: number, count: number, opts?: StoredPagesOptions): Promise<StoredPages | undefined>;
 }
 
 function storedSource(d: Dump): StoredPageSource | undefined {
@@ -42,61 +41,10 @@ export async function readBatch(dump: Dump, b: RawBatch, pool: BufferPool): Prom
 }
 
 /**
- * A batch of a kdump input whose pages the file stores with the output's codec, raw, or as its
- * shared zero page, made into the output's compressed batch without compressing anything: the
- * stored bytes are written as they are. Every stored page is decompressed once (into `scratch`,
- * one page) to prove that it decodes to one page and to find the zero pages (`detectZero`), as
- * the compressor would have. Undefined when a page is stored otherwise, its codec has no
- * `decompressInto`, a page does not decode (the worker's path then names the damage), or a shared
- * zero page must be stored as data (`detectZero` false): the batch then goes to the compressor.
- * The result's buffer is `b.buf` (the stored bytes are copied into it).
+ * Recycled ArrayBuffers of one size (at most 64 kept): the batch buffers that go to the workers
+ * and come back. `get(bytes)` gives one of exactly `bytes` (a pooled one when `bytes` is the
+ * pool's size); `view(bytes)` the first `bytes` of a pooled one when they fit, else of a new one.
  */
-export function storedBatch(b: RawBatch, codec: OutputCodec, pageSize: number, detectZero: boolean, scratch: Uint8Array): (CompressedBatch & { buffer: ArrayBuffer }) | undefined {
-  const st = b.stored;
-  if (!st || codec === 'none') return undefined;
-  const want = STORED_CODES.indexOf(codec);
-  const impl = nodeCodecs().get(codec);
-  if (!impl?.decompressInto) return undefined;
-  const n = b.count;
-  const kinds = new Uint8Array(n);
-  const sizes = new Uint32Array(n);
-  for (let i = 0; i < n; i++) {
-    const c = st.codes[i]!;
-    if (c === STORED_ZERO) {
-      if (!detectZero) return undefined;
-      continue; // kinds[i] = PAGE_ZERO
-    }
-    const src = st.blob.subarray(st.offsets[i]!, st.offsets[i]! + st.sizes[i]!);
-    let page: Uint8Array;
-    if (c === STORED_RAW) {
-      if (src.length !== pageSize) return undefined;
-      page = src;
-      kinds[i] = PAGE_RAW;
-    } else {
-      if (c !== want || src.length >= pageSize) return undefined;
-      let got: number;
-      try {
-        got = impl.decompressInto(src, scratch);
-      } catch {
-        return undefined;
-      }
-      if (got !== pageSize) return undefined;
-      page = scratch;
-      kinds[i] = PAGE_COMPRESSED;
-    }
-    if (detectZero && isZeroPage(page)) kinds[i] = 0; // PAGE_ZERO
-    else sizes[i] = src.length;
-  }
-  const out = new Uint8Array(b.buf);
-  let len = 0;
-  for (let i = 0; i < n; i++) {
-    if (!sizes[i]) continue;
-    out.set(st.blob.subarray(st.offsets[i]!, st.offsets[i]! + sizes[i]!), len);
-    len += sizes[i]!;
-  }
-  return { startPfn: b.startPfn, count: n, kinds, sizes, data: out.subarray(0, len), buffer: b.buf };
-}
-
 export class BufferPool {
   private free: ArrayBuffer[] = [];
   constructor(private readonly size: number) {}
@@ -106,6 +54,9 @@ export class BufferPool {
       if (b) return b;
     }
     return new ArrayBuffer(bytes);
+  }
+  view(bytes: number): Uint8Array {
+    return bytes <= this.size ? new Uint8Array(this.get(this.size), 0, bytes) : new Uint8Array(bytes);
   }
   put(b: ArrayBuffer): void {
     if (b.byteLength === this.size && this.free.length < 64) this.free.push(b);
@@ -127,18 +78,27 @@ function* chunks(ranges: readonly PfnRange[], cuts: readonly number[], max: numb
   }
 }
 
-export async function* dumpBatches(dump: Dump, ranges: readonly PfnRange[], cuts: number[], max: number, pool: BufferPool): AsyncGenerator<RawBatch> {
+/**
+ * The batches of `ranges` (cut at `cuts`, at most `max` pages each) of a random-access dump: an
+ * ELF's pages read straight into the batch buffer (DirectElfReader), a kdump file's pages in
+ * their stored form (read into a buffer of `storedPool` when given: the batch owns it), others
+ * through readPhys.
+ */
+export async function* dumpBatches(dump: Dump, ranges: readonly PfnRange[], cuts: number[], max: number, pool: BufferPool, storedPool?: BufferPool): AsyncGenerator<RawBatch> {
   const ps = dump.pageSize;
   const direct = await DirectElfReader.open(dump);
   const stored = direct ? undefined : storedSource(dump);
+  const opts: StoredPagesOptions | undefined = storedPool ? { buffer: (bytes) => storedPool.view(bytes) } : undefined;
   try {
     for (const c of chunks(ranges, cuts, max)) {
       const n = c.endPfn - c.startPfn;
       const buf = pool.get(n * ps);
-      // kdump input: the stored pages go to the workers, which decompress them
-      const st = stored && (await stored.storedPages(c.startPfn, n));
+      // kdump input: the stored pages go to the workers, which decode them
+      const st = stored && (await stored.storedPages(c.startPfn, n, opts));
       if (st) {
-        yield { startPfn: c.startPfn, count: n, buf, stored: st };
+        // the blob is the start of a pooled buffer unless the read could not use it
+        const owned = !!storedPool && st.blob.byteOffset === 0 && st.blob.buffer.byteLength > 0;
+        yield { startPfn: c.startPfn, count: n, buf, stored: st, ...(owned ? { storedOwned: true } : {}) };
         continue;
       }
       if (!direct || !(await direct.read(c.startPfn * ps, new Uint8Array(buf)))) {

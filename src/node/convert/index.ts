@@ -7,6 +7,9 @@
  *     ──► CompressPool (worker_threads; buffers transferred, not copied; zero check and
  *         per-page compression in place) ──► results in page order ──► output format plug-in
  *     ──► OutputSink (positional writes: temp file + rename, or the flattened stream)
+ * A kdump input's batches go to the workers in their stored form (one read of their data, into
+ * a recycled buffer): the workers decode every page once (check it, find zero pages) and keep the
+ * stored bytes of the pages stored in the output's codec (no --level), compressing only the others.
  * At most `2 * threads + 2` batches exist at any time: the producer awaits a free slot,
  * and the consumer awaits each sink write before taking the next result, so a slow disk
  * holds the whole pipeline back instead of piling pages up in memory. Buffers are recycled.
@@ -55,7 +58,7 @@ import type { Writable } from 'node:stream';
 import { ElfFormat, KdumpFormat } from './formats.js';
 import { inKernelPages } from '../../core/reblock.js';
 import { headerFor, scanKeptRuns, scanRuns, splitParts, withKernelValues, type Scan } from './plan.js';
-import { BufferPool, dumpBatches, readBatch, storedBatch, streamBatches, withoutRuns, type RawBatch } from './batches.js';
+import { BufferPool, dumpBatches, readBatch, streamBatches, withoutRuns, type RawBatch } from './batches.js';
 import { clipRanges, countIn, isStream, pushRange } from './ranges.js';
 import type { ConvertInput, ConvertOptions, ConvertPlan, ConvertProgress, ConvertSummary, OutputFormat, OutputFormatFactory, PfnRange } from './types.js';
 
@@ -223,9 +226,23 @@ export async function convertDump(input: ConvertInput, out: string | Writable, o
   const bufPool = new BufferPool(batchPages * ps);
   // a stream may read its pages straight into the batch buffers
   if (isStream(input)) input.useBuffers?.((bytes) => bufPool.get(bytes));
+  // a kdump input's batches in their stored form: the data of batchPages pages, a little more
+  // when the file leaves gaps between them (KdumpFile.storedPages)
+  const storedPool = new BufferPool(batchPages * ps + 65536);
   const progress = (p: ConvertProgress) => opts.onProgress?.(p);
   const pagesTotal = countIn(scan.present, 0, Infinity);
-  const pool = new CompressPool({ codec: probe.compression.codec, level: probe.compression.level ?? level, pageSize: ps, detectZero: probe.compression.detectZero, noNative: !!opts.noNative }, threads);
+  // A kdump input's pages stored in the output's codec are written as they are stored (each
+  // decoded once on a worker, to check it and find zero pages), not compressed again: kdump
+  // output of the plug-in's own, the codec's default level (no --level asked)
+  const passStored = !isStream(input) && format === 'kdump' && !opts.outputFormat && opts.level === undefined;
+  const pool = new CompressPool(
+    { codec: probe.compression.codec, level: probe.compression.level ?? level, pageSize: ps, detectZero: probe.compression.detectZero, noNative: !!opts.noNative, passStored },
+    threads,
+  );
+  const recycle = (b: BatchOut) => {
+    bufPool.put(b.buffer);
+    if (b.storedBuffer) storedPool.put(b.storedBuffer);
+  };
   const checkAbort = () => {
     if (opts.signal?.aborted) throw new VmcoreError('INTERRUPTED', 'interrupted');
   };
@@ -244,7 +261,7 @@ export async function convertDump(input: ConvertInput, out: string | Writable, o
     // ELF with zero runs from a random-access input: find them first (a second read pass, as
     // makedumpfile -E does), so that long zero runs become split points.
     if (format === 'elf' && dumpLevel >= 1 && !isStream(input) && !opts.outputFormat) {
-      plan.zeroRuns = await scanZeroRuns(input, scan.present, batchPages, bufPool, pool, checkAbort, (n) =>
+      plan.zeroRuns = await scanZeroRuns(input, scan.present, batchPages, bufPool, storedPool, pool, checkAbort, (n) =>
         progress({ phase: 'scan', pagesDone: n, pagesTotal, bytesIn: n * ps, bytesOut: 0 }),
       );
     }
@@ -258,25 +275,19 @@ export async function convertDump(input: ConvertInput, out: string | Writable, o
       await f.begin(p, sink);
     }
     const cuts = partRanges.slice(1).map((r) => r.startPfn);
-    const batches = isStream(input) ? streamBatches(input, cuts, batchPages, bufPool) : dumpBatches(input, scan.present, cuts, batchPages, bufPool);
+    const batches = isStream(input) ? streamBatches(input, cuts, batchPages, bufPool) : dumpBatches(input, scan.present, cuts, batchPages, bufPool, storedPool);
     let part = 0;
     const inflight = new InFlight<BatchOut>(Math.max(2, threads * 2 + 2), async (b) => {
       while (part < partRanges.length - 1 && b.startPfn >= partRanges[part]!.endPfn) part++;
       await formats[part]!.writeBatch(b);
-      bufPool.put(b.buffer);
+      recycle(b);
       pagesDone += b.count;
       progress({ phase: 'write', pagesDone, pagesTotal, bytesIn: pagesDone * ps, bytesOut: sinks.reduce((a, s) => a + s.bytesOut, 0) });
     });
-    // Filtering a kdump file stored with the output's codec: the kept pages are written as the
-    // input stores them (each decoded once to check it and find zero pages, never compressed
-    // again), on this thread; at dump levels 0-1 (most pages kept) the workers decode in parallel
-    const passStored = !isStream(input) && format === 'kdump' && !opts.outputFormat && (dumpLevel & DL_PAGE_TYPES) !== 0 && opts.level === undefined;
-    const scratch = new Uint8Array(ps);
     for await (const b of batches) {
       checkAbort();
       bytesIn += b.count * ps;
-      const kept = passStored ? storedBatch(b, probe.compression.codec, ps, probe.compression.detectZero, scratch) : undefined;
-      await inflight.push(kept ? Promise.resolve(kept) : isStream(input) ? pool.submit(b) : submitBatch(pool, input, b, bufPool));
+      await inflight.push(isStream(input) ? pool.submit(b) : submitBatch(pool, input, b, bufPool));
     }
     await inflight.drain();
     checkAbort();
@@ -346,6 +357,7 @@ async function scanZeroRuns(
   present: readonly PfnRange[],
   batchPages: number,
   bufPool: BufferPool,
+  storedPool: BufferPool,
   pool: CompressPool,
   checkAbort: () => void,
   onPages: (n: number) => void,
@@ -370,10 +382,11 @@ async function scanZeroRuns(
       } else flush();
     }
     bufPool.put(b.buffer);
+    if (b.storedBuffer) storedPool.put(b.storedBuffer);
     done += b.count;
     onPages(done);
   });
-  for await (const b of dumpBatches(dump, present, [], batchPages, bufPool)) {
+  for await (const b of dumpBatches(dump, present, [], batchPages, bufPool, storedPool)) {
     checkAbort();
     await inflight.push(submitBatch(pool, dump, b, bufPool));
   }

@@ -10,12 +10,19 @@ import { dirname, join } from 'node:path';
 import { lzoBinding, nodeCodecs } from '../codecs.js';
 import { VmcoreError } from '../../core/errors.js';
 import { PAGE_COMPRESSED, PAGE_RAW, type OutputCodec } from '../../core/format/batch.js';
+import { decodeStoredPage, STORED_CODES, STORED_RAW, STORED_ZERO, type StoredPages } from '../../core/format/kdump/reader.js';
+import type { Codec, CodecName } from '../../core/codec/types.js';
 
 export interface WorkerConfig {
   codec: OutputCodec;
   level?: number;
   pageSize: number;
   detectZero: boolean;
+  /**
+   * Pages that come in their stored (kdump) form in the output's codec are written as they are
+   * stored, not compressed again (see passStoredBatch); the others are compressed.
+   */
+  passStored?: boolean;
   /** Use node:zlib even when the native libdeflate addon is present. */
   noNative?: boolean;
 }
@@ -171,4 +178,66 @@ export function compressBatchInPlace(
     }
   }
   return { kinds, sizes, dataLen: out };
+}
+
+/**
+ * A batch of pages in their stored (kdump) form made into the output's batch in `out` (at least
+ * count × pageSize bytes; page i's bytes end at or before (i + 1) × pageSize), decoding every
+ * page once (into `scratch`, one page) to prove that it is whole and to find the zero pages
+ * (`cfg.detectZero`), as compressBatchInPlace would. A page stored in the output's codec
+ * (`cfg.codec`, with `cfg.passStored`) keeps its stored bytes: no compression again, and so does
+ * a raw page of a file whose header names that codec (`st.fileCodec`: its writer found the page
+ * incompressible). Any other page (another codec, raw in another file, the shared zero page when
+ * zero pages are data) is compressed from its decoded bytes. Returns kinds (PAGE_ZERO 0 / PAGE_RAW / PAGE_COMPRESSED), sizes and the length of
+ * the data; or `{ bad: i }` for the first page i that does not decode to exactly one page (the
+ * caller then reads the batch page by page, which names the damage: core/loss.ts). Stored forms:
+ * KdumpFile.storedPages (makedumpfile diskdump_mod.h page_desc).
+ */
+export function passStoredBatch(
+  st: StoredPages,
+  out: Uint8Array,
+  cfg: WorkerConfig,
+  compress: ((page: Uint8Array, out: Uint8Array, outOff: number) => number) | undefined,
+  scratch: Uint8Array,
+  codec: (name: CodecName) => Pick<Codec, 'decompress' | 'decompressInto'> | undefined,
+): { kinds: Uint8Array<ArrayBuffer>; sizes: Uint32Array<ArrayBuffer>; dataLen: number } | { bad: number } {
+  const ps = cfg.pageSize;
+  const count = st.codes.length;
+  const keep = cfg.passStored && cfg.codec !== 'none' ? STORED_CODES.indexOf(cfg.codec) : -1;
+  // a raw page of a file written with the output's codec is one that codec did not shrink
+  const keepRaw = keep >= 0 && st.fileCodec === cfg.codec;
+  const kinds = new Uint8Array(count);
+  const sizes = new Uint32Array(count);
+  const page = scratch.subarray(0, ps);
+  let pos = 0;
+  for (let i = 0; i < count; i++) {
+    const c = st.codes[i]!;
+    if (c === STORED_ZERO && cfg.detectZero) continue; // kinds[i] = PAGE_ZERO (0)
+    let src: Uint8Array = page;
+    if (c === STORED_RAW) {
+      src = st.blob.subarray(st.offsets[i]!, st.offsets[i]! + st.sizes[i]!);
+      if (src.length !== ps) return { bad: i };
+    } else if (!decodeStoredPage(st, i, page, codec)) return { bad: i };
+    if (cfg.detectZero && c !== STORED_ZERO && isZeroPage(src)) continue;
+    const size = st.sizes[i]!;
+    if (c === keep && size > 0 && size < ps) {
+      out.set(st.blob.subarray(st.offsets[i]!, st.offsets[i]! + size), pos);
+      kinds[i] = PAGE_COMPRESSED;
+      sizes[i] = size;
+      pos += size;
+      continue;
+    }
+    const n = compress && !(c === STORED_RAW && keepRaw) ? compress(src, out, pos) : -1;
+    if (n > 0 && n < ps) {
+      kinds[i] = PAGE_COMPRESSED;
+      sizes[i] = n;
+      pos += n;
+    } else {
+      out.set(src, pos);
+      kinds[i] = PAGE_RAW;
+      sizes[i] = ps;
+      pos += ps;
+    }
+  }
+  return { kinds, sizes, dataLen: pos };
 }

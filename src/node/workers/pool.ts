@@ -8,8 +8,8 @@
 import { Worker } from 'node:worker_threads';
 import { VmcoreError } from '../../core/errors.js';
 import type { CompressedBatch } from '../../core/format/batch.js';
-import { compressBatchInPlace, pageCompressor, type WorkerConfig } from './page-codec.js';
-import { decodeStoredPages, type StoredPages } from '../../core/format/kdump/reader.js';
+import { compressBatchInPlace, pageCompressor, passStoredBatch, type WorkerConfig } from './page-codec.js';
+import type { StoredPages } from '../../core/format/kdump/reader.js';
 import { nodeCodecs } from '../codecs.js';
 
 export interface BatchIn {
@@ -17,8 +17,13 @@ export interface BatchIn {
   count: number;
   /** count * pageSize bytes, owned by the pool from now on (it is transferred). */
   buf: ArrayBuffer;
-  /** The pages in their stored (kdump) form: the worker decodes them into `buf` first. */
+  /** The pages in their stored (kdump) form: the worker makes the result from them (passStoredBatch). */
   stored?: StoredPages;
+  /**
+   * `stored.blob` starts an ArrayBuffer made for this batch alone: it is transferred as it is
+   * (and comes back as BatchOut.storedBuffer) instead of copied.
+   */
+  storedOwned?: boolean;
 }
 
 /**
@@ -42,6 +47,8 @@ function ownBlob(stored: StoredPages): StoredPages {
 export interface BatchOut extends CompressedBatch {
   /** The underlying buffer, free for reuse once `data` has been written. */
   buffer: ArrayBuffer;
+  /** The buffer of the batch's stored form (BatchIn.stored), free for reuse. */
+  storedBuffer?: ArrayBuffer;
 }
 
 interface Pending {
@@ -79,7 +86,7 @@ export class CompressPool {
       // large nursery per worker is what peak RSS is made of.
       const w = new Worker(url, { resourceLimits: { maxYoungGenerationSizeMb: 4 } });
       w.postMessage({ init: cfg });
-      w.on('message', (m: { id: number; error?: string; decodeFailed?: number; buf: ArrayBuffer; count: number; kinds: ArrayBuffer; sizes: ArrayBuffer; dataLen: number }) => {
+      w.on('message', (m: { id: number; error?: string; decodeFailed?: number; buf: ArrayBuffer; count: number; kinds: ArrayBuffer; sizes: ArrayBuffer; dataLen: number; blob?: ArrayBuffer }) => {
         this.byWorker.delete(w);
         const p = this.pending.get(m.id);
         this.pending.delete(m.id);
@@ -94,6 +101,7 @@ export class CompressPool {
               sizes: new Uint32Array(m.sizes),
               data: new Uint8Array(m.buf, 0, m.dataLen),
               buffer: m.buf,
+              ...(m.blob ? { storedBuffer: m.blob } : {}),
             });
         }
         this.dispatch(w);
@@ -148,17 +156,22 @@ export class CompressPool {
     });
     promise.catch(() => undefined); // surfaced when awaited
     this.pending.set(id, { startPfn: b.startPfn, count: b.count, resolve, reject, promise });
-    this.queue.push({ id, buf: b.buf, count: b.count, ...(b.stored ? { stored: ownBlob(b.stored) } : {}) });
+    this.queue.push({ id, buf: b.buf, count: b.count, ...(b.stored ? { stored: b.storedOwned ? b.stored : ownBlob(b.stored) } : {}) });
     const w = this.idle.pop();
     if (w) this.dispatch(w);
     return promise;
   }
 
+  private scratch: Uint8Array | undefined;
+
   private runInline(b: BatchIn): BatchOut {
     const buf = new Uint8Array(b.buf);
     if (b.stored) {
-      const bad = decodeStoredPages(b.stored, buf, this.cfg.pageSize, (n) => nodeCodecs().get(n));
-      if (bad !== undefined) throw new StoredDecodeError(b.startPfn, bad);
+      this.scratch ??= new Uint8Array(this.cfg.pageSize);
+      const r = passStoredBatch(b.stored, buf, this.cfg, this.inline, this.scratch, (n) => nodeCodecs().get(n));
+      if ('bad' in r) throw new StoredDecodeError(b.startPfn, r.bad);
+      const storedBuffer = b.storedOwned ? (b.stored.blob.buffer as ArrayBuffer) : undefined;
+      return { startPfn: b.startPfn, count: b.count, kinds: r.kinds, sizes: r.sizes, data: buf.subarray(0, r.dataLen), buffer: b.buf, ...(storedBuffer ? { storedBuffer } : {}) };
     }
     const { kinds, sizes, dataLen } = compressBatchInPlace(buf, b.count, this.cfg, this.inline);
     return { startPfn: b.startPfn, count: b.count, kinds, sizes, data: buf.subarray(0, dataLen), buffer: b.buf };

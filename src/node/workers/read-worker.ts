@@ -11,7 +11,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { openDumpFiles } from '../open.js';
 import { isVmcoreError } from '../../core/errors.js';
 import { isZeroPage } from '../../core/memory.js';
-import { decodeStoredPages, type StoredPages } from '../../core/format/kdump/reader.js';
+import { decodeStoredPages, type StoredPages, type StoredPagesOptions } from '../../core/format/kdump/reader.js';
 import { nodeCodecs } from '../codecs.js';
 
 export interface ReadJob {
@@ -40,7 +40,7 @@ const PIECE = 256;
 const dump = await openDumpFiles(workerData.paths as string[]);
 const ps = dump.pageSize;
 const rs = 8 + ps; // one record: the pfn and the page
-const stored = typeof (dump as { storedPages?: unknown }).storedPages === 'function' ? (dump as unknown as { storedPages(pfn: number, count: number, scratch?: Uint8Array): Promise<StoredPages | undefined> }) : undefined;
+const stored = typeof (dump as { storedPages?: unknown }).storedPages === 'function' ? (dump as unknown as { storedPages(pfn: number, count: number, opts?: StoredPagesOptions): Promise<StoredPages | undefined> }) : undefined;
 /**
  * The stored bytes of one piece are read into this one buffer (its largest size, see
  * KdumpFile.storedPages), not a new one per read: a buffer per read is garbage that V8 collects
@@ -48,12 +48,13 @@ const stored = typeof (dump as { storedPages?: unknown }).storedPages === 'funct
  * when hashing a 4 GiB dump with two workers).
  */
 const scratch = stored ? new Uint8Array(PIECE * ps * 2 + 65536) : undefined;
+const readOpts: StoredPagesOptions | undefined = scratch ? { buffer: (bytes) => (bytes <= scratch.length ? scratch : undefined) } : undefined;
 const codecs = nodeCodecs();
 const codec = (n: Parameters<typeof codecs.get>[0]) => codecs.get(n);
 
 /** Fill the page slots of records [first, first + n) with the pages from pfn `s`. */
 async function fill(out: Uint8Array, first: number, s: number, n: number): Promise<void> {
-  const st = stored && n > 1 ? await stored.storedPages(s, n, scratch) : undefined;
+  const st = stored && n > 1 ? await stored.storedPages(s, n, readOpts) : undefined;
   if (st && decodeStoredPages(st, out, ps, codec, { base: first * rs + 8, stride: rs }) === undefined) return;
   for (let k = 0; k < n; k++) out.set(await dump.readPage(s + k), (first + k) * rs + 8);
 }

@@ -283,6 +283,8 @@ export async function readKdumpHeader(src: ByteSource): Promise<KdumpHeaderInfo>
   return info;
 }
 
+/** The DUMP_DH_COMPRESSED_* bits of disk_dump_header.status that name a codec. */
+const CODEC_STATUS_BITS = DUMP_DH_COMPRESSED_ZLIB | DUMP_DH_COMPRESSED_LZO | DUMP_DH_COMPRESSED_SNAPPY | DUMP_DH_COMPRESSED_ZSTD;
 const CODEC_BY_FLAG: [number, CodecName][] = [
   [DUMP_DH_COMPRESSED_ZLIB, 'zlib'],
   [DUMP_DH_COMPRESSED_LZO, 'lzo'],
@@ -551,12 +553,11 @@ export class KdumpFile {
    * one read of their descriptors and one of their data. Undefined unless every one of them is
    * owned by this file, dumpable and clean ('data' with a known codec, or the shared zero page)
    * and their data lie within about twice their page size of each other: the caller then reads
-   * page by page, which names any damage. With `scratch` (a buffer the caller reuses; enough
-   * for count × 2 pages + 64 KiB) and a source that reads into buffers, `blob` is a view of
-   * `scratch`, valid until the caller reuses it: a sequential reader then allocates nothing per
-   * read.
+   * page by page, which names any damage. `opts.buffer(bytes)` may give the memory the data are
+   * read into (a Uint8Array of at least `bytes`; the result's `blob` is then its start), e.g. a
+   * recycled buffer that goes to a worker thread.
    */
-  async storedPages(pfn: number, count: number, scratch?: Uint8Array): Promise<StoredPages | undefined> {
+  async storedPages(pfn: number, count: number, opts?: StoredPagesOptions): Promise<StoredPages | undefined> {
     const bs = this.h.blockSize;
     const last = pfn + count - 1;
     if (count < 1 || pfn < this.ownStart || last >= this.ownEnd) return undefined;
@@ -584,15 +585,20 @@ export class KdumpFile {
       lo = Math.min(lo, off);
       hi = Math.max(hi, off + size);
     }
-    if (hi === 0) return { codes, offsets, sizes, blob: new Uint8Array(0) };
+    // the codec the header names (one, as makedumpfile and QEMU write it): its raw pages are the
+    // ones that codec did not make smaller
+    const named = statusNames(this.h.status & CODEC_STATUS_BITS);
+    const fileCodec = named.length === 1 ? (named[0] as CodecName) : undefined;
+    const file = fileCodec ? { fileCodec } : {};
+    if (hi === 0) return { codes, offsets, sizes, blob: new Uint8Array(0), ...file };
     if (hi - lo > count * bs * 2 + 65536) return undefined;
     for (let i = 0; i < count; i++) {
       if (codes[i] === STORED_ZERO) continue;
       offsets[i] = t.offset(i) - lo;
       sizes[i] = t.size(i);
     }
-    const blob = await readExact(this.src, lo, hi - lo, `page data of pfns 0x${pfn.toString(16)}-0x${last.toString(16)}`, scratch);
-    return { codes, offsets, sizes, blob };
+    const blob = await readExact(this.src, lo, hi - lo, `page data of pfns 0x${pfn.toString(16)}-0x${last.toString(16)}`, opts?.buffer?.(hi - lo));
+    return { codes, offsets, sizes, blob, ...file };
   }
 
   /** The registered codec `name` (undefined when none). */
@@ -1000,9 +1006,9 @@ export class KdumpDump implements Dump {
    * The stored form of `count` consecutive page frames from `pfn` when one file holds them all
    * cleanly (KdumpFile.storedPages, `scratch` as there), else undefined (read them page by page).
    */
-  storedPages(pfn: number, count: number, scratch?: Uint8Array): Promise<StoredPages | undefined> {
+  storedPages(pfn: number, count: number, opts?: StoredPagesOptions): Promise<StoredPages | undefined> {
     const p = this.partFor(pfn);
-    return p && p.owns(pfn + count - 1) ? p.storedPages(pfn, count, scratch) : Promise.resolve(undefined);
+    return p && p.owns(pfn + count - 1) ? p.storedPages(pfn, count, opts) : Promise.resolve(undefined);
   }
 
   /**
@@ -1149,6 +1155,18 @@ export interface StoredPages {
   offsets: Uint32Array;
   sizes: Uint32Array;
   blob: Uint8Array;
+  /**
+   * The one codec the file's header names (disk_dump_header.status DUMP_DH_COMPRESSED_*,
+   * makedumpfile diskdump_mod.h): its writer stored a page raw when that codec did not make it
+   * smaller. Absent when the header names none or several.
+   */
+  fileCodec?: CodecName;
+}
+
+/** Options of KdumpFile.storedPages. */
+export interface StoredPagesOptions {
+  /** Memory for the stored bytes: a Uint8Array of at least `bytes` (else the source's own). */
+  buffer?: (bytes: number) => Uint8Array | undefined;
 }
 
 /** Where {@link decodeStoredPages} puts page i: at `base + i * stride` of `out`. */
@@ -1175,33 +1193,46 @@ export function decodeStoredPages(
   const n = st.codes.length;
   for (let i = 0; i < n; i++) {
     const o = layout.base + i * layout.stride;
-    const c = st.codes[i]!;
-    if (c === STORED_ZERO) {
-      out.fill(0, o, o + pageSize);
-      continue;
-    }
-    const src = st.blob.subarray(st.offsets[i]!, st.offsets[i]! + st.sizes[i]!);
-    if (c === STORED_RAW) {
-      if (src.length !== pageSize) return i;
-      out.set(src, o);
-      continue;
-    }
-    const name = STORED_CODES[c] as CodecName | undefined;
-    const impl = name ? codec(name) : undefined;
-    if (!impl) return i;
-    try {
-      if (impl.decompressInto) {
-        if (impl.decompressInto(src, out.subarray(o, o + pageSize)) !== pageSize) return i;
-        continue;
-      }
-      const page = impl.decompress(src, pageSize);
-      if (page.length !== pageSize) return i;
-      out.set(page, o);
-    } catch {
-      return i;
-    }
+    if (!decodeStoredPage(st, i, out.subarray(o, o + pageSize), codec)) return i;
   }
   return undefined;
+}
+
+/**
+ * Decode stored page `i` of `st` into `page` (one page: zeros for the shared zero page). True
+ * when it decodes to exactly `page.length` bytes; false for a damaged page (wrong raw size, a
+ * codec not in `codec`, a stream that fails or is too short or too long).
+ */
+export function decodeStoredPage(
+  st: StoredPages,
+  i: number,
+  page: Uint8Array,
+  codec: (name: CodecName) => Pick<Codec, 'decompress' | 'decompressInto'> | undefined,
+): boolean {
+  const pageSize = page.length;
+  const c = st.codes[i]!;
+  if (c === STORED_ZERO) {
+    page.fill(0);
+    return true;
+  }
+  const src = st.blob.subarray(st.offsets[i]!, st.offsets[i]! + st.sizes[i]!);
+  if (c === STORED_RAW) {
+    if (src.length !== pageSize) return false;
+    page.set(src);
+    return true;
+  }
+  const name = STORED_CODES[c] as CodecName | undefined;
+  const impl = name ? codec(name) : undefined;
+  if (!impl) return false;
+  try {
+    if (impl.decompressInto) return impl.decompressInto(src, page) === pageSize;
+    const d = impl.decompress(src, pageSize);
+    if (d.length !== pageSize) return false;
+    page.set(d);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** Joins consecutive pieces of one state into runs; `take` hands over the runs already closed. */
