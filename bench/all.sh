@@ -3,6 +3,10 @@
 #   convert vs makedumpfile: -c, -l at dump levels 1 and 31; vmcore -z against makedumpfile -l
 #     (makedumpfile 1.7.2 as Debian ships it has no zstd) and its size against makedumpfile -c;
 #   convert -d 31 against convert -d 1 (filtering must cost less than it saves);
+#   the same at dump level 1 from an ELF of the same memory (made once with vmcore convert
+#     --format elf -d 0: every page as data, as /proc/vmcore gives it): vmcore -l, -c, -z against
+#     makedumpfile -l, -c, so that compression stays measured (a kdump input's pages stored in
+#     the output's codec pass through uncompressed);
 #   hash vs libkdumpfile reading the same pages, 256 pages per kdump_read() (test/interop/convert-lkdf.py --batch=256);
 #   with BASE_CLI: kdump -> kdump with another codec (-z, -c) against an older build;
 #   with QMP_FILL: dump --qmp vs QEMU's own kdump-zlib (bench/qmp-dump.sh boots the guest).
@@ -13,7 +17,9 @@
 #
 # INPUT: a kdump file of a real guest with a correct header (makedumpfile must filter it), e.g.
 # bench/convert-make-guest.sh's 4 GiB guest dump. Environment: RUNS (measured runs per command
-# after one warm-up, default 1), LEVELS (default "1 31"), BASE_CLI (an older build's
+# after one warm-up, default 1), LEVELS (default "1 31"), ELF_INPUT (0: no ELF-input rows; the
+# ELF, WORKDIR/in.elf, as large as the guest's memory, is removed at the end unless KEEP_ELF=1
+# and reused while newer than INPUT), BASE_CLI (an older build's
 # dist/src/cli/main.js), QMP_RAM (default 2G) and QMP_FILL (MiB of tmpfs data in the guest; unset:
 # the dump --qmp comparison is skipped with a message).
 # Needs: the built CLI (npm run build), makedumpfile, GNU time, /usr/bin/python3 with libkdumpfile.
@@ -49,6 +55,24 @@ for level in $LEVELS; do
     fi
   done
 done
+
+if [ "${ELF_INPUT:-1}" != 0 ]; then
+  ELF=$WORK/in.elf
+  if ! [ -s "$ELF" ] || ! [ "$ELF" -nt "$IN" ]; then
+    echo "making $ELF (vmcore convert --format elf -d 0)" >&2
+    "${CLI[@]}" convert "$IN" "$ELF" --format elf -d 0 --force --quiet
+  fi
+  cat "$ELF" > /dev/null
+  for c in -c -l; do
+    measure "makedumpfile $c -d 1 (ELF input)" /dev/null /dev/null bash -c 'rm -f "$1"; exec makedumpfile "$2" -d 1 "$3" "$1"' _ "$WORK/m.kdump" "$c" "$ELF"
+    size "makedumpfile $c -d 1 (ELF input)" "$WORK/m.kdump"
+  done
+  for c in -c -l -z; do
+    measure "vmcore convert $c -d 1 (ELF input)" /dev/null /dev/null "${CLI[@]}" convert "$ELF" "$WORK/v.kdump" "$c" -d 1 --force --quiet
+    size "vmcore convert $c -d 1 (ELF input)" "$WORK/v.kdump"
+  done
+  [ "${KEEP_ELF:-0}" = 1 ] || rm -f "$ELF"
+fi
 rm -f "$WORK/m.kdump" "$WORK/v.kdump" "$WORK/b.kdump"
 
 measure "vmcore hash" /dev/null "$WORK/hash.vmcore.txt" "${CLI[@]}" hash "$IN"
@@ -84,6 +108,9 @@ const pairs = [
   ['convert -l -d 31 vs makedumpfile -l -d 31', 'vmcore convert -l -d 31', 'makedumpfile -l -d 31', 1],
   ['convert -z -d 31 vs makedumpfile -l -d 31', 'vmcore convert -z -d 31', 'makedumpfile -l -d 31', 1],
   ['convert -l: -d 31 vs -d 1', 'vmcore convert -l -d 31', 'vmcore convert -l -d 1', 1],
+  ['convert -c -d 1 vs makedumpfile -c -d 1, ELF input', 'vmcore convert -c -d 1 (ELF input)', 'makedumpfile -c -d 1 (ELF input)', 2.4],
+  ['convert -l -d 1 vs makedumpfile -l -d 1, ELF input', 'vmcore convert -l -d 1 (ELF input)', 'makedumpfile -l -d 1 (ELF input)', 1.7],
+  ['convert -z -d 1 vs makedumpfile -l -d 1, ELF input', 'vmcore convert -z -d 1 (ELF input)', 'makedumpfile -l -d 1 (ELF input)', 1],
   ['convert -z -d 1 (kdump -> kdump) vs the base build', 'vmcore convert -z -d 1', 'base convert -z -d 1', 2],
   ['convert -c -d 1 (kdump -> kdump) vs the base build', 'vmcore convert -c -d 1', 'base convert -c -d 1', 2],
   ['hash vs libkdumpfile (256 pages per read)', 'vmcore hash', 'libkdumpfile read 256 + sha256', 1.5],
@@ -101,6 +128,8 @@ for (const [what, a, b, goal] of pairs) {
 }
 const zc = sizes['vmcore convert -z -d 1'], mc = sizes['makedumpfile -c -d 1'];
 if (zc && mc) console.log(`\nconvert -z -d 1: ${zc} bytes, makedumpfile -c -d 1: ${mc} bytes (${(zc / mc).toFixed(3)}; goal: smaller)`);
+const ze = sizes['vmcore convert -z -d 1 (ELF input)'], me = sizes['makedumpfile -c -d 1 (ELF input)'];
+if (ze && me) console.log(`convert -z -d 1 (ELF input): ${ze} bytes, makedumpfile -c -d 1 (ELF input): ${me} bytes (${(ze / me).toFixed(3)}; goal: smaller)`);
 console.log('\n| command | wall s | CPU s | peak RSS MiB | output bytes | runs |');
 console.log('|---|---|---|---|---|---|');
 for (const n of Object.keys(m)) { const s = stat(n); console.log(`| ${n} | ${s.wall.toFixed(2)} | ${s.cpu.toFixed(2)} | ${s.rss.toFixed(0)} | ${s.bytes ?? ''} | ${s.runs} |`); }
