@@ -8,6 +8,7 @@ import type { Warning } from '../core/warnings.js';
 import type { Dump } from '../core/dump.js';
 import type { KernelInfo } from '../core/kernel/kernel.js';
 import { isZeroPage } from '../core/memory.js';
+import { inKernelPages } from '../core/reblock.js';
 import { collectExcluded, excludedPages, excludedRunAt, subtractExcluded, type ExcludedRun, type PfnSpan } from '../core/kernel/pagefilter.js';
 import { DL_CACHE, DL_CACHE_PRI, DL_FREE, DL_USER, DL_ZERO, PAGE_KINDS, pageModel, type PageKind } from '../core/kernel/pagetypes.js';
 import type { OutputCodec } from '../core/format/batch.js';
@@ -61,6 +62,8 @@ function kindAt(excluded: readonly ExcludedRun[], pfn: number): UsageKind {
  * @throws VmcoreError as excludedPages (unknown page-type encoding, missing keys)
  */
 export async function memoryUsage(dump: Dump, kernel: KernelInfo, opts: { samplePages?: number } = {}): Promise<UsageReport> {
+  // in the kernel's page frames (VMCOREINFO PAGESIZE): QEMU writes arm64 dumps in 64 KiB blocks
+  dump = inKernelPages(dump, kernel.vmcoreinfo);
   const warnings: Warning[] = [];
   const file = dump.files[0]?.name;
   const vi = kernel.vmcoreinfo;

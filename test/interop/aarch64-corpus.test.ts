@@ -225,3 +225,24 @@ test('arm64 QEMU dump without a kallsyms `modules` symbol: vmcore mod finds the 
     });
   }
 });
+
+test('arm64 QEMU dump in 64 KiB blocks: usage classifies the kernel\'s 4 KiB pages, as convert -d 31 leaves them out and as on the fixed file', { skip: !haveCorpus && 'no arm64 corpus' }, () => {
+  type Usage = { pageSize: number; types: Record<string, { pages: number }> };
+  const kinds = (u: Usage) => ({ cache: u.types['cache']!.pages, cachePrivate: u.types['cachePrivate']!.pages, user: u.types['user']!.pages, free: u.types['free']!.pages });
+  const u = vmcore(['usage', dumpPath, '--json']);
+  assert.equal(u.status, 0, u.err);
+  const onQemu = JSON.parse(u.out) as Usage;
+  assert.equal(onQemu.pageSize, 4096);
+  // the guest had free memory: a classification of the 64 KiB blocks had found none
+  assert.ok(onQemu.types['free']!.pages > 1000, `free pages: ${onQemu.types['free']!.pages}`);
+  const out = join(tmp, 'd31.kdump');
+  const c = vmcore(['convert', dumpPath, out, '-d', '31', '--force', '--json']);
+  assert.equal(c.status, 0, c.err);
+  const filtered = (JSON.parse(c.out) as { filtered: Record<string, number> }).filtered;
+  assert.deepEqual(kinds(onQemu), { cache: filtered['cache'], cachePrivate: filtered['cachePrivate'], user: filtered['user'], free: filtered['free'] });
+  const fixed = join(tmp, 'usage-fixed.kdump');
+  assert.equal(vmcore(['fix', dumpPath, '-o', fixed, '--force']).status, 0);
+  const f = vmcore(['usage', fixed, '--json']);
+  assert.equal(f.status, 0, f.err);
+  assert.deepEqual(kinds(JSON.parse(f.out) as Usage), kinds(onQemu));
+});

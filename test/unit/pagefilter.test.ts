@@ -156,3 +156,14 @@ test('excludedPages: an unreadable struct page block costs its pages only, with 
   assert.ok(!runs.some((r) => r.endPfn > 1536 && r.startPfn < 2048));
   assert.ok(runs.some((r) => r.startPfn >= 1024 && r.endPfn <= 1536), 'the readable block of section 1 is classified');
 });
+
+test('excludedPages refuses pfns in pages other than the kernel\'s PAGESIZE (QEMU\'s 64 KiB arm64 blocks classified none)', async () => {
+  const { k } = machine(structPages());
+  await assert.rejects(collectExcluded(excludedPages(k, 65536, 31)), (e: unknown) => {
+    assert.ok(e instanceof VmcoreError);
+    assert.equal(e.code, 'UNSUPPORTED');
+    assert.equal(e.field, 'PAGESIZE');
+    assert.match(e.message, /65536-byte pages, but the kernel's PAGESIZE is 4096/);
+    return true;
+  });
+});

@@ -60,13 +60,20 @@ export interface PageFilterOptions {
  * @param level  makedumpfile dump level 0-31
  * @throws VmcoreError UNSUPPORTED when the kernel's page-type encoding is unknown or the keys
  *         for a requested bit are missing; NO_VMCOREINFO without VMCOREINFO; UNSUPPORTED when
- *         the mem_section keys are missing or mem_section cannot be read
+ *         the mem_section keys are missing or mem_section cannot be read, and when `pageSize`
+ *         is not the kernel's VMCOREINFO PAGESIZE (field PAGESIZE)
  */
 export async function* excludedPages(k: PageFilterInput, pageSize: number, level: number, opts: PageFilterOptions = {}): AsyncGenerator<ExcludedRun> {
   const file = k.file;
   if (!Number.isInteger(level) || level < 0 || level > 31) throw new VmcoreError('USAGE', `dump level ${level}: must be 0-31`, { field: 'dump_level' });
   const vi = k.vmcoreinfo;
   if (!vi) throw new VmcoreError('NO_VMCOREINFO', `dump level ${level} needs VMCOREINFO (struct page layout, page flags) and the dump has none`, { ...(file ? { file } : {}) });
+  // struct page i describes page frame i of the kernel's PAGESIZE: pfns of another size (QEMU's
+  // 64 KiB arm64 blocks) would classify the wrong frames, or none (inKernelPages first)
+  const kernelPageSize = vi.pageSize;
+  if (kernelPageSize !== undefined && kernelPageSize !== pageSize) {
+    throw new VmcoreError('UNSUPPORTED', `dump level ${level}: pfns of ${pageSize}-byte pages, but the kernel's PAGESIZE is ${kernelPageSize} (read the dump in the kernel's pages: inKernelPages)`, { ...(file ? { file } : {}), field: 'PAGESIZE' });
+  }
   const model = opts.model ?? pageModel(vi, { ...(file ? { file } : {}), littleEndian: k.littleEndian ?? true });
   checkLevel(model, level, file);
   const S = model.structSize;
