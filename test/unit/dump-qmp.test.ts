@@ -142,6 +142,11 @@ async function outputDigest(path: string): Promise<string> {
 
 test('dumps through the FIFO into kdump and ELF with the memory of QEMU\'s stream', async () => {
   const q = await fakeQemu();
+  // the FIFO's directory goes under a temporary directory of this test's own (os.tmpdir() reads
+  // TMPDIR), so that other test processes' dumps in the shared one are not taken for ours
+  const ownTmp = mkdtempSync(join(tmpdir(), 'qmp-tmp-'));
+  const savedTmp = process.env['TMPDIR'];
+  process.env['TMPDIR'] = ownTmp;
   try {
     const want = fixtureDigest();
     for (const format of ['kdump', 'elf'] as const) {
@@ -156,8 +161,11 @@ test('dumps through the FIFO into kdump and ELF with the memory of QEMU\'s strea
       assert.ok(phases.has('dumping') && phases.has('finishing'));
       assert.equal(await outputDigest(out), want, `${format}: same memory as the stream`);
     }
-    assert.deepEqual(readdirSync(tmpdir()).filter((f) => f.startsWith('vmcore-qmp-') && existsSync(join(tmpdir(), f, 'guest.elf'))), [], 'FIFO directory removed');
+    assert.deepEqual(readdirSync(ownTmp), [], 'FIFO directory removed');
   } finally {
+    if (savedTmp === undefined) delete process.env['TMPDIR'];
+    else process.env['TMPDIR'] = savedTmp;
+    rmSync(ownTmp, { recursive: true, force: true });
     await q.close();
   }
 });
