@@ -71,7 +71,7 @@ interface InputTriage {
  */
 function triageOnWorker(job: TriageJob): Promise<InputTriage | Error> {
   return new Promise((resolve) => {
-    const w = new Worker(new URL('../workers/triage-worker.js', import.meta.url), { workerData: job });
+    const w = new Worker(new URL('../workers/triage-worker.js', import.meta.url), { workerData: job, resourceLimits: { maxYoungGenerationSizeMb: 4 } });
     let answered = false;
     w.once('message', (m: TriageAnswer) => {
       answered = true;
