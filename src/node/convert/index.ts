@@ -49,6 +49,8 @@ import { subtractExcluded, type KindCounts } from '../../core/kernel/pagefilter.
 import { DL_PAGE_TYPES } from '../../core/kernel/pagetypes.js';
 import type { Dump } from '../../core/dump.js';
 import { InFlight } from '../../core/inflight.js';
+import { unreadablePages } from '../../core/hash.js';
+import { unreadableWarnings } from '../../core/info.js';
 import { CompressPool, StoredDecodeError, type BatchOut } from '../workers/pool.js';
 import { compressorImpl } from '../workers/page-codec.js';
 import { checkOutput, FileSink, FlatSink, type OutputSink } from './sinks.js';
@@ -178,7 +180,8 @@ export async function convertDump(input: ConvertInput, out: string | Writable, o
   }
   const lastEnd = scan.ram.length ? scan.ram[scan.ram.length - 1]!.endPfn : 0;
   const maxPfn = isStream(input) ? (opts.maxPfn !== undefined ? Math.min(opts.maxPfn, Math.max(input.maxPfn ?? 0, lastEnd)) : Math.max(input.maxPfn ?? 0, lastEnd)) : Math.max(Math.min(opts.maxPfn ?? Infinity, input.maxPfn), lastEnd);
-  if (scan.counts.missing) warnings.push(warning('PAGES_MISSING', `${scan.counts.missing} pages are missing from the input (incomplete dump): written as excluded`));
+  // unreadable pages, in info's and hash's words: damaged descriptors apart from pages not in the file
+  if (scan.counts.missing) warnings.push(...unreadableWarnings(isStream(input) ? { missing: scan.counts.missing, damaged: 0 } : await unreadablePages(input, scan.counts.missing), 'written as excluded'));
   // the producer note names vmcore (and replaces the one of an input vmcore wrote)
   let notes: ElfNote[] = [...withoutProducerNote([...input.notes, ...(opts.extraNotes ?? [])]), producerNote(opts.producer ?? producerText('convert'))];
   let vmciText = input.vmcoreinfoText;
