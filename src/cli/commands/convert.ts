@@ -19,6 +19,7 @@ import { celfOutput } from '../../node/convert/celf.js';
 import { checkChunkSize, parseChunkSize } from '../../core/format/celf/writer.js';
 import { humanBytes, parseBigint, printJson } from '../util.js';
 import { analyzeKernel } from '../../core/kernel/kernel.js';
+import { isHttpUrl } from '../../core/io/http.js';
 import { DL_PAGE_TYPES } from '../../core/kernel/pagetypes.js';
 import { checkFilteredOutput, startFilter, type FilterPlan } from '../../node/convert/filter.js';
 
@@ -190,7 +191,9 @@ export function register(program: Command): void {
         // the classification first; the input's triage, on a worker thread of its own, goes on
         // while the output is written, and judges it before it is checked (a refusal removes it).
         // What goes to standard output cannot be taken back: judged before writing.
-        const classified = input && filtering ? await startFilter(input, kernel!, dumpLevel, { force: !!o.force, onWarning: warn, ...(o.threads === undefined || int(o.threads, '--threads')! > 0 ? { inputFiles: inputs } : {}) }) : undefined;
+        // local files only: a remote input's triage pages would be fetched a second time, without
+        // the HTTP options, and left out of --stats
+        const classified = input && filtering ? await startFilter(input, kernel!, dumpLevel, { force: !!o.force, onWarning: warn, ...((o.threads === undefined || int(o.threads, '--threads')! > 0) && !inputs.some(isHttpUrl) ? { inputFiles: inputs } : {}) }) : undefined;
         if (classified && (toStdout || !classified.concurrent)) filter = await classified.finish();
         let summary: ConvertSummary;
         try {
