@@ -1,10 +1,17 @@
 {
+  "variables": {
+    "with_libdeflate": "<!(node native/config.mjs libdeflate)",
+    "minilzo_dir": "<!(node native/config.mjs minilzo)"
+  },
   "targets": [
     {
-      "target_name": "vmcore_deflate",
-      "sources": ["native/deflate.c"],
-      "libraries": ["-ldeflate"],
-      "cflags": ["-O2", "-Wall"]
+      "target_name": "vmcore_native",
+      "sources": ["native/pages.c"],
+      "cflags": ["-O2", "-Wall"],
+      "conditions": [
+        ["with_libdeflate==1", { "defines": ["HAVE_LIBDEFLATE"], "libraries": ["-ldeflate"] }],
+        ["minilzo_dir!=''", { "defines": ["HAVE_MINILZO"], "include_dirs": ["<(minilzo_dir)"] }]
+      ]
     }
   ]
 }

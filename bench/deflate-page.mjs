@@ -24,7 +24,7 @@ try {
   console.log('npm libdeflate not installed: left out');
 }
 
-const addonPath = new URL('../build/Release/vmcore_deflate.node', import.meta.url).pathname;
+const addonPath = new URL('../build/Release/vmcore_native.node', import.meta.url).pathname;
 const addon = existsSync(addonPath) ? require(addonPath) : undefined;
 // pages: mix of ELF binaries and text, 4 KiB each, non-zero
 const files = [process.execPath, '/usr/lib/x86_64-linux-gnu/libc.so.6', '/usr/share/common-licenses/GPL-3', new URL('../dist/src/cli/main.js', import.meta.url).pathname].filter(f=>{try{statSync(f);return true}catch{return false}});

@@ -1,7 +1,9 @@
 #!/usr/bin/env node
-// Install step for the OPTIONAL libdeflate addon: try node-gyp; on any failure (no compiler,
-// no libdeflate-dev) print one line and succeed, so the package still installs and zlib
-// output falls back to node:zlib.
+// Install step for the OPTIONAL native addon (native/pages.c): try node-gyp; on any failure (no
+// compiler, no make) print one line and succeed, so the package still installs and every codec
+// falls back to its npm package (node:zlib, lzo). The addon holds zlib only when libdeflate-dev
+// is installed (native/config.mjs); without it, one calm line says so.
+//   VMCORE_NO_NATIVE=1 skips the build; VMCORE_NATIVE_VERBOSE=1 shows the build log.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -10,9 +12,10 @@ import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 if (process.env.VMCORE_NO_NATIVE) process.exit(0);
+const require = createRequire(import.meta.url);
 let gyp;
 try {
-  gyp = createRequire(import.meta.url).resolve('node-gyp/bin/node-gyp.js');
+  gyp = require.resolve('node-gyp/bin/node-gyp.js');
 } catch {
   const npmDir = process.env.npm_execpath ? dirname(dirname(process.env.npm_execpath)) : undefined;
   const candidates = [
@@ -26,18 +29,21 @@ const prefix = dirname(dirname(process.execPath));
 const args = [gyp, 'rebuild'];
 if (!process.env.npm_config_nodedir && existsSync(join(prefix, 'include', 'node', 'node_api.h'))) args.push(`--nodedir=${prefix}`);
 const r = gyp ? spawnSync(process.execPath, args, { cwd: root, stdio: ['ignore', 'ignore', 'pipe'] }) : { status: 1, stderr: Buffer.from('node-gyp not found') };
+const log = String(r.stderr ?? '');
+const HOW = 'To get it: apt-get install libdeflate-dev gcc make, then npm rebuild vmcore.';
 if (r.status !== 0) {
   // One calm line: the addon is optional, nothing failed. The build log is not shown (it reads
-  // like a failure); VMCORE_NATIVE_VERBOSE=1 shows it.
-  const log = String(r.stderr ?? '');
-  const why = /libdeflate\.h/.test(log)
-    ? 'libdeflate-dev is not installed'
-    : /\b(cc|gcc|g\+\+|c\+\+|make)\b.*(not found|No such file)/i.test(log)
-      ? 'no C compiler or make'
-      : !gyp
-        ? 'node-gyp not found'
-        : 'its build did not succeed';
-  console.error(`vmcore: using node:zlib; the optional faster zlib (libdeflate) is not built (${why}). To get it: apt-get install libdeflate-dev gcc make, then npm rebuild vmcore.`);
-  if (process.env.VMCORE_NATIVE_VERBOSE) console.error(log);
+  // like a failure).
+  const why = /\b(cc|gcc|g\+\+|c\+\+|make)\b.*(not found|No such file)/i.test(log) ? 'no C compiler or make' : !gyp ? 'node-gyp not found' : 'its build did not succeed';
+  console.error(`vmcore: using node:zlib and the lzo package; the optional native addon (libdeflate zlib, minilzo) is not built (${why}). ${HOW}`);
+} else {
+  let codecs = [];
+  try {
+    codecs = require(join(root, 'build', 'Release', 'vmcore_native.node')).codecs ?? [];
+  } catch {
+    /* built but not loadable: as if not built */
+  }
+  if (!codecs.includes('zlib')) console.error(`vmcore: using node:zlib; the optional faster zlib (libdeflate) is not built (libdeflate-dev is not installed). ${HOW}`);
 }
+if (process.env.VMCORE_NATIVE_VERBOSE) console.error(log);
 process.exit(0);

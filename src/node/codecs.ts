@@ -1,5 +1,6 @@
 /**
- * Native codecs for Node: node:zlib, the lzo binding (lzo1x-1), snappy (napi-rs) and zstd-napi.
+ * Native codecs for Node: node:zlib, lzo1x-1 (the vmcore addon's minilzo, else the lzo package's
+ * binding), snappy (napi-rs) and zstd-napi.
  * Each is optional; a codec whose native module is missing falls back to the portable one
  * (which may be decompress-only, e.g. zstd via fzstd).
  */
@@ -8,6 +9,7 @@ import { dirname, join } from 'node:path';
 import { constants as zc, deflateSync, inflateSync } from 'node:zlib';
 import { MapCodecRegistry, type Codec, type CodecName } from '../core/codec/types.js';
 import { portableCodecs } from '../core/codec/portable.js';
+import { nativeAddon } from './native.js';
 
 const require = createRequire(import.meta.url);
 
@@ -77,7 +79,37 @@ export function nodeCodecs(): MapCodecRegistry {
   const reg = portableCodecs();
   reg.register(nodeZlib);
   const lzo = tryLoad<LzoModule>('lzo');
-  if (lzo) {
+  // the native addon's minilzo (built from the same package's sources) when present: one call
+  // per page without the binding's result object
+  const na = nativeAddon();
+  const nd = na?.lzoDecompress;
+  if (nd) {
+    const decompressInto = (src: Uint8Array, dst: Uint8Array): number => {
+      const r = nd(src, dst);
+      if (r < 0) throw new Error(`lzo1x_decompress_safe error ${r}`);
+      return r;
+    };
+    const lc = na.lzoCompress;
+    reg.register({
+      name: 'lzo',
+      impl: `minilzo ${na.lzoVersion ?? ''} lzo1x-1 (native addon)`.replace('  ', ' '),
+      decompress: (src, n) => {
+        const out = new Uint8Array(n);
+        return exact(out.subarray(0, decompressInto(src, out)), n, 'lzo');
+      },
+      decompressInto,
+      ...(lc
+        ? {
+            compress: (src: Uint8Array) => {
+              const out = new Uint8Array(src.length + (src.length >> 4) + 67);
+              const n = lc(src, out, 0, out.length);
+              if (n <= 0) throw new Error('lzo1x_1_compress failed');
+              return out.slice(0, n);
+            },
+          }
+        : {}),
+    });
+  } else if (lzo) {
     const b = lzoBinding();
     reg.register({
       name: 'lzo',

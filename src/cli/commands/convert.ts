@@ -76,7 +76,7 @@ export function register(program: Command): void {
     .option('--keep-incomplete', 'on failure keep the partial output, marked incomplete')
     .option('--phys-base <value>', 'phys_base to record in the kdump header (default: VMCOREINFO, else the source header)')
     .option('--chunk <size>', 'celf: uncompressed bytes per chunk, e.g. 64K (default 64K)')
-    .option('--no-native', 'use node:zlib even when the libdeflate addon is built')
+    .option('--no-native', 'use the npm codec packages (node:zlib, lzo) even when the native addon is built')
     .option('--keep-all-pages', "keep pages above the end of the kernel's memory model (QEMU's firmware ROM); makedumpfile cannot re-filter such a file")
     .option('--no-kernel', 'do not analyse the kernel (proven phys_base, utsname and VMCOREINFO recovered from memory)')
     .option('--quiet', 'no progress bar')

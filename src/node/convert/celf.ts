@@ -35,7 +35,7 @@ export interface CelfFormatOptions {
   /** Chunk compression threads (default: cores; 0 = on the main thread). */
   threads?: number;
   minZeroRun?: number;
-  /** Use node:zlib even when the libdeflate addon is present. */
+  /** Use the npm codec packages (node:zlib, lzo) even when the native addon is built. */
   noNative?: boolean;
 }
 

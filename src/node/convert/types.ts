@@ -106,7 +106,7 @@ export interface ConvertOptions {
   onProgress?: (p: ConvertProgress) => void;
   /** Input file names (to refuse writing over them). */
   inputFiles?: readonly string[];
-  /** Use node:zlib even when the libdeflate addon is present. */
+  /** Use the npm codec packages (node:zlib, lzo) even when the native addon is built. */
   noNative?: boolean;
   /** Replace the built-in kdump/ELF writers (e.g. the compressed-ELF format). */
   outputFormat?: OutputFormatFactory;

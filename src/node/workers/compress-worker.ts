@@ -8,7 +8,7 @@
  * are, compressing only the others (passStoredBatch); the stored form's buffer goes back too.
  */
 import { parentPort } from 'node:worker_threads';
-import { compressBatchInPlace, pageCompressor, passStoredBatch, type WorkerConfig } from './page-codec.js';
+import { compressBatchInPlace, nativeBatchCompressor, pageCompressor, passStoredBatch, type WorkerConfig } from './page-codec.js';
 import type { StoredPages } from '../../core/format/kdump/reader.js';
 import { nodeCodecs } from '../codecs.js';
 
@@ -23,6 +23,7 @@ interface Job {
 if (!parentPort) throw new Error('compress-worker must run in a worker thread');
 const port = parentPort;
 let compress: ((page: Uint8Array, out: Uint8Array, outOff: number) => number) | undefined;
+let batch: ReturnType<typeof nativeBatchCompressor>;
 let cfg: WorkerConfig | undefined;
 let scratch = new Uint8Array(0);
 const codec = (n: Parameters<ReturnType<typeof nodeCodecs>['get']>[0]) => nodeCodecs().get(n);
@@ -31,6 +32,7 @@ port.on('message', (m: { init?: WorkerConfig; job?: Job }) => {
   if (m.init) {
     cfg = m.init;
     compress = pageCompressor(cfg);
+    batch = nativeBatchCompressor(cfg);
     scratch = new Uint8Array(cfg.pageSize);
     return;
   }
@@ -45,7 +47,7 @@ port.on('message', (m: { init?: WorkerConfig; job?: Job }) => {
         return;
       }
       r = p;
-    } else r = compressBatchInPlace(new Uint8Array(job.buf), job.count, cfg, compress);
+    } else r = batch ? batch(new Uint8Array(job.buf), job.count) : compressBatchInPlace(new Uint8Array(job.buf), job.count, cfg, compress);
     const blob = job.stored?.blob.buffer as ArrayBuffer | undefined;
     port.postMessage(
       { id: job.id, buf: job.buf, count: job.count, kinds: r.kinds.buffer, sizes: r.sizes.buffer, dataLen: r.dataLen, blob },

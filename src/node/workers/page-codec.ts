@@ -8,6 +8,7 @@ import { isZeroPage } from '../../core/memory.js';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { lzoBinding, nodeCodecs } from '../codecs.js';
+import { nativeAddon } from '../native.js';
 import { VmcoreError } from '../../core/errors.js';
 import { PAGE_COMPRESSED, PAGE_RAW, type OutputCodec } from '../../core/format/batch.js';
 import { decodeStoredPage, STORED_CODES, STORED_RAW, STORED_ZERO, type StoredPages } from '../../core/format/kdump/reader.js';
@@ -23,32 +24,11 @@ export interface WorkerConfig {
    * stored, not compressed again (see passStoredBatch); the others are compressed.
    */
   passStored?: boolean;
-  /** Use node:zlib even when the native libdeflate addon is present. */
+  /** Use the npm codec packages (node:zlib, lzo) even when the native addon is built. */
   noNative?: boolean;
 }
 
 const require = createRequire(import.meta.url);
-
-interface DeflateAddon {
-  /** zlib-format stream of src at `level` into dst; returns bytes written or 0 if it does not fit. */
-  zlibCompress(src: Uint8Array, dst: Uint8Array, dstOffset: number, dstLimit: number, level: number): number;
-}
-
-let addon: DeflateAddon | null | undefined;
-/** The optional libdeflate addon (built by node-gyp at install), or null. */
-export function deflateAddon(): DeflateAddon | null {
-  if (addon !== undefined) return addon;
-  for (const p of ['../../../../build/Release/vmcore_deflate.node', '../../../build/Release/vmcore_deflate.node']) {
-    try {
-      addon = require(p) as DeflateAddon;
-      return addon;
-    } catch {
-      /* try next */
-    }
-  }
-  addon = null;
-  return addon;
-}
 
 interface ZstdBinding {
   CCtx: new () => { compress(dst: Uint8Array, src: Uint8Array, level: number): number };
@@ -73,7 +53,9 @@ function zstdBinding(): ZstdBinding | null {
 /** Name of the implementation used for `codec` (for summaries). */
 export function compressorImpl(codec: OutputCodec, noNative = false): string {
   if (codec === 'none') return 'none';
-  if (codec === 'zlib' && !noNative && deflateAddon()) return 'libdeflate (native addon)';
+  const a = noNative ? null : nativeAddon();
+  if (codec === 'zlib' && a?.zlibCompress) return `libdeflate ${a.libdeflateVersion ?? ''} (native addon)`.replace('  ', ' ');
+  if (codec === 'lzo' && a?.lzoCompress) return `minilzo ${a.lzoVersion ?? ''} lzo1x-1 (native addon)`.replace('  ', ' ');
   return nodeCodecs().get(codec)?.impl ?? 'unavailable';
 }
 
@@ -85,17 +67,24 @@ export function pageCompressor(cfg: WorkerConfig): ((page: Uint8Array, out: Uint
   const { codec, pageSize } = cfg;
   if (codec === 'none') return undefined;
   const level = cfg.level ?? 1;
-  if (codec === 'zlib' && !cfg.noNative) {
-    const a = deflateAddon();
-    if (a) {
-      const tmp = new Uint8Array(pageSize);
-      return (page, out, outOff) => {
-        const n = a.zlibCompress(page, tmp, 0, pageSize - 1, level);
-        if (n <= 0) return -1;
-        out.set(tmp.subarray(0, n), outOff);
-        return n;
-      };
-    }
+  const a = cfg.noNative ? null : nativeAddon();
+  if (codec === 'zlib' && a?.zlibCompress) {
+    const zc = a.zlibCompress;
+    const tmp = new Uint8Array(pageSize);
+    return (page, out, outOff) => {
+      const n = zc(page, tmp, 0, pageSize - 1, level);
+      if (n <= 0) return -1;
+      out.set(tmp.subarray(0, n), outOff);
+      return n;
+    };
+  }
+  if (codec === 'lzo' && a?.lzoCompress) {
+    // the addon compresses into its own scratch and copies: out may overlap page
+    const lc = a.lzoCompress;
+    return (page, out, outOff) => {
+      const n = lc(page, out, outOff, Math.min(pageSize - 1, out.length - outOff));
+      return n > 0 ? n : -1;
+    };
   }
   if (codec === 'lzo') {
     const b = lzoBinding();
@@ -144,6 +133,25 @@ export function pageCompressor(cfg: WorkerConfig): ((page: Uint8Array, out: Uint
     if (r.length >= pageSize) return -1;
     out.set(r, outOff);
     return r.length;
+  };
+}
+
+/**
+ * The native addon's whole-batch path for cfg (one call per batch, no JavaScript per page), when
+ * the addon is built with cfg.codec (or cfg.codec is "none") and cfg.noNative is not set; else
+ * undefined and compressBatchInPlace does the work page by page. Same contract and results as
+ * compressBatchInPlace.
+ */
+export function nativeBatchCompressor(cfg: WorkerConfig): ((buf: Uint8Array, count: number) => { kinds: Uint8Array<ArrayBuffer>; sizes: Uint32Array<ArrayBuffer>; dataLen: number }) | undefined {
+  const a = cfg.noNative ? null : nativeAddon();
+  if (!a || (cfg.codec !== 'none' && !a.codecs.includes(cfg.codec))) return undefined;
+  const { codec, pageSize, detectZero } = cfg;
+  const level = cfg.level ?? 1;
+  return (buf, count) => {
+    const kinds = new Uint8Array(count);
+    const sizes = new Uint32Array(count);
+    const dataLen = a.compressPages(codec, buf, count, pageSize, detectZero, level, kinds, sizes);
+    return { kinds, sizes, dataLen };
   };
 }
 

@@ -8,7 +8,7 @@
 import { Worker } from 'node:worker_threads';
 import { VmcoreError } from '../../core/errors.js';
 import type { CompressedBatch } from '../../core/format/batch.js';
-import { compressBatchInPlace, pageCompressor, passStoredBatch, type WorkerConfig } from './page-codec.js';
+import { compressBatchInPlace, nativeBatchCompressor, pageCompressor, passStoredBatch, type WorkerConfig } from './page-codec.js';
 import type { StoredPages } from '../../core/format/kdump/reader.js';
 import { nodeCodecs } from '../codecs.js';
 
@@ -68,13 +68,17 @@ export class CompressPool {
   private nextId = 0;
   private failed: Error | undefined;
   private readonly inline: ((page: Uint8Array, out: Uint8Array, outOff: number) => number) | undefined;
+  private readonly inlineBatch: ReturnType<typeof nativeBatchCompressor>;
 
   /** threads = 0 compresses on the calling thread (no workers). */
   constructor(
     private readonly cfg: WorkerConfig,
     readonly threads: number,
   ) {
-    if (threads === 0) this.inline = pageCompressor(cfg);
+    if (threads === 0) {
+      this.inline = pageCompressor(cfg);
+      this.inlineBatch = nativeBatchCompressor(cfg);
+    }
   }
 
   /** The worker threads, started with the first batch (a conversion that compresses nothing starts none). */
@@ -173,7 +177,7 @@ export class CompressPool {
       const storedBuffer = b.storedOwned ? (b.stored.blob.buffer as ArrayBuffer) : undefined;
       return { startPfn: b.startPfn, count: b.count, kinds: r.kinds, sizes: r.sizes, data: buf.subarray(0, r.dataLen), buffer: b.buf, ...(storedBuffer ? { storedBuffer } : {}) };
     }
-    const { kinds, sizes, dataLen } = compressBatchInPlace(buf, b.count, this.cfg, this.inline);
+    const { kinds, sizes, dataLen } = this.inlineBatch ? this.inlineBatch(buf, b.count) : compressBatchInPlace(buf, b.count, this.cfg, this.inline);
     return { startPfn: b.startPfn, count: b.count, kinds, sizes, data: buf.subarray(0, dataLen), buffer: b.buf };
   }
 

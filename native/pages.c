@@ -1,0 +1,314 @@
+/*
+ * Optional native addon: page compression without a JavaScript call per page.
+ *
+ * Built by node-gyp at install (binding.gyp, native/config.mjs) with what the machine has:
+ *   - zlib streams (RFC 1950) with libdeflate, when libdeflate-dev is installed (HAVE_LIBDEFLATE);
+ *   - lzo1x-1 with minilzo, compiled from the sources of the `lzo` npm package that vmcore
+ *     already installs as an optional dependency (HAVE_MINILZO).
+ * Both write the streams makedumpfile writes (zlib level 1, lzo1x_1_compress), so every kdump
+ * reader (crash, libkdumpfile, makedumpfile, vmcore) reads them unchanged.
+ * Node-API, context-aware: each worker thread has its own compressors and scratch memory.
+ *
+ *   codecs: string[]                         the codecs this build compresses ("zlib", "lzo")
+ *   zlibCompress(src, dst, dstOffset, dstLimit, level) -> bytes written, or 0 when the stream
+ *       needs more than dstLimit bytes (the caller stores the page raw)
+ *   lzoCompress(src, dst, dstOffset, dstLimit) -> bytes written, or 0 when more than dstLimit
+ *   lzoDecompress(src, dst) -> bytes written, or a negative LZO_E_* code
+ *       (lzo1x_decompress_safe: never writes outside dst)
+ *   compressPages(codec, buf, count, pageSize, detectZero, level, kinds, sizes) -> data length
+ *       A batch of `count` pages of `pageSize` bytes at the start of `buf`, classified and
+ *       compressed in place: page i's stored bytes end up at or before offset i * pageSize.
+ *       kinds[i]: 0 zero page (only with detectZero), 1 raw, 2 compressed; sizes[i] its stored
+ *       bytes. codec "none" only classifies. The same contract as compressBatchInPlace in
+ *       src/node/workers/page-codec.ts, which is the JavaScript path.
+ * Errors are thrown as Error with a message naming the function and the bad argument.
+ */
+#include <node_api.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef HAVE_LIBDEFLATE
+#include <libdeflate.h>
+#endif
+#ifdef HAVE_MINILZO
+/* one translation unit: the lzo package's minilzo.c, found through include_dirs (binding.gyp) */
+#include "minilzo.c"
+#endif
+
+#define MAX_LEVEL 12
+#ifdef HAVE_MINILZO
+static int lzo_ok; /* lzo_init() succeeded (it checks the compiler's type sizes) */
+#endif
+#define MAX_PAGE_SIZE (1u << 20)
+
+typedef struct {
+#ifdef HAVE_LIBDEFLATE
+  struct libdeflate_compressor *deflate[MAX_LEVEL + 1];
+#endif
+#ifdef HAVE_MINILZO
+  void *lzo_wrkmem;
+#endif
+  uint8_t *scratch; /* one compressed page at most: pageSize + lzo's worst-case growth */
+  size_t scratch_len;
+} state_t;
+
+static void free_state(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  state_t *s = (state_t *)data;
+#ifdef HAVE_LIBDEFLATE
+  for (int i = 0; i <= MAX_LEVEL; i++)
+    if (s->deflate[i]) libdeflate_free_compressor(s->deflate[i]);
+#endif
+#ifdef HAVE_MINILZO
+  free(s->lzo_wrkmem);
+#endif
+  free(s->scratch);
+  free(s);
+}
+
+static napi_value throw_msg(napi_env env, const char *msg) {
+  napi_throw_error(env, NULL, msg);
+  return NULL;
+}
+
+static int get_typed(napi_env env, napi_value v, napi_typedarray_type want, void **data, size_t *len) {
+  napi_typedarray_type t;
+  size_t n, off;
+  void *d;
+  napi_value ab;
+  if (napi_get_typedarray_info(env, v, &t, &n, &d, &ab, &off) != napi_ok || t != want) return 0;
+  *data = d;
+  *len = n;
+  return 1;
+}
+
+static state_t *get_state(napi_env env) {
+  state_t *s = NULL;
+  if (napi_get_instance_data(env, (void **)&s) != napi_ok) return NULL;
+  return s;
+}
+
+/* lzo1x-1's worst case for n input bytes (minilzo.h / LZO FAQ). */
+static size_t lzo_bound(size_t n) { return n + n / 16 + 64 + 3; }
+
+static uint8_t *scratch_for(state_t *s, size_t page_size) {
+  size_t need = lzo_bound(page_size);
+  if (s->scratch_len < need) {
+    uint8_t *p = (uint8_t *)realloc(s->scratch, need);
+    if (!p) return NULL;
+    s->scratch = p;
+    s->scratch_len = need;
+  }
+  return s->scratch;
+}
+
+#ifdef HAVE_LIBDEFLATE
+static struct libdeflate_compressor *deflater(state_t *s, int level) {
+  if (!s->deflate[level]) s->deflate[level] = libdeflate_alloc_compressor(level);
+  return s->deflate[level];
+}
+#endif
+
+#ifdef HAVE_MINILZO
+static void *lzo_mem(state_t *s) {
+  if (!s->lzo_wrkmem) s->lzo_wrkmem = malloc(LZO1X_1_MEM_COMPRESS);
+  return s->lzo_wrkmem;
+}
+
+/* lzo1x-1 of src into s->scratch; the length when it is below limit, else 0. */
+static size_t lzo_page(state_t *s, const uint8_t *src, size_t n, size_t limit) {
+  lzo_uint out = 0;
+  if (lzo1x_1_compress(src, n, s->scratch, &out, lzo_mem(s)) != LZO_E_OK) return 0;
+  return out < limit ? (size_t)out : 0;
+}
+#endif
+
+static int is_zero(const uint8_t *p, size_t n) {
+  /* n is a multiple of 64 (a page size); 64 bytes per step, unaligned loads through memcpy */
+  for (size_t i = 0; i < n; i += 64) {
+    uint64_t w[8];
+    memcpy(w, p + i, 64);
+    if (w[0] | w[1] | w[2] | w[3] | w[4] | w[5] | w[6] | w[7]) return 0;
+  }
+  return 1;
+}
+
+static int get_range(napi_env env, napi_value *argv, size_t dstlen, int64_t *off, int64_t *limit, const char *fn) {
+  if (napi_get_value_int64(env, argv[0], off) != napi_ok || napi_get_value_int64(env, argv[1], limit) != napi_ok) {
+    napi_throw_error(env, NULL, fn);
+    return 0;
+  }
+  if (*off < 0 || *limit < 0 || (uint64_t)*off > dstlen || (uint64_t)*limit > dstlen - (size_t)*off) {
+    napi_throw_range_error(env, NULL, fn);
+    return 0;
+  }
+  return 1;
+}
+
+#ifdef HAVE_LIBDEFLATE
+static napi_value zlib_compress(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 5) return throw_msg(env, "zlibCompress: 5 arguments expected");
+  uint8_t *src, *dst;
+  size_t srclen, dstlen;
+  if (!get_typed(env, argv[0], napi_uint8_array, (void **)&src, &srclen) || !get_typed(env, argv[1], napi_uint8_array, (void **)&dst, &dstlen))
+    return throw_msg(env, "zlibCompress: Uint8Array expected");
+  int64_t off, limit;
+  int32_t level;
+  if (!get_range(env, argv + 2, dstlen, &off, &limit, "zlibCompress: output range out of bounds")) return NULL;
+  if (napi_get_value_int32(env, argv[4], &level) != napi_ok || level < 0 || level > MAX_LEVEL) return throw_msg(env, "zlibCompress: level 0..12");
+  state_t *s = get_state(env);
+  struct libdeflate_compressor *c = s ? deflater(s, level) : NULL;
+  if (!c) return throw_msg(env, "zlibCompress: out of memory");
+  size_t n = libdeflate_zlib_compress(c, src, srclen, dst + off, (size_t)limit);
+  napi_value r;
+  napi_create_int64(env, (int64_t)n, &r);
+  return r;
+}
+#endif
+
+#ifdef HAVE_MINILZO
+static napi_value lzo_compress(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 4) return throw_msg(env, "lzoCompress: 4 arguments expected");
+  uint8_t *src, *dst;
+  size_t srclen, dstlen;
+  if (!get_typed(env, argv[0], napi_uint8_array, (void **)&src, &srclen) || !get_typed(env, argv[1], napi_uint8_array, (void **)&dst, &dstlen))
+    return throw_msg(env, "lzoCompress: Uint8Array expected");
+  int64_t off, limit;
+  if (!get_range(env, argv + 2, dstlen, &off, &limit, "lzoCompress: output range out of bounds")) return NULL;
+  if (srclen > MAX_PAGE_SIZE) return throw_msg(env, "lzoCompress: input larger than 1 MiB");
+  state_t *s = get_state(env);
+  if (!s || !scratch_for(s, srclen) || !lzo_mem(s)) return throw_msg(env, "lzoCompress: out of memory");
+  size_t n = lzo_page(s, src, srclen, (size_t)limit + 1);
+  if (n) memcpy(dst + off, s->scratch, n);
+  napi_value r;
+  napi_create_int64(env, (int64_t)n, &r);
+  return r;
+}
+
+static napi_value lzo_decompress(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2) return throw_msg(env, "lzoDecompress: 2 arguments expected");
+  uint8_t *src, *dst;
+  size_t srclen, dstlen;
+  if (!get_typed(env, argv[0], napi_uint8_array, (void **)&src, &srclen) || !get_typed(env, argv[1], napi_uint8_array, (void **)&dst, &dstlen))
+    return throw_msg(env, "lzoDecompress: Uint8Array expected");
+  lzo_uint out = dstlen;
+  int e = lzo1x_decompress_safe(src, srclen, dst, &out, NULL);
+  napi_value r;
+  napi_create_int64(env, e == LZO_E_OK ? (int64_t)out : (int64_t)(e < 0 ? e : -1), &r);
+  return r;
+}
+#endif
+
+static napi_value compress_pages(napi_env env, napi_callback_info info) {
+  size_t argc = 8;
+  napi_value argv[8];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 8) return throw_msg(env, "compressPages: 8 arguments expected");
+  char codec[8] = {0};
+  size_t clen = 0;
+  if (napi_get_value_string_utf8(env, argv[0], codec, sizeof codec, &clen) != napi_ok) return throw_msg(env, "compressPages: codec name expected");
+  uint8_t *buf, *kinds;
+  uint32_t *sizes;
+  size_t buflen, nkinds, nsizes;
+  uint32_t count, ps;
+  bool zero;
+  int32_t level;
+  if (!get_typed(env, argv[1], napi_uint8_array, (void **)&buf, &buflen)) return throw_msg(env, "compressPages: buf must be a Uint8Array");
+  if (napi_get_value_uint32(env, argv[2], &count) != napi_ok || napi_get_value_uint32(env, argv[3], &ps) != napi_ok ||
+      napi_get_value_bool(env, argv[4], &zero) != napi_ok || napi_get_value_int32(env, argv[5], &level) != napi_ok)
+    return throw_msg(env, "compressPages: count, pageSize, detectZero, level expected");
+  if (!get_typed(env, argv[6], napi_uint8_array, (void **)&kinds, &nkinds) || !get_typed(env, argv[7], napi_uint32_array, (void **)&sizes, &nsizes))
+    return throw_msg(env, "compressPages: kinds (Uint8Array) and sizes (Uint32Array) expected");
+  if (ps < 64 || ps > MAX_PAGE_SIZE || (ps & (ps - 1))) return throw_msg(env, "compressPages: pageSize must be a power of two from 64 to 1 MiB");
+  if ((uint64_t)count * ps > buflen || nkinds < count || nsizes < count) return napi_throw_range_error(env, NULL, "compressPages: count pages do not fit buf, kinds or sizes"), NULL;
+  state_t *s = get_state(env);
+  if (!s || !scratch_for(s, ps)) return throw_msg(env, "compressPages: out of memory");
+  int which = 0; /* 0 none, 1 zlib, 2 lzo */
+#ifdef HAVE_LIBDEFLATE
+  struct libdeflate_compressor *dc = NULL;
+  if (strcmp(codec, "zlib") == 0) {
+    if (level < 0 || level > MAX_LEVEL) return throw_msg(env, "compressPages: zlib level 0..12");
+    if (!(dc = deflater(s, level))) return throw_msg(env, "compressPages: out of memory");
+    which = 1;
+  }
+#endif
+#ifdef HAVE_MINILZO
+  if (strcmp(codec, "lzo") == 0 && lzo_ok) {
+    if (!lzo_mem(s)) return throw_msg(env, "compressPages: out of memory");
+    which = 2;
+  }
+#endif
+  if (!which && strcmp(codec, "none") != 0) return throw_msg(env, "compressPages: codec not in this build");
+  size_t out = 0;
+  for (uint32_t i = 0; i < count; i++) {
+    const uint8_t *page = buf + (size_t)i * ps;
+    if (zero && is_zero(page, ps)) {
+      kinds[i] = 0;
+      sizes[i] = 0;
+      continue;
+    }
+    size_t n = 0;
+#ifdef HAVE_LIBDEFLATE
+    if (which == 1) n = libdeflate_zlib_compress(dc, page, ps, s->scratch, ps - 1);
+#endif
+#ifdef HAVE_MINILZO
+    if (which == 2) n = lzo_page(s, page, ps, ps);
+#endif
+    if (n > 0 && n < ps) {
+      memcpy(buf + out, s->scratch, n); /* out <= i * ps: the page was read whole already */
+      kinds[i] = 2;
+      sizes[i] = (uint32_t)n;
+      out += n;
+    } else {
+      if (out != (size_t)i * ps) memmove(buf + out, page, ps);
+      kinds[i] = 1;
+      sizes[i] = ps;
+      out += ps;
+    }
+  }
+  napi_value r;
+  napi_create_int64(env, (int64_t)out, &r);
+  return r;
+}
+
+static void export_fn(napi_env env, napi_value exports, const char *name, napi_callback cb) {
+  napi_value fn;
+  napi_create_function(env, name, NAPI_AUTO_LENGTH, cb, NULL, &fn);
+  napi_set_named_property(env, exports, name, fn);
+}
+
+NAPI_MODULE_INIT() {
+  state_t *s = (state_t *)calloc(1, sizeof(state_t));
+  if (!s) return NULL;
+  napi_set_instance_data(env, s, free_state, NULL);
+  napi_value codecs, str;
+  uint32_t nc = 0;
+  napi_create_array(env, &codecs);
+  export_fn(env, exports, "compressPages", compress_pages);
+#ifdef HAVE_LIBDEFLATE
+  export_fn(env, exports, "zlibCompress", zlib_compress);
+  napi_create_string_utf8(env, LIBDEFLATE_VERSION_STRING, NAPI_AUTO_LENGTH, &str);
+  napi_set_named_property(env, exports, "libdeflateVersion", str);
+  napi_create_string_utf8(env, "zlib", NAPI_AUTO_LENGTH, &str);
+  napi_set_element(env, codecs, nc++, str);
+#endif
+#ifdef HAVE_MINILZO
+  lzo_ok = lzo_init() == LZO_E_OK;
+  if (lzo_ok) {
+    export_fn(env, exports, "lzoCompress", lzo_compress);
+    export_fn(env, exports, "lzoDecompress", lzo_decompress);
+    napi_create_string_utf8(env, LZO_VERSION_STRING, NAPI_AUTO_LENGTH, &str);
+    napi_set_named_property(env, exports, "lzoVersion", str);
+    napi_create_string_utf8(env, "lzo", NAPI_AUTO_LENGTH, &str);
+    napi_set_element(env, codecs, nc++, str);
+  }
+#endif
+  napi_set_named_property(env, exports, "codecs", codecs);
+  return exports;
+}
