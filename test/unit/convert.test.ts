@@ -14,7 +14,7 @@ import type { ElfNote } from '../../src/core/format/elf/notes.js';
 import { VmcoreError } from '../../src/core/errors.js';
 import { PfnBitmap, KdumpLayout } from '../../src/core/format/kdump/writer.js';
 import { planElfSegments } from '../../src/core/format/elf/writer.js';
-import { convertDump, splitParts, type PageStreamInput } from '../../src/node/convert/index.js';
+import { convertDump, defaultConvertThreads, FEW_PAGES, splitParts, type PageStreamInput } from '../../src/node/convert/index.js';
 import { openDumpFiles } from '../../src/node/open.js';
 import type { KdumpDump } from '../../src/core/format/kdump/reader.js';
 import { nodeCodecs } from '../../src/node/codecs.js';
@@ -699,6 +699,31 @@ test('a kdump input stored in the output codec: the workers write its stored pag
       }
     } finally {
       await dd.close();
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('default threads: none when the pages to write are few (FEW_PAGES), one per core otherwise', async () => {
+  const dir = await tmp();
+  try {
+    const { dump } = syntheticDump();
+    assert.equal((await convertDump(dump, join(dir, 'few.kdump'), { codec: 'zlib', dumpLevel: 1 })).threads, 0);
+    assert.equal((await convertDump(dump, join(dir, 'two.kdump'), { codec: 'zlib', dumpLevel: 1, threads: 2 })).threads, 2, 'asked: kept');
+    // FEW_PAGES / 8 + 1 pages to compress: workers; the same pages passed on as stored: none
+    const n = FEW_PAGES / 8 + 1;
+    const mem = new SparseMemory(n, PS);
+    for (let p = 0; p < n; p++) mem.set(p, pageFor(p % 50) ?? new Uint8Array(PS).fill(9));
+    const big: Dump = { ...dump, maxPfn: n, pageState: (p) => mem.pageState(p), pageRuns: (s?: number, e?: number) => mem.pageRuns(s, e), readPage: (p) => mem.readPage(p), readPhys: (a, l, o) => mem.readPhys(a, l, o) };
+    const k = join(dir, 'big.lzo.kdump');
+    assert.equal((await convertDump(big, k, { codec: 'lzo', dumpLevel: 1 })).threads, defaultConvertThreads());
+    const kd = await openDumpFiles([k]);
+    try {
+      assert.equal((await convertDump(kd, join(dir, 'same.kdump'), { codec: 'lzo', dumpLevel: 1 })).threads, 0, 'lzo pages passed on as stored');
+      assert.equal((await convertDump(kd, join(dir, 'other.kdump'), { codec: 'zlib', dumpLevel: 1 })).threads, defaultConvertThreads(), 'recompressed');
+    } finally {
+      await kd.close();
     }
   } finally {
     await rm(dir, { recursive: true, force: true });

@@ -5,8 +5,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { deflateSync } from 'node:zlib';
-import { CompressPool } from '../../src/node/workers/pool.js';
+import { deflateSync, inflateSync } from 'node:zlib';
+import { spawnSync } from 'node:child_process';
+import { CompressPool, prestartCompressWorkers } from '../../src/node/workers/pool.js';
 import { STORED_CODES, type StoredPages } from '../../src/core/format/kdump/reader.js';
 import { patternPage, PAGE } from '../helpers/build.js';
 
@@ -40,4 +41,27 @@ test('closing the pool while workers inflate zlib pages: the process lives, the 
     const settled = await Promise.allSettled(results);
     for (const s of settled) if (s.status === 'rejected') assert.match(String(s.reason), /closed/);
   }
+});
+
+test('prestarted workers: the next pool takes them and compresses with them; unused, they do not hold the process', async () => {
+  assert.equal(prestartCompressWorkers(2), 2);
+  assert.equal(prestartCompressWorkers(2), 2, 'no more than asked for');
+  const pool = new CompressPool({ codec: 'zlib', level: 1, pageSize: PAGE, detectZero: true }, 2);
+  try {
+    const buf = new Uint8Array(4 * PAGE);
+    buf.set(patternPage(1), PAGE);
+    const r = await pool.submit({ startPfn: 0, count: 4, buf: buf.buffer });
+    assert.deepEqual([...r.kinds], [0, 2, 0, 0]);
+    assert.deepEqual(new Uint8Array(inflateSync(r.data.subarray(0, r.sizes[1]))), patternPage(1));
+    assert.equal(prestartCompressWorkers(0), 0, 'the pool took both');
+  } finally {
+    await pool.close();
+  }
+  // a process that starts spares and never uses them exits at once
+  const src = `import('${new URL('../../src/node/workers/pool.js', import.meta.url).href}').then((m) => { m.prestartCompressWorkers(2); console.log('started'); })`;
+  const t0 = Date.now();
+  const r = spawnSync(process.execPath, ['-e', src], { encoding: 'utf8', timeout: 20_000 });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout.trim(), 'started');
+  assert.ok(Date.now() - t0 < 20_000);
 });

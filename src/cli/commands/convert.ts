@@ -14,7 +14,8 @@ import { nodeCodecs } from '../../node/codecs.js';
 import { KdumpDump } from '../../core/format/kdump/reader.js';
 import { STATS_OPTION, printStats } from '../remote.js';
 import type { ByteSource } from '../../core/io/source.js';
-import { convertDump, type ConvertProgress, type ConvertSummary } from '../../node/convert/index.js';
+import { prestartCompressWorkers } from '../../node/workers/pool.js';
+import { convertDump, defaultConvertThreads, type ConvertProgress, type ConvertSummary } from '../../node/convert/index.js';
 import { celfOutput } from '../../node/convert/celf.js';
 import { checkChunkSize, parseChunkSize } from '../../core/format/celf/writer.js';
 import { humanBytes, parseBigint, printJson } from '../util.js';
@@ -129,6 +130,10 @@ export function register(program: Command): void {
       const stream = streamIn ? await openDumpStream(await streamOf(inputs[0]!), { name: inputs[0] === '-' ? 'standard input' : inputs[0]!, codecs: nodeCodecs() }) : undefined;
       const dump = stream ? undefined : await openDumpFiles(inputs, { sources });
       if (o.reassemble && !(dump instanceof KdumpDump && dump.parts.length > 1)) throw new VmcoreError('USAGE', '--reassemble: the files are not one split set');
+      // the compression workers start now, on their own threads, while this one analyses the
+      // kernel and classifies the pages
+      // (not with dump levels 2-31: the pages they keep are few, see convertDump's threads)
+      if (!filtering) prestartCompressWorkers(o.threads !== undefined ? int(o.threads, '--threads')! : defaultConvertThreads());
       const ac = new AbortController();
       const onSig = () => ac.abort();
       process.once('SIGINT', onSig);

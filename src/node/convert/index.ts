@@ -58,6 +58,7 @@ import { kernelMappings } from '../../core/kernel/kernel-map.js';
 import { availableParallelism } from 'node:os';
 import type { Writable } from 'node:stream';
 import { ElfFormat, KdumpFormat } from './formats.js';
+import { KdumpDump } from '../../core/format/kdump/reader.js';
 import { inKernelPages } from '../../core/reblock.js';
 import { headerFor, scanKeptRuns, scanRuns, splitParts, withKernelValues, type Scan } from './plan.js';
 import { BufferPool, dumpBatches, readBatch, streamBatches, withoutRuns, type RawBatch } from './batches.js';
@@ -92,6 +93,22 @@ function validate(opts: ConvertOptions): void {
 }
 
 /**
+ * At most this many pages to write (256 MiB of 4 KiB pages), each passed on as the input stores it
+ * (a kdump input in the output's codec: one decode each), or an eighth as many to compress, a
+ * conversion without `threads` works on the calling thread: about 0.1 s of work, less than
+ * starting the workers costs (an isolate and the codec modules each, ~0.2 s of CPU). Measured
+ * with dump level 31 of the 4 GiB bench guest (bench/README.md): -l from an lzo kdump, 52,679
+ * pages, 1.05 s instead of 1.21 s; -c from it, compressed on one thread, was slower (1.7 s
+ * instead of 1.53 s), hence the eighth.
+ */
+export const FEW_PAGES = 65536;
+
+/** The compression worker threads a conversion uses when `threads` is not given: one per core, 1..16. */
+export function defaultConvertThreads(): number {
+  return Math.max(1, Math.min(availableParallelism(), 16));
+}
+
+/**
  * Convert `input` into `out` (a path, or a Writable for the flattened stream, e.g. stdout).
  * With `split: N`, `out` is the name prefix: files OUT.1 … OUT.N.
  * @param input an opened dump (or a sequential page stream).
@@ -117,7 +134,9 @@ export async function convertDump(input: ConvertInput, out: string | Writable, o
   const flatten = toStream || !!opts.flatten;
   const nsplit = opts.split ?? 1;
   if (toStream && nsplit > 1) throw new VmcoreError('USAGE', '--split writes files: it cannot go to stdout');
-  const threads = opts.threads ?? Math.max(1, Math.min(availableParallelism(), 16));
+  // without `threads`: one per core, or none (compression on this thread) when the pages to
+  // write are few (FEW_PAGES; e.g. dump level 31), where starting workers costs more than it saves
+  let threads = opts.threads ?? defaultConvertThreads();
   const batchPages = opts.batchPages ?? 256;
   const warnings: Warning[] = [];
   // in the kernel's pages (VMCOREINFO PAGESIZE): QEMU writes arm64 dumps in 64 KiB blocks, and
@@ -238,6 +257,9 @@ export async function convertDump(input: ConvertInput, out: string | Writable, o
   // decoded once on a worker, to check it and find zero pages), not compressed again: kdump
   // output of the plug-in's own, the codec's default level (no --level asked)
   const passStored = !isStream(input) && format === 'kdump' && !opts.outputFormat && opts.level === undefined;
+  // pages passed on as stored (a kdump input in the output's codec) cost a decode each, others a compression
+  const storedAsIs = passStored && input instanceof KdumpDump && input.parts.every((p) => p.fileCodec === codec);
+  if (opts.threads === undefined && pagesTotal <= (storedAsIs ? FEW_PAGES : FEW_PAGES / 8)) threads = 0;
   const pool = new CompressPool(
     { codec: probe.compression.codec, level: probe.compression.level ?? level, pageSize: ps, detectZero: probe.compression.detectZero, noNative: !!opts.noNative, passStored },
     threads,

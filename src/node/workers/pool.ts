@@ -59,6 +59,45 @@ interface Pending {
   promise: Promise<BatchOut>;
 }
 
+const WORKER_URL = new URL('./compress-worker.js', import.meta.url);
+// Small young generation: the codecs allocate one short-lived buffer per page, and a large
+// nursery per worker is what peak RSS is made of.
+const WORKER_OPTIONS = { resourceLimits: { maxYoungGenerationSizeMb: 4 } };
+/** Workers started ahead of their pool (prestartCompressWorkers), not yet given a config. */
+const spare: Worker[] = [];
+
+/**
+ * Start up to `n` compression worker threads now, before any pool needs them, so that their
+ * start (a Node isolate and the codec modules: ~0.2 s each, mostly on their own threads) overlaps
+ * work the calling thread does first (e.g. classifying the pages for dump levels 2-31). The next
+ * CompressPool takes them instead of starting its own. Unused ones do not keep the process alive
+ * (they are unref'd until a pool takes them); one that exits early is dropped from the spares.
+ * n: 0..16 (more is clipped); returns how many spares there are now.
+ */
+export function prestartCompressWorkers(n: number): number {
+  for (let i = spare.length; i < Math.min(n, 16); i++) {
+    const w = new Worker(WORKER_URL, WORKER_OPTIONS);
+    w.unref();
+    const drop = () => {
+      const k = spare.indexOf(w);
+      if (k >= 0) spare.splice(k, 1);
+    };
+    w.once('exit', drop);
+    w.once('error', drop);
+    spare.push(w);
+  }
+  return spare.length;
+}
+
+function takeWorker(): Worker {
+  const w = spare.shift();
+  if (!w) return new Worker(WORKER_URL, WORKER_OPTIONS);
+  w.removeAllListeners('exit');
+  w.removeAllListeners('error');
+  w.ref();
+  return w;
+}
+
 export class CompressPool {
   private readonly workers: Worker[] = [];
   private readonly idle: Worker[] = [];
@@ -81,14 +120,14 @@ export class CompressPool {
     }
   }
 
-  /** The worker threads, started with the first batch (a conversion that compresses nothing starts none). */
+  /**
+   * The worker threads, started with the first batch (a conversion that compresses nothing starts
+   * none), or taken from those prestartCompressWorkers started.
+   */
   private start(): void {
     const { cfg, threads } = this;
-    const url = new URL('./compress-worker.js', import.meta.url);
     for (let i = 0; i < threads; i++) {
-      // Small young generation: the codecs allocate one short-lived buffer per page, and a
-      // large nursery per worker is what peak RSS is made of.
-      const w = new Worker(url, { resourceLimits: { maxYoungGenerationSizeMb: 4 } });
+      const w = takeWorker();
       w.postMessage({ init: cfg });
       w.on('message', (m: { id: number; error?: string; decodeFailed?: number; buf: ArrayBuffer; count: number; kinds: ArrayBuffer; sizes: ArrayBuffer; dataLen: number; blob?: ArrayBuffer }) => {
         this.byWorker.delete(w);

@@ -392,6 +392,15 @@ export class KdumpFile {
   private readonly pageCache = new LruCache<number, Uint8Array>(256);
   private readonly bitsPerBlock: number;
 
+  /**
+   * The one codec the header's status names (makedumpfile diskdump_mod.h DUMP_DH_COMPRESSED_*),
+   * as makedumpfile and QEMU write it; undefined for none or several.
+   */
+  get fileCodec(): CodecName | undefined {
+    const named = statusNames(this.h.status & CODEC_STATUS_BITS);
+    return named.length === 1 ? (named[0] as CodecName) : undefined;
+  }
+
   constructor(
     readonly src: ByteSource,
     readonly h: KdumpHeaderInfo,
@@ -587,8 +596,7 @@ export class KdumpFile {
     }
     // the codec the header names (one, as makedumpfile and QEMU write it): its raw pages are the
     // ones that codec did not make smaller
-    const named = statusNames(this.h.status & CODEC_STATUS_BITS);
-    const fileCodec = named.length === 1 ? (named[0] as CodecName) : undefined;
+    const fileCodec = this.fileCodec;
     const file = fileCodec ? { fileCodec } : {};
     if (hi === 0) return { codes, offsets, sizes, blob: new Uint8Array(0), ...file };
     if (hi - lo > count * bs * 2 + 65536) return undefined;
