@@ -22,6 +22,9 @@
 # and reused while newer than INPUT), BASE_CLI (an older build's
 # dist/src/cli/main.js), QMP_RAM (default 2G) and QMP_FILL (MiB of tmpfs data in the guest; unset:
 # the dump --qmp comparison is skipped with a message).
+# Every command starts with its output removed (rm -f, inside the measured command for every
+# tool alike): a file overwritten in place, or kept until a rename replaces it, costs the kernel
+# differently from a new one.
 # Needs: the built CLI (npm run build), makedumpfile, GNU time, /usr/bin/python3 with libkdumpfile.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -47,10 +50,10 @@ for level in $LEVELS; do
     size "makedumpfile $c -d $level" "$WORK/m.kdump"
   done
   for c in -c -l -z; do
-    measure "vmcore convert $c -d $level" /dev/null /dev/null "${CLI[@]}" convert "$IN" "$WORK/v.kdump" "$c" -d "$level" --force --quiet
+    measure "vmcore convert $c -d $level" /dev/null /dev/null bash -c 'rm -f "$1"; shift; exec "$@"' _ "$WORK/v.kdump" "${CLI[@]}" convert "$IN" "$WORK/v.kdump" "$c" -d "$level" --quiet
     size "vmcore convert $c -d $level" "$WORK/v.kdump"
     if [ -n "${BASE_CLI:-}" ] && [ "$level" = 1 ] && [ "$c" != -l ]; then
-      measure "base convert $c -d $level" /dev/null /dev/null node "$BASE_CLI" convert "$IN" "$WORK/b.kdump" "$c" -d "$level" --force --quiet
+      measure "base convert $c -d $level" /dev/null /dev/null bash -c 'rm -f "$1"; shift; exec "$@"' _ "$WORK/b.kdump" node "$BASE_CLI" convert "$IN" "$WORK/b.kdump" "$c" -d "$level" --quiet
       if cmp -s "$WORK/v.kdump" "$WORK/b.kdump"; then echo "base convert $c -d $level: output identical" >&2; else echo "base convert $c -d $level: OUTPUT DIFFERS" >&2; fi
     fi
   done
@@ -68,7 +71,7 @@ if [ "${ELF_INPUT:-1}" != 0 ]; then
     size "makedumpfile $c -d 1 (ELF input)" "$WORK/m.kdump"
   done
   for c in -c -l -z; do
-    measure "vmcore convert $c -d 1 (ELF input)" /dev/null /dev/null "${CLI[@]}" convert "$ELF" "$WORK/v.kdump" "$c" -d 1 --force --quiet
+    measure "vmcore convert $c -d 1 (ELF input)" /dev/null /dev/null bash -c 'rm -f "$1"; shift; exec "$@"' _ "$WORK/v.kdump" "${CLI[@]}" convert "$ELF" "$WORK/v.kdump" "$c" -d 1 --quiet
     size "vmcore convert $c -d 1 (ELF input)" "$WORK/v.kdump"
   done
   [ "${KEEP_ELF:-0}" = 1 ] || rm -f "$ELF"
