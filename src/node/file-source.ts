@@ -1,3 +1,4 @@
+import { readSync } from 'node:fs';
 /** Positional-read file source: never loads a whole file. */
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import { createReadStream, fstat, type Stats } from 'node:fs';
@@ -42,12 +43,18 @@ export class FileSource implements ByteSource {
     return got === buf.length ? buf : buf.subarray(0, got);
   }
 
-  /** Positional reads into `dst` until it is full or the file ends; returns the bytes read. */
+  /**
+   * Positional reads into `dst` until it is full or the file ends; returns the bytes read.
+   * Synchronous pread(2) on the calling thread: a regular file's pages come from the page cache
+   * in microseconds, where a read through libuv's thread pool costs two thread hand-offs and, with
+   * its four threads on two cores, lock contention in the kernel (measured: `convert -l -d 1` of
+   * the 4 GiB bench guest's ELF 4.1-4.4 s instead of 5.3-5.7 s, bench/README.md).
+   */
   async readInto(offset: number, dst: Uint8Array): Promise<number> {
     const want = Math.max(0, Math.min(dst.length, this.size - offset));
     let got = 0;
     while (got < want) {
-      const { bytesRead } = await this.fh.read(dst, got, want - got, offset + got);
+      const bytesRead = readSync(this.fh.fd, dst, got, want - got, offset + got);
       if (bytesRead === 0) break;
       got += bytesRead;
     }

@@ -4,6 +4,7 @@
  * `readPhys`. Used only when the dump is a single, non-flattened ELF file whose size matches;
  * anything it cannot serve in one piece falls back to `readPhys`.
  */
+import { readSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import type { Dump } from '../../core/dump.js';
 import { VmcoreError } from '../../core/errors.js';
@@ -51,7 +52,8 @@ export class DirectElfReader {
     const fileLen = Math.max(0, Math.min(dst.length, s.filesz - rel));
     let got = 0;
     while (got < fileLen) {
-      const { bytesRead } = await this.fh.read(dst, got, fileLen - got, s.offset + rel + got);
+      // synchronous pread(2), as FileSource.readInto (no thread-pool hops)
+      const bytesRead = readSync(this.fh.fd, dst, got, fileLen - got, s.offset + rel + got);
       if (bytesRead <= 0) throw new VmcoreError('TRUNCATED', 'file ends inside a PT_LOAD', { file: this.name, offset: s.offset + rel + got });
       got += bytesRead;
     }

@@ -1,3 +1,4 @@
+import { writeSync } from 'node:fs';
 /**
  * Output sinks. Every writer places bytes at absolute offsets of the file it builds; a sink
  * decides how they get there:
@@ -92,7 +93,8 @@ export class FileSink implements OutputSink {
     let done = 0;
     try {
       while (done < bytes.length) {
-        const { bytesWritten } = await this.fh.write(bytes, done, bytes.length - done, offset + done);
+        // synchronous pwrite(2), as FileSource reads: into the page cache, no thread-pool hops
+        const bytesWritten = writeSync(this.fh.fd, bytes, done, bytes.length - done, offset + done);
         if (bytesWritten <= 0) throw Object.assign(new Error('write returned 0'), { code: 'ENOSPC' });
         done += bytesWritten;
       }
