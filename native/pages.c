@@ -25,6 +25,7 @@
  */
 #include <node_api.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #ifdef HAVE_LIBDEFLATE
@@ -70,6 +71,12 @@ static void free_state(napi_env env, void *data, void *hint) {
 static napi_value throw_msg(napi_env env, const char *msg) {
   napi_throw_error(env, NULL, msg);
   return NULL;
+}
+
+static napi_value int64_value(napi_env env, int64_t v) {
+  napi_value r = NULL;
+  napi_create_int64(env, v, &r);
+  return r;
 }
 
 static int get_typed(napi_env env, napi_value v, napi_typedarray_type want, void **data, size_t *len) {
@@ -146,63 +153,71 @@ static int get_range(napi_env env, napi_value *argv, size_t dstlen, int64_t *off
   return 1;
 }
 
+/*
+ * The arguments of fn(src, dst, [dstOffset, dstLimit,] ...): at least `want` of them into argv,
+ * src and dst as Uint8Arrays and, when off is not NULL, the output range dst[off, off + limit).
+ * 0 after throwing an Error (RangeError for the range) that names fn.
+ */
+static int get_src_dst(napi_env env, napi_callback_info info, size_t want, napi_value *argv, uint8_t **src, size_t *srclen, uint8_t **dst, size_t *dstlen, int64_t *off, int64_t *limit, const char *fn) {
+  char msg[96];
+  size_t argc = want;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < want) {
+    snprintf(msg, sizeof msg, "%s: %u arguments expected", fn, (unsigned)want);
+    napi_throw_error(env, NULL, msg);
+    return 0;
+  }
+  if (!get_typed(env, argv[0], napi_uint8_array, (void **)src, srclen) || !get_typed(env, argv[1], napi_uint8_array, (void **)dst, dstlen)) {
+    snprintf(msg, sizeof msg, "%s: Uint8Array expected", fn);
+    napi_throw_error(env, NULL, msg);
+    return 0;
+  }
+  if (off) {
+    snprintf(msg, sizeof msg, "%s: output range out of bounds", fn);
+    return get_range(env, argv + 2, *dstlen, off, limit, msg);
+  }
+  return 1;
+}
+
 #ifdef HAVE_LIBDEFLATE
 static napi_value zlib_compress(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
   napi_value argv[5];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 5) return throw_msg(env, "zlibCompress: 5 arguments expected");
   uint8_t *src, *dst;
   size_t srclen, dstlen;
-  if (!get_typed(env, argv[0], napi_uint8_array, (void **)&src, &srclen) || !get_typed(env, argv[1], napi_uint8_array, (void **)&dst, &dstlen))
-    return throw_msg(env, "zlibCompress: Uint8Array expected");
   int64_t off, limit;
   int32_t level;
-  if (!get_range(env, argv + 2, dstlen, &off, &limit, "zlibCompress: output range out of bounds")) return NULL;
+  if (!get_src_dst(env, info, 5, argv, &src, &srclen, &dst, &dstlen, &off, &limit, "zlibCompress")) return NULL;
   if (napi_get_value_int32(env, argv[4], &level) != napi_ok || level < 0 || level > MAX_LEVEL) return throw_msg(env, "zlibCompress: level 0..12");
   state_t *s = get_state(env);
   struct libdeflate_compressor *c = s ? deflater(s, level) : NULL;
   if (!c) return throw_msg(env, "zlibCompress: out of memory");
   size_t n = libdeflate_zlib_compress(c, src, srclen, dst + off, (size_t)limit);
-  napi_value r;
-  napi_create_int64(env, (int64_t)n, &r);
-  return r;
+  return int64_value(env, (int64_t)n);
 }
 #endif
 
 #ifdef HAVE_MINILZO
 static napi_value lzo_compress(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
   napi_value argv[4];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 4) return throw_msg(env, "lzoCompress: 4 arguments expected");
   uint8_t *src, *dst;
   size_t srclen, dstlen;
-  if (!get_typed(env, argv[0], napi_uint8_array, (void **)&src, &srclen) || !get_typed(env, argv[1], napi_uint8_array, (void **)&dst, &dstlen))
-    return throw_msg(env, "lzoCompress: Uint8Array expected");
   int64_t off, limit;
-  if (!get_range(env, argv + 2, dstlen, &off, &limit, "lzoCompress: output range out of bounds")) return NULL;
+  if (!get_src_dst(env, info, 4, argv, &src, &srclen, &dst, &dstlen, &off, &limit, "lzoCompress")) return NULL;
   if (srclen > MAX_PAGE_SIZE) return throw_msg(env, "lzoCompress: input larger than 1 MiB");
   state_t *s = get_state(env);
   if (!s || !scratch_for(s, srclen) || !lzo_mem(s)) return throw_msg(env, "lzoCompress: out of memory");
   size_t n = lzo_page(s, src, srclen, (size_t)limit + 1);
   if (n) memcpy(dst + off, s->scratch, n);
-  napi_value r;
-  napi_create_int64(env, (int64_t)n, &r);
-  return r;
+  return int64_value(env, (int64_t)n);
 }
 
 static napi_value lzo_decompress(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2) return throw_msg(env, "lzoDecompress: 2 arguments expected");
   uint8_t *src, *dst;
   size_t srclen, dstlen;
-  if (!get_typed(env, argv[0], napi_uint8_array, (void **)&src, &srclen) || !get_typed(env, argv[1], napi_uint8_array, (void **)&dst, &dstlen))
-    return throw_msg(env, "lzoDecompress: Uint8Array expected");
+  if (!get_src_dst(env, info, 2, argv, &src, &srclen, &dst, &dstlen, NULL, NULL, "lzoDecompress")) return NULL;
   lzo_uint out = dstlen;
   int e = lzo1x_decompress_safe(src, srclen, dst, &out, NULL);
-  napi_value r;
-  napi_create_int64(env, e == LZO_E_OK ? (int64_t)out : (int64_t)(e < 0 ? e : -1), &r);
-  return r;
+  return int64_value(env, e == LZO_E_OK ? (int64_t)out : (int64_t)(e < 0 ? e : -1));
 }
 #endif
 
@@ -272,9 +287,7 @@ static napi_value compress_pages(napi_env env, napi_callback_info info) {
       out += ps;
     }
   }
-  napi_value r;
-  napi_create_int64(env, (int64_t)out, &r);
-  return r;
+  return int64_value(env, (int64_t)out);
 }
 
 static void export_fn(napi_env env, napi_value exports, const char *name, napi_callback cb) {
@@ -283,30 +296,33 @@ static void export_fn(napi_env env, napi_value exports, const char *name, napi_c
   napi_set_named_property(env, exports, name, fn);
 }
 
+/* codecs[nc++] = name, exports[version_key] = version */
+static void add_codec(napi_env env, napi_value exports, napi_value codecs, uint32_t *nc, const char *name, const char *version_key, const char *version) {
+  napi_value str;
+  napi_create_string_utf8(env, version, NAPI_AUTO_LENGTH, &str);
+  napi_set_named_property(env, exports, version_key, str);
+  napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &str);
+  napi_set_element(env, codecs, (*nc)++, str);
+}
+
 NAPI_MODULE_INIT() {
   state_t *s = (state_t *)calloc(1, sizeof(state_t));
   if (!s) return NULL;
   napi_set_instance_data(env, s, free_state, NULL);
-  napi_value codecs, str;
+  napi_value codecs;
   uint32_t nc = 0;
   napi_create_array(env, &codecs);
   export_fn(env, exports, "compressPages", compress_pages);
 #ifdef HAVE_LIBDEFLATE
   export_fn(env, exports, "zlibCompress", zlib_compress);
-  napi_create_string_utf8(env, LIBDEFLATE_VERSION_STRING, NAPI_AUTO_LENGTH, &str);
-  napi_set_named_property(env, exports, "libdeflateVersion", str);
-  napi_create_string_utf8(env, "zlib", NAPI_AUTO_LENGTH, &str);
-  napi_set_element(env, codecs, nc++, str);
+  add_codec(env, exports, codecs, &nc, "zlib", "libdeflateVersion", LIBDEFLATE_VERSION_STRING);
 #endif
 #ifdef HAVE_MINILZO
   lzo_ok = lzo_init() == LZO_E_OK;
   if (lzo_ok) {
     export_fn(env, exports, "lzoCompress", lzo_compress);
     export_fn(env, exports, "lzoDecompress", lzo_decompress);
-    napi_create_string_utf8(env, LZO_VERSION_STRING, NAPI_AUTO_LENGTH, &str);
-    napi_set_named_property(env, exports, "lzoVersion", str);
-    napi_create_string_utf8(env, "lzo", NAPI_AUTO_LENGTH, &str);
-    napi_set_element(env, codecs, nc++, str);
+    add_codec(env, exports, codecs, &nc, "lzo", "lzoVersion", LZO_VERSION_STRING);
   }
 #endif
   napi_set_named_property(env, exports, "codecs", codecs);
