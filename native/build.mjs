@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // Install step for the OPTIONAL native addon (native/pages.c): try node-gyp; on any failure (no
 // compiler, no make) print one line and succeed, so the package still installs and every codec
-// falls back to its npm package (node:zlib, lzo). The addon holds zlib only when libdeflate-dev
-// is installed (native/config.mjs); without it, one calm line says so.
+// falls back to its npm package (node:zlib, lzo). The addon's zlib is libdeflate when
+// libdeflate-dev is installed, else the zlib inside the node binary (native/config.mjs); without
+// libdeflate, one calm line says so.
 //   VMCORE_NO_NATIVE=1 skips the build; VMCORE_NATIVE_VERBOSE=1 shows the build log.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -37,13 +38,15 @@ if (r.status !== 0) {
   const why = /\b(cc|gcc|g\+\+|c\+\+|make)\b.*(not found|No such file)/i.test(log) ? 'no C compiler or make' : !gyp ? 'node-gyp not found' : 'its build did not succeed';
   console.error(`vmcore: using node:zlib and the lzo package; the optional native addon (libdeflate zlib, minilzo) is not built (${why}). ${HOW}`);
 } else {
-  let codecs = [];
+  let addon = {};
   try {
-    codecs = require(join(root, 'build', 'Release', 'vmcore_native.node')).codecs ?? [];
+    addon = require(join(root, 'build', 'Release', 'vmcore_native.node'));
   } catch {
     /* built but not loadable: as if not built */
   }
-  if (!codecs.includes('zlib')) console.error(`vmcore: using node:zlib; the optional faster zlib (libdeflate) is not built (libdeflate-dev is not installed). ${HOW}`);
+  const zlibImpl = (addon.codecs ?? []).includes('zlib') ? addon.zlibImpl : undefined;
+  if (!zlibImpl) console.error(`vmcore: using node:zlib; the optional faster zlib (libdeflate) is not built (libdeflate-dev is not installed). ${HOW}`);
+  else if (!/^libdeflate/.test(zlibImpl)) console.error(`vmcore: zlib pages are compressed with ${zlibImpl} in the native addon; libdeflate, about twice as fast, is not built (libdeflate-dev is not installed). ${HOW}`);
 }
 if (process.env.VMCORE_NATIVE_VERBOSE) console.error(log);
 process.exit(0);

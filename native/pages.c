@@ -2,7 +2,9 @@
  * Optional native addon: page compression without a JavaScript call per page.
  *
  * Built by node-gyp at install (binding.gyp, native/config.mjs) with what the machine has:
- *   - zlib streams (RFC 1950) with libdeflate, when libdeflate-dev is installed (HAVE_LIBDEFLATE);
+ *   - zlib streams (RFC 1950) with libdeflate, when libdeflate-dev is installed (HAVE_LIBDEFLATE),
+ *     else with the zlib inside the node binary (HAVE_NODE_ZLIB: Node's headers ship zlib.h and
+ *     the binary exports zlib's functions, so no system package is needed);
  *   - lzo1x-1 with minilzo, compiled from the sources of the `lzo` npm package that vmcore
  *     already installs as an optional dependency (HAVE_MINILZO).
  * Both write the streams makedumpfile writes (zlib level 1, lzo1x_1_compress), so every kdump
@@ -10,6 +12,7 @@
  * Node-API, context-aware: each worker thread has its own compressors and scratch memory.
  *
  *   codecs: string[]                         the codecs this build compresses ("zlib", "lzo")
+ *   zlibImpl, lzoImpl: string                what compresses them ("libdeflate 1.14", "minilzo 2.09")
  *   zlibCompress(src, dst, dstOffset, dstLimit, level) -> bytes written, or 0 when the stream
  *       needs more than dstLimit bytes (the caller stores the page raw)
  *   lzoCompress(src, dst, dstOffset, dstLimit) -> bytes written, or 0 when more than dstLimit
@@ -28,23 +31,36 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#ifdef HAVE_LIBDEFLATE
+#if defined(HAVE_LIBDEFLATE)
 #include <libdeflate.h>
+#define HAVE_ZLIB_CODEC 1
+#elif defined(HAVE_NODE_ZLIB)
+/* Node's own zlib: its headers ship zlib.h (include/node) and the node binary exports zlib */
+#include <zlib.h>
+#define HAVE_ZLIB_CODEC 1
 #endif
 #ifdef HAVE_MINILZO
 /* one translation unit: the lzo package's minilzo.c, found through include_dirs (binding.gyp) */
 #include "minilzo.c"
 #endif
 
-#define MAX_LEVEL 12
+#define MAX_LEVEL 12 /* libdeflate's highest */
+#if defined(HAVE_LIBDEFLATE)
+#define ZLIB_MAX_LEVEL MAX_LEVEL
+#else
+#define ZLIB_MAX_LEVEL 9 /* zlib's Z_BEST_COMPRESSION */
+#endif
 #ifdef HAVE_MINILZO
 static int lzo_ok; /* lzo_init() succeeded (it checks the compiler's type sizes) */
 #endif
 #define MAX_PAGE_SIZE (1u << 20)
 
 typedef struct {
-#ifdef HAVE_LIBDEFLATE
+#if defined(HAVE_LIBDEFLATE)
   struct libdeflate_compressor *deflate[MAX_LEVEL + 1];
+#elif defined(HAVE_NODE_ZLIB)
+  z_stream zs;  /* reused for every page: deflateReset, not a new stream each */
+  int zs_level; /* the level zs was made for; -1 none */
 #endif
 #ifdef HAVE_MINILZO
   void *lzo_wrkmem;
@@ -57,9 +73,11 @@ static void free_state(napi_env env, void *data, void *hint) {
   (void)env;
   (void)hint;
   state_t *s = (state_t *)data;
-#ifdef HAVE_LIBDEFLATE
+#if defined(HAVE_LIBDEFLATE)
   for (int i = 0; i <= MAX_LEVEL; i++)
     if (s->deflate[i]) libdeflate_free_compressor(s->deflate[i]);
+#elif defined(HAVE_NODE_ZLIB)
+  if (s->zs_level >= 0) deflateEnd(&s->zs);
 #endif
 #ifdef HAVE_MINILZO
   free(s->lzo_wrkmem);
@@ -110,10 +128,33 @@ static uint8_t *scratch_for(state_t *s, size_t page_size) {
   return s->scratch;
 }
 
-#ifdef HAVE_LIBDEFLATE
-static struct libdeflate_compressor *deflater(state_t *s, int level) {
+#ifdef HAVE_ZLIB_CODEC
+/*
+ * One zlib stream (RFC 1950) of src[0, n) at `level` into dst[0, limit): its length, 0 when it
+ * needs more than limit bytes, (size_t)-1 when memory runs out. The same stream makedumpfile's
+ * compress2(level) writes: window 15, memLevel 8, default strategy (the bytes may differ
+ * between zlib builds, every inflate reads them).
+ */
+static size_t zlib_page(state_t *s, int level, const uint8_t *src, size_t n, uint8_t *dst, size_t limit) {
+#if defined(HAVE_LIBDEFLATE)
   if (!s->deflate[level]) s->deflate[level] = libdeflate_alloc_compressor(level);
-  return s->deflate[level];
+  if (!s->deflate[level]) return (size_t)-1;
+  return libdeflate_zlib_compress(s->deflate[level], src, n, dst, limit);
+#else
+  if (s->zs_level != level) {
+    if (s->zs_level >= 0) deflateEnd(&s->zs);
+    s->zs_level = -1;
+    memset(&s->zs, 0, sizeof s->zs);
+    if (deflateInit2(&s->zs, level, Z_DEFLATED, 15, 8, Z_DEFAULT_STRATEGY) != Z_OK) return (size_t)-1;
+    s->zs_level = level;
+  } else if (deflateReset(&s->zs) != Z_OK)
+    return (size_t)-1;
+  s->zs.next_in = (Bytef *)src;
+  s->zs.avail_in = (uInt)n;
+  s->zs.next_out = dst;
+  s->zs.avail_out = (uInt)limit;
+  return deflate(&s->zs, Z_FINISH) == Z_STREAM_END ? (size_t)s->zs.total_out : 0;
+#endif
 }
 #endif
 
@@ -178,7 +219,7 @@ static int get_src_dst(napi_env env, napi_callback_info info, size_t want, napi_
   return 1;
 }
 
-#ifdef HAVE_LIBDEFLATE
+#ifdef HAVE_ZLIB_CODEC
 static napi_value zlib_compress(napi_env env, napi_callback_info info) {
   napi_value argv[5];
   uint8_t *src, *dst;
@@ -186,11 +227,10 @@ static napi_value zlib_compress(napi_env env, napi_callback_info info) {
   int64_t off, limit;
   int32_t level;
   if (!get_src_dst(env, info, 5, argv, &src, &srclen, &dst, &dstlen, &off, &limit, "zlibCompress")) return NULL;
-  if (napi_get_value_int32(env, argv[4], &level) != napi_ok || level < 0 || level > MAX_LEVEL) return throw_msg(env, "zlibCompress: level 0..12");
+  if (napi_get_value_int32(env, argv[4], &level) != napi_ok || level < 0 || level > ZLIB_MAX_LEVEL) return throw_msg(env, "zlibCompress: level out of range");
   state_t *s = get_state(env);
-  struct libdeflate_compressor *c = s ? deflater(s, level) : NULL;
-  if (!c) return throw_msg(env, "zlibCompress: out of memory");
-  size_t n = libdeflate_zlib_compress(c, src, srclen, dst + off, (size_t)limit);
+  size_t n = s ? zlib_page(s, level, src, srclen, dst + off, (size_t)limit) : (size_t)-1;
+  if (n == (size_t)-1) return throw_msg(env, "zlibCompress: out of memory");
   return int64_value(env, (int64_t)n);
 }
 #endif
@@ -245,11 +285,9 @@ static napi_value compress_pages(napi_env env, napi_callback_info info) {
   state_t *s = get_state(env);
   if (!s || !scratch_for(s, ps)) return throw_msg(env, "compressPages: out of memory");
   int which = 0; /* 0 none, 1 zlib, 2 lzo */
-#ifdef HAVE_LIBDEFLATE
-  struct libdeflate_compressor *dc = NULL;
+#ifdef HAVE_ZLIB_CODEC
   if (strcmp(codec, "zlib") == 0) {
-    if (level < 0 || level > MAX_LEVEL) return throw_msg(env, "compressPages: zlib level 0..12");
-    if (!(dc = deflater(s, level))) return throw_msg(env, "compressPages: out of memory");
+    if (level < 0 || level > ZLIB_MAX_LEVEL) return throw_msg(env, "compressPages: zlib level out of range");
     which = 1;
   }
 #endif
@@ -269,8 +307,8 @@ static napi_value compress_pages(napi_env env, napi_callback_info info) {
       continue;
     }
     size_t n = 0;
-#ifdef HAVE_LIBDEFLATE
-    if (which == 1) n = libdeflate_zlib_compress(dc, page, ps, s->scratch, ps - 1);
+#ifdef HAVE_ZLIB_CODEC
+    if (which == 1 && (n = zlib_page(s, level, page, ps, s->scratch, ps - 1)) == (size_t)-1) return throw_msg(env, "compressPages: out of memory");
 #endif
 #ifdef HAVE_MINILZO
     if (which == 2) n = lzo_page(s, page, ps, ps);
@@ -308,21 +346,29 @@ static void add_codec(napi_env env, napi_value exports, napi_value codecs, uint3
 NAPI_MODULE_INIT() {
   state_t *s = (state_t *)calloc(1, sizeof(state_t));
   if (!s) return NULL;
+#if !defined(HAVE_LIBDEFLATE) && defined(HAVE_NODE_ZLIB)
+  s->zs_level = -1;
+#endif
   napi_set_instance_data(env, s, free_state, NULL);
   napi_value codecs;
   uint32_t nc = 0;
   napi_create_array(env, &codecs);
   export_fn(env, exports, "compressPages", compress_pages);
-#ifdef HAVE_LIBDEFLATE
+#if defined(HAVE_LIBDEFLATE)
   export_fn(env, exports, "zlibCompress", zlib_compress);
-  add_codec(env, exports, codecs, &nc, "zlib", "libdeflateVersion", LIBDEFLATE_VERSION_STRING);
+  add_codec(env, exports, codecs, &nc, "zlib", "zlibImpl", "libdeflate " LIBDEFLATE_VERSION_STRING);
+#elif defined(HAVE_NODE_ZLIB)
+  export_fn(env, exports, "zlibCompress", zlib_compress);
+  char impl[64];
+  snprintf(impl, sizeof impl, "Node's zlib %s", zlibVersion());
+  add_codec(env, exports, codecs, &nc, "zlib", "zlibImpl", impl);
 #endif
 #ifdef HAVE_MINILZO
   lzo_ok = lzo_init() == LZO_E_OK;
   if (lzo_ok) {
     export_fn(env, exports, "lzoCompress", lzo_compress);
     export_fn(env, exports, "lzoDecompress", lzo_decompress);
-    add_codec(env, exports, codecs, &nc, "lzo", "lzoVersion", LZO_VERSION_STRING);
+    add_codec(env, exports, codecs, &nc, "lzo", "lzoImpl", "minilzo " LZO_VERSION_STRING);
   }
 #endif
   napi_set_named_property(env, exports, "codecs", codecs);

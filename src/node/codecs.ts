@@ -92,7 +92,7 @@ export function nodeCodecs(): MapCodecRegistry {
     const lc = na.lzoCompress;
     reg.register({
       name: 'lzo',
-      impl: `minilzo ${na.lzoVersion ?? ''} lzo1x-1 (native addon)`.replace('  ', ' '),
+      impl: `${na.lzoImpl ?? 'minilzo'} lzo1x-1 (native addon)`,
       decompress: (src, n) => {
         const out = new Uint8Array(n);
         return exact(out.subarray(0, decompressInto(src, out)), n, 'lzo');

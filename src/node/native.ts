@@ -1,16 +1,19 @@
 /**
  * The optional native addon (native/pages.c, built by node-gyp at install when a C compiler is
  * there): page compression without a JavaScript call per page. What it holds depends on the
- * machine: zlib with libdeflate when libdeflate-dev is installed, lzo1x-1 with the minilzo
- * sources of the `lzo` npm package. Loaded once per thread; null when it was not built.
+ * machine: zlib with libdeflate when libdeflate-dev is installed, else with the zlib inside the
+ * node binary (its headers ship zlib.h); lzo1x-1 with the minilzo sources of the `lzo` npm
+ * package. Loaded once per thread; null when it was not built.
  */
 import { createRequire } from 'node:module';
 
 export interface NativeAddon {
-  /** Codecs this build compresses: "zlib" (libdeflate), "lzo" (minilzo). */
+  /** Codecs this build compresses: "zlib" (libdeflate or Node's zlib), "lzo" (minilzo). */
   readonly codecs: readonly string[];
-  readonly libdeflateVersion?: string;
-  readonly lzoVersion?: string;
+  /** What compresses zlib: "libdeflate 1.14", or "Node's zlib 1.3.1-…" (the zlib inside the node binary). */
+  readonly zlibImpl?: string;
+  /** What compresses lzo: "minilzo 2.09". */
+  readonly lzoImpl?: string;
   /** zlib stream (RFC 1950) of src at `level` into dst[dstOffset..]; bytes written, or 0 when it needs more than dstLimit. */
   zlibCompress?(src: Uint8Array, dst: Uint8Array, dstOffset: number, dstLimit: number, level: number): number;
   /** lzo1x-1 of src into dst[dstOffset..]; bytes written, or 0 when it needs more than dstLimit. */

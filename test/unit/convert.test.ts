@@ -18,6 +18,7 @@ import { convertDump, defaultConvertThreads, FEW_PAGES, splitParts, type PageStr
 import { openDumpFiles } from '../../src/node/open.js';
 import type { KdumpDump } from '../../src/core/format/kdump/reader.js';
 import { nodeCodecs } from '../../src/node/codecs.js';
+import { nativeAddon } from '../../src/node/native.js';
 
 const PS = 4096;
 const GiB = 1 << 30;
@@ -725,6 +726,22 @@ test('default threads: none when the pages to write are few (FEW_PAGES), one per
     } finally {
       await kd.close();
     }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('--level: the range of the implementation that compresses (zlib itself 1..9, libdeflate 1..12), a usage error before anything is written', async () => {
+  const dir = await tmp();
+  try {
+    const { dump } = syntheticDump();
+    await assert.rejects(convertDump(dump, join(dir, 'a.kdump'), { codec: 'zlib', level: 10, noNative: true, threads: 0 }), (e: unknown) => e instanceof VmcoreError && e.code === 'USAGE' && /--level 10 is out of range for zlib with node:zlib \(1\.\.9\)/.test(e.message));
+    assert.deepEqual(await readdir(dir), []);
+    const s = await convertDump(dump, join(dir, 'b.kdump'), { codec: 'zlib', level: 9, noNative: true, threads: 0 });
+    assert.ok(s.pages.compressed > 0);
+    const a = nativeAddon();
+    if (a?.zlibImpl?.startsWith('libdeflate')) assert.ok((await convertDump(dump, join(dir, 'c.kdump'), { codec: 'zlib', level: 12, threads: 0 })).pages.compressed > 0);
+    await assert.rejects(convertDump(dump, join(dir, 'd.kdump'), { codec: 'zstd', level: 23, threads: 0 }), (e: unknown) => e instanceof VmcoreError && e.code === 'USAGE' && /\(1\.\.22\)/.test(e.message));
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

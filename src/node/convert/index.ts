@@ -52,7 +52,7 @@ import { InFlight } from '../../core/inflight.js';
 import { unreadablePages } from '../../core/hash.js';
 import { unreadableWarnings } from '../../core/info.js';
 import { CompressPool, StoredDecodeError, type BatchOut } from '../workers/pool.js';
-import { compressorImpl } from '../workers/page-codec.js';
+import { compressorImpl, maxLevel } from '../workers/page-codec.js';
 import { checkOutput, FileSink, FlatSink, type OutputSink } from './sinks.js';
 import { kernelMappings } from '../../core/kernel/kernel-map.js';
 import { availableParallelism } from 'node:os';
@@ -84,8 +84,9 @@ function validate(opts: ConvertOptions): void {
   }
   const lv = opts.level;
   if (lv !== undefined) {
-    const max = opts.codec === 'zstd' ? 22 : 12;
-    if (!Number.isInteger(lv) || lv < 1 || lv > max) throw new VmcoreError('USAGE', `--level ${lv} is out of range for ${opts.codec ?? 'zlib'} (1..${max})`);
+    const c = opts.codec ?? 'zlib';
+    const max = maxLevel(c, !!opts.noNative);
+    if (!Number.isInteger(lv) || lv < 1 || lv > max) throw new VmcoreError('USAGE', `--level ${lv} is out of range for ${c} with ${compressorImpl(c, !!opts.noNative)} (1..${max})`);
   }
   if (opts.batchPages !== undefined && (!Number.isInteger(opts.batchPages) || opts.batchPages < 1 || opts.batchPages > 4096)) {
     throw new VmcoreError('USAGE', `batchPages must be 1..4096`);

@@ -50,12 +50,24 @@ function zstdBinding(): ZstdBinding | null {
   return zstdB;
 }
 
+/**
+ * The highest `--level` the implementation that compresses `codec` takes: zstd 22, zlib 12 with
+ * libdeflate (the native addon built with it) and 9 with zlib itself (node:zlib, or Node's zlib in
+ * the addon: Z_BEST_COMPRESSION); 12 for the others, whose level vmcore does not pass on.
+ */
+export function maxLevel(codec: OutputCodec, noNative = false): number {
+  if (codec === 'zstd') return 22;
+  if (codec !== 'zlib') return 12;
+  const a = noNative ? null : nativeAddon();
+  return a?.zlibCompress && a.zlibImpl?.startsWith('libdeflate') ? 12 : 9;
+}
+
 /** Name of the implementation used for `codec` (for summaries). */
 export function compressorImpl(codec: OutputCodec, noNative = false): string {
   if (codec === 'none') return 'none';
   const a = noNative ? null : nativeAddon();
-  if (codec === 'zlib' && a?.zlibCompress) return `libdeflate ${a.libdeflateVersion ?? ''} (native addon)`.replace('  ', ' ');
-  if (codec === 'lzo' && a?.lzoCompress) return `minilzo ${a.lzoVersion ?? ''} lzo1x-1 (native addon)`.replace('  ', ' ');
+  if (codec === 'zlib' && a?.zlibCompress) return `${a.zlibImpl ?? 'zlib'} (native addon)`;
+  if (codec === 'lzo' && a?.lzoCompress) return `${a.lzoImpl ?? 'minilzo'} lzo1x-1 (native addon)`;
   return nodeCodecs().get(codec)?.impl ?? 'unavailable';
 }
 
