@@ -20,7 +20,9 @@
 # after one warm-up, default 1), LEVELS (default "1 31"), ELF_INPUT (0: no ELF-input rows; the
 # ELF, WORKDIR/in.elf, as large as the guest's memory, is removed at the end unless KEEP_ELF=1
 # and reused while newer than INPUT), BASE_CLI (an older build's
-# dist/src/cli/main.js), QMP_RAM (default 2G) and QMP_FILL (MiB of tmpfs data in the guest; unset:
+# dist/src/cli/main.js), FRESH_CLI (the CLI of a checkout installed as on a fresh machine, with no
+# system package: its addon built with VMCORE_NO_LIBDEFLATE=1, for the "-c with no system
+# package" rows), QMP_RAM (default 2G) and QMP_FILL (MiB of tmpfs data in the guest; unset:
 # the dump --qmp comparison is skipped with a message).
 # Every command starts with its output removed (rm -f, inside the measured command for every
 # tool alike): a file overwritten in place, or kept until a rename replaces it, costs the kernel
@@ -52,6 +54,11 @@ for level in $LEVELS; do
   for c in -c -l -z; do
     measure "vmcore convert $c -d $level" /dev/null /dev/null bash -c 'rm -f "$1"; shift; exec "$@"' _ "$WORK/v.kdump" "${CLI[@]}" convert "$IN" "$WORK/v.kdump" "$c" -d "$level" --quiet
     size "vmcore convert $c -d $level" "$WORK/v.kdump"
+    if [ -n "${FRESH_CLI:-}" ] && [ "$level" = 1 ] && [ "$c" = -c ]; then
+      measure "fresh convert -c -d 1" /dev/null /dev/null bash -c 'rm -f "$1"; shift; exec "$@"' _ "$WORK/f.kdump" node "$FRESH_CLI" convert "$IN" "$WORK/f.kdump" -c -d 1 --quiet
+      size "fresh convert -c -d 1" "$WORK/f.kdump"
+      rm -f "$WORK/f.kdump"
+    fi
     if [ -n "${BASE_CLI:-}" ] && [ "$level" = 1 ] && [ "$c" != -l ]; then
       measure "base convert $c -d $level" /dev/null /dev/null bash -c 'rm -f "$1"; shift; exec "$@"' _ "$WORK/b.kdump" node "$BASE_CLI" convert "$IN" "$WORK/b.kdump" "$c" -d "$level" --quiet
       if cmp -s "$WORK/v.kdump" "$WORK/b.kdump"; then echo "base convert $c -d $level: output identical" >&2; else echo "base convert $c -d $level: OUTPUT DIFFERS" >&2; fi
@@ -70,6 +77,10 @@ if [ "${ELF_INPUT:-1}" != 0 ]; then
     measure "makedumpfile $c -d 1 (ELF input)" /dev/null /dev/null bash -c 'rm -f "$1"; exec makedumpfile "$2" -d 1 "$3" "$1"' _ "$WORK/m.kdump" "$c" "$ELF"
     size "makedumpfile $c -d 1 (ELF input)" "$WORK/m.kdump"
   done
+  if [ -n "${FRESH_CLI:-}" ]; then
+    measure "fresh convert -c -d 1 (ELF input)" /dev/null /dev/null bash -c 'rm -f "$1"; shift; exec "$@"' _ "$WORK/f.kdump" node "$FRESH_CLI" convert "$ELF" "$WORK/f.kdump" -c -d 1 --quiet
+    rm -f "$WORK/f.kdump"
+  fi
   for c in -c -l -z; do
     measure "vmcore convert $c -d 1 (ELF input)" /dev/null /dev/null bash -c 'rm -f "$1"; shift; exec "$@"' _ "$WORK/v.kdump" "${CLI[@]}" convert "$ELF" "$WORK/v.kdump" "$c" -d 1 --quiet
     size "vmcore convert $c -d 1 (ELF input)" "$WORK/v.kdump"
@@ -105,6 +116,7 @@ const stat = (n) => m[n] && { wall: med(m[n].map((r) => r.wall_s)), cpu: med(m[n
 // [what, vmcore row, peer row, goal (peer / vmcore at least this)]
 const pairs = [
   ['convert -c -d 1 vs makedumpfile -c -d 1', 'vmcore convert -c -d 1', 'makedumpfile -c -d 1', 2.4],
+  ['convert -c -d 1 with no system package vs makedumpfile -c -d 1', 'fresh convert -c -d 1', 'makedumpfile -c -d 1', 2.4],
   ['convert -l -d 1 vs makedumpfile -l -d 1', 'vmcore convert -l -d 1', 'makedumpfile -l -d 1', 1.7],
   ['convert -z -d 1 vs makedumpfile -l -d 1', 'vmcore convert -z -d 1', 'makedumpfile -l -d 1', 1],
   ['convert -c -d 31 vs makedumpfile -c -d 31', 'vmcore convert -c -d 31', 'makedumpfile -c -d 31', 1],
@@ -112,6 +124,7 @@ const pairs = [
   ['convert -z -d 31 vs makedumpfile -l -d 31', 'vmcore convert -z -d 31', 'makedumpfile -l -d 31', 1],
   ['convert -l: -d 31 vs -d 1', 'vmcore convert -l -d 31', 'vmcore convert -l -d 1', 1],
   ['convert -c -d 1 vs makedumpfile -c -d 1, ELF input', 'vmcore convert -c -d 1 (ELF input)', 'makedumpfile -c -d 1 (ELF input)', 2.4],
+  ['convert -c -d 1 with no system package vs makedumpfile -c -d 1, ELF input', 'fresh convert -c -d 1 (ELF input)', 'makedumpfile -c -d 1 (ELF input)', 2.4],
   ['convert -l -d 1 vs makedumpfile -l -d 1, ELF input', 'vmcore convert -l -d 1 (ELF input)', 'makedumpfile -l -d 1 (ELF input)', 1.7],
   ['convert -z -d 1 vs makedumpfile -l -d 1, ELF input', 'vmcore convert -z -d 1 (ELF input)', 'makedumpfile -l -d 1 (ELF input)', 1],
   ['convert -z -d 1 (kdump -> kdump) vs the base build', 'vmcore convert -z -d 1', 'base convert -z -d 1', 2],
