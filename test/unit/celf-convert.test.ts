@@ -5,7 +5,8 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { convertDump, type PageStreamInput } from '../../src/node/convert/index.js';
@@ -90,3 +91,29 @@ for (const [codec, chunk, threads] of [
     if (codec !== 'none') assert.ok(statSync(out).size < 0.6 * 380 * PS, `compressed: ${statSync(out).size} bytes`);
   });
 }
+
+test('a celf conversion that fails half-way ends its worker threads: the process exits', () => {
+  // in a child process, so that a thread left running shows as a process that does not exit
+  const root = new URL('../../../', import.meta.url);
+  const src = `
+    const { openDumpFiles } = await import(${JSON.stringify(new URL('dist/src/node/open.js', root).href)});
+    const { convertDump } = await import(${JSON.stringify(new URL('dist/src/node/convert/index.js', root).href)});
+    const { celfOutput } = await import(${JSON.stringify(new URL('dist/src/node/convert/celf.js', root).href)});
+    const dump = await openDumpFiles([${JSON.stringify(new URL('samples/seabios-128M.md-c-d31.kdump', root).pathname)}]);
+    const ac = new AbortController();
+    let n = 0;
+    try {
+      await convertDump(dump, ${JSON.stringify(join(tmp, 'aborted.celf'))}, { outputFormat: celfOutput({ threads: 2 }), threads: 2, batchPages: 64, signal: ac.signal, onProgress: () => void (++n === 20 && ac.abort()) });
+      console.log('finished');
+    } catch (e) {
+      console.log(e.code);
+      console.error(e.message);
+    }
+    await dump.close();`;
+  const script = join(tmp, 'abort.mjs');
+  writeFileSync(script, src);
+  const r = spawnSync(process.execPath, [script], { encoding: 'utf8', timeout: 60_000 });
+  assert.equal(r.signal, null, `the process did not exit by itself (killed by ${r.signal}): ${r.stderr}`);
+  assert.equal(r.stdout.trim(), 'INTERRUPTED', r.stdout + r.stderr);
+  assert.equal(r.status, 0);
+});

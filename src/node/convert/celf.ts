@@ -342,8 +342,12 @@ export class CelfFormat implements OutputFormat {
       await this.sink.write(0, fin.header);
       return fin.size;
     } finally {
-      await this.pool?.close();
+      await this.close();
     }
+  }
+
+  async close(): Promise<void> {
+    await this.pool?.close();
   }
 
   counts(): { compressed: number; raw: number; zero: number } {

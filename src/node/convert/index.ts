@@ -340,9 +340,7 @@ export async function convertDump(input: ConvertInput, out: string | Writable, o
     throw e;
   } finally {
     await pool.close();
-    if (!ok) {
-      /* rethrown above */
-    }
+    for (const f of formats) await f.close?.();
   }
 
   const counts = formats.reduce(

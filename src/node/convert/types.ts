@@ -183,6 +183,11 @@ export interface OutputFormat {
   finish(opts: { incomplete: boolean }): Promise<number>;
   /** Page counts by storage kind, for the summary. */
   counts(): { compressed: number; raw: number; zero: number };
+  /**
+   * Release what the format holds of its own (worker threads): called once the conversion ends,
+   * finished or failed (a failed one without keepIncomplete never calls finish).
+   */
+  close?(): Promise<void>;
 }
 
 export type OutputFormatFactory = (opts: { codec: OutputCodec; level: number; dumpLevel: number }) => OutputFormat;
