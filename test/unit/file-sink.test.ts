@@ -3,10 +3,11 @@
 // output file and the offset, after which nothing is left behind.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, open, readdir, readFile, rm, type FileHandle } from 'node:fs/promises';
+import { mkdtemp, open, readdir, readFile, rm, writeFile, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FileSink } from '../../src/node/convert/sinks.js';
+import { checkOutput, FileSink } from '../../src/node/convert/sinks.js';
+import { execFileSync } from 'node:child_process';
 import { VmcoreError } from '../../src/core/errors.js';
 import { FileSource } from '../../src/node/file-source.js';
 
@@ -41,6 +42,25 @@ test('FileSink: positional writes, rename on finish; a failed write names the fi
     await t.abort(false);
     await real.close();
     assert.deepEqual((await readdir(dir)).sort(), ['out.bin']);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('checkOutput: only a regular file is replaced (never /dev/null, a FIFO or a directory), and the directory must exist', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'vmcore-out-'));
+  try {
+    const fifo = join(dir, 'fifo');
+    execFileSync('mkfifo', [fifo]);
+    for (const [p, what] of [['/dev/null', 'a device'], [fifo, 'a FIFO'], [dir, 'a directory']] as const)
+      await assert.rejects(checkOutput(p, true, []), (e: unknown) => e instanceof VmcoreError && e.code === 'USAGE' && e.file === p && e.message.includes(`output is ${what}`), p);
+    await assert.rejects(checkOutput(join(dir, 'nosuch', 'x'), true, []), (e: unknown) => e instanceof VmcoreError && e.code === 'IO' && /does not exist/.test(e.message));
+    const f = join(dir, 'f');
+    await writeFile(f, 'x');
+    await assert.rejects(checkOutput(join(f, 'x'), true, []), (e: unknown) => e instanceof VmcoreError && e.code === 'IO' && /is not a directory/.test(e.message));
+    await assert.rejects(checkOutput(f, false, []), (e: unknown) => e instanceof VmcoreError && e.code === 'EXISTS');
+    await checkOutput(f, true, []);
+    await checkOutput(join(dir, 'new'), false, []);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

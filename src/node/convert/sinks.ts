@@ -1,4 +1,3 @@
-import { writeSync } from 'node:fs';
 /**
  * Output sinks. Every writer places bytes at absolute offsets of the file it builds; a sink
  * decides how they get there:
@@ -7,6 +6,7 @@ import { writeSync } from 'node:fs';
  *  - FlatSink: the makedumpfile -F flattened stream (big-endian {offset, size} records, end
  *    marker), to stdout or to a file (then also via a temporary name).
  */
+import { writeSync } from 'node:fs';
 import { open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Writable } from 'node:stream';
@@ -49,8 +49,18 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
-/** Refuse to overwrite OUT unless forced; refuse to write OUT over one of the inputs. */
+/**
+ * Check OUT before anything is written: refuse to overwrite it unless forced, to write it over
+ * one of the inputs, or to replace anything but a regular file (a directory, a device such as
+ * /dev/null, a FIFO: the output is renamed into place, which would replace the node itself);
+ * and its directory must exist.
+ * @throws VmcoreError EXISTS (OUT exists, no force), USAGE (OUT is an input, or not a regular
+ *         file), IO (OUT's directory does not exist or is not a directory)
+ */
 export async function checkOutput(path: string, force: boolean, inputs: readonly string[]): Promise<void> {
+  const dir = dirname(path);
+  const d = await stat(dir).catch(() => undefined);
+  if (!d?.isDirectory()) throw new VmcoreError('IO', d ? `${dir} is not a directory` : `the directory ${dir} does not exist`, { file: path });
   if (await exists(path)) {
     const o = await stat(path);
     for (const i of inputs) {
@@ -60,6 +70,10 @@ export async function checkOutput(path: string, force: boolean, inputs: readonly
       } catch (e) {
         if (e instanceof VmcoreError) throw e;
       }
+    }
+    if (!o.isFile()) {
+      const what = o.isDirectory() ? 'a directory' : o.isFIFO() ? 'a FIFO' : o.isCharacterDevice() || o.isBlockDevice() ? 'a device' : 'not a regular file';
+      throw new VmcoreError('USAGE', `output is ${what}: vmcore writes a regular file, renamed into place (for standard output, give -)`, { file: path });
     }
     if (!force) throw new VmcoreError('EXISTS', 'output exists (use --force to overwrite it)', { file: path });
   }
