@@ -55,6 +55,7 @@ export const WARNING_CODES = {
   PRINTK_DAMAGED: 'the printk ring or log_buf is damaged or in part not in the dump: records are lost',
   PRINTK_RECORDS_LOST: 'printk records were lost (being written, out of sequence, or never stored by the kernel)',
   // Writing and filtering
+  THREADS_LIMITED: 'more worker threads were asked for than 4 per core: the job runs that many (src/node/threads.ts)',
   PAGES_BEYOND_MEMORY_MODEL: "pages above the end of the kernel's memory model (firmware) are left out",
   MEMORY_MODEL_UNREAD: "the kernel's mem_section could not be read: max_mapnr is kept",
   FILTER_FORCED: 'page filtering would lose what the analysis needs; done anyway (--force)',

@@ -7,6 +7,7 @@
 import { InFlight } from '../core/inflight.js';
 import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
+import { THREADS_PER_CORE } from './threads.js';
 import { VmcoreError, type ErrorCode } from '../core/errors.js';
 import { isPresent, type Dump } from '../core/dump.js';
 import { unreadablePages, type Hasher, type MemoryDigest } from '../core/hash.js';
@@ -50,7 +51,7 @@ export interface ParallelHashOptions {
  * @throws the errors of `hashMemory` and of opening `paths` (IO).
  */
 export async function hashDumpParallel(dump: Dump, paths: string[], opts: ParallelHashOptions): Promise<MemoryDigest> {
-  const threads = Math.max(1, opts.threads ?? availableParallelism());
+  const threads = Math.max(1, Math.min(opts.threads ?? availableParallelism(), THREADS_PER_CORE * Math.max(1, availableParallelism())));
   const jobPages = opts.jobPages ?? 512;
   const ps = dump.pageSize;
   const url = new URL('./workers/read-worker.js', import.meta.url);

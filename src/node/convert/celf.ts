@@ -15,6 +15,7 @@
  * (excluded / missing) becomes excluded ranges. Format: docs/compressed-elf.md.
  */
 import { availableParallelism } from 'node:os';
+import { defaultThreads, THREADS_PER_CORE } from '../threads.js';
 import { VmcoreError } from '../../core/errors.js';
 import { buildNotes } from '../../core/format/elf/notes.js';
 import { elfMachine } from '../../core/format/elf/writer.js';
@@ -100,7 +101,7 @@ export class CelfFormat implements OutputFormat {
 
   constructor(private readonly o: CelfFormatOptions) {
     this.chunkSize = o.chunkSize ?? CELF_DEFAULT_CHUNK;
-    this.threads = o.threads ?? Math.max(1, Math.min(availableParallelism(), 16));
+    this.threads = o.threads !== undefined ? Math.min(o.threads, THREADS_PER_CORE * Math.max(1, availableParallelism())) : defaultThreads();
     this.inflight = new InFlight(Math.max(2, this.threads * 2 + 2), ({ g, r }) => this.place(g, r));
   }
 

@@ -55,7 +55,7 @@ import { CompressPool, StoredDecodeError, type BatchOut } from '../workers/pool.
 import { compressorImpl, maxLevel } from '../workers/page-codec.js';
 import { checkOutput, FileSink, FlatSink, type OutputSink } from './sinks.js';
 import { kernelMappings } from '../../core/kernel/kernel-map.js';
-import { availableParallelism } from 'node:os';
+import { defaultThreads, limitThreads } from '../threads.js';
 import type { Writable } from 'node:stream';
 import { ElfFormat, KdumpFormat } from './formats.js';
 import { KdumpDump } from '../../core/format/kdump/reader.js';
@@ -105,9 +105,7 @@ function validate(opts: ConvertOptions): void {
 export const FEW_PAGES = 65536;
 
 /** The compression worker threads a conversion uses when `threads` is not given: one per core, 1..16. */
-export function defaultConvertThreads(): number {
-  return Math.max(1, Math.min(availableParallelism(), 16));
-}
+export const defaultConvertThreads = defaultThreads;
 
 /**
  * Convert `input` into `out` (a path, or a Writable for the flattened stream, e.g. stdout).
@@ -137,9 +135,9 @@ export async function convertDump(input: ConvertInput, out: string | Writable, o
   if (toStream && nsplit > 1) throw new VmcoreError('USAGE', '--split writes files: it cannot go to stdout');
   // without `threads`: one per core, or none (compression on this thread) when the pages to
   // write are few (FEW_PAGES; e.g. dump level 31), where starting workers costs more than it saves
-  let threads = opts.threads ?? defaultConvertThreads();
-  const batchPages = opts.batchPages ?? 256;
   const warnings: Warning[] = [];
+  let threads = opts.threads !== undefined ? limitThreads(opts.threads, warnings) : defaultThreads();
+  const batchPages = opts.batchPages ?? 256;
   // in the kernel's pages (VMCOREINFO PAGESIZE): QEMU writes arm64 dumps in 64 KiB blocks, and
   // crash, makedumpfile and libkdumpfile take block_size, max_mapnr and the bitmaps in PAGESIZE
   if (!isStream(input)) input = inKernelPages(input, opts.kernel ? opts.kernel.vmcoreinfo : undefined);
@@ -310,7 +308,14 @@ export async function convertDump(input: ConvertInput, out: string | Writable, o
       pagesDone += b.count;
       progress({ phase: 'write', pagesDone, pagesTotal, bytesIn: pagesDone * ps, bytesOut: sinks.reduce((a, s) => a + s.bytesOut, 0) });
     });
+    let sinceYield = 0;
     for await (const b of batches) {
+      // reads and writes are synchronous and, without workers, so is compression: a turn of the
+      // event loop now and then lets a signal (Ctrl-C, SIGTERM) abort the conversion
+      if (++sinceYield === 16) {
+        sinceYield = 0;
+        await new Promise<void>((r) => setImmediate(r));
+      }
       checkAbort();
       bytesIn += b.count * ps;
       await inflight.push(isStream(input) ? pool.submit(b) : submitBatch(pool, input, b, bufPool));
