@@ -4,7 +4,7 @@ import { Command, CommanderError } from 'commander';
 import { createRequire } from 'node:module';
 import { isVmcoreError } from '../core/errors.js';
 import { commandsFor } from './commands/index.js';
-import { EXIT_PIPE, EXIT_USAGE, exitCodeOf, installProcessConventions, isClosedPipe } from './util.js';
+import { EXIT_PIPE, EXIT_USAGE, exitCodeOf, installProcessConventions, isClosedPipe, printable } from './util.js';
 
 const require = createRequire(import.meta.url);
 const pkg = require('../../../package.json') as { version: string };
@@ -57,7 +57,7 @@ try {
     const msg = isVmcoreError(e)
       ? `vmcore: ${e.code}: ${e.message}${e.code === 'NOT_SEEKABLE' ? `; vmcore ${running || 'this command'} needs a seekable file` : ''}`
       : `vmcore: ${(e as Error)?.message ?? String(e)}`;
-    process.stderr.write(msg + '\n');
+    process.stderr.write(printable(msg) + '\n');
     if (debug) process.stderr.write(((e as Error)?.stack ?? '') + '\n');
     process.exitCode = exitCodeOf(e);
   }

@@ -4,17 +4,21 @@ import { writeFile } from 'node:fs/promises';
 import { isVmcoreError, VmcoreError } from '../core/errors.js';
 import type { Warning } from '../core/warnings.js';
 
-/** Exit statuses: 0 ok, 1 error, 2 usage error, 130 interrupted (SIGINT), 141 stdout closed (as SIGPIPE). */
+/** Exit statuses: 0 ok, 1 error, 2 usage error, 130 interrupted (SIGINT), 143 terminated (SIGTERM), 141 stdout closed (as SIGPIPE). */
 export const EXIT_ERROR = 1;
 export const EXIT_USAGE = 2;
 export const EXIT_INTERRUPTED = 130;
 export const EXIT_PIPE = 141;
+export const EXIT_TERMINATED = 143;
+
+/** The signal that interrupted the command, if one did (its exit status follows it). */
+let lastSignal: 'SIGINT' | 'SIGTERM' | undefined;
 
 /** The exit status for an error thrown by a command. */
 export function exitCodeOf(e: unknown): number {
   if (isClosedPipe(e)) return EXIT_PIPE;
   if (isVmcoreError(e) && e.code === 'USAGE') return EXIT_USAGE;
-  if (isVmcoreError(e) && e.code === 'INTERRUPTED') return EXIT_INTERRUPTED;
+  if (isVmcoreError(e) && e.code === 'INTERRUPTED') return lastSignal === 'SIGTERM' ? EXIT_TERMINATED : EXIT_INTERRUPTED;
   return EXIT_ERROR;
 }
 
@@ -28,7 +32,7 @@ export function isClosedPipe(e: unknown): boolean {
  * Process-wide conventions every command gets: a closed stdout ends the command quietly
  * with status 141 (what a shell reports for a tool killed by SIGPIPE, like `cat | head`);
  * SIGINT/SIGTERM end it with 130/143 unless the command handles the signal itself (convert
- * and dump remove or mark their partial output first, then exit 130).
+ * and dump remove or mark their partial output first, then exit with the same 130/143).
  */
 export function installProcessConventions(): void {
   process.stdout.on('error', (e: NodeJS.ErrnoException) => {
@@ -36,8 +40,9 @@ export function installProcessConventions(): void {
     process.stderr.write(`vmcore: cannot write to stdout: ${e.message}\n`);
     process.exit(EXIT_ERROR);
   });
-  for (const [sig, status] of [['SIGINT', EXIT_INTERRUPTED], ['SIGTERM', 143]] as const) {
+  for (const [sig, status] of [['SIGINT', EXIT_INTERRUPTED], ['SIGTERM', EXIT_TERMINATED]] as const) {
     process.on(sig, () => {
+      lastSignal = sig;
       // a command's own handler (registered later) does its cleanup and ends with INTERRUPTED
       if (process.listenerCount(sig) > 1) return;
       process.exit(status);
@@ -101,7 +106,17 @@ export function writeStdout(data: Uint8Array | string): Promise<void> {
  * (messages; stdout holds the data alone). `--json` carries them in `warnings[]` instead.
  */
 export function printWarnings(ws: Iterable<Warning>): void {
-  for (const w of ws) process.stderr.write(`warning: ${w.text}\n`);
+  for (const w of ws) process.stderr.write(`warning: ${printable(w.text)}\n`);
+}
+
+/**
+ * `text` safe for one line of a terminal: control characters (C0, DEL, C1: ESC sequences, CR,
+ * LF, BEL) as \xNN. Messages quote bytes of the dump (a header's machine name, a note's name),
+ * and a hostile dump must not move the cursor, recolour or forge lines.
+ */
+export function printable(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\x00-\x1f\x7f-\x9f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }
 
 export function printJson(v: unknown): Promise<void> {

@@ -18,7 +18,7 @@ import { prestartCompressWorkers } from '../../node/workers/pool.js';
 import { convertDump, defaultConvertThreads, type ConvertProgress, type ConvertSummary } from '../../node/convert/index.js';
 import { celfOutput } from '../../node/convert/celf.js';
 import { checkChunkSize, parseChunkSize } from '../../core/format/celf/writer.js';
-import { humanBytes, parseBigint, printJson } from '../util.js';
+import { humanBytes, parseBigint, printable, printJson } from '../util.js';
 import { analyzeKernel } from '../../core/kernel/kernel.js';
 import { isHttpUrl } from '../../core/io/http.js';
 import { DL_PAGE_TYPES } from '../../core/kernel/pagetypes.js';
@@ -77,7 +77,7 @@ export function register(program: Command): void {
     .option('--keep-incomplete', 'on failure keep the partial output, marked incomplete')
     .option('--phys-base <value>', 'phys_base to record in the kdump header (default: VMCOREINFO, else the source header)')
     .option('--chunk <size>', 'celf: uncompressed bytes per chunk, e.g. 64K (default 64K)')
-    .option('--no-native', 'use the npm codec packages (node:zlib, lzo) even when the native addon is built')
+    .option('--no-native', 'compress with the npm codec packages (node:zlib, lzo) even when the native addon is built')
     .option('--keep-all-pages', "keep pages above the end of the kernel's memory model (QEMU's firmware ROM); makedumpfile cannot re-filter such a file")
     .option('--no-kernel', 'do not analyse the kernel (proven phys_base, utsname and VMCOREINFO recovered from memory)')
     .option('--quiet', 'no progress bar')
@@ -145,7 +145,7 @@ export function register(program: Command): void {
         const warnings: Warning[] = [];
         const warn = (w: Warning) => {
           warnings.push(w);
-          if (!o.quiet) process.stderr.write(`warning: ${w.text}\n`);
+          if (!o.quiet) process.stderr.write(`warning: ${printable(w.text)}\n`);
         };
         for (const w of dump?.warnings ?? stream!.warnings) warn(w);
         if (stream && !o.quiet && o.kernel !== false) {

@@ -4,7 +4,7 @@ import { diffMemory } from '../../core/diff.js';
 import { openDumpFiles } from '../../node/open.js';
 import { STATS_OPTION, printStats } from '../remote.js';
 import type { ByteSource } from '../../core/io/source.js';
-import { parseNumber, printJson, progressBar, writeStdout } from '../util.js';
+import { parseNumber, printable, printJson, progressBar, writeStdout } from '../util.js';
 
 const HELP_AFTER = `
 A page is present when the dump holds it (data or a zero page, as vmcore hash counts it); zero
@@ -32,7 +32,7 @@ export function register(program: Command): void {
       try {
         const b = await openDumpFiles([fb], { sources });
         try {
-          for (const [d, f] of [[a, fa], [b, fb]] as const) for (const w of d.warnings) process.stderr.write(`warning: ${f}: ${w.text}\n`);
+          for (const [d, f] of [[a, fa], [b, fb]] as const) for (const w of d.warnings) process.stderr.write(`warning: ${f}: ${printable(w.text)}\n`);
           const bar = await progressBar('diff', !o.quiet && !o.json);
           let r;
           try {

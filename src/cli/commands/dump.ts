@@ -6,7 +6,7 @@ import { Option, type Command } from 'commander';
 import { VmcoreError } from '../../core/errors.js';
 import { hex64 } from '../../core/hex.js';
 import { dumpViaQmp, type DumpCodec, type DumpOutputFormat, type QmpDumpProgress, type QmpDumpSummary } from '../../node/dump-qmp.js';
-import { humanBytes, printJson } from '../util.js';
+import { humanBytes, printable, printJson } from '../util.js';
 
 interface Opts {
   qmp?: string;
@@ -155,7 +155,7 @@ export function register(program: Command): void {
             if (o.quiet || o.json) return;
             if (bar) bar.stop();
             bar = undefined;
-            process.stderr.write(`warning: ${w.text}\n`);
+            process.stderr.write(`warning: ${printable(w.text)}\n`);
           },
         });
         bar?.stop();
