@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -195,3 +195,34 @@ test('README: after a build, `npx --no-install vmcore` runs the command from the
     await rm(cache, { recursive: true, force: true });
   }
 });
+
+for (const [sig, want] of [['SIGTERM', 143], ['SIGINT', 130]] as const)
+  test(`convert stopped by ${sig} mid-write: its partial output removed, exit ${want}`, async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'vmcore-sig-'));
+    try {
+      const out = join(dir, 'out.kdump');
+      const r = await new Promise<{ rc: number | null; err: string }>((res) => {
+        // slow on purpose (zlib level 9 on one thread), so that the signal comes while it writes
+        const c = spawn(process.execPath, [CLI, 'convert', '-c', '--level', '9', '--no-native', '--threads', '0', '--quiet', SAMPLE, out], { stdio: ['ignore', 'pipe', 'pipe'] });
+        let err = '';
+        c.stderr.on('data', (d) => (err += d));
+        const poll = setInterval(() => {
+          void readdir(dir).then((names) => {
+            if (names.some((n) => n.includes('.partial-'))) {
+              clearInterval(poll);
+              c.kill(sig);
+            }
+          });
+        }, 10);
+        c.on('close', (rc) => {
+          clearInterval(poll);
+          res({ rc, err });
+        });
+      });
+      assert.equal(r.rc, want, r.err);
+      assert.match(r.err, /INTERRUPTED: interrupted: output removed/);
+      assert.deepEqual(await readdir(dir), []);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });

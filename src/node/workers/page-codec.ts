@@ -68,6 +68,8 @@ export function compressorImpl(codec: OutputCodec, noNative = false): string {
   const a = noNative ? null : nativeAddon();
   if (codec === 'zlib' && a?.zlibCompress) return `${a.zlibImpl ?? 'zlib'} (native addon)`;
   if (codec === 'lzo' && a?.lzoCompress) return `${a.lzoImpl ?? 'minilzo'} lzo1x-1 (native addon)`;
+  // the codec registry may name the addon (it decompresses with it): pageCompressor does not use it here
+  if (codec === 'lzo') return lzoBinding() ? 'lzo (native lzo1x-1)' : 'unavailable';
   return nodeCodecs().get(codec)?.impl ?? 'unavailable';
 }
 
