@@ -74,6 +74,7 @@ for (const [codec, chunk, threads] of [
     const out = join(tmp, `s-${codec}-${threads}.celf`);
     const s = await convertDump(input(), out, { codec, threads, outputFormat: celfOutput({ chunkSize: chunk, threads }) });
     assert.equal(s.bytesOut > 0, true);
+    assert.equal(s.codec, codec, 'the summary names the codec of the chunks');
     const d = await openDumpFiles([out]);
     assert.equal(d.format, 'celf');
     assert.equal(d.maxPfn, 0x100100);

@@ -78,6 +78,9 @@ export class CelfFormat implements OutputFormat {
   readonly name = 'celf';
   /** Workers of the main pipeline only detect zero pages; chunks are compressed here. */
   readonly compression = { codec: 'none' as OutputCodec, detectZero: true };
+  get storedCodec(): OutputCodec {
+    return this.o.codec;
+  }
   private readonly chunkSize: number;
   private readonly threads: number;
   private plan!: ConvertPlan;

@@ -357,8 +357,8 @@ export async function convertDump(input: ConvertInput, out: string | Writable, o
   );
   return {
     format: (opts.outputFormat ? probe.name : format) + (flatten ? ' (flattened)' : '') + (nsplit > 1 ? ` split ${nsplit}` : ''),
-    codec: probe.compression.codec,
-    codecImpl: compressorImpl(probe.compression.codec, !!opts.noNative),
+    codec: probe.storedCodec ?? probe.compression.codec,
+    codecImpl: compressorImpl(probe.storedCodec ?? probe.compression.codec, !!opts.noNative),
     threads,
     outputs: names.map((name, i) => ({
       name,

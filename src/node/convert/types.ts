@@ -177,6 +177,8 @@ export interface ConvertPlan {
 export interface OutputFormat {
   readonly name: string;
   readonly compression: { codec: OutputCodec; level?: number; detectZero: boolean };
+  /** The codec the file's data is stored in, when the format compresses it itself (celf), not the pipeline's workers. */
+  readonly storedCodec?: OutputCodec;
   begin(plan: ConvertPlan, sink: OutputSink): Promise<void>;
   writeBatch(batch: CompressedBatch): Promise<void>;
   /** Write the remaining metadata; returns the final file size. */
