@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { deflateSync, inflateSync } from 'node:zlib';
 import { spawnSync } from 'node:child_process';
-import { CompressPool, prestartCompressWorkers } from '../../src/node/workers/pool.js';
+import { CompressPool, prestartCompressWorkers, releaseSpareWorkers } from '../../src/node/workers/pool.js';
 import { STORED_CODES, type StoredPages } from '../../src/core/format/kdump/reader.js';
 import { patternPage, PAGE } from '../helpers/build.js';
 
@@ -57,6 +57,10 @@ test('prestarted workers: the next pool takes them and compresses with them; unu
   } finally {
     await pool.close();
   }
+  // spares no pool takes are ended on request
+  assert.equal(prestartCompressWorkers(2), 2);
+  await releaseSpareWorkers();
+  assert.equal(prestartCompressWorkers(0), 0);
   // a process that starts spares and never uses them exits at once
   const src = `import('${new URL('../../src/node/workers/pool.js', import.meta.url).href}').then((m) => { m.prestartCompressWorkers(2); console.log('started'); })`;
   const t0 = Date.now();

@@ -51,7 +51,7 @@ import type { Dump } from '../../core/dump.js';
 import { InFlight } from '../../core/inflight.js';
 import { unreadablePages } from '../../core/hash.js';
 import { unreadableWarnings } from '../../core/info.js';
-import { CompressPool, StoredDecodeError, type BatchOut } from '../workers/pool.js';
+import { CompressPool, releaseSpareWorkers, StoredDecodeError, type BatchOut } from '../workers/pool.js';
 import { compressorImpl, maxLevel } from '../workers/page-codec.js';
 import { checkOutput, FileSink, FlatSink, type OutputSink } from './sinks.js';
 import { kernelMappings } from '../../core/kernel/kernel-map.js';
@@ -346,6 +346,7 @@ export async function convertDump(input: ConvertInput, out: string | Writable, o
   } finally {
     await pool.close();
     for (const f of formats) await f.close?.();
+    await releaseSpareWorkers();
   }
 
   const counts = formats.reduce(

@@ -69,9 +69,9 @@ const spare: Worker[] = [];
 /**
  * Start up to `n` compression worker threads now, before any pool needs them, so that their
  * start (a Node isolate and the codec modules: ~0.2 s each, mostly on their own threads) overlaps
- * work the calling thread does first (e.g. classifying the pages for dump levels 2-31). The next
- * CompressPool takes them instead of starting its own. Unused ones do not keep the process alive
- * (they are unref'd until a pool takes them); one that exits early is dropped from the spares.
+ * work the calling thread does first (convert's kernel analysis). The next CompressPool takes
+ * them instead of starting its own. Unused ones do not keep the process alive (they are unref'd
+ * until a pool takes them; releaseSpareWorkers ends them); one that exits early is dropped.
  * n: 0..16 (more is clipped); returns how many spares there are now.
  */
 export function prestartCompressWorkers(n: number): number {
@@ -87,6 +87,11 @@ export function prestartCompressWorkers(n: number): number {
     spare.push(w);
   }
   return spare.length;
+}
+
+/** End the prestarted workers no pool took (a conversion that ran without workers). */
+export async function releaseSpareWorkers(): Promise<void> {
+  await Promise.all(spare.splice(0).map((w) => w.terminate()));
 }
 
 function takeWorker(): Worker {
