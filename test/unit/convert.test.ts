@@ -742,6 +742,8 @@ test('--level: the range of the implementation that compresses (zlib itself 1..9
     const a = nativeAddon();
     if (a?.zlibImpl?.startsWith('libdeflate')) assert.ok((await convertDump(dump, join(dir, 'c.kdump'), { codec: 'zlib', level: 12, threads: 0 })).pages.compressed > 0);
     await assert.rejects(convertDump(dump, join(dir, 'd.kdump'), { codec: 'zstd', level: 23, threads: 0 }), (e: unknown) => e instanceof VmcoreError && e.code === 'USAGE' && /\(1\.\.22\)/.test(e.message));
+    for (const codec of ['lzo', 'snappy', 'none'] as const)
+      await assert.rejects(convertDump(dump, join(dir, `e-${codec}.kdump`), { codec, level: 5, threads: 0 }), (e: unknown) => e instanceof VmcoreError && e.code === 'USAGE' && /--level applies to zlib and zstd/.test(e.message), codec);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -85,6 +85,7 @@ function validate(opts: ConvertOptions): void {
   const lv = opts.level;
   if (lv !== undefined) {
     const c = opts.codec ?? 'zlib';
+    if (c !== 'zlib' && c !== 'zstd') throw new VmcoreError('USAGE', `--level applies to zlib and zstd: ${c === 'none' ? 'uncompressed output' : c} has no level`);
     const max = maxLevel(c, !!opts.noNative);
     if (!Number.isInteger(lv) || lv < 1 || lv > max) throw new VmcoreError('USAGE', `--level ${lv} is out of range for ${c} with ${compressorImpl(c, !!opts.noNative)} (1..${max})`);
   }

@@ -53,11 +53,11 @@ function zstdBinding(): ZstdBinding | null {
 /**
  * The highest `--level` the implementation that compresses `codec` takes: zstd 22, zlib 12 with
  * libdeflate (the native addon built with it) and 9 with zlib itself (node:zlib, or Node's zlib in
- * the addon: Z_BEST_COMPRESSION); 12 for the others, whose level vmcore does not pass on.
+ * the addon: Z_BEST_COMPRESSION); 0 for the others, which have no level.
  */
 export function maxLevel(codec: OutputCodec, noNative = false): number {
   if (codec === 'zstd') return 22;
-  if (codec !== 'zlib') return 12;
+  if (codec !== 'zlib') return 0;
   const a = noNative ? null : nativeAddon();
   return a?.zlibCompress && a.zlibImpl?.startsWith('libdeflate') ? 12 : 9;
 }
