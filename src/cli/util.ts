@@ -61,6 +61,12 @@ export async function writeOutputFile(path: string, data: Uint8Array | string, f
   }
 }
 
+/** A count given on the command line (`--threads`, `--split`, a dump level): digits only. USAGE otherwise. */
+export function parseCount(s: string, what: string): number {
+  if (!/^\d+$/.test(s)) throw new VmcoreError('USAGE', `${what} wants a whole number from 0, got ${JSON.stringify(s)}`);
+  return Number(s);
+}
+
 export function parseNumber(s: string, what: string): number {
   const t = s.trim().replace(/_/g, '');
   const m = /^(0x[0-9a-f]+|\d+)([kmgt]i?b?)?$/i.exec(t);

@@ -18,7 +18,7 @@ import { prestartCompressWorkers } from '../../node/workers/pool.js';
 import { convertDump, defaultConvertThreads, type ConvertProgress, type ConvertSummary } from '../../node/convert/index.js';
 import { celfOutput } from '../../node/convert/celf.js';
 import { checkChunkSize, parseChunkSize } from '../../core/format/celf/writer.js';
-import { humanBytes, parseBigint, printable, printJson } from '../util.js';
+import { humanBytes, parseBigint, parseCount, printable, printJson } from '../util.js';
 import { analyzeKernel } from '../../core/kernel/kernel.js';
 import { isHttpUrl } from '../../core/io/http.js';
 import { DL_PAGE_TYPES } from '../../core/kernel/pagetypes.js';
@@ -54,8 +54,7 @@ interface Opts {
 
 function int(s: string | undefined, what: string): number | undefined {
   if (s === undefined) return undefined;
-  if (!/^\d+$/.test(s)) throw new VmcoreError('USAGE', `${what}: not a number: ${s}`);
-  return Number(s);
+  return parseCount(s, what);
 }
 
 export function register(program: Command): void {

@@ -6,7 +6,7 @@ import { Option, type Command } from 'commander';
 import { VmcoreError } from '../../core/errors.js';
 import { hex64 } from '../../core/hex.js';
 import { dumpViaQmp, type DumpCodec, type DumpOutputFormat, type QmpDumpProgress, type QmpDumpSummary } from '../../node/dump-qmp.js';
-import { humanBytes, printable, printJson } from '../util.js';
+import { humanBytes, parseCount, printable, printJson } from '../util.js';
 
 interface Opts {
   qmp?: string;
@@ -90,8 +90,7 @@ export function register(program: Command): void {
       }
       let threads: number | undefined;
       if (o.threads !== undefined) {
-        if (!/^\d+$/.test(o.threads)) throw new VmcoreError('USAGE', `--threads: not a number: ${o.threads}`);
-        threads = Number(o.threads);
+        threads = parseCount(o.threads, '--threads');
       }
       const showBar = !o.quiet && !o.json && process.stderr.isTTY;
       const ac = new AbortController();

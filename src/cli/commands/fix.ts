@@ -6,7 +6,7 @@
 import type { Command } from 'commander';
 import { VmcoreError } from '../../core/errors.js';
 import { fixDump } from '../../node/fix.js';
-import { parseBigint, printJson, printWarnings } from '../util.js';
+import { parseBigint, parseCount, printJson, printWarnings } from '../util.js';
 
 interface Opts {
   output?: string;
@@ -41,8 +41,7 @@ export function register(program: Command): void {
       const pb = o.physBase === undefined || o.physBase === 'auto' ? 'auto' : parseBigint(o.physBase, '--phys-base');
       let threads: number | undefined;
       if (o.threads !== undefined) {
-        if (!/^\d+$/.test(o.threads)) throw new VmcoreError('USAGE', `--threads: not a number: ${o.threads}`);
-        threads = Number(o.threads);
+        threads = parseCount(o.threads, '--threads');
       }
       const r = await fixDump(input, {
         ...(o.output !== undefined ? { out: o.output } : {}),

@@ -10,9 +10,8 @@ import { nodeCodecs } from '../../node/codecs.js';
 import { isSplitSet } from '../../node/split-set.js';
 import { STATS_OPTION, fetchJson, printStats } from '../remote.js';
 import type { ByteSource } from '../../core/io/source.js';
-import { parseNumber, printJson, printWarnings, progressBar, writeStdout } from '../util.js';
+import { parseCount, printJson, printWarnings, progressBar, writeStdout } from '../util.js';
 import { limitThreads } from '../../node/threads.js';
-import { VmcoreError } from '../../core/errors.js';
 import type { Warning } from '../../core/warnings.js';
 
 interface Opts {
@@ -76,8 +75,7 @@ export function register(program: Command): void {
     .option('--threads <n>', 'worker threads that read and decompress pages (default: number of cores; 0 = none)')
     .option('--quiet', 'no progress bar (it is drawn only when stderr is a terminal)')
     .action(async (files: string[], o: Opts) => {
-      const asked = o.threads === undefined ? undefined : parseNumber(o.threads, '--threads');
-      if (asked !== undefined && (!Number.isInteger(asked) || asked < 0)) throw new VmcoreError('USAGE', `--threads wants a whole number from 0, got ${o.threads}`);
+      const asked = o.threads === undefined ? undefined : parseCount(o.threads, '--threads');
       const limited: Warning[] = [];
       const threads = asked === undefined ? undefined : limitThreads(asked, limited);
       printWarnings(limited);
