@@ -50,8 +50,16 @@ export function cString(bytes: Uint8Array, limit = PRINT_ELEMENTS): string {
     do shown++;
     while (shown < n && bytes[shown] === c);
   }
+  // a digit right after an octal escape is escaped too, or it would read as part of it
+  // (gdb/valprint.c print_wchar: need_escape): "\311\060", not "\3110"
   let s = '"';
-  for (let i = 0; i < shown; i++) s += charText(bytes[i]!, '"');
+  let afterOctal = false;
+  for (let i = 0; i < shown; i++) {
+    const c = bytes[i]!;
+    const t: string = afterOctal && c >= 0x30 && c <= 0x39 ? '\\' + c.toString(8).padStart(3, '0') : charText(c, '"');
+    afterOctal = t.length === 4 && t[0] === '\\' && t[1]! >= '0' && t[1]! <= '7';
+    s += t;
+  }
   s += '"';
   if (shown < n) s += '...';
   return s;
