@@ -130,6 +130,16 @@ async function tmp(): Promise<string> {
   return mkdtemp(join(tmpdir(), 'vmcore-convert-'));
 }
 
+/** fn in a fresh temporary directory, removed afterwards. */
+async function withTmp(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await tmp();
+  try {
+    await fn(dir);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
 test('PfnBitmap setRange/count/keepOnly agree with a naive bit loop', () => {
   const bm = new PfnBitmap(1000);
   const naive = new Array<boolean>(1000).fill(false);
@@ -706,9 +716,8 @@ test('a kdump input stored in the output codec: the workers write its stored pag
   }
 });
 
-test('default threads: none when the pages to write are few (FEW_PAGES), one per core otherwise', async () => {
-  const dir = await tmp();
-  try {
+test('default threads: none when the pages to write are few (FEW_PAGES), one per core otherwise', () =>
+  withTmp(async (dir) => {
     const { dump } = syntheticDump();
     assert.equal((await convertDump(dump, join(dir, 'few.kdump'), { codec: 'zlib', dumpLevel: 1 })).threads, 0);
     assert.equal((await convertDump(dump, join(dir, 'two.kdump'), { codec: 'zlib', dumpLevel: 1, threads: 2 })).threads, 2, 'asked: kept');
@@ -726,14 +735,10 @@ test('default threads: none when the pages to write are few (FEW_PAGES), one per
     } finally {
       await kd.close();
     }
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-});
+  }));
 
-test('--level: the range of the implementation that compresses (zlib itself 1..9, libdeflate 1..12), a usage error before anything is written', async () => {
-  const dir = await tmp();
-  try {
+test('--level: the range of the implementation that compresses (zlib itself 1..9, libdeflate 1..12), a usage error before anything is written', () =>
+  withTmp(async (dir) => {
     const { dump } = syntheticDump();
     await assert.rejects(convertDump(dump, join(dir, 'a.kdump'), { codec: 'zlib', level: 10, noNative: true, threads: 0 }), (e: unknown) => e instanceof VmcoreError && e.code === 'USAGE' && /--level 10 is out of range for zlib with node:zlib \(1\.\.9\)/.test(e.message));
     assert.deepEqual(await readdir(dir), []);
@@ -744,7 +749,4 @@ test('--level: the range of the implementation that compresses (zlib itself 1..9
     await assert.rejects(convertDump(dump, join(dir, 'd.kdump'), { codec: 'zstd', level: 23, threads: 0 }), (e: unknown) => e instanceof VmcoreError && e.code === 'USAGE' && /\(1\.\.22\)/.test(e.message));
     for (const codec of ['lzo', 'snappy', 'none'] as const)
       await assert.rejects(convertDump(dump, join(dir, `e-${codec}.kdump`), { codec, level: 5, threads: 0 }), (e: unknown) => e instanceof VmcoreError && e.code === 'USAGE' && /--level applies to zlib and zstd/.test(e.message), codec);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-});
+  }));
