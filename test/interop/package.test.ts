@@ -8,7 +8,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { copyFile, cp, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, cp, mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -110,3 +110,33 @@ for (const [what, env, want] of [
     }
   });
 }
+
+test('an installation without libdeflate-dev: convert -c compresses with Node\'s zlib in the addon; libkdumpfile reads every page with the input\'s digest, makedumpfile re-filters it', async (t) => {
+  const py = spawnSync('/usr/bin/python3', ['-c', 'import kdumpfile'], { encoding: 'utf8' });
+  const mdf = spawnSync('makedumpfile', ['-v'], { encoding: 'utf8' });
+  if (py.status !== 0 || mdf.error) return t.skip('needs python3-libkdumpfile and makedumpfile');
+  const dir = await mkdtemp(join(tmpdir(), 'vmcore-nolibdeflate-'));
+  try {
+    // the checkout's build (dist, node_modules) with an addon built as without libdeflate-dev
+    await cp(join(ROOT, 'native'), join(dir, 'native'), { recursive: true });
+    await copyFile(join(ROOT, 'binding.gyp'), join(dir, 'binding.gyp'));
+    await copyFile(join(ROOT, 'package.json'), join(dir, 'package.json'));
+    await cp(join(ROOT, 'dist/src'), join(dir, 'dist/src'), { recursive: true });
+    await symlink(join(ROOT, 'node_modules'), join(dir, 'node_modules'));
+    assert.equal(run(process.execPath, [join(dir, 'native/build.mjs')], dir, { VMCORE_NO_LIBDEFLATE: '1' }).rc, 0);
+    const out = join(dir, 'nz.kdump');
+    const c = run(process.execPath, [join(dir, 'dist/src/cli/main.js'), 'convert', '-c', '-d', '1', '--json', SAMPLE, out], dir);
+    assert.equal(c.rc, 0, c.err);
+    assert.match((JSON.parse(c.out) as { codecImpl: string }).codecImpl, /^Node's zlib .*\(native addon\)$/);
+    const l = run('/usr/bin/python3', [join(ROOT, 'test/interop/convert-lkdf.py'), out], dir);
+    assert.equal(l.rc, 0, l.err);
+    assert.equal((JSON.parse(l.out) as { sha256: string }).sha256, SAMPLE_SHA);
+    const m = run('makedumpfile', ['-c', '-d', '31', out, join(dir, 'refiltered.kdump')], dir);
+    assert.equal(m.rc, 0, m.out + m.err);
+    const h = run(process.execPath, [join(ROOT, 'dist/src/cli/main.js'), 'hash', join(dir, 'refiltered.kdump')], dir);
+    assert.equal(h.rc, 0, h.err);
+    assert.equal(h.out.split(' ')[0], SAMPLE_SHA, 'the sample is -d 31 already: re-filtering keeps every page');
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
