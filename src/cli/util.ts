@@ -101,7 +101,26 @@ export function humanBytes(n: number): string {
   return `${i ? v.toFixed(1) : v} ${u[i]}`;
 }
 
+/**
+ * Write the data of a command to stdout. A string is text for a terminal: control characters
+ * other than tab and newline (ESC sequences, CR, BEL, DEL, C1) are written as \xNN, so that a
+ * string from a hostile dump (a machine name, a task's comm, a module name) cannot move the cursor
+ * or forge lines. Bytes (`Uint8Array`) are written as they are; so is text written with
+ * {@link writeStdoutRaw} (JSON, whose encoder escapes control characters itself, and dmesg's
+ * makedumpfile-compatible escaping).
+ */
 export function writeStdout(data: Uint8Array | string): Promise<void> {
+  return writeStdoutRaw(typeof data === 'string' ? printableText(data) : data);
+}
+
+/** `text` with the control characters of {@link printable} escaped, tab and newline kept. */
+export function printableText(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\x00-\x08\x0b-\x1f\x7f-\x9f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}
+
+/** Write to stdout as is; resolves when written (rejects with the stream's error, e.g. EPIPE). */
+export function writeStdoutRaw(data: Uint8Array | string): Promise<void> {
   return new Promise((resolve, reject) => {
     process.stdout.write(data, (err) => (err ? reject(err) : resolve()));
   });
@@ -126,7 +145,7 @@ export function printable(text: string): string {
 }
 
 export function printJson(v: unknown): Promise<void> {
-  return writeStdout(JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? hex64(x) : x), 2) + '\n');
+  return writeStdoutRaw(JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? hex64(x) : x), 2) + '\n');
 }
 
 export function hexdump(b: Uint8Array, base: number | bigint): string {

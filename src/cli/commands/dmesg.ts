@@ -7,7 +7,7 @@ import { readDmesg, formatDmesg, dmesgToJson } from '../../core/kernel/dmesg.js'
 import { openDumpFiles } from '../../node/open.js';
 import { STATS_OPTION, printStats } from '../remote.js';
 import type { ByteSource } from '../../core/io/source.js';
-import { printJson, printWarnings, writeOutputFile, writeStdout } from '../util.js';
+import { printJson, printWarnings, writeOutputFile, writeStdoutRaw } from '../util.js';
 
 interface DmesgCliOptions {
   json?: boolean;
@@ -91,7 +91,7 @@ export function register(program: Command): void {
         }
         const out = formatDmesg(log, { ...(o.caller ? { caller: true } : {}), ...(level ? { level } : {}), ...(o.utf8 ? { utf8: true } : {}) });
         if (o.output) await writeOutputFile(o.output, out, o.force);
-        else await writeStdout(out);
+        else await writeStdoutRaw(out); // escaped by formatDmesg as makedumpfile does
       } finally {
         printStats(sources, o);
         await dump.close();
