@@ -9,7 +9,7 @@
 export const WARNING_CODES = {
   // The file and its format
   FILE_TRUNCATED: 'the file ends before data it declares (a PT_LOAD, the page data, a flattened record): those pages are missing',
-  MARKED_INCOMPLETE: 'the dump is marked incomplete by its producer (its writer stopped early)',
+  MARKED_INCOMPLETE: 'the dump is marked incomplete by its producer (its writer stopped early, or left out pages its input lacked)',
   PAGES_MISSING: 'pages the dump declares are not in the file',
   PAGES_DAMAGED: 'page descriptors are damaged (impossible size or flags): those pages are unreadable, the others are not',
   NO_MEMORY: 'the dump describes no memory (0 RAM pages)',

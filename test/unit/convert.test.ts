@@ -750,3 +750,60 @@ test('--level: the range of the implementation that compresses (zlib itself 1..9
     for (const codec of ['lzo', 'snappy', 'none'] as const)
       await assert.rejects(convertDump(dump, join(dir, `e-${codec}.kdump`), { codec, level: 5, threads: 0 }), (e: unknown) => e instanceof VmcoreError && e.code === 'USAGE' && /--level applies to zlib and zstd/.test(e.message), codec);
   }));
+
+test('pages the input lacks: left out of every output format, each marked incomplete, never taken for filtering', async () => {
+  await withTmp(async (dir) => {
+    const { celfOutput } = await import('../../src/node/convert/celf.js');
+    // a kdump input cut short inside its page data: the pages whose data is gone are missing
+    const whole = join(dir, 'whole.kdump');
+    const { dump, expected } = syntheticDump();
+    await convertDump(dump, whole, { codec: 'none', dumpLevel: 1, threads: 0 });
+    const bytes = await readFile(whole);
+    const k = (await openDumpFiles([whole])) as KdumpDump;
+    const last = [...expected.keys()].filter((p) => expected.get(p)).pop()!;
+    const cutAt = (await k.parts[0]!.desc(last - 40))!.offset;
+    await k.close();
+    const cut = join(dir, 'cut.kdump');
+    await writeFile(cut, bytes.subarray(0, cutAt));
+    const lost = [...expected.keys()].filter((p) => expected.get(p) && p >= last - 40).length;
+    assert.ok(lost > 20, `${lost} pages lost`);
+
+    // the whole input: no mark
+    const clean = join(dir, 'clean.kdump');
+    const w = await openDumpFiles([whole]);
+    await convertDump(w, clean, { codec: 'lzo', dumpLevel: 1, threads: 0 });
+    await w.close();
+    const c = await openDumpFiles([clean]);
+    assert.ok(!c.warnings.some((w) => w.code === 'MARKED_INCOMPLETE'));
+    await c.close();
+
+    const outputs: [string, Parameters<typeof convertDump>[2]][] = [
+      ['out.kdump', { codec: 'lzo', dumpLevel: 1, threads: 0 }],
+      ['out.elf', { format: 'elf', dumpLevel: 1, threads: 0 }],
+      ['out.celf', { dumpLevel: 1, threads: 0, outputFormat: celfOutput({ threads: 0 }) }],
+    ];
+    for (const [name, opts] of outputs) {
+      const input = await openDumpFiles([cut]);
+      const out = join(dir, name);
+      const s = await convertDump(input, out, opts);
+      await input.close();
+      assert.equal(s.pages.missing, lost, name);
+      assert.ok(s.warnings.some((w) => /written as excluded/.test(w.text)), `${name}: the loss is a warning`);
+      // (ELF leaves long zero runs out: compare the pages that are not zero)
+      const r = await readBack([out], true);
+      try {
+        assert.ok(r.dump.warnings.some((w) => w.code === 'MARKED_INCOMPLETE'), `${name}: its reader says the dump is incomplete: ${r.dump.warnings.map((w) => w.code).join(',')}`);
+        const kept = new Map([...expected].filter(([p, d]) => !(d && p >= last - 40)));
+        assert.equal(r.sha, digest(kept, true), `${name}: every page the input delivered, the same`);
+        // celf names the lost pages missing; kdump and ELF can only leave them out
+        if (name.endsWith('.celf')) assert.equal(r.states.get('missing'), lost, `${name}: missing ranges`);
+      } finally {
+        await r.dump.close();
+      }
+    }
+    // the mark itself: kdump header status (byte 424, DUMP_DH_COMPRESSED_INCOMPLETE 0x8), ELF e_flags bit 0 (byte 48)
+    assert.equal((await readFile(join(dir, 'out.kdump'))).readInt32LE(424) & 0x8, 0x8);
+    assert.equal((await readFile(join(dir, 'out.elf'))).readUInt32LE(48) & 1, 1);
+    assert.equal((await readFile(clean)).readInt32LE(424) & 0x8, 0);
+  });
+});

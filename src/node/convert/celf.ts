@@ -97,6 +97,9 @@ export class CelfFormat implements OutputFormat {
   /** RAM the source does not deliver (excluded, missing), ascending, and a cursor into it. */
   private absent: PfnRange[] = [];
   private absentAt = 0;
+  /** The part of `absent` the input lacked (recorded as missing, the file marked incomplete). */
+  private missing: readonly PfnRange[] = [];
+  private missingAt = 0;
   private readonly pageCounts = { compressed: 0, raw: 0, zero: 0 };
   private readonly wc = new Uint8Array(1 << 20);
   private wcOff = 0;
@@ -133,6 +136,7 @@ export class CelfFormat implements OutputFormat {
       );
     }
     this.absent = subtractSpans(plan.ram, plan.present);
+    this.missing = plan.missing ?? [];
     await sink.write(0, this.layout.head());
   }
 
@@ -324,12 +328,31 @@ export class CelfFormat implements OutputFormat {
       const r = this.absent[this.absentAt]!;
       if (r.startPfn >= pfn) return;
       const end = Math.min(r.endPfn, pfn);
-      this.layout.addRange(r.startPfn * ps, (end - r.startPfn) * ps, 'excluded');
+      this.addAbsent(r.startPfn, end);
       if (end < r.endPfn) {
         this.absent[this.absentAt] = { startPfn: end, endPfn: r.endPfn };
         return;
       }
       this.absentAt++;
+    }
+  }
+
+  /** [start, end) of absent RAM: excluded, except the missing pieces. */
+  private addAbsent(start: number, end: number): void {
+    const ps = this.plan.pageSize;
+    let at = start;
+    while (at < end) {
+      while (this.missingAt < this.missing.length && this.missing[this.missingAt]!.endPfn <= at) this.missingAt++;
+      const m = this.missing[this.missingAt];
+      if (m && m.startPfn <= at) {
+        const e = Math.min(m.endPfn, end);
+        this.layout.addRange(at * ps, (e - at) * ps, 'missing');
+        at = e;
+      } else {
+        const e = Math.min(m ? m.startPfn : end, end);
+        this.layout.addRange(at * ps, (e - at) * ps, 'excluded');
+        at = e;
+      }
     }
   }
 
@@ -341,7 +364,7 @@ export class CelfFormat implements OutputFormat {
       await this.flushWc();
       // after an abort, RAM beyond what was written is not known to be excluded: leave it out
       if (!incomplete) await this.absentUpTo(this.plan.maxPfn);
-      const fin = this.layout.finish({ incomplete });
+      const fin = this.layout.finish({ incomplete: incomplete || this.missing.length > 0 });
       await this.sink.write(fin.tailOffset, fin.tail);
       await this.sink.write(0, fin.header);
       return fin.size;

@@ -62,7 +62,8 @@ export class KdumpFormat implements OutputFormat {
     const info: KdumpHeaderInfo = {
       ...plan.header,
       codec: this.o.codec,
-      incomplete,
+      // pages the input lacked: the layout stays whole, the status says the dump is not
+      incomplete: incomplete || !!plan.missing?.length,
       ...(plan.part ? { split: { startPfn: lo, endPfn: hi } } : {}),
     };
     if (!incomplete) {
@@ -131,6 +132,7 @@ export class ElfFormat implements OutputFormat {
   readonly compression: OutputFormat['compression'];
   private w!: ElfWriter;
   private sink!: OutputSink;
+  private lossy = false;
 
   constructor(private readonly o: { dumpLevel: number }) {
     this.compression = { codec: 'none', detectZero: o.dumpLevel >= 1 };
@@ -138,6 +140,7 @@ export class ElfFormat implements OutputFormat {
 
   async begin(plan: ConvertPlan, sink: OutputSink): Promise<void> {
     this.sink = sink;
+    this.lossy = !!plan.missing?.length;
     const lo = plan.part?.startPfn ?? 0;
     const hi = plan.part?.endPfn ?? plan.maxPfn;
     const present = plan.present
@@ -171,7 +174,7 @@ export class ElfFormat implements OutputFormat {
   }
 
   async finish({ incomplete }: { incomplete: boolean }): Promise<number> {
-    const h = this.w.header({ incomplete });
+    const h = this.w.header({ incomplete, lossy: this.lossy });
     await this.sink.write(0, h);
     return Math.max(this.w.end, h.length);
   }

@@ -45,7 +45,7 @@ import { producerText } from '../version.js';
 import { PAGE_ZERO, type OutputCodec } from '../../core/format/batch.js';
 import { Vmcoreinfo } from '../../core/kernel/vmcoreinfo.js';
 import { kernelArchOf } from '../../core/kernel/kernel.js';
-import { subtractExcluded, type KindCounts } from '../../core/kernel/pagefilter.js';
+import { subtractExcluded, subtractSpans, type KindCounts } from '../../core/kernel/pagefilter.js';
 import { DL_PAGE_TYPES } from '../../core/kernel/pagetypes.js';
 import type { Dump } from '../../core/dump.js';
 import { InFlight } from '../../core/inflight.js';
@@ -173,7 +173,7 @@ export async function convertDump(input: ConvertInput, out: string | Writable, o
     const ram: PfnRange[] = [];
     for (const r of ramIn) pushRange(ram, r.startPfn, r.endPfn);
     const excluded = Math.max(0, countIn(ram, 0, Infinity) - n);
-    scan = { ram, present: clipped.map((r) => ({ ...r })), counts: { data: n, zero: 0, excluded, missing: 0, hole: 0 } };
+    scan = { ram, present: clipped.map((r) => ({ ...r })), missing: [], counts: { data: n, zero: 0, excluded, missing: 0, hole: 0 } };
   } else {
     const end = opts.maxPfn !== undefined ? Math.min(opts.maxPfn, input.maxPfn) : input.maxPfn;
     // filtering: the per-page records of the kept pages only (kdump: 24 bytes a page, where most
@@ -182,6 +182,7 @@ export async function convertDump(input: ConvertInput, out: string | Writable, o
     scan = opts.exclude && dumpLevel & DL_PAGE_TYPES && mapped ? await scanKeptRuns(mapped, end, opts.exclude) : await scanRuns(input.pageRuns(0, end));
     scan.ram = clipRanges(scan.ram, end);
     scan.present = clipRanges(scan.present, end);
+    scan.missing = clipRanges(scan.missing, end);
     if (end < input.maxPfn) {
       let dropped = 0;
       for await (const r of input.pageRuns(end, input.maxPfn)) if (r.state === 'data' || r.state === 'zero') dropped += Math.min(r.endPfn, input.maxPfn) - Math.max(r.startPfn, end);
@@ -193,6 +194,8 @@ export async function convertDump(input: ConvertInput, out: string | Writable, o
     const f = subtractExcluded(scan.present, opts.exclude);
     scan.present = f.present;
     scan.counts.excluded += f.total;
+    // pages the filter leaves out anyway are no loss
+    if (scan.missing.length) scan.missing = subtractSpans(scan.missing, opts.exclude);
     filtered = f.removed;
     // a stream passes the left-out pages by: drop them as they come
     if (isStream(input)) input = { ...input, ranges: f.present, pages: withoutRuns(input.pages, opts.exclude, ps) };
@@ -231,6 +234,7 @@ export async function convertDump(input: ConvertInput, out: string | Writable, o
     sparePhdrs: isStream(input) ? 2 : 0,
     ram: scan.ram,
     present: scan.present,
+    ...(scan.missing.length ? { missing: scan.missing } : {}),
     header,
     codec,
     dumpLevel,

@@ -16,20 +16,24 @@ import type { ConvertInput, ConvertOptions, ConvertPlan, PfnRange } from './type
 export interface Scan {
   ram: PfnRange[];
   present: PfnRange[];
+  /** RAM the input should hold but does not deliver (state missing), ascending. */
+  missing: PfnRange[];
   counts: Record<PageState, number>;
 }
 
 export async function scanRuns(runs: AsyncIterable<PageRun>): Promise<Scan> {
   const ram: PfnRange[] = [];
   const present: PfnRange[] = [];
+  const missing: PfnRange[] = [];
   const counts: Record<PageState, number> = { data: 0, zero: 0, excluded: 0, missing: 0, hole: 0 };
   for await (const r of runs) {
     counts[r.state] += r.endPfn - r.startPfn;
     if (r.state === 'hole') continue;
     pushRange(ram, r.startPfn, r.endPfn);
     if (r.state === 'data' || r.state === 'zero') pushRange(present, r.startPfn, r.endPfn);
+    else if (r.state === 'missing') pushRange(missing, r.startPfn, r.endPfn);
   }
-  return { ram, present, counts };
+  return { ram, present, missing, counts };
 }
 
 /**
@@ -55,16 +59,18 @@ export async function scanKeptRuns(dump: Dump & Required<Pick<Dump, 'mapRuns'>>,
     if (r.state === 'stored') pushRange(stored, r.startPfn, r.endPfn);
     else counts[r.state] += n;
   }
+  const absent: PfnRange[] = [];
   const missing: PfnRange[] = [];
   for (const k of subtractSpans(stored, exclude)) {
     for await (const r of dump.pageRuns(k.startPfn, k.endPfn)) {
       const n = r.endPfn - r.startPfn;
       counts[r.state] += n;
-      if (r.state !== 'data' && r.state !== 'zero') pushRange(missing, r.startPfn, r.endPfn);
+      if (r.state !== 'data' && r.state !== 'zero') pushRange(absent, r.startPfn, r.endPfn);
+      if (r.state === 'missing') pushRange(missing, r.startPfn, r.endPfn);
     }
   }
-  const present = missing.length ? subtractSpans(stored, missing) : stored;
-  return { ram, present, counts };
+  const present = absent.length ? subtractSpans(stored, absent) : stored;
+  return { ram, present, missing, counts };
 }
 
 export async function headerFor(

@@ -161,6 +161,13 @@ export interface ConvertPlan {
   ram: readonly PfnRange[];
   /** Pages that will be delivered (data or zero in the source), ascending. */
   present: readonly PfnRange[];
+  /**
+   * RAM the input should hold but does not (a truncated file, damaged page records), ascending:
+   * the output leaves it out like excluded pages and is marked incomplete (kdump
+   * DUMP_DH_COMPRESSED_INCOMPLETE, ELF e_flags bit 0, celf `missing` ranges and its flag), so
+   * that its readers say so instead of taking the loss for filtering.
+   */
+  missing?: readonly PfnRange[];
   /** Long zero runs, when a pre-scan found them (ELF from a random-access input). */
   zeroRuns?: readonly PfnRange[];
   header: Omit<KdumpHeaderInfo, 'codec' | 'incomplete' | 'split'>;

@@ -132,7 +132,7 @@ export class ElfDump implements Dump {
     this.runsArr = piecesToRuns(this.pieces, this.pageSize);
     const last = this.runsArr[this.runsArr.length - 1];
     this.maxPfn = last ? last.endPfn : 0;
-    if (header.flags & DUMP_ELF_INCOMPLETE) this.warnings.push(warning('MARKED_INCOMPLETE', 'the dump is marked incomplete (e_flags bit 0): its writer stopped early'));
+    if (header.flags & DUMP_ELF_INCOMPLETE) this.warnings.push(warning('MARKED_INCOMPLETE', 'the dump is marked incomplete (e_flags bit 0): its writer stopped early, or left out pages its input lacked'));
   }
 
   static async open(src: ByteSource): Promise<ElfDump> {

@@ -226,8 +226,13 @@ export class ElfWriter {
     return out;
   }
 
-  /** Encode Ehdr + Phdrs (+ null Shdr on overflow) + notes: the bytes for offset 0. */
-  header(opts: { incomplete?: boolean } = {}): Uint8Array {
+  /**
+   * Encode Ehdr + Phdrs (+ null Shdr on overflow) + notes: the bytes for offset 0.
+   * `incomplete`: the writer stopped early (segments not fully written are cut to what was
+   * stored); `lossy`: every segment is whole but pages the input lacked were left out. Both set
+   * e_flags bit 0 (DUMP_ELF_INCOMPLETE, makedumpfile's marker).
+   */
+  header(opts: { incomplete?: boolean; lossy?: boolean } = {}): Uint8Array {
     const { is64, littleEndian: le, pageSize } = this.params;
     // close every remaining segment; in an incomplete file, segments not fully written claim
     // only what was stored (their unwritten tail must not read as zeros)
@@ -252,7 +257,7 @@ export class ElfWriter {
       e_version: 1,
       e_phoff: ehsize,
       e_shoff: shoff,
-      e_flags: opts.incomplete ? DUMP_ELF_INCOMPLETE : 0,
+      e_flags: opts.incomplete || opts.lossy ? DUMP_ELF_INCOMPLETE : 0,
       e_ehsize: ehsize,
       e_phentsize: phent,
       e_phnum: xnum ? PN_XNUM : this.phnum,

@@ -928,7 +928,7 @@ export class KdumpDump implements Dump {
       }
       if (expect < d.maxPfn) d.warnings.push(warning('SPLIT_SET_INCOMPLETE', `split set ends at pfn 0x${expect.toString(16)}, below max_mapnr 0x${d.maxPfn.toString(16)}`));
     }
-    if (parts.some((p) => p.h.status & DUMP_DH_COMPRESSED_INCOMPLETE)) d.warnings.push(warning('MARKED_INCOMPLETE', 'the dump is marked incomplete (DUMP_DH_COMPRESSED_INCOMPLETE): its writer stopped early'));
+    if (parts.some((p) => p.h.status & DUMP_DH_COMPRESSED_INCOMPLETE)) d.warnings.push(warning('MARKED_INCOMPLETE', 'the dump is marked incomplete (DUMP_DH_COMPRESSED_INCOMPLETE): its writer stopped early, or left out pages its input lacked'));
     return d;
   }
 
