@@ -73,16 +73,22 @@ def main():
         cpus.append(entry)
     out['cpus'] = cpus
 
+    def frame_entry(f):
+        # a frame whose registers drgn could not unwind has no program counter (LookupError):
+        # recorded with pc null rather than losing the whole trace
+        try:
+            pc = hx(f.pc)
+        except LookupError:
+            return {'function': None, 'pc': None, 'sp': None, 'inline': False}
+        return {
+            'function': f.name if f.name is not None else None,
+            'pc': pc,
+            'sp': hx(f.sp) if hasattr(f, 'sp') else None,
+            'inline': bool(f.is_inline),
+        }
+
     def frames(trace):
-        return [
-            {
-                'function': f.name if f.name is not None else None,
-                'pc': hx(f.pc),
-                'sp': hx(f.sp) if hasattr(f, 'sp') else None,
-                'inline': bool(f.is_inline),
-            }
-            for f in trace
-        ]
+        return [frame_entry(f) for f in trace]
 
     def task_entry(task, idle_cpu=None):
         t = {

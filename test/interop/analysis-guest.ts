@@ -23,7 +23,8 @@ export const ANALYSIS_KERNELS: readonly AnalysisKernel[] = ['6.1.0-56', '6.12.10
 
 export interface DrgnFrame {
   function: string | null;
-  pc: string;
+  /** null: drgn unwound a frame whose program counter it could not recover */
+  pc: string | null;
   sp: string | null;
   inline: boolean;
 }

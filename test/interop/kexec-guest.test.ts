@@ -162,7 +162,7 @@ for (const kind of ['elf', 'kdump'] as const) {
     assert.deepEqual(crashFns.slice(i, j + 1), b.frames.map((f) => f.function!).slice(0, b.frames.findIndex((f) => f.function === 'do_syscall_64') + 1));
   });
 
-  test(`kdump guest (${kind}): bt of the task on the CPU stopped by NMI equals drgn's stack trace of it`, { skip }, () => {
+  test(`kdump guest (${kind}): bt of the task on the CPU stopped by NMI equals drgn's stack trace of it`, { skip }, (t) => {
     if ('skip' in g) return;
     const info = JSON.parse(vmcore(['info', file(), '--json'])) as { kernelState: { cpuNotes: { pid: number; cpu: number | null }[] } };
     const other = info.kernelState.cpuNotes.find((n) => n.cpu !== panicWho().cpu)!;
@@ -174,8 +174,21 @@ for (const kind of ['elf', 'kdump'] as const) {
     assert.equal(b.stop, 'user_mode', b.stop_detail);
     const d = g.drgn.tasks.find((t) => t.pid === other.pid && t.on_cpu === other.cpu)!;
     assert.ok(d.stack && d.stack.length > 0, `drgn: ${d.stack_error}`);
-    const drgnFrames = d.stack.filter((f) => !f.inline && f.function !== null);
-    const ours = b.frames.filter((f) => !asm(f.function ?? ''));
+    if (b.stop_detail === 'the CPU was in user mode') {
+      // the NMI came while dd ran its own code between two reads (rare with 16 MiB reads): no
+      // kernel frames, the note's user-mode registers, where drgn's first frame is
+      assert.deepEqual(b.frames, []);
+      assert.ok(b.user && BigInt(b.user.rip) < 0x800000000000n, `user rip ${b.user?.rip}`);
+      assert.equal(BigInt(d.stack[0]!.pc ?? -1), BigInt(b.user.rip));
+      return;
+    }
+    // drgn 0.0.22 leaves a frame without a program counter where it cannot read the return
+    // address its unwind rules name; its trace up to there is what can be compared
+    const cut = d.stack.findIndex((f) => f.pc === null);
+    const drgnFrames = (cut < 0 ? d.stack : d.stack.slice(0, cut)).filter((f) => !f.inline && f.function !== null);
+    assert.ok(drgnFrames.length > 0, `drgn named no frame before its unknown pc: ${JSON.stringify(d.stack)}`);
+    const ours = b.frames.filter((f) => !asm(f.function ?? '')).slice(0, cut < 0 ? undefined : drgnFrames.length);
+    if (cut >= 0) t.diagnostic(`drgn lost the pc after ${drgnFrames.length} named frames; compared those`);
     assert.deepEqual(ours.map((f) => bare(f.function!)), drgnFrames.map((f) => f.function));
     assert.deepEqual(ours.map((f) => f.pc), drgnFrames.map((f) => f.pc));
     // crash starts on the NMI stack (crash_nmi_callback ... end_repeat_nmi), then gives the
