@@ -24,9 +24,18 @@
  *       kinds[i]: 0 zero page (only with detectZero), 1 raw, 2 compressed; sizes[i] its stored
  *       bytes. codec "none" only classifies. The same contract as compressBatchInPlace in
  *       src/node/workers/page-codec.ts, which is the JavaScript path.
+ *   compressFilePages(codec, fd, fileOffset, count, pageSize, detectZero, level, kinds, sizes, out)
+ *       -> data length. The same, for `count` pages read from the open file `fd` at byte
+ *       `fileOffset` (pread(2), 64 KiB at a time into this thread's own buffer, so each page is
+ *       read and compressed while it is in this core's cache) into `out` (count * pageSize bytes
+ *       at least). A worker thread reads its batch itself: the thread that plans the conversion
+ *       copies no page. A read error or a file that ends early throws an Error whose message
+ *       names the offset and errno ("compressFilePages: read at OFFSET: ...").
  * Errors are thrown as Error with a message naming the function and the bad argument.
  */
 #include <node_api.h>
+#include <errno.h>
+#include <unistd.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,7 +76,10 @@ typedef struct {
 #endif
   uint8_t *scratch; /* one compressed page at most: pageSize + lzo's worst-case growth */
   size_t scratch_len;
+  uint8_t *rbuf; /* compressFilePages: READ_CHUNK bytes read at a time */
 } state_t;
+
+#define READ_CHUNK (64u << 10)
 
 static void free_state(napi_env env, void *data, void *hint) {
   (void)env;
@@ -83,6 +95,7 @@ static void free_state(napi_env env, void *data, void *hint) {
   free(s->lzo_wrkmem);
 #endif
   free(s->scratch);
+  free(s->rbuf);
   free(s);
 }
 
@@ -261,13 +274,83 @@ static napi_value lzo_decompress(napi_env env, napi_callback_info info) {
 }
 #endif
 
+/*
+ * The codec of a call: 0 "none" (classify only), 1 zlib, 2 lzo; -1 after throwing. `fn` names
+ * the function in the messages.
+ */
+static int codec_of(napi_env env, napi_value name, state_t *s, int32_t level, const char *fn) {
+  char codec[8] = {0};
+  char msg[96];
+  size_t clen = 0;
+  if (napi_get_value_string_utf8(env, name, codec, sizeof codec, &clen) != napi_ok) {
+    snprintf(msg, sizeof msg, "%s: codec name expected", fn);
+    return throw_msg(env, msg), -1;
+  }
+#ifdef HAVE_ZLIB_CODEC
+  if (strcmp(codec, "zlib") == 0) {
+    if (level < 0 || level > ZLIB_MAX_LEVEL) {
+      snprintf(msg, sizeof msg, "%s: zlib level out of range", fn);
+      return throw_msg(env, msg), -1;
+    }
+    return 1;
+  }
+#endif
+#ifdef HAVE_MINILZO
+  if (strcmp(codec, "lzo") == 0 && lzo_ok) {
+    if (!lzo_mem(s)) {
+      snprintf(msg, sizeof msg, "%s: out of memory", fn);
+      return throw_msg(env, msg), -1;
+    }
+    return 2;
+  }
+#endif
+  (void)s;
+  (void)level;
+  if (strcmp(codec, "none") == 0) return 0;
+  snprintf(msg, sizeof msg, "%s: codec not in this build", fn);
+  return throw_msg(env, msg), -1;
+}
+
+/*
+ * Page i of `pages` (n pages of ps bytes) classified and stored at dst + *out: kinds[i], sizes[i]
+ * and *out advanced. dst + *out may be the page itself or before it (in place), or another
+ * buffer. 0 when memory runs out.
+ */
+static int store_pages(state_t *s, int which, int32_t level, bool zero, const uint8_t *pages, uint32_t n, uint32_t ps, uint8_t *dst, size_t *out, uint8_t *kinds, uint32_t *sizes) {
+  for (uint32_t i = 0; i < n; i++) {
+    const uint8_t *page = pages + (size_t)i * ps;
+    if (zero && is_zero(page, ps)) {
+      kinds[i] = 0;
+      sizes[i] = 0;
+      continue;
+    }
+    size_t c = 0;
+#ifdef HAVE_ZLIB_CODEC
+    if (which == 1 && (c = zlib_page(s, level, page, ps, s->scratch, ps - 1)) == (size_t)-1) return 0;
+#endif
+#ifdef HAVE_MINILZO
+    if (which == 2) c = lzo_page(s, page, ps, ps);
+#endif
+    (void)level;
+    if (c > 0 && c < ps) {
+      memcpy(dst + *out, s->scratch, c); /* in place: *out <= the page's offset, read whole already */
+      kinds[i] = 2;
+      sizes[i] = (uint32_t)c;
+      *out += c;
+    } else {
+      if (dst + *out != page) memmove(dst + *out, page, ps);
+      kinds[i] = 1;
+      sizes[i] = ps;
+      *out += ps;
+    }
+  }
+  return 1;
+}
+
 static napi_value compress_pages(napi_env env, napi_callback_info info) {
   size_t argc = 8;
   napi_value argv[8];
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 8) return throw_msg(env, "compressPages: 8 arguments expected");
-  char codec[8] = {0};
-  size_t clen = 0;
-  if (napi_get_value_string_utf8(env, argv[0], codec, sizeof codec, &clen) != napi_ok) return throw_msg(env, "compressPages: codec name expected");
   uint8_t *buf, *kinds;
   uint32_t *sizes;
   size_t buflen, nkinds, nsizes;
@@ -284,46 +367,55 @@ static napi_value compress_pages(napi_env env, napi_callback_info info) {
   if ((uint64_t)count * ps > buflen || nkinds < count || nsizes < count) return napi_throw_range_error(env, NULL, "compressPages: count pages do not fit buf, kinds or sizes"), NULL;
   state_t *s = get_state(env);
   if (!s || !scratch_for(s, ps)) return throw_msg(env, "compressPages: out of memory");
-  int which = 0; /* 0 none, 1 zlib, 2 lzo */
-#ifdef HAVE_ZLIB_CODEC
-  if (strcmp(codec, "zlib") == 0) {
-    if (level < 0 || level > ZLIB_MAX_LEVEL) return throw_msg(env, "compressPages: zlib level out of range");
-    which = 1;
-  }
-#endif
-#ifdef HAVE_MINILZO
-  if (strcmp(codec, "lzo") == 0 && lzo_ok) {
-    if (!lzo_mem(s)) return throw_msg(env, "compressPages: out of memory");
-    which = 2;
-  }
-#endif
-  if (!which && strcmp(codec, "none") != 0) return throw_msg(env, "compressPages: codec not in this build");
+  int which = codec_of(env, argv[0], s, level, "compressPages");
+  if (which < 0) return NULL;
   size_t out = 0;
-  for (uint32_t i = 0; i < count; i++) {
-    const uint8_t *page = buf + (size_t)i * ps;
-    if (zero && is_zero(page, ps)) {
-      kinds[i] = 0;
-      sizes[i] = 0;
-      continue;
+  if (!store_pages(s, which, level, zero, buf, count, ps, buf, &out, kinds, sizes)) return throw_msg(env, "compressPages: out of memory");
+  return int64_value(env, (int64_t)out);
+}
+
+static napi_value compress_file_pages(napi_env env, napi_callback_info info) {
+  size_t argc = 10;
+  napi_value argv[10];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 10) return throw_msg(env, "compressFilePages: 10 arguments expected");
+  uint8_t *out_buf, *kinds;
+  uint32_t *sizes;
+  size_t outlen, nkinds, nsizes;
+  int32_t fd, level;
+  int64_t off;
+  uint32_t count, ps;
+  bool zero;
+  if (napi_get_value_int32(env, argv[1], &fd) != napi_ok || napi_get_value_int64(env, argv[2], &off) != napi_ok || fd < 0 || off < 0)
+    return throw_msg(env, "compressFilePages: fd and fileOffset must be non-negative integers");
+  if (napi_get_value_uint32(env, argv[3], &count) != napi_ok || napi_get_value_uint32(env, argv[4], &ps) != napi_ok ||
+      napi_get_value_bool(env, argv[5], &zero) != napi_ok || napi_get_value_int32(env, argv[6], &level) != napi_ok)
+    return throw_msg(env, "compressFilePages: count, pageSize, detectZero, level expected");
+  if (!get_typed(env, argv[7], napi_uint8_array, (void **)&kinds, &nkinds) || !get_typed(env, argv[8], napi_uint32_array, (void **)&sizes, &nsizes) ||
+      !get_typed(env, argv[9], napi_uint8_array, (void **)&out_buf, &outlen))
+    return throw_msg(env, "compressFilePages: kinds (Uint8Array), sizes (Uint32Array) and out (Uint8Array) expected");
+  if (ps < 64 || ps > READ_CHUNK || (ps & (ps - 1))) return throw_msg(env, "compressFilePages: pageSize must be a power of two from 64 to 64 KiB");
+  if ((uint64_t)count * ps > outlen || nkinds < count || nsizes < count) return napi_throw_range_error(env, NULL, "compressFilePages: count pages do not fit out, kinds or sizes"), NULL;
+  state_t *s = get_state(env);
+  if (!s || !scratch_for(s, ps) || (!s->rbuf && !(s->rbuf = (uint8_t *)malloc(READ_CHUNK)))) return throw_msg(env, "compressFilePages: out of memory");
+  int which = codec_of(env, argv[0], s, level, "compressFilePages");
+  if (which < 0) return NULL;
+  const uint32_t per = READ_CHUNK / ps;
+  size_t out = 0;
+  for (uint32_t i = 0; i < count; i += per) {
+    uint32_t n = count - i < per ? count - i : per;
+    size_t want = (size_t)n * ps, got = 0;
+    int64_t at = off + (int64_t)i * ps;
+    while (got < want) {
+      ssize_t r = pread(fd, s->rbuf + got, want - got, (off_t)(at + (int64_t)got));
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "compressFilePages: read at %lld: %s", (long long)(at + (int64_t)got), r < 0 ? strerror(errno) : "end of file");
+        return throw_msg(env, msg);
+      }
+      got += (size_t)r;
     }
-    size_t n = 0;
-#ifdef HAVE_ZLIB_CODEC
-    if (which == 1 && (n = zlib_page(s, level, page, ps, s->scratch, ps - 1)) == (size_t)-1) return throw_msg(env, "compressPages: out of memory");
-#endif
-#ifdef HAVE_MINILZO
-    if (which == 2) n = lzo_page(s, page, ps, ps);
-#endif
-    if (n > 0 && n < ps) {
-      memcpy(buf + out, s->scratch, n); /* out <= i * ps: the page was read whole already */
-      kinds[i] = 2;
-      sizes[i] = (uint32_t)n;
-      out += n;
-    } else {
-      if (out != (size_t)i * ps) memmove(buf + out, page, ps);
-      kinds[i] = 1;
-      sizes[i] = ps;
-      out += ps;
-    }
+    if (!store_pages(s, which, level, zero, s->rbuf, n, ps, out_buf, &out, kinds + i, sizes + i)) return throw_msg(env, "compressFilePages: out of memory");
   }
   return int64_value(env, (int64_t)out);
 }
@@ -354,6 +446,7 @@ NAPI_MODULE_INIT() {
   uint32_t nc = 0;
   napi_create_array(env, &codecs);
   export_fn(env, exports, "compressPages", compress_pages);
+  export_fn(env, exports, "compressFilePages", compress_file_pages);
 #if defined(HAVE_LIBDEFLATE)
   export_fn(env, exports, "zlibCompress", zlib_compress);
   add_codec(env, exports, codecs, &nc, "zlib", "zlibImpl", "libdeflate " LIBDEFLATE_VERSION_STRING);

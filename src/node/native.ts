@@ -27,6 +27,13 @@ export interface NativeAddon {
    * length; sizes[i] is page i's stored length. Throws Error/RangeError on bad arguments.
    */
   compressPages(codec: string, buf: Uint8Array, count: number, pageSize: number, detectZero: boolean, level: number, kinds: Uint8Array, sizes: Uint32Array): number;
+  /**
+   * The same for `count` pages read from the open file `fd` at byte `fileOffset` (pread, 64 KiB
+   * at a time into the calling thread's own buffer) and stored into `out` (count × pageSize
+   * bytes at least). Throws an Error naming the offset and errno when a read fails or the file
+   * ends first. pageSize at most 64 KiB. Absent from addons built before it.
+   */
+  compressFilePages?(codec: string, fd: number, fileOffset: number, count: number, pageSize: number, detectZero: boolean, level: number, kinds: Uint8Array, sizes: Uint32Array, out: Uint8Array): number;
 }
 
 const require = createRequire(import.meta.url);

@@ -807,3 +807,40 @@ test('pages the input lacks: left out of every output format, each marked incomp
     assert.equal((await readFile(clean)).readInt32LE(424) & 0x8, 0);
   });
 });
+
+test('ELF input: the compressing threads read the pages from the file themselves; a batch they cannot read is read again by the main thread', { skip: nativeAddon()?.compressFilePages ? false : 'the native addon is not built with compressFilePages' }, async () => {
+  const { DirectElfReader } = await import('../../src/node/convert/direct.js');
+  await withTmp(async (dir) => {
+    const { dump, expected } = syntheticDump();
+    const elf = join(dir, 'in.elf');
+    await convertDump(dump, elf, { format: 'elf', dumpLevel: 0, threads: 0 });
+    const want = digest(expected, true);
+    const proto = DirectElfReader.prototype as unknown as { locate(addr: number, len: number): number | undefined };
+    const locate = proto.locate;
+    let calls = 0;
+    try {
+      // every batch is located in the file; the first is placed past its end (a file cut short
+      // while it was converted): the worker's read fails, the main thread's read succeeds
+      proto.locate = function (addr: number, len: number) {
+        const at = locate.call(this, addr, len);
+        return at === undefined ? at : calls++ === 0 ? 2 ** 40 : at;
+      };
+      for (const threads of [0, 2]) {
+        for (const codec of ['lzo', 'zlib'] as const) {
+          calls = 0;
+          const out = join(dir, `out-${codec}-${threads}.kdump`);
+          const input = await openDumpFiles([elf]);
+          const s = await convertDump(input, out, { codec, dumpLevel: 1, threads });
+          await input.close();
+          assert.ok(calls > 1, `${codec}, ${threads} threads: batches read by the compressing thread (${calls})`);
+          assert.equal(s.pages.total, expected.size);
+          const r = await readBack([out], true);
+          await r.dump.close();
+          assert.equal(r.sha, want, `${codec}, ${threads} threads`);
+        }
+      }
+    } finally {
+      proto.locate = locate;
+    }
+  });
+});

@@ -99,3 +99,45 @@ test('lzoDecompress: a damaged stream is a negative LZO_E_* code, and the lzo co
   assert.ok(a.lzoDecompress!(c.subarray(0, n), new Uint8Array(PS / 2)) < 0, 'output too small');
   assert.throws(() => nodeCodecs().get('lzo')!.decompress(c.subarray(0, n - 3), PS), /lzo/);
 });
+
+// compressFilePages: the pages read from a file (64 KiB at a time) give compressPages' result,
+// across a read-chunk boundary and from an odd offset; a read past the end throws naming the offset
+for (const codec of ['none', 'zlib', 'lzo'] as const)
+  test(`compressFilePages ${codec}: compressPages' result from the file's bytes; the end of the file is an error with its offset`, { skip: skip || (codec !== 'none' && !addon!.codecs.includes(codec) && `the addon has no ${codec}`) }, async () => {
+    const { mkdtemp, rm, writeFile, open } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { nativeFileCompressor } = await import('../../src/node/workers/page-codec.js');
+    const dir = await mkdtemp(join(tmpdir(), 'vmcore-native-'));
+    try {
+      // 5 copies of the 7-page batch (35 pages: more than one 64 KiB read) after 1000 bytes
+      const pages = new Uint8Array(35 * PS);
+      for (let k = 0; k < 5; k++) pages.set(batch(), k * 7 * PS);
+      const f = join(dir, 'pages.bin');
+      await writeFile(f, Buffer.concat([Buffer.alloc(1000, 0xee), pages]));
+      const fh = await open(f, 'r');
+      try {
+        const cfg: WorkerConfig = { codec, level: 1, pageSize: PS, detectZero: true };
+        const fromFile = nativeFileCompressor(cfg)!;
+        assert.ok(fromFile);
+        const out = new Uint8Array(35 * PS);
+        const rf = fromFile({ fd: fh.fd, offset: 1000 }, 35, out);
+        const inPlace = pages.slice();
+        const rp = nativeBatchCompressor(cfg)!(inPlace, 35);
+        assert.deepEqual([...rf.kinds], [...rp.kinds]);
+        assert.deepEqual([...rf.sizes], [...rp.sizes]);
+        assert.equal(rf.dataLen, rp.dataLen);
+        assert.deepEqual(out.subarray(0, rf.dataLen), inPlace.subarray(0, rp.dataLen));
+        assert.deepEqual(contents(out, rf, codec), Array.from({ length: 35 }, (_, i) => pages.slice(i * PS, (i + 1) * PS)));
+        // one page more than the file holds: the last read comes up short
+        assert.throws(() => fromFile({ fd: fh.fd, offset: 1000 }, 36, new Uint8Array(36 * PS)), /compressFilePages: read at 144360: end of file/);
+        assert.throws(() => fromFile({ fd: fh.fd, offset: 1000 }, 36, new Uint8Array(35 * PS)), RangeError);
+      } finally {
+        await fh.close();
+      }
+      // a closed descriptor: the errno
+      assert.throws(() => nativeFileCompressor({ codec, level: 1, pageSize: PS, detectZero: true })!({ fd: 987654, offset: 0 }, 1, new Uint8Array(PS)), /read at 0: Bad file descriptor/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });

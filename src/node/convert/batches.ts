@@ -8,6 +8,7 @@ import { VmcoreError } from '../../core/errors.js';
 import type { Dump } from '../../core/dump.js';
 import type { StoredPages, StoredPagesOptions } from '../../core/format/kdump/reader.js';
 import { DirectElfReader } from './direct.js';
+import type { FilePages } from '../workers/page-codec.js';
 import type { PageChunk, PageStreamInput, PfnRange } from './types.js';
 
 export interface RawBatch {
@@ -19,6 +20,8 @@ export interface RawBatch {
   stored?: StoredPages;
   /** `stored.blob` starts a buffer of the batch's own (from a BufferPool): transferred, not copied. */
   storedOwned?: boolean;
+  /** The pages are at this place of an open file (`buf` is for the result): read by the compressing thread. */
+  file?: FilePages;
 }
 
 /** A dump that can hand out pages in their stored form (KdumpDump). */
@@ -80,13 +83,15 @@ function* chunks(ranges: readonly PfnRange[], cuts: readonly number[], max: numb
 
 /**
  * The batches of `ranges` (cut at `cuts`, at most `max` pages each) of a random-access dump: an
- * ELF's pages read straight into the batch buffer (DirectElfReader), a kdump file's pages in
- * their stored form (read into a buffer of `storedPool` when given: the batch owns it), others
- * through readPhys.
+ * ELF's pages read straight into the batch buffer (DirectElfReader) or, with `files` (the
+ * caller's open DirectElfReader, whose compressing threads read files themselves: CompressPool
+ * readsFiles), as their place in the file; a kdump file's pages in their stored form (read into
+ * a buffer of `storedPool` when given: the batch owns it); others through readPhys. `files`
+ * stays open after the last batch: the caller closes it once every batch is done.
  */
-export async function* dumpBatches(dump: Dump, ranges: readonly PfnRange[], cuts: number[], max: number, pool: BufferPool, storedPool?: BufferPool): AsyncGenerator<RawBatch> {
+export async function* dumpBatches(dump: Dump, ranges: readonly PfnRange[], cuts: number[], max: number, pool: BufferPool, storedPool?: BufferPool, files?: DirectElfReader): AsyncGenerator<RawBatch> {
   const ps = dump.pageSize;
-  const direct = await DirectElfReader.open(dump);
+  const direct = files ?? (await DirectElfReader.open(dump));
   const stored = direct ? undefined : storedSource(dump);
   const opts: StoredPagesOptions | undefined = storedPool ? { buffer: (bytes) => storedPool.view(bytes) } : undefined;
   try {
@@ -101,6 +106,11 @@ export async function* dumpBatches(dump: Dump, ranges: readonly PfnRange[], cuts
         yield { startPfn: c.startPfn, count: n, buf, stored: st, ...(owned ? { storedOwned: true } : {}) };
         continue;
       }
+      const at = files?.locate(c.startPfn * ps, n * ps);
+      if (at !== undefined) {
+        yield { startPfn: c.startPfn, count: n, buf, file: { fd: files!.fd, offset: at } };
+        continue;
+      }
       if (!direct || !(await direct.read(c.startPfn * ps, new Uint8Array(buf)))) {
         const data = await dump.readPhys(c.startPfn * ps, n * ps, { fillMissing: true });
         if (data.length !== n * ps) throw new VmcoreError('TRUNCATED', `short read at pfn 0x${c.startPfn.toString(16)}`, { file: dump.files[0]?.name });
@@ -109,7 +119,7 @@ export async function* dumpBatches(dump: Dump, ranges: readonly PfnRange[], cuts
       yield { startPfn: c.startPfn, count: n, buf };
     }
   } finally {
-    await direct?.close();
+    if (!files) await direct?.close();
   }
 }
 

@@ -43,6 +43,21 @@ export class DirectElfReader {
     return new DirectElfReader(fh, segs, f.name);
   }
 
+  /** The descriptor of the open file (valid on every thread of the process until close()). */
+  get fd(): number {
+    return this.fh.fd;
+  }
+
+  /**
+   * Where [addr, addr + length) is in the file: its byte offset when one segment holds all of
+   * it in the file (none of it beyond p_filesz), else undefined.
+   */
+  locate(addr: number, length: number): number | undefined {
+    const s = this.segs.find((g) => addr >= g.paddr && addr < g.paddr + g.memsz);
+    if (!s || addr + length > s.paddr + Math.min(s.memsz, s.filesz)) return undefined;
+    return s.offset + (addr - s.paddr);
+  }
+
   /** Fill `dst` with [addr, addr + dst.length); false if no single segment covers it. */
   async read(addr: number, dst: Uint8Array): Promise<boolean> {
     const end = addr + dst.length;

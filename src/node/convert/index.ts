@@ -61,6 +61,7 @@ import { ElfFormat, KdumpFormat } from './formats.js';
 import { KdumpDump } from '../../core/format/kdump/reader.js';
 import { inKernelPages } from '../../core/reblock.js';
 import { headerFor, scanKeptRuns, scanRuns, splitParts, withKernelValues, type Scan } from './plan.js';
+import { DirectElfReader } from './direct.js';
 import { BufferPool, dumpBatches, readBatch, streamBatches, withoutRuns, type RawBatch } from './batches.js';
 import { clipRanges, countIn, isStream, pushRange } from './ranges.js';
 import type { ConvertInput, ConvertOptions, ConvertPlan, ConvertProgress, ConvertSummary, OutputFormat, OutputFormatFactory, PfnRange } from './types.js';
@@ -268,6 +269,8 @@ export async function convertDump(input: ConvertInput, out: string | Writable, o
     { codec: probe.compression.codec, level: probe.compression.level ?? level, pageSize: ps, detectZero: probe.compression.detectZero, noNative: !!opts.noNative, passStored },
     threads,
   );
+  // an ELF file's pages are read by the threads that compress them (no copy on this thread)
+  const files = !isStream(input) && pool.readsFiles ? await DirectElfReader.open(input) : undefined;
   const recycle = (b: BatchOut) => {
     bufPool.put(b.buffer);
     if (b.storedBuffer) storedPool.put(b.storedBuffer);
@@ -290,7 +293,7 @@ export async function convertDump(input: ConvertInput, out: string | Writable, o
     // ELF with zero runs from a random-access input: find them first (a second read pass, as
     // makedumpfile -E does), so that long zero runs become split points.
     if (format === 'elf' && dumpLevel >= 1 && !isStream(input) && !opts.outputFormat) {
-      plan.zeroRuns = await scanZeroRuns(input, scan.present, batchPages, bufPool, storedPool, pool, checkAbort, (n) =>
+      plan.zeroRuns = await scanZeroRuns(input, scan.present, batchPages, bufPool, storedPool, pool, files, checkAbort, (n) =>
         progress({ phase: 'scan', pagesDone: n, pagesTotal, bytesIn: n * ps, bytesOut: 0 }),
       );
     }
@@ -304,7 +307,7 @@ export async function convertDump(input: ConvertInput, out: string | Writable, o
       await f.begin(p, sink);
     }
     const cuts = partRanges.slice(1).map((r) => r.startPfn);
-    const batches = isStream(input) ? streamBatches(input, cuts, batchPages, bufPool) : dumpBatches(input, scan.present, cuts, batchPages, bufPool, storedPool);
+    const batches = isStream(input) ? streamBatches(input, cuts, batchPages, bufPool) : dumpBatches(input, scan.present, cuts, batchPages, bufPool, storedPool, files);
     let part = 0;
     const inflight = new InFlight<BatchOut>(Math.max(2, threads * 2 + 2), async (b) => {
       while (part < partRanges.length - 1 && b.startPfn >= partRanges[part]!.endPfn) part++;
@@ -350,6 +353,8 @@ export async function convertDump(input: ConvertInput, out: string | Writable, o
     throw e;
   } finally {
     await pool.close();
+    // the compressing threads read from it until the pool is closed
+    await files?.close();
     for (const f of formats) await f.close?.();
     await releaseSpareWorkers();
   }
@@ -394,6 +399,7 @@ async function scanZeroRuns(
   bufPool: BufferPool,
   storedPool: BufferPool,
   pool: CompressPool,
+  files: DirectElfReader | undefined,
   checkAbort: () => void,
   onPages: (n: number) => void,
 ): Promise<PfnRange[]> {
@@ -421,7 +427,7 @@ async function scanZeroRuns(
     done += b.count;
     onPages(done);
   });
-  for await (const b of dumpBatches(dump, present, [], batchPages, bufPool, storedPool)) {
+  for await (const b of dumpBatches(dump, present, [], batchPages, bufPool, storedPool, files)) {
     checkAbort();
     await inflight.push(submitBatch(pool, dump, b, bufPool));
   }
@@ -435,6 +441,20 @@ async function scanZeroRuns(
  * this thread (which throws the damaged page's error, or fills what is missing) and resubmitted.
  */
 function submitBatch(pool: CompressPool, dump: Dump, b: RawBatch, bufPool: BufferPool): Promise<BatchOut> {
+  if (b.file) {
+    // read where the pages are by a thread of the pool; when that fails (a file cut short, an
+    // I/O error), by this thread, which names what is wrong (or delivers the pages after all)
+    let p: Promise<BatchOut>;
+    try {
+      p = pool.submit(b);
+    } catch (e) {
+      p = Promise.reject(e as Error);
+    }
+    return p.catch(async (e: unknown) => {
+      if (pool.ended) throw e;
+      return pool.submit(await readBatch(dump, b, bufPool));
+    });
+  }
   if (!b.stored) return pool.submit(b);
   return pool.submit(b).catch(async (e: unknown) => {
     if (!(e instanceof StoredDecodeError)) throw e;

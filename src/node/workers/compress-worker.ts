@@ -6,9 +6,12 @@
  * A batch from a kdump input may come in its stored form: the worker decodes each page once
  * (to check it and find zero pages) and writes the pages stored in the output's codec as they
  * are, compressing only the others (passStoredBatch); the stored form's buffer goes back too.
+ * A batch of an ELF file's pages may come as their place in the file: the worker reads them
+ * itself (nativeFileCompressor), so that the main thread copies no page and each page is
+ * compressed while it is in this core's cache.
  */
 import { parentPort } from 'node:worker_threads';
-import { compressBatchInPlace, nativeBatchCompressor, pageCompressor, passStoredBatch, type WorkerConfig } from './page-codec.js';
+import { compressBatchInPlace, nativeBatchCompressor, nativeFileCompressor, pageCompressor, passStoredBatch, type FilePages, type WorkerConfig } from './page-codec.js';
 import type { StoredPages } from '../../core/format/kdump/reader.js';
 import { nodeCodecs } from '../codecs.js';
 
@@ -18,12 +21,15 @@ interface Job {
   count: number;
   /** The pages as a kdump input stores them: the result is made from them into buf. */
   stored?: StoredPages;
+  /** The pages are in this file: read here and stored into buf (nativeFileCompressor). */
+  file?: FilePages;
 }
 
 if (!parentPort) throw new Error('compress-worker must run in a worker thread');
 const port = parentPort;
 let compress: ((page: Uint8Array, out: Uint8Array, outOff: number) => number) | undefined;
 let batch: ReturnType<typeof nativeBatchCompressor>;
+let fromFile: ReturnType<typeof nativeFileCompressor>;
 let cfg: WorkerConfig | undefined;
 let scratch = new Uint8Array(0);
 const codec = (n: Parameters<ReturnType<typeof nodeCodecs>['get']>[0]) => nodeCodecs().get(n);
@@ -33,6 +39,7 @@ port.on('message', (m: { init?: WorkerConfig; job?: Job }) => {
     cfg = m.init;
     compress = pageCompressor(cfg);
     batch = nativeBatchCompressor(cfg);
+    fromFile = nativeFileCompressor(cfg);
     scratch = new Uint8Array(cfg.pageSize);
     return;
   }
@@ -47,6 +54,9 @@ port.on('message', (m: { init?: WorkerConfig; job?: Job }) => {
         return;
       }
       r = p;
+    } else if (job.file) {
+      if (!fromFile) throw new Error('this thread cannot read pages from a file');
+      r = fromFile(job.file, job.count, new Uint8Array(job.buf));
     } else r = batch ? batch(new Uint8Array(job.buf), job.count) : compressBatchInPlace(new Uint8Array(job.buf), job.count, cfg, compress);
     const blob = job.stored?.blob.buffer as ArrayBuffer | undefined;
     port.postMessage(

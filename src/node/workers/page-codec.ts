@@ -169,6 +169,35 @@ export function nativeBatchCompressor(cfg: WorkerConfig): ((buf: Uint8Array, cou
   };
 }
 
+/** Where a batch's pages are in a file: a worker reads them itself (nativeFileCompressor). */
+export interface FilePages {
+  /** A descriptor of this process (valid on every thread), kept open until the batch is done. */
+  fd: number;
+  /** Byte offset of the batch's first page; its count × pageSize bytes are all in the file. */
+  offset: number;
+}
+
+/**
+ * The native addon's read-and-compress path for cfg: the batch's pages read from their file on
+ * the calling thread (a worker) straight into its cache and compressed into `out`, when the
+ * addon has it and compresses cfg.codec (or cfg.codec is "none") and cfg.noNative is not set;
+ * else undefined and the batch must come with its pages. Throws the addon's Error (offset and
+ * errno) when the file cannot be read.
+ */
+export function nativeFileCompressor(cfg: WorkerConfig): ((file: FilePages, count: number, out: Uint8Array) => { kinds: Uint8Array<ArrayBuffer>; sizes: Uint32Array<ArrayBuffer>; dataLen: number }) | undefined {
+  const a = cfg.noNative ? null : nativeAddon();
+  const f = a?.compressFilePages;
+  if (!a || !f || cfg.pageSize > 65536 || (cfg.codec !== 'none' && !a.codecs.includes(cfg.codec))) return undefined;
+  const { codec, pageSize, detectZero } = cfg;
+  const level = cfg.level ?? 1;
+  return (file, count, out) => {
+    const kinds = new Uint8Array(count);
+    const sizes = new Uint32Array(count);
+    const dataLen = f(codec, file.fd, file.offset, count, pageSize, detectZero, level, kinds, sizes, out);
+    return { kinds, sizes, dataLen };
+  };
+}
+
 /**
  * Classify and compress a batch of pages in place: page i's stored bytes end up at or before
  * offset i * pageSize of `buf`, so no second buffer is needed. kinds: 0 zero, 1 raw,

@@ -8,7 +8,7 @@
 import { Worker } from 'node:worker_threads';
 import { VmcoreError } from '../../core/errors.js';
 import type { CompressedBatch } from '../../core/format/batch.js';
-import { compressBatchInPlace, nativeBatchCompressor, pageCompressor, passStoredBatch, type WorkerConfig } from './page-codec.js';
+import { compressBatchInPlace, nativeBatchCompressor, nativeFileCompressor, pageCompressor, passStoredBatch, type FilePages, type WorkerConfig } from './page-codec.js';
 import type { StoredPages } from '../../core/format/kdump/reader.js';
 import { nodeCodecs } from '../codecs.js';
 
@@ -24,6 +24,11 @@ export interface BatchIn {
    * (and comes back as BatchOut.storedBuffer) instead of copied.
    */
   storedOwned?: boolean;
+  /**
+   * The pages are in this file (`buf` only receives the result): read by the thread that
+   * compresses them. Only when `readsFiles`; the descriptor stays open until the result is in.
+   */
+  file?: FilePages;
 }
 
 /**
@@ -106,19 +111,27 @@ function takeWorker(): Worker {
 export class CompressPool {
   private readonly workers: Worker[] = [];
   private readonly idle: Worker[] = [];
-  private readonly queue: { id: number; buf: ArrayBuffer; count: number; stored?: StoredPages }[] = [];
+  private readonly queue: { id: number; buf: ArrayBuffer; count: number; stored?: StoredPages; file?: FilePages }[] = [];
   private readonly pending = new Map<number, Pending>();
   private readonly byWorker = new Map<Worker, number>();
   private nextId = 0;
   private failed: Error | undefined;
   private readonly inline: ((page: Uint8Array, out: Uint8Array, outOff: number) => number) | undefined;
   private readonly inlineBatch: ReturnType<typeof nativeBatchCompressor>;
+  private readonly inlineFile: ReturnType<typeof nativeFileCompressor>;
+  /**
+   * Batches may come as their place in a file (BatchIn.file): the native addon reads and
+   * compresses them on the thread that does the work (nativeFileCompressor).
+   */
+  readonly readsFiles: boolean;
 
   /** threads = 0 compresses on the calling thread (no workers). */
   constructor(
     private readonly cfg: WorkerConfig,
     readonly threads: number,
   ) {
+    this.inlineFile = nativeFileCompressor(cfg);
+    this.readsFiles = this.inlineFile !== undefined;
     if (threads === 0) {
       this.inline = pageCompressor(cfg);
       this.inlineBatch = nativeBatchCompressor(cfg);
@@ -167,6 +180,11 @@ export class CompressPool {
   private closing = false;
   private readonly exited = new Set<Worker>();
 
+  /** close() was called, or a worker failed: nothing more is compressed. */
+  get ended(): boolean {
+    return this.closing || this.failed !== undefined;
+  }
+
   private fail(e: Error): void {
     if (this.failed) return;
     this.failed = e instanceof VmcoreError ? e : new VmcoreError('IO', `compression worker failed: ${e.message}`, { cause: e });
@@ -204,7 +222,7 @@ export class CompressPool {
     });
     promise.catch(() => undefined); // surfaced when awaited
     this.pending.set(id, { startPfn: b.startPfn, count: b.count, resolve, reject, promise });
-    this.queue.push({ id, buf: b.buf, count: b.count, ...(b.stored ? { stored: b.storedOwned ? b.stored : ownBlob(b.stored) } : {}) });
+    this.queue.push({ id, buf: b.buf, count: b.count, ...(b.stored ? { stored: b.storedOwned ? b.stored : ownBlob(b.stored) } : {}), ...(b.file ? { file: b.file } : {}) });
     const w = this.idle.pop();
     if (w) this.dispatch(w);
     return promise;
@@ -220,6 +238,11 @@ export class CompressPool {
       if ('bad' in r) throw new StoredDecodeError(b.startPfn, r.bad);
       const storedBuffer = b.storedOwned ? (b.stored.blob.buffer as ArrayBuffer) : undefined;
       return { startPfn: b.startPfn, count: b.count, kinds: r.kinds, sizes: r.sizes, data: buf.subarray(0, r.dataLen), buffer: b.buf, ...(storedBuffer ? { storedBuffer } : {}) };
+    }
+    if (b.file) {
+      if (!this.inlineFile) throw new VmcoreError('IO', 'this installation cannot read pages from a file in the native addon');
+      const r = this.inlineFile(b.file, b.count, buf);
+      return { startPfn: b.startPfn, count: b.count, kinds: r.kinds, sizes: r.sizes, data: buf.subarray(0, r.dataLen), buffer: b.buf };
     }
     const { kinds, sizes, dataLen } = this.inlineBatch ? this.inlineBatch(buf, b.count) : compressBatchInPlace(buf, b.count, this.cfg, this.inline);
     return { startPfn: b.startPfn, count: b.count, kinds, sizes, data: buf.subarray(0, dataLen), buffer: b.buf };
