@@ -1,6 +1,8 @@
 # Shared by the bench scripts (source it): run a command once to warm up (not with WARMUP=0), then $RUNS times under
 # GNU time, and append one JSON line per run to $JSONL: wall seconds, user+system CPU seconds,
-# peak RSS (KiB) and the 1-minute load average before the run.
+# peak RSS (KiB) and the 1-minute load average before the run. Before each run (untimed) `sync`
+# writes back what earlier runs left dirty in the page cache, so that no run is throttled by
+# the writeback of gigabytes another tool wrote before it.
 #   measure NAME STDIN_FILE STDOUT_FILE COMMAND...
 # Needs: $WORK (scratch directory), $JSONL, $RUNS; GNU time at /usr/bin/time.
 measure() {
@@ -10,6 +12,7 @@ measure() {
   fi
   local i
   for ((i = 0; i < RUNS; i++)); do
+    sync
     local load; load=$(cut -d' ' -f1 /proc/loadavg)
     /usr/bin/time -v -o "$WORK/time.txt" "$@" < "$input" > "$out" 2> "$WORK/stderr.txt" || true
     local wall cpu rss
