@@ -12,7 +12,9 @@
  * A compressed chunk covers its whole window (absent pages inside read as zero and are not
  * named by any index entry); a window that does not compress is stored raw, trimmed to its
  * first..last data page. Long zero runs become zero ranges, RAM the source does not deliver
- * (excluded / missing) becomes excluded ranges. Format: docs/compressed-elf.md.
+ * (excluded) becomes excluded ranges, RAM the input lacked missing ranges. After a failure the
+ * chunks on the disk are kept under an index marked incomplete; on a full disk the last chunks
+ * give way to it. Format: docs/compressed-elf.md.
  */
 import { availableParallelism } from 'node:os';
 import { defaultThreads, THREADS_PER_CORE } from '../threads.js';
@@ -26,7 +28,7 @@ import { CH_TYPES, CELF_DEFAULT_CHUNK } from '../../core/format/celf/structs.js'
 import { CelfLayout, carveWindow, checkChunkSize, DEFAULT_MIN_ZERO_RUN, type CelfPart } from '../../core/format/celf/writer.js';
 import { CompressPool, type BatchOut } from '../workers/pool.js';
 import type { ConvertPlan, OutputFormat, OutputFormatFactory, PfnRange } from './types.js';
-import type { OutputSink } from './sinks.js';
+import { isNoSpace, type OutputSink } from './sinks.js';
 
 export interface CelfFormatOptions {
   codec: OutputCodec;
@@ -104,6 +106,8 @@ export class CelfFormat implements OutputFormat {
   private readonly wc = new Uint8Array(1 << 20);
   private wcOff = 0;
   private wcLen = 0;
+  /** The file's bytes up to here are written (the head, then chunk sections in order). */
+  private durable = 0;
 
   constructor(private readonly o: CelfFormatOptions) {
     this.chunkSize = o.chunkSize ?? CELF_DEFAULT_CHUNK;
@@ -137,7 +141,9 @@ export class CelfFormat implements OutputFormat {
     }
     this.absent = subtractSpans(plan.ram, plan.present);
     this.missing = plan.missing ?? [];
-    await sink.write(0, this.layout.head());
+    const head = this.layout.head();
+    await sink.write(0, head);
+    this.durable = head.length;
   }
 
   async writeBatch(b: CompressedBatch): Promise<void> {
@@ -307,6 +313,7 @@ export class CelfFormat implements OutputFormat {
     for (const piece of pieces) {
       await this.sink.write(offset, piece);
       offset += piece.length;
+      this.durable = Math.max(this.durable, offset);
     }
   }
 
@@ -315,6 +322,7 @@ export class CelfFormat implements OutputFormat {
     const n = this.wcLen;
     this.wcLen = 0;
     await this.sink.write(this.wcOff, this.wc.subarray(0, n));
+    this.durable = Math.max(this.durable, this.wcOff + n);
   }
 
   private countPages(parts: CelfPart[], k: 'compressed' | 'raw'): void {
@@ -358,16 +366,42 @@ export class CelfFormat implements OutputFormat {
 
   async finish({ incomplete }: { incomplete: boolean }): Promise<number> {
     try {
-      await this.closeWindow();
-      await this.submitGroup();
-      await this.inflight.drain();
-      await this.flushWc();
-      // after an abort, RAM beyond what was written is not known to be excluded: leave it out
-      if (!incomplete) await this.absentUpTo(this.plan.maxPfn);
-      const fin = this.layout.finish({ incomplete: incomplete || this.missing.length > 0 });
-      await this.sink.write(fin.tailOffset, fin.tail);
-      await this.sink.write(0, fin.header);
-      return fin.size;
+      if (!incomplete) {
+        await this.closeWindow();
+        await this.submitGroup();
+        await this.inflight.drain();
+        await this.flushWc();
+        await this.absentUpTo(this.plan.maxPfn);
+        const fin = this.layout.finish({ incomplete: this.missing.length > 0 });
+        await this.sink.write(fin.tailOffset, fin.tail);
+        await this.sink.write(0, fin.header);
+        return fin.size;
+      }
+      // After a failure: the chunks that are on the disk, described by an index marked
+      // incomplete (RAM beyond them is not known to be excluded: left out).
+      try {
+        await this.closeWindow();
+        await this.submitGroup();
+        await this.inflight.drain();
+        await this.flushWc();
+      } catch {
+        /* the failure itself, or the same full disk: what is on the disk stays */
+      }
+      let keep = this.layout.chunksBefore(this.durable);
+      this.layout.keepChunks(keep);
+      for (let drop = 1; ; drop *= 2) {
+        const fin = this.layout.finish({ incomplete: true });
+        try {
+          await this.sink.write(fin.tailOffset, fin.tail);
+          await this.sink.write(0, fin.header);
+          return fin.size;
+        } catch (e) {
+          // a full disk: give up the last chunks (1, 2, 4, ...) until the index fits where they were
+          if (!isNoSpace(e) || !this.sink.truncate || keep === 0) throw e;
+          keep = Math.max(0, keep - drop);
+          await this.sink.truncate(this.layout.keepChunks(keep));
+        }
+      }
     } finally {
       await this.close();
     }

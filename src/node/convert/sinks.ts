@@ -24,6 +24,14 @@ export interface OutputSink {
   finish(size: number): Promise<void>;
   /** Stop after an error; `keep` keeps what was written (under the final name). */
   abort(keep: boolean, size?: number): Promise<void>;
+  /** Cut the output at `size` bytes now (a file; a stream cannot take back what it sent). */
+  truncate?(size: number): Promise<void>;
+}
+
+/** The error says the device (or the user's quota) is full: ENOSPC, EDQUOT. */
+export function isNoSpace(e: unknown): boolean {
+  const codeOf = (x: unknown) => (x as NodeJS.ErrnoException | undefined)?.code;
+  return ['ENOSPC', 'EDQUOT'].includes(codeOf(e) ?? codeOf((e as { cause?: unknown } | undefined)?.cause) ?? '');
 }
 
 export function ioError(e: unknown, file: string, what: string): VmcoreError {
@@ -120,6 +128,14 @@ export class FileSink implements OutputSink {
 
   async zeros(): Promise<void> {
     /* sparse: the final truncate or a later write extends the file */
+  }
+
+  async truncate(size: number): Promise<void> {
+    try {
+      await this.fh.truncate(size);
+    } catch (e) {
+      throw ioError(e, this.name, `cutting the output at ${size} bytes`);
+    }
   }
 
   async finish(size: number): Promise<void> {

@@ -299,6 +299,7 @@ export class CelfLayout {
   private readonly chunks: ChunkSection[] = [];
   private readonly rawSizes: number[] = [];
   private notesOffset = 0;
+  private headEnd = 0;
   private lastEnd = 0;
   private headDone = false;
   /** Statistics: chunk sections, those stored raw, memory bytes stored, file bytes used, zero bytes. */
@@ -356,7 +357,41 @@ export class CelfLayout {
     );
     out.set(notes, this.notesOffset);
     this.pos = end;
+    this.headEnd = end;
     return out;
+  }
+
+  /** Chunk sections so far. */
+  get chunkCount(): number {
+    return this.chunks.length;
+  }
+
+  /** How many of the chunk sections so far lie wholly before file offset `end`. */
+  chunksBefore(end: number): number {
+    let k = this.chunks.length;
+    while (k > 0 && this.chunks[k - 1]!.offset + this.chunks[k - 1]!.size > end) k--;
+    return k;
+  }
+
+  /**
+   * Keep the first `n` chunk sections only (an incomplete file whose last chunks are not on the
+   * disk, or must make room for the index): the later ones are forgotten with every index entry
+   * from the first of them on, and the index goes where the first of them began. Returns that
+   * offset (the file may be cut there). Only before finish().
+   */
+  keepChunks(n: number): number {
+    if (n >= this.chunks.length) return this.pos;
+    const first = this.chunks[Math.max(0, n)]!;
+    this.chunks.length = Math.max(0, n);
+    this.rawSizes.length = this.chunks.length;
+    let e = this.entries.length;
+    while (e > 0 && this.entries[e - 1]!.paddr >= first.addr) e--;
+    this.entries.length = e;
+    const last = this.entries[e - 1];
+    this.lastEnd = last ? last.paddr + last.size : 0;
+    this.pos = Math.max(first.offset, this.headEnd);
+    this.stats.chunks = this.chunks.length;
+    return this.pos;
   }
 
   private order(paddr: number, size: number): void {
@@ -513,7 +548,7 @@ export class CelfLayout {
         sh_addralign: 8n,
       });
     }
-    this.pos = total;
+    // (pos stays at the index: keepChunks may still make room before it is written)
     return { tail, tailOffset: indexOffset, header: this.ehdr(shoff, shnum), size: total };
   }
 }
