@@ -10,6 +10,10 @@
  * A kdump input's batches go to the workers in their stored form (one read of their data, into
  * a recycled buffer): the workers decode every page once (check it, find zero pages) and keep the
  * stored bytes of the pages stored in the output's codec (no --level), compressing only the others.
+ * An ELF file's batches go as their place in the file when the native addon can read them
+ * (CompressPool.readsFiles): the worker reads and compresses them, the main thread copies no page;
+ * a batch it cannot read is read again here (submitBatch), which names what is wrong.
+ * Pages the input lacks (ConvertPlan.missing) are left out and the output is marked incomplete.
  * At most `2 * threads + 2` batches exist at any time: the producer awaits a free slot,
  * and the consumer awaits each sink write before taking the next result, so a slow disk
  * holds the whole pipeline back instead of piling pages up in memory. Buffers are recycled.
