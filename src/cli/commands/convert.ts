@@ -134,9 +134,12 @@ export function register(program: Command): void {
       // (not with dump levels 2-31: the pages they keep are few, see convertDump's threads)
       if (!filtering) prestartCompressWorkers(o.threads !== undefined ? int(o.threads, '--threads')! : defaultConvertThreads());
       const ac = new AbortController();
+      // the first signal stops the conversion; more signals while it removes (or marks) the
+      // partial output are taken by this handler too, so that the process exits only once the
+      // temporary file is gone (a second Ctrl-C had exited at once and left it behind)
       const onSig = () => ac.abort();
-      process.once('SIGINT', onSig);
-      process.once('SIGTERM', onSig);
+      process.on('SIGINT', onSig);
+      process.on('SIGTERM', onSig);
       let bar: import('cli-progress').SingleBar | undefined;
       let t0 = Date.now();
       try {
