@@ -133,6 +133,8 @@ export class ElfFormat implements OutputFormat {
   private w!: ElfWriter;
   private sink!: OutputSink;
   private lossy = false;
+  /** The file's bytes up to here are written (the placements are in file order). */
+  private written = 0;
 
   constructor(private readonly o: { dumpLevel: number }) {
     this.compression = { codec: 'none', detectZero: o.dumpLevel >= 1 };
@@ -164,17 +166,22 @@ export class ElfFormat implements OutputFormat {
       elideZero: this.o.dumpLevel >= 1,
       sparePhdrs: plan.sparePhdrs ?? 0,
     });
+    // A file's header blocks are written now (zeros until finish() rewrites them): left a hole,
+    // they would need new blocks at the end, which a full disk no longer has, and a file kept
+    // with --keep-incomplete would have no header at all. (A stream sends the header once.)
+    if (sink.truncate) await sink.write(0, new Uint8Array(this.w.noteOffset + this.w.noteBlob.length));
   }
 
   async writeBatch(b: CompressedBatch): Promise<void> {
     for (const p of this.w.place(b)) {
       if (p.bytes) await this.sink.write(p.offset, p.bytes);
       else if (p.zeros) await this.sink.zeros(p.offset, p.zeros);
+      this.written = p.offset + (p.bytes?.length ?? p.zeros ?? 0);
     }
   }
 
   async finish({ incomplete }: { incomplete: boolean }): Promise<number> {
-    const h = this.w.header({ incomplete, lossy: this.lossy });
+    const h = this.w.header({ incomplete, lossy: this.lossy, writtenEnd: this.written });
     await this.sink.write(0, h);
     return Math.max(this.w.end, h.length);
   }

@@ -229,16 +229,21 @@ export class ElfWriter {
   /**
    * Encode Ehdr + Phdrs (+ null Shdr on overflow) + notes: the bytes for offset 0.
    * `incomplete`: the writer stopped early (segments not fully written are cut to what was
-   * stored); `lossy`: every segment is whole but pages the input lacked were left out. Both set
-   * e_flags bit 0 (DUMP_ELF_INCOMPLETE, makedumpfile's marker).
+   * stored, and with `writtenEnd`, the file offset up to which the placed bytes are on the
+   * disk, to what was written); `lossy`: every segment is whole but pages the input lacked were
+   * left out. Both set e_flags bit 0 (DUMP_ELF_INCOMPLETE, makedumpfile's marker).
    */
-  header(opts: { incomplete?: boolean; lossy?: boolean } = {}): Uint8Array {
+  header(opts: { incomplete?: boolean; lossy?: boolean; writtenEnd?: number } = {}): Uint8Array {
     const { is64, littleEndian: le, pageSize } = this.params;
     // close every remaining segment; in an incomplete file, segments not fully written claim
     // only what was stored (their unwritten tail must not read as zeros)
     const firstOpen = this.cur;
     while (this.cur < this.segs.length) this.close(this.segs[this.cur++]!);
     const truncated = new Set(opts.incomplete ? this.segs.slice(firstOpen) : []);
+    // placed but not written (the write failed): not claimed either
+    const end = opts.incomplete && opts.writtenEnd !== undefined ? opts.writtenEnd : Infinity;
+    const fileszOf = (s: SegState) => (s.offset < 0 ? 0 : Math.max(0, Math.min(s.filesz, end - s.offset)));
+    for (const s of this.segs) if (fileszOf(s) < s.filesz) truncated.add(s);
     const buf = new Uint8Array(this.noteOffset + this.noteBlob.length);
     const ident = new Uint8Array(16);
     ident.set(ELFMAG, 0);
@@ -276,8 +281,8 @@ export class ElfWriter {
         offset: s.offset < 0 ? this.pos : s.offset,
         vaddr: s.spec.vaddr ?? BigInt(s.paddr),
         paddr: BigInt(s.paddr),
-        filesz: s.filesz,
-        memsz: truncated.has(s) ? s.filesz : s.spec.pages * pageSize,
+        filesz: fileszOf(s),
+        memsz: truncated.has(s) ? fileszOf(s) : s.spec.pages * pageSize,
       });
     }
     for (const a of this.aliasParts) {
@@ -288,8 +293,8 @@ export class ElfWriter {
         offset: (s.offset < 0 ? this.pos : s.offset) + a.delta,
         vaddr: a.vaddr,
         paddr: BigInt(s.paddr + a.delta),
-        filesz: Math.max(0, Math.min(a.len, s.filesz - a.delta)),
-        memsz: a.len,
+        filesz: Math.max(0, Math.min(a.len, fileszOf(s) - a.delta)),
+        memsz: truncated.has(s) ? Math.max(0, Math.min(a.len, fileszOf(s) - a.delta)) : a.len,
       });
     }
     let p = ehsize;
