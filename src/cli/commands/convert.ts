@@ -79,7 +79,7 @@ export function register(program: Command): void {
     .option('--no-native', 'compress with the npm codec packages (node:zlib, lzo) even when the native addon is built')
     .option('--keep-all-pages', "keep pages above the end of the kernel's memory model (QEMU's firmware ROM); makedumpfile cannot re-filter such a file")
     .option('--no-kernel', 'do not analyse the kernel (proven phys_base, utsname and VMCOREINFO recovered from memory)')
-    .option('--quiet', 'no progress bar')
+    .option('--quiet', 'no progress bar and no summary line (warnings are still printed)')
     .option(...STATS_OPTION)
     .option('--json', 'print a JSON summary')
     .option('-c', 'zlib (makedumpfile -c)')
@@ -143,11 +143,12 @@ export function register(program: Command): void {
       let bar: import('cli-progress').SingleBar | undefined;
       let t0 = Date.now();
       try {
-        // every warning goes to stderr as it comes and into --json's warnings
+        // every warning goes to stderr as it comes (--quiet too: it only drops the progress bar
+        // and the summary), or with --json into its warnings
         const warnings: Warning[] = [];
         const warn = (w: Warning) => {
           warnings.push(w);
-          if (!o.quiet) process.stderr.write(`warning: ${printable(w.text)}\n`);
+          if (!o.json) process.stderr.write(`warning: ${printable(w.text)}\n`);
         };
         for (const w of dump?.warnings ?? stream!.warnings) warn(w);
         if (stream && !o.quiet && o.kernel !== false) {

@@ -75,7 +75,7 @@ export function register(program: Command): void {
     .option('--keep-incomplete', 'on failure keep the partial output, marked incomplete')
     .option('--force', 'overwrite OUT if it exists')
     .option('--no-fix-kernel', 'do not analyse the output to write phys_base / recovered VMCOREINFO')
-    .option('--quiet', 'no progress bar, no summary')
+    .option('--quiet', 'no progress bar and no summary line (warnings are still printed)')
     .option('--json', 'print a JSON summary on stdout')
     .action(async (out: string, o: Opts) => {
       if (out === '-') throw new VmcoreError('USAGE', 'dump writes a file (phys_base and VMCOREINFO are patched into it afterwards): give a path, not "-"');
@@ -151,7 +151,7 @@ export function register(program: Command): void {
           signal: ac.signal,
           onProgress,
           onWarning: (w) => {
-            if (o.quiet || o.json) return;
+            if (o.json) return; // in --json's warnings (--quiet keeps warnings: it drops the bar and the summary)
             if (bar) bar.stop();
             bar = undefined;
             process.stderr.write(`warning: ${printable(w.text)}\n`);
