@@ -93,9 +93,12 @@ test('exit codes: every parser error is a usage error (2); help and --version ex
     ['convert', '--format', 'xx', SAMPLE, 'out'], // bad choice
     ['info'], // missing argument
     ['no-such-command'],
+    ['serve', SAMPLE, '--port', '99999'], // a value out of range
+    ['serve', SAMPLE, '--port', '-1'],
   ]) {
     const r = vmcore(...args);
     assert.equal(r.rc, 2, `${args.join(' ')}: ${r.err}`);
+    if (args[0] === 'serve') assert.match(r.err, /^vmcore: USAGE: --port wants/);
   }
   assert.equal(vmcore('--version').rc, 0);
   assert.equal(vmcore('info', '--help').rc, 0);

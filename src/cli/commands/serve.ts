@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import { spawn } from 'node:child_process';
 import { serve } from '../../node/serve.js';
-import { parseNumber } from '../util.js';
+import { parseCount } from '../util.js';
+import { VmcoreError } from '../../core/errors.js';
 
 export function register(program: Command): void {
   program
@@ -14,7 +15,8 @@ export function register(program: Command): void {
     .option('--quiet', 'do not log requests')
     .option('--json', 'print {url, dumps: [URL...]} on one line when listening, instead of the page URL')
     .action(async (files: string[], o: { port?: string; host: string; open?: boolean; quiet?: boolean; json?: boolean }) => {
-      const port = o.port === undefined ? 0 : parseNumber(o.port, '--port');
+      const port = o.port === undefined ? 0 : parseCount(o.port, '--port');
+      if (port > 65535) throw new VmcoreError('USAGE', `--port wants a TCP port from 0 to 65535, got ${port}`);
       const h = await serve({
         dumps: files,
         host: o.host,
