@@ -1,4 +1,5 @@
 /** Small shared CLI helpers: number parsing, output, error reporting, exit codes. */
+import { printable, printableText } from '../core/text.js';
 import { hex64 } from '../core/hex.js';
 import { writeFile } from 'node:fs/promises';
 import { isVmcoreError, VmcoreError } from '../core/errors.js';
@@ -101,6 +102,9 @@ export function humanBytes(n: number): string {
   return `${i ? v.toFixed(1) : v} ${u[i]}`;
 }
 
+/** Terminal-safe text (src/core/text.ts), for the commands' messages and reports. */
+export { printable, printableText };
+
 /**
  * Write the data of a command to stdout. A string is text for a terminal: control characters
  * other than tab and newline (ESC sequences, CR, BEL, DEL, C1) are written as \xNN, so that a
@@ -111,12 +115,6 @@ export function humanBytes(n: number): string {
  */
 export function writeStdout(data: Uint8Array | string): Promise<void> {
   return writeStdoutRaw(typeof data === 'string' ? printableText(data) : data);
-}
-
-/** `text` with the control characters of {@link printable} escaped, tab and newline kept. */
-export function printableText(text: string): string {
-  // eslint-disable-next-line no-control-regex
-  return text.replace(/[\x00-\x08\x0b-\x1f\x7f-\x9f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }
 
 /** Write to stdout as is; resolves when written (rejects with the stream's error, e.g. EPIPE). */
@@ -132,16 +130,6 @@ export function writeStdoutRaw(data: Uint8Array | string): Promise<void> {
  */
 export function printWarnings(ws: Iterable<Warning>): void {
   for (const w of ws) process.stderr.write(`warning: ${printable(w.text)}\n`);
-}
-
-/**
- * `text` safe for one line of a terminal: control characters (C0, DEL, C1: ESC sequences, CR,
- * LF, BEL) as \xNN. Messages quote bytes of the dump (a header's machine name, a note's name),
- * and a hostile dump must not move the cursor, recolour or forge lines.
- */
-export function printable(text: string): string {
-  // eslint-disable-next-line no-control-regex
-  return text.replace(/[\x00-\x1f\x7f-\x9f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }
 
 export function printJson(v: unknown): Promise<void> {

@@ -25,7 +25,7 @@ test('info: a hostile utsname in the header is printed escaped on stdout, and ke
   try {
     // disk_dump_header.utsname.version: new_utsname at byte 12, version its 4th 65-byte field
     const b = readFileSync(SAMPLE);
-    const version = '#1 \x1b[2J\x1b[Hforged\rline';
+    const version = '#1 \x1b[2J\x1b[Hforged\rline\nTaint         TAINTED: P O';
     b.fill(0, 12 + 3 * 65, 12 + 4 * 65);
     b.write(version, 12 + 3 * 65, 'latin1');
     const f = join(dir, 'hostile.kdump');
@@ -33,11 +33,25 @@ test('info: a hostile utsname in the header is printed escaped on stdout, and ke
     const r = vmcore('info', f);
     assert.equal(r.rc, 0, r.err);
     assert.ok(!/[\x00-\x08\x0b-\x1f\x7f]/.test(r.out), 'no control character on stdout');
-    assert.match(r.out, /#1 \\x1b\[2J\\x1b\[Hforged\\x0dline/);
+    assert.match(r.out, /#1 \\x1b\[2J\\x1b\[Hforged\\x0dline\\x0aTaint {9}TAINTED: P O/);
+    // the newline does not forge a report line of its own
+    assert.deepEqual(r.out.split('\n').filter((l) => l.startsWith('Taint')), ['Taint         not tainted']);
     const j = vmcore('info', f, '--json');
     assert.equal(j.rc, 0, j.err);
     assert.ok(j.out.includes(JSON.stringify(version).slice(1, -1)), 'JSON carries the string, JSON-escaped');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('ps and bt: a comm holding a newline or an escape sequence stays on its own line, escaped', async () => {
+  const { formatTasks } = await import('../../src/cli/commands/ps.js');
+  const { formatTaskBacktrace } = await import('../../src/core/kernel/backtrace.js');
+  const task = { pid: 42, tgid: 42, ppid: 1, cpu: 0, state: 'S', comm: 'x\n  43 1 0 0 R evil\x1b[2J', task: 0xffff888000001000n, kthread: false, active: false, panic: false };
+  const out = formatTasks([task as never]);
+  assert.equal(out.split('\n').length, 3, out); // the header, the task, the final newline
+  assert.ok(out.includes('x\\x0a  43 1 0 0 R evil\\x1b[2J'), out);
+  const bt = formatTaskBacktrace({ task: { ...task, activeCpu: null }, frames: [], exceptionFrames: [], stop: 'end_of_stack', stopDetail: '', start: 'none', arch: 'x86_64' } as never, undefined);
+  assert.ok(!/[\x00-\x09\x0b-\x1f]/.test(bt.split('\n')[0]!), bt);
+  assert.match(bt, /COMMAND: "x\\x0a {2}43 1 0 0 R evil\\x1b\[2J"/);
 });

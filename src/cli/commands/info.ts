@@ -15,7 +15,7 @@ import { readFile } from 'node:fs/promises';
 import { openDumpFiles } from '../../node/open.js';
 import { STATS_OPTION, fetchJson, printStats } from '../remote.js';
 import type { ByteSource } from '../../core/io/source.js';
-import { humanBytes, printJson, printWarnings, writeStdout } from '../util.js';
+import { humanBytes, printable, printJson, printWarnings, writeStdout } from '../util.js';
 
 export function register(program: Command): void {
   program
@@ -214,5 +214,6 @@ export function formatInfo(r: InfoReport): string {
     row('Notes', `${r.notes.length}`);
     for (const n of r.notes) L.push(`${''.padEnd(14)}${n.name.padEnd(12)} ${n.type.padEnd(18)} ${n.size} bytes`);
   }
-  return L.join('\n');
+  // each line one line: a string of the dump (utsname, a note's name, a comm) cannot forge another
+  return L.map((l) => printable(l)).join('\n');
 }

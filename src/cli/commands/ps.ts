@@ -9,7 +9,7 @@ import { listTasks, type TaskEntry } from '../../core/kernel/tasks.js';
 import { systemMapForDump } from '../../core/kernel/system-map.js';
 import { openDumpFiles } from '../../node/open.js';
 import { readFile } from 'node:fs/promises';
-import { printWarnings, writeStdout, writeStdoutRaw } from '../util.js';
+import { printable, printWarnings, writeStdout, writeStdoutRaw } from '../util.js';
 
 /** One `ps` row as JSON (keys documented in README.md). */
 export function taskToJson(t: TaskEntry): Record<string, unknown> {
@@ -21,7 +21,8 @@ export function formatTasks(tasks: readonly TaskEntry[]): string {
   const rows = ['   PID    PPID  CPU       TASK        ST  COMM'];
   for (const t of tasks) {
     const mark = t.panic ? '*' : t.active ? '>' : ' ';
-    const comm = t.kthread ? `[${t.comm}]` : t.comm;
+    // a comm is any 15 bytes a process chose (prctl PR_SET_NAME): one line, escaped
+    const comm = printable(t.kthread ? `[${t.comm}]` : t.comm);
     rows.push(`${mark}${String(t.pid).padStart(6)}  ${String(t.ppid).padStart(6)}  ${String(t.cpu).padStart(3)}  ${t.task.toString(16).padStart(16)}  ${t.state}   ${comm}`);
   }
   return rows.join('\n') + '\n';

@@ -10,6 +10,7 @@
  * letters), lib/vsprintf.c (%pB: a return address is looked up at pc - 1). Structure offsets
  * come from BTF; symbols from a {@link KernelSymbolSource} (kallsyms or a System.map).
  */
+import { printable } from '../text.js';
 import { warning, type Warning } from '../warnings.js';
 import { isVmcoreError, VmcoreError } from '../errors.js';
 import { kernelPacMask } from './aarch64/pagetables.js';
@@ -398,7 +399,7 @@ export function formatTaskBacktrace(b: TaskBacktrace, panicTask?: bigint): strin
   const t = b.task;
   const cpu = t.activeCpu ?? t.cpu;
   const mark = t.task === panicTask ? '  (panic)' : t.activeCpu !== null ? '  (active)' : '';
-  const out = [`PID: ${String(t.pid).padEnd(8)} TASK: ${t.task.toString(16)}  CPU: ${String(cpu).padEnd(4)} COMMAND: "${t.comm}"  STATE: ${t.state}${mark}`];
+  const out = [`PID: ${String(t.pid).padEnd(8)} TASK: ${t.task.toString(16)}  CPU: ${String(cpu).padEnd(4)} COMMAND: "${printable(t.comm)}"  STATE: ${t.state}${mark}`];
   if (b.error) out.push(`    (no backtrace: ${b.error})`);
   let stack = b.frames[0]?.stack;
   const byLevel = new Map<number, ExceptionFrame>();
