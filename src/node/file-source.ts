@@ -29,7 +29,7 @@ export class FileSource implements ByteSource {
     const st = await fh.stat();
     if (!st.isFile() && !st.isBlockDevice()) {
       await fh.close();
-      if (st.isFIFO() || st.isSocket() || st.isCharacterDevice()) throw notSeekable(path);
+      if (st.isFIFO() || st.isSocket() || st.isCharacterDevice()) throw notSeekable(path, st.isCharacterDevice() ? 'a character device' : st.isSocket() ? 'a socket' : 'a pipe');
       throw new VmcoreError('IO', st.isDirectory() ? 'is a directory' : 'not a regular file', { file: path });
     }
     return new FileSource(fh, path, st.size);
@@ -72,10 +72,10 @@ export class FileSource implements ByteSource {
   }
 }
 
-function notSeekable(path: string): VmcoreError {
+function notSeekable(path: string, kind = 'a pipe'): VmcoreError {
   const what = path === '-'
     ? "it is read once, in order, whether a pipe or a redirected file; only convert and hash read a dump from it (give the file's path)"
-    : 'a pipe cannot be read at random offsets; only convert and hash read a dump from a pipe (save it to a file first)';
+    : `${kind} cannot be read at random offsets; only convert and hash read a dump from a pipe or a device, once, in order (save it to a file first)`;
   return new VmcoreError('NOT_SEEKABLE', what, {
     file: path === '-' ? 'standard input' : path,
   });

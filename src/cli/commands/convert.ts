@@ -61,7 +61,7 @@ export function register(program: Command): void {
   program
     .command('convert')
     .description(
-      'Convert a dump (ELF, kdump, flattened, split set) into kdump-compressed or ELF, in one pass with worker threads. OUT "-" writes the flattened stream to stdout.',
+      'Convert a dump (ELF, kdump, flattened, split set) into kdump-compressed, ELF or compressed ELF (celf), in one pass with worker threads: convert IN... OUT. OUT "-" writes the flattened stream to stdout.',
     )
     .argument('<in...>', 'input dump (several files: a split set; "-", a pipe or a FIFO: read once, in order), then OUT')
     .addOption(new Option('--format <fmt>', 'output format (celf: compressed ELF, docs/compressed-elf.md)').choices(['kdump', 'elf', 'celf']))
