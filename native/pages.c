@@ -347,30 +347,59 @@ static int store_pages(state_t *s, int which, int32_t level, bool zero, const ui
   return 1;
 }
 
+/* The arguments count, pageSize, detectZero, level, kinds, sizes that both batch calls take. */
+typedef struct {
+  uint32_t count, ps;
+  bool zero;
+  int32_t level;
+  uint8_t *kinds;
+  uint32_t *sizes;
+} page_args_t;
+
+/*
+ * argv[0..5] as page_args_t, checked: pageSize a power of two from 64 to max_ps, kinds and sizes
+ * holding count entries. 0 after throwing an Error (RangeError for the sizes) that names fn.
+ */
+static int get_page_args(napi_env env, napi_value *argv, uint32_t max_ps, const char *fn, page_args_t *a) {
+  char msg[128];
+  size_t nkinds, nsizes;
+  if (napi_get_value_uint32(env, argv[0], &a->count) != napi_ok || napi_get_value_uint32(env, argv[1], &a->ps) != napi_ok ||
+      napi_get_value_bool(env, argv[2], &a->zero) != napi_ok || napi_get_value_int32(env, argv[3], &a->level) != napi_ok) {
+    snprintf(msg, sizeof msg, "%s: count, pageSize, detectZero, level expected", fn);
+    return throw_msg(env, msg), 0;
+  }
+  if (!get_typed(env, argv[4], napi_uint8_array, (void **)&a->kinds, &nkinds) || !get_typed(env, argv[5], napi_uint32_array, (void **)&a->sizes, &nsizes)) {
+    snprintf(msg, sizeof msg, "%s: kinds (Uint8Array) and sizes (Uint32Array) expected", fn);
+    return throw_msg(env, msg), 0;
+  }
+  if (a->ps < 64 || a->ps > max_ps || (a->ps & (a->ps - 1))) {
+    snprintf(msg, sizeof msg, "%s: pageSize must be a power of two from 64 to %u KiB", fn, max_ps >> 10);
+    return throw_msg(env, msg), 0;
+  }
+  if (nkinds < a->count || nsizes < a->count) {
+    snprintf(msg, sizeof msg, "%s: count pages do not fit kinds or sizes", fn);
+    napi_throw_range_error(env, NULL, msg);
+    return 0;
+  }
+  return 1;
+}
+
 static napi_value compress_pages(napi_env env, napi_callback_info info) {
   size_t argc = 8;
   napi_value argv[8];
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 8) return throw_msg(env, "compressPages: 8 arguments expected");
-  uint8_t *buf, *kinds;
-  uint32_t *sizes;
-  size_t buflen, nkinds, nsizes;
-  uint32_t count, ps;
-  bool zero;
-  int32_t level;
+  uint8_t *buf;
+  size_t buflen;
+  page_args_t a;
   if (!get_typed(env, argv[1], napi_uint8_array, (void **)&buf, &buflen)) return throw_msg(env, "compressPages: buf must be a Uint8Array");
-  if (napi_get_value_uint32(env, argv[2], &count) != napi_ok || napi_get_value_uint32(env, argv[3], &ps) != napi_ok ||
-      napi_get_value_bool(env, argv[4], &zero) != napi_ok || napi_get_value_int32(env, argv[5], &level) != napi_ok)
-    return throw_msg(env, "compressPages: count, pageSize, detectZero, level expected");
-  if (!get_typed(env, argv[6], napi_uint8_array, (void **)&kinds, &nkinds) || !get_typed(env, argv[7], napi_uint32_array, (void **)&sizes, &nsizes))
-    return throw_msg(env, "compressPages: kinds (Uint8Array) and sizes (Uint32Array) expected");
-  if (ps < 64 || ps > MAX_PAGE_SIZE || (ps & (ps - 1))) return throw_msg(env, "compressPages: pageSize must be a power of two from 64 to 1 MiB");
-  if ((uint64_t)count * ps > buflen || nkinds < count || nsizes < count) return napi_throw_range_error(env, NULL, "compressPages: count pages do not fit buf, kinds or sizes"), NULL;
+  if (!get_page_args(env, argv + 2, MAX_PAGE_SIZE, "compressPages", &a)) return NULL;
+  if ((uint64_t)a.count * a.ps > buflen) return napi_throw_range_error(env, NULL, "compressPages: count pages do not fit buf"), NULL;
   state_t *s = get_state(env);
-  if (!s || !scratch_for(s, ps)) return throw_msg(env, "compressPages: out of memory");
-  int which = codec_of(env, argv[0], s, level, "compressPages");
+  if (!s || !scratch_for(s, a.ps)) return throw_msg(env, "compressPages: out of memory");
+  int which = codec_of(env, argv[0], s, a.level, "compressPages");
   if (which < 0) return NULL;
   size_t out = 0;
-  if (!store_pages(s, which, level, zero, buf, count, ps, buf, &out, kinds, sizes)) return throw_msg(env, "compressPages: out of memory");
+  if (!store_pages(s, which, a.level, a.zero, buf, a.count, a.ps, buf, &out, a.kinds, a.sizes)) return throw_msg(env, "compressPages: out of memory");
   return int64_value(env, (int64_t)out);
 }
 
@@ -378,27 +407,21 @@ static napi_value compress_file_pages(napi_env env, napi_callback_info info) {
   size_t argc = 10;
   napi_value argv[10];
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 10) return throw_msg(env, "compressFilePages: 10 arguments expected");
-  uint8_t *out_buf, *kinds;
-  uint32_t *sizes;
-  size_t outlen, nkinds, nsizes;
-  int32_t fd, level;
+  uint8_t *out_buf;
+  size_t outlen;
+  int32_t fd;
   int64_t off;
-  uint32_t count, ps;
-  bool zero;
+  page_args_t a;
   if (napi_get_value_int32(env, argv[1], &fd) != napi_ok || napi_get_value_int64(env, argv[2], &off) != napi_ok || fd < 0 || off < 0)
     return throw_msg(env, "compressFilePages: fd and fileOffset must be non-negative integers");
-  if (napi_get_value_uint32(env, argv[3], &count) != napi_ok || napi_get_value_uint32(env, argv[4], &ps) != napi_ok ||
-      napi_get_value_bool(env, argv[5], &zero) != napi_ok || napi_get_value_int32(env, argv[6], &level) != napi_ok)
-    return throw_msg(env, "compressFilePages: count, pageSize, detectZero, level expected");
-  if (!get_typed(env, argv[7], napi_uint8_array, (void **)&kinds, &nkinds) || !get_typed(env, argv[8], napi_uint32_array, (void **)&sizes, &nsizes) ||
-      !get_typed(env, argv[9], napi_uint8_array, (void **)&out_buf, &outlen))
-    return throw_msg(env, "compressFilePages: kinds (Uint8Array), sizes (Uint32Array) and out (Uint8Array) expected");
-  if (ps < 64 || ps > READ_CHUNK || (ps & (ps - 1))) return throw_msg(env, "compressFilePages: pageSize must be a power of two from 64 to 64 KiB");
-  if ((uint64_t)count * ps > outlen || nkinds < count || nsizes < count) return napi_throw_range_error(env, NULL, "compressFilePages: count pages do not fit out, kinds or sizes"), NULL;
+  if (!get_page_args(env, argv + 3, READ_CHUNK, "compressFilePages", &a)) return NULL;
+  if (!get_typed(env, argv[9], napi_uint8_array, (void **)&out_buf, &outlen)) return throw_msg(env, "compressFilePages: out must be a Uint8Array");
+  if ((uint64_t)a.count * a.ps > outlen) return napi_throw_range_error(env, NULL, "compressFilePages: count pages do not fit out"), NULL;
   state_t *s = get_state(env);
-  if (!s || !scratch_for(s, ps) || (!s->rbuf && !(s->rbuf = (uint8_t *)malloc(READ_CHUNK)))) return throw_msg(env, "compressFilePages: out of memory");
-  int which = codec_of(env, argv[0], s, level, "compressFilePages");
+  if (!s || !scratch_for(s, a.ps) || (!s->rbuf && !(s->rbuf = (uint8_t *)malloc(READ_CHUNK)))) return throw_msg(env, "compressFilePages: out of memory");
+  int which = codec_of(env, argv[0], s, a.level, "compressFilePages");
   if (which < 0) return NULL;
+  const uint32_t count = a.count, ps = a.ps;
   const uint32_t per = READ_CHUNK / ps;
   size_t out = 0;
   for (uint32_t i = 0; i < count; i += per) {
@@ -415,7 +438,7 @@ static napi_value compress_file_pages(napi_env env, napi_callback_info info) {
       }
       got += (size_t)r;
     }
-    if (!store_pages(s, which, level, zero, s->rbuf, n, ps, out_buf, &out, kinds + i, sizes + i)) return throw_msg(env, "compressFilePages: out of memory");
+    if (!store_pages(s, which, a.level, a.zero, s->rbuf, n, ps, out_buf, &out, a.kinds + i, a.sizes + i)) return throw_msg(env, "compressFilePages: out of memory");
   }
   return int64_value(env, (int64_t)out);
 }

@@ -121,8 +121,7 @@ test('a celf conversion that fails half-way ends its worker threads: the process
 
 test('a full disk under a celf kept incomplete: the last chunks give way to the index, and the file reads back marked incomplete with the pages it kept', async () => {
   const { CelfFormat } = await import('../../src/node/convert/celf.js');
-  const { ioError } = await import('../../src/node/convert/sinks.js');
-  const { PAGE_RAW } = await import('../../src/core/format/batch.js');
+  const { fullDiskSink, fillUntilFull, wholePlan } = await import('../helpers/full-disk.js');
   const PS = 4096;
   const N = 8192; // 32 MiB of pages that do not compress
   const LIMIT = 20 << 20; // the disk holds 20 MiB
@@ -137,63 +136,14 @@ test('a full disk under a celf kept incomplete: the last chunks give way to the 
     }
     return b;
   };
-  // a file in memory whose device is full at LIMIT bytes
-  let file = new Uint8Array(0);
-  let size = 0;
-  const sink = {
-    name: 'full.celf',
-    bytesOut: 0,
-    async write(offset: number, bytes: Uint8Array) {
-      if (offset + bytes.length > LIMIT) throw ioError(Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' }), 'full.celf', 'writing');
-      if (offset + bytes.length > file.length) {
-        const f = new Uint8Array(Math.max(offset + bytes.length, file.length * 2));
-        f.set(file);
-        file = f;
-      }
-      file.set(bytes, offset);
-      size = Math.max(size, offset + bytes.length);
-    },
-    async zeros() {},
-    async finish() {},
-    async abort() {},
-    async truncate(n: number) {
-      size = n;
-      file.fill(0, n);
-    },
-  };
+  const sink = fullDiskSink('full.celf', LIMIT);
   const fmt = new CelfFormat({ codec: 'zstd', level: 1, threads: 0 });
-  await fmt.begin(
-    {
-      pageSize: PS,
-      maxPfn: N,
-      arch: 'x86_64',
-      is64: true,
-      littleEndian: true,
-      notes: [],
-      vmcoreinfoText: undefined,
-      ram: [{ startPfn: 0, endPfn: N }],
-      present: [{ startPfn: 0, endPfn: N }],
-      header: {} as never,
-      codec: 'zstd',
-      dumpLevel: 0,
-    },
-    sink,
-  );
-  let failed: unknown;
-  try {
-    for (let s = 0; s < N; s += 256) {
-      const data = new Uint8Array(256 * PS);
-      for (let i = 0; i < 256; i++) data.set(page(s + i), i * PS);
-      await fmt.writeBatch({ startPfn: s, count: 256, kinds: new Uint8Array(256).fill(PAGE_RAW), sizes: new Uint32Array(256).fill(PS), data });
-    }
-  } catch (e) {
-    failed = e;
-  }
-  assert.match(String(failed), /no space left/);
+  await fmt.begin(wholePlan(N, PS, { codec: 'zstd' }), sink);
+  assert.match(String(await fillUntilFull(fmt, N, PS, page)), /no space left/);
   const end = await fmt.finish({ incomplete: true });
-  assert.ok(end <= LIMIT && end === size, `the file ends at ${end} (${size}), within the disk's ${LIMIT}`);
+  assert.ok(end <= LIMIT && end === sink.bytes().length, `the file ends at ${end} (${sink.bytes().length}), within the disk's ${LIMIT}`);
   const f = join(tmp, 'full.celf');
-  writeFileSync(f, file.subarray(0, size));
+  writeFileSync(f, sink.bytes());
   const d = await openDumpFiles([f]);
   try {
     assert.ok(d.warnings.some((w) => w.code === 'MARKED_INCOMPLETE'), d.warnings.map((w) => w.code).join());

@@ -847,8 +847,7 @@ test('ELF input: the compressing threads read the pages from the file themselves
 
 test('a full disk under --keep-incomplete: the kept ELF and kdump files have their headers and read back marked incomplete with the pages they hold', async () => {
   const { ElfFormat, KdumpFormat } = await import('../../src/node/convert/formats.js');
-  const { ioError } = await import('../../src/node/convert/sinks.js');
-  const { PAGE_RAW } = await import('../../src/core/format/batch.js');
+  const { fullDiskSink, fillUntilFull, wholePlan } = await import('../helpers/full-disk.js');
   const N = 4096; // 16 MiB of pages
   const LIMIT = 6 << 20; // the disk holds 6 MiB
   const page = (pfn: number) => new Uint8Array(PS).fill((pfn % 251) + 1);
@@ -856,67 +855,15 @@ test('a full disk under --keep-incomplete: the kept ELF and kdump files have the
     ['elf', () => new ElfFormat({ dumpLevel: 0 })],
     ['kdump', () => new KdumpFormat({ codec: 'none', level: 1, dumpLevel: 0 })],
   ] as const) {
-    // a file on a device of LIMIT bytes: writes into blocks it already has always succeed, a
-    // write that needs new blocks fails with ENOSPC once LIMIT bytes of blocks are taken
-    const blocks = new Set<number>();
-    let file = new Uint8Array(0);
-    let size = 0;
-    const sink = {
-      name,
-      bytesOut: 0,
-      async write(offset: number, bytes: Uint8Array) {
-        const need = [];
-        for (let b = Math.floor(offset / 4096); b * 4096 < offset + bytes.length; b++) if (!blocks.has(b)) need.push(b);
-        if ((blocks.size + need.length) * 4096 > LIMIT) throw ioError(Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' }), name, 'writing');
-        for (const b of need) blocks.add(b);
-        if (offset + bytes.length > file.length) {
-          const f = new Uint8Array(Math.max(offset + bytes.length, file.length * 2));
-          f.set(file);
-          file = f;
-        }
-        file.set(bytes, offset);
-        size = Math.max(size, offset + bytes.length);
-      },
-      async zeros() {},
-      async finish() {},
-      async abort() {},
-      async truncate(n: number) {
-        size = n;
-        for (const b of [...blocks]) if (b * 4096 >= n) blocks.delete(b);
-      },
-    };
+    const sink = fullDiskSink(name, LIMIT);
     const fmt = make();
-    await fmt.begin(
-      {
-        pageSize: PS,
-        maxPfn: N,
-        arch: 'x86_64',
-        is64: true,
-        littleEndian: true,
-        notes: NOTES,
-        vmcoreinfoText: VMCI,
-        ram: [{ startPfn: 0, endPfn: N }],
-        present: [{ startPfn: 0, endPfn: N }],
-        header: { utsname: { sysname: 'Linux', nodename: 'x', release: '6.1.0-test', version: '#1', machine: 'x86_64', domainname: '' }, timestampSec: 0, nrCpus: 1, physBase: 0n, dumpLevel: 0 } as never,
-        codec: 'none',
-        dumpLevel: 0,
-      },
-      sink,
-    );
-    let failed: unknown;
-    try {
-      for (let s = 0; s < N; s += 256) {
-        const data = new Uint8Array(256 * PS);
-        for (let i = 0; i < 256; i++) data.set(page(s + i), i * PS);
-        await fmt.writeBatch({ startPfn: s, count: 256, kinds: new Uint8Array(256).fill(PAGE_RAW), sizes: new Uint32Array(256).fill(PS), data });
-      }
-    } catch (e) {
-      failed = e;
-    }
-    assert.match(String(failed), /no space left/, name);
+    await fmt.begin(wholePlan(N, PS, { notes: NOTES, vmcoreinfoText: VMCI }), sink);
+    assert.match(String(await fillUntilFull(fmt, N, PS, page)), /no space left/, name);
     const end = await fmt.finish({ incomplete: true });
-    const f = join(await tmp(), `full.${name}`);
-    await writeFile(f, file.subarray(0, Math.max(end, size)));
+    const dir = await tmp();
+    const f = join(dir, `full.${name}`);
+    const bytes = sink.bytes();
+    await writeFile(f, bytes.length >= end ? bytes : Buffer.concat([bytes, new Uint8Array(end - bytes.length)]));
     const d = await openDumpFiles([f]);
     try {
       assert.ok(d.warnings.some((w) => w.code === 'MARKED_INCOMPLETE'), `${name}: ${d.warnings.map((w) => w.code).join()}`);
@@ -928,7 +875,7 @@ test('a full disk under --keep-incomplete: the kept ELF and kdump files have the
       assert.ok(kept > 256 && kept < LIMIT / PS, `${name}: ${kept} pages kept`);
     } finally {
       await d.close();
-      await rm(join(f, '..'), { recursive: true, force: true });
+      await rm(dir, { recursive: true, force: true });
     }
   }
 });
