@@ -439,11 +439,85 @@ test('a full disk: clear error, no temporary file left; --keep-incomplete keeps 
           const d = lkdf([join(mnt, 'x.kdump')]);
           assert.ok(d.pages > 0 && d.pages < 15374);
         }
+        // ELF and celf kept on the full disk: a header, marked incomplete, the pages they hold
+        // those of the input (libkdumpfile reads the ELF with vmcore's digest)
+        const { celfOutput } = await import('../../src/node/convert/celf.js');
+        for (const [name, opts] of [
+          ['x.elf', { format: 'elf', dumpLevel: 0, keepIncomplete: true }],
+          ['x.celf', { dumpLevel: 0, keepIncomplete: true, outputFormat: celfOutput({}) }],
+        ] as const) {
+          await rm(join(mnt, 'x.kdump'), { force: true });
+          for (const f of await readdir(mnt)) await rm(join(mnt, f), { force: true });
+          await assert.rejects(convertDump(input, join(mnt, name), opts as ConvertOptions), /no space left/);
+          const d = await openDumpFiles([join(mnt, name)]);
+          let pages = 0;
+          try {
+            assert.ok(d.warnings.some((w) => w.code === 'MARKED_INCOMPLETE'), `${name}: ${d.warnings.map((w) => w.code).join()}`);
+            for await (const r of d.pageRuns(0, d.maxPfn)) {
+              if (r.state !== 'data' && r.state !== 'zero') continue;
+              for (let p = r.startPfn; p < r.endPfn; p++, pages++) assert.deepEqual(new Uint8Array(await d.readPage(p)), new Uint8Array(await input.readPage(p)), `${name} pfn 0x${p.toString(16)}`);
+            }
+          } finally {
+            await d.close();
+          }
+          assert.ok(pages > 100, `${name}: ${pages} pages kept`);
+          if (HAVE.lkdf && name.endsWith('.elf')) assert.equal(lkdf([join(mnt, name)]).sha256, await ourHash([join(mnt, name)]), 'libkdumpfile reads the kept ELF as vmcore does');
+        }
       } finally {
         await input.close();
       }
     } finally {
       run('umount', [mnt]);
     }
+  });
+});
+
+test('an input that lacks pages (descriptors beyond the end of the file): the kdump written is marked incomplete, and crash, makedumpfile and libkdumpfile use it', async (t) => {
+  if (!HAVE.lkdf || !HAVE.makedumpfile) return t.skip('needs python3-libkdumpfile and makedumpfile');
+  await withTmp(async (dir) => {
+    // 64 pages in the middle of RAM lose their data: their descriptors point past the end
+    const bytes = Buffer.from(await readFile(SAMPLE));
+    const k = await openDumpFiles([SAMPLE]);
+    let lost = 0;
+    try {
+      const part = (k as unknown as { parts: { desc(pfn: number): Promise<{ offset: number; size: number; flags: number; pageFlags: bigint } | undefined> }[] }).parts[0]!;
+      for (let pfn = 0x3000; pfn < 0x3040; pfn++) {
+        const d = await part.desc(pfn);
+        if (!d || d.size === 0) continue;
+        const pat = Buffer.alloc(16);
+        pat.writeBigUInt64LE(BigInt(d.offset), 0);
+        pat.writeUInt32LE(d.size, 8);
+        pat.writeUInt32LE(d.flags, 12);
+        const at = bytes.indexOf(pat);
+        assert.ok(at > 0, `descriptor of pfn 0x${pfn.toString(16)}`);
+        bytes.writeBigUInt64LE(BigInt(bytes.length + 0x100000), at);
+        lost++;
+      }
+    } finally {
+      await k.close();
+    }
+    assert.ok(lost > 32, `${lost} pages made missing`);
+    const input = join(dir, 'lacks.kdump');
+    const { writeFile } = await import('node:fs/promises');
+    await writeFile(input, bytes);
+    const out = join(dir, 'out.kdump');
+    const r = run(process.execPath, [CLI, 'convert', '-l', '--json', input, out]);
+    assert.equal(r.rc, 0, r.err);
+    const summary = JSON.parse(r.out) as { pages: { missing: number }; warnings: { text: string }[] };
+    assert.equal(summary.pages.missing, lost);
+    assert.ok(summary.warnings.some((w) => /pages are missing/.test(w.text)), JSON.stringify(summary.warnings));
+    assert.equal((await readFile(out)).readUInt32LE(424), 0x2 | 0x8, 'status: lzo | incomplete');
+    // libkdumpfile reads every page vmcore reads, and they are the input's readable pages
+    const want = await ourHash([input]);
+    assert.equal(await ourHash([out]), want);
+    assert.equal(lkdf([out]).sha256, want);
+    // makedumpfile re-filters it; the result holds the same pages at -d 1 as vmcore's -d 1
+    const re = join(dir, 're.kdump');
+    const m = run('makedumpfile', ['-l', '-d', '1', out, re]);
+    assert.equal(m.rc, 0, m.err + m.out);
+    assert.equal(await ourHash([re], true), await ourHash([out], true));
+    // crash: sys and log on it
+    if (VMLINUX && HAVE.crash) crashSysLog([out]);
+    else t.diagnostic('crash check skipped: no debug vmlinux or no crash');
   });
 });
