@@ -22,7 +22,7 @@ import { producerText } from './version.js';
 import type { CodecRegistry } from '../core/codec/types.js';
 import { KdumpDump } from '../core/format/kdump/reader.js';
 import { readKdumpHeader } from '../core/format/kdump/reader.js';
-import { analyzeKernel, type KernelInfo } from '../core/kernel/kernel.js';
+import { analyzeKernel, kernelAnalysable, type KernelInfo } from '../core/kernel/kernel.js';
 import { kdumpFixWrites, planKdumpFix, planPhysBaseInPlace, singleKdumpPart } from '../core/fix/kdump.js';
 import { kernelHeaderValues } from '../core/kernel/header-values.js';
 import { openDumpFiles } from './open.js';
@@ -192,7 +192,7 @@ export async function fixDump(input: string, opts: FixOptions): Promise<FixResul
   };
   try {
     const warnings: Warning[] = [];
-    if (!['x86_64', 'aarch64', 'unknown', 'Unknown'].includes(dump.arch)) {
+    if (!kernelAnalysable(dump)) {
       throw new VmcoreError('UNSUPPORTED', `architecture ${dump.arch}: only x86_64 and aarch64 dumps can be fixed (the kernel's location is proved with their page tables)`, { file: input });
     }
     if (opts.inPlace && !(dump instanceof KdumpDump && !dump.flattened)) {

@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { readFile } from 'node:fs/promises';
 import { VmcoreError } from '../../core/errors.js';
-import { analyzeKernel } from '../../core/kernel/kernel.js';
+import { analyzeKernel, kernelAnalysable } from '../../core/kernel/kernel.js';
 import { panicSummary } from '../../core/kernel/panic.js';
 import { systemMapForDump } from '../../core/kernel/system-map.js';
 import { backtraceReport, createBacktracer, formatTaskBacktrace, taskBacktraceToJSON } from '../../core/kernel/backtrace.js';
@@ -40,7 +40,7 @@ export function register(program: Command): void {
       if ((o.all ? 1 : 0) + (o.panic ? 1 : 0) + (pids.length > 0 ? 1 : 0) > 1) throw new VmcoreError('USAGE', 'give PIDs, -a or --panic, not several');
       const dump = await openDumpFiles([file]);
       try {
-        if (!['x86_64', 'aarch64', 'unknown', 'Unknown'].includes(dump.arch)) throw new VmcoreError('UNSUPPORTED', `backtraces are implemented for x86_64 and aarch64 only, not ${dump.arch}`, { file });
+        if (!kernelAnalysable(dump)) throw new VmcoreError('UNSUPPORTED', `backtraces are implemented for x86_64 and aarch64 only, not ${dump.arch}`, { file });
         const kernel = await analyzeKernel(dump);
         let symbols;
         if (o.systemMap) {

@@ -19,7 +19,7 @@ import { convertDump, defaultConvertThreads, type ConvertProgress, type ConvertS
 import { celfOutput } from '../../node/convert/celf.js';
 import { checkChunkSize, parseChunkSize } from '../../core/format/celf/writer.js';
 import { humanBytes, parseBigint, parseCount, printable, printJson } from '../util.js';
-import { analyzeKernel } from '../../core/kernel/kernel.js';
+import { analyzeKernel, kernelAnalysable } from '../../core/kernel/kernel.js';
 import { isHttpUrl } from '../../core/io/http.js';
 import { DL_PAGE_TYPES } from '../../core/kernel/pagetypes.js';
 import { checkFilteredOutput, startFilter, type FilterPlan } from '../../node/convert/filter.js';
@@ -184,7 +184,7 @@ export function register(program: Command): void {
         const physBase = o.physBase !== undefined ? parseBigint(o.physBase, '--phys-base') : undefined;
         let filter: FilterPlan | undefined;
         let kernel: Awaited<ReturnType<typeof analyzeKernel>> | undefined;
-        if (dump && o.kernel !== false && (['x86_64', 'aarch64', 'unknown', 'Unknown'].includes(dump.arch) || filtering)) {
+        if (dump && o.kernel !== false && (kernelAnalysable(dump) || filtering)) {
           try {
             kernel = await analyzeKernel(dump, {});
             for (const w of kernel.warnings) warn(w);

@@ -2,7 +2,7 @@ import { warning } from '../../core/warnings.js';
 import { Option, type Command } from 'commander';
 import { describeDump, type InfoReport, type PageCountMode } from '../../core/info.js';
 import { isHttpUrl } from '../../core/io/http.js';
-import { analyzeKernel } from '../../core/kernel/kernel.js';
+import { analyzeKernel, kernelAnalysable } from '../../core/kernel/kernel.js';
 import { panicSummary } from '../../core/kernel/panic.js';
 import { kernelStateReport } from '../../core/kernel/state.js';
 import { loadKernelBtf } from '../../core/kernel/btf/kernel-btf.js';
@@ -45,7 +45,7 @@ export function register(program: Command): void {
           // VMCOREINFO recovery reads every page (twice when the first pass finds nothing): over
           // HTTP that is a download of the whole dump, so a URL gets it only when asked
           const skipRecovery = remote && !o.recover && !dump.vmcoreinfoText;
-          if (o.kernel !== false && ['x86_64', 'aarch64', 'unknown', 'Unknown'].includes(dump.arch)) {
+          if (o.kernel !== false && kernelAnalysable(dump)) {
             kernel = await analyzeKernel(dump, { recover: !skipRecovery });
             const k = kernel;
             kernelState = await kernelStateReport(k, {

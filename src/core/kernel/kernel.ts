@@ -149,6 +149,9 @@ export async function analyzeKernel(dump: KernelInput, opts: AnalyzeOptions = {}
     recovered = await recoverWithLosses(dump, opts.recoverOptions, warnings);
     if (recovered[0]) arch = kernelArchOf(dump.arch, dump.notes, new Vmcoreinfo(recovered[0].text));
   }
+  if (arch !== undefined && dump.arch !== arch && dump.arch !== 'unknown' && dump.arch !== 'Unknown' && dump.arch !== '') {
+    warnings.push(warning('HEADER_FIELD_IGNORED', `the file names the machine ${JSON.stringify(dump.arch)}, the kernel's VMCOREINFO and CPU notes ${arch}: analysed as ${arch}`));
+  }
   if (arch === 'aarch64') return analyzeAarch64(dump, opts, { vmcoreinfo, source, recovered, details, file, warnings });
   const x86_64 = arch === undefined || arch === 'x86_64';
   if (!x86_64) warnings.push(warning('ARCH_UNSUPPORTED', `architecture ${dump.arch}: kernel analysis is implemented for x86_64 and aarch64`));
@@ -337,6 +340,19 @@ function buildKernelInfo(
 }
 
 /** The kernel's architecture: the file's, else inferred from the CPU notes or VMCOREINFO. */
+/**
+ * Whether the kernel in `dump` can be analysed: its architecture (kernelArchOf: the file's
+ * machine, else what VMCOREINFO and the CPU notes say) is x86_64 or aarch64, or not known (then
+ * the analysis tries x86_64 and says what it could not find). A header whose machine string is
+ * damaged does not stop it when VMCOREINFO names the architecture. The one test every command
+ * makes before analysing (info, bt, convert, fix).
+ */
+export function kernelAnalysable(dump: { arch: string; notes: readonly ElfNote[]; vmcoreinfoText?: string | undefined }): boolean {
+  const vi = dump.vmcoreinfoText ? new Vmcoreinfo(dump.vmcoreinfoText) : undefined;
+  const arch = kernelArchOf(dump.arch, dump.notes, vi);
+  return arch === undefined || arch === 'x86_64' || arch === 'aarch64';
+}
+
 export function kernelArchOf(fileArch: string | undefined, notes: readonly ElfNote[], vi: Vmcoreinfo | undefined): string | undefined {
   if (fileArch === 'x86_64' || fileArch === 'aarch64') return fileArch;
   if (isAarch64Vmcoreinfo(vi)) return 'aarch64';
