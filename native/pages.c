@@ -212,14 +212,19 @@ static int get_range(napi_env env, napi_value *argv, size_t dstlen, int64_t *off
  * src and dst as Uint8Arrays and, when off is not NULL, the output range dst[off, off + limit).
  * 0 after throwing an Error (RangeError for the range) that names fn.
  */
-static int get_src_dst(napi_env env, napi_callback_info info, size_t want, napi_value *argv, uint8_t **src, size_t *srclen, uint8_t **dst, size_t *dstlen, int64_t *off, int64_t *limit, const char *fn) {
+/* The first `want` arguments of fn into argv; 0 after throwing an Error that names fn. */
+static int get_argv(napi_env env, napi_callback_info info, size_t want, napi_value *argv, const char *fn) {
   char msg[96];
   size_t argc = want;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < want) {
-    snprintf(msg, sizeof msg, "%s: %u arguments expected", fn, (unsigned)want);
-    napi_throw_error(env, NULL, msg);
-    return 0;
-  }
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) == napi_ok && argc >= want) return 1;
+  snprintf(msg, sizeof msg, "%s: %u arguments expected", fn, (unsigned)want);
+  napi_throw_error(env, NULL, msg);
+  return 0;
+}
+
+static int get_src_dst(napi_env env, napi_callback_info info, size_t want, napi_value *argv, uint8_t **src, size_t *srclen, uint8_t **dst, size_t *dstlen, int64_t *off, int64_t *limit, const char *fn) {
+  char msg[96];
+  if (!get_argv(env, info, want, argv, fn)) return 0;
   if (!get_typed(env, argv[0], napi_uint8_array, (void **)src, srclen) || !get_typed(env, argv[1], napi_uint8_array, (void **)dst, dstlen)) {
     snprintf(msg, sizeof msg, "%s: Uint8Array expected", fn);
     napi_throw_error(env, NULL, msg);
@@ -385,9 +390,8 @@ static int get_page_args(napi_env env, napi_value *argv, uint32_t max_ps, const 
 }
 
 static napi_value compress_pages(napi_env env, napi_callback_info info) {
-  size_t argc = 8;
   napi_value argv[8];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 8) return throw_msg(env, "compressPages: 8 arguments expected");
+  if (!get_argv(env, info, 8, argv, "compressPages")) return NULL;
   uint8_t *buf;
   size_t buflen;
   page_args_t a;
@@ -404,9 +408,8 @@ static napi_value compress_pages(napi_env env, napi_callback_info info) {
 }
 
 static napi_value compress_file_pages(napi_env env, napi_callback_info info) {
-  size_t argc = 10;
   napi_value argv[10];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 10) return throw_msg(env, "compressFilePages: 10 arguments expected");
+  if (!get_argv(env, info, 10, argv, "compressFilePages")) return NULL;
   uint8_t *out_buf;
   size_t outlen;
   int32_t fd;
