@@ -324,6 +324,32 @@ test('kallsyms corrupt: a zero-length name', async () => {
   await assert.rejects(decodeKallsyms(mem.read, loc), (e: VmcoreError) => e.code === 'BAD_FIELD' && e.field === 'kallsyms_names' && e.address === loc.names && e.offset === undefined && e.message.includes(`address 0x${loc.names.toString(16)}`));
 });
 
+test('kallsyms corrupt: a name of the type letter alone, and one longer than KSYM_NAME_LEN allows, name the symbol and its address', async () => {
+  // symbol 4's entry: after four entries of a length byte and that many tokens
+  const at = async (mem: VirtMem, loc: KallsymsLocations) => {
+    let off = 0;
+    for (let i = 0; i < 4; i++) off += 1 + (await mem.read(loc.names + BigInt(off), 1))[0]!;
+    return off;
+  };
+  for (const [bad, what] of [
+    ['', 'decodes to 1 characters'],
+    // 121 tokens (one length byte) that expand to 1,081 characters
+    ['kallsyms_'.repeat(120), 'decodes to more than 1024 characters'],
+  ] as const) {
+    const syms = kernelSyms();
+    syms[4] = { ...syms[4]!, name: bad };
+    const { mem, loc } = build(syms, { mode: 'relative' });
+    const off = await at(mem, loc);
+    await assert.rejects(decodeKallsyms(mem.read, loc), (e: VmcoreError) => {
+      assert.equal(e.code, 'BAD_FIELD');
+      assert.equal(e.field, 'kallsyms_names');
+      assert.ok(e.message.includes(`symbol 4 ${what}`), e.message);
+      assert.equal(e.address, loc.names + BigInt(off));
+      return true;
+    });
+  }
+});
+
 test('kallsyms corrupt: a table in a page that is not in the dump', async () => {
   const { mem, loc } = build(kernelSyms(), { mode: 'relative' });
   await assert.rejects(decodeKallsyms(mem.read, { ...loc, offsets: 0xffffffffa0000000n }), (e: VmcoreError) => e.code === 'PAGE_NOT_PRESENT' && e.field === 'kallsyms_offsets' && /0xffffffffa0000000/.test(e.message));

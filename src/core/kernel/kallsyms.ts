@@ -500,20 +500,73 @@ export async function decodeKallsyms(read: ReadVirt, loc: KallsymsLocations, opt
     while (tokenBytes[b[k0]!]!.length === 0) k0++;
     return { type: String.fromCharCode(tokenBytes[b[k0]!]![0]!), name: text.slice(1), next: off + len, isLong };
   };
+  // the tokens laid end to end, for decodeNames' copy loop
+  const tokStart = new Uint32Array(256);
+  const tokLen = new Uint32Array(256);
+  let tokTotal = 0;
+  for (let i = 0; i < 256; i++) tokTotal += tokenBytes[i]!.length;
+  const tokFlat = new Uint8Array(tokTotal);
+  for (let i = 0, o = 0; i < 256; i++) {
+    tokStart[i] = o;
+    tokLen[i] = tokenBytes[i]!.length;
+    tokFlat.set(tokenBytes[i]!, o);
+    o += tokenBytes[i]!.length;
+  }
+  /**
+   * Every name of an undamaged table (decodeOne's rules and errors): the tokens are expanded into
+   * one buffer, decoded to one string, and each name is a slice of it, where decodeOne builds
+   * each name from its tokens' texts (200,000 symbols: ~6 strings each, most of them garbage).
+   */
   const decodeNames = (long: boolean) => {
-    const names: (string | undefined)[] = new Array<string>(num);
-    const types: string[] = new Array<string>(num);
+    const b = namesBuf;
+    const maxText = KALLSYMS_LIMITS.maxNameLength + 1;
+    let out = new Uint8Array(Math.max(4096, b.length * 3));
+    let o = 0;
+    /** Where each symbol's expansion starts (its type byte); starts[num] is the end. */
+    const starts = new Uint32Array(num + 1);
+    const typeBytes = new Uint8Array(num);
     const markers: number[] = [];
     let off = 0;
     let sawLong = false;
     for (let i = 0; i < num; i++) {
       if ((i & 0xff) === 0) markers.push(off);
-      const s = decodeOne(off, long, i, []);
-      if (s === SHORT || s === LOST) return { short: true as const };
-      sawLong ||= s.isLong;
-      types[i] = s.type;
-      names[i] = s.name;
-      off = s.next;
+      const at = off;
+      if (off >= b.length) return { short: true as const };
+      let len = b[off++]!;
+      const isLong = (len & 0x80) !== 0;
+      if (isLong && long) {
+        if (off >= b.length) return { short: true as const };
+        len = (len & 0x7f) | (b[off++]! << 7);
+      }
+      if (len === 0) throw corrupt(`symbol ${i} has length 0`, loc.names + BigInt(at), 'kallsyms_names', file);
+      if (off + len > b.length) return { short: true as const };
+      sawLong ||= isLong;
+      const s = o;
+      for (let k = off; k < off + len; k++) {
+        const t = b[k]!;
+        const tl = tokLen[t]!;
+        if (o + tl > out.length) {
+          const grown = new Uint8Array(out.length * 2);
+          grown.set(out.subarray(0, o));
+          out = grown;
+        }
+        for (let j = tokStart[t]!, e = j + tl; j < e; j++) out[o++] = tokFlat[j]!;
+        if (o - s > maxText) throw corrupt(`symbol ${i} decodes to more than ${KALLSYMS_LIMITS.maxNameLength} characters`, loc.names + BigInt(at), 'kallsyms_names', file);
+      }
+      if (o - s < 2) throw corrupt(`symbol ${i} decodes to ${o - s} characters`, loc.names + BigInt(at), 'kallsyms_names', file);
+      starts[i] = s;
+      typeBytes[i] = out[s]!;
+      off += len;
+    }
+    starts[num] = o;
+    // latin1 (as decodeOne's token texts) is one character per byte: offsets carry over
+    const all = latin1.decode(out.subarray(0, o));
+    const names: (string | undefined)[] = new Array<string>(num);
+    const types: string[] = new Array<string>(num);
+    for (let i = 0; i < num; i++) {
+      names[i] = all.slice(starts[i]! + 1, starts[i + 1]!);
+      // the type letter is the byte as it is (not through latin1's table), as in decodeOne
+      types[i] = String.fromCharCode(typeBytes[i]!);
     }
     return { short: false as const, names, types, end: off, markers, sawLong };
   };
