@@ -11,6 +11,7 @@
  *    in any real dump stay below 2^53 (8 PiB).
  */
 import { VmcoreError } from './errors.js';
+import { dumpText, dumpTextBytes } from './text.js';
 
 export type FieldType =
   | 'u8' | 'u16' | 'u32' | 'i32'
@@ -54,7 +55,6 @@ export interface Struct<F extends Record<string, FieldDecl>> {
   encode(value: Partial<StructValue<F>>, littleEndian: boolean): Uint8Array;
 }
 
-const latin1 = new TextDecoder('latin1');
 
 export function fieldSize(f: FieldDecl): number {
   return f.type === 'char' || f.type === 'bytes' ? (f.size ?? 0) : SIZES[f.type];
@@ -103,7 +103,7 @@ export function defineStruct<F extends Record<string, FieldDecl>>(name: string, 
           case 'char': {
             const raw = buf.subarray(offset + o, offset + o + (f.size ?? 0));
             const nul = raw.indexOf(0);
-            out[k] = latin1.decode(nul >= 0 ? raw.subarray(0, nul) : raw);
+            out[k] = dumpText(nul >= 0 ? raw.subarray(0, nul) : raw);
             break;
           }
           case 'bytes': out[k] = buf.slice(offset + o, offset + o + (f.size ?? 0)); break;
@@ -129,8 +129,7 @@ export function defineStruct<F extends Record<string, FieldDecl>>(name: string, 
           case 'char': {
             const n = f.size ?? 0;
             buf.fill(0, offset + o, offset + o + n);
-            const s = v as string;
-            for (let i = 0; i < Math.min(s.length, n); i++) buf[offset + o + i] = s.charCodeAt(i) & 0xff;
+            buf.set(dumpTextBytes(v as string, n), offset + o);
             break;
           }
           case 'bytes': buf.set((v as Uint8Array).subarray(0, f.size ?? 0), offset + o); break;

@@ -18,6 +18,7 @@ import { hex64 } from './hex.js';
 import { excludedRunAt, type ExcludedRun } from './kernel/pagefilter.js';
 import { backtraceReport, createBacktracer, formatTaskBacktrace } from './kernel/backtrace.js';
 import { kernelArch } from './kernel/archs.js';
+import { latin1 } from './text.js';
 
 export interface TriageFingerprint {
   release: string | null;
@@ -60,7 +61,7 @@ async function fingerprintOf(dump: KernelInput & Pick<Dump, 'littleEndian' | 'ma
   try {
     if (!k.vmcoreinfo) throw new Error('no VMCOREINFO');
     log = await readDmesg({ vmcoreinfo: k.vmcoreinfo, readVirt: (va, n) => k.readVirt(va, n), littleEndian: dump.littleEndian }, { maxLogBytes: Math.min(2 ** 31, dump.maxPfn * dump.pageSize) });
-    dmesg = new TextDecoder('latin1').decode(formatDmesg(log));
+    dmesg = latin1(formatDmesg(log));
   } catch (e) {
     if (!isVmcoreError(e) && !(e instanceof Error && e.message === 'no VMCOREINFO')) throw e;
     dmesg = `error: ${(e as Error).message}`;

@@ -38,6 +38,7 @@ import type { KindCounts } from '../core/kernel/pagefilter.js';
 import { checkFilteredOutput, planFilter, type FilterPlan } from './convert/filter.js';
 import { qmpGuestMemory } from './guest-memory.js';
 import { nodeCodecs } from './codecs.js';
+import { latin1 } from '../core/text.js';
 
 const execFileP = promisify(execFile);
 
@@ -158,7 +159,7 @@ export function streamInput(
     // ELF readers (crash) want the notes near the headers: keep room there for a VMCOREINFO
     // recovered after the conversion (see stream/patch-kernel.ts).
     notes: !vmci && opts.reserveNoteSpace ? [...info.notes, padNote()] : info.notes,
-    ...(vmci ? { vmcoreinfoText: new TextDecoder('latin1').decode(vmci.desc).replace(/\0+$/, '') } : {}),
+    ...(vmci ? { vmcoreinfoText: latin1(vmci.desc).replace(/\0+$/, '') } : {}),
     ranges,
     maxPfn: info.maxPfn,
     pages: pages(),

@@ -33,6 +33,7 @@ import { withPageSize } from '../core/reblock.js';
 import { checkOutput, FileSink, ioError } from './convert/sinks.js';
 import { hex64 } from '../core/hex.js';
 import type { ProofStep } from '../core/kernel/proof.js';
+import { latin1, latin1Bytes } from '../core/text.js';
 
 export interface FixOptions {
   /** Output path (a new file). Exactly one of `out` and `inPlace`. */
@@ -75,11 +76,6 @@ export interface FixResult {
 }
 const NOTE_VMCOREINFO = 'VMCOREINFO';
 
-function textBytes(s: string): Uint8Array {
-  const b = new Uint8Array(s.length);
-  for (let i = 0; i < s.length; i++) b[i] = s.charCodeAt(i) & 0xff;
-  return b;
-}
 
 /** The phys_base to write: the given value, else the proved one; refuses when unproved. */
 export function choosePhysBase(k: KernelInfo, given: 'auto' | bigint | undefined, file: string, warnings: Warning[]): { value: bigint; source: 'proved' | 'given' } {
@@ -214,7 +210,7 @@ export async function fixDump(input: string, opts: FixOptions): Promise<FixResul
     // the header values convert writes too (kernelHeaderValues): with the VMCOREINFO whose layout
     // values the location proof rejected replaced by the proven ones
     const hv = await kernelHeaderValues(dump, k);
-    const recoveredText = hv.vmcoreinfoNote ? new TextDecoder('latin1').decode(hv.vmcoreinfoNote.desc) : undefined;
+    const recoveredText = hv.vmcoreinfoNote ? latin1(hv.vmcoreinfoNote.desc) : undefined;
     const vmciText = hv.vmcoreinfoText ?? dump.vmcoreinfoText ?? recoveredText ?? k.vmcoreinfo?.text;
     const vmciCorrected = hv.vmcoreinfoText !== undefined ? { vmcoreinfoText: hv.vmcoreinfoText } : {};
     const vmciAdded = dump.vmcoreinfoText === undefined && vmciText !== undefined;
@@ -268,7 +264,7 @@ export async function fixDump(input: string, opts: FixOptions): Promise<FixResul
         // QEMU's arm64 files use 64 KiB blocks; the other readers count pages in PAGESIZE:
         // rewrite every block as the kernel's pages (decompressed and compressed again)
         const notes: ElfNote[] = [...dump.notes];
-        if (vmciAdded) notes.push({ name: NOTE_VMCOREINFO, type: 0, desc: textBytes(vmciText!) });
+        if (vmciAdded) notes.push({ name: NOTE_VMCOREINFO, type: 0, desc: latin1Bytes(vmciText!) });
         const det = await dump.details();
         const codecs = Object.entries(det.codecs ?? {}).filter(([c]) => ['zlib', 'lzo', 'snappy', 'zstd'].includes(c));
         codecs.sort((a, b) => b[1] - a[1]);
@@ -335,7 +331,7 @@ export async function fixDump(input: string, opts: FixOptions): Promise<FixResul
     const notes: ElfNote[] = [...dump.notes];
     const changes: string[] = ['program headers right after the ELF header', 'PT_LOAD p_vaddr: direct map and kernel text'];
     if (vmciAdded) {
-      notes.push({ name: NOTE_VMCOREINFO, type: 0, desc: textBytes(vmciText!) });
+      notes.push({ name: NOTE_VMCOREINFO, type: 0, desc: latin1Bytes(vmciText!) });
       changes.push(`VMCOREINFO note added (${vmciText!.length} bytes recovered from memory)`);
     }
     changes.push(...hv.vmcoreinfoChanges);

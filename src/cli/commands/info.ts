@@ -16,6 +16,7 @@ import { openDumpFiles } from '../../node/open.js';
 import { STATS_OPTION, fetchJson, printStats } from '../remote.js';
 import type { ByteSource } from '../../core/io/source.js';
 import { humanBytes, printable, printJson, printWarnings, writeStdout } from '../util.js';
+import { latin1 } from '../../core/text.js';
 
 export function register(program: Command): void {
   program
@@ -90,9 +91,8 @@ export function register(program: Command): void {
 async function addPanicBacktrace(kernel: KernelInfo, panic: Record<string, unknown>, littleEndian: boolean, symbols?: KernelSymbolSource): Promise<void> {
   try {
     const bt = await createBacktracer(kernel, symbols ? { symbols } : {});
-    const dec = new TextDecoder('latin1');
     const log = kernel.vmcoreinfo ? await readDmesg({ vmcoreinfo: kernel.vmcoreinfo, readVirt: (va, n) => kernel.readVirt(va, n), littleEndian }) : undefined;
-    const lines = log ? log.records.map((r) => dec.decode(r.text)) : [];
+    const lines = log ? log.records.map((r) => latin1(r.text)) : [];
     const pb = await panicBacktrace(bt, panic as { message: string | null; task: number | null; cpu: number | null }, lines);
     if (!pb) {
       panic.backtraceError = 'the panicking task is not known';

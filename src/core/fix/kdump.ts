@@ -29,6 +29,7 @@ import {
 } from '../format/kdump/structs.js';
 import type { Utsname } from '../dump.js';
 import { hex64 } from '../hex.js';
+import { latin1Bytes } from '../text.js';
 
 /** The kdump header's utsname (same shape as new_utsname). */
 export type KdumpUtsname = Utsname;
@@ -95,11 +96,6 @@ export interface KdumpFixPlan {
 /** Limit on the header, sub-header and note area of a fixed file. */
 const MAX_META_BYTES = KDUMP_LIMITS.maxFixMetaBytes;
 
-function textBytes(s: string): Uint8Array {
-  const b = new Uint8Array(s.length);
-  for (let i = 0; i < s.length; i++) b[i] = s.charCodeAt(i) & 0xff;
-  return b;
-}
 
 /** The one kdump file a fix works on; refuses what a header rewrite cannot fix. */
 export function singleKdumpPart(dump: KdumpDump): KdumpFile {
@@ -139,7 +135,7 @@ export async function planKdumpFix(dump: KdumpDump, v: KdumpFixValues): Promise<
   const notes: Pick<ElfNote, 'name' | 'type' | 'desc'>[] = withoutProducerNote(dump.notes).map((n) => ({
     name: n.name,
     type: n.type,
-    desc: fixed && n.name === 'VMCOREINFO' ? textBytes(fixed.text) : n.desc,
+    desc: fixed && n.name === 'VMCOREINFO' ? latin1Bytes(fixed.text) : n.desc,
   }));
   if (fixed && findVmcoreinfoNote(dump.notes)) changes.push(...fixed.changes);
   let vmciAdded = false;
@@ -147,7 +143,7 @@ export async function planKdumpFix(dump: KdumpDump, v: KdumpFixValues): Promise<
     const text = (dump.vmcoreinfoText !== undefined ? fixed?.text : undefined) ?? dump.vmcoreinfoText ?? v.vmcoreinfoText;
     if (dump.vmcoreinfoText !== undefined && fixed) changes.push(...fixed.changes);
     if (text !== undefined && text.length > 0) {
-      notes.push({ name: 'VMCOREINFO', type: 0, desc: textBytes(text) });
+      notes.push({ name: 'VMCOREINFO', type: 0, desc: latin1Bytes(text) });
       if (dump.vmcoreinfoText === undefined) {
         vmciAdded = true;
         changes.push(`VMCOREINFO note added (${text.length} bytes recovered from memory)`);

@@ -12,6 +12,7 @@ import { KdumpDump, isKdump } from './kdump/reader.js';
 import { FlattenedSource, isFlattened } from './kdump/flattened.js';
 import { isCelf, openCelf } from './celf/reader.js';
 import { CachedSource } from '../io/cached.js';
+import { latin1 } from '../text.js';
 
 export type SourceKind = 'elf' | 'kdump' | 'flattened' | 'unknown';
 
@@ -32,15 +33,13 @@ export async function sniff(src: ByteSource): Promise<SourceKind> {
   if (isKdump(head)) return 'kdump';
   return 'unknown';
 }
-
-const latin1 = new TextDecoder('latin1');
 const OTHER_MAGIC: [string, (h: Uint8Array) => boolean][] = [
-  ['a QEMU savevm/migration stream (virsh dump without --memory-only); it holds no plain memory image', (h) => latin1.decode(h.subarray(0, 4)) === 'QEVM'],
-  ['a libvirt save image', (h) => latin1.decode(h.subarray(0, 4)) === 'Libv'],
-  ['a Windows crash dump (QEMU win-dmp)', (h) => /^PAGEDU(64|MP)/.test(latin1.decode(h.subarray(0, 8)))],
+  ['a QEMU savevm/migration stream (virsh dump without --memory-only); it holds no plain memory image', (h) => latin1(h.subarray(0, 4)) === 'QEVM'],
+  ['a libvirt save image', (h) => latin1(h.subarray(0, 4)) === 'Libv'],
+  ['a Windows crash dump (QEMU win-dmp)', (h) => /^PAGEDU(64|MP)/.test(latin1(h.subarray(0, 8)))],
   ['an LKCD dump', (h) => h.length >= 8 && h[0] === 0xed && h[1] === 0x23 && h[2] === 0x8f && h[3] === 0x61],
   ['an s390 stand-alone dump', (h) => h.length >= 8 && h[0] === 0xa8 && h[1] === 0x19 && h[7] === 0xfd],
-  ['a sadump', (h) => latin1.decode(h.subarray(0, 6)) === 'sadump' || (h[0] === 0x73 && h[1] === 0x61 && h[2] === 0x64 && h[3] === 0x75)],
+  ['a sadump', (h) => latin1(h.subarray(0, 6)) === 'sadump' || (h[0] === 0x73 && h[1] === 0x61 && h[2] === 0x64 && h[3] === 0x75)],
   ['a Xen xc_core dump (pre-ELF)', (h) => h.length >= 4 && h[0] === 0xed && h[1] === 0xeb && h[2] === 0x0f && (h[3] === 0xf0 || h[3] === 0xf0)],
   ['a gzip file (decompress it first)', (h) => h[0] === 0x1f && h[1] === 0x8b],
   ['a zstd file (decompress it first: zstd -d)', (h) => h[0] === 0x28 && h[1] === 0xb5 && h[2] === 0x2f && h[3] === 0xfd],

@@ -18,6 +18,7 @@ import { VmcoreError, isVmcoreError, type ErrorCode } from '../errors.js';
 import { isPageLoss } from '../loss.js';
 import type { Vmcoreinfo } from './vmcoreinfo.js';
 import { KERNEL_LIMITS } from '../limits.js';
+import { latin1 } from '../text.js';
 
 export type ReadVirt = (va: bigint, length: number) => Promise<Uint8Array>;
 
@@ -267,11 +268,9 @@ function overlaps(missing: Array<[number, number]>, start: number, end: number):
   for (const [a, b] of missing) if (a < end && start < b) return true;
   return false;
 }
-
-const latin1 = new TextDecoder('latin1');
 function cString(b: Uint8Array): string | undefined {
   const nul = b.indexOf(0);
-  const s = latin1.decode(nul >= 0 ? b.subarray(0, nul) : b);
+  const s = latin1(nul >= 0 ? b.subarray(0, nul) : b);
   return s === '' ? undefined : s;
 }
 
@@ -599,7 +598,7 @@ async function readPrintkLog(r: KReader, opts: DmesgOptions): Promise<DmesgLog> 
     } else {
       rec.text = buf.slice(tStart, tEnd);
       if (dictLen && tEnd + dictLen <= bufLen) {
-        for (const kv of latin1.decode(buf.subarray(tEnd, tEnd + dictLen)).split('\0')) {
+        for (const kv of latin1(buf.subarray(tEnd, tEnd + dictLen)).split('\0')) {
           if (kv.startsWith('SUBSYSTEM=')) rec.subsystem = kv.slice(10);
           else if (kv.startsWith('DEVICE=')) rec.device = kv.slice(7);
         }
@@ -655,7 +654,7 @@ async function readPlain(r: KReader, opts: DmesgOptions): Promise<DmesgLog> {
     if (i > start || i < raw.length) {
       let line = raw.subarray(start, i);
       let level = 4; // default_message_loglevel
-      const m = /^<(\d)>/.exec(latin1.decode(line.subarray(0, 3)));
+      const m = /^<(\d)>/.exec(latin1(line.subarray(0, 3)));
       if (m) {
         level = Number(m[1]);
         line = line.subarray(3);

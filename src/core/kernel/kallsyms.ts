@@ -41,6 +41,7 @@ import { hex64 } from '../hex.js';
 import { scanKallsyms } from './kallsyms-scan.js';
 import { isPageLoss, overlapsLoss, readWithLosses, type PartialBytes } from '../loss.js';
 import { KERNEL_LIMITS } from '../limits.js';
+import { latin1 } from '../text.js';
 
 /** Where the kallsyms tables are (kernel virtual addresses). */
 export interface KallsymsLocations {
@@ -126,8 +127,6 @@ export interface LostSymbols {
 }
 
 const KALLSYMS_LIMITS = KERNEL_LIMITS.kallsyms;
-
-const latin1 = new TextDecoder('latin1');
 const MASK64 = (1n << 64n) - 1n;
 
 /**
@@ -454,7 +453,7 @@ export async function decodeKallsyms(read: ReadVirt, loc: KallsymsLocations, opt
   }
   // each token as text (latin1 is one character per byte, so a name is the concatenation of its
   // tokens' texts, its length the number of bytes)
-  const tokenText = tokenBytes.map((t) => latin1.decode(t));
+  const tokenText = tokenBytes.map((t) => latin1(t));
 
   // names
   const namesBound = loc.tokenTable > loc.names && loc.tokenTable - loc.names <= BigInt(KALLSYMS_LIMITS.maxNamesBytes);
@@ -495,7 +494,7 @@ export async function decodeKallsyms(read: ReadVirt, loc: KallsymsLocations, opt
     }
     const n = text.length;
     if (n < 2) throw corrupt(`symbol ${i} decodes to ${n} characters`, loc.names + BigInt(at), 'kallsyms_names', file);
-    // the type letter is the first byte as it is (not through latin1's table)
+    // the type letter is the first byte
     let k0 = off;
     while (tokenBytes[b[k0]!]!.length === 0) k0++;
     return { type: String.fromCharCode(tokenBytes[b[k0]!]![0]!), name: text.slice(1), next: off + len, isLong };
@@ -559,13 +558,13 @@ export async function decodeKallsyms(read: ReadVirt, loc: KallsymsLocations, opt
       off += len;
     }
     starts[num] = o;
-    // latin1 (as decodeOne's token texts) is one character per byte: offsets carry over
-    const all = latin1.decode(out.subarray(0, o));
+    // ISO-8859-1 (as decodeOne's token texts) is one character per byte: offsets carry over
+    const all = latin1(out.subarray(0, o));
     const names: (string | undefined)[] = new Array<string>(num);
     const types: string[] = new Array<string>(num);
     for (let i = 0; i < num; i++) {
       names[i] = all.slice(starts[i]! + 1, starts[i + 1]!);
-      // the type letter is the byte as it is (not through latin1's table), as in decodeOne
+      // the type letter is the first byte, as in decodeOne
       types[i] = String.fromCharCode(typeBytes[i]!);
     }
     return { short: false as const, names, types, end: off, markers, sawLong };

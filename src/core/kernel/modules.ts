@@ -36,6 +36,7 @@ import { taintLetters } from './state.js';
 import type { SymbolOrigin } from './task-symbols.js';
 import { hex64 } from '../hex.js';
 import { KERNEL_LIMITS } from '../limits.js';
+import { latin1 } from '../text.js';
 
 const MAX_MODULES = KERNEL_LIMITS.maxModules;
 const MAX_MODULE_SYMBOLS = KERNEL_LIMITS.maxModuleSymbols;
@@ -302,7 +303,6 @@ async function moduleSymbols(
   const strLen = Math.min(maxName + KSYM_NAME_LEN, MAX_MODULE_STRTAB);
   const str = await readPaged(types, strtab, strLen, losses, `module ${name} strtab`, maxName + 1);
   const types_ = typetab !== undefined ? await readPaged(types, typetab, num, losses, `module ${name} typetab`) : undefined;
-  const dec = new TextDecoder('latin1');
   const out: KernelSymbol[] = [];
   for (const e of entries) {
     if (e.st_name >= strLen) {
@@ -314,7 +314,7 @@ async function moduleSymbols(
       lostSyms++;
       continue;
     }
-    const sname = dec.decode(str.bytes.subarray(e.st_name, end));
+    const sname = latin1(str.bytes.subarray(e.st_name, end));
     if (sname === '' || isMappingSymbol(sname)) continue;
     let type = elfTypeLetter(e.st_info);
     if (types_ && types_.ok(e.i, 1)) type = String.fromCharCode(types_.bytes[e.i]!);

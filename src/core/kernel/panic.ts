@@ -6,6 +6,7 @@ import type { KernelInfo } from './kernel.js';
 import { readDmesg, type DmesgLog } from './dmesg.js';
 import { kernelPacMask, stripPac } from './aarch64/pagetables.js';
 import { cpuLabel, cpuToJSON, registersOfCpu, registersOfTask, type CpuRegisters } from './x86_64/cpu.js';
+import { latin1 } from '../text.js';
 
 const PANIC_RE = /Kernel panic - not syncing: .*|BUG: .*|general protection fault.*|Oops: .*/;
 
@@ -59,14 +60,13 @@ export async function panicSummary(kernel: KernelInfo, log?: DmesgLog, littleEnd
       dmesg = undefined;
     }
   }
-  const dec = new TextDecoder('latin1');
   let message: string | null = null;
   let cpu: number | null = null;
   let task: number | null = null;
   let uptime: string | null = null;
   if (dmesg) {
     for (const r of dmesg.records) {
-      const t = dec.decode(r.text);
+      const t = latin1(r.text);
       const m = PANIC_RE.exec(t);
       if (m && (message === null || t.includes('Kernel panic'))) {
         message = m[0];

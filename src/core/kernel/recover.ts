@@ -10,6 +10,7 @@ import type { PhysicalMemory } from '../dump.js';
 import { scanReadPage, scanReadPageBlock } from './recording.js';
 import { LossLog } from '../loss.js';
 import { KERNEL_LIMITS } from '../limits.js';
+import { latin1 } from '../text.js';
 
 export type RecoveredForm = 'note' | 'text';
 
@@ -61,7 +62,7 @@ export function validVmcoreinfoText(t: Uint8Array): boolean {
   }
   if (t[t.length - 1] === 0x0a) return true;
   const lastNl = t.lastIndexOf(0x0a);
-  const last = new TextDecoder('latin1').decode(t.subarray(lastNl + 1));
+  const last = latin1(t.subarray(lastNl + 1));
   return /^CRASHTIME=\d+$/.test(last);
 }
 
@@ -77,8 +78,6 @@ function noteHeaderAt(p: Uint8Array, off: number): number | undefined {
   if (descsz === 0 || descsz > VMCOREINFO_MAX) return undefined;
   return descsz;
 }
-
-const latin1 = new TextDecoder('latin1');
 
 async function checkNote(mem: PhysicalMemory, addr: number, descsz: number): Promise<RecoveredVmcoreinfo | undefined> {
   const total = 24 + ((descsz + 3) & ~3) + 12;
@@ -98,7 +97,7 @@ async function checkNote(mem: PhysicalMemory, addr: number, descsz: number): Pro
   const termOff = 24 + ((descsz + 3) & ~3);
   let terminated = buf.length >= termOff + 12;
   for (let i = termOff; terminated && i < termOff + 12; i++) if (buf[i] !== 0) terminated = false;
-  const s = latin1.decode(text);
+  const s = latin1(text);
   return { addr, form: 'note', text: s, hasCrashTime: /(^|\n)CRASHTIME=\d+/.test(s), terminated, source: `memory scan at 0x${addr.toString(16)}` };
 }
 
@@ -107,7 +106,7 @@ function checkText(page: Uint8Array, addr: number): RecoveredVmcoreinfo | undefi
   if (end < 0) end = page.length;
   const text = page.subarray(0, Math.min(end, VMCOREINFO_MAX));
   if (!validVmcoreinfoText(text)) return undefined;
-  const s = latin1.decode(text);
+  const s = latin1(text);
   return { addr, form: 'text', text: s, hasCrashTime: /(^|\n)CRASHTIME=\d+/.test(s), terminated: false, source: `memory scan at 0x${addr.toString(16)}` };
 }
 

@@ -10,6 +10,7 @@ import { listTasks } from './tasks.js';
 import { readPerCpu, type OffsetSource, type StateKernel } from './percpu.js';
 import { assignCpus, type CpuRegisters, type PerCpuTask } from './x86_64/cpu.js';
 import { hex64 } from '../hex.js';
+import { latin1 } from '../text.js';
 
 export type { OffsetSource, StateKernel } from './percpu.js';
 
@@ -189,7 +190,7 @@ export async function matchCpuNotes(
     try {
       const pb = await kernel.readVirt(t + BigInt(off.pid), 4);
       const pid = new DataView(pb.buffer, pb.byteOffset, 4).getInt32(0, true);
-      const comm = new TextDecoder('latin1').decode(await kernel.readVirt(t + BigInt(off.comm), 16)).replace(/\0.*$/s, '');
+      const comm = latin1(await kernel.readVirt(t + BigInt(off.comm), 16)).replace(/\0.*$/s, '');
       const stack = await u64At(kernel.readVirt, t + BigInt(off.stack));
       perCpu.push({ cpu, pid, stackStart: stack, stackEnd: stack + 0x4000n, task: t, comm });
     } catch (e) {

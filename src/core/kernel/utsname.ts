@@ -4,9 +4,9 @@
  */
 import { isVmcoreError } from '../errors.js';
 import type { PhysicalMemory, Utsname } from '../dump.js';
+import { latin1 } from '../text.js';
 
 export type { Utsname };
-const latin1 = new TextDecoder('latin1');
 export const UTS_LEN = 65;
 export const NEW_UTSNAME_SIZE = 6 * UTS_LEN;
 
@@ -19,7 +19,7 @@ export function decodeUtsname(b: Uint8Array): Utsname | undefined {
     const nul = raw.indexOf(0);
     if (nul < 0) return undefined;
     for (let j = 0; j < nul; j++) if (raw[j]! < 0x20 || raw[j]! > 0x7e) return undefined;
-    f.push(latin1.decode(raw.subarray(0, nul)));
+    f.push(latin1(raw.subarray(0, nul)));
   }
   return { sysname: f[0]!, nodename: f[1]!, release: f[2]!, version: f[3]!, machine: f[4]!, domainname: f[5]! };
 }

@@ -69,6 +69,7 @@ import { DirectElfReader } from './direct.js';
 import { BufferPool, dumpBatches, readBatch, streamBatches, withoutRuns, type RawBatch } from './batches.js';
 import { clipRanges, countIn, isStream, pushRange } from './ranges.js';
 import type { ConvertInput, ConvertOptions, ConvertPlan, ConvertProgress, ConvertSummary, OutputFormat, OutputFormatFactory, PfnRange } from './types.js';
+import { latin1, latin1Bytes } from '../../core/text.js';
 
 export type { OutputSink } from './sinks.js';
 export type { PfnRange, PageStreamInput, ConvertInput, ConvertProgress, ConvertOptions, ConvertSummary, ConvertPlan, OutputFormat, OutputFormatFactory } from './types.js';
@@ -216,11 +217,11 @@ export async function convertDump(input: ConvertInput, out: string | Writable, o
     // the source's VMCOREINFO with the proven layout values (kernelHeaderValues)
     const text = opts.vmcoreinfoText;
     vmciText = text;
-    notes = notes.map((n) => (n.name === 'VMCOREINFO' ? { name: n.name, type: n.type, desc: Uint8Array.from(text, (c) => c.charCodeAt(0) & 0xff) } : n));
+    notes = notes.map((n) => (n.name === 'VMCOREINFO' ? { name: n.name, type: n.type, desc: latin1Bytes(text) } : n));
   }
   if (vmciText === undefined) {
     const n = opts.extraNotes?.find((x) => x.name === 'VMCOREINFO');
-    if (n) vmciText = new TextDecoder('latin1').decode(n.desc);
+    if (n) vmciText = latin1(n.desc);
   }
   const vmci = vmciText ? new Vmcoreinfo(vmciText) : undefined;
   const { header, sourceVaddr } = await headerFor(input, vmci, { ...opts, dumpLevel }, warnings);

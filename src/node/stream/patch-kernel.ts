@@ -20,6 +20,7 @@ import { kernelMappings } from '../../core/kernel/kernel-map.js';
 import { analyzeKernel } from '../../core/kernel/kernel.js';
 import { kernelHeaderValues, type KernelHeaderValues } from '../../core/kernel/header-values.js';
 import { openDumpFiles } from '../open.js';
+import { latin1, latin1Bytes } from '../../core/text.js';
 
 export interface KernelPatchResult {
   physBase?: { value: bigint; verdict: string; method?: string; patched: boolean };
@@ -45,7 +46,6 @@ export function padNote(): { name: string; type: number; desc: Uint8Array } {
 const align4 = (n: number) => (n + 3) & ~3;
 /** Bytes of a note with this name and descriptor size. */
 const noteBytes = (name: string, descLen: number) => 12 + align4(name.length + 1) + align4(descLen);
-const latin1 = (s: string) => Uint8Array.from(s, (c) => c.charCodeAt(0) & 0xff);
 
 async function readAt(fh: FileHandle, offset: number, length: number, file: string): Promise<Uint8Array> {
   const b = new Uint8Array(length);
@@ -85,7 +85,7 @@ export async function patchKernelInfo(path: string, format: 'kdump' | 'elf' | 'c
   const warnings = [...info.warnings];
   const pb = info.physBase;
   // VMCOREINFO recovered from memory (the stream carried none): the header values convert and fix write too
-  const recoveredText = hv.vmcoreinfoNote ? new TextDecoder('latin1').decode(hv.vmcoreinfoNote.desc) : undefined;
+  const recoveredText = hv.vmcoreinfoNote ? latin1(hv.vmcoreinfoNote.desc) : undefined;
   const result: KernelPatchResult = { vmcoreinfo: { source: info.vmcoreinfoSource, added: false }, warnings };
   if (pb.value !== undefined) result.physBase = { value: pb.value, verdict: pb.verdict, method: pb.sources.join(', '), patched: false };
   else warnings.push(warning('PHYS_BASE_UNPROVEN', 'phys_base could not be proven from the guest memory; the header keeps what QEMU wrote'));
@@ -115,7 +115,7 @@ export async function patchKernelInfo(path: string, format: 'kdump' | 'elf' | 'c
       if (recoveredText && sub.size_vmcoreinfo === 0) {
         if (sub.size_note > MAX_NOTES) throw new VmcoreError('OUT_OF_BOUNDS', 'note blob too large', { file: path, field: 'size_note' });
         const old = sub.size_note > 0 ? parseNotes(await readAt(fh, sub.offset_note, sub.size_note, path), true, { file: path, base: sub.offset_note }) : [];
-        const text = latin1(recoveredText);
+        const text = latin1Bytes(recoveredText);
         const blob = buildNotes([...old, { name: 'VMCOREINFO', type: 0, desc: text }], true);
         const at = Math.ceil(size / 8) * 8;
         await writeAt(fh, at, blob);
@@ -211,7 +211,7 @@ export async function patchKernelInfo(path: string, format: 'kdump' | 'elf' | 'c
           if (ph.p_filesz > MAX_NOTES) throw new VmcoreError('OUT_OF_BOUNDS', 'PT_NOTE too large', { file: path, field: 'p_filesz' });
           const old = parseNotes(await readAt(fh, ph.p_offset, ph.p_filesz, path), true, { file: path, base: ph.p_offset });
           if (!old.some((n) => n.name === 'VMCOREINFO')) {
-            const text = latin1(recoveredText);
+            const text = latin1Bytes(recoveredText);
             const keep = old.filter((n) => n.name !== PAD_NOTE_NAME);
             const pad = old.find((n) => n.name === PAD_NOTE_NAME);
             const room = pad ? noteBytes(pad.name, pad.desc.length) : 0;

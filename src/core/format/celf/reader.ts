@@ -45,6 +45,7 @@ import {
   ENTRY_ZERO,
   codecOfChType,
 } from './structs.js';
+import { latin1 } from '../../text.js';
 
 const KIND_STATE: Record<number, PageState> = {
   [ENTRY_DATA]: 'data',
@@ -299,7 +300,7 @@ export class CelfDump implements Dump {
     if (!n) return undefined;
     let end = n.desc.length;
     while (end > 0 && n.desc[end - 1] === 0) end--;
-    return new TextDecoder('latin1').decode(n.desc.subarray(0, end));
+    return latin1(n.desc.subarray(0, end));
   }
 
   static async open(src: ByteSource, codecs: CodecRegistry, opts: CelfOpenOptions = {}): Promise<CelfDump> {

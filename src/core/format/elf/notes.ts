@@ -6,6 +6,7 @@
 import { warning, type Warning } from '../../warnings.js';
 import { VmcoreError } from '../../errors.js';
 import { defineStruct } from '../../struct.js';
+import { latin1 } from '../../text.js';
 
 export const Nhdr = defineStruct('Elf_Nhdr', 12, {
   n_namesz: { off: 0, type: 'u32' },
@@ -36,7 +37,7 @@ export function producerNote(text: string): ElfNote {
 /** The text of the producer note, if the notes have one. */
 export function producerNoteText(notes: readonly Pick<ElfNote, 'name' | 'desc'>[]): string | undefined {
   const n = notes.find((x) => x.name === VMCORE_NOTE_NAME);
-  return n ? new TextDecoder('latin1').decode(n.desc).replace(/\0+$/, '') : undefined;
+  return n ? latin1(n.desc).replace(/\0+$/, '') : undefined;
 }
 
 /** The notes without any producer note (a file rewritten by vmcore gets a new one). */
@@ -53,8 +54,6 @@ export interface ElfNote {
   /** File offset of the descriptor, when known. */
   descOffset?: number;
 }
-
-const latin1 = new TextDecoder('latin1');
 const align4 = (n: number) => (n + 3) & ~3;
 
 /**
@@ -71,7 +70,7 @@ function badName(buf: Uint8Array, p: number, namesz: number): string | undefined
     if (nul < 0) {
       if (buf[i] === 0) nul = i;
     } else if (buf[i] !== 0) {
-      return `runs past its name "${latin1.decode(buf.subarray(p + 12, nul))}" into other bytes`;
+      return `runs past its name "${latin1(buf.subarray(p + 12, nul))}" into other bytes`;
     }
   }
   if (nul < 0 && p + 12 + namesz > buf.length) return 'runs past the end of the note area';
@@ -135,7 +134,7 @@ export function parseNotes(buf: Uint8Array, le: boolean, ctx: { file?: string; b
         field: 'Elf_Nhdr.n_descsz',
       });
     }
-    let name = latin1.decode(buf.subarray(p + 12, nameEnd));
+    let name = latin1(buf.subarray(p + 12, nameEnd));
     const nul = name.indexOf('\0');
     if (nul >= 0) name = name.slice(0, nul);
     out.push({ name, type: h.n_type, desc: buf.slice(descStart, descEnd), offset: base + p, descOffset: base + descStart });

@@ -23,6 +23,7 @@ import {
   type ProgramHeader,
   type SectionHeader,
 } from './structs.js';
+import { latin1 } from '../../text.js';
 
 const PAGE = 4096;
 
@@ -123,7 +124,7 @@ export class ElfDump implements Dump {
     this.warnings = [...layout.warnings];
     this.notes = notes;
     const vn = findVmcoreinfoNote(notes);
-    this.vmcoreinfoText = vn ? new TextDecoder('latin1').decode(vn.desc).replace(/\0+$/, '') : undefined;
+    this.vmcoreinfoText = vn ? latin1(vn.desc).replace(/\0+$/, '') : undefined;
     this.variant = `ELF${header.is64 ? 64 : 32} ${header.littleEndian ? 'little' : 'big'}-endian`;
     const ps = kernelPageSize(this.vmcoreinfoText);
     this.pageSize = ps.pageSize;

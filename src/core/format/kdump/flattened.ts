@@ -8,11 +8,10 @@
 import { VmcoreError } from '../../errors.js';
 import { readExact, type ByteSource } from '../../io/source.js';
 import { FLAT_HEADER_SIZE, FLAT_SIGNATURE, FLAT_TYPE, FlatDataHeader, FlatHeader } from './structs.js';
-
-const latin1 = new TextDecoder('latin1');
+import { latin1 } from '../../text.js';
 
 export function isFlattened(head: Uint8Array): boolean {
-  return head.length >= 16 && latin1.decode(head.subarray(0, 16)) === FLAT_SIGNATURE + '\0\0\0\0';
+  return head.length >= 16 && latin1(head.subarray(0, 16)) === FLAT_SIGNATURE + '\0\0\0\0';
 }
 
 /** Index of record pieces, sorted by logical offset, non-overlapping. */

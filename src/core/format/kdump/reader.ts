@@ -31,6 +31,7 @@ import {
   type KdumpLayoutChoice,
 } from './structs.js';
 import { LruCache } from '../../io/lru.js';
+import { latin1 } from '../../text.js';
 
 const MAX_NOTE_BYTES = KDUMP_LIMITS.maxNoteBytes;
 const MAX_BLOCK_SIZE = KDUMP_LIMITS.maxBlockSize;
@@ -72,10 +73,8 @@ export interface KdumpHeaderInfo {
   maxMapnr: number;
 }
 
-const latin1 = new TextDecoder('latin1');
-
 export function isKdump(head: Uint8Array): boolean {
-  const sig = latin1.decode(head.subarray(0, 8));
+  const sig = latin1(head.subarray(0, 8));
   return sig === KDUMP_SIGNATURE || sig === DISKDUMP_SIGNATURE;
 }
 
@@ -1134,7 +1133,7 @@ export class KdumpDump implements Dump {
 function trimText(b: Uint8Array): string {
   let end = b.length;
   while (end > 0 && b[end - 1] === 0) end--;
-  return latin1.decode(b.subarray(0, end));
+  return latin1(b.subarray(0, end));
 }
 
 export function normaliseArch(machine: string): string | undefined {

@@ -16,6 +16,7 @@ import { warning, type Warning } from '../../warnings.js';
 import { VmcoreError, type ErrorCode } from '../../errors.js';
 import { BTF_INT_BOOL, BTF_INT_CHAR, BTF_INT_SIGNED, BTF_MAGIC, BTF_VERSION, BtfHeader, BtfKind, KIND_NAMES, extraSize } from './format.js';
 import { KERNEL_LIMITS } from '../../limits.js';
+import { latin1 } from '../../text.js';
 
 export { BtfKind } from './format.js';
 
@@ -123,7 +124,6 @@ function fnv1a(b: Uint8Array): number {
   for (const c of b) h = Math.imul(h ^ c, FNV_PRIME);
   return h >>> 0;
 }
-const latin1 = new TextDecoder('latin1');
 const NON_ASCII = /[\x80-\xff]/;
 
 /**
@@ -422,7 +422,7 @@ export class Btf {
     if (rel >= this.strLen) this.fail('OUT_OF_BOUNDS', `string offset ${off} beyond the string section (${this.startStrOff + this.strLen})`, this.strStart, typeof field === 'string' ? field : field());
     // the section is decoded once as latin1 (one char per byte, so offsets stay valid); names
     // are C identifiers, and any other string is re-decoded as UTF-8
-    this.strings ??= latin1.decode(this.blob.subarray(this.strStart, this.strStart + this.strLen));
+    this.strings ??= latin1(this.blob.subarray(this.strStart, this.strStart + this.strLen));
     const e = this.strings.indexOf('\0', rel); // the section ends with NUL (checked)
     // a name in (or running into) an unreadable page is lost: a marker no C name can equal
     if (this.strLost.length && this.strLost.some((l) => l.start <= e && rel < l.end)) return `?lost-name@${off}`;

@@ -12,6 +12,7 @@
 import type { Btf } from './btf.js';
 import { BtfKind } from './btf.js';
 import type { Decoded } from './reader.js';
+import { latin1 } from '../../text.js';
 
 export interface PrintOptions {
   /** Name of the symbol containing `addr` as `name` or `name+0xoff`, or undefined. */
@@ -156,8 +157,6 @@ export function formatLayout(btf: Btf, id: number, address?: bigint): string {
   return out.join('\n') + '\n';
 }
 
-const LATIN1 = new TextDecoder('latin1');
-
 /**
  * A decoded value as JSON: struct/union → object by member name (anonymous members' members
  * merged in, as C accesses them); integers → number, or a decimal string beyond 2^53; pointers →
@@ -180,7 +179,7 @@ export function decodedToJson(v: Decoded): unknown {
       return v.elements.map(decodedToJson);
     case 'chars': {
       const nul = v.bytes.indexOf(0);
-      return LATIN1.decode(nul >= 0 ? v.bytes.subarray(0, nul) : v.bytes);
+      return latin1(nul >= 0 ? v.bytes.subarray(0, nul) : v.bytes);
     }
     case 'int':
       if (v.bool) return v.value !== 0n;

@@ -10,6 +10,7 @@
 import { VmcoreError } from '../../errors.js';
 import { Btf, BtfKind } from './btf.js';
 import { KERNEL_LIMITS } from '../../limits.js';
+import { latin1 } from '../../text.js';
 
 export type ReadVirt = (va: bigint, length: number) => Promise<Uint8Array>;
 
@@ -143,7 +144,7 @@ export class KObject {
   str(path?: string): string {
     const o = path === undefined ? this : this.member(path);
     const nul = o.bytes.indexOf(0);
-    return LATIN1.decode(nul >= 0 ? o.bytes.subarray(0, nul) : o.bytes);
+    return latin1(nul >= 0 ? o.bytes.subarray(0, nul) : o.bytes);
   }
 
   /** Follow a pointer member (or this pointer) and read the object it points to. */
@@ -164,8 +165,6 @@ export class KObject {
     return decodeValue(this.btf, this.typeId, this.bytes, this.bitOffset, this.bitSize, opts.depth ?? 32, opts.maxElements ?? 4096);
   }
 }
-
-const LATIN1 = new TextDecoder('latin1');
 
 function decodeValue(btf: Btf, typeId: number, bytes: Uint8Array, bitOffset: number, bitSize: number, depth: number, maxEl: number): Decoded {
   const type = btf.typeName(typeId);
