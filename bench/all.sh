@@ -20,7 +20,7 @@
 # after one warm-up, default 1), LEVELS (default "1 31"), ELF_INPUT (0: no ELF-input rows; the
 # ELF, WORKDIR/in.elf, as large as the guest's memory, is removed at the end unless KEEP_ELF=1
 # and reused while newer than INPUT), BASE_CLI (an older build's
-# dist/src/cli/main.js), FRESH_CLI (the CLI of a checkout installed as on a fresh machine, with no
+# dist/src/cli/vmcore.js), FRESH_CLI (the CLI of a checkout installed as on a fresh machine, with no
 # system package: its addon built with VMCORE_NO_LIBDEFLATE=1, for the "-c with no system
 # package" rows), QMP_RAM (default 2G) and QMP_FILL (MiB of tmpfs data in the guest; unset:
 # the dump --qmp comparison is skipped with a message).
@@ -42,7 +42,7 @@ SIZES=$WORK/sizes.jsonl
 : > "$SIZES"
 # shellcheck source=bench/measure.sh
 . "$HERE/measure.sh"
-CLI=(node "$ROOT/dist/src/cli/main.js")
+CLI=(node "$ROOT/dist/src/cli/vmcore.js")
 size() { printf '{"name":"%s","bytes":%s}\n' "$1" "$(stat -c %s "$2")" >> "$SIZES"; }
 cat "$IN" > /dev/null
 

@@ -45,7 +45,7 @@ if [ ! -f "$DUMP" ]; then
 fi
 
 [ "$DUMP_ONLY" = 1 ] && { echo "DUMP=$DUMP"; exit 0; }
-CLI=(node "$ROOT/dist/src/cli/main.js")
+CLI=(node "$ROOT/dist/src/cli/vmcore.js")
 JSONL=$WORK/bt-bench.jsonl
 : > "$JSONL"
 cat "$DUMP" > /dev/null

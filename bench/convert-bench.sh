@@ -22,13 +22,13 @@ JSONL=$WORK/convert-bench.jsonl
 : > "$JSONL"
 
 CLI_OK=
-node "$ROOT/dist/src/cli/main.js" --help 2>/dev/null | grep -qE '^\s+convert\b' && CLI_OK=1
+node "$ROOT/dist/src/cli/vmcore.js" --help 2>/dev/null | grep -qE '^\s+convert\b' && CLI_OK=1
 VMC_DESC="vmcore convert"
 [ -n "$CLI_OK" ] || VMC_DESC="vmcore convert (library runner)"
 # vmc JSON CLIFLAGS... -> sets CMD to the command line for IN -> OUT
 vmc() {
   local json=$1; shift
-  if [ -n "$CLI_OK" ]; then CMD=(node "$ROOT/dist/src/cli/main.js" convert --force --quiet "$@" "$IN" "$OUT")
+  if [ -n "$CLI_OK" ]; then CMD=(node "$ROOT/dist/src/cli/vmcore.js" convert --force --quiet "$@" "$IN" "$OUT")
   else CMD=(node "$HERE/convert-run.mjs" "$IN" "$OUT" "$json"); fi
 }
 

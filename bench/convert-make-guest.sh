@@ -31,8 +31,8 @@ print('dump', cmd('query-dump'), file=sys.stderr)
 cmd('quit')
 PY
 # program headers right after the ELF header, everything else identical
-if node "$ROOT/dist/src/cli/main.js" --help 2>/dev/null | grep -qE '^\s+convert\b'; then
-  node "$ROOT/dist/src/cli/main.js" convert -E -d 0 --force --quiet "$OUT/guest.qemu.elf" "$OUT/guest.elf"
+if node "$ROOT/dist/src/cli/vmcore.js" --help 2>/dev/null | grep -qE '^\s+convert\b'; then
+  node "$ROOT/dist/src/cli/vmcore.js" convert -E -d 0 --force --quiet "$OUT/guest.qemu.elf" "$OUT/guest.elf"
 else
   node "$HERE/convert-run.mjs" "$OUT/guest.qemu.elf" "$OUT/guest.elf" '{"format":"elf","dumpLevel":0}' > /dev/null
 fi

@@ -27,7 +27,7 @@ try {
 const addonPath = new URL('../build/Release/vmcore_native.node', import.meta.url).pathname;
 const addon = existsSync(addonPath) ? require(addonPath) : undefined;
 // pages: mix of ELF binaries and text, 4 KiB each, non-zero
-const files = [process.execPath, '/usr/lib/x86_64-linux-gnu/libc.so.6', '/usr/share/common-licenses/GPL-3', new URL('../dist/src/cli/main.js', import.meta.url).pathname].filter(f=>{try{statSync(f);return true}catch{return false}});
+const files = [process.execPath, '/usr/lib/x86_64-linux-gnu/libc.so.6', '/usr/share/common-licenses/GPL-3', new URL('../dist/src/cli/vmcore.js', import.meta.url).pathname].filter(f=>{try{statSync(f);return true}catch{return false}});
 const pages = [];
 for (const f of files) { const b = readFileSync(f); for (let o = 0; o + 4096 <= b.length && pages.length < 4096; o += 4096 * 7) pages.push(new Uint8Array(b.buffer, b.byteOffset + o, 4096)); }
 console.log('pages', pages.length, 'from', files.join(' '));

@@ -22,7 +22,7 @@ JSONL=$WORK/filter-bench.jsonl
 : > "$JSONL"
 # shellcheck source=bench/measure.sh
 . "$HERE/measure.sh"
-CLI=(node "$ROOT/dist/src/cli/main.js")
+CLI=(node "$ROOT/dist/src/cli/vmcore.js")
 cat "$IN" > /dev/null
 sizes=()
 for level in 31 1; do

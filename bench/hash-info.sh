@@ -9,7 +9,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 work=${1:-/tmp/vmcore-bench-hash}
 mkdir -p "$work"
-vmcore="node $here/dist/src/cli/main.js"
+vmcore="node $here/dist/src/cli/vmcore.js"
 for g in 1 4; do
   [ -f "$work/in${g}g.elf" ] || node "$here/bench/convert-make-input.mjs" "$work/in${g}g.elf" "$g"
   [ -f "$work/in${g}g.lzo.kdump" ] || $vmcore convert --quiet -l -d 1 "$work/in${g}g.elf" "$work/in${g}g.lzo.kdump"

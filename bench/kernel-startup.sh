@@ -18,7 +18,7 @@ VMLINUX=${2:?usage: kernel-startup.sh DUMP VMLINUX [RUNS]}
 RUNS=${3:-5}
 PYTHON=${PYTHON:-/usr/bin/python3}
 HERE=$(cd "$(dirname "$0")/.." && pwd)
-CLI="$HERE/dist/src/cli/main.js"
+CLI="$HERE/dist/src/cli/vmcore.js"
 [ -f "$CLI" ] || { echo "build first: npm run build" >&2; exit 2; }
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT

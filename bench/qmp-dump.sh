@@ -23,7 +23,7 @@ while [ $# -gt 0 ]; do
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
-CLI=${VMCORE_CLI:-$REPO/dist/src/cli/main.js}
+CLI=${VMCORE_CLI:-$REPO/dist/src/cli/vmcore.js}
 PY=python3
 [ -x /usr/bin/python3 ] && PY=/usr/bin/python3
 QMP="$PY $REPO/scripts/guest/qmp.py"

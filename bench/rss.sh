@@ -27,7 +27,7 @@ INPUTS=$WORK/inputs.jsonl
 : > "$INPUTS"
 # shellcheck source=bench/measure.sh
 . "$HERE/measure.sh"
-CLI=(node "$ROOT/dist/src/cli/main.js")
+CLI=(node "$ROOT/dist/src/cli/vmcore.js")
 
 for g in $SIZES; do
   in=$WORK/in$g.kdump

@@ -5,7 +5,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 dump=$1
-vmcore="node $here/dist/src/cli/main.js"
+vmcore="node $here/dist/src/cli/vmcore.js"
 coproc SERVE { exec $vmcore serve --json --quiet "$dump"; }
 trap 'kill $SERVE_PID 2>/dev/null || true' EXIT
 read -r line <&"${SERVE[0]}"

@@ -69,7 +69,7 @@ if [ ! -f "$OUT/.done" ]; then
   kill "$PID" 2>/dev/null || true
   PID=
   cp "$W/run/serial.log" "$W/run/qemu.cmdline" "$W/"
-  CLI=${VMCORE_CLI:-node $ROOT/dist/src/cli/main.js}
+  CLI=${VMCORE_CLI:-node $ROOT/dist/src/cli/vmcore.js}
   $CLI fix "$W/qemu-elf.vmcore" -o "$W/fixed-elf.vmcore" >&2
   t2=$(date +%s)
   printf 'BOOT_S=%s\nDUMP_S=%s\n' $((t1 - t0)) $((t2 - t1)) > "$W/timings.env"

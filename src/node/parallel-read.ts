@@ -12,6 +12,7 @@ import { VmcoreError, type ErrorCode } from '../core/errors.js';
 import { isPresent, type Dump } from '../core/dump.js';
 import { unreadablePages, type Hasher, type MemoryDigest } from '../core/hash.js';
 import type { ReadJob, ReadResult } from './workers/read-worker.js';
+import { workerUrl } from './workers/url.js';
 
 interface JobSpec {
   runs: number[];
@@ -54,7 +55,7 @@ export async function hashDumpParallel(dump: Dump, paths: string[], opts: Parall
   const threads = Math.max(1, Math.min(opts.threads ?? availableParallelism(), THREADS_PER_CORE * Math.max(1, availableParallelism())));
   const jobPages = opts.jobPages ?? 512;
   const ps = dump.pageSize;
-  const url = new URL('./workers/read-worker.js', import.meta.url);
+  const url = workerUrl('read-worker');
   // a small young generation per worker: pages are short-lived, and the nursery is what RSS is made of
   const workers = Array.from({ length: threads }, () => new Worker(url, { workerData: { paths }, resourceLimits: { maxYoungGenerationSizeMb: 4 } }));
   const exited = workers.map((w) => new Promise<void>((res) => w.once('exit', () => res())));

@@ -1,5 +1,5 @@
 /**
- * Run the built CLI (dist/src/cli/main.js) as a user would: a child process, its exit status,
+ * Run the built CLI (dist/src/cli/vmcore.js) as a user would: a child process, its exit status,
  * stdout and stderr. `vmcore` waits synchronously; `vmcoreAsync` lets this process go on (for
  * tests whose server runs in the test process itself).
  */
@@ -7,7 +7,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export const CLI = join(resolve(dirname(fileURLToPath(import.meta.url)), '../../..'), 'dist/src/cli/main.js');
+export const CLI = join(resolve(dirname(fileURLToPath(import.meta.url)), '../../..'), 'dist/src/cli/vmcore.js');
 
 export interface CliResult {
   rc: number | null;

@@ -35,7 +35,7 @@ const root = fileURLToPath(new URL('../../../', import.meta.url));
 const corpus = process.env['VMCORE_CORPUS_ARM64'] ?? resolve(root, '../shared/corpus-arm64');
 const CASE = 'direct-max-kaslr-1cpu-256M-vmci-panic';
 const dumpPath = join(corpus, CASE, 'qemu-kdump-zlib.vmcore');
-const CLI = join(root, 'dist/src/cli/main.js');
+const CLI = join(root, 'dist/src/cli/vmcore.js');
 const PEERS = join(root, 'test/interop/fix-peers.py');
 const PY = '/usr/bin/python3';
 const CI = process.env['CI'] === 'true';

@@ -30,7 +30,7 @@ import { nodeSha256 } from '../../src/node/hash.js';
 import { withPageSize } from '../../src/core/reblock.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
-const CLI = join(root, 'dist/src/cli/main.js');
+const CLI = join(root, 'dist/src/cli/vmcore.js');
 const PEERS = join(root, 'test/interop/fix-peers.py');
 const PY = '/usr/bin/python3';
 const CI = process.env['CI'] === 'true';

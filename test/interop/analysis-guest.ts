@@ -99,7 +99,7 @@ function missing(abi: AnalysisKernel): string | undefined {
   if (!existsSync('/bin/busybox')) return 'busybox-static not installed';
   if (spawnSync('/usr/bin/python3', ['-c', 'import drgn'], { stdio: 'ignore' }).status !== 0) return 'python3-drgn not installed';
   if (abi.startsWith('6.1.') && !has('crash', ['--version'])) return 'crash not installed';
-  if (!existsSync(join(root, 'dist/src/cli/main.js'))) return 'the CLI is not built (npm run build)';
+  if (!existsSync(join(root, 'dist/src/cli/vmcore.js'))) return 'the CLI is not built (npm run build)';
   return undefined;
 }
 

@@ -24,7 +24,7 @@ import { systemMapSymbols } from './system-map.js';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
-const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+const CLI = fileURLToPath(new URL('../../src/cli/vmcore.js', import.meta.url));
 const SAMPLE = fileURLToPath(new URL('../../../samples/seabios-128M.md-c-d31.kdump', import.meta.url));
 const signatureOf = (file: string) => {
   const r = spawnSync(process.execPath, [CLI, 'info', file, '--json'], { encoding: 'utf8', maxBuffer: 64 << 20 });

@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { analysisGuest, ANALYSIS_KERNELS } from './analysis-guest.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
-const CLI = join(root, 'dist/src/cli/main.js');
+const CLI = join(root, 'dist/src/cli/vmcore.js');
 
 function vmcore(...args: string[]): string {
   const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', maxBuffer: 64 << 20 });

@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { decompress } from 'fzstd';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
-const CLI = join(ROOT, 'dist/src/cli/main.js');
+const CLI = join(ROOT, 'dist/src/cli/vmcore.js');
 const LKDF = join(ROOT, 'test/interop/convert-lkdf.py');
 const PY = '/usr/bin/python3';
 const CASES = join(ROOT, 'test/fixtures/cases');

@@ -33,7 +33,7 @@ import { nodeCodecs } from '../../src/node/codecs.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 const LKDF = join(ROOT, 'test/interop/convert-lkdf.py');
-const CLI = join(ROOT, 'dist/src/cli/main.js');
+const CLI = join(ROOT, 'dist/src/cli/vmcore.js');
 const SAMPLE = join(ROOT, 'samples/seabios-128M.md-c-d31.kdump');
 /** What libkdumpfile reads from the sample (corpus truth md__md-c-d31.kdump.json). */
 const SAMPLE_SHA = '03c2b8685986e5ee4bcfee31fc94ef61c42dfed7ec5029f6194829dc174feacb';
@@ -337,7 +337,7 @@ test('real dump (makedumpfile -c -d 31 of a 128 MiB guest): every codec, flatten
 });
 
 test('CLI: makedumpfile-style options, refusal to overwrite, rejected dump levels, --json summary', async (t) => {
-  if (!cliHasConvert) return t.skip('the convert command is not registered in dist/src/cli/main.js yet');
+  if (!cliHasConvert) return t.skip('the convert command is not registered in dist/src/cli/vmcore.js yet');
   await withTmp(async (dir) => {
     const out = join(dir, 'c.kdump');
     let r = run(process.execPath, [CLI, 'convert', '-z', '-d', '1', '--json', SAMPLE, out]);

@@ -14,7 +14,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
-const CLI = join(ROOT, 'dist/src/cli/main.js');
+const CLI = join(ROOT, 'dist/src/cli/vmcore.js');
 const corpus = process.env['VMCORE_CORPUS'] ?? resolve(ROOT, '../shared/corpus');
 const index = existsSync(join(corpus, 'truth/index.json')) ? JSON.parse(readFileSync(join(corpus, 'truth/index.json'), 'utf8')) : undefined;
 

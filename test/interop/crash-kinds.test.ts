@@ -23,7 +23,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
-const CLI = join(root, 'dist/src/cli/main.js');
+const CLI = join(root, 'dist/src/cli/vmcore.js');
 const SCRIPT = join(root, 'scripts/guest/crash-kinds.sh');
 const ABI = '6.1.0-56';
 const KINDS = ['workqueue', 'bug', 'softlockup', 'timer'] as const;

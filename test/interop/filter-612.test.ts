@@ -27,7 +27,7 @@ import { memSections } from '../../src/core/kernel/memsection.js';
 import { fixDump } from '../../src/node/fix.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
-const CLI = join(root, 'dist/src/cli/main.js');
+const CLI = join(root, 'dist/src/cli/vmcore.js');
 const GUEST = join(root, 'scripts/guest');
 const PY = '/usr/bin/python3';
 const ABI = '6.12.107+deb12';

@@ -22,7 +22,7 @@ import { hashMemory } from '../../src/core/hash.js';
 import { nodeSha256 } from '../../src/node/hash.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
-const CLI = join(root, 'dist/src/cli/main.js');
+const CLI = join(root, 'dist/src/cli/vmcore.js');
 const corpus = process.env['VMCORE_CORPUS'] ?? resolve(root, '../shared/corpus');
 const haveCorpus = existsSync(join(corpus, 'truth', 'index.json'));
 const haveMakedumpfile = spawnSync('makedumpfile', ['-v'], { stdio: 'ignore' }).error === undefined;

@@ -25,7 +25,7 @@ import { QmpClient } from '../../src/node/qmp.js';
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 const GUEST = join(root, 'scripts/guest');
 const PEERS = join(root, 'test/interop/fix-peers.py');
-const CLI = join(root, 'dist/src/cli/main.js');
+const CLI = join(root, 'dist/src/cli/vmcore.js');
 const PY = '/usr/bin/python3';
 const TAG = 'fixguest';
 const MARKER = `VMCORE-GUEST-MARKER ${TAG}`;

@@ -22,7 +22,7 @@ import { fileURLToPath } from 'node:url';
 import { drgnFunctions } from './analysis-guest.js';
 import { kexecGuest } from './kexec-guest.js';
 
-const CLI = join(fileURLToPath(new URL('../../../', import.meta.url)), 'dist/src/cli/main.js');
+const CLI = join(fileURLToPath(new URL('../../../', import.meta.url)), 'dist/src/cli/vmcore.js');
 
 function vmcore(args: string[]): string {
   const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', maxBuffer: 256 << 20, timeout: 300_000 });

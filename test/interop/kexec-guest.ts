@@ -46,7 +46,7 @@ function missing(): string | undefined {
   if (!has('makedumpfile', ['--version'])) return 'makedumpfile not installed';
   if (spawnSync('/usr/bin/python3', ['-c', 'import drgn'], { stdio: 'ignore' }).status !== 0) return 'python3-drgn not installed';
   if (!has('crash', ['--version'])) return 'crash not installed';
-  if (!existsSync(join(root, 'dist/src/cli/main.js'))) return 'the CLI is not built (npm run build)';
+  if (!existsSync(join(root, 'dist/src/cli/vmcore.js'))) return 'the CLI is not built (npm run build)';
   return undefined;
 }
 

@@ -125,7 +125,7 @@ test('an installation without libdeflate-dev: convert -c compresses with Node\'s
     await symlink(join(ROOT, 'node_modules'), join(dir, 'node_modules'));
     assert.equal(run(process.execPath, [join(dir, 'native/build.mjs')], dir, { VMCORE_NO_LIBDEFLATE: '1' }).rc, 0);
     const out = join(dir, 'nz.kdump');
-    const c = run(process.execPath, [join(dir, 'dist/src/cli/main.js'), 'convert', '-c', '-d', '1', '--json', SAMPLE, out], dir);
+    const c = run(process.execPath, [join(dir, 'dist/src/cli/vmcore.js'), 'convert', '-c', '-d', '1', '--json', SAMPLE, out], dir);
     assert.equal(c.rc, 0, c.err);
     assert.match((JSON.parse(c.out) as { codecImpl: string }).codecImpl, /^Node's zlib .*\(native addon\)$/);
     const l = run('/usr/bin/python3', [join(ROOT, 'test/interop/convert-lkdf.py'), out], dir);
@@ -133,7 +133,7 @@ test('an installation without libdeflate-dev: convert -c compresses with Node\'s
     assert.equal((JSON.parse(l.out) as { sha256: string }).sha256, SAMPLE_SHA);
     const m = run('makedumpfile', ['-c', '-d', '31', out, join(dir, 'refiltered.kdump')], dir);
     assert.equal(m.rc, 0, m.out + m.err);
-    const h = run(process.execPath, [join(ROOT, 'dist/src/cli/main.js'), 'hash', join(dir, 'refiltered.kdump')], dir);
+    const h = run(process.execPath, [join(ROOT, 'dist/src/cli/vmcore.js'), 'hash', join(dir, 'refiltered.kdump')], dir);
     assert.equal(h.rc, 0, h.err);
     assert.equal(h.out.split(' ')[0], SAMPLE_SHA, 'the sample is -d 31 already: re-filtering keeps every page');
   } finally {

@@ -25,7 +25,7 @@ import { hashMemory } from '../../src/core/hash.js';
 import { nodeSha256 } from '../../src/node/hash.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
-const CLI = join(ROOT, 'dist/src/cli/main.js');
+const CLI = join(ROOT, 'dist/src/cli/vmcore.js');
 const LKDF = join(ROOT, 'test/interop/convert-lkdf.py');
 const DRGN = join(ROOT, 'test/interop/peer-digest.py');
 const SAMPLE = join(ROOT, 'samples/seabios-128M.md-c-d31.kdump');

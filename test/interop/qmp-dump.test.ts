@@ -35,7 +35,7 @@ import { dumpViaQmp } from '../../src/node/dump-qmp.js';
 import { VmcoreError } from '../../src/core/errors.js';
 
 const repo = fileURLToPath(new URL('../../../', import.meta.url));
-const CLI = process.env['VMCORE_CLI'] ?? join(repo, 'dist/src/cli/main.js');
+const CLI = process.env['VMCORE_CLI'] ?? join(repo, 'dist/src/cli/vmcore.js');
 const guestScripts = join(repo, 'scripts/guest');
 const PY = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
 const has = (cmd: string, args: string[]) => spawnSync(cmd, args, { stdio: 'ignore' }).status === 0;

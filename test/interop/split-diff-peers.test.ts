@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { CORPUS, HAVE, PY, need } from './prereq.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
-const CLI = join(ROOT, 'dist/src/cli/main.js');
+const CLI = join(ROOT, 'dist/src/cli/vmcore.js');
 const SAMPLE = join(ROOT, 'samples/seabios-128M.md-c-d31.kdump');
 const LKDF = join(ROOT, 'test/interop/convert-lkdf.py');
 /** What libkdumpfile reads from the sample (corpus truth md__md-c-d31.kdump.json). */

@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ANALYSIS_KERNELS, analysisGuest } from './analysis-guest.js';
 
-const CLI = join(fileURLToPath(new URL('../../../', import.meta.url)), 'dist/src/cli/main.js');
+const CLI = join(fileURLToPath(new URL('../../../', import.meta.url)), 'dist/src/cli/vmcore.js');
 
 function vmcore(args: string[]): { status: number | null; stdout: string; stderr: string } {
   const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', maxBuffer: 64 << 20, timeout: 300_000 });

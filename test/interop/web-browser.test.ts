@@ -25,7 +25,7 @@ import { serve, type ServeHandle } from '../../src/node/serve.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 const SAMPLE = join(ROOT, 'samples/seabios-128M.md-c-d31.kdump');
-const CLI = join(ROOT, 'dist/src/cli/main.js');
+const CLI = join(ROOT, 'dist/src/cli/vmcore.js');
 const WEB = join(ROOT, 'dist/web');
 const CHROMIUM = process.env.VMCORE_CHROMIUM ?? '/usr/bin/chromium';
 const ARTIFACTS = process.env.VMCORE_ARTIFACTS ? join(process.env.VMCORE_ARTIFACTS, 'web') : mkdtempSync(join(tmpdir(), 'vmcore-web-artifacts-'));

@@ -9,7 +9,7 @@ import { cString, decodedToJson, formatLayout, formatStruct } from '../../src/co
 import { BtfBuilder } from '../helpers/btf-builder.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
-const CLI = join(ROOT, 'dist/src/cli/main.js');
+const CLI = join(ROOT, 'dist/src/cli/vmcore.js');
 const SAMPLE = join(ROOT, 'samples/seabios-128M.md-c-d31.kdump');
 
 test('cString: gdb escapes, trailing NUL dropped, runs crossing the limit printed whole', () => {

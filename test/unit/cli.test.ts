@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { vmcore } from '../helpers/cli.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
-const CLI = join(ROOT, 'dist/src/cli/main.js');
+const CLI = join(ROOT, 'dist/src/cli/vmcore.js');
 const SAMPLE = join(ROOT, 'samples/seabios-128M.md-c-d31.kdump');
 
 

@@ -23,7 +23,7 @@ import { matchCpuNotes } from '../../src/core/kernel/state.js';
 import { VmcoreError } from '../../src/core/errors.js';
 import { prstatusDesc } from './kernel-synth.js';
 
-const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+const CLI = fileURLToPath(new URL('../../src/cli/vmcore.js', import.meta.url));
 // the sample's own NT_PRSTATUS (the panicking init task, pid 1)
 const RIP = '0xffffffff819c3643';
 const RSP = '0xffffc90000013d20';

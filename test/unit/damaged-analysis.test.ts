@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { sampleWithDamagedDescs, SAMPLE_PATH } from '../helpers/sample-variants.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const CLI = join(ROOT, 'dist/src/cli/main.js');
+const CLI = join(ROOT, 'dist/src/cli/vmcore.js');
 const run = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', maxBuffer: 64 << 20 });
 /** The intact sample's answer to the same command: it must itself succeed, or the comparison proves nothing. */
 const intact = (...args: string[]) => {

@@ -238,7 +238,7 @@ test('an existing output is refused before QEMU is asked to dump (no needless pa
 test('vmcore dump --format celf compresses with zstd by default, as convert and the library do', async () => {
   const { execFile } = await import('node:child_process');
   const { promisify } = await import('node:util');
-  const cli = new URL('../../src/cli/main.js', import.meta.url).pathname;
+  const cli = new URL('../../src/cli/vmcore.js', import.meta.url).pathname;
   const q = await fakeQemu();
   try {
     const codecOf = async (format: string, extra: string[] = []) => {

@@ -22,7 +22,7 @@ import { isVmcoreError } from '../../src/core/errors.js';
 import { KdumpDump } from '../../src/core/format/kdump/reader.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
-const CLI = join(ROOT, 'dist/src/cli/main.js');
+const CLI = join(ROOT, 'dist/src/cli/vmcore.js');
 const SAMPLE = join(ROOT, 'samples/seabios-128M.md-c-d31.kdump');
 
 let sampleDigest: string | undefined;

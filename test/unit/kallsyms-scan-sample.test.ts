@@ -19,7 +19,7 @@ import { analyzeKernel } from '../../src/core/kernel/kernel.js';
 import { sampleBytes, sampleWithoutKallsymsVmcoreinfo } from '../helpers/sample-variants.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const CLI = join(ROOT, 'dist/src/cli/main.js');
+const CLI = join(ROOT, 'dist/src/cli/vmcore.js');
 
 test('kallsyms scan on the sample: the same table as through VMCOREINFO, every symbol equal', async () => {
   const intact = await analyzeKernel(await openDump([new BufferSource(sampleBytes(), 'sample.kdump')], nodeCodecs()));

@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { buildElf, patternPage } from '../helpers/build.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
-const CLI = join(ROOT, 'dist/src/cli/main.js');
+const CLI = join(ROOT, 'dist/src/cli/vmcore.js');
 const HAVE_SCRIPT = spawnSync('sh', ['-c', 'command -v script']).status === 0;
 
 /** Run the CLI with stdin, stdout and stderr on a pseudo-terminal; returns what the terminal showed. */

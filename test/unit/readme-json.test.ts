@@ -13,7 +13,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
-const CLI = join(ROOT, 'dist/src/cli/main.js');
+const CLI = join(ROOT, 'dist/src/cli/vmcore.js');
 const SAMPLE = join(ROOT, 'samples/seabios-128M.md-c-d31.kdump');
 const README = readFileSync(join(ROOT, 'README.md'), 'utf8');
 

@@ -139,7 +139,7 @@ test('serve refuses a missing dump and an empty list', async () => {
 
 test('vmcore serve --json: the page and dump URLs, then the range source reads the dump', async () => {
   const { spawn } = await import('node:child_process');
-  const p = spawn(process.execPath, [join(ROOT, 'dist/src/cli/main.js'), 'serve', '--json', '--quiet', SAMPLE]);
+  const p = spawn(process.execPath, [join(ROOT, 'dist/src/cli/vmcore.js'), 'serve', '--json', '--quiet', SAMPLE]);
   try {
     const line = await new Promise<string>((ok, fail) => {
       let out = '';

@@ -10,7 +10,7 @@ import { bareFunction, crashSignature, maskReason, oopsKind, signatureChain } fr
 import { faultingContext, type TaskBacktrace } from '../../src/core/kernel/backtrace.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const CLI = join(ROOT, 'dist/src/cli/main.js');
+const CLI = join(ROOT, 'dist/src/cli/vmcore.js');
 const SAMPLE = join(ROOT, 'samples/seabios-128M.md-c-d31.kdump');
 
 const f = (name: string, reliable = true, module: string | null = null) => ({ function: name, reliable, module });

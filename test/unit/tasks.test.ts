@@ -185,7 +185,7 @@ test('vmcore ps --json on the real sample: the same tasks as drgn, with pid, tgi
   const { readFileSync } = await import('node:fs');
   const { fileURLToPath } = await import('node:url');
   const root = fileURLToPath(new URL('../../../', import.meta.url));
-  const r = spawnSync(process.execPath, [root + 'dist/src/cli/main.js', 'ps', root + 'samples/seabios-128M.md-c-d31.kdump', '--json'], { encoding: 'utf8' });
+  const r = spawnSync(process.execPath, [root + 'dist/src/cli/vmcore.js', 'ps', root + 'samples/seabios-128M.md-c-d31.kdump', '--json'], { encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
   const ours = JSON.parse(r.stdout) as { pid: number; tgid: number; ppid: number; cpu: number; state: string; comm: string; task: string; active: boolean; panic: boolean }[];
   const truth = (JSON.parse(readFileSync(root + 'test/fixtures/ps/seabios-128M.drgn-tasks.json', 'utf8')) as { tasks: typeof ours }).tasks;

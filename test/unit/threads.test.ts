@@ -22,7 +22,7 @@ test('limitThreads: kept up to 4 per core, lowered above with a warning', () => 
 });
 
 test('hash --threads 999: the digest, with the warning on stderr', () => {
-  const r = spawnSync(process.execPath, ['dist/src/cli/main.js', 'hash', '--threads', '999', 'samples/seabios-128M.md-c-d31.kdump'], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 });
+  const r = spawnSync(process.execPath, ['dist/src/cli/vmcore.js', 'hash', '--threads', '999', 'samples/seabios-128M.md-c-d31.kdump'], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 });
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /^03c2b8685986e5ee4bcfee31fc94ef61c42dfed7ec5029f6194829dc174feacb {2}15374 pages\n$/);
   assert.match(r.stderr, /--threads 999 is more than 4 per core .*: using \d+/);
@@ -30,7 +30,7 @@ test('hash --threads 999: the digest, with the warning on stderr', () => {
 
 test('--threads that is not a whole number is a usage error that says so, in every command', () => {
   for (const cmd of [['convert', '--threads', '-1', 'samples/seabios-128M.md-c-d31.kdump', 'never-written.kdump'], ['hash', '--threads', '1.5', 'samples/seabios-128M.md-c-d31.kdump']]) {
-    const r = spawnSync(process.execPath, ['dist/src/cli/main.js', ...cmd], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
+    const r = spawnSync(process.execPath, ['dist/src/cli/vmcore.js', ...cmd], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
     assert.equal(r.status, 2, r.stderr);
     assert.match(r.stderr, /--threads wants a whole number from 0, got "(-1|1\.5)"/);
   }

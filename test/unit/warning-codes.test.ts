@@ -15,7 +15,7 @@ import { WARNING_CODES, isWarningCode } from '../../src/core/warnings.js';
 import { sampleWithCpuNotes, sampleWithDamagedDescs } from '../helpers/sample-variants.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
-const CLI = join(root, 'dist/src/cli/main.js');
+const CLI = join(root, 'dist/src/cli/vmcore.js');
 
 /** Pages of the sample whose loss the analyses see: kernel text, kallsyms_names, a printk text ring page. */
 const DAMAGED = [0x1000, 0x1001, 0x2200, 0x32f7];

@@ -16,6 +16,7 @@ import { nodeSha256 } from '../hash.js';
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { TriageAnswer, TriageJob } from '../workers/triage-worker.js';
+import { workerUrl } from '../workers/url.js';
 
 
 export interface FilterPlan {
@@ -71,7 +72,7 @@ interface InputTriage {
  */
 function triageOnWorker(job: TriageJob): Promise<InputTriage | Error> {
   return new Promise((resolve) => {
-    const w = new Worker(new URL('../workers/triage-worker.js', import.meta.url), { workerData: job, resourceLimits: { maxYoungGenerationSizeMb: 4 } });
+    const w = new Worker(workerUrl('triage-worker'), { workerData: job, resourceLimits: { maxYoungGenerationSizeMb: 4 } });
     let answered = false;
     w.once('message', (m: TriageAnswer) => {
       answered = true;

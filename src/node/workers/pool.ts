@@ -11,6 +11,7 @@ import type { CompressedBatch } from '../../core/format/batch.js';
 import { compressBatchInPlace, nativeBatchCompressor, nativeFileCompressor, pageCompressor, passStoredBatch, type FilePages, type WorkerConfig } from './page-codec.js';
 import type { StoredPages } from '../../core/format/kdump/reader.js';
 import { nodeCodecs } from '../codecs.js';
+import { workerUrl } from './url.js';
 
 export interface BatchIn {
   startPfn: number;
@@ -64,7 +65,7 @@ interface Pending {
   promise: Promise<BatchOut>;
 }
 
-const WORKER_URL = new URL('./compress-worker.js', import.meta.url);
+const WORKER_URL = workerUrl('compress-worker');
 // Small young generation: the codecs allocate one short-lived buffer per page, and a large
 // nursery per worker is what peak RSS is made of.
 const WORKER_OPTIONS = { resourceLimits: { maxYoungGenerationSizeMb: 4 } };

@@ -1,0 +1,42 @@
+// The `vmcore` command runs from one bundled file and starts its worker threads from the bundles
+// beside it (scripts/bundle-cli.mjs): a command that loaded the project's modules one by one, or
+// a worker path that no longer resolves from the bundle, fails here.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { CLI, vmcore } from '../helpers/cli.js';
+
+const SAMPLE = fileURLToPath(new URL('../../../samples/seabios-128M.md-c-d31.kdump', import.meta.url));
+
+test('the command is one bundle: no import of a project module, its workers beside it', () => {
+  const text = readFileSync(CLI, 'utf8');
+  assert.ok(!/(?:from|import\()\s*["']\.\.?\//.test(text), 'main.js imports no relative module');
+  for (const w of ['compress-worker', 'read-worker', 'triage-worker']) {
+    const f = join(dirname(CLI), `${w}.js`);
+    assert.ok(existsSync(f), f);
+    assert.ok(!/(?:from|import\()\s*["']\.\.?\//.test(readFileSync(f, 'utf8')), `${w}.js imports no relative module`);
+  }
+});
+
+test('the bundled command runs its workers: convert -d 31 with two compression threads and the triage thread, hash with its read threads', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'vmcore-bundle-'));
+  try {
+    const out = join(dir, 'out.kdump');
+    // -d 31 of a dump makedumpfile wrote at -d 31: the same pages, judged by the input's triage
+    // on its own thread (two cores and more), compressed by two workers
+    const r = vmcore('convert', '-d', '31', '--threads', '2', '--json', SAMPLE, out);
+    assert.equal(r.rc, 0, r.err);
+    const s = JSON.parse(r.out) as { threads: number; pages: { total: number; zero: number } };
+    assert.equal(s.threads, 2);
+    assert.equal(s.pages.total, 15374);
+    const a = JSON.parse(vmcore('hash', '--json', SAMPLE).out) as { sha256: string };
+    const b = vmcore('hash', '--json', out);
+    assert.equal(b.rc, 0, b.err);
+    assert.equal((JSON.parse(b.out) as { sha256: string }).sha256, a.sha256);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
