@@ -4,7 +4,8 @@
 // stays the same command as modules. Node then starts the
 // command from one file instead of resolving and compiling ~150 modules: ~80 ms less for every
 // command, and ~70 ms less for each worker thread a command starts (bench/README.md). The
-// library (dist/src/node, dist/src/core) stays the compiler's modules.
+// library (dist/src/node, dist/src/core) stays the compiler's modules. No source map: the package
+// holds no TypeScript sources for one to name, and the bundle is not minified (stack traces read).
 // The bundles sit where the modules' relative paths still hold: dist/src/cli is as deep as
 // dist/src/node (build/Release, package.json, dist/web), and src/node/workers/url.ts names a
 // worker beside the module that holds it.
@@ -26,6 +27,5 @@ await build({
   format: 'esm',
   platform: 'node',
   target: 'node20',
-  sourcemap: 'linked',
   logLevel: 'warning',
 });
