@@ -1,7 +1,7 @@
 import { type Warning } from '../../src/core/warnings.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { appendFile, copyFile, mkdtemp, rm, stat, truncate } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openDumpFiles } from '../../src/node/open.js';
@@ -254,5 +254,49 @@ test('usage: pages per type add up, the level-31 estimate keeps only kernel data
     assert.ok(r.levels[0]!.bytes.zlib > est && est > 0.7 * d.files[0]!.size && est < 1.3 * d.files[0]!.size, `estimate ${est}, file ${d.files[0]!.size}`);
   } finally {
     await d.close();
+  }
+});
+
+test('triage guard: an input that changes while it is converted is named (TRUNCATED, IO), not taken for a filter that loses pages', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'vmcore-filter-'));
+  try {
+    const input = join(dir, 'in.kdump');
+    await copyFile(SAMPLE, input);
+    const size = (await stat(input)).size;
+    const d = await openDumpFiles([input]);
+    try {
+      const k = await analyzeKernel(d);
+      // cut short after it was opened, once the input's triage has answered: judged before the
+      // output is kept, the refusal removes it
+      const started = (await startFilter(d, k, 31, { inputFiles: [input] }))!;
+      const out = join(dir, 'out.kdump');
+      await convertDump(d, out, { dumpLevel: 31, exclude: started.exclude, threads: 0 });
+      await started.settle();
+      await truncate(input, size - 4096);
+      await assert.rejects(started.finish([out]), (e: unknown) => {
+        assert.ok(isVmcoreError(e) && e.code === 'TRUNCATED', String(e));
+        assert.equal(e.file, input);
+        assert.equal(e.offset, size - 4096);
+        assert.match(e.message, new RegExp(`changed while it was converted: ${size} bytes when opened, ${size - 4096} now.*output removed`));
+        return true;
+      });
+      await assert.rejects(stat(out));
+      // grown after the plan was made: the output check names it; --force keeps the output with a warning
+      await truncate(input, size);
+      const plan = (await planFilter(d, k, 31, { inputFiles: [input] }))!;
+      assert.deepEqual(plan.inputs, [{ name: input, size }]);
+      await convertDump(d, out, { dumpLevel: 31, exclude: plan.exclude, threads: 0 });
+      await appendFile(input, new Uint8Array(512));
+      const warnings: Warning[] = [];
+      await checkFilteredOutput([out], plan, { force: true, onWarning: (w) => warnings.push(w) });
+      assert.ok(warnings.some((w) => w.code === 'FILTER_FORCED' && w.text.includes(`${size + 512} now`)), JSON.stringify(warnings));
+      await stat(out);
+      await assert.rejects(checkFilteredOutput([out], plan), (e: unknown) => isVmcoreError(e) && e.code === 'IO' && /changed while it was converted/.test(e.message));
+      await assert.rejects(stat(out));
+    } finally {
+      await d.close();
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
   }
 });

@@ -4,7 +4,7 @@
  * writing that `info`, `dmesg` and `bt -a` say the same of the output as of the input.
  */
 import { warning, type Warning } from '../../core/warnings.js';
-import { rm } from 'node:fs/promises';
+import { rm, stat } from 'node:fs/promises';
 import type { Dump } from '../../core/dump.js';
 import { VmcoreError } from '../../core/errors.js';
 import type { KernelInfo } from '../../core/kernel/kernel.js';
@@ -32,6 +32,8 @@ export interface FilterPlan {
    * output check runs that analysis again (info) and compares what it concludes.
    */
   touched?: { pfns: number[]; digest: string };
+  /** The input's local files and their sizes when opened (opts.inputFiles): checked again before the output is judged. */
+  inputs?: readonly { name: string; size: number }[];
 }
 
 export interface FilterOptions {
@@ -88,6 +90,33 @@ function triageOnWorker(job: TriageJob): Promise<InputTriage | Error> {
       if (!answered) resolve(new Error(`triage of the input: its thread exited (code ${code}) without an answer`));
     });
   });
+}
+
+/**
+ * The input files (their sizes when opened) that are not that size any more: a dump changed while
+ * it was converted (a crash kernel still writing it, a copy under way). Triage of such an input
+ * differs from the output's for that reason alone: the error names the file, not the filter.
+ * @throws VmcoreError TRUNCATED (the file shrank) or IO (it grew, or cannot be stat'ed), with
+ *         `outputs` removed unless `force` (then the warning FILTER_FORCED)
+ */
+async function checkInputsUnchanged(inputs: FilterPlan['inputs'], outputs: readonly string[], opts: FilterOptions): Promise<void> {
+  for (const f of inputs ?? []) {
+    let now: number | undefined;
+    let why: string;
+    try {
+      now = (await stat(f.name)).size;
+      if (now === f.size) continue;
+      why = `${f.name} changed while it was converted: ${f.size} bytes when opened, ${now} now`;
+    } catch (e) {
+      why = `${f.name} changed while it was converted: ${(e as Error).message}`;
+    }
+    const what = outputs.length ? 'output removed (--force keeps it)' : 'nothing written';
+    if (!opts.force || !outputs.length) {
+      for (const o of outputs) await rm(o, { force: true });
+      throw new VmcoreError(now !== undefined && now < f.size ? 'TRUNCATED' : 'IO', `${why}; what triage says of it cannot judge the filter; ${what}`, { file: f.name, offset: now !== undefined && now < f.size ? now : undefined, field: 'size' });
+    }
+    opts.onWarning?.(warning('FILTER_FORCED', `${why} (kept: --force)`));
+  }
 }
 
 /**
@@ -178,6 +207,9 @@ export async function startFilter(dump: Dump, kernel: KernelInfo, level: number,
 async function judgeFilter(dump: Dump, level: number, model: PageModel, exclude: ExcludedRun[], input: InputTriage, opts: FilterOptions & { written?: readonly string[] }): Promise<FilterPlan> {
   const file = dump.files[0]?.name;
   const topts = opts.noBacktraces ? { noBacktraces: true } : {};
+  // an input that changed while it was read gives a triage that judges nothing
+  const inputs = opts.inputFiles ? dump.files.filter((f) => opts.inputFiles!.includes(f.name)).map((f) => ({ name: f.name, size: f.size })) : undefined;
+  await checkInputsUnchanged(inputs, opts.written ?? [], opts);
   const { fingerprint, pfns, touched, afterAnalysis } = input.record;
   // Triage is a function of the pages it asks about (and of the file's notes, kept as they are).
   // When the filter leaves out none of them, triage on the filtered input asks the same questions
@@ -215,16 +247,19 @@ async function judgeFilter(dump: Dump, level: number, model: PageModel, exclude:
     const of = new Map(touched.map((p, i) => [p, input.digests![i]!]));
     digest = digestOfPages(digestPfns, digestPfns.map((p) => of.get(p)!), nodeSha256);
   } else if (digestPfns) digest = await pagesDigest(dump, digestPfns, nodeSha256);
-  return { level, exclude, model, triage: fingerprint, ...(digestPfns && digest !== undefined ? { touched: { pfns: digestPfns, digest } } : {}) };
+  return { level, exclude, model, triage: fingerprint, ...(digestPfns && digest !== undefined ? { touched: { pfns: digestPfns, digest } } : {}), ...(inputs?.length ? { inputs } : {}) };
 }
 
 /**
  * Open the written output and compare what triage says of it with the input's fingerprint: info
  * and dmesg run on the output; bt -a runs again only when a page it read on the input is not in
  * the output with the same bytes (plan.touched), or when its pages are not known.
- * On a difference: remove the output and throw TRIAGE, or with `force` warn and keep it.
+ * On a difference: remove the output and throw TRIAGE, or with `force` warn and keep it. First, an
+ * input file of `plan.inputs` whose size changed since it was opened: TRUNCATED or IO naming it
+ * (checkInputsUnchanged), not TRIAGE.
  */
 export async function checkFilteredOutput(outputs: readonly string[], plan: FilterPlan, opts: FilterOptions = {}): Promise<void> {
+  await checkInputsUnchanged(plan.inputs, outputs, opts);
   const out = await openDumpFiles([...outputs]);
   let diffs: string[] | undefined;
   try {
