@@ -277,7 +277,7 @@ test('triage guard: an input that changes while it is converted is named (TRUNCA
         assert.ok(isVmcoreError(e) && e.code === 'TRUNCATED', String(e));
         assert.equal(e.file, input);
         assert.equal(e.offset, size - 4096);
-        assert.match(e.message, new RegExp(`changed while it was converted: ${size} bytes when opened, ${size - 4096} now.*output removed`));
+        assert.match(e.message, new RegExp(`changed while it was converted: ${size} bytes when filtering began, ${size - 4096} now.*output removed`));
         return true;
       });
       await assert.rejects(stat(out));

@@ -32,7 +32,7 @@ export interface FilterPlan {
    * output check runs that analysis again (info) and compares what it concludes.
    */
   touched?: { pfns: number[]; digest: string };
-  /** The input's local files and their sizes when opened (opts.inputFiles): checked again before the output is judged. */
+  /** The input's local files (opts.inputFiles) and their sizes when the filter started: checked again before the output is judged and checked. */
   inputs?: readonly { name: string; size: number }[];
 }
 
@@ -93,7 +93,7 @@ function triageOnWorker(job: TriageJob): Promise<InputTriage | Error> {
 }
 
 /**
- * The input files (their sizes when opened) that are not that size any more: a dump changed while
+ * The input files (their sizes when filtering began) that are not that size any more: a dump changed while
  * it was converted (a crash kernel still writing it, a copy under way). Triage of such an input
  * differs from the output's for that reason alone: the error names the file, not the filter.
  * @throws VmcoreError TRUNCATED (the file shrank) or IO (it grew, or cannot be stat'ed), with
@@ -106,7 +106,7 @@ async function checkInputsUnchanged(inputs: FilterPlan['inputs'], outputs: reado
     try {
       now = (await stat(f.name)).size;
       if (now === f.size) continue;
-      why = `${f.name} changed while it was converted: ${f.size} bytes when opened, ${now} now`;
+      why = `${f.name} changed while it was converted: ${f.size} bytes when filtering began, ${now} now`;
     } catch (e) {
       why = `${f.name} changed while it was converted: ${(e as Error).message}`;
     }
@@ -162,6 +162,12 @@ export async function startFilter(dump: Dump, kernel: KernelInfo, level: number,
   if (!kernel.translator) throw new VmcoreError('ADDRESS_TRANSLATION', `dump level ${level} reads struct pages through kernel virtual addresses, and they cannot be translated (phys_base not proven, no CPU page tables)`, { ...(file ? { file } : {}) });
   const model = pageModel(kernel.vmcoreinfo, { ...(file ? { file } : {}), littleEndian: dump.littleEndian });
   const topts = opts.noBacktraces ? { noBacktraces: true } : {};
+  // the input files' sizes now, before they are classified and triaged (checkInputsUnchanged)
+  const inputSizes: { name: string; size: number }[] = [];
+  for (const name of opts.inputFiles ?? []) {
+    const st = await stat(name).catch(() => undefined);
+    if (st?.isFile()) inputSizes.push({ name, size: st.size });
+  }
   // triage on the input does not depend on the classification: on files, a thread of its own
   // reads it while this one classifies
   const onWorker =
@@ -195,7 +201,7 @@ export async function startFilter(dump: Dump, kernel: KernelInfo, level: number,
     finish: async (written) => {
       const input: InputTriage | Error = onWorker ? await onWorker : { record: await triageRecord(dump, topts) };
       if (input instanceof Error) throw input;
-      return judgeFilter(dump, level, model, excluded, input, { ...opts, ...(written ? { written } : {}) });
+      return judgeFilter(dump, level, model, excluded, input, { ...opts, ...(written ? { written } : {}), inputSizes });
     },
   };
 }
@@ -204,11 +210,11 @@ export async function startFilter(dump: Dump, kernel: KernelInfo, level: number,
  * The second half of planFilter: triage on the input (`input`), and on the input as the filter
  * leaves it, before the output is kept.
  */
-async function judgeFilter(dump: Dump, level: number, model: PageModel, exclude: ExcludedRun[], input: InputTriage, opts: FilterOptions & { written?: readonly string[] }): Promise<FilterPlan> {
+async function judgeFilter(dump: Dump, level: number, model: PageModel, exclude: ExcludedRun[], input: InputTriage, opts: FilterOptions & { written?: readonly string[]; inputSizes?: FilterPlan['inputs'] }): Promise<FilterPlan> {
   const file = dump.files[0]?.name;
   const topts = opts.noBacktraces ? { noBacktraces: true } : {};
   // an input that changed while it was read gives a triage that judges nothing
-  const inputs = opts.inputFiles ? dump.files.filter((f) => opts.inputFiles!.includes(f.name)).map((f) => ({ name: f.name, size: f.size })) : undefined;
+  const inputs = opts.inputSizes;
   await checkInputsUnchanged(inputs, opts.written ?? [], opts);
   const { fingerprint, pfns, touched, afterAnalysis } = input.record;
   // Triage is a function of the pages it asks about (and of the file's notes, kept as they are).
