@@ -133,8 +133,20 @@ export function printWarnings(ws: Iterable<Warning>): void {
 }
 
 export function printJson(v: unknown): Promise<void> {
-  return writeStdoutRaw(JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? hex64(x) : x), 2) + '\n');
+  return writeStdoutRaw(jsonText(v) + '\n');
 }
+
+/**
+ * `v` as JSON text (bigints as hex, `indent` spaces; none when 0), with DEL, the C1 controls
+ * (U+0080-U+009F, e.g. U+009B, the one-character CSI some terminals obey) and the bidirectional
+ * formatting characters written as \uXXXX: JSON.stringify leaves them raw, and they appear only
+ * inside strings, where the escape is the same value.
+ */
+export function jsonText(v: unknown, indent = 2): string {
+  return JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? hex64(x) : x), indent || undefined).replace(UNSAFE_IN_JSON, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+// eslint-disable-next-line no-control-regex
+const UNSAFE_IN_JSON = /[\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
 
 export function hexdump(b: Uint8Array, base: number | bigint): string {
   const lines: string[] = [];

@@ -13,6 +13,7 @@ import { qemuMisparseInverse } from './kernel/x86_64/physbase.js';
 import type { ProofStep } from './kernel/proof.js';
 import { kernelMemoryEnd } from './kernel/memsection.js';
 import { cpuCountOfNotes } from './kernel/x86_64/cpu.js';
+import { headerText } from './text.js';
 
 export interface RangeInfo {
   start: string;
@@ -171,7 +172,8 @@ export async function describeDump(
 
   const vi = kernel?.vmcoreinfo ?? (dump.vmcoreinfoText ? new Vmcoreinfo(dump.vmcoreinfoText) : undefined);
   const { producer, evidence } = guessProducer(dump, det.producerHints);
-  const uts = det.utsname;
+  // the header's fields as text (they stay bytes in det.utsname, for writers)
+  const uts = det.utsname ? { release: headerText(det.utsname.release), version: headerText(det.utsname.version), machine: headerText(det.utsname.machine) } : undefined;
   let release: string | null = null;
   let releaseSource: string | null = null;
   if (uts?.release) {

@@ -11,12 +11,12 @@
  *    in any real dump stay below 2^53 (8 PiB).
  */
 import { VmcoreError } from './errors.js';
-import { dumpText, dumpTextBytes } from './text.js';
+import { latin1, latin1Bytes } from './text.js';
 
 export type FieldType =
   | 'u8' | 'u16' | 'u32' | 'i32'
   | 'u64' | 'i64' | 'u64n' | 'i64n'
-  | 'char' // NUL-padded string of `size` bytes
+  | 'char' // NUL-padded string of `size` bytes, one character per byte (text.ts latin1): written back byte for byte; headerText shows it as text
   | 'bytes'; // raw bytes of `size`
 
 export interface FieldDecl {
@@ -103,7 +103,7 @@ export function defineStruct<F extends Record<string, FieldDecl>>(name: string, 
           case 'char': {
             const raw = buf.subarray(offset + o, offset + o + (f.size ?? 0));
             const nul = raw.indexOf(0);
-            out[k] = dumpText(nul >= 0 ? raw.subarray(0, nul) : raw);
+            out[k] = latin1(nul >= 0 ? raw.subarray(0, nul) : raw);
             break;
           }
           case 'bytes': out[k] = buf.slice(offset + o, offset + o + (f.size ?? 0)); break;
@@ -129,7 +129,7 @@ export function defineStruct<F extends Record<string, FieldDecl>>(name: string, 
           case 'char': {
             const n = f.size ?? 0;
             buf.fill(0, offset + o, offset + o + n);
-            buf.set(dumpTextBytes(v as string, n), offset + o);
+            buf.set(latin1Bytes(v as string).subarray(0, n), offset + o);
             break;
           }
           case 'bytes': buf.set((v as Uint8Array).subarray(0, f.size ?? 0), offset + o); break;

@@ -7,17 +7,25 @@
 
 /**
  * `text` safe for one line of a terminal: control characters (C0, DEL, C1: ESC sequences, CR,
- * LF, BEL, tab) as \xNN; everything else untouched.
+ * LF, BEL, tab) as \xNN, the bidirectional formatting characters (U+200E, U+200F, U+202A-U+202E,
+ * U+2066-U+2069: a right-to-left override reorders what follows it on the line) as \uNNNN;
+ * everything else untouched.
  */
 export function printable(text: string): string {
   // eslint-disable-next-line no-control-regex
-  return text.replace(/[\x00-\x1f\x7f-\x9f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  return text.replace(/[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, escapeChar);
+}
+
+/** \xNN for a control character, \uNNNN for a bidirectional formatting character. */
+function escapeChar(c: string): string {
+  const n = c.charCodeAt(0);
+  return n < 0x100 ? `\\x${n.toString(16).padStart(2, '0')}` : `\\u${n.toString(16).padStart(4, '0')}`;
 }
 
 /** `text` with the control characters of {@link printable} escaped, tab and newline kept (several lines). */
 export function printableText(text: string): string {
   // eslint-disable-next-line no-control-regex
-  return text.replace(/[\x00-\x08\x0b-\x1f\x7f-\x9f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  return text.replace(/[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, escapeChar);
 }
 
 /*
@@ -27,7 +35,8 @@ export function printableText(text: string): string {
  * again (VMCOREINFO, a header's utsname, note names) go through these instead.
  */
 const windows1252 = new TextDecoder('latin1');
-const utf8Fatal = new TextDecoder('utf-8', { fatal: true });
+// ignoreBOM: a leading EF BB BF is text of the field (U+FEFF), not a mark to drop
+const utf8Fatal = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /**
  * `bytes` as ISO-8859-1: one character per byte, U+0000..U+00FF, so that {@link latin1Bytes}
@@ -69,18 +78,11 @@ export function dumpText(bytes: Uint8Array): string {
   return windows1252.decode(bytes);
 }
 
-const utf8Encoder = new TextEncoder();
-
 /**
- * The bytes of a dump's string field that holds at most `max` bytes: `text` in UTF-8 (what
- * {@link dumpText} read from valid UTF-8 comes back byte for byte; text it read as ISO-8859-1
- * comes back as the UTF-8 of the same characters), cut at a character boundary.
+ * A header string field as read by struct.ts (one character per byte, {@link latin1}) as text to
+ * show: {@link dumpText} of its bytes. The field itself stays bytes, so that a conversion writes
+ * it back unchanged whatever its encoding.
  */
-export function dumpTextBytes(text: string, max: number): Uint8Array {
-  const b = utf8Encoder.encode(text);
-  if (b.length <= max) return b;
-  let n = max;
-  // a continuation byte (10xxxxxx) at the cut: back to the start of its character
-  while (n > 0 && (b[n]! & 0xc0) === 0x80) n--;
-  return b.subarray(0, n);
+export function headerText(field: string): string {
+  return dumpText(latin1Bytes(field));
 }

@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { printable, printableText } from '../../src/cli/util.js';
+import { jsonText, printable, printableText } from '../../src/cli/util.js';
 import { vmcore } from '../helpers/cli.js';
 
 const SAMPLE = fileURLToPath(new URL('../../../samples/seabios-128M.md-c-d31.kdump', import.meta.url));
@@ -14,6 +14,20 @@ test('printable: control characters (C0, DEL, C1) as \\xNN, the rest untouched',
   assert.equal(printable('machine \x1b[31mX\r\nvmcore: fake line\x07'), 'machine \\x1b[31mX\\x0d\\x0avmcore: fake line\\x07');
   assert.equal(printable('\x7f\x9b\x00'), '\\x7f\\x9b\\x00');
   assert.equal(printable('x86_64 é — ok'), 'x86_64 é — ok');
+});
+
+test('printable: the bidirectional formatting characters (a right-to-left override) as \\uNNNN', () => {
+  assert.equal(printable('init\u202egnp.exe'), 'init\\u202egnp.exe');
+  assert.equal(printableText('a\u2066b\u2069\u200f\n'), 'a\\u2066b\\u2069\\u200f\n');
+});
+
+test('jsonText: DEL, C1 controls and bidirectional formatting characters written as \\uXXXX, the same value parsed back', () => {
+  const v = { comm: 'x\u009b2J\u0085\u202e\u007fy', n: 1n << 40n };
+  const t = jsonText(v);
+  assert.ok(!/[\u007f-\u009f\u202e]/.test(t), t);
+  assert.match(t, /x\\u009b2J\\u0085\\u202e\\u007fy/);
+  assert.deepEqual(JSON.parse(t), { comm: v.comm, n: '0x10000000000' });
+  assert.equal(jsonText({ a: 1 }, 0), '{"a":1}');
 });
 
 test('printableText: tab and newline kept, every other control character escaped', () => {

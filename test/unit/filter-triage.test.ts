@@ -85,6 +85,11 @@ test('triage guard with the input\'s triage on a worker thread: the same plan as
       await convertDump(d, out, { dumpLevel: 31, exclude: started.exclude, threads: 0 });
       await assert.rejects(started.finish([out]), (e: unknown) => isVmcoreError(e) && e.code === 'TRIAGE' && /output removed/.test(e.message));
       await assert.rejects(stat(out));
+      // a triage thread that fails (here: its file is not there) judges nothing: the output goes too
+      const failing = (await startFilter(d, k, 31, { inputFiles: [SAMPLE + '.absent'] }))!;
+      await convertDump(d, out, { dumpLevel: 31, exclude: failing.exclude, threads: 0 });
+      await assert.rejects(failing.finish([out]), (e: unknown) => isVmcoreError(e) && e.code === 'IO' && /output removed$/.test(e.message));
+      await assert.rejects(stat(out));
       // without the files, no worker: judged on this thread
       assert.equal((await startFilter(d, k, 31))!.concurrent, false);
     } finally {

@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { dumpText, dumpTextBytes, latin1, latin1Bytes } from '../../src/core/text.js';
+import { dumpText, headerText, latin1, latin1Bytes } from '../../src/core/text.js';
 import { vmcore } from '../helpers/cli.js';
 
 const SAMPLE = fileURLToPath(new URL('../../../samples/seabios-128M.md-c-d31.kdump', import.meta.url));
@@ -23,25 +23,26 @@ test('latin1: every byte value is one character U+0000..U+00FF and comes back as
   assert.equal(latin1(Uint8Array.of(0x41, 0xe9)), 'Aé');
 });
 
-test('dumpText: UTF-8 when the bytes are valid UTF-8, else one character per byte; dumpTextBytes cuts at a character', () => {
+test('dumpText: UTF-8 when the bytes are valid UTF-8 (a leading BOM kept), else one character per byte; headerText of a field read byte by byte', () => {
   const utf8 = new TextEncoder().encode('hôte-ü');
   assert.equal(dumpText(utf8), 'hôte-ü');
-  assert.deepEqual(dumpTextBytes('hôte-ü', 64), utf8);
+  assert.equal(headerText(latin1(utf8)), 'hôte-ü');
+  assert.equal(dumpText(Uint8Array.of(0xef, 0xbb, 0xbf, 0x61)), '\ufeffa');
   assert.equal(dumpText(Uint8Array.of(0x68, 0xf4, 0x74)), 'hôt'); // ISO-8859-1 bytes, not UTF-8
   assert.equal(dumpText(Uint8Array.of(0x9b, 0x41)), '\u009bA');
-  // 'ô' is two bytes: a cut at 2 leaves 'h', never half a character
-  assert.deepEqual(dumpTextBytes('hôte', 2), Uint8Array.of(0x68));
-  assert.deepEqual(dumpTextBytes('hôte', 3), Uint8Array.of(0x68, 0xc3, 0xb4));
 });
 
-test('a header utsname in UTF-8 reads as its text, and conversions keep the header and a VMCOREINFO byte 0x80 byte for byte', () => {
+test('a header utsname reads as text (UTF-8 when valid), and conversions keep its bytes, valid UTF-8 or not, and a VMCOREINFO byte 0x80', () => {
   const dir = mkdtempSync(join(tmpdir(), 'vmcore-text-'));
   try {
     const b = readFileSync(SAMPLE);
-    // disk_dump_header.utsname.nodename: new_utsname at byte 12, nodename its 2nd 65-byte field
-    const nodename = new TextEncoder().encode('hôte-ü');
-    b.fill(0, 12 + 65, 12 + 2 * 65);
-    b.set(nodename, 12 + 65);
+    // disk_dump_header.utsname: new_utsname at byte 12, six 65-byte fields
+    const field = (i: number, bytes: Uint8Array) => {
+      b.fill(0, 12 + i * 65, 12 + (i + 1) * 65);
+      b.set(bytes, 12 + i * 65);
+    };
+    field(1, new TextEncoder().encode('hôte-ü')); // nodename: UTF-8
+    field(5, new Uint8Array(65).fill(0xe9)); // domainname: 65 ISO-8859-1 bytes, no NUL
     // a byte 0x80 in a key no reader uses, inside the VMCOREINFO note
     const key = b.indexOf('OFFSET(vmap_area.va_start)=');
     assert.ok(key > 0);
@@ -51,7 +52,9 @@ test('a header utsname in UTF-8 reads as its text, and conversions keep the head
     writeFileSync(f, b);
     const j = vmcore('info', f, '--json');
     assert.equal(j.rc, 0, j.err);
-    assert.equal(JSON.parse(j.out).header.utsname.nodename, 'hôte-ü');
+    const uts = JSON.parse(j.out).header.utsname;
+    assert.equal(uts.nodename, 'hôte-ü');
+    assert.equal(uts.domainname, 'é'.repeat(65));
     for (const fmt of ['kdump', 'elf']) {
       const out = join(dir, `out.${fmt}`);
       const r = vmcore('convert', '--no-kernel', '--format', fmt, f, out);

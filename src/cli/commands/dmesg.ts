@@ -7,7 +7,7 @@ import { readDmesg, formatDmesg, dmesgToJson } from '../../core/kernel/dmesg.js'
 import { openDumpFiles } from '../../node/open.js';
 import { STATS_OPTION, printStats } from '../remote.js';
 import type { ByteSource } from '../../core/io/source.js';
-import { printJson, printWarnings, writeOutputFile, writeStdoutRaw } from '../util.js';
+import { printJson, printWarnings, writeOutputFile, writeStdoutRaw, jsonText } from '../util.js';
 
 interface DmesgCliOptions {
   json?: boolean;
@@ -85,7 +85,7 @@ export function register(program: Command): void {
         if (!o.quiet) printWarnings([...dump.warnings, ...warnings]);
         if (o.json) {
           const j = { file: files.length === 1 ? files[0] : files, vmcoreinfo_source: kernel.vmcoreinfoSource, ...dmesgToJson(log), warnings };
-          if (o.output) await writeOutputFile(o.output, JSON.stringify(j, null, 2) + '\n', o.force);
+          if (o.output) await writeOutputFile(o.output, jsonText(j) + '\n', o.force);
           else await printJson(j);
           return;
         }

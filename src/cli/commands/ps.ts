@@ -9,7 +9,7 @@ import { listTasks, type TaskEntry } from '../../core/kernel/tasks.js';
 import { systemMapForDump } from '../../core/kernel/system-map.js';
 import { openDumpFiles } from '../../node/open.js';
 import { readFile } from 'node:fs/promises';
-import { printable, printWarnings, writeStdout, writeStdoutRaw } from '../util.js';
+import { printable, printWarnings, writeStdout, writeStdoutRaw, jsonText } from '../util.js';
 
 /** One `ps` row as JSON (keys documented in README.md). */
 export function taskToJson(t: TaskEntry): Record<string, unknown> {
@@ -66,7 +66,7 @@ export function register(program: Command): void {
         });
         const symWarnings = 'warnings' in syms && Array.isArray(syms.warnings) ? (syms.warnings as Warning[]) : [];
         printWarnings([...dump.warnings, ...symWarnings, ...kb.warnings, ...walk.warnings, ...r.warnings]);
-        if (o.json) await writeStdoutRaw(JSON.stringify(r.tasks.map(taskToJson), null, 2) + '\n');
+        if (o.json) await writeStdoutRaw(jsonText(r.tasks.map(taskToJson)) + '\n');
         else await writeStdout(formatTasks(r.tasks));
       } finally {
         await dump.close();

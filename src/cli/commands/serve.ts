@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { spawn } from 'node:child_process';
 import { serve } from '../../node/serve.js';
-import { parseCount } from '../util.js';
+import { parseCount, jsonText } from '../util.js';
 import { VmcoreError } from '../../core/errors.js';
 
 export function register(program: Command): void {
@@ -23,7 +23,7 @@ export function register(program: Command): void {
         port,
         ...(o.quiet ? {} : { onRequest: (m: string, u: string, s: number) => process.stderr.write(`${s} ${m} ${u}\n`) }),
       });
-      process.stdout.write(o.json ? JSON.stringify({ url: h.url, dumps: h.dumpUrls }) + '\n' : `${h.url}\n`);
+      process.stdout.write(o.json ? jsonText({ url: h.url, dumps: h.dumpUrls }, 0) + '\n' : `${h.url}\n`);
       if (!['127.0.0.1', 'localhost', '::1'].includes(o.host)) process.stderr.write(`warning: listening on ${o.host}: the dumps are readable from the network\n`);
       if (o.open) {
         const cmd = process.platform === 'darwin' ? 'open' : process.platform === 'win32' ? 'explorer' : 'xdg-open';

@@ -8,7 +8,7 @@ import { loadModuleBtfs } from '../../core/kernel/btf/modules.js';
 import { KernelTypes } from '../../core/kernel/btf/reader.js';
 import { decodedToJson, formatLayout, formatMembers, formatStruct, type PrintOptions } from '../../core/kernel/btf/print.js';
 import { openDumpFiles } from '../../node/open.js';
-import { parseNumber, printWarnings, writeStdout, writeStdoutRaw } from '../util.js';
+import { parseNumber, printWarnings, writeStdout, writeStdoutRaw, jsonText } from '../util.js';
 
 type Symbolizer = { symbolize?(a: bigint): { name: string; offset: bigint | number } | undefined; addressOf?(n: string): bigint | undefined };
 
@@ -77,7 +77,7 @@ export function register(program: Command): void {
         if (o.offsets) {
           if (o.json) {
             const members = btf.members(id).map((m) => ({ name: m.name, type: btf.typeName(m.type), offset: Math.floor(m.bitOffset / 8), bitOffset: m.bitOffset, bitSize: m.bitSize }));
-            await writeStdoutRaw(JSON.stringify({ type: btf.typeName(id), size: btf.sizeOf(id), ...(addr !== undefined ? { address: hex(addr) } : {}), members }, null, 2) + '\n');
+            await writeStdoutRaw(jsonText({ type: btf.typeName(id), size: btf.sizeOf(id), ...(addr !== undefined ? { address: hex(addr) } : {}), members }) + '\n');
           } else {
             await writeStdout(formatLayout(btf, id, addr));
           }
@@ -99,7 +99,7 @@ export function register(program: Command): void {
         if (memberList) {
           const members = memberList.map((m) => ({ name: m, value: obj.member(m).decode({ depth }) }));
           if (o.json) {
-            await writeStdoutRaw(JSON.stringify({ type: btf.typeName(id), address: hex(addr!), size: btf.sizeOf(id), value: Object.fromEntries(members.map((m) => [m.name, decodedToJson(m.value)])) }, null, 2) + '\n');
+            await writeStdoutRaw(jsonText({ type: btf.typeName(id), address: hex(addr!), size: btf.sizeOf(id), value: Object.fromEntries(members.map((m) => [m.name, decodedToJson(m.value)])) }) + '\n');
           } else {
             await writeStdout(formatMembers(members, popts));
           }
@@ -107,7 +107,7 @@ export function register(program: Command): void {
         }
         const v = obj.decode({ depth });
         if (o.json) {
-          await writeStdoutRaw(JSON.stringify({ type: btf.typeName(id), address: hex(addr!), size: btf.sizeOf(id), value: decodedToJson(v) }, null, 2) + '\n');
+          await writeStdoutRaw(jsonText({ type: btf.typeName(id), address: hex(addr!), size: btf.sizeOf(id), value: decodedToJson(v) }) + '\n');
         } else {
           await writeStdout(formatStruct(v, popts));
         }

@@ -6,7 +6,7 @@
 import { warning, type Warning } from '../../core/warnings.js';
 import { rm, stat } from 'node:fs/promises';
 import type { Dump } from '../../core/dump.js';
-import { VmcoreError } from '../../core/errors.js';
+import { isVmcoreError, VmcoreError } from '../../core/errors.js';
 import type { KernelInfo } from '../../core/kernel/kernel.js';
 import { collectExcluded, excludedPages, excludedRunAt, type ExcludedRun } from '../../core/kernel/pagefilter.js';
 import { DL_PAGE_TYPES, pageModel, type PageModel } from '../../core/kernel/pagetypes.js';
@@ -80,14 +80,16 @@ function triageOnWorker(job: TriageJob): Promise<InputTriage | Error> {
       answered = true;
       if (m.record) resolve({ record: m.record, ...(m.digests ? { digests: m.digests } : {}) });
       else if (m.error?.code) resolve(VmcoreError.fromJSON(m.error as Parameters<typeof VmcoreError.fromJSON>[0]));
-      else resolve(new Error(`triage of the input failed: ${m.error?.message ?? 'no answer'}`));
+      else resolve(new VmcoreError('IO', `triage of the input failed: ${m.error?.message ?? 'no answer'}`));
     });
+    // a thread that cannot start (its module missing from an installation) or dies: IO, as the
+    // compression workers' failures are
     w.once('error', (e) => {
       answered = true;
-      resolve(e instanceof Error ? e : new Error(String(e)));
+      resolve(isVmcoreError(e) ? e : new VmcoreError('IO', `triage thread failed: ${e instanceof Error ? e.message : String(e)}`));
     });
     w.once('exit', (code) => {
-      if (!answered) resolve(new Error(`triage of the input: its thread exited (code ${code}) without an answer`));
+      if (!answered) resolve(new VmcoreError('IO', `triage of the input: its thread exited (code ${code}) without an answer`));
     });
   });
 }
@@ -200,7 +202,14 @@ export async function startFilter(dump: Dump, kernel: KernelInfo, level: number,
     },
     finish: async (written) => {
       const input: InputTriage | Error = onWorker ? await onWorker : { record: await triageRecord(dump, topts) };
-      if (input instanceof Error) throw input;
+      if (input instanceof Error) {
+        // an output the triage cannot judge is not kept
+        if (written?.length) {
+          for (const o of written) await rm(o, { force: true });
+          input.message += '; output removed';
+        }
+        throw input;
+      }
       return judgeFilter(dump, level, model, excluded, input, { ...opts, ...(written ? { written } : {}), inputSizes });
     },
   };

@@ -31,7 +31,7 @@ import {
   type KdumpLayoutChoice,
 } from './structs.js';
 import { LruCache } from '../../io/lru.js';
-import { latin1 } from '../../text.js';
+import { headerText, latin1 } from '../../text.js';
 
 const MAX_NOTE_BYTES = KDUMP_LIMITS.maxNoteBytes;
 const MAX_BLOCK_SIZE = KDUMP_LIMITS.maxBlockSize;
@@ -1089,7 +1089,8 @@ export class KdumpDump implements Dump {
         time64: h.time64,
         layout_reason: h.layoutReason,
         endian: h.littleEndian ? 'little' : 'big',
-        utsname: h.utsname,
+        // as text (UTF-8 when valid); the fields stay bytes for writers (headerText)
+        utsname: Object.fromEntries(Object.entries(h.utsname).map(([k, v]) => [k, headerText(v)])),
         timestamp: { sec: h.timestampSec, usec: h.timestampUsec },
         status: h.status,
         status_flags: statusNames(h.status),
