@@ -123,8 +123,10 @@ async function checkInputsUnchanged(inputs: FilterPlan['inputs'], outputs: reado
 
 /**
  * Classify the pages of `dump` for dump level `level` and check that triage keeps what it reads.
- * @throws VmcoreError UNSUPPORTED (kernel encoding unknown, keys missing), NO_VMCOREINFO, and
- *         TRIAGE when pages that info, dmesg or bt -a read would be left out (unless `force`)
+ * @throws VmcoreError UNSUPPORTED (kernel encoding unknown, keys missing), NO_VMCOREINFO,
+ *         TRIAGE when pages that info, dmesg or bt -a read would be left out (unless `force`),
+ *         TRUNCATED or IO when a file of `opts.inputFiles` changed size meanwhile, IO when the
+ *         triage thread fails
  */
 export async function planFilter(dump: Dump, kernel: KernelInfo, level: number, opts: FilterOptions = {}): Promise<FilterPlan | undefined> {
   const started = await startFilter(dump, kernel, level, opts);
