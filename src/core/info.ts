@@ -9,7 +9,7 @@ import { Vmcoreinfo } from './kernel/vmcoreinfo.js';
 import { hex64 } from './hex.js';
 import type { KernelInfo } from './kernel/kernel.js';
 import type { KernelStateReport } from './kernel/state.js';
-import { qemuMisparseInverse } from './kernel/x86_64/physbase.js';
+import { qemuMisparseInverse, type PhysBaseCandidate } from './kernel/x86_64/physbase.js';
 import type { ProofStep } from './kernel/proof.js';
 import { kernelMemoryEnd } from './kernel/memsection.js';
 import { cpuCountOfNotes } from './kernel/x86_64/cpu.js';
@@ -87,6 +87,11 @@ export interface InfoReport {
     proof: ProofStep[];
     /** Why the header is wrong, when the cause is recognisable. */
     explanation: string | null;
+    /**
+     * x86_64, when no value is proven: the candidate that passed the most checks, `{value, sources,
+     * passed, failed}` (ProofSteps; `failed` says what contradicts it), else null.
+     */
+    closest?: { value: string; sources: string[]; passed: ProofStep[]; failed: ProofStep[] } | null;
     /** aarch64 only: the proven layout (physOffset, kimageVoffset, pageOffset, vaBits, granule, tableLevels, swapperPgDir, pacMask). */
     aarch64?: unknown;
   };
@@ -239,6 +244,7 @@ export async function describeDump(
       verdict: pb?.verdict ?? (kernel ? 'cannot prove' : 'not analysed'),
       proof: pb?.proof ?? [],
       explanation: aarch64 ? explainAarch64Header(det.headerPhysBase, pb?.verdict, vi) : explainHeader(det.headerPhysBase, pb?.value, pb?.verdict, producer),
+      ...(!aarch64 && pb && pb.value === undefined ? { closest: closestCandidate(pb.candidates) } : {}),
       ...(aarch64 ? { aarch64: (kernel!.summary() as { aarch64?: unknown }).aarch64 ?? null } : {}),
     },
     ranges,
@@ -298,6 +304,13 @@ function explainAarch64Header(header: bigint | undefined, verdict: string | unde
   if (verdict !== 'header wrong' || header === undefined) return null;
   if (!vi?.has('NUMBER(PHYS_OFFSET)')) return "QEMU writes the lowest guest RAM address when it cannot see the guest kernel (no -device vmcoreinfo); the kernel's memstart_addr differs";
   return null;
+}
+
+/** The candidate that passed the most checks (the first of equals), or null: what `info` shows when nothing is proven. */
+function closestCandidate(cands: readonly PhysBaseCandidate[]): NonNullable<InfoReport['physBase']['closest']> | null {
+  let best: PhysBaseCandidate | undefined;
+  for (const c of cands) if (c.passed.length > 0 && (!best || c.passed.length > best.passed.length)) best = c;
+  return best ? { value: hex64(best.value), sources: best.sources, passed: best.passed, failed: best.failed } : null;
 }
 
 function explainHeader(header: bigint | undefined, value: bigint | undefined, verdict: string | undefined, producer: Producer): string | null {

@@ -97,3 +97,33 @@ test('CR3 of a CPU is cross-checked against init_top_pgt', async () => {
   const r = await findPhysBase({ mem: s.mem, vmcoreinfo: new Vmcoreinfo(s.vmcoreinfoText), cpus });
   assert.ok(hasStep(r.proof, 'CR3_SHARES_KERNEL_PGD'));
 });
+
+test('info: when nothing is proven, the closest candidate and what contradicts it (a VMCOREINFO whose OSRELEASE is not the release in memory)', async () => {
+  const { readFileSync, writeFileSync, mkdtempSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { vmcore } = await import('../helpers/cli.js');
+  const sample = new URL('../../../samples/seabios-128M.md-c-d31.kdump', import.meta.url).pathname;
+  const dir = mkdtempSync(join(tmpdir(), 'vmcore-pb-'));
+  try {
+    const b = readFileSync(sample);
+    const at = b.indexOf('OSRELEASE=6.1.0-56-cloud-amd64');
+    assert.ok(at > 0);
+    b.write('9.9.9', at + 10, 'latin1'); // same length: the note stays whole
+    const f = join(dir, 'osrelease.kdump');
+    writeFileSync(f, b);
+    const r = vmcore('info', '--json', f);
+    assert.equal(r.rc, 0, r.err);
+    const pb = JSON.parse(r.out).physBase;
+    assert.equal(pb.verdict, 'cannot prove');
+    assert.equal(pb.value, null);
+    assert.equal(pb.closest.value, '0x0');
+    assert.ok(pb.closest.sources.includes('VMCOREINFO NUMBER(phys_base)'), JSON.stringify(pb.closest));
+    assert.deepEqual(pb.closest.failed, [{ code: 'UTSNAME_MATCHES', text: 'init_uts_ns holds "Linux 6.1.0-56-cloud-amd64", VMCOREINFO says OSRELEASE=9.9.9-56-cloud-amd64' }]);
+    assert.match(vmcore('info', f).out, /failed +init_uts_ns holds "Linux 6\.1\.0-56-cloud-amd64", VMCOREINFO says OSRELEASE=9\.9\.9-56-cloud-amd64/);
+    // a proven dump has no closest candidate
+    assert.equal(JSON.parse(vmcore('info', '--json', sample).out).physBase.closest, undefined);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

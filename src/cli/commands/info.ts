@@ -192,6 +192,10 @@ export function formatInfo(r: InfoReport): string {
   row('  true', pb.value ?? 'not proven');
   if (pb.proof.length) row('  proof', pb.proof.map((s) => s.text).join('; '));
   if (pb.explanation) row('  why', pb.explanation);
+  if (pb.closest) {
+    row('  closest', `${pb.closest.value} (${pb.closest.sources.join(', ')}): ${pb.closest.passed.length} checks passed`);
+    if (pb.closest.failed.length) row('  failed', pb.closest.failed.map((s) => s.text).join('; '));
+  }
   const a64 = pb.aarch64 as Record<string, string | number | null> | null | undefined;
   if (a64) row('  layout', `kimage_voffset ${a64.kimageVoffset ?? '?'}  PAGE_OFFSET ${a64.pageOffset ?? '?'}  VA_BITS ${a64.vaBits ?? '?'}  granule ${a64.granule ?? '?'}  ${a64.tableLevels ?? '?'}-level tables at ${a64.swapperPgDir ?? '?'}`);
   const kram = r.ranges.filter((x) => x.kernelRam !== false).reduce((a, x) => a + x.pages, 0);

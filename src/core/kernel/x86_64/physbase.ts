@@ -146,7 +146,7 @@ async function validate(pb: bigint, ctx: Ctx): Promise<Omit<PhysBaseCandidate, '
   const passed: ProofStep[] = [];
   const failed: ProofStep[] = [];
   const unavailable: ProofStep[] = [];
-  const note = (code: VmcoreinfoCheck, o: CheckOutcome) => (o === 'pass' ? passed : o === 'fail' ? failed : unavailable).push(proofStep(code, STEP_TEXT[code]));
+  const note = (code: VmcoreinfoCheck, o: CheckOutcome, failText?: string) => (o === 'pass' ? passed : o === 'fail' ? failed : unavailable).push(proofStep(code, o === 'fail' && failText ? failText : STEP_TEXT[code]));
   const vi = ctx.vi!;
   const mem = ctx.mem;
 
@@ -187,7 +187,10 @@ async function validate(pb: bigint, ctx: Ctx): Promise<Omit<PhysBaseCandidate, '
       note('UTSNAME_MATCHES', st === 'hole' ? 'fail' : 'na');
     } else {
       const u = decodeUtsname(b);
-      note('UTSNAME_MATCHES', u && u.sysname === 'Linux' && u.release === rel ? 'pass' : 'fail');
+      // a failure says what is there: another release is a VMCOREINFO that does not belong to
+      // this memory (or was altered), no utsname a wrong value
+      const there = u ? `init_uts_ns holds "${u.sysname} ${u.release}", VMCOREINFO says OSRELEASE=${rel}` : `no utsname where init_uts_ns would be (VMCOREINFO OSRELEASE=${rel})`;
+      note('UTSNAME_MATCHES', u && u.sysname === 'Linux' && u.release === rel ? 'pass' : 'fail', there);
     }
   }
   // 5: a CPU's CR3 shares the kernel half of init_top_pgt (PGD[511])
