@@ -88,8 +88,9 @@ export interface InfoReport {
     /** Why the header is wrong, when the cause is recognisable. */
     explanation: string | null;
     /**
-     * x86_64, when no value is proven: the candidate that passed the most checks, `{value, sources,
-     * passed, failed}` (ProofSteps; `failed` says what contradicts it), else null.
+     * x86_64, present only when no value is proven: the candidate that passed the most checks,
+     * `{value, sources, passed, failed}` (ProofSteps; `failed` says what contradicts it), or null
+     * when no candidate passed a check.
      */
     closest?: { value: string; sources: string[]; passed: ProofStep[]; failed: ProofStep[] } | null;
     /** aarch64 only: the proven layout (physOffset, kimageVoffset, pageOffset, vaBits, granule, tableLevels, swapperPgDir, pacMask). */
