@@ -21,8 +21,8 @@
 # ELF, WORKDIR/in.elf, as large as the guest's memory, is removed at the end unless KEEP_ELF=1
 # and reused while newer than INPUT), BASE_CLI (an older build's
 # dist/src/cli/vmcore.js), FRESH_CLI (the CLI of a checkout installed as on a fresh machine, with no
-# system package: its addon built with VMCORE_NO_LIBDEFLATE=1, for the "-c with no system
-# package" rows), QMP_RAM (default 2G) and QMP_FILL (MiB of tmpfs data in the guest; unset:
+# system package, e.g. the README's two commands on a machine without libdeflate-dev, for the
+# "-c with no system package" rows), QMP_RAM (default 2G) and QMP_FILL (MiB of tmpfs data in the guest; unset:
 # the dump --qmp comparison is skipped with a message).
 # Every command starts with its output removed (rm -f, inside the measured command for every
 # tool alike): a file overwritten in place, or kept until a rename replaces it, costs the kernel

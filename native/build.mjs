@@ -1,9 +1,8 @@
 #!/usr/bin/env node
-// Install step for the OPTIONAL native addon (native/pages.c): try node-gyp; on any failure (no
-// compiler, no make) print one line and succeed, so the package still installs and every codec
-// falls back to its npm package (node:zlib, lzo). The addon's zlib is libdeflate when
-// libdeflate-dev is installed, else the zlib inside the node binary (native/config.mjs); without
-// libdeflate, one calm line says so.
+// Install step for the OPTIONAL native addon (native/pages.c with libdeflate's sources from
+// native/libdeflate; no system library): try node-gyp; on any failure (no compiler, no make)
+// print one line and succeed, so the package still installs and every codec falls back to its
+// npm package (node:zlib, lzo).
 //   VMCORE_NO_NATIVE=1 skips the build; VMCORE_NATIVE_VERBOSE=1 shows the build log.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -31,22 +30,12 @@ const args = [gyp, 'rebuild'];
 if (!process.env.npm_config_nodedir && existsSync(join(prefix, 'include', 'node', 'node_api.h'))) args.push(`--nodedir=${prefix}`);
 const r = gyp ? spawnSync(process.execPath, args, { cwd: root, stdio: ['ignore', 'ignore', 'pipe'] }) : { status: 1, stderr: Buffer.from('node-gyp not found') };
 const log = String(r.stderr ?? '');
-const HOW = 'To get it: apt-get install libdeflate-dev gcc make, then npm rebuild vmcore.';
+const HOW = 'To get it: install a C compiler and make (Debian: apt-get install gcc g++ make), then npm rebuild vmcore.';
 if (r.status !== 0) {
   // One calm line: the addon is optional, nothing failed. The build log is not shown (it reads
   // like a failure).
   const why = /\b(cc|gcc|g\+\+|c\+\+|make)\b.*(not found|No such file)/i.test(log) ? 'no C compiler or make' : !gyp ? 'node-gyp not found' : 'its build did not succeed';
   console.error(`vmcore: using node:zlib and the lzo package; the optional native addon (libdeflate zlib, minilzo) is not built (${why}). ${HOW}`);
-} else {
-  let addon = {};
-  try {
-    addon = require(join(root, 'build', 'Release', 'vmcore_native.node'));
-  } catch {
-    /* built but not loadable: as if not built */
-  }
-  const zlibImpl = (addon.codecs ?? []).includes('zlib') ? addon.zlibImpl : undefined;
-  if (!zlibImpl) console.error(`vmcore: using node:zlib; the optional faster zlib (libdeflate) is not built (libdeflate-dev is not installed). ${HOW}`);
-  else if (!/^libdeflate/.test(zlibImpl)) console.error(`vmcore: zlib pages are compressed with ${zlibImpl} in the native addon; libdeflate, about twice as fast, is not built (libdeflate-dev is not installed). ${HOW}`);
 }
 if (process.env.VMCORE_NATIVE_VERBOSE) console.error(log);
 process.exit(0);

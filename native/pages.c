@@ -2,9 +2,8 @@
  * Optional native addon: page compression without a JavaScript call per page.
  *
  * Built by node-gyp at install (binding.gyp, native/config.mjs) with what the machine has:
- *   - zlib streams (RFC 1950) with libdeflate, when libdeflate-dev is installed (HAVE_LIBDEFLATE),
- *     else with the zlib inside the node binary (HAVE_NODE_ZLIB: Node's headers ship zlib.h and
- *     the binary exports zlib's functions, so no system package is needed);
+ *   - zlib streams (RFC 1950) with libdeflate, compiled from its sources in native/libdeflate
+ *     (no system package needed);
  *   - lzo1x-1 with minilzo, compiled from the sources of the `lzo` npm package that vmcore
  *     already installs as an optional dependency (HAVE_MINILZO).
  * Both write the streams makedumpfile writes (zlib level 1, lzo1x_1_compress), so every kdump
@@ -12,7 +11,7 @@
  * Node-API, context-aware: each worker thread has its own compressors and scratch memory.
  *
  *   codecs: string[]                         the codecs this build compresses ("zlib", "lzo")
- *   zlibImpl, lzoImpl: string                what compresses them ("libdeflate 1.14", "minilzo 2.09")
+ *   zlibImpl, lzoImpl: string                what compresses them ("libdeflate 1.23", "minilzo 2.09")
  *   zlibCompress(src, dst, dstOffset, dstLimit, level) -> bytes written, or 0 when the stream
  *       needs more than dstLimit bytes (the caller stores the page raw)
  *   lzoCompress(src, dst, dstOffset, dstLimit) -> bytes written, or 0 when more than dstLimit
@@ -40,37 +39,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#if defined(HAVE_LIBDEFLATE)
-#include <libdeflate.h>
-#define HAVE_ZLIB_CODEC 1
-#elif defined(HAVE_NODE_ZLIB)
-/* Node's own zlib: its headers ship zlib.h (include/node) and the node binary exports zlib */
-#include <zlib.h>
-#define HAVE_ZLIB_CODEC 1
-#endif
+#include "libdeflate.h"
 #ifdef HAVE_MINILZO
 /* one translation unit: the lzo package's minilzo.c, found through include_dirs (binding.gyp) */
 #include "minilzo.c"
 #endif
 
 #define MAX_LEVEL 12 /* libdeflate's highest */
-#if defined(HAVE_LIBDEFLATE)
-#define ZLIB_MAX_LEVEL MAX_LEVEL
-#else
-#define ZLIB_MAX_LEVEL 9 /* zlib's Z_BEST_COMPRESSION */
-#endif
 #ifdef HAVE_MINILZO
 static int lzo_ok; /* lzo_init() succeeded (it checks the compiler's type sizes) */
 #endif
 #define MAX_PAGE_SIZE (1u << 20)
 
 typedef struct {
-#if defined(HAVE_LIBDEFLATE)
   struct libdeflate_compressor *deflate[MAX_LEVEL + 1];
-#elif defined(HAVE_NODE_ZLIB)
-  z_stream zs;  /* reused for every page: deflateReset, not a new stream each */
-  int zs_level; /* the level zs was made for; -1 none */
-#endif
 #ifdef HAVE_MINILZO
   void *lzo_wrkmem;
 #endif
@@ -85,12 +67,8 @@ static void free_state(napi_env env, void *data, void *hint) {
   (void)env;
   (void)hint;
   state_t *s = (state_t *)data;
-#if defined(HAVE_LIBDEFLATE)
   for (int i = 0; i <= MAX_LEVEL; i++)
     if (s->deflate[i]) libdeflate_free_compressor(s->deflate[i]);
-#elif defined(HAVE_NODE_ZLIB)
-  if (s->zs_level >= 0) deflateEnd(&s->zs);
-#endif
 #ifdef HAVE_MINILZO
   free(s->lzo_wrkmem);
 #endif
@@ -141,35 +119,16 @@ static uint8_t *scratch_for(state_t *s, size_t page_size) {
   return s->scratch;
 }
 
-#ifdef HAVE_ZLIB_CODEC
 /*
  * One zlib stream (RFC 1950) of src[0, n) at `level` into dst[0, limit): its length, 0 when it
- * needs more than limit bytes, (size_t)-1 when memory runs out. The same stream makedumpfile's
- * compress2(level) writes: window 15, memLevel 8, default strategy (the bytes may differ
- * between zlib builds, every inflate reads them).
+ * needs more than limit bytes, (size_t)-1 when memory runs out. A stream every inflate reads, as
+ * makedumpfile's compress2(level) writes (the bytes differ: libdeflate's own matcher).
  */
 static size_t zlib_page(state_t *s, int level, const uint8_t *src, size_t n, uint8_t *dst, size_t limit) {
-#if defined(HAVE_LIBDEFLATE)
   if (!s->deflate[level]) s->deflate[level] = libdeflate_alloc_compressor(level);
   if (!s->deflate[level]) return (size_t)-1;
   return libdeflate_zlib_compress(s->deflate[level], src, n, dst, limit);
-#else
-  if (s->zs_level != level) {
-    if (s->zs_level >= 0) deflateEnd(&s->zs);
-    s->zs_level = -1;
-    memset(&s->zs, 0, sizeof s->zs);
-    if (deflateInit2(&s->zs, level, Z_DEFLATED, 15, 8, Z_DEFAULT_STRATEGY) != Z_OK) return (size_t)-1;
-    s->zs_level = level;
-  } else if (deflateReset(&s->zs) != Z_OK)
-    return (size_t)-1;
-  s->zs.next_in = (Bytef *)src;
-  s->zs.avail_in = (uInt)n;
-  s->zs.next_out = dst;
-  s->zs.avail_out = (uInt)limit;
-  return deflate(&s->zs, Z_FINISH) == Z_STREAM_END ? (size_t)s->zs.total_out : 0;
-#endif
 }
-#endif
 
 #ifdef HAVE_MINILZO
 static void *lzo_mem(state_t *s) {
@@ -237,7 +196,6 @@ static int get_src_dst(napi_env env, napi_callback_info info, size_t want, napi_
   return 1;
 }
 
-#ifdef HAVE_ZLIB_CODEC
 static napi_value zlib_compress(napi_env env, napi_callback_info info) {
   napi_value argv[5];
   uint8_t *src, *dst;
@@ -245,13 +203,12 @@ static napi_value zlib_compress(napi_env env, napi_callback_info info) {
   int64_t off, limit;
   int32_t level;
   if (!get_src_dst(env, info, 5, argv, &src, &srclen, &dst, &dstlen, &off, &limit, "zlibCompress")) return NULL;
-  if (napi_get_value_int32(env, argv[4], &level) != napi_ok || level < 0 || level > ZLIB_MAX_LEVEL) return throw_msg(env, "zlibCompress: level out of range");
+  if (napi_get_value_int32(env, argv[4], &level) != napi_ok || level < 0 || level > MAX_LEVEL) return throw_msg(env, "zlibCompress: level out of range");
   state_t *s = get_state(env);
   size_t n = s ? zlib_page(s, level, src, srclen, dst + off, (size_t)limit) : (size_t)-1;
   if (n == (size_t)-1) return throw_msg(env, "zlibCompress: out of memory");
   return int64_value(env, (int64_t)n);
 }
-#endif
 
 #ifdef HAVE_MINILZO
 static napi_value lzo_compress(napi_env env, napi_callback_info info) {
@@ -291,15 +248,13 @@ static int codec_of(napi_env env, napi_value name, state_t *s, int32_t level, co
     snprintf(msg, sizeof msg, "%s: codec name expected", fn);
     return throw_msg(env, msg), -1;
   }
-#ifdef HAVE_ZLIB_CODEC
   if (strcmp(codec, "zlib") == 0) {
-    if (level < 0 || level > ZLIB_MAX_LEVEL) {
+    if (level < 0 || level > MAX_LEVEL) {
       snprintf(msg, sizeof msg, "%s: zlib level out of range", fn);
       return throw_msg(env, msg), -1;
     }
     return 1;
   }
-#endif
 #ifdef HAVE_MINILZO
   if (strcmp(codec, "lzo") == 0 && lzo_ok) {
     if (!lzo_mem(s)) {
@@ -330,9 +285,7 @@ static int store_pages(state_t *s, int which, int32_t level, bool zero, const ui
       continue;
     }
     size_t c = 0;
-#ifdef HAVE_ZLIB_CODEC
     if (which == 1 && (c = zlib_page(s, level, page, ps, s->scratch, ps - 1)) == (size_t)-1) return 0;
-#endif
 #ifdef HAVE_MINILZO
     if (which == 2) c = lzo_page(s, page, ps, ps);
 #endif
@@ -464,24 +417,14 @@ static void add_codec(napi_env env, napi_value exports, napi_value codecs, uint3
 NAPI_MODULE_INIT() {
   state_t *s = (state_t *)calloc(1, sizeof(state_t));
   if (!s) return NULL;
-#if !defined(HAVE_LIBDEFLATE) && defined(HAVE_NODE_ZLIB)
-  s->zs_level = -1;
-#endif
   napi_set_instance_data(env, s, free_state, NULL);
   napi_value codecs;
   uint32_t nc = 0;
   napi_create_array(env, &codecs);
   export_fn(env, exports, "compressPages", compress_pages);
   export_fn(env, exports, "compressFilePages", compress_file_pages);
-#if defined(HAVE_LIBDEFLATE)
   export_fn(env, exports, "zlibCompress", zlib_compress);
   add_codec(env, exports, codecs, &nc, "zlib", "zlibImpl", "libdeflate " LIBDEFLATE_VERSION_STRING);
-#elif defined(HAVE_NODE_ZLIB)
-  export_fn(env, exports, "zlibCompress", zlib_compress);
-  char impl[64];
-  snprintf(impl, sizeof impl, "Node's zlib %s", zlibVersion());
-  add_codec(env, exports, codecs, &nc, "zlib", "zlibImpl", impl);
-#endif
 #ifdef HAVE_MINILZO
   lzo_ok = lzo_init() == LZO_E_OK;
   if (lzo_ok) {

@@ -1,16 +1,15 @@
 /**
  * The optional native addon (native/pages.c, built by node-gyp at install when a C compiler is
- * there): page compression without a JavaScript call per page. What it holds depends on the
- * machine: zlib with libdeflate when libdeflate-dev is installed, else with the zlib inside the
- * node binary (its headers ship zlib.h); lzo1x-1 with the minilzo sources of the `lzo` npm
- * package. Loaded once per thread; null when it was not built.
+ * there): page compression without a JavaScript call per page. zlib with libdeflate, compiled
+ * from the sources the package carries (native/libdeflate: no system library); lzo1x-1 with the
+ * minilzo sources of the `lzo` npm package. Loaded once per thread; null when it was not built.
  */
 import { createRequire } from 'node:module';
 
 export interface NativeAddon {
-  /** Codecs this build compresses: "zlib" (libdeflate or Node's zlib), "lzo" (minilzo). */
+  /** Codecs this build compresses: "zlib" (libdeflate), "lzo" (minilzo, when the lzo package is installed). */
   readonly codecs: readonly string[];
-  /** What compresses zlib: "libdeflate 1.14", or "Node's zlib 1.3.1-…" (the zlib inside the node binary). */
+  /** What compresses zlib: "libdeflate 1.23" (native/libdeflate/libdeflate.h). */
   readonly zlibImpl?: string;
   /** What compresses lzo: "minilzo 2.09". */
   readonly lzoImpl?: string;

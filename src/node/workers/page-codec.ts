@@ -52,8 +52,8 @@ function zstdBinding(): ZstdBinding | null {
 
 /**
  * The highest `--level` the implementation that compresses `codec` takes: zstd 22, zlib 12 with
- * libdeflate (the native addon built with it) and 9 with zlib itself (node:zlib, or Node's zlib in
- * the addon: Z_BEST_COMPRESSION); 0 for the others, which have no level.
+ * libdeflate (the native addon) and 9 with zlib itself (node:zlib, without the addon or with
+ * `noNative`: Z_BEST_COMPRESSION); 0 for the others, which have no level.
  */
 export function maxLevel(codec: OutputCodec, noNative = false): number {
   if (codec === 'zstd') return 22;
