@@ -51,9 +51,23 @@ export interface PhysicalMemory {
   /**
    * Read a physical byte range. Pages that are not present raise PAGE_NOT_PRESENT unless
    * `fillMissing` is set, in which case they read as zeros. The returned buffer is the caller's
-   * (never shared with a cache).
+   * (never shared with a cache); with `into`, it may be a view of `into` (see ReadPhysOptions).
    */
-  readPhys(addr: number, length: number, opts?: { fillMissing?: boolean }): Promise<Uint8Array>;
+  readPhys(addr: number, length: number, opts?: ReadPhysOptions): Promise<Uint8Array>;
+}
+
+/** Options of PhysicalMemory.readPhys. */
+export interface ReadPhysOptions {
+  /** Pages that are not present read as zeros instead of raising PAGE_NOT_PRESENT. */
+  fillMissing?: boolean;
+  /**
+   * Memory the reader may decode into and return a view of (`length` bytes from its start), so
+   * that a caller reading many large ranges one after another (the struct pages of page
+   * filtering) reuses one buffer instead of touching fresh memory each time. A reader may also
+   * ignore it and return new memory: use the result, not `into`; and do not reuse `into` while
+   * a result read into it is still needed.
+   */
+  into?: Uint8Array;
 }
 
 export interface Dump extends PhysicalMemory {

@@ -3,21 +3,23 @@
  * implementation for tests and synthetic dumps.
  */
 import { VmcoreError } from './errors.js';
-import { isPresent, type PageRun, type PageState, type PhysicalMemory } from './dump.js';
+import { isPresent, type PageRun, type PageState, type PhysicalMemory, type ReadPhysOptions } from './dump.js';
 
 /** readPhys implemented on top of pageState/readPage (readers may use it directly). */
 export async function readPhysGeneric(
   mem: PhysicalMemory,
   addr: number,
   length: number,
-  opts: { fillMissing?: boolean } = {},
+  opts: ReadPhysOptions = {},
   file?: string,
 ): Promise<Uint8Array> {
   if (!Number.isSafeInteger(addr) || !Number.isSafeInteger(length) || addr < 0 || length < 0) {
     throw new VmcoreError('OUT_OF_BOUNDS', `bad physical read 0x${addr.toString(16)} + ${length}`, { file });
   }
   if (length > 1 << 30) throw new VmcoreError('OUT_OF_BOUNDS', `physical read of ${length} bytes is too large (max 1 GiB)`, { file });
-  const out = new Uint8Array(length);
+  // a caller's buffer is not zero: what is not a data page is cleared explicitly
+  const reused = opts.into !== undefined && opts.into.length >= length;
+  const out = reused ? opts.into!.subarray(0, length) : new Uint8Array(length);
   const ps = mem.pageSize;
   let done = 0;
   while (done < length) {
@@ -28,12 +30,13 @@ export async function readPhysGeneric(
     const st = pfn < mem.maxPfn ? await mem.pageState(pfn) : 'hole';
     if (isPresent(st)) {
       if (st === 'data') out.set((await mem.readPage(pfn)).subarray(inPage, inPage + n), done);
+      else if (reused) out.fill(0, done, done + n);
     } else if (!opts.fillMissing) {
       // A page the reader counts as missing may be missing for a reason only it knows (a damaged
       // page descriptor, a bad compressed size): let it throw that error rather than guess.
       if (st === 'missing') await mem.readPage(pfn);
       throw notPresent(pfn, st, ps, file);
-    }
+    } else if (reused) out.fill(0, done, done + n);
     done += n;
   }
   return out;
@@ -136,7 +139,7 @@ export class SparseMemory implements PhysicalMemory {
     if (s !== 'data') throw notPresent(pfn, s, this.pageSize);
     return this.pages.get(pfn) ?? new Uint8Array(this.pageSize);
   }
-  readPhys(addr: number, length: number, opts?: { fillMissing?: boolean }): Promise<Uint8Array> {
+  readPhys(addr: number, length: number, opts?: ReadPhysOptions): Promise<Uint8Array> {
     return readPhysGeneric(this, addr, length, opts);
   }
 }

@@ -143,12 +143,17 @@ export async function pageDigests(dump: Dump, pfns: readonly number[], hasher: (
     return '';
   };
   const out: string[] = [];
+  // every run is read into the same memory (digested before the next read)
+  let scratch: Uint8Array | undefined;
   for (let i = 0; i < pfns.length; ) {
     // runs of consecutive page frames in one read when all of them are present
     let j = i + 1;
     while (j < pfns.length && pfns[j] === pfns[j - 1]! + 1 && j - i < 256) j++;
     let run: Uint8Array | undefined;
-    if (j - i > 1 && pfns[j - 1]! < dump.maxPfn) run = await dump.readPhys(pfns[i]! * ps, (j - i) * ps).catch(() => undefined);
+    if (j - i > 1 && pfns[j - 1]! < dump.maxPfn) {
+      scratch ??= new Uint8Array(256 * ps);
+      run = await dump.readPhys(pfns[i]! * ps, (j - i) * ps, { into: scratch }).catch(() => undefined);
+    }
     if (run) for (let k = i; k < j; k++) out.push(digest(run.subarray((k - i) * ps, (k - i + 1) * ps)));
     else for (let k = i; k < j; k++) out.push(await one(pfns[k]!));
     i = j;

@@ -69,7 +69,7 @@ export async function memoryUsage(dump: Dump, kernel: KernelInfo, opts: { sample
   const vi = kernel.vmcoreinfo;
   const model = vi ? pageModel(vi, { ...(file ? { file } : {}), littleEndian: dump.littleEndian }) : undefined;
   const excluded = await collectExcluded(
-    excludedPages({ vmcoreinfo: vi, readVirt: (va, n) => kernel.readVirt(va, n), ...(file ? { file } : {}), littleEndian: dump.littleEndian }, dump.pageSize, 31, {
+    excludedPages({ vmcoreinfo: vi, readVirt: (va, n, into) => kernel.readVirt(va, n, into), ...(file ? { file } : {}), littleEndian: dump.littleEndian }, dump.pageSize, 31, {
       maxPfn: dump.maxPfn,
       onWarning: (w) => warnings.push(w),
     }),

@@ -10,10 +10,17 @@ export class LruCache<K, V> {
     }
     return v;
   }
-  set(k: K, v: V): void {
+  /** Store `v` under `k`; returns the value evicted to make room (the least recently used), if any. */
+  set(k: K, v: V): V | undefined {
+    let evicted: V | undefined;
     if (this.map.has(k)) this.map.delete(k);
-    else if (this.map.size >= this.capacity) this.map.delete(this.map.keys().next().value as K);
+    else if (this.map.size >= this.capacity) {
+      const oldest = this.map.keys().next().value as K;
+      evicted = this.map.get(oldest);
+      this.map.delete(oldest);
+    }
     this.map.set(k, v);
+    return evicted;
   }
   /** True when `k` is cached (does not count as a use). */
   has(k: K): boolean {

@@ -18,8 +18,8 @@ import type { ExceptionFrame, StackRange, StopReason, UnwindFrame } from './unwi
 export interface KernelTranslator {
   /** Physical address of one kernel virtual address; throws VmcoreError ADDRESS_TRANSLATION. */
   virtToPhys(va: bigint): Promise<number>;
-  /** `length` bytes of kernel virtual memory, each mapping translated on its own (readVirtMapped). */
-  readVirt(mem: PhysicalMemory, va: bigint, length: number): Promise<Uint8Array>;
+  /** `length` bytes of kernel virtual memory, each mapping translated on its own (readVirtMapped); `into` as readPhys takes it. */
+  readVirt(mem: PhysicalMemory, va: bigint, length: number, into?: Uint8Array): Promise<Uint8Array>;
 }
 
 /** Where a kernel virtual address lies: its physical address, and the bytes from it to the end of the mapping (page or block) that holds it. */
@@ -33,11 +33,12 @@ export interface VirtMapping {
  * once through `mappingAt`, and consecutive mappings that are contiguous in physical memory too
  * are read with one `mem.readPhys` (so a buffer across non-contiguous physical pages reads
  * correctly, and a vmemmap span inside one 2 MiB page costs one walk and one read). When one
- * piece covers the read, readPhys's buffer (the caller's, see PhysicalMemory) is returned as is.
+ * piece covers the read, readPhys's buffer (the caller's, see PhysicalMemory) is returned as is;
+ * `into` goes to that one readPhys (ReadPhysOptions.into: the result may be a view of it).
  * @throws VmcoreError OUT_OF_BOUNDS for a bad length; what `mappingAt` throws (ADDRESS_TRANSLATION)
  *         and what `mem.readPhys` throws (PAGE_NOT_PRESENT, ...)
  */
-export async function readVirtMapped(mem: PhysicalMemory, va: bigint, length: number, mappingAt: (va: bigint) => Promise<VirtMapping>, file?: string): Promise<Uint8Array> {
+export async function readVirtMapped(mem: PhysicalMemory, va: bigint, length: number, mappingAt: (va: bigint) => Promise<VirtMapping>, file?: string, into?: Uint8Array): Promise<Uint8Array> {
   if (!Number.isSafeInteger(length) || length < 0 || length > 1 << 30) {
     throw new VmcoreError('OUT_OF_BOUNDS', `virtual read of ${length} bytes (max 1 GiB)`, { ...(file !== undefined ? { file } : {}), field: 'length' });
   }
@@ -51,8 +52,8 @@ export async function readVirtMapped(mem: PhysicalMemory, va: bigint, length: nu
       if (next.pa !== pa + n) break;
       n += Math.min(next.span, length - done - n);
     }
+    if (n === length) return mem.readPhys(pa, n, into ? { into } : undefined);
     const bytes = await mem.readPhys(pa, n);
-    if (n === length) return bytes;
     out ??= new Uint8Array(length);
     out.set(bytes, done);
     done += n;

@@ -46,8 +46,11 @@ export interface KernelInfo {
   /** Undefined when neither a proven kernel location nor CPU page tables are available. */
   translator: KernelTranslator | undefined;
   warnings: Warning[];
-  /** Read kernel virtual memory (text mapping, direct map, vmalloc ... via page tables). */
-  readVirt(va: bigint, length: number): Promise<Uint8Array>;
+  /**
+   * Read kernel virtual memory (text mapping, direct map, vmalloc ... via page tables). `into`:
+   * memory the result may be a view of (PhysicalMemory.readPhys, ReadPhysOptions.into).
+   */
+  readVirt(va: bigint, length: number, into?: Uint8Array): Promise<Uint8Array>;
   virtToPhys(va: bigint): Promise<number>;
   /**
    * The kernel's symbol table (kallsyms), loaded on the first call and kept (see
@@ -275,9 +278,9 @@ function buildKernelInfo(
     crashTime: vmcoreinfo?.crashTime,
     translator,
     warnings,
-    async readVirt(va, length) {
+    async readVirt(va, length, into) {
       if (!translator) throw noTranslator();
-      return translator.readVirt(dump, va, length);
+      return translator.readVirt(dump, va, length, into);
     },
     async virtToPhys(va) {
       if (!translator) throw noTranslator();

@@ -25,7 +25,8 @@ export interface KernelMemoryEnd {
 /** What the walk needs of the kernel analysis. */
 export interface SectionWalkInput {
   vmcoreinfo: Vmcoreinfo | undefined;
-  readVirt(va: bigint, length: number): Promise<Uint8Array>;
+  /** Kernel virtual memory; `into` as KernelInfo.readVirt takes it (page filtering reuses one buffer). */
+  readVirt(va: bigint, length: number, into?: Uint8Array): Promise<Uint8Array>;
 }
 
 /** One section with a mem_map. */

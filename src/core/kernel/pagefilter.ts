@@ -96,6 +96,9 @@ export async function* excludedPages(k: PageFilterInput, pageSize: number, level
   // is virtually contiguous within a section; x86_64 maps it with 2 MiB pages, so one span costs
   // one translation and one read of the dump) and classified STRUCT_PAGE_BLOCK records at a time
   const spanRecords = Math.max(1, Math.floor(STRUCT_PAGE_SPAN / (S * STRUCT_PAGE_BLOCK))) * STRUCT_PAGE_BLOCK;
+  // every span is read into the same memory (classified before the next is read): fresh memory
+  // for each would cost a page fault per 4 KiB of it
+  const spanBuf = new Uint8Array(spanRecords * S);
   const block = async (sec: MemSection, pfn: number, n: number, span?: { buf: Uint8Array; pfn: number }) => {
     if (pfn + n <= cursor.skipUntil) return;
     let buf: Uint8Array;
@@ -121,7 +124,7 @@ export async function* excludedPages(k: PageFilterInput, pageSize: number, level
         if (e0 <= cursor.skipUntil) continue;
         let span: { buf: Uint8Array; pfn: number } | undefined;
         try {
-          span = { buf: await k.readVirt(BigInt.asUintN(64, sec.memMap + BigInt((s0 - sec.startPfn) * S)), (e0 - s0) * S), pfn: s0 };
+          span = { buf: await k.readVirt(BigInt.asUintN(64, sec.memMap + BigInt((s0 - sec.startPfn) * S)), (e0 - s0) * S, spanBuf), pfn: s0 };
         } catch (e) {
           if (!isVmcoreError(e)) throw e;
           // block by block: each unreadable block costs its own pages

@@ -5,7 +5,7 @@
  * Whole-memory scans (VMCOREINFO recovery) read every page only to reject it; they use
  * `readPageUnrecorded`, and only the pages they keep are read again through `readPage`.
  */
-import type { Dump, PageRun, PageState, PhysicalMemory } from '../dump.js';
+import type { Dump, PageRun, PageState, PhysicalMemory, ReadPhysOptions } from '../dump.js';
 import { dumpView } from '../dump.js';
 
 export interface UnrecordedReader {
@@ -87,7 +87,7 @@ export class RecordingMemory implements PhysicalMemory, UnrecordedReader, PageBl
     this.wholeMemory = true;
     return scanReadPageBlock(this.inner, pfn, count);
   }
-  readPhys(addr: number, length: number, opts?: { fillMissing?: boolean }): Promise<Uint8Array> {
+  readPhys(addr: number, length: number, opts?: ReadPhysOptions): Promise<Uint8Array> {
     if (Number.isSafeInteger(addr) && Number.isSafeInteger(length) && addr >= 0 && length > 0) {
       const ps = this.inner.pageSize;
       const last = Math.floor((addr + length - 1) / ps);

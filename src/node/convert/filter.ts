@@ -181,7 +181,7 @@ export async function startFilter(dump: Dump, kernel: KernelInfo, level: number,
   let exclude: ExcludedRun[];
   try {
     exclude = await collectExcluded(
-      excludedPages({ vmcoreinfo: kernel.vmcoreinfo, readVirt: (va, n) => kernel.readVirt(va, n), ...(file ? { file } : {}), littleEndian: dump.littleEndian }, dump.pageSize, level, {
+      excludedPages({ vmcoreinfo: kernel.vmcoreinfo, readVirt: (va, n, into) => kernel.readVirt(va, n, into), ...(file ? { file } : {}), littleEndian: dump.littleEndian }, dump.pageSize, level, {
         maxPfn: dump.maxPfn,
         model,
         ...(opts.onWarning ? { onWarning: opts.onWarning } : {}),

@@ -9,7 +9,7 @@ import { warning, type Warning } from '../../warnings.js';
 import { VmcoreError } from '../../errors.js';
 import { readExact, type ByteSource } from '../../io/source.js';
 import type { CodecName, CodecRegistry } from '../../codec/types.js';
-import type { Dump, FormatDetails, PageRun, PageState } from '../../dump.js';
+import type { Dump, FormatDetails, PageRun, PageState, ReadPhysOptions } from '../../dump.js';
 import { notPresent, readPhysGeneric } from '../../memory.js';
 import { findVmcoreinfoNote, parseNotes, type ElfNote } from '../elf/notes.js';
 import { checkNoteTotal, isElf, parseElfHeader, parseProgramHeaders, programHeaderCount, programHeaderTable } from '../elf/header.js';
@@ -502,7 +502,7 @@ export class CelfDump implements Dump {
     return chunk.subarray(o, o + this.pageSize);
   }
 
-  readPhys(addr: number, length: number, opts?: { fillMissing?: boolean }): Promise<Uint8Array> {
+  readPhys(addr: number, length: number, opts?: ReadPhysOptions): Promise<Uint8Array> {
     return readPhysGeneric(this, addr, length, opts, this.src.name);
   }
 

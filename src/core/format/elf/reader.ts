@@ -7,7 +7,7 @@
 import { warning, prefixed, type Warning } from '../../warnings.js';
 import { VmcoreError } from '../../errors.js';
 import { readExact, type ByteSource } from '../../io/source.js';
-import type { Dump, FormatDetails, PageRun, PageState, ProducerHint, ProducerHintCode } from '../../dump.js';
+import type { Dump, FormatDetails, PageRun, PageState, ProducerHint, ProducerHintCode, ReadPhysOptions } from '../../dump.js';
 import { notPresent, readPhysGeneric } from '../../memory.js';
 import { cpuCountOfNotes, findVmcoreinfoNote, parseNotes, producerNoteText, type ElfNote } from './notes.js';
 import { checkNoteTotal, elfHeaderSize, isElf, parseElfHeader, parseElfIdent, parseProgramHeaders, parseSectionHeader, programHeaderCount, programHeaderTable } from './header.js';
@@ -238,7 +238,7 @@ export class ElfDump implements Dump {
     return ans;
   }
 
-  readPhys(addr: number, length: number, opts?: { fillMissing?: boolean }): Promise<Uint8Array> {
+  readPhys(addr: number, length: number, opts?: ReadPhysOptions): Promise<Uint8Array> {
     return readPhysGeneric(this, addr, length, opts, this.src.name);
   }
 

@@ -10,7 +10,7 @@ import { KDUMP_LIMITS } from '../../limits.js';
 import { VmcoreError } from '../../errors.js';
 import { readExact, type ByteSource } from '../../io/source.js';
 import type { Codec, CodecName, CodecRegistry } from '../../codec/types.js';
-import type { DetailsOptions, Dump, FormatDetails, MapRun, PageRun, PageState, ProducerHint, ProducerHintCode } from '../../dump.js';
+import type { DetailsOptions, Dump, FormatDetails, MapRun, PageRun, PageState, ProducerHint, ProducerHintCode, ReadPhysOptions } from '../../dump.js';
 import { notPresent, readPhysGeneric } from '../../memory.js';
 import { findVmcoreinfoNote, parseNotes, producerNoteText, type ElfNote } from '../elf/notes.js';
 import {
@@ -868,6 +868,8 @@ export class KdumpDump implements Dump {
   readonly pageSize: number;
   readonly maxPfn: number;
   readonly warnings: Warning[] = [];
+  /** readPhys's buffer for the stored form of large reads (BLOB_SCRATCH_MAX at most). */
+  private blobScratch: Uint8Array | undefined;
   notes: ElfNote[] = [];
   vmcoreinfoText: string | undefined;
 
@@ -1024,15 +1026,26 @@ export class KdumpDump implements Dump {
    * (storedPages) and falls back to the page-by-page path, which names the damage, when that is
    * not possible. Smaller reads go page by page through the decompressed-page cache.
    */
-  async readPhys(addr: number, length: number, opts?: { fillMissing?: boolean }): Promise<Uint8Array> {
+  async readPhys(addr: number, length: number, opts?: ReadPhysOptions): Promise<Uint8Array> {
     const ps = this.pageSize;
     const pfn = Math.floor(addr / ps);
     const end = Math.ceil((addr + length) / ps);
     if (Number.isSafeInteger(addr) && Number.isSafeInteger(length) && addr >= 0 && end - pfn >= STORED_READ_MIN_PAGES && end - pfn <= 4096 && end <= this.maxPfn) {
-      const st = await this.storedPages(pfn, end - pfn);
-      if (st) {
-        const buf = new Uint8Array((end - pfn) * ps);
-        if (decodeStoredPages(st, buf, ps, (name) => this.codec(name)) === undefined) return buf.subarray(addr - pfn * ps, addr - pfn * ps + length);
+      // the stored bytes go to this reader's scratch (they do not leave this call; a concurrent
+      // read finds it taken and allocates), the pages to the caller's `into` when it is large
+      // enough: fresh memory for each large read costs a page fault per 4 KiB, on some machines
+      // more than the decoding (bench/README.md, "Page faults")
+      let scratch = this.blobScratch;
+      this.blobScratch = undefined;
+      try {
+        const st = await this.storedPages(pfn, end - pfn, { buffer: (n) => (scratch && scratch.length >= n ? scratch : (scratch = new Uint8Array(n))) });
+        if (st) {
+          const n = (end - pfn) * ps;
+          const buf = opts?.into && opts.into.length >= n ? opts.into.subarray(0, n) : new Uint8Array(n);
+          if (decodeStoredPages(st, buf, ps, (name) => this.codec(name)) === undefined) return buf.subarray(addr - pfn * ps, addr - pfn * ps + length);
+        }
+      } finally {
+        if (scratch && scratch.length <= BLOB_SCRATCH_MAX) this.blobScratch = scratch;
       }
     }
     return readPhysGeneric(this, addr, length, opts, this.files[0]?.name);
@@ -1143,6 +1156,9 @@ export function normaliseArch(machine: string): string | undefined {
   if (machine === 'arm64') return 'aarch64';
   return machine;
 }
+
+/** The largest stored-page buffer a KdumpDump keeps between large reads (readPhys). */
+const BLOB_SCRATCH_MAX = 8 << 20;
 
 /** Reads of at least this many pages go through storedPages (fewer: the page cache serves repeats). */
 export const STORED_READ_MIN_PAGES = 8;

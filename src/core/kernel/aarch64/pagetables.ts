@@ -279,7 +279,7 @@ export class Aarch64Translator implements KernelTranslator {
   }
 
   /** `length` bytes of kernel virtual memory, each mapping translated once (readVirtMapped). */
-  readVirt(mem: PhysicalMemory, va: bigint, length: number): Promise<Uint8Array> {
-    return readVirtMapped(mem, va, length, (a) => this.mappingAt(a), this.opts.file);
+  readVirt(mem: PhysicalMemory, va: bigint, length: number, into?: Uint8Array): Promise<Uint8Array> {
+    return readVirtMapped(mem, va, length, (a) => this.mappingAt(a), this.opts.file, into);
   }
 }

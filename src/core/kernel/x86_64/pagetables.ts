@@ -295,7 +295,7 @@ export class X86_64Translator {
   }
 
   /** `length` bytes of kernel virtual memory, each mapping translated once (readVirtMapped). */
-  readVirt(mem: PhysicalMemory, va: bigint, length: number): Promise<Uint8Array> {
-    return readVirtMapped(mem, va, length, (a) => this.mappingAt(a), this.file);
+  readVirt(mem: PhysicalMemory, va: bigint, length: number, into?: Uint8Array): Promise<Uint8Array> {
+    return readVirtMapped(mem, va, length, (a) => this.mappingAt(a), this.file, into);
   }
 }
