@@ -1,5 +1,6 @@
 // Bundles the `vmcore` command and its worker threads (esbuild): dist/src/cli/vmcore.js (package.json
-// "bin", from src/cli/main.ts) and dist/src/cli/{compress,read,triage}-worker.js, each one file with
+// "bin": the launcher, below) with dist/src/cli/command.js (the command, from src/cli/main.ts) and
+// dist/src/cli/{compress,read,triage}-worker.js, each one file with
 // the project's modules inside (npm packages stay imports); the compiler's dist/src/cli/main.js
 // stays the same command as modules. Node then starts the
 // command from one file instead of resolving and compiling ~150 modules: ~80 ms less for every
@@ -14,9 +15,23 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+// The bin is a small launcher (src/cli/launch.ts) that starts the worker threads the command
+// line shows the command will need, then imports the command's own bundle (command.js, from
+// src/cli/command.ts): the threads start while the command loads (~0.1 s earlier than from it).
+await build({
+  entryPoints: { vmcore: join(root, 'src/cli/launch.ts') },
+  outdir: join(root, 'dist/src/cli'),
+  bundle: true,
+  packages: 'external',
+  external: ['./command.js'],
+  format: 'esm',
+  platform: 'node',
+  target: 'node20',
+  logLevel: 'warning',
+});
 await build({
   entryPoints: {
-    vmcore: join(root, 'src/cli/main.ts'),
+    command: join(root, 'src/cli/command.ts'),
     'compress-worker': join(root, 'src/node/workers/compress-worker.ts'),
     'read-worker': join(root, 'src/node/workers/read-worker.ts'),
     'triage-worker': join(root, 'src/node/workers/triage-worker.ts'),

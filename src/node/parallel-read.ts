@@ -13,6 +13,7 @@ import { isPresent, type Dump } from '../core/dump.js';
 import { unreadablePages, type Hasher, type MemoryDigest } from '../core/hash.js';
 import type { ReadJob, ReadResult } from './workers/read-worker.js';
 import { workerUrl } from './workers/url.js';
+import { WORKER_OPTIONS } from './workers/prestart.js';
 
 interface JobSpec {
   runs: number[];
@@ -57,7 +58,7 @@ export async function hashDumpParallel(dump: Dump, paths: string[], opts: Parall
   const ps = dump.pageSize;
   const url = workerUrl('read-worker');
   // a small young generation per worker: pages are short-lived, and the nursery is what RSS is made of
-  const workers = Array.from({ length: threads }, () => new Worker(url, { workerData: { paths }, resourceLimits: { maxYoungGenerationSizeMb: 4 } }));
+  const workers = Array.from({ length: threads }, () => new Worker(url, { workerData: { paths }, ...WORKER_OPTIONS['read-worker'] }));
   const exited = workers.map((w) => new Promise<void>((res) => w.once('exit', () => res())));
   const ready = workers.map((w) => new Promise<void>((res, rej) => {
     w.once('message', () => res());

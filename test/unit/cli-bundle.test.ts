@@ -1,6 +1,7 @@
-// The `vmcore` command runs from one bundled file and starts its worker threads from the bundles
-// beside it (scripts/bundle-cli.mjs): a command that loaded the project's modules one by one, or
-// a worker path that no longer resolves from the bundle, fails here.
+// The `vmcore` command runs from two bundled files (the launcher, the package's bin, and the
+// command it imports) and starts its worker threads from the bundles beside them
+// (scripts/bundle-cli.mjs): a command that loaded the project's modules one by one, or a worker
+// path that no longer resolves from the bundle, fails here.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -11,9 +12,11 @@ import { CLI, vmcore } from '../helpers/cli.js';
 
 const SAMPLE = fileURLToPath(new URL('../../../samples/seabios-128M.md-c-d31.kdump', import.meta.url));
 
-test('the command is one bundle: no import of a project module, its workers beside it', () => {
+test('the command is bundled: the launcher imports only the command bundle, which imports no project module; its workers beside it', () => {
+  const relative = /(?:from|import\()\s*["'](\.\.?\/[^"']*)["']/g;
   const text = readFileSync(CLI, 'utf8');
-  assert.ok(!/(?:from|import\()\s*["']\.\.?\//.test(text), 'main.js imports no relative module');
+  assert.deepEqual([...text.matchAll(relative)].map((m) => m[1]), ['./command.js'], 'the launcher (vmcore.js) imports the command bundle and nothing else of the project');
+  assert.ok(!/(?:from|import\()\s*["']\.\.?\//.test(readFileSync(join(dirname(CLI), 'command.js'), 'utf8')), 'command.js imports no relative module');
   for (const w of ['compress-worker', 'read-worker', 'triage-worker']) {
     const f = join(dirname(CLI), `${w}.js`);
     assert.ok(existsSync(f), f);

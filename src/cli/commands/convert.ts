@@ -22,7 +22,7 @@ import { humanBytes, parseBigint, parseCount, printable, printJson } from '../ut
 import { analyzeKernel, kernelAnalysable } from '../../core/kernel/kernel.js';
 import { isHttpUrl } from '../../core/io/http.js';
 import { DL_PAGE_TYPES } from '../../core/kernel/pagetypes.js';
-import { checkFilteredOutput, startFilter, type FilterPlan } from '../../node/convert/filter.js';
+import { checkFilteredOutput, prestartTriageWorker, startFilter, type FilterPlan } from '../../node/convert/filter.js';
 
 interface Opts {
   stats?: boolean;
@@ -125,6 +125,9 @@ export function register(program: Command): void {
       if (streamIn && filtering) {
         throw new VmcoreError('USAGE', `dump level ${dumpLevel} classifies pages through the kernel's struct pages, which needs random access: save the stream to a file and convert that`);
       }
+      // the thread that triages the input for the guard starts now: its isolate loads while this
+      // one opens the dump and analyses the kernel (local files only, as startFilter asks)
+      if (filtering && (o.threads === undefined || int(o.threads, '--threads')! > 0) && !inputs.some(isHttpUrl)) prestartTriageWorker();
       const sources: ByteSource[] = [];
       const stream = streamIn ? await openDumpStream(await streamOf(inputs[0]!), { name: inputs[0] === '-' ? 'standard input' : inputs[0]!, codecs: nodeCodecs() }) : undefined;
       const dump = stream ? undefined : await openDumpFiles(inputs, { sources });

@@ -5,13 +5,13 @@
  * in flight and await the results in submission order, so output stays in page order and a
  * slow consumer (disk writes) holds back the producer.
  */
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { VmcoreError } from '../../core/errors.js';
 import type { CompressedBatch } from '../../core/format/batch.js';
 import { compressBatchInPlace, nativeBatchCompressor, nativeFileCompressor, pageCompressor, passStoredBatch, type FilePages, type WorkerConfig } from './page-codec.js';
 import type { StoredPages } from '../../core/format/kdump/reader.js';
 import { nodeCodecs } from '../codecs.js';
-import { workerUrl } from './url.js';
+import { prestartWorkers, releasePrestarted, takeWorker } from './prestart.js';
 
 export interface BatchIn {
   startPfn: number;
@@ -65,48 +65,21 @@ interface Pending {
   promise: Promise<BatchOut>;
 }
 
-const WORKER_URL = workerUrl('compress-worker');
-// Small young generation: the codecs allocate one short-lived buffer per page, and a large
-// nursery per worker is what peak RSS is made of.
-const WORKER_OPTIONS = { resourceLimits: { maxYoungGenerationSizeMb: 4 } };
-/** Workers started ahead of their pool (prestartCompressWorkers), not yet given a config. */
-const spare: Worker[] = [];
-
 /**
  * Start up to `n` compression worker threads now, before any pool needs them, so that their
  * start (a Node isolate and the codec modules: ~0.2 s each, mostly on their own threads) overlaps
  * work the calling thread does first (convert's kernel analysis). The next CompressPool takes
- * them instead of starting its own. Unused ones do not keep the process alive (they are unref'd
- * until a pool takes them; releaseSpareWorkers ends them); one that exits early is dropped.
- * n: 0..16 (more is clipped); returns how many spares there are now.
+ * them instead of starting its own (prestart.ts: unref'd until taken, releaseSpareWorkers ends
+ * them; one that exits early is dropped). n: 0..16 (more is clipped); returns how many spares
+ * there are now.
  */
 export function prestartCompressWorkers(n: number): number {
-  for (let i = spare.length; i < Math.min(n, 16); i++) {
-    const w = new Worker(WORKER_URL, WORKER_OPTIONS);
-    w.unref();
-    const drop = () => {
-      const k = spare.indexOf(w);
-      if (k >= 0) spare.splice(k, 1);
-    };
-    w.once('exit', drop);
-    w.once('error', drop);
-    spare.push(w);
-  }
-  return spare.length;
+  return prestartWorkers('compress-worker', n);
 }
 
 /** End the prestarted workers no pool took (a conversion that ran without workers). */
-export async function releaseSpareWorkers(): Promise<void> {
-  await Promise.all(spare.splice(0).map((w) => w.terminate()));
-}
-
-function takeWorker(): Worker {
-  const w = spare.shift();
-  if (!w) return new Worker(WORKER_URL, WORKER_OPTIONS);
-  w.removeAllListeners('exit');
-  w.removeAllListeners('error');
-  w.ref();
-  return w;
+export function releaseSpareWorkers(): Promise<void> {
+  return releasePrestarted('compress-worker');
 }
 
 export class CompressPool {
@@ -146,7 +119,7 @@ export class CompressPool {
   private start(): void {
     const { cfg, threads } = this;
     for (let i = 0; i < threads; i++) {
-      const w = takeWorker();
+      const w = takeWorker('compress-worker');
       w.postMessage({ init: cfg });
       w.on('message', (m: { id: number; error?: string; decodeFailed?: number; buf: ArrayBuffer; count: number; kinds: ArrayBuffer; sizes: ArrayBuffer; dataLen: number; blob?: ArrayBuffer }) => {
         this.byWorker.delete(w);

@@ -1,12 +1,13 @@
 /**
- * Triage of a filter's input on its own thread (planFilter): opens the same dump files itself,
+ * Triage of a filter's input on its own thread (planFilter): waits for its one job (a message:
+ * the thread may be started before the job is known, prestartTriageWorker), opens the same dump files itself,
  * sees them in the kernel's pages as `convert` does (inKernelPages, with the VMCOREINFO the
  * calling thread's kernel analysis found), and answers once with what triage reads of them
  * (triageRecord) and the digest of each page it asked about (pageDigests), while the calling
  * thread classifies the pages. It reads nothing the classification decides: its answer is the
  * same as the calling thread's own triageRecord would be.
  */
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort } from 'node:worker_threads';
 import { openDumpFiles } from '../open.js';
 import { nodeSha256 } from '../hash.js';
 import { inKernelPages } from '../../core/reblock.js';
@@ -32,7 +33,7 @@ export interface TriageAnswer {
   error?: { code?: string; message: string; file?: string; field?: string };
 }
 
-const job = workerData as TriageJob;
+const job = await new Promise<TriageJob>((resolve) => parentPort!.once('message', resolve));
 let answer: TriageAnswer;
 try {
   const opened = await openDumpFiles(job.paths);

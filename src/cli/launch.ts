@@ -1,0 +1,11 @@
+#!/usr/bin/env node
+/**
+ * The `vmcore` command's entry (bundled alone as dist/src/cli/vmcore.js, the package's bin; see
+ * scripts/bundle-cli.mjs): first the worker threads the command line shows the command will need
+ * (early.ts), then the command itself (main.ts, through command.ts: its own bundle), whose
+ * loading the threads' start overlaps.
+ */
+import { prestartFor } from './early.js';
+
+prestartFor(process.argv.slice(2));
+await import('./command.js');
