@@ -22,7 +22,7 @@ import { humanBytes, parseBigint, parseCount, printable, printJson } from '../ut
 import { analyzeKernel, kernelAnalysable } from '../../core/kernel/kernel.js';
 import { isHttpUrl } from '../../core/io/http.js';
 import { DL_PAGE_TYPES } from '../../core/kernel/pagetypes.js';
-import { checkFilteredOutput, prestartTriageWorker, startFilter, type FilterPlan } from '../../node/convert/filter.js';
+import { checkFilteredOutput, prestartTriageWorker, startFilter, startOutputCheck, type FilterPlan } from '../../node/convert/filter.js';
 
 interface Opts {
   stats?: boolean;
@@ -245,8 +245,15 @@ export function register(program: Command): void {
         }
         bar?.stop();
         bar = undefined;
-        if (classified && !filter) filter = await classified.finish(summary.outputs.map((x) => x.name));
-        if (filter && !toStdout) await checkFilteredOutput(summary.outputs.map((x) => x.name), filter, { force: !!o.force, onWarning: warn });
+        const written = summary.outputs.map((x) => x.name);
+        // info and dmesg of the output run while the input's triage thread finishes
+        const outputCheck = filtering && !toStdout ? startOutputCheck(written) : undefined;
+        try {
+          if (classified && !filter) filter = await classified.finish(written);
+          if (filter && !toStdout) await checkFilteredOutput(written, filter, { force: !!o.force, onWarning: warn, ...(outputCheck ? { started: outputCheck } : {}) });
+        } finally {
+          await outputCheck?.close();
+        }
         for (const w of [...summary.warnings, ...(stream?.warnings.slice(nStreamWarnings) ?? [])]) warn(w);
         if (o.json) {
           await printJson({ ...summary, warnings });

@@ -279,28 +279,60 @@ async function judgeFilter(dump: Dump, level: number, model: PageModel, exclude:
 }
 
 /**
+ * What info and dmesg say of a written output (triageFingerprint without bt -a), begun before the
+ * input's triage has answered (startOutputCheck), for checkFilteredOutput.
+ */
+export interface OutputCheck {
+  /** The output opened and its fingerprint; rejects as openDumpFiles and triageFingerprint do. */
+  readonly ready: Promise<{ out: Dump; fingerprint: TriageFingerprint }>;
+  /** Close the output (after checkFilteredOutput, or when it is not called); never rejects. */
+  close(): Promise<void>;
+}
+
+/**
+ * Begin the output check that does not depend on the input's triage: open the written output and
+ * run info and dmesg on it, while the input's triage thread is still at work (this thread would
+ * otherwise wait for it idle). checkFilteredOutput then takes it. The caller closes it.
+ */
+export function startOutputCheck(outputs: readonly string[]): OutputCheck {
+  const opened = openDumpFiles([...outputs]);
+  const ready = opened.then(async (out) => ({ out, fingerprint: await triageFingerprint(out, { noBacktraces: true }) }));
+  // a failure is thrown where checkFilteredOutput awaits it, not as an unhandled rejection here
+  ready.catch(() => undefined);
+  return {
+    ready,
+    close: async () => {
+      const out = await opened.catch(() => undefined);
+      await out?.close().catch(() => undefined);
+    },
+  };
+}
+
+/**
  * Open the written output and compare what triage says of it with the input's fingerprint: info
  * and dmesg run on the output; bt -a runs again only when a page it read on the input is not in
- * the output with the same bytes (plan.touched), or when its pages are not known.
+ * the output with the same bytes (plan.touched), or when its pages are not known. `started`: the
+ * output opened and info and dmesg run on it already (startOutputCheck; closed by its caller).
  * On a difference: remove the output and throw TRIAGE, or with `force` warn and keep it. First, an
  * input file of `plan.inputs` whose size changed since it was opened: TRUNCATED or IO naming it
  * (checkInputsUnchanged), not TRIAGE.
  */
-export async function checkFilteredOutput(outputs: readonly string[], plan: FilterPlan, opts: FilterOptions = {}): Promise<void> {
+export async function checkFilteredOutput(outputs: readonly string[], plan: FilterPlan, opts: FilterOptions & { started?: OutputCheck } = {}): Promise<void> {
   await checkInputsUnchanged(plan.inputs, outputs, opts);
-  const out = await openDumpFiles([...outputs]);
+  const own = opts.started ? undefined : startOutputCheck(outputs);
+  const { out, fingerprint: quickPrint } = await (opts.started ?? own!).ready;
   let diffs: string[] | undefined;
   try {
     if (plan.touched && !opts.fullCheck) {
       // info and dmesg run on the output; for bt -a (the costly part), the output must hold every
       // page triage asked about on the input with the same bytes: it then reads what it read there
-      const quick = compareTriage({ ...plan.triage, bt: null }, await triageFingerprint(out, { noBacktraces: true }));
+      const quick = compareTriage({ ...plan.triage, bt: null }, quickPrint);
       if (!quick.length && (await pagesDigest(out, plan.touched.pfns, nodeSha256)) === plan.touched.digest) diffs = [];
     }
     // the whole of triage again, for the exact difference
     diffs ??= compareTriage(plan.triage, await triageFingerprint(out, plan.triage.bt === null ? { noBacktraces: true } : {}));
   } finally {
-    await out.close();
+    await own?.close();
   }
   if (!diffs.length) return;
   const msg = `the filtered output does not give the same triage as the input: ${diffs.join('; ')}`;
