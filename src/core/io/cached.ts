@@ -1,7 +1,9 @@
 /**
  * Read-ahead cache over a byte source: small reads are served from aligned chunks (default
- * 1 MiB, 8 kept), so walking a dump page by page costs one read per chunk instead of one per
- * page. Reads larger than a chunk go straight through, and so does `readInto` (the caller's
+ * 256 KiB, 16 kept), so walking a dump page by page costs one read per chunk instead of one per
+ * page. (1 MiB chunks cost more where the reads are scattered, as triage's are: each miss copies
+ * a whole chunk for one page; `convert -l -d 31` of the bench guest 4 % less wall time with
+ * 256 KiB, bench/README.md.) Reads larger than a chunk go straight through, and so does `readInto` (the caller's
  * buffer is the cache). Memory is bounded by chunk × count. A read served from a chunk is a
  * copy, so that an evicted chunk's memory is read into again instead of fresh memory (a page
  * fault per 4 KiB, which on some machines costs more than the read: bench/README.md, "Page faults").
@@ -15,8 +17,8 @@ export class CachedSource implements ByteSource {
   private spare: Uint8Array | undefined;
   constructor(
     readonly inner: ByteSource,
-    private readonly chunk = 1 << 20,
-    count = 8,
+    private readonly chunk = 1 << 18,
+    count = 16,
   ) {
     this.cache = new LruCache(count);
   }
