@@ -13,6 +13,8 @@ import { nodeSha256 } from '../../src/node/hash.js';
 import type { ExcludedRun } from '../../src/core/kernel/pagefilter.js';
 import { isVmcoreError } from '../../src/core/errors.js';
 import { backtraceReport, createBacktracer } from '../../src/core/kernel/backtrace.js';
+import { Worker } from 'node:worker_threads';
+import { prestartWorkers } from '../../src/node/workers/prestart.js';
 
 // a real dump: makedumpfile 1.7.2 -c -d 31 of a Debian 6.1 guest
 const SAMPLE = new URL('../../../samples/seabios-128M.md-c-d31.kdump', import.meta.url).pathname;
@@ -96,6 +98,30 @@ test('triage guard with the input\'s triage on a worker thread: the same plan as
       await rm(dir, { recursive: true, force: true });
     }
   } finally {
+    await d.close();
+  }
+});
+
+test('triage thread that answers its record and dies before the page digests: IO, and the written output is removed', async () => {
+  const d = await openDumpFiles([SAMPLE]);
+  const dir = await mkdtemp(join(tmpdir(), 'vmcore-filter-'));
+  try {
+    const k = await analyzeKernel(d);
+    const record = await triageRecord(d);
+    // a stand-in for the triage thread, taken as a prestarted one (src/node/workers/prestart.ts):
+    // it answers the record, then exits where the digests would come
+    const code = "const { parentPort, workerData } = require('node:worker_threads'); parentPort.once('message', () => { parentPort.postMessage({ record: workerData.record }); setTimeout(() => process.exit(3), 20); });";
+    const w = new Worker(code, { eval: true, workerData: { record } });
+    prestartWorkers('triage-worker', 0); // makes the shared list of spares
+    (globalThis as unknown as Record<symbol, Record<string, Worker[]>>)[Symbol.for('vmcore.prestartedWorkers')]!['triage-worker']!.push(w);
+    const started = (await startFilter(d, k, 31, { inputFiles: [SAMPLE] }))!;
+    assert.ok(started.concurrent);
+    const out = join(dir, 'out.kdump');
+    await convertDump(d, out, { dumpLevel: 31, exclude: started.exclude, threads: 0 });
+    await assert.rejects(started.finish([out]), (e: unknown) => isVmcoreError(e) && e.code === 'IO' && /exited \(code 3\)/.test(e.message) && /output removed$/.test(e.message));
+    await assert.rejects(stat(out), 'the output is gone');
+  } finally {
+    await rm(dir, { recursive: true, force: true });
     await d.close();
   }
 });

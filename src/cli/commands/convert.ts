@@ -249,7 +249,7 @@ export function register(program: Command): void {
         // info and dmesg of the output run while the input's triage thread finishes
         const outputCheck = filtering && !toStdout ? startOutputCheck(written) : undefined;
         try {
-          if (classified && !filter) filter = await classified.finish(written);
+          if (classified && !filter) filter = await classified.finish(written, outputCheck);
           if (filter && !toStdout) await checkFilteredOutput(written, filter, { force: !!o.force, onWarning: warn, ...(outputCheck ? { started: outputCheck } : {}) });
         } finally {
           await outputCheck?.close();

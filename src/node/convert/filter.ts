@@ -60,10 +60,13 @@ export interface FilterOptions {
   inputFiles?: readonly string[];
 }
 
-/** The input's triage (triageRecord) and, from the worker, the digest of each page of `record.touched`. */
+/**
+ * The input's triage (triageRecord) and, from the worker, the digest of each page of
+ * `record.touched` (they come after the record; the promise rejects as the worker failed).
+ */
 interface InputTriage {
   record: TriageRecord;
-  digests?: string[];
+  digests?: Promise<string[]>;
 }
 
 /**
@@ -87,20 +90,35 @@ function triageOnWorker(job: TriageJob): Promise<InputTriage | Error> {
     const w = takeWorker('triage-worker');
     w.postMessage(job);
     let answered = false;
-    w.once('message', (m: TriageAnswer) => {
-      answered = true;
-      if (m.record) resolve({ record: m.record, ...(m.digests ? { digests: m.digests } : {}) });
-      else if (m.error?.code) resolve(VmcoreError.fromJSON(m.error as Parameters<typeof VmcoreError.fromJSON>[0]));
-      else resolve(new VmcoreError('IO', `triage of the input failed: ${m.error?.message ?? 'no answer'}`));
+    // the digests come in a message of their own after the record (job.digestPages)
+    let digestsDone: ((d: string[] | Error) => void) | undefined;
+    const digests = job.digestPages
+      ? new Promise<string[]>((ok, fail) => {
+          digestsDone = (d) => (d instanceof Error ? fail(d) : ok(d));
+        })
+      : undefined;
+    digests?.catch(() => undefined); // rejected only where awaited
+    const failure = (m: TriageAnswer) =>
+      m.error?.code ? VmcoreError.fromJSON(m.error as Parameters<typeof VmcoreError.fromJSON>[0]) : new VmcoreError('IO', `triage of the input failed: ${m.error?.message ?? 'no answer'}`);
+    w.on('message', (m: TriageAnswer) => {
+      if (!answered) {
+        answered = true;
+        resolve(m.record ? { record: m.record, ...(digests ? { digests } : {}) } : failure(m));
+      } else digestsDone?.(m.digests ?? failure(m));
     });
     // a thread that cannot start (its module missing from an installation) or dies: IO, as the
     // compression workers' failures are
     w.once('error', (e) => {
+      const err = isVmcoreError(e) ? e : new VmcoreError('IO', `triage thread failed: ${e instanceof Error ? e.message : String(e)}`);
+      if (!answered) resolve(err);
       answered = true;
-      resolve(isVmcoreError(e) ? e : new VmcoreError('IO', `triage thread failed: ${e instanceof Error ? e.message : String(e)}`));
+      digestsDone?.(err);
     });
     w.once('exit', (code) => {
-      if (!answered) resolve(new VmcoreError('IO', `triage of the input: its thread exited (code ${code}) without an answer`));
+      const err = new VmcoreError('IO', `triage of the input: its thread exited (code ${code}) without an answer`);
+      if (!answered) resolve(err);
+      answered = true;
+      digestsDone?.(err); // no-op once settled
     });
   });
 }
@@ -155,9 +173,11 @@ export interface StartedFilter {
   /**
    * Wait for the input's triage and judge the classification by it: the plan, or TRIAGE (unless
    * `force`). `written`: the outputs already written with `exclude`, removed on a refusal (the
-   * message then says so instead of "nothing written").
+   * message then says so instead of "nothing written"); `started`: their output check
+   * (startOutputCheck), which begins digesting the output's pages as soon as the input's triage
+   * names them.
    */
-  finish(written?: readonly string[]): Promise<FilterPlan>;
+  finish(written?: readonly string[], started?: OutputCheck): Promise<FilterPlan>;
   /** Wait for the input's triage without judging (after a failure elsewhere); never rejects. */
   settle(): Promise<void>;
 }
@@ -213,7 +233,7 @@ export async function startFilter(dump: Dump, kernel: KernelInfo, level: number,
     settle: async () => {
       await onWorker;
     },
-    finish: async (written) => {
+    finish: async (written, started) => {
       const input: InputTriage | Error = onWorker ? await onWorker : { record: await triageRecord(dump, topts) };
       if (input instanceof Error) {
         // an output the triage cannot judge is not kept
@@ -223,7 +243,17 @@ export async function startFilter(dump: Dump, kernel: KernelInfo, level: number,
         }
         throw input;
       }
-      return judgeFilter(dump, level, model, excluded, input, { ...opts, ...(written ? { written } : {}), inputSizes });
+      try {
+        return await judgeFilter(dump, level, model, excluded, input, { ...opts, ...(written ? { written } : {}), ...(started ? { started } : {}), inputSizes });
+      } catch (e) {
+        // a judge that fails (the input's page digests lost with their thread, say) judged
+        // nothing: the output is not kept (a refusal has removed it already)
+        if (written?.length && e instanceof Error && !/output removed/.test(e.message)) {
+          for (const o of written) await rm(o, { force: true });
+          e.message += '; output removed';
+        }
+        throw e;
+      }
     },
   };
 }
@@ -232,13 +262,30 @@ export async function startFilter(dump: Dump, kernel: KernelInfo, level: number,
  * The second half of planFilter: triage on the input (`input`), and on the input as the filter
  * leaves it, before the output is kept.
  */
-async function judgeFilter(dump: Dump, level: number, model: PageModel, exclude: ExcludedRun[], input: InputTriage, opts: FilterOptions & { written?: readonly string[]; inputSizes?: FilterPlan['inputs'] }): Promise<FilterPlan> {
+async function judgeFilter(
+  dump: Dump,
+  level: number,
+  model: PageModel,
+  exclude: ExcludedRun[],
+  input: InputTriage,
+  opts: FilterOptions & { written?: readonly string[]; inputSizes?: FilterPlan['inputs']; started?: OutputCheck },
+): Promise<FilterPlan> {
   const file = dump.files[0]?.name;
   const topts = opts.noBacktraces ? { noBacktraces: true } : {};
   // an input that changed while it was read gives a triage that judges nothing
   const inputs = opts.inputSizes;
   await checkInputsUnchanged(inputs, opts.written ?? [], opts);
   const { fingerprint, pfns, touched, afterAnalysis } = input.record;
+  // the pages the output must hold with the input's bytes: all that triage asked about, less those
+  // only the kernel analysis asked about and the filter leaves out (the output check runs the
+  // analysis again and compares what it concludes)
+  let digestPfns: number[] | undefined;
+  if (touched && afterAnalysis && !opts.fullCheck && opts.digestPages !== false) {
+    const after = new Set(afterAnalysis);
+    digestPfns = touched.filter((p) => after.has(p) || excludedRunAt(exclude, p) === undefined);
+    // the output's digest of them begins now, while the input's are computed on the triage thread
+    opts.started?.digest(digestPfns);
+  }
   // Triage is a function of the pages it asks about (and of the file's notes, kept as they are).
   // When the filter leaves out none of them, triage on the filtered input asks the same questions
   // and gets the same answers: it cannot say anything else, and is not run a second time. When it
@@ -262,17 +309,10 @@ async function judgeFilter(dump: Dump, level: number, model: PageModel, exclude:
     }
     opts.onWarning?.(warning('FILTER_FORCED', `${msg} (written anyway: --force)`));
   }
-  // the pages the output must hold with the input's bytes: all that triage asked about, less those
-  // only the kernel analysis asked about and the filter leaves out (the output check runs the
-  // analysis again and compares what it concludes)
-  let digestPfns: number[] | undefined;
-  if (touched && afterAnalysis && !opts.fullCheck && opts.digestPages !== false) {
-    const after = new Set(afterAnalysis);
-    digestPfns = touched.filter((p) => after.has(p) || excludedRunAt(exclude, p) === undefined);
-  }
   let digest: string | undefined;
   if (digestPfns && input.digests && touched) {
-    const of = new Map(touched.map((p, i) => [p, input.digests![i]!]));
+    const digests = await input.digests;
+    const of = new Map(touched.map((p, i) => [p, digests[i]!]));
     digest = digestOfPages(digestPfns, digestPfns.map((p) => of.get(p)!), nodeSha256);
   } else if (digestPfns) digest = await pagesDigest(dump, digestPfns, nodeSha256);
   return { level, exclude, model, triage: fingerprint, ...(digestPfns && digest !== undefined ? { touched: { pfns: digestPfns, digest } } : {}), ...(inputs?.length ? { inputs } : {}) };
@@ -285,6 +325,8 @@ async function judgeFilter(dump: Dump, level: number, model: PageModel, exclude:
 export interface OutputCheck {
   /** The output opened and its fingerprint; rejects as openDumpFiles and triageFingerprint do. */
   readonly ready: Promise<{ out: Dump; fingerprint: TriageFingerprint }>;
+  /** pagesDigest of the output over `pfns`, begun at the first call (the same array: the same promise). */
+  digest(pfns: readonly number[]): Promise<string>;
   /** Close the output (after checkFilteredOutput, or when it is not called); never rejects. */
   close(): Promise<void>;
 }
@@ -299,8 +341,18 @@ export function startOutputCheck(outputs: readonly string[]): OutputCheck {
   const ready = opened.then(async (out) => ({ out, fingerprint: await triageFingerprint(out, { noBacktraces: true }) }));
   // a failure is thrown where checkFilteredOutput awaits it, not as an unhandled rejection here
   ready.catch(() => undefined);
+  const digests = new Map<readonly number[], Promise<string>>();
   return {
     ready,
+    digest: (pfns) => {
+      let d = digests.get(pfns);
+      if (!d) {
+        d = ready.then(({ out }) => pagesDigest(out, pfns, nodeSha256));
+        d.catch(() => undefined);
+        digests.set(pfns, d);
+      }
+      return d;
+    },
     close: async () => {
       const out = await opened.catch(() => undefined);
       await out?.close().catch(() => undefined);
@@ -320,14 +372,15 @@ export function startOutputCheck(outputs: readonly string[]): OutputCheck {
 export async function checkFilteredOutput(outputs: readonly string[], plan: FilterPlan, opts: FilterOptions & { started?: OutputCheck } = {}): Promise<void> {
   await checkInputsUnchanged(plan.inputs, outputs, opts);
   const own = opts.started ? undefined : startOutputCheck(outputs);
-  const { out, fingerprint: quickPrint } = await (opts.started ?? own!).ready;
+  const check = opts.started ?? own!;
+  const { out, fingerprint: quickPrint } = await check.ready;
   let diffs: string[] | undefined;
   try {
     if (plan.touched && !opts.fullCheck) {
       // info and dmesg run on the output; for bt -a (the costly part), the output must hold every
       // page triage asked about on the input with the same bytes: it then reads what it read there
       const quick = compareTriage({ ...plan.triage, bt: null }, quickPrint);
-      if (!quick.length && (await pagesDigest(out, plan.touched.pfns, nodeSha256)) === plan.touched.digest) diffs = [];
+      if (!quick.length && (await check.digest(plan.touched.pfns)) === plan.touched.digest) diffs = [];
     }
     // the whole of triage again, for the exact difference
     diffs ??= compareTriage(plan.triage, await triageFingerprint(out, plan.triage.bt === null ? { noBacktraces: true } : {}));

@@ -25,7 +25,12 @@ export interface TriageJob {
   digestPages: boolean;
 }
 
-/** The one answer: the record and the page digests (in `record.touched`'s order), or the error. (Imported as a type only: this module opens the dump when loaded.) */
+/**
+ * An answer: first the record (or the error), then, when the job asks for them, the page digests
+ * (in `record.touched`'s order) in a second message, so that the calling thread can go on with
+ * the record while they are computed. (Imported as a type only: this module opens the dump when
+ * loaded.)
+ */
 export interface TriageAnswer {
   record?: TriageRecord;
   digests?: string[];
@@ -34,18 +39,25 @@ export interface TriageAnswer {
 }
 
 const job = await new Promise<TriageJob>((resolve) => parentPort!.once('message', resolve));
-let answer: TriageAnswer;
+const errorAnswer = (e: unknown): TriageAnswer => ({ error: isVmcoreError(e) ? (e.toJSON() as TriageAnswer['error'])! : { message: e instanceof Error ? e.message : String(e) } });
 try {
   const opened = await openDumpFiles(job.paths);
   try {
     const dump = inKernelPages(opened, job.vmcoreinfo !== undefined ? new Vmcoreinfo(job.vmcoreinfo) : undefined);
     const record = await triageRecord(dump, job.noBacktraces ? { noBacktraces: true } : {});
-    const digests = job.digestPages && record.touched ? await pageDigests(dump, record.touched, nodeSha256) : undefined;
-    answer = { record, ...(digests ? { digests } : {}) };
+    const digesting = job.digestPages && record.touched !== undefined;
+    parentPort!.postMessage({ record } satisfies TriageAnswer);
+    // after the record: a failure here is the second message's
+    if (digesting) {
+      try {
+        parentPort!.postMessage({ digests: await pageDigests(dump, record.touched!, nodeSha256) } satisfies TriageAnswer);
+      } catch (e) {
+        parentPort!.postMessage(errorAnswer(e));
+      }
+    }
   } finally {
     await opened.close();
   }
 } catch (e) {
-  answer = { error: isVmcoreError(e) ? (e.toJSON() as TriageAnswer['error'])! : { message: e instanceof Error ? e.message : String(e) } };
+  parentPort!.postMessage(errorAnswer(e));
 }
-parentPort!.postMessage(answer);
