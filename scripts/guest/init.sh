@@ -148,12 +148,18 @@ fi
 free
 echo "VMCORE-GUEST-READY $TAG" > /dev/kmsg
 say "ready"
+# A crash prints its oops straight to the serial console while the tty may still be sending
+# what `say` wrote: the two interleaved on one line ("GUEST: triggering the crash of
+# crashmo[  d  3.503763] BUG: kerne..."), and the tests found no oops line. A second for the tty
+# to drain first.
 if [ "$MODE" = panic ] && [ -e /proc/crashmod ]; then
   # the test module (scripts/guest/crashmod) crashes in the way its mode= parameter says
   say "triggering the crash of crashmod"
+  sleep 1
   echo 1 > /proc/crashmod
 elif [ "$MODE" = panic ]; then
   say "triggering panic"
+  sleep 1
   echo 1 > /proc/sys/kernel/sysrq
   echo c > /proc/sysrq-trigger
 fi
