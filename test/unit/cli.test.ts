@@ -128,6 +128,31 @@ test('SIGINT exits 130', async () => {
   assert.equal(rc, 130);
 });
 
+test('convert: an output name that names no file is a usage error before the input is read; a bad OUT is refused before the kernel analysis, nothing left behind', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'vmcore-cli-'));
+  try {
+    const empty = vmcore('convert', '-d', '31', SAMPLE, '');
+    assert.equal(empty.rc, 2, empty.err);
+    assert.equal(empty.err, 'vmcore: USAGE: the output name is empty\n');
+    const slash = vmcore('convert', '-d', '31', SAMPLE, join(dir, 'sub') + '/');
+    assert.equal(slash.rc, 2, slash.err);
+    assert.match(slash.err, /the output name ends in "\/": give a file name/);
+    // refused before the input is opened: a missing input is not what is reported
+    const exists = join(dir, 'x.kdump');
+    await writeFile(exists, 'keep me');
+    const e = vmcore('convert', '-d', '31', join(dir, 'absent.kdump'), exists);
+    assert.equal(e.rc, 1, e.err);
+    assert.match(e.err, /EXISTS/);
+    const nodir = vmcore('convert', '-d', '31', SAMPLE, join(dir, 'no', 'such', 'x.kdump'));
+    assert.equal(nodir.rc, 1);
+    assert.match(nodir.err, /the directory .* does not exist/);
+    assert.deepEqual((await readdir(dir)).sort(), ['x.kdump'], 'no partial file left');
+    assert.equal(await readFile(exists, 'utf8'), 'keep me');
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
 test('read -o keeps an existing file unless --force', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'vmcore-cli-'));
   try {

@@ -23,6 +23,7 @@ import { analyzeKernel, kernelAnalysable } from '../../core/kernel/kernel.js';
 import { isHttpUrl } from '../../core/io/http.js';
 import { DL_PAGE_TYPES } from '../../core/kernel/pagetypes.js';
 import { checkFilteredOutput, prestartTriageWorker, startFilter, startOutputCheck, type FilterPlan } from '../../node/convert/filter.js';
+import { checkOutput } from '../../node/convert/sinks.js';
 
 interface Opts {
   stats?: boolean;
@@ -124,6 +125,13 @@ export function register(program: Command): void {
       const streamIn = inputs.length === 1 && (await isStreamPath(inputs[0]!));
       if (streamIn && filtering) {
         throw new VmcoreError('USAGE', `dump level ${dumpLevel} classifies pages through the kernel's struct pages, which needs random access: save the stream to a file and convert that`);
+      }
+      // the outputs are checked before the inputs are opened and analysed (an existing OUT, a
+      // missing directory, OUT one of the inputs: refused at once); convertDump checks again
+      // when it creates them
+      if (!toStdout) {
+        const names = split !== undefined && split > 1 ? Array.from({ length: split }, (_, i) => `${out}.${i + 1}`) : [out];
+        for (const n of names) await checkOutput(n, !!o.force, inputs.filter((x) => x !== '-'));
       }
       // the thread that triages the input for the guard starts now: its isolate loads while this
       // one opens the dump and analyses the kernel (local files only, as startFilter asks)
@@ -263,7 +271,7 @@ export function register(program: Command): void {
             `${summary.outputs.map((x) => x.name).join(', ')}: ${summary.format}${summary.codec !== 'none' ? ` ${summary.codec} (${summary.codecImpl})` : ''}, ` +
               `${p.total} pages (${p.compressed} compressed, ${p.raw} raw, ${p.zero} zero; ${p.excluded} excluded), ` +
               `${humanBytes(summary.bytesIn)} -> ${humanBytes(summary.bytesOut)} in ${summary.seconds.toFixed(1)} s ` +
-              `(${(summary.bytesIn / 1048576 / Math.max(summary.seconds, 1e-3)).toFixed(0)} MiB/s, ${summary.threads} threads)\n`,
+              `(${(summary.bytesIn / 1048576 / Math.max(summary.seconds, 1e-3)).toFixed(0)} MiB/s, ${summary.threads === 0 ? 'on the main thread' : summary.threads === 1 ? '1 worker thread' : `${summary.threads} worker threads`})\n`,
           );
         }
       } catch (e) {

@@ -62,10 +62,14 @@ async function exists(path: string): Promise<boolean> {
  * one of the inputs, or to replace anything but a regular file (a directory, a device such as
  * /dev/null, a FIFO: the output is renamed into place, which would replace the node itself);
  * and its directory must exist.
- * @throws VmcoreError EXISTS (OUT exists, no force), USAGE (OUT is an input, or not a regular
- *         file), IO (OUT's directory does not exist or is not a directory)
+ * @throws VmcoreError EXISTS (OUT exists, no force), USAGE (OUT is an input, not a regular
+ *         file, empty, or ends in "/"), IO (OUT's directory does not exist or is not a directory)
  */
 export async function checkOutput(path: string, force: boolean, inputs: readonly string[]): Promise<void> {
+  // a name that names no file: refused before anything is read (it failed at the final rename)
+  if (path === '' || path.endsWith('/')) {
+    throw new VmcoreError('USAGE', path === '' ? 'the output name is empty' : 'the output name ends in "/": give a file name', path ? { file: path } : {});
+  }
   const dir = dirname(path);
   const d = await stat(dir).catch(() => undefined);
   if (!d?.isDirectory()) throw new VmcoreError('IO', d ? `${dir} is not a directory` : `the directory ${dir} does not exist`, { file: path });
