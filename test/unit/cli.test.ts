@@ -153,6 +153,23 @@ test('convert: an output name that names no file is a usage error before the inp
   }
 });
 
+test('convert --json: outputs[].bytes and bytesOut are the size of the file written, an ELF with gaps included (it reported the bytes written, 6.5 MB short)', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'vmcore-cli-'));
+  try {
+    for (const [fmt, name] of [['-E', 'e.elf'], ['-l', 'l.kdump']] as const) {
+      const out = join(dir, name);
+      const r = vmcore('convert', fmt, '-d', '31', '--json', SAMPLE, out);
+      assert.equal(r.rc, 0, r.err);
+      const j = JSON.parse(r.out) as { outputs: { bytes: number }[]; bytesOut: number };
+      const size = (await stat(out)).size;
+      assert.equal(j.outputs[0]!.bytes, size, name);
+      assert.equal(j.bytesOut, size, name);
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
 test('read -o keeps an existing file unless --force', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'vmcore-cli-'));
   try {

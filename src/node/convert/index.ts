@@ -378,7 +378,9 @@ export async function convertDump(input: ConvertInput, out: string | Writable, o
     threads,
     outputs: names.map((name, i) => ({
       name,
-      bytes: sinks[i]!.bytesOut,
+      // a file's size (an ELF's segments are placed at aligned offsets: it holds gaps that were
+      // never written, so it is larger than the bytes written); a flattened stream's, its bytes
+      bytes: flatten ? sinks[i]!.bytesOut : (sizes[i] ?? sinks[i]!.bytesOut),
       ...(nsplit > 1 ? { startPfn: partRanges[i]!.startPfn, endPfn: partRanges[i]!.endPfn } : {}),
     })),
     pages: {
@@ -390,7 +392,7 @@ export async function convertDump(input: ConvertInput, out: string | Writable, o
     },
     ...(filtered ? { filtered } : {}),
     bytesIn,
-    bytesOut: sinks.reduce((a, s) => a + s.bytesOut, 0),
+    bytesOut: flatten ? sinks.reduce((a, s) => a + s.bytesOut, 0) : sizes.reduce((a, s) => a + s, 0),
     seconds: (performance.now() - t0) / 1000,
     physBase: hex64(header.physBase),
     warnings,
