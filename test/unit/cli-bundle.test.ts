@@ -22,6 +22,12 @@ test('the command is bundled: the launcher imports only the command bundle, whic
     assert.ok(existsSync(f), f);
     assert.ok(!/(?:from|import\()\s*["']\.\.?\//.test(readFileSync(f, 'utf8')), `${w}.js imports no relative module`);
   }
+  // the JavaScript-only packages are inside the bundles: a static import names a Node module only
+  for (const b of ['command', 'compress-worker', 'read-worker', 'triage-worker']) {
+    const text = readFileSync(join(dirname(CLI), `${b}.js`), 'utf8');
+    const imported = [...text.matchAll(/^import [^;]*?from\s*["']([^"']+)["']/gm)].map((m) => m[1]!).filter((m) => !m.startsWith('node:') && m !== 'module');
+    assert.deepEqual(imported, [], `${b}.js imports no npm package when it loads`);
+  }
 });
 
 test('the bundled command runs its workers: convert -d 31 with two compression threads and the triage thread, hash with its read threads', () => {
