@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { VmcoreError } from '../../src/core/errors.js';
-import { decodeKallsyms, loadKernelSymbols, KernelSymbols, type KallsymsLocations, type ReadVirt } from '../../src/core/kernel/kallsyms.js';
+import { decodeKallsyms, loadKernelSymbols, KernelSymbols, PackedSymbolNames, type KallsymsLocations, type ReadVirt } from '../../src/core/kernel/kallsyms.js';
 import { Vmcoreinfo } from '../../src/core/kernel/vmcoreinfo.js';
 import { scanKallsyms } from '../../src/core/kernel/kallsyms-scan.js';
 
@@ -462,4 +462,33 @@ test('kallsyms scan: an image with no tables, or none readable, is a typed error
   await assert.rejects(scanKallsyms(mem.read, { start: TEXT }), (e: VmcoreError) => e.code === 'NO_SYMBOLS' && /unreadable/.test(e.message));
   await assert.rejects(scanKallsyms(new VirtMem().read, { start: TEXT, length: 64 << 20 }), (e: VmcoreError) => e.code === 'NO_SYMBOLS');
   assert.ok(Date.now() - t0 < 60_000);
+});
+
+test('packed names: a table made from packed bytes answers as one made from strings (ISO-8859-1 names too)', () => {
+  const names = ['_stext', 'start_kernel', 'caf\u00e9', 'ctl\u0085x', 'start_kernel', '_end'];
+  const bytes = new Uint8Array(names.reduce((n, s) => n + s.length, 0));
+  const starts = new Uint32Array(names.length + 1);
+  let o = 0;
+  names.forEach((s, i) => {
+    starts[i] = o;
+    for (const c of s) bytes[o++] = c.charCodeAt(0);
+  });
+  starts[names.length] = o;
+  const packed = new PackedSymbolNames(bytes, starts);
+  assert.deepEqual(packed.all(), names);
+  assert.equal(packed.indexOf('start_kernel'), 1);
+  assert.equal(packed.indexOf('start_kerne'), -1);
+  assert.ok(packed.equals(3, 'ctl\u0085x') && !packed.equals(3, 'ctl\u2026x'), 'byte 0x85 is U+0085, not windows-1252');
+  const addresses = BigUint64Array.from([0x1000n, 0x1100n, 0x1200n, 0x1300n, 0x1400n, 0x2000n]);
+  const a = new KernelSymbols({ addresses, names, types: 'TTtdtA' }, 'VMCOREINFO', 'absolute');
+  const b = new KernelSymbols({ addresses, names: packed, types: 'TTtdtA' }, 'VMCOREINFO', 'absolute');
+  for (const k of [a, b]) {
+    assert.deepEqual(k.lookup('start_kernel').map((s) => s.address), [0x1100n, 0x1400n]);
+    assert.equal(k.addressOf('caf\u00e9'), 0x1200n);
+    assert.equal(k.addressOf('ctl\u0085x'), 0x1300n);
+    assert.equal(k.symbolize(0x1210n)?.name, 'caf\u00e9');
+    assert.equal(k.nameAt(3), 'ctl\u0085x');
+  }
+  assert.deepEqual(b.names, names);
+  assert.deepEqual([...b].map((s) => s.name), names);
 });

@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { dumpText, headerText, latin1, latin1Bytes } from '../../src/core/text.js';
+import { charCodes, dumpText, headerText, latin1, latin1Bytes } from '../../src/core/text.js';
 import { vmcore } from '../helpers/cli.js';
 
 const SAMPLE = fileURLToPath(new URL('../../../samples/seabios-128M.md-c-d31.kdump', import.meta.url));
@@ -21,6 +21,16 @@ test('latin1: every byte value is one character U+0000..U+00FF and comes back as
   // windows-1252 would have made 0x80 the euro sign
   assert.equal(latin1(Uint8Array.of(0x41, 0x80)), 'A\u0080');
   assert.equal(latin1(Uint8Array.of(0x41, 0xe9)), 'Aé');
+  // long inputs (made 4096 bytes a call), with and without bytes 0x80-0x9f, short ones directly
+  for (const n of [10, 64, 65, 4096, 4097, 10000]) {
+    for (const withC1 of [false, true]) {
+      const b = Uint8Array.from({ length: n }, (_, i) => (withC1 && i === n - 1 ? 0x85 : 0xa0 + (i % 96)));
+      const t = latin1(b);
+      assert.equal(t.length, n);
+      assert.deepEqual(latin1Bytes(t), b, `${n} bytes, ${withC1 ? 'with' : 'without'} a C1 byte`);
+      assert.equal(charCodes(b), t);
+    }
+  }
 });
 
 test('dumpText: UTF-8 when the bytes are valid UTF-8 (a leading BOM kept), else one character per byte; headerText of a field read byte by byte', () => {

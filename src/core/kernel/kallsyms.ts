@@ -41,7 +41,7 @@ import { hex64 } from '../hex.js';
 import { scanKallsyms } from './kallsyms-scan.js';
 import { isPageLoss, overlapsLoss, readWithLosses, type PartialBytes } from '../loss.js';
 import { KERNEL_LIMITS } from '../limits.js';
-import { latin1 } from '../text.js';
+import { charCodes, latin1 } from '../text.js';
 
 /** Where the kallsyms tables are (kernel virtual addresses). */
 export interface KallsymsLocations {
@@ -137,13 +137,81 @@ function nameHash(s: string): number {
 }
 
 /**
+ * Symbol names kept as the bytes kallsyms_names expands to (ISO-8859-1: one character per byte),
+ * a name made into a string only when it is asked for: a lookup or a backtrace asks for a few
+ * hundred of a table's 87,000-200,000, and a string for each cost ~50 ms of decoding and, as they
+ * all outlive the young generation, garbage collector time besides (bench/README.md, "Lazy
+ * symbol names").
+ */
+export class PackedSymbolNames {
+  /**
+   * @param bytes the names laid end to end
+   * @param starts where name i begins in `bytes`; `starts[count]` is the end (count + 1 entries,
+   *   ascending)
+   */
+  constructor(
+    readonly bytes: Uint8Array,
+    readonly starts: Uint32Array,
+    private readonly hashes?: Uint32Array,
+  ) {
+    if (starts.length < 1) throw new Error('PackedSymbolNames: starts needs count + 1 entries');
+    if (hashes && hashes.length !== starts.length - 1) throw new Error('PackedSymbolNames: one hash per name');
+  }
+
+  get length(): number {
+    return this.starts.length - 1;
+  }
+
+  /** Name `i` (0 <= i < length). */
+  at(i: number): string {
+    return charCodes(this.bytes.subarray(this.starts[i]!, this.starts[i + 1]!));
+  }
+
+  /** nameHash of name `i`, from its bytes (no string made), or as given to the constructor. */
+  hash(i: number): number {
+    if (this.hashes) return this.hashes[i]!;
+    const b = this.bytes;
+    let h = 0x811c9dc5;
+    for (let k = this.starts[i]!, e = this.starts[i + 1]!; k < e; k++) h = Math.imul(h ^ b[k]!, 0x01000193);
+    return h >>> 0;
+  }
+
+  /** True when name `i` is `name` (compared byte by byte: no string made). */
+  equals(i: number, name: string): boolean {
+    const s = this.starts[i]!;
+    if (this.starts[i + 1]! - s !== name.length) return false;
+    const b = this.bytes;
+    for (let k = 0; k < name.length; k++) if (b[s + k] !== name.charCodeAt(k)) return false;
+    return true;
+  }
+
+  /** The first index whose name is `name`, or -1. */
+  indexOf(name: string): number {
+    for (let i = 0; i < this.length; i++) if (this.equals(i, name)) return i;
+    return -1;
+  }
+
+  /** Every name, in order. */
+  all(): string[] {
+    const out = new Array<string>(this.length);
+    for (let i = 0; i < out.length; i++) out[i] = this.at(i);
+    return out;
+  }
+}
+
+/** Names by table index: strings, or packed bytes ({@link PackedSymbolNames}). */
+export type SymbolNames = readonly string[] | PackedSymbolNames;
+
+/**
  * The kernel's symbol table: lookups by name and by address, and iteration in address order.
  * Built by {@link decodeKallsyms} (from the dump) or directly from arrays (tests, modules).
  */
 export class KernelSymbols implements Iterable<KernelSymbol> {
   /** Addresses ascending (table order). */
   readonly addresses: BigUint64Array;
-  readonly names: readonly string[];
+  /** The names, packed or as strings (use {@link nameAt}; {@link names} makes every string). */
+  private readonly nameTable: SymbolNames;
+  private nameStrings: readonly string[] | undefined;
   /** Type letters, one per symbol. */
   readonly types: string;
   /**
@@ -161,7 +229,7 @@ export class KernelSymbols implements Iterable<KernelSymbol> {
   readonly lost: readonly LostSymbols[];
 
   constructor(
-    init: { addresses: BigUint64Array; names: readonly string[]; types: string; lost?: readonly LostSymbols[] },
+    init: { addresses: BigUint64Array; names: SymbolNames; types: string; lost?: readonly LostSymbols[] },
     readonly source: SymbolSource,
     readonly addressMode: KallsymsAddressMode,
     readonly warnings: Warning[] = [],
@@ -173,11 +241,11 @@ export class KernelSymbols implements Iterable<KernelSymbol> {
     let dips = 0;
     for (let i = 1; i < init.addresses.length; i++) if (init.addresses[i]! < init.addresses[i - 1]!) dips++;
     this.unsortedPlaces = dips;
-    this.names = init.names;
+    this.nameTable = init.names;
     this.types = init.types;
     this.lost = init.lost ?? [];
     const first = (n: string) => {
-      const i = this.names.indexOf(n);
+      const i = this.nameTable.indexOf(n);
       return i < 0 ? undefined : this.addresses[i]!;
     };
     const start = first('_stext') ?? first('_text');
@@ -198,8 +266,9 @@ export class KernelSymbols implements Iterable<KernelSymbol> {
    */
   private indexesOf(name: string): number[] | undefined {
     let ix = this.nameIndex.built;
+    const t = this.nameTable;
     if (!ix) {
-      const n = this.names.length;
+      const n = t.length;
       let size = 1024;
       while (size < 2 * n) size *= 2;
       const hashes = new Uint32Array(n);
@@ -207,7 +276,7 @@ export class KernelSymbols implements Iterable<KernelSymbol> {
       const next = new Int32Array(n).fill(-1);
       // from the last symbol to the first: each chain lists its symbols in table order
       for (let i = n - 1; i >= 0; i--) {
-        const h = nameHash(this.names[i]!);
+        const h = t instanceof PackedSymbolNames ? t.hash(i) : nameHash(t[i]!);
         hashes[i] = h;
         next[i] = heads[h & (size - 1)]!;
         heads[h & (size - 1)] = i;
@@ -216,8 +285,22 @@ export class KernelSymbols implements Iterable<KernelSymbol> {
     }
     const h = nameHash(name);
     let out: number[] | undefined;
-    for (let i = ix.heads[h & ix.mask]!; i >= 0; i = ix.next[i]!) if (ix.hashes[i] === h && this.names[i] === name) (out ??= []).push(i);
+    for (let i = ix.heads[h & ix.mask]!; i >= 0; i = ix.next[i]!) {
+      if (ix.hashes[i] === h && (t instanceof PackedSymbolNames ? t.equals(i, name) : t[i] === name)) (out ??= []).push(i);
+    }
     return out;
+  }
+
+  /** The name of the symbol at table index `i` (0 <= i < count). */
+  nameAt(i: number): string {
+    const t = this.nameTable;
+    return t instanceof PackedSymbolNames ? t.at(i) : t[i]!;
+  }
+
+  /** Every name in table order (made on the first call: prefer {@link nameAt}, {@link lookup}). */
+  get names(): readonly string[] {
+    const t = this.nameTable;
+    return (this.nameStrings ??= t instanceof PackedSymbolNames ? t.all() : t);
   }
 
   /** Number of symbols. */
@@ -228,7 +311,7 @@ export class KernelSymbols implements Iterable<KernelSymbol> {
   /** The symbol at table index `i` (address order). */
   at(i: number): KernelSymbol | undefined {
     if (i < 0 || i >= this.addresses.length) return undefined;
-    return { name: this.names[i]!, address: this.addresses[i]!, type: this.types[i]!, size: this.sizeAt(i) };
+    return { name: this.nameAt(i), address: this.addresses[i]!, type: this.types[i]!, size: this.sizeAt(i) };
   }
 
   /**
@@ -474,7 +557,7 @@ export async function decodeKallsyms(read: ReadVirt, loc: KallsymsLocations, opt
   }
   // each token as text (latin1 is one character per byte, so a name is the concatenation of its
   // tokens' texts, its length the number of bytes)
-  const tokenText = tokenBytes.map((t) => latin1(t));
+  let tokenText: string[] | undefined; // decodeOne's, made on its first call
 
   // names
   const namesBound = loc.tokenTable > loc.names && loc.tokenTable - loc.names <= BigInt(KALLSYMS_LIMITS.maxNamesBytes);
@@ -507,8 +590,9 @@ export async function decodeKallsyms(read: ReadVirt, loc: KallsymsLocations, opt
     if (off + len > b.length) return SHORT;
     if (lost.length && overlapsLoss(lost, at, off + len)) return LOST;
     let text = '';
+    const texts = (tokenText ??= tokenBytes.map((t) => latin1(t)));
     for (let k = off; k < off + len; k++) {
-      text += tokenText[b[k]!]!;
+      text += texts[b[k]!]!;
       if (text.length > KALLSYMS_LIMITS.maxNameLength + 1) {
         throw corrupt(`symbol ${i} decodes to more than ${KALLSYMS_LIMITS.maxNameLength} characters`, loc.names + BigInt(at), 'kallsyms_names', file);
       }
@@ -540,11 +624,14 @@ export async function decodeKallsyms(read: ReadVirt, loc: KallsymsLocations, opt
   const decodeNames = (long: boolean) => {
     const b = namesBuf;
     const maxText = KALLSYMS_LIMITS.maxNameLength + 1;
+    // the expansions, each less its first byte (the type letter, as in decodeOne), end to end
     let out = new Uint8Array(Math.max(4096, b.length * 3));
     let o = 0;
-    /** Where each symbol's expansion starts (its type byte); starts[num] is the end. */
+    /** Where each symbol's name starts in `out`; starts[num] is the end. */
     const starts = new Uint32Array(num + 1);
     const typeBytes = new Uint8Array(num);
+    /** nameHash of each name, made as its bytes are written (PackedSymbolNames). */
+    const hashes = new Uint32Array(num);
     const markers: number[] = [];
     let off = 0;
     let sawLong = false;
@@ -562,33 +649,37 @@ export async function decodeKallsyms(read: ReadVirt, loc: KallsymsLocations, opt
       if (off + len > b.length) return { short: true as const };
       sawLong ||= isLong;
       const s = o;
+      // expansion length so far: the type letter (once taken) and the name's bytes
+      let typed = 0;
+      let h = 0x811c9dc5;
       for (let k = off; k < off + len; k++) {
         const t = b[k]!;
-        const tl = tokLen[t]!;
-        if (o + tl > out.length) {
+        let j = tokStart[t]!;
+        const e = j + tokLen[t]!;
+        if (typed === 0 && j < e) {
+          typeBytes[i] = tokFlat[j++]!;
+          typed = 1;
+        }
+        if (o + (e - j) > out.length) {
           const grown = new Uint8Array(out.length * 2);
           grown.set(out.subarray(0, o));
           out = grown;
         }
-        for (let j = tokStart[t]!, e = j + tl; j < e; j++) out[o++] = tokFlat[j]!;
-        if (o - s > maxText) throw corrupt(`symbol ${i} decodes to more than ${KALLSYMS_LIMITS.maxNameLength} characters`, loc.names + BigInt(at), 'kallsyms_names', file);
+        for (; j < e; j++) {
+          const c = tokFlat[j]!;
+          out[o++] = c;
+          h = Math.imul(h ^ c, 0x01000193);
+        }
+        if (o - s + typed > maxText) throw corrupt(`symbol ${i} decodes to more than ${KALLSYMS_LIMITS.maxNameLength} characters`, loc.names + BigInt(at), 'kallsyms_names', file);
       }
-      if (o - s < 2) throw corrupt(`symbol ${i} decodes to ${o - s} characters`, loc.names + BigInt(at), 'kallsyms_names', file);
+      if (o - s + typed < 2) throw corrupt(`symbol ${i} decodes to ${o - s + typed} characters`, loc.names + BigInt(at), 'kallsyms_names', file);
       starts[i] = s;
-      typeBytes[i] = out[s]!;
+      hashes[i] = h >>> 0;
       off += len;
     }
     starts[num] = o;
-    // ISO-8859-1 (as decodeOne's token texts) is one character per byte: offsets carry over
-    const all = latin1(out.subarray(0, o));
-    const names: (string | undefined)[] = new Array<string>(num);
-    const types: string[] = new Array<string>(num);
-    for (let i = 0; i < num; i++) {
-      names[i] = all.slice(starts[i]! + 1, starts[i + 1]!);
-      // the type letter is the first byte, as in decodeOne
-      types[i] = String.fromCharCode(typeBytes[i]!);
-    }
-    return { short: false as const, names, types, end: off, markers, sawLong };
+    const types = charCodes(typeBytes);
+    return { short: false as const, names: new PackedSymbolNames(out.subarray(0, o), starts, hashes), types, end: off, markers, sawLong };
   };
   const decodeAll = async (long: boolean) => {
     for (;;) {
@@ -605,7 +696,7 @@ export async function decodeKallsyms(read: ReadVirt, loc: KallsymsLocations, opt
     }
   };
   // two-byte lengths (6.1+) unless only the one-byte reading ends where kallsyms_markers begin
-  type Decoded = { names: (string | undefined)[]; types: string[] };
+  type Decoded = { names: PackedSymbolNames | (string | undefined)[]; types: string };
   const attempt = async (long: boolean): Promise<Awaited<ReturnType<typeof decodeAll>> | VmcoreError> => {
     try {
       return await decodeAll(long);
@@ -637,7 +728,8 @@ export async function decodeKallsyms(read: ReadVirt, loc: KallsymsLocations, opt
       }
     }
   } else {
-    decoded = await decodeDamagedNames(read, loc, num, namesLimit, { le, word, file }, decodeOne, namesLost, (loss, note) => losses.push({ table: 'kallsyms_names', va: loc.names, loss, count: 0, note }) - 1, lose, warnings);
+    const d = await decodeDamagedNames(read, loc, num, namesLimit, { le, word, file }, decodeOne, namesLost, (loss, note) => losses.push({ table: 'kallsyms_names', va: loc.names, loss, count: 0, note }) - 1, lose, warnings);
+    decoded = { names: d.names, types: d.types.join('') };
   }
 
   // addresses
@@ -720,7 +812,7 @@ export async function decodeKallsyms(read: ReadVirt, loc: KallsymsLocations, opt
 
   // what was lost: dropped from the table, one warning per unreadable range, and the address
   // ranges where a lookup must say "unknown" rather than give a surviving neighbour
-  let table = { addresses, names: decoded.names as string[], types: decoded.types.join('') };
+  let table: { addresses: BigUint64Array; names: SymbolNames; types: string } = { addresses, names: decoded.names as SymbolNames, types: decoded.types };
   const lostRanges: LostSymbols[] = [];
   if (losses.length > 0) {
     const keep: number[] = [];
@@ -748,9 +840,10 @@ export async function decodeKallsyms(read: ReadVirt, loc: KallsymsLocations, opt
       if (l.count === 0) continue;
       warnings.push(warning('SYMBOLS_DAMAGED', `${l.table}: ${hex64(l.va + BigInt(l.loss.start))}..${hex64(l.va + BigInt(l.loss.end))} cannot be read (${l.loss.error.message}); ${l.count} of ${num} symbols lost (${l.note}), lookups there answer unknown`));
     }
+    const names = decoded.names;
     table = {
       addresses: BigUint64Array.from(keep, (i) => addresses[i]!),
-      names: keep.map((i) => decoded.names[i]!),
+      names: keep.map((i) => (names instanceof PackedSymbolNames ? names.at(i) : names[i]!)),
       types: keep.map((i) => decoded.types[i]!).join(''),
     };
   }
