@@ -81,6 +81,8 @@ function pages(enc: Enc, le = true): Uint8Array {
   set(21, { flags: SWAPCACHE | SWAPBACKED, mapping: 0xffff888005000000n }); // shmem in swap cache: cache
   set(22, { flags: SWAPCACHE, mapping: 0xffff888005000000n }); // PG_swapcache without PG_swapbacked: PG_owner_priv_1, not cache
   set(24, { mapcount: type('buddy'), priv: 40n }); // impossible order: kept
+  // an order whose low word has the top bit set (negative as the int32 the words are read as): kept
+  set(25, { mapcount: type('buddy'), priv: 0x80000002n });
   return buf;
 }
 

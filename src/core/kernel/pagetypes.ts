@@ -256,21 +256,153 @@ export type EmitRun = (startPfn: number, endPfn: number, kind: PageKind) => void
 /** Whether this machine stores typed-array words little-endian. */
 const HOST_LE = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 /** Scratch words for records that cannot be viewed in place (other byte order, unaligned). */
-let scratch = new Uint32Array(0);
+let scratch = new Int32Array(0);
 
 /**
  * `bytes` (a whole number of 32-bit words) as 32-bit words with the dump's values: a view of
  * the same memory when it is aligned and in the host's byte order, else a copy (byte-swapped
  * words when the orders differ) in a scratch buffer reused by the next call.
  */
-function wordsOf(bytes: Uint8Array, littleEndian: boolean): Uint32Array {
+/** 2^n for 0 <= n < 64, a small integer (not a heap number) below 2^30. */
+function pow2(n: number): number {
+  return n < 30 ? 1 << n : 2 ** n;
+}
+
+function wordsOf(bytes: Uint8Array, littleEndian: boolean): Int32Array {
   const n = bytes.length >> 2;
-  if (littleEndian === HOST_LE && bytes.byteOffset % 4 === 0) return new Uint32Array(bytes.buffer, bytes.byteOffset, n);
-  if (scratch.length < n) scratch = new Uint32Array(n);
+  if (littleEndian === HOST_LE && bytes.byteOffset % 4 === 0) return new Int32Array(bytes.buffer, bytes.byteOffset, n);
+  if (scratch.length < n) scratch = new Int32Array(n);
   const w = scratch.subarray(0, n);
   new Uint8Array(w.buffer, 0, n * 4).set(bytes.subarray(0, n * 4));
   if (littleEndian !== HOST_LE) for (let i = 0; i < n; i++) { const x = w[i]!; w[i] = ((x & 0xff) << 24) | ((x & 0xff00) << 8) | ((x >>> 8) & 0xff00) | (x >>> 24); }
   return w;
+}
+
+/** What classifyStructPages tests, worked out once per page model and dump level (planOf). */
+interface ClassifyPlan {
+  /** Word of the flags in a record (32-bit words), of each flag's word and mask. */
+  fw: number;
+  lruW: number;
+  lruM: number;
+  privW: number;
+  privM: number;
+  swcW: number;
+  swcM: number;
+  sbW: number;
+  sbM: number;
+  noSwapbacked: boolean;
+  hwpW: number;
+  hwpM: number;
+  slabW: number;
+  slabM: number;
+  headW: number;
+  headM: number;
+  hugeW: number;
+  hugeM: number;
+  mcW: number;
+  mapW: number;
+  chW: number;
+  prLoW: number;
+  prHiW: number;
+  /** Page types as int32 mask and value (a type the kernel does not export matches nothing). */
+  buddyMask: number;
+  buddyVal: number;
+  slabTMask: number;
+  slabTVal: number;
+  offMask: number;
+  offVal: number;
+  hugeMask: number;
+  hugeVal: number;
+  unaccMask: number;
+  unaccVal: number;
+  slabByType: boolean;
+  wantFree: boolean;
+  wantUnaccepted: boolean;
+  wantCache: boolean;
+  wantCachePri: boolean;
+  wantUser: boolean;
+  maxOrder: number;
+}
+
+const plans = new WeakMap<PageModel, Map<number, ClassifyPlan>>();
+
+/**
+ * The plan of classifyStructPages for model `m` at `level`, made on the first call and kept: it
+ * is called for every 512 struct pages, and working these out each time (tuples, destructuring,
+ * a BigInt made text) cost ~8 KB of garbage a call before the code is optimized.
+ */
+function planOf(m: PageModel, level: number): ClassifyPlan {
+  let byLevel = plans.get(m);
+  if (!byLevel) plans.set(m, (byLevel = new Map()));
+  const known = byLevel.get(level);
+  if (known) return known;
+  const L = m.littleEndian ? 0 : 1; // word of the low half of a 64-bit field
+  const H = 1 - L;
+  const { off, pg, types } = m;
+  const fw = off.flags >> 2;
+  /** [word in the record, mask] of flag bit b; bits outside 0-63 test nothing. */
+  const flag = (b: number | undefined): [number, number] => (b === undefined || b < 0 || b > 63 ? [fw + L, 0] : b < 32 ? [fw + L, 1 << b] : [fw + H, 1 << (b - 32)]);
+  // a type that is not exported matches nothing: mask 0 and a value no masked word equals
+  // (as int32, the words' type: a uint32 above 2^31 would be a heap number in code not yet
+  // optimized, ~40 MB of them for a 4 GiB machine's struct pages)
+  const tm = (t: TypeMatch | undefined): [number, number] => (t ? [t.mask | 0, t.value | 0] : [0, -1]);
+  const [lruW, lruM] = flag(pg.lru);
+  const [privW, privM] = flag(pg.private);
+  const [swcW, swcM] = flag(pg.swapcache);
+  const [sbW, sbM] = flag(pg.swapbacked);
+  const [hwpW, hwpM] = flag(pg.hwpoison);
+  const [slabW, slabM] = flag(types.slab ? undefined : pg.slab);
+  const [headW, headM] = flag(pg.headMask === 0n ? -1 : pg.headMask.toString(2).length - 1);
+  const [hugeW, hugeM] = flag(m.hugetlb.kind === 'flag' ? m.hugetlb.bit : undefined);
+  const [buddyMask, buddyVal] = tm(types.buddy);
+  const [slabTMask, slabTVal] = tm(types.slab);
+  const [offMask, offVal] = tm(types.offline);
+  const [hugeMask, hugeVal] = tm(types.hugetlb);
+  const [unaccMask, unaccVal] = tm(types.unaccepted);
+  const plan: ClassifyPlan = {
+    fw,
+    lruW,
+    lruM,
+    privW,
+    privM,
+    swcW,
+    swcM,
+    sbW,
+    sbM,
+    noSwapbacked: pg.swapbacked === undefined,
+    hwpW,
+    hwpM,
+    slabW,
+    slabM,
+    headW,
+    headM,
+    hugeW,
+    hugeM,
+    mcW: off.mapcount >> 2,
+    mapW: (off.mapping >> 2) + L,
+    chW: off.compoundHead === undefined ? -1 : (off.compoundHead >> 2) + L,
+    prLoW: off.private === undefined ? -1 : (off.private >> 2) + L,
+    prHiW: off.private === undefined ? -1 : (off.private >> 2) + H,
+    buddyMask,
+    buddyVal,
+    slabTMask,
+    slabTVal,
+    offMask,
+    offVal,
+    hugeMask,
+    hugeVal,
+    unaccMask,
+    unaccVal,
+    slabByType: types.slab !== undefined,
+    wantFree: (level & DL_FREE) !== 0 && types.buddy !== undefined && off.private !== undefined,
+    wantUnaccepted: (level & DL_FREE) !== 0 && types.unaccepted !== undefined && m.nrOrders !== undefined && m.nrOrders > 0 && m.nrOrders < 64,
+    wantCache: (level & DL_CACHE) !== 0,
+    wantCachePri: (level & DL_CACHE_PRI) !== 0,
+    wantUser: (level & DL_USER) !== 0,
+    maxOrder: Math.min(64, m.nrOrders ?? 64),
+  };
+  byLevel.set(level, plan);
+  return plan;
 }
 
 /**
@@ -296,40 +428,10 @@ export function classifyStructPages(m: PageModel, level: number, buf: Uint8Array
   const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength); // rare fields of first tail pages
   const R = S >> 2; // words per record
   const L = le ? 0 : 1; // word of the low half of a 64-bit field
-  const H = 1 - L;
-  const { off, pg, types } = m;
-  const fw = off.flags >> 2;
-  /** [word in the record, mask] of flag bit b; bits outside 0-63 test nothing. */
-  const flag = (b: number | undefined): [number, number] => (b === undefined || b < 0 || b > 63 ? [fw + L, 0] : b < 32 ? [fw + L, 1 << b] : [fw + H, 1 << (b - 32)]);
-  const [lruW, lruM] = flag(pg.lru);
-  const [privW, privM] = flag(pg.private);
-  const [swcW, swcM] = flag(pg.swapcache);
-  const [sbW, sbM] = flag(pg.swapbacked);
-  const noSwapbacked = pg.swapbacked === undefined;
-  const [hwpW, hwpM] = flag(pg.hwpoison);
-  const [slabW, slabM] = flag(types.slab ? undefined : pg.slab);
-  const headBit = m.pg.headMask === 0n ? -1 : m.pg.headMask.toString(2).length - 1;
-  const [headW, headM] = flag(headBit);
-  const hugeFlag = flag(m.hugetlb.kind === 'flag' ? m.hugetlb.bit : undefined);
-  const mcW = off.mapcount >> 2;
-  const mapW = (off.mapping >> 2) + L;
-  const chW = off.compoundHead === undefined ? -1 : (off.compoundHead >> 2) + L;
-  const prLoW = off.private === undefined ? -1 : (off.private >> 2) + L;
-  const prHiW = off.private === undefined ? -1 : (off.private >> 2) + H;
-  // a type that is not exported matches nothing: mask 0 and a value no masked word equals
-  const tm = (t: TypeMatch | undefined): [number, number] => (t ? [t.mask, t.value] : [0, -1]);
-  const [buddyMask, buddyVal] = tm(types.buddy);
-  const [slabTMask, slabTVal] = tm(types.slab);
-  const [offMask, offVal] = tm(types.offline);
-  const [hugeMask, hugeVal] = tm(types.hugetlb);
-  const [unaccMask, unaccVal] = tm(types.unaccepted);
-  const slabByType = types.slab !== undefined;
-  const wantFree = (level & DL_FREE) !== 0 && types.buddy !== undefined && off.private !== undefined;
-  const wantUnaccepted = (level & DL_FREE) !== 0 && types.unaccepted !== undefined && m.nrOrders !== undefined && m.nrOrders > 0 && m.nrOrders < 64;
-  const wantCache = (level & DL_CACHE) !== 0;
-  const wantCachePri = (level & DL_CACHE_PRI) !== 0;
-  const wantUser = (level & DL_USER) !== 0;
-  const maxOrder = Math.min(64, m.nrOrders ?? 64);
+  const plan = planOf(m, level);
+  const { fw, lruW, lruM, privW, privM, swcW, swcM, sbW, sbM, noSwapbacked, hwpW, hwpM, slabW, slabM, headW, headM, hugeW, hugeM } = plan;
+  const { mcW, mapW, chW, prLoW, prHiW, buddyMask, buddyVal, slabTMask, slabTVal, offMask, offVal, hugeMask, hugeVal, unaccMask, unaccVal } = plan;
+  const { slabByType, wantFree, wantUnaccepted, wantCache, wantCachePri, wantUser, maxOrder } = plan;
   const order = m.order;
   const hugetlb = m.hugetlb;
   for (let i = 0; i < n; i++) {
@@ -344,23 +446,23 @@ export function classifyStructPages(m: PageModel, level: number, buf: Uint8Array
       const tp = (i + 1) * S;
       if (order.kind === 'flags1') ord = w[t + fw + L]! & 0xff;
       else if (order.kind === 'field') ord = order.size === 1 ? dv.getUint8(tp + order.off) : dv.getUint16(tp + order.off, le);
-      if (hugetlb.kind === 'type') huge = ((mc & hugeMask) >>> 0) === hugeVal;
-      else if (hugetlb.kind === 'flag') huge = (w[t + hugeFlag[0]]! & hugeFlag[1]) !== 0;
+      if (hugetlb.kind === 'type') huge = (mc & hugeMask) === hugeVal;
+      else if (hugetlb.kind === 'flag') huge = (w[t + hugeW]! & hugeM) !== 0;
       else if (hugetlb.kind === 'dtor') huge = (hugetlb.dtorSize === 1 ? dv.getUint8(tp + hugetlb.dtorOff) : dv.getUint16(tp + hugetlb.dtorOff, le)) === hugetlb.value;
-      if (ord >= 64 || pfn % 2 ** ord !== 0) ord = 0;
+      if (ord >= 64 || pfn % pow2(ord) !== 0) ord = 0;
     }
     if (chW >= 0 && (w[b + chW]! & 1) === 1) continue; // tail: its head decides
-    const slab = slabByType ? ((mc & slabTMask) >>> 0) === slabTVal : (w[b + slabW]! & slabM) !== 0;
+    const slab = slabByType ? (mc & slabTMask) === slabTVal : (w[b + slabW]! & slabM) !== 0;
     const anon = (w[b + mapW]! & 1) === 1 && !slab;
-    let nr = 2 ** ord;
+    let nr = pow2(ord);
     let kind: PageKind;
-    if (wantFree && !slab && ((mc & buddyMask) >>> 0) === buddyVal) {
+    if (wantFree && !slab && (mc & buddyMask) === buddyVal) {
       const prLo = w[b + prLoW]!;
-      if (w[b + prHiW]! !== 0 || prLo >= maxOrder) continue; // invalid order: keep
-      nr = 2 ** prLo;
+      if (w[b + prHiW]! !== 0 || prLo < 0 || prLo >= maxOrder) continue; // invalid order: keep
+      nr = pow2(prLo);
       kind = 'free';
-    } else if (wantUnaccepted && ((mc & unaccMask) >>> 0) === unaccVal) {
-      nr = 2 ** (m.nrOrders! - 1);
+    } else if (wantUnaccepted && (mc & unaccMask) === unaccVal) {
+      nr = pow2(m.nrOrders! - 1);
       kind = 'free';
     } else {
       const fl = w[b + lruW]!;
@@ -370,7 +472,7 @@ export function classifyStructPages(m: PageModel, level: number, buf: Uint8Array
       else if (wantCachePri && cache && !anon) kind = priv ? 'cachePrivate' : 'cache';
       else if (wantUser && (anon || huge)) kind = 'user';
       else if ((w[b + hwpW]! & hwpM) !== 0) kind = 'hwpoison';
-      else if (!slab && ((mc & offMask) >>> 0) === offVal) kind = 'offline';
+      else if (!slab && (mc & offMask) === offVal) kind = 'offline';
       else continue;
     }
     emit(pfn, pfn + nr, kind);
