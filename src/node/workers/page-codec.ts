@@ -235,7 +235,8 @@ export function compressBatchInPlace(
  * A batch of pages in their stored (kdump) form made into the output's batch in `out` (at least
  * count × pageSize bytes; page i's bytes end at or before (i + 1) × pageSize), decoding every
  * page once (into `scratch`, one page) to prove that it is whole and to find the zero pages
- * (`cfg.detectZero`), as compressBatchInPlace would. A page stored in the output's codec
+ * (`cfg.detectZero`), as compressBatchInPlace would; a page the reader has proved so already
+ * (`st.checked`: decoded whole, not all zeros) is not decoded again. A page stored in the output's codec
  * (`cfg.codec`, with `cfg.passStored`) keeps its stored bytes: no compression again, and so does
  * a raw page of a file whose header names that codec (`st.fileCodec`: its writer found the page
  * incompressible). Any other page (another codec, raw in another file, the shared zero page when
@@ -264,13 +265,22 @@ export function passStoredBatch(
   for (let i = 0; i < count; i++) {
     const c = st.codes[i]!;
     if (c === STORED_ZERO && cfg.detectZero) continue; // kinds[i] = PAGE_ZERO (0)
+    const size = st.sizes[i]!;
+    // a page the reader has decoded whole already and found not all zeros (st.checked), stored in
+    // the output's codec: passed on without decoding it again
+    if (c === keep && size > 0 && size < ps && st.checked?.[i] === 1) {
+      out.set(st.blob.subarray(st.offsets[i]!, st.offsets[i]! + size), pos);
+      kinds[i] = PAGE_COMPRESSED;
+      sizes[i] = size;
+      pos += size;
+      continue;
+    }
     let src: Uint8Array = page;
     if (c === STORED_RAW) {
       src = st.blob.subarray(st.offsets[i]!, st.offsets[i]! + st.sizes[i]!);
       if (src.length !== ps) return { bad: i };
     } else if (!decodeStoredPage(st, i, page, codec)) return { bad: i };
     if (cfg.detectZero && c !== STORED_ZERO && isZeroPage(src)) continue;
-    const size = st.sizes[i]!;
     if (c === keep && size > 0 && size < ps) {
       out.set(st.blob.subarray(st.offsets[i]!, st.offsets[i]! + size), pos);
       kinds[i] = PAGE_COMPRESSED;

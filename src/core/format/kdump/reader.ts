@@ -11,7 +11,7 @@ import { VmcoreError } from '../../errors.js';
 import { readExact, type ByteSource } from '../../io/source.js';
 import type { Codec, CodecName, CodecRegistry } from '../../codec/types.js';
 import type { DetailsOptions, Dump, FormatDetails, MapRun, PageRun, PageState, ProducerHint, ProducerHintCode, ReadPhysOptions } from '../../dump.js';
-import { notPresent, readPhysGeneric } from '../../memory.js';
+import { isZeroPage, notPresent, readPhysGeneric } from '../../memory.js';
 import { findVmcoreinfoNote, parseNotes, producerNoteText, type ElfNote } from '../elf/notes.js';
 import {
   DISKDUMP_SIGNATURE,
@@ -870,6 +870,13 @@ export class KdumpDump implements Dump {
   readonly warnings: Warning[] = [];
   /** readPhys's buffer for the stored form of large reads (BLOB_SCRATCH_MAX at most). */
   private blobScratch: Uint8Array | undefined;
+  /**
+   * Page frames that large reads (readPhys) decoded whole and found not all zeros, as runs
+   * [start, end) laid flat, ascending, at most CHECKED_MAX_RUNS: storedPages marks them
+   * (StoredPages.checked), and a conversion passes them on as they are stored without decoding
+   * them a second time (page filtering reads every struct page before the pages are written).
+   */
+  private checkedRuns: number[] = [];
   notes: ElfNote[] = [];
   vmcoreinfoText: string | undefined;
 
@@ -1015,9 +1022,54 @@ export class KdumpDump implements Dump {
    * The stored form of `count` consecutive page frames from `pfn` when one file holds them all
    * cleanly (KdumpFile.storedPages, `scratch` as there), else undefined (read them page by page).
    */
-  storedPages(pfn: number, count: number, opts?: StoredPagesOptions): Promise<StoredPages | undefined> {
+  async storedPages(pfn: number, count: number, opts?: StoredPagesOptions): Promise<StoredPages | undefined> {
     const p = this.partFor(pfn);
-    return p && p.owns(pfn + count - 1) ? p.storedPages(pfn, count, opts) : Promise.resolve(undefined);
+    const st = p && p.owns(pfn + count - 1) ? await p.storedPages(pfn, count, opts) : undefined;
+    if (st && this.checkedRuns.length > 0) {
+      const checked = this.checkedIn(pfn, count);
+      if (checked) st.checked = checked;
+    }
+    return st;
+  }
+
+  /** Records the pages of `st` (from `pfn`, decoded into `pages`) that are not all zeros (checkedRuns). */
+  private noteChecked(pfn: number, st: StoredPages, pages: Uint8Array): void {
+    const runs = this.checkedRuns;
+    const ps = this.pageSize;
+    const n = st.codes.length;
+    for (let i = 0; i < n; ) {
+      // runs of pages that decoded to something other than zeros
+      while (i < n && (st.codes[i] === STORED_ZERO || isZeroPage(pages.subarray(i * ps, (i + 1) * ps)))) i++;
+      const start = i;
+      while (i < n && st.codes[i] !== STORED_ZERO && !isZeroPage(pages.subarray(i * ps, (i + 1) * ps))) i++;
+      if (i === start) continue;
+      const a = pfn + start;
+      const b = pfn + i;
+      const last = runs.length - 1;
+      // ascending only (the struct page blocks are read in order); a read out of order is not noted
+      if (last >= 0 && a < runs[last]!) continue;
+      if (last >= 0 && a === runs[last]!) runs[last] = b;
+      else if (runs.length < CHECKED_MAX_RUNS * 2) runs.push(a, b);
+    }
+  }
+
+  /** checked for `count` page frames from `pfn` (StoredPages.checked), or undefined when none is. */
+  private checkedIn(pfn: number, count: number): Uint8Array | undefined {
+    const runs = this.checkedRuns;
+    // the first run that ends after pfn
+    let lo = 0;
+    let hi = runs.length / 2;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (runs[mid * 2 + 1]! <= pfn) lo = mid + 1;
+      else hi = mid;
+    }
+    let out: Uint8Array | undefined;
+    for (let r = lo; r < runs.length / 2 && runs[r * 2]! < pfn + count; r++) {
+      out ??= new Uint8Array(count);
+      out.fill(1, Math.max(0, runs[r * 2]! - pfn), Math.min(count, runs[r * 2 + 1]! - pfn));
+    }
+    return out;
   }
 
   /**
@@ -1042,7 +1094,10 @@ export class KdumpDump implements Dump {
         if (st) {
           const n = (end - pfn) * ps;
           const buf = opts?.into && opts.into.length >= n ? opts.into.subarray(0, n) : new Uint8Array(n);
-          if (decodeStoredPages(st, buf, ps, (name) => this.codec(name)) === undefined) return buf.subarray(addr - pfn * ps, addr - pfn * ps + length);
+          if (decodeStoredPages(st, buf, ps, (name) => this.codec(name)) === undefined) {
+            this.noteChecked(pfn, st, buf);
+            return buf.subarray(addr - pfn * ps, addr - pfn * ps + length);
+          }
         }
       } finally {
         if (scratch && scratch.length <= BLOB_SCRATCH_MAX) this.blobScratch = scratch;
@@ -1160,6 +1215,9 @@ export function normaliseArch(machine: string): string | undefined {
 /** The largest stored-page buffer a KdumpDump keeps between large reads (readPhys). */
 const BLOB_SCRATCH_MAX = 8 << 20;
 
+/** At most this many runs of checked pages are kept (KdumpDump.checkedRuns: 1 MiB). */
+const CHECKED_MAX_RUNS = 65536;
+
 /** Reads of at least this many pages go through storedPages (fewer: the page cache serves repeats). */
 export const STORED_READ_MIN_PAGES = 8;
 
@@ -1185,6 +1243,11 @@ export interface StoredPages {
    * smaller. Absent when the header names none or several.
    */
   fileCodec?: CodecName;
+  /**
+   * 1 for a page that this reader has already decoded whole from these stored bytes and found
+   * not all zeros (KdumpDump.storedPages): it need not be decoded again to be passed on.
+   */
+  checked?: Uint8Array;
 }
 
 /** Options of KdumpFile.storedPages. */
