@@ -4,7 +4,7 @@ import { Command, CommanderError } from 'commander';
 import { createRequire } from 'node:module';
 import { isVmcoreError } from '../core/errors.js';
 import { commandsFor } from './commands/index.js';
-import { EXIT_PIPE, EXIT_USAGE, exitCodeOf, installProcessConventions, isClosedPipe, printable } from './util.js';
+import { EXIT_PIPE, EXIT_USAGE, exitCodeOf, exitWhenFlushed, installProcessConventions, isClosedPipe, printable } from './util.js';
 
 const require = createRequire(import.meta.url);
 const pkg = require('../../../package.json') as { version: string };
@@ -62,3 +62,5 @@ try {
     process.exitCode = exitCodeOf(e);
   }
 }
+// every command is done here (serve too: it returns once stopped)
+await exitWhenFlushed();

@@ -117,6 +117,25 @@ test('a closed stdout (| head) ends the command quietly with 141, as SIGPIPE doe
   assert.equal(r.rc, 141);
 });
 
+test('the process ends when the command is done, after all it wrote to a slow pipe has gone out', async () => {
+  // 8 MiB through a pipe read slowly: every byte arrives, then the status
+  const r = await new Promise<{ rc: number | null; bytes: number; err: string }>((res) => {
+    const c = spawn(process.execPath, [CLI, 'read', SAMPLE, '--phys', '0', '--length', '8m', '--fill-missing'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let bytes = 0;
+    let err = '';
+    c.stderr.on('data', (d) => (err += d));
+    c.stdout.on('data', (d: Buffer) => {
+      bytes += d.length;
+      c.stdout.pause();
+      setTimeout(() => c.stdout.resume(), 1);
+    });
+    c.on('close', (rc) => res({ rc, bytes, err }));
+  });
+  assert.equal(r.err, '');
+  assert.equal(r.rc, 0);
+  assert.equal(r.bytes, 8 << 20);
+});
+
 test('SIGINT exits 130', async () => {
   const rc = await new Promise<number | null>((res) => {
     const c = spawn(process.execPath, [CLI, 'read', SAMPLE, '--phys', '0', '--length', '256m', '--fill-missing'], { stdio: ['ignore', 'pipe', 'pipe'] });
