@@ -123,8 +123,13 @@ export function encodeOrcEntry(e: OrcEntry, layout: OrcLayout): Uint8Array {
 
 /** One ORC table: the kernel's or a module's, read whole from the dump. */
 export class OrcTable {
-  /** IPs relative to ipBase (exact as numbers: the table spans far less than 2^53 bytes). */
-  private readonly rel: Float64Array;
+  /**
+   * The s32 IP table as read (little-endian): entry i's IP is ipBase + 4i + ips[i], made when a
+   * lookup needs it rather than kept in a second array (the kernel's table has ~500,000 entries:
+   * 4 MB of fresh memory, a page fault per 4 KiB).
+   */
+  private readonly ips: DataView;
+  private readonly n: number;
   private readonly ipBase: bigint;
   /**
    * @param name   'vmlinux' or the module name (for messages and frames)
@@ -153,24 +158,30 @@ export class OrcTable {
     }
     this.ipBase = ipBase;
     const dv = new DataView(ipTable.buffer, ipTable.byteOffset, ipTable.length);
-    this.rel = new Float64Array(n);
+    this.ips = dv;
+    this.n = n;
+    // sorted, as the binary search of find() needs
     let prev = -Infinity;
     for (let i = 0; i < n; i++) {
       const r = i * 4 + dv.getInt32(i * 4, true);
       if (r < prev) {
         throw new VmcoreError('BAD_FIELD', `${name}: ORC IP table not sorted at entry ${i}`, { offset: ipBase + BigInt(i * 4), field: 'orc_unwind_ip' });
       }
-      this.rel[i] = r;
       prev = r;
     }
     if (textStart === 0n && textEnd === 0n && n > 0) {
-      this.textStart = ipBase + BigInt(this.rel[0]!);
-      this.textEnd = ipBase + BigInt(this.rel[n - 1]!) + 1n;
+      this.textStart = ipBase + BigInt(this.rel(0));
+      this.textEnd = ipBase + BigInt(this.rel(n - 1)) + 1n;
     }
   }
 
+  /** Entry i's IP relative to ipBase (exact as a number: the table spans far less than 2^53 bytes). */
+  private rel(i: number): number {
+    return i * 4 + this.ips.getInt32(i * 4, true);
+  }
+
   get count(): number {
-    return this.rel.length;
+    return this.n;
   }
 
   covers(ip: bigint): boolean {
@@ -182,11 +193,11 @@ export class OrcTable {
     if (!this.covers(ip)) return undefined;
     const target = Number(ip - this.ipBase);
     let lo = 0;
-    let hi = this.rel.length - 1;
+    let hi = this.n - 1;
     let found = -1;
     while (lo <= hi) {
       const mid = (lo + hi) >> 1;
-      if (this.rel[mid]! <= target) {
+      if (this.rel(mid) <= target) {
         found = mid;
         lo = mid + 1;
       } else hi = mid - 1;
