@@ -1,2 +1,2 @@
-/** The `vmcore` command as launch.ts loads it: main.ts (bundled as dist/src/cli/command.js). */
+/** The `vmcore` command as launch.ts loads it: main.ts (bundled as dist/src/cli/command.cjs, run with its code cache). */
 import './main.js';

@@ -41,26 +41,32 @@ function makedumpfileHabits(argv: string[]): string[] {
   return argv;
 }
 
-const debug = process.argv.includes('--debug');
-installProcessConventions();
-try {
-  const argv = makedumpfileHabits(process.argv);
-  for (const c of await commandsFor(argv.slice(2))) c.register(program);
-  await program.parseAsync(argv);
-} catch (e) {
-  if (e instanceof CommanderError) {
-    // help and --version exit 0; everything the parser refuses is a usage error
-    process.exitCode = e.exitCode === 0 ? 0 : EXIT_USAGE;
-  } else if (isClosedPipe(e)) {
-    process.exitCode = EXIT_PIPE;
-  } else {
-    const msg = isVmcoreError(e)
-      ? `vmcore: ${e.code}: ${e.message}${e.code === 'NOT_SEEKABLE' ? `; vmcore ${running || 'this command'} needs a seekable file` : ''}`
-      : `vmcore: ${(e as Error)?.message ?? String(e)}`;
-    process.stderr.write(printable(msg) + '\n');
-    if (debug) process.stderr.write(((e as Error)?.stack ?? '') + '\n');
-    process.exitCode = exitCodeOf(e);
+/** Runs the command line of this process, then ends the process (exitWhenFlushed). */
+async function run(): Promise<void> {
+  const debug = process.argv.includes('--debug');
+  installProcessConventions();
+  try {
+    const argv = makedumpfileHabits(process.argv);
+    for (const c of await commandsFor(argv.slice(2))) c.register(program);
+    await program.parseAsync(argv);
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // help and --version exit 0; everything the parser refuses is a usage error
+      process.exitCode = e.exitCode === 0 ? 0 : EXIT_USAGE;
+    } else if (isClosedPipe(e)) {
+      process.exitCode = EXIT_PIPE;
+    } else {
+      const msg = isVmcoreError(e)
+        ? `vmcore: ${e.code}: ${e.message}${e.code === 'NOT_SEEKABLE' ? `; vmcore ${running || 'this command'} needs a seekable file` : ''}`
+        : `vmcore: ${(e as Error)?.message ?? String(e)}`;
+      process.stderr.write(printable(msg) + '\n');
+      if (debug) process.stderr.write(((e as Error)?.stack ?? '') + '\n');
+      process.exitCode = exitCodeOf(e);
+    }
   }
+  // every command is done here (serve too: it returns once stopped)
+  await exitWhenFlushed();
 }
-// every command is done here (serve too: it returns once stopped)
-await exitWhenFlushed();
+
+// no top-level await: the command's bundle is a CommonJS script (scripts/bundle-cli.mjs)
+void run();

@@ -38,26 +38,31 @@ export interface TriageAnswer {
   error?: { code?: string; message: string; file?: string; field?: string };
 }
 
-const job = await new Promise<TriageJob>((resolve) => parentPort!.once('message', resolve));
 const errorAnswer = (e: unknown): TriageAnswer => ({ error: isVmcoreError(e) ? (e.toJSON() as TriageAnswer['error'])! : { message: e instanceof Error ? e.message : String(e) } });
-try {
-  const opened = await openDumpFiles(job.paths);
+
+/** Waits for the job, answers it (no top-level await: the CLI's bundle of this file is a CommonJS script). */
+async function run(): Promise<void> {
+  const job = await new Promise<TriageJob>((resolve) => parentPort!.once('message', resolve));
   try {
-    const dump = inKernelPages(opened, job.vmcoreinfo !== undefined ? new Vmcoreinfo(job.vmcoreinfo) : undefined);
-    const record = await triageRecord(dump, job.noBacktraces ? { noBacktraces: true } : {});
-    const digesting = job.digestPages && record.touched !== undefined;
-    parentPort!.postMessage({ record } satisfies TriageAnswer);
-    // after the record: a failure here is the second message's
-    if (digesting) {
-      try {
-        parentPort!.postMessage({ digests: await pageDigests(dump, record.touched!, nodeSha256) } satisfies TriageAnswer);
-      } catch (e) {
-        parentPort!.postMessage(errorAnswer(e));
+    const opened = await openDumpFiles(job.paths);
+    try {
+      const dump = inKernelPages(opened, job.vmcoreinfo !== undefined ? new Vmcoreinfo(job.vmcoreinfo) : undefined);
+      const record = await triageRecord(dump, job.noBacktraces ? { noBacktraces: true } : {});
+      const digesting = job.digestPages && record.touched !== undefined;
+      parentPort!.postMessage({ record } satisfies TriageAnswer);
+      // after the record: a failure here is the second message's
+      if (digesting) {
+        try {
+          parentPort!.postMessage({ digests: await pageDigests(dump, record.touched!, nodeSha256) } satisfies TriageAnswer);
+        } catch (e) {
+          parentPort!.postMessage(errorAnswer(e));
+        }
       }
+    } finally {
+      await opened.close();
     }
-  } finally {
-    await opened.close();
+  } catch (e) {
+    parentPort!.postMessage(errorAnswer(e));
   }
-} catch (e) {
-  parentPort!.postMessage(errorAnswer(e));
 }
+void run();
