@@ -6,11 +6,13 @@
  * for ES modules (module.enableCompileCache is Node 22); parsing and compiling the 1 MB command
  * and the 0.5 MB triage bundle cost ~100 ms of CPU each run (bench/README.md, "Code cache").
  *
- * The cache file starts with the SHA-256 of the bundle it was made from: V8 checks only the
- * source's length, and a cache of another build of the same length would run that build's
- * bytecode. A cache that does not match, or that this Node's V8 rejects (another version or
- * flags), is not used: the bundle is compiled as any script is. VMCORE_CODE_CACHE=off ignores
- * the cache; =report says on stderr whether it was used.
+ * The cache file starts with the SHA-256 of the bundle it was made from and the SHA-256 of the
+ * cache data that follows: V8 checks only the source's length (a cache of another build of the
+ * same length would run that build's bytecode) and no checksum of the data (damaged bytes made
+ * Node 20 stop on "unreachable code" or run broken bytecode). A cache that does not match, or
+ * that this Node's V8 rejects (another version, or flags such as --max-old-space-size), is not
+ * used: the bundle is compiled as any script is. VMCORE_CODE_CACHE=off ignores the cache;
+ * =report says on stderr whether it was used.
  */
 import { createHash } from 'node:crypto';
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
@@ -22,8 +24,13 @@ import { isMainThread } from 'node:worker_threads';
 
 const HASH_BYTES = 32;
 
-/** What became of a bundle's code cache: used, none (no file, or ignored), stale (another build), rejected (by V8). */
-export type CodeCacheUse = 'used' | 'none' | 'stale' | 'rejected';
+/**
+ * What became of a bundle's code cache: used, none (no file, or ignored), stale (made from
+ * another build), damaged (its data does not match its checksum), rejected (by V8).
+ */
+export type CodeCacheUse = 'used' | 'none' | 'stale' | 'damaged' | 'rejected';
+
+const sha256 = (b: string | Uint8Array): Buffer => createHash('sha256').update(b).digest();
 
 /**
  * Runs the CommonJS bundle `name`.cjs beside the calling module (its URL: `base`) as a module
@@ -37,14 +44,15 @@ export function runBundle(name: string, base: string): CodeCacheUse {
   const file = fileURLToPath(new URL(`./${name}.cjs`, base));
   const source = readFileSync(file, 'utf8');
   const mode = process.env.VMCORE_CODE_CACHE;
-  const hash = createHash('sha256').update(source).digest();
+  const hash = sha256(source);
   let cachedData: Buffer | undefined;
   let use: CodeCacheUse = 'none';
   if (mode !== 'off' && mode !== 'write') {
     try {
       const c = readFileSync(`${file}.cache`);
-      if (c.length > HASH_BYTES && c.subarray(0, HASH_BYTES).equals(hash)) cachedData = c.subarray(HASH_BYTES);
-      else use = 'stale';
+      if (c.length <= 2 * HASH_BYTES || !c.subarray(0, HASH_BYTES).equals(hash)) use = 'stale';
+      else if (!c.subarray(HASH_BYTES, 2 * HASH_BYTES).equals(sha256(c.subarray(2 * HASH_BYTES)))) use = 'damaged';
+      else cachedData = c.subarray(2 * HASH_BYTES);
     } catch {
       /* no cache: compiled as any script */
     }
@@ -55,7 +63,8 @@ export function runBundle(name: string, base: string): CodeCacheUse {
   if (mode === 'write') {
     const write = () => {
       const tmp = `${file}.cache.${process.pid}.${Math.random().toString(36).slice(2)}`;
-      writeFileSync(tmp, Buffer.concat([hash, script.createCachedData()]));
+      const data = script.createCachedData();
+      writeFileSync(tmp, Buffer.concat([hash, sha256(data), data]));
       renameSync(tmp, `${file}.cache`);
     };
     process.on('exit', write);

@@ -56,7 +56,7 @@ test('the command and the triage thread run with the code cache made at build ti
   }
 });
 
-test('a code cache made from another build of the bundle is not used, even when the two are the same length (V8 checks only the length)', () => {
+test('a code cache made from another build of the bundle, or whose data is damaged, is not used (V8 checks only the length and no checksum)', () => {
   const dir = mkdtempSync(join(tmpdir(), 'vmcore-cache-'));
   try {
     const codeCache = pathToFileURL(join(dirname(CLI), 'code-cache.js')).href;
@@ -71,6 +71,17 @@ test('a code cache made from another build of the bundle is not used, even when 
     const used = run('report');
     assert.equal(used.stdout, '42');
     assert.match(used.stderr, /x: code cache used/);
+    // damaged data (four bytes at offset 100, where V8 found nothing wrong and ran broken code or
+    // stopped): not used, the bundle runs as compiled
+    const good = readFileSync(join(dir, 'x.cjs.cache'));
+    const bad = Buffer.from(good);
+    bad.set([0xff, 0x00, 0xaa, 0x55], 100);
+    writeFileSync(join(dir, 'x.cjs.cache'), bad);
+    const damaged = run('report');
+    assert.equal(damaged.status, 0, damaged.stderr);
+    assert.equal(damaged.stdout, '42');
+    assert.match(damaged.stderr, /x: code cache damaged/);
+    writeFileSync(join(dir, 'x.cjs.cache'), good);
     // another build, the same length: its own code runs, the old cache is not taken
     writeFileSync(join(dir, 'x.cjs'), 'function f(a) { return a - 1; }\nprocess.stdout.write(String(f(41)));\n');
     const stale = run('report');
