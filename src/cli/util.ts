@@ -167,15 +167,30 @@ export function jsonText(v: unknown, indent = 2): string {
 // eslint-disable-next-line no-control-regex
 const UNSAFE_IN_JSON = /[\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
 
-export function hexdump(b: Uint8Array, base: number | bigint): string {
-  const lines: string[] = [];
-  for (let i = 0; i < b.length; i += 16) {
-    const row = b.subarray(i, i + 16);
-    const hex = [...row].map((x) => x.toString(16).padStart(2, '0')).join(' ');
-    const asc = [...row].map((x) => (x >= 0x20 && x < 0x7f ? String.fromCharCode(x) : '.')).join('');
-    lines.push(`${(BigInt(base) + BigInt(i)).toString(16).padStart(12, "0")}  ${hex.padEnd(47)}  |${asc}|`);
+const HEX_BYTE = Array.from({ length: 256 }, (_, x) => x.toString(16).padStart(2, '0'));
+const ASCII_BYTE = Array.from({ length: 256 }, (_, x) => (x >= 0x20 && x < 0x7f ? String.fromCharCode(x) : '.'));
+
+/**
+ * The hex dump of `b` (16 bytes a line: address from `base`, hex, printable ASCII) in pieces of
+ * at most `lines` lines each, so that a large read is written as it is formatted: the whole dump
+ * of 128 MiB as one string passed V8's string length limit after 3 GB of memory.
+ */
+export function* hexdumpChunks(b: Uint8Array, base: number | bigint, lines = 4096): Generator<string> {
+  const start = BigInt(base);
+  for (let c = 0; c < b.length; c += lines * 16) {
+    let out = '';
+    for (let i = c; i < Math.min(b.length, c + lines * 16); i += 16) {
+      const n = Math.min(16, b.length - i);
+      let hex = '';
+      let asc = '';
+      for (let k = 0; k < n; k++) {
+        hex += (k ? ' ' : '') + HEX_BYTE[b[i + k]!]!;
+        asc += ASCII_BYTE[b[i + k]!]!;
+      }
+      out += `${(start + BigInt(i)).toString(16).padStart(12, '0')}  ${hex.padEnd(47)}  |${asc}|\n`;
+    }
+    yield out;
   }
-  return lines.join('\n') + '\n';
 }
 
 /**

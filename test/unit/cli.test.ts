@@ -58,6 +58,21 @@ test('hash and read', async () => {
     assert.deepEqual(await readFile(join(dir, 'v.bin')), await readFile(out), 'phys_base 0: _text maps to 16 MiB');
     const hx = vmcore('read', SAMPLE, '--phys', '0x1000000', '--length', '32', '--hex');
     assert.match(hx.out, /^000001000000 {2}[0-9a-f]{2} /);
+    // the hex dump is the bytes read, line by line, written in pieces (a large one as it is made)
+    const raw = await readFile(out);
+    const big = vmcore('read', SAMPLE, '--phys', '0x1000000', '--length', '1m', '--hex');
+    assert.equal(big.rc, 0, big.err);
+    const lines = big.out.split('\n');
+    assert.equal(lines.length, 65536 + 1);
+    assert.equal(lines[65536], '');
+    for (const n of [0, 1, 4095, 4096, 65535]) {
+      const m = /^([0-9a-f]{12}) {2}((?:[0-9a-f]{2} ){15}[0-9a-f]{2}) {2}\|(.{16})\|$/.exec(lines[n]!);
+      assert.ok(m, `line ${n}: ${lines[n]}`);
+      assert.equal(parseInt(m[1]!, 16), 0x1000000 + n * 16);
+      if (n * 16 < raw.length) assert.deepEqual(m[2]!.split(' ').map((x) => parseInt(x, 16)), [...raw.subarray(n * 16, n * 16 + 16)], `line ${n}: the bytes`);
+    }
+    const short = vmcore('read', SAMPLE, '--phys', '0x1000000', '--length', '20', '--hex');
+    assert.match(short.out, /^000001000010 {2}(?:[0-9a-f]{2} ){3}[0-9a-f]{2} {38}\|.{4}\|$/m, 'a last line of 4 bytes keeps the columns');
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -4,7 +4,7 @@ import { analyzeKernel } from '../../core/kernel/kernel.js';
 import { openDumpFiles } from '../../node/open.js';
 import { STATS_OPTION, printStats } from '../remote.js';
 import type { ByteSource } from '../../core/io/source.js';
-import { hexdump, parseBigint, parseNumber, printWarnings, writeOutputFile, writeStdout } from '../util.js';
+import { hexdumpChunks, parseBigint, parseNumber, printWarnings, writeOutputFile, writeStdout } from '../util.js';
 
 export function register(program: Command): void {
   program
@@ -39,7 +39,7 @@ export function register(program: Command): void {
           base = va;
         }
         if (o.output) await writeOutputFile(o.output, data, o.force);
-        else if (o.hex || process.stdout.isTTY) await writeStdout(hexdump(data, base));
+        else if (o.hex || process.stdout.isTTY) for (const piece of hexdumpChunks(data, base)) await writeStdout(piece);
         else await writeStdout(data);
         printStats(sources, o);
       } finally {
