@@ -14,7 +14,7 @@
 // holds it.
 import { build } from 'esbuild';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -92,4 +92,6 @@ try {
   if (r.status !== 0) console.warn(`bundle-cli: warning: the run that makes the code cache failed (status ${r.status}), no code cache: ${r.stderr.trim()}`);
 } finally {
   rmSync(work, { recursive: true, force: true });
+  // a thread ended while it wrote its cache leaves its temporary file (code-cache.ts)
+  for (const f of readdirSync(join(root, 'dist/src/cli'))) if (/\.cjs\.cache\.\d+\./.test(f)) rmSync(join(root, 'dist/src/cli', f), { force: true });
 }
