@@ -26,9 +26,16 @@ try {
 }
 // Use the installed Node headers when present (no download needed).
 const prefix = dirname(dirname(process.execPath));
-const args = [gyp, 'rebuild'];
-if (!process.env.npm_config_nodedir && existsSync(join(prefix, 'include', 'node', 'node_api.h'))) args.push(`--nodedir=${prefix}`);
-const r = gyp ? spawnSync(process.execPath, args, { cwd: root, stdio: ['ignore', 'ignore', 'pipe'] }) : { status: 1, stderr: Buffer.from('node-gyp not found') };
+const dirArg = !process.env.npm_config_nodedir && existsSync(join(prefix, 'include', 'node', 'node_api.h')) ? [`--nodedir=${prefix}`] : [];
+// `configure` then `build`, not `rebuild`: rebuild first deletes build/, so an install stopped
+// half-way (a killed npx, a timeout) would leave no addon at all. make replaces
+// build/Release/vmcore_native.node only once the new one is linked.
+const gypRun = (step) => spawnSync(process.execPath, [gyp, step, ...dirArg], { cwd: root, stdio: ['ignore', 'ignore', 'pipe'] });
+let r = { status: 1, stderr: Buffer.from('node-gyp not found') };
+if (gyp) {
+  r = gypRun('configure');
+  if (r.status === 0) r = gypRun('build');
+}
 const log = String(r.stderr ?? '');
 const HOW = 'To get it: install a C compiler and make (Debian: apt-get install gcc g++ make), then npm rebuild vmcore.';
 if (r.status !== 0) {
