@@ -33,6 +33,8 @@ export interface NativeAddon {
    * ends first. pageSize at most 64 KiB. Absent from addons built before it.
    */
   compressFilePages?(codec: string, fd: number, fileOffset: number, count: number, pageSize: number, detectZero: boolean, level: number, kinds: Uint8Array, sizes: Uint32Array, out: Uint8Array): number;
+  /** fcntl(fd, F_SETPIPE_SZ, bytes): the pipe's new capacity, -errno when refused, 0 where the system has no such call. Absent from addons built before it. */
+  pipeSize?(fd: number, bytes: number): number;
 }
 
 const require = createRequire(import.meta.url);

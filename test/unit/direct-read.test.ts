@@ -1,12 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, openSync, closeSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, writeSync, openSync, closeSync, constants as fsConstants } from 'node:fs';
 import { execFileSync, spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { createHash } from 'node:crypto';
-import { directReader, openFifoDirect } from '../../src/node/stream/direct-read.js';
+import { directReader, openFifoDirect, FIFO_PIPE_BYTES } from '../../src/node/stream/direct-read.js';
+import { nativeAddon } from '../../src/node/native.js';
 import { ElfStream } from '../../src/node/stream/elf-stream.js';
 import { streamInput } from '../../src/node/dump-qmp.js';
 import { BufferPool, streamBatches, type RawBatch } from '../../src/node/convert/batches.js';
@@ -179,4 +180,27 @@ test('streamBatches: owned chunks within bounds pass as they are; others are cop
   assert.equal((await err([pages(11, 1, false)])).code, 'BAD_FIELD'); // out of order
   assert.equal((await err([pages(10, 4, true), pages(14, 4, true), pages(18, 4, true)])).code, 'BAD_FIELD'); // beyond its range
   assert.equal((await err([pages(10, 10, false)])).code, 'TRUNCATED'); // the second range never comes
+});
+
+test("a FIFO opened for reading is grown to 1 MiB (F_SETPIPE_SZ) when the addon can: a writer's non-blocking write of 512 KiB goes in whole, not 64 KiB of it", { skip: nativeAddon()?.pipeSize ? false : 'the native addon is not built on this machine' }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'vmcore-pipe-'));
+  const fifo = join(dir, 'fifo');
+  execFileSync('mkfifo', [fifo]);
+  const r = await openFifoDirect(fifo);
+  try {
+    const w = openSync(fifo, fsConstants.O_WRONLY | fsConstants.O_NONBLOCK);
+    try {
+      const data = pattern(512 << 10);
+      assert.equal(writeSync(w, data), data.length);
+      const got = new Uint8Array(data.length);
+      assert.equal(await r.readFull(got), data.length);
+      assert.deepEqual(got, data);
+    } finally {
+      closeSync(w);
+    }
+  } finally {
+    r.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+  assert.equal(FIFO_PIPE_BYTES, 1 << 20);
 });

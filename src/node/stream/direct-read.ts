@@ -11,6 +11,7 @@
  * read with positional-free `fs.read` into `dst`.
  */
 import net from 'node:net';
+import { nativeAddon } from '../native.js';
 import { constants as fsc, fstat, open as openFd, read as readFd, close as closeFd } from 'node:fs';
 
 /** A byte stream read once, in order, into buffers the caller provides. */
@@ -174,9 +175,24 @@ export async function directReader(fd: number, own = true): Promise<DirectByteSt
   return new FdReader(fd, own);
 }
 
+/** The pipe capacity asked for a FIFO vmcore reads (fcntl F_SETPIPE_SZ; Linux's default limit for a process without CAP_SYS_RESOURCE, /proc/sys/fs/pipe-max-size). */
+export const FIFO_PIPE_BYTES = 1 << 20;
+
+/**
+ * Grow the pipe behind `fd` to FIFO_PIPE_BYTES when the native addon can (fcntl F_SETPIPE_SZ,
+ * pipe(7)): a writer that writes a page per write() (QEMU's dump) then fills more of the pipe
+ * between two reads, and each read takes up to 1 MiB instead of 64 KiB. Without the addon, or
+ * refused, the pipe keeps its size. Returns the pipe's capacity in bytes, or 0 when unknown.
+ */
+export function growPipe(fd: number): number {
+  const r = nativeAddon()?.pipeSize?.(fd, FIFO_PIPE_BYTES) ?? 0;
+  return r > 0 ? r : 0;
+}
+
 /** Open a FIFO's read end without blocking (the writer may come later) and read it directly. */
 export async function openFifoDirect(path: string): Promise<DirectByteStream> {
   const fd = await new Promise<number>((res, rej) => openFd(path, fsc.O_RDONLY | fsc.O_NONBLOCK, (e, d) => (e ? rej(e) : res(d))));
+  growPipe(fd);
   return new SocketReader(fd);
 }
 
