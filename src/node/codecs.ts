@@ -73,12 +73,14 @@ export function lzoBinding(): LzoBinding | null {
 
 let cached: MapCodecRegistry | undefined;
 
-/** The best codecs available in this Node process. */
+/**
+ * The best codecs available in this Node process. The lzo (without the addon), snappy and zstd
+ * packages are loaded when their codec is first asked for (MapCodecRegistry.registerLazy).
+ */
 export function nodeCodecs(): MapCodecRegistry {
   if (cached) return cached;
   const reg = portableCodecs();
   reg.register(nodeZlib);
-  const lzo = tryLoad<LzoModule>('lzo');
   // the native addon's minilzo (built from the same package's sources) when present: one call
   // per page without the binding's result object
   const na = nativeAddon();
@@ -109,27 +111,32 @@ export function nodeCodecs(): MapCodecRegistry {
           }
         : {}),
     });
-  } else if (lzo) {
-    const b = lzoBinding();
-    reg.register({
-      name: 'lzo',
-      impl: 'lzo (native lzo1x-1)',
-      decompress: (src, n) => exact(u8(lzo.decompress(Buffer.from(src.buffer, src.byteOffset, src.length), n)), n, 'lzo'),
-      ...(b
-        ? {
-            decompressInto: (src: Uint8Array, dst: Uint8Array) => {
-              const r = b.decompress(Buffer.from(src.buffer, src.byteOffset, src.length), Buffer.from(dst.buffer, dst.byteOffset, dst.length));
-              if (r.err !== 0) throw new Error(`lzo1x_decompress_safe error ${r.err}`);
-              return r.len;
-            },
-          }
-        : {}),
-      compress: (src) => u8(lzo.compress(Buffer.from(src.buffer, src.byteOffset, src.length))),
+  } else {
+    reg.registerLazy('lzo', () => {
+      const lzo = tryLoad<LzoModule>('lzo');
+      if (!lzo) return undefined;
+      const b = lzoBinding();
+      return {
+        name: 'lzo',
+        impl: 'lzo (native lzo1x-1)',
+        decompress: (src, n) => exact(u8(lzo.decompress(Buffer.from(src.buffer, src.byteOffset, src.length), n)), n, 'lzo'),
+        ...(b
+          ? {
+              decompressInto: (src: Uint8Array, dst: Uint8Array) => {
+                const r = b.decompress(Buffer.from(src.buffer, src.byteOffset, src.length), Buffer.from(dst.buffer, dst.byteOffset, dst.length));
+                if (r.err !== 0) throw new Error(`lzo1x_decompress_safe error ${r.err}`);
+                return r.len;
+              },
+            }
+          : {}),
+        compress: (src) => u8(lzo.compress(Buffer.from(src.buffer, src.byteOffset, src.length))),
+      };
     });
   }
-  const snappy = tryLoad<SnappyModule>('snappy');
-  if (snappy) {
-    reg.register({
+  reg.registerLazy('snappy', () => {
+    const snappy = tryLoad<SnappyModule>('snappy');
+    if (!snappy) return undefined;
+    return {
       name: 'snappy',
       impl: 'snappy (napi-rs)',
       decompress: (src, n) => {
@@ -137,13 +144,14 @@ export function nodeCodecs(): MapCodecRegistry {
         return exact(typeof r === 'string' ? new TextEncoder().encode(r) : u8(r), n, 'snappy');
       },
       compress: (src) => u8(snappy.compressSync(src)),
-    });
-  }
-  const zstd = tryLoad<ZstdModule>('zstd-napi');
-  if (zstd) {
+    };
+  });
+  reg.registerLazy('zstd', () => {
+    const zstd = tryLoad<ZstdModule>('zstd-napi');
+    if (!zstd) return undefined;
     const cctxByLevel = new Map<number, { compress(b: Uint8Array): Buffer }>();
     const dctx = new zstd.Decompressor();
-    reg.register({
+    return {
       name: 'zstd',
       impl: 'zstd-napi',
       decompress: (src, n) => exact(u8(dctx.decompress(src)), n, 'zstd'),
@@ -157,8 +165,8 @@ export function nodeCodecs(): MapCodecRegistry {
         }
         return u8(c.compress(src));
       },
-    });
-  }
+    };
+  });
   cached = reg;
   return reg;
 }

@@ -5,6 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { deflateSync, inflateSync } from 'node:zlib';
+import { execFileSync } from 'node:child_process';
 import { portableCodecs } from '../../src/core/codec/portable.js';
 import { nodeCodecs } from '../../src/node/codecs.js';
 import { patternPage, PAGE } from '../helpers/build.js';
@@ -29,4 +30,44 @@ test('portable zlib: the page back when intact; too long or a wrong Adler-32 is 
     assert.throws(() => native.decompress(src, PAGE), Error, `node codec: ${what}`);
     assert.throws(() => js.decompress(src, PAGE), /zlib/, `portable codec: ${what}`);
   }
+});
+
+test('MapCodecRegistry.registerLazy: loaded once, when first asked for; a load that fails keeps the codec registered before', () => {
+  const reg = portableCodecs();
+  const before = reg.get('zstd')!;
+  let loads = 0;
+  reg.registerLazy('zstd', () => {
+    loads++;
+    return undefined;
+  });
+  const fake = { name: 'snappy' as const, impl: 'test', decompress: (s: Uint8Array) => s };
+  reg.registerLazy('snappy', () => {
+    loads++;
+    return fake;
+  });
+  assert.equal(loads, 0, 'nothing loaded at registration');
+  assert.equal(reg.get('zstd'), before, 'the portable codec stays when the load gives none');
+  assert.equal(reg.get('zstd'), before);
+  assert.equal(loads, 1, 'a failed load is not tried again');
+  assert.ok(reg.list().includes(fake), 'list() loads what is left');
+  assert.equal(reg.get('snappy'), fake);
+  assert.equal(loads, 2);
+});
+
+test('nodeCodecs: a command that reads zlib and lzo pages does not load the snappy and zstd packages (milliseconds per thread); asked for, they are there', () => {
+  const code = `
+    import { createRequire } from 'node:module';
+    const { nodeCodecs } = await import(${JSON.stringify(new URL('../../src/node/codecs.js', import.meta.url).href)});
+    const cache = () => Object.keys(createRequire(import.meta.url).cache);
+    const r = nodeCodecs();
+    r.get('zlib'); r.get('lzo');
+    const early = cache().filter((k) => /node_modules[\\\\/](snappy|zstd-napi|@napi-rs)[\\\\/]/.test(k));
+    const impl = [r.get('zstd').impl, r.get('snappy').impl];
+    const late = cache().filter((k) => /node_modules[\\\\/](snappy|zstd-napi)[\\\\/]/.test(k));
+    console.log(JSON.stringify({ early, impl, late: late.length }));`;
+  const out = execFileSync(process.execPath, ['--input-type=module', '-e', code], { encoding: 'utf8' });
+  const r = JSON.parse(out) as { early: string[]; impl: string[]; late: number };
+  assert.deepEqual(r.early, []);
+  assert.deepEqual(r.impl, ['zstd-napi', 'snappy (napi-rs)']);
+  assert.ok(r.late >= 2);
 });

@@ -32,17 +32,39 @@ export interface CodecRegistry {
 
 export class MapCodecRegistry implements CodecRegistry {
   private readonly map = new Map<CodecName, Codec>();
+  /** Codecs loaded on first use (registerLazy), in registration order. */
+  private readonly lazy = new Map<CodecName, () => Codec | undefined>();
   constructor(codecs: Codec[] = []) {
     for (const c of codecs) this.map.set(c.name, c);
   }
   register(c: Codec): this {
+    this.lazy.delete(c.name);
     this.map.set(c.name, c);
     return this;
   }
+  /**
+   * Register `name` to be loaded when it is first asked for (get, list): `load` returns the codec,
+   * or undefined when it cannot be had (a native module not installed), and the codec registered
+   * before it (a portable one) then stays. Loading a native module costs milliseconds per thread;
+   * a command that uses one codec loads only that one.
+   */
+  registerLazy(name: CodecName, load: () => Codec | undefined): this {
+    this.lazy.set(name, load);
+    return this;
+  }
+  private resolve(name: CodecName): void {
+    const load = this.lazy.get(name);
+    if (!load) return;
+    this.lazy.delete(name);
+    const c = load();
+    if (c) this.map.set(name, c);
+  }
   get(name: CodecName): Codec | undefined {
+    this.resolve(name);
     return this.map.get(name);
   }
   list(): Codec[] {
+    for (const name of [...this.lazy.keys()]) this.resolve(name);
     return [...this.map.values()];
   }
 }
