@@ -5,6 +5,7 @@
 // used, fails here.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { isAscii } from 'node:buffer';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
@@ -22,6 +23,8 @@ test('the command is bundled: the launcher and the triage entry import no projec
   }
   for (const f of ['command.cjs', 'triage-worker.cjs']) {
     const text = readFileSync(join(dir, f), 'utf8');
+    // code-cache.ts reads an ASCII bundle as Latin-1 (a tenth of the cost of UTF-8 decoding)
+    assert.ok(isAscii(readFileSync(join(dir, f))), `${f} is ASCII (scripts/bundle-cli.mjs escapes the rest)`);
     assert.ok(!/\brequire\(["']\.\.?\//.test(text), `${f} requires no relative module`);
     assert.ok(!/\bimport\(/.test(text.replace(/\/\/.*|\/\*[\s\S]*?\*\//g, '')), `${f}: no import() (a vm script has no module loader)`);
   }
@@ -88,6 +91,11 @@ test('a code cache made from another build of the bundle, or whose data is damag
     assert.equal(stale.status, 0, stale.stderr);
     assert.equal(stale.stdout, '40');
     assert.match(stale.stderr, /x: code cache stale/);
+    // a bundle that is not ASCII (UTF-8 in a string) is read as UTF-8, not as Latin-1
+    writeFileSync(join(dir, 'x.cjs'), 'process.stdout.write(String("\u00e9\u2229".length) + "\u00e9\u2229");\n');
+    const utf8 = run('report');
+    assert.equal(utf8.status, 0, utf8.stderr);
+    assert.equal(utf8.stdout, '2\u00e9\u2229');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
