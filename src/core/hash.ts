@@ -16,6 +16,21 @@ export interface Hasher {
   digestHex(): string;
 }
 
+/**
+ * What makes Hashers. `digestOf`, where the implementation has it, digests one buffer in one call
+ * (hex), as `h = make(); h.update(b); h.digestHex()` would, without an object per digest: per-page
+ * digests (pageDigests) take it.
+ */
+export type HasherFactory = (() => Hasher) & { digestOf?: (b: Uint8Array) => string };
+
+/** One buffer's digest (hex) with `hasher`: its one-call form when it has one. */
+export function digestOne(hasher: HasherFactory, b: Uint8Array): string {
+  if (hasher.digestOf) return hasher.digestOf(b);
+  const h = hasher();
+  h.update(b);
+  return h.digestHex();
+}
+
 /** SHA-256 in pure JS (@noble/hashes), for browsers and `hashMemory`'s default. */
 export function portableSha256(): Hasher {
   const h = sha256.create();

@@ -9,7 +9,7 @@ import type { Dump, PageRun, PageState } from './dump.js';
 import { dumpView } from './dump.js';
 import { notPresent, readPhysGeneric } from './memory.js';
 import { isVmcoreError } from './errors.js';
-import { portableSha256, type Hasher } from './hash.js';
+import { digestOne, portableSha256, type HasherFactory } from './hash.js';
 import { analyzeKernel, type KernelInput } from './kernel/kernel.js';
 import { formatDmesg, readDmesg } from './kernel/dmesg.js';
 import { panicSummary } from './kernel/panic.js';
@@ -128,14 +128,10 @@ export async function triageRecord(dump: Dump, opts: TriageOptions = {}): Promis
  * when it is not (excluded, missing, a hole, beyond max_mapnr). Consecutive present frames are
  * read with one read of up to 256 pages.
  */
-export async function pageDigests(dump: Dump, pfns: readonly number[], hasher: () => Hasher = portableSha256): Promise<string[]> {
+export async function pageDigests(dump: Dump, pfns: readonly number[], hasher: HasherFactory = portableSha256): Promise<string[]> {
   const ps = dump.pageSize;
   let zeroDigest: string | undefined;
-  const digest = (b: Uint8Array) => {
-    const h = hasher();
-    h.update(b);
-    return h.digestHex();
-  };
+  const digest = (b: Uint8Array) => digestOne(hasher, b);
   const one = async (pfn: number): Promise<string> => {
     const st = pfn < dump.maxPfn ? await dump.pageState(pfn) : 'hole';
     if (st === 'data') return digest(await dump.readPage(pfn));
@@ -166,7 +162,7 @@ export async function pageDigests(dump: Dump, pfns: readonly number[], hasher: (
  * order): per pfn a line "pfn-in-hex page-digest". Two dumps with the same digest answer every
  * read and state question about these pages alike.
  */
-export function digestOfPages(pfns: readonly number[], digests: readonly string[], hasher: () => Hasher = portableSha256): string {
+export function digestOfPages(pfns: readonly number[], digests: readonly string[], hasher: HasherFactory = portableSha256): string {
   let text = '';
   for (let i = 0; i < pfns.length; i++) text += `${pfns[i]!.toString(16)} ${digests[i] ?? ''}\n`;
   const h = hasher();
@@ -175,7 +171,7 @@ export function digestOfPages(pfns: readonly number[], digests: readonly string[
 }
 
 /** digestOfPages over the page frames `pfns` of `dump` (pageDigests). */
-export async function pagesDigest(dump: Dump, pfns: readonly number[], hasher: () => Hasher = portableSha256): Promise<string> {
+export async function pagesDigest(dump: Dump, pfns: readonly number[], hasher: HasherFactory = portableSha256): Promise<string> {
   return digestOfPages(pfns, await pageDigests(dump, pfns, hasher), hasher);
 }
 
