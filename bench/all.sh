@@ -17,7 +17,7 @@
 #
 # INPUT: a kdump file of a real guest with a correct header (makedumpfile must filter it), e.g.
 # bench/convert-make-guest.sh's 4 GiB guest dump. Environment: RUNS (measured runs per command
-# after one warm-up, default 1), LEVELS (default "1 31"), ELF_INPUT (0: no ELF-input rows; the
+# after one warm-up, default 1; dump level 31: ROUNDS_31 rounds, below), LEVELS (default "1 31"), ELF_INPUT (0: no ELF-input rows; the
 # ELF, WORKDIR/in.elf, as large as the guest's memory, is removed at the end unless KEEP_ELF=1
 # and reused while newer than INPUT), BASE_CLI (an older build's
 # dist/src/cli/vmcore.js), FRESH_CLI (the CLI of a checkout installed as on a fresh machine, with no
@@ -47,22 +47,31 @@ size() { printf '{"name":"%s","bytes":%s}\n' "$1" "$(stat -c %s "$2")" >> "$SIZE
 cat "$IN" > /dev/null
 
 for level in $LEVELS; do
-  for c in -c -l; do
-    measure "makedumpfile $c -d $level" /dev/null /dev/null bash -c 'rm -f "$1"; exec makedumpfile "$2" -d "$3" "$4" "$1"' _ "$WORK/m.kdump" "$c" "$level" "$IN"
-    size "makedumpfile $c -d $level" "$WORK/m.kdump"
-  done
-  for c in -c -l -z; do
-    measure "vmcore convert $c -d $level" /dev/null /dev/null bash -c 'rm -f "$1"; shift; exec "$@"' _ "$WORK/v.kdump" "${CLI[@]}" convert "$IN" "$WORK/v.kdump" "$c" -d "$level" --quiet
-    size "vmcore convert $c -d $level" "$WORK/v.kdump"
-    if [ -n "${FRESH_CLI:-}" ] && [ "$level" = 1 ] && [ "$c" = -c ]; then
-      measure "fresh convert -c -d 1" /dev/null /dev/null bash -c 'rm -f "$1"; shift; exec "$@"' _ "$WORK/f.kdump" node "$FRESH_CLI" convert "$IN" "$WORK/f.kdump" -c -d 1 --quiet
-      size "fresh convert -c -d 1" "$WORK/f.kdump"
-      rm -f "$WORK/f.kdump"
-    fi
-    if [ -n "${BASE_CLI:-}" ] && [ "$level" = 1 ] && [ "$c" != -l ]; then
-      measure "base convert $c -d $level" /dev/null /dev/null bash -c 'rm -f "$1"; shift; exec "$@"' _ "$WORK/b.kdump" node "$BASE_CLI" convert "$IN" "$WORK/b.kdump" "$c" -d "$level" --quiet
-      if cmp -s "$WORK/v.kdump" "$WORK/b.kdump"; then echo "base convert $c -d $level: output identical" >&2; else echo "base convert $c -d $level: OUTPUT DIFFERS" >&2; fi
-    fi
+  # Dump level 31 runs take about a second and differ by a few percent: ROUNDS_31 rounds (default
+  # 7) of every command in turn, one measured run each (after one warm-up in the first), so that
+  # the machine's drift falls on both tools alike and the table's medians compare like with like.
+  rounds=1
+  [ "$level" = 31 ] && rounds=${ROUNDS_31:-7}
+  for ((round = 0; round < rounds; round++)); do
+    if [ "$round" -gt 0 ]; then RUNS_SAVED=$RUNS WARMUP_SAVED=${WARMUP:-1}; RUNS=1 WARMUP=0; fi
+    for c in -c -l; do
+      measure "makedumpfile $c -d $level" /dev/null /dev/null bash -c 'rm -f "$1"; exec makedumpfile "$2" -d "$3" "$4" "$1"' _ "$WORK/m.kdump" "$c" "$level" "$IN"
+      size "makedumpfile $c -d $level" "$WORK/m.kdump"
+    done
+    for c in -c -l -z; do
+      measure "vmcore convert $c -d $level" /dev/null /dev/null bash -c 'rm -f "$1"; shift; exec "$@"' _ "$WORK/v.kdump" "${CLI[@]}" convert "$IN" "$WORK/v.kdump" "$c" -d "$level" --quiet
+      size "vmcore convert $c -d $level" "$WORK/v.kdump"
+      if [ -n "${FRESH_CLI:-}" ] && [ "$level" = 1 ] && [ "$c" = -c ]; then
+        measure "fresh convert -c -d 1" /dev/null /dev/null bash -c 'rm -f "$1"; shift; exec "$@"' _ "$WORK/f.kdump" node "$FRESH_CLI" convert "$IN" "$WORK/f.kdump" -c -d 1 --quiet
+        size "fresh convert -c -d 1" "$WORK/f.kdump"
+        rm -f "$WORK/f.kdump"
+      fi
+      if [ -n "${BASE_CLI:-}" ] && [ "$level" = 1 ] && [ "$c" != -l ]; then
+        measure "base convert $c -d $level" /dev/null /dev/null bash -c 'rm -f "$1"; shift; exec "$@"' _ "$WORK/b.kdump" node "$BASE_CLI" convert "$IN" "$WORK/b.kdump" "$c" -d "$level" --quiet
+        if cmp -s "$WORK/v.kdump" "$WORK/b.kdump"; then echo "base convert $c -d $level: output identical" >&2; else echo "base convert $c -d $level: OUTPUT DIFFERS" >&2; fi
+      fi
+    done
+    if [ "$round" -gt 0 ]; then RUNS=$RUNS_SAVED WARMUP=$WARMUP_SAVED; fi
   done
 done
 
