@@ -137,7 +137,7 @@ test('serve refuses a missing dump and an empty list', async () => {
   await assert.rejects(serve({ dumps: [] }), (e: unknown) => isVmcoreError(e) && e.code === 'USAGE');
 });
 
-test('vmcore serve --json: the page and dump URLs, then the range source reads the dump', async () => {
+test('vmcore serve --json: the page and dump URLs, then the range source reads the dump; Ctrl-C ends it with exit 0', async () => {
   const { spawn } = await import('node:child_process');
   const p = spawn(process.execPath, [join(ROOT, 'dist/src/cli/vmcore.js'), 'serve', '--json', '--quiet', SAMPLE]);
   try {
@@ -154,6 +154,10 @@ test('vmcore serve --json: the page and dump URLs, then the range source reads t
     assert.deepEqual(j.dumps, [j.url + 'dumps/0/seabios-128M.md-c-d31.kdump']);
     const src = await HttpSource.open(j.dumps[0]!);
     assert.equal(src.size, 15221246);
+    // Ctrl-C is how a server is stopped: it exits 0 (README), not 130
+    const exited = new Promise<[number | null, string | null]>((r) => p.once('exit', (c, sig) => r([c, sig])));
+    p.kill('SIGINT');
+    assert.deepEqual(await exited, [0, null]);
   } finally {
     p.kill('SIGTERM');
   }
