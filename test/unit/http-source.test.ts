@@ -185,7 +185,20 @@ test('404 fails at once with the status; URL names never show the query (presign
   } finally {
     await empty.close();
   }
-  await assert.rejects(HttpSource.open('http://127.0.0.1:1/none', { ...fast, retries: 1 }), (e: unknown) => isVmcoreError(e) && e.code === 'IO' && /gave up after 2 attempts/.test(e.message));
+  // a port fetch refuses to use and a name that does not exist: said at once, not retried
+  await assert.rejects(HttpSource.open('http://127.0.0.1:1/none', { ...fast, retries: 3 }), (e: unknown) => isVmcoreError(e) && e.code === 'IO' && /bad port/.test(e.message) && !/gave up/.test(e.message));
+  let calls = 0;
+  const noName: typeof fetch = async () => {
+    calls++;
+    throw Object.assign(new TypeError('fetch failed'), { cause: Object.assign(new Error('getaddrinfo ENOTFOUND dumps.invalid'), { code: 'ENOTFOUND' }) });
+  };
+  await assert.rejects(HttpSource.open('http://dumps.invalid/x.kdump', { ...fast, retries: 3, fetch: noName }), (e: unknown) => isVmcoreError(e) && e.code === 'IO' && /ENOTFOUND/.test(e.message) && !/gave up/.test(e.message));
+  assert.equal(calls, 1);
+  // a refused connection may be a server restarting: retried
+  const gone = await startRangeServer(new Uint8Array(10));
+  const url = gone.url;
+  await gone.close();
+  await assert.rejects(HttpSource.open(url, { ...fast, retries: 1 }), (e: unknown) => isVmcoreError(e) && e.code === 'IO' && /gave up after 2 attempts/.test(e.message));
 });
 
 test('the real sample over HTTP: the same report as from the file, reading a fraction of it', async () => {

@@ -79,6 +79,30 @@ export function redactUrl(url: string): string {
 
 class Transient extends Error {}
 
+/** Error codes of a fetch failure that no retry changes: the name does not exist, the certificate is not accepted. */
+const PERMANENT_CODES = new Set([
+  'ENOTFOUND',
+  'ERR_INVALID_URL',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+
+/**
+ * A fetch() rejection that another attempt cannot change: Node's fetch (undici) names its cause
+ * (`cause.code`, or "bad port" for the ports the Fetch standard blocks); a browser's TypeError
+ * says nothing, and is retried.
+ */
+export function permanentFetchFailure(e: unknown): boolean {
+  const cause = (e as { cause?: { code?: unknown; message?: unknown } } | undefined)?.cause;
+  if (typeof cause?.code === 'string' && PERMANENT_CODES.has(cause.code)) return true;
+  return typeof cause?.message === 'string' && /^bad port$/i.test(cause.message);
+}
+
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** Parses `bytes a-b/total` (total may be `*`) or `bytes *\/total`. */
@@ -299,7 +323,13 @@ export class HttpSource implements ByteSource {
       touch();
     } catch (e) {
       if (signal.aborted && signal.reason instanceof Error) throw new Transient(`cannot fetch: ${signal.reason.message}`);
-      throw new Transient(`cannot fetch: ${(e as Error)?.message ?? String(e)}${(e as { cause?: Error })?.cause?.message ? ` (${(e as { cause: Error }).cause.message})` : ''}`);
+      const msg = `cannot fetch: ${(e as Error)?.message ?? String(e)}${(e as { cause?: Error })?.cause?.message ? ` (${(e as { cause: Error }).cause.message})` : ''}`;
+      // what another attempt cannot change is said at once (a wrong name or port, a bad certificate)
+      if (permanentFetchFailure(e)) {
+        this.gone = msg;
+        throw new VmcoreError('IO', msg, { file: this.name, offset: start, field: 'HTTP GET' });
+      }
+      throw new Transient(msg);
     }
     const cancel = () => res.body?.cancel().catch(() => undefined);
     if (res.status === 408 || res.status === 429 || res.status >= 500) {
