@@ -32,7 +32,7 @@ test('portable zlib: the page back when intact; too long or a wrong Adler-32 is 
   }
 });
 
-test('MapCodecRegistry.registerLazy: loaded once, when first asked for; a load that fails keeps the codec registered before', () => {
+test('MapCodecRegistry.registerLazy: loaded once, when first asked for; a load that fails or throws keeps the codec registered before', () => {
   const reg = portableCodecs();
   const before = reg.get('zstd')!;
   let loads = 0;
@@ -45,6 +45,12 @@ test('MapCodecRegistry.registerLazy: loaded once, when first asked for; a load t
     loads++;
     return fake;
   });
+  reg.registerLazy('lzo', () => {
+    throw new Error('a native module that cannot start');
+  });
+  const lzoBefore = portableCodecs().get('lzo');
+  assert.equal(reg.get('lzo')?.impl, lzoBefore!.impl, 'a load that throws: the codec registered before stays');
+  assert.equal(lzoBefore!.impl, 'lzo1x (js)');
   assert.equal(loads, 0, 'nothing loaded at registration');
   assert.equal(reg.get('zstd'), before, 'the portable codec stays when the load gives none');
   assert.equal(reg.get('zstd'), before);

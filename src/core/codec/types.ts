@@ -44,8 +44,8 @@ export class MapCodecRegistry implements CodecRegistry {
   }
   /**
    * Register `name` to be loaded when it is first asked for (get, list): `load` returns the codec,
-   * or undefined when it cannot be had (a native module not installed), and the codec registered
-   * before it (a portable one) then stays. Loading a native module costs milliseconds per thread;
+   * or undefined when it cannot be had (a native module not installed; a load that throws counts
+   * as that), and the codec registered before it (a portable one) then stays. Loading a native module costs milliseconds per thread;
    * a command that uses one codec loads only that one.
    */
   registerLazy(name: CodecName, load: () => Codec | undefined): this {
@@ -56,7 +56,12 @@ export class MapCodecRegistry implements CodecRegistry {
     const load = this.lazy.get(name);
     if (!load) return;
     this.lazy.delete(name);
-    const c = load();
+    let c: Codec | undefined;
+    try {
+      c = load();
+    } catch {
+      c = undefined; // a module that loads but cannot start (a broken native build): as if absent
+    }
     if (c) this.map.set(name, c);
   }
   get(name: CodecName): Codec | undefined {
