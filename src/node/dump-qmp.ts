@@ -38,6 +38,7 @@ import type { KindCounts } from '../core/kernel/pagefilter.js';
 import { checkFilteredOutput, planFilter, type FilterPlan } from './convert/filter.js';
 import { qmpGuestMemory } from './guest-memory.js';
 import { nodeCodecs } from './codecs.js';
+import { codecUnavailable, compressorImpl } from './workers/page-codec.js';
 import { latin1 } from '../core/text.js';
 
 const execFileP = promisify(execFile);
@@ -183,7 +184,7 @@ const tsMs = (e: QmpEvent | undefined) => (e?.timestamp ? e.timestamp.seconds * 
  * @param opts `qmp` (a UNIX socket path or host:port), `output` (a new file), `format`,
  *   `codec`, `dumpLevel`, `threads`, `pollMs` (milliseconds).
  * @returns the `vmcore dump --json` summary (keys in README): bytes, pages, times in ms.
- * @throws VmcoreError QMP (the monitor refused or failed; QmpCommandError carries QEMU's
+ * @throws VmcoreError CODEC_UNAVAILABLE (the codec cannot be written here, before QEMU is asked anything), QMP (the monitor refused or failed; QmpCommandError carries QEMU's
  *   class), IO, EXISTS, INTERRUPTED (`signal`), TRIAGE (filtering would lose what the analysis
  *   needs). QMP commands: qapi/dump.json, qapi/misc.json (pmemsave).
  */
@@ -197,6 +198,8 @@ export async function dumpViaQmp(opts: QmpDumpOptions): Promise<QmpDumpSummary> 
     opts.onWarning?.(w);
   };
   if (opts.signal?.aborted) throw new VmcoreError('INTERRUPTED', 'interrupted before the dump started');
+  // a codec this installation cannot write is said before QEMU pauses the guest
+  if (codec !== 'none' && compressorImpl(codec) === 'unavailable') throw codecUnavailable(codec);
 
   const qmp = await QmpClient.connect(opts.qmp);
   let dir: string | undefined;

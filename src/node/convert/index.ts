@@ -56,7 +56,7 @@ import { InFlight } from '../../core/inflight.js';
 import { unreadablePages } from '../../core/hash.js';
 import { unreadableWarnings } from '../../core/info.js';
 import { CompressPool, releaseSpareWorkers, StoredDecodeError, type BatchOut } from '../workers/pool.js';
-import { compressorImpl, maxLevel } from '../workers/page-codec.js';
+import { codecUnavailable, compressorImpl, maxLevel } from '../workers/page-codec.js';
 import { checkOutput, FileSink, FlatSink, type OutputSink } from './sinks.js';
 import { kernelMappings } from '../../core/kernel/kernel-map.js';
 import { defaultThreads, limitThreads } from '../threads.js';
@@ -125,7 +125,7 @@ export const defaultConvertThreads = defaultThreads;
  * A dump in blocks larger than its kernel's VMCOREINFO PAGESIZE (QEMU's arm64 files) is written
  * in the kernel's pages (inKernelPages).
  * @returns sizes in bytes, page counts, the codec implementation and the time taken.
- * @throws VmcoreError USAGE (bad options), EXISTS (OUT exists without `force`), IO, INTERRUPTED
+ * @throws VmcoreError USAGE (bad options), CODEC_UNAVAILABLE (the output codec cannot be written in this installation, before anything is written), EXISTS (OUT exists without `force`), IO, INTERRUPTED
  *   (`signal`), and the input's read errors. The output is written to a temporary name and
  *   renamed when complete. Layouts: makedumpfile diskdump_mod.h, include/uapi/linux/elf.h.
  */
@@ -255,6 +255,11 @@ export async function convertDump(input: ConvertInput, out: string | Writable, o
   const makeFormat: OutputFormatFactory =
     opts.outputFormat ?? ((o) => (format === 'elf' ? new ElfFormat(o) : new KdumpFormat(o)));
   const probe = makeFormat({ codec, level, dumpLevel });
+  // a codec this installation cannot write is said before anything is written (the
+  // workers would each find it at their start); celf compresses its chunks with `codec`
+  for (const c of new Set([probe.compression.codec, codec])) {
+    if (c !== 'none' && compressorImpl(c, !!opts.noNative) === 'unavailable') throw codecUnavailable(c, !!opts.noNative);
+  }
   const bufPool = new BufferPool(batchPages * ps);
   // a stream may read its pages straight into the batch buffers
   if (isStream(input)) input.useBuffers?.((bytes) => bufPool.get(bytes));

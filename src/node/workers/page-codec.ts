@@ -68,10 +68,29 @@ export function compressorImpl(codec: OutputCodec, noNative = false): string {
   const a = noNative ? null : nativeAddon();
   if (codec === 'zlib' && a?.zlibCompress) return `${a.zlibImpl ?? 'zlib'} (native addon)`;
   if (codec === 'lzo' && a?.lzoCompress) return `${a.lzoImpl ?? 'minilzo'} lzo1x-1 (native addon)`;
-  // the codec registry may name the addon (it decompresses with it): pageCompressor does not use it here
-  if (codec === 'lzo') return lzoBinding() ? 'lzo (native lzo1x-1)' : 'unavailable';
-  return nodeCodecs().get(codec)?.impl ?? 'unavailable';
+  if (codec === 'lzo' && lzoBinding()) return 'lzo (native lzo1x-1)';
+  if (codec === 'zstd' && zstdBinding()) return 'zstd-napi';
+  // what pageCompressor falls back to: the registry's codec, when it compresses
+  const c = nodeCodecs().get(codec);
+  return c?.compress ? c.impl : 'unavailable';
 }
+
+/** The optional npm package that writes `codec` where nothing else in the installation does. */
+const WRITER_PACKAGE: Partial<Record<OutputCodec, string>> = { zstd: 'zstd-napi', lzo: 'lzo' };
+
+/**
+ * The error for a codec this installation can read but not write (compressorImpl says
+ * "unavailable"): it names the optional package that writes it and the codecs that can be
+ * written instead.
+ */
+export function codecUnavailable(codec: OutputCodec, noNative = false): VmcoreError {
+  const pkg = WRITER_PACKAGE[codec];
+  const others = (['zlib', 'lzo', 'snappy', 'zstd'] as const).filter((c) => c !== codec && compressorImpl(c, noNative) !== 'unavailable');
+  const how = pkg ? `it needs the optional package ${pkg}${codec === 'lzo' ? ' (or the native addon, built with its sources)' : ''}, which this installation lacks (npm install ${pkg})` : 'this installation has nothing that compresses it';
+  const instead = others.length ? `; it can write ${others.join(', ')} (${others.map((c) => CODEC_FLAG[c]).join(', ')})` : '';
+  return new VmcoreError('CODEC_UNAVAILABLE', `no ${codec} compressor in this installation: ${how}${instead}`, { field: codec });
+}
+const CODEC_FLAG: Record<'zlib' | 'lzo' | 'snappy' | 'zstd', string> = { zlib: '-c', lzo: '-l', snappy: '-p', zstd: '-z' };
 
 /**
  * Returns compress(page, out, outOff) → stored size, or -1 to store the page raw. The output
@@ -137,9 +156,7 @@ export function pageCompressor(cfg: WorkerConfig): ((page: Uint8Array, out: Uint
     }
   }
   const c = nodeCodecs().get(codec);
-  if (!c?.compress) {
-    throw new VmcoreError('CODEC_UNAVAILABLE', `no ${codec} compressor in this installation (install the optional native module)`, { field: codec });
-  }
+  if (!c?.compress) throw codecUnavailable(codec, cfg.noNative);
   const fn = c.compress;
   const lvl = codec === 'zlib' || codec === 'zstd' ? level : undefined;
   return (page, out, outOff) => {
