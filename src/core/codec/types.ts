@@ -45,8 +45,8 @@ export class MapCodecRegistry implements CodecRegistry {
   /**
    * Register `name` to be loaded when it is first asked for (get, list): `load` returns the codec,
    * or undefined when it cannot be had (a native module not installed; a load that throws counts
-   * as that), and the codec registered before it (a portable one) then stays. Loading a native module costs milliseconds per thread;
-   * a command that uses one codec loads only that one.
+   * as that), and the codec registered before it (a portable one) then stays. Loading a native
+   * module costs milliseconds per thread; a command that uses one codec loads only that one.
    */
   registerLazy(name: CodecName, load: () => Codec | undefined): this {
     this.lazy.set(name, load);
