@@ -204,3 +204,26 @@ test("a FIFO opened for reading is grown to 1 MiB (F_SETPIPE_SZ) when the addon 
   }
   assert.equal(FIFO_PIPE_BYTES, 1 << 20);
 });
+
+test('a pipe given as a descriptor (standard input from a shell pipe) is grown the same way', { skip: nativeAddon()?.pipeSize ? false : 'the native addon is not built on this machine' }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'vmcore-pipe-'));
+  const fifo = join(dir, 'fifo');
+  execFileSync('mkfifo', [fifo]);
+  const fd = openSync(fifo, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
+  const r = await directReader(fd);
+  try {
+    const w = openSync(fifo, fsConstants.O_WRONLY | fsConstants.O_NONBLOCK);
+    try {
+      const data = pattern(512 << 10);
+      assert.equal(writeSync(w, data), data.length);
+      const got = new Uint8Array(data.length);
+      assert.equal(await r.readFull(got), data.length);
+      assert.deepEqual(got, data);
+    } finally {
+      closeSync(w);
+    }
+  } finally {
+    r.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -171,6 +171,7 @@ class FdReader implements DirectByteStream {
  */
 export async function directReader(fd: number, own = true): Promise<DirectByteStream> {
   const st = await new Promise<import('node:fs').Stats>((res, rej) => fstat(fd, (e, s) => (e ? rej(e) : res(s))));
+  if (st.isFIFO()) growPipe(fd); // a pipe from a shell (`makedumpfile -F | vmcore convert -`) as QEMU's FIFO
   if (st.isFIFO() || st.isSocket()) return new SocketReader(fd);
   return new FdReader(fd, own);
 }
